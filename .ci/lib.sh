@@ -1,0 +1,35 @@
+# Shared by .ci/run, .ci/demo and .ci/bench: build and install fluent, and
+# run a throwaway PostgreSQL 15 cluster owned by `postgres` (initdb refuses
+# root). Source it; it changes nothing until a function is called.
+
+PG_BIN=/usr/lib/postgresql/15/bin
+PG_CONFIG=$PG_BIN/pg_config
+export PATH="$HOME/.cargo/bin:$PATH"
+
+fluent_setup() {
+    bash "$(dirname "${BASH_SOURCE[0]}")/setup"
+}
+
+# Builds fluent in release mode and installs it into the system PostgreSQL.
+fluent_install() {
+    cargo pgrx install --release --pg-config "$PG_CONFIG" >/dev/null
+}
+
+# fluent_start_cluster DIR PORT: a fresh cluster in DIR listening on a unix
+# socket in DIR only. Connect with: psql -h DIR -p PORT -U postgres
+fluent_start_cluster() {
+    local dir=$1 port=$2
+    rm -rf "$dir"
+    mkdir -p "$dir"
+    chown postgres:postgres "$dir"
+    runuser -u postgres -- "$PG_BIN/initdb" -D "$dir/data" -U postgres --auth=trust \
+        --encoding=UTF8 --locale=C >"$dir/initdb.log" 2>&1
+    runuser -u postgres -- "$PG_BIN/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w \
+        -o "-p $port -k $dir -c listen_addresses='' -c max_worker_processes=8 -c max_parallel_workers_per_gather=2" \
+        start >/dev/null
+}
+
+fluent_stop_cluster() {
+    local dir=$1
+    [ -d "$dir/data" ] && runuser -u postgres -- "$PG_BIN/pg_ctl" -D "$dir/data" -m fast -w stop >/dev/null 2>&1 || true
+}

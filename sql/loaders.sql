@@ -1,0 +1,63 @@
+-- Queries the per-backend cache is filled from (src/catalog.rs).
+--
+-- They are SQL-standard bodies (BEGIN ATOMIC): names and operators are
+-- resolved once, when the extension is created, so the search_path of the
+-- session that happens to trigger a cache load cannot redirect them. The
+-- loader runs them as the catalog owner; nobody else may execute them.
+
+CREATE FUNCTION fluent._load_workspace(p_workspace text)
+RETURNS TABLE (workspace_id int, module_id int, module text, parent_id int, action_id int, action text)
+LANGUAGE sql STABLE PARALLEL SAFE
+BEGIN ATOMIC
+    SELECT w.workspace_id, m.module_id, m.name, m.parent_id, a.action_id, a.name
+      FROM fluent.workspaces w
+      LEFT JOIN fluent.modules m ON m.workspace_id = w.workspace_id
+      LEFT JOIN fluent.actions a ON a.module_id = m.module_id
+     WHERE w.name = p_workspace
+     ORDER BY m.module_id, a.action_id;
+END;
+
+CREATE FUNCTION fluent._load_user(p_user text)
+RETURNS TABLE (user_id bigint, status text)
+LANGUAGE sql STABLE PARALLEL SAFE
+BEGIN ATOMIC
+    SELECT u.user_id, u.status::text FROM fluent.users u WHERE u.user_key = p_user;
+END;
+
+CREATE FUNCTION fluent._load_grants(p_workspace_id int, p_user_id bigint)
+RETURNS TABLE (role_id int, action_id int, scope text)
+LANGUAGE sql STABLE PARALLEL SAFE
+BEGIN ATOMIC
+    SELECT g.role_id, p.action_id, p.scope::text
+      FROM fluent.grants g
+      LEFT JOIN fluent.permissions p ON p.role_id = g.role_id
+     WHERE g.workspace_id = p_workspace_id AND g.user_id = p_user_id
+     ORDER BY g.role_id;
+END;
+
+-- The users whose rows scope `team` adds: members of the teams the user leads
+-- in this workspace, and everyone below the user in the reporting line.
+CREATE FUNCTION fluent._load_team(p_workspace_id int, p_user_id bigint)
+RETURNS TABLE (user_key text)
+LANGUAGE sql STABLE PARALLEL SAFE
+BEGIN ATOMIC
+    WITH RECURSIVE reports AS (
+        SELECT u.user_id FROM fluent.users u WHERE u.manager_id = p_user_id
+        UNION
+        SELECT u.user_id FROM fluent.users u JOIN reports r ON u.manager_id = r.user_id
+    ), led AS (
+        SELECT m.user_id
+          FROM fluent.team_members l
+          JOIN fluent.team_members m ON m.team_id = l.team_id
+         WHERE l.user_id = p_user_id AND l.is_lead AND l.workspace_id = p_workspace_id
+    ), reached AS (
+        SELECT user_id FROM reports UNION SELECT user_id FROM led
+    )
+    SELECT u.user_key
+      FROM reached r JOIN fluent.users u ON u.user_id = r.user_id
+     WHERE u.user_id <> p_user_id
+     ORDER BY u.user_key;
+END;
+
+REVOKE ALL ON FUNCTION fluent._load_workspace(text), fluent._load_user(text),
+    fluent._load_grants(int, bigint), fluent._load_team(int, bigint) FROM PUBLIC;

@@ -1,0 +1,238 @@
+//! The per-backend permission cache.
+//!
+//! `fluent_can` must not query the catalog in the steady state, so each
+//! backend keeps what it has read, per workspace and per user, and drops all
+//! of it when the catalog changes. Coherence comes from PostgreSQL's own
+//! invalidation messages, as in Citus' metadata cache: a statement trigger on
+//! every catalog table sends a relcache invalidation for a sentinel relation
+//! (`fluent.workspaces`); it is delivered to every backend when the writing
+//! transaction commits (and to the writer itself at once), and our callback
+//! only bumps a generation counter. The next lookup sees the new generation
+//! and starts from an empty cache.
+//!
+//! One subtlety: a load made inside a transaction that had already received
+//! an invalidation may have read through a snapshot older than the change
+//! (REPEATABLE READ, or a statement snapshot taken before the message was
+//! processed). Such loads are only trusted until the end of that
+//! transaction: the transaction callback bumps the generation once more.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+
+use pgrx::pg_sys;
+
+use crate::catalog::{self, WorkspaceModel};
+use crate::error::FluentError;
+use crate::scope::{effective_scopes, Scope};
+
+/// Bumped by the invalidation callbacks; the cache is valid for one value.
+static GENERATION: AtomicU64 = AtomicU64::new(0);
+/// An invalidation arrived during the current transaction.
+static INVALIDATED_IN_XACT: AtomicBool = AtomicBool::new(false);
+/// OID of the sentinel relation, or 0 while unknown.
+static SENTINEL: AtomicU32 = AtomicU32::new(0);
+
+/// Registers the invalidation callbacks; called once from `_PG_init`.
+pub fn init() {
+    unsafe {
+        pg_sys::CacheRegisterRelcacheCallback(Some(relcache_callback), pg_sys::Datum::from(0));
+        pg_sys::RegisterXactCallback(Some(xact_callback), std::ptr::null_mut());
+    }
+}
+
+/// Marks every backend's cache stale when the current transaction commits
+/// (and this backend's at the next command). Called by the catalog triggers.
+pub fn invalidate_all_backends() {
+    if let Some(relid) = catalog::sentinel_relid() {
+        unsafe { pg_sys::CacheInvalidateRelcacheByRelid(relid) }
+    }
+}
+
+#[pgrx::pg_guard]
+unsafe extern "C-unwind" fn relcache_callback(_arg: pg_sys::Datum, relid: pg_sys::Oid) {
+    // Only mark stale: no catalog access is allowed here.
+    let sentinel = SENTINEL.load(Ordering::Relaxed);
+    if relid == pg_sys::InvalidOid || sentinel == 0 || relid.to_u32() == sentinel {
+        GENERATION.fetch_add(1, Ordering::Relaxed);
+        INVALIDATED_IN_XACT.store(true, Ordering::Relaxed);
+    }
+}
+
+#[pgrx::pg_guard]
+unsafe extern "C-unwind" fn xact_callback(event: pg_sys::XactEvent::Type, _arg: *mut std::ffi::c_void) {
+    use pg_sys::XactEvent::*;
+    if matches!(event, XACT_EVENT_COMMIT | XACT_EVENT_ABORT | XACT_EVENT_PARALLEL_COMMIT | XACT_EVENT_PARALLEL_ABORT | XACT_EVENT_PREPARE)
+        && INVALIDATED_IN_XACT.swap(false, Ordering::Relaxed)
+    {
+        GENERATION.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// What one user may do in one workspace.
+struct UserEntry {
+    /// Effective scope per slot; empty when the user is unknown or not active.
+    scopes: Vec<Scope>,
+    /// Keys of the users scope `team` reaches besides the user, loaded on first use.
+    team: Option<Rc<Vec<String>>>,
+    user_id: Option<i64>,
+}
+
+struct WorkspaceEntry {
+    model: Rc<WorkspaceModel>,
+    users: HashMap<String, UserEntry>,
+}
+
+#[derive(Default)]
+struct Cache {
+    generation: Option<u64>,
+    /// `None` caches that a workspace does not exist.
+    workspaces: HashMap<String, Option<WorkspaceEntry>>,
+    /// user key -> (user_id, status); `None` caches an unknown user.
+    users: HashMap<String, Option<catalog::UserRecord>>,
+}
+
+thread_local! {
+    static CACHE: RefCell<Cache> = RefCell::new(Cache::default());
+}
+
+fn refresh_if_stale() {
+    let current = GENERATION.load(Ordering::Relaxed);
+    if CACHE.with_borrow(|c| c.generation == Some(current)) {
+        return;
+    }
+    // Resolve the sentinel before reading anything, so that a change
+    // committed while we load is not missed.
+    SENTINEL.store(catalog::sentinel_relid().map_or(0, |o| o.to_u32()), Ordering::Relaxed);
+    CACHE.with_borrow_mut(|c| {
+        *c = Cache { generation: Some(current), ..Default::default() };
+    });
+}
+
+/// Loads (at most once per generation) and returns the workspace model.
+fn workspace_model(workspace: &str) -> Option<Rc<WorkspaceModel>> {
+    if let Some(cached) = CACHE.with_borrow(|c| c.workspaces.get(workspace).map(|w| w.as_ref().map(|w| w.model.clone()))) {
+        return cached;
+    }
+    // No borrow is held while SPI runs: loading may process invalidations.
+    let loaded = catalog::load_workspace(workspace).map(Rc::new);
+    CACHE.with_borrow_mut(|c| {
+        c.workspaces.insert(
+            workspace.to_owned(),
+            loaded.clone().map(|model| WorkspaceEntry { model, users: HashMap::new() }),
+        )
+    });
+    loaded
+}
+
+/// The user's catalog record: `None` for an unknown user.
+pub fn user_status(user: &str) -> Option<String> {
+    refresh_if_stale();
+    user_record(user).map(|(_, status)| status)
+}
+
+fn user_record(user: &str) -> Option<(i64, String)> {
+    if let Some(cached) = CACHE.with_borrow(|c| c.users.get(user).map(|r| r.as_ref().map(|r| (r.user_id, r.status.clone())))) {
+        return cached;
+    }
+    let loaded = catalog::load_user(user);
+    let result = loaded.as_ref().map(|r| (r.user_id, r.status.clone()));
+    CACHE.with_borrow_mut(|c| c.users.insert(user.to_owned(), loaded));
+    result
+}
+
+pub fn workspace_exists(workspace: &str) -> bool {
+    refresh_if_stale();
+    workspace_model(workspace).is_some()
+}
+
+/// Resolves a (module, action) name pair to its slot, or the error to raise.
+fn slot_of(model: &WorkspaceModel, workspace: &str, module: &str, action: &str) -> Result<usize, FluentError> {
+    let actions = model.modules.get(module).ok_or_else(|| FluentError::UnknownModule {
+        module: module.to_owned(),
+        workspace: workspace.to_owned(),
+    })?;
+    actions
+        .get(action)
+        .copied()
+        .ok_or_else(|| FluentError::UnknownAction { module: module.to_owned(), action: action.to_owned() })
+}
+
+fn load_user_entry(model: &WorkspaceModel, user: &str) -> UserEntry {
+    let Some((user_id, status)) = user_record(user) else {
+        return UserEntry { scopes: Vec::new(), team: Some(Rc::default()), user_id: None };
+    };
+    // Ghost and disabled users are granted nothing, whatever they hold.
+    let scopes = if status == "active" {
+        effective_scopes(&model.slots, &catalog::load_role_permissions(model, user_id))
+    } else {
+        Vec::new()
+    };
+    UserEntry { scopes, team: None, user_id: Some(user_id) }
+}
+
+/// The scope `user` has on `module.action` in `workspace`. Unknown users
+/// get `none`; unknown modules and actions are errors.
+pub fn scope(workspace: &str, user: &str, module: &str, action: &str) -> Result<Scope, FluentError> {
+    refresh_if_stale();
+    // Fast path: everything is cached, no allocation.
+    let hit = CACHE.with_borrow(|c| {
+        let ws = c.workspaces.get(workspace)?.as_ref()?;
+        let slot = slot_of(&ws.model, workspace, module, action);
+        let entry = ws.users.get(user);
+        Some(slot.map(|slot| entry.map(|e| e.scopes.get(slot).copied().unwrap_or_default())))
+    });
+    match hit {
+        Some(Ok(Some(scope))) => return Ok(scope),
+        Some(Err(e)) => return Err(e),
+        _ => {}
+    }
+    let model = workspace_model(workspace)
+        .ok_or_else(|| FluentError::UnknownWorkspace { workspace: workspace.to_owned() })?;
+    let slot = slot_of(&model, workspace, module, action)?;
+    let entry = load_user_entry(&model, user);
+    let scope = entry.scopes.get(slot).copied().unwrap_or_default();
+    CACHE.with_borrow_mut(|c| {
+        if let Some(Some(ws)) = c.workspaces.get_mut(workspace) {
+            ws.users.insert(user.to_owned(), entry);
+        }
+    });
+    Ok(scope)
+}
+
+/// The users whose rows `user` reaches with `scope`, the user first:
+/// nobody for `none`, the user for `own`, plus their team and reporting
+/// line for `team` and `all` (`all` also reaches every other row, which the
+/// policies test separately).
+pub fn reached_users(workspace: &str, user: &str, scope: Scope) -> Rc<Vec<String>> {
+    if scope == Scope::None {
+        return Rc::default();
+    }
+    if scope == Scope::Own {
+        return Rc::new(vec![user.to_owned()]);
+    }
+    let cached = CACHE.with_borrow(|c| {
+        let entry = c.workspaces.get(workspace)?.as_ref()?.users.get(user)?;
+        Some((entry.team.clone(), entry.user_id, c.workspaces.get(workspace)?.as_ref()?.model.workspace_id))
+    });
+    let Some((team, user_id, workspace_id)) = cached else {
+        return Rc::new(vec![user.to_owned()]);
+    };
+    if let Some(team) = team {
+        return team;
+    }
+    let mut keys = vec![user.to_owned()];
+    if let Some(user_id) = user_id {
+        keys.extend(catalog::load_team(workspace_id, user_id));
+    }
+    let keys = Rc::new(keys);
+    CACHE.with_borrow_mut(|c| {
+        if let Some(Some(ws)) = c.workspaces.get_mut(workspace) {
+            if let Some(entry) = ws.users.get_mut(user) {
+                entry.team = Some(keys.clone());
+            }
+        }
+    });
+    keys
+}

@@ -1,0 +1,202 @@
+//! Permission checks: `fluent_can`, `fluent_scope`, and the functions the
+//! generated row-level policies call (schema `fluent`, prefix `rls_`).
+//!
+//! All answer from the per-backend cache (src/cache.rs). The policy helpers
+//! take no row values: a policy wraps each call in a scalar sub-select, so it
+//! runs once per query as an InitPlan and the rows are compared against its
+//! result with `= ANY(...)`.
+
+use pgrx::prelude::*;
+
+use crate::cache;
+use crate::error::FluentError;
+use crate::gucs;
+use crate::scope::Scope;
+
+fn required<'a>(value: Option<&'a str>, argument: &'static str) -> &'a str {
+    value.unwrap_or_else(|| {
+        FluentError::NullArgument { argument, hint: "Pass the module and action names declared with fluent_create_module()." }
+            .report()
+    })
+}
+
+/// Scope of `user` (nobody when NULL) on `module.action` in the current
+/// workspace; an unknown module or action is an error.
+fn scope_of(user: Option<&str>, module: Option<&str>, action: Option<&str>) -> Scope {
+    let (module, action) = (required(module, "module"), required(action, "action"));
+    gucs::with_acting(|_, workspace| {
+        let Some(user) = user else {
+            // Still validate the names, so a typo fails for everyone alike.
+            cache::scope(workspace, "", module, action).unwrap_or_else(|e| e.report());
+            return Scope::None;
+        };
+        cache::scope(workspace, user, module, action).unwrap_or_else(|e| e.report())
+    })
+}
+
+/// Whether `user_key` may perform `action` on `module` at any scope.
+#[pg_extern(stable, parallel_safe)]
+fn fluent_can(user_key: Option<&str>, module: Option<&str>, action: Option<&str>) -> bool {
+    scope_of(user_key, module, action) > Scope::None
+}
+
+/// Whether the acting user (fluent_set_user) may perform `action` on `module`.
+#[pg_extern(stable, parallel_safe, name = "fluent_can")]
+fn fluent_can_acting(module: Option<&str>, action: Option<&str>) -> bool {
+    gucs::with_acting(|user, _| scope_of(user, module, action) > Scope::None)
+}
+
+/// The scope (`none`, `own`, `team` or `all`) `user_key` has on `module.action`.
+#[pg_extern(stable, parallel_safe)]
+fn fluent_scope(user_key: Option<&str>, module: Option<&str>, action: Option<&str>) -> &'static str {
+    scope_of(user_key, module, action).as_str()
+}
+
+/// The scope the acting user has on `module.action`.
+#[pg_extern(stable, parallel_safe, name = "fluent_scope")]
+fn fluent_scope_acting(module: Option<&str>, action: Option<&str>) -> &'static str {
+    gucs::with_acting(|user, _| scope_of(user, module, action)).as_str()
+}
+
+/// A type that owner, assignment and workspace columns can have, and how a
+/// user or workspace key reads as that type. Keys that do not parse match
+/// no row.
+trait KeyType: Sized {
+    fn parse(key: &str) -> Option<Self>;
+}
+
+impl KeyType for String {
+    fn parse(key: &str) -> Option<Self> {
+        Some(key.to_owned())
+    }
+}
+
+impl KeyType for i64 {
+    fn parse(key: &str) -> Option<Self> {
+        key.trim().parse().ok()
+    }
+}
+
+impl KeyType for pgrx::Uuid {
+    /// Accepts what PostgreSQL's uuid input accepts: 32 hex digits, with
+    /// optional hyphens and optional surrounding braces.
+    fn parse(key: &str) -> Option<Self> {
+        let key = key.trim();
+        let key = key.strip_prefix('{').and_then(|k| k.strip_suffix('}')).unwrap_or(key);
+        let hex: Vec<u8> = key.bytes().filter(|b| *b != b'-').collect();
+        if hex.len() != 32 || key.starts_with('-') || key.ends_with('-') {
+            return None;
+        }
+        let mut bytes = [0u8; 16];
+        for (i, pair) in hex.chunks(2).enumerate() {
+            bytes[i] = u8::from_str_radix(std::str::from_utf8(pair).ok()?, 16).ok()?;
+        }
+        Some(pgrx::Uuid::from_bytes(bytes))
+    }
+}
+
+/// The acting user's scope for a policy: unknown modules and a missing
+/// user deny instead of failing the query.
+fn policy_scope(workspace: &str, user: Option<&str>, module: &str, action: &str) -> Scope {
+    user.and_then(|user| cache::scope(workspace, user, module, action).ok()).unwrap_or_default()
+}
+
+fn reached_keys<K: KeyType>(module: &str, action: &str) -> Vec<K> {
+    gucs::with_acting(|user, workspace| {
+        let scope = policy_scope(workspace, user, module, action);
+        let Some(user) = user else { return Vec::new() };
+        cache::reached_users(workspace, user, scope).iter().filter_map(|k| K::parse(k)).collect()
+    })
+}
+
+fn workspace_keys<K: KeyType>() -> Vec<K> {
+    gucs::with_acting(|_, workspace| K::parse(workspace).into_iter().collect())
+}
+
+#[pg_schema]
+mod fluent {
+    use super::*;
+
+    /// Whether the acting user has scope `all` on `module.action`.
+    #[pg_extern(stable, parallel_safe)]
+    fn rls_all(module: &str, action: &str) -> bool {
+        gucs::with_acting(|user, workspace| policy_scope(workspace, user, module, action) == Scope::All)
+    }
+
+    /// Whether the acting user has any scope on `module.action`.
+    #[pg_extern(stable, parallel_safe)]
+    fn rls_any(module: &str, action: &str) -> bool {
+        gucs::with_acting(|user, workspace| policy_scope(workspace, user, module, action) > Scope::None)
+    }
+
+    /// Keys of the users whose rows the acting user reaches on
+    /// `module.action`, for text owner columns.
+    #[pg_extern(stable, parallel_safe)]
+    fn rls_owner_keys(module: &str, action: &str) -> Vec<String> {
+        reached_keys(module, action)
+    }
+
+    /// The same keys, for integer owner columns.
+    #[pg_extern(stable, parallel_safe)]
+    fn rls_owner_ids(module: &str, action: &str) -> Vec<i64> {
+        reached_keys(module, action)
+    }
+
+    /// The same keys, for uuid owner columns.
+    #[pg_extern(stable, parallel_safe)]
+    fn rls_owner_uuids(module: &str, action: &str) -> Vec<pgrx::Uuid> {
+        reached_keys(module, action)
+    }
+
+    /// The current workspace as a one-element array, for text workspace columns.
+    #[pg_extern(stable, parallel_safe)]
+    fn rls_workspace_keys() -> Vec<String> {
+        workspace_keys()
+    }
+
+    /// The current workspace, for integer workspace columns.
+    #[pg_extern(stable, parallel_safe)]
+    fn rls_workspace_ids() -> Vec<i64> {
+        workspace_keys()
+    }
+
+    /// The current workspace, for uuid workspace columns.
+    #[pg_extern(stable, parallel_safe)]
+    fn rls_workspace_uuids() -> Vec<pgrx::Uuid> {
+        workspace_keys()
+    }
+
+    /// Statement trigger on the catalog tables: tells every backend to drop
+    /// its cached permissions when this transaction commits.
+    #[pg_trigger]
+    fn invalidate_cache<'a>(
+        _trigger: &'a pgrx::PgTrigger<'a>,
+    ) -> Result<Option<PgHeapTuple<'a, AllocatedByPostgres>>, std::convert::Infallible> {
+        cache::invalidate_all_backends();
+        Ok(None)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::KeyType;
+
+    #[test]
+    fn integer_keys_parse_and_others_do_not() {
+        assert_eq!(<i64 as KeyType>::parse("42"), Some(42));
+        assert_eq!(<i64 as KeyType>::parse("-7"), Some(-7));
+        assert_eq!(<i64 as KeyType>::parse("alice"), None);
+        assert_eq!(<i64 as KeyType>::parse(""), None);
+    }
+
+    #[test]
+    fn uuid_keys_parse_in_postgres_formats() {
+        let canonical = <pgrx::Uuid as KeyType>::parse("a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11").unwrap();
+        for other in ["A0EEBC99-9C0B-4EF8-BB6D-6BB9BD380A11", "{a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11}", "a0eebc999c0b4ef8bb6d6bb9bd380a11"] {
+            assert_eq!(<pgrx::Uuid as KeyType>::parse(other), Some(canonical), "{other}");
+        }
+        for bad in ["alice", "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a1", "-a0eebc999c0b4ef8bb6d6bb9bd380a11", "g0eebc999c0b4ef8bb6d6bb9bd380a11"] {
+            assert_eq!(<pgrx::Uuid as KeyType>::parse(bad), None, "{bad}");
+        }
+    }
+}

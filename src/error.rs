@@ -1,0 +1,106 @@
+//! The errors fluent raises from Rust, each mapped to its SQLSTATE here and
+//! nowhere else. (The PL/pgSQL administration functions in `sql/admin.sql`
+//! raise the same codes for the same kinds of mistakes.)
+
+use pgrx::pg_sys::panic::ErrorReport;
+use pgrx::{PgLogLevel, PgSqlErrorCode};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FluentError {
+    /// A module name the current workspace does not have.
+    UnknownModule { module: String, workspace: String },
+    /// An action the module does not declare.
+    UnknownAction { module: String, action: String },
+    /// A user key that is not in `fluent.users`.
+    UnknownUser { user: String },
+    /// A workspace name that is not in `fluent.workspaces`.
+    UnknownWorkspace { workspace: String },
+    /// A user who may not act (ghost or disabled).
+    UserCannotSignIn { user: String, status: String },
+    /// A NULL where a value is required.
+    NullArgument { argument: &'static str, hint: &'static str },
+    /// The calling role is not trusted to choose the acting user or workspace.
+    NotTrusted { what: &'static str },
+}
+
+impl FluentError {
+    fn sqlstate(&self) -> PgSqlErrorCode {
+        use FluentError::*;
+        match self {
+            UnknownModule { .. } | UnknownAction { .. } | UnknownUser { .. } | UnknownWorkspace { .. } => {
+                PgSqlErrorCode::ERRCODE_UNDEFINED_OBJECT
+            }
+            UserCannotSignIn { .. } => PgSqlErrorCode::ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION,
+            NullArgument { .. } => PgSqlErrorCode::ERRCODE_NULL_VALUE_NOT_ALLOWED,
+            NotTrusted { .. } => PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
+        }
+    }
+
+    fn message(&self) -> String {
+        use FluentError::*;
+        match self {
+            UnknownModule { module, workspace } => {
+                format!("fluent module \"{module}\" does not exist in workspace \"{workspace}\"")
+            }
+            UnknownAction { module, action } => {
+                format!("fluent module \"{module}\" has no action \"{action}\"")
+            }
+            UnknownUser { user } => format!("fluent user \"{user}\" does not exist"),
+            UnknownWorkspace { workspace } => format!("fluent workspace \"{workspace}\" does not exist"),
+            UserCannotSignIn { user, status } => {
+                format!("fluent user \"{user}\" is {status} and cannot act")
+            }
+            NullArgument { argument, .. } => format!("{argument} must not be NULL"),
+            NotTrusted { what } => format!("permission denied to set the fluent {what}"),
+        }
+    }
+
+    fn hint(&self) -> String {
+        use FluentError::*;
+        match self {
+            UnknownModule { .. } => {
+                "Create it with fluent_create_module(), or check the name and the current workspace (fluent_current_workspace())."
+                    .into()
+            }
+            UnknownAction { .. } => {
+                "Actions are declared by fluent_create_module(module, actions); see fluent.actions.".into()
+            }
+            UnknownUser { .. } => "Create the user with fluent_create_user().".into(),
+            UnknownWorkspace { .. } => "Create it with fluent_create_workspace().".into(),
+            UserCannotSignIn { .. } => "Activate the user with fluent_set_user_status(user, 'active').".into(),
+            NullArgument { hint, .. } => (*hint).into(),
+            NotTrusted { .. } => {
+                "Only superusers and members of fluent_authenticator or fluent_admin may; set it before SET ROLE to the application role."
+                    .into()
+            }
+        }
+    }
+
+    /// Raises the error in PostgreSQL; the current statement is aborted.
+    #[track_caller]
+    pub fn report(self) -> ! {
+        ErrorReport::new(self.sqlstate(), self.message(), "fluent")
+            .set_hint(self.hint())
+            .report(PgLogLevel::ERROR);
+        unreachable!("ERROR does not return")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_names_are_undefined_object() {
+        let e = FluentError::UnknownAction { module: "invoices".into(), action: "fly".into() };
+        assert_eq!(e.sqlstate(), PgSqlErrorCode::ERRCODE_UNDEFINED_OBJECT);
+        assert!(e.message().contains("\"fly\""));
+        assert!(e.hint().contains("fluent_create_module"));
+    }
+
+    #[test]
+    fn untrusted_caller_is_insufficient_privilege() {
+        let e = FluentError::NotTrusted { what: "user" };
+        assert_eq!(e.sqlstate(), PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE);
+    }
+}

@@ -1,0 +1,77 @@
+//! The settings that carry the acting end user and workspace.
+//!
+//! They are GUCs, not backend-local variables, because PostgreSQL hands GUCs
+//! to parallel workers and restores them at transaction and subtransaction
+//! end. They are `PGC_SUSET`, so that an application role cannot `SET` them:
+//! only a superuser can, or `fluent_set_user()` / `fluent_set_workspace()`
+//! after checking that the calling role is trusted (src/identity.rs).
+
+use std::ffi::{CStr, CString};
+
+use pgrx::guc::{GucContext, GucFlags, GucRegistry, GucSetting};
+use pgrx::pg_sys;
+
+static USER: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
+static WORKSPACE: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(Some(c"default"));
+
+pub const USER_GUC: &CStr = c"fluent.user";
+pub const WORKSPACE_GUC: &CStr = c"fluent.workspace";
+
+pub fn init() {
+    GucRegistry::define_string_guc(
+        USER_GUC,
+        c"The end user the session acts for.",
+        c"Set with fluent_set_user(); row-level policies and fluent_can(module, action) use it. Empty means nobody.",
+        &USER,
+        GucContext::Suset,
+        GucFlags::NOT_WHILE_SEC_REST,
+    );
+    GucRegistry::define_string_guc(
+        WORKSPACE_GUC,
+        c"The fluent workspace (tenant) the session acts in.",
+        c"Set with fluent_set_workspace().",
+        &WORKSPACE,
+        GucContext::Suset,
+        GucFlags::NOT_WHILE_SEC_REST,
+    );
+    // Nobody may create other fluent.* settings: a placeholder set before
+    // the library loaded would otherwise look like ours.
+    unsafe { pg_sys::MarkGUCPrefixReserved(c"fluent".as_ptr()) };
+}
+
+/// Reads a string GUC without copying. The value lives until the setting
+/// changes, which cannot happen while the caller's closure runs.
+fn read(setting: &GucSetting<Option<CString>>) -> Option<&'static str> {
+    unsafe {
+        let raw = *setting.as_ptr();
+        if raw.is_null() {
+            return None;
+        }
+        CStr::from_ptr(raw).to_str().ok().filter(|s| !s.is_empty())
+    }
+}
+
+/// Calls `f` with the acting user (if any) and the current workspace.
+pub fn with_acting<R>(f: impl FnOnce(Option<&str>, &str) -> R) -> R {
+    f(read(&USER), read(&WORKSPACE).unwrap_or("default"))
+}
+
+/// Sets one of fluent's settings for the session or, with `local`, for the
+/// current transaction. The caller has already checked that the current
+/// role may.
+pub fn set(name: &CStr, value: &str, local: bool) {
+    let value = CString::new(value).unwrap_or_else(|_| pgrx::error!("{name:?} must not contain NUL bytes"));
+    let action = if local { pg_sys::GucAction::GUC_ACTION_LOCAL } else { pg_sys::GucAction::GUC_ACTION_SET };
+    unsafe {
+        pg_sys::set_config_option(
+            name.as_ptr(),
+            value.as_ptr(),
+            pg_sys::GucContext::PGC_SUSET,
+            pg_sys::GucSource::PGC_S_SESSION,
+            action,
+            true,
+            pgrx::PgLogLevel::ERROR as i32,
+            false,
+        );
+    }
+}

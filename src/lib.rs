@@ -1,0 +1,68 @@
+//! fluent: role-based, row-level permissions enforced inside PostgreSQL.
+//!
+//! Module map:
+//! - `scope`: scopes and their resolution over roles and module inheritance (pure logic)
+//! - `catalog`: reading the catalog tables (`sql/catalog.sql`) as the catalog owner
+//! - `cache`: the per-backend cache and its invalidation
+//! - `gucs`: the settings that carry the acting user and workspace
+//! - `identity`: `fluent_set_user` and friends, with the trusted-role check
+//! - `checks`: `fluent_can`, `fluent_scope` and the row-level policy helpers
+//! - `error`: every error raised from Rust, with its SQLSTATE
+//!
+//! Administration and `fluent_protect` are PL/pgSQL in `sql/`.
+
+use pgrx::prelude::*;
+
+mod cache;
+mod catalog;
+mod checks;
+mod error;
+mod gucs;
+mod identity;
+mod scope;
+
+#[cfg(any(test, feature = "pg_test"))]
+mod tests;
+
+::pgrx::pg_module_magic!();
+
+extension_sql_file!("../sql/catalog.sql", name = "catalog", bootstrap);
+extension_sql_file!("../sql/loaders.sql", name = "loaders", requires = ["catalog"]);
+extension_sql_file!(
+    "../sql/triggers.sql",
+    name = "triggers",
+    requires = ["loaders", checks::fluent::invalidate_cache]
+);
+extension_sql_file!("../sql/admin.sql", name = "admin", requires = ["triggers"]);
+extension_sql_file!(
+    "../sql/rls.sql",
+    name = "rls",
+    requires = [
+        "admin",
+        checks::fluent::rls_all,
+        checks::fluent::rls_any,
+        checks::fluent::rls_owner_keys,
+        checks::fluent::rls_owner_ids,
+        checks::fluent::rls_owner_uuids,
+        checks::fluent::rls_workspace_keys,
+        checks::fluent::rls_workspace_ids,
+        checks::fluent::rls_workspace_uuids
+    ]
+);
+extension_sql_file!("../sql/privileges.sql", name = "privileges", finalize);
+
+#[pg_guard]
+pub extern "C-unwind" fn _PG_init() {
+    gucs::init();
+    cache::init();
+}
+
+/// Hooks for `cargo pgrx test`.
+#[cfg(test)]
+pub mod pg_test {
+    pub fn setup(_options: Vec<&str>) {}
+
+    pub fn postgresql_conf_options() -> Vec<&'static str> {
+        vec![]
+    }
+}

@@ -1,0 +1,1 @@
+// pg_tests: filled in below
