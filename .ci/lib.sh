@@ -24,7 +24,8 @@ fluent_start_cluster() {
     chown postgres:postgres "$dir"
     runuser -u postgres -- "$PG_BIN/initdb" -D "$dir/data" -U postgres --auth=trust \
         --encoding=UTF8 --locale=C >"$dir/initdb.log" 2>&1
-    runuser -u postgres -- "$PG_BIN/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w \
+    # A backtrace in every error DETAIL is for debugging pgrx, not for users.
+    runuser -u postgres -- env -u RUST_BACKTRACE -u RUST_LIB_BACKTRACE "$PG_BIN/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w \
         -o "-p $port -k $dir -c listen_addresses='' -c max_worker_processes=8 -c max_parallel_workers_per_gather=2" \
         start >/dev/null
 }

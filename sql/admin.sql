@@ -28,7 +28,7 @@ END $$;
 CREATE FUNCTION fluent._workspace_id() RETURNS int
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
-    ws text := current_setting('fluent.workspace');
+    ws text := @extschema@.fluent_current_workspace();
     id int;
 BEGIN
     PERFORM fluent._require_admin();
@@ -63,7 +63,7 @@ BEGIN
     PERFORM fluent._not_null(p_role, 'role');
     SELECT role_id INTO id FROM fluent.roles WHERE workspace_id = fluent._workspace_id() AND name = p_role;
     IF id IS NULL THEN
-        RAISE EXCEPTION 'fluent role "%" does not exist in workspace "%"', p_role, current_setting('fluent.workspace')
+        RAISE EXCEPTION 'fluent role "%" does not exist in workspace "%"', p_role, @extschema@.fluent_current_workspace()
             USING ERRCODE = 'undefined_object', HINT = 'Create it with fluent_create_role(); see fluent.roles.';
     END IF;
     RETURN id;
@@ -77,7 +77,7 @@ BEGIN
     PERFORM fluent._not_null(p_module, 'module');
     SELECT module_id INTO id FROM fluent.modules WHERE workspace_id = fluent._workspace_id() AND name = p_module;
     IF id IS NULL THEN
-        RAISE EXCEPTION 'fluent module "%" does not exist in workspace "%"', p_module, current_setting('fluent.workspace')
+        RAISE EXCEPTION 'fluent module "%" does not exist in workspace "%"', p_module, @extschema@.fluent_current_workspace()
             USING ERRCODE = 'undefined_object', HINT = 'Create it with fluent_create_module(); see fluent.modules.';
     END IF;
     RETURN id;
@@ -107,7 +107,7 @@ BEGIN
     PERFORM fluent._not_null(p_team, 'team');
     SELECT team_id INTO id FROM fluent.teams WHERE workspace_id = fluent._workspace_id() AND name = p_team;
     IF id IS NULL THEN
-        RAISE EXCEPTION 'fluent team "%" does not exist in workspace "%"', p_team, current_setting('fluent.workspace')
+        RAISE EXCEPTION 'fluent team "%" does not exist in workspace "%"', p_team, @extschema@.fluent_current_workspace()
             USING ERRCODE = 'undefined_object', HINT = 'Create it with fluent_create_team().';
     END IF;
     RETURN id;

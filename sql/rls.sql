@@ -35,17 +35,25 @@ BEGIN
         USING ERRCODE = 'datatype_mismatch', HINT = 'Use a column of type text, varchar, smallint, integer, bigint or uuid.';
 END $$;
 
+-- The array type the rls_* helpers return for a kind of key. The cast also
+-- makes `col = ANY ((SELECT ...)::type)` compare with the array's elements
+-- instead of reading the sub-select as a set of rows.
+CREATE FUNCTION fluent._key_array_type(kind text) RETURNS text
+LANGUAGE sql IMMUTABLE
+RETURN CASE kind WHEN 'text' THEN 'text[]' WHEN 'int' THEN 'bigint[]' ELSE 'uuid[]' END;
+
 -- The sub-select giving the keys the acting user reaches, typed for a column.
 CREATE FUNCTION fluent._reached_keys_sql(kind text, module text, action text) RETURNS text
 LANGUAGE sql IMMUTABLE
-RETURN format('(SELECT fluent.%s(%L, %L))',
+RETURN format('(SELECT fluent.%s(%L, %L))::%s',
               CASE kind WHEN 'text' THEN 'rls_owner_keys' WHEN 'int' THEN 'rls_owner_ids' ELSE 'rls_owner_uuids' END,
-              module, action);
+              module, action, fluent._key_array_type(kind));
 
 CREATE FUNCTION fluent._workspace_keys_sql(kind text) RETURNS text
 LANGUAGE sql IMMUTABLE
-RETURN format('(SELECT fluent.%s())',
-              CASE kind WHEN 'text' THEN 'rls_workspace_keys' WHEN 'int' THEN 'rls_workspace_ids' ELSE 'rls_workspace_uuids' END);
+RETURN format('(SELECT fluent.%s())::%s',
+              CASE kind WHEN 'text' THEN 'rls_workspace_keys' WHEN 'int' THEN 'rls_workspace_ids' ELSE 'rls_workspace_uuids' END,
+              fluent._key_array_type(kind));
 
 CREATE FUNCTION fluent_protect(
     tbl regclass,

@@ -14,7 +14,7 @@ use pgrx::pg_sys;
 static USER: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
 static WORKSPACE: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(Some(c"default"));
 
-pub const USER_GUC: &CStr = c"fluent.user";
+pub const USER_GUC: &CStr = c"fluent.acting_user";
 pub const WORKSPACE_GUC: &CStr = c"fluent.workspace";
 
 pub fn init() {
@@ -24,7 +24,7 @@ pub fn init() {
         c"Set with fluent_set_user(); row-level policies and fluent_can(module, action) use it. Empty means nobody.",
         &USER,
         GucContext::Suset,
-        GucFlags::NOT_WHILE_SEC_REST,
+        GucFlags::default(),
     );
     GucRegistry::define_string_guc(
         WORKSPACE_GUC,
@@ -32,7 +32,7 @@ pub fn init() {
         c"Set with fluent_set_workspace().",
         &WORKSPACE,
         GucContext::Suset,
-        GucFlags::NOT_WHILE_SEC_REST,
+        GucFlags::default(),
     );
     // Nobody may create other fluent.* settings: a placeholder set before
     // the library loaded would otherwise look like ours.

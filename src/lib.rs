@@ -22,7 +22,9 @@ mod identity;
 mod scope;
 
 #[cfg(any(test, feature = "pg_test"))]
-mod tests;
+pub mod tests;
+#[cfg(test)]
+pub use tests::pg_test;
 
 ::pgrx::pg_module_magic!();
 
@@ -33,7 +35,11 @@ extension_sql_file!(
     name = "triggers",
     requires = ["loaders", checks::fluent::invalidate_cache]
 );
-extension_sql_file!("../sql/admin.sql", name = "admin", requires = ["triggers"]);
+extension_sql_file!(
+    "../sql/admin.sql",
+    name = "admin",
+    requires = ["triggers", identity::fluent_current_workspace]
+);
 extension_sql_file!(
     "../sql/rls.sql",
     name = "rls",
@@ -55,14 +61,4 @@ extension_sql_file!("../sql/privileges.sql", name = "privileges", finalize);
 pub extern "C-unwind" fn _PG_init() {
     gucs::init();
     cache::init();
-}
-
-/// Hooks for `cargo pgrx test`.
-#[cfg(test)]
-pub mod pg_test {
-    pub fn setup(_options: Vec<&str>) {}
-
-    pub fn postgresql_conf_options() -> Vec<&'static str> {
-        vec![]
-    }
 }

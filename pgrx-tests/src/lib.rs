@@ -1,1 +1,62 @@
-//! Shared helpers for fluent integration tests.
+//! Helpers for fluent's integration tests: real connections to a running
+//! PostgreSQL with fluent installed, as the roles an application uses.
+//!
+//! The server is the throwaway cluster `.ci/run` starts; `FLUENT_TEST_HOST`
+//! (a socket directory or host name) and `FLUENT_TEST_PORT` point at it.
+
+use postgres::{Client, NoTls};
+
+/// The login role applications connect as: trusted to choose the end user.
+pub const AUTHENTICATOR: &str = "it_auth";
+/// The unprivileged role queries run as after `SET ROLE`.
+pub const APP: &str = "it_app";
+
+fn config(database: &str, user: &str) -> postgres::Config {
+    let host = std::env::var("FLUENT_TEST_HOST").expect("FLUENT_TEST_HOST names the test server (run via .ci/run)");
+    let port = std::env::var("FLUENT_TEST_PORT").ok().and_then(|p| p.parse().ok()).unwrap_or(5432);
+    let mut config = postgres::Config::new();
+    config.host(&host).port(port).dbname(database).user(user);
+    config
+}
+
+pub fn connect(database: &str, user: &str) -> Client {
+    config(database, user).connect(NoTls).unwrap_or_else(|e| panic!("connect to {database} as {user}: {e}"))
+}
+
+/// Creates an empty database with fluent installed and the test roles in
+/// place, and returns its name.
+pub fn fresh_database(name: &str) -> String {
+    let database = format!("fluent_it_{name}");
+    let mut admin = connect("postgres", "postgres");
+    admin.batch_execute(&format!("DROP DATABASE IF EXISTS {database} WITH (FORCE)")).unwrap();
+    admin.batch_execute(&format!("CREATE DATABASE {database}")).unwrap();
+    let mut db = connect(&database, "postgres");
+    db.batch_execute("CREATE EXTENSION fluent").unwrap();
+    db.batch_execute(&format!(
+        "DO $$ BEGIN
+           IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '{APP}') THEN CREATE ROLE {APP} NOLOGIN; END IF;
+           IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '{AUTHENTICATOR}') THEN CREATE ROLE {AUTHENTICATOR} LOGIN; END IF;
+         END $$;
+         GRANT fluent_authenticator TO {AUTHENTICATOR};
+         GRANT {APP} TO {AUTHENTICATOR};"
+    ))
+    .unwrap();
+    database
+}
+
+/// An application session: logs in as the authenticator, acts for `user`,
+/// and drops to the unprivileged application role.
+pub fn app_session(database: &str, user: &str) -> Client {
+    let mut client = connect(database, AUTHENTICATOR);
+    client.execute("SELECT fluent_set_user($1)", &[&user]).unwrap();
+    client.batch_execute(&format!("SET ROLE {APP}")).unwrap();
+    client
+}
+
+/// The SQLSTATE of a failed statement.
+pub fn sqlstate(result: Result<impl Sized, postgres::Error>) -> String {
+    match result {
+        Ok(_) => "ok".into(),
+        Err(e) => e.code().map(|c| c.code().to_owned()).unwrap_or_else(|| format!("no sqlstate: {e}")),
+    }
+}
