@@ -52,13 +52,25 @@ mod tests {
     }
 
     #[pg_test]
-    fn a_subtransaction_rollback_undoes_a_grant_for_the_cache_too() {
+    fn team_scope_reaches_led_teams_and_the_whole_reporting_line() {
         setup();
-        run("SAVEPOINT s");
+        run("SELECT fluent_set_permission('billing', 'invoices', 'write', 'team')");
+        run("SELECT fluent_create_user('mid', manager => 'bea')");
+        run("SELECT fluent_create_user('low', manager => 'mid')");
+        run("SELECT fluent_create_user('mate')");
+        run("SELECT fluent_create_user('outsider')");
+        run("SELECT fluent_create_team('t')");
+        run("SELECT fluent_add_team_member('t', 'bea', true)");
+        run("SELECT fluent_add_team_member('t', 'mate')");
         run("SELECT fluent_grant_role('bea', 'billing')");
-        assert_eq!(scope("bea", "invoices", "read"), "all");
-        run("ROLLBACK TO SAVEPOINT s");
-        assert_eq!(scope("bea", "invoices", "read"), "none");
+        run("SELECT fluent_set_user('bea', true)");
+        let keys: Vec<String> = Spi::get_one("SELECT fluent.rls_owner_keys('invoices', 'write')").unwrap().unwrap();
+        assert_eq!(keys, vec!["bea", "low", "mate", "mid"]);
+        // read is `all`: reached users are the same set, `all` is tested apart
+        let all: bool = Spi::get_one("SELECT fluent.rls_all('invoices', 'read')").unwrap().unwrap();
+        assert!(all);
+        let none: Vec<String> = Spi::get_one("SELECT fluent.rls_owner_keys('invoices', 'delete')").unwrap().unwrap();
+        assert!(none.is_empty());
     }
 
     #[pg_test(error = "fluent module \"nowhere\" does not exist in workspace \"default\"")]
