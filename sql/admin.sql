@@ -55,33 +55,30 @@ BEGIN
     RETURN id;
 END $$;
 
-CREATE FUNCTION fluent._role_id(p_role text) RETURNS int
+-- The id of a role, module or team of the current workspace, by name.
+CREATE FUNCTION fluent._named_id(kind text, p_name text) RETURNS int
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     id int;
 BEGIN
-    PERFORM fluent._not_null(p_role, 'role');
-    SELECT role_id INTO id FROM fluent.roles WHERE workspace_id = fluent._workspace_id() AND name = p_role;
+    PERFORM fluent._not_null(p_name, kind);
+    EXECUTE format('SELECT %I FROM fluent.%I WHERE workspace_id = $1 AND name = $2', kind || '_id', kind || 's')
+       INTO id USING fluent._workspace_id(), p_name;
     IF id IS NULL THEN
-        RAISE EXCEPTION 'fluent role "%" does not exist in workspace "%"', p_role, @extschema@.fluent_current_workspace()
-            USING ERRCODE = 'undefined_object', HINT = 'Create it with fluent_create_role(); see fluent.roles.';
+        RAISE EXCEPTION 'fluent % "%" does not exist in workspace "%"', kind, p_name, @extschema@.fluent_current_workspace()
+            USING ERRCODE = 'undefined_object', HINT = format('Create it with fluent_create_%s(); see fluent.%ss.', kind, kind);
     END IF;
     RETURN id;
 END $$;
 
+CREATE FUNCTION fluent._role_id(p_role text) RETURNS int
+LANGUAGE sql STABLE RETURN fluent._named_id('role', p_role);
+
 CREATE FUNCTION fluent._module_id(p_module text) RETURNS int
-LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
-DECLARE
-    id int;
-BEGIN
-    PERFORM fluent._not_null(p_module, 'module');
-    SELECT module_id INTO id FROM fluent.modules WHERE workspace_id = fluent._workspace_id() AND name = p_module;
-    IF id IS NULL THEN
-        RAISE EXCEPTION 'fluent module "%" does not exist in workspace "%"', p_module, @extschema@.fluent_current_workspace()
-            USING ERRCODE = 'undefined_object', HINT = 'Create it with fluent_create_module(); see fluent.modules.';
-    END IF;
-    RETURN id;
-END $$;
+LANGUAGE sql STABLE RETURN fluent._named_id('module', p_module);
+
+CREATE FUNCTION fluent._team_id(p_team text) RETURNS int
+LANGUAGE sql STABLE RETURN fluent._named_id('team', p_team);
 
 CREATE FUNCTION fluent._action_id(p_module text, p_action text) RETURNS int
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
@@ -95,20 +92,6 @@ BEGIN
         RAISE EXCEPTION 'fluent module "%" has no action "%"', p_module, p_action
             USING ERRCODE = 'undefined_object',
                   HINT = format('Its actions are: %s.', (SELECT string_agg(name, ', ' ORDER BY action_id) FROM fluent.actions WHERE module_id = mid));
-    END IF;
-    RETURN id;
-END $$;
-
-CREATE FUNCTION fluent._team_id(p_team text) RETURNS int
-LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
-DECLARE
-    id int;
-BEGIN
-    PERFORM fluent._not_null(p_team, 'team');
-    SELECT team_id INTO id FROM fluent.teams WHERE workspace_id = fluent._workspace_id() AND name = p_team;
-    IF id IS NULL THEN
-        RAISE EXCEPTION 'fluent team "%" does not exist in workspace "%"', p_team, @extschema@.fluent_current_workspace()
-            USING ERRCODE = 'undefined_object', HINT = 'Create it with fluent_create_team().';
     END IF;
     RETURN id;
 END $$;
