@@ -35,25 +35,25 @@ BEGIN
         USING ERRCODE = 'datatype_mismatch', HINT = 'Use a column of type text, varchar, smallint, integer, bigint or uuid.';
 END $$;
 
--- The array type the rls_* helpers return for a kind of key. The cast also
--- makes `col = ANY ((SELECT ...)::type)` compare with the array's elements
--- instead of reading the sub-select as a set of rows.
-CREATE FUNCTION fluent._key_array_type(kind text) RETURNS text
+-- The sub-select calling an rls_* helper in the variant typed for a column
+-- kind: rls_owner_keys / _ids / _uuids return text[] / bigint[] / uuid[]. The
+-- cast also makes `col = ANY ((SELECT ...)::type)` compare with the array's
+-- elements instead of reading the sub-select as a set of rows.
+CREATE FUNCTION fluent._typed_keys_sql(helper text, kind text, args text) RETURNS text
 LANGUAGE sql IMMUTABLE
-RETURN CASE kind WHEN 'text' THEN 'text[]' WHEN 'int' THEN 'bigint[]' ELSE 'uuid[]' END;
+RETURN format('(SELECT fluent.%s_%s(%s))::%s', helper,
+              CASE kind WHEN 'text' THEN 'keys' WHEN 'int' THEN 'ids' ELSE 'uuids' END, args,
+              CASE kind WHEN 'text' THEN 'text[]' WHEN 'int' THEN 'bigint[]' ELSE 'uuid[]' END);
 
--- The sub-select giving the keys the acting user reaches, typed for a column.
+-- The keys of the users the acting user reaches with module.action.
 CREATE FUNCTION fluent._reached_keys_sql(kind text, module text, action text) RETURNS text
 LANGUAGE sql IMMUTABLE
-RETURN format('(SELECT fluent.%s(%L, %L))::%s',
-              CASE kind WHEN 'text' THEN 'rls_owner_keys' WHEN 'int' THEN 'rls_owner_ids' ELSE 'rls_owner_uuids' END,
-              module, action, fluent._key_array_type(kind));
+RETURN fluent._typed_keys_sql('rls_owner', kind, format('%L, %L', module, action));
 
+-- The current workspace, as a one-element array.
 CREATE FUNCTION fluent._workspace_keys_sql(kind text) RETURNS text
 LANGUAGE sql IMMUTABLE
-RETURN format('(SELECT fluent.%s())::%s',
-              CASE kind WHEN 'text' THEN 'rls_workspace_keys' WHEN 'int' THEN 'rls_workspace_ids' ELSE 'rls_workspace_uuids' END,
-              fluent._key_array_type(kind));
+RETURN fluent._typed_keys_sql('rls_workspace', kind, '');
 
 CREATE FUNCTION fluent_protect(
     tbl regclass,

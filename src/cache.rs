@@ -213,8 +213,9 @@ pub fn reached_users(workspace: &str, user: &str, scope: Scope) -> Rc<Vec<String
         return Rc::new(vec![user.to_owned()]);
     }
     let cached = CACHE.with_borrow(|c| {
-        let entry = c.workspaces.get(workspace)?.as_ref()?.users.get(user)?;
-        Some((entry.team.clone(), entry.user_id, c.workspaces.get(workspace)?.as_ref()?.model.workspace_id))
+        let ws = c.workspaces.get(workspace)?.as_ref()?;
+        let entry = ws.users.get(user)?;
+        Some((entry.team.clone(), entry.user_id, ws.model.workspace_id))
     });
     let Some((team, user_id, workspace_id)) = cached else {
         return Rc::new(vec![user.to_owned()]);
