@@ -356,3 +356,88 @@ BEGIN
         RAISE WARNING 'fluent user "%" is not a member of team "%"', user_key, team;
     END IF;
 END $$;
+
+CREATE FUNCTION fluent_alter_role(role text, privileged boolean DEFAULT NULL, grants_sign_in boolean DEFAULT NULL,
+                                  description text DEFAULT NULL)
+RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    rid int := fluent._role_id(role);
+BEGIN
+    PERFORM fluent._require_admin();
+    -- NULL leaves a property as it is.
+    UPDATE fluent.roles r
+       SET privileged = coalesce(fluent_alter_role.privileged, r.privileged),
+           grants_sign_in = coalesce(fluent_alter_role.grants_sign_in, r.grants_sign_in),
+           description = coalesce(fluent_alter_role.description, r.description)
+     WHERE r.role_id = rid
+       AND (r.privileged, r.grants_sign_in, r.description) IS DISTINCT FROM
+           (coalesce(fluent_alter_role.privileged, r.privileged), coalesce(fluent_alter_role.grants_sign_in, r.grants_sign_in),
+            coalesce(fluent_alter_role.description, r.description));
+END $$;
+
+-- Per-user overrides --------------------------------------------------------
+
+CREATE FUNCTION fluent_set_override(user_key text, module text, action text, scope text) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    uid bigint := fluent._user_id(user_key);
+    aid int := fluent._action_id(module, action);
+    s fluent.scope := fluent._parse_enum(scope, 'scope', enum_range(NULL::fluent.scope)::text[]);
+BEGIN
+    PERFORM fluent._require_admin();
+    INSERT INTO fluent.overrides (workspace_id, user_id, action_id, scope)
+    VALUES (fluent._workspace_id(), uid, aid, s)
+    ON CONFLICT (user_id, action_id) DO UPDATE
+       SET scope = EXCLUDED.scope, set_at = EXCLUDED.set_at, set_by = EXCLUDED.set_by
+     WHERE overrides.scope IS DISTINCT FROM EXCLUDED.scope;
+END $$;
+
+CREATE FUNCTION fluent_clear_override(user_key text, module text, action text) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    uid bigint := fluent._user_id(user_key);
+    aid int := fluent._action_id(module, action);
+BEGIN
+    PERFORM fluent._require_admin();
+    DELETE FROM fluent.overrides o WHERE o.user_id = uid AND o.action_id = aid;
+    IF NOT FOUND THEN
+        RAISE WARNING 'fluent user "%" has no override on %.%', user_key, module, action;
+    END IF;
+END $$;
+
+-- Feature gates ---------------------------------------------------------------
+
+CREATE FUNCTION fluent_set_module_enabled(module text, enabled boolean) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    mid int := fluent._module_id(module);
+BEGIN
+    PERFORM fluent._require_admin();
+    PERFORM fluent._not_null(enabled, 'enabled');
+    UPDATE fluent.modules m SET enabled = fluent_set_module_enabled.enabled
+     WHERE m.module_id = mid AND m.enabled IS DISTINCT FROM fluent_set_module_enabled.enabled;
+END $$;
+
+-- Access review ---------------------------------------------------------------
+
+-- Records that the user's grant of `role` (every grant of theirs in the
+-- current workspace when role is NULL) was reviewed and kept; returns how
+-- many grants were marked.
+CREATE FUNCTION fluent_mark_reviewed(user_key text, role text DEFAULT NULL) RETURNS int
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    uid bigint := fluent._user_id(user_key);
+    rid int := CASE WHEN role IS NOT NULL THEN fluent._role_id(role) END;
+    marked int;
+BEGIN
+    PERFORM fluent._require_admin();
+    UPDATE fluent.grants g SET reviewed_at = now(), reviewed_by = current_user
+     WHERE g.user_id = uid AND g.workspace_id = fluent._workspace_id() AND (rid IS NULL OR g.role_id = rid);
+    GET DIAGNOSTICS marked = ROW_COUNT;
+    IF marked = 0 THEN
+        RAISE WARNING 'fluent user "%" holds no % in workspace "%"', user_key,
+            coalesce(format('role "%s"', role), 'role'), @extschema@.fluent_current_workspace();
+    END IF;
+    RETURN marked;
+END $$;

@@ -46,12 +46,14 @@ CREATE TABLE fluent.modules (
     workspace_id int NOT NULL REFERENCES fluent.workspaces ON DELETE CASCADE,
     name         text NOT NULL CHECK (name <> ''),
     parent_id    int,
+    enabled      boolean NOT NULL DEFAULT true,
     UNIQUE (workspace_id, name),
     UNIQUE (workspace_id, module_id),
     FOREIGN KEY (workspace_id, parent_id) REFERENCES fluent.modules (workspace_id, module_id) ON DELETE CASCADE
 );
 CREATE INDEX modules_parent_idx ON fluent.modules (workspace_id, parent_id);
 COMMENT ON TABLE fluent.modules IS 'Areas of the application that permissions are given on; a submodule inherits its parent''s permission for an action unless a role sets it';
+COMMENT ON COLUMN fluent.modules.enabled IS 'Feature gate (fluent_set_module_enabled): a disabled module, and every submodule of it, denies every action to everyone';
 
 CREATE TABLE fluent.actions (
     action_id    int GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
@@ -69,11 +71,20 @@ CREATE TABLE fluent.roles (
     workspace_id int NOT NULL REFERENCES fluent.workspaces ON DELETE CASCADE,
     name         text NOT NULL CHECK (name <> ''),
     description  text,
+    template      text,
+    template_role text,
+    privileged   boolean NOT NULL DEFAULT false,
+    grants_sign_in boolean NOT NULL DEFAULT false,
     created_at   timestamptz NOT NULL DEFAULT now(),
     UNIQUE (workspace_id, name),
-    UNIQUE (workspace_id, role_id)
+    UNIQUE (workspace_id, role_id),
+    CHECK ((template IS NULL) = (template_role IS NULL))
 );
 COMMENT ON TABLE fluent.roles IS 'Application roles (Owner, Admin, Scheduler, ...) of a workspace; not PostgreSQL roles';
+COMMENT ON COLUMN fluent.roles.template IS 'The template the role was created from (fluent_apply_template), NULL for a custom role';
+COMMENT ON COLUMN fluent.roles.template_role IS 'The template role whose defaults fluent_reset_role() restores';
+COMMENT ON COLUMN fluent.roles.privileged IS 'An owner/admin-level role: its holders are listed in fluent.privileged_users';
+COMMENT ON COLUMN fluent.roles.grants_sign_in IS 'A sign-in role: once a workspace has one, users must hold one of them to act there (fluent_set_user refuses others)';
 
 CREATE TABLE fluent.permissions (
     workspace_id int NOT NULL,
@@ -93,12 +104,30 @@ CREATE TABLE fluent.grants (
     role_id      int NOT NULL,
     granted_at   timestamptz NOT NULL DEFAULT now(),
     granted_by   name NOT NULL DEFAULT current_user,
+    reviewed_at  timestamptz,
+    reviewed_by  name,
     PRIMARY KEY (user_id, role_id),
     FOREIGN KEY (workspace_id, role_id) REFERENCES fluent.roles (workspace_id, role_id) ON DELETE CASCADE
 );
 CREATE INDEX grants_workspace_user_idx ON fluent.grants (workspace_id, user_id);
 CREATE INDEX grants_role_idx ON fluent.grants (role_id);
 COMMENT ON TABLE fluent.grants IS 'Roles held by users; a user''s scope on an action is the widest over the roles they hold';
+COMMENT ON COLUMN fluent.grants.reviewed_at IS 'When the grant was last confirmed in an access review (fluent_mark_reviewed); NULL if never';
+
+CREATE TABLE fluent.overrides (
+    workspace_id int NOT NULL,
+    user_id      bigint NOT NULL REFERENCES fluent.users ON DELETE CASCADE,
+    action_id    int NOT NULL,
+    scope        fluent.scope NOT NULL,
+    set_at       timestamptz NOT NULL DEFAULT now(),
+    set_by       name NOT NULL DEFAULT current_user,
+    PRIMARY KEY (user_id, action_id),
+    FOREIGN KEY (workspace_id, action_id) REFERENCES fluent.actions (workspace_id, action_id) ON DELETE CASCADE
+);
+CREATE INDEX overrides_workspace_user_idx ON fluent.overrides (workspace_id, user_id);
+CREATE INDEX overrides_action_idx ON fluent.overrides (action_id);
+COMMENT ON TABLE fluent.overrides IS
+    'Per-user exceptions: the scope replaces what the user''s roles give on that action (wider or narrower; none denies), and on the same action of submodules without an override of their own';
 
 CREATE TABLE fluent.teams (
     team_id      int GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
@@ -137,3 +166,51 @@ CREATE TABLE fluent.protected_tables (
     CHECK (owner_column IS NOT NULL OR membership_table IS NOT NULL)
 );
 COMMENT ON TABLE fluent.protected_tables IS 'Application tables protected by fluent_protect(), with how their rows are tied to users and workspaces';
+
+CREATE TABLE fluent.template_applications (
+    workspace_id int NOT NULL REFERENCES fluent.workspaces ON DELETE CASCADE,
+    template     text NOT NULL,
+    applied_at   timestamptz NOT NULL DEFAULT now(),
+    applied_by   name NOT NULL DEFAULT current_user,
+    PRIMARY KEY (workspace_id, template, applied_at)
+);
+COMMENT ON TABLE fluent.template_applications IS 'Every fluent_apply_template() call: which template, where, when and by whom';
+
+-- The audit trail. Rows are written by the trigger fluent.audit_change on
+-- every catalog table, as the catalog owner: no other role may insert,
+-- update or delete them (see sql/privileges.sql and sql/triggers.sql).
+CREATE TABLE fluent.audit_log (
+    audit_id       bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    changed_at     timestamptz NOT NULL DEFAULT clock_timestamp(),
+    transaction_id xid8 NOT NULL DEFAULT pg_current_xact_id(),
+    db_role        name NOT NULL,
+    session_role   name NOT NULL DEFAULT session_user,
+    acting_user    text,
+    workspace_id   int,
+    table_name     text NOT NULL,
+    operation      text NOT NULL CHECK (operation IN ('INSERT', 'UPDATE', 'DELETE', 'TRUNCATE')),
+    before         jsonb,
+    after          jsonb
+);
+CREATE INDEX audit_log_changed_at_idx ON fluent.audit_log (changed_at);
+COMMENT ON TABLE fluent.audit_log IS
+    'Every change to the fluent catalog, written in the changing transaction (a rollback leaves no entry); append-only for everyone but superusers';
+COMMENT ON COLUMN fluent.audit_log.db_role IS 'The database role that made the change (current_user at the time)';
+COMMENT ON COLUMN fluent.audit_log.session_role IS 'The role the session logged in as';
+COMMENT ON COLUMN fluent.audit_log.acting_user IS 'The acting end user (fluent_set_user), if one was set';
+COMMENT ON COLUMN fluent.audit_log.table_name IS 'The catalog table changed, such as grants, permissions or overrides';
+COMMENT ON COLUMN fluent.audit_log.before IS 'The row before the change (UPDATE, DELETE), as JSON';
+COMMENT ON COLUMN fluent.audit_log.after IS 'The row after the change (INSERT, UPDATE), as JSON';
+
+-- pg_dump keeps what users put in the catalog; rows created by the
+-- extension script itself (the default workspace) are recreated by it.
+SELECT pg_catalog.pg_extension_config_dump('fluent.workspaces', 'WHERE name <> ''default''');
+SELECT pg_catalog.pg_extension_config_dump(t, '')
+  FROM unnest(ARRAY['fluent.users', 'fluent.modules', 'fluent.actions', 'fluent.roles', 'fluent.permissions',
+                    'fluent.grants', 'fluent.overrides', 'fluent.teams', 'fluent.team_members',
+                    'fluent.protected_tables', 'fluent.template_applications', 'fluent.audit_log']::regclass[]) AS t;
+-- ... and the identity sequences, so restored rows keep their ids and new ones do not collide.
+SELECT pg_catalog.pg_extension_config_dump(pg_catalog.pg_get_serial_sequence(t, c), '')
+  FROM (VALUES ('fluent.workspaces', 'workspace_id'), ('fluent.users', 'user_id'), ('fluent.modules', 'module_id'),
+               ('fluent.actions', 'action_id'), ('fluent.roles', 'role_id'), ('fluent.teams', 'team_id'),
+               ('fluent.audit_log', 'audit_id')) AS s(t, c);

@@ -5,11 +5,17 @@
 -- session that happens to trigger a cache load cannot redirect them. The
 -- loader runs them as the catalog owner; nobody else may execute them.
 
+-- One row per action (or per module without actions, or one row for an empty
+-- workspace); `enabled` is the module's own gate, `sign_in_required` whether
+-- the workspace has sign-in roles.
 CREATE FUNCTION fluent._load_workspace(p_workspace text)
-RETURNS TABLE (workspace_id int, module_id int, module text, parent_id int, action_id int, action text)
+RETURNS TABLE (workspace_id int, sign_in_required boolean, module_id int, module text, parent_id int, enabled boolean,
+               action_id int, action text)
 LANGUAGE sql STABLE PARALLEL SAFE
 BEGIN ATOMIC
-    SELECT w.workspace_id, m.module_id, m.name, m.parent_id, a.action_id, a.name
+    SELECT w.workspace_id,
+           EXISTS (SELECT 1 FROM fluent.roles r WHERE r.workspace_id = w.workspace_id AND r.grants_sign_in),
+           m.module_id, m.name, m.parent_id, m.enabled, a.action_id, a.name
       FROM fluent.workspaces w
       LEFT JOIN fluent.modules m ON m.workspace_id = w.workspace_id
       LEFT JOIN fluent.actions a ON a.module_id = m.module_id
@@ -25,14 +31,23 @@ BEGIN ATOMIC
 END;
 
 CREATE FUNCTION fluent._load_grants(p_workspace_id int, p_user_id bigint)
-RETURNS TABLE (role_id int, action_id int, scope text)
+RETURNS TABLE (role_id int, grants_sign_in boolean, action_id int, scope text)
 LANGUAGE sql STABLE PARALLEL SAFE
 BEGIN ATOMIC
-    SELECT g.role_id, p.action_id, p.scope::text
+    SELECT g.role_id, r.grants_sign_in, p.action_id, p.scope::text
       FROM fluent.grants g
+      JOIN fluent.roles r ON r.role_id = g.role_id
       LEFT JOIN fluent.permissions p ON p.role_id = g.role_id
      WHERE g.workspace_id = p_workspace_id AND g.user_id = p_user_id
      ORDER BY g.role_id;
+END;
+
+CREATE FUNCTION fluent._load_overrides(p_workspace_id int, p_user_id bigint)
+RETURNS TABLE (action_id int, scope text)
+LANGUAGE sql STABLE PARALLEL SAFE
+BEGIN ATOMIC
+    SELECT o.action_id, o.scope::text FROM fluent.overrides o
+     WHERE o.workspace_id = p_workspace_id AND o.user_id = p_user_id;
 END;
 
 -- The users whose rows scope `team` adds: members of the teams the user leads
@@ -59,5 +74,18 @@ BEGIN ATOMIC
      ORDER BY u.user_key;
 END;
 
-REVOKE ALL ON FUNCTION fluent._load_workspace(text), fluent._load_user(text),
-    fluent._load_grants(int, bigint), fluent._load_team(int, bigint) FROM PUBLIC;
+-- Appends one entry to the audit trail (src/audit.rs).
+CREATE FUNCTION fluent._audit_insert(p_db_role name, p_acting_user text, p_table text, p_operation text,
+                                     p_before jsonb, p_after jsonb)
+RETURNS void
+LANGUAGE sql VOLATILE
+BEGIN ATOMIC
+    INSERT INTO fluent.audit_log (db_role, acting_user, workspace_id, table_name, operation, before, after)
+    VALUES (p_db_role, p_acting_user,
+            coalesce(p_after ->> 'workspace_id', p_before ->> 'workspace_id')::int,
+            p_table, p_operation, p_before, p_after);
+END;
+
+REVOKE ALL ON FUNCTION fluent._load_workspace(text), fluent._load_user(text), fluent._load_grants(int, bigint),
+    fluent._load_overrides(int, bigint), fluent._load_team(int, bigint),
+    fluent._audit_insert(name, text, text, text, jsonb, jsonb) FROM PUBLIC;

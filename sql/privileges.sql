@@ -6,6 +6,9 @@
 -- fluent_authenticator the role an application logs in as: may choose the
 --                      acting user and workspace, then SET ROLE to an
 --                      application role that cannot.
+-- fluent_reader        reporting tools and auditors: may read the reporting
+--                      views, the templates and the audit log, and explain
+--                      anyone's permissions; may change nothing.
 -- Everyone else (application roles): may call the checks and run the
 -- policy helpers, and nothing more. The catalog is neither readable nor
 -- writable by them.
@@ -20,19 +23,35 @@ BEGIN
     IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'fluent_authenticator') THEN
         CREATE ROLE fluent_authenticator NOLOGIN;
     END IF;
+    IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'fluent_reader') THEN
+        CREATE ROLE fluent_reader NOLOGIN;
+    END IF;
 END
 $$;
 COMMENT ON ROLE fluent_admin IS 'fluent: may administer the permission catalog and protect tables';
 COMMENT ON ROLE fluent_authenticator IS 'fluent: may choose the acting end user and workspace (fluent_set_user)';
+COMMENT ON ROLE fluent_reader IS 'fluent: may read the reporting views and the audit log';
 
 REVOKE ALL ON ALL TABLES IN SCHEMA fluent FROM PUBLIC;
 REVOKE ALL ON ALL SEQUENCES IN SCHEMA fluent FROM PUBLIC;
 -- Policies on application tables call fluent.rls_* as the querying role.
 GRANT USAGE ON SCHEMA fluent TO PUBLIC;
 
-GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA fluent TO fluent_admin;
+-- Everything in the schema is readable by administrators; the catalog is
+-- writable by them. The audit log and the shipped templates are not: the
+-- log is written only by the audit trigger, as the catalog owner.
+GRANT SELECT ON ALL TABLES IN SCHEMA fluent TO fluent_admin;
+GRANT INSERT, UPDATE, DELETE ON fluent.workspaces, fluent.users, fluent.modules, fluent.actions, fluent.roles,
+    fluent.permissions, fluent.grants, fluent.overrides, fluent.teams, fluent.team_members, fluent.protected_tables,
+    fluent.template_applications TO fluent_admin;
 GRANT USAGE ON ALL SEQUENCES IN SCHEMA fluent TO fluent_admin;
+REVOKE ALL ON SEQUENCE fluent.audit_log_audit_id_seq FROM fluent_admin;
 GRANT EXECUTE ON FUNCTION fluent.invalidate_cache() TO fluent_admin;
+
+GRANT SELECT ON fluent.permission_matrix, fluent.effective_permissions, fluent.role_members, fluent.users_without_roles,
+    fluent.privileged_users, fluent.access_review, fluent.grants_due_for_review, fluent.role_template_diff,
+    fluent.audit_log, fluent.templates, fluent.template_modules, fluent.template_roles, fluent.template_permissions
+    TO fluent_reader;
 
 COMMENT ON FUNCTION fluent_can(text, text, text) IS
     'Whether the user may perform the action on the module (at any scope) in the current workspace; false for NULL, unknown, ghost and disabled users';
@@ -50,3 +69,21 @@ COMMENT ON FUNCTION fluent_current_workspace() IS 'The current workspace';
 COMMENT ON FUNCTION fluent_protect(regclass, text, name, regclass, name, name, name, name) IS
     'Enables and forces row-level security on a table so that the module''s read, write and delete permissions govern SELECT, INSERT/UPDATE and DELETE';
 COMMENT ON FUNCTION fluent_unprotect(regclass) IS 'Removes fluent''s policies from a table and restores its row-level security settings';
+COMMENT ON FUNCTION fluent_visible_modules(text) IS
+    'The enabled modules on which the user has some access in the current workspace: what navigation should show';
+COMMENT ON FUNCTION fluent_visible_modules() IS 'fluent_visible_modules() for the acting user';
+COMMENT ON FUNCTION fluent_explain(text, text, text) IS
+    'Why the user has the scope they have on the module''s action: one row per deciding fact, then the result; anyone may explain themselves, fluent_admin and fluent_reader anyone';
+COMMENT ON FUNCTION fluent_apply_template(text) IS
+    'Loads a template (fluent, fluid, cx) into the current workspace, adding only what is missing; never removes or changes existing roles';
+COMMENT ON FUNCTION fluent_reset_role(text) IS 'Restores a template role''s (or its clone''s) permissions to the template''s defaults';
+COMMENT ON FUNCTION fluent_clone_role(text, text) IS 'Creates a role with the permissions and flags of another';
+COMMENT ON FUNCTION fluent_alter_role(text, boolean, boolean, text) IS
+    'Changes a role''s privileged and sign-in flags and its description; NULL leaves a property unchanged';
+COMMENT ON FUNCTION fluent_set_override(text, text, text, text) IS
+    'Gives one user a scope on one action that replaces what their roles give (wider or narrower; none denies)';
+COMMENT ON FUNCTION fluent_clear_override(text, text, text) IS 'Removes a user''s override: their roles decide again';
+COMMENT ON FUNCTION fluent_set_module_enabled(text, boolean) IS
+    'Feature gate: a disabled module (and its submodules) denies every action to everyone in the workspace';
+COMMENT ON FUNCTION fluent_mark_reviewed(text, text) IS
+    'Records an access review of a user''s grant of a role (all their grants in the workspace when role is NULL)';

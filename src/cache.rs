@@ -72,8 +72,10 @@ unsafe extern "C-unwind" fn xact_callback(event: pg_sys::XactEvent::Type, _arg: 
 
 /// What one user may do in one workspace.
 struct UserEntry {
-    /// Effective scope per slot; empty when the user is unknown or not active.
+    /// Effective scope per slot; empty when the user may not act.
     scopes: Vec<Scope>,
+    /// Why the user may not act here, if they may not.
+    barred: Option<Barred>,
     /// Keys of the users scope `team` reaches besides the user, loaded on first use.
     team: Option<Rc<Vec<String>>>,
     user_id: Option<i64>,
@@ -126,12 +128,6 @@ fn workspace_model(workspace: &str) -> Option<Rc<WorkspaceModel>> {
     loaded
 }
 
-/// The user's catalog record: `None` for an unknown user.
-pub fn user_status(user: &str) -> Option<String> {
-    refresh_if_stale();
-    user_record(user).map(|(_, status)| status)
-}
-
 fn user_record(user: &str) -> Option<(i64, String)> {
     if let Some(cached) = CACHE.with_borrow(|c| c.users.get(user).map(|r| r.as_ref().map(|r| (r.user_id, r.status.clone())))) {
         return cached;
@@ -159,17 +155,83 @@ fn slot_of(model: &WorkspaceModel, workspace: &str, module: &str, action: &str) 
         .ok_or_else(|| FluentError::UnknownAction { module: module.to_owned(), action: action.to_owned() })
 }
 
+/// Why a user is granted nothing in a workspace, whatever they hold.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Barred {
+    Unknown,
+    /// Ghost or disabled.
+    Status(String),
+    /// The workspace has sign-in roles and the user holds none of them.
+    NoSignInRole,
+}
+
 fn load_user_entry(model: &WorkspaceModel, user: &str) -> UserEntry {
+    let barred = |reason| UserEntry { scopes: Vec::new(), barred: Some(reason), team: Some(Rc::default()), user_id: None };
     let Some((user_id, status)) = user_record(user) else {
-        return UserEntry { scopes: Vec::new(), team: Some(Rc::default()), user_id: None };
+        return barred(Barred::Unknown);
     };
-    // Ghost and disabled users are granted nothing, whatever they hold.
-    let scopes = if status == "active" {
-        effective_scopes(&model.slots, &catalog::load_role_permissions(model, user_id))
-    } else {
-        Vec::new()
-    };
-    UserEntry { scopes, team: None, user_id: Some(user_id) }
+    if status != "active" {
+        return UserEntry { user_id: Some(user_id), team: None, ..barred(Barred::Status(status)) };
+    }
+    let holdings = catalog::load_holdings(model, user_id);
+    if model.sign_in_required && !holdings.holds_sign_in_role {
+        return UserEntry { user_id: Some(user_id), team: None, ..barred(Barred::NoSignInRole) };
+    }
+    let scopes = effective_scopes(&model.slots, &holdings.roles, &holdings.overrides);
+    UserEntry { scopes, barred: None, team: None, user_id: Some(user_id) }
+}
+
+/// Runs `f` on the user's cache entry in the workspace, loading it first
+/// if needed.
+fn with_user_entry<R>(workspace: &str, user: &str, f: impl FnOnce(&WorkspaceModel, &UserEntry) -> R) -> Result<R, FluentError> {
+    refresh_if_stale();
+    let model = workspace_model(workspace)
+        .ok_or_else(|| FluentError::UnknownWorkspace { workspace: workspace.to_owned() })?;
+    let mut f = Some(f);
+    let cached = CACHE.with_borrow(|c| {
+        let entry = c.workspaces.get(workspace)?.as_ref()?.users.get(user)?;
+        f.take().map(|f| f(&model, entry))
+    });
+    if let Some(result) = cached {
+        return Ok(result);
+    }
+    let entry = load_user_entry(&model, user);
+    let result = f.take().expect("not called above")(&model, &entry);
+    CACHE.with_borrow_mut(|c| {
+        if let Some(Some(ws)) = c.workspaces.get_mut(workspace) {
+            ws.users.insert(user.to_owned(), entry);
+        }
+    });
+    Ok(result)
+}
+
+/// Whether `user` may act in `workspace`: known, active, and holding a
+/// sign-in role where the workspace has them.
+pub fn check_may_act(workspace: &str, user: &str) -> Result<(), FluentError> {
+    let barred = with_user_entry(workspace, user, |_, entry| entry.barred.clone())?;
+    match barred {
+        None => Ok(()),
+        Some(Barred::Unknown) => Err(FluentError::UnknownUser { user: user.to_owned() }),
+        Some(Barred::Status(status)) => Err(FluentError::UserCannotSignIn { user: user.to_owned(), status }),
+        Some(Barred::NoSignInRole) => {
+            Err(FluentError::NoSignInRole { user: user.to_owned(), workspace: workspace.to_owned() })
+        }
+    }
+}
+
+/// The modules on which `user` has some scope, sorted by name. Disabled
+/// modules never qualify: their every slot resolves to `none`.
+pub fn visible_modules(workspace: &str, user: &str) -> Result<Vec<String>, FluentError> {
+    with_user_entry(workspace, user, |model, entry| {
+        let mut names: Vec<String> = model
+            .modules
+            .iter()
+            .filter(|(_, actions)| actions.values().any(|&slot| entry.scopes.get(slot).is_some_and(|s| *s > Scope::None)))
+            .map(|(name, _)| name.clone())
+            .collect();
+        names.sort();
+        names
+    })
 }
 
 /// The scope `user` has on `module.action` in `workspace`. Unknown users
@@ -188,17 +250,10 @@ pub fn scope(workspace: &str, user: &str, module: &str, action: &str) -> Result<
         Some(Err(e)) => return Err(e),
         _ => {}
     }
-    let model = workspace_model(workspace)
-        .ok_or_else(|| FluentError::UnknownWorkspace { workspace: workspace.to_owned() })?;
-    let slot = slot_of(&model, workspace, module, action)?;
-    let entry = load_user_entry(&model, user);
-    let scope = entry.scopes.get(slot).copied().unwrap_or_default();
-    CACHE.with_borrow_mut(|c| {
-        if let Some(Some(ws)) = c.workspaces.get_mut(workspace) {
-            ws.users.insert(user.to_owned(), entry);
-        }
-    });
-    Ok(scope)
+    with_user_entry(workspace, user, |model, entry| {
+        let slot = slot_of(model, workspace, module, action)?;
+        Ok(entry.scopes.get(slot).copied().unwrap_or_default())
+    })?
 }
 
 /// The users whose rows `user` reaches with `scope`, the user first:

@@ -25,6 +25,8 @@ const SENTINEL_TABLE: &std::ffi::CStr = c"workspaces";
 #[derive(Debug, Default)]
 pub struct WorkspaceModel {
     pub workspace_id: i32,
+    /// The workspace has sign-in roles: users must hold one to act.
+    pub sign_in_required: bool,
     /// module name -> action name -> slot
     pub modules: HashMap<String, HashMap<String, usize>>,
     pub slots: Vec<Slot>,
@@ -54,7 +56,7 @@ pub fn sentinel_relid() -> Option<pg_sys::Oid> {
 
 /// Runs `f` with the catalog owner as current user, in a security-restricted
 /// operation, and restores the caller's identity afterwards.
-fn as_catalog_owner<R>(f: impl FnOnce(&SpiClient<'_>) -> R) -> R {
+fn as_catalog_owner<R>(f: impl FnOnce(&mut SpiClient<'_>) -> R) -> R {
     struct Restore(pg_sys::Oid, i32);
     impl Drop for Restore {
         fn drop(&mut self) {
@@ -75,7 +77,7 @@ fn as_catalog_owner<R>(f: impl FnOnce(&SpiClient<'_>) -> R) -> R {
         );
     }
     let _restore = Restore(prev_user, prev_context);
-    Spi::connect(|client| f(&client))
+    Spi::connect_mut(|client| f(client))
 }
 
 /// The owner of schema `fluent`: the role that created the extension.
@@ -112,45 +114,42 @@ pub fn load_workspace(name: &str) -> Option<WorkspaceModel> {
     as_catalog_owner(|client| {
         let rows = query(client, "SELECT * FROM fluent._load_workspace($1)", &[name.into()]);
         let mut model: Option<WorkspaceModel> = None;
-        // (module_id, parent_id, action name, slot), to link parents once all are known.
+        // module_id -> (parent_id, enabled), for every module.
+        let mut modules: HashMap<i32, (Option<i32>, bool)> = HashMap::new();
+        // (module_id, action name, slot), to link parents once all are known.
         let mut pending = Vec::new();
         for row in rows {
             let ws = model.get_or_insert_with(|| WorkspaceModel {
                 workspace_id: column::<i32>(&row, 1).unwrap_or_default(),
+                sign_in_required: column::<bool>(&row, 2).unwrap_or_default(),
                 ..Default::default()
             });
-            let (Some(module_id), Some(module)) = (column::<i32>(&row, 2), column::<String>(&row, 3)) else {
+            let (Some(module_id), Some(module)) = (column::<i32>(&row, 3), column::<String>(&row, 4)) else {
                 continue;
             };
-            let (Some(action_id), Some(action)) = (column::<i32>(&row, 5), column::<String>(&row, 6)) else {
+            modules.insert(module_id, (column::<i32>(&row, 5), column::<bool>(&row, 6).unwrap_or(true)));
+            let (Some(action_id), Some(action)) = (column::<i32>(&row, 7), column::<String>(&row, 8)) else {
                 ws.modules.entry(module).or_default();
                 continue;
             };
             let slot = ws.slots.len();
-            ws.slots.push(Slot { inherits_from: None });
+            ws.slots.push(Slot { inherits_from: None, enabled: true });
             ws.slot_of_action.insert(action_id, slot);
-            pending.push((module_id, column::<i32>(&row, 4), action.clone(), slot));
+            pending.push((module_id, action.clone(), slot));
             ws.modules.entry(module).or_default().insert(action, slot);
         }
         let mut ws = model?;
-        let parent_of: HashMap<i32, Option<i32>> = pending.iter().map(|(m, p, _, _)| (*m, *p)).collect();
-        let slot_of: HashMap<(i32, &str), usize> =
-            pending.iter().map(|(m, _, a, s)| ((*m, a.as_str()), *s)).collect();
-        for (module_id, _, action, slot) in &pending {
+        let parent = |m: i32| modules.get(&m).and_then(|(p, _)| *p);
+        let slot_of: HashMap<(i32, &str), usize> = pending.iter().map(|(m, a, s)| ((*m, a.as_str()), *s)).collect();
+        for (module_id, action, slot) in &pending {
+            // Module parents form a tree; the bound guards a corrupted catalog.
+            let ancestors: Vec<i32> = std::iter::successors(parent(*module_id), |&a| parent(a)).take(modules.len()).collect();
+            // Disabled when the module or any ancestor is.
+            ws.slots[*slot].enabled = std::iter::once(*module_id)
+                .chain(ancestors.iter().copied())
+                .all(|m| modules.get(&m).is_none_or(|(_, enabled)| *enabled));
             // Nearest ancestor that declares the same action.
-            let mut ancestor = parent_of.get(module_id).copied().flatten();
-            let mut hops = 0;
-            while let Some(a) = ancestor {
-                if let Some(&s) = slot_of.get(&(a, action.as_str())) {
-                    ws.slots[*slot].inherits_from = Some(s);
-                    break;
-                }
-                hops += 1;
-                if hops > parent_of.len() {
-                    break;
-                }
-                ancestor = parent_of.get(&a).copied().flatten();
-            }
+            ws.slots[*slot].inherits_from = ancestors.iter().find_map(|&a| slot_of.get(&(a, action.as_str())).copied());
         }
         Some(ws)
     })
@@ -167,28 +166,41 @@ pub fn load_user(key: &str) -> Option<UserRecord> {
     })
 }
 
-/// The explicit permissions of every role the user holds in the workspace.
-pub fn load_role_permissions(ws: &WorkspaceModel, user_id: i64) -> Vec<RolePermissions> {
+/// What the user holds in a workspace: the explicit permissions of each
+/// role, their overrides, and whether a role lets them sign in.
+pub struct Holdings {
+    pub roles: Vec<RolePermissions>,
+    pub overrides: RolePermissions,
+    pub holds_sign_in_role: bool,
+}
+
+pub fn load_holdings(ws: &WorkspaceModel, user_id: i64) -> Holdings {
+    let to_slot_scope = |action_id: Option<i32>, scope: Option<String>| {
+        let slot = *ws.slot_of_action.get(&action_id?)?;
+        Some((slot, scope?.parse::<Scope>().ok()?))
+    };
     as_catalog_owner(|client| {
-        let rows = query(
-            client,
-            "SELECT * FROM fluent._load_grants($1, $2)",
-            &[ws.workspace_id.into(), user_id.into()],
-        );
-        let mut roles: Vec<(i32, RolePermissions)> = Vec::new();
-        for row in rows {
+        let args = [ws.workspace_id.into(), user_id.into()];
+        let mut holdings =
+            Holdings { roles: Vec::new(), overrides: RolePermissions::new(ws.slots.len()), holds_sign_in_role: false };
+        let mut last_role = None;
+        for row in query(client, "SELECT * FROM fluent._load_grants($1, $2)", &args) {
             let role_id: i32 = column(&row, 1).unwrap_or_default();
-            if roles.last().map(|(id, _)| *id) != Some(role_id) {
-                roles.push((role_id, RolePermissions::new(ws.slots.len())));
+            if last_role != Some(role_id) {
+                last_role = Some(role_id);
+                holdings.roles.push(RolePermissions::new(ws.slots.len()));
+                holdings.holds_sign_in_role |= column::<bool>(&row, 2).unwrap_or_default();
             }
-            let (Some(action_id), Some(scope)) = (column::<i32>(&row, 2), column::<String>(&row, 3)) else {
-                continue;
-            };
-            if let (Some(&slot), Ok(scope)) = (ws.slot_of_action.get(&action_id), scope.parse::<Scope>()) {
-                roles.last_mut().expect("pushed above").1.scopes[slot] = Some(scope);
+            if let Some((slot, scope)) = to_slot_scope(column(&row, 3), column(&row, 4)) {
+                holdings.roles.last_mut().expect("pushed above").scopes[slot] = Some(scope);
             }
         }
-        roles.into_iter().map(|(_, perms)| perms).collect()
+        for row in query(client, "SELECT * FROM fluent._load_overrides($1, $2)", &args) {
+            if let Some((slot, scope)) = to_slot_scope(column(&row, 1), column(&row, 2)) {
+                holdings.overrides.scopes[slot] = Some(scope);
+            }
+        }
+        holdings
     })
 }
 
@@ -199,5 +211,54 @@ pub fn load_team(workspace_id: i32, user_id: i64) -> Vec<String> {
             .into_iter()
             .filter_map(|row| column::<String>(&row, 1))
             .collect()
+    })
+}
+
+/// One row of fluent_explain(): step, fact, subject, scope, detail.
+pub type ExplainFact = (i32, String, Option<String>, Option<String>, Option<String>);
+
+/// The facts behind the decision on `module.action` for `user`, from
+/// `fluent._explain` (sql/views.sql); module and action must exist.
+pub fn explain_facts(workspace: &str, user: &str, module: &str, action: &str) -> Vec<ExplainFact> {
+    as_catalog_owner(|client| {
+        query(
+            client,
+            "SELECT step, fact, subject, scope::text, detail FROM fluent._explain($1, $2, $3, $4)",
+            &[workspace.into(), user.into(), module.into(), action.into()],
+        )
+        .into_iter()
+        .map(|row| {
+            (
+                column(&row, 1).unwrap_or_default(),
+                column(&row, 2).unwrap_or_default(),
+                column(&row, 3),
+                column(&row, 4),
+                column(&row, 5),
+            )
+        })
+        .collect()
+    })
+}
+
+/// Appends an entry to `fluent.audit_log`. `before` and `after` are rows of
+/// the changed table (its composite type is `row_type`).
+pub fn record_audit(
+    db_role: &str,
+    acting_user: Option<&str>,
+    table: &str,
+    operation: &str,
+    row_type: pg_sys::Oid,
+    before: Option<pg_sys::Datum>,
+    after: Option<pg_sys::Datum>,
+) {
+    let row = |datum: Option<pg_sys::Datum>| unsafe { DatumWithOid::new(datum, row_type) };
+    as_catalog_owner(|client| {
+        client
+            .update(
+                "SELECT fluent._audit_insert($1, $2, $3, $4, pg_catalog.to_jsonb($5), pg_catalog.to_jsonb($6))",
+                None,
+                &[db_role.into(), acting_user.into(), table.into(), operation.into(), row(before), row(after)],
+            )
+            .unwrap_or_else(|e| pgrx::error!("fluent could not write its audit trail: {e}"));
     })
 }

@@ -58,6 +58,23 @@ fn fluent_scope_acting(module: Option<&str>, action: Option<&str>) -> &'static s
     gucs::with_acting(|user, _| scope_of(user, module, action)).as_str()
 }
 
+/// The enabled modules on which `user_key` has some access in the current
+/// workspace, by name: what an application shows in its navigation.
+#[pg_extern(stable, parallel_safe)]
+fn fluent_visible_modules(user_key: Option<&str>) -> SetOfIterator<'static, String> {
+    let modules = match user_key {
+        None => Vec::new(),
+        Some(user) => gucs::with_acting(|_, workspace| cache::visible_modules(workspace, user)).unwrap_or_else(|e| e.report()),
+    };
+    SetOfIterator::new(modules)
+}
+
+/// fluent_visible_modules() for the acting user.
+#[pg_extern(stable, parallel_safe, name = "fluent_visible_modules")]
+fn fluent_visible_modules_acting() -> SetOfIterator<'static, String> {
+    fluent_visible_modules(gucs::with_acting(|user, _| user.map(str::to_owned)).as_deref())
+}
+
 /// A type that owner, assignment and workspace columns can have, and how a
 /// user or workspace key reads as that type. Keys that do not parse match
 /// no row.

@@ -17,6 +17,12 @@ pub enum FluentError {
     UnknownWorkspace { workspace: String },
     /// A user who may not act (ghost or disabled).
     UserCannotSignIn { user: String, status: String },
+    /// A user without a sign-in role in a workspace that has sign-in roles.
+    NoSignInRole { user: String, workspace: String },
+    /// The caller may not see why another user may or may not do something.
+    ExplainDenied { user: String },
+    /// fluent_explain's facts concluded otherwise than the enforced scope.
+    ExplainDisagrees { explained: String, enforced: String },
     /// A NULL where a value is required.
     NullArgument { argument: &'static str, hint: &'static str },
     /// The calling role is not trusted to choose the acting user or workspace.
@@ -30,7 +36,9 @@ impl FluentError {
             UnknownModule { .. } | UnknownAction { .. } | UnknownUser { .. } | UnknownWorkspace { .. } => {
                 PgSqlErrorCode::ERRCODE_UNDEFINED_OBJECT
             }
-            UserCannotSignIn { .. } => PgSqlErrorCode::ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION,
+            UserCannotSignIn { .. } | NoSignInRole { .. } => PgSqlErrorCode::ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION,
+            ExplainDenied { .. } => PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
+            ExplainDisagrees { .. } => PgSqlErrorCode::ERRCODE_INTERNAL_ERROR,
             NullArgument { .. } => PgSqlErrorCode::ERRCODE_NULL_VALUE_NOT_ALLOWED,
             NotTrusted { .. } => PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
         }
@@ -50,6 +58,13 @@ impl FluentError {
             UserCannotSignIn { user, status } => {
                 format!("fluent user \"{user}\" is {status} and cannot act")
             }
+            NoSignInRole { user, workspace } => {
+                format!("fluent user \"{user}\" holds no sign-in role in workspace \"{workspace}\" and cannot act")
+            }
+            ExplainDenied { user } => format!("permission denied to explain the permissions of fluent user \"{user}\""),
+            ExplainDisagrees { explained, enforced } => {
+                format!("fluent_explain concluded {explained} but fluent enforces {enforced}")
+            }
             NullArgument { argument, .. } => format!("{argument} must not be NULL"),
             NotTrusted { what } => format!("permission denied to set the fluent {what}"),
         }
@@ -68,6 +83,15 @@ impl FluentError {
             UnknownUser { .. } => "Create the user with fluent_create_user().".into(),
             UnknownWorkspace { .. } => "Create it with fluent_create_workspace().".into(),
             UserCannotSignIn { .. } => "Activate the user with fluent_set_user_status(user, 'active').".into(),
+            NoSignInRole { .. } => {
+                "Grant one of the workspace's sign-in roles (fluent.roles.grants_sign_in), or set the workspace first."
+                    .into()
+            }
+            ExplainDenied { .. } => {
+                "Users may explain their own permissions; fluent_admin and fluent_reader members may explain anyone's."
+                    .into()
+            }
+            ExplainDisagrees { .. } => "This is a bug in fluent; please report it with the output of fluent_explain.".into(),
             NullArgument { hint, .. } => (*hint).into(),
             NotTrusted { .. } => {
                 "Only superusers and members of fluent_authenticator or fluent_admin may; set it before SET ROLE to the application role."

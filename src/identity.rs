@@ -18,12 +18,12 @@ use crate::gucs;
 const TRUSTED_ROLES: [&std::ffi::CStr; 2] = [c"fluent_authenticator", c"fluent_admin"];
 
 /// Whether the current role (after any SET ROLE or SECURITY DEFINER switch)
-/// may choose the acting user and workspace.
-fn current_role_is_trusted() -> bool {
+/// is a superuser or has the privileges of one of `roles`.
+pub fn current_role_is_one_of(roles: &[&std::ffi::CStr]) -> bool {
     unsafe {
         let me = pg_sys::GetUserId();
         pg_sys::superuser_arg(me)
-            || TRUSTED_ROLES.iter().any(|name| {
+            || roles.iter().any(|name| {
                 let role = pg_sys::get_role_oid(name.as_ptr(), true);
                 role != pg_sys::InvalidOid && pg_sys::has_privs_of_role(me, role)
             })
@@ -33,7 +33,7 @@ fn current_role_is_trusted() -> bool {
 fn require_trusted(what: &'static str) {
     // Inside a security-restricted operation (index expressions, maintenance
     // commands run as a table owner) nobody chooses identities.
-    if unsafe { pg_sys::InSecurityRestrictedOperation() } || !current_role_is_trusted() {
+    if unsafe { pg_sys::InSecurityRestrictedOperation() } || !current_role_is_one_of(&TRUSTED_ROLES) {
         FluentError::NotTrusted { what }.report();
     }
 }
@@ -46,11 +46,9 @@ fn fluent_set_user(user_key: Option<&str>, local: default!(bool, false)) {
     let Some(user_key) = user_key else {
         FluentError::NullArgument { argument: "user", hint: "Use fluent_reset_user() to act for nobody." }.report()
     };
-    match cache::user_status(user_key).as_deref() {
-        None => FluentError::UnknownUser { user: user_key.to_owned() }.report(),
-        Some("active") => gucs::set(gucs::USER_GUC, user_key, local),
-        Some(status) => FluentError::UserCannotSignIn { user: user_key.to_owned(), status: status.to_owned() }.report(),
-    }
+    // Checked in the current workspace: set the workspace first.
+    gucs::with_acting(|_, workspace| cache::check_may_act(workspace, user_key)).unwrap_or_else(|e| e.report());
+    gucs::set(gucs::USER_GUC, user_key, local);
 }
 
 /// Acts for nobody: every check is denied until a user is set again.

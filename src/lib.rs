@@ -6,17 +6,22 @@
 //! - `cache`: the per-backend cache and its invalidation
 //! - `gucs`: the settings that carry the acting user and workspace
 //! - `identity`: `fluent_set_user` and friends, with the trusted-role check
-//! - `checks`: `fluent_can`, `fluent_scope` and the row-level policy helpers
+//! - `checks`: `fluent_can`, `fluent_scope`, `fluent_visible_modules` and the row-level policy helpers
+//! - `explain`: `fluent_explain`, the facts behind one decision
+//! - `audit`: the trigger that writes every catalog change to `fluent.audit_log`
 //! - `error`: every error raised from Rust, with its SQLSTATE
 //!
-//! Administration and `fluent_protect` are PL/pgSQL in `sql/`.
+//! Administration, templates, reporting views and `fluent_protect` are SQL
+//! and PL/pgSQL in `sql/`.
 
 use pgrx::prelude::*;
 
+mod audit;
 mod cache;
 mod catalog;
 mod checks;
 mod error;
+mod explain;
 mod gucs;
 mod identity;
 mod scope;
@@ -33,18 +38,20 @@ extension_sql_file!("../sql/loaders.sql", name = "loaders", requires = ["catalog
 extension_sql_file!(
     "../sql/triggers.sql",
     name = "triggers",
-    requires = ["loaders", checks::fluent::invalidate_cache]
+    requires = ["loaders", checks::fluent::invalidate_cache, audit::fluent::audit_change]
 );
 extension_sql_file!(
     "../sql/admin.sql",
     name = "admin",
     requires = ["triggers", identity::fluent_current_workspace]
 );
+extension_sql_file!("../sql/templates.sql", name = "templates", requires = ["admin"]);
+extension_sql_file!("../sql/views.sql", name = "views", requires = ["templates"]);
 extension_sql_file!(
     "../sql/rls.sql",
     name = "rls",
     requires = [
-        "admin",
+        "views",
         checks::fluent::rls_all,
         checks::fluent::rls_any,
         checks::fluent::rls_owner_keys,

@@ -1,0 +1,49 @@
+//! `fluent_explain`: why a user may or may not do something.
+//!
+//! The facts come from the catalog (`fluent._explain` in sql/views.sql, read
+//! as the catalog owner); the conclusion they reach is checked against the
+//! scope the cache enforces, so an explanation can never describe rules
+//! other than the ones applied.
+
+use pgrx::prelude::*;
+
+use crate::cache;
+use crate::catalog;
+use crate::error::FluentError;
+use crate::gucs;
+use crate::identity;
+
+/// One row per fact that decides the scope `user_key` has on `module.action`
+/// in the current workspace (status, sign-in role, module gate, parent
+/// modules, each role, an override), then a `result` row with that scope.
+#[pg_extern(stable, parallel_restricted)]
+fn fluent_explain(
+    user_key: Option<&str>,
+    module: Option<&str>,
+    action: Option<&str>,
+) -> TableIterator<
+    'static,
+    (
+        name!(step, i32),
+        name!(fact, String),
+        name!(subject, Option<String>),
+        name!(scope, Option<String>),
+        name!(detail, Option<String>),
+    ),
+> {
+    let hint = "Pass the user key and the module and action names.";
+    let [user, module, action] = [("user", user_key), ("module", module), ("action", action)]
+        .map(|(argument, value)| value.unwrap_or_else(|| FluentError::NullArgument { argument, hint }.report()));
+    let (workspace, acting) = gucs::with_acting(|acting, workspace| (workspace.to_owned(), acting.map(str::to_owned)));
+    // What others may do is for administrators and reporting roles to see.
+    if acting.as_deref() != Some(user) && !identity::current_role_is_one_of(&[c"fluent_admin", c"fluent_reader"]) {
+        FluentError::ExplainDenied { user: user.to_owned() }.report();
+    }
+    let enforced = cache::scope(&workspace, user, module, action).unwrap_or_else(|e| e.report());
+    let facts = catalog::explain_facts(&workspace, user, module, action);
+    let explained = facts.last().and_then(|fact| fact.3.clone()).unwrap_or_default();
+    if explained != enforced.as_str() {
+        FluentError::ExplainDisagrees { explained, enforced: enforced.as_str().to_owned() }.report();
+    }
+    TableIterator::new(facts)
+}
