@@ -280,7 +280,7 @@ LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     PERFORM fluent._require_admin();
     -- Grants and team memberships go with the user; reports lose their manager.
-    DELETE FROM fluent.users WHERE user_id = fluent._user_id(user_key);
+    DELETE FROM fluent.users u WHERE u.user_id = fluent._user_id(fluent_drop_user.user_key);
 END $$;
 
 -- Grants -------------------------------------------------------------------
@@ -437,7 +437,7 @@ BEGIN
     GET DIAGNOSTICS marked = ROW_COUNT;
     IF marked = 0 THEN
         RAISE WARNING 'fluent user "%" holds no % in workspace "%"', user_key,
-            coalesce(format('role "%s"', role), 'role'), @extschema@.fluent_current_workspace();
+            CASE WHEN role IS NULL THEN 'role' ELSE format('role "%s"', role) END, @extschema@.fluent_current_workspace();
     END IF;
     RETURN marked;
 END $$;

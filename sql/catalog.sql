@@ -168,11 +168,11 @@ CREATE TABLE fluent.protected_tables (
 COMMENT ON TABLE fluent.protected_tables IS 'Application tables protected by fluent_protect(), with how their rows are tied to users and workspaces';
 
 CREATE TABLE fluent.template_applications (
-    workspace_id int NOT NULL REFERENCES fluent.workspaces ON DELETE CASCADE,
-    template     text NOT NULL,
-    applied_at   timestamptz NOT NULL DEFAULT now(),
-    applied_by   name NOT NULL DEFAULT current_user,
-    PRIMARY KEY (workspace_id, template, applied_at)
+    application_id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    workspace_id   int NOT NULL REFERENCES fluent.workspaces ON DELETE CASCADE,
+    template       text NOT NULL,
+    applied_at     timestamptz NOT NULL DEFAULT now(),
+    applied_by     name NOT NULL DEFAULT current_user
 );
 COMMENT ON TABLE fluent.template_applications IS 'Every fluent_apply_template() call: which template, where, when and by whom';
 
@@ -204,13 +204,25 @@ COMMENT ON COLUMN fluent.audit_log.after IS 'The row after the change (INSERT, U
 
 -- pg_dump keeps what users put in the catalog; rows created by the
 -- extension script itself (the default workspace) are recreated by it.
+-- (One call per statement: each call updates the extension's catalog row.)
 SELECT pg_catalog.pg_extension_config_dump('fluent.workspaces', 'WHERE name <> ''default''');
-SELECT pg_catalog.pg_extension_config_dump(t, '')
-  FROM unnest(ARRAY['fluent.users', 'fluent.modules', 'fluent.actions', 'fluent.roles', 'fluent.permissions',
-                    'fluent.grants', 'fluent.overrides', 'fluent.teams', 'fluent.team_members',
-                    'fluent.protected_tables', 'fluent.template_applications', 'fluent.audit_log']::regclass[]) AS t;
--- ... and the identity sequences, so restored rows keep their ids and new ones do not collide.
-SELECT pg_catalog.pg_extension_config_dump(pg_catalog.pg_get_serial_sequence(t, c), '')
-  FROM (VALUES ('fluent.workspaces', 'workspace_id'), ('fluent.users', 'user_id'), ('fluent.modules', 'module_id'),
-               ('fluent.actions', 'action_id'), ('fluent.roles', 'role_id'), ('fluent.teams', 'team_id'),
-               ('fluent.audit_log', 'audit_id')) AS s(t, c);
+DO $$
+DECLARE
+    t regclass;
+    c text;
+BEGIN
+    FOREACH t IN ARRAY ARRAY['fluent.users', 'fluent.modules', 'fluent.actions', 'fluent.roles', 'fluent.permissions',
+                             'fluent.grants', 'fluent.overrides', 'fluent.teams', 'fluent.team_members',
+                             'fluent.protected_tables', 'fluent.template_applications', 'fluent.audit_log']::regclass[]
+    LOOP
+        PERFORM pg_catalog.pg_extension_config_dump(t, '');
+    END LOOP;
+    -- ... and the identity sequences, so restored rows keep their ids and new ones do not collide.
+    FOR t, c IN SELECT attrelid::regclass, attname FROM pg_catalog.pg_attribute
+                 WHERE attidentity <> '' AND attrelid IN (SELECT oid FROM pg_catalog.pg_class
+                                                           WHERE relnamespace = 'fluent'::regnamespace)
+    LOOP
+        PERFORM pg_catalog.pg_extension_config_dump(pg_catalog.pg_get_serial_sequence(t::text, c), '');
+    END LOOP;
+END
+$$;

@@ -282,7 +282,7 @@ BEGIN
         RETURN QUERY SELECT n, 'role', NULL::text, NULL::fluent.scope, 'holds no role in this workspace';
     END IF;
 
-    SELECT o.scope, sm.name || '.' || sa.name AS source, o.set_by, o.set_at INTO ov
+    SELECT o.scope, sm.name || '.' || sa.name AS source, o.set_by INTO ov
       FROM fluent.override_scopes o
       JOIN fluent.actions sa ON sa.action_id = o.source_action_id
       JOIN fluent.modules sm ON sm.module_id = sa.module_id
@@ -290,7 +290,7 @@ BEGIN
     IF FOUND THEN
         n := n + 1;
         RETURN QUERY SELECT n, 'override', ov.source, ov.scope,
-            format('set by %s at %s; replaces what the roles give', ov.set_by, ov.set_at);
+            format('set by %s; replaces what the roles give', ov.set_by);
     END IF;
 
     n := n + 1;

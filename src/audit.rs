@@ -10,6 +10,7 @@ use pgrx::pg_sys;
 use pgrx::prelude::*;
 
 use crate::catalog;
+use crate::error::FluentError;
 use crate::gucs;
 
 #[pg_schema]
@@ -21,7 +22,7 @@ mod fluent {
         trigger: &'a pgrx::PgTrigger<'a>,
     ) -> Result<Option<PgHeapTuple<'a, AllocatedByPostgres>>, pgrx::PgTriggerError> {
         if trigger.table_schema()? != "fluent" {
-            pgrx::error!("fluent.audit_change() audits only the fluent catalog");
+            FluentError::NotCatalogTable { table: trigger.table_name()? }.report();
         }
         let operation = match trigger.op()? {
             PgTriggerOperation::Insert => "INSERT",

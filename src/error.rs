@@ -23,6 +23,8 @@ pub enum FluentError {
     ExplainDenied { user: String },
     /// fluent_explain's facts concluded otherwise than the enforced scope.
     ExplainDisagrees { explained: String, enforced: String },
+    /// The audit trigger attached to a table outside the fluent catalog.
+    NotCatalogTable { table: String },
     /// A NULL where a value is required.
     NullArgument { argument: &'static str, hint: &'static str },
     /// The calling role is not trusted to choose the acting user or workspace.
@@ -39,6 +41,7 @@ impl FluentError {
             UserCannotSignIn { .. } | NoSignInRole { .. } => PgSqlErrorCode::ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION,
             ExplainDenied { .. } => PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
             ExplainDisagrees { .. } => PgSqlErrorCode::ERRCODE_INTERNAL_ERROR,
+            NotCatalogTable { .. } => PgSqlErrorCode::ERRCODE_WRONG_OBJECT_TYPE,
             NullArgument { .. } => PgSqlErrorCode::ERRCODE_NULL_VALUE_NOT_ALLOWED,
             NotTrusted { .. } => PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
         }
@@ -65,6 +68,7 @@ impl FluentError {
             ExplainDisagrees { explained, enforced } => {
                 format!("fluent_explain concluded {explained} but fluent enforces {enforced}")
             }
+            NotCatalogTable { table } => format!("fluent.audit_change() audits the fluent catalog only, not \"{table}\""),
             NullArgument { argument, .. } => format!("{argument} must not be NULL"),
             NotTrusted { what } => format!("permission denied to set the fluent {what}"),
         }
@@ -92,6 +96,7 @@ impl FluentError {
                     .into()
             }
             ExplainDisagrees { .. } => "This is a bug in fluent; please report it with the output of fluent_explain.".into(),
+            NotCatalogTable { .. } => "Drop the trigger; fluent installs its audit triggers itself.".into(),
             NullArgument { hint, .. } => (*hint).into(),
             NotTrusted { .. } => {
                 "Only superusers and members of fluent_authenticator or fluent_admin may; set it before SET ROLE to the application role."
