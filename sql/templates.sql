@@ -352,8 +352,8 @@ END $$;
 CREATE FUNCTION fluent_apply_template(template text) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
-    t text := fluent._template(template);
     ws int := fluent._workspace_id();
+    t text := fluent._template(template);
     m record;
     mid int;
 BEGIN
