@@ -53,7 +53,8 @@ fn a_dump_restores_permissions_and_the_audit_trail() {
     run("pg_dump", &["-d", &source, "-f", file], false);
     let target = "fluent_it_dump_target";
     let mut admin = connect("postgres", "postgres");
-    admin.batch_execute(&format!("DROP DATABASE IF EXISTS {target} WITH (FORCE); CREATE DATABASE {target}")).unwrap();
+    admin.batch_execute(&format!("DROP DATABASE IF EXISTS {target} WITH (FORCE)")).unwrap();
+    admin.batch_execute(&format!("CREATE DATABASE {target}")).unwrap();
     run("psql", &["-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", target, "-f", file], true);
 
     let mut restored = connect(target, "postgres");
