@@ -87,3 +87,24 @@ COMMENT ON FUNCTION fluent_set_module_enabled(text, boolean) IS
     'Feature gate: a disabled module (and its submodules) denies every action to everyone in the workspace';
 COMMENT ON FUNCTION fluent_mark_reviewed(text, text) IS
     'Records an access review of a user''s grant of a role (all their grants in the workspace when role is NULL)';
+COMMENT ON FUNCTION fluent_create_workspace(text) IS 'Creates a workspace (tenant)';
+COMMENT ON FUNCTION fluent_drop_workspace(text) IS 'Drops a workspace with its modules, roles, grants, overrides and teams; not ''default''';
+COMMENT ON FUNCTION fluent_create_module(text, text[], text) IS
+    'Creates a module of the current workspace with its actions (default read, write, delete), optionally under a parent module';
+COMMENT ON FUNCTION fluent_drop_module(text) IS 'Drops a module with its submodules, actions, permissions and overrides';
+COMMENT ON FUNCTION fluent_create_role(text, text) IS 'Creates a custom role in the current workspace';
+COMMENT ON FUNCTION fluent_drop_role(text) IS 'Drops a role with its permissions and grants';
+COMMENT ON FUNCTION fluent_set_permission(text, text, text, text) IS
+    'Sets the scope (none, own, team, all) a role has on a module''s action';
+COMMENT ON FUNCTION fluent_clear_permission(text, text, text) IS
+    'Removes a role''s setting on an action, which then inherits from the parent module (or is none)';
+COMMENT ON FUNCTION fluent_create_user(text, text, text, text) IS 'Creates an end user, optionally with a manager and a status';
+COMMENT ON FUNCTION fluent_set_user_status(text, text) IS 'Sets a user''s status: active, ghost or disabled';
+COMMENT ON FUNCTION fluent_set_manager(text, text) IS 'Sets (or with NULL clears) a user''s manager; refuses cycles';
+COMMENT ON FUNCTION fluent_drop_user(text) IS 'Drops a user with their grants, overrides and team memberships';
+COMMENT ON FUNCTION fluent_grant_role(text, text) IS 'Grants a role of the current workspace to a user';
+COMMENT ON FUNCTION fluent_revoke_role(text, text) IS 'Revokes a role from a user';
+COMMENT ON FUNCTION fluent_create_team(text) IS 'Creates a team in the current workspace';
+COMMENT ON FUNCTION fluent_drop_team(text) IS 'Drops a team and its memberships';
+COMMENT ON FUNCTION fluent_add_team_member(text, text, boolean) IS 'Adds a user to a team, as a lead or not (updates the lead flag of a member)';
+COMMENT ON FUNCTION fluent_remove_team_member(text, text) IS 'Removes a user from a team';

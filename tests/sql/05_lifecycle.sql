@@ -156,5 +156,7 @@ SELECT user_key, reviewed_by, last_reviewed = reviewed_at AS last_is_review FROM
 SELECT c.relname, obj_description(c.oid, 'pg_class') IS NOT NULL AS has_comment
   FROM pg_class c WHERE c.relnamespace = 'fluent'::regnamespace AND c.relkind IN ('r', 'v')
    AND obj_description(c.oid, 'pg_class') IS NULL;
+SELECT p.oid::regprocedure AS undocumented_function FROM pg_proc p
+ WHERE p.pronamespace = 'public'::regnamespace AND p.proname LIKE 'fluent%' AND obj_description(p.oid, 'pg_proc') IS NULL;
 RESET ROLE;
 ROLLBACK;
