@@ -106,6 +106,14 @@ BEGIN
     RETURN value;
 END $$;
 
+CREATE FUNCTION fluent._scope(value text) RETURNS fluent.scope
+LANGUAGE sql IMMUTABLE
+RETURN fluent._parse_enum(value, 'scope', enum_range(NULL::fluent.scope)::text[])::fluent.scope;
+
+CREATE FUNCTION fluent._user_status(value text) RETURNS fluent.user_status
+LANGUAGE sql IMMUTABLE
+RETURN fluent._parse_enum(value, 'user status', enum_range(NULL::fluent.user_status)::text[])::fluent.user_status;
+
 CREATE FUNCTION fluent._name(value text, what text) RETURNS text
 LANGUAGE plpgsql IMMUTABLE AS $$
 BEGIN
@@ -212,7 +220,7 @@ LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     rid int := fluent._role_id(role);
     aid int := fluent._action_id(module, action);
-    s fluent.scope := fluent._parse_enum(scope, 'scope', enum_range(NULL::fluent.scope)::text[]);
+    s fluent.scope := fluent._scope(scope);
 BEGIN
     PERFORM fluent._require_admin();
     INSERT INTO fluent.permissions (workspace_id, role_id, action_id, scope)
@@ -237,7 +245,7 @@ RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     manager_id bigint := CASE WHEN manager IS NOT NULL THEN fluent._user_id(manager) END;
-    s fluent.user_status := fluent._parse_enum(status, 'user status', enum_range(NULL::fluent.user_status)::text[]);
+    s fluent.user_status := fluent._user_status(status);
 BEGIN
     PERFORM fluent._require_admin();
     INSERT INTO fluent.users (user_key, display_name, status, manager_id)
@@ -250,7 +258,7 @@ CREATE FUNCTION fluent_set_user_status(user_key text, status text) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     uid bigint := fluent._user_id(user_key);
-    s fluent.user_status := fluent._parse_enum(status, 'user status', enum_range(NULL::fluent.user_status)::text[]);
+    s fluent.user_status := fluent._user_status(status);
 BEGIN
     PERFORM fluent._require_admin();
     UPDATE fluent.users u SET status = s WHERE u.user_id = uid AND u.status IS DISTINCT FROM s;
@@ -367,13 +375,13 @@ BEGIN
     PERFORM fluent._require_admin();
     -- NULL leaves a property as it is.
     UPDATE fluent.roles r
-       SET privileged = coalesce(fluent_alter_role.privileged, r.privileged),
-           grants_sign_in = coalesce(fluent_alter_role.grants_sign_in, r.grants_sign_in),
-           description = coalesce(fluent_alter_role.description, r.description)
+       SET privileged = n.privileged, grants_sign_in = n.grants_sign_in, description = n.description
+      FROM (SELECT coalesce(fluent_alter_role.privileged, o.privileged) AS privileged,
+                   coalesce(fluent_alter_role.grants_sign_in, o.grants_sign_in) AS grants_sign_in,
+                   coalesce(fluent_alter_role.description, o.description) AS description
+              FROM fluent.roles o WHERE o.role_id = rid) n
      WHERE r.role_id = rid
-       AND (r.privileged, r.grants_sign_in, r.description) IS DISTINCT FROM
-           (coalesce(fluent_alter_role.privileged, r.privileged), coalesce(fluent_alter_role.grants_sign_in, r.grants_sign_in),
-            coalesce(fluent_alter_role.description, r.description));
+       AND (r.privileged, r.grants_sign_in, r.description) IS DISTINCT FROM (n.privileged, n.grants_sign_in, n.description);
 END $$;
 
 -- Per-user overrides --------------------------------------------------------
@@ -383,7 +391,7 @@ LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     uid bigint := fluent._user_id(user_key);
     aid int := fluent._action_id(module, action);
-    s fluent.scope := fluent._parse_enum(scope, 'scope', enum_range(NULL::fluent.scope)::text[]);
+    s fluent.scope := fluent._scope(scope);
 BEGIN
     PERFORM fluent._require_admin();
     INSERT INTO fluent.overrides (workspace_id, user_id, action_id, scope)

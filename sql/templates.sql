@@ -394,18 +394,16 @@ BEGIN
     INSERT INTO fluent.template_applications (workspace_id, template) VALUES (ws, t);
 END $$;
 
--- A template role's default permissions, as (role_id, action_id, scope) of
--- the current workspace, for every role based on it.
-CREATE FUNCTION fluent._template_defaults(p_role_id int)
-RETURNS TABLE (action_id int, scope fluent.scope)
-LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
-    SELECT a.action_id, tp.scope
-      FROM fluent.roles r
-      JOIN fluent.template_permissions tp ON tp.template = r.template AND tp.role = r.template_role
-      JOIN fluent.modules md ON md.workspace_id = r.workspace_id AND md.name = tp.module
-      JOIN fluent.actions a ON a.module_id = md.module_id AND a.name = tp.action
-     WHERE r.role_id = p_role_id;
-$$;
+-- The default permissions of every role based on a template, resolved to
+-- the actions of the role's workspace.
+CREATE VIEW fluent.template_defaults AS
+SELECT r.role_id, a.action_id, tp.scope
+  FROM fluent.roles r
+  JOIN fluent.template_permissions tp ON tp.template = r.template AND tp.role = r.template_role
+  JOIN fluent.modules md ON md.workspace_id = r.workspace_id AND md.name = tp.module
+  JOIN fluent.actions a ON a.module_id = md.module_id AND a.name = tp.action;
+COMMENT ON VIEW fluent.template_defaults IS
+    'The template default of each role based on a template, per action of its workspace: what fluent_reset_role() restores';
 
 -- Restores a role's permissions to its template's defaults.
 CREATE FUNCTION fluent_reset_role(role text) RETURNS void
@@ -422,9 +420,10 @@ BEGIN
     END IF;
     DELETE FROM fluent.permissions p
      WHERE p.role_id = rid
-       AND NOT EXISTS (SELECT 1 FROM fluent._template_defaults(rid) d WHERE d.action_id = p.action_id AND d.scope = p.scope);
+       AND NOT EXISTS (SELECT 1 FROM fluent.template_defaults d
+                        WHERE d.role_id = rid AND d.action_id = p.action_id AND d.scope = p.scope);
     INSERT INTO fluent.permissions (workspace_id, role_id, action_id, scope)
-    SELECT ws, rid, d.action_id, d.scope FROM fluent._template_defaults(rid) d
+    SELECT ws, rid, d.action_id, d.scope FROM fluent.template_defaults d WHERE d.role_id = rid
     ON CONFLICT (role_id, action_id) DO NOTHING;
 END $$;
 

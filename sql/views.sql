@@ -185,16 +185,10 @@ CREATE VIEW fluent.role_template_diff AS
 WITH current AS (
     SELECT p.role_id, p.action_id, p.scope FROM fluent.permissions p
       JOIN fluent.roles r ON r.role_id = p.role_id WHERE r.template IS NOT NULL
-), defaults AS (
-    SELECT r.role_id, a.action_id, tp.scope
-      FROM fluent.roles r
-      JOIN fluent.template_permissions tp ON tp.template = r.template AND tp.role = r.template_role
-      JOIN fluent.modules md ON md.workspace_id = r.workspace_id AND md.name = tp.module
-      JOIN fluent.actions a ON a.module_id = md.module_id AND a.name = tp.action
 )
 SELECT w.name AS workspace, r.name AS role, r.template, r.template_role, md.name AS module, a.name AS action,
        d.scope AS template_scope, c.scope AS current_scope
-  FROM current c FULL JOIN defaults d ON d.role_id = c.role_id AND d.action_id = c.action_id
+  FROM current c FULL JOIN fluent.template_defaults d ON d.role_id = c.role_id AND d.action_id = c.action_id
   JOIN fluent.roles r ON r.role_id = coalesce(c.role_id, d.role_id)
   JOIN fluent.workspaces w ON w.workspace_id = r.workspace_id
   JOIN fluent.actions a ON a.action_id = coalesce(c.action_id, d.action_id)
