@@ -32,16 +32,25 @@ pub fn fresh_database(name: &str) -> String {
     admin.batch_execute(&format!("CREATE DATABASE {database}")).unwrap();
     let mut db = connect(&database, "postgres");
     db.batch_execute("CREATE EXTENSION fluent").unwrap();
-    db.batch_execute(&format!(
-        "DO $$ BEGIN
-           IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '{APP}') THEN CREATE ROLE {APP} NOLOGIN; END IF;
-           IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '{AUTHENTICATOR}') THEN CREATE ROLE {AUTHENTICATOR} LOGIN; END IF;
-         END $$;
-         GRANT fluent_authenticator TO {AUTHENTICATOR};
-         GRANT {APP} TO {AUTHENTICATOR};"
-    ))
-    .unwrap();
+    ensure_role(&mut db, APP, false, &[]);
+    ensure_role(&mut db, AUTHENTICATOR, true, &["fluent_authenticator", APP]);
     database
+}
+
+/// Creates the cluster-wide role `name` unless it exists (tests share the
+/// cluster), and makes it a member of `member_of`.
+pub fn ensure_role(client: &mut Client, name: &str, login: bool, member_of: &[&str]) {
+    let login = if login { "LOGIN" } else { "NOLOGIN" };
+    client
+        .batch_execute(&format!(
+            "DO $$ BEGIN
+               IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '{name}') THEN CREATE ROLE {name} {login}; END IF;
+             END $$;"
+        ))
+        .unwrap();
+    for role in member_of {
+        client.batch_execute(&format!("GRANT {role} TO {name}")).unwrap();
+    }
 }
 
 /// An application session: logs in as the authenticator, acts for `user`,

@@ -1,7 +1,7 @@
 //! Templates, overrides, feature gates and the audit trail across sessions,
 //! over real connections, with a DBA that is not a superuser.
 
-use fluent_pgrx_tests::{app_session, connect, fresh_database, sqlstate, APP};
+use fluent_pgrx_tests::{app_session, connect, ensure_role, fresh_database, sqlstate, APP};
 
 /// A login role with fluent_admin: what a DBA administers fluent as.
 const DBA: &str = "it_dba";
@@ -10,14 +10,10 @@ const READER: &str = "it_reader";
 
 fn seed(database: &str) {
     let mut su = connect(database, "postgres");
+    ensure_role(&mut su, DBA, true, &["fluent_admin"]);
+    ensure_role(&mut su, READER, true, &["fluent_reader"]);
     su.batch_execute(&format!(
-        "DO $$ BEGIN
-           IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '{DBA}') THEN CREATE ROLE {DBA} LOGIN; END IF;
-           IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '{READER}') THEN CREATE ROLE {READER} LOGIN; END IF;
-         END $$;
-         GRANT fluent_admin TO {DBA};
-         GRANT fluent_reader TO {READER};
-         CREATE TABLE invoices (id int PRIMARY KEY, owner text);
+        "CREATE TABLE invoices (id int PRIMARY KEY, owner text);
          INSERT INTO invoices SELECT g, CASE WHEN g % 2 = 0 THEN 'bea' ELSE 'sam' END FROM generate_series(1, 10) g;
          GRANT SELECT ON invoices TO {APP};
          SELECT fluent_apply_template('fluent');
