@@ -6,19 +6,15 @@
 -- its input before writing, so a mistake raises a clear error and changes
 -- nothing. Functions act on the current workspace (fluent_set_workspace).
 
-CREATE FUNCTION fluent._require_admin() RETURNS void
-LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
-BEGIN
-    IF NOT (SELECT rolsuper FROM pg_roles WHERE oid = current_user::regrole)
-       AND NOT pg_has_role(current_user, 'fluent_admin', 'USAGE') THEN
-        RAISE EXCEPTION 'permission denied to administer fluent'
-            USING ERRCODE = 'insufficient_privilege',
-                  HINT = 'Administration needs a superuser or a member of fluent_admin (GRANT fluent_admin TO ...).';
-    END IF;
-END $$;
+-- Everything below resolves names in pg_catalog and fluent's own schema only
+-- (see "Install-time safety" in README.md); the extension schema comes back at the end.
+SET LOCAL search_path TO pg_catalog, pg_temp;
+
+-- fluent._require_admin() (src/identity.rs) refuses every role but superusers
+-- and those that inherit fluent_admin's privileges, comparing role OIDs.
 
 CREATE FUNCTION fluent._not_null(value anyelement, what text) RETURNS void
-LANGUAGE plpgsql IMMUTABLE AS $$
+LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     IF value IS NULL THEN
         RAISE EXCEPTION '% must not be NULL', what USING ERRCODE = 'null_value_not_allowed';
@@ -97,7 +93,7 @@ BEGIN
 END $$;
 
 CREATE FUNCTION fluent._parse_enum(value text, what text, allowed text[]) RETURNS text
-LANGUAGE plpgsql IMMUTABLE AS $$
+LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     IF value IS NULL OR NOT value = ANY (allowed) THEN
         RAISE EXCEPTION 'invalid fluent %: %', what, coalesce(quote_literal(value), 'NULL')
@@ -115,25 +111,30 @@ LANGUAGE sql IMMUTABLE
 RETURN fluent._parse_enum(value, 'user status', enum_range(NULL::fluent.user_status)::text[])::fluent.user_status;
 
 CREATE FUNCTION fluent._name(value text, what text) RETURNS text
-LANGUAGE plpgsql IMMUTABLE AS $$
+LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     PERFORM fluent._not_null(value, what);
     IF value = '' OR value <> btrim(value) THEN
         RAISE EXCEPTION 'invalid fluent % name: %', what, quote_literal(value)
             USING ERRCODE = 'invalid_name', HINT = 'Names are non-empty and have no surrounding spaces.';
     END IF;
+    -- Keys and names are indexed: a btree entry must fit in a third of a page.
+    IF char_length(value) > 256 THEN
+        RAISE EXCEPTION 'fluent % name is too long: % characters', what, char_length(value)
+            USING ERRCODE = 'string_data_right_truncation', HINT = 'Names and user keys have at most 256 characters.';
+    END IF;
     RETURN value;
 END $$;
 
 CREATE FUNCTION fluent._duplicate(what text, name text) RETURNS void
-LANGUAGE plpgsql IMMUTABLE AS $$
+LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     RAISE EXCEPTION 'fluent % "%" already exists', what, name USING ERRCODE = 'duplicate_object';
 END $$;
 
 -- Workspaces ---------------------------------------------------------------
 
-CREATE FUNCTION fluent_create_workspace(workspace text) RETURNS void
+CREATE FUNCTION @extschema@.fluent_create_workspace(workspace text) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     PERFORM fluent._require_admin();
@@ -142,7 +143,7 @@ BEGIN
     IF NOT FOUND THEN PERFORM fluent._duplicate('workspace', workspace); END IF;
 END $$;
 
-CREATE FUNCTION fluent_drop_workspace(workspace text) RETURNS void
+CREATE FUNCTION @extschema@.fluent_drop_workspace(workspace text) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     PERFORM fluent._require_admin();
@@ -158,7 +159,7 @@ END $$;
 
 -- Modules and actions ------------------------------------------------------
 
-CREATE FUNCTION fluent_create_module(module text, actions text[] DEFAULT '{read,write,delete}', parent text DEFAULT NULL)
+CREATE FUNCTION @extschema@.fluent_create_module(module text, actions text[] DEFAULT '{read,write,delete}', parent text DEFAULT NULL)
 RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -187,7 +188,7 @@ BEGIN
     SELECT ws, new_id, x FROM unnest(actions) WITH ORDINALITY AS t(x, n) ORDER BY n;
 END $$;
 
-CREATE FUNCTION fluent_drop_module(module text) RETURNS void
+CREATE FUNCTION @extschema@.fluent_drop_module(module text) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     PERFORM fluent._require_admin();
@@ -197,7 +198,7 @@ END $$;
 
 -- Roles and permissions ----------------------------------------------------
 
-CREATE FUNCTION fluent_create_role(role text, description text DEFAULT NULL) RETURNS void
+CREATE FUNCTION @extschema@.fluent_create_role(role text, description text DEFAULT NULL) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     PERFORM fluent._require_admin();
@@ -207,7 +208,7 @@ BEGIN
     IF NOT FOUND THEN PERFORM fluent._duplicate('role', role); END IF;
 END $$;
 
-CREATE FUNCTION fluent_drop_role(role text) RETURNS void
+CREATE FUNCTION @extschema@.fluent_drop_role(role text) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     PERFORM fluent._require_admin();
@@ -215,7 +216,7 @@ BEGIN
     DELETE FROM fluent.roles WHERE role_id = fluent._role_id(role);
 END $$;
 
-CREATE FUNCTION fluent_set_permission(role text, module text, action text, scope text) RETURNS void
+CREATE FUNCTION @extschema@.fluent_set_permission(role text, module text, action text, scope text) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     rid int := fluent._role_id(role);
@@ -229,7 +230,7 @@ BEGIN
     WHERE permissions.scope IS DISTINCT FROM EXCLUDED.scope;
 END $$;
 
-CREATE FUNCTION fluent_clear_permission(role text, module text, action text) RETURNS void
+CREATE FUNCTION @extschema@.fluent_clear_permission(role text, module text, action text) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     PERFORM fluent._require_admin();
@@ -239,7 +240,7 @@ END $$;
 
 -- Users --------------------------------------------------------------------
 
-CREATE FUNCTION fluent_create_user(user_key text, display_name text DEFAULT NULL, manager text DEFAULT NULL,
+CREATE FUNCTION @extschema@.fluent_create_user(user_key text, display_name text DEFAULT NULL, manager text DEFAULT NULL,
                                    status text DEFAULT 'active')
 RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
@@ -254,7 +255,7 @@ BEGIN
     IF NOT FOUND THEN PERFORM fluent._duplicate('user', user_key); END IF;
 END $$;
 
-CREATE FUNCTION fluent_set_user_status(user_key text, status text) RETURNS void
+CREATE FUNCTION @extschema@.fluent_set_user_status(user_key text, status text) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     uid bigint := fluent._user_id(user_key);
@@ -264,7 +265,7 @@ BEGIN
     UPDATE fluent.users u SET status = s WHERE u.user_id = uid AND u.status IS DISTINCT FROM s;
 END $$;
 
-CREATE FUNCTION fluent_set_manager(user_key text, manager text) RETURNS void
+CREATE FUNCTION @extschema@.fluent_set_manager(user_key text, manager text) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     uid bigint := fluent._user_id(user_key);
@@ -283,7 +284,7 @@ BEGIN
     UPDATE fluent.users u SET manager_id = mid WHERE u.user_id = uid AND u.manager_id IS DISTINCT FROM mid;
 END $$;
 
-CREATE FUNCTION fluent_drop_user(user_key text) RETURNS void
+CREATE FUNCTION @extschema@.fluent_drop_user(user_key text) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     PERFORM fluent._require_admin();
@@ -293,7 +294,7 @@ END $$;
 
 -- Grants -------------------------------------------------------------------
 
-CREATE FUNCTION fluent_grant_role(user_key text, role text) RETURNS void
+CREATE FUNCTION @extschema@.fluent_grant_role(user_key text, role text) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     uid bigint := fluent._user_id(user_key);
@@ -307,7 +308,7 @@ BEGIN
     END IF;
 END $$;
 
-CREATE FUNCTION fluent_revoke_role(user_key text, role text) RETURNS void
+CREATE FUNCTION @extschema@.fluent_revoke_role(user_key text, role text) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     uid bigint := fluent._user_id(user_key);
@@ -322,7 +323,7 @@ END $$;
 
 -- Teams --------------------------------------------------------------------
 
-CREATE FUNCTION fluent_create_team(team text) RETURNS void
+CREATE FUNCTION @extschema@.fluent_create_team(team text) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     PERFORM fluent._require_admin();
@@ -331,14 +332,14 @@ BEGIN
     IF NOT FOUND THEN PERFORM fluent._duplicate('team', team); END IF;
 END $$;
 
-CREATE FUNCTION fluent_drop_team(team text) RETURNS void
+CREATE FUNCTION @extschema@.fluent_drop_team(team text) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     PERFORM fluent._require_admin();
     DELETE FROM fluent.teams WHERE team_id = fluent._team_id(team);
 END $$;
 
-CREATE FUNCTION fluent_add_team_member(team text, user_key text, lead boolean DEFAULT false) RETURNS void
+CREATE FUNCTION @extschema@.fluent_add_team_member(team text, user_key text, lead boolean DEFAULT false) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     tid int := fluent._team_id(team);
@@ -352,7 +353,7 @@ BEGIN
     WHERE team_members.is_lead IS DISTINCT FROM EXCLUDED.is_lead;
 END $$;
 
-CREATE FUNCTION fluent_remove_team_member(team text, user_key text) RETURNS void
+CREATE FUNCTION @extschema@.fluent_remove_team_member(team text, user_key text) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     tid int := fluent._team_id(team);
@@ -365,7 +366,7 @@ BEGIN
     END IF;
 END $$;
 
-CREATE FUNCTION fluent_alter_role(role text, privileged boolean DEFAULT NULL, grants_sign_in boolean DEFAULT NULL,
+CREATE FUNCTION @extschema@.fluent_alter_role(role text, privileged boolean DEFAULT NULL, grants_sign_in boolean DEFAULT NULL,
                                   description text DEFAULT NULL)
 RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
@@ -386,7 +387,7 @@ END $$;
 
 -- Per-user overrides --------------------------------------------------------
 
-CREATE FUNCTION fluent_set_override(user_key text, module text, action text, scope text) RETURNS void
+CREATE FUNCTION @extschema@.fluent_set_override(user_key text, module text, action text, scope text) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     uid bigint := fluent._user_id(user_key);
@@ -401,7 +402,7 @@ BEGIN
      WHERE overrides.scope IS DISTINCT FROM EXCLUDED.scope;
 END $$;
 
-CREATE FUNCTION fluent_clear_override(user_key text, module text, action text) RETURNS void
+CREATE FUNCTION @extschema@.fluent_clear_override(user_key text, module text, action text) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     uid bigint := fluent._user_id(user_key);
@@ -416,7 +417,7 @@ END $$;
 
 -- Feature gates ---------------------------------------------------------------
 
-CREATE FUNCTION fluent_set_module_enabled(module text, enabled boolean) RETURNS void
+CREATE FUNCTION @extschema@.fluent_set_module_enabled(module text, enabled boolean) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     mid int := fluent._module_id(module);
@@ -432,7 +433,7 @@ END $$;
 -- Records that the user's grant of `role` (every grant of theirs in the
 -- current workspace when role is NULL) was reviewed and kept; returns how
 -- many grants were marked.
-CREATE FUNCTION fluent_mark_reviewed(user_key text, role text DEFAULT NULL) RETURNS int
+CREATE FUNCTION @extschema@.fluent_mark_reviewed(user_key text, role text DEFAULT NULL) RETURNS int
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     uid bigint := fluent._user_id(user_key);
@@ -449,3 +450,5 @@ BEGIN
     END IF;
     RETURN marked;
 END $$;
+
+SET LOCAL search_path TO @extschema@, pg_temp;

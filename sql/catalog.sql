@@ -9,6 +9,10 @@
 -- keys include it, so a grant can never join a role of one tenant to a module
 -- of another.
 
+-- Everything below resolves names in pg_catalog and fluent's own schema only
+-- (see "Install-time safety" in README.md); the extension schema comes back at the end.
+SET LOCAL search_path TO pg_catalog, pg_temp;
+
 CREATE SCHEMA fluent;
 COMMENT ON SCHEMA fluent IS 'fluent: permission catalog, reporting views and internal functions';
 
@@ -22,7 +26,7 @@ COMMENT ON TYPE fluent.user_status IS
 
 CREATE TABLE fluent.workspaces (
     workspace_id int GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-    name         text NOT NULL UNIQUE CHECK (name <> ''),
+    name         text NOT NULL UNIQUE CHECK (name <> '' AND char_length(name) <= 256),
     created_at   timestamptz NOT NULL DEFAULT now()
 );
 COMMENT ON TABLE fluent.workspaces IS 'Tenants. Roles, permissions, grants and teams belong to one workspace; workspace ''default'' always exists';
@@ -30,7 +34,7 @@ INSERT INTO fluent.workspaces (name) VALUES ('default');
 
 CREATE TABLE fluent.users (
     user_id      bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-    user_key     text NOT NULL UNIQUE CHECK (user_key <> ''),
+    user_key     text NOT NULL UNIQUE CHECK (user_key <> '' AND char_length(user_key) <= 256),
     display_name text,
     status       fluent.user_status NOT NULL DEFAULT 'active',
     manager_id   bigint REFERENCES fluent.users ON DELETE SET NULL,
@@ -44,11 +48,12 @@ COMMENT ON COLUMN fluent.users.user_key IS 'The value the application stores in 
 CREATE TABLE fluent.modules (
     module_id    int GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     workspace_id int NOT NULL REFERENCES fluent.workspaces ON DELETE CASCADE,
-    name         text NOT NULL CHECK (name <> ''),
+    name         text NOT NULL CHECK (name <> '' AND char_length(name) <= 256),
     parent_id    int,
     enabled      boolean NOT NULL DEFAULT true,
     UNIQUE (workspace_id, name),
     UNIQUE (workspace_id, module_id),
+    CHECK (parent_id <> module_id),
     FOREIGN KEY (workspace_id, parent_id) REFERENCES fluent.modules (workspace_id, module_id) ON DELETE CASCADE
 );
 CREATE INDEX modules_parent_idx ON fluent.modules (workspace_id, parent_id);
@@ -59,7 +64,7 @@ CREATE TABLE fluent.actions (
     action_id    int GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     workspace_id int NOT NULL,
     module_id    int NOT NULL,
-    name         text NOT NULL CHECK (name <> ''),
+    name         text NOT NULL CHECK (name <> '' AND char_length(name) <= 256),
     UNIQUE (module_id, name),
     UNIQUE (workspace_id, action_id),
     FOREIGN KEY (workspace_id, module_id) REFERENCES fluent.modules (workspace_id, module_id) ON DELETE CASCADE
@@ -69,7 +74,7 @@ COMMENT ON TABLE fluent.actions IS 'What can be done in a module: read, write, d
 CREATE TABLE fluent.roles (
     role_id      int GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     workspace_id int NOT NULL REFERENCES fluent.workspaces ON DELETE CASCADE,
-    name         text NOT NULL CHECK (name <> ''),
+    name         text NOT NULL CHECK (name <> '' AND char_length(name) <= 256),
     description  text,
     template      text,
     template_role text,
@@ -132,7 +137,7 @@ COMMENT ON TABLE fluent.overrides IS
 CREATE TABLE fluent.teams (
     team_id      int GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     workspace_id int NOT NULL REFERENCES fluent.workspaces ON DELETE CASCADE,
-    name         text NOT NULL CHECK (name <> ''),
+    name         text NOT NULL CHECK (name <> '' AND char_length(name) <= 256),
     UNIQUE (workspace_id, name),
     UNIQUE (workspace_id, team_id)
 );
@@ -161,11 +166,20 @@ CREATE TABLE fluent.protected_tables (
     workspace_column      name,
     rls_was_enabled       boolean NOT NULL,
     rls_was_forced        boolean NOT NULL,
+    membership_rls_was_enabled boolean,
+    membership_rls_was_forced  boolean,
+    policies              jsonb NOT NULL DEFAULT '{}',
+    membership_policies   jsonb,
     protected_at          timestamptz NOT NULL DEFAULT now(),
     protected_by          name NOT NULL DEFAULT current_user,
     CHECK (owner_column IS NOT NULL OR membership_table IS NOT NULL)
 );
-COMMENT ON TABLE fluent.protected_tables IS 'Application tables protected by fluent_protect(), with how their rows are tied to users and workspaces';
+COMMENT ON TABLE fluent.protected_tables IS
+    'Application tables protected by fluent_protect() (with their partitions and inheritance children), with how their rows are tied to users and workspaces';
+COMMENT ON COLUMN fluent.protected_tables.policies IS
+    'The policies fluent_protect() created, as PostgreSQL prints them: what fluent.protection_status compares the table and its children against';
+COMMENT ON COLUMN fluent.protected_tables.membership_policies IS
+    'The policies fluent_protect() created on the membership table, which keep its writes within the writer''s reach';
 
 CREATE TABLE fluent.template_applications (
     application_id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
@@ -226,3 +240,5 @@ BEGIN
     END LOOP;
 END
 $$;
+
+SET LOCAL search_path TO @extschema@, pg_temp;

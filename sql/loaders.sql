@@ -5,6 +5,10 @@
 -- session that happens to trigger a cache load cannot redirect them. The
 -- loader runs them as the catalog owner; nobody else may execute them.
 
+-- Everything below resolves names in pg_catalog and fluent's own schema only
+-- (see "Install-time safety" in README.md); the extension schema comes back at the end.
+SET LOCAL search_path TO pg_catalog, pg_temp;
+
 -- One row per action (or per module without actions, or one row for an empty
 -- workspace); `enabled` is the module's own gate, `sign_in_required` whether
 -- the workspace has sign-in roles.
@@ -89,3 +93,5 @@ END;
 REVOKE ALL ON FUNCTION fluent._load_workspace(text), fluent._load_user(text), fluent._load_grants(int, bigint),
     fluent._load_overrides(int, bigint), fluent._load_team(int, bigint),
     fluent._audit_insert(name, text, text, text, jsonb, jsonb) FROM PUBLIC;
+
+SET LOCAL search_path TO @extschema@, pg_temp;

@@ -15,6 +15,10 @@
 --
 -- Roles are cluster-wide, so they may exist already (fluent installed in
 -- another database); they are left in place by DROP EXTENSION.
+
+-- Everything below resolves names in pg_catalog and fluent's own schema only
+-- (see "Install-time safety" in README.md); the extension schema comes back at the end.
+SET LOCAL search_path TO pg_catalog, pg_temp;
 DO $$
 BEGIN
     IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'fluent_admin') THEN
@@ -46,65 +50,112 @@ GRANT INSERT, UPDATE, DELETE ON fluent.workspaces, fluent.users, fluent.modules,
     fluent.template_applications TO fluent_admin;
 GRANT USAGE ON ALL SEQUENCES IN SCHEMA fluent TO fluent_admin;
 REVOKE ALL ON SEQUENCE fluent.audit_log_audit_id_seq FROM fluent_admin;
-GRANT EXECUTE ON FUNCTION fluent.invalidate_cache() TO fluent_admin;
+
+-- Functions are executable only by the roles that may use them (PostgreSQL
+-- grants EXECUTE to PUBLIC by default). Everyone: the checks, the policy
+-- helpers (policies call them as the querying role), reading one's identity,
+-- explaining oneself, and two trigger helpers. fluent_authenticator and
+-- fluent_admin: choosing the acting user and workspace. fluent_admin:
+-- administration and protection, with the internal helpers those call as
+-- their caller. Nobody else: what the catalog owner alone runs (cache loads,
+-- audit writes, explain's facts, event triggers, template loading).
+DO $$
+DECLARE
+    f regprocedure;
+    fname text;
+    rettype regtype;
+    ext oid := (SELECT oid FROM pg_extension WHERE extname = 'fluent');
+BEGIN
+    FOR f, fname, rettype IN
+        SELECT p.oid::regprocedure, p.proname, p.prorettype FROM pg_depend d JOIN pg_proc p ON p.oid = d.objid
+         WHERE d.classid = 'pg_proc'::regclass AND d.refclassid = 'pg_extension'::regclass
+           AND d.refobjid = ext AND d.deptype = 'e'
+    LOOP
+        EXECUTE format('REVOKE ALL ON FUNCTION %s FROM PUBLIC', f);
+        -- Trigger functions need no EXECUTE: PostgreSQL checks it only when
+        -- a trigger is created.
+        IF rettype IN ('trigger'::regtype, 'event_trigger'::regtype) THEN
+            CONTINUE;
+        ELSIF fname IN ('fluent_can', 'fluent_scope', 'fluent_visible_modules', 'fluent_current_user',
+                     'fluent_current_workspace', 'fluent_reset_user', 'fluent_explain',
+                     '_current_role_is_superuser', '_restoring')
+           OR fname LIKE 'rls\_%' THEN
+            EXECUTE format('GRANT EXECUTE ON FUNCTION %s TO PUBLIC', f);
+        ELSIF fname IN ('fluent_set_user', 'fluent_set_workspace') THEN
+            EXECUTE format('GRANT EXECUTE ON FUNCTION %s TO fluent_authenticator, fluent_admin', f);
+        ELSIF fname NOT LIKE '\_load\_%' AND fname NOT IN ('_audit_insert', '_explain', '_template_matrix') THEN
+            EXECUTE format('GRANT EXECUTE ON FUNCTION %s TO fluent_admin', f);
+        END IF;
+    END LOOP;
+END
+$$;
+-- Reporting tools and auditors check protections too.
+GRANT SELECT ON fluent.protected_tables TO fluent_reader;
+GRANT EXECUTE ON FUNCTION @extschema@.fluent_protection_problems(), fluent._descendants(regclass), fluent._policies_of(regclass)
+    TO fluent_reader;
 
 GRANT SELECT ON fluent.permission_matrix, fluent.effective_permissions, fluent.role_members, fluent.users_without_roles,
     fluent.privileged_users, fluent.access_review, fluent.grants_due_for_review, fluent.role_template_diff,
-    fluent.audit_log, fluent.templates, fluent.template_modules, fluent.template_roles, fluent.template_permissions
+    fluent.audit_log, fluent.protection_status, fluent.templates, fluent.template_modules, fluent.template_roles, fluent.template_permissions
     TO fluent_reader;
 
-COMMENT ON FUNCTION fluent_can(text, text, text) IS
+COMMENT ON FUNCTION @extschema@.fluent_can(text, text, text) IS
     'Whether the user may perform the action on the module (at any scope) in the current workspace; false for NULL, unknown, ghost and disabled users';
-COMMENT ON FUNCTION fluent_can(text, text) IS 'fluent_can() for the acting user set by fluent_set_user()';
-COMMENT ON FUNCTION fluent_scope(text, text, text) IS
+COMMENT ON FUNCTION @extschema@.fluent_can(text, text) IS 'fluent_can() for the acting user set by fluent_set_user()';
+COMMENT ON FUNCTION @extschema@.fluent_scope(text, text, text) IS
     'The scope (none, own, team, all) the user has on the module''s action in the current workspace';
-COMMENT ON FUNCTION fluent_scope(text, text) IS 'fluent_scope() for the acting user set by fluent_set_user()';
-COMMENT ON FUNCTION fluent_set_user(text, boolean) IS
+COMMENT ON FUNCTION @extschema@.fluent_scope(text, text) IS 'fluent_scope() for the acting user set by fluent_set_user()';
+COMMENT ON FUNCTION @extschema@.fluent_set_user(text, boolean) IS
     'Sets the acting end user for the session, or the transaction when local; only superusers, fluent_authenticator and fluent_admin may';
-COMMENT ON FUNCTION fluent_reset_user() IS 'Acts for nobody: every check is denied';
-COMMENT ON FUNCTION fluent_current_user() IS 'The acting end user, or NULL';
-COMMENT ON FUNCTION fluent_set_workspace(text, boolean) IS
+COMMENT ON FUNCTION @extschema@.fluent_reset_user() IS 'Acts for nobody: every check is denied';
+COMMENT ON FUNCTION @extschema@.fluent_current_user() IS 'The acting end user, or NULL';
+COMMENT ON FUNCTION @extschema@.fluent_set_workspace(text, boolean) IS
     'Sets the current workspace for the session, or the transaction when local; only superusers, fluent_authenticator and fluent_admin may';
-COMMENT ON FUNCTION fluent_current_workspace() IS 'The current workspace';
-COMMENT ON FUNCTION fluent_protect(regclass, text, name, regclass, name, name, name, name) IS
+COMMENT ON FUNCTION @extschema@.fluent_current_workspace() IS 'The current workspace';
+COMMENT ON FUNCTION @extschema@.fluent_protect(regclass, text, name, regclass, name, name, name, name) IS
     'Enables and forces row-level security on a table so that the module''s read, write and delete permissions govern SELECT, INSERT/UPDATE and DELETE';
-COMMENT ON FUNCTION fluent_unprotect(regclass) IS 'Removes fluent''s policies from a table and restores its row-level security settings';
-COMMENT ON FUNCTION fluent_visible_modules(text) IS
+COMMENT ON FUNCTION @extschema@.fluent_unprotect(regclass) IS
+    'Removes fluent''s policies from a table, its partitions and children and its membership table, and restores their row-level security settings; also removes fluent''s policies left without a catalog row (a schema-only restore)';
+COMMENT ON FUNCTION @extschema@.fluent_protection_problems() IS
+    'What no longer matches what fluent_protect() set up: row-level security disabled or not forced, policies missing, changed or added, on protected tables, their partitions and children and membership tables, and views that bypass the policies';
+COMMENT ON FUNCTION @extschema@.fluent_visible_modules(text) IS
     'The enabled modules on which the user has some access in the current workspace: what navigation should show';
-COMMENT ON FUNCTION fluent_visible_modules() IS 'fluent_visible_modules() for the acting user';
-COMMENT ON FUNCTION fluent_explain(text, text, text) IS
+COMMENT ON FUNCTION @extschema@.fluent_visible_modules() IS 'fluent_visible_modules() for the acting user';
+COMMENT ON FUNCTION @extschema@.fluent_explain(text, text, text) IS
     'Why the user has the scope they have on the module''s action: one row per deciding fact, then the result; anyone may explain themselves, fluent_admin and fluent_reader anyone';
-COMMENT ON FUNCTION fluent_apply_template(text) IS
+COMMENT ON FUNCTION @extschema@.fluent_apply_template(text) IS
     'Loads a template (fluent, fluid, cx) into the current workspace, adding only what is missing; never removes or changes existing roles';
-COMMENT ON FUNCTION fluent_reset_role(text) IS 'Restores a template role''s (or its clone''s) permissions to the template''s defaults';
-COMMENT ON FUNCTION fluent_clone_role(text, text) IS 'Creates a role with the permissions and flags of another';
-COMMENT ON FUNCTION fluent_alter_role(text, boolean, boolean, text) IS
+COMMENT ON FUNCTION @extschema@.fluent_reset_role(text) IS 'Restores a template role''s (or its clone''s) permissions to the template''s defaults';
+COMMENT ON FUNCTION @extschema@.fluent_clone_role(text, text) IS 'Creates a role with the permissions and flags of another';
+COMMENT ON FUNCTION @extschema@.fluent_alter_role(text, boolean, boolean, text) IS
     'Changes a role''s privileged and sign-in flags and its description; NULL leaves a property unchanged';
-COMMENT ON FUNCTION fluent_set_override(text, text, text, text) IS
+COMMENT ON FUNCTION @extschema@.fluent_set_override(text, text, text, text) IS
     'Gives one user a scope on one action that replaces what their roles give (wider or narrower; none denies)';
-COMMENT ON FUNCTION fluent_clear_override(text, text, text) IS 'Removes a user''s override: their roles decide again';
-COMMENT ON FUNCTION fluent_set_module_enabled(text, boolean) IS
+COMMENT ON FUNCTION @extschema@.fluent_clear_override(text, text, text) IS 'Removes a user''s override: their roles decide again';
+COMMENT ON FUNCTION @extschema@.fluent_set_module_enabled(text, boolean) IS
     'Feature gate: a disabled module (and its submodules) denies every action to everyone in the workspace';
-COMMENT ON FUNCTION fluent_mark_reviewed(text, text) IS
+COMMENT ON FUNCTION @extschema@.fluent_mark_reviewed(text, text) IS
     'Records an access review of a user''s grant of a role (all their grants in the workspace when role is NULL)';
-COMMENT ON FUNCTION fluent_create_workspace(text) IS 'Creates a workspace (tenant)';
-COMMENT ON FUNCTION fluent_drop_workspace(text) IS 'Drops a workspace with its modules, roles, grants, overrides and teams; not ''default''';
-COMMENT ON FUNCTION fluent_create_module(text, text[], text) IS
+COMMENT ON FUNCTION @extschema@.fluent_create_workspace(text) IS 'Creates a workspace (tenant)';
+COMMENT ON FUNCTION @extschema@.fluent_drop_workspace(text) IS 'Drops a workspace with its modules, roles, grants, overrides and teams; not ''default''';
+COMMENT ON FUNCTION @extschema@.fluent_create_module(text, text[], text) IS
     'Creates a module of the current workspace with its actions (default read, write, delete), optionally under a parent module';
-COMMENT ON FUNCTION fluent_drop_module(text) IS 'Drops a module with its submodules, actions, permissions and overrides';
-COMMENT ON FUNCTION fluent_create_role(text, text) IS 'Creates a custom role in the current workspace';
-COMMENT ON FUNCTION fluent_drop_role(text) IS 'Drops a role with its permissions and grants';
-COMMENT ON FUNCTION fluent_set_permission(text, text, text, text) IS
+COMMENT ON FUNCTION @extschema@.fluent_drop_module(text) IS 'Drops a module with its submodules, actions, permissions and overrides';
+COMMENT ON FUNCTION @extschema@.fluent_create_role(text, text) IS 'Creates a custom role in the current workspace';
+COMMENT ON FUNCTION @extschema@.fluent_drop_role(text) IS 'Drops a role with its permissions and grants';
+COMMENT ON FUNCTION @extschema@.fluent_set_permission(text, text, text, text) IS
     'Sets the scope (none, own, team, all) a role has on a module''s action';
-COMMENT ON FUNCTION fluent_clear_permission(text, text, text) IS
+COMMENT ON FUNCTION @extschema@.fluent_clear_permission(text, text, text) IS
     'Removes a role''s setting on an action, which then inherits from the parent module (or is none)';
-COMMENT ON FUNCTION fluent_create_user(text, text, text, text) IS 'Creates an end user, optionally with a manager and a status';
-COMMENT ON FUNCTION fluent_set_user_status(text, text) IS 'Sets a user''s status: active, ghost or disabled';
-COMMENT ON FUNCTION fluent_set_manager(text, text) IS 'Sets (or with NULL clears) a user''s manager; refuses cycles';
-COMMENT ON FUNCTION fluent_drop_user(text) IS 'Drops a user with their grants, overrides and team memberships';
-COMMENT ON FUNCTION fluent_grant_role(text, text) IS 'Grants a role of the current workspace to a user';
-COMMENT ON FUNCTION fluent_revoke_role(text, text) IS 'Revokes a role from a user';
-COMMENT ON FUNCTION fluent_create_team(text) IS 'Creates a team in the current workspace';
-COMMENT ON FUNCTION fluent_drop_team(text) IS 'Drops a team and its memberships';
-COMMENT ON FUNCTION fluent_add_team_member(text, text, boolean) IS 'Adds a user to a team, as a lead or not (updates the lead flag of a member)';
-COMMENT ON FUNCTION fluent_remove_team_member(text, text) IS 'Removes a user from a team';
+COMMENT ON FUNCTION @extschema@.fluent_create_user(text, text, text, text) IS 'Creates an end user, optionally with a manager and a status';
+COMMENT ON FUNCTION @extschema@.fluent_set_user_status(text, text) IS 'Sets a user''s status: active, ghost or disabled';
+COMMENT ON FUNCTION @extschema@.fluent_set_manager(text, text) IS 'Sets (or with NULL clears) a user''s manager; refuses cycles';
+COMMENT ON FUNCTION @extschema@.fluent_drop_user(text) IS 'Drops a user with their grants, overrides and team memberships';
+COMMENT ON FUNCTION @extschema@.fluent_grant_role(text, text) IS 'Grants a role of the current workspace to a user';
+COMMENT ON FUNCTION @extschema@.fluent_revoke_role(text, text) IS 'Revokes a role from a user';
+COMMENT ON FUNCTION @extschema@.fluent_create_team(text) IS 'Creates a team in the current workspace';
+COMMENT ON FUNCTION @extschema@.fluent_drop_team(text) IS 'Drops a team and its memberships';
+COMMENT ON FUNCTION @extschema@.fluent_add_team_member(text, text, boolean) IS 'Adds a user to a team, as a lead or not (updates the lead flag of a member)';
+COMMENT ON FUNCTION @extschema@.fluent_remove_team_member(text, text) IS 'Removes a user from a team';
+
+SET LOCAL search_path TO @extschema@, pg_temp;

@@ -7,6 +7,16 @@
 -- are read through an uncorrelated ARRAY(SELECT ...) that uses an index on
 -- the assignment's user column. The table is FORCEd, so its owner is subject
 -- to the policies too (superusers and BYPASSRLS roles never are).
+--
+-- A protection covers the table's partitions and inheritance children, also
+-- those created or attached later (an event trigger), and the membership
+-- table, whose writes are kept within the writer's reach. What
+-- fluent_protect() created is recorded, so fluent_protection_problems() can
+-- tell what no longer matches.
+
+-- Everything below resolves names in pg_catalog and fluent's own schema only
+-- (see "Install-time safety" in README.md); the extension schema comes back at the end.
+SET LOCAL search_path TO pg_catalog, pg_temp;
 
 -- The kind of key a column holds: text, int or uuid; an error otherwise.
 CREATE FUNCTION fluent._key_kind(tbl regclass, col name, what text) RETURNS text
@@ -29,7 +39,7 @@ BEGIN
 END $$;
 
 CREATE FUNCTION fluent._unsupported_key_type(tbl regclass, col name, typ regtype, what text) RETURNS text
-LANGUAGE plpgsql IMMUTABLE AS $$
+LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     RAISE EXCEPTION 'column "%" of relation "%" has type %, which fluent cannot use as the %', col, tbl, typ, what
         USING ERRCODE = 'datatype_mismatch', HINT = 'Use a column of type text, varchar, smallint, integer, bigint or uuid.';
@@ -55,7 +65,194 @@ CREATE FUNCTION fluent._workspace_keys_sql(kind text) RETURNS text
 LANGUAGE sql IMMUTABLE
 RETURN fluent._typed_keys_sql('rls_workspace', kind, '');
 
-CREATE FUNCTION fluent_protect(
+-- The names of fluent's policies on a protected table (and its partitions and
+-- children), or on its membership table.
+CREATE FUNCTION fluent._policy_names(on_membership boolean) RETURNS name[]
+LANGUAGE sql IMMUTABLE
+RETURN CASE WHEN on_membership
+            THEN '{fluent_member_select,fluent_member_insert,fluent_member_update,fluent_member_delete}'::name[]
+            ELSE '{fluent_select,fluent_insert,fluent_update,fluent_delete}'::name[] END;
+
+-- What fluent_protect() writes in a policy's comment: how fluent recognizes
+-- its own policies when their catalog row is gone (a schema-only restore).
+CREATE FUNCTION fluent._policy_comment(module text) RETURNS text
+LANGUAGE sql IMMUTABLE
+RETURN 'created by fluent_protect() for module ' || module;
+
+-- The tables that inherit from tbl at any depth (partitions, partitions of
+-- partitions, inheritance children), without tbl itself.
+CREATE FUNCTION fluent._descendants(tbl regclass) RETURNS SETOF regclass
+LANGUAGE sql STABLE
+BEGIN ATOMIC
+    WITH RECURSIVE d (relid) AS (
+        SELECT i.inhrelid FROM pg_inherits i WHERE i.inhparent = tbl
+        UNION
+        SELECT i.inhrelid FROM pg_inherits i JOIN d ON i.inhparent = d.relid
+    )
+    SELECT d.relid::regclass FROM d;
+END;
+
+-- The protected table whose protection covers tbl: tbl itself, or the
+-- nearest protected table it inherits from; NULL if none.
+CREATE FUNCTION fluent._protected_root(tbl regclass) RETURNS regclass
+LANGUAGE sql STABLE
+BEGIN ATOMIC
+    WITH RECURSIVE a (relid, depth) AS (
+        SELECT tbl::oid, 0
+        UNION
+        SELECT i.inhparent, a.depth + 1 FROM pg_inherits i JOIN a ON i.inhrelid = a.relid
+    )
+    SELECT p.table_name FROM a JOIN fluent.protected_tables p ON p.table_name::oid = a.relid
+     ORDER BY a.depth LIMIT 1;
+END;
+
+-- Every policy on a table as PostgreSQL prints it, by name: what
+-- fluent_protect() records and fluent_protection_problems() compares. The
+-- pinned search_path keeps the printed form stable.
+CREATE FUNCTION fluent._policies_of(tbl regclass) RETURNS jsonb
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
+BEGIN ATOMIC
+    SELECT coalesce(jsonb_object_agg(pol.polname, jsonb_build_object(
+               'command', pol.polcmd::text, 'permissive', pol.polpermissive, 'roles', pol.polroles::text,
+               'using', pg_get_expr(pol.polqual, pol.polrelid), 'check', pg_get_expr(pol.polwithcheck, pol.polrelid))),
+           '{}'::jsonb)
+      FROM pg_policy pol WHERE pol.polrelid = tbl;
+END;
+
+-- The policies that protect a table (on_membership false) and those that
+-- keep writes to its membership table within reach (true): name, command,
+-- USING and WITH CHECK.
+CREATE FUNCTION fluent._policy_definitions(p fluent.protected_tables)
+RETURNS TABLE (on_membership boolean, policy name, command text, using_expr text, check_expr text)
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    workspace_filter text;
+    member_kind text;
+    reach jsonb := '{}';
+    act text;
+    write_check text;
+    member_in_reach text;
+BEGIN
+    IF p.workspace_column IS NOT NULL THEN
+        workspace_filter := format('%I = ANY (%s)', p.workspace_column,
+            fluent._workspace_keys_sql(fluent._key_kind(p.table_name, p.workspace_column, 'workspace column')));
+    END IF;
+    IF p.membership_table IS NOT NULL THEN
+        member_kind := fluent._key_kind(p.membership_table, p.membership_user_column, 'membership user column');
+    END IF;
+    -- Which rows an action reaches: all of them at scope all, else the rows
+    -- owned by or assigned to the users the scope reaches.
+    FOREACH act IN ARRAY ARRAY['read', 'write', 'delete'] LOOP
+        reach := reach || jsonb_build_object(act, concat_ws(' AND ', workspace_filter, '(' || concat_ws(' OR ',
+            format('(SELECT fluent.rls_all(%L, %L))', p.module, act),
+            CASE WHEN p.owner_column IS NOT NULL THEN
+                format('%I = ANY (%s)', p.owner_column, fluent._reached_keys_sql(p.owner_type, p.module, act)) END,
+            CASE WHEN p.membership_table IS NOT NULL THEN
+                format('%I = ANY (ARRAY(SELECT m.%I FROM %s m WHERE m.%I = ANY (%s)))',
+                       p.row_column, p.membership_row_column, p.membership_table, p.membership_user_column,
+                       fluent._reached_keys_sql(member_kind, p.module, act)) END) || ')'));
+    END LOOP;
+    -- A row written must land in reach: with an owner column, owned by a
+    -- user the write scope reaches; without one, any write scope will do
+    -- (ownership is then given by the membership table).
+    write_check := concat_ws(' AND ', workspace_filter, CASE
+        WHEN p.owner_column IS NOT NULL THEN
+            format('((SELECT fluent.rls_all(%L, ''write'')) OR %I = ANY (%s))', p.module, p.owner_column,
+                   fluent._reached_keys_sql(p.owner_type, p.module, 'write'))
+        ELSE format('(SELECT fluent.rls_any(%L, ''write''))', p.module) END);
+    RETURN QUERY VALUES
+        (false, 'fluent_select'::name, 'SELECT', reach->>'read', NULL::text),
+        (false, 'fluent_insert', 'INSERT', NULL, write_check),
+        (false, 'fluent_update', 'UPDATE', reach->>'write', write_check),
+        (false, 'fluent_delete', 'DELETE', reach->>'delete', NULL);
+    IF p.membership_table IS NOT NULL THEN
+        -- A membership row may be added, changed or removed only by someone
+        -- whose write scope reaches the row it points at. (Membership rows
+        -- stay readable: the table's own policies read them.) This is a
+        -- write-path check, one primary-key probe per row written.
+        member_in_reach := format('EXISTS (SELECT 1 FROM %s t WHERE t.%I = %s.%I AND %s)',
+            p.table_name, p.row_column, p.membership_table, p.membership_row_column, reach->>'write');
+        RETURN QUERY VALUES
+            (true, 'fluent_member_select'::name, 'SELECT', 'true', NULL::text),
+            (true, 'fluent_member_insert', 'INSERT', NULL, member_in_reach),
+            (true, 'fluent_member_update', 'UPDATE', member_in_reach, member_in_reach),
+            (true, 'fluent_member_delete', 'DELETE', member_in_reach, NULL);
+    END IF;
+END $$;
+
+-- Creates fluent's policies for p on tbl (the protected table, one of its
+-- partitions or children, or with on_membership its membership table) and
+-- enables and forces row-level security there.
+CREATE FUNCTION fluent._install_policies(tbl regclass, p fluent.protected_tables, on_membership boolean)
+RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    d record;
+BEGIN
+    FOR d IN SELECT * FROM fluent._policy_definitions(p) x WHERE x.on_membership = _install_policies.on_membership LOOP
+        EXECUTE format('CREATE POLICY %I ON %s AS PERMISSIVE FOR %s TO PUBLIC%s%s', d.policy, tbl, d.command,
+                       ' USING (' || d.using_expr || ')', ' WITH CHECK (' || d.check_expr || ')');
+        EXECUTE format('COMMENT ON POLICY %I ON %s IS %L', d.policy, tbl, fluent._policy_comment(p.module));
+    END LOOP;
+    EXECUTE format('ALTER TABLE %s ENABLE ROW LEVEL SECURITY, FORCE ROW LEVEL SECURITY', tbl);
+END $$;
+
+-- Drops fluent's policies from tbl and its partitions and children, and from
+-- the membership table, and puts row-level security back as it was: as
+-- recorded in p, or (p NULL, no record) disabled where no policy is left.
+CREATE FUNCTION fluent._remove_policies(tbl regclass, p fluent.protected_tables) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    rel regclass;
+    pol name;
+    touched regclass[] := ARRAY[tbl];
+    was_enabled boolean;
+    was_forced boolean;
+BEGIN
+    FOR rel, pol IN
+        SELECT pl.polrelid::regclass, pl.polname FROM pg_policy pl
+         WHERE pl.polname = ANY (fluent._policy_names(false))
+           AND (pl.polrelid = tbl OR pl.polrelid IN (SELECT fluent._descendants(tbl)))
+        UNION ALL
+        -- fluent's membership policies are the ones that refer to tbl
+        SELECT pl.polrelid::regclass, pl.polname FROM pg_policy pl
+         WHERE pl.polname = ANY (fluent._policy_names(true))
+           AND EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_policy'::regclass AND d.objid = pl.oid
+                          AND d.refclassid = 'pg_class'::regclass AND d.refobjid = tbl)
+    LOOP
+        EXECUTE format('DROP POLICY %I ON %s', pol, rel);
+        touched := touched || rel;
+    END LOOP;
+    FOR rel IN SELECT DISTINCT r FROM unnest(touched) r LOOP
+        IF rel = p.table_name THEN
+            was_enabled := p.rls_was_enabled;
+            was_forced := p.rls_was_forced;
+        ELSIF rel = p.membership_table THEN
+            was_enabled := p.membership_rls_was_enabled;
+            was_forced := p.membership_rls_was_forced;
+        ELSE
+            -- Not recorded (a partition or child, or no record at all):
+            -- enabled only where other policies remain.
+            was_enabled := EXISTS (SELECT 1 FROM pg_policy WHERE polrelid = rel);
+            was_forced := was_enabled AND (SELECT relforcerowsecurity FROM pg_class WHERE oid = rel);
+        END IF;
+        IF NOT was_enabled THEN EXECUTE format('ALTER TABLE %s DISABLE ROW LEVEL SECURITY', rel); END IF;
+        IF NOT was_forced THEN EXECUTE format('ALTER TABLE %s NO FORCE ROW LEVEL SECURITY', rel); END IF;
+    END LOOP;
+END $$;
+
+-- Whether tbl carries policies that fluent_protect() created (by name and
+-- comment) although fluent.protected_tables has no row for it.
+CREATE FUNCTION fluent._has_orphaned_policies(tbl regclass) RETURNS boolean
+LANGUAGE sql STABLE
+BEGIN ATOMIC
+    SELECT EXISTS (SELECT 1 FROM pg_policy pl
+                    WHERE pl.polrelid = tbl AND pl.polname = ANY (fluent._policy_names(false))
+                      AND obj_description(pl.oid, 'pg_policy') LIKE 'created by fluent\_protect()%')
+       AND NOT EXISTS (SELECT 1 FROM fluent.protected_tables p WHERE p.table_name = tbl);
+END;
+
+CREATE FUNCTION @extschema@.fluent_protect(
     tbl regclass,
     module text,
     owner_column name DEFAULT NULL,
@@ -67,45 +264,75 @@ CREATE FUNCTION fluent_protect(
 ) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
-    mid int;
-    owner_kind text;
-    member_kind text;
-    workspace_filter text;
+    p fluent.protected_tables;
     rel record;
-    act text;
     missing text[];
-    reach jsonb := '{}';
-    write_check text;
+    related regclass;
+    child regclass;
 BEGIN
     PERFORM fluent._require_admin();
     PERFORM fluent._not_null(tbl, 'table');
-    mid := fluent._module_id(module);
+    PERFORM fluent._module_id(module);
 
     SELECT c.relkind, c.relrowsecurity, c.relforcerowsecurity INTO rel FROM pg_class c WHERE c.oid = tbl;
     IF rel.relkind NOT IN ('r', 'p') THEN
         RAISE EXCEPTION '"%" is not a table', tbl USING ERRCODE = 'wrong_object_type';
     END IF;
-    IF EXISTS (SELECT 1 FROM fluent.protected_tables p WHERE p.table_name = tbl) THEN
+    IF EXISTS (SELECT 1 FROM fluent.protected_tables x WHERE x.table_name = tbl) THEN
         RAISE EXCEPTION 'table "%" is already protected by fluent', tbl
             USING ERRCODE = 'duplicate_object', HINT = 'Call fluent_unprotect() first to change how it is protected.';
     END IF;
-    IF EXISTS (SELECT 1 FROM pg_policy WHERE polrelid = tbl AND polpermissive) THEN
-        RAISE EXCEPTION 'table "%" already has permissive row-level security policies', tbl
-            USING ERRCODE = 'object_in_use',
-                  HINT = 'Permissive policies are OR-ed with fluent''s and would widen access: drop them or make them AS RESTRICTIVE.';
+    related := fluent._protected_root(tbl);
+    IF related IS NOT NULL THEN
+        RAISE EXCEPTION 'table "%" is already protected by fluent through "%", which it inherits from', tbl, related
+            USING ERRCODE = 'duplicate_object',
+                  HINT = 'Partitions and inheritance children share the protection of their parent.';
+    END IF;
+    SELECT x.table_name INTO related FROM fluent.protected_tables x WHERE x.table_name IN (SELECT fluent._descendants(tbl));
+    IF related IS NOT NULL THEN
+        RAISE EXCEPTION 'table "%" has a partition or child, "%", that fluent protects on its own', tbl, related
+            USING ERRCODE = 'object_in_use', HINT = 'Unprotect it first: fluent protects a table with all its partitions and children.';
     END IF;
     IF owner_column IS NULL AND membership_table IS NULL THEN
         RAISE EXCEPTION 'fluent_protect needs an owner column, a membership table, or both'
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
+    -- Policies fluent created for a protection whose record is gone (a
+    -- schema-only restore) are replaced.
+    IF fluent._has_orphaned_policies(tbl) THEN
+        RAISE NOTICE 'replacing the policies fluent created on "%" earlier, which fluent.protected_tables does not record', tbl;
+        PERFORM fluent._remove_policies(tbl, NULL);
+        SELECT c.relrowsecurity, c.relforcerowsecurity INTO rel.relrowsecurity, rel.relforcerowsecurity
+          FROM pg_class c WHERE c.oid = tbl;
+    END IF;
+    FOR related IN SELECT tbl UNION ALL SELECT fluent._descendants(tbl) UNION ALL SELECT membership_table WHERE membership_table IS NOT NULL LOOP
+        IF EXISTS (SELECT 1 FROM pg_policy WHERE polrelid = related AND polpermissive) THEN
+            RAISE EXCEPTION 'table "%" already has permissive row-level security policies', related
+                USING ERRCODE = 'object_in_use',
+                      HINT = 'Permissive policies are OR-ed with fluent''s and would widen access: drop them or make them AS RESTRICTIVE.';
+        END IF;
+    END LOOP;
 
+    p.table_name := tbl;
+    p.module := module;
+    p.owner_column := owner_column;
+    p.workspace_column := workspace_column;
+    p.rls_was_enabled := rel.relrowsecurity;
+    p.rls_was_forced := rel.relforcerowsecurity;
     IF owner_column IS NOT NULL THEN
-        owner_kind := fluent._key_kind(tbl, owner_column, 'owner column');
+        p.owner_type := fluent._key_kind(tbl, owner_column, 'owner column');
     END IF;
     IF membership_table IS NOT NULL THEN
         IF membership_row_column IS NULL OR membership_user_column IS NULL THEN
             RAISE EXCEPTION 'a membership table needs membership_row_column and membership_user_column'
                 USING ERRCODE = 'invalid_parameter_value';
+        END IF;
+        IF membership_table = tbl THEN
+            RAISE EXCEPTION 'table "%" cannot be its own membership table', tbl USING ERRCODE = 'invalid_parameter_value';
+        END IF;
+        IF EXISTS (SELECT 1 FROM fluent.protected_tables x WHERE x.membership_table = fluent_protect.membership_table) THEN
+            RAISE EXCEPTION 'table "%" is already the membership table of another protected table', membership_table
+                USING ERRCODE = 'object_in_use', HINT = 'Give each protected table a membership table of its own.';
         END IF;
         IF row_column IS NULL THEN
             -- The membership rows point at the table's single-column primary key.
@@ -117,7 +344,7 @@ BEGIN
                     USING ERRCODE = 'invalid_parameter_value', HINT = 'Name the column with row_column.';
             END IF;
         END IF;
-        member_kind := fluent._key_kind(membership_table, membership_user_column, 'membership user column');
+        PERFORM fluent._key_kind(membership_table, membership_user_column, 'membership user column');
         IF (SELECT atttypid FROM pg_attribute WHERE attrelid = tbl AND attname = row_column AND NOT attisdropped)
            IS DISTINCT FROM
            (SELECT atttypid FROM pg_attribute WHERE attrelid = membership_table AND attname = membership_row_column AND NOT attisdropped) THEN
@@ -129,73 +356,151 @@ BEGIN
             RAISE NOTICE 'no index on %(%): every query on "%" will scan it', membership_table, membership_user_column, tbl
                 USING HINT = format('CREATE INDEX ON %s (%I);', membership_table, membership_user_column);
         END IF;
-    END IF;
-    IF workspace_column IS NOT NULL THEN
-        workspace_filter := format('%I = ANY (%s)', workspace_column,
-                                   fluent._workspace_keys_sql(fluent._key_kind(tbl, workspace_column, 'workspace column')));
+        p.membership_table := membership_table;
+        p.membership_row_column := membership_row_column;
+        p.membership_user_column := membership_user_column;
+        p.row_column := row_column;
+        SELECT c.relrowsecurity, c.relforcerowsecurity INTO p.membership_rls_was_enabled, p.membership_rls_was_forced
+          FROM pg_class c WHERE c.oid = membership_table;
     END IF;
 
     SELECT array_agg(a) INTO missing FROM unnest(ARRAY['read', 'write', 'delete']) a
-     WHERE NOT EXISTS (SELECT 1 FROM fluent.actions x WHERE x.module_id = mid AND x.name = a);
+     WHERE NOT EXISTS (SELECT 1 FROM fluent.actions x WHERE x.module_id = fluent._module_id(module) AND x.name = a);
     IF missing IS NOT NULL THEN
         RAISE WARNING 'fluent module "%" has no action %: those commands on "%" will be denied to everyone',
             module, array_to_string(missing, ', '), tbl;
     END IF;
 
-    -- Which rows an action reaches: all of them at scope all, else the rows
-    -- owned by or assigned to the users the scope reaches.
-    FOREACH act IN ARRAY ARRAY['read', 'write', 'delete'] LOOP
-        reach := reach || jsonb_build_object(act, concat_ws(' AND ', workspace_filter, '(' || concat_ws(' OR ',
-            format('(SELECT fluent.rls_all(%L, %L))', module, act),
-            CASE WHEN owner_column IS NOT NULL THEN
-                format('%I = ANY (%s)', owner_column, fluent._reached_keys_sql(owner_kind, module, act)) END,
-            CASE WHEN membership_table IS NOT NULL THEN
-                format('%I = ANY (ARRAY(SELECT m.%I FROM %s m WHERE m.%I = ANY (%s)))',
-                       row_column, membership_row_column, membership_table, membership_user_column,
-                       fluent._reached_keys_sql(member_kind, module, act)) END) || ')'));
+    PERFORM fluent._install_policies(tbl, p, false);
+    FOR child IN SELECT fluent._descendants(tbl) LOOP
+        PERFORM fluent._install_policies(child, p, false);
     END LOOP;
-    -- A row written must land in reach: with an owner column, owned by a
-    -- user the write scope reaches; without one, any write scope will do
-    -- (ownership is then given by the membership table).
-    write_check := concat_ws(' AND ', workspace_filter, CASE
-        WHEN owner_column IS NOT NULL THEN
-            format('((SELECT fluent.rls_all(%L, ''write'')) OR %I = ANY (%s))', module, owner_column,
-                   fluent._reached_keys_sql(owner_kind, module, 'write'))
-        ELSE format('(SELECT fluent.rls_any(%L, ''write''))', module) END);
-
-    EXECUTE format('CREATE POLICY fluent_select ON %s AS PERMISSIVE FOR SELECT TO PUBLIC USING (%s)', tbl, reach->>'read');
-    EXECUTE format('CREATE POLICY fluent_insert ON %s AS PERMISSIVE FOR INSERT TO PUBLIC WITH CHECK (%s)', tbl, write_check);
-    EXECUTE format('CREATE POLICY fluent_update ON %s AS PERMISSIVE FOR UPDATE TO PUBLIC USING (%s) WITH CHECK (%s)',
-                   tbl, reach->>'write', write_check);
-    EXECUTE format('CREATE POLICY fluent_delete ON %s AS PERMISSIVE FOR DELETE TO PUBLIC USING (%s)', tbl, reach->>'delete');
-    EXECUTE format('ALTER TABLE %s ENABLE ROW LEVEL SECURITY, FORCE ROW LEVEL SECURITY', tbl);
-
-    INSERT INTO fluent.protected_tables (table_name, module, owner_column, owner_type, membership_table,
-        membership_row_column, membership_user_column, row_column, workspace_column, rls_was_enabled, rls_was_forced)
-    VALUES (tbl, module, owner_column, owner_kind, membership_table,
-        membership_row_column, membership_user_column, row_column, workspace_column, rel.relrowsecurity, rel.relforcerowsecurity);
+    p.policies := fluent._policies_of(tbl);
+    IF membership_table IS NOT NULL THEN
+        PERFORM fluent._install_policies(membership_table, p, true);
+        p.membership_policies := fluent._policies_of(membership_table);
+    END IF;
+    INSERT INTO fluent.protected_tables SELECT p.*;
 END $$;
 
-CREATE FUNCTION fluent_unprotect(tbl regclass) RETURNS void
+CREATE FUNCTION @extschema@.fluent_unprotect(tbl regclass) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     p fluent.protected_tables;
-    pol text;
+    root regclass;
 BEGIN
     PERFORM fluent._require_admin();
     PERFORM fluent._not_null(tbl, 'table');
     SELECT * INTO p FROM fluent.protected_tables WHERE table_name = tbl;
-    IF NOT FOUND THEN
+    IF FOUND THEN
+        PERFORM fluent._remove_policies(tbl, p);
+        DELETE FROM fluent.protected_tables WHERE table_name = tbl;
+        RETURN;
+    END IF;
+    root := fluent._protected_root(tbl);
+    IF root IS NOT NULL THEN
+        RAISE EXCEPTION 'table "%" is protected by fluent through "%", which it inherits from', tbl, root
+            USING ERRCODE = 'object_in_use',
+                  HINT = format('Unprotect %s (with all its partitions and children), or detach the table from it first.', root);
+    END IF;
+    IF NOT fluent._has_orphaned_policies(tbl) THEN
         RAISE EXCEPTION 'table "%" is not protected by fluent', tbl USING ERRCODE = 'undefined_object';
     END IF;
-    FOREACH pol IN ARRAY ARRAY['fluent_select', 'fluent_insert', 'fluent_update', 'fluent_delete'] LOOP
-        EXECUTE format('DROP POLICY IF EXISTS %I ON %s', pol, tbl);
-    END LOOP;
-    -- Leave row-level security as it was before fluent_protect().
-    IF NOT p.rls_was_enabled THEN EXECUTE format('ALTER TABLE %s DISABLE ROW LEVEL SECURITY', tbl); END IF;
-    IF NOT p.rls_was_forced THEN EXECUTE format('ALTER TABLE %s NO FORCE ROW LEVEL SECURITY', tbl); END IF;
-    DELETE FROM fluent.protected_tables WHERE table_name = tbl;
+    RAISE NOTICE 'removing the policies fluent created on "%" earlier, which fluent.protected_tables does not record', tbl
+        USING HINT = 'This is what a schema-only restore leaves; row-level security is disabled where no policy is left.';
+    PERFORM fluent._remove_policies(tbl, NULL);
 END $$;
+
+-- What no longer matches what fluent_protect() set up, one row per problem:
+-- row-level security disabled or not forced, fluent's policies missing or
+-- changed, permissive policies added (they widen access), on the table, its
+-- partitions and children and its membership table; and views that read
+-- them past the policies (owned by a superuser or a BYPASSRLS role, without
+-- security_invoker; materialized views store what their owner saw).
+CREATE FUNCTION @extschema@.fluent_protection_problems()
+RETURNS TABLE (table_name regclass, relation regclass, problem text, detail text)
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    p fluent.protected_tables;
+    expected jsonb;
+    actual jsonb;
+    c record;
+    k text;
+BEGIN
+    FOR p IN SELECT * FROM fluent.protected_tables x ORDER BY x.table_name::text LOOP
+        table_name := p.table_name;
+        FOR relation, expected IN
+            SELECT p.table_name, p.policies
+            UNION ALL SELECT d, p.policies FROM fluent._descendants(p.table_name) d
+            UNION ALL SELECT p.membership_table, p.membership_policies WHERE p.membership_table IS NOT NULL
+        LOOP
+            SELECT cl.relrowsecurity, cl.relforcerowsecurity INTO c FROM pg_class cl WHERE cl.oid = relation;
+            IF NOT c.relrowsecurity THEN
+                problem := 'row-level security disabled';
+                detail := 'every role with privileges on it sees and changes every row';
+                RETURN NEXT;
+            END IF;
+            IF NOT c.relforcerowsecurity THEN
+                problem := 'row-level security not forced';
+                detail := 'its owner sees and changes every row';
+                RETURN NEXT;
+            END IF;
+            actual := fluent._policies_of(relation);
+            FOR k IN SELECT jsonb_object_keys(expected) LOOP
+                IF NOT actual ? k THEN
+                    problem := 'policy missing';
+                    detail := format('%s was dropped', k);
+                    RETURN NEXT;
+                ELSIF actual -> k <> expected -> k THEN
+                    problem := 'policy changed';
+                    detail := format('%s is not what fluent_protect() created', k);
+                    RETURN NEXT;
+                END IF;
+            END LOOP;
+            FOR k IN SELECT x FROM jsonb_object_keys(actual) x
+                      WHERE NOT expected ? x AND (actual -> x ->> 'permissive')::boolean LOOP
+                problem := 'permissive policy added';
+                detail := format('%s is OR-ed with fluent''s policies and widens access', k);
+                RETURN NEXT;
+            END LOOP;
+        END LOOP;
+        FOR c IN
+            WITH RECURSIVE protected_rels (relid) AS (
+                SELECT p.table_name::oid UNION ALL SELECT d::oid FROM fluent._descendants(p.table_name) d
+            ), readers (viewid) AS (
+                SELECT r.ev_class FROM pg_rewrite r JOIN pg_depend d ON d.classid = 'pg_rewrite'::regclass AND d.objid = r.oid
+                 WHERE d.refclassid = 'pg_class'::regclass AND d.refobjid IN (SELECT relid FROM protected_rels)
+                   AND r.ev_class <> d.refobjid
+                UNION
+                SELECT r.ev_class FROM pg_rewrite r JOIN pg_depend d ON d.classid = 'pg_rewrite'::regclass AND d.objid = r.oid
+                  JOIN readers ON d.refclassid = 'pg_class'::regclass AND d.refobjid = readers.viewid
+                 WHERE r.ev_class <> d.refobjid
+            )
+            SELECT v.oid::regclass AS viewid, v.relkind, o.rolname, o.rolsuper
+              FROM readers JOIN pg_class v ON v.oid = readers.viewid JOIN pg_roles o ON o.oid = v.relowner
+             WHERE (o.rolsuper OR o.rolbypassrls)
+               AND (v.relkind = 'm' OR NOT EXISTS (SELECT 1 FROM unnest(v.reloptions) opt
+                        WHERE lower(opt) IN ('security_invoker=true', 'security_invoker=on', 'security_invoker=1', 'security_invoker=yes')))
+             ORDER BY 1
+        LOOP
+            relation := c.viewid;
+            problem := CASE c.relkind WHEN 'm' THEN 'materialized view bypasses the policies' ELSE 'view bypasses the policies' END;
+            detail := format('owned by %s, a %s%s', quote_ident(c.rolname), CASE WHEN c.rolsuper THEN 'superuser' ELSE 'BYPASSRLS role' END,
+                             CASE c.relkind WHEN 'm' THEN ': it stores every row' ELSE ', without security_invoker' END);
+            RETURN NEXT;
+        END LOOP;
+    END LOOP;
+END $$;
+
+CREATE VIEW fluent.protection_status AS
+SELECT p.table_name, p.module, count(x.problem) = 0 AS intact,
+       coalesce(array_agg(format('%s: %s (%s)', x.relation, x.problem, x.detail) ORDER BY x.relation::text, x.problem)
+                FILTER (WHERE x.problem IS NOT NULL), '{}') AS problems
+  FROM fluent.protected_tables p
+  LEFT JOIN @extschema@.fluent_protection_problems() x ON x.table_name = p.table_name
+ GROUP BY p.table_name, p.module;
+COMMENT ON VIEW fluent.protection_status IS
+    'Each protected table and whether its protection is intact; problems lists what no longer matches what fluent_protect() set up (see fluent_protection_problems())';
 
 -- A dropped table is no longer protected. SECURITY DEFINER because whoever
 -- drops a table may not write the catalog; it can only be called by the
@@ -207,7 +512,40 @@ BEGIN
      USING pg_event_trigger_dropped_objects() d
      WHERE d.classid = 'pg_class'::regclass AND d.objsubid = 0 AND p.table_name::oid = d.objid;
 END $$;
-REVOKE ALL ON FUNCTION fluent._forget_dropped_tables() FROM PUBLIC;
 
 CREATE EVENT TRIGGER fluent_forget_dropped_tables ON sql_drop
     EXECUTE FUNCTION fluent._forget_dropped_tables();
+
+-- A partition or inheritance child created or attached under a protected
+-- table gets the table's policies. SECURITY DEFINER because whoever creates
+-- the partition may not read the catalog; as an event trigger function it can
+-- be called in no other way. A table that already has row-level security
+-- enabled is left alone (so that a restore, which enables it before creating
+-- the dumped policies, does not collide with them); fluent.protection_status
+-- reports one left without fluent's policies.
+CREATE FUNCTION fluent._protect_new_children() RETURNS event_trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    rel regclass;
+    root regclass;
+    p fluent.protected_tables;
+BEGIN
+    FOR rel IN
+        SELECT DISTINCT x.relid FROM pg_event_trigger_ddl_commands() c
+         CROSS JOIN LATERAL (SELECT c.objid::regclass UNION SELECT fluent._descendants(c.objid::regclass)) x (relid)
+         WHERE c.classid = 'pg_class'::regclass AND c.object_type = 'table'
+    LOOP
+        root := fluent._protected_root(rel);
+        CONTINUE WHEN root IS NULL OR root = rel
+            OR (SELECT cl.relrowsecurity FROM pg_class cl WHERE cl.oid = rel)
+            OR EXISTS (SELECT 1 FROM pg_policy pl WHERE pl.polrelid = rel AND pl.polname = ANY (fluent._policy_names(false)));
+        SELECT * INTO p FROM fluent.protected_tables x WHERE x.table_name = root;
+        PERFORM fluent._install_policies(rel, p, false);
+    END LOOP;
+END $$;
+
+CREATE EVENT TRIGGER fluent_protect_new_children ON ddl_command_end
+    WHEN TAG IN ('CREATE TABLE', 'ALTER TABLE')
+    EXECUTE FUNCTION fluent._protect_new_children();
+
+SET LOCAL search_path TO @extschema@, pg_temp;

@@ -8,6 +8,10 @@
 -- leave open are written next to the cell they concern, in `note`, and
 -- summarised in the README.
 
+-- Everything below resolves names in pg_catalog and fluent's own schema only
+-- (see "Install-time safety" in README.md); the extension schema comes back at the end.
+SET LOCAL search_path TO pg_catalog, pg_temp;
+
 CREATE TABLE fluent.templates (
     name        text PRIMARY KEY,
     description text NOT NULL
@@ -54,7 +58,7 @@ COMMENT ON COLUMN fluent.template_permissions.note IS 'Why the cell has this sco
 -- A template's permission matrix, one row per module action and one column
 -- per role, as in the seed pages; NULL leaves the cell unset (inherited).
 CREATE FUNCTION fluent._template_matrix(p_template text, p_roles text[], p_rows text[][])
-RETURNS void LANGUAGE sql AS $$
+RETURNS void LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
     INSERT INTO fluent.template_permissions (template, role, module, action, scope)
     SELECT p_template, p_roles[c], p_rows[r][1], p_rows[r][2], p_rows[r][c + 2]::fluent.scope
       FROM generate_subscripts(p_rows, 1) AS r, generate_subscripts(p_roles, 1) AS c
@@ -349,7 +353,7 @@ END $$;
 -- roles, and their permissions. Only what is missing is added, so applying
 -- again duplicates nothing, keeps every change made since, and never touches
 -- a custom role (fluent_reset_role() restores a role's defaults).
-CREATE FUNCTION fluent_apply_template(template text) RETURNS void
+CREATE FUNCTION @extschema@.fluent_apply_template(template text) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     ws int := fluent._workspace_id();
@@ -406,7 +410,7 @@ COMMENT ON VIEW fluent.template_defaults IS
     'The template default of each role based on a template, per action of its workspace: what fluent_reset_role() restores';
 
 -- Restores a role's permissions to its template's defaults.
-CREATE FUNCTION fluent_reset_role(role text) RETURNS void
+CREATE FUNCTION @extschema@.fluent_reset_role(role text) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     rid int := fluent._role_id(role);
@@ -430,7 +434,7 @@ END $$;
 -- A new role with the same permissions and flags as `source`. A clone of a
 -- template role keeps that template as its baseline: it can be reset, and
 -- fluent.role_template_diff shows how it departs from it.
-CREATE FUNCTION fluent_clone_role(source text, new_role text) RETURNS void
+CREATE FUNCTION @extschema@.fluent_clone_role(source text, new_role text) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     src int := fluent._role_id(source);
@@ -447,3 +451,5 @@ BEGIN
     INSERT INTO fluent.permissions (workspace_id, role_id, action_id, scope)
     SELECT ws, new_id, p.action_id, p.scope FROM fluent.permissions p WHERE p.role_id = src;
 END $$;
+
+SET LOCAL search_path TO @extschema@, pg_temp;

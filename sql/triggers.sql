@@ -6,6 +6,14 @@
 --
 -- audit_change: every change to the catalog is written to fluent.audit_log
 -- in the same transaction (src/audit.rs), one entry per row.
+--
+-- stamp_attribution, *_is_acyclic_*, append_only: invariants that hold for
+-- direct writes to the catalog too, not only for the fluent_* functions.
+
+-- Everything below resolves names in pg_catalog and fluent's own schema only
+-- (see "Install-time safety" in README.md); the extension schema comes back at the end.
+SET LOCAL search_path TO pg_catalog, pg_temp;
+
 DO $$
 DECLARE
     t text;
@@ -26,15 +34,124 @@ BEGIN
     END LOOP;
 END
 $$;
-REVOKE ALL ON FUNCTION fluent.invalidate_cache(), fluent.audit_change() FROM PUBLIC;
+
+-- Who made a grant, an override, a review, a protection or a template
+-- application, and when, is set here, never taken from the writer: a DBA
+-- writing the catalog directly cannot attribute a change to someone else.
+-- Restored rows (a superuser's COPY, see src/audit.rs) keep what they had.
+CREATE FUNCTION fluent._stamp_attribution() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF fluent._restoring() THEN
+        RETURN NEW;
+    END IF;
+    CASE TG_TABLE_NAME
+    WHEN 'grants' THEN
+        IF TG_OP = 'INSERT' THEN
+            NEW.granted_at := now(); NEW.granted_by := current_user;
+            NEW.reviewed_at := NULL; NEW.reviewed_by := NULL;
+        ELSE
+            NEW.granted_at := OLD.granted_at; NEW.granted_by := OLD.granted_by;
+            IF NEW.reviewed_at IS NULL THEN
+                NEW.reviewed_by := NULL;
+            ELSIF NEW.reviewed_at IS DISTINCT FROM OLD.reviewed_at THEN
+                NEW.reviewed_at := now(); NEW.reviewed_by := current_user;
+            ELSE
+                NEW.reviewed_by := OLD.reviewed_by;
+            END IF;
+        END IF;
+    WHEN 'overrides' THEN
+        NEW.set_at := now(); NEW.set_by := current_user;
+    WHEN 'protected_tables' THEN
+        IF TG_OP = 'INSERT' THEN
+            NEW.protected_at := now(); NEW.protected_by := current_user;
+        ELSE
+            NEW.protected_at := OLD.protected_at; NEW.protected_by := OLD.protected_by;
+        END IF;
+    WHEN 'template_applications' THEN
+        IF TG_OP = 'INSERT' THEN
+            NEW.applied_at := now(); NEW.applied_by := current_user;
+        ELSE
+            NEW.applied_at := OLD.applied_at; NEW.applied_by := OLD.applied_by;
+        END IF;
+    END CASE;
+    RETURN NEW;
+END $$;
+DO $$
+DECLARE
+    t text;
+BEGIN
+    FOREACH t IN ARRAY ARRAY['grants', 'overrides', 'protected_tables', 'template_applications'] LOOP
+        EXECUTE format('CREATE TRIGGER stamp_attribution BEFORE INSERT OR UPDATE
+                        ON fluent.%I FOR EACH ROW EXECUTE FUNCTION fluent._stamp_attribution()', t);
+    END LOOP;
+END
+$$;
+
+-- The reporting line (users.manager_id) and the module tree
+-- (modules.parent_id) stay acyclic, whoever writes them. Concurrent changes
+-- to one tree are serialized on its row of fluent.invariant_guards: a later
+-- writer waits until the earlier one ends, then sees its change (READ
+-- COMMITTED) or fails with 40001 (REPEATABLE READ, SERIALIZABLE), so two
+-- changes that are each acyclic alone cannot both commit and close a cycle.
+CREATE TABLE fluent.invariant_guards (
+    invariant text PRIMARY KEY,
+    changes   bigint NOT NULL DEFAULT 0
+);
+COMMENT ON TABLE fluent.invariant_guards IS
+    'One row per catalog tree (reporting_line, module_tree): changes to a tree lock its row, so concurrent changes cannot combine into a cycle';
+INSERT INTO fluent.invariant_guards (invariant) VALUES ('reporting_line'), ('module_tree');
+
+-- Arguments: the guard, the id column and the parent column. SECURITY
+-- DEFINER so that writers need no privilege on the guards; as a trigger
+-- function it cannot be called any other way.
+CREATE FUNCTION fluent._check_acyclic() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    looped text;
+BEGIN
+    UPDATE fluent.invariant_guards SET changes = changes + 1 WHERE invariant = TG_ARGV[0];
+    EXECUTE format(
+        'WITH RECURSIVE up (start, node) AS (
+             SELECT c.%1$I, c.%2$I FROM changed c WHERE c.%2$I IS NOT NULL
+             UNION
+             SELECT up.start, t.%2$I FROM up JOIN fluent.%3$I t ON t.%1$I = up.node
+              WHERE up.node <> up.start AND t.%2$I IS NOT NULL)
+         SELECT min(start)::text FROM up WHERE node = start', TG_ARGV[1], TG_ARGV[2], TG_TABLE_NAME)
+       INTO looped;
+    IF looped IS NOT NULL THEN
+        RAISE EXCEPTION 'fluent.% would have a cycle through % %', TG_TABLE_NAME, TG_ARGV[1], looped
+            USING ERRCODE = 'check_violation',
+                  HINT = CASE TG_ARGV[0] WHEN 'reporting_line' THEN 'A user cannot report to themselves, directly or through others.'
+                                         ELSE 'A module cannot be its own parent, directly or through others.' END;
+    END IF;
+    RETURN NULL;
+END $$;
+-- (A trigger with transition tables takes one event, hence one per event.)
+DO $$
+DECLARE
+    t record;
+    ev text;
+BEGIN
+    FOR t IN SELECT * FROM (VALUES ('users', 'reporting_line', 'user_id', 'manager_id'),
+                                   ('modules', 'module_tree', 'module_id', 'parent_id')) v(tbl, guard, id, parent)
+    LOOP
+        FOREACH ev IN ARRAY ARRAY['insert', 'update'] LOOP
+            EXECUTE format('CREATE TRIGGER %I AFTER %s ON fluent.%I REFERENCING NEW TABLE AS changed
+                            FOR EACH STATEMENT EXECUTE FUNCTION fluent._check_acyclic(%L, %L, %L)',
+                           t.guard || '_is_acyclic_on_' || ev, ev, t.tbl, t.guard, t.id, t.parent);
+        END LOOP;
+    END LOOP;
+END
+$$;
 
 -- The audit log is append-only. Privileges already keep every role but the
 -- owner from changing it; this also refuses a role that was granted UPDATE,
--- DELETE or TRUNCATE by mistake.
+-- DELETE or TRUNCATE by mistake. The superuser test compares role OIDs.
 CREATE FUNCTION fluent._audit_log_is_append_only() RETURNS trigger
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
-    IF NOT (SELECT rolsuper FROM pg_roles WHERE oid = current_user::regrole) THEN
+    IF NOT fluent._current_role_is_superuser() THEN
         RAISE EXCEPTION 'fluent.audit_log is append-only: entries cannot be changed or removed'
             USING ERRCODE = 'insufficient_privilege', HINT = 'Only a superuser may prune the audit trail.';
     END IF;
@@ -45,3 +162,5 @@ CREATE TRIGGER append_only BEFORE UPDATE OR DELETE ON fluent.audit_log
     FOR EACH ROW EXECUTE FUNCTION fluent._audit_log_is_append_only();
 CREATE TRIGGER append_only_truncate BEFORE TRUNCATE ON fluent.audit_log
     FOR EACH STATEMENT EXECUTE FUNCTION fluent._audit_log_is_append_only();
+
+SET LOCAL search_path TO @extschema@, pg_temp;

@@ -15,6 +15,10 @@
 -- the same action of the nearest parent module that has it. The test suite
 -- checks the views against fluent_scope() row by row.
 
+-- Everything below resolves names in pg_catalog and fluent's own schema only
+-- (see "Install-time safety" in README.md); the extension schema comes back at the end.
+SET LOCAL search_path TO pg_catalog, pg_temp;
+
 -- Where each action takes its settings from: itself (depth 0), then the
 -- action of the same name on each ancestor module that declares one.
 CREATE VIEW fluent.action_lineage AS
@@ -301,3 +305,5 @@ BEGIN
              ELSE 'no role grants it' END;
 END $$;
 REVOKE ALL ON FUNCTION fluent._explain(text, text, text, text) FROM PUBLIC;
+
+SET LOCAL search_path TO @extschema@, pg_temp;

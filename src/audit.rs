@@ -4,48 +4,85 @@
 //! The entry is written as the catalog owner, because nobody else may insert
 //! into the log; the role recorded is the one that made the change. The
 //! trigger refuses to run on any table outside schema `fluent`, so it cannot
-//! be borrowed to forge entries.
+//! be borrowed to forge entries. A restore is not a change: rows a superuser
+//! loads with `COPY` (what `pg_restore` and `psql -f dump.sql` do) come with
+//! their own history, which the dumped audit log already holds.
 
 use pgrx::pg_sys;
 use pgrx::prelude::*;
+use pgrx::trigger_support::PgTrigger;
 
 use crate::catalog;
 use crate::error::FluentError;
 use crate::gucs;
+use crate::identity;
+use crate::trigger::after_trigger;
+
+/// Whether the running statement is a superuser's `COPY ... FROM`: a restore
+/// (or a bulk load, which a superuser could equally make with triggers
+/// disabled). Catalog rows loaded this way keep their ids and attribution and
+/// are not audited again.
+pub fn restoring() -> bool {
+    unsafe {
+        let portal = pg_sys::ActivePortal;
+        identity::current_role_is_superuser()
+            && !portal.is_null()
+            && (*portal).commandTag == pg_sys::CommandTag::CMDTAG_COPY
+    }
+}
 
 #[pg_schema]
 mod fluent {
-    use super::*;
-
-    #[pg_trigger]
-    fn audit_change<'a>(
-        trigger: &'a pgrx::PgTrigger<'a>,
-    ) -> Result<Option<PgHeapTuple<'a, AllocatedByPostgres>>, pgrx::PgTriggerError> {
-        if trigger.table_schema()? != "fluent" {
-            FluentError::NotCatalogTable { table: trigger.table_name()? }.report();
-        }
-        let operation = match trigger.op()? {
-            PgTriggerOperation::Insert => "INSERT",
-            PgTriggerOperation::Update => "UPDATE",
-            PgTriggerOperation::Delete => "DELETE",
-            PgTriggerOperation::Truncate => "TRUNCATE",
-        };
-        let relation = trigger.relation()?;
-        let row_type = unsafe { (*relation.rd_rel).reltype };
-        let db_role = unsafe {
-            let me = pg_sys::GetUserId();
-            std::ffi::CStr::from_ptr(pg_sys::GetUserNameFromId(me, false)).to_string_lossy().into_owned()
-        };
-        let acting = gucs::with_acting(|user, _| user.map(str::to_owned));
-        catalog::record_audit(
-            &db_role,
-            acting.as_deref(),
-            relation.name(),
-            operation,
-            row_type,
-            trigger.old().and_then(|row| row.into_composite_datum()),
-            trigger.new().and_then(|row| row.into_composite_datum()),
-        );
-        Ok(None)
+    /// restoring() for SQL: the attribution trigger (sql/triggers.sql) keeps
+    /// restored rows as they are.
+    #[pgrx::pg_extern(stable, parallel_safe)]
+    fn _restoring() -> bool {
+        super::restoring()
     }
 }
+
+fn audit_change(trigger: &PgTrigger<'_>) {
+    let table = trigger.table_name().unwrap_or_else(|e| pgrx::error!("{e}"));
+    if trigger.table_schema().ok().as_deref() != Some("fluent") {
+        FluentError::NotCatalogTable { table }.report();
+    }
+    if restoring() {
+        return;
+    }
+    let operation = match trigger.op().unwrap_or_else(|e| pgrx::error!("{e}")) {
+        PgTriggerOperation::Insert => "INSERT",
+        PgTriggerOperation::Update => "UPDATE",
+        PgTriggerOperation::Delete => "DELETE",
+        PgTriggerOperation::Truncate => "TRUNCATE",
+    };
+    let relation = trigger.relation().unwrap_or_else(|e| pgrx::error!("{e}"));
+    let row_type = unsafe { (*relation.rd_rel).reltype };
+    let db_role = unsafe {
+        let me = pg_sys::GetUserId();
+        std::ffi::CStr::from_ptr(pg_sys::GetUserNameFromId(me, false))
+            .to_string_lossy()
+            .into_owned()
+    };
+    let acting = gucs::with_acting(|user, _| user.map(str::to_owned));
+    catalog::record_audit(
+        &db_role,
+        acting.as_deref(),
+        &table,
+        operation,
+        row_type,
+        trigger.old().and_then(|row| row.into_composite_datum()),
+        trigger.new().and_then(|row| row.into_composite_datum()),
+    );
+}
+
+after_trigger!(
+    fluent_audit_change,
+    pg_finfo_fluent_audit_change,
+    "fluent.audit_change",
+    audit_change
+);
+extension_sql!(
+    "CREATE FUNCTION fluent.audit_change() RETURNS trigger LANGUAGE c AS 'MODULE_PATHNAME', 'fluent_audit_change';",
+    name = "audit_change_trigger",
+    requires = ["loaders"]
+);

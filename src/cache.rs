@@ -61,10 +61,19 @@ unsafe extern "C-unwind" fn relcache_callback(_arg: pg_sys::Datum, relid: pg_sys
 }
 
 #[pgrx::pg_guard]
-unsafe extern "C-unwind" fn xact_callback(event: pg_sys::XactEvent::Type, _arg: *mut std::ffi::c_void) {
+unsafe extern "C-unwind" fn xact_callback(
+    event: pg_sys::XactEvent::Type,
+    _arg: *mut std::ffi::c_void,
+) {
     use pg_sys::XactEvent::*;
-    if matches!(event, XACT_EVENT_COMMIT | XACT_EVENT_ABORT | XACT_EVENT_PARALLEL_COMMIT | XACT_EVENT_PARALLEL_ABORT | XACT_EVENT_PREPARE)
-        && INVALIDATED_IN_XACT.swap(false, Ordering::Relaxed)
+    if matches!(
+        event,
+        XACT_EVENT_COMMIT
+            | XACT_EVENT_ABORT
+            | XACT_EVENT_PARALLEL_COMMIT
+            | XACT_EVENT_PARALLEL_ABORT
+            | XACT_EVENT_PREPARE
+    ) && INVALIDATED_IN_XACT.swap(false, Ordering::Relaxed)
     {
         GENERATION.fetch_add(1, Ordering::Relaxed);
     }
@@ -106,15 +115,25 @@ fn refresh_if_stale() {
     }
     // Resolve the sentinel before reading anything, so that a change
     // committed while we load is not missed.
-    SENTINEL.store(catalog::sentinel_relid().map_or(0, |o| o.to_u32()), Ordering::Relaxed);
+    SENTINEL.store(
+        catalog::sentinel_relid().map_or(0, |o| o.to_u32()),
+        Ordering::Relaxed,
+    );
     CACHE.with_borrow_mut(|c| {
-        *c = Cache { generation: Some(current), ..Default::default() };
+        *c = Cache {
+            generation: Some(current),
+            ..Default::default()
+        };
     });
 }
 
 /// Loads (at most once per generation) and returns the workspace model.
 fn workspace_model(workspace: &str) -> Option<Rc<WorkspaceModel>> {
-    if let Some(cached) = CACHE.with_borrow(|c| c.workspaces.get(workspace).map(|w| w.as_ref().map(|w| w.model.clone()))) {
+    if let Some(cached) = CACHE.with_borrow(|c| {
+        c.workspaces
+            .get(workspace)
+            .map(|w| w.as_ref().map(|w| w.model.clone()))
+    }) {
         return cached;
     }
     // No borrow is held while SPI runs: loading may process invalidations.
@@ -122,14 +141,21 @@ fn workspace_model(workspace: &str) -> Option<Rc<WorkspaceModel>> {
     CACHE.with_borrow_mut(|c| {
         c.workspaces.insert(
             workspace.to_owned(),
-            loaded.clone().map(|model| WorkspaceEntry { model, users: HashMap::new() }),
+            loaded.clone().map(|model| WorkspaceEntry {
+                model,
+                users: HashMap::new(),
+            }),
         )
     });
     loaded
 }
 
 fn user_record(user: &str) -> Option<(i64, String)> {
-    if let Some(cached) = CACHE.with_borrow(|c| c.users.get(user).map(|r| r.as_ref().map(|r| (r.user_id, r.status.clone())))) {
+    if let Some(cached) = CACHE.with_borrow(|c| {
+        c.users
+            .get(user)
+            .map(|r| r.as_ref().map(|r| (r.user_id, r.status.clone())))
+    }) {
         return cached;
     }
     let loaded = catalog::load_user(user);
@@ -144,15 +170,26 @@ pub fn workspace_exists(workspace: &str) -> bool {
 }
 
 /// Resolves a (module, action) name pair to its slot, or the error to raise.
-fn slot_of(model: &WorkspaceModel, workspace: &str, module: &str, action: &str) -> Result<usize, FluentError> {
-    let actions = model.modules.get(module).ok_or_else(|| FluentError::UnknownModule {
-        module: module.to_owned(),
-        workspace: workspace.to_owned(),
-    })?;
+fn slot_of(
+    model: &WorkspaceModel,
+    workspace: &str,
+    module: &str,
+    action: &str,
+) -> Result<usize, FluentError> {
+    let actions = model
+        .modules
+        .get(module)
+        .ok_or_else(|| FluentError::UnknownModule {
+            module: module.to_owned(),
+            workspace: workspace.to_owned(),
+        })?;
     actions
         .get(action)
         .copied()
-        .ok_or_else(|| FluentError::UnknownAction { module: module.to_owned(), action: action.to_owned() })
+        .ok_or_else(|| FluentError::UnknownAction {
+            module: module.to_owned(),
+            action: action.to_owned(),
+        })
 }
 
 /// Why a user is granted nothing in a workspace, whatever they hold.
@@ -166,27 +203,50 @@ enum Barred {
 }
 
 fn load_user_entry(model: &WorkspaceModel, user: &str) -> UserEntry {
-    let barred = |reason| UserEntry { scopes: Vec::new(), barred: Some(reason), team: Some(Rc::default()), user_id: None };
+    let barred = |reason| UserEntry {
+        scopes: Vec::new(),
+        barred: Some(reason),
+        team: Some(Rc::default()),
+        user_id: None,
+    };
     let Some((user_id, status)) = user_record(user) else {
         return barred(Barred::Unknown);
     };
     if status != "active" {
-        return UserEntry { user_id: Some(user_id), team: None, ..barred(Barred::Status(status)) };
+        return UserEntry {
+            user_id: Some(user_id),
+            team: None,
+            ..barred(Barred::Status(status))
+        };
     }
     let holdings = catalog::load_holdings(model, user_id);
     if model.sign_in_required && !holdings.holds_sign_in_role {
-        return UserEntry { user_id: Some(user_id), team: None, ..barred(Barred::NoSignInRole) };
+        return UserEntry {
+            user_id: Some(user_id),
+            team: None,
+            ..barred(Barred::NoSignInRole)
+        };
     }
     let scopes = effective_scopes(&model.slots, &holdings.roles, &holdings.overrides);
-    UserEntry { scopes, barred: None, team: None, user_id: Some(user_id) }
+    UserEntry {
+        scopes,
+        barred: None,
+        team: None,
+        user_id: Some(user_id),
+    }
 }
 
 /// Runs `f` on the user's cache entry in the workspace, loading it first
 /// if needed.
-fn with_user_entry<R>(workspace: &str, user: &str, f: impl FnOnce(&WorkspaceModel, &UserEntry) -> R) -> Result<R, FluentError> {
+fn with_user_entry<R>(
+    workspace: &str,
+    user: &str,
+    f: impl FnOnce(&WorkspaceModel, &UserEntry) -> R,
+) -> Result<R, FluentError> {
     refresh_if_stale();
-    let model = workspace_model(workspace)
-        .ok_or_else(|| FluentError::UnknownWorkspace { workspace: workspace.to_owned() })?;
+    let model = workspace_model(workspace).ok_or_else(|| FluentError::UnknownWorkspace {
+        workspace: workspace.to_owned(),
+    })?;
     let mut f = Some(f);
     let cached = CACHE.with_borrow(|c| {
         let entry = c.workspaces.get(workspace)?.as_ref()?.users.get(user)?;
@@ -211,11 +271,17 @@ pub fn check_may_act(workspace: &str, user: &str) -> Result<(), FluentError> {
     let barred = with_user_entry(workspace, user, |_, entry| entry.barred.clone())?;
     match barred {
         None => Ok(()),
-        Some(Barred::Unknown) => Err(FluentError::UnknownUser { user: user.to_owned() }),
-        Some(Barred::Status(status)) => Err(FluentError::UserCannotSignIn { user: user.to_owned(), status }),
-        Some(Barred::NoSignInRole) => {
-            Err(FluentError::NoSignInRole { user: user.to_owned(), workspace: workspace.to_owned() })
-        }
+        Some(Barred::Unknown) => Err(FluentError::UnknownUser {
+            user: user.to_owned(),
+        }),
+        Some(Barred::Status(status)) => Err(FluentError::UserCannotSignIn {
+            user: user.to_owned(),
+            status,
+        }),
+        Some(Barred::NoSignInRole) => Err(FluentError::NoSignInRole {
+            user: user.to_owned(),
+            workspace: workspace.to_owned(),
+        }),
     }
 }
 
@@ -226,7 +292,11 @@ pub fn visible_modules(workspace: &str, user: &str) -> Result<Vec<String>, Fluen
         let mut names: Vec<String> = model
             .modules
             .iter()
-            .filter(|(_, actions)| actions.values().any(|&slot| entry.scopes.get(slot).is_some_and(|s| *s > Scope::None)))
+            .filter(|(_, actions)| {
+                actions
+                    .values()
+                    .any(|&slot| entry.scopes.get(slot).is_some_and(|s| *s > Scope::None))
+            })
             .map(|(name, _)| name.clone())
             .collect();
         names.sort();
@@ -236,7 +306,12 @@ pub fn visible_modules(workspace: &str, user: &str) -> Result<Vec<String>, Fluen
 
 /// The scope `user` has on `module.action` in `workspace`. Unknown users
 /// get `none`; unknown modules and actions are errors.
-pub fn scope(workspace: &str, user: &str, module: &str, action: &str) -> Result<Scope, FluentError> {
+pub fn scope(
+    workspace: &str,
+    user: &str,
+    module: &str,
+    action: &str,
+) -> Result<Scope, FluentError> {
     refresh_if_stale();
     // Fast path: everything is cached, no allocation.
     let hit = CACHE.with_borrow(|c| {

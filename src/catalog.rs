@@ -91,7 +91,8 @@ fn catalog_owner() -> pg_sys::Oid {
         if tuple.is_null() {
             pgrx::error!("cache lookup failed for namespace {nsp:?}");
         }
-        let owner = (*pg_sys::heap_tuple_get_struct::<pg_sys::FormData_pg_namespace>(tuple)).nspowner;
+        let owner =
+            (*pg_sys::heap_tuple_get_struct::<pg_sys::FormData_pg_namespace>(tuple)).nspowner;
         pg_sys::ReleaseSysCache(tuple);
         owner
     }
@@ -102,17 +103,27 @@ fn query<'a>(
     sql: &str,
     args: &[DatumWithOid<'_>],
 ) -> pgrx::spi::SpiTupleTable<'a> {
-    client.select(sql, None, args).unwrap_or_else(|e| pgrx::error!("fluent catalog query failed: {e}"))
+    client
+        .select(sql, None, args)
+        .unwrap_or_else(|e| pgrx::error!("fluent catalog query failed: {e}"))
 }
 
-fn column<T: FromDatum + IntoDatum>(row: &pgrx::spi::SpiHeapTupleData<'_>, ordinal: usize) -> Option<T> {
-    row.get::<T>(ordinal).unwrap_or_else(|e| pgrx::error!("fluent catalog row is malformed: {e}"))
+fn column<T: FromDatum + IntoDatum>(
+    row: &pgrx::spi::SpiHeapTupleData<'_>,
+    ordinal: usize,
+) -> Option<T> {
+    row.get::<T>(ordinal)
+        .unwrap_or_else(|e| pgrx::error!("fluent catalog row is malformed: {e}"))
 }
 
 /// Loads the modules and actions of a workspace; `None` if it does not exist.
 pub fn load_workspace(name: &str) -> Option<WorkspaceModel> {
     as_catalog_owner(|client| {
-        let rows = query(client, "SELECT * FROM fluent._load_workspace($1)", &[name.into()]);
+        let rows = query(
+            client,
+            "SELECT * FROM fluent._load_workspace($1)",
+            &[name.into()],
+        );
         let mut model: Option<WorkspaceModel> = None;
         // module_id -> (parent_id, enabled), for every module.
         let mut modules: HashMap<i32, (Option<i32>, bool)> = HashMap::new();
@@ -124,32 +135,52 @@ pub fn load_workspace(name: &str) -> Option<WorkspaceModel> {
                 sign_in_required: column::<bool>(&row, 2).unwrap_or_default(),
                 ..Default::default()
             });
-            let (Some(module_id), Some(module)) = (column::<i32>(&row, 3), column::<String>(&row, 4)) else {
+            let (Some(module_id), Some(module)) =
+                (column::<i32>(&row, 3), column::<String>(&row, 4))
+            else {
                 continue;
             };
-            modules.insert(module_id, (column::<i32>(&row, 5), column::<bool>(&row, 6).unwrap_or(true)));
-            let (Some(action_id), Some(action)) = (column::<i32>(&row, 7), column::<String>(&row, 8)) else {
+            modules.insert(
+                module_id,
+                (
+                    column::<i32>(&row, 5),
+                    column::<bool>(&row, 6).unwrap_or(true),
+                ),
+            );
+            let (Some(action_id), Some(action)) =
+                (column::<i32>(&row, 7), column::<String>(&row, 8))
+            else {
                 ws.modules.entry(module).or_default();
                 continue;
             };
             let slot = ws.slots.len();
-            ws.slots.push(Slot { inherits_from: None, enabled: true });
+            ws.slots.push(Slot {
+                inherits_from: None,
+                enabled: true,
+            });
             ws.slot_of_action.insert(action_id, slot);
             pending.push((module_id, action.clone(), slot));
             ws.modules.entry(module).or_default().insert(action, slot);
         }
         let mut ws = model?;
         let parent = |m: i32| modules.get(&m).and_then(|(p, _)| *p);
-        let slot_of: HashMap<(i32, &str), usize> = pending.iter().map(|(m, a, s)| ((*m, a.as_str()), *s)).collect();
+        let slot_of: HashMap<(i32, &str), usize> = pending
+            .iter()
+            .map(|(m, a, s)| ((*m, a.as_str()), *s))
+            .collect();
         for (module_id, action, slot) in &pending {
             // Module parents form a tree; the bound guards a corrupted catalog.
-            let ancestors: Vec<i32> = std::iter::successors(parent(*module_id), |&a| parent(a)).take(modules.len()).collect();
+            let ancestors: Vec<i32> = std::iter::successors(parent(*module_id), |&a| parent(a))
+                .take(modules.len())
+                .collect();
             // Disabled when the module or any ancestor is.
             ws.slots[*slot].enabled = std::iter::once(*module_id)
                 .chain(ancestors.iter().copied())
                 .all(|m| modules.get(&m).is_none_or(|(_, enabled)| *enabled));
             // Nearest ancestor that declares the same action.
-            ws.slots[*slot].inherits_from = ancestors.iter().find_map(|&a| slot_of.get(&(a, action.as_str())).copied());
+            ws.slots[*slot].inherits_from = ancestors
+                .iter()
+                .find_map(|&a| slot_of.get(&(a, action.as_str())).copied());
         }
         Some(ws)
     })
@@ -181,8 +212,11 @@ pub fn load_holdings(ws: &WorkspaceModel, user_id: i64) -> Holdings {
     };
     as_catalog_owner(|client| {
         let args = [ws.workspace_id.into(), user_id.into()];
-        let mut holdings =
-            Holdings { roles: Vec::new(), overrides: RolePermissions::new(ws.slots.len()), holds_sign_in_role: false };
+        let mut holdings = Holdings {
+            roles: Vec::new(),
+            overrides: RolePermissions::new(ws.slots.len()),
+            holds_sign_in_role: false,
+        };
         let mut last_role = None;
         for row in query(client, "SELECT * FROM fluent._load_grants($1, $2)", &args) {
             let role_id: i32 = column(&row, 1).unwrap_or_default();
@@ -195,7 +229,11 @@ pub fn load_holdings(ws: &WorkspaceModel, user_id: i64) -> Holdings {
                 holdings.roles.last_mut().expect("pushed above").scopes[slot] = Some(scope);
             }
         }
-        for row in query(client, "SELECT * FROM fluent._load_overrides($1, $2)", &args) {
+        for row in query(
+            client,
+            "SELECT * FROM fluent._load_overrides($1, $2)",
+            &args,
+        ) {
             if let Some((slot, scope)) = to_slot_scope(column(&row, 1), column(&row, 2)) {
                 holdings.overrides.scopes[slot] = Some(scope);
             }
@@ -207,10 +245,14 @@ pub fn load_holdings(ws: &WorkspaceModel, user_id: i64) -> Holdings {
 /// Keys of the users whose rows scope `team` adds for this user.
 pub fn load_team(workspace_id: i32, user_id: i64) -> Vec<String> {
     as_catalog_owner(|client| {
-        query(client, "SELECT * FROM fluent._load_team($1, $2)", &[workspace_id.into(), user_id.into()])
-            .into_iter()
-            .filter_map(|row| column::<String>(&row, 1))
-            .collect()
+        query(
+            client,
+            "SELECT * FROM fluent._load_team($1, $2)",
+            &[workspace_id.into(), user_id.into()],
+        )
+        .into_iter()
+        .filter_map(|row| column::<String>(&row, 1))
+        .collect()
     })
 }
 

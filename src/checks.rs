@@ -12,11 +12,15 @@ use crate::cache;
 use crate::error::FluentError;
 use crate::gucs;
 use crate::scope::Scope;
+use crate::trigger::after_trigger;
 
 fn required<'a>(value: Option<&'a str>, argument: &'static str) -> &'a str {
     value.unwrap_or_else(|| {
-        FluentError::NullArgument { argument, hint: "Pass the module and action names declared with fluent_create_module()." }
-            .report()
+        FluentError::NullArgument {
+            argument,
+            hint: "Pass the module and action names declared with fluent_create_module().",
+        }
+        .report()
     })
 }
 
@@ -48,7 +52,11 @@ fn fluent_can_acting(module: Option<&str>, action: Option<&str>) -> bool {
 
 /// The scope (`none`, `own`, `team` or `all`) `user_key` has on `module.action`.
 #[pg_extern(stable, parallel_safe)]
-fn fluent_scope(user_key: Option<&str>, module: Option<&str>, action: Option<&str>) -> &'static str {
+fn fluent_scope(
+    user_key: Option<&str>,
+    module: Option<&str>,
+    action: Option<&str>,
+) -> &'static str {
     scope_of(user_key, module, action).as_str()
 }
 
@@ -64,7 +72,8 @@ fn fluent_scope_acting(module: Option<&str>, action: Option<&str>) -> &'static s
 fn fluent_visible_modules(user_key: Option<&str>) -> SetOfIterator<'static, String> {
     let modules = match user_key {
         None => Vec::new(),
-        Some(user) => gucs::with_acting(|_, workspace| cache::visible_modules(workspace, user)).unwrap_or_else(|e| e.report()),
+        Some(user) => gucs::with_acting(|_, workspace| cache::visible_modules(workspace, user))
+            .unwrap_or_else(|e| e.report()),
     };
     SetOfIterator::new(modules)
 }
@@ -76,8 +85,10 @@ fn fluent_visible_modules_acting() -> SetOfIterator<'static, String> {
 }
 
 /// A type that owner, assignment and workspace columns can have, and how a
-/// user or workspace key reads as that type. Keys that do not parse match
-/// no row.
+/// user or workspace key reads as that type. A key matches only the value it
+/// is the canonical text of (what the column's output function prints), so
+/// `'+42'`, `'042'` or `' 42'` match no integer row and an upper-case or
+/// braced uuid matches no uuid row. Keys that do not parse match no row.
 trait KeyType: Sized {
     fn parse(key: &str) -> Option<Self>;
 }
@@ -90,39 +101,46 @@ impl KeyType for String {
 
 impl KeyType for i64 {
     fn parse(key: &str) -> Option<Self> {
-        key.trim().parse().ok()
+        key.parse().ok().filter(|n: &i64| n.to_string() == key)
     }
 }
 
 impl KeyType for pgrx::Uuid {
-    /// Accepts what PostgreSQL's uuid input accepts: 32 hex digits, with
-    /// optional hyphens and optional surrounding braces.
+    /// Only the canonical form: 32 lower-case hex digits grouped 8-4-4-4-12.
     fn parse(key: &str) -> Option<Self> {
-        let key = key.trim();
-        let key = key.strip_prefix('{').and_then(|k| k.strip_suffix('}')).unwrap_or(key);
-        let hex: Vec<u8> = key.bytes().filter(|b| *b != b'-').collect();
-        if hex.len() != 32 || key.starts_with('-') || key.ends_with('-') {
+        let bytes = key.as_bytes();
+        let canonical = bytes.len() == 36
+            && bytes.iter().enumerate().all(|(i, b)| match i {
+                8 | 13 | 18 | 23 => *b == b'-',
+                _ => b.is_ascii_digit() || (b'a'..=b'f').contains(b),
+            });
+        if !canonical {
             return None;
         }
-        let mut bytes = [0u8; 16];
+        let hex: Vec<u8> = bytes.iter().copied().filter(|b| *b != b'-').collect();
+        let mut out = [0u8; 16];
         for (i, pair) in hex.chunks(2).enumerate() {
-            bytes[i] = u8::from_str_radix(std::str::from_utf8(pair).ok()?, 16).ok()?;
+            out[i] = u8::from_str_radix(std::str::from_utf8(pair).ok()?, 16).ok()?;
         }
-        Some(pgrx::Uuid::from_bytes(bytes))
+        Some(pgrx::Uuid::from_bytes(out))
     }
 }
 
 /// The acting user's scope for a policy: unknown modules and a missing
 /// user deny instead of failing the query.
 fn policy_scope(workspace: &str, user: Option<&str>, module: &str, action: &str) -> Scope {
-    user.and_then(|user| cache::scope(workspace, user, module, action).ok()).unwrap_or_default()
+    user.and_then(|user| cache::scope(workspace, user, module, action).ok())
+        .unwrap_or_default()
 }
 
 fn reached_keys<K: KeyType>(module: &str, action: &str) -> Vec<K> {
     gucs::with_acting(|user, workspace| {
         let scope = policy_scope(workspace, user, module, action);
         let Some(user) = user else { return Vec::new() };
-        cache::reached_users(workspace, user, scope).iter().filter_map(|k| K::parse(k)).collect()
+        cache::reached_users(workspace, user, scope)
+            .iter()
+            .filter_map(|k| K::parse(k))
+            .collect()
     })
 }
 
@@ -137,13 +155,17 @@ mod fluent {
     /// Whether the acting user has scope `all` on `module.action`.
     #[pg_extern(stable, parallel_safe)]
     fn rls_all(module: &str, action: &str) -> bool {
-        gucs::with_acting(|user, workspace| policy_scope(workspace, user, module, action) == Scope::All)
+        gucs::with_acting(|user, workspace| {
+            policy_scope(workspace, user, module, action) == Scope::All
+        })
     }
 
     /// Whether the acting user has any scope on `module.action`.
     #[pg_extern(stable, parallel_safe)]
     fn rls_any(module: &str, action: &str) -> bool {
-        gucs::with_acting(|user, workspace| policy_scope(workspace, user, module, action) > Scope::None)
+        gucs::with_acting(|user, workspace| {
+            policy_scope(workspace, user, module, action) > Scope::None
+        })
     }
 
     /// Keys of the users whose rows the acting user reaches on
@@ -182,38 +204,57 @@ mod fluent {
     fn rls_workspace_uuids() -> Vec<pgrx::Uuid> {
         workspace_keys()
     }
-
-    /// Statement trigger on the catalog tables: tells every backend to drop
-    /// its cached permissions when this transaction commits.
-    #[pg_trigger]
-    fn invalidate_cache<'a>(
-        _trigger: &'a pgrx::PgTrigger<'a>,
-    ) -> Result<Option<PgHeapTuple<'a, AllocatedByPostgres>>, std::convert::Infallible> {
-        cache::invalidate_all_backends();
-        Ok(None)
-    }
 }
+
+// Statement trigger on the catalog tables: tells every backend to drop its
+// cached permissions when this transaction commits.
+after_trigger!(
+    fluent_invalidate_cache,
+    pg_finfo_fluent_invalidate_cache,
+    "fluent.invalidate_cache",
+    |_| { cache::invalidate_all_backends() }
+);
+extension_sql!(
+    "CREATE FUNCTION fluent.invalidate_cache() RETURNS trigger LANGUAGE c AS 'MODULE_PATHNAME', 'fluent_invalidate_cache';",
+    name = "invalidate_cache_trigger",
+    requires = ["loaders"]
+);
 
 #[cfg(test)]
 mod tests {
     use super::KeyType;
 
     #[test]
-    fn integer_keys_parse_and_others_do_not() {
+    fn integer_keys_parse_only_in_canonical_form() {
         assert_eq!(<i64 as KeyType>::parse("42"), Some(42));
         assert_eq!(<i64 as KeyType>::parse("-7"), Some(-7));
-        assert_eq!(<i64 as KeyType>::parse("alice"), None);
-        assert_eq!(<i64 as KeyType>::parse(""), None);
+        assert_eq!(<i64 as KeyType>::parse("0"), Some(0));
+        for alias in ["+42", "042", " 42", "42 ", "-0", "alice", ""] {
+            assert_eq!(<i64 as KeyType>::parse(alias), None, "{alias:?}");
+        }
     }
 
     #[test]
-    fn uuid_keys_parse_in_postgres_formats() {
-        let canonical = <pgrx::Uuid as KeyType>::parse("a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11").unwrap();
-        for other in ["A0EEBC99-9C0B-4EF8-BB6D-6BB9BD380A11", "{a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11}", "a0eebc999c0b4ef8bb6d6bb9bd380a11"] {
-            assert_eq!(<pgrx::Uuid as KeyType>::parse(other), Some(canonical), "{other}");
-        }
-        for bad in ["alice", "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a1", "-a0eebc999c0b4ef8bb6d6bb9bd380a11", "g0eebc999c0b4ef8bb6d6bb9bd380a11"] {
-            assert_eq!(<pgrx::Uuid as KeyType>::parse(bad), None, "{bad}");
+    fn uuid_keys_parse_only_in_canonical_form() {
+        let mut bytes = [0u8; 16];
+        bytes[..4].copy_from_slice(&[0xa0, 0xee, 0xbc, 0x99]);
+        bytes[4..].copy_from_slice(&[
+            0x9c, 0x0b, 0x4e, 0xf8, 0xbb, 0x6d, 0x6b, 0xb9, 0xbd, 0x38, 0x0a, 0x11,
+        ]);
+        assert_eq!(
+            <pgrx::Uuid as KeyType>::parse("a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11"),
+            Some(pgrx::Uuid::from_bytes(bytes))
+        );
+        for alias in [
+            "A0EEBC99-9C0B-4EF8-BB6D-6BB9BD380A11",
+            "{a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11}",
+            "a0eebc999c0b4ef8bb6d6bb9bd380a11",
+            " a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11",
+            "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a1",
+            "g0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11",
+            "alice",
+        ] {
+            assert_eq!(<pgrx::Uuid as KeyType>::parse(alias), None, "{alias}");
         }
     }
 }

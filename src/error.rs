@@ -26,28 +26,47 @@ pub enum FluentError {
     /// The audit trigger attached to a table outside the fluent catalog.
     NotCatalogTable { table: String },
     /// A NULL where a value is required.
-    NullArgument { argument: &'static str, hint: &'static str },
+    NullArgument {
+        argument: &'static str,
+        hint: &'static str,
+    },
     /// The calling role is not trusted to choose the acting user or workspace.
     NotTrusted { what: &'static str },
+    /// The calling role is a member of a trusted role but does not inherit
+    /// its privileges (NOINHERIT).
+    TrustedOnlyAfterSetRole { denied: String, role: String },
+    /// The calling role may not administer fluent.
+    NotAdmin,
+    /// A trigger function called as a plain function.
+    NotCalledAsTrigger { function: &'static str },
+    /// A `local` setting made outside a transaction block (a warning).
+    LocalOutsideTransaction { function: &'static str },
 }
 
 impl FluentError {
     fn sqlstate(&self) -> PgSqlErrorCode {
         use FluentError::*;
         match self {
-            UnknownModule { .. } | UnknownAction { .. } | UnknownUser { .. } | UnknownWorkspace { .. } => {
-                PgSqlErrorCode::ERRCODE_UNDEFINED_OBJECT
+            UnknownModule { .. }
+            | UnknownAction { .. }
+            | UnknownUser { .. }
+            | UnknownWorkspace { .. } => PgSqlErrorCode::ERRCODE_UNDEFINED_OBJECT,
+            UserCannotSignIn { .. } | NoSignInRole { .. } => {
+                PgSqlErrorCode::ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION
             }
-            UserCannotSignIn { .. } | NoSignInRole { .. } => PgSqlErrorCode::ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION,
             ExplainDenied { .. } => PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
             ExplainDisagrees { .. } => PgSqlErrorCode::ERRCODE_INTERNAL_ERROR,
             NotCatalogTable { .. } => PgSqlErrorCode::ERRCODE_WRONG_OBJECT_TYPE,
             NullArgument { .. } => PgSqlErrorCode::ERRCODE_NULL_VALUE_NOT_ALLOWED,
-            NotTrusted { .. } => PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
+            NotTrusted { .. } | TrustedOnlyAfterSetRole { .. } | NotAdmin => {
+                PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE
+            }
+            NotCalledAsTrigger { .. } => PgSqlErrorCode::ERRCODE_FEATURE_NOT_SUPPORTED,
+            LocalOutsideTransaction { .. } => PgSqlErrorCode::ERRCODE_NO_ACTIVE_SQL_TRANSACTION,
         }
     }
 
-    fn message(&self) -> String {
+    pub fn message(&self) -> String {
         use FluentError::*;
         match self {
             UnknownModule { module, workspace } => {
@@ -57,20 +76,37 @@ impl FluentError {
                 format!("fluent module \"{module}\" has no action \"{action}\"")
             }
             UnknownUser { user } => format!("fluent user \"{user}\" does not exist"),
-            UnknownWorkspace { workspace } => format!("fluent workspace \"{workspace}\" does not exist"),
+            UnknownWorkspace { workspace } => {
+                format!("fluent workspace \"{workspace}\" does not exist")
+            }
             UserCannotSignIn { user, status } => {
                 format!("fluent user \"{user}\" is {status} and cannot act")
             }
             NoSignInRole { user, workspace } => {
                 format!("fluent user \"{user}\" holds no sign-in role in workspace \"{workspace}\" and cannot act")
             }
-            ExplainDenied { user } => format!("permission denied to explain the permissions of fluent user \"{user}\""),
-            ExplainDisagrees { explained, enforced } => {
+            ExplainDenied { user } => {
+                format!("permission denied to explain the permissions of fluent user \"{user}\"")
+            }
+            ExplainDisagrees {
+                explained,
+                enforced,
+            } => {
                 format!("fluent_explain concluded {explained} but fluent enforces {enforced}")
             }
-            NotCatalogTable { table } => format!("fluent.audit_change() audits the fluent catalog only, not \"{table}\""),
+            NotCatalogTable { table } => {
+                format!("fluent.audit_change() audits the fluent catalog only, not \"{table}\"")
+            }
             NullArgument { argument, .. } => format!("{argument} must not be NULL"),
             NotTrusted { what } => format!("permission denied to set the fluent {what}"),
+            TrustedOnlyAfterSetRole { denied, .. } => denied.clone(),
+            NotAdmin => "permission denied to administer fluent".into(),
+            NotCalledAsTrigger { function } => {
+                format!("{function}() can only be called as a trigger")
+            }
+            LocalOutsideTransaction { function } => {
+                format!("{function}(..., local => true) can only be used in transaction blocks")
+            }
         }
     }
 
@@ -99,8 +135,18 @@ impl FluentError {
             NotCatalogTable { .. } => "Drop the trigger; fluent installs its audit triggers itself.".into(),
             NullArgument { hint, .. } => (*hint).into(),
             NotTrusted { .. } => {
-                "Only superusers and members of fluent_authenticator or fluent_admin may; set it before SET ROLE to the application role."
+                "Only superusers and roles that inherit the privileges of fluent_authenticator or fluent_admin may; set it before SET ROLE to the application role."
                     .into()
+            }
+            TrustedOnlyAfterSetRole { role, .. } => format!(
+                "The current role is a member of {role} but does not inherit its privileges (NOINHERIT): SET ROLE {role} first, or ALTER ROLE ... INHERIT."
+            ),
+            NotAdmin => {
+                "Administration needs a superuser or a role that inherits the privileges of fluent_admin (GRANT fluent_admin TO ...).".into()
+            }
+            NotCalledAsTrigger { .. } => "fluent attaches its triggers to the catalog tables itself.".into(),
+            LocalOutsideTransaction { .. } => {
+                "It lasts until the end of the current transaction, which here is this statement: use BEGIN first, or local => false for the session.".into()
             }
         }
     }
@@ -113,6 +159,14 @@ impl FluentError {
             .report(PgLogLevel::ERROR);
         unreachable!("ERROR does not return")
     }
+
+    /// Sends the message as a WARNING; the statement goes on.
+    #[track_caller]
+    pub fn warn(self) {
+        ErrorReport::new(self.sqlstate(), self.message(), "fluent")
+            .set_hint(self.hint())
+            .report(PgLogLevel::WARNING);
+    }
 }
 
 #[cfg(test)]
@@ -121,7 +175,10 @@ mod tests {
 
     #[test]
     fn unknown_names_are_undefined_object() {
-        let e = FluentError::UnknownAction { module: "invoices".into(), action: "fly".into() };
+        let e = FluentError::UnknownAction {
+            module: "invoices".into(),
+            action: "fly".into(),
+        };
         assert_eq!(e.sqlstate(), PgSqlErrorCode::ERRCODE_UNDEFINED_OBJECT);
         assert!(e.message().contains("\"fly\""));
         assert!(e.hint().contains("fluent_create_module"));

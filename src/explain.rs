@@ -32,18 +32,33 @@ fn fluent_explain(
     ),
 > {
     let hint = "Pass the user key and the module and action names.";
-    let [user, module, action] = [("user", user_key), ("module", module), ("action", action)]
-        .map(|(argument, value)| value.unwrap_or_else(|| FluentError::NullArgument { argument, hint }.report()));
-    let (workspace, acting) = gucs::with_acting(|acting, workspace| (workspace.to_owned(), acting.map(str::to_owned)));
+    let [user, module, action] =
+        [("user", user_key), ("module", module), ("action", action)].map(|(argument, value)| {
+            value.unwrap_or_else(|| FluentError::NullArgument { argument, hint }.report())
+        });
+    let (workspace, acting) =
+        gucs::with_acting(|acting, workspace| (workspace.to_owned(), acting.map(str::to_owned)));
     // What others may do is for administrators and reporting roles to see.
-    if acting.as_deref() != Some(user) && !identity::current_role_is_one_of(&[c"fluent_admin", c"fluent_reader"]) {
-        FluentError::ExplainDenied { user: user.to_owned() }.report();
+    if acting.as_deref() != Some(user)
+        && !identity::current_role_is_one_of(&[c"fluent_admin", c"fluent_reader"])
+    {
+        FluentError::ExplainDenied {
+            user: user.to_owned(),
+        }
+        .report();
     }
     let enforced = cache::scope(&workspace, user, module, action).unwrap_or_else(|e| e.report());
     let facts = catalog::explain_facts(&workspace, user, module, action);
-    let explained = facts.last().and_then(|fact| fact.3.clone()).unwrap_or_default();
+    let explained = facts
+        .last()
+        .and_then(|fact| fact.3.clone())
+        .unwrap_or_default();
     if explained != enforced.as_str() {
-        FluentError::ExplainDisagrees { explained, enforced: enforced.as_str().to_owned() }.report();
+        FluentError::ExplainDisagrees {
+            explained,
+            enforced: enforced.as_str().to_owned(),
+        }
+        .report();
     }
     TableIterator::new(facts)
 }

@@ -12,7 +12,8 @@ use pgrx::guc::{GucContext, GucFlags, GucRegistry, GucSetting};
 use pgrx::pg_sys;
 
 static USER: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
-static WORKSPACE: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(Some(c"default"));
+static WORKSPACE: GucSetting<Option<CString>> =
+    GucSetting::<Option<CString>>::new(Some(c"default"));
 
 pub const USER_GUC: &CStr = c"fluent.acting_user";
 pub const WORKSPACE_GUC: &CStr = c"fluent.workspace";
@@ -60,8 +61,13 @@ pub fn with_acting<R>(f: impl FnOnce(Option<&str>, &str) -> R) -> R {
 /// current transaction. The caller has already checked that the current
 /// role may.
 pub fn set(name: &CStr, value: &str, local: bool) {
-    let value = CString::new(value).unwrap_or_else(|_| pgrx::error!("{name:?} must not contain NUL bytes"));
-    let action = if local { pg_sys::GucAction::GUC_ACTION_LOCAL } else { pg_sys::GucAction::GUC_ACTION_SET };
+    let value =
+        CString::new(value).unwrap_or_else(|_| pgrx::error!("{name:?} must not contain NUL bytes"));
+    let action = if local {
+        pg_sys::GucAction::GUC_ACTION_LOCAL
+    } else {
+        pg_sys::GucAction::GUC_ACTION_SET
+    };
     unsafe {
         pg_sys::set_config_option(
             name.as_ptr(),

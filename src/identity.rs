@@ -16,39 +16,120 @@ use crate::error::FluentError;
 use crate::gucs;
 
 const TRUSTED_ROLES: [&std::ffi::CStr; 2] = [c"fluent_authenticator", c"fluent_admin"];
+const ADMIN_ROLES: [&std::ffi::CStr; 1] = [c"fluent_admin"];
+
+/// The OIDs of the roles named (those that exist). Role names are only ever
+/// looked up exactly, never parsed as identifiers; after that, roles are
+/// compared by OID.
+fn role_oids(roles: &[&std::ffi::CStr]) -> Vec<pg_sys::Oid> {
+    roles
+        .iter()
+        .map(|name| unsafe { pg_sys::get_role_oid(name.as_ptr(), true) })
+        .filter(|oid| *oid != pg_sys::InvalidOid)
+        .collect()
+}
 
 /// Whether the current role (after any SET ROLE or SECURITY DEFINER switch)
-/// is a superuser or has the privileges of one of `roles`.
+/// is a superuser.
+pub fn current_role_is_superuser() -> bool {
+    unsafe { pg_sys::superuser_arg(pg_sys::GetUserId()) }
+}
+
+/// Whether the current role is a superuser or has the privileges of one of
+/// `roles`.
 pub fn current_role_is_one_of(roles: &[&std::ffi::CStr]) -> bool {
-    unsafe {
-        let me = pg_sys::GetUserId();
-        pg_sys::superuser_arg(me)
-            || roles.iter().any(|name| {
-                let role = pg_sys::get_role_oid(name.as_ptr(), true);
-                role != pg_sys::InvalidOid && pg_sys::has_privs_of_role(me, role)
-            })
+    let me = unsafe { pg_sys::GetUserId() };
+    current_role_is_superuser()
+        || role_oids(roles)
+            .into_iter()
+            .any(|role| unsafe { pg_sys::has_privs_of_role(me, role) })
+}
+
+/// Raises unless the current role is trusted with `roles`; a member that
+/// does not inherit their privileges is told to SET ROLE first.
+fn require_one_of(roles: &[&std::ffi::CStr], refused: impl FnOnce() -> FluentError) {
+    if current_role_is_one_of(roles) {
+        return;
+    }
+    let me = unsafe { pg_sys::GetUserId() };
+    let noinherit = roles
+        .iter()
+        .zip(role_oids(roles))
+        .find(|(_, role)| unsafe { pg_sys::is_member_of_role(me, *role) });
+    match noinherit {
+        Some((name, _)) => FluentError::TrustedOnlyAfterSetRole {
+            denied: refused().message(),
+            role: name.to_string_lossy().into_owned(),
+        }
+        .report(),
+        None => refused().report(),
     }
 }
 
 fn require_trusted(what: &'static str) {
     // Inside a security-restricted operation (index expressions, maintenance
     // commands run as a table owner) nobody chooses identities.
-    if unsafe { pg_sys::InSecurityRestrictedOperation() } || !current_role_is_one_of(&TRUSTED_ROLES) {
+    if unsafe { pg_sys::InSecurityRestrictedOperation() } {
         FluentError::NotTrusted { what }.report();
+    }
+    require_one_of(&TRUSTED_ROLES, || FluentError::NotTrusted { what });
+}
+
+fn local_or_error(local: Option<bool>) -> bool {
+    local.unwrap_or_else(|| {
+        FluentError::NullArgument {
+            argument: "local",
+            hint: "Pass true for the current transaction, false for the session.",
+        }
+        .report()
+    })
+}
+
+/// Sets one of the identity settings, for the transaction when `local`.
+/// Like `SET LOCAL`, a local setting outside a transaction block warns: it
+/// ends with the statement.
+fn set_identity(name: &std::ffi::CStr, value: &str, local: bool, function: &'static str) {
+    if local && !unsafe { pg_sys::IsTransactionBlock() } {
+        FluentError::LocalOutsideTransaction { function }.warn();
+    }
+    gucs::set(name, value, local);
+}
+
+#[pg_schema]
+mod fluent {
+    use super::*;
+
+    /// Raises 42501 unless the current role is a superuser or has the
+    /// privileges of fluent_admin; every administration function calls it.
+    #[pg_extern(stable, parallel_safe)]
+    fn _require_admin() {
+        require_one_of(&ADMIN_ROLES, || FluentError::NotAdmin);
+    }
+
+    /// Whether the current role is a superuser, by OID.
+    #[pg_extern(stable, parallel_safe)]
+    fn _current_role_is_superuser() -> bool {
+        current_role_is_superuser()
     }
 }
 
 /// Makes `user_key` the acting end user for the session, or with
 /// `local => true` for the current transaction only.
 #[pg_extern(volatile, parallel_unsafe)]
-fn fluent_set_user(user_key: Option<&str>, local: default!(bool, false)) {
+fn fluent_set_user(user_key: Option<&str>, local: default!(Option<bool>, false)) {
     require_trusted("user");
     let Some(user_key) = user_key else {
-        FluentError::NullArgument { argument: "user", hint: "Use fluent_reset_user() to act for nobody." }.report()
+        FluentError::NullArgument {
+            argument: "user",
+            hint: "Use fluent_reset_user() to act for nobody.",
+        }
+        .report()
     };
+    let local = local_or_error(local);
     // Checked in the current workspace: set the workspace first.
-    gucs::with_acting(|_, workspace| cache::check_may_act(workspace, user_key)).unwrap_or_else(|e| e.report());
-    gucs::set(gucs::USER_GUC, user_key, local);
+    gucs::with_acting(|_, workspace| cache::check_may_act(workspace, user_key))
+        .unwrap_or_else(|e| e.report());
+    set_identity(gucs::USER_GUC, user_key, local, "fluent_set_user");
 }
 
 /// Acts for nobody: every check is denied until a user is set again.
@@ -67,15 +148,28 @@ fn fluent_current_user() -> Option<String> {
 /// Makes `workspace` the current workspace for the session, or with
 /// `local => true` for the current transaction only.
 #[pg_extern(volatile, parallel_unsafe)]
-fn fluent_set_workspace(workspace: Option<&str>, local: default!(bool, false)) {
+fn fluent_set_workspace(workspace: Option<&str>, local: default!(Option<bool>, false)) {
     require_trusted("workspace");
     let Some(workspace) = workspace else {
-        FluentError::NullArgument { argument: "workspace", hint: "The default workspace is named 'default'." }.report()
+        FluentError::NullArgument {
+            argument: "workspace",
+            hint: "The default workspace is named 'default'.",
+        }
+        .report()
     };
+    let local = local_or_error(local);
     if !cache::workspace_exists(workspace) {
-        FluentError::UnknownWorkspace { workspace: workspace.to_owned() }.report();
+        FluentError::UnknownWorkspace {
+            workspace: workspace.to_owned(),
+        }
+        .report();
     }
-    gucs::set(gucs::WORKSPACE_GUC, workspace, local);
+    set_identity(
+        gucs::WORKSPACE_GUC,
+        workspace,
+        local,
+        "fluent_set_workspace",
+    );
 }
 
 /// The workspace the session acts in.

@@ -9,6 +9,7 @@
 //! - `checks`: `fluent_can`, `fluent_scope`, `fluent_visible_modules` and the row-level policy helpers
 //! - `explain`: `fluent_explain`, the facts behind one decision
 //! - `audit`: the trigger that writes every catalog change to `fluent.audit_log`
+//! - `trigger`: Rust trigger functions that refuse direct calls cleanly
 //! - `error`: every error raised from Rust, with its SQLSTATE
 //!
 //! Administration, templates, reporting views and `fluent_protect` are SQL
@@ -25,6 +26,7 @@ mod explain;
 mod gucs;
 mod identity;
 mod scope;
+mod trigger;
 
 #[cfg(any(test, feature = "pg_test"))]
 pub mod tests;
@@ -34,18 +36,36 @@ pub use tests::pg_test;
 ::pgrx::pg_module_magic!();
 
 extension_sql_file!("../sql/catalog.sql", name = "catalog", bootstrap);
-extension_sql_file!("../sql/loaders.sql", name = "loaders", requires = ["catalog"]);
+extension_sql_file!(
+    "../sql/loaders.sql",
+    name = "loaders",
+    requires = ["catalog"]
+);
 extension_sql_file!(
     "../sql/triggers.sql",
     name = "triggers",
-    requires = ["loaders", checks::fluent::invalidate_cache, audit::fluent::audit_change]
+    requires = [
+        "loaders",
+        "invalidate_cache_trigger",
+        "audit_change_trigger",
+        identity::fluent::_current_role_is_superuser,
+        audit::fluent::_restoring
+    ]
 );
 extension_sql_file!(
     "../sql/admin.sql",
     name = "admin",
-    requires = ["triggers", identity::fluent_current_workspace]
+    requires = [
+        "triggers",
+        identity::fluent_current_workspace,
+        identity::fluent::_require_admin
+    ]
 );
-extension_sql_file!("../sql/templates.sql", name = "templates", requires = ["admin"]);
+extension_sql_file!(
+    "../sql/templates.sql",
+    name = "templates",
+    requires = ["admin"]
+);
 extension_sql_file!("../sql/views.sql", name = "views", requires = ["templates"]);
 extension_sql_file!(
     "../sql/rls.sql",

@@ -70,7 +70,9 @@ pub struct RolePermissions {
 
 impl RolePermissions {
     pub fn new(slot_count: usize) -> Self {
-        RolePermissions { scopes: vec![None; slot_count] }
+        RolePermissions {
+            scopes: vec![None; slot_count],
+        }
     }
 
     /// The setting that applies to `slot`: its own, else the one on the
@@ -97,15 +99,23 @@ impl RolePermissions {
 
 /// A user's effective scope on every slot, by the precedence above; the
 /// user's overrides are kept like one more role's settings.
-pub fn effective_scopes(slots: &[Slot], roles: &[RolePermissions], overrides: &RolePermissions) -> Vec<Scope> {
+pub fn effective_scopes(
+    slots: &[Slot],
+    roles: &[RolePermissions],
+    overrides: &RolePermissions,
+) -> Vec<Scope> {
     (0..slots.len())
         .map(|slot| {
             if !slots[slot].enabled {
                 return Scope::None;
             }
-            overrides
-                .setting(slots, slot)
-                .unwrap_or_else(|| roles.iter().map(|role| role.resolve(slots, slot)).max().unwrap_or_default())
+            overrides.setting(slots, slot).unwrap_or_else(|| {
+                roles
+                    .iter()
+                    .map(|role| role.resolve(slots, slot))
+                    .max()
+                    .unwrap_or_default()
+            })
         })
         .collect()
 }
@@ -118,11 +128,20 @@ mod tests {
     // of billing.read), 3 = invoices.write (child of billing.write),
     // 4 = invoices.approve (no parent action).
     fn slot(inherits_from: Option<usize>) -> Slot {
-        Slot { inherits_from, enabled: true }
+        Slot {
+            inherits_from,
+            enabled: true,
+        }
     }
 
     fn slots() -> Vec<Slot> {
-        vec![slot(None), slot(None), slot(Some(0)), slot(Some(1)), slot(None)]
+        vec![
+            slot(None),
+            slot(None),
+            slot(Some(0)),
+            slot(Some(1)),
+            slot(None),
+        ]
     }
 
     fn no_overrides() -> RolePermissions {
@@ -171,20 +190,38 @@ mod tests {
 
     #[test]
     fn effective_scope_is_widest_over_roles() {
-        let roles = [role(&[(0, Scope::Own), (4, Scope::All)]), role(&[(0, Scope::Team)])];
+        let roles = [
+            role(&[(0, Scope::Own), (4, Scope::All)]),
+            role(&[(0, Scope::Team)]),
+        ];
         let eff = effective_scopes(&slots(), &roles, &no_overrides());
-        assert_eq!(eff, vec![Scope::Team, Scope::None, Scope::Team, Scope::None, Scope::All]);
+        assert_eq!(
+            eff,
+            vec![
+                Scope::Team,
+                Scope::None,
+                Scope::Team,
+                Scope::None,
+                Scope::All
+            ]
+        );
     }
 
     #[test]
     fn explicit_none_in_one_role_does_not_cancel_another_role() {
         let roles = [role(&[(2, Scope::None)]), role(&[(2, Scope::Own)])];
-        assert_eq!(effective_scopes(&slots(), &roles, &no_overrides())[2], Scope::Own);
+        assert_eq!(
+            effective_scopes(&slots(), &roles, &no_overrides())[2],
+            Scope::Own
+        );
     }
 
     #[test]
     fn no_roles_means_none_everywhere() {
-        assert_eq!(effective_scopes(&slots(), &[], &no_overrides()), vec![Scope::None; 5]);
+        assert_eq!(
+            effective_scopes(&slots(), &[], &no_overrides()),
+            vec![Scope::None; 5]
+        );
     }
 
     #[test]
@@ -218,6 +255,9 @@ mod tests {
         let roles = [role(&[(4, Scope::All)])];
         let overrides = role(&[(4, Scope::All)]);
         assert_eq!(effective_scopes(&gated, &roles, &overrides)[4], Scope::None);
-        assert_eq!(effective_scopes(&slots(), &roles, &overrides)[4], Scope::All);
+        assert_eq!(
+            effective_scopes(&slots(), &roles, &overrides)[4],
+            Scope::All
+        );
     }
 }

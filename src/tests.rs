@@ -64,12 +64,18 @@ mod tests {
         run("SELECT fluent_add_team_member('t', 'mate')");
         run("SELECT fluent_grant_role('bea', 'billing')");
         run("SELECT fluent_set_user('bea', true)");
-        let keys: Vec<String> = Spi::get_one("SELECT fluent.rls_owner_keys('invoices', 'write')").unwrap().unwrap();
+        let keys: Vec<String> = Spi::get_one("SELECT fluent.rls_owner_keys('invoices', 'write')")
+            .unwrap()
+            .unwrap();
         assert_eq!(keys, vec!["bea", "low", "mate", "mid"]);
         // read is `all`: reached users are the same set, `all` is tested apart
-        let all: bool = Spi::get_one("SELECT fluent.rls_all('invoices', 'read')").unwrap().unwrap();
+        let all: bool = Spi::get_one("SELECT fluent.rls_all('invoices', 'read')")
+            .unwrap()
+            .unwrap();
         assert!(all);
-        let none: Vec<String> = Spi::get_one("SELECT fluent.rls_owner_keys('invoices', 'delete')").unwrap().unwrap();
+        let none: Vec<String> = Spi::get_one("SELECT fluent.rls_owner_keys('invoices', 'delete')")
+            .unwrap()
+            .unwrap();
         assert!(none.is_empty());
     }
 
@@ -82,10 +88,14 @@ mod tests {
     #[pg_test]
     fn null_and_unknown_users_get_false_and_none() {
         setup();
-        let can: bool = Spi::get_one("SELECT fluent_can(NULL, 'invoices', 'read')").unwrap().unwrap();
+        let can: bool = Spi::get_one("SELECT fluent_can(NULL, 'invoices', 'read')")
+            .unwrap()
+            .unwrap();
         assert!(!can);
         assert_eq!(scope("stranger", "invoices", "read"), "none");
-        let acting: bool = Spi::get_one("SELECT fluent_can('invoices', 'read')").unwrap().unwrap();
+        let acting: bool = Spi::get_one("SELECT fluent_can('invoices', 'read')")
+            .unwrap()
+            .unwrap();
         assert!(!acting, "no acting user");
     }
 }

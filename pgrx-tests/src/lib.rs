@@ -12,15 +12,21 @@ pub const AUTHENTICATOR: &str = "it_auth";
 pub const APP: &str = "it_app";
 
 fn config(database: &str, user: &str) -> postgres::Config {
-    let host = std::env::var("FLUENT_TEST_HOST").expect("FLUENT_TEST_HOST names the test server (run via .ci/run)");
-    let port = std::env::var("FLUENT_TEST_PORT").ok().and_then(|p| p.parse().ok()).unwrap_or(5432);
+    let host = std::env::var("FLUENT_TEST_HOST")
+        .expect("FLUENT_TEST_HOST names the test server (run via .ci/run)");
+    let port = std::env::var("FLUENT_TEST_PORT")
+        .ok()
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(5432);
     let mut config = postgres::Config::new();
     config.host(&host).port(port).dbname(database).user(user);
     config
 }
 
 pub fn connect(database: &str, user: &str) -> Client {
-    config(database, user).connect(NoTls).unwrap_or_else(|e| panic!("connect to {database} as {user}: {e}"))
+    config(database, user)
+        .connect(NoTls)
+        .unwrap_or_else(|e| panic!("connect to {database} as {user}: {e}"))
 }
 
 /// Creates an empty database with fluent installed and the test roles in
@@ -28,8 +34,12 @@ pub fn connect(database: &str, user: &str) -> Client {
 pub fn fresh_database(name: &str) -> String {
     let database = format!("fluent_it_{name}");
     let mut admin = connect("postgres", "postgres");
-    admin.batch_execute(&format!("DROP DATABASE IF EXISTS {database} WITH (FORCE)")).unwrap();
-    admin.batch_execute(&format!("CREATE DATABASE {database}")).unwrap();
+    admin
+        .batch_execute(&format!("DROP DATABASE IF EXISTS {database} WITH (FORCE)"))
+        .unwrap();
+    admin
+        .batch_execute(&format!("CREATE DATABASE {database}"))
+        .unwrap();
     let mut db = connect(&database, "postgres");
     db.batch_execute("CREATE EXTENSION fluent").unwrap();
     ensure_role(&mut db, APP, false, &[]);
@@ -49,7 +59,9 @@ pub fn ensure_role(client: &mut Client, name: &str, login: bool, member_of: &[&s
         ))
         .unwrap();
     for role in member_of {
-        client.batch_execute(&format!("GRANT {role} TO {name}")).unwrap();
+        client
+            .batch_execute(&format!("GRANT {role} TO {name}"))
+            .unwrap();
     }
 }
 
@@ -57,7 +69,9 @@ pub fn ensure_role(client: &mut Client, name: &str, login: bool, member_of: &[&s
 /// and drops to the unprivileged application role.
 pub fn app_session(database: &str, user: &str) -> Client {
     let mut client = connect(database, AUTHENTICATOR);
-    client.execute("SELECT fluent_set_user($1)", &[&user]).unwrap();
+    client
+        .execute("SELECT fluent_set_user($1)", &[&user])
+        .unwrap();
     client.batch_execute(&format!("SET ROLE {APP}")).unwrap();
     client
 }
@@ -66,6 +80,9 @@ pub fn app_session(database: &str, user: &str) -> Client {
 pub fn sqlstate(result: Result<impl Sized, postgres::Error>) -> String {
     match result {
         Ok(_) => "ok".into(),
-        Err(e) => e.code().map(|c| c.code().to_owned()).unwrap_or_else(|| format!("no sqlstate: {e}")),
+        Err(e) => e
+            .code()
+            .map(|c| c.code().to_owned())
+            .unwrap_or_else(|| format!("no sqlstate: {e}")),
     }
 }

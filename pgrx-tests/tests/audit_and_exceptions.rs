@@ -31,11 +31,20 @@ fn seed(database: &str) {
 }
 
 fn visible(client: &mut postgres::Client) -> i64 {
-    client.query_one("SELECT count(*) FROM invoices", &[]).unwrap().get(0)
+    client
+        .query_one("SELECT count(*) FROM invoices", &[])
+        .unwrap()
+        .get(0)
 }
 
 fn audit_entries(client: &mut impl postgres::GenericClient, table: &str) -> i64 {
-    client.query_one("SELECT count(*) FROM fluent.audit_log WHERE table_name = $1", &[&table]).unwrap().get(0)
+    client
+        .query_one(
+            "SELECT count(*) FROM fluent.audit_log WHERE table_name = $1",
+            &[&table],
+        )
+        .unwrap()
+        .get(0)
 }
 
 #[test]
@@ -56,7 +65,11 @@ fn an_override_set_in_one_session_applies_in_another_both_ways() {
     assert_eq!(visible(&mut sam), 5, "widened to own rows");
     assert_eq!(visible(&mut bea), 0, "narrowed to nothing");
 
-    dba.execute("SELECT fluent_clear_override('bea', 'invoices', 'read')", &[]).unwrap();
+    dba.execute(
+        "SELECT fluent_clear_override('bea', 'invoices', 'read')",
+        &[],
+    )
+    .unwrap();
     assert_eq!(visible(&mut bea), 10, "the roles decide again");
 }
 
@@ -66,15 +79,23 @@ fn disabling_a_module_hides_it_from_every_session_at_once() {
     seed(&db);
     let mut bea = app_session(&db, "bea");
     let modules = |c: &mut postgres::Client| -> Vec<String> {
-        c.query("SELECT m FROM fluent_visible_modules() m ORDER BY m", &[]).unwrap().iter().map(|r| r.get(0)).collect()
+        c.query("SELECT m FROM fluent_visible_modules() m ORDER BY m", &[])
+            .unwrap()
+            .iter()
+            .map(|r| r.get(0))
+            .collect()
     };
     assert!(modules(&mut bea).contains(&"invoices".to_owned()));
 
     let mut dba = connect(&db, DBA);
-    dba.execute("SELECT fluent_set_module_enabled('invoices', false)", &[]).unwrap();
+    dba.execute("SELECT fluent_set_module_enabled('invoices', false)", &[])
+        .unwrap();
     assert_eq!(visible(&mut bea), 0);
     assert!(!modules(&mut bea).contains(&"invoices".to_owned()));
-    assert!(modules(&mut bea).contains(&"rates".to_owned()), "other modules stay");
+    assert!(
+        modules(&mut bea).contains(&"rates".to_owned()),
+        "other modules stay"
+    );
 }
 
 #[test]
@@ -86,13 +107,33 @@ fn the_audit_trail_commits_and_rolls_back_with_the_change() {
 
     let mut dba = connect(&db, DBA);
     let mut tx = dba.transaction().unwrap();
-    tx.execute("SELECT fluent_set_override('sam', 'rates', 'read', 'all')", &[]).unwrap();
-    assert_eq!(audit_entries(&mut tx, "overrides"), before + 1, "written in the changing transaction");
-    assert_eq!(audit_entries(&mut reader, "overrides"), before, "invisible to others until commit");
+    tx.execute(
+        "SELECT fluent_set_override('sam', 'rates', 'read', 'all')",
+        &[],
+    )
+    .unwrap();
+    assert_eq!(
+        audit_entries(&mut tx, "overrides"),
+        before + 1,
+        "written in the changing transaction"
+    );
+    assert_eq!(
+        audit_entries(&mut reader, "overrides"),
+        before,
+        "invisible to others until commit"
+    );
     tx.rollback().unwrap();
-    assert_eq!(audit_entries(&mut reader, "overrides"), before, "a rolled-back change leaves no entry");
+    assert_eq!(
+        audit_entries(&mut reader, "overrides"),
+        before,
+        "a rolled-back change leaves no entry"
+    );
 
-    dba.execute("SELECT fluent_set_override('sam', 'rates', 'read', 'all')", &[]).unwrap();
+    dba.execute(
+        "SELECT fluent_set_override('sam', 'rates', 'read', 'all')",
+        &[],
+    )
+    .unwrap();
     let row = reader
         .query_one(
             "SELECT db_role::text, after ->> 'scope' FROM fluent.audit_log WHERE table_name = 'overrides'
@@ -122,7 +163,16 @@ fn no_one_but_a_superuser_can_tamper_with_the_audit_trail() {
         }
     }
     let mut app = app_session(&db, "bea");
-    assert_eq!(sqlstate(app.execute("SELECT count(*) FROM fluent.audit_log", &[])), "42501");
-    let entries: i64 = reader.query_one("SELECT count(*) FROM fluent.audit_log", &[]).unwrap().get(0);
-    assert!(entries > 100, "the template and seed were recorded: {entries}");
+    assert_eq!(
+        sqlstate(app.execute("SELECT count(*) FROM fluent.audit_log", &[])),
+        "42501"
+    );
+    let entries: i64 = reader
+        .query_one("SELECT count(*) FROM fluent.audit_log", &[])
+        .unwrap()
+        .get(0);
+    assert!(
+        entries > 100,
+        "the template and seed were recorded: {entries}"
+    );
 }

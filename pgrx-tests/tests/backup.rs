@@ -11,12 +11,20 @@ fn run(program: &str, args: &[&str], replica: bool) {
     let host = std::env::var("FLUENT_TEST_HOST").expect("FLUENT_TEST_HOST");
     let port = std::env::var("FLUENT_TEST_PORT").unwrap_or_else(|_| "5432".into());
     let mut command = Command::new(format!("{PG_BIN}/{program}"));
-    command.args(["-h", &host, "-p", &port, "-U", "postgres"]).args(args);
+    command
+        .args(["-h", &host, "-p", &port, "-U", "postgres"])
+        .args(args);
     if replica {
         command.env("PGOPTIONS", "-c session_replication_role=replica");
     }
-    let output = command.output().unwrap_or_else(|e| panic!("{program}: {e}"));
-    assert!(output.status.success(), "{program} failed: {}", String::from_utf8_lossy(&output.stderr));
+    let output = command
+        .output()
+        .unwrap_or_else(|e| panic!("{program}: {e}"));
+    assert!(
+        output.status.success(),
+        "{program} failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
 }
 
 /// Catalog and audit figures that must survive a dump and restore.
@@ -31,7 +39,9 @@ fn figures(client: &mut postgres::Client) -> Vec<String> {
             &[],
         )
         .unwrap();
-    (0..row.len()).map(|i| row.get::<_, Option<String>>(i).unwrap_or_default()).collect()
+    (0..row.len())
+        .map(|i| row.get::<_, Option<String>>(i).unwrap_or_default())
+        .collect()
 }
 
 #[test]
@@ -53,14 +63,36 @@ fn a_dump_restores_permissions_and_the_audit_trail() {
     run("pg_dump", &["-d", &source, "-f", file], false);
     let target = "fluent_it_dump_target";
     let mut admin = connect("postgres", "postgres");
-    admin.batch_execute(&format!("DROP DATABASE IF EXISTS {target} WITH (FORCE)")).unwrap();
-    admin.batch_execute(&format!("CREATE DATABASE {target}")).unwrap();
-    run("psql", &["-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", target, "-f", file], true);
+    admin
+        .batch_execute(&format!("DROP DATABASE IF EXISTS {target} WITH (FORCE)"))
+        .unwrap();
+    admin
+        .batch_execute(&format!("CREATE DATABASE {target}"))
+        .unwrap();
+    run(
+        "psql",
+        &[
+            "-X",
+            "-q",
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-d",
+            target,
+            "-f",
+            file,
+        ],
+        true,
+    );
 
     let mut restored = connect(target, "postgres");
     assert_eq!(figures(&mut restored), before);
     // New changes continue the restored identities and history.
-    restored.execute("SELECT fluent_create_user('bo')", &[]).unwrap();
-    let next: i64 = restored.query_one("SELECT max(audit_id) FROM fluent.audit_log", &[]).unwrap().get(0);
+    restored
+        .execute("SELECT fluent_create_user('bo')", &[])
+        .unwrap();
+    let next: i64 = restored
+        .query_one("SELECT max(audit_id) FROM fluent.audit_log", &[])
+        .unwrap()
+        .get(0);
     assert!(next > before[3].parse::<i64>().unwrap());
 }

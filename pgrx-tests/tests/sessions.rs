@@ -24,7 +24,10 @@ fn seed(database: &str) {
 }
 
 fn visible(client: &mut postgres::Client) -> i64 {
-    client.query_one("SELECT count(*) FROM invoices", &[]).unwrap().get(0)
+    client
+        .query_one("SELECT count(*) FROM invoices", &[])
+        .unwrap()
+        .get(0)
 }
 
 #[test]
@@ -33,13 +36,24 @@ fn a_committed_revoke_denies_the_other_session_at_its_next_statement() {
     seed(&db);
     let mut bill = app_session(&db, "bill");
     assert_eq!(visible(&mut bill), 10);
-    assert!(bill.query_one("SELECT fluent_can('invoices', 'read')", &[]).unwrap().get::<_, bool>(0));
+    assert!(bill
+        .query_one("SELECT fluent_can('invoices', 'read')", &[])
+        .unwrap()
+        .get::<_, bool>(0));
 
     let mut dba = connect(&db, "postgres");
-    dba.execute("SELECT fluent_revoke_role('bill', 'billing')", &[]).unwrap();
+    dba.execute("SELECT fluent_revoke_role('bill', 'billing')", &[])
+        .unwrap();
 
-    assert_eq!(visible(&mut bill), 0, "the revoke is seen by the next statement");
-    assert!(!bill.query_one("SELECT fluent_can('invoices', 'read')", &[]).unwrap().get::<_, bool>(0));
+    assert_eq!(
+        visible(&mut bill),
+        0,
+        "the revoke is seen by the next statement"
+    );
+    assert!(!bill
+        .query_one("SELECT fluent_can('invoices', 'read')", &[])
+        .unwrap()
+        .get::<_, bool>(0));
 }
 
 #[test]
@@ -51,18 +65,24 @@ fn an_uncommitted_grant_is_invisible_until_commit_and_a_rolled_back_one_forever(
 
     let mut dba = connect(&db, "postgres");
     let mut tx = dba.transaction().unwrap();
-    tx.execute("SELECT fluent_grant_role('carl', 'billing')", &[]).unwrap();
+    tx.execute("SELECT fluent_grant_role('carl', 'billing')", &[])
+        .unwrap();
     assert_eq!(visible(&mut carl), 5, "not committed yet");
     tx.rollback().unwrap();
     assert_eq!(visible(&mut carl), 5, "rolled back");
 
     let mut tx = dba.transaction().unwrap();
-    tx.execute("SELECT fluent_grant_role('carl', 'billing')", &[]).unwrap();
+    tx.execute("SELECT fluent_grant_role('carl', 'billing')", &[])
+        .unwrap();
     tx.commit().unwrap();
     assert_eq!(visible(&mut carl), 10, "committed");
 
     // A permission change (not a grant) travels the same way.
-    dba.execute("SELECT fluent_set_permission('billing', 'invoices', 'read', 'none')", &[]).unwrap();
+    dba.execute(
+        "SELECT fluent_set_permission('billing', 'invoices', 'read', 'none')",
+        &[],
+    )
+    .unwrap();
     assert_eq!(visible(&mut carl), 5, "back to the clerk role's own scope");
 }
 
@@ -74,7 +94,10 @@ fn each_session_keeps_its_own_identity() {
     let mut carl = app_session(&db, "carl");
     assert_eq!(visible(&mut bill), 10);
     assert_eq!(visible(&mut carl), 5);
-    let who: Option<String> = carl.query_one("SELECT fluent_current_user()", &[]).unwrap().get(0);
+    let who: Option<String> = carl
+        .query_one("SELECT fluent_current_user()", &[])
+        .unwrap()
+        .get(0);
     assert_eq!(who.as_deref(), Some("carl"));
 }
 
@@ -83,23 +106,49 @@ fn an_application_role_cannot_become_another_user() {
     let db = fresh_database("spoof");
     seed(&db);
     let mut carl = app_session(&db, "carl");
-    assert_eq!(sqlstate(carl.execute("SELECT fluent_set_user('bill')", &[])), "42501");
-    assert_eq!(sqlstate(carl.batch_execute("SET fluent.acting_user = 'bill'")), "42501");
-    assert_eq!(sqlstate(carl.execute("SELECT set_config('fluent.acting_user', 'bill', true)", &[])), "42501");
-    assert_eq!(sqlstate(carl.batch_execute("SELECT * FROM fluent.grants")), "42501");
+    assert_eq!(
+        sqlstate(carl.execute("SELECT fluent_set_user('bill')", &[])),
+        "42501"
+    );
+    assert_eq!(
+        sqlstate(carl.batch_execute("SET fluent.acting_user = 'bill'")),
+        "42501"
+    );
+    assert_eq!(
+        sqlstate(carl.execute("SELECT set_config('fluent.acting_user', 'bill', true)", &[])),
+        "42501"
+    );
+    assert_eq!(
+        sqlstate(carl.batch_execute("SELECT * FROM fluent.grants")),
+        "42501"
+    );
     assert_eq!(visible(&mut carl), 5);
 
     // A login role with no fluent role at all cannot either, even before
     // the library is loaded in its backend (the setting is reserved).
     let mut admin = connect(&db, "postgres");
     admin.batch_execute("DO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'it_stranger') THEN CREATE ROLE it_stranger LOGIN; END IF; END $$").unwrap();
-    admin.batch_execute(&format!("GRANT {APP} TO it_stranger")).unwrap();
+    admin
+        .batch_execute(&format!("GRANT {APP} TO it_stranger"))
+        .unwrap();
     let mut stranger = connect(&db, "it_stranger");
     let set_first = stranger.batch_execute("SET fluent.acting_user = 'bill'");
-    let can: bool = stranger.query_one("SELECT fluent_can('invoices', 'read')", &[]).unwrap().get(0);
-    assert!(set_first.is_err() || !can, "a placeholder set before load must not take effect");
-    let who: Option<String> = stranger.query_one("SELECT fluent_current_user()", &[]).unwrap().get(0);
+    let can: bool = stranger
+        .query_one("SELECT fluent_can('invoices', 'read')", &[])
+        .unwrap()
+        .get(0);
+    assert!(
+        set_first.is_err() || !can,
+        "a placeholder set before load must not take effect"
+    );
+    let who: Option<String> = stranger
+        .query_one("SELECT fluent_current_user()", &[])
+        .unwrap()
+        .get(0);
     assert_eq!(who, None);
-    assert_eq!(sqlstate(stranger.execute("SELECT fluent_set_user('bill')", &[])), "42501");
+    assert_eq!(
+        sqlstate(stranger.execute("SELECT fluent_set_user('bill')", &[])),
+        "42501"
+    );
     let _ = AUTHENTICATOR;
 }
