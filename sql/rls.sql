@@ -214,11 +214,14 @@ BEGIN
          WHERE pl.polname = ANY (fluent._policy_names(false))
            AND (pl.polrelid = tbl OR pl.polrelid IN (SELECT fluent._descendants(tbl)))
         UNION ALL
-        -- fluent's membership policies are the ones that refer to tbl
+        -- fluent's membership policies are on the tables where some of them
+        -- refer to tbl
         SELECT pl.polrelid::regclass, pl.polname FROM pg_policy pl
          WHERE pl.polname = ANY (fluent._policy_names(true))
-           AND EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_policy'::regclass AND d.objid = pl.oid
-                          AND d.refclassid = 'pg_class'::regclass AND d.refobjid = tbl)
+           AND pl.polrelid IN (SELECT m.polrelid FROM pg_policy m JOIN pg_depend d
+                                   ON d.classid = 'pg_policy'::regclass AND d.objid = m.oid
+                                WHERE m.polname = ANY (fluent._policy_names(true))
+                                  AND d.refclassid = 'pg_class'::regclass AND d.refobjid = tbl)
     LOOP
         EXECUTE format('DROP POLICY %I ON %s', pol, rel);
         touched := touched || rel;
@@ -393,8 +396,10 @@ BEGIN
     PERFORM fluent._not_null(tbl, 'table');
     SELECT * INTO p FROM fluent.protected_tables WHERE table_name = tbl;
     IF FOUND THEN
-        PERFORM fluent._remove_policies(tbl, p);
+        -- Forgotten first, so that the event trigger that protects new
+        -- partitions does not protect them again as they are unprotected.
         DELETE FROM fluent.protected_tables WHERE table_name = tbl;
+        PERFORM fluent._remove_policies(tbl, p);
         RETURN;
     END IF;
     root := fluent._protected_root(tbl);
