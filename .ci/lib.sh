@@ -4,6 +4,7 @@
 
 PG_BIN=/usr/lib/postgresql/15/bin
 PG_CONFIG=$PG_BIN/pg_config
+TOOLS_VENV=${FLUENT_TOOLS_VENV:-/opt/fluent-tools}
 export PATH="$HOME/.cargo/bin:$PATH"
 
 fluent_setup() {
@@ -28,6 +29,13 @@ fluent_start_cluster() {
     runuser -u postgres -- env -u RUST_BACKTRACE -u RUST_LIB_BACKTRACE "$PG_BIN/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w \
         -o "-p $port -k $dir -c listen_addresses='' -c max_worker_processes=8 -c max_parallel_workers_per_gather=2" \
         start >/dev/null
+}
+
+# The install script `cargo pgrx install` wrote for the current version.
+fluent_install_script() {
+    local version
+    version=$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n 1)
+    echo "$($PG_CONFIG --sharedir)/extension/fluent--$version.sql"
 }
 
 fluent_stop_cluster() {

@@ -54,8 +54,8 @@ REVOKE ALL ON SEQUENCE fluent.audit_log_audit_id_seq FROM fluent_admin;
 -- Functions are executable only by the roles that may use them (PostgreSQL
 -- grants EXECUTE to PUBLIC by default). Everyone: the checks, the policy
 -- helpers (policies call them as the querying role), reading one's identity,
--- explaining oneself, and two trigger helpers. fluent_authenticator and
--- fluent_admin: choosing the acting user and workspace. fluent_admin:
+-- explaining oneself, two trigger helpers, and choosing the acting user and
+-- workspace (refused inside to all but trusted roles). fluent_admin:
 -- administration and protection, with the internal helpers those call as
 -- their caller. Nobody else: what the catalog owner alone runs (cache loads,
 -- audit writes, explain's facts, event triggers, template loading).
@@ -82,7 +82,10 @@ BEGIN
            OR fname LIKE 'rls\_%' THEN
             EXECUTE format('GRANT EXECUTE ON FUNCTION %s TO PUBLIC', f);
         ELSIF fname IN ('fluent_set_user', 'fluent_set_workspace') THEN
-            EXECUTE format('GRANT EXECUTE ON FUNCTION %s TO fluent_authenticator, fluent_admin', f);
+            -- Executable by all: they decide who is trusted themselves
+            -- (src/identity.rs), with a hint for the NOINHERIT member of a
+            -- trusted role that an EXECUTE grant to the role would not reach.
+            EXECUTE format('GRANT EXECUTE ON FUNCTION %s TO PUBLIC', f);
         ELSIF fname NOT LIKE '\_load\_%' AND fname NOT IN ('_audit_insert', '_explain', '_template_matrix') THEN
             EXECUTE format('GRANT EXECUTE ON FUNCTION %s TO fluent_admin', f);
         END IF;

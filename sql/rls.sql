@@ -268,7 +268,12 @@ CREATE FUNCTION @extschema@.fluent_protect(
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     p fluent.protected_tables;
-    rel record;
+    kind "char";
+    was_enabled boolean;
+    was_forced boolean;
+    owner_kind text;
+    member_was_enabled boolean;
+    member_was_forced boolean;
     missing text[];
     related regclass;
     child regclass;
@@ -277,8 +282,9 @@ BEGIN
     PERFORM fluent._not_null(tbl, 'table');
     PERFORM fluent._module_id(module);
 
-    SELECT c.relkind, c.relrowsecurity, c.relforcerowsecurity INTO rel FROM pg_class c WHERE c.oid = tbl;
-    IF rel.relkind NOT IN ('r', 'p') THEN
+    SELECT c.relkind, c.relrowsecurity, c.relforcerowsecurity INTO kind, was_enabled, was_forced
+      FROM pg_class c WHERE c.oid = tbl;
+    IF kind NOT IN ('r', 'p') THEN
         RAISE EXCEPTION '"%" is not a table', tbl USING ERRCODE = 'wrong_object_type';
     END IF;
     IF EXISTS (SELECT 1 FROM fluent.protected_tables x WHERE x.table_name = tbl) THEN
@@ -305,8 +311,7 @@ BEGIN
     IF fluent._has_orphaned_policies(tbl) THEN
         RAISE NOTICE 'replacing the policies fluent created on "%" earlier, which fluent.protected_tables does not record', tbl;
         PERFORM fluent._remove_policies(tbl, NULL);
-        SELECT c.relrowsecurity, c.relforcerowsecurity INTO rel.relrowsecurity, rel.relforcerowsecurity
-          FROM pg_class c WHERE c.oid = tbl;
+        SELECT c.relrowsecurity, c.relforcerowsecurity INTO was_enabled, was_forced FROM pg_class c WHERE c.oid = tbl;
     END IF;
     FOR related IN SELECT tbl UNION ALL SELECT fluent._descendants(tbl) UNION ALL SELECT membership_table WHERE membership_table IS NOT NULL LOOP
         IF EXISTS (SELECT 1 FROM pg_policy WHERE polrelid = related AND polpermissive) THEN
@@ -316,14 +321,8 @@ BEGIN
         END IF;
     END LOOP;
 
-    p.table_name := tbl;
-    p.module := module;
-    p.owner_column := owner_column;
-    p.workspace_column := workspace_column;
-    p.rls_was_enabled := rel.relrowsecurity;
-    p.rls_was_forced := rel.relforcerowsecurity;
     IF owner_column IS NOT NULL THEN
-        p.owner_type := fluent._key_kind(tbl, owner_column, 'owner column');
+        owner_kind := fluent._key_kind(tbl, owner_column, 'owner column');
     END IF;
     IF membership_table IS NOT NULL THEN
         IF membership_row_column IS NULL OR membership_user_column IS NULL THEN
@@ -359,13 +358,16 @@ BEGIN
             RAISE NOTICE 'no index on %(%): every query on "%" will scan it', membership_table, membership_user_column, tbl
                 USING HINT = format('CREATE INDEX ON %s (%I);', membership_table, membership_user_column);
         END IF;
-        p.membership_table := membership_table;
-        p.membership_row_column := membership_row_column;
-        p.membership_user_column := membership_user_column;
-        p.row_column := row_column;
-        SELECT c.relrowsecurity, c.relforcerowsecurity INTO p.membership_rls_was_enabled, p.membership_rls_was_forced
+        SELECT c.relrowsecurity, c.relforcerowsecurity INTO member_was_enabled, member_was_forced
           FROM pg_class c WHERE c.oid = membership_table;
     END IF;
+    -- The catalog row, by column name.
+    p := jsonb_populate_record(NULL::fluent.protected_tables, jsonb_build_object(
+        'table_name', tbl, 'module', module, 'owner_column', owner_column, 'owner_type', owner_kind,
+        'membership_table', membership_table, 'membership_row_column', membership_row_column,
+        'membership_user_column', membership_user_column, 'row_column', row_column, 'workspace_column', workspace_column,
+        'rls_was_enabled', was_enabled, 'rls_was_forced', was_forced,
+        'membership_rls_was_enabled', member_was_enabled, 'membership_rls_was_forced', member_was_forced));
 
     SELECT array_agg(a) INTO missing FROM unnest(ARRAY['read', 'write', 'delete']) a
      WHERE NOT EXISTS (SELECT 1 FROM fluent.actions x WHERE x.module_id = fluent._module_id(module) AND x.name = a);
@@ -378,11 +380,13 @@ BEGIN
     FOR child IN SELECT fluent._descendants(tbl) LOOP
         PERFORM fluent._install_policies(child, p, false);
     END LOOP;
-    p.policies := fluent._policies_of(tbl);
     IF membership_table IS NOT NULL THEN
         PERFORM fluent._install_policies(membership_table, p, true);
-        p.membership_policies := fluent._policies_of(membership_table);
     END IF;
+    -- What was created, as fluent_protection_problems() will compare it.
+    p := jsonb_populate_record(p, jsonb_build_object(
+        'policies', fluent._policies_of(tbl),
+        'membership_policies', CASE WHEN membership_table IS NOT NULL THEN fluent._policies_of(membership_table) END));
     INSERT INTO fluent.protected_tables SELECT p.*;
 END $$;
 

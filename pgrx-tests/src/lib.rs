@@ -4,6 +4,8 @@
 //! The server is the throwaway cluster `.ci/run` starts; `FLUENT_TEST_HOST`
 //! (a socket directory or host name) and `FLUENT_TEST_PORT` point at it.
 
+use std::sync::{Arc, Mutex};
+
 use postgres::{Client, NoTls};
 
 /// The login role applications connect as: trusted to choose the end user.
@@ -27,6 +29,20 @@ pub fn connect(database: &str, user: &str) -> Client {
     config(database, user)
         .connect(NoTls)
         .unwrap_or_else(|e| panic!("connect to {database} as {user}: {e}"))
+}
+
+/// A connection whose notices and warnings (severity and SQLSTATE: message)
+/// are collected in the returned list.
+pub fn connect_collecting_notices(database: &str, user: &str) -> (Client, Arc<Mutex<Vec<String>>>) {
+    let notices = Arc::new(Mutex::new(Vec::new()));
+    let sink = notices.clone();
+    let client = config(database, user)
+        .notice_callback(move |n| {
+            sink.lock().unwrap().push(format!("{} {}: {}", n.severity(), n.code().code(), n.message()))
+        })
+        .connect(NoTls)
+        .unwrap_or_else(|e| panic!("connect to {database} as {user}: {e}"));
+    (client, notices)
 }
 
 /// Creates an empty database with fluent installed and the test roles in

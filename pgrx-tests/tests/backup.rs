@@ -1,98 +1,152 @@
-//! pg_dump keeps the catalog and the audit trail, and a restore made the
-//! way the README says brings back the same permissions and history.
+//! pg_dump keeps the catalog, the audit trail and the protections, and the
+//! obvious restore (`psql -f dump.sql`, `pg_restore` without options) brings
+//! back the same database: no entries rewritten, no errors. A schema-only
+//! restore leaves fluent's policies without their catalog rows, which one
+//! call makes right again.
 
-use std::process::Command;
+use std::process::{Command, Output};
 
 use fluent_pgrx_tests::{connect, fresh_database};
 
 const PG_BIN: &str = "/usr/lib/postgresql/15/bin";
 
-fn run(program: &str, args: &[&str], replica: bool) {
+fn run(program: &str, args: &[&str]) -> Output {
     let host = std::env::var("FLUENT_TEST_HOST").expect("FLUENT_TEST_HOST");
     let port = std::env::var("FLUENT_TEST_PORT").unwrap_or_else(|_| "5432".into());
-    let mut command = Command::new(format!("{PG_BIN}/{program}"));
-    command
+    let output = Command::new(format!("{PG_BIN}/{program}"))
         .args(["-h", &host, "-p", &port, "-U", "postgres"])
-        .args(args);
-    if replica {
-        command.env("PGOPTIONS", "-c session_replication_role=replica");
-    }
-    let output = command
+        .args(args)
         .output()
         .unwrap_or_else(|e| panic!("{program}: {e}"));
-    assert!(
-        output.status.success(),
-        "{program} failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{program} failed: {stderr}");
+    assert!(!stderr.contains("ERROR"), "{program} reported an error: {stderr}");
+    output
 }
 
-/// Catalog and audit figures that must survive a dump and restore.
+fn source_database(name: &str) -> String {
+    let source = fresh_database(name);
+    let mut db = connect(&source, "postgres");
+    db.batch_execute(
+        "SELECT fluent_apply_template('cx');
+         SELECT fluent_create_user('ann');
+         SELECT fluent_create_user('lee');
+         SELECT fluent_set_manager('ann', 'lee');
+         SELECT fluent_grant_role('ann', 'agent');
+         SELECT fluent_mark_reviewed('ann');
+         SELECT fluent_set_override('ann', 'analytics', 'read', 'own');
+         SELECT fluent_set_module_enabled('quality', false);
+         CREATE TABLE notes (id int, owner text, at date) PARTITION BY RANGE (at);
+         CREATE TABLE notes_2026 PARTITION OF notes FOR VALUES FROM ('2026-01-01') TO ('2027-01-01');
+         INSERT INTO notes VALUES (1, 'ann', '2026-02-01'), (2, 'lee', '2026-03-01');
+         CREATE TABLE tickets (id int PRIMARY KEY, subject text);
+         CREATE TABLE ticket_members (ticket_id int REFERENCES tickets, user_key text);
+         SELECT fluent_protect('notes', 'interactions', 'owner');
+         SELECT fluent_protect('tickets', 'interactions', membership_table => 'ticket_members',
+                               membership_row_column => 'ticket_id', membership_user_column => 'user_key');",
+    )
+    .unwrap();
+    source
+}
+
+/// Everything a restore must bring back unchanged: the catalog with its
+/// attribution, the whole audit trail, the protections and their state.
 fn figures(client: &mut postgres::Client) -> Vec<String> {
     let row = client
         .query_one(
-            "SELECT (SELECT count(*) FROM fluent.permissions)::text, (SELECT count(*) FROM fluent.overrides)::text,
-                    (SELECT count(*) FROM fluent.audit_log)::text, (SELECT max(audit_id) FROM fluent.audit_log)::text,
-                    (SELECT string_agg(name || '=' || enabled, ',' ORDER BY name) FROM fluent.modules),
+            "SELECT (SELECT md5(string_agg(p::text, ',' ORDER BY p::text)) FROM fluent.permissions p),
+                    (SELECT md5(string_agg(g::text, ',' ORDER BY g::text)) FROM fluent.grants g),
+                    (SELECT md5(string_agg(o::text, ',' ORDER BY o::text)) FROM fluent.overrides o),
+                    (SELECT md5(string_agg(u::text, ',' ORDER BY u::text)) FROM fluent.users u),
+                    (SELECT md5(string_agg(a::text, ',' ORDER BY a.audit_id)) FROM fluent.audit_log a),
+                    (SELECT count(*) FROM fluent.audit_log)::text,
+                    (SELECT md5(string_agg(t::text, ',' ORDER BY t::text)) FROM fluent.protected_tables t),
+                    (SELECT string_agg(table_name || '=' || intact, ',' ORDER BY table_name::text) FROM fluent.protection_status),
+                    (SELECT string_agg(relname || ':' || relrowsecurity || relforcerowsecurity, ',' ORDER BY relname)
+                       FROM pg_class WHERE relname IN ('notes', 'notes_2026', 'tickets', 'ticket_members')),
                     fluent_scope('ann', 'analytics', 'read'), fluent_scope('ann', 'interactions', 'write'),
                     fluent_scope('ann', 'quality', 'read')",
             &[],
         )
         .unwrap();
-    (0..row.len())
-        .map(|i| row.get::<_, Option<String>>(i).unwrap_or_default())
-        .collect()
+    (0..row.len()).map(|i| row.get::<_, Option<String>>(i).unwrap_or_default()).collect()
 }
 
-#[test]
-fn a_dump_restores_permissions_and_the_audit_trail() {
-    let source = fresh_database("dump_source");
-    let mut db = connect(&source, "postgres");
-    db.batch_execute(
-        "SELECT fluent_apply_template('cx');
-         SELECT fluent_create_user('ann');
-         SELECT fluent_grant_role('ann', 'agent');
-         SELECT fluent_set_override('ann', 'analytics', 'read', 'own');
-         SELECT fluent_set_module_enabled('quality', false);",
-    )
-    .unwrap();
-    let before = figures(&mut db);
-
-    let file = std::env::temp_dir().join("fluent_it_dump.sql");
-    let file = file.to_str().unwrap();
-    run("pg_dump", &["-d", &source, "-f", file], false);
-    let target = "fluent_it_dump_target";
+fn empty_database(name: &str) -> String {
     let mut admin = connect("postgres", "postgres");
-    admin
-        .batch_execute(&format!("DROP DATABASE IF EXISTS {target} WITH (FORCE)"))
-        .unwrap();
-    admin
-        .batch_execute(&format!("CREATE DATABASE {target}"))
-        .unwrap();
-    run(
-        "psql",
-        &[
-            "-X",
-            "-q",
-            "-v",
-            "ON_ERROR_STOP=1",
-            "-d",
-            target,
-            "-f",
-            file,
-        ],
-        true,
-    );
+    admin.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).unwrap();
+    admin.batch_execute(&format!("CREATE DATABASE {name}")).unwrap();
+    name.to_owned()
+}
 
+fn dump_file(name: &str) -> String {
+    std::env::temp_dir().join(name).to_str().unwrap().to_owned()
+}
+
+fn assert_restored_like(source: &str, target: &str) {
+    let before = figures(&mut connect(source, "postgres"));
     let mut restored = connect(target, "postgres");
     assert_eq!(figures(&mut restored), before);
     // New changes continue the restored identities and history.
-    restored
-        .execute("SELECT fluent_create_user('bo')", &[])
+    let last: i64 = restored.query_one("SELECT max(audit_id) FROM fluent.audit_log", &[]).unwrap().get(0);
+    restored.execute("SELECT fluent_create_user('bo')", &[]).unwrap();
+    let next: i64 = restored.query_one("SELECT max(audit_id) FROM fluent.audit_log", &[]).unwrap().get(0);
+    assert!(next > last);
+}
+
+#[test]
+fn a_plain_dump_restored_with_psql_is_the_same_database() {
+    let source = source_database("dump_plain");
+    let file = dump_file("fluent_it_dump.sql");
+    run("pg_dump", &["-d", &source, "-f", &file]);
+    let target = empty_database("fluent_it_dump_plain_target");
+    run("psql", &["-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", &target, "-f", &file]);
+    assert_restored_like(&source, &target);
+}
+
+#[test]
+fn a_custom_dump_restored_with_pg_restore_is_the_same_database() {
+    let source = source_database("dump_custom");
+    let file = dump_file("fluent_it_dump.custom");
+    run("pg_dump", &["-Fc", "-d", &source, "-f", &file]);
+    let target = empty_database("fluent_it_dump_custom_target");
+    run("pg_restore", &["-d", &target, &file]);
+    assert_restored_like(&source, &target);
+}
+
+#[test]
+fn a_schema_only_restore_is_recovered_with_one_call() {
+    let source = source_database("dump_schema");
+    let file = dump_file("fluent_it_dump_schema.sql");
+    run("pg_dump", &["--schema-only", "-d", &source, "-f", &file]);
+    let target = empty_database("fluent_it_dump_schema_target");
+    run("psql", &["-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", &target, "-f", &file]);
+
+    let mut db = connect(&target, "postgres");
+    let policies = |db: &mut postgres::Client| -> i64 {
+        db.query_one("SELECT count(*) FROM pg_policy WHERE polname LIKE 'fluent\\_%'", &[]).unwrap().get(0)
+    };
+    let registered: i64 = db.query_one("SELECT count(*) FROM fluent.protected_tables", &[]).unwrap().get(0);
+    assert_eq!((registered, policies(&mut db)), (0, 16), "policies without catalog rows");
+
+    // Protect again: fluent's leftover policies are replaced.
+    db.batch_execute(
+        "SELECT fluent_create_module('interactions');
+         SELECT fluent_protect('notes', 'interactions', 'owner');",
+    )
+    .unwrap();
+    let intact: bool =
+        db.query_one("SELECT intact FROM fluent.protection_status WHERE table_name = 'notes'::regclass", &[]).unwrap().get(0);
+    assert!(intact);
+    // Or remove them: the membership table goes back to no row-level security.
+    db.batch_execute("SELECT fluent_unprotect('tickets')").unwrap();
+    let (left, rls): (i64, bool) = db
+        .query_one(
+            "SELECT (SELECT count(*) FROM pg_policy WHERE polrelid IN ('tickets'::regclass, 'ticket_members'::regclass)),
+                    (SELECT bool_or(relrowsecurity) FROM pg_class WHERE oid IN ('tickets'::regclass, 'ticket_members'::regclass))",
+            &[],
+        )
+        .map(|r| (r.get(0), r.get(1)))
         .unwrap();
-    let next: i64 = restored
-        .query_one("SELECT max(audit_id) FROM fluent.audit_log", &[])
-        .unwrap()
-        .get(0);
-    assert!(next > before[3].parse::<i64>().unwrap());
+    assert_eq!((left, rls), (0, false));
 }

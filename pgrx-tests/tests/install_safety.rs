@@ -1,0 +1,119 @@
+//! The install script and everything it binds resolve only pg_catalog and
+//! fluent's own objects: hostile objects planted in `public` by the
+//! (non-superuser) owner of the database, and in the installing session's
+//! `pg_temp`, never run, at install time or later.
+
+use fluent_pgrx_tests::{connect, ensure_role};
+
+/// Every planted function and operator records who ran it.
+const PLANT: &str = r#"
+CREATE TABLE public.hijacked (who name, superuser boolean, what text);
+GRANT INSERT ON public.hijacked TO PUBLIC;
+CREATE FUNCTION public.record_hijack(what text) RETURNS void LANGUAGE sql AS $$
+    INSERT INTO public.hijacked SELECT current_user, rolsuper, what FROM pg_catalog.pg_roles WHERE rolname = current_user
+$$;
+CREATE FUNCTION public.format(text, text) RETURNS text LANGUAGE plpgsql AS $$
+BEGIN PERFORM public.record_hijack('format/2'); RETURN pg_catalog.format($1, $2); END $$;
+CREATE FUNCTION public.format(text, text, text, text, text) RETURNS text LANGUAGE plpgsql AS $$
+BEGIN PERFORM public.record_hijack('format/5'); RETURN pg_catalog.format($1, $2, $3, $4, $5); END $$;
+CREATE FUNCTION public.format(text, text, text) RETURNS text LANGUAGE plpgsql AS $$
+BEGIN PERFORM public.record_hijack('format/3'); RETURN pg_catalog.format($1, $2, $3); END $$;
+CREATE FUNCTION public.concat_ws(text, text, text) RETURNS text LANGUAGE plpgsql AS $$
+BEGIN PERFORM public.record_hijack('concat_ws'); RETURN pg_catalog.concat_ws($1, $2, $3); END $$;
+CREATE FUNCTION public.jsonb_build_object(text, text) RETURNS jsonb LANGUAGE plpgsql AS $$
+BEGIN PERFORM public.record_hijack('jsonb_build_object'); RETURN pg_catalog.jsonb_build_object($1, $2); END $$;
+CREATE FUNCTION public.hijack_eq_oid_regnamespace(oid, regnamespace) RETURNS boolean LANGUAGE plpgsql AS $$
+BEGIN PERFORM public.record_hijack('=(oid,regnamespace)'); RETURN $1 OPERATOR(pg_catalog.=) $2::oid; END $$;
+CREATE OPERATOR public.= (LEFTARG = oid, RIGHTARG = regnamespace, FUNCTION = public.hijack_eq_oid_regnamespace);
+CREATE FUNCTION public.hijack_eq_oid_regclass(oid, regclass) RETURNS boolean LANGUAGE plpgsql AS $$
+BEGIN PERFORM public.record_hijack('=(oid,regclass)'); RETURN $1 OPERATOR(pg_catalog.=) $2::oid; END $$;
+CREATE OPERATOR public.= (LEFTARG = oid, RIGHTARG = regclass, FUNCTION = public.hijack_eq_oid_regclass);
+CREATE FUNCTION public.hijack_arrow(jsonb, jsonb) RETURNS text LANGUAGE plpgsql AS $$
+BEGIN PERFORM public.record_hijack('->>(jsonb,jsonb)'); RETURN $1 OPERATOR(pg_catalog.->>) ($2 OPERATOR(pg_catalog.#>>) '{}'); END $$;
+CREATE OPERATOR public.->> (LEFTARG = jsonb, RIGHTARG = jsonb, FUNCTION = public.hijack_arrow);
+"#;
+
+/// In the installing superuser's own session: relations in pg_temp are
+/// found before pg_catalog's unless a path says otherwise.
+const PLANT_TEMP: &str = "
+CREATE TEMP TABLE pg_extension (oid oid, extname name);
+CREATE TEMP TABLE pg_roles (oid oid, rolname name, rolsuper boolean);
+INSERT INTO pg_temp.pg_roles VALUES (0, 'fluent_admin', true), (0, 'fluent_authenticator', true), (0, 'fluent_reader', true);
+CREATE TEMP TABLE pg_policy (polrelid oid, polname name);
+CREATE TEMP TABLE pg_inherits (inhrelid oid, inhparent oid);
+";
+
+const ADMINISTER: &str = "
+SELECT fluent_create_workspace('acme');
+SELECT fluent_apply_template('fluent');
+SELECT fluent_create_module('docs');
+SELECT fluent_create_role('rw');
+SELECT fluent_set_permission('rw', 'docs', a, 'own') FROM unnest('{read,write,delete}'::text[]) a;
+SELECT fluent_create_user('ann');
+SELECT fluent_create_user('bo', manager => 'ann');
+SELECT fluent_grant_role('ann', 'rw');
+SELECT fluent_set_override('ann', 'docs', 'read', 'all');
+SELECT fluent_mark_reviewed('ann');
+SELECT fluent_clone_role('owner', 'owner2');
+SELECT fluent_reset_role('owner');
+SELECT fluent_set_module_enabled('docs', true);
+CREATE TABLE docs (id int, owner text, ws text, PRIMARY KEY (id, ws)) PARTITION BY LIST (ws);
+CREATE TABLE docs_default PARTITION OF docs DEFAULT;
+CREATE TABLE doc_members (doc_id int, user_key text);
+INSERT INTO docs VALUES (1, 'ann', 'default'), (2, 'bo', 'default');
+SELECT fluent_protect('docs', 'docs', 'owner', membership_table => 'doc_members',
+                      membership_row_column => 'doc_id', membership_user_column => 'user_key', row_column => 'id',
+                      workspace_column => 'ws');
+CREATE TABLE docs_acme PARTITION OF docs FOR VALUES IN ('acme');
+SELECT count(*) FROM fluent.protection_status;
+SELECT fluent_set_user('ann');
+SELECT fluent_scope('docs', 'read'), fluent_can('ann', 'docs', 'write');
+SELECT * FROM fluent_explain('ann', 'docs', 'read');
+SELECT count(*) FROM fluent.effective_permissions;
+SELECT fluent_unprotect('docs');
+SELECT fluent_revoke_role('ann', 'rw');
+SELECT fluent_drop_user('bo');
+";
+
+#[test]
+fn planted_objects_never_run_at_install_or_after() {
+    let database = "fluent_it_planted";
+    let mut admin = connect("postgres", "postgres");
+    ensure_role(&mut admin, "it_db_owner", true, &[]);
+    ensure_role(&mut admin, "it_planter_admin", true, &["fluent_admin"]);
+    admin.batch_execute(&format!("DROP DATABASE IF EXISTS {database} WITH (FORCE)")).unwrap();
+    admin.batch_execute(&format!("CREATE DATABASE {database} OWNER it_db_owner")).unwrap();
+
+    // The database owner (no superuser) plants in public, which it owns.
+    let mut owner = connect(database, "it_db_owner");
+    owner.batch_execute("ALTER SCHEMA public OWNER TO it_db_owner").unwrap_or(());
+    let mut db = connect(database, "postgres");
+    db.batch_execute("ALTER SCHEMA public OWNER TO it_db_owner").unwrap();
+    owner.batch_execute(PLANT).unwrap();
+
+    // A superuser installs and administers in a session with planted temp relations.
+    db.batch_execute(PLANT_TEMP).unwrap();
+    db.batch_execute("CREATE EXTENSION fluent").unwrap();
+    db.batch_execute(ADMINISTER).unwrap();
+    // So does a fluent_admin.
+    let mut dba = connect(database, "it_planter_admin");
+    dba.batch_execute(
+        "SELECT fluent_create_user('cy'); SELECT fluent_set_manager('cy', 'ann');
+         SELECT fluent_grant_role('cy', 'owner'); SELECT fluent_revoke_role('cy', 'owner');",
+    )
+    .unwrap();
+
+    let ran: Vec<String> = db
+        .query("SELECT who || ' (superuser ' || superuser || '): ' || what FROM public.hijacked", &[])
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert!(ran.is_empty(), "planted code ran: {ran:?}");
+    // The temp relations did not stand in for the catalogs: privileges were revoked.
+    let public_grant: bool = db
+        .query_one("SELECT has_function_privilege('public', 'fluent_grant_role(text,text)', 'EXECUTE')", &[])
+        .unwrap()
+        .get(0);
+    assert!(!public_grant, "EXECUTE on fluent_grant_role is still granted to PUBLIC");
+}
