@@ -250,7 +250,6 @@ pub fn load_team(workspace_id: i32, user_id: i64) -> Vec<String> {
             "SELECT * FROM fluent._load_team($1, $2)",
             &[workspace_id.into(), user_id.into()],
         )
-        .into_iter()
         .filter_map(|row| column::<String>(&row, 1))
         .collect()
     })
@@ -265,10 +264,9 @@ pub fn explain_facts(workspace: &str, user: &str, module: &str, action: &str) ->
     as_catalog_owner(|client| {
         query(
             client,
-            "SELECT step, fact, subject, scope::text, detail FROM fluent._explain($1, $2, $3, $4)",
+            "SELECT step, fact, subject, scope::pg_catalog.text, detail FROM fluent._explain($1, $2, $3, $4)",
             &[workspace.into(), user.into(), module.into(), action.into()],
         )
-        .into_iter()
         .map(|row| {
             (
                 column(&row, 1).unwrap_or_default(),

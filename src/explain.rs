@@ -16,6 +16,9 @@ use crate::identity;
 /// One row per fact that decides the scope `user_key` has on `module.action`
 /// in the current workspace (status, sign-in role, module gate, parent
 /// modules, each role, an override), then a `result` row with that scope.
+// pgrx reads the column names from the `name!` markers in the signature, so
+// the row type cannot be a type alias.
+#[allow(clippy::type_complexity)]
 #[pg_extern(stable, parallel_restricted)]
 fn fluent_explain(
     user_key: Option<&str>,

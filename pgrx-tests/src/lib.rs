@@ -38,7 +38,12 @@ pub fn connect_collecting_notices(database: &str, user: &str) -> (Client, Arc<Mu
     let sink = notices.clone();
     let client = config(database, user)
         .notice_callback(move |n| {
-            sink.lock().unwrap().push(format!("{} {}: {}", n.severity(), n.code().code(), n.message()))
+            sink.lock().unwrap().push(format!(
+                "{} {}: {}",
+                n.severity(),
+                n.code().code(),
+                n.message()
+            ))
         })
         .connect(NoTls)
         .unwrap_or_else(|e| panic!("connect to {database} as {user}: {e}"));

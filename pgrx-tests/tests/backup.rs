@@ -20,7 +20,10 @@ fn run(program: &str, args: &[&str]) -> Output {
         .unwrap_or_else(|e| panic!("{program}: {e}"));
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(output.status.success(), "{program} failed: {stderr}");
-    assert!(!stderr.contains("ERROR"), "{program} reported an error: {stderr}");
+    assert!(
+        !stderr.contains("ERROR"),
+        "{program} reported an error: {stderr}"
+    );
     output
 }
 
@@ -69,13 +72,19 @@ fn figures(client: &mut postgres::Client) -> Vec<String> {
             &[],
         )
         .unwrap();
-    (0..row.len()).map(|i| row.get::<_, Option<String>>(i).unwrap_or_default()).collect()
+    (0..row.len())
+        .map(|i| row.get::<_, Option<String>>(i).unwrap_or_default())
+        .collect()
 }
 
 fn empty_database(name: &str) -> String {
     let mut admin = connect("postgres", "postgres");
-    admin.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).unwrap();
-    admin.batch_execute(&format!("CREATE DATABASE {name}")).unwrap();
+    admin
+        .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        .unwrap();
+    admin
+        .batch_execute(&format!("CREATE DATABASE {name}"))
+        .unwrap();
     name.to_owned()
 }
 
@@ -88,9 +97,17 @@ fn assert_restored_like(source: &str, target: &str) {
     let mut restored = connect(target, "postgres");
     assert_eq!(figures(&mut restored), before);
     // New changes continue the restored identities and history.
-    let last: i64 = restored.query_one("SELECT max(audit_id) FROM fluent.audit_log", &[]).unwrap().get(0);
-    restored.execute("SELECT fluent_create_user('bo')", &[]).unwrap();
-    let next: i64 = restored.query_one("SELECT max(audit_id) FROM fluent.audit_log", &[]).unwrap().get(0);
+    let last: i64 = restored
+        .query_one("SELECT max(audit_id) FROM fluent.audit_log", &[])
+        .unwrap()
+        .get(0);
+    restored
+        .execute("SELECT fluent_create_user('bo')", &[])
+        .unwrap();
+    let next: i64 = restored
+        .query_one("SELECT max(audit_id) FROM fluent.audit_log", &[])
+        .unwrap()
+        .get(0);
     assert!(next > last);
 }
 
@@ -100,7 +117,19 @@ fn a_plain_dump_restored_with_psql_is_the_same_database() {
     let file = dump_file("fluent_it_dump.sql");
     run("pg_dump", &["-d", &source, "-f", &file]);
     let target = empty_database("fluent_it_dump_plain_target");
-    run("psql", &["-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", &target, "-f", &file]);
+    run(
+        "psql",
+        &[
+            "-X",
+            "-q",
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-d",
+            &target,
+            "-f",
+            &file,
+        ],
+    );
     assert_restored_like(&source, &target);
 }
 
@@ -120,14 +149,38 @@ fn a_schema_only_restore_is_recovered_with_one_call() {
     let file = dump_file("fluent_it_dump_schema.sql");
     run("pg_dump", &["--schema-only", "-d", &source, "-f", &file]);
     let target = empty_database("fluent_it_dump_schema_target");
-    run("psql", &["-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", &target, "-f", &file]);
+    run(
+        "psql",
+        &[
+            "-X",
+            "-q",
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-d",
+            &target,
+            "-f",
+            &file,
+        ],
+    );
 
     let mut db = connect(&target, "postgres");
     let policies = |db: &mut postgres::Client| -> i64 {
-        db.query_one("SELECT count(*) FROM pg_policy WHERE polname LIKE 'fluent\\_%'", &[]).unwrap().get(0)
+        db.query_one(
+            "SELECT count(*) FROM pg_policy WHERE polname LIKE 'fluent\\_%'",
+            &[],
+        )
+        .unwrap()
+        .get(0)
     };
-    let registered: i64 = db.query_one("SELECT count(*) FROM fluent.protected_tables", &[]).unwrap().get(0);
-    assert_eq!((registered, policies(&mut db)), (0, 16), "policies without catalog rows");
+    let registered: i64 = db
+        .query_one("SELECT count(*) FROM fluent.protected_tables", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(
+        (registered, policies(&mut db)),
+        (0, 16),
+        "policies without catalog rows"
+    );
 
     // Protect again: fluent's leftover policies are replaced.
     db.batch_execute(
@@ -135,11 +188,17 @@ fn a_schema_only_restore_is_recovered_with_one_call() {
          SELECT fluent_protect('notes', 'interactions', 'owner');",
     )
     .unwrap();
-    let intact: bool =
-        db.query_one("SELECT intact FROM fluent.protection_status WHERE table_name = 'notes'::regclass", &[]).unwrap().get(0);
+    let intact: bool = db
+        .query_one(
+            "SELECT intact FROM fluent.protection_status WHERE table_name = 'notes'::regclass",
+            &[],
+        )
+        .unwrap()
+        .get(0);
     assert!(intact);
     // Or remove them: the membership table goes back to no row-level security.
-    db.batch_execute("SELECT fluent_unprotect('tickets')").unwrap();
+    db.batch_execute("SELECT fluent_unprotect('tickets')")
+        .unwrap();
     let (left, rls): (i64, bool) = db
         .query_one(
             "SELECT (SELECT count(*) FROM pg_policy WHERE polrelid IN ('tickets'::regclass, 'ticket_members'::regclass)),

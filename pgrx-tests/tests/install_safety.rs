@@ -81,14 +81,21 @@ fn planted_objects_never_run_at_install_or_after() {
     let mut admin = connect("postgres", "postgres");
     ensure_role(&mut admin, "it_db_owner", true, &[]);
     ensure_role(&mut admin, "it_planter_admin", true, &["fluent_admin"]);
-    admin.batch_execute(&format!("DROP DATABASE IF EXISTS {database} WITH (FORCE)")).unwrap();
-    admin.batch_execute(&format!("CREATE DATABASE {database} OWNER it_db_owner")).unwrap();
+    admin
+        .batch_execute(&format!("DROP DATABASE IF EXISTS {database} WITH (FORCE)"))
+        .unwrap();
+    admin
+        .batch_execute(&format!("CREATE DATABASE {database} OWNER it_db_owner"))
+        .unwrap();
 
     // The database owner (no superuser) plants in public, which it owns.
     let mut owner = connect(database, "it_db_owner");
-    owner.batch_execute("ALTER SCHEMA public OWNER TO it_db_owner").unwrap_or(());
+    owner
+        .batch_execute("ALTER SCHEMA public OWNER TO it_db_owner")
+        .unwrap_or(());
     let mut db = connect(database, "postgres");
-    db.batch_execute("ALTER SCHEMA public OWNER TO it_db_owner").unwrap();
+    db.batch_execute("ALTER SCHEMA public OWNER TO it_db_owner")
+        .unwrap();
     owner.batch_execute(PLANT).unwrap();
 
     // A superuser installs and administers in a session with planted temp relations.
@@ -104,7 +111,10 @@ fn planted_objects_never_run_at_install_or_after() {
     .unwrap();
 
     let ran: Vec<String> = db
-        .query("SELECT who || ' (superuser ' || superuser || '): ' || what FROM public.hijacked", &[])
+        .query(
+            "SELECT who || ' (superuser ' || superuser || '): ' || what FROM public.hijacked",
+            &[],
+        )
         .unwrap()
         .iter()
         .map(|r| r.get(0))
@@ -112,8 +122,14 @@ fn planted_objects_never_run_at_install_or_after() {
     assert!(ran.is_empty(), "planted code ran: {ran:?}");
     // The temp relations did not stand in for the catalogs: privileges were revoked.
     let public_grant: bool = db
-        .query_one("SELECT has_function_privilege('public', 'fluent_grant_role(text,text)', 'EXECUTE')", &[])
+        .query_one(
+            "SELECT has_function_privilege('public', 'fluent_grant_role(text,text)', 'EXECUTE')",
+            &[],
+        )
         .unwrap()
         .get(0);
-    assert!(!public_grant, "EXECUTE on fluent_grant_role is still granted to PUBLIC");
+    assert!(
+        !public_grant,
+        "EXECUTE on fluent_grant_role is still granted to PUBLIC"
+    );
 }

@@ -1,7 +1,9 @@
 //! Behaviour that crosses sessions, over real connections, as the
 //! non-superuser roles an application uses.
 
-use fluent_pgrx_tests::{app_session, connect, connect_collecting_notices, fresh_database, sqlstate, APP, AUTHENTICATOR};
+use fluent_pgrx_tests::{
+    app_session, connect, connect_collecting_notices, fresh_database, sqlstate, APP, AUTHENTICATOR,
+};
 
 fn seed(database: &str) {
     let mut dba = connect(database, "postgres");
@@ -158,21 +160,32 @@ fn a_local_identity_outside_a_transaction_block_warns_like_set_local() {
     let db = fresh_database("local_warning");
     seed(&db);
     let (mut auth, notices) = connect_collecting_notices(&db, AUTHENTICATOR);
-    auth.execute("SELECT fluent_set_user('bill', true)", &[]).unwrap();
+    auth.execute("SELECT fluent_set_user('bill', true)", &[])
+        .unwrap();
     assert_eq!(
         notices.lock().unwrap().as_slice(),
         ["WARNING 25P01: fluent_set_user(..., local => true) can only be used in transaction blocks"]
     );
-    let who: Option<String> = auth.query_one("SELECT fluent_current_user()", &[]).unwrap().get(0);
+    let who: Option<String> = auth
+        .query_one("SELECT fluent_current_user()", &[])
+        .unwrap()
+        .get(0);
     assert_eq!(who, None, "it ended with its statement");
     // Inside a transaction block it is silent and lasts until the end.
     notices.lock().unwrap().clear();
     let mut tx = auth.transaction().unwrap();
-    tx.execute("SELECT fluent_set_user('bill', true)", &[]).unwrap();
-    let who: Option<String> = tx.query_one("SELECT fluent_current_user()", &[]).unwrap().get(0);
+    tx.execute("SELECT fluent_set_user('bill', true)", &[])
+        .unwrap();
+    let who: Option<String> = tx
+        .query_one("SELECT fluent_current_user()", &[])
+        .unwrap()
+        .get(0);
     assert_eq!(who.as_deref(), Some("bill"));
     tx.commit().unwrap();
     assert!(notices.lock().unwrap().is_empty());
     // A NULL `local` is an error, not a silent default.
-    assert_eq!(sqlstate(auth.execute("SELECT fluent_set_user('bill', NULL)", &[])), "22004");
+    assert_eq!(
+        sqlstate(auth.execute("SELECT fluent_set_user('bill', NULL)", &[])),
+        "22004"
+    );
 }
