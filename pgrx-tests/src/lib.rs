@@ -50,17 +50,22 @@ pub fn connect_collecting_notices(database: &str, user: &str) -> (Client, Arc<Mu
     (client, notices)
 }
 
+/// Creates (or re-creates) the empty database `name` owned by `owner`.
+pub fn empty_database(name: &str, owner: &str) {
+    let mut admin = connect("postgres", "postgres");
+    admin
+        .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        .unwrap();
+    admin
+        .batch_execute(&format!("CREATE DATABASE {name} OWNER {owner}"))
+        .unwrap();
+}
+
 /// Creates an empty database with fluent installed and the test roles in
 /// place, and returns its name.
 pub fn fresh_database(name: &str) -> String {
     let database = format!("fluent_it_{name}");
-    let mut admin = connect("postgres", "postgres");
-    admin
-        .batch_execute(&format!("DROP DATABASE IF EXISTS {database} WITH (FORCE)"))
-        .unwrap();
-    admin
-        .batch_execute(&format!("CREATE DATABASE {database}"))
-        .unwrap();
+    empty_database(&database, "postgres");
     let mut db = connect(&database, "postgres");
     db.batch_execute("CREATE EXTENSION fluent").unwrap();
     ensure_role(&mut db, APP, false, &[]);

@@ -6,7 +6,7 @@
 
 use std::process::{Command, Output};
 
-use fluent_pgrx_tests::{connect, fresh_database};
+use fluent_pgrx_tests::{connect, empty_database, fresh_database};
 
 const PG_BIN: &str = "/usr/lib/postgresql/15/bin";
 
@@ -77,15 +77,21 @@ fn figures(client: &mut postgres::Client) -> Vec<String> {
         .collect()
 }
 
-fn empty_database(name: &str) -> String {
-    let mut admin = connect("postgres", "postgres");
-    admin
-        .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-        .unwrap();
-    admin
-        .batch_execute(&format!("CREATE DATABASE {name}"))
-        .unwrap();
-    name.to_owned()
+/// Restores a plain-format dump the obvious way.
+fn psql_file(database: &str, file: &str) {
+    run(
+        "psql",
+        &[
+            "-X",
+            "-q",
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-d",
+            database,
+            "-f",
+            file,
+        ],
+    );
 }
 
 fn dump_file(name: &str) -> String {
@@ -116,21 +122,10 @@ fn a_plain_dump_restored_with_psql_is_the_same_database() {
     let source = source_database("dump_plain");
     let file = dump_file("fluent_it_dump.sql");
     run("pg_dump", &["-d", &source, "-f", &file]);
-    let target = empty_database("fluent_it_dump_plain_target");
-    run(
-        "psql",
-        &[
-            "-X",
-            "-q",
-            "-v",
-            "ON_ERROR_STOP=1",
-            "-d",
-            &target,
-            "-f",
-            &file,
-        ],
-    );
-    assert_restored_like(&source, &target);
+    let target = "fluent_it_dump_plain_target";
+    empty_database(target, "postgres");
+    psql_file(target, &file);
+    assert_restored_like(&source, target);
 }
 
 #[test]
@@ -138,9 +133,10 @@ fn a_custom_dump_restored_with_pg_restore_is_the_same_database() {
     let source = source_database("dump_custom");
     let file = dump_file("fluent_it_dump.custom");
     run("pg_dump", &["-Fc", "-d", &source, "-f", &file]);
-    let target = empty_database("fluent_it_dump_custom_target");
-    run("pg_restore", &["-d", &target, &file]);
-    assert_restored_like(&source, &target);
+    let target = "fluent_it_dump_custom_target";
+    empty_database(target, "postgres");
+    run("pg_restore", &["-d", target, &file]);
+    assert_restored_like(&source, target);
 }
 
 #[test]
@@ -148,22 +144,11 @@ fn a_schema_only_restore_is_recovered_with_one_call() {
     let source = source_database("dump_schema");
     let file = dump_file("fluent_it_dump_schema.sql");
     run("pg_dump", &["--schema-only", "-d", &source, "-f", &file]);
-    let target = empty_database("fluent_it_dump_schema_target");
-    run(
-        "psql",
-        &[
-            "-X",
-            "-q",
-            "-v",
-            "ON_ERROR_STOP=1",
-            "-d",
-            &target,
-            "-f",
-            &file,
-        ],
-    );
+    let target = "fluent_it_dump_schema_target";
+    empty_database(target, "postgres");
+    psql_file(target, &file);
 
-    let mut db = connect(&target, "postgres");
+    let mut db = connect(target, "postgres");
     let policies = |db: &mut postgres::Client| -> i64 {
         db.query_one(
             "SELECT count(*) FROM pg_policy WHERE polname LIKE 'fluent\\_%'",

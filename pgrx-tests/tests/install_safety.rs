@@ -3,7 +3,7 @@
 //! (non-superuser) owner of the database, and in the installing session's
 //! `pg_temp`, never run, at install time or later.
 
-use fluent_pgrx_tests::{connect, ensure_role};
+use fluent_pgrx_tests::{connect, empty_database, ensure_role};
 
 /// Every planted function and operator records who ran it.
 const PLANT: &str = r#"
@@ -81,22 +81,15 @@ fn planted_objects_never_run_at_install_or_after() {
     let mut admin = connect("postgres", "postgres");
     ensure_role(&mut admin, "it_db_owner", true, &[]);
     ensure_role(&mut admin, "it_planter_admin", true, &["fluent_admin"]);
-    admin
-        .batch_execute(&format!("DROP DATABASE IF EXISTS {database} WITH (FORCE)"))
-        .unwrap();
-    admin
-        .batch_execute(&format!("CREATE DATABASE {database} OWNER it_db_owner"))
-        .unwrap();
+    empty_database(database, "it_db_owner");
 
     // The database owner (no superuser) plants in public, which it owns.
-    let mut owner = connect(database, "it_db_owner");
-    owner
-        .batch_execute("ALTER SCHEMA public OWNER TO it_db_owner")
-        .unwrap_or(());
     let mut db = connect(database, "postgres");
     db.batch_execute("ALTER SCHEMA public OWNER TO it_db_owner")
         .unwrap();
-    owner.batch_execute(PLANT).unwrap();
+    connect(database, "it_db_owner")
+        .batch_execute(PLANT)
+        .unwrap();
 
     // A superuser installs and administers in a session with planted temp relations.
     db.batch_execute(PLANT_TEMP).unwrap();
