@@ -3,7 +3,8 @@
 -- They are SQL-standard bodies (BEGIN ATOMIC): names and operators are
 -- resolved once, when the extension is created, so the search_path of the
 -- session that happens to trigger a cache load cannot redirect them. The
--- loader runs them as the catalog owner; nobody else may execute them.
+-- loader runs them as the catalog owner; nobody else may execute them
+-- (sql/privileges.sql).
 
 -- Everything below resolves names in pg_catalog and fluent's own schema only
 -- (see "Install-time safety" in README.md); the extension schema comes back at the end.
@@ -89,9 +90,5 @@ BEGIN ATOMIC
             coalesce(p_after ->> 'workspace_id', p_before ->> 'workspace_id')::int,
             p_table, p_operation, p_before, p_after);
 END;
-
-REVOKE ALL ON FUNCTION fluent._load_workspace(text), fluent._load_user(text), fluent._load_grants(int, bigint),
-    fluent._load_overrides(int, bigint), fluent._load_team(int, bigint),
-    fluent._audit_insert(name, text, text, text, jsonb, jsonb) FROM PUBLIC;
 
 SET LOCAL search_path TO @extschema@, pg_temp;

@@ -76,15 +76,13 @@ BEGIN
         -- a trigger is created.
         IF rettype IN ('trigger'::regtype, 'event_trigger'::regtype) THEN
             CONTINUE;
+        -- fluent_set_user and fluent_set_workspace decide who is trusted
+        -- themselves (src/identity.rs), with a hint for the NOINHERIT member
+        -- of a trusted role, which an EXECUTE grant to that role would not reach.
         ELSIF fname IN ('fluent_can', 'fluent_scope', 'fluent_visible_modules', 'fluent_current_user',
                      'fluent_current_workspace', 'fluent_reset_user', 'fluent_explain',
-                     '_current_role_is_superuser', '_restoring')
+                     'fluent_set_user', 'fluent_set_workspace', '_current_role_is_superuser', '_restoring')
            OR fname LIKE 'rls\_%' THEN
-            EXECUTE format('GRANT EXECUTE ON FUNCTION %s TO PUBLIC', f);
-        ELSIF fname IN ('fluent_set_user', 'fluent_set_workspace') THEN
-            -- Executable by all: they decide who is trusted themselves
-            -- (src/identity.rs), with a hint for the NOINHERIT member of a
-            -- trusted role that an EXECUTE grant to the role would not reach.
             EXECUTE format('GRANT EXECUTE ON FUNCTION %s TO PUBLIC', f);
         ELSIF fname NOT LIKE '\_load\_%' AND fname NOT IN ('_audit_insert', '_explain', '_template_matrix') THEN
             EXECUTE format('GRANT EXECUTE ON FUNCTION %s TO fluent_admin', f);

@@ -304,6 +304,5 @@ BEGIN
              WHEN best > 'none' THEN 'the widest scope over the roles held'
              ELSE 'no role grants it' END;
 END $$;
-REVOKE ALL ON FUNCTION fluent._explain(text, text, text, text) FROM PUBLIC;
 
 SET LOCAL search_path TO @extschema@, pg_temp;

@@ -18,15 +18,16 @@ use crate::gucs;
 const TRUSTED_ROLES: [&std::ffi::CStr; 2] = [c"fluent_authenticator", c"fluent_admin"];
 const ADMIN_ROLES: [&std::ffi::CStr; 1] = [c"fluent_admin"];
 
-/// The OIDs of the roles named (those that exist). Role names are only ever
+/// The roles named that exist, with their OIDs. Role names are only ever
 /// looked up exactly, never parsed as identifiers; after that, roles are
 /// compared by OID.
-fn role_oids(roles: &[&std::ffi::CStr]) -> Vec<pg_sys::Oid> {
+fn existing_roles<'r, 'n>(
+    roles: &'r [&'n std::ffi::CStr],
+) -> impl Iterator<Item = (&'n std::ffi::CStr, pg_sys::Oid)> + 'r {
     roles
         .iter()
-        .map(|name| unsafe { pg_sys::get_role_oid(name.as_ptr(), true) })
-        .filter(|oid| *oid != pg_sys::InvalidOid)
-        .collect()
+        .map(|name| (*name, unsafe { pg_sys::get_role_oid(name.as_ptr(), true) }))
+        .filter(|(_, oid)| *oid != pg_sys::InvalidOid)
 }
 
 /// Whether the current role (after any SET ROLE or SECURITY DEFINER switch)
@@ -40,9 +41,7 @@ pub fn current_role_is_superuser() -> bool {
 pub fn current_role_is_one_of(roles: &[&std::ffi::CStr]) -> bool {
     let me = unsafe { pg_sys::GetUserId() };
     current_role_is_superuser()
-        || role_oids(roles)
-            .into_iter()
-            .any(|role| unsafe { pg_sys::has_privs_of_role(me, role) })
+        || existing_roles(roles).any(|(_, role)| unsafe { pg_sys::has_privs_of_role(me, role) })
 }
 
 /// Raises unless the current role is trusted with `roles`; a member that
@@ -52,11 +51,7 @@ fn require_one_of(roles: &[&std::ffi::CStr], refused: impl FnOnce() -> FluentErr
         return;
     }
     let me = unsafe { pg_sys::GetUserId() };
-    let noinherit = roles
-        .iter()
-        .zip(role_oids(roles))
-        .find(|(_, role)| unsafe { pg_sys::is_member_of_role(me, *role) });
-    match noinherit {
+    match existing_roles(roles).find(|(_, role)| unsafe { pg_sys::is_member_of_role(me, *role) }) {
         Some((name, _)) => FluentError::TrustedOnlyAfterSetRole {
             denied: refused().message(),
             role: name.to_string_lossy().into_owned(),
