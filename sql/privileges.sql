@@ -52,7 +52,8 @@ GRANT USAGE ON ALL SEQUENCES IN SCHEMA fluent TO fluent_admin;
 REVOKE ALL ON SEQUENCE fluent.audit_log_audit_id_seq FROM fluent_admin;
 
 -- Functions are executable only by the roles that may use them (PostgreSQL
--- grants EXECUTE to PUBLIC by default). Everyone: the checks, the policy
+-- grants EXECUTE to PUBLIC by default). Trigger and planner support
+-- functions need none. Everyone: the checks, the policy
 -- helpers (policies call them as the querying role), reading one's identity,
 -- explaining oneself, two trigger helpers, and choosing the acting user and
 -- workspace (refused inside to all but trusted roles). fluent_admin:
@@ -75,6 +76,10 @@ BEGIN
         -- Trigger functions need no EXECUTE: PostgreSQL checks it only when
         -- a trigger is created.
         IF rettype IN ('trigger'::regtype, 'event_trigger'::regtype) THEN
+            CONTINUE;
+        -- Nor do planner support functions (they return internal): the
+        -- planner calls them without a privilege check.
+        ELSIF rettype = 'internal'::regtype THEN
             CONTINUE;
         -- fluent_set_user and fluent_set_workspace decide who is trusted
         -- themselves (src/identity.rs), with a hint for the NOINHERIT member

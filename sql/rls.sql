@@ -1,12 +1,14 @@
 -- Protecting application tables with row-level security.
 --
 -- fluent_protect() writes four policies whose predicates never call a
--- function per row: every fluent.rls_* call sits in a scalar sub-select and
--- so runs once per query as an InitPlan; rows are compared with
--- `= ANY(array)`, which an index on the column can serve; assignment tables
--- are read through an uncorrelated ARRAY(SELECT ...) that uses an index on
--- the assignment's user column. The table is FORCEd, so its owner is subject
--- to the policies too (superusers and BYPASSRLS roles never are).
+-- function per row: fluent.rls_all and fluent.rls_any are folded to constants
+-- when the query is planned (src/plans.rs), the keys a scope reaches are
+-- fetched by a scalar sub-select, once per query as an InitPlan, and rows are
+-- compared with `= ANY(array)`, which an index on the column can serve;
+-- assignment tables are read through an uncorrelated ARRAY(SELECT ...) that
+-- uses an index on the assignment's user column. The table is FORCEd, so its
+-- owner is subject to the policies too (superusers and BYPASSRLS roles never
+-- are).
 --
 -- A protection covers the table's partitions and inheritance children, also
 -- those created or attached later (an event trigger), and the membership
@@ -140,26 +142,31 @@ BEGIN
     IF p.membership_table IS NOT NULL THEN
         member_kind := fluent._key_kind(p.membership_table, p.membership_user_column, 'membership user column');
     END IF;
-    -- Which rows an action reaches: all of them at scope all, else the rows
-    -- owned by or assigned to the users the scope reaches.
+    -- Which rows an action reaches: all of them at scope all, none at scope
+    -- none, else the rows owned by or assigned to the users the scope
+    -- reaches. rls_all and rls_any are called bare, not in sub-selects: the
+    -- planner replaces them with the acting user's answer (src/plans.rs), so
+    -- the predicate folds to nothing, to false, or to the key tests, which
+    -- indexes on the owner column and the membership table serve.
     FOREACH act IN ARRAY ARRAY['read', 'write', 'delete'] LOOP
-        reach := reach || jsonb_build_object(act, concat_ws(' AND ', workspace_filter, '(' || concat_ws(' OR ',
-            format('(SELECT fluent.rls_all(%L, %L))', p.module, act),
-            CASE WHEN p.owner_column IS NOT NULL THEN
-                format('%I = ANY (%s)', p.owner_column, fluent._reached_keys_sql(p.owner_type, p.module, act)) END,
-            CASE WHEN p.membership_table IS NOT NULL THEN
-                format('%I = ANY (ARRAY(SELECT m.%I FROM %s m WHERE m.%I = ANY (%s)))',
-                       p.row_column, p.membership_row_column, p.membership_table, p.membership_user_column,
-                       fluent._reached_keys_sql(member_kind, p.module, act)) END) || ')'));
+        reach := reach || jsonb_build_object(act, concat_ws(' AND ', workspace_filter, format(
+            '(fluent.rls_all(%L, %L) OR (fluent.rls_any(%L, %L) AND (%s)))', p.module, act, p.module, act,
+            concat_ws(' OR ',
+                CASE WHEN p.owner_column IS NOT NULL THEN
+                    format('%I = ANY (%s)', p.owner_column, fluent._reached_keys_sql(p.owner_type, p.module, act)) END,
+                CASE WHEN p.membership_table IS NOT NULL THEN
+                    format('%I = ANY (ARRAY(SELECT m.%I FROM %s m WHERE m.%I = ANY (%s)))',
+                           p.row_column, p.membership_row_column, p.membership_table, p.membership_user_column,
+                           fluent._reached_keys_sql(member_kind, p.module, act)) END))));
     END LOOP;
     -- A row written must land in reach: with an owner column, owned by a
     -- user the write scope reaches; without one, any write scope will do
     -- (ownership is then given by the membership table).
     write_check := concat_ws(' AND ', workspace_filter, CASE
         WHEN p.owner_column IS NOT NULL THEN
-            format('((SELECT fluent.rls_all(%L, ''write'')) OR %I = ANY (%s))', p.module, p.owner_column,
-                   fluent._reached_keys_sql(p.owner_type, p.module, 'write'))
-        ELSE format('(SELECT fluent.rls_any(%L, ''write''))', p.module) END);
+            format('(fluent.rls_all(%L, ''write'') OR (fluent.rls_any(%L, ''write'') AND %I = ANY (%s)))',
+                   p.module, p.module, p.owner_column, fluent._reached_keys_sql(p.owner_type, p.module, 'write'))
+        ELSE format('fluent.rls_any(%L, ''write'')', p.module) END);
     RETURN QUERY VALUES
         (false, 'fluent_select'::name, 'SELECT', reach->>'read', NULL::text),
         (false, 'fluent_insert', 'INSERT', NULL, write_check),

@@ -76,6 +76,8 @@ unsafe extern "C-unwind" fn xact_callback(
     ) && INVALIDATED_IN_XACT.swap(false, Ordering::Relaxed)
     {
         GENERATION.fetch_add(1, Ordering::Relaxed);
+        // Plans made from those loads go with them (src/plans.rs).
+        crate::plans::invalidate_identity_plans();
     }
 }
 

@@ -133,6 +133,13 @@ fn policy_scope(workspace: &str, user: Option<&str>, module: &str, action: &str)
         .unwrap_or_default()
 }
 
+/// The acting user's scope on `module.action` as the policies see it: what
+/// `rls_all` and `rls_any` answer, and what the planner folds them to
+/// (src/plans.rs).
+pub fn acting_policy_scope(module: &str, action: &str) -> Scope {
+    gucs::with_acting(|user, workspace| policy_scope(workspace, user, module, action))
+}
+
 fn reached_keys<K: KeyType>(module: &str, action: &str) -> Vec<K> {
     gucs::with_acting(|user, workspace| {
         let scope = policy_scope(workspace, user, module, action);
@@ -152,20 +159,18 @@ fn workspace_keys<K: KeyType>() -> Vec<K> {
 mod fluent {
     use super::*;
 
-    /// Whether the acting user has scope `all` on `module.action`.
-    #[pg_extern(stable, parallel_safe)]
+    /// Whether the acting user has scope `all` on `module.action`. The
+    /// planner replaces a call with constant arguments by its value.
+    #[pg_extern(stable, parallel_safe, support = plans::fluent::rls_all_support)]
     fn rls_all(module: &str, action: &str) -> bool {
-        gucs::with_acting(|user, workspace| {
-            policy_scope(workspace, user, module, action) == Scope::All
-        })
+        acting_policy_scope(module, action) == Scope::All
     }
 
-    /// Whether the acting user has any scope on `module.action`.
-    #[pg_extern(stable, parallel_safe)]
+    /// Whether the acting user has any scope on `module.action`. The
+    /// planner replaces a call with constant arguments by its value.
+    #[pg_extern(stable, parallel_safe, support = plans::fluent::rls_any_support)]
     fn rls_any(module: &str, action: &str) -> bool {
-        gucs::with_acting(|user, workspace| {
-            policy_scope(workspace, user, module, action) > Scope::None
-        })
+        acting_policy_scope(module, action) > Scope::None
     }
 
     /// Keys of the users whose rows the acting user reaches on

@@ -6,10 +6,12 @@
 //! only a superuser can, or `fluent_set_user()` / `fluent_set_workspace()`
 //! after checking that the calling role is trusted (src/identity.rs).
 
-use std::ffi::{CStr, CString};
+use std::ffi::{c_char, c_void, CStr, CString};
 
 use pgrx::guc::{GucContext, GucFlags, GucRegistry, GucSetting};
 use pgrx::pg_sys;
+
+use crate::plans;
 
 static USER: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
 static WORKSPACE: GucSetting<Option<CString>> =
@@ -19,22 +21,31 @@ pub const USER_GUC: &CStr = c"fluent.acting_user";
 pub const WORKSPACE_GUC: &CStr = c"fluent.workspace";
 
 pub fn init() {
-    GucRegistry::define_string_guc(
-        USER_GUC,
-        c"The end user the session acts for.",
-        c"Set with fluent_set_user(); row-level policies and fluent_can(module, action) use it. Empty means nobody.",
-        &USER,
-        GucContext::Suset,
-        GucFlags::default(),
-    );
-    GucRegistry::define_string_guc(
-        WORKSPACE_GUC,
-        c"The fluent workspace (tenant) the session acts in.",
-        c"Set with fluent_set_workspace().",
-        &WORKSPACE,
-        GucContext::Suset,
-        GucFlags::default(),
-    );
+    // SAFETY: the assign hooks are guarded and only flip plan-cache flags.
+    unsafe {
+        GucRegistry::define_string_guc_with_hooks(
+            USER_GUC,
+            c"The end user the session acts for.",
+            c"Set with fluent_set_user(); row-level policies and fluent_can(module, action) use it. Empty means nobody.",
+            &USER,
+            GucContext::Suset,
+            GucFlags::default(),
+            None,
+            Some(assign_user),
+            None,
+        );
+        GucRegistry::define_string_guc_with_hooks(
+            WORKSPACE_GUC,
+            c"The fluent workspace (tenant) the session acts in.",
+            c"Set with fluent_set_workspace().",
+            &WORKSPACE,
+            GucContext::Suset,
+            GucFlags::default(),
+            None,
+            Some(assign_workspace),
+            None,
+        );
+    }
     // Nobody may create other fluent.* settings: a placeholder set before
     // the library loaded would otherwise look like ours.
     unsafe { pg_sys::MarkGUCPrefixReserved(c"fluent".as_ptr()) };
@@ -49,6 +60,35 @@ fn read(setting: &GucSetting<Option<CString>>) -> Option<&'static str> {
             return None;
         }
         CStr::from_ptr(raw).to_str().ok().filter(|s| !s.is_empty())
+    }
+}
+
+/// Whether `new` differs from the setting's current value (NULL and empty
+/// alike mean nobody).
+unsafe fn changes(setting: &GucSetting<Option<CString>>, new: *const c_char) -> bool {
+    let text = |raw: *const c_char| {
+        (!raw.is_null())
+            .then(|| CStr::from_ptr(raw).to_bytes())
+            .unwrap_or_default()
+    };
+    text(*setting.as_ptr()) != text(new)
+}
+
+// Every route that changes the identity (fluent_set_user, a local setting
+// ending with its transaction or savepoint, RESET, a function's SET clause, a
+// superuser's SET) ends in an assign hook, called before the new value is
+// stored: plans folded for the old identity must not run for the new one.
+#[pgrx::pg_guard]
+unsafe extern "C-unwind" fn assign_user(new: *const c_char, _extra: *mut c_void) {
+    if changes(&USER, new) {
+        plans::invalidate_identity_plans();
+    }
+}
+
+#[pgrx::pg_guard]
+unsafe extern "C-unwind" fn assign_workspace(new: *const c_char, _extra: *mut c_void) {
+    if changes(&WORKSPACE, new) {
+        plans::invalidate_identity_plans();
     }
 }
 

@@ -7,6 +7,7 @@
 //! - `gucs`: the settings that carry the acting user and workspace
 //! - `identity`: `fluent_set_user` and friends, with the trusted-role check
 //! - `checks`: `fluent_can`, `fluent_scope`, `fluent_visible_modules` and the row-level policy helpers
+//! - `plans`: folding the policy helpers into plans, and invalidating those plans when identity or catalog change
 //! - `explain`: `fluent_explain`, the facts behind one decision
 //! - `audit`: the trigger that writes every catalog change to `fluent.audit_log`
 //! - `trigger`: Rust trigger functions that refuse direct calls cleanly
@@ -25,6 +26,7 @@ mod error;
 mod explain;
 mod gucs;
 mod identity;
+mod plans;
 mod scope;
 mod trigger;
 
@@ -88,4 +90,5 @@ extension_sql_file!("../sql/privileges.sql", name = "privileges", finalize);
 pub extern "C-unwind" fn _PG_init() {
     gucs::init();
     cache::init();
+    plans::init();
 }

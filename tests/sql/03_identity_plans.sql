@@ -98,8 +98,8 @@ RESET parallel_setup_cost;
 RESET parallel_tuple_cost;
 RESET min_parallel_table_scan_size;
 
--- plan shapes: every fluent call is an InitPlan, sets are compared with
--- = ANY, assignments are read through their index, nothing is correlated
+-- plan shapes for vic (scope all on read, none on write): no policy qual on
+-- reads, nothing scanned on writes (08_plans has the other scopes)
 EXPLAIN (COSTS OFF) SELECT count(*) FROM appointments;
 EXPLAIN (COSTS OFF) SELECT * FROM appointments WHERE id = 42;
 EXPLAIN (COSTS OFF) UPDATE appointments SET starts_at = starts_at WHERE id = 42;

@@ -1,0 +1,203 @@
+//! Plans that follow the acting user.
+//!
+//! The policies `fluent_protect()` writes (sql/rls.sql) test
+//! `fluent.rls_all(module, action)` and `fluent.rls_any(module, action)`.
+//! Both have a planner support function that replaces the call by its value
+//! for the acting user, a constant, when a query is planned. The planner then
+//! folds the policy: scope `all` leaves no row filter at all, `own` and `team`
+//! leave `owner = ANY(<keys>)` (an index condition; the keys stay an InitPlan
+//! evaluated at execution), `none` leaves a constant false.
+//!
+//! Such a plan is only right for the identity and catalog it was made with,
+//! so the planner is told what it depends on, the way it records the
+//! relations and functions a plan uses:
+//! - the catalog: the sentinel relation joins the plan's `relationOids`, so
+//!   the relcache invalidation a catalog change sends (src/cache.rs)
+//!   invalidates the plan in every backend at the moment the cache drops;
+//! - the identity: the folded function joins the plan's `invalItems`. When
+//!   `fluent.acting_user` or `fluent.workspace` changes (src/gucs.rs), or a
+//!   transaction that may have folded stale answers ends (src/cache.rs), the
+//!   plan cache's callbacks are run for exactly those functions, as if their
+//!   definitions had changed: only plans that folded them are invalidated,
+//!   and only when any were made since the last time.
+
+use std::cell::RefCell;
+
+use pgrx::pg_sys;
+use pgrx::prelude::*;
+use pgrx::Internal;
+
+use crate::catalog;
+use crate::checks;
+use crate::scope::Scope;
+
+thread_local! {
+    /// Syscache hash values of the helpers folded into plans since the plans
+    /// depending on them were last invalidated.
+    static FOLDED: RefCell<Vec<u32>> = const { RefCell::new(Vec::new()) };
+}
+
+static mut PREVIOUS_SET_REL_PATHLIST: pg_sys::set_rel_pathlist_hook_type = None;
+
+/// Installs the planner hook; called once from `_PG_init`, which may run in
+/// the middle of planning the first protected query (the support functions
+/// load the library): that is before any relation's paths are built, so
+/// the hook already serves that query.
+pub fn init() {
+    unsafe {
+        PREVIOUS_SET_REL_PATHLIST = pg_sys::set_rel_pathlist_hook;
+        pg_sys::set_rel_pathlist_hook = Some(empty_when_denied);
+    }
+}
+
+/// Whether a restriction is the constant false or NULL.
+unsafe fn is_constant_false(rinfo: *mut pg_sys::RestrictInfo) -> bool {
+    let clause = (*rinfo).clause.cast::<pg_sys::Node>();
+    if clause.is_null() || (*clause).type_ != pg_sys::NodeTag::T_Const {
+        return false;
+    }
+    let constant = clause.cast::<pg_sys::Const>();
+    (*constant).constisnull || !bool::from_datum((*constant).constvalue, false).unwrap_or(false)
+}
+
+/// A policy folded to false (scope `none`) reads nothing: the relation gets
+/// the empty plan PostgreSQL gives `WHERE false`. Without this, PostgreSQL 15
+/// keeps a variable-free security qual as a filter and scans every row to
+/// reject it whenever the query has conditions of its own.
+#[pgrx::pg_guard]
+unsafe extern "C-unwind" fn empty_when_denied(
+    root: *mut pg_sys::PlannerInfo,
+    rel: *mut pg_sys::RelOptInfo,
+    rti: pg_sys::Index,
+    rte: *mut pg_sys::RangeTblEntry,
+) {
+    if let Some(previous) = PREVIOUS_SET_REL_PATHLIST {
+        previous(root, rel, rti, rte);
+    }
+    let restrictions = (*rel).baserestrictinfo;
+    if (*rte).rtekind != pg_sys::RTEKind::RTE_RELATION || restrictions.is_null() {
+        return;
+    }
+    let denied = (0..(*restrictions).length as usize).any(|i| {
+        is_constant_false((*(*restrictions).elements.add(i)).ptr_value.cast())
+    });
+    if !denied {
+        return;
+    }
+    // What PostgreSQL's set_dummy_rel_pathlist() does.
+    (*rel).rows = 0.0;
+    (*(*rel).reltarget).width = 0;
+    (*rel).pathlist = std::ptr::null_mut();
+    (*rel).partial_pathlist = std::ptr::null_mut();
+    let empty = pg_sys::create_append_path(
+        std::ptr::null_mut(),
+        rel,
+        std::ptr::null_mut(),
+        std::ptr::null_mut(),
+        std::ptr::null_mut(),
+        (*rel).lateral_relids,
+        0,
+        false,
+        -1.0,
+    );
+    pg_sys::add_path(rel, empty.cast());
+    pg_sys::set_cheapest(rel);
+}
+
+/// Invalidates every cached plan that folded the acting user's answers.
+/// Only flips flags in the plan cache, so it is safe in GUC assign hooks
+/// and transaction callbacks.
+pub fn invalidate_identity_plans() {
+    let folded = FOLDED.with_borrow_mut(std::mem::take);
+    for hash in folded {
+        unsafe { pg_sys::CallSyscacheCallbacks(pg_sys::SysCacheIdentifier::PROCOID as i32, hash) }
+    }
+}
+
+/// The text value of a non-null text constant.
+unsafe fn text_constant(node: *mut pg_sys::Node) -> Option<String> {
+    if node.is_null() || (*node).type_ != pg_sys::NodeTag::T_Const {
+        return None;
+    }
+    let constant = node.cast::<pg_sys::Const>();
+    if (*constant).constisnull || (*constant).consttype != pg_sys::TEXTOID {
+        return None;
+    }
+    String::from_datum((*constant).constvalue, false)
+}
+
+/// The two arguments of a call, when both are text constants.
+unsafe fn module_and_action(call: *mut pg_sys::FuncExpr) -> Option<(String, String)> {
+    let args = (*call).args;
+    if args.is_null() || (*args).length != 2 {
+        return None;
+    }
+    let arg = |i: usize| (*(*args).elements.add(i)).ptr_value.cast::<pg_sys::Node>();
+    Some((text_constant(arg(0))?, text_constant(arg(1))?))
+}
+
+/// Answers a `SupportRequestSimplify` for a call of `fluent.rls_all` or
+/// `fluent.rls_any`: the constant `decide(scope)` when the call is planned
+/// as part of a query, nothing otherwise (a null pointer: no change).
+fn simplify(request: Internal, decide: fn(Scope) -> bool) -> Internal {
+    let unchanged = Internal::from(Some(pg_sys::Datum::from(0)));
+    let Some(request) = request.unwrap() else {
+        return unchanged;
+    };
+    unsafe {
+        let node = request.cast_mut_ptr::<pg_sys::Node>();
+        if (*node).type_ != pg_sys::NodeTag::T_SupportRequestSimplify {
+            return unchanged;
+        }
+        let request = node.cast::<pg_sys::SupportRequestSimplify>();
+        let root = (*request).root;
+        // Outside the planner proper (no PlannerInfo) there is no plan to
+        // record the dependencies in, so the call stays a call.
+        if root.is_null() || (*root).glob.is_null() {
+            return unchanged;
+        }
+        let call = (*request).fcall;
+        let Some((module, action)) = module_and_action(call) else {
+            return unchanged;
+        };
+        let answer = decide(checks::acting_policy_scope(&module, &action));
+
+        let glob = (*root).glob;
+        pg_sys::record_plan_function_dependency(root, (*call).funcid);
+        if let Some(sentinel) = catalog::sentinel_relid() {
+            (*glob).relationOids = pg_sys::lappend_oid((*glob).relationOids, sentinel);
+        }
+        let hash = pg_sys::GetSysCacheHashValue(
+            pg_sys::SysCacheIdentifier::PROCOID as i32,
+            pg_sys::Datum::from((*call).funcid),
+            pg_sys::Datum::from(0),
+            pg_sys::Datum::from(0),
+            pg_sys::Datum::from(0),
+        );
+        FOLDED.with_borrow_mut(|folded| {
+            if !folded.contains(&hash) {
+                folded.push(hash);
+            }
+        });
+        Internal::from(Some(pg_sys::Datum::from(pg_sys::makeBoolConst(
+            answer, false,
+        ))))
+    }
+}
+
+#[pg_schema]
+pub mod fluent {
+    use super::*;
+
+    /// Planner support for `fluent.rls_all`: folds it to the acting user's answer.
+    #[pg_extern(immutable, parallel_safe)]
+    fn rls_all_support(request: Internal) -> Internal {
+        simplify(request, |scope| scope == Scope::All)
+    }
+
+    /// Planner support for `fluent.rls_any`: folds it to the acting user's answer.
+    #[pg_extern(immutable, parallel_safe)]
+    fn rls_any_support(request: Internal) -> Internal {
+        simplify(request, |scope| scope > Scope::None)
+    }
+}
