@@ -78,9 +78,8 @@ unsafe extern "C-unwind" fn empty_when_denied(
     if (*rte).rtekind != pg_sys::RTEKind::RTE_RELATION || restrictions.is_null() {
         return;
     }
-    let denied = (0..(*restrictions).length as usize).any(|i| {
-        is_constant_false((*(*restrictions).elements.add(i)).ptr_value.cast())
-    });
+    let denied = (0..(*restrictions).length as usize)
+        .any(|i| is_constant_false((*(*restrictions).elements.add(i)).ptr_value.cast()));
     if !denied {
         return;
     }

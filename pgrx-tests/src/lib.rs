@@ -31,6 +31,15 @@ pub fn connect(database: &str, user: &str) -> Client {
         .unwrap_or_else(|e| panic!("connect to {database} as {user}: {e}"))
 }
 
+/// A connection with server settings given at connection time (`options`,
+/// as in libpq: `-c name=value`).
+pub fn connect_with_options(database: &str, user: &str, options: &str) -> Client {
+    config(database, user)
+        .options(options)
+        .connect(NoTls)
+        .unwrap_or_else(|e| panic!("connect to {database} as {user}: {e}"))
+}
+
 /// A connection whose notices and warnings (severity and SQLSTATE: message)
 /// are collected in the returned list.
 pub fn connect_collecting_notices(database: &str, user: &str) -> (Client, Arc<Mutex<Vec<String>>>) {
