@@ -67,9 +67,11 @@ fn read(setting: &GucSetting<Option<CString>>) -> Option<&'static str> {
 /// alike mean nobody).
 unsafe fn changes(setting: &GucSetting<Option<CString>>, new: *const c_char) -> bool {
     let text = |raw: *const c_char| {
-        (!raw.is_null())
-            .then(|| CStr::from_ptr(raw).to_bytes())
-            .unwrap_or_default()
+        if raw.is_null() {
+            &[][..]
+        } else {
+            CStr::from_ptr(raw).to_bytes()
+        }
     };
     text(*setting.as_ptr()) != text(new)
 }
