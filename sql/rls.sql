@@ -1,10 +1,11 @@
 -- Protecting application tables with row-level security.
 --
 -- fluent_protect() writes four policies whose predicates never call a
--- function per row: fluent.rls_all and fluent.rls_any are folded to constants
--- when the query is planned (src/plans.rs), the keys a scope reaches are
--- fetched by a scalar sub-select, once per query as an InitPlan, and rows are
--- compared with `= ANY(array)`, which an index on the column can serve;
+-- function per row: the tests of the acting user's reach (fluent.rls_all,
+-- rls_own, rls_users, rls_any) are folded to constants when the query is
+-- planned (src/plans.rs); the user's key or the keys a scope reaches are
+-- fetched by a scalar sub-select, once per query as an InitPlan; rows are
+-- compared with `=` or `= ANY(array)`, which an index on the column can serve;
 -- assignment tables are read through an uncorrelated ARRAY(SELECT ...) that
 -- uses an index on the assignment's user column. The table is FORCEd, so its
 -- owner is subject to the policies too (superusers and BYPASSRLS roles never
@@ -61,6 +62,14 @@ RETURN format('(SELECT fluent.%s_%s(%s))::%s', helper,
 CREATE FUNCTION fluent._reached_keys_sql(kind text, module text, action text) RETURNS text
 LANGUAGE sql IMMUTABLE
 RETURN fluent._typed_keys_sql('rls_owner', kind, format('%L, %L', module, action));
+
+-- The acting user's key, typed for a column kind: a scalar sub-select, so
+-- that `col = (SELECT ...)` is estimated like `col = 'ann'`.
+CREATE FUNCTION fluent._user_key_sql(kind text) RETURNS text
+LANGUAGE sql IMMUTABLE
+RETURN format('(SELECT fluent.rls_user_%s())::%s',
+              CASE kind WHEN 'text' THEN 'key' WHEN 'int' THEN 'id' ELSE 'uuid' END,
+              CASE kind WHEN 'text' THEN 'text' WHEN 'int' THEN 'bigint' ELSE 'uuid' END);
 
 -- The current workspace, as a one-element array.
 CREATE FUNCTION fluent._workspace_keys_sql(kind text) RETURNS text
@@ -142,15 +151,24 @@ BEGIN
     IF p.membership_table IS NOT NULL THEN
         member_kind := fluent._key_kind(p.membership_table, p.membership_user_column, 'membership user column');
     END IF;
-    -- Which rows an action reaches: all of them at scope all, none at scope
-    -- none, else the rows owned by or assigned to the users the scope
-    -- reaches. rls_all and rls_any are called bare, not in sub-selects: the
-    -- planner replaces them with the acting user's answer (src/plans.rs), so
-    -- the predicate folds to nothing, to false, or to the key tests, which
-    -- indexes on the owner column and the membership table serve.
+    -- Which rows an action reaches: all of them, the acting user's own, or
+    -- those of the users their scope reaches (owned by them or assigned to
+    -- them), or none. The tests of the reach are called bare, not in
+    -- sub-selects: the planner replaces them with the acting user's answer
+    -- (src/plans.rs), so the predicate folds to nothing, to false, or to one
+    -- branch of key tests, which the indexes on the owner column and the
+    -- membership table serve. The keys stay sub-selects, run once per query.
     FOREACH act IN ARRAY ARRAY['read', 'write', 'delete'] LOOP
         reach := reach || jsonb_build_object(act, concat_ws(' AND ', workspace_filter, format(
-            '(fluent.rls_all(%L, %L) OR (fluent.rls_any(%L, %L) AND (%s)))', p.module, act, p.module, act,
+            '(fluent.rls_all(%1$L, %2$L) OR (fluent.rls_own(%1$L, %2$L) AND (%3$s)) OR (fluent.rls_users(%1$L, %2$L) AND (%4$s)))',
+            p.module, act,
+            concat_ws(' OR ',
+                CASE WHEN p.owner_column IS NOT NULL THEN
+                    format('%I = %s', p.owner_column, fluent._user_key_sql(p.owner_type)) END,
+                CASE WHEN p.membership_table IS NOT NULL THEN
+                    format('%I = ANY (ARRAY(SELECT m.%I FROM %s m WHERE m.%I = %s))',
+                           p.row_column, p.membership_row_column, p.membership_table, p.membership_user_column,
+                           fluent._user_key_sql(member_kind)) END),
             concat_ws(' OR ',
                 CASE WHEN p.owner_column IS NOT NULL THEN
                     format('%I = ANY (%s)', p.owner_column, fluent._reached_keys_sql(p.owner_type, p.module, act)) END,
@@ -164,8 +182,10 @@ BEGIN
     -- (ownership is then given by the membership table).
     write_check := concat_ws(' AND ', workspace_filter, CASE
         WHEN p.owner_column IS NOT NULL THEN
-            format('(fluent.rls_all(%L, ''write'') OR (fluent.rls_any(%L, ''write'') AND %I = ANY (%s)))',
-                   p.module, p.module, p.owner_column, fluent._reached_keys_sql(p.owner_type, p.module, 'write'))
+            format('(fluent.rls_all(%1$L, ''write'') OR (fluent.rls_own(%1$L, ''write'') AND %2$I = %3$s)'
+                   ' OR (fluent.rls_users(%1$L, ''write'') AND %2$I = ANY (%4$s)))',
+                   p.module, p.owner_column, fluent._user_key_sql(p.owner_type),
+                   fluent._reached_keys_sql(p.owner_type, p.module, 'write'))
         ELSE format('fluent.rls_any(%L, ''write'')', p.module) END);
     RETURN QUERY VALUES
         (false, 'fluent_select'::name, 'SELECT', reach->>'read', NULL::text),

@@ -133,11 +133,40 @@ fn policy_scope(workspace: &str, user: Option<&str>, module: &str, action: &str)
         .unwrap_or_default()
 }
 
-/// The acting user's scope on `module.action` as the policies see it: what
-/// `rls_all` and `rls_any` answer, and what the planner folds them to
-/// (src/plans.rs).
-pub fn acting_policy_scope(module: &str, action: &str) -> Scope {
-    gucs::with_acting(|user, workspace| policy_scope(workspace, user, module, action))
+/// Which rows of a protected table the acting user reaches with one action:
+/// what the policies test, and what the planner folds into the plan
+/// (src/plans.rs), decided here only.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Reach {
+    /// No row (scope `none`, nobody acting, an unknown module).
+    Nothing,
+    /// The acting user's own rows: scope `own`, or `team` with nobody else
+    /// in reach. The policies compare with the user's key, a scalar, so the
+    /// planner estimates it like the hand-written `owner = 'ann'`.
+    Own,
+    /// The rows of the acting user and the other users scope `team`
+    /// reaches: compared with `= ANY(keys)`.
+    Users,
+    /// Every row (scope `all`): no row filter at all.
+    Everything,
+}
+
+/// The acting user's reach on `module.action`.
+pub fn acting_reach(module: &str, action: &str) -> Reach {
+    gucs::with_acting(|user, workspace| {
+        match (user, policy_scope(workspace, user, module, action)) {
+            (None, _) | (_, Scope::None) => Reach::Nothing,
+            (_, Scope::All) => Reach::Everything,
+            (_, Scope::Own) => Reach::Own,
+            (Some(user), Scope::Team) => {
+                if cache::reached_users(workspace, user, Scope::Team).len() > 1 {
+                    Reach::Users
+                } else {
+                    Reach::Own
+                }
+            }
+        }
+    })
 }
 
 fn reached_keys<K: KeyType>(module: &str, action: &str) -> Vec<K> {
@@ -151,6 +180,10 @@ fn reached_keys<K: KeyType>(module: &str, action: &str) -> Vec<K> {
     })
 }
 
+fn acting_key<K: KeyType>() -> Option<K> {
+    gucs::with_acting(|user, _| user.and_then(K::parse))
+}
+
 fn workspace_keys<K: KeyType>() -> Vec<K> {
     gucs::with_acting(|_, workspace| K::parse(workspace).into_iter().collect())
 }
@@ -159,18 +192,52 @@ fn workspace_keys<K: KeyType>() -> Vec<K> {
 mod fluent {
     use super::*;
 
-    /// Whether the acting user has scope `all` on `module.action`. The
-    /// planner replaces a call with constant arguments by its value.
+    // The four tests the policies are made of. The planner replaces a call
+    // with constant arguments by its value for the acting user.
+
+    /// Whether the acting user reaches every row on `module.action`.
     #[pg_extern(stable, parallel_safe, support = plans::fluent::rls_all_support)]
     fn rls_all(module: &str, action: &str) -> bool {
-        acting_policy_scope(module, action) == Scope::All
+        acting_reach(module, action) == Reach::Everything
     }
 
-    /// Whether the acting user has any scope on `module.action`. The
-    /// planner replaces a call with constant arguments by its value.
+    /// Whether the acting user reaches their own rows only on `module.action`.
+    #[pg_extern(stable, parallel_safe, support = plans::fluent::rls_own_support)]
+    fn rls_own(module: &str, action: &str) -> bool {
+        acting_reach(module, action) == Reach::Own
+    }
+
+    /// Whether the acting user reaches the rows of other users too (but not
+    /// every row) on `module.action`.
+    #[pg_extern(stable, parallel_safe, support = plans::fluent::rls_users_support)]
+    fn rls_users(module: &str, action: &str) -> bool {
+        acting_reach(module, action) == Reach::Users
+    }
+
+    /// Whether the acting user reaches any row on `module.action`.
     #[pg_extern(stable, parallel_safe, support = plans::fluent::rls_any_support)]
     fn rls_any(module: &str, action: &str) -> bool {
-        acting_policy_scope(module, action) > Scope::None
+        acting_reach(module, action) != Reach::Nothing
+    }
+
+    /// The acting user's key, for text owner columns; NULL when nobody acts.
+    #[pg_extern(stable, parallel_safe)]
+    fn rls_user_key() -> Option<String> {
+        acting_key()
+    }
+
+    /// The acting user's key as an integer, for integer owner columns; NULL
+    /// when nobody acts or the key is not the canonical text of an integer.
+    #[pg_extern(stable, parallel_safe)]
+    fn rls_user_id() -> Option<i64> {
+        acting_key()
+    }
+
+    /// The acting user's key as a uuid, for uuid owner columns; NULL when
+    /// nobody acts or the key is not a canonical uuid.
+    #[pg_extern(stable, parallel_safe)]
+    fn rls_user_uuid() -> Option<pgrx::Uuid> {
+        acting_key()
     }
 
     /// Keys of the users whose rows the acting user reaches on

@@ -75,7 +75,12 @@ extension_sql_file!(
     requires = [
         "views",
         checks::fluent::rls_all,
+        checks::fluent::rls_own,
+        checks::fluent::rls_users,
         checks::fluent::rls_any,
+        checks::fluent::rls_user_key,
+        checks::fluent::rls_user_id,
+        checks::fluent::rls_user_uuid,
         checks::fluent::rls_owner_keys,
         checks::fluent::rls_owner_ids,
         checks::fluent::rls_owner_uuids,

@@ -1,12 +1,15 @@
 //! Plans that follow the acting user.
 //!
-//! The policies `fluent_protect()` writes (sql/rls.sql) test
-//! `fluent.rls_all(module, action)` and `fluent.rls_any(module, action)`.
-//! Both have a planner support function that replaces the call by its value
-//! for the acting user, a constant, when a query is planned. The planner then
-//! folds the policy: scope `all` leaves no row filter at all, `own` and `team`
-//! leave `owner = ANY(<keys>)` (an index condition; the keys stay an InitPlan
-//! evaluated at execution), `none` leaves a constant false.
+//! The policies `fluent_protect()` writes (sql/rls.sql) are made of four
+//! tests of the acting user's reach (src/checks.rs): `fluent.rls_all`,
+//! `rls_own`, `rls_users` and `rls_any`, each called with constant module
+//! and action names. Each has a planner support function that replaces the
+//! call by its value for the acting user, a constant, when a query is
+//! planned. The planner then folds the policy: scope `all` leaves no row
+//! filter at all; `own` leaves `owner = <the user's key>` and `team`
+//! `owner = ANY(<keys>)` (index conditions; the key or keys stay an InitPlan
+//! evaluated at execution); `none` leaves a constant false, which the
+//! planner hook below turns into reading nothing.
 //!
 //! Such a plan is only right for the identity and catalog it was made with,
 //! so the planner is told what it depends on, the way it records the
@@ -29,7 +32,7 @@ use pgrx::Internal;
 
 use crate::catalog;
 use crate::checks;
-use crate::scope::Scope;
+use crate::checks::Reach;
 
 thread_local! {
     /// Syscache hash values of the helpers folded into plans since the plans
@@ -138,7 +141,7 @@ unsafe fn module_and_action(call: *mut pg_sys::FuncExpr) -> Option<(String, Stri
 /// Answers a `SupportRequestSimplify` for a call of `fluent.rls_all` or
 /// `fluent.rls_any`: the constant `decide(scope)` when the call is planned
 /// as part of a query, nothing otherwise (a null pointer: no change).
-fn simplify(request: Internal, decide: fn(Scope) -> bool) -> Internal {
+fn simplify(request: Internal, decide: fn(Reach) -> bool) -> Internal {
     let unchanged = Internal::from(Some(pg_sys::Datum::from(0)));
     let Some(request) = request.unwrap() else {
         return unchanged;
@@ -159,7 +162,7 @@ fn simplify(request: Internal, decide: fn(Scope) -> bool) -> Internal {
         let Some((module, action)) = module_and_action(call) else {
             return unchanged;
         };
-        let answer = decide(checks::acting_policy_scope(&module, &action));
+        let answer = decide(checks::acting_reach(&module, &action));
 
         let glob = (*root).glob;
         pg_sys::record_plan_function_dependency(root, (*call).funcid);
@@ -191,12 +194,24 @@ pub mod fluent {
     /// Planner support for `fluent.rls_all`: folds it to the acting user's answer.
     #[pg_extern(immutable, parallel_safe)]
     fn rls_all_support(request: Internal) -> Internal {
-        simplify(request, |scope| scope == Scope::All)
+        simplify(request, |reach| reach == Reach::Everything)
+    }
+
+    /// Planner support for `fluent.rls_own`: folds it to the acting user's answer.
+    #[pg_extern(immutable, parallel_safe)]
+    fn rls_own_support(request: Internal) -> Internal {
+        simplify(request, |reach| reach == Reach::Own)
+    }
+
+    /// Planner support for `fluent.rls_users`: folds it to the acting user's answer.
+    #[pg_extern(immutable, parallel_safe)]
+    fn rls_users_support(request: Internal) -> Internal {
+        simplify(request, |reach| reach == Reach::Users)
     }
 
     /// Planner support for `fluent.rls_any`: folds it to the acting user's answer.
     #[pg_extern(immutable, parallel_safe)]
     fn rls_any_support(request: Internal) -> Internal {
-        simplify(request, |scope| scope > Scope::None)
+        simplify(request, |reach| reach != Reach::Nothing)
     }
 }
