@@ -16,8 +16,8 @@
 //! processed). Such loads are only trusted until the end of that
 //! transaction: the transaction callback bumps the generation once more.
 
+use crate::hashing::FastMap;
 use std::cell::RefCell;
-use std::collections::HashMap;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 
@@ -47,6 +47,15 @@ pub fn init() {
 pub fn invalidate_all_backends() {
     if let Some(relid) = catalog::sentinel_relid() {
         unsafe { pg_sys::CacheInvalidateRelcacheByRelid(relid) }
+    }
+}
+
+/// The sentinel relation, as resolved when the cache was last refreshed
+/// (looked up if it has not been yet).
+pub fn sentinel_relid() -> Option<pg_sys::Oid> {
+    match SENTINEL.load(Ordering::Relaxed) {
+        0 => catalog::sentinel_relid(),
+        oid => Some(pg_sys::Oid::from(oid)),
     }
 }
 
@@ -94,16 +103,16 @@ struct UserEntry {
 
 struct WorkspaceEntry {
     model: Rc<WorkspaceModel>,
-    users: HashMap<String, UserEntry>,
+    users: FastMap<String, UserEntry>,
 }
 
 #[derive(Default)]
 struct Cache {
     generation: Option<u64>,
     /// `None` caches that a workspace does not exist.
-    workspaces: HashMap<String, Option<WorkspaceEntry>>,
+    workspaces: FastMap<String, Option<WorkspaceEntry>>,
     /// user key -> (user_id, status); `None` caches an unknown user.
-    users: HashMap<String, Option<catalog::UserRecord>>,
+    users: FastMap<String, Option<catalog::UserRecord>>,
 }
 
 thread_local! {
@@ -145,7 +154,7 @@ fn workspace_model(workspace: &str) -> Option<Rc<WorkspaceModel>> {
             workspace.to_owned(),
             loaded.clone().map(|model| WorkspaceEntry {
                 model,
-                users: HashMap::new(),
+                users: FastMap::default(),
             }),
         )
     });

@@ -9,6 +9,8 @@
 
 use std::collections::HashMap;
 
+use crate::hashing::FastMap;
+
 use pgrx::datum::DatumWithOid;
 use pgrx::pg_sys;
 use pgrx::prelude::*;
@@ -28,7 +30,7 @@ pub struct WorkspaceModel {
     /// The workspace has sign-in roles: users must hold one to act.
     pub sign_in_required: bool,
     /// module name -> action name -> slot
-    pub modules: HashMap<String, HashMap<String, usize>>,
+    pub modules: FastMap<String, FastMap<String, usize>>,
     pub slots: Vec<Slot>,
     /// catalog action_id -> slot
     pub slot_of_action: HashMap<i32, usize>,

@@ -4,6 +4,7 @@
 //! - `scope`: scopes and their resolution over roles and module inheritance (pure logic)
 //! - `catalog`: reading the catalog tables (`sql/catalog.sql`) as the catalog owner
 //! - `cache`: the per-backend cache and its invalidation
+//! - `hashing`: the fast hasher of the cache's maps
 //! - `gucs`: the settings that carry the acting user and workspace
 //! - `identity`: `fluent_set_user` and friends, with the trusted-role check
 //! - `checks`: `fluent_can`, `fluent_scope`, `fluent_visible_modules` and the row-level policy helpers
@@ -25,6 +26,7 @@ mod checks;
 mod error;
 mod explain;
 mod gucs;
+mod hashing;
 mod identity;
 mod plans;
 mod scope;

@@ -17,12 +17,12 @@
 //! - the catalog: the sentinel relation joins the plan's `relationOids`, so
 //!   the relcache invalidation a catalog change sends (src/cache.rs)
 //!   invalidates the plan in every backend at the moment the cache drops;
-//! - the identity: the folded function joins the plan's `invalItems`. When
-//!   `fluent.acting_user` or `fluent.workspace` changes (src/gucs.rs), or a
-//!   transaction that may have folded stale answers ends (src/cache.rs), the
-//!   plan cache's callbacks are run for exactly those functions, as if their
-//!   definitions had changed: only plans that folded them are invalidated,
-//!   and only when any were made since the last time.
+//! - the identity: the folded function's support function joins the plan's
+//!   `invalItems`. When `fluent.acting_user` or `fluent.workspace` changes
+//!   (src/gucs.rs), or a transaction that may have folded stale answers ends
+//!   (src/cache.rs), the plan cache's callbacks are run for exactly those
+//!   functions, as if their definitions had changed: only plans that folded
+//!   them are invalidated, and only when any were made since the last time.
 
 use std::cell::RefCell;
 
@@ -30,7 +30,7 @@ use pgrx::pg_sys;
 use pgrx::prelude::*;
 use pgrx::Internal;
 
-use crate::catalog;
+use crate::cache;
 use crate::checks;
 use crate::checks::Reach;
 
@@ -164,14 +164,19 @@ fn simplify(request: Internal, decide: fn(Reach) -> bool) -> Internal {
         };
         let answer = decide(checks::acting_reach(&module, &action));
 
+        // The plan depends on the identity through the support function:
+        // unlike the helper, it appears in no query tree, so invalidating it
+        // reaches the plans that folded the helper and nothing else (the
+        // statements' parse trees are kept, only the plans are redone).
+        let support = pg_sys::get_func_support((*call).funcid);
+        pg_sys::record_plan_function_dependency(root, support);
         let glob = (*root).glob;
-        pg_sys::record_plan_function_dependency(root, (*call).funcid);
-        if let Some(sentinel) = catalog::sentinel_relid() {
+        if let Some(sentinel) = cache::sentinel_relid() {
             (*glob).relationOids = pg_sys::lappend_oid((*glob).relationOids, sentinel);
         }
         let hash = pg_sys::GetSysCacheHashValue(
             pg_sys::SysCacheIdentifier::PROCOID as i32,
-            pg_sys::Datum::from((*call).funcid),
+            pg_sys::Datum::from(support),
             pg_sys::Datum::from(0),
             pg_sys::Datum::from(0),
             pg_sys::Datum::from(0),
