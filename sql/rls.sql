@@ -2,10 +2,11 @@
 --
 -- fluent_protect() writes four policies whose predicates never call a
 -- function per row: the tests of the acting user's reach (fluent.rls_all,
--- rls_own, rls_users, rls_any) are folded to constants when the query is
--- planned (src/plans.rs); the user's key or the keys a scope reaches are
--- fetched by a scalar sub-select, once per query as an InitPlan; rows are
--- compared with `=` or `= ANY(array)`, which an index on the column can serve;
+-- rls_own, rls_users, rls_any) and the user's own key (rls_user_key) are
+-- folded to constants when the query is planned (src/plans.rs); the keys a
+-- team scope reaches are fetched by a scalar sub-select, once per query as an
+-- InitPlan; rows are compared with `= key` or `= ANY(keys)`, which an index
+-- on the column serves;
 -- assignment tables are read through an uncorrelated ARRAY(SELECT ...) that
 -- uses an index on the assignment's user column. The table is FORCEd, so its
 -- owner is subject to the policies too (superusers and BYPASSRLS roles never
@@ -63,13 +64,12 @@ CREATE FUNCTION fluent._reached_keys_sql(kind text, module text, action text) RE
 LANGUAGE sql IMMUTABLE
 RETURN fluent._typed_keys_sql('rls_owner', kind, format('%L, %L', module, action));
 
--- The acting user's key, typed for a column kind: a scalar sub-select, so
--- that `col = (SELECT ...)` is estimated like `col = 'ann'`.
+-- The acting user's key, typed for a column kind. A bare call: the planner
+-- replaces it with the key (src/plans.rs), so `col = <key>` is planned and
+-- estimated like `col = 'ann'` written by hand.
 CREATE FUNCTION fluent._user_key_sql(kind text) RETURNS text
 LANGUAGE sql IMMUTABLE
-RETURN format('(SELECT fluent.rls_user_%s())::%s',
-              CASE kind WHEN 'text' THEN 'key' WHEN 'int' THEN 'id' ELSE 'uuid' END,
-              CASE kind WHEN 'text' THEN 'text' WHEN 'int' THEN 'bigint' ELSE 'uuid' END);
+RETURN format('fluent.rls_user_%s()', CASE kind WHEN 'text' THEN 'key' WHEN 'int' THEN 'id' ELSE 'uuid' END);
 
 -- The current workspace, as a one-element array.
 CREATE FUNCTION fluent._workspace_keys_sql(kind text) RETURNS text

@@ -89,7 +89,7 @@ fn fluent_visible_modules_acting() -> SetOfIterator<'static, String> {
 /// is the canonical text of (what the column's output function prints), so
 /// `'+42'`, `'042'` or `' 42'` match no integer row and an upper-case or
 /// braced uuid matches no uuid row. Keys that do not parse match no row.
-trait KeyType: Sized {
+pub trait KeyType: Sized {
     fn parse(key: &str) -> Option<Self>;
 }
 
@@ -180,7 +180,8 @@ fn reached_keys<K: KeyType>(module: &str, action: &str) -> Vec<K> {
     })
 }
 
-fn acting_key<K: KeyType>() -> Option<K> {
+/// The acting user's key as a value of a key column's type.
+pub fn acting_key<K: KeyType>() -> Option<K> {
     gucs::with_acting(|user, _| user.and_then(K::parse))
 }
 
@@ -221,21 +222,21 @@ mod fluent {
     }
 
     /// The acting user's key, for text owner columns; NULL when nobody acts.
-    #[pg_extern(stable, parallel_safe)]
+    #[pg_extern(stable, parallel_safe, support = plans::fluent::rls_user_support)]
     fn rls_user_key() -> Option<String> {
         acting_key()
     }
 
     /// The acting user's key as an integer, for integer owner columns; NULL
     /// when nobody acts or the key is not the canonical text of an integer.
-    #[pg_extern(stable, parallel_safe)]
+    #[pg_extern(stable, parallel_safe, support = plans::fluent::rls_user_support)]
     fn rls_user_id() -> Option<i64> {
         acting_key()
     }
 
     /// The acting user's key as a uuid, for uuid owner columns; NULL when
     /// nobody acts or the key is not a canonical uuid.
-    #[pg_extern(stable, parallel_safe)]
+    #[pg_extern(stable, parallel_safe, support = plans::fluent::rls_user_support)]
     fn rls_user_uuid() -> Option<pgrx::Uuid> {
         acting_key()
     }

@@ -116,8 +116,8 @@ pub fn invalidate_identity_plans() {
     }
 }
 
-/// The text value of a non-null text constant.
-unsafe fn text_constant(node: *mut pg_sys::Node) -> Option<String> {
+/// The text of a non-null text constant, borrowed from the plan tree.
+unsafe fn text_constant<'a>(node: *mut pg_sys::Node) -> Option<&'a str> {
     if node.is_null() || (*node).type_ != pg_sys::NodeTag::T_Const {
         return None;
     }
@@ -125,11 +125,11 @@ unsafe fn text_constant(node: *mut pg_sys::Node) -> Option<String> {
     if (*constant).constisnull || (*constant).consttype != pg_sys::TEXTOID {
         return None;
     }
-    String::from_datum((*constant).constvalue, false)
+    <&str>::from_datum((*constant).constvalue, false)
 }
 
 /// The two arguments of a call, when both are text constants.
-unsafe fn module_and_action(call: *mut pg_sys::FuncExpr) -> Option<(String, String)> {
+unsafe fn module_and_action<'a>(call: *mut pg_sys::FuncExpr) -> Option<(&'a str, &'a str)> {
     let args = (*call).args;
     if args.is_null() || (*args).length != 2 {
         return None;
@@ -138,10 +138,40 @@ unsafe fn module_and_action(call: *mut pg_sys::FuncExpr) -> Option<(String, Stri
     Some((text_constant(arg(0))?, text_constant(arg(1))?))
 }
 
-/// Answers a `SupportRequestSimplify` for a call of `fluent.rls_all` or
-/// `fluent.rls_any`: the constant `decide(scope)` when the call is planned
-/// as part of a query, nothing otherwise (a null pointer: no change).
-fn simplify(request: Internal, decide: fn(Reach) -> bool) -> Internal {
+/// Records that the plan being made depends on the acting user and on the
+/// catalog.
+unsafe fn depend_on_identity_and_catalog(root: *mut pg_sys::PlannerInfo, funcid: pg_sys::Oid) {
+    // The plan depends on the identity through the support function:
+    // unlike the helper, it appears in no query tree, so invalidating it
+    // reaches the plans that folded the helper and nothing else (the
+    // statements' parse trees are kept, only the plans are redone).
+    let support = pg_sys::get_func_support(funcid);
+    pg_sys::record_plan_function_dependency(root, support);
+    let glob = (*root).glob;
+    if let Some(sentinel) = cache::sentinel_relid() {
+        (*glob).relationOids = pg_sys::lappend_oid((*glob).relationOids, sentinel);
+    }
+    let hash = pg_sys::GetSysCacheHashValue(
+        pg_sys::SysCacheIdentifier::PROCOID as i32,
+        pg_sys::Datum::from(support),
+        pg_sys::Datum::from(0),
+        pg_sys::Datum::from(0),
+        pg_sys::Datum::from(0),
+    );
+    FOLDED.with_borrow_mut(|folded| {
+        if !folded.contains(&hash) {
+            folded.push(hash);
+        }
+    });
+}
+
+/// Answers a `SupportRequestSimplify` for a call of one of the policy
+/// helpers: `fold(call)` (a constant) when the call is planned as part of a
+/// query and `fold` can answer, nothing otherwise (a null pointer: no change).
+fn simplify(
+    request: Internal,
+    fold: impl FnOnce(*mut pg_sys::FuncExpr) -> Option<*mut pg_sys::Node>,
+) -> Internal {
     let unchanged = Internal::from(Some(pg_sys::Datum::from(0)));
     let Some(request) = request.unwrap() else {
         return unchanged;
@@ -159,37 +189,62 @@ fn simplify(request: Internal, decide: fn(Reach) -> bool) -> Internal {
             return unchanged;
         }
         let call = (*request).fcall;
-        let Some((module, action)) = module_and_action(call) else {
+        let Some(constant) = fold(call) else {
             return unchanged;
         };
-        let answer = decide(checks::acting_reach(&module, &action));
-
-        // The plan depends on the identity through the support function:
-        // unlike the helper, it appears in no query tree, so invalidating it
-        // reaches the plans that folded the helper and nothing else (the
-        // statements' parse trees are kept, only the plans are redone).
-        let support = pg_sys::get_func_support((*call).funcid);
-        pg_sys::record_plan_function_dependency(root, support);
-        let glob = (*root).glob;
-        if let Some(sentinel) = cache::sentinel_relid() {
-            (*glob).relationOids = pg_sys::lappend_oid((*glob).relationOids, sentinel);
-        }
-        let hash = pg_sys::GetSysCacheHashValue(
-            pg_sys::SysCacheIdentifier::PROCOID as i32,
-            pg_sys::Datum::from(support),
-            pg_sys::Datum::from(0),
-            pg_sys::Datum::from(0),
-            pg_sys::Datum::from(0),
-        );
-        FOLDED.with_borrow_mut(|folded| {
-            if !folded.contains(&hash) {
-                folded.push(hash);
-            }
-        });
-        Internal::from(Some(pg_sys::Datum::from(pg_sys::makeBoolConst(
-            answer, false,
-        ))))
+        depend_on_identity_and_catalog(root, (*call).funcid);
+        Internal::from(Some(pg_sys::Datum::from(constant)))
     }
+}
+
+/// Folds a test of the acting user's reach to its answer.
+fn fold_reach(request: Internal, decide: fn(Reach) -> bool) -> Internal {
+    simplify(request, |call| unsafe {
+        let (module, action) = module_and_action(call)?;
+        let answer = decide(checks::acting_reach(module, action));
+        Some(pg_sys::makeBoolConst(answer, false))
+    })
+}
+
+/// Folds `rls_user_key()`, `_id()` or `_uuid()` to the acting user's key as a
+/// constant of the call's type (NULL when there is none), so the plan is the
+/// one of `owner = 'ann'` written by hand, estimates included.
+fn fold_user_key(request: Internal) -> Internal {
+    simplify(request, |call| unsafe {
+        let (datum, len, byval, collation) = match (*call).funcresulttype {
+            pg_sys::TEXTOID => (
+                checks::acting_key::<String>().into_datum(),
+                -1,
+                false,
+                pg_sys::DEFAULT_COLLATION_OID,
+            ),
+            pg_sys::INT8OID => (
+                checks::acting_key::<i64>().into_datum(),
+                8,
+                true,
+                pg_sys::InvalidOid,
+            ),
+            pg_sys::UUIDOID => (
+                checks::acting_key::<pgrx::Uuid>().into_datum(),
+                16,
+                false,
+                pg_sys::InvalidOid,
+            ),
+            _ => return None,
+        };
+        Some(
+            pg_sys::makeConst(
+                (*call).funcresulttype,
+                -1,
+                collation,
+                len,
+                datum.unwrap_or(pg_sys::Datum::from(0)),
+                datum.is_none(),
+                byval,
+            )
+            .cast(),
+        )
+    })
 }
 
 #[pg_schema]
@@ -199,24 +254,31 @@ pub mod fluent {
     /// Planner support for `fluent.rls_all`: folds it to the acting user's answer.
     #[pg_extern(immutable, parallel_safe)]
     fn rls_all_support(request: Internal) -> Internal {
-        simplify(request, |reach| reach == Reach::Everything)
+        fold_reach(request, |reach| reach == Reach::Everything)
     }
 
     /// Planner support for `fluent.rls_own`: folds it to the acting user's answer.
     #[pg_extern(immutable, parallel_safe)]
     fn rls_own_support(request: Internal) -> Internal {
-        simplify(request, |reach| reach == Reach::Own)
+        fold_reach(request, |reach| reach == Reach::Own)
     }
 
     /// Planner support for `fluent.rls_users`: folds it to the acting user's answer.
     #[pg_extern(immutable, parallel_safe)]
     fn rls_users_support(request: Internal) -> Internal {
-        simplify(request, |reach| reach == Reach::Users)
+        fold_reach(request, |reach| reach == Reach::Users)
     }
 
     /// Planner support for `fluent.rls_any`: folds it to the acting user's answer.
     #[pg_extern(immutable, parallel_safe)]
     fn rls_any_support(request: Internal) -> Internal {
-        simplify(request, |reach| reach != Reach::Nothing)
+        fold_reach(request, |reach| reach != Reach::Nothing)
+    }
+
+    /// Planner support for `fluent.rls_user_key`, `_id` and `_uuid`: folds
+    /// them to the acting user's key.
+    #[pg_extern(immutable, parallel_safe)]
+    fn rls_user_support(request: Internal) -> Internal {
+        fold_user_key(request)
     }
 }
