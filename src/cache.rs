@@ -323,19 +323,23 @@ pub fn scope(
     module: &str,
     action: &str,
 ) -> Result<Scope, FluentError> {
-    refresh_if_stale();
-    // Fast path: everything is cached, no allocation.
+    // Fast path: everything is cached and current; one thread-local access,
+    // four hash lookups, no allocation. Anything else (a stale cache, a
+    // miss, an unknown name) takes the slow path, which reports errors.
+    let generation = GENERATION.load(Ordering::Relaxed);
     let hit = CACHE.with_borrow(|c| {
+        if c.generation != Some(generation) {
+            return None;
+        }
         let ws = c.workspaces.get(workspace)?.as_ref()?;
-        let slot = slot_of(&ws.model, workspace, module, action);
-        let entry = ws.users.get(user);
-        Some(slot.map(|slot| entry.map(|e| e.scopes.get(slot).copied().unwrap_or_default())))
+        let slot = *ws.model.modules.get(module)?.get(action)?;
+        let entry = ws.users.get(user)?;
+        Some(entry.scopes.get(slot).copied().unwrap_or_default())
     });
-    match hit {
-        Some(Ok(Some(scope))) => return Ok(scope),
-        Some(Err(e)) => return Err(e),
-        _ => {}
+    if let Some(scope) = hit {
+        return Ok(scope);
     }
+    refresh_if_stale();
     with_user_entry(workspace, user, |model, entry| {
         let slot = slot_of(model, workspace, module, action)?;
         Ok(entry.scopes.get(slot).copied().unwrap_or_default())

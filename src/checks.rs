@@ -28,7 +28,7 @@ fn required<'a>(value: Option<&'a str>, argument: &'static str) -> &'a str {
 /// workspace; an unknown module or action is an error.
 fn scope_of(user: Option<&str>, module: Option<&str>, action: Option<&str>) -> Scope {
     let (module, action) = (required(module, "module"), required(action, "action"));
-    gucs::with_acting(|_, workspace| {
+    gucs::with_workspace(|workspace| {
         let Some(user) = user else {
             // Still validate the names, so a typo fails for everyone alike.
             cache::scope(workspace, "", module, action).unwrap_or_else(|e| e.report());

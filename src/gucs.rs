@@ -94,6 +94,11 @@ unsafe extern "C-unwind" fn assign_workspace(new: *const c_char, _extra: *mut c_
     }
 }
 
+/// Calls `f` with the current workspace.
+pub fn with_workspace<R>(f: impl FnOnce(&str) -> R) -> R {
+    f(read(&WORKSPACE).unwrap_or("default"))
+}
+
 /// Calls `f` with the acting user (if any) and the current workspace.
 pub fn with_acting<R>(f: impl FnOnce(Option<&str>, &str) -> R) -> R {
     f(read(&USER), read(&WORKSPACE).unwrap_or("default"))
