@@ -38,6 +38,8 @@ thread_local! {
     /// Syscache hash values of the helpers folded into plans since the plans
     /// depending on them were last invalidated.
     static FOLDED: RefCell<Vec<u32>> = const { RefCell::new(Vec::new()) };
+    /// (helper, its support function, the support function's hash).
+    static SUPPORT: RefCell<Vec<(pg_sys::Oid, pg_sys::Oid, u32)>> = const { RefCell::new(Vec::new()) };
 }
 
 static mut PREVIOUS_SET_REL_PATHLIST: pg_sys::set_rel_pathlist_hook_type = None;
@@ -138,19 +140,14 @@ unsafe fn module_and_action<'a>(call: *mut pg_sys::FuncExpr) -> Option<(&'a str,
     Some((text_constant(arg(0))?, text_constant(arg(1))?))
 }
 
-/// Records that the plan being made depends on the acting user and on the
-/// catalog.
-unsafe fn depend_on_identity_and_catalog(root: *mut pg_sys::PlannerInfo, funcid: pg_sys::Oid) {
-    // The plan depends on the identity through the support function:
-    // unlike the helper, it appears in no query tree, so invalidating it
-    // reaches the plans that folded the helper and nothing else (the
-    // statements' parse trees are kept, only the plans are redone).
-    let support = pg_sys::get_func_support(funcid);
-    pg_sys::record_plan_function_dependency(root, support);
-    let glob = (*root).glob;
-    if let Some(sentinel) = cache::sentinel_relid() {
-        (*glob).relationOids = pg_sys::lappend_oid((*glob).relationOids, sentinel);
+/// A helper's support function and its syscache hash, looked up once per
+/// helper and backend. Keyed by the helper's OID, so an extension dropped and
+/// created again (new OIDs) is looked up afresh.
+unsafe fn support_of(funcid: pg_sys::Oid) -> (pg_sys::Oid, u32) {
+    if let Some(known) = SUPPORT.with_borrow(|s| s.iter().find(|(f, _, _)| *f == funcid).copied()) {
+        return (known.1, known.2);
     }
+    let support = pg_sys::get_func_support(funcid);
     let hash = pg_sys::GetSysCacheHashValue(
         pg_sys::SysCacheIdentifier::PROCOID as i32,
         pg_sys::Datum::from(support),
@@ -158,6 +155,23 @@ unsafe fn depend_on_identity_and_catalog(root: *mut pg_sys::PlannerInfo, funcid:
         pg_sys::Datum::from(0),
         pg_sys::Datum::from(0),
     );
+    SUPPORT.with_borrow_mut(|s| s.push((funcid, support, hash)));
+    (support, hash)
+}
+
+/// Records that the plan being made depends on the acting user and on the
+/// catalog.
+unsafe fn depend_on_identity_and_catalog(root: *mut pg_sys::PlannerInfo, funcid: pg_sys::Oid) {
+    // The plan depends on the identity through the support function:
+    // unlike the helper, it appears in no query tree, so invalidating it
+    // reaches the plans that folded the helper and nothing else (the
+    // statements' parse trees are kept, only the plans are redone).
+    let (support, hash) = support_of(funcid);
+    pg_sys::record_plan_function_dependency(root, support);
+    let glob = (*root).glob;
+    if let Some(sentinel) = cache::sentinel_relid() {
+        (*glob).relationOids = pg_sys::lappend_oid((*glob).relationOids, sentinel);
+    }
     FOLDED.with_borrow_mut(|folded| {
         if !folded.contains(&hash) {
             folded.push(hash);

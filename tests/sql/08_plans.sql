@@ -51,8 +51,7 @@ ANALYZE notes, notes_by_hand, notes_by_id, notes_by_uuid, shared_notes, note_rea
 GRANT SELECT, INSERT, UPDATE, DELETE ON notes, notes_by_id, notes_by_uuid, shared_notes, tenant_notes TO app;
 GRANT SELECT ON note_readers, notes_by_hand TO app;
 SELECT fluent_protect('notes', 'notes', 'owner');
--- A plan's nodes and row estimates, without costs, conditions and the
--- InitPlan that fetches the acting user's key.
+-- A plan's nodes and row estimates, without costs, conditions and InitPlans.
 CREATE FUNCTION pg_temp.plan_shape(query text) RETURNS text LANGUAGE plpgsql AS $$
 DECLARE
     line text;
@@ -107,6 +106,12 @@ EXPLAIN (COSTS OFF) SELECT count(*) FROM notes;
 EXPLAIN (COSTS OFF) SELECT count(*) FROM notes WHERE body LIKE 'abc%';
 EXPLAIN (COSTS OFF) SELECT * FROM notes n JOIN notes_by_id i USING (id) WHERE n.owner = 'u1';
 SELECT count(*) FROM notes WHERE body LIKE 'abc%';
+-- a cursor keeps the identity it was opened with (as with SET ROLE)
+SELECT act_as('u3');
+DECLARE opened_as_u3 CURSOR FOR SELECT DISTINCT owner FROM notes WHERE owner IN ('u1', 'u7') ORDER BY owner;
+SELECT act_as('u9');
+FETCH ALL FROM opened_as_u3;
+CLOSE opened_as_u3;
 SELECT act_as(NULL);
 EXPLAIN (COSTS OFF) SELECT count(*) FROM notes WHERE id < 100;
 SELECT count(*) FROM notes WHERE id < 100;
