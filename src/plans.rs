@@ -3,13 +3,14 @@
 //! The policies `fluent_protect()` writes (sql/rls.sql) are made of four
 //! tests of the acting user's reach (src/checks.rs): `fluent.rls_all`,
 //! `rls_own`, `rls_users` and `rls_any`, each called with constant module
-//! and action names. Each has a planner support function that replaces the
-//! call by its value for the acting user, a constant, when a query is
+//! and action names, and of the acting user's key, `fluent.rls_user_key()`
+//! (or `_id`, `_uuid`). Each has a planner support function that replaces
+//! the call by its value for the acting user, a constant, when a query is
 //! planned. The planner then folds the policy: scope `all` leaves no row
-//! filter at all; `own` leaves `owner = <the user's key>` and `team`
-//! `owner = ANY(<keys>)` (index conditions; the key or keys stay an InitPlan
-//! evaluated at execution); `none` leaves a constant false, which the
-//! planner hook below turns into reading nothing.
+//! filter at all; `own` leaves `owner = 'ann'`, as if written by hand;
+//! `team` leaves `owner = ANY(<keys>)`, the keys an InitPlan evaluated at
+//! execution; `none` leaves a constant false, which the planner hook below
+//! turns into reading nothing.
 //!
 //! Such a plan is only right for the identity and catalog it was made with,
 //! so the planner is told what it depends on, the way it records the
@@ -35,8 +36,8 @@ use crate::checks;
 use crate::checks::Reach;
 
 thread_local! {
-    /// Syscache hash values of the helpers folded into plans since the plans
-    /// depending on them were last invalidated.
+    /// Syscache hash values of the support functions of the helpers folded
+    /// into plans since the plans depending on them were last invalidated.
     static FOLDED: RefCell<Vec<u32>> = const { RefCell::new(Vec::new()) };
     /// (helper, its support function, the support function's hash).
     static SUPPORT: RefCell<Vec<(pg_sys::Oid, pg_sys::Oid, u32)>> = const { RefCell::new(Vec::new()) };
