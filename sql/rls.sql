@@ -71,6 +71,24 @@ CREATE FUNCTION fluent._user_key_sql(kind text) RETURNS text
 LANGUAGE sql IMMUTABLE
 RETURN format('fluent.rls_user_%s()', CASE kind WHEN 'text' THEN 'key' WHEN 'int' THEN 'id' ELSE 'uuid' END);
 
+-- The test that a key column holds the acting user's own key (own: `= <key>`)
+-- or one of the keys their scope reaches on module.action (`= ANY (<keys>)`).
+CREATE FUNCTION fluent._key_test_sql(kind text, module text, action text, own boolean) RETURNS text
+LANGUAGE sql IMMUTABLE
+RETURN CASE WHEN own THEN '= ' || fluent._user_key_sql(kind)
+            ELSE format('= ANY (%s)', fluent._reached_keys_sql(kind, module, action)) END;
+
+-- Which rows module.action reaches: every row, the rows own_rows picks when
+-- the acting user reaches only their own, the rows users_rows picks when
+-- they reach other users' too, or none. The tests of the reach are called
+-- bare, not in sub-selects: the planner replaces them with the acting
+-- user's answer (src/plans.rs), so the predicate folds to nothing, to false,
+-- or to one branch, which the indexes on the key columns serve.
+CREATE FUNCTION fluent._reach_sql(module text, action text, own_rows text, users_rows text) RETURNS text
+LANGUAGE sql IMMUTABLE
+RETURN format('(fluent.rls_all(%1$L, %2$L) OR (fluent.rls_own(%1$L, %2$L) AND (%3$s)) OR (fluent.rls_users(%1$L, %2$L) AND (%4$s)))',
+              module, action, own_rows, users_rows);
+
 -- The current workspace, as a one-element array.
 CREATE FUNCTION fluent._workspace_keys_sql(kind text) RETURNS text
 LANGUAGE sql IMMUTABLE
@@ -141,6 +159,8 @@ DECLARE
     member_kind text;
     reach jsonb := '{}';
     act text;
+    own boolean;
+    rows_of text[];
     write_check text;
     member_in_reach text;
 BEGIN
@@ -151,41 +171,31 @@ BEGIN
     IF p.membership_table IS NOT NULL THEN
         member_kind := fluent._key_kind(p.membership_table, p.membership_user_column, 'membership user column');
     END IF;
-    -- Which rows an action reaches: all of them, the acting user's own, or
-    -- those of the users their scope reaches (owned by them or assigned to
-    -- them), or none. The tests of the reach are called bare, not in
-    -- sub-selects: the planner replaces them with the acting user's answer
-    -- (src/plans.rs), so the predicate folds to nothing, to false, or to one
-    -- branch of key tests, which the indexes on the owner column and the
-    -- membership table serve. The keys stay sub-selects, run once per query.
+    -- Which rows an action reaches: those owned by, or assigned through the
+    -- membership table to, the acting user (own) or the users their scope
+    -- reaches.
     FOREACH act IN ARRAY ARRAY['read', 'write', 'delete'] LOOP
-        reach := reach || jsonb_build_object(act, concat_ws(' AND ', workspace_filter, format(
-            '(fluent.rls_all(%1$L, %2$L) OR (fluent.rls_own(%1$L, %2$L) AND (%3$s)) OR (fluent.rls_users(%1$L, %2$L) AND (%4$s)))',
-            p.module, act,
-            concat_ws(' OR ',
+        rows_of := '{}';
+        FOREACH own IN ARRAY ARRAY[true, false] LOOP
+            rows_of := rows_of || concat_ws(' OR ',
                 CASE WHEN p.owner_column IS NOT NULL THEN
-                    format('%I = %s', p.owner_column, fluent._user_key_sql(p.owner_type)) END,
+                    format('%I %s', p.owner_column, fluent._key_test_sql(p.owner_type, p.module, act, own)) END,
                 CASE WHEN p.membership_table IS NOT NULL THEN
-                    format('%I = ANY (ARRAY(SELECT m.%I FROM %s m WHERE m.%I = %s))',
+                    format('%I = ANY (ARRAY(SELECT m.%I FROM %s m WHERE m.%I %s))',
                            p.row_column, p.membership_row_column, p.membership_table, p.membership_user_column,
-                           fluent._user_key_sql(member_kind)) END),
-            concat_ws(' OR ',
-                CASE WHEN p.owner_column IS NOT NULL THEN
-                    format('%I = ANY (%s)', p.owner_column, fluent._reached_keys_sql(p.owner_type, p.module, act)) END,
-                CASE WHEN p.membership_table IS NOT NULL THEN
-                    format('%I = ANY (ARRAY(SELECT m.%I FROM %s m WHERE m.%I = ANY (%s)))',
-                           p.row_column, p.membership_row_column, p.membership_table, p.membership_user_column,
-                           fluent._reached_keys_sql(member_kind, p.module, act)) END))));
+                           fluent._key_test_sql(member_kind, p.module, act, own)) END);
+        END LOOP;
+        reach := reach || jsonb_build_object(act,
+            concat_ws(' AND ', workspace_filter, fluent._reach_sql(p.module, act, rows_of[1], rows_of[2])));
     END LOOP;
     -- A row written must land in reach: with an owner column, owned by a
     -- user the write scope reaches; without one, any write scope will do
     -- (ownership is then given by the membership table).
     write_check := concat_ws(' AND ', workspace_filter, CASE
         WHEN p.owner_column IS NOT NULL THEN
-            format('(fluent.rls_all(%1$L, ''write'') OR (fluent.rls_own(%1$L, ''write'') AND %2$I = %3$s)'
-                   ' OR (fluent.rls_users(%1$L, ''write'') AND %2$I = ANY (%4$s)))',
-                   p.module, p.owner_column, fluent._user_key_sql(p.owner_type),
-                   fluent._reached_keys_sql(p.owner_type, p.module, 'write'))
+            fluent._reach_sql(p.module, 'write',
+                format('%I %s', p.owner_column, fluent._key_test_sql(p.owner_type, p.module, 'write', true)),
+                format('%I %s', p.owner_column, fluent._key_test_sql(p.owner_type, p.module, 'write', false)))
         ELSE format('fluent.rls_any(%L, ''write'')', p.module) END);
     RETURN QUERY VALUES
         (false, 'fluent_select'::name, 'SELECT', reach->>'read', NULL::text),

@@ -6,7 +6,9 @@
 //! application role over real connections. The rows must always be exactly
 //! the acting user's.
 
-use fluent_pgrx_tests::{connect, connect_with_options, fresh_database, APP, AUTHENTICATOR};
+use fluent_pgrx_tests::{
+    app_session, connect, connect_with_options, fresh_database, APP, AUTHENTICATOR,
+};
 use postgres::{Client, Transaction};
 
 /// Who owns the rows of `items`, and what each user sees (by owner).
@@ -64,13 +66,6 @@ fn expect(seen: Vec<String>, expected: &[&str], after: &str) {
     assert_eq!(seen, expected, "rows seen {after}");
 }
 
-/// An application session acting for `user`, as the application role.
-fn session(database: &str, user: &str) -> Client {
-    let mut client = connect(database, AUTHENTICATOR);
-    act_as(&mut client, user);
-    client
-}
-
 /// The trusted role hands over to another user (the application's own
 /// RESET ROLE / set user / SET ROLE dance).
 fn act_as(client: &mut Client, user: &str) {
@@ -98,6 +93,19 @@ fn simple(client: &mut Client, query: &str) -> Vec<String> {
         .collect()
 }
 
+/// Prepares the `owners` statement in `mode` and runs it often enough for
+/// the plan cache to settle on a generic plan, checking it sees `sees`.
+fn prepare_owners(client: &mut Client, mode: &str, sees: &[&str]) {
+    client
+        .batch_execute(&format!(
+            "SET plan_cache_mode = {mode}; PREPARE owners(int) AS {OWNERS}"
+        ))
+        .unwrap();
+    for _ in 0..6 {
+        expect(prepared(client), sees, &format!("{mode}: as prepared"));
+    }
+}
+
 fn prepared(client: &mut Client) -> Vec<String> {
     simple(client, "EXECUTE owners(0)")
 }
@@ -106,15 +114,8 @@ fn prepared(client: &mut Client) -> Vec<String> {
 fn a_prepared_statement_follows_every_identity_change() {
     let database = database("plans_prepared");
     for mode in ["auto", "force_generic_plan", "force_custom_plan"] {
-        let mut c = session(&database, "vic");
-        c.batch_execute(&format!(
-            "SET plan_cache_mode = {mode}; PREPARE owners(int) AS {OWNERS}"
-        ))
-        .unwrap();
-        // enough executions for the plan cache to settle on a generic plan
-        for _ in 0..6 {
-            expect(prepared(&mut c), SEES_ALL, "as vic");
-        }
+        let mut c = app_session(&database, "vic");
+        prepare_owners(&mut c, mode, SEES_ALL);
         act_as(&mut c, "ann");
         expect(prepared(&mut c), ANN, &format!("{mode}: vic -> ann"));
         act_as(&mut c, "lee");
@@ -217,7 +218,7 @@ fn a_superuser_setting_the_identity_directly_replans() {
 #[test]
 fn plpgsql_and_sql_function_plans_follow_the_identity() {
     let database = database("plans_functions");
-    let mut c = session(&database, "vic");
+    let mut c = app_session(&database, "vic");
     c.batch_execute("SET plan_cache_mode = force_generic_plan")
         .unwrap();
     for function in ["owners_seen", "owners_seen_sql"] {
@@ -288,85 +289,51 @@ fn extended_protocol_statements_follow_per_transaction_identities() {
 fn a_cached_plan_follows_grants_committed_in_another_session() {
     let database = database("plans_catalog");
     let mut admin = connect(&database, "postgres");
+    // (acting user, what they see at first, then each change committed by the
+    // DBA and what they see after it)
+    let changes: [(&str, &[&str], &[(&str, &[&str])]); 2] = [
+        (
+            "ann",
+            ANN,
+            &[
+                ("SELECT fluent_grant_role('ann', 'auditor')", SEES_ALL),
+                ("SELECT fluent_revoke_role('ann', 'auditor')", ANN),
+                ("SELECT fluent_revoke_role('ann', 'clerk')", NOBODY),
+                ("SELECT fluent_grant_role('ann', 'clerk')", ANN),
+                (
+                    "SELECT fluent_set_override('ann', 'items', 'read', 'all')",
+                    SEES_ALL,
+                ),
+                ("SELECT fluent_clear_override('ann', 'items', 'read')", ANN),
+                ("SELECT fluent_set_module_enabled('items', false)", NOBODY),
+                ("SELECT fluent_set_module_enabled('items', true)", ANN),
+            ],
+        ),
+        (
+            "lee",
+            LEE,
+            &[
+                (
+                    "SELECT fluent_add_team_member('desk', 'cat')",
+                    &["ben", "cat", "lee"],
+                ),
+                ("SELECT fluent_remove_team_member('desk', 'cat')", LEE),
+            ],
+        ),
+    ];
     for mode in ["force_generic_plan", "auto"] {
-        let mut c = session(&database, "ann");
-        c.batch_execute(&format!(
-            "SET plan_cache_mode = {mode}; PREPARE owners(int) AS {OWNERS}"
-        ))
-        .unwrap();
-        for _ in 0..6 {
-            expect(prepared(&mut c), ANN, "as ann");
+        for (user, first, steps) in changes {
+            let mut c = app_session(&database, user);
+            prepare_owners(&mut c, mode, first);
+            for (change, sees) in steps {
+                admin.batch_execute(change).unwrap();
+                expect(
+                    prepared(&mut c),
+                    sees,
+                    &format!("{mode}: {user} after {change}"),
+                );
+            }
         }
-        admin
-            .batch_execute("SELECT fluent_grant_role('ann', 'auditor')")
-            .unwrap();
-        expect(
-            prepared(&mut c),
-            SEES_ALL,
-            &format!("{mode}: after granting ann auditor"),
-        );
-        admin
-            .batch_execute("SELECT fluent_revoke_role('ann', 'auditor')")
-            .unwrap();
-        expect(prepared(&mut c), ANN, &format!("{mode}: after revoking it"));
-        admin
-            .batch_execute("SELECT fluent_revoke_role('ann', 'clerk')")
-            .unwrap();
-        expect(
-            prepared(&mut c),
-            NOBODY,
-            &format!("{mode}: after revoking clerk"),
-        );
-        admin
-            .batch_execute("SELECT fluent_grant_role('ann', 'clerk')")
-            .unwrap();
-        expect(prepared(&mut c), ANN, &format!("{mode}: clerk again"));
-        // an override, a team change and a disabled module
-        admin
-            .batch_execute("SELECT fluent_set_override('ann', 'items', 'read', 'all')")
-            .unwrap();
-        expect(
-            prepared(&mut c),
-            SEES_ALL,
-            &format!("{mode}: override to all"),
-        );
-        admin
-            .batch_execute("SELECT fluent_clear_override('ann', 'items', 'read')")
-            .unwrap();
-        expect(prepared(&mut c), ANN, &format!("{mode}: override cleared"));
-        admin
-            .batch_execute("SELECT fluent_set_module_enabled('items', false)")
-            .unwrap();
-        expect(
-            prepared(&mut c),
-            NOBODY,
-            &format!("{mode}: module disabled"),
-        );
-        admin
-            .batch_execute("SELECT fluent_set_module_enabled('items', true)")
-            .unwrap();
-        expect(prepared(&mut c), ANN, &format!("{mode}: module enabled"));
-
-        let mut l = session(&database, "lee");
-        l.batch_execute(&format!(
-            "SET plan_cache_mode = {mode}; PREPARE owners(int) AS {OWNERS}"
-        ))
-        .unwrap();
-        for _ in 0..6 {
-            expect(prepared(&mut l), LEE, "as lee");
-        }
-        admin
-            .batch_execute("SELECT fluent_add_team_member('desk', 'cat')")
-            .unwrap();
-        expect(
-            prepared(&mut l),
-            &["ben", "cat", "lee"],
-            &format!("{mode}: cat joins lee's team"),
-        );
-        admin
-            .batch_execute("SELECT fluent_remove_team_member('desk', 'cat')")
-            .unwrap();
-        expect(prepared(&mut l), LEE, &format!("{mode}: cat leaves"));
     }
 }
 
