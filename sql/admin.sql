@@ -196,82 +196,371 @@ BEGIN
     DELETE FROM fluent.modules WHERE module_id = fluent._module_id(module);
 END $$;
 
--- Roles and permissions ----------------------------------------------------
+-- Delegated administration -------------------------------------------------
+--
+-- Users, grants, overrides, teams and roles may also be administered by the
+-- application's own administrators: end users who hold a right of
+-- fluent.admin_rights in the workspace. Each of these functions is a
+-- SECURITY INVOKER wrapper, which names its caller with fluent._caller(),
+-- around a SECURITY DEFINER implementation (fluent._do_*), which runs as the
+-- catalog owner and first authorizes that caller (src/delegation.rs):
+--
+--   superuser or fluent_admin   a DBA: everything, as before
+--   anyone else                 acts for the acting end user, who must hold
+--                               the right, and never beyond their powers:
+--     - nobody changes their own grants, overrides, status, manager or teams;
+--     - permissions, overrides and roles given reach no further than the
+--       administrator's own scope on each action (unless assign_beyond_own);
+--     - privileged roles are granted, revoked, altered and dropped only by
+--       holders of a privileged role;
+--     - users who belong to other workspaces are managed there.
+--   everyone                    a workspace keeps an active holder of a
+--                               privileged role (a DBA may say force).
 
-CREATE FUNCTION @extschema@.fluent_create_role(role text, description text DEFAULT NULL) RETURNS void
+-- Authorizes the caller of a delegable function for `p_right`: NULL for a
+-- DBA, else the acting end user they act for.
+CREATE FUNCTION fluent._authorize(ticket bigint, p_right fluent.admin_right) RETURNS text
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    caller oid := fluent._take_caller(ticket);
+    acting text := @extschema@.fluent_current_user();
+BEGIN
+    IF fluent._is_dba(caller) THEN
+        RETURN NULL;
+    END IF;
+    IF acting IS NULL THEN
+        RAISE EXCEPTION 'permission denied to administer fluent' USING ERRCODE = 'insufficient_privilege',
+            HINT = format('Administration needs a superuser, a member of fluent_admin, or an acting end user who holds the right %s (fluent.admin_rights).', p_right);
+    END IF;
+    IF NOT fluent._holds_right(acting, p_right::text) THEN
+        RAISE EXCEPTION 'fluent user "%" lacks the administrative right %', acting, p_right
+            USING ERRCODE = 'insufficient_privilege',
+                  HINT = coalesce(
+                      (SELECT format('The right %s comes with scope all on %s in workspace "%s".', p_right,
+                                     string_agg(m.name || '.' || a.name, ' or ' ORDER BY m.name, a.name),
+                                     @extschema@.fluent_current_workspace())
+                         FROM fluent.admin_rights ar
+                         JOIN fluent.actions a ON a.action_id = ar.action_id
+                         JOIN fluent.modules m ON m.module_id = a.module_id
+                        WHERE ar.workspace_id = fluent._workspace_id() AND ar.admin_right = p_right),
+                      format('No permission gives the right %s in this workspace; a DBA sets one with fluent_set_admin_right().', p_right));
+    END IF;
+    RETURN acting;
+END $$;
+
+CREATE FUNCTION fluent._refuse(message text, hint text) RETURNS void
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    RAISE EXCEPTION '%', message USING ERRCODE = 'insufficient_privilege', HINT = hint;
+END $$;
+
+-- Nobody administers themselves.
+CREATE FUNCTION fluent._not_self(delegate text, p_user text, what text) RETURNS void
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF delegate = p_user THEN
+        PERFORM fluent._refuse(format('fluent user "%s" may not change their own %s', delegate, what),
+                               'Another administrator, or a DBA, must make this change.');
+    END IF;
+END $$;
+
+-- Whether the user actively holds a privileged role in the current workspace.
+CREATE FUNCTION fluent._holds_privileged(p_user text) RETURNS boolean
+LANGUAGE sql STABLE
+BEGIN ATOMIC
+    SELECT EXISTS (SELECT 1 FROM fluent.grants g JOIN fluent.roles r ON r.role_id = g.role_id
+                     JOIN fluent.users u ON u.user_id = g.user_id
+                    WHERE u.user_key = p_user AND u.status = 'active' AND r.privileged
+                      AND g.workspace_id = fluent._workspace_id());
+END;
+
+-- A privileged role is granted, revoked, altered or dropped only by a
+-- holder of a privileged role.
+CREATE FUNCTION fluent._may_touch_role(delegate text, rid int) RETURNS void
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF delegate IS NOT NULL AND (SELECT r.privileged FROM fluent.roles r WHERE r.role_id = rid)
+       AND NOT fluent._holds_privileged(delegate) THEN
+        PERFORM fluent._refuse(format('fluent user "%s" may not change who holds privileged role "%s"', delegate,
+                                      (SELECT r.name FROM fluent.roles r WHERE r.role_id = rid)),
+                               'Only holders of a privileged role (fluent.roles.privileged) manage privileged roles.');
+    END IF;
+END $$;
+
+-- Users are shared by all workspaces: a delegated administrator manages only
+-- those who belong to no other workspace.
+CREATE FUNCTION fluent._in_my_workspace(delegate text, uid bigint) RETURNS void
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    ws int := fluent._workspace_id();
+BEGIN
+    IF delegate IS NOT NULL AND (
+           EXISTS (SELECT 1 FROM fluent.grants g WHERE g.user_id = uid AND g.workspace_id <> ws)
+        OR EXISTS (SELECT 1 FROM fluent.overrides o WHERE o.user_id = uid AND o.workspace_id <> ws)
+        OR EXISTS (SELECT 1 FROM fluent.team_members m WHERE m.user_id = uid AND m.workspace_id <> ws)) THEN
+        PERFORM fluent._refuse(format('fluent user "%s" belongs to another workspace too',
+                                      (SELECT u.user_key FROM fluent.users u WHERE u.user_id = uid)),
+                               'Delegated administrators manage users of their own workspace only; a DBA can make this change.');
+    END IF;
+END $$;
+
+-- A delegated administrator never becomes the manager, direct or above, of
+-- someone they did not already reach: that would widen their own scope team.
+CREATE FUNCTION fluent._not_my_reach(delegate text, p_manager bigint) RETURNS void
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF delegate IS NOT NULL AND p_manager IS NOT NULL AND EXISTS (
+        WITH RECURSIVE above AS (
+            SELECT u.user_id, u.manager_id FROM fluent.users u WHERE u.user_id = p_manager
+            UNION
+            SELECT u.user_id, u.manager_id FROM fluent.users u JOIN above a ON u.user_id = a.manager_id
+        ) SELECT 1 FROM above a JOIN fluent.users d ON d.user_id = a.user_id WHERE d.user_key = delegate) THEN
+        PERFORM fluent._refuse(format('fluent user "%s" may not place users in their own reporting line', delegate),
+                               'Another administrator, or a DBA, must make this change.');
+    END IF;
+END $$;
+
+-- The scope of every action of the current workspace, for a user (through
+-- the permission cache) or for a role: snapshots taken before a change.
+CREATE FUNCTION fluent._user_scope_map(p_user text) RETURNS jsonb
+LANGUAGE sql STABLE
+BEGIN ATOMIC
+    SELECT coalesce(jsonb_object_agg(a.action_id::text, fluent._scope_of(p_user, m.name, a.name)), '{}')
+      FROM fluent.actions a JOIN fluent.modules m ON m.module_id = a.module_id
+     WHERE a.workspace_id = fluent._workspace_id();
+END;
+
+-- (PL/pgSQL: the view fluent.role_scopes is created after this file.)
+CREATE FUNCTION fluent._role_scope_map(rid int) RETURNS jsonb
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    RETURN (SELECT coalesce(jsonb_object_agg(rs.action_id::text, rs.scope), '{}')
+              FROM fluent.role_scopes rs WHERE rs.role_id = rid);
+END $$;
+
+-- The escalation rule: whatever a change widened (`before` -> `after`, both
+-- maps of action to scope) must stay within the delegated administrator's
+-- own scope, taken before the change (`powers`), unless they hold
+-- assign_beyond_own. `what` names the role or user changed.
+CREATE FUNCTION fluent._within_powers(delegate text, powers jsonb, before jsonb, after jsonb, what text) RETURNS void
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    beyond text;
+BEGIN
+    IF delegate IS NULL OR fluent._holds_right(delegate, 'assign_beyond_own') THEN
+        RETURN;
+    END IF;
+    SELECT format('%s.%s at scope %s (theirs: %s)', m.name, a.name, n.value, coalesce(powers ->> n.key, 'none'))
+      INTO beyond
+      FROM jsonb_each_text(after) n
+      JOIN fluent.actions a ON a.action_id = n.key::int
+      JOIN fluent.modules m ON m.module_id = a.module_id
+     WHERE n.value::fluent.scope > coalesce((before ->> n.key)::fluent.scope, 'none')
+       AND n.value::fluent.scope > coalesce((powers ->> n.key)::fluent.scope, 'none')
+     ORDER BY m.name, a.name
+     LIMIT 1;
+    IF beyond IS NOT NULL THEN
+        PERFORM fluent._refuse(format('fluent user "%s" may not give %s %s, beyond their own permissions', delegate, what, beyond),
+                               'A delegated administrator gives no more than they hold, unless the workspace gives them the right assign_beyond_own.');
+    END IF;
+END $$;
+
+-- The workspaces that have an active holder of a privileged role: a change
+-- may not take the last one away.
+CREATE FUNCTION fluent._staffed_workspaces() RETURNS int[]
+LANGUAGE sql STABLE
+BEGIN ATOMIC
+    SELECT coalesce(array_agg(DISTINCT g.workspace_id), '{}')
+      FROM fluent.grants g JOIN fluent.roles r ON r.role_id = g.role_id JOIN fluent.users u ON u.user_id = g.user_id
+     WHERE r.privileged AND u.status = 'active';
+END;
+
+CREATE FUNCTION fluent._may_force(delegate text, force boolean) RETURNS void
+LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    PERFORM fluent._not_null(force, 'force');
+    IF force AND delegate IS NOT NULL THEN
+        PERFORM fluent._refuse('only DBAs may force fluent administration functions',
+                               'force => true is for superusers and fluent_admin members.');
+    END IF;
+END $$;
+
+CREATE FUNCTION fluent._still_staffed(before int[], force boolean) RETURNS void
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    lost text;
+BEGIN
+    IF force THEN
+        RETURN;
+    END IF;
+    SELECT string_agg(w.name, ', ' ORDER BY w.name) INTO lost
+      FROM fluent.workspaces w
+     WHERE w.workspace_id = ANY (before) AND NOT w.workspace_id = ANY (fluent._staffed_workspaces());
+    IF lost IS NOT NULL THEN
+        RAISE EXCEPTION 'this would leave fluent workspace "%" without an active holder of a privileged role', lost
+            USING ERRCODE = 'insufficient_privilege',
+                  HINT = 'Grant a privileged role to another active user first; a DBA may pass force => true.';
+    END IF;
+END $$;
+
+-- Which permission gives which right (DBAs only).
+CREATE FUNCTION @extschema@.fluent_set_admin_right(admin_right text, module text, action text) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    r fluent.admin_right := fluent._parse_enum(admin_right, 'administrative right',
+                                               enum_range(NULL::fluent.admin_right)::text[])::fluent.admin_right;
+    aid int := fluent._action_id(module, action);
 BEGIN
     PERFORM fluent._require_admin();
+    INSERT INTO fluent.admin_rights (workspace_id, admin_right, action_id) VALUES (fluent._workspace_id(), r, aid)
+    ON CONFLICT DO NOTHING;
+END $$;
+
+CREATE FUNCTION @extschema@.fluent_clear_admin_right(admin_right text, module text, action text) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    r fluent.admin_right := fluent._parse_enum(admin_right, 'administrative right',
+                                               enum_range(NULL::fluent.admin_right)::text[])::fluent.admin_right;
+    aid int := fluent._action_id(module, action);
+BEGIN
+    PERFORM fluent._require_admin();
+    DELETE FROM fluent.admin_rights ar WHERE ar.workspace_id = fluent._workspace_id() AND ar.admin_right = r AND ar.action_id = aid;
+    IF NOT FOUND THEN
+        RAISE WARNING 'fluent right % is not given by %.%', r, module, action;
+    END IF;
+END $$;
+
+-- Roles and permissions ----------------------------------------------------
+
+CREATE FUNCTION fluent._do_create_role(role text, description text, ticket bigint) RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp SET fluent.caller_role = '' AS $$
+DECLARE
+    delegate text := fluent._authorize(ticket, 'manage_roles');
+BEGIN
     INSERT INTO fluent.roles (workspace_id, name, description)
     VALUES (fluent._workspace_id(), fluent._name(role, 'role'), description)
     ON CONFLICT (workspace_id, name) DO NOTHING;
     IF NOT FOUND THEN PERFORM fluent._duplicate('role', role); END IF;
 END $$;
 
-CREATE FUNCTION @extschema@.fluent_drop_role(role text) RETURNS void
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+CREATE FUNCTION fluent._do_drop_role(role text, force boolean, ticket bigint) RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp SET fluent.caller_role = '' AS $$
+DECLARE
+    delegate text := fluent._authorize(ticket, 'manage_roles');
+    rid int := fluent._role_id(role);
+    staffed int[] := fluent._staffed_workspaces();
 BEGIN
-    PERFORM fluent._require_admin();
+    PERFORM fluent._may_force(delegate, force);
+    PERFORM fluent._may_touch_role(delegate, rid);
     -- Its permissions and grants go with it (ON DELETE CASCADE).
-    DELETE FROM fluent.roles WHERE role_id = fluent._role_id(role);
+    DELETE FROM fluent.roles WHERE role_id = rid;
+    PERFORM fluent._still_staffed(staffed, force);
 END $$;
 
-CREATE FUNCTION @extschema@.fluent_set_permission(role text, module text, action text, scope text) RETURNS void
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+CREATE FUNCTION fluent._do_set_permission(role text, module text, action text, scope text, ticket bigint) RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp SET fluent.caller_role = '' AS $$
 DECLARE
+    delegate text := fluent._authorize(ticket, 'manage_roles');
     rid int := fluent._role_id(role);
     aid int := fluent._action_id(module, action);
     s fluent.scope := fluent._scope(scope);
+    powers jsonb := CASE WHEN delegate IS NOT NULL THEN fluent._user_scope_map(delegate) END;
+    before jsonb := fluent._role_scope_map(rid);
 BEGIN
-    PERFORM fluent._require_admin();
+    PERFORM fluent._may_touch_role(delegate, rid);
     INSERT INTO fluent.permissions (workspace_id, role_id, action_id, scope)
     VALUES (fluent._workspace_id(), rid, aid, s)
     ON CONFLICT (role_id, action_id) DO UPDATE SET scope = EXCLUDED.scope
     WHERE permissions.scope IS DISTINCT FROM EXCLUDED.scope;
+    PERFORM fluent._within_powers(delegate, powers, before, fluent._role_scope_map(rid), format('role "%s"', role));
 END $$;
 
-CREATE FUNCTION @extschema@.fluent_clear_permission(role text, module text, action text) RETURNS void
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+CREATE FUNCTION fluent._do_clear_permission(role text, module text, action text, ticket bigint) RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp SET fluent.caller_role = '' AS $$
+DECLARE
+    delegate text := fluent._authorize(ticket, 'manage_roles');
+    rid int := fluent._role_id(role);
+    aid int := fluent._action_id(module, action);
+    powers jsonb := CASE WHEN delegate IS NOT NULL THEN fluent._user_scope_map(delegate) END;
+    before jsonb := fluent._role_scope_map(rid);
 BEGIN
-    PERFORM fluent._require_admin();
+    PERFORM fluent._may_touch_role(delegate, rid);
     -- Without its own setting the action inherits from the parent module again.
-    DELETE FROM fluent.permissions WHERE role_id = fluent._role_id(role) AND action_id = fluent._action_id(module, action);
+    DELETE FROM fluent.permissions WHERE role_id = rid AND action_id = aid;
+    PERFORM fluent._within_powers(delegate, powers, before, fluent._role_scope_map(rid), format('role "%s"', role));
+END $$;
+
+CREATE FUNCTION fluent._do_alter_role(role text, privileged boolean, grants_sign_in boolean, description text,
+                                      force boolean, ticket bigint)
+RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp SET fluent.caller_role = '' AS $$
+DECLARE
+    delegate text := fluent._authorize(ticket, 'manage_roles');
+    rid int := fluent._role_id(role);
+    staffed int[] := fluent._staffed_workspaces();
+BEGIN
+    PERFORM fluent._may_force(delegate, force);
+    IF delegate IS NOT NULL AND _do_alter_role.privileged IS NOT NULL
+       AND _do_alter_role.privileged IS DISTINCT FROM (SELECT r.privileged FROM fluent.roles r WHERE r.role_id = rid)
+       AND NOT fluent._holds_privileged(delegate) THEN
+        PERFORM fluent._refuse(format('fluent user "%s" may not change whether role "%s" is privileged', delegate, role),
+                               'Only holders of a privileged role (fluent.roles.privileged) manage privileged roles.');
+    END IF;
+    PERFORM fluent._may_touch_role(delegate, rid);
+    -- NULL leaves a property as it is.
+    UPDATE fluent.roles r
+       SET privileged = n.privileged, grants_sign_in = n.grants_sign_in, description = n.description
+      FROM (SELECT coalesce(_do_alter_role.privileged, o.privileged) AS privileged,
+                   coalesce(_do_alter_role.grants_sign_in, o.grants_sign_in) AS grants_sign_in,
+                   coalesce(_do_alter_role.description, o.description) AS description
+              FROM fluent.roles o WHERE o.role_id = rid) n
+     WHERE r.role_id = rid
+       AND (r.privileged, r.grants_sign_in, r.description) IS DISTINCT FROM (n.privileged, n.grants_sign_in, n.description);
+    PERFORM fluent._still_staffed(staffed, force);
 END $$;
 
 -- Users --------------------------------------------------------------------
 
-CREATE FUNCTION @extschema@.fluent_create_user(user_key text, display_name text DEFAULT NULL, manager text DEFAULT NULL,
-                                   status text DEFAULT 'active')
+CREATE FUNCTION fluent._do_create_user(user_key text, display_name text, manager text, status text, ticket bigint)
 RETURNS void
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp SET fluent.caller_role = '' AS $$
 DECLARE
+    delegate text := fluent._authorize(ticket, 'manage_users');
     manager_id bigint := CASE WHEN manager IS NOT NULL THEN fluent._user_id(manager) END;
     s fluent.user_status := fluent._user_status(status);
 BEGIN
-    PERFORM fluent._require_admin();
+    PERFORM fluent._not_my_reach(delegate, manager_id);
     INSERT INTO fluent.users (user_key, display_name, status, manager_id)
     VALUES (fluent._name(user_key, 'user'), display_name, s, manager_id)
     ON CONFLICT ON CONSTRAINT users_user_key_key DO NOTHING;
     IF NOT FOUND THEN PERFORM fluent._duplicate('user', user_key); END IF;
 END $$;
 
-CREATE FUNCTION @extschema@.fluent_set_user_status(user_key text, status text) RETURNS void
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+CREATE FUNCTION fluent._do_set_user_status(user_key text, status text, force boolean, ticket bigint) RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp SET fluent.caller_role = '' AS $$
 DECLARE
+    delegate text := fluent._authorize(ticket, 'manage_users');
     uid bigint := fluent._user_id(user_key);
     s fluent.user_status := fluent._user_status(status);
+    staffed int[] := fluent._staffed_workspaces();
 BEGIN
-    PERFORM fluent._require_admin();
+    PERFORM fluent._may_force(delegate, force);
+    PERFORM fluent._not_self(delegate, user_key, 'status');
+    PERFORM fluent._in_my_workspace(delegate, uid);
     UPDATE fluent.users u SET status = s WHERE u.user_id = uid AND u.status IS DISTINCT FROM s;
+    PERFORM fluent._still_staffed(staffed, force);
 END $$;
 
-CREATE FUNCTION @extschema@.fluent_set_manager(user_key text, manager text) RETURNS void
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+CREATE FUNCTION fluent._do_set_manager(user_key text, manager text, ticket bigint) RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp SET fluent.caller_role = '' AS $$
 DECLARE
+    delegate text := fluent._authorize(ticket, 'manage_users');
     uid bigint := fluent._user_id(user_key);
     mid bigint := CASE WHEN manager IS NOT NULL THEN fluent._user_id(manager) END;
 BEGIN
-    PERFORM fluent._require_admin();
+    PERFORM fluent._not_self(delegate, user_key, 'manager');
+    PERFORM fluent._in_my_workspace(delegate, uid);
+    PERFORM fluent._not_my_reach(delegate, mid);
     IF mid IS NOT NULL AND (mid = uid OR EXISTS (
         WITH RECURSIVE above AS (
             SELECT u.manager_id FROM fluent.users u WHERE u.user_id = mid
@@ -284,23 +573,35 @@ BEGIN
     UPDATE fluent.users u SET manager_id = mid WHERE u.user_id = uid AND u.manager_id IS DISTINCT FROM mid;
 END $$;
 
-CREATE FUNCTION @extschema@.fluent_drop_user(user_key text) RETURNS void
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+CREATE FUNCTION fluent._do_drop_user(user_key text, force boolean, ticket bigint) RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp SET fluent.caller_role = '' AS $$
+DECLARE
+    delegate text := fluent._authorize(ticket, 'manage_users');
+    uid bigint := fluent._user_id(user_key);
+    staffed int[] := fluent._staffed_workspaces();
 BEGIN
-    PERFORM fluent._require_admin();
+    PERFORM fluent._may_force(delegate, force);
+    PERFORM fluent._not_self(delegate, user_key, 'account');
+    PERFORM fluent._in_my_workspace(delegate, uid);
     -- Grants and team memberships go with the user; reports lose their manager.
-    DELETE FROM fluent.users u WHERE u.user_id = fluent._user_id(fluent_drop_user.user_key);
+    DELETE FROM fluent.users u WHERE u.user_id = uid;
+    PERFORM fluent._still_staffed(staffed, force);
 END $$;
 
 -- Grants -------------------------------------------------------------------
 
-CREATE FUNCTION @extschema@.fluent_grant_role(user_key text, role text) RETURNS void
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+CREATE FUNCTION fluent._do_grant_role(user_key text, role text, ticket bigint) RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp SET fluent.caller_role = '' AS $$
 DECLARE
+    delegate text := fluent._authorize(ticket, 'assign_roles');
     uid bigint := fluent._user_id(user_key);
     rid int := fluent._role_id(role);
 BEGIN
-    PERFORM fluent._require_admin();
+    PERFORM fluent._not_self(delegate, user_key, 'roles');
+    PERFORM fluent._may_touch_role(delegate, rid);
+    -- Every permission of the role must be within the granter's own.
+    PERFORM fluent._within_powers(delegate, CASE WHEN delegate IS NOT NULL THEN fluent._user_scope_map(delegate) END,
+                                  '{}', fluent._role_scope_map(rid), format('"%s" role "%s", which has', user_key, role));
     INSERT INTO fluent.grants (workspace_id, user_id, role_id) VALUES (fluent._workspace_id(), uid, rid)
     ON CONFLICT DO NOTHING;
     IF NOT FOUND THEN
@@ -308,110 +609,125 @@ BEGIN
     END IF;
 END $$;
 
-CREATE FUNCTION @extschema@.fluent_revoke_role(user_key text, role text) RETURNS void
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+CREATE FUNCTION fluent._do_revoke_role(user_key text, role text, force boolean, ticket bigint) RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp SET fluent.caller_role = '' AS $$
 DECLARE
+    delegate text := fluent._authorize(ticket, 'assign_roles');
     uid bigint := fluent._user_id(user_key);
     rid int := fluent._role_id(role);
+    staffed int[] := fluent._staffed_workspaces();
 BEGIN
-    PERFORM fluent._require_admin();
+    PERFORM fluent._may_force(delegate, force);
+    PERFORM fluent._not_self(delegate, user_key, 'roles');
+    PERFORM fluent._may_touch_role(delegate, rid);
     DELETE FROM fluent.grants g WHERE g.user_id = uid AND g.role_id = rid;
     IF NOT FOUND THEN
         RAISE WARNING 'fluent user "%" does not hold role "%"', user_key, role;
     END IF;
+    PERFORM fluent._still_staffed(staffed, force);
 END $$;
 
 -- Teams --------------------------------------------------------------------
 
-CREATE FUNCTION @extschema@.fluent_create_team(team text) RETURNS void
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+CREATE FUNCTION fluent._do_create_team(team text, ticket bigint) RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp SET fluent.caller_role = '' AS $$
+DECLARE
+    delegate text := fluent._authorize(ticket, 'manage_users');
 BEGIN
-    PERFORM fluent._require_admin();
     INSERT INTO fluent.teams (workspace_id, name) VALUES (fluent._workspace_id(), fluent._name(team, 'team'))
     ON CONFLICT (workspace_id, name) DO NOTHING;
     IF NOT FOUND THEN PERFORM fluent._duplicate('team', team); END IF;
 END $$;
 
-CREATE FUNCTION @extschema@.fluent_drop_team(team text) RETURNS void
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+CREATE FUNCTION fluent._do_drop_team(team text, ticket bigint) RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp SET fluent.caller_role = '' AS $$
+DECLARE
+    delegate text := fluent._authorize(ticket, 'manage_users');
 BEGIN
-    PERFORM fluent._require_admin();
     DELETE FROM fluent.teams WHERE team_id = fluent._team_id(team);
 END $$;
 
-CREATE FUNCTION @extschema@.fluent_add_team_member(team text, user_key text, lead boolean DEFAULT false) RETURNS void
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+-- A delegated administrator changes no team they belong to: leading one
+-- reaches its members, so adding to it widens their own scope team.
+CREATE FUNCTION fluent._not_my_team(delegate text, tid int, team text) RETURNS void
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF delegate IS NOT NULL AND EXISTS (SELECT 1 FROM fluent.team_members m JOIN fluent.users u ON u.user_id = m.user_id
+                                         WHERE m.team_id = tid AND u.user_key = delegate) THEN
+        PERFORM fluent._refuse(format('fluent user "%s" may not change the members of their own team "%s"', delegate, team),
+                               'Another administrator, or a DBA, must make this change.');
+    END IF;
+END $$;
+
+CREATE FUNCTION fluent._do_add_team_member(team text, user_key text, lead boolean, ticket bigint) RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp SET fluent.caller_role = '' AS $$
 DECLARE
+    delegate text := fluent._authorize(ticket, 'manage_users');
     tid int := fluent._team_id(team);
     uid bigint := fluent._user_id(user_key);
 BEGIN
-    PERFORM fluent._require_admin();
     PERFORM fluent._not_null(lead, 'lead');
+    PERFORM fluent._not_self(delegate, user_key, 'teams');
+    PERFORM fluent._not_my_team(delegate, tid, team);
     INSERT INTO fluent.team_members (workspace_id, team_id, user_id, is_lead)
     VALUES (fluent._workspace_id(), tid, uid, lead)
     ON CONFLICT (team_id, user_id) DO UPDATE SET is_lead = EXCLUDED.is_lead
     WHERE team_members.is_lead IS DISTINCT FROM EXCLUDED.is_lead;
 END $$;
 
-CREATE FUNCTION @extschema@.fluent_remove_team_member(team text, user_key text) RETURNS void
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+CREATE FUNCTION fluent._do_remove_team_member(team text, user_key text, ticket bigint) RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp SET fluent.caller_role = '' AS $$
 DECLARE
+    delegate text := fluent._authorize(ticket, 'manage_users');
     tid int := fluent._team_id(team);
     uid bigint := fluent._user_id(user_key);
 BEGIN
-    PERFORM fluent._require_admin();
+    PERFORM fluent._not_self(delegate, user_key, 'teams');
     DELETE FROM fluent.team_members m WHERE m.team_id = tid AND m.user_id = uid;
     IF NOT FOUND THEN
         RAISE WARNING 'fluent user "%" is not a member of team "%"', user_key, team;
     END IF;
 END $$;
 
-CREATE FUNCTION @extschema@.fluent_alter_role(role text, privileged boolean DEFAULT NULL, grants_sign_in boolean DEFAULT NULL,
-                                  description text DEFAULT NULL)
-RETURNS void
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
-DECLARE
-    rid int := fluent._role_id(role);
-BEGIN
-    PERFORM fluent._require_admin();
-    -- NULL leaves a property as it is.
-    UPDATE fluent.roles r
-       SET privileged = n.privileged, grants_sign_in = n.grants_sign_in, description = n.description
-      FROM (SELECT coalesce(fluent_alter_role.privileged, o.privileged) AS privileged,
-                   coalesce(fluent_alter_role.grants_sign_in, o.grants_sign_in) AS grants_sign_in,
-                   coalesce(fluent_alter_role.description, o.description) AS description
-              FROM fluent.roles o WHERE o.role_id = rid) n
-     WHERE r.role_id = rid
-       AND (r.privileged, r.grants_sign_in, r.description) IS DISTINCT FROM (n.privileged, n.grants_sign_in, n.description);
-END $$;
-
 -- Per-user overrides --------------------------------------------------------
 
-CREATE FUNCTION @extschema@.fluent_set_override(user_key text, module text, action text, scope text) RETURNS void
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+CREATE FUNCTION fluent._do_set_override(user_key text, module text, action text, scope text, ticket bigint) RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp SET fluent.caller_role = '' AS $$
 DECLARE
+    delegate text := fluent._authorize(ticket, 'assign_roles');
     uid bigint := fluent._user_id(user_key);
     aid int := fluent._action_id(module, action);
     s fluent.scope := fluent._scope(scope);
+    powers jsonb := CASE WHEN delegate IS NOT NULL THEN fluent._user_scope_map(delegate) END;
+    before jsonb := CASE WHEN delegate IS NOT NULL THEN fluent._user_scope_map(user_key) END;
 BEGIN
-    PERFORM fluent._require_admin();
+    PERFORM fluent._not_self(delegate, user_key, 'overrides');
     INSERT INTO fluent.overrides (workspace_id, user_id, action_id, scope)
     VALUES (fluent._workspace_id(), uid, aid, s)
     ON CONFLICT (user_id, action_id) DO UPDATE
        SET scope = EXCLUDED.scope, set_at = EXCLUDED.set_at, set_by = EXCLUDED.set_by
      WHERE overrides.scope IS DISTINCT FROM EXCLUDED.scope;
+    IF delegate IS NOT NULL THEN
+        PERFORM fluent._within_powers(delegate, powers, before, fluent._user_scope_map(user_key), format('"%s"', user_key));
+    END IF;
 END $$;
 
-CREATE FUNCTION @extschema@.fluent_clear_override(user_key text, module text, action text) RETURNS void
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+CREATE FUNCTION fluent._do_clear_override(user_key text, module text, action text, ticket bigint) RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp SET fluent.caller_role = '' AS $$
 DECLARE
+    delegate text := fluent._authorize(ticket, 'assign_roles');
     uid bigint := fluent._user_id(user_key);
     aid int := fluent._action_id(module, action);
+    powers jsonb := CASE WHEN delegate IS NOT NULL THEN fluent._user_scope_map(delegate) END;
+    before jsonb := CASE WHEN delegate IS NOT NULL THEN fluent._user_scope_map(user_key) END;
 BEGIN
-    PERFORM fluent._require_admin();
+    PERFORM fluent._not_self(delegate, user_key, 'overrides');
     DELETE FROM fluent.overrides o WHERE o.user_id = uid AND o.action_id = aid;
     IF NOT FOUND THEN
         RAISE WARNING 'fluent user "%" has no override on %.%', user_key, module, action;
+    END IF;
+    IF delegate IS NOT NULL THEN
+        PERFORM fluent._within_powers(delegate, powers, before, fluent._user_scope_map(user_key), format('"%s"', user_key));
     END IF;
 END $$;
 
@@ -433,15 +749,17 @@ END $$;
 -- Records that the user's grant of `role` (every grant of theirs in the
 -- current workspace when role is NULL) was reviewed and kept; returns how
 -- many grants were marked.
-CREATE FUNCTION @extschema@.fluent_mark_reviewed(user_key text, role text DEFAULT NULL) RETURNS int
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+CREATE FUNCTION fluent._do_mark_reviewed(user_key text, role text, ticket bigint) RETURNS int
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp SET fluent.caller_role = '' AS $$
 DECLARE
+    delegate text := fluent._authorize(ticket, 'assign_roles');
     uid bigint := fluent._user_id(user_key);
     rid int := CASE WHEN role IS NOT NULL THEN fluent._role_id(role) END;
     marked int;
 BEGIN
-    PERFORM fluent._require_admin();
-    UPDATE fluent.grants g SET reviewed_at = now(), reviewed_by = current_user
+    PERFORM fluent._not_self(delegate, user_key, 'access review');
+    -- reviewed_by is stamped by the attribution trigger.
+    UPDATE fluent.grants g SET reviewed_at = now()
      WHERE g.user_id = uid AND g.workspace_id = fluent._workspace_id() AND (rid IS NULL OR g.role_id = rid);
     GET DIAGNOSTICS marked = ROW_COUNT;
     IF marked = 0 THEN
@@ -449,6 +767,127 @@ BEGIN
             CASE WHEN role IS NULL THEN 'role' ELSE format('role "%s"', role) END, @extschema@.fluent_current_workspace();
     END IF;
     RETURN marked;
+END $$;
+
+-- The public functions: each names its caller for the implementation.
+CREATE FUNCTION @extschema@.fluent_create_role(role text, description text DEFAULT NULL) RETURNS void
+LANGUAGE sql
+BEGIN ATOMIC
+    SELECT fluent._do_create_role(role, description, fluent._caller());
+END;
+CREATE FUNCTION @extschema@.fluent_drop_role(role text, force boolean DEFAULT false) RETURNS void
+LANGUAGE sql
+BEGIN ATOMIC
+    SELECT fluent._do_drop_role(role, force, fluent._caller());
+END;
+CREATE FUNCTION @extschema@.fluent_set_permission(role text, module text, action text, scope text) RETURNS void
+LANGUAGE sql
+BEGIN ATOMIC
+    SELECT fluent._do_set_permission(role, module, action, scope, fluent._caller());
+END;
+CREATE FUNCTION @extschema@.fluent_clear_permission(role text, module text, action text) RETURNS void
+LANGUAGE sql
+BEGIN ATOMIC
+    SELECT fluent._do_clear_permission(role, module, action, fluent._caller());
+END;
+CREATE FUNCTION @extschema@.fluent_alter_role(role text, privileged boolean DEFAULT NULL, grants_sign_in boolean DEFAULT NULL,
+                                              description text DEFAULT NULL, force boolean DEFAULT false) RETURNS void
+LANGUAGE sql
+BEGIN ATOMIC
+    SELECT fluent._do_alter_role(role, privileged, grants_sign_in, description, force, fluent._caller());
+END;
+CREATE FUNCTION @extschema@.fluent_create_user(user_key text, display_name text DEFAULT NULL, manager text DEFAULT NULL,
+                                               status text DEFAULT 'active') RETURNS void
+LANGUAGE sql
+BEGIN ATOMIC
+    SELECT fluent._do_create_user(user_key, display_name, manager, status, fluent._caller());
+END;
+CREATE FUNCTION @extschema@.fluent_set_user_status(user_key text, status text, force boolean DEFAULT false) RETURNS void
+LANGUAGE sql
+BEGIN ATOMIC
+    SELECT fluent._do_set_user_status(user_key, status, force, fluent._caller());
+END;
+CREATE FUNCTION @extschema@.fluent_set_manager(user_key text, manager text) RETURNS void
+LANGUAGE sql
+BEGIN ATOMIC
+    SELECT fluent._do_set_manager(user_key, manager, fluent._caller());
+END;
+CREATE FUNCTION @extschema@.fluent_drop_user(user_key text, force boolean DEFAULT false) RETURNS void
+LANGUAGE sql
+BEGIN ATOMIC
+    SELECT fluent._do_drop_user(user_key, force, fluent._caller());
+END;
+CREATE FUNCTION @extschema@.fluent_grant_role(user_key text, role text) RETURNS void
+LANGUAGE sql
+BEGIN ATOMIC
+    SELECT fluent._do_grant_role(user_key, role, fluent._caller());
+END;
+CREATE FUNCTION @extschema@.fluent_revoke_role(user_key text, role text, force boolean DEFAULT false) RETURNS void
+LANGUAGE sql
+BEGIN ATOMIC
+    SELECT fluent._do_revoke_role(user_key, role, force, fluent._caller());
+END;
+CREATE FUNCTION @extschema@.fluent_create_team(team text) RETURNS void
+LANGUAGE sql
+BEGIN ATOMIC
+    SELECT fluent._do_create_team(team, fluent._caller());
+END;
+CREATE FUNCTION @extschema@.fluent_drop_team(team text) RETURNS void
+LANGUAGE sql
+BEGIN ATOMIC
+    SELECT fluent._do_drop_team(team, fluent._caller());
+END;
+CREATE FUNCTION @extschema@.fluent_add_team_member(team text, user_key text, lead boolean DEFAULT false) RETURNS void
+LANGUAGE sql
+BEGIN ATOMIC
+    SELECT fluent._do_add_team_member(team, user_key, lead, fluent._caller());
+END;
+CREATE FUNCTION @extschema@.fluent_remove_team_member(team text, user_key text) RETURNS void
+LANGUAGE sql
+BEGIN ATOMIC
+    SELECT fluent._do_remove_team_member(team, user_key, fluent._caller());
+END;
+CREATE FUNCTION @extschema@.fluent_set_override(user_key text, module text, action text, scope text) RETURNS void
+LANGUAGE sql
+BEGIN ATOMIC
+    SELECT fluent._do_set_override(user_key, module, action, scope, fluent._caller());
+END;
+CREATE FUNCTION @extschema@.fluent_clear_override(user_key text, module text, action text) RETURNS void
+LANGUAGE sql
+BEGIN ATOMIC
+    SELECT fluent._do_clear_override(user_key, module, action, fluent._caller());
+END;
+CREATE FUNCTION @extschema@.fluent_mark_reviewed(user_key text, role text DEFAULT NULL) RETURNS int
+LANGUAGE sql
+BEGIN ATOMIC
+    SELECT fluent._do_mark_reviewed(user_key, role, fluent._caller());
+END;
+
+-- A user created from a verified token (fluent.unknown_subject = create,
+-- src/identity.rs): active, holding the configured roles of the workspace.
+-- Run by the cache loader as the catalog owner; `caller` is the role that
+-- presented the token, for the audit trail.
+CREATE FUNCTION fluent._create_token_user(p_user text, p_workspace text, p_roles text[], caller text) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET fluent.caller_role = '' AS $$
+DECLARE
+    ws int := (SELECT w.workspace_id FROM fluent.workspaces w WHERE w.name = p_workspace);
+    uid bigint;
+    missing text;
+BEGIN
+    PERFORM set_config('fluent.caller_role', caller, true);
+    SELECT string_agg(x, ', ') INTO missing FROM unnest(p_roles) x
+     WHERE NOT EXISTS (SELECT 1 FROM fluent.roles r WHERE r.workspace_id = ws AND r.name = x);
+    IF missing IS NOT NULL THEN
+        RAISE EXCEPTION 'fluent.new_user_roles names roles that workspace "%" does not have: %', p_workspace, missing
+            USING ERRCODE = 'undefined_object', HINT = 'A superuser corrects fluent.new_user_roles.';
+    END IF;
+    INSERT INTO fluent.users (user_key, status) VALUES (fluent._name(p_user, 'user'), 'active')
+    ON CONFLICT ON CONSTRAINT users_user_key_key DO NOTHING
+    RETURNING user_id INTO uid;
+    IF uid IS NOT NULL THEN
+        INSERT INTO fluent.grants (workspace_id, user_id, role_id)
+        SELECT ws, uid, r.role_id FROM fluent.roles r WHERE r.workspace_id = ws AND r.name = ANY (p_roles);
+    END IF;
 END $$;
 
 SET LOCAL search_path TO @extschema@, pg_temp;

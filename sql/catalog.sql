@@ -154,6 +154,21 @@ CREATE TABLE fluent.team_members (
 CREATE INDEX team_members_user_idx ON fluent.team_members (user_id, workspace_id) WHERE is_lead;
 COMMENT ON TABLE fluent.team_members IS 'Members of teams; is_lead marks the members who lead the team';
 
+CREATE TYPE fluent.admin_right AS ENUM ('manage_users', 'assign_roles', 'manage_roles', 'assign_beyond_own');
+COMMENT ON TYPE fluent.admin_right IS
+    'What end users may be delegated: manage_users (create, status, manager, teams), assign_roles (grant, revoke, overrides, reviews), manage_roles (create, clone, reset, alter, drop, permissions), assign_beyond_own (give permissions beyond one''s own)';
+
+CREATE TABLE fluent.admin_rights (
+    workspace_id int NOT NULL,
+    admin_right  fluent.admin_right NOT NULL,
+    action_id    int NOT NULL,
+    PRIMARY KEY (workspace_id, admin_right, action_id),
+    FOREIGN KEY (workspace_id, action_id) REFERENCES fluent.actions (workspace_id, action_id) ON DELETE CASCADE
+);
+CREATE INDEX admin_rights_action_idx ON fluent.admin_rights (action_id);
+COMMENT ON TABLE fluent.admin_rights IS
+    'Delegated administration: an end user who holds the action at scope all holds the right in the workspace, and the administration functions act for them (never beyond their own powers)';
+
 CREATE TABLE fluent.protected_tables (
     table_name            regclass PRIMARY KEY,
     module                text NOT NULL,
@@ -227,7 +242,8 @@ DECLARE
 BEGIN
     FOREACH t IN ARRAY ARRAY['fluent.users', 'fluent.modules', 'fluent.actions', 'fluent.roles', 'fluent.permissions',
                              'fluent.grants', 'fluent.overrides', 'fluent.teams', 'fluent.team_members',
-                             'fluent.protected_tables', 'fluent.template_applications', 'fluent.audit_log']::regclass[]
+                             'fluent.admin_rights', 'fluent.protected_tables', 'fluent.template_applications',
+                             'fluent.audit_log']::regclass[]
     LOOP
         PERFORM pg_catalog.pg_extension_config_dump(t, '');
     END LOOP;

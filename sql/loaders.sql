@@ -79,6 +79,19 @@ BEGIN ATOMIC
      ORDER BY u.user_key;
 END;
 
+-- The permissions that give each administrative right (src/delegation.rs).
+CREATE FUNCTION fluent._load_admin_rights(p_workspace text)
+RETURNS TABLE (admin_right text, module text, action text)
+LANGUAGE sql STABLE PARALLEL SAFE
+BEGIN ATOMIC
+    SELECT ar.admin_right::text, m.name, a.name
+      FROM fluent.workspaces w
+      JOIN fluent.admin_rights ar ON ar.workspace_id = w.workspace_id
+      JOIN fluent.actions a ON a.action_id = ar.action_id
+      JOIN fluent.modules m ON m.module_id = a.module_id
+     WHERE w.name = p_workspace;
+END;
+
 -- Appends one entry to the audit trail (src/audit.rs).
 CREATE FUNCTION fluent._audit_insert(p_db_role name, p_acting_user text, p_table text, p_operation text,
                                      p_before jsonb, p_after jsonb)

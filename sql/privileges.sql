@@ -46,8 +46,8 @@ GRANT USAGE ON SCHEMA fluent TO PUBLIC;
 -- log is written only by the audit trigger, as the catalog owner.
 GRANT SELECT ON ALL TABLES IN SCHEMA fluent TO fluent_admin;
 GRANT INSERT, UPDATE, DELETE ON fluent.workspaces, fluent.users, fluent.modules, fluent.actions, fluent.roles,
-    fluent.permissions, fluent.grants, fluent.overrides, fluent.teams, fluent.team_members, fluent.protected_tables,
-    fluent.template_applications TO fluent_admin;
+    fluent.permissions, fluent.grants, fluent.overrides, fluent.teams, fluent.team_members, fluent.admin_rights,
+    fluent.protected_tables, fluent.template_applications TO fluent_admin;
 GRANT USAGE ON ALL SEQUENCES IN SCHEMA fluent TO fluent_admin;
 REVOKE ALL ON SEQUENCE fluent.audit_log_audit_id_seq FROM fluent_admin;
 
@@ -84,12 +84,24 @@ BEGIN
         -- fluent_set_user and fluent_set_workspace decide who is trusted
         -- themselves (src/identity.rs), with a hint for the NOINHERIT member
         -- of a trusted role, which an EXECUTE grant to that role would not reach.
+        -- The delegable administration functions (sql/admin.sql) authorize
+        -- their caller themselves: a DBA, or an end user holding the right.
         ELSIF fname IN ('fluent_can', 'fluent_scope', 'fluent_visible_modules', 'fluent_current_user',
                      'fluent_current_workspace', 'fluent_reset_user', 'fluent_explain',
-                     'fluent_set_user', 'fluent_set_workspace', '_current_role_is_superuser', '_restoring')
-           OR fname LIKE 'rls\_%' THEN
+                     'fluent_set_user', 'fluent_set_workspace', 'fluent_authenticate', 'fluent_verified_user',
+                     '_current_role_is_superuser', '_restoring', '_caller',
+                     'fluent_create_role', 'fluent_drop_role', 'fluent_set_permission', 'fluent_clear_permission',
+                     'fluent_alter_role', 'fluent_clone_role', 'fluent_reset_role', 'fluent_create_user',
+                     'fluent_set_user_status', 'fluent_set_manager', 'fluent_drop_user', 'fluent_grant_role',
+                     'fluent_revoke_role', 'fluent_create_team', 'fluent_drop_team', 'fluent_add_team_member',
+                     'fluent_remove_team_member', 'fluent_set_override', 'fluent_clear_override', 'fluent_mark_reviewed')
+           OR fname LIKE 'rls\_%' OR fname LIKE '\_do\_%' THEN
             EXECUTE format('GRANT EXECUTE ON FUNCTION %s TO PUBLIC', f);
-        ELSIF fname NOT LIKE '\_load\_%' AND fname NOT IN ('_audit_insert', '_explain', '_template_matrix') THEN
+        -- What only the catalog owner runs: loads, audit writes, explain's
+        -- facts, template loading, and the delegation checks the _do_*
+        -- implementations make as the owner.
+        ELSIF fname NOT LIKE '\_load\_%' AND fname NOT IN ('_audit_insert', '_explain', '_template_matrix',
+                     '_take_caller', '_authorize', '_scope_of', '_holds_right', '_create_token_user') THEN
             EXECUTE format('GRANT EXECUTE ON FUNCTION %s TO fluent_admin', f);
         END IF;
     END LOOP;
@@ -100,6 +112,7 @@ GRANT SELECT ON fluent.protected_tables TO fluent_reader;
 GRANT EXECUTE ON FUNCTION @extschema@.fluent_protection_problems(), fluent._descendants(regclass), fluent._policies_of(regclass)
     TO fluent_reader;
 
+GRANT SELECT ON fluent.admin_rights TO fluent_reader;
 GRANT SELECT ON fluent.permission_matrix, fluent.effective_permissions, fluent.role_members, fluent.users_without_roles,
     fluent.privileged_users, fluent.access_review, fluent.grants_due_for_review, fluent.role_template_diff,
     fluent.audit_log, fluent.protection_status, fluent.templates, fluent.template_modules, fluent.template_roles, fluent.template_permissions
@@ -112,7 +125,14 @@ COMMENT ON FUNCTION @extschema@.fluent_scope(text, text, text) IS
     'The scope (none, own, team, all) the user has on the module''s action in the current workspace';
 COMMENT ON FUNCTION @extschema@.fluent_scope(text, text) IS 'fluent_scope() for the acting user set by fluent_set_user()';
 COMMENT ON FUNCTION @extschema@.fluent_set_user(text, boolean) IS
-    'Sets the acting end user for the session, or the transaction when local; only superusers, fluent_authenticator and fluent_admin may';
+    'Sets the acting end user for the session, or the transaction when local; superusers and fluent_admin at will, fluent_authenticator once per transaction or session';
+COMMENT ON FUNCTION @extschema@.fluent_authenticate(text, boolean) IS
+    'Verifies a JSON Web Token (fluent.jwt_* settings) and makes its subject the acting user for the transaction, or the session when local is false; any role may call it';
+COMMENT ON FUNCTION @extschema@.fluent_verified_user() IS
+    'The acting user when a token verified by fluent_authenticate() chose them, else NULL (an auth.uid() for policies)';
+COMMENT ON FUNCTION @extschema@.fluent_set_admin_right(text, text, text) IS
+    'Delegated administration: users holding the module action at scope all get the right (manage_users, assign_roles, manage_roles, assign_beyond_own) in the workspace';
+COMMENT ON FUNCTION @extschema@.fluent_clear_admin_right(text, text, text) IS 'Stops the module action giving the administrative right';
 COMMENT ON FUNCTION @extschema@.fluent_reset_user() IS 'Acts for nobody: every check is denied';
 COMMENT ON FUNCTION @extschema@.fluent_current_user() IS 'The acting end user, or NULL';
 COMMENT ON FUNCTION @extschema@.fluent_set_workspace(text, boolean) IS
@@ -133,7 +153,7 @@ COMMENT ON FUNCTION @extschema@.fluent_apply_template(text) IS
     'Loads a template (fluent, fluid, cx) into the current workspace, adding only what is missing; never removes or changes existing roles';
 COMMENT ON FUNCTION @extschema@.fluent_reset_role(text) IS 'Restores a template role''s (or its clone''s) permissions to the template''s defaults';
 COMMENT ON FUNCTION @extschema@.fluent_clone_role(text, text) IS 'Creates a role with the permissions and flags of another';
-COMMENT ON FUNCTION @extschema@.fluent_alter_role(text, boolean, boolean, text) IS
+COMMENT ON FUNCTION @extschema@.fluent_alter_role(text, boolean, boolean, text, boolean) IS
     'Changes a role''s privileged and sign-in flags and its description; NULL leaves a property unchanged';
 COMMENT ON FUNCTION @extschema@.fluent_set_override(text, text, text, text) IS
     'Gives one user a scope on one action that replaces what their roles give (wider or narrower; none denies)';
@@ -148,17 +168,17 @@ COMMENT ON FUNCTION @extschema@.fluent_create_module(text, text[], text) IS
     'Creates a module of the current workspace with its actions (default read, write, delete), optionally under a parent module';
 COMMENT ON FUNCTION @extschema@.fluent_drop_module(text) IS 'Drops a module with its submodules, actions, permissions and overrides';
 COMMENT ON FUNCTION @extschema@.fluent_create_role(text, text) IS 'Creates a custom role in the current workspace';
-COMMENT ON FUNCTION @extschema@.fluent_drop_role(text) IS 'Drops a role with its permissions and grants';
+COMMENT ON FUNCTION @extschema@.fluent_drop_role(text, boolean) IS 'Drops a role with its permissions and grants';
 COMMENT ON FUNCTION @extschema@.fluent_set_permission(text, text, text, text) IS
     'Sets the scope (none, own, team, all) a role has on a module''s action';
 COMMENT ON FUNCTION @extschema@.fluent_clear_permission(text, text, text) IS
     'Removes a role''s setting on an action, which then inherits from the parent module (or is none)';
 COMMENT ON FUNCTION @extschema@.fluent_create_user(text, text, text, text) IS 'Creates an end user, optionally with a manager and a status';
-COMMENT ON FUNCTION @extschema@.fluent_set_user_status(text, text) IS 'Sets a user''s status: active, ghost or disabled';
+COMMENT ON FUNCTION @extschema@.fluent_set_user_status(text, text, boolean) IS 'Sets a user''s status: active, ghost or disabled';
 COMMENT ON FUNCTION @extschema@.fluent_set_manager(text, text) IS 'Sets (or with NULL clears) a user''s manager; refuses cycles';
-COMMENT ON FUNCTION @extschema@.fluent_drop_user(text) IS 'Drops a user with their grants, overrides and team memberships';
+COMMENT ON FUNCTION @extschema@.fluent_drop_user(text, boolean) IS 'Drops a user with their grants, overrides and team memberships';
 COMMENT ON FUNCTION @extschema@.fluent_grant_role(text, text) IS 'Grants a role of the current workspace to a user';
-COMMENT ON FUNCTION @extschema@.fluent_revoke_role(text, text) IS 'Revokes a role from a user';
+COMMENT ON FUNCTION @extschema@.fluent_revoke_role(text, text, boolean) IS 'Revokes a role from a user';
 COMMENT ON FUNCTION @extschema@.fluent_create_team(text) IS 'Creates a team in the current workspace';
 COMMENT ON FUNCTION @extschema@.fluent_drop_team(text) IS 'Drops a team and its memberships';
 COMMENT ON FUNCTION @extschema@.fluent_add_team_member(text, text, boolean) IS 'Adds a user to a team, as a lead or not (updates the lead flag of a member)';

@@ -55,6 +55,18 @@ COMMENT ON TABLE fluent.template_permissions IS
     'The default scope of each template role on each module action: what fluent_reset_role() restores; a cell not listed is inherited from the parent module (or none)';
 COMMENT ON COLUMN fluent.template_permissions.note IS 'Why the cell has this scope where the seed page leaves a choice';
 
+CREATE TABLE fluent.template_admin_rights (
+    template    text NOT NULL,
+    admin_right fluent.admin_right NOT NULL,
+    module      text NOT NULL,
+    action      text NOT NULL,
+    note        text,
+    PRIMARY KEY (template, admin_right, module, action),
+    FOREIGN KEY (template, module) REFERENCES fluent.template_modules
+);
+COMMENT ON TABLE fluent.template_admin_rights IS
+    'Which permission gives which administrative right in a workspace loaded from the template (see fluent.admin_rights)';
+
 -- A template's permission matrix, one row per module action and one column
 -- per role, as in the seed pages; NULL leaves the cell unset (inherited).
 CREATE FUNCTION fluent._template_matrix(p_template text, p_roles text[], p_rows text[][])
@@ -337,6 +349,22 @@ DROP FUNCTION fluent._template_matrix(text, text[], text[]);
 
 -- Applying templates ------------------------------------------------------
 
+-- Delegated administration (seeds 000/001: Owner and Admin manage users,
+-- assign roles and change permissions, the users and roles rows of the
+-- matrix; seed 003: only User Administrators set the roles on an account,
+-- without holding those roles themselves; seed 004: Admin).
+INSERT INTO fluent.template_admin_rights (template, admin_right, module, action, note) VALUES
+    ('fluent', 'manage_users',      'users',               'write', NULL),
+    ('fluent', 'assign_roles',      'users',               'write', 'assigning roles is part of managing users'),
+    ('fluent', 'manage_roles',      'roles',               'write', NULL),
+    ('fluid',  'manage_users',      'user_accounts',       'write', NULL),
+    ('fluid',  'assign_roles',      'user_accounts',       'write', NULL),
+    ('fluid',  'assign_beyond_own', 'user_accounts',       'write', 'user administrators set every role on an account without holding it'),
+    ('fluid',  'manage_roles',      'system_settings',     'write', 'the application administrator configures the instance'),
+    ('cx',     'manage_users',      'admin',               'write', NULL),
+    ('cx',     'assign_roles',      'admin',               'write', NULL),
+    ('cx',     'manage_roles',      'admin',               'write', NULL);
+
 CREATE FUNCTION fluent._template(p_template text) RETURNS text
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
@@ -395,6 +423,14 @@ BEGIN
      WHERE tp.template = t
     ON CONFLICT (role_id, action_id) DO NOTHING;
 
+    INSERT INTO fluent.admin_rights (workspace_id, admin_right, action_id)
+    SELECT ws, tr.admin_right, a.action_id
+      FROM fluent.template_admin_rights tr
+      JOIN fluent.modules md ON md.workspace_id = ws AND md.name = tr.module
+      JOIN fluent.actions a ON a.module_id = md.module_id AND a.name = tr.action
+     WHERE tr.template = t
+    ON CONFLICT DO NOTHING;
+
     INSERT INTO fluent.template_applications (workspace_id, template) VALUES (ws, t);
 END $$;
 
@@ -410,13 +446,16 @@ COMMENT ON VIEW fluent.template_defaults IS
     'The template default of each role based on a template, per action of its workspace: what fluent_reset_role() restores';
 
 -- Restores a role's permissions to its template's defaults.
-CREATE FUNCTION @extschema@.fluent_reset_role(role text) RETURNS void
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+CREATE FUNCTION fluent._do_reset_role(role text, ticket bigint) RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp SET fluent.caller_role = '' AS $$
 DECLARE
+    delegate text := fluent._authorize(ticket, 'manage_roles');
     rid int := fluent._role_id(role);
     ws int := fluent._workspace_id();
+    powers jsonb := CASE WHEN delegate IS NOT NULL THEN fluent._user_scope_map(delegate) END;
+    before jsonb := fluent._role_scope_map(rid);
 BEGIN
-    PERFORM fluent._require_admin();
+    PERFORM fluent._may_touch_role(delegate, rid);
     IF (SELECT r.template FROM fluent.roles r WHERE r.role_id = rid) IS NULL THEN
         RAISE EXCEPTION 'fluent role "%" is a custom role and has no template defaults to reset to', role
             USING ERRCODE = 'object_not_in_prerequisite_state',
@@ -429,19 +468,28 @@ BEGIN
     INSERT INTO fluent.permissions (workspace_id, role_id, action_id, scope)
     SELECT ws, rid, d.action_id, d.scope FROM fluent.template_defaults d WHERE d.role_id = rid
     ON CONFLICT (role_id, action_id) DO NOTHING;
+    PERFORM fluent._within_powers(delegate, powers, before, fluent._role_scope_map(rid), format('role "%s"', role));
 END $$;
+CREATE FUNCTION @extschema@.fluent_reset_role(role text) RETURNS void
+LANGUAGE sql
+BEGIN ATOMIC
+    SELECT fluent._do_reset_role(role, fluent._caller());
+END;
 
 -- A new role with the same permissions and flags as `source`. A clone of a
 -- template role keeps that template as its baseline: it can be reset, and
 -- fluent.role_template_diff shows how it departs from it.
-CREATE FUNCTION @extschema@.fluent_clone_role(source text, new_role text) RETURNS void
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+CREATE FUNCTION fluent._do_clone_role(source text, new_role text, ticket bigint) RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp SET fluent.caller_role = '' AS $$
 DECLARE
+    delegate text := fluent._authorize(ticket, 'manage_roles');
     src int := fluent._role_id(source);
     ws int := fluent._workspace_id();
+    powers jsonb := CASE WHEN delegate IS NOT NULL THEN fluent._user_scope_map(delegate) END;
     new_id int;
 BEGIN
-    PERFORM fluent._require_admin();
+    -- A clone of a privileged role is privileged.
+    PERFORM fluent._may_touch_role(delegate, src);
     INSERT INTO fluent.roles (workspace_id, name, description, template, template_role, privileged, grants_sign_in)
     SELECT ws, fluent._name(new_role, 'role'), r.description, r.template, r.template_role, r.privileged, r.grants_sign_in
       FROM fluent.roles r WHERE r.role_id = src
@@ -450,6 +498,12 @@ BEGIN
     IF new_id IS NULL THEN PERFORM fluent._duplicate('role', new_role); END IF;
     INSERT INTO fluent.permissions (workspace_id, role_id, action_id, scope)
     SELECT ws, new_id, p.action_id, p.scope FROM fluent.permissions p WHERE p.role_id = src;
+    PERFORM fluent._within_powers(delegate, powers, '{}', fluent._role_scope_map(new_id), format('role "%s"', new_role));
 END $$;
+CREATE FUNCTION @extschema@.fluent_clone_role(source text, new_role text) RETURNS void
+LANGUAGE sql
+BEGIN ATOMIC
+    SELECT fluent._do_clone_role(source, new_role, fluent._caller());
+END;
 
 SET LOCAL search_path TO @extschema@, pg_temp;

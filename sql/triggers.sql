@@ -25,7 +25,8 @@ BEGIN
                         ON fluent.%I FOR EACH STATEMENT EXECUTE FUNCTION fluent.invalidate_cache()', t);
     END LOOP;
     FOREACH t IN ARRAY ARRAY['workspaces', 'users', 'modules', 'actions', 'roles', 'permissions', 'grants',
-                             'overrides', 'teams', 'team_members', 'protected_tables', 'template_applications']
+                             'overrides', 'teams', 'team_members', 'admin_rights', 'protected_tables',
+                             'template_applications']
     LOOP
         EXECUTE format('CREATE TRIGGER audit_change AFTER INSERT OR UPDATE OR DELETE
                         ON fluent.%I FOR EACH ROW EXECUTE FUNCTION fluent.audit_change()', t);
@@ -38,6 +39,8 @@ $$;
 -- Who made a grant, an override, a review, a protection or a template
 -- application, and when, is set here, never taken from the writer: a DBA
 -- writing the catalog directly cannot attribute a change to someone else.
+-- The role is the caller of the administration function (fluent._actor_role,
+-- src/delegation.rs), not the catalog owner it runs as.
 -- Restored rows (a superuser's COPY, see src/audit.rs) keep what they had.
 CREATE FUNCTION fluent._stamp_attribution() RETURNS trigger
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
@@ -48,29 +51,29 @@ BEGIN
     CASE TG_TABLE_NAME
     WHEN 'grants' THEN
         IF TG_OP = 'INSERT' THEN
-            NEW.granted_at := now(); NEW.granted_by := current_user;
+            NEW.granted_at := now(); NEW.granted_by := fluent._actor_role();
             NEW.reviewed_at := NULL; NEW.reviewed_by := NULL;
         ELSE
             NEW.granted_at := OLD.granted_at; NEW.granted_by := OLD.granted_by;
             IF NEW.reviewed_at IS NULL THEN
                 NEW.reviewed_by := NULL;
             ELSIF NEW.reviewed_at IS DISTINCT FROM OLD.reviewed_at THEN
-                NEW.reviewed_at := now(); NEW.reviewed_by := current_user;
+                NEW.reviewed_at := now(); NEW.reviewed_by := fluent._actor_role();
             ELSE
                 NEW.reviewed_by := OLD.reviewed_by;
             END IF;
         END IF;
     WHEN 'overrides' THEN
-        NEW.set_at := now(); NEW.set_by := current_user;
+        NEW.set_at := now(); NEW.set_by := fluent._actor_role();
     WHEN 'protected_tables' THEN
         IF TG_OP = 'INSERT' THEN
-            NEW.protected_at := now(); NEW.protected_by := current_user;
+            NEW.protected_at := now(); NEW.protected_by := fluent._actor_role();
         ELSE
             NEW.protected_at := OLD.protected_at; NEW.protected_by := OLD.protected_by;
         END IF;
     WHEN 'template_applications' THEN
         IF TG_OP = 'INSERT' THEN
-            NEW.applied_at := now(); NEW.applied_by := current_user;
+            NEW.applied_at := now(); NEW.applied_by := fluent._actor_role();
         ELSE
             NEW.applied_at := OLD.applied_at; NEW.applied_by := OLD.applied_by;
         END IF;

@@ -57,12 +57,11 @@ fn audit_change(trigger: &PgTrigger<'_>) {
     };
     let relation = trigger.relation().unwrap_or_else(|e| pgrx::error!("{e}"));
     let row_type = unsafe { (*relation.rd_rel).reltype };
-    let db_role = unsafe {
-        let me = pg_sys::GetUserId();
-        std::ffi::CStr::from_ptr(pg_sys::GetUserNameFromId(me, false))
-            .to_string_lossy()
-            .into_owned()
-    };
+    // The role that called the administration function making the change,
+    // or the role writing the catalog directly (src/delegation.rs).
+    let db_role = gucs::caller_role()
+        .map(str::to_owned)
+        .unwrap_or_else(|| identity::role_name(unsafe { pg_sys::GetUserId() }));
     let acting = gucs::with_acting(|user, _| user.map(str::to_owned));
     catalog::record_audit(
         &db_role,

@@ -304,3 +304,39 @@ pub fn record_audit(
             .unwrap_or_else(|e| pgrx::error!("fluent could not write its audit trail: {e}"));
     })
 }
+
+/// The permissions that give each administrative right in a workspace, as
+/// (right, module, action): holding the action at scope `all` gives the
+/// right (`fluent.admin_rights`).
+pub fn admin_right_actions(workspace: &str) -> Vec<(String, String, String)> {
+    as_catalog_owner(|client| {
+        query(
+            client,
+            "SELECT * FROM fluent._load_admin_rights($1)",
+            &[workspace.into()],
+        )
+        .map(|row| {
+            (
+                column(&row, 1).unwrap_or_default(),
+                column(&row, 2).unwrap_or_default(),
+                column(&row, 3).unwrap_or_default(),
+            )
+        })
+        .collect()
+    })
+}
+
+/// Creates the user a verified token names (`fluent.unknown_subject =
+/// create`) with the configured roles, attributed to `caller`.
+pub fn create_user_from_token(user: &str, workspace: &str, roles: &[&str], caller: &str) {
+    let roles: Vec<String> = roles.iter().map(|r| (*r).to_owned()).collect();
+    as_catalog_owner(|client| {
+        client
+            .update(
+                "SELECT fluent._create_token_user($1, $2, $3, $4)",
+                None,
+                &[user.into(), workspace.into(), roles.into(), caller.into()],
+            )
+            .unwrap_or_else(|e| pgrx::error!("fluent could not create the token's user: {e}"));
+    })
+}

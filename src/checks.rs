@@ -9,6 +9,7 @@
 use pgrx::prelude::*;
 
 use crate::cache;
+use crate::delegation;
 use crate::error::FluentError;
 use crate::gucs;
 use crate::scope::Scope;
@@ -38,9 +39,18 @@ fn scope_of(user: Option<&str>, module: Option<&str>, action: Option<&str>) -> S
     })
 }
 
+/// Raises 42501 unless the caller may read `user`'s permissions
+/// (src/delegation.rs).
+fn require_may_read(user: Option<&str>) {
+    if let Some(user) = user {
+        delegation::require_may_read_permissions_of(user);
+    }
+}
+
 /// Whether `user_key` may perform `action` on `module` at any scope.
 #[pg_extern(stable, parallel_safe)]
 fn fluent_can(user_key: Option<&str>, module: Option<&str>, action: Option<&str>) -> bool {
+    require_may_read(user_key);
     scope_of(user_key, module, action) > Scope::None
 }
 
@@ -57,6 +67,7 @@ fn fluent_scope(
     module: Option<&str>,
     action: Option<&str>,
 ) -> &'static str {
+    require_may_read(user_key);
     scope_of(user_key, module, action).as_str()
 }
 
@@ -70,6 +81,7 @@ fn fluent_scope_acting(module: Option<&str>, action: Option<&str>) -> &'static s
 /// workspace, by name: what an application shows in its navigation.
 #[pg_extern(stable, parallel_safe)]
 fn fluent_visible_modules(user_key: Option<&str>) -> SetOfIterator<'static, String> {
+    require_may_read(user_key);
     let modules = match user_key {
         None => Vec::new(),
         Some(user) => gucs::with_acting(|_, workspace| cache::visible_modules(workspace, user))
@@ -81,7 +93,12 @@ fn fluent_visible_modules(user_key: Option<&str>) -> SetOfIterator<'static, Stri
 /// fluent_visible_modules() for the acting user.
 #[pg_extern(stable, parallel_safe, name = "fluent_visible_modules")]
 fn fluent_visible_modules_acting() -> SetOfIterator<'static, String> {
-    fluent_visible_modules(gucs::with_acting(|user, _| user.map(str::to_owned)).as_deref())
+    let modules = gucs::with_acting(|user, workspace| match user {
+        None => Ok(Vec::new()),
+        Some(user) => cache::visible_modules(workspace, user),
+    })
+    .unwrap_or_else(|e| e.report());
+    SetOfIterator::new(modules)
 }
 
 /// A type that owner, assignment and workspace columns can have, and how a

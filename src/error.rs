@@ -19,8 +19,8 @@ pub enum FluentError {
     UserCannotSignIn { user: String, status: String },
     /// A user without a sign-in role in a workspace that has sign-in roles.
     NoSignInRole { user: String, workspace: String },
-    /// The caller may not see why another user may or may not do something.
-    ExplainDenied { user: String },
+    /// The caller may not see another user's permissions.
+    OthersPermissionsDenied { user: String },
     /// fluent_explain's facts concluded otherwise than the enforced scope.
     ExplainDisagrees { explained: String, enforced: String },
     /// The audit trigger attached to a table outside the fluent catalog.
@@ -37,6 +37,17 @@ pub enum FluentError {
     TrustedOnlyAfterSetRole { denied: String, role: String },
     /// The calling role may not administer fluent.
     NotAdmin,
+    /// The identity was chosen by an authenticator already in this
+    /// transaction or session; only a token may change it.
+    IdentitySealed { what: &'static str },
+    /// `fluent.jwt_keys` is not set.
+    TokensNotConfigured,
+    /// `fluent.jwt_keys` does not hold a usable key set.
+    TokenKeysInvalid { reason: String },
+    /// A token failed verification.
+    TokenRefused { reason: String },
+    /// An administration implementation called without a valid caller ticket.
+    NoCallerTicket,
     /// A trigger function called as a plain function.
     NotCalledAsTrigger { function: &'static str },
     /// A `local` setting made outside a transaction block (a warning).
@@ -54,7 +65,13 @@ impl FluentError {
             UserCannotSignIn { .. } | NoSignInRole { .. } => {
                 PgSqlErrorCode::ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION
             }
-            ExplainDenied { .. } => PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
+            OthersPermissionsDenied { .. } | IdentitySealed { .. } | NoCallerTicket => {
+                PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE
+            }
+            TokensNotConfigured | TokenKeysInvalid { .. } => {
+                PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE
+            }
+            TokenRefused { .. } => PgSqlErrorCode::ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION,
             ExplainDisagrees { .. } => PgSqlErrorCode::ERRCODE_INTERNAL_ERROR,
             NotCatalogTable { .. } => PgSqlErrorCode::ERRCODE_WRONG_OBJECT_TYPE,
             NullArgument { .. } => PgSqlErrorCode::ERRCODE_NULL_VALUE_NOT_ALLOWED,
@@ -85,8 +102,17 @@ impl FluentError {
             NoSignInRole { user, workspace } => {
                 format!("fluent user \"{user}\" holds no sign-in role in workspace \"{workspace}\" and cannot act")
             }
-            ExplainDenied { user } => {
-                format!("permission denied to explain the permissions of fluent user \"{user}\"")
+            OthersPermissionsDenied { user } => {
+                format!("permission denied to read the permissions of fluent user \"{user}\"")
+            }
+            IdentitySealed { what } => {
+                format!("permission denied to change the fluent {what}: the identity was already chosen")
+            }
+            TokensNotConfigured => "fluent cannot verify tokens: fluent.jwt_keys is not set".into(),
+            TokenKeysInvalid { reason } => format!("fluent.jwt_keys is not usable: {reason}"),
+            TokenRefused { reason } => format!("fluent token refused: {reason}"),
+            NoCallerTicket => {
+                "permission denied to call a fluent administration implementation directly".into()
             }
             ExplainDisagrees {
                 explained,
@@ -127,10 +153,23 @@ impl FluentError {
                 "Grant one of the workspace's sign-in roles (fluent.roles.grants_sign_in), or set the workspace first."
                     .into()
             }
-            ExplainDenied { .. } => {
-                "Users may explain their own permissions; fluent_admin and fluent_reader members may explain anyone's."
+            OthersPermissionsDenied { .. } => {
+                "An acting user may read their own permissions; superusers, fluent_admin and fluent_reader members and the workspace's delegated administrators may read anyone's."
                     .into()
             }
+            IdentitySealed { .. } => {
+                "A role trusted through fluent_authenticator chooses the identity once per transaction (local => true) or session; after that only fluent_authenticate(token) changes it. Start a new transaction."
+                    .into()
+            }
+            TokensNotConfigured => {
+                "A superuser sets the verification keys as a JSON Web Key Set: ALTER SYSTEM SET fluent.jwt_keys = '{\"keys\": [...]}'.".into()
+            }
+            TokenKeysInvalid { .. } => "A superuser must correct fluent.jwt_keys (a JSON Web Key Set).".into(),
+            TokenRefused { .. } => {
+                "Sign in again for a fresh token; the server checks fluent.jwt_keys, fluent.jwt_audience, fluent.jwt_issuer and fluent.jwt_leeway."
+                    .into()
+            }
+            NoCallerTicket => "Call the public fluent_* function instead.".into(),
             ExplainDisagrees { .. } => "This is a bug in fluent; please report it with the output of fluent_explain.".into(),
             NotCatalogTable { .. } => "Drop the trigger; fluent installs its audit triggers itself.".into(),
             NullArgument { hint, .. } => (*hint).into(),

@@ -9,9 +9,9 @@ use pgrx::prelude::*;
 
 use crate::cache;
 use crate::catalog;
+use crate::delegation;
 use crate::error::FluentError;
 use crate::gucs;
-use crate::identity;
 
 /// One row per fact that decides the scope `user_key` has on `module.action`
 /// in the current workspace (status, sign-in role, module gate, parent
@@ -39,17 +39,9 @@ fn fluent_explain(
         [("user", user_key), ("module", module), ("action", action)].map(|(argument, value)| {
             value.unwrap_or_else(|| FluentError::NullArgument { argument, hint }.report())
         });
-    let (workspace, acting) =
-        gucs::with_acting(|acting, workspace| (workspace.to_owned(), acting.map(str::to_owned)));
     // What others may do is for administrators and reporting roles to see.
-    if acting.as_deref() != Some(user)
-        && !identity::current_role_is_one_of(&[c"fluent_admin", c"fluent_reader"])
-    {
-        FluentError::ExplainDenied {
-            user: user.to_owned(),
-        }
-        .report();
-    }
+    delegation::require_may_read_permissions_of(user);
+    let workspace = gucs::with_workspace(str::to_owned);
     let enforced = cache::scope(&workspace, user, module, action).unwrap_or_else(|e| e.report());
     let facts = catalog::explain_facts(&workspace, user, module, action);
     let explained = facts

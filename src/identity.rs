@@ -1,19 +1,29 @@
 //! Who the session acts for: the end user and the workspace.
 //!
 //! An application connects as one database role and acts for many users, so
-//! the end user is not `current_user`. Only a trusted role may choose it: a
-//! superuser, or a role with the privileges of `fluent_authenticator` (the
-//! role an application logs in as) or `fluent_admin` (DBAs). The usual flow
-//! is PostgREST's: log in as the authenticator, `fluent_set_user(...)`, then
-//! `SET ROLE` to an unprivileged application role, which can read the
-//! identity but cannot change it.
+//! the end user is not `current_user`. It is chosen in one of two ways:
+//!
+//! - By a verified token: `fluent_authenticate(token)`, which any role may
+//!   call; the token decides (src/token.rs).
+//! - By trust: `fluent_set_user(user)`, for superusers and roles with the
+//!   privileges of `fluent_admin` (DBAs, tests), which may switch freely, and
+//!   of `fluent_authenticator` (the role an application logs in as), which
+//!   chooses once: after that, in the same transaction (`local => true`) or
+//!   session, only a token changes the identity. So SQL that the application
+//!   role runs after `SET ROLE` cannot hand itself back to the authenticator
+//!   (`RESET ROLE`, `SET ROLE`, a function's `SET` clause) and choose
+//!   someone else: the identity is sealed, whichever role asks.
+
+use std::cell::{Cell, RefCell};
 
 use pgrx::pg_sys;
 use pgrx::prelude::*;
 
 use crate::cache;
+use crate::catalog;
 use crate::error::FluentError;
 use crate::gucs;
+use crate::token;
 
 const TRUSTED_ROLES: [&std::ffi::CStr; 2] = [c"fluent_authenticator", c"fluent_admin"];
 const ADMIN_ROLES: [&std::ffi::CStr; 1] = [c"fluent_admin"];
@@ -36,12 +46,27 @@ pub fn current_role_is_superuser() -> bool {
     unsafe { pg_sys::superuser_arg(pg_sys::GetUserId()) }
 }
 
+/// Whether `role` is a superuser or has the privileges of one of `roles`.
+fn role_is_one_of(role: pg_sys::Oid, roles: &[&std::ffi::CStr]) -> bool {
+    let superuser = unsafe { pg_sys::superuser_arg(role) };
+    superuser || existing_roles(roles).any(|(_, r)| unsafe { pg_sys::has_privs_of_role(role, r) })
+}
+
 /// Whether the current role is a superuser or has the privileges of one of
 /// `roles`.
 pub fn current_role_is_one_of(roles: &[&std::ffi::CStr]) -> bool {
-    let me = unsafe { pg_sys::GetUserId() };
-    current_role_is_superuser()
-        || existing_roles(roles).any(|(_, role)| unsafe { pg_sys::has_privs_of_role(me, role) })
+    role_is_one_of(unsafe { pg_sys::GetUserId() }, roles)
+}
+
+/// Whether `role` administers fluent as a DBA (superuser or fluent_admin).
+pub fn role_is_dba(role: pg_sys::Oid) -> bool {
+    role_is_one_of(role, &ADMIN_ROLES)
+}
+
+/// Whether the current role may read anyone's permissions: superusers,
+/// fluent_admin and fluent_reader.
+pub fn current_role_reads_all() -> bool {
+    current_role_is_one_of(&[c"fluent_admin", c"fluent_reader"])
 }
 
 /// Raises unless the current role is trusted with `roles`; a member that
@@ -61,13 +86,112 @@ fn require_one_of(roles: &[&std::ffi::CStr], refused: impl FnOnce() -> FluentErr
     }
 }
 
-fn require_trusted(what: &'static str) {
+/// How far a trusted caller is trusted.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Trust {
+    /// Superusers and fluent_admin: may switch identities at will.
+    Unrestricted,
+    /// fluent_authenticator: chooses once per transaction or session.
+    Once,
+}
+
+fn require_trusted(what: &'static str) -> Trust {
     // Inside a security-restricted operation (index expressions, maintenance
     // commands run as a table owner) nobody chooses identities.
     if unsafe { pg_sys::InSecurityRestrictedOperation() } {
         FluentError::NotTrusted { what }.report();
     }
+    if current_role_is_one_of(&ADMIN_ROLES) {
+        return Trust::Unrestricted;
+    }
     require_one_of(&TRUSTED_ROLES, || FluentError::NotTrusted { what });
+    Trust::Once
+}
+
+/// Whether the identity can no longer be chosen by trust: set once for the
+/// transaction or for the session. Cleared at transaction end
+/// (`transaction`), never (`session`): a session identity chosen by an
+/// authenticator is that connection's for good.
+#[derive(Clone, Copy, Default)]
+struct Seal {
+    session: bool,
+    transaction: bool,
+}
+
+thread_local! {
+    static SEAL: Cell<Seal> = Cell::new(Seal::default());
+    /// The user the last token verified, and whether only for the transaction.
+    static VERIFIED: RefCell<Option<(String, bool)>> = const { RefCell::new(None) };
+}
+
+fn sealed() -> bool {
+    let seal = SEAL.with(Cell::get);
+    seal.session || seal.transaction
+}
+
+fn seal(local: bool) {
+    SEAL.with(|s| {
+        let mut seal = s.get();
+        seal.transaction = true;
+        seal.session |= !local;
+        s.set(seal);
+    });
+}
+
+/// Refuses a change by trust of a sealed identity. Choosing the identity
+/// that is already in place changes nothing and is allowed.
+fn refuse_if_sealed(what: &'static str, unchanged: bool) {
+    if sealed() && !unchanged {
+        FluentError::IdentitySealed { what }.report();
+    }
+}
+
+pub fn init() {
+    unsafe { pg_sys::RegisterXactCallback(Some(xact_callback), std::ptr::null_mut()) };
+}
+
+#[pgrx::pg_guard]
+unsafe extern "C-unwind" fn xact_callback(
+    event: pg_sys::XactEvent::Type,
+    _arg: *mut std::ffi::c_void,
+) {
+    use pg_sys::XactEvent::*;
+    if matches!(
+        event,
+        XACT_EVENT_COMMIT | XACT_EVENT_ABORT | XACT_EVENT_PREPARE
+    ) {
+        SEAL.with(|s| {
+            let mut seal = s.get();
+            seal.transaction = false;
+            s.set(seal);
+        });
+        VERIFIED.with(|v| {
+            let mut v = v.borrow_mut();
+            if matches!(*v, Some((_, true))) {
+                *v = None;
+            }
+        });
+    }
+}
+
+pub fn role_name(role: pg_sys::Oid) -> String {
+    unsafe {
+        std::ffi::CStr::from_ptr(pg_sys::GetUserNameFromId(role, false))
+            .to_string_lossy()
+            .into_owned()
+    }
+}
+
+/// One server-log line per identity change when fluent.log_identity_changes
+/// is on, for shops that audit sessions (pgaudit, set_user).
+fn log_change(user: &str, how: &str, local: bool) {
+    if gucs::log_identity_changes() {
+        let role = role_name(unsafe { pg_sys::GetUserId() });
+        let span = if local { "transaction" } else { "session" };
+        pgrx::log!(
+            "fluent: role \"{role}\" set the acting user to \"{user}\" by {how} for the {span}"
+        );
+    }
 }
 
 fn local_or_error(local: Option<bool>) -> bool {
@@ -112,7 +236,7 @@ mod fluent {
 /// `local => true` for the current transaction only.
 #[pg_extern(volatile, parallel_unsafe)]
 fn fluent_set_user(user_key: Option<&str>, local: default!(Option<bool>, false)) {
-    require_trusted("user");
+    let trust = require_trusted("user");
     let Some(user_key) = user_key else {
         FluentError::NullArgument {
             argument: "user",
@@ -121,10 +245,105 @@ fn fluent_set_user(user_key: Option<&str>, local: default!(Option<bool>, false))
         .report()
     };
     let local = local_or_error(local);
+    if trust == Trust::Once {
+        refuse_if_sealed("user", gucs::with_acting(|user, _| user == Some(user_key)));
+    }
     // Checked in the current workspace: set the workspace first.
     gucs::with_acting(|_, workspace| cache::check_may_act(workspace, user_key))
         .unwrap_or_else(|e| e.report());
     set_identity(gucs::USER_GUC, user_key, local, "fluent_set_user");
+    if trust == Trust::Once {
+        seal(local);
+    }
+    log_change(user_key, "trust", local);
+}
+
+/// Verifies a JSON Web Token with the keys and rules of the `fluent.jwt_*`
+/// settings and makes its subject the acting user (and its workspace claim,
+/// when `fluent.jwt_workspace_claim` names one, the workspace), for the
+/// transaction or, with `local => false`, the session. Any role may call it:
+/// the token decides. Returns the user key.
+#[pg_extern(volatile, parallel_unsafe)]
+fn fluent_authenticate(token: Option<&str>, local: default!(Option<bool>, true)) -> String {
+    let Some(token) = token else {
+        FluentError::NullArgument {
+            argument: "token",
+            hint: "Pass the raw JSON Web Token, without the \"Bearer \" prefix.",
+        }
+        .report()
+    };
+    let local = local_or_error(local);
+    let settings = gucs::token_settings();
+    let keys = settings
+        .keys
+        .unwrap_or_else(|| FluentError::TokensNotConfigured.report());
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or_default();
+    let verified = token::verify(
+        token,
+        &token::Policy {
+            keys,
+            audiences: &settings.audiences,
+            issuer: settings.issuer,
+            leeway: settings.leeway,
+            user_claim: settings.user_claim,
+            workspace_claim: settings.workspace_claim,
+            now,
+        },
+    )
+    .unwrap_or_else(|e| {
+        if e.is_configuration() {
+            FluentError::TokenKeysInvalid { reason: e.reason() }.report()
+        }
+        FluentError::TokenRefused { reason: e.reason() }.report()
+    });
+    if let Some(workspace) = &verified.workspace {
+        if !cache::workspace_exists(workspace) {
+            FluentError::TokenRefused {
+                reason: format!("its workspace \"{workspace}\" does not exist"),
+            }
+            .report();
+        }
+        set_identity(gucs::WORKSPACE_GUC, workspace, local, "fluent_authenticate");
+    }
+    let user = verified.user;
+    gucs::with_acting(
+        |_, workspace| match cache::check_may_act(workspace, &user) {
+            Err(FluentError::UnknownUser { .. })
+                if settings.unknown_subject == gucs::UnknownSubject::Create =>
+            {
+                // The audit trail names the new user as the one acting.
+                set_identity(gucs::USER_GUC, &user, true, "fluent_authenticate");
+                catalog::create_user_from_token(
+                    &user,
+                    workspace,
+                    &settings.new_user_roles,
+                    &role_name(unsafe { pg_sys::GetUserId() }),
+                );
+                cache::check_may_act(workspace, &user)
+            }
+            Err(FluentError::UnknownUser { .. }) => Err(FluentError::TokenRefused {
+                reason: format!("its subject \"{user}\" is not a fluent user"),
+            }),
+            other => other,
+        },
+    )
+    .unwrap_or_else(|e| e.report());
+    set_identity(gucs::USER_GUC, &user, local, "fluent_authenticate");
+    seal(local);
+    VERIFIED.with(|v| *v.borrow_mut() = Some((user.clone(), local)));
+    log_change(&user, "token", local);
+    user
+}
+
+/// The acting user if a token verified by fluent_authenticate() chose them,
+/// otherwise NULL: what Supabase's auth.uid() is to its policies.
+#[pg_extern(stable, parallel_safe)]
+fn fluent_verified_user() -> Option<String> {
+    let verified = VERIFIED.with(|v| v.borrow().as_ref().map(|(user, _)| user.clone()))?;
+    gucs::with_acting(|user, _| user == Some(verified.as_str())).then_some(verified)
 }
 
 /// Acts for nobody: every check is denied until a user is set again.
@@ -144,7 +363,7 @@ fn fluent_current_user() -> Option<String> {
 /// `local => true` for the current transaction only.
 #[pg_extern(volatile, parallel_unsafe)]
 fn fluent_set_workspace(workspace: Option<&str>, local: default!(Option<bool>, false)) {
-    require_trusted("workspace");
+    let trust = require_trusted("workspace");
     let Some(workspace) = workspace else {
         FluentError::NullArgument {
             argument: "workspace",
@@ -153,6 +372,12 @@ fn fluent_set_workspace(workspace: Option<&str>, local: default!(Option<bool>, f
         .report()
     };
     let local = local_or_error(local);
+    if trust == Trust::Once {
+        refuse_if_sealed(
+            "workspace",
+            gucs::with_workspace(|current| current == workspace),
+        );
+    }
     if !cache::workspace_exists(workspace) {
         FluentError::UnknownWorkspace {
             workspace: workspace.to_owned(),

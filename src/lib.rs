@@ -6,7 +6,9 @@
 //! - `cache`: the per-backend cache and its invalidation
 //! - `hashing`: the fast hasher of the cache's maps
 //! - `gucs`: the settings that carry the acting user and workspace
-//! - `identity`: `fluent_set_user` and friends, with the trusted-role check
+//! - `identity`: `fluent_authenticate`, `fluent_set_user` and friends: tokens, trust and the seal
+//! - `token`: verifying JSON Web Tokens (pure Rust)
+//! - `delegation`: who administers (DBA or delegated end user), and who may read others' permissions
 //! - `checks`: `fluent_can`, `fluent_scope`, `fluent_visible_modules` and the row-level policy helpers
 //! - `plans`: folding the policy helpers into plans, and invalidating those plans when identity or catalog change
 //! - `explain`: `fluent_explain`, the facts behind one decision
@@ -23,6 +25,7 @@ mod audit;
 mod cache;
 mod catalog;
 mod checks;
+mod delegation;
 mod error;
 mod explain;
 mod gucs;
@@ -30,6 +33,7 @@ mod hashing;
 mod identity;
 mod plans;
 mod scope;
+mod token;
 mod trigger;
 
 #[cfg(any(test, feature = "pg_test"))]
@@ -53,7 +57,8 @@ extension_sql_file!(
         "invalidate_cache_trigger",
         "audit_change_trigger",
         identity::fluent::_current_role_is_superuser,
-        audit::fluent::_restoring
+        audit::fluent::_restoring,
+        delegation::fluent::_actor_role
     ]
 );
 extension_sql_file!(
@@ -62,7 +67,13 @@ extension_sql_file!(
     requires = [
         "triggers",
         identity::fluent_current_workspace,
-        identity::fluent::_require_admin
+        identity::fluent_current_user,
+        identity::fluent::_require_admin,
+        delegation::fluent::_caller,
+        delegation::fluent::_take_caller,
+        delegation::fluent::_is_dba,
+        delegation::fluent::_holds_right,
+        delegation::fluent::_scope_of
     ]
 );
 extension_sql_file!(
@@ -97,5 +108,7 @@ extension_sql_file!("../sql/privileges.sql", name = "privileges", finalize);
 pub extern "C-unwind" fn _PG_init() {
     gucs::init();
     cache::init();
+    identity::init();
+    delegation::init();
     plans::init();
 }

@@ -4,6 +4,9 @@
 //! The server is the throwaway cluster `.ci/run` starts; `FLUENT_TEST_HOST`
 //! (a socket directory or host name) and `FLUENT_TEST_PORT` point at it.
 
+pub mod bouncer;
+pub mod tokens;
+
 use std::sync::{Arc, Mutex};
 
 use postgres::{Client, NoTls};
@@ -12,6 +15,9 @@ use postgres::{Client, NoTls};
 pub const AUTHENTICATOR: &str = "it_auth";
 /// The unprivileged role queries run as after `SET ROLE`.
 pub const APP: &str = "it_app";
+/// A login role with the privileges of fluent_admin, as tests use: unlike
+/// the authenticator, it may switch the acting user many times.
+pub const TESTER: &str = "it_tester";
 
 fn config(database: &str, user: &str) -> postgres::Config {
     let host = std::env::var("FLUENT_TEST_HOST")
@@ -79,6 +85,7 @@ pub fn fresh_database(name: &str) -> String {
     db.batch_execute("CREATE EXTENSION fluent").unwrap();
     ensure_role(&mut db, APP, false, &[]);
     ensure_role(&mut db, AUTHENTICATOR, true, &["fluent_authenticator", APP]);
+    ensure_role(&mut db, TESTER, true, &["fluent_admin", APP]);
     database
 }
 
@@ -104,6 +111,17 @@ pub fn ensure_role(client: &mut Client, name: &str, login: bool, member_of: &[&s
 /// and drops to the unprivileged application role.
 pub fn app_session(database: &str, user: &str) -> Client {
     let mut client = connect(database, AUTHENTICATOR);
+    client
+        .execute("SELECT fluent_set_user($1)", &[&user])
+        .unwrap();
+    client.batch_execute(&format!("SET ROLE {APP}")).unwrap();
+    client
+}
+
+/// A test session that switches users: logs in as the tester (fluent_admin),
+/// acts for `user`, and drops to the application role.
+pub fn tester_session(database: &str, user: &str) -> Client {
+    let mut client = connect(database, TESTER);
     client
         .execute("SELECT fluent_set_user($1)", &[&user])
         .unwrap();

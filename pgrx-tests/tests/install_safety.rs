@@ -99,7 +99,7 @@ fn planted_objects_never_run_at_install_or_after() {
     let mut dba = connect(database, "it_planter_admin");
     dba.batch_execute(
         "SELECT fluent_create_user('cy'); SELECT fluent_set_manager('cy', 'ann');
-         SELECT fluent_grant_role('cy', 'owner'); SELECT fluent_revoke_role('cy', 'owner');",
+         SELECT fluent_grant_role('cy', 'owner'); SELECT fluent_revoke_role('cy', 'owner', force => true);",
     )
     .unwrap();
 
@@ -116,13 +116,13 @@ fn planted_objects_never_run_at_install_or_after() {
     // The temp relations did not stand in for the catalogs: privileges were revoked.
     let public_grant: bool = db
         .query_one(
-            "SELECT has_function_privilege('public', 'fluent_grant_role(text,text)', 'EXECUTE')",
+            "SELECT has_function_privilege('public', 'fluent_create_workspace(text)', 'EXECUTE')",
             &[],
         )
         .unwrap()
         .get(0);
     assert!(
         !public_grant,
-        "EXECUTE on fluent_grant_role is still granted to PUBLIC"
+        "EXECUTE on fluent_create_workspace is still granted to PUBLIC"
     );
 }

@@ -7,7 +7,7 @@
 //! the acting user's.
 
 use fluent_pgrx_tests::{
-    app_session, connect, connect_with_options, fresh_database, APP, AUTHENTICATOR,
+    app_session, connect, connect_with_options, fresh_database, tester_session, APP, AUTHENTICATOR,
 };
 use postgres::{Client, Transaction};
 
@@ -66,8 +66,8 @@ fn expect(seen: Vec<String>, expected: &[&str], after: &str) {
     assert_eq!(seen, expected, "rows seen {after}");
 }
 
-/// The trusted role hands over to another user (the application's own
-/// RESET ROLE / set user / SET ROLE dance).
+/// The test role switches to another user (RESET ROLE / set user / SET
+/// ROLE; an authenticator may not, see identity.rs).
 fn act_as(client: &mut Client, user: &str) {
     client
         .batch_execute(&format!(
@@ -114,7 +114,7 @@ fn prepared(client: &mut Client) -> Vec<String> {
 fn a_prepared_statement_follows_every_identity_change() {
     let database = database("plans_prepared");
     for mode in ["auto", "force_generic_plan", "force_custom_plan"] {
-        let mut c = app_session(&database, "vic");
+        let mut c = tester_session(&database, "vic");
         prepare_owners(&mut c, mode, SEES_ALL);
         act_as(&mut c, "ann");
         expect(prepared(&mut c), ANN, &format!("{mode}: vic -> ann"));
@@ -218,7 +218,7 @@ fn a_superuser_setting_the_identity_directly_replans() {
 #[test]
 fn plpgsql_and_sql_function_plans_follow_the_identity() {
     let database = database("plans_functions");
-    let mut c = app_session(&database, "vic");
+    let mut c = tester_session(&database, "vic");
     c.batch_execute("SET plan_cache_mode = force_generic_plan")
         .unwrap();
     for function in ["owners_seen", "owners_seen_sql"] {

@@ -1,9 +1,14 @@
 -- Installs fluent and the roles every test file uses. Runs once, first.
 CREATE EXTENSION fluent;
 CREATE ROLE app NOLOGIN;             -- the unprivileged application role
+-- The application here also reports on everyone's permissions (the tests
+-- compare users side by side) ...
+GRANT fluent_reader TO app;
+CREATE ROLE web NOLOGIN;             -- ... this one is a plain web role
 CREATE ROLE auth LOGIN;              -- the role the application logs in as
 GRANT fluent_authenticator TO auth;
 GRANT app TO auth;
+GRANT web TO auth;
 CREATE ROLE dba LOGIN;
 GRANT fluent_admin TO dba;
 -- Test helper: switch the acting user while the current role is `app`,

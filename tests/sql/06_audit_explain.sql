@@ -58,7 +58,7 @@ SET ROLE dba;
 SELECT try($$CREATE TRIGGER forge AFTER INSERT ON public.dba_table FOR EACH ROW EXECUTE FUNCTION fluent.audit_change()$$)
     AS dba_borrow_trigger;
 RESET ROLE;
-SET ROLE app;
+SET ROLE web;
 SELECT try($$SELECT count(*) FROM fluent.audit_log$$) AS app_read;
 SELECT try($$DELETE FROM fluent.audit_log$$) AS app_delete;
 SELECT try($$INSERT INTO fluent.grants (workspace_id, user_id, role_id) VALUES (1, 1, 1)$$) AS app_write_catalog;
@@ -120,7 +120,7 @@ SELECT count(*) AS explained, count(*) FILTER (WHERE e.scope = fluent_scope(u.us
  WHERE m.workspace_id = 1;
 -- Users explain themselves; only administrators and readers explain others.
 RESET ROLE;
-SET ROLE app;
+SET ROLE web;
 SELECT act_as('bob');
 SELECT fact, subject, scope FROM fluent_explain('bob', 'invoices', 'write') ORDER BY step;
 SELECT try($$SELECT * FROM fluent_explain('olga', 'invoices', 'write')$$) AS app_explains_other;

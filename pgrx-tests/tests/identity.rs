@@ -1,0 +1,544 @@
+//! Verified identity over real connections, as the roles a PostgREST or
+//! Supabase deployment uses: tokens (fluent_authenticate), the seal on
+//! trusted identities, PostgREST's per-request SQL, the Supabase-style
+//! accessor, unknown subjects and identity logging.
+
+use fluent_pgrx_tests::tokens::{self, claims, now, sign, sign_as};
+use fluent_pgrx_tests::{
+    connect, connect_collecting_notices, ensure_role, fresh_database, sqlstate, APP, AUTHENTICATOR,
+};
+use postgres::Client;
+use serde_json::json;
+
+/// PostgREST's login role: no fluent trust at all.
+const PGRST: &str = "it_pgrst";
+/// PostgREST's role for requests with a valid JWT, and for anonymous ones.
+const WEB: &str = "it_web";
+const ANON: &str = "it_anon";
+const AUDIENCE: &str = "fluent-app";
+const ISSUER: &str = "https://auth.example";
+
+/// A database whose tokens are verified with the test keys, with ann and
+/// carol owning notes, and PostgREST's db-pre-request function.
+fn database(name: &str, keys: &str) -> String {
+    let database = fresh_database(name);
+    let mut db = connect(&database, "postgres");
+    ensure_role(&mut db, WEB, false, &[]);
+    ensure_role(&mut db, ANON, false, &[]);
+    ensure_role(&mut db, PGRST, true, &[WEB, ANON]);
+    db.batch_execute(&format!(
+        "ALTER DATABASE {database} SET fluent.jwt_keys = '{keys}';
+         ALTER DATABASE {database} SET fluent.jwt_audience = '{AUDIENCE}';
+         ALTER DATABASE {database} SET fluent.jwt_issuer = '{ISSUER}';
+         SELECT fluent_create_module('notes');
+         SELECT fluent_create_role('reader');
+         SELECT fluent_set_permission('reader', 'notes', 'read', 'own');
+         SELECT fluent_create_user('ann'); SELECT fluent_grant_role('ann', 'reader');
+         SELECT fluent_create_user('carol'); SELECT fluent_grant_role('carol', 'reader');
+         CREATE TABLE notes (id int PRIMARY KEY, owner text);
+         INSERT INTO notes VALUES (1, 'ann'), (2, 'ann'), (3, 'carol');
+         GRANT SELECT ON notes TO {WEB}, {ANON}, {APP};
+         SELECT fluent_protect('notes', 'notes', 'owner');
+         -- The recipe of the README: hand the raw bearer token to fluent.
+         CREATE FUNCTION public.pre_request() RETURNS void
+         LANGUAGE plpgsql SET search_path = pg_catalog, public AS $$
+         DECLARE
+             auth text := current_setting('request.headers', true)::json ->> 'authorization';
+         BEGIN
+             IF auth IS NOT NULL THEN
+                 PERFORM fluent_authenticate(substring(auth FROM '^Bearer (.+)$'), true);
+             END IF;
+         END $$;"
+    ))
+    .unwrap();
+    database
+}
+
+/// Claims as an identity provider issues them for `user`.
+fn issued(user: &str) -> serde_json::Value {
+    json!({ "sub": user, "aud": AUDIENCE, "iss": ISSUER, "exp": now() + 300, "role": WEB })
+}
+
+fn quote(text: &str) -> String {
+    format!("'{}'", text.replace('\'', "''"))
+}
+
+/// One PostgREST request, as PostgREST 12 runs it: a transaction with the
+/// role, claims and headers as local settings, the db-pre-request, the
+/// query. Returns the ids of the notes seen, or the request's SQLSTATE.
+fn request(
+    client: &mut Client,
+    role: &str,
+    token: Option<&str>,
+    claims: &str,
+) -> Result<Vec<i32>, String> {
+    let headers = match token {
+        Some(token) => json!({ "authorization": format!("Bearer {token}") }).to_string(),
+        None => "{}".into(),
+    };
+    let result = (|| {
+        client.batch_execute("BEGIN ISOLATION LEVEL READ COMMITTED READ WRITE")?;
+        client.batch_execute(&format!(
+            "SELECT set_config('search_path', 'public', true), set_config('role', {}, true),
+                    set_config('request.jwt.claims', {}, true), set_config('request.headers', {}, true),
+                    set_config('request.method', 'GET', true), set_config('request.path', '/notes', true)",
+            quote(role),
+            quote(claims),
+            quote(&headers)
+        ))?;
+        client.batch_execute("SELECT public.pre_request()")?;
+        let rows = client.query("SELECT id FROM notes ORDER BY id", &[])?;
+        client.batch_execute("COMMIT")?;
+        Ok(rows.iter().map(|r| r.get(0)).collect())
+    })();
+    result.map_err(|e: postgres::Error| {
+        client.batch_execute("ROLLBACK").unwrap();
+        sqlstate(Err::<(), _>(e))
+    })
+}
+
+fn authenticate(client: &mut Client, token: &str) -> Result<String, String> {
+    client
+        .query_one("SELECT fluent_authenticate($1)", &[&token])
+        .map(|row| row.get(0))
+        .map_err(|e| sqlstate(Err::<(), _>(e)))
+}
+
+/// Runs `f` in a transaction as the web role, which holds no trust.
+fn as_web<R>(client: &mut Client, f: impl FnOnce(&mut Client) -> R) -> R {
+    client
+        .batch_execute(&format!("BEGIN; SET LOCAL ROLE {WEB}"))
+        .unwrap();
+    let result = f(client);
+    client.batch_execute("ROLLBACK").unwrap();
+    result
+}
+
+#[test]
+fn every_algorithm_verifies_and_the_subject_sees_their_rows() {
+    let db = database("tokens_good", tokens::jwks());
+    let mut c = connect(&db, PGRST);
+    for alg in [
+        "HS256", "HS384", "HS512", "RS256", "RS384", "RS512", "ES256", "ES384", "EdDSA",
+    ] {
+        // Two RSA keys: RS* tokens name theirs; the others need no kid.
+        let kid = alg.starts_with("RS").then_some("rs-1");
+        let token = sign(alg, kid, issued("ann"));
+        let seen = as_web(&mut c, |c| {
+            assert_eq!(authenticate(c, &token), Ok("ann".into()), "{alg}");
+            let ids: Vec<i32> = c
+                .query("SELECT id FROM notes ORDER BY id", &[])
+                .unwrap()
+                .iter()
+                .map(|r| r.get(0))
+                .collect();
+            ids
+        });
+        assert_eq!(seen, [1, 2], "{alg}");
+    }
+    // With a kid, the key it names; within the leeway, an expired token still passes.
+    let token = sign(
+        "RS256",
+        Some("rs-2"),
+        json!({ "sub": "carol", "aud": AUDIENCE, "iss": ISSUER, "exp": now() - 10 }),
+    );
+    assert_eq!(
+        as_web(&mut c, |c| authenticate(c, &token)),
+        Ok("carol".into())
+    );
+}
+
+#[test]
+fn bad_tokens_are_refused() {
+    let db = database("tokens_bad", tokens::jwks());
+    let mut c = connect(&db, PGRST);
+    let with = |changes: serde_json::Value| {
+        let mut claims = issued("ann");
+        for (k, v) in changes.as_object().unwrap() {
+            claims[k] = v.clone();
+        }
+        claims
+    };
+    let good = sign("RS256", Some("rs-1"), issued("ann"));
+    let (head, rest) = good.split_once('.').unwrap();
+    let (_, signature) = rest.split_once('.').unwrap();
+    let carol_payload = sign("RS256", Some("rs-1"), issued("carol"));
+    let tampered = format!(
+        "{head}.{}.{signature}",
+        carol_payload.split('.').nth(1).unwrap()
+    );
+    let cases = [
+        (
+            "expired",
+            sign("ES256", None, with(json!({ "exp": now() - 120 }))),
+        ),
+        (
+            "not yet valid",
+            sign("ES256", None, with(json!({ "nbf": now() + 120 }))),
+        ),
+        (
+            "no exp",
+            sign(
+                "ES256",
+                None,
+                json!({ "sub": "ann", "aud": AUDIENCE, "iss": ISSUER }),
+            ),
+        ),
+        (
+            "wrong audience",
+            sign("EdDSA", None, with(json!({ "aud": "other-app" }))),
+        ),
+        (
+            "wrong issuer",
+            sign(
+                "EdDSA",
+                None,
+                with(json!({ "iss": "https://evil.example" })),
+            ),
+        ),
+        ("bad signature", tampered),
+        ("alg none", tokens::unsigned(issued("ann"))),
+        (
+            "HS256 signed with the RSA public key",
+            tokens::hs256_with_rsa_public_key(issued("ann")),
+        ),
+        (
+            "unknown kid",
+            sign_as("RS256", "rs-1", Some("rs-9"), issued("ann")),
+        ),
+        (
+            "kid of another key",
+            sign_as("RS256", "rs-1", Some("rs-2"), issued("ann")),
+        ),
+        ("not a token", "ann".to_owned()),
+        ("unknown subject", sign("HS256", None, issued("stranger"))),
+    ];
+    for (case, token) in cases {
+        let result = as_web(&mut c, |c| {
+            let r = authenticate(c, &token);
+            let who: Option<String> = c
+                .query_one("SELECT fluent_current_user()", &[])
+                .map(|r| r.get(0))
+                .unwrap_or(None);
+            (r, who)
+        });
+        assert_eq!(result, (Err("28000".into()), None), "{case}");
+    }
+}
+
+#[test]
+fn a_rotated_key_set_takes_effect_and_keys_are_for_superusers_only() {
+    let db = database("tokens_rotation", &tokens::jwks_with(&["rs-1"]));
+    let old = sign("RS256", Some("rs-1"), issued("ann"));
+    let new = sign("RS256", Some("rs-2"), issued("ann"));
+    let mut c = connect(&db, PGRST);
+    assert_eq!(as_web(&mut c, |c| authenticate(c, &old)), Ok("ann".into()));
+    assert_eq!(
+        as_web(&mut c, |c| authenticate(c, &new)),
+        Err("28000".into())
+    );
+    // Rotation: both keys while tokens of the old one are still out, then the new one only.
+    let mut su = connect(&db, "postgres");
+    su.batch_execute(&format!(
+        "ALTER DATABASE {db} SET fluent.jwt_keys = '{}'",
+        tokens::jwks_with(&["rs-1", "rs-2"])
+    ))
+    .unwrap();
+    let mut c = connect(&db, PGRST);
+    assert_eq!(as_web(&mut c, |c| authenticate(c, &old)), Ok("ann".into()));
+    assert_eq!(as_web(&mut c, |c| authenticate(c, &new)), Ok("ann".into()));
+    su.batch_execute(&format!(
+        "ALTER DATABASE {db} SET fluent.jwt_keys = '{}'",
+        tokens::jwks_with(&["rs-2"])
+    ))
+    .unwrap();
+    let mut c = connect(&db, PGRST);
+    assert_eq!(
+        as_web(&mut c, |c| authenticate(c, &old)),
+        Err("28000".into())
+    );
+    assert_eq!(as_web(&mut c, |c| authenticate(c, &new)), Ok("ann".into()));
+
+    // The web role can neither read nor set the keys or the rules.
+    for setting in [
+        "fluent.jwt_keys",
+        "fluent.jwt_audience",
+        "fluent.jwt_issuer",
+        "fluent.jwt_leeway",
+        "fluent.unknown_subject",
+    ] {
+        let set = as_web(&mut c, |c| {
+            sqlstate(c.batch_execute(&format!("SET {setting} = '1'")))
+        });
+        assert_eq!(set, "42501", "SET {setting}");
+    }
+    let shown = as_web(&mut c, |c| {
+        sqlstate(c.query_one("SHOW fluent.jwt_keys", &[]))
+    });
+    assert_eq!(shown, "42501", "SHOW fluent.jwt_keys");
+    // Without keys, tokens are refused as a configuration error.
+    su.batch_execute(&format!("ALTER DATABASE {db} RESET fluent.jwt_keys"))
+        .unwrap();
+    let mut c = connect(&db, PGRST);
+    assert_eq!(
+        as_web(&mut c, |c| authenticate(c, &new)),
+        Err("55000".into())
+    );
+}
+
+#[test]
+fn postgrest_requests_follow_the_token_and_nothing_else() {
+    let db = database("postgrest", tokens::jwks());
+    let mut c = connect(&db, PGRST);
+    let ann = sign("RS256", Some("rs-1"), issued("ann"));
+    let carol_claims = issued("carol").to_string();
+    // Anonymous: no token, no identity, no rows.
+    assert_eq!(request(&mut c, ANON, None, "{}"), Ok(vec![]));
+    // A valid token: ann's rows.
+    assert_eq!(
+        request(&mut c, WEB, Some(&ann), &issued("ann").to_string()),
+        Ok(vec![1, 2])
+    );
+    // Forged claims with ann's token: the token decides.
+    assert_eq!(
+        request(&mut c, WEB, Some(&ann), &carol_claims),
+        Ok(vec![1, 2])
+    );
+    // Forged claims alone: nobody.
+    assert_eq!(request(&mut c, WEB, None, &carol_claims), Ok(vec![]));
+    // A forged token: the request fails.
+    let forged = tokens::unsigned(issued("carol"));
+    assert_eq!(
+        request(&mut c, WEB, Some(&forged), &carol_claims),
+        Err("28000".into())
+    );
+    // Nothing is carried to the next request on the pooled connection.
+    assert_eq!(request(&mut c, ANON, None, "{}"), Ok(vec![]));
+    let left: (Option<String>, Option<String>) = {
+        let row = c
+            .query_one("SELECT fluent_current_user(), fluent_verified_user()", &[])
+            .unwrap();
+        (row.get(0), row.get(1))
+    };
+    assert_eq!(left, (None, None));
+    // SQL injected into a request cannot choose anyone by trust.
+    c.batch_execute(&format!("BEGIN; SET LOCAL ROLE {WEB}"))
+        .unwrap();
+    authenticate(&mut c, &ann).unwrap();
+    assert_eq!(
+        sqlstate(c.execute("SELECT fluent_set_user('carol', true)", &[])),
+        "42501"
+    );
+    c.batch_execute("ROLLBACK").unwrap();
+    for attempt in [
+        "SELECT fluent_set_user('carol', true)",
+        "SELECT set_config('fluent.acting_user', 'carol', true)",
+    ] {
+        c.batch_execute(&format!(
+            "BEGIN; SET LOCAL ROLE {WEB}; SELECT fluent_authenticate({}); RESET ROLE",
+            quote(&ann)
+        ))
+        .unwrap();
+        assert_eq!(
+            sqlstate(c.execute(attempt, &[])),
+            "42501",
+            "{attempt} after RESET ROLE"
+        );
+        c.batch_execute("ROLLBACK").unwrap();
+    }
+}
+
+#[test]
+fn the_verified_user_is_what_auth_uid_is_to_supabase() {
+    let db = database("supabase", tokens::jwks());
+    let mut c = connect(&db, PGRST);
+    let ann = sign("ES384", None, issued("ann"));
+    c.batch_execute(&format!("BEGIN; SET LOCAL ROLE {WEB}"))
+        .unwrap();
+    let before: Option<String> = c
+        .query_one("SELECT fluent_verified_user()", &[])
+        .unwrap()
+        .get(0);
+    authenticate(&mut c, &ann).unwrap();
+    let after: Option<String> = c
+        .query_one("SELECT fluent_verified_user()", &[])
+        .unwrap()
+        .get(0);
+    c.batch_execute("COMMIT").unwrap();
+    let next: Option<String> = c
+        .query_one("SELECT fluent_verified_user()", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!((before, after, next), (None, Some("ann".into()), None));
+    // An identity chosen by trust is not a verified one.
+    let mut trusted = connect(&db, AUTHENTICATOR);
+    trusted
+        .batch_execute("BEGIN; SELECT fluent_set_user('carol', true)")
+        .unwrap();
+    let row = trusted
+        .query_one("SELECT fluent_current_user(), fluent_verified_user()", &[])
+        .unwrap();
+    assert_eq!(
+        (
+            row.get::<_, Option<String>>(0),
+            row.get::<_, Option<String>>(1)
+        ),
+        (Some("carol".into()), None)
+    );
+}
+
+#[test]
+fn an_unknown_subject_is_refused_or_created_as_configured() {
+    let db = database("unknown_subject", tokens::jwks());
+    let newbie = sign("HS512", None, issued("newbie"));
+    let mut c = connect(&db, PGRST);
+    assert_eq!(
+        as_web(&mut c, |c| authenticate(c, &newbie)),
+        Err("28000".into())
+    );
+    let mut su = connect(&db, "postgres");
+    su.batch_execute(&format!(
+        "ALTER DATABASE {db} SET fluent.unknown_subject = 'create'; ALTER DATABASE {db} SET fluent.new_user_roles = 'reader'"
+    ))
+    .unwrap();
+    let mut c = connect(&db, PGRST);
+    c.batch_execute(&format!("BEGIN; SET LOCAL ROLE {WEB}"))
+        .unwrap();
+    assert_eq!(authenticate(&mut c, &newbie), Ok("newbie".into()));
+    let scope: String = c
+        .query_one("SELECT fluent_scope('notes', 'read')", &[])
+        .unwrap()
+        .get(0);
+    c.batch_execute("COMMIT").unwrap();
+    assert_eq!(scope, "own");
+    let audit: Vec<(String, String, Option<String>)> = su
+        .query(
+            "SELECT table_name, db_role::text, acting_user FROM fluent.audit_log
+              WHERE coalesce(after ->> 'user_key', '') = 'newbie' OR table_name = 'grants' AND acting_user = 'newbie'
+              ORDER BY audit_id",
+            &[],
+        )
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2)))
+        .collect();
+    assert_eq!(
+        audit,
+        [
+            ("users".into(), WEB.into(), Some("newbie".into())),
+            ("grants".into(), WEB.into(), Some("newbie".into()))
+        ]
+    );
+    // A configured role the workspace lacks is a configuration error, and nothing is created.
+    su.batch_execute(&format!(
+        "ALTER DATABASE {db} SET fluent.new_user_roles = 'reader, ghost_role'"
+    ))
+    .unwrap();
+    let other = sign("HS512", None, issued("other"));
+    let mut c = connect(&db, PGRST);
+    assert_eq!(
+        as_web(&mut c, |c| authenticate(c, &other)),
+        Err("42704".into())
+    );
+    let created: i64 = su
+        .query_one(
+            "SELECT count(*) FROM fluent.users WHERE user_key = 'other'",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(created, 0);
+}
+
+#[test]
+fn the_trusted_identity_cannot_be_handed_back() {
+    let db = database("hand_back", tokens::jwks());
+    let mut c = connect(&db, AUTHENTICATOR);
+    // Per transaction: every route back to the authenticator stays ann.
+    for route in [
+        "RESET ROLE",
+        "SET ROLE NONE",
+        &format!("SET ROLE {AUTHENTICATOR}"),
+        &format!("SELECT set_config('role', '{AUTHENTICATOR}', true)"),
+    ] {
+        c.batch_execute(&format!(
+            "BEGIN; SELECT fluent_set_user('ann', true); SET LOCAL ROLE {APP}"
+        ))
+        .unwrap();
+        assert_eq!(sqlstate(c.batch_execute(route)), "ok", "{route}");
+        assert_eq!(
+            sqlstate(c.execute("SELECT fluent_set_user('carol', true)", &[])),
+            "42501",
+            "{route}"
+        );
+        c.batch_execute("ROLLBACK").unwrap();
+    }
+    c.batch_execute(&format!(
+        "BEGIN; SELECT fluent_set_user('ann', true); SET LOCAL ROLE {APP}"
+    ))
+    .unwrap();
+    assert_eq!(
+        sqlstate(c.batch_execute("SET SESSION AUTHORIZATION postgres")),
+        "42501"
+    );
+    c.batch_execute("ROLLBACK").unwrap();
+    // Per session: the same, also in later transactions.
+    c.batch_execute(&format!(
+        "SELECT fluent_set_user('ann'); SET ROLE {APP}; RESET ROLE"
+    ))
+    .unwrap();
+    assert_eq!(
+        sqlstate(c.execute("SELECT fluent_set_user('carol')", &[])),
+        "42501"
+    );
+    assert_eq!(
+        sqlstate(c.execute("SELECT fluent_set_user('carol', true)", &[])),
+        "42501"
+    );
+    let who: Option<String> = c
+        .query_one("SELECT fluent_current_user()", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(who.as_deref(), Some("ann"));
+    // Only a token changes it.
+    let carol = sign("HS256", None, issued("carol"));
+    c.batch_execute("BEGIN").unwrap();
+    assert_eq!(authenticate(&mut c, &carol), Ok("carol".into()));
+    c.batch_execute("COMMIT").unwrap();
+}
+
+#[test]
+fn identity_changes_are_logged_when_asked() {
+    let db = database("identity_log", tokens::jwks());
+    let mut su = connect(&db, "postgres");
+    su.batch_execute(&format!(
+        "ALTER DATABASE {db} SET fluent.log_identity_changes = on"
+    ))
+    .unwrap();
+    let (mut c, notices) = connect_collecting_notices(&db, PGRST);
+    c.batch_execute("SET client_min_messages = log").unwrap();
+    let ann = sign("HS256", None, issued("ann"));
+    as_web(&mut c, |c| authenticate(c, &ann)).unwrap();
+    let (mut t, trusted) = connect_collecting_notices(&db, AUTHENTICATOR);
+    t.batch_execute(
+        "SET client_min_messages = log; BEGIN; SELECT fluent_set_user('carol', true); COMMIT",
+    )
+    .unwrap();
+    let logged = |notices: &std::sync::Arc<std::sync::Mutex<Vec<String>>>| {
+        notices
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|n| n.contains("set the acting user"))
+            .cloned()
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        logged(&notices),
+        [format!("LOG 00000: fluent: role \"{WEB}\" set the acting user to \"ann\" by token for the transaction")]
+    );
+    assert_eq!(
+        logged(&trusted),
+        [format!("LOG 00000: fluent: role \"{AUTHENTICATOR}\" set the acting user to \"carol\" by trust for the transaction")]
+    );
+}

@@ -1,0 +1,176 @@
+-- Identity that cannot be handed back, others' permissions, and delegated
+-- administration without escalation, seeded from the three templates.
+-- (Tokens, PostgREST and PgBouncer are tested over real connections in
+-- pgrx-tests/tests/identity.rs and pooling.rs.)
+SET search_path = public, test_helpers;
+SELECT fluent_create_user(u) FROM unnest(ARRAY['ann', 'carol']) u;
+SELECT fluent_create_workspace('other');
+
+-- 1. The seal. `auth` logs in trusted through fluent_authenticator (not a
+-- superuser), chooses ann for the transaction and drops to `web`. SQL run
+-- as web then hands itself back to auth and tries to become carol.
+\c - auth
+SET search_path = public, test_helpers;
+BEGIN;
+SELECT fluent_set_user('ann', true);
+SET LOCAL ROLE web;
+RESET ROLE;
+SELECT current_user, try($$SELECT fluent_set_user('carol', true)$$) AS after_reset_role;
+SELECT try($$SELECT fluent_set_user('carol', false)$$) AS session_form;
+SELECT try($$SELECT set_config('fluent.acting_user', 'carol', true)$$) AS set_config;
+SELECT try($$SET fluent.acting_user = 'carol'$$) AS set_guc;
+SELECT try($$SELECT fluent_set_workspace('other', true)$$) AS other_workspace;
+SELECT try($$SET SESSION AUTHORIZATION postgres$$) AS session_authorization;
+SELECT try($$SELECT fluent_set_user('ann', true)$$) AS same_user_again;
+-- Anyone may drop the identity (it only narrows); choosing again stays sealed.
+SELECT fluent_reset_user();
+SELECT try($$SELECT fluent_set_user('carol', true)$$) AS after_reset_user;
+SELECT fluent_current_user();
+ROLLBACK;
+-- The next transaction chooses again.
+BEGIN;
+SELECT fluent_set_user('carol', true), fluent_current_user();
+COMMIT;
+-- The session form seals the connection for good.
+SELECT fluent_set_user('ann');
+SET ROLE web;
+RESET ROLE;
+SELECT try($$SELECT fluent_set_user('carol')$$) AS session_sealed;
+BEGIN;
+SELECT try($$SELECT fluent_set_user('carol', true)$$) AS next_transaction_too;
+COMMIT;
+SELECT fluent_current_user();
+\c - postgres
+SET search_path = public, test_helpers;
+-- A superuser (and fluent_admin) switches freely, many times in one transaction.
+BEGIN;
+SELECT fluent_set_user('ann', true), fluent_set_user('carol', true), fluent_set_user('ann', true), fluent_current_user();
+COMMIT;
+\c - dba
+BEGIN;
+SELECT fluent_set_user('ann', true), fluent_set_user('carol', true), fluent_current_user();
+COMMIT;
+\c - postgres
+SET search_path = public, test_helpers;
+
+-- 2. Delegated administration. Three workspaces from the three templates.
+SELECT fluent_create_workspace('acme');
+SELECT fluent_set_workspace('acme'), fluent_apply_template('fluent');
+SELECT fluent_create_user(u) FROM unnest(ARRAY['olga', 'adam', 'sam', 'pat', 'val']) u;
+SELECT fluent_grant_role('olga', 'owner'), fluent_grant_role('adam', 'admin'), fluent_grant_role('sam', 'scheduler'),
+       fluent_grant_role('val', 'viewer');
+SELECT fluent_create_workspace('pmo');
+SELECT fluent_set_workspace('pmo'), fluent_apply_template('fluid');
+SELECT fluent_create_user(u) FROM unnest(ARRAY['ulla', 'pete', 'aria']) u;
+SELECT fluent_grant_role('ulla', 'user'), fluent_grant_role('ulla', 'user_administrator'),
+       fluent_grant_role('pete', 'user'), fluent_grant_role('aria', 'user'), fluent_grant_role('aria', 'application_administrator');
+SELECT fluent_create_workspace('support');
+SELECT fluent_set_workspace('support'), fluent_apply_template('cx');
+SELECT fluent_create_user(u) FROM unnest(ARRAY['ada', 'tina']) u;
+SELECT fluent_grant_role('ada', 'admin'), fluent_grant_role('tina', 'team_lead');
+
+-- Which permission gives which right, as the templates set it.
+SELECT w.name AS workspace, ar.admin_right, m.name || '.' || a.name AS given_by
+  FROM fluent.admin_rights ar JOIN fluent.workspaces w USING (workspace_id)
+  JOIN fluent.actions a USING (action_id) JOIN fluent.modules m ON m.module_id = a.module_id
+ ORDER BY 1, 2, 3;
+
+-- fluent (seeds 000/001): Owner and Admin manage users and roles.
+SELECT fluent_set_workspace('acme');
+SET ROLE web;
+SELECT act_as('pat');
+SELECT try($$SELECT fluent_grant_role('pat', 'admin')$$) AS pat_grants_himself_admin;
+SELECT try($$SELECT fluent_grant_role('val', 'scheduler')$$) AS pat_grants;
+SELECT act_as('adam');
+SELECT try($$SELECT fluent_grant_role('pat', 'scheduler')$$) AS adam_grants_scheduler;
+SELECT try($$SELECT fluent_grant_role('adam', 'owner')$$) AS adam_grants_himself;
+SELECT try($$SELECT fluent_grant_role('pat', 'owner')$$) AS adam_grants_owner;
+SELECT try($$SELECT fluent_set_override('pat', 'invoices', 'read', 'all')$$) AS adam_override_within;
+SELECT try($$SELECT fluent_set_override('adam', 'invoices', 'read', 'all')$$) AS adam_overrides_himself;
+SELECT try($$SELECT fluent_create_role('night_shift')$$) AS adam_creates_role,
+       try($$SELECT fluent_set_permission('night_shift', 'appointments', 'read', 'all')$$) AS adam_sets_permission;
+SELECT try($$SELECT fluent_clone_role('owner', 'owner_copy')$$) AS adam_clones_owner;
+SELECT try($$SELECT fluent_create_user('newbie', manager => 'sam')$$) AS adam_creates_user;
+SELECT try($$SELECT fluent_set_manager('sam', 'adam')$$) AS adam_becomes_manager;
+SELECT try($$SELECT fluent_set_user_status('ulla', 'disabled')$$) AS adam_disables_other_workspace_user;
+SELECT try($$SELECT fluent_set_user_status('adam', 'disabled')$$) AS adam_disables_himself;
+SELECT try($$SELECT fluent_revoke_role('sam', 'scheduler', force => true)$$) AS adam_forces;
+SELECT try($$SELECT fluent_protect('fluent.users', 'users', 'user_key')$$) AS adam_protects;
+SELECT try($$SELECT fluent_set_module_enabled('invoices', false)$$) AS adam_gates;
+SELECT try($$SELECT fluent._do_grant_role('pat', 'owner', 42)$$) AS forged_ticket;
+-- A delegated administrator reads others' permissions; a plain user does not.
+SELECT fluent_scope('olga', 'invoices', 'write') AS adam_reads_olga;
+SELECT act_as('sam');
+SELECT try($$SELECT fluent_scope('olga', 'invoices', 'write')$$) AS sam_reads_olga,
+       try($$SELECT fluent_can('olga', 'invoices', 'write')$$) AS sam_can_olga,
+       try($$SELECT fluent_visible_modules('olga')$$) AS sam_modules_olga,
+       try($$SELECT fluent_explain('olga', 'invoices', 'write')$$) AS sam_explains_olga;
+SELECT fluent_scope('sam', 'invoices', 'write') AS sam_reads_sam, fluent_scope('invoices', 'write') AS sam_acting;
+SELECT act_as(NULL);
+SELECT try($$SELECT fluent_can('olga', 'invoices', 'write')$$) AS nobody_reads_olga,
+       try($$SELECT fluent_grant_role('pat', 'viewer')$$) AS nobody_grants;
+RESET ROLE;
+-- A user administrator who holds less than Admin gives no more than they hold.
+SELECT fluent_create_role('user_admin'), fluent_set_permission('user_admin', 'users', 'write', 'all'),
+       fluent_set_permission('user_admin', 'appointments', 'read', 'all'), fluent_grant_role('val', 'user_admin');
+SET ROLE web;
+SELECT act_as('val');
+SELECT try($$SELECT fluent_grant_role('pat', 'billing')$$) AS val_grants_billing;
+SELECT try($$SELECT fluent_set_override('pat', 'appointments', 'read', 'all')$$) AS val_override_within,
+       try($$SELECT fluent_set_override('newbie', 'invoices', 'write', 'own')$$) AS val_override_beyond;
+SELECT try($$SELECT fluent_grant_role('pat', 'admin')$$) AS val_grants_privileged;
+SELECT act_as(NULL);
+RESET ROLE;
+-- The audit trail names the end user and the role that called.
+SELECT a.db_role, a.acting_user, a.table_name, a.operation, count(*)
+  FROM fluent.audit_log a
+ WHERE a.acting_user = 'adam' GROUP BY 1, 2, 3, 4 ORDER BY 3, 4;
+SELECT u.user_key, r.name, g.granted_by FROM fluent.grants g JOIN fluent.users u USING (user_id) JOIN fluent.roles r USING (role_id)
+ WHERE u.user_key IN ('pat', 'newbie') ORDER BY 1, 2;
+
+-- fluid (seeds 002/003): only User Administrators set roles, every role,
+-- without holding them; roles themselves are the Application Administrator's.
+SELECT fluent_set_workspace('pmo');
+SET ROLE web;
+SELECT act_as('ulla');
+SELECT try($$SELECT fluent_grant_role('pete', 'project_administrator')$$) AS ulla_grants_project_admin;
+SELECT try($$SELECT fluent_grant_role('pete', 'project_viewer')$$) AS ulla_grants_viewer;
+SELECT try($$SELECT fluent_grant_role('ulla', 'financial_administrator')$$) AS ulla_grants_herself;
+SELECT try($$SELECT fluent_set_permission('user', 'projects', 'read', 'all')$$) AS ulla_changes_role;
+SELECT act_as('pete');
+SELECT try($$SELECT fluent_grant_role('pete', 'project_viewer')$$) AS pete_grants;
+SELECT act_as('aria');
+SELECT try($$SELECT fluent_set_permission('project_viewer', 'benefits', 'read', 'all')$$) AS aria_changes_role;
+SELECT act_as(NULL);
+RESET ROLE;
+SELECT u.user_key, string_agg(r.name, ', ' ORDER BY r.name) AS roles
+  FROM fluent.grants g JOIN fluent.users u USING (user_id) JOIN fluent.roles r USING (role_id)
+ WHERE g.workspace_id = (SELECT workspace_id FROM fluent.workspaces WHERE name = 'pmo') GROUP BY 1 ORDER BY 1;
+
+-- cx (seed 004): Admin administers; a Team Lead does not.
+SELECT fluent_set_workspace('support');
+SET ROLE web;
+SELECT act_as('tina');
+SELECT try($$SELECT fluent_grant_role('tina', 'admin')$$) AS tina_grants_herself;
+SELECT try($$SELECT fluent_create_user('tom')$$) AS tina_creates_user;
+SELECT act_as('ada');
+SELECT try($$SELECT fluent_create_user('tom')$$) AS ada_creates_user,
+       try($$SELECT fluent_grant_role('tom', 'agent')$$) AS ada_grants_agent;
+-- The last active holder of a privileged role keeps it, whoever asks.
+SELECT try($$SELECT fluent_revoke_role('ada', 'admin')$$) AS ada_revokes_herself;
+SELECT act_as(NULL);
+RESET ROLE;
+SET ROLE dba;
+SELECT try($$SELECT fluent_revoke_role('ada', 'admin')$$) AS last_admin_revoke;
+SELECT try($$SELECT fluent_set_user_status('ada', 'disabled')$$) AS last_admin_disable;
+SELECT try($$SELECT fluent_drop_user('ada')$$) AS last_admin_drop;
+SELECT try($$SELECT fluent_drop_role('admin')$$) AS last_admin_role_drop;
+SELECT try($$SELECT fluent_alter_role('admin', privileged => false)$$) AS last_admin_unprivileged;
+-- With a second admin, the first may go; a DBA may also force.
+SELECT fluent_grant_role('tom', 'admin');
+SELECT try($$SELECT fluent_revoke_role('ada', 'admin')$$) AS revoke_with_second_admin;
+SELECT try($$SELECT fluent_revoke_role('tom', 'admin')$$) AS revoke_last_again;
+SELECT try($$SELECT fluent_revoke_role('tom', 'admin', force => true)$$) AS forced;
+SELECT count(*) AS admins_left FROM fluent.privileged_users WHERE workspace = 'support';
+RESET ROLE;
+SELECT fluent_set_workspace('default');
