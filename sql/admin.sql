@@ -350,15 +350,19 @@ BEGIN
     IF delegate IS NULL OR fluent._holds_right(delegate, 'assign_beyond_own') THEN
         RETURN;
     END IF;
-    SELECT format('%s.%s at scope %s (theirs: %s)', m.name, a.name, n.value, coalesce(powers ->> n.key, 'none'))
+    WITH beyond_rows AS (
+        SELECT format('%s.%s at scope %s (theirs: %s)', m.name, a.name, n.value, coalesce(powers ->> n.key, 'none')) AS item,
+               row_number() OVER (ORDER BY m.name, a.name) AS pos
+          FROM jsonb_each_text(after) n
+          JOIN fluent.actions a ON a.action_id = n.key::int
+          JOIN fluent.modules m ON m.module_id = a.module_id
+         WHERE n.value::fluent.scope > coalesce((before ->> n.key)::fluent.scope, 'none')
+           AND n.value::fluent.scope > coalesce((powers ->> n.key)::fluent.scope, 'none')
+    )
+    SELECT string_agg(item, ', ' ORDER BY pos) FILTER (WHERE pos <= 3)
+           || CASE WHEN count(*) > 3 THEN format(' and %s more', count(*) - 3) ELSE '' END
       INTO beyond
-      FROM jsonb_each_text(after) n
-      JOIN fluent.actions a ON a.action_id = n.key::int
-      JOIN fluent.modules m ON m.module_id = a.module_id
-     WHERE n.value::fluent.scope > coalesce((before ->> n.key)::fluent.scope, 'none')
-       AND n.value::fluent.scope > coalesce((powers ->> n.key)::fluent.scope, 'none')
-     ORDER BY m.name, a.name
-     LIMIT 1;
+      FROM beyond_rows;
     IF beyond IS NOT NULL THEN
         PERFORM fluent._refuse(format('fluent user "%s" may not give %s %s, beyond their own permissions', delegate, what, beyond),
                                'A delegated administrator gives no more than they hold, unless the workspace gives them the right assign_beyond_own.');

@@ -500,11 +500,57 @@ fn the_trusted_identity_cannot_be_handed_back() {
         .unwrap()
         .get(0);
     assert_eq!(who.as_deref(), Some("ann"));
+    // A token identity is sealed the same way.
+    let mut t = connect(&db, AUTHENTICATOR);
+    let ann = sign("HS256", None, issued("ann"));
+    t.batch_execute(&format!(
+        "BEGIN; SET LOCAL ROLE {APP}; SELECT fluent_authenticate({}); RESET ROLE",
+        quote(&ann)
+    ))
+    .unwrap();
+    assert_eq!(
+        sqlstate(t.execute("SELECT fluent_set_user('carol', true)", &[])),
+        "42501"
+    );
+    t.batch_execute("ROLLBACK").unwrap();
     // Only a token changes it.
     let carol = sign("HS256", None, issued("carol"));
     c.batch_execute("BEGIN").unwrap();
     assert_eq!(authenticate(&mut c, &carol), Ok("carol".into()));
     c.batch_execute("COMMIT").unwrap();
+}
+
+#[test]
+fn a_workspace_claim_chooses_the_workspace() {
+    let db = database("workspace_claim", tokens::jwks());
+    let mut su = connect(&db, "postgres");
+    su.batch_execute(&format!(
+        "SELECT fluent_create_workspace('acme');
+         ALTER DATABASE {db} SET fluent.jwt_workspace_claim = 'tenant'"
+    ))
+    .unwrap();
+    let mut c = connect(&db, PGRST);
+    let mut claims = issued("ann");
+    claims["tenant"] = json!("acme");
+    let token = sign("ES256", None, claims.clone());
+    let workspace = as_web(&mut c, |c| {
+        authenticate(c, &token).unwrap();
+        c.query_one("SELECT fluent_current_workspace()", &[])
+            .unwrap()
+            .get::<_, String>(0)
+    });
+    assert_eq!(workspace, "acme");
+    claims["tenant"] = json!("nowhere");
+    let unknown = sign("ES256", None, claims);
+    assert_eq!(
+        as_web(&mut c, |c| authenticate(c, &unknown)),
+        Err("28000".into())
+    );
+    let without = sign("ES256", None, issued("ann"));
+    assert_eq!(
+        as_web(&mut c, |c| authenticate(c, &without)),
+        Err("28000".into())
+    );
 }
 
 #[test]
