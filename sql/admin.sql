@@ -24,7 +24,7 @@ END $$;
 CREATE FUNCTION fluent._workspace_id() RETURNS int
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
-    ws text := @extschema@.fluent_current_workspace();
+    ws text := fluent._workspace_name();
     id int;
 BEGIN
     PERFORM fluent._require_admin();
@@ -61,7 +61,7 @@ BEGIN
     EXECUTE format('SELECT %I FROM fluent.%I WHERE workspace_id = $1 AND name = $2', kind || '_id', kind || 's')
        INTO id USING fluent._workspace_id(), p_name;
     IF id IS NULL THEN
-        RAISE EXCEPTION 'fluent % "%" does not exist in workspace "%"', kind, p_name, @extschema@.fluent_current_workspace()
+        RAISE EXCEPTION 'fluent % "%" does not exist in workspace "%"', kind, p_name, fluent._workspace_name()
             USING ERRCODE = 'undefined_object', HINT = format('Create it with fluent_create_%s(); see fluent.%ss.', kind, kind);
     END IF;
     RETURN id;
@@ -223,7 +223,7 @@ CREATE FUNCTION fluent._authorize(ticket bigint, p_right fluent.admin_right) RET
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     caller oid := fluent._take_caller(ticket);
-    acting text := @extschema@.fluent_current_user();
+    acting text := fluent._acting_user();
 BEGIN
     IF fluent._is_dba(caller) THEN
         RETURN NULL;
@@ -238,7 +238,7 @@ BEGIN
                   HINT = coalesce(
                       (SELECT format('The right %s comes with scope all on %s in workspace "%s".', p_right,
                                      string_agg(m.name || '.' || a.name, ' or ' ORDER BY m.name, a.name),
-                                     @extschema@.fluent_current_workspace())
+                                     fluent._workspace_name())
                          FROM fluent.admin_rights ar
                          JOIN fluent.actions a ON a.action_id = ar.action_id
                          JOIN fluent.modules m ON m.module_id = a.module_id
@@ -274,18 +274,36 @@ BEGIN ATOMIC
                       AND g.workspace_id = fluent._workspace_id());
 END;
 
--- A privileged role is granted, revoked, altered or dropped only by a
--- holder of a privileged role.
-CREATE FUNCTION fluent._may_touch_role(delegate text, rid int) RETURNS void
+-- What only holders of a privileged role may do: refused to a delegated
+-- administrator who holds none when `applies`.
+CREATE FUNCTION fluent._privileged_only(delegate text, applies boolean, what text) RETURNS void
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
-    IF delegate IS NOT NULL AND (SELECT r.privileged FROM fluent.roles r WHERE r.role_id = rid)
-       AND NOT fluent._holds_privileged(delegate) THEN
-        PERFORM fluent._refuse(format('fluent user "%s" may not change who holds privileged role "%s"', delegate,
-                                      (SELECT r.name FROM fluent.roles r WHERE r.role_id = rid)),
-                               'Only holders of a privileged role (fluent.roles.privileged) manage privileged roles.');
+    IF delegate IS NOT NULL AND applies AND NOT fluent._holds_privileged(delegate) THEN
+        PERFORM fluent._refuse(format('fluent user "%s" may not %s', delegate, what),
+                               'Only holders of a privileged role (fluent.roles.privileged) may.');
     END IF;
 END $$;
+
+-- A privileged role is granted, revoked, altered or dropped, and its
+-- holders managed (status, account, overrides, manager), only by a holder of
+-- a privileged role.
+CREATE FUNCTION fluent._may_touch_role(delegate text, rid int) RETURNS void
+LANGUAGE sql STABLE
+BEGIN ATOMIC
+    SELECT fluent._privileged_only(delegate, r.privileged, format('change who holds privileged role "%s"', r.name))
+      FROM fluent.roles r WHERE r.role_id = rid;
+END;
+
+CREATE FUNCTION fluent._may_touch_user(delegate text, uid bigint) RETURNS void
+LANGUAGE sql STABLE
+BEGIN ATOMIC
+    SELECT fluent._privileged_only(delegate,
+               EXISTS (SELECT 1 FROM fluent.grants g JOIN fluent.roles r ON r.role_id = g.role_id
+                        WHERE g.user_id = uid AND r.privileged),
+               format('manage "%s", who holds a privileged role', u.user_key))
+      FROM fluent.users u WHERE u.user_id = uid;
+END;
 
 -- Users are shared by all workspaces: a delegated administrator manages only
 -- those who belong to no other workspace.
@@ -369,14 +387,29 @@ BEGIN
     END IF;
 END $$;
 
+-- What an override gives: its scope on the action and on the same action of
+-- every submodule that inherits it, whether or not the user can act yet (a
+-- disabled user, a closed gate). (PL/pgSQL: the view is created later.)
+CREATE FUNCTION fluent._override_gives(aid int, s fluent.scope) RETURNS jsonb
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    RETURN (SELECT coalesce(jsonb_object_agg(l.action_id::text, s), '{}')
+              FROM fluent.action_lineage l WHERE l.source_action_id = aid);
+END $$;
+
 -- The workspaces that have an active holder of a privileged role: a change
 -- may not take the last one away.
+-- (A holder counts if they can act: active, and holding a sign-in role
+-- where the workspace has any.)
 CREATE FUNCTION fluent._staffed_workspaces() RETURNS int[]
 LANGUAGE sql STABLE
 BEGIN ATOMIC
     SELECT coalesce(array_agg(DISTINCT g.workspace_id), '{}')
       FROM fluent.grants g JOIN fluent.roles r ON r.role_id = g.role_id JOIN fluent.users u ON u.user_id = g.user_id
-     WHERE r.privileged AND u.status = 'active';
+     WHERE r.privileged AND u.status = 'active'
+       AND (NOT EXISTS (SELECT 1 FROM fluent.roles s WHERE s.workspace_id = g.workspace_id AND s.grants_sign_in)
+            OR EXISTS (SELECT 1 FROM fluent.grants sg JOIN fluent.roles s ON s.role_id = sg.role_id
+                        WHERE sg.user_id = g.user_id AND sg.workspace_id = g.workspace_id AND s.grants_sign_in));
 END;
 
 CREATE FUNCTION fluent._may_force(delegate text, force boolean) RETURNS void
@@ -456,6 +489,8 @@ DECLARE
 BEGIN
     PERFORM fluent._may_force(delegate, force);
     PERFORM fluent._may_touch_role(delegate, rid);
+    PERFORM fluent._privileged_only(delegate, (SELECT r.grants_sign_in FROM fluent.roles r WHERE r.role_id = rid),
+                                    format('drop sign-in role "%s"', role));
     -- Its permissions and grants go with it (ON DELETE CASCADE).
     DELETE FROM fluent.roles WHERE role_id = rid;
     PERFORM fluent._still_staffed(staffed, force);
@@ -504,12 +539,12 @@ DECLARE
     staffed int[] := fluent._staffed_workspaces();
 BEGIN
     PERFORM fluent._may_force(delegate, force);
-    IF delegate IS NOT NULL AND _do_alter_role.privileged IS NOT NULL
-       AND _do_alter_role.privileged IS DISTINCT FROM (SELECT r.privileged FROM fluent.roles r WHERE r.role_id = rid)
-       AND NOT fluent._holds_privileged(delegate) THEN
-        PERFORM fluent._refuse(format('fluent user "%s" may not change whether role "%s" is privileged', delegate, role),
-                               'Only holders of a privileged role (fluent.roles.privileged) manage privileged roles.');
-    END IF;
+    -- Who is privileged and who may sign in decide who can act at all.
+    PERFORM fluent._privileged_only(delegate,
+        EXISTS (SELECT 1 FROM fluent.roles r WHERE r.role_id = rid
+                   AND (r.privileged IS DISTINCT FROM coalesce(_do_alter_role.privileged, r.privileged)
+                        OR r.grants_sign_in IS DISTINCT FROM coalesce(_do_alter_role.grants_sign_in, r.grants_sign_in))),
+        format('change whether role "%s" is privileged or lets users sign in', role));
     PERFORM fluent._may_touch_role(delegate, rid);
     -- NULL leaves a property as it is.
     UPDATE fluent.roles r
@@ -551,6 +586,7 @@ BEGIN
     PERFORM fluent._may_force(delegate, force);
     PERFORM fluent._not_self(delegate, user_key, 'status');
     PERFORM fluent._in_my_workspace(delegate, uid);
+    PERFORM fluent._may_touch_user(delegate, uid);
     UPDATE fluent.users u SET status = s WHERE u.user_id = uid AND u.status IS DISTINCT FROM s;
     PERFORM fluent._still_staffed(staffed, force);
 END $$;
@@ -564,6 +600,7 @@ DECLARE
 BEGIN
     PERFORM fluent._not_self(delegate, user_key, 'manager');
     PERFORM fluent._in_my_workspace(delegate, uid);
+    PERFORM fluent._may_touch_user(delegate, uid);
     PERFORM fluent._not_my_reach(delegate, mid);
     IF mid IS NOT NULL AND (mid = uid OR EXISTS (
         WITH RECURSIVE above AS (
@@ -587,6 +624,7 @@ BEGIN
     PERFORM fluent._may_force(delegate, force);
     PERFORM fluent._not_self(delegate, user_key, 'account');
     PERFORM fluent._in_my_workspace(delegate, uid);
+    PERFORM fluent._may_touch_user(delegate, uid);
     -- Grants and team memberships go with the user; reports lose their manager.
     DELETE FROM fluent.users u WHERE u.user_id = uid;
     PERFORM fluent._still_staffed(staffed, force);
@@ -602,6 +640,7 @@ DECLARE
     rid int := fluent._role_id(role);
 BEGIN
     PERFORM fluent._not_self(delegate, user_key, 'roles');
+    PERFORM fluent._in_my_workspace(delegate, uid);
     PERFORM fluent._may_touch_role(delegate, rid);
     -- Every permission of the role must be within the granter's own.
     PERFORM fluent._within_powers(delegate, CASE WHEN delegate IS NOT NULL THEN fluent._user_scope_map(delegate) END,
@@ -672,6 +711,7 @@ DECLARE
 BEGIN
     PERFORM fluent._not_null(lead, 'lead');
     PERFORM fluent._not_self(delegate, user_key, 'teams');
+    PERFORM fluent._in_my_workspace(delegate, uid);
     PERFORM fluent._not_my_team(delegate, tid, team);
     INSERT INTO fluent.team_members (workspace_id, team_id, user_id, is_lead)
     VALUES (fluent._workspace_id(), tid, uid, lead)
@@ -706,6 +746,9 @@ DECLARE
     before jsonb := CASE WHEN delegate IS NOT NULL THEN fluent._user_scope_map(user_key) END;
 BEGIN
     PERFORM fluent._not_self(delegate, user_key, 'overrides');
+    PERFORM fluent._in_my_workspace(delegate, uid);
+    PERFORM fluent._may_touch_user(delegate, uid);
+    PERFORM fluent._within_powers(delegate, powers, '{}', fluent._override_gives(aid, s), format('"%s"', user_key));
     INSERT INTO fluent.overrides (workspace_id, user_id, action_id, scope)
     VALUES (fluent._workspace_id(), uid, aid, s)
     ON CONFLICT (user_id, action_id) DO UPDATE
@@ -726,6 +769,8 @@ DECLARE
     before jsonb := CASE WHEN delegate IS NOT NULL THEN fluent._user_scope_map(user_key) END;
 BEGIN
     PERFORM fluent._not_self(delegate, user_key, 'overrides');
+    PERFORM fluent._in_my_workspace(delegate, uid);
+    PERFORM fluent._may_touch_user(delegate, uid);
     DELETE FROM fluent.overrides o WHERE o.user_id = uid AND o.action_id = aid;
     IF NOT FOUND THEN
         RAISE WARNING 'fluent user "%" has no override on %.%', user_key, module, action;
@@ -768,7 +813,7 @@ BEGIN
     GET DIAGNOSTICS marked = ROW_COUNT;
     IF marked = 0 THEN
         RAISE WARNING 'fluent user "%" holds no % in workspace "%"', user_key,
-            CASE WHEN role IS NULL THEN 'role' ELSE format('role "%s"', role) END, @extschema@.fluent_current_workspace();
+            CASE WHEN role IS NULL THEN 'role' ELSE format('role "%s"', role) END, fluent._workspace_name();
     END IF;
     RETURN marked;
 END $$;
@@ -882,8 +927,8 @@ BEGIN
     SELECT string_agg(x, ', ') INTO missing FROM unnest(p_roles) x
      WHERE NOT EXISTS (SELECT 1 FROM fluent.roles r WHERE r.workspace_id = ws AND r.name = x);
     IF missing IS NOT NULL THEN
-        RAISE EXCEPTION 'fluent.new_user_roles names roles that workspace "%" does not have: %', p_workspace, missing
-            USING ERRCODE = 'undefined_object', HINT = 'A superuser corrects fluent.new_user_roles.';
+        RAISE EXCEPTION 'fluent.token_settings.new_user_roles names roles that workspace "%" does not have: %', p_workspace, missing
+            USING ERRCODE = 'undefined_object', HINT = 'A superuser corrects fluent.token_settings.new_user_roles.';
     END IF;
     INSERT INTO fluent.users (user_key, status) VALUES (fluent._name(p_user, 'user'), 'active')
     ON CONFLICT ON CONSTRAINT users_user_key_key DO NOTHING

@@ -169,6 +169,27 @@ CREATE INDEX admin_rights_action_idx ON fluent.admin_rights (action_id);
 COMMENT ON TABLE fluent.admin_rights IS
     'Delegated administration: an end user who holds the action at scope all holds the right in the workspace, and the administration functions act for them (never beyond their own powers)';
 
+-- How fluent_authenticate verifies tokens (src/identity.rs, src/token.rs).
+-- One row. Only superusers may write it (sql/triggers.sql) and nobody else
+-- may read it: it holds the HMAC secrets. Not a setting, because settings
+-- are readable before the library loads and ALTER DATABASE/ROLE SET values
+-- are readable by everyone in pg_db_role_setting. Not dumped: keys are
+-- deployment secrets, set again after a restore.
+CREATE TABLE fluent.token_settings (
+    singleton        boolean PRIMARY KEY DEFAULT true CHECK (singleton),
+    keys             jsonb CHECK (keys IS NULL OR jsonb_typeof(keys -> 'keys') = 'array'),
+    audiences        text[] NOT NULL DEFAULT '{}',
+    issuer           text,
+    leeway_seconds   int NOT NULL DEFAULT 30 CHECK (leeway_seconds BETWEEN 0 AND 300),
+    user_claim       text NOT NULL DEFAULT 'sub' CHECK (user_claim <> ''),
+    workspace_claim  text CHECK (workspace_claim <> ''),
+    unknown_subject  text NOT NULL DEFAULT 'refuse' CHECK (unknown_subject IN ('refuse', 'create')),
+    new_user_roles   text[] NOT NULL DEFAULT '{}'
+);
+INSERT INTO fluent.token_settings DEFAULT VALUES;
+COMMENT ON TABLE fluent.token_settings IS
+    'How fluent_authenticate() verifies tokens: keys (a JSON Web Key Set), audiences and issuer (NULL/empty: not checked), leeway for exp and nbf, the claims holding the user and workspace, and what an unknown subject gets (refuse, or create with new_user_roles). Superusers only';
+
 CREATE TABLE fluent.protected_tables (
     table_name            regclass PRIMARY KEY,
     module                text NOT NULL,

@@ -92,6 +92,17 @@ BEGIN ATOMIC
      WHERE w.name = p_workspace;
 END;
 
+-- How tokens are verified (src/identity.rs).
+CREATE FUNCTION fluent._load_token_settings()
+RETURNS TABLE (keys text, audiences text[], issuer text, leeway_seconds int, user_claim text, workspace_claim text,
+               unknown_subject text, new_user_roles text[])
+LANGUAGE sql STABLE PARALLEL SAFE
+BEGIN ATOMIC
+    SELECT t.keys::text, t.audiences, t.issuer, t.leeway_seconds, t.user_claim, t.workspace_claim, t.unknown_subject,
+           t.new_user_roles
+      FROM fluent.token_settings t;
+END;
+
 -- Appends one entry to the audit trail (src/audit.rs).
 CREATE FUNCTION fluent._audit_insert(p_db_role name, p_acting_user text, p_table text, p_operation text,
                                      p_before jsonb, p_after jsonb)

@@ -45,6 +45,8 @@ GRANT USAGE ON SCHEMA fluent TO PUBLIC;
 -- writable by them. The audit log and the shipped templates are not: the
 -- log is written only by the audit trigger, as the catalog owner.
 GRANT SELECT ON ALL TABLES IN SCHEMA fluent TO fluent_admin;
+-- ... except the token settings, which hold secrets (superusers only).
+REVOKE ALL ON fluent.token_settings FROM fluent_admin;
 GRANT INSERT, UPDATE, DELETE ON fluent.workspaces, fluent.users, fluent.modules, fluent.actions, fluent.roles,
     fluent.permissions, fluent.grants, fluent.overrides, fluent.teams, fluent.team_members, fluent.admin_rights,
     fluent.protected_tables, fluent.template_applications TO fluent_admin;
@@ -127,7 +129,7 @@ COMMENT ON FUNCTION @extschema@.fluent_scope(text, text) IS 'fluent_scope() for 
 COMMENT ON FUNCTION @extschema@.fluent_set_user(text, boolean) IS
     'Sets the acting end user for the session, or the transaction when local; superusers and fluent_admin at will, fluent_authenticator once per transaction or session';
 COMMENT ON FUNCTION @extschema@.fluent_authenticate(text, boolean) IS
-    'Verifies a JSON Web Token (fluent.jwt_* settings) and makes its subject the acting user for the transaction, or the session when local is false; any role may call it';
+    'Verifies a JSON Web Token (fluent.token_settings) and makes its subject the acting user for the transaction, or the session when local is false; any role may call it';
 COMMENT ON FUNCTION @extschema@.fluent_verified_user() IS
     'The acting user when a token verified by fluent_authenticate() chose them, else NULL (an auth.uid() for policies)';
 COMMENT ON FUNCTION @extschema@.fluent_set_admin_right(text, text, text) IS

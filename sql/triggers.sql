@@ -166,4 +166,20 @@ CREATE TRIGGER append_only BEFORE UPDATE OR DELETE ON fluent.audit_log
 CREATE TRIGGER append_only_truncate BEFORE TRUNCATE ON fluent.audit_log
     FOR EACH STATEMENT EXECUTE FUNCTION fluent._audit_log_is_append_only();
 
+-- The token settings hold secrets: superusers only, whoever was granted what.
+CREATE FUNCTION fluent._token_settings_are_superuser_only() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF NOT fluent._current_role_is_superuser() THEN
+        RAISE EXCEPTION 'only superusers may change fluent.token_settings'
+            USING ERRCODE = 'insufficient_privilege', HINT = 'The verification keys and rules are the server''s, not the application''s.';
+    END IF;
+    IF TG_OP = 'DELETE' THEN RETURN OLD; END IF;
+    RETURN NEW;
+END $$;
+CREATE TRIGGER superuser_only BEFORE INSERT OR UPDATE OR DELETE ON fluent.token_settings
+    FOR EACH ROW EXECUTE FUNCTION fluent._token_settings_are_superuser_only();
+CREATE TRIGGER superuser_only_truncate BEFORE TRUNCATE ON fluent.token_settings
+    FOR EACH STATEMENT EXECUTE FUNCTION fluent._token_settings_are_superuser_only();
+
 SET LOCAL search_path TO @extschema@, pg_temp;

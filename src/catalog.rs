@@ -340,3 +340,36 @@ pub fn create_user_from_token(user: &str, workspace: &str, roles: &[&str], calle
             .unwrap_or_else(|e| pgrx::error!("fluent could not create the token's user: {e}"));
     })
 }
+
+/// How tokens are verified: the row of `fluent.token_settings`.
+pub struct TokenSettings {
+    pub keys: Option<String>,
+    pub audiences: Vec<String>,
+    pub issuer: Option<String>,
+    pub leeway: u64,
+    pub user_claim: String,
+    pub workspace_claim: Option<String>,
+    /// Create an unknown subject (else refuse the token).
+    pub create_unknown: bool,
+    pub new_user_roles: Vec<String>,
+}
+
+pub fn load_token_settings() -> TokenSettings {
+    as_catalog_owner(|client| {
+        let rows = query(client, "SELECT * FROM fluent._load_token_settings()", &[]);
+        let row = rows
+            .into_iter()
+            .next()
+            .unwrap_or_else(|| pgrx::error!("fluent.token_settings has no row"));
+        TokenSettings {
+            keys: column(&row, 1),
+            audiences: column(&row, 2).unwrap_or_default(),
+            issuer: column(&row, 3),
+            leeway: column::<i32>(&row, 4).unwrap_or_default().max(0) as u64,
+            user_claim: column(&row, 5).unwrap_or_else(|| "sub".into()),
+            workspace_claim: column(&row, 6),
+            create_unknown: column::<String>(&row, 7).as_deref() == Some("create"),
+            new_user_roles: column(&row, 8).unwrap_or_default(),
+        }
+    })
+}

@@ -40,9 +40,9 @@ pub enum FluentError {
     /// The identity was chosen by an authenticator already in this
     /// transaction or session; only a token may change it.
     IdentitySealed { what: &'static str },
-    /// `fluent.jwt_keys` is not set.
+    /// `fluent.token_settings.keys` is not set.
     TokensNotConfigured,
-    /// `fluent.jwt_keys` does not hold a usable key set.
+    /// `fluent.token_settings.keys` does not hold a usable key set.
     TokenKeysInvalid { reason: String },
     /// A token failed verification.
     TokenRefused { reason: String },
@@ -108,8 +108,12 @@ impl FluentError {
             IdentitySealed { what } => {
                 format!("permission denied to change the fluent {what}: the identity was already chosen")
             }
-            TokensNotConfigured => "fluent cannot verify tokens: fluent.jwt_keys is not set".into(),
-            TokenKeysInvalid { reason } => format!("fluent.jwt_keys is not usable: {reason}"),
+            TokensNotConfigured => {
+                "fluent cannot verify tokens: fluent.token_settings has no keys".into()
+            }
+            TokenKeysInvalid { reason } => {
+                format!("the keys in fluent.token_settings are not usable: {reason}")
+            }
             TokenRefused { reason } => format!("fluent token refused: {reason}"),
             NoCallerTicket => {
                 "permission denied to call a fluent administration implementation directly".into()
@@ -162,11 +166,11 @@ impl FluentError {
                     .into()
             }
             TokensNotConfigured => {
-                "A superuser sets the verification keys as a JSON Web Key Set: ALTER SYSTEM SET fluent.jwt_keys = '{\"keys\": [...]}'.".into()
+                "A superuser sets the verification keys as a JSON Web Key Set: UPDATE fluent.token_settings SET keys = '{\"keys\": [...]}'.".into()
             }
-            TokenKeysInvalid { .. } => "A superuser must correct fluent.jwt_keys (a JSON Web Key Set).".into(),
+            TokenKeysInvalid { .. } => "A superuser must correct fluent.token_settings.keys (a JSON Web Key Set).".into(),
             TokenRefused { .. } => {
-                "Sign in again for a fresh token; the server checks fluent.jwt_keys, fluent.jwt_audience, fluent.jwt_issuer and fluent.jwt_leeway."
+                "Sign in again for a fresh token; the server checks the signature, exp, nbf, aud and iss as fluent.token_settings says."
                     .into()
             }
             NoCallerTicket => "Call the public fluent_* function instead.".into(),

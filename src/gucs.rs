@@ -1,5 +1,8 @@
-//! fluent's settings: the acting end user and workspace, how tokens are
-//! verified, and identity logging.
+//! fluent's settings: the acting end user and workspace, identity logging,
+//! and the caller of the running administration function. (How tokens are
+//! verified is not a setting but the superuser-only table
+//! `fluent.token_settings`: settings can be read by anyone before the
+//! library loads, and `ALTER DATABASE ... SET` values in pg_db_role_setting.)
 //!
 //! The identity settings are GUCs, not backend-local variables, because
 //! PostgreSQL hands GUCs to parallel workers and restores them at transaction
@@ -7,11 +10,11 @@
 //! application role cannot `SET` it: only a superuser can (in
 //! postgresql.conf, `ALTER SYSTEM`, `ALTER DATABASE ... SET`), or
 //! `fluent_set_user()` / `fluent_authenticate()` after their own checks
-//! (src/identity.rs). The token keys are also hidden from non-superusers.
+//! (src/identity.rs).
 
 use std::ffi::{c_char, c_void, CStr, CString};
 
-use pgrx::guc::{GucContext, GucFlags, GucRegistry, GucSetting, PostgresGucEnum};
+use pgrx::guc::{GucContext, GucFlags, GucRegistry, GucSetting};
 use pgrx::pg_sys;
 
 use crate::plans;
@@ -26,28 +29,6 @@ pub const CALLER_ROLE_GUC: &CStr = c"fluent.caller_role";
 
 static LOG_IDENTITY_CHANGES: GucSetting<bool> = GucSetting::<bool>::new(false);
 static CALLER_ROLE: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
-static JWT_KEYS: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
-static JWT_AUDIENCE: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
-static JWT_ISSUER: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
-static JWT_LEEWAY: GucSetting<i32> = GucSetting::<i32>::new(30);
-static JWT_USER_CLAIM: GucSetting<Option<CString>> =
-    GucSetting::<Option<CString>>::new(Some(c"sub"));
-static JWT_WORKSPACE_CLAIM: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
-static UNKNOWN_SUBJECT: GucSetting<UnknownSubject> =
-    GucSetting::<UnknownSubject>::new(UnknownSubject::Refuse);
-static NEW_USER_ROLES: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
-
-/// What `fluent_authenticate` does with a verified token whose subject is
-/// not in `fluent.users`.
-#[derive(PostgresGucEnum, Clone, Copy, PartialEq, Eq, Debug)]
-pub enum UnknownSubject {
-    /// Refuse the token (28000).
-    #[name = c"refuse"]
-    Refuse,
-    /// Create an active user with `fluent.new_user_roles`, audited.
-    #[name = c"create"]
-    Create,
-}
 
 pub fn init() {
     // SAFETY: the assign hooks are guarded and only flip plan-cache flags.
@@ -75,7 +56,6 @@ pub fn init() {
             None,
         );
     }
-    define_token_settings();
     GucRegistry::define_bool_guc(
         c"fluent.log_identity_changes",
         c"Logs every change of fluent's acting user to the server log.",
@@ -137,108 +117,6 @@ unsafe extern "C-unwind" fn assign_user(new: *const c_char, _extra: *mut c_void)
 unsafe extern "C-unwind" fn assign_workspace(new: *const c_char, _extra: *mut c_void) {
     if changes(&WORKSPACE, new) {
         plans::invalidate_identity_plans();
-    }
-}
-
-fn define_token_settings() {
-    let string = |name, short, long, setting, flags| {
-        GucRegistry::define_string_guc(name, short, long, setting, GucContext::Suset, flags)
-    };
-    string(
-        c"fluent.jwt_keys",
-        c"The keys fluent_authenticate() verifies tokens with, as a JSON Web Key Set.",
-        c"A JWKS document ({\"keys\": [...]}); HMAC secrets are keys of type oct. Empty: tokens are refused.",
-        &JWT_KEYS,
-        GucFlags::SUPERUSER_ONLY,
-    );
-    string(
-        c"fluent.jwt_audience",
-        c"Audiences a token must name in its aud claim (comma-separated); empty: not checked.",
-        c"",
-        &JWT_AUDIENCE,
-        GucFlags::default(),
-    );
-    string(
-        c"fluent.jwt_issuer",
-        c"The issuer a token's iss claim must equal; empty: not checked.",
-        c"",
-        &JWT_ISSUER,
-        GucFlags::default(),
-    );
-    GucRegistry::define_int_guc(
-        c"fluent.jwt_leeway",
-        c"Seconds of clock difference allowed when checking a token's exp and nbf.",
-        c"",
-        &JWT_LEEWAY,
-        0,
-        300,
-        GucContext::Suset,
-        GucFlags::UNIT_S,
-    );
-    string(
-        c"fluent.jwt_user_claim",
-        c"The token claim that holds the user key.",
-        c"",
-        &JWT_USER_CLAIM,
-        GucFlags::default(),
-    );
-    string(
-        c"fluent.jwt_workspace_claim",
-        c"The token claim that holds the workspace; empty: tokens do not choose the workspace.",
-        c"",
-        &JWT_WORKSPACE_CLAIM,
-        GucFlags::default(),
-    );
-    GucRegistry::define_enum_guc(
-        c"fluent.unknown_subject",
-        c"What fluent_authenticate() does with a valid token for a user fluent does not know: refuse or create.",
-        c"create adds an active user holding fluent.new_user_roles in the token's workspace; the audit trail records it.",
-        &UNKNOWN_SUBJECT,
-        GucContext::Suset,
-        GucFlags::default(),
-    );
-    string(
-        c"fluent.new_user_roles",
-        c"Roles (comma-separated) granted to users created from a token (fluent.unknown_subject = create).",
-        c"",
-        &NEW_USER_ROLES,
-        GucFlags::default(),
-    );
-}
-
-/// The token settings, read once per verification.
-pub struct TokenSettings {
-    pub keys: Option<&'static str>,
-    pub audiences: Vec<&'static str>,
-    pub issuer: Option<&'static str>,
-    pub leeway: u64,
-    pub user_claim: &'static str,
-    pub workspace_claim: Option<&'static str>,
-    pub unknown_subject: UnknownSubject,
-    pub new_user_roles: Vec<&'static str>,
-}
-
-fn list(setting: &GucSetting<Option<CString>>) -> Vec<&'static str> {
-    read(setting)
-        .map(|s| {
-            s.split(',')
-                .map(str::trim)
-                .filter(|x| !x.is_empty())
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
-pub fn token_settings() -> TokenSettings {
-    TokenSettings {
-        keys: read(&JWT_KEYS),
-        audiences: list(&JWT_AUDIENCE),
-        issuer: read(&JWT_ISSUER),
-        leeway: JWT_LEEWAY.get().max(0) as u64,
-        user_claim: read(&JWT_USER_CLAIM).unwrap_or("sub"),
-        workspace_claim: read(&JWT_WORKSPACE_CLAIM),
-        unknown_subject: UNKNOWN_SUBJECT.get(),
-        new_user_roles: list(&NEW_USER_ROLES),
     }
 }
 

@@ -12,7 +12,9 @@
 //!   session, only a token changes the identity. So SQL that the application
 //!   role runs after `SET ROLE` cannot hand itself back to the authenticator
 //!   (`RESET ROLE`, `SET ROLE`, a function's `SET` clause) and choose
-//!   someone else: the identity is sealed, whichever role asks.
+//!   someone else: the identity is sealed, whichever role asks. Trust also
+//!   ends when the session moves to an untrusted role, chosen or not: fluent
+//!   watches PostgreSQL's `role` setting (`assign_role` below).
 
 use std::cell::{Cell, RefCell};
 
@@ -120,13 +122,123 @@ struct Seal {
 
 thread_local! {
     static SEAL: Cell<Seal> = Cell::new(Seal::default());
+    /// Transactions ended in this backend, and the one in which the role
+    /// last changed without being restored at its end (see `role_changed`).
+    static ENDED: Cell<u64> = const { Cell::new(0) };
+    static ROLE_MOVED_IN: Cell<Option<u64>> = const { Cell::new(None) };
     /// The user the last token verified, and whether only for the transaction.
     static VERIFIED: RefCell<Option<(String, bool)>> = const { RefCell::new(None) };
 }
 
 fn sealed() -> bool {
+    // A role change that outlived its transaction (a session-level SET ROLE
+    // or RESET ROLE) seals the session for good.
+    if let Some(moved) = ROLE_MOVED_IN.with(Cell::get) {
+        if moved < ENDED.with(Cell::get) {
+            SEAL.with(|s| {
+                s.set(Seal {
+                    session: true,
+                    ..s.get()
+                })
+            });
+            ROLE_MOVED_IN.with(|m| m.set(None));
+        }
+    }
     let seal = SEAL.with(Cell::get);
     seal.session || seal.transaction
+}
+
+/// Called after every change of the `role` setting: SET [LOCAL] ROLE, RESET
+/// ROLE, SET ROLE NONE, set_config('role', ...), a function's SET role, and
+/// PostgreSQL restoring it when a transaction or subtransaction ends.
+///
+/// Inside a transaction, a move to a role that is not trusted to choose
+/// identities means the session is handing over to an application role, so
+/// trust ends for the rest of the transaction: whatever the authenticator
+/// wanted to choose it chose before. If the move is session-level (not SET
+/// LOCAL, not a function's SET clause, as the setting's stack tells) and
+/// commits, the whole session is sealed from the next transaction on.
+fn role_changed(state: Option<pg_sys::GucStackState::Type>) {
+    use pg_sys::GucStackState::{GUC_SET, GUC_SET_LOCAL};
+    if !unsafe { pg_sys::IsTransactionState() } {
+        return;
+    }
+    let role = match unsafe { pg_sys::GetCurrentRoleId() } {
+        pg_sys::InvalidOid => unsafe { pg_sys::GetSessionUserId() },
+        role => role,
+    };
+    if role_is_one_of(role, &TRUSTED_ROLES) {
+        return;
+    }
+    SEAL.with(|s| {
+        s.set(Seal {
+            transaction: true,
+            ..s.get()
+        })
+    });
+    if matches!(state, Some(GUC_SET | GUC_SET_LOCAL)) {
+        ROLE_MOVED_IN.with(|m| m.set(Some(ENDED.with(Cell::get))));
+    }
+}
+
+static mut CORE_ASSIGN_ROLE: pg_sys::GucStringAssignHook = None;
+static mut ROLE_SETTING: *mut pg_sys::config_generic = std::ptr::null_mut();
+
+#[pgrx::pg_guard]
+unsafe extern "C-unwind" fn assign_role(
+    new: *const std::ffi::c_char,
+    extra: *mut std::ffi::c_void,
+) {
+    if let Some(core) = CORE_ASSIGN_ROLE {
+        core(new, extra);
+    }
+    // PostgreSQL pushes the old value before it assigns the new one, so the
+    // top of the stack says how this change was made.
+    let stack = if ROLE_SETTING.is_null() {
+        std::ptr::null_mut()
+    } else {
+        (*ROLE_SETTING).stack
+    };
+    role_changed((!stack.is_null()).then(|| (*stack).state));
+}
+
+/// Chains `assign_role` in front of PostgreSQL's own assign hook of the
+/// `role` setting, the one place every route to a new current role passes.
+unsafe fn watch_role_changes() {
+    let variables = pg_sys::get_guc_variables();
+    let count = pg_sys::GetNumConfigOptions() as usize;
+    for i in 0..count {
+        let generic = *variables.add(i);
+        if generic.is_null() || std::ffi::CStr::from_ptr((*generic).name) != c"role" {
+            continue;
+        }
+        // The library may load after the role changed (it loads at the first
+        // call of a fluent function): a change in this transaction leaves
+        // the setting's stack, a session-level SET ROLE its source.
+        if !(*generic).stack.is_null() {
+            SEAL.with(|s| {
+                s.set(Seal {
+                    transaction: true,
+                    ..s.get()
+                })
+            });
+        }
+        if (*generic).source == pg_sys::GucSource::PGC_S_SESSION {
+            SEAL.with(|s| {
+                s.set(Seal {
+                    session: true,
+                    ..s.get()
+                })
+            });
+        }
+        // _PG_init runs once per backend, so this chains once.
+        ROLE_SETTING = generic;
+        let role = generic.cast::<pg_sys::config_string>();
+        CORE_ASSIGN_ROLE = (*role).assign_hook;
+        (*role).assign_hook = Some(assign_role);
+        return;
+    }
+    pgrx::error!("fluent could not find the role setting");
 }
 
 fn seal(local: bool) {
@@ -147,7 +259,10 @@ fn refuse_if_sealed(what: &'static str, unchanged: bool) {
 }
 
 pub fn init() {
-    unsafe { pg_sys::RegisterXactCallback(Some(xact_callback), std::ptr::null_mut()) };
+    unsafe {
+        pg_sys::RegisterXactCallback(Some(xact_callback), std::ptr::null_mut());
+        watch_role_changes();
+    }
 }
 
 #[pgrx::pg_guard]
@@ -160,6 +275,12 @@ unsafe extern "C-unwind" fn xact_callback(
         event,
         XACT_EVENT_COMMIT | XACT_EVENT_ABORT | XACT_EVENT_PREPARE
     ) {
+        // A session-level role change rolled back with its transaction is undone.
+        if event == XACT_EVENT_ABORT && ROLE_MOVED_IN.with(Cell::get) == Some(ENDED.with(Cell::get))
+        {
+            ROLE_MOVED_IN.with(|m| m.set(None));
+        }
+        ENDED.with(|e| e.set(e.get() + 1));
         SEAL.with(|s| {
             let mut seal = s.get();
             seal.transaction = false;
@@ -230,6 +351,21 @@ mod fluent {
     fn _current_role_is_superuser() -> bool {
         current_role_is_superuser()
     }
+
+    /// The acting user, for PL/pgSQL in schema fluent: the SECURITY DEFINER
+    /// administration functions must not look up `fluent_current_user` in
+    /// the extension schema at run time, where the database owner could put
+    /// a function of their own.
+    #[pg_extern(stable, parallel_safe)]
+    fn _acting_user() -> Option<String> {
+        gucs::with_acting(|user, _| user.map(str::to_owned))
+    }
+
+    /// The current workspace, for the same reason.
+    #[pg_extern(stable, parallel_safe)]
+    fn _workspace_name() -> String {
+        gucs::with_workspace(str::to_owned)
+    }
 }
 
 /// Makes `user_key` the acting end user for the session, or with
@@ -246,7 +382,12 @@ fn fluent_set_user(user_key: Option<&str>, local: default!(Option<bool>, false))
     };
     let local = local_or_error(local);
     if trust == Trust::Once {
-        refuse_if_sealed("user", gucs::with_acting(|user, _| user == Some(user_key)));
+        // Choosing the same user again changes nothing, but not for the
+        // session: that would make a transaction's identity outlive it.
+        refuse_if_sealed(
+            "user",
+            local && gucs::with_acting(|user, _| user == Some(user_key)),
+        );
     }
     // Checked in the current workspace: set the workspace first.
     gucs::with_acting(|_, workspace| cache::check_may_act(workspace, user_key))
@@ -258,9 +399,9 @@ fn fluent_set_user(user_key: Option<&str>, local: default!(Option<bool>, false))
     log_change(user_key, "trust", local);
 }
 
-/// Verifies a JSON Web Token with the keys and rules of the `fluent.jwt_*`
-/// settings and makes its subject the acting user (and its workspace claim,
-/// when `fluent.jwt_workspace_claim` names one, the workspace), for the
+/// Verifies a JSON Web Token with the keys and rules of
+/// `fluent.token_settings` and makes its subject the acting user (and its workspace claim,
+/// when a workspace claim is configured, the workspace), for the
 /// transaction or, with `local => false`, the session. Any role may call it:
 /// the token decides. Returns the user key.
 #[pg_extern(volatile, parallel_unsafe)]
@@ -273,23 +414,31 @@ fn fluent_authenticate(token: Option<&str>, local: default!(Option<bool>, true))
         .report()
     };
     let local = local_or_error(local);
-    let settings = gucs::token_settings();
+    // A session identity outlives the request: only roles trusted to choose
+    // identities may make one, so SQL run as the application role cannot
+    // leave its own identity behind on a pooled connection.
+    if !local {
+        require_trusted("user for the session");
+    }
+    let settings = catalog::load_token_settings();
     let keys = settings
         .keys
+        .as_deref()
         .unwrap_or_else(|| FluentError::TokensNotConfigured.report());
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or_default();
+    let audiences: Vec<&str> = settings.audiences.iter().map(String::as_str).collect();
     let verified = token::verify(
         token,
         &token::Policy {
             keys,
-            audiences: &settings.audiences,
-            issuer: settings.issuer,
+            audiences: &audiences,
+            issuer: settings.issuer.as_deref(),
             leeway: settings.leeway,
-            user_claim: settings.user_claim,
-            workspace_claim: settings.workspace_claim,
+            user_claim: &settings.user_claim,
+            workspace_claim: settings.workspace_claim.as_deref(),
             now,
         },
     )
@@ -311,15 +460,14 @@ fn fluent_authenticate(token: Option<&str>, local: default!(Option<bool>, true))
     let user = verified.user;
     gucs::with_acting(
         |_, workspace| match cache::check_may_act(workspace, &user) {
-            Err(FluentError::UnknownUser { .. })
-                if settings.unknown_subject == gucs::UnknownSubject::Create =>
-            {
+            Err(FluentError::UnknownUser { .. }) if settings.create_unknown => {
                 // The audit trail names the new user as the one acting.
                 set_identity(gucs::USER_GUC, &user, true, "fluent_authenticate");
+                let roles: Vec<&str> = settings.new_user_roles.iter().map(String::as_str).collect();
                 catalog::create_user_from_token(
                     &user,
                     workspace,
-                    &settings.new_user_roles,
+                    &roles,
                     &role_name(unsafe { pg_sys::GetUserId() }),
                 );
                 cache::check_may_act(workspace, &user)
@@ -339,8 +487,9 @@ fn fluent_authenticate(token: Option<&str>, local: default!(Option<bool>, true))
 }
 
 /// The acting user if a token verified by fluent_authenticate() chose them,
-/// otherwise NULL: what Supabase's auth.uid() is to its policies.
-#[pg_extern(stable, parallel_safe)]
+/// otherwise NULL: what Supabase's auth.uid() is to its policies. Parallel
+/// restricted: what was verified is known to this backend, not its workers.
+#[pg_extern(stable, parallel_restricted)]
 fn fluent_verified_user() -> Option<String> {
     let verified = VERIFIED.with(|v| v.borrow().as_ref().map(|(user, _)| user.clone()))?;
     gucs::with_acting(|user, _| user == Some(verified.as_str())).then_some(verified)
@@ -375,7 +524,7 @@ fn fluent_set_workspace(workspace: Option<&str>, local: default!(Option<bool>, f
     if trust == Trust::Once {
         refuse_if_sealed(
             "workspace",
-            gucs::with_workspace(|current| current == workspace),
+            local && gucs::with_workspace(|current| current == workspace),
         );
     }
     if !cache::workspace_exists(workspace) {

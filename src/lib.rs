@@ -66,8 +66,8 @@ extension_sql_file!(
     name = "admin",
     requires = [
         "triggers",
-        identity::fluent_current_workspace,
-        identity::fluent_current_user,
+        identity::fluent::_workspace_name,
+        identity::fluent::_acting_user,
         identity::fluent::_require_admin,
         delegation::fluent::_caller,
         delegation::fluent::_take_caller,

@@ -3,7 +3,7 @@
 //! trusted identities, PostgREST's per-request SQL, the Supabase-style
 //! accessor, unknown subjects and identity logging.
 
-use fluent_pgrx_tests::tokens::{self, claims, now, sign, sign_as};
+use fluent_pgrx_tests::tokens::{self, now, sign, sign_as};
 use fluent_pgrx_tests::{
     connect, connect_collecting_notices, ensure_role, fresh_database, sqlstate, APP, AUTHENTICATOR,
 };
@@ -27,9 +27,7 @@ fn database(name: &str, keys: &str) -> String {
     ensure_role(&mut db, ANON, false, &[]);
     ensure_role(&mut db, PGRST, true, &[WEB, ANON]);
     db.batch_execute(&format!(
-        "ALTER DATABASE {database} SET fluent.jwt_keys = '{keys}';
-         ALTER DATABASE {database} SET fluent.jwt_audience = '{AUDIENCE}';
-         ALTER DATABASE {database} SET fluent.jwt_issuer = '{ISSUER}';
+        "UPDATE fluent.token_settings SET keys = '{keys}', audiences = '{{{AUDIENCE}}}', issuer = '{ISSUER}';
          SELECT fluent_create_module('notes');
          SELECT fluent_create_role('reader');
          SELECT fluent_set_permission('reader', 'notes', 'read', 'own');
@@ -53,6 +51,12 @@ fn database(name: &str, keys: &str) -> String {
     .unwrap();
     database
 }
+
+/// An authenticator choosing carol for the session and for the transaction.
+const SESSION_AND_TRANSACTION_CHOICES: [&str; 2] = [
+    "SELECT fluent_set_user('carol')",
+    "SELECT fluent_set_user('carol', true)",
+];
 
 /// Claims as an identity provider issues them for `user`.
 fn issued(user: &str) -> serde_json::Value {
@@ -240,46 +244,50 @@ fn a_rotated_key_set_takes_effect_and_keys_are_for_superusers_only() {
     // Rotation: both keys while tokens of the old one are still out, then the new one only.
     let mut su = connect(&db, "postgres");
     su.batch_execute(&format!(
-        "ALTER DATABASE {db} SET fluent.jwt_keys = '{}'",
+        "UPDATE fluent.token_settings SET keys = '{}'",
         tokens::jwks_with(&["rs-1", "rs-2"])
     ))
     .unwrap();
-    let mut c = connect(&db, PGRST);
+    // Seen by the next statement of a session that is already connected.
     assert_eq!(as_web(&mut c, |c| authenticate(c, &old)), Ok("ann".into()));
     assert_eq!(as_web(&mut c, |c| authenticate(c, &new)), Ok("ann".into()));
     su.batch_execute(&format!(
-        "ALTER DATABASE {db} SET fluent.jwt_keys = '{}'",
+        "UPDATE fluent.token_settings SET keys = '{}'",
         tokens::jwks_with(&["rs-2"])
     ))
     .unwrap();
-    let mut c = connect(&db, PGRST);
     assert_eq!(
         as_web(&mut c, |c| authenticate(c, &old)),
         Err("28000".into())
     );
     assert_eq!(as_web(&mut c, |c| authenticate(c, &new)), Ok("ann".into()));
 
-    // The web role can neither read nor set the keys or the rules.
-    for setting in [
-        "fluent.jwt_keys",
-        "fluent.jwt_audience",
-        "fluent.jwt_issuer",
-        "fluent.jwt_leeway",
-        "fluent.unknown_subject",
+    // Nobody but superusers reads or changes the keys and the rules: not the
+    // web role, not a DBA (fluent_admin), not a reporting role.
+    let mut dba = connect(&db, "postgres");
+    ensure_role(
+        &mut dba,
+        "it_token_dba",
+        true,
+        &["fluent_admin", "fluent_reader"],
+    );
+    let mut dba = connect(&db, "it_token_dba");
+    for attempt in [
+        "SELECT keys FROM fluent.token_settings",
+        "UPDATE fluent.token_settings SET issuer = NULL",
+        "SELECT * FROM fluent._load_token_settings()",
     ] {
-        let set = as_web(&mut c, |c| {
-            sqlstate(c.batch_execute(&format!("SET {setting} = '1'")))
-        });
-        assert_eq!(set, "42501", "SET {setting}");
+        let web = as_web(&mut c, |c| sqlstate(c.batch_execute(attempt)));
+        assert_eq!(web, "42501", "web: {attempt}");
+        assert_eq!(
+            sqlstate(dba.batch_execute(attempt)),
+            "42501",
+            "DBA: {attempt}"
+        );
     }
-    let shown = as_web(&mut c, |c| {
-        sqlstate(c.query_one("SHOW fluent.jwt_keys", &[]))
-    });
-    assert_eq!(shown, "42501", "SHOW fluent.jwt_keys");
     // Without keys, tokens are refused as a configuration error.
-    su.batch_execute(&format!("ALTER DATABASE {db} RESET fluent.jwt_keys"))
+    su.batch_execute("UPDATE fluent.token_settings SET keys = NULL")
         .unwrap();
-    let mut c = connect(&db, PGRST);
     assert_eq!(
         as_web(&mut c, |c| authenticate(c, &new)),
         Err("55000".into())
@@ -398,7 +406,7 @@ fn an_unknown_subject_is_refused_or_created_as_configured() {
     );
     let mut su = connect(&db, "postgres");
     su.batch_execute(&format!(
-        "ALTER DATABASE {db} SET fluent.unknown_subject = 'create'; ALTER DATABASE {db} SET fluent.new_user_roles = 'reader'"
+        "UPDATE fluent.token_settings SET unknown_subject = 'create', new_user_roles = '{{reader}}'"
     ))
     .unwrap();
     let mut c = connect(&db, PGRST);
@@ -431,7 +439,7 @@ fn an_unknown_subject_is_refused_or_created_as_configured() {
     );
     // A configured role the workspace lacks is a configuration error, and nothing is created.
     su.batch_execute(&format!(
-        "ALTER DATABASE {db} SET fluent.new_user_roles = 'reader, ghost_role'"
+        "UPDATE fluent.token_settings SET new_user_roles = '{{reader,ghost_role}}'"
     ))
     .unwrap();
     let other = sign("HS512", None, issued("other"));
@@ -487,14 +495,9 @@ fn the_trusted_identity_cannot_be_handed_back() {
         "SELECT fluent_set_user('ann'); SET ROLE {APP}; RESET ROLE"
     ))
     .unwrap();
-    assert_eq!(
-        sqlstate(c.execute("SELECT fluent_set_user('carol')", &[])),
-        "42501"
-    );
-    assert_eq!(
-        sqlstate(c.execute("SELECT fluent_set_user('carol', true)", &[])),
-        "42501"
-    );
+    for choice in SESSION_AND_TRANSACTION_CHOICES {
+        assert_eq!(sqlstate(c.execute(choice, &[])), "42501", "{choice}");
+    }
     let who: Option<String> = c
         .query_one("SELECT fluent_current_user()", &[])
         .unwrap()
@@ -521,12 +524,77 @@ fn the_trusted_identity_cannot_be_handed_back() {
 }
 
 #[test]
+fn trust_ends_when_the_role_changes_even_if_nothing_was_chosen() {
+    let db = database("role_change_seal", tokens::jwks());
+    connect(&db, "postgres")
+        .batch_execute("SELECT fluent_create_workspace('other')")
+        .unwrap();
+    let first = |c: &mut Client, sql: &str| {
+        c.batch_execute(sql).unwrap();
+        let state = sqlstate(c.execute("SELECT fluent_set_user('carol', true)", &[]));
+        c.batch_execute("ROLLBACK").unwrap();
+        state
+    };
+    let mut c = connect(&db, AUTHENTICATOR);
+    for (case, sql) in [
+        // The first: a fresh backend, where fluent loads only after the role changed.
+        ("nothing chosen", format!("BEGIN; SET LOCAL ROLE {APP}; RESET ROLE")),
+        ("nothing chosen, fluent loaded", format!("BEGIN; SET LOCAL ROLE {APP}; RESET ROLE")),
+        (
+            "only the workspace chosen",
+            format!("BEGIN; SELECT fluent_set_workspace('other', true); SET LOCAL ROLE {APP}; RESET ROLE"),
+        ),
+        (
+            "set_config('role')",
+            format!("BEGIN; SELECT set_config('role', '{APP}', true); SELECT set_config('role', 'none', true)"),
+        ),
+    ] {
+        assert_eq!(first(&mut c, &sql), "42501", "{case}");
+    }
+    // The pool's per-transaction flow goes on: each transaction chooses once.
+    for user in ["ann", "carol", "ann"] {
+        c.batch_execute(&format!(
+            "BEGIN; SELECT fluent_set_user('{user}', true); SET LOCAL ROLE {APP}"
+        ))
+        .unwrap();
+        let who: Option<String> = c
+            .query_one("SELECT fluent_current_user()", &[])
+            .unwrap()
+            .get(0);
+        c.batch_execute("COMMIT").unwrap();
+        assert_eq!(who.as_deref(), Some(user));
+    }
+    // A transaction identity cannot be made a session one, by trust or by token.
+    c.batch_execute(&format!(
+        "BEGIN; SELECT fluent_set_user('ann', true); SET LOCAL ROLE {APP}; RESET ROLE"
+    ))
+    .unwrap();
+    assert_eq!(
+        sqlstate(c.execute("SELECT fluent_set_user('ann', false)", &[])),
+        "42501"
+    );
+    c.batch_execute("ROLLBACK").unwrap();
+    let ann = sign("HS256", None, issued("ann"));
+    c.batch_execute(&format!("BEGIN; SET LOCAL ROLE {APP}"))
+        .unwrap();
+    let session = sqlstate(c.execute("SELECT fluent_authenticate($1, false)", &[&ann]));
+    c.batch_execute("ROLLBACK").unwrap();
+    assert_eq!(session, "42501");
+    // A session-level move to the application role seals the connection.
+    c.batch_execute(&format!("SET ROLE {APP}; RESET ROLE"))
+        .unwrap();
+    for choice in SESSION_AND_TRANSACTION_CHOICES {
+        assert_eq!(sqlstate(c.execute(choice, &[])), "42501", "{choice}");
+    }
+}
+
+#[test]
 fn a_workspace_claim_chooses_the_workspace() {
     let db = database("workspace_claim", tokens::jwks());
     let mut su = connect(&db, "postgres");
     su.batch_execute(&format!(
         "SELECT fluent_create_workspace('acme');
-         ALTER DATABASE {db} SET fluent.jwt_workspace_claim = 'tenant'"
+         UPDATE fluent.token_settings SET workspace_claim = 'tenant'"
     ))
     .unwrap();
     let mut c = connect(&db, PGRST);

@@ -126,3 +126,56 @@ fn planted_objects_never_run_at_install_or_after() {
         "EXECUTE on fluent_create_workspace is still granted to PUBLIC"
     );
 }
+
+/// The administration implementations run as the catalog owner (SECURITY
+/// DEFINER). The owner of the database owns schema `public`, where fluent's
+/// public functions live, and can swap it for one of their own: the
+/// implementations must not call anything there by name.
+#[test]
+fn a_database_owner_cannot_borrow_the_catalog_owner() {
+    let database = "fluent_it_schema_swap";
+    let mut admin = connect("postgres", "postgres");
+    ensure_role(&mut admin, "it_db_owner", true, &[]);
+    empty_database(database, "it_db_owner");
+    let mut db = connect(database, "postgres");
+    db.batch_execute("ALTER SCHEMA public OWNER TO it_db_owner; CREATE EXTENSION fluent")
+        .unwrap();
+    db.batch_execute(
+        "CREATE TABLE public.hijacked (who name, superuser boolean);
+         GRANT INSERT ON public.hijacked TO PUBLIC;",
+    )
+    .unwrap();
+    let mut owner = connect(database, "it_db_owner");
+    owner
+        .batch_execute(
+            r#"
+            ALTER SCHEMA public RENAME TO public_orig;
+            CREATE SCHEMA public;
+            CREATE FUNCTION public.fluent_current_user() RETURNS text LANGUAGE sql AS $$
+                INSERT INTO public_orig.hijacked SELECT current_user, rolsuper FROM pg_roles WHERE rolname = current_user;
+                SELECT NULL::text $$;
+            CREATE FUNCTION public.fluent_current_workspace() RETURNS text LANGUAGE sql AS $$
+                INSERT INTO public_orig.hijacked SELECT current_user, rolsuper FROM pg_roles WHERE rolname = current_user;
+                SELECT 'default'::text $$;
+            "#,
+        )
+        .unwrap();
+    // The owner (no fluent right) is refused; a superuser's call works; neither runs the planted code.
+    let refused = owner.batch_execute("SELECT public_orig.fluent_create_role('x')");
+    assert_eq!(fluent_pgrx_tests::sqlstate(refused), "42501");
+    db.batch_execute(
+        "SELECT public_orig.fluent_create_role('y');
+         SELECT public_orig.fluent_create_user('ann');
+         SELECT public_orig.fluent_grant_role('ann', 'y');
+         SELECT public_orig.fluent_mark_reviewed('ann');",
+    )
+    .unwrap();
+    let ran: i64 = db
+        .query_one("SELECT count(*) FROM public_orig.hijacked", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(
+        ran, 0,
+        "planted code ran inside fluent's administration functions"
+    );
+}

@@ -114,7 +114,7 @@ fn a_per_transaction_token_identity_is_not_handed_to_the_next_client() {
     seed(&db);
     connect(&db, "postgres")
         .batch_execute(&format!(
-            "ALTER DATABASE {db} SET fluent.jwt_keys = '{}'",
+            "UPDATE fluent.token_settings SET keys = '{}'",
             tokens::jwks()
         ))
         .unwrap();

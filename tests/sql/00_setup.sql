@@ -9,6 +9,8 @@ CREATE ROLE auth LOGIN;              -- the role the application logs in as
 GRANT fluent_authenticator TO auth;
 GRANT app TO auth;
 GRANT web TO auth;
+CREATE ROLE noinh_auth LOGIN NOINHERIT;   -- a member of fluent_authenticator without its privileges
+GRANT fluent_authenticator TO noinh_auth;
 CREATE ROLE dba LOGIN;
 GRANT fluent_admin TO dba;
 -- Test helper: switch the acting user while the current role is `app`,

@@ -127,7 +127,6 @@ SELECT fluent_grant_role('casper', 'viewer');
 SET ROLE app;
 SELECT fluent_scope('newbie', 'appointments', 'read') AS newbie, fluent_scope('casper', 'appointments', 'read') AS casper;
 RESET ROLE;
-SET ROLE auth;
 SELECT try($$SELECT fluent_set_user('casper')$$);
 RESET ROLE;
 

@@ -31,6 +31,19 @@ ROLLBACK;
 BEGIN;
 SELECT fluent_set_user('carol', true), fluent_current_user();
 COMMIT;
+-- Trust ends when the session moves to the application role, even if
+-- nothing (or only the workspace) was chosen before.
+BEGIN;
+SELECT fluent_set_workspace('other', true);
+SET LOCAL ROLE web;
+RESET ROLE;
+SELECT try($$SELECT fluent_set_user('carol', true)$$) AS workspace_only_then_web;
+ROLLBACK;
+BEGIN;
+SELECT set_config('role', 'web', true);
+SELECT set_config('role', 'none', true);
+SELECT try($$SELECT fluent_set_user('carol', true)$$) AS set_config_role;
+ROLLBACK;
 -- The session form seals the connection for good.
 SELECT fluent_set_user('ann');
 SET ROLE web;
@@ -40,6 +53,13 @@ BEGIN;
 SELECT try($$SELECT fluent_set_user('carol', true)$$) AS next_transaction_too;
 COMMIT;
 SELECT fluent_current_user();
+-- A member that does not inherit fluent_authenticator's privileges is told
+-- to SET ROLE first, and then may.
+\c - noinh_auth
+SET search_path = public, test_helpers;
+SELECT try($$SELECT fluent_set_user('ann')$$) AS noinherit_member;
+SET ROLE fluent_authenticator;
+SELECT try($$SELECT fluent_set_user('ann')$$) AS after_set_role, fluent_current_user();
 \c - postgres
 SET search_path = public, test_helpers;
 -- A superuser (and fluent_admin) switches freely, many times in one transaction.
@@ -118,11 +138,37 @@ SELECT fluent_create_role('user_admin'), fluent_set_permission('user_admin', 'us
 SET ROLE web;
 SELECT act_as('val');
 SELECT try($$SELECT fluent_grant_role('pat', 'billing')$$) AS val_grants_billing;
-SELECT try($$SELECT fluent_set_override('pat', 'appointments', 'read', 'all')$$) AS val_override_within,
+SELECT try($$SELECT fluent_set_override('newbie', 'appointments', 'read', 'all')$$) AS val_override_within,
        try($$SELECT fluent_set_override('newbie', 'invoices', 'write', 'own')$$) AS val_override_beyond;
 SELECT try($$SELECT fluent_grant_role('pat', 'admin')$$) AS val_grants_privileged;
 SELECT act_as(NULL);
 RESET ROLE;
+-- Administrators without a privileged role: a help desk (users.write) and a
+-- role manager (roles.write).
+SELECT fluent_create_role('helpdesk'), fluent_set_permission('helpdesk', 'users', 'write', 'all'),
+       fluent_set_permission('helpdesk', 'appointments', 'read', 'all'),
+       fluent_create_role('role_manager'), fluent_set_permission('role_manager', 'roles', 'write', 'all');
+SELECT fluent_create_user('hd'), fluent_grant_role('hd', 'helpdesk'), fluent_create_user('rm'), fluent_grant_role('rm', 'role_manager');
+SET ROLE web;
+SELECT act_as('hd');
+-- An override is checked for what it gives, not for what the user can use
+-- today: parked on a disabled user, it would open when they are activated.
+SELECT try($$SELECT fluent_create_user('sock', status => 'disabled')$$) AS hd_creates_disabled,
+       try($$SELECT fluent_set_override('sock', 'invoices', 'write', 'all')$$) AS hd_parks_override;
+-- The holders of privileged roles are for holders of privileged roles.
+SELECT try($$SELECT fluent_set_user_status('adam', 'disabled')$$) AS hd_disables_admin,
+       try($$SELECT fluent_drop_user('adam')$$) AS hd_drops_admin,
+       try($$SELECT fluent_set_override('olga', 'users', 'write', 'none')$$) AS hd_strips_owner;
+-- A user of another workspace is managed there.
+SELECT try($$SELECT fluent_grant_role('ulla', 'scheduler')$$) AS hd_grants_other_workspace_user;
+SELECT act_as('rm');
+-- Who may sign in decides who can act at all.
+SELECT try($$SELECT fluent_alter_role('viewer', grants_sign_in => true)$$) AS rm_adds_sign_in_role,
+       try($$SELECT fluent_alter_role('scheduler', description => 'Books appointments')$$) AS rm_describes_role;
+SELECT act_as(NULL);
+RESET ROLE;
+-- The verified user is known to this backend only: never computed in a parallel worker.
+SELECT proparallel FROM pg_proc WHERE proname = 'fluent_verified_user';
 -- The audit trail names the end user and the role that called.
 SELECT a.db_role, a.acting_user, a.table_name, a.operation, count(*)
   FROM fluent.audit_log a
