@@ -305,6 +305,16 @@ BEGIN ATOMIC
       FROM fluent.users u WHERE u.user_id = uid;
 END;
 
+-- Granting or revoking a sign-in role decides whether the user can act at
+-- all: like disabling them, for privileged holders it is privileged business.
+CREATE FUNCTION fluent._may_touch_sign_in(delegate text, uid bigint, rid int) RETURNS void
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF (SELECT r.grants_sign_in FROM fluent.roles r WHERE r.role_id = rid) THEN
+        PERFORM fluent._may_touch_user(delegate, uid);
+    END IF;
+END $$;
+
 -- Users are shared by all workspaces: a delegated administrator manages only
 -- those who belong to no other workspace.
 CREATE FUNCTION fluent._in_my_workspace(delegate text, uid bigint) RETURNS void
@@ -384,6 +394,34 @@ BEGIN
     IF beyond IS NOT NULL THEN
         PERFORM fluent._refuse(format('fluent user "%s" may not give %s %s, beyond their own permissions', delegate, what, beyond),
                                'A delegated administrator gives no more than they hold, unless the workspace gives them the right assign_beyond_own.');
+    END IF;
+END $$;
+
+-- Teams and reporting lines decide whom scope team reaches: a delegated
+-- administrator changes them only where each user whose reach grows
+-- (`widened`) has scope team on nothing the administrator lacks scope all on.
+CREATE FUNCTION fluent._reach_within_powers(delegate text, powers jsonb, widened text[]) RETURNS void
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    beyond text;
+BEGIN
+    IF delegate IS NULL OR fluent._holds_right(delegate, 'assign_beyond_own') THEN
+        RETURN;
+    END IF;
+    SELECT format('"%s" reaches (scope team on %s.%s; theirs: %s)', x.u, m.name, a.name,
+                  coalesce(powers ->> a.action_id::text, 'none'))
+      INTO beyond
+      FROM unnest(widened) x(u)
+     CROSS JOIN fluent.actions a
+      JOIN fluent.modules m ON m.module_id = a.module_id
+     WHERE a.workspace_id = fluent._workspace_id()
+       AND coalesce((powers ->> a.action_id::text)::fluent.scope, 'none') < 'all'
+       AND fluent._scope_of(x.u, m.name, a.name) = 'team'
+     ORDER BY x.u, m.name, a.name
+     LIMIT 1;
+    IF beyond IS NOT NULL THEN
+        PERFORM fluent._refuse(format('fluent user "%s" may not widen whom %s', delegate, beyond),
+                               'Teams and reporting lines decide what scope team reaches: a delegated administrator changes them only where they have scope all themselves.');
     END IF;
 END $$;
 
@@ -580,6 +618,8 @@ LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp SET flue
 DECLARE
     delegate text := fluent._authorize(ticket, 'manage_users');
     uid bigint := fluent._user_id(user_key);
+    powers jsonb := CASE WHEN delegate IS NOT NULL THEN fluent._user_scope_map(delegate) END;
+    before jsonb := CASE WHEN delegate IS NOT NULL THEN fluent._user_scope_map(user_key) END;
     s fluent.user_status := fluent._user_status(status);
     staffed int[] := fluent._staffed_workspaces();
 BEGIN
@@ -588,6 +628,10 @@ BEGIN
     PERFORM fluent._in_my_workspace(delegate, uid);
     PERFORM fluent._may_touch_user(delegate, uid);
     UPDATE fluent.users u SET status = s WHERE u.user_id = uid AND u.status IS DISTINCT FROM s;
+    -- Activating opens what the user holds: no more than the administrator's own.
+    IF delegate IS NOT NULL THEN
+        PERFORM fluent._within_powers(delegate, powers, before, fluent._user_scope_map(user_key), format('"%s"', user_key));
+    END IF;
     PERFORM fluent._still_staffed(staffed, force);
 END $$;
 
@@ -602,6 +646,13 @@ BEGIN
     PERFORM fluent._in_my_workspace(delegate, uid);
     PERFORM fluent._may_touch_user(delegate, uid);
     PERFORM fluent._not_my_reach(delegate, mid);
+    -- The new manager and everyone above them reach the user.
+    PERFORM fluent._reach_within_powers(delegate, CASE WHEN delegate IS NOT NULL THEN fluent._user_scope_map(delegate) END,
+        ARRAY(WITH RECURSIVE above AS (
+                  SELECT u.user_id, u.manager_id FROM fluent.users u WHERE u.user_id = mid
+                  UNION
+                  SELECT u.user_id, u.manager_id FROM fluent.users u JOIN above a ON u.user_id = a.manager_id
+              ) SELECT u.user_key FROM above a JOIN fluent.users u ON u.user_id = a.user_id));
     IF mid IS NOT NULL AND (mid = uid OR EXISTS (
         WITH RECURSIVE above AS (
             SELECT u.manager_id FROM fluent.users u WHERE u.user_id = mid
@@ -638,17 +689,23 @@ DECLARE
     delegate text := fluent._authorize(ticket, 'assign_roles');
     uid bigint := fluent._user_id(user_key);
     rid int := fluent._role_id(role);
+    powers jsonb := CASE WHEN delegate IS NOT NULL THEN fluent._user_scope_map(delegate) END;
+    before jsonb := CASE WHEN delegate IS NOT NULL THEN fluent._user_scope_map(user_key) END;
 BEGIN
     PERFORM fluent._not_self(delegate, user_key, 'roles');
     PERFORM fluent._in_my_workspace(delegate, uid);
     PERFORM fluent._may_touch_role(delegate, rid);
-    -- Every permission of the role must be within the granter's own.
-    PERFORM fluent._within_powers(delegate, CASE WHEN delegate IS NOT NULL THEN fluent._user_scope_map(delegate) END,
-                                  '{}', fluent._role_scope_map(rid), format('"%s" role "%s", which has', user_key, role));
+    PERFORM fluent._may_touch_sign_in(delegate, uid, rid);
+    -- Every permission of the role must be within the granter's own, and so
+    -- must what the grant opens (a sign-in role opens the user's other roles).
+    PERFORM fluent._within_powers(delegate, powers, '{}', fluent._role_scope_map(rid), format('"%s" role "%s", which has', user_key, role));
     INSERT INTO fluent.grants (workspace_id, user_id, role_id) VALUES (fluent._workspace_id(), uid, rid)
     ON CONFLICT DO NOTHING;
     IF NOT FOUND THEN
         RAISE NOTICE 'fluent user "%" already holds role "%"', user_key, role;
+    END IF;
+    IF delegate IS NOT NULL THEN
+        PERFORM fluent._within_powers(delegate, powers, before, fluent._user_scope_map(user_key), format('"%s"', user_key));
     END IF;
 END $$;
 
@@ -663,6 +720,7 @@ BEGIN
     PERFORM fluent._may_force(delegate, force);
     PERFORM fluent._not_self(delegate, user_key, 'roles');
     PERFORM fluent._may_touch_role(delegate, rid);
+    PERFORM fluent._may_touch_sign_in(delegate, uid, rid);
     DELETE FROM fluent.grants g WHERE g.user_id = uid AND g.role_id = rid;
     IF NOT FOUND THEN
         RAISE WARNING 'fluent user "%" does not hold role "%"', user_key, role;
@@ -712,7 +770,13 @@ BEGIN
     PERFORM fluent._not_null(lead, 'lead');
     PERFORM fluent._not_self(delegate, user_key, 'teams');
     PERFORM fluent._in_my_workspace(delegate, uid);
+    PERFORM fluent._may_touch_user(delegate, uid);
     PERFORM fluent._not_my_team(delegate, tid, team);
+    -- The team's leads reach the new member; a new lead reaches the team.
+    PERFORM fluent._reach_within_powers(delegate, CASE WHEN delegate IS NOT NULL THEN fluent._user_scope_map(delegate) END,
+        ARRAY(SELECT u.user_key FROM fluent.team_members m JOIN fluent.users u ON u.user_id = m.user_id
+               WHERE m.team_id = tid AND m.is_lead AND m.user_id <> uid
+              UNION SELECT user_key WHERE lead));
     INSERT INTO fluent.team_members (workspace_id, team_id, user_id, is_lead)
     VALUES (fluent._workspace_id(), tid, uid, lead)
     ON CONFLICT (team_id, user_id) DO UPDATE SET is_lead = EXCLUDED.is_lead
@@ -727,6 +791,7 @@ DECLARE
     uid bigint := fluent._user_id(user_key);
 BEGIN
     PERFORM fluent._not_self(delegate, user_key, 'teams');
+    PERFORM fluent._may_touch_user(delegate, uid);
     DELETE FROM fluent.team_members m WHERE m.team_id = tid AND m.user_id = uid;
     IF NOT FOUND THEN
         RAISE WARNING 'fluent user "%" is not a member of team "%"', user_key, team;
@@ -807,6 +872,7 @@ DECLARE
     marked int;
 BEGIN
     PERFORM fluent._not_self(delegate, user_key, 'access review');
+    PERFORM fluent._may_touch_user(delegate, uid);
     -- reviewed_by is stamped by the attribution trigger.
     UPDATE fluent.grants g SET reviewed_at = now()
      WHERE g.user_id = uid AND g.workspace_id = fluent._workspace_id() AND (rid IS NULL OR g.role_id = rid);

@@ -122,28 +122,14 @@ struct Seal {
 
 thread_local! {
     static SEAL: Cell<Seal> = Cell::new(Seal::default());
-    /// Transactions ended in this backend, and the one in which the role
-    /// last changed without being restored at its end (see `role_changed`).
-    static ENDED: Cell<u64> = const { Cell::new(0) };
-    static ROLE_MOVED_IN: Cell<Option<u64>> = const { Cell::new(None) };
+    /// The current transaction moved the session to an untrusted role at
+    /// the session level: if it commits, the session is sealed.
+    static SESSION_MOVE_PENDING: Cell<bool> = const { Cell::new(false) };
     /// The user the last token verified, and whether only for the transaction.
     static VERIFIED: RefCell<Option<(String, bool)>> = const { RefCell::new(None) };
 }
 
 fn sealed() -> bool {
-    // A role change that outlived its transaction (a session-level SET ROLE
-    // or RESET ROLE) seals the session for good.
-    if let Some(moved) = ROLE_MOVED_IN.with(Cell::get) {
-        if moved < ENDED.with(Cell::get) {
-            SEAL.with(|s| {
-                s.set(Seal {
-                    session: true,
-                    ..s.get()
-                })
-            });
-            ROLE_MOVED_IN.with(|m| m.set(None));
-        }
-    }
     let seal = SEAL.with(Cell::get);
     seal.session || seal.transaction
 }
@@ -177,7 +163,7 @@ fn role_changed(state: Option<pg_sys::GucStackState::Type>) {
         })
     });
     if matches!(state, Some(GUC_SET | GUC_SET_LOCAL)) {
-        ROLE_MOVED_IN.with(|m| m.set(Some(ENDED.with(Cell::get))));
+        SESSION_MOVE_PENDING.with(|p| p.set(true));
     }
 }
 
@@ -275,12 +261,16 @@ unsafe extern "C-unwind" fn xact_callback(
         event,
         XACT_EVENT_COMMIT | XACT_EVENT_ABORT | XACT_EVENT_PREPARE
     ) {
-        // A session-level role change rolled back with its transaction is undone.
-        if event == XACT_EVENT_ABORT && ROLE_MOVED_IN.with(Cell::get) == Some(ENDED.with(Cell::get))
-        {
-            ROLE_MOVED_IN.with(|m| m.set(None));
+        // A session-level move to an untrusted role that commits seals the
+        // session for good; one rolled back with its transaction does not.
+        if SESSION_MOVE_PENDING.with(|p| p.replace(false)) && event != XACT_EVENT_ABORT {
+            SEAL.with(|s| {
+                s.set(Seal {
+                    session: true,
+                    ..s.get()
+                })
+            });
         }
-        ENDED.with(|e| e.set(e.get() + 1));
         SEAL.with(|s| {
             let mut seal = s.get();
             seal.transaction = false;

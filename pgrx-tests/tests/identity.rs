@@ -580,7 +580,24 @@ fn trust_ends_when_the_role_changes_even_if_nothing_was_chosen() {
     let session = sqlstate(c.execute("SELECT fluent_authenticate($1, false)", &[&ann]));
     c.batch_execute("ROLLBACK").unwrap();
     assert_eq!(session, "42501");
-    // A session-level move to the application role seals the connection.
+    // A session-level move to the application role seals the connection, and
+    // a later move rolled back does not undo it.
+    let mut d = connect(&db, AUTHENTICATOR);
+    // One statement per message, as psql sends them (a message with BEGIN
+    // in it would make the first SET ROLE part of the rolled-back block).
+    for statement in [
+        "SELECT fluent_current_user()",
+        &format!("SET ROLE {APP}"),
+        "BEGIN",
+        &format!("SET ROLE {APP}"),
+        "ROLLBACK",
+        "RESET ROLE",
+    ] {
+        d.batch_execute(statement).unwrap();
+    }
+    for choice in SESSION_AND_TRANSACTION_CHOICES {
+        assert_eq!(sqlstate(d.execute(choice, &[])), "42501", "{choice}");
+    }
     c.batch_execute(&format!("SET ROLE {APP}; RESET ROLE"))
         .unwrap();
     for choice in SESSION_AND_TRANSACTION_CHOICES {

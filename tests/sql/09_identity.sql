@@ -167,6 +167,34 @@ SELECT try($$SELECT fluent_alter_role('viewer', grants_sign_in => true)$$) AS rm
        try($$SELECT fluent_alter_role('scheduler', description => 'Books appointments')$$) AS rm_describes_role;
 SELECT act_as(NULL);
 RESET ROLE;
+-- A workspace with a sign-in role: granting or revoking it decides whether a
+-- user can act at all; teams and reporting lines decide whom scope team reaches.
+SELECT fluent_create_workspace('desk');
+SELECT fluent_set_workspace('desk');
+SELECT fluent_create_module('users', '{write}'), fluent_create_module('tickets', '{read,write}');
+SELECT fluent_set_admin_right('manage_users', 'users', 'write'), fluent_set_admin_right('assign_roles', 'users', 'write');
+SELECT fluent_create_role('member'), fluent_alter_role('member', grants_sign_in => true),
+       fluent_create_role('boss'), fluent_alter_role('boss', privileged => true),
+       fluent_set_permission('boss', 'users', 'write', 'all'), fluent_set_permission('boss', 'tickets', 'read', 'all'),
+       fluent_create_role('helper'), fluent_set_permission('helper', 'users', 'write', 'all'),
+       fluent_set_permission('helper', 'tickets', 'read', 'own'),
+       fluent_create_role('lead'), fluent_set_permission('lead', 'tickets', 'read', 'team');
+SELECT fluent_create_user(u) FROM unnest(ARRAY['bo', 'barred', 'helen', 'tl', 'x1']) u;
+SELECT fluent_grant_role('bo', 'boss'), fluent_grant_role('bo', 'member'), fluent_grant_role('barred', 'boss'),
+       fluent_grant_role('helen', 'helper'), fluent_grant_role('helen', 'member'), fluent_grant_role('tl', 'lead'),
+       fluent_grant_role('tl', 'member'), fluent_grant_role('x1', 'member');
+SELECT fluent_create_team('t1'), fluent_add_team_member('t1', 'x1');
+SET ROLE web;
+SELECT act_as('helen');
+SELECT try($$SELECT fluent_grant_role('barred', 'member')$$) AS helen_opens_a_boss,
+       try($$SELECT fluent_revoke_role('bo', 'member')$$) AS helen_locks_out_a_boss,
+       try($$SELECT fluent_mark_reviewed('bo')$$) AS helen_reviews_a_boss;
+SELECT try($$SELECT fluent_add_team_member('t1', 'tl', true)$$) AS helen_makes_a_lead,
+       try($$SELECT fluent_set_manager('x1', 'tl')$$) AS helen_gives_a_manager,
+       try($$SELECT fluent_add_team_member('t1', 'helen_not_here')$$) AS unknown_member;
+SELECT act_as(NULL);
+RESET ROLE;
+SELECT fluent_set_workspace('acme');
 -- The verified user is known to this backend only: never computed in a parallel worker.
 SELECT proparallel FROM pg_proc WHERE proname = 'fluent_verified_user';
 -- The audit trail names the end user and the role that called.
