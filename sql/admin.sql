@@ -366,6 +366,14 @@ BEGIN
               FROM fluent.role_scopes rs WHERE rs.role_id = rid);
 END $$;
 
+-- Whether the powers checks below do not apply: to DBAs (no delegate), and
+-- to administrators who may give beyond their own powers.
+CREATE FUNCTION fluent._unbounded(delegate text) RETURNS boolean
+LANGUAGE sql STABLE
+BEGIN ATOMIC
+    SELECT delegate IS NULL OR fluent._holds_right(delegate, 'assign_beyond_own');
+END;
+
 -- The escalation rule: whatever a change widened (`before` -> `after`, both
 -- maps of action to scope) must stay within the delegated administrator's
 -- own scope, taken before the change (`powers`), unless they hold
@@ -375,7 +383,7 @@ LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     beyond text;
 BEGIN
-    IF delegate IS NULL OR fluent._holds_right(delegate, 'assign_beyond_own') THEN
+    IF fluent._unbounded(delegate) THEN
         RETURN;
     END IF;
     WITH beyond_rows AS (
@@ -405,7 +413,7 @@ LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     beyond text;
 BEGIN
-    IF delegate IS NULL OR fluent._holds_right(delegate, 'assign_beyond_own') THEN
+    IF fluent._unbounded(delegate) THEN
         RETURN;
     END IF;
     SELECT format('"%s" reaches (scope team on %s.%s; theirs: %s)', x.u, m.name, a.name,
