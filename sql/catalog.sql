@@ -2,7 +2,7 @@
 --
 -- Everything lives in schema `fluent`. Application roles get no privilege on
 -- these tables: they are read by the extension's own cache loader (which runs
--- as the catalog owner, see src/catalog.rs) and written by DBAs who hold
+-- as the catalog owner, see src/owner.rs) and written by DBAs who hold
 -- `fluent_admin` through the fluent_* administration functions.
 --
 -- Every table that belongs to a workspace carries `workspace_id`, and foreign

@@ -1,4 +1,5 @@
--- Queries the per-backend cache is filled from (src/catalog.rs).
+-- Queries the per-backend cache is filled from (src/loaders.rs), each run
+-- through a plan kept for the life of the backend (src/owner.rs).
 --
 -- They are SQL-standard bodies (BEGIN ATOMIC): names and operators are
 -- resolved once, when the extension is created, so the search_path of the
@@ -28,31 +29,35 @@ BEGIN ATOMIC
      ORDER BY m.module_id, a.action_id;
 END;
 
-CREATE FUNCTION fluent._load_user(p_user text)
-RETURNS TABLE (user_id bigint, status text)
-LANGUAGE sql STABLE PARALLEL SAFE
-BEGIN ATOMIC
-    SELECT u.user_id, u.status::text FROM fluent.users u WHERE u.user_key = p_user;
-END;
-
-CREATE FUNCTION fluent._load_grants(p_workspace_id int, p_user_id bigint)
+-- Every role of a workspace with its explicit permissions, compiled once per
+-- workspace (src/cache.rs); a role without permissions has one row with a
+-- NULL action.
+CREATE FUNCTION fluent._load_roles(p_workspace_id int)
 RETURNS TABLE (role_id int, grants_sign_in boolean, action_id int, scope text)
 LANGUAGE sql STABLE PARALLEL SAFE
 BEGIN ATOMIC
-    SELECT g.role_id, r.grants_sign_in, p.action_id, p.scope::text
-      FROM fluent.grants g
-      JOIN fluent.roles r ON r.role_id = g.role_id
-      LEFT JOIN fluent.permissions p ON p.role_id = g.role_id
-     WHERE g.workspace_id = p_workspace_id AND g.user_id = p_user_id
-     ORDER BY g.role_id;
+    SELECT r.role_id, r.grants_sign_in, p.action_id, p.scope::text
+      FROM fluent.roles r
+      LEFT JOIN fluent.permissions p ON p.role_id = r.role_id
+     WHERE r.workspace_id = p_workspace_id
+     ORDER BY r.role_id;
 END;
 
-CREATE FUNCTION fluent._load_overrides(p_workspace_id int, p_user_id bigint)
-RETURNS TABLE (action_id int, scope text)
+-- One user in one workspace: their status, the roles they hold there and
+-- their overrides, each by one index lookup; no row for an unknown user.
+CREATE FUNCTION fluent._load_user(p_workspace_id int, p_user text)
+RETURNS TABLE (user_id bigint, status text, role_ids int[], override_actions int[], override_scopes text[])
 LANGUAGE sql STABLE PARALLEL SAFE
 BEGIN ATOMIC
-    SELECT o.action_id, o.scope::text FROM fluent.overrides o
-     WHERE o.workspace_id = p_workspace_id AND o.user_id = p_user_id;
+    SELECT u.user_id, u.status::text,
+           ARRAY(SELECT g.role_id FROM fluent.grants g
+                  WHERE g.workspace_id = p_workspace_id AND g.user_id = u.user_id ORDER BY g.role_id),
+           ARRAY(SELECT o.action_id FROM fluent.overrides o
+                  WHERE o.workspace_id = p_workspace_id AND o.user_id = u.user_id ORDER BY o.action_id),
+           ARRAY(SELECT o.scope::text FROM fluent.overrides o
+                  WHERE o.workspace_id = p_workspace_id AND o.user_id = u.user_id ORDER BY o.action_id)
+      FROM fluent.users u
+     WHERE u.user_key = p_user;
 END;
 
 -- The users whose rows scope `team` adds: members of the teams the user leads

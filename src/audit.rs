@@ -8,14 +8,15 @@
 //! loads with `COPY` (what `pg_restore` and `psql -f dump.sql` do) come with
 //! their own history, which the dumped audit log already holds.
 
+use pgrx::datum::DatumWithOid;
 use pgrx::pg_sys;
 use pgrx::prelude::*;
 use pgrx::trigger_support::PgTrigger;
 
-use crate::catalog;
 use crate::error::FluentError;
 use crate::gucs;
 use crate::identity;
+use crate::owner::{as_catalog_owner, update};
 use crate::trigger::after_trigger;
 
 /// Whether the running statement is a superuser's `COPY ... FROM`: a restore
@@ -63,7 +64,7 @@ fn audit_change(trigger: &PgTrigger<'_>) {
         .map(str::to_owned)
         .unwrap_or_else(|| identity::role_name(unsafe { pg_sys::GetUserId() }));
     let acting = gucs::with_acting(|user, _| user.map(str::to_owned));
-    catalog::record_audit(
+    record_audit(
         &db_role,
         acting.as_deref(),
         &table,
@@ -72,6 +73,27 @@ fn audit_change(trigger: &PgTrigger<'_>) {
         trigger.old().and_then(|row| row.into_composite_datum()),
         trigger.new().and_then(|row| row.into_composite_datum()),
     );
+}
+
+/// Appends an entry to `fluent.audit_log`. `before` and `after` are rows of
+/// the changed table (its composite type is `row_type`).
+fn record_audit(
+    db_role: &str,
+    acting_user: Option<&str>,
+    table: &str,
+    operation: &str,
+    row_type: pg_sys::Oid,
+    before: Option<pg_sys::Datum>,
+    after: Option<pg_sys::Datum>,
+) {
+    let row = |datum: Option<pg_sys::Datum>| unsafe { DatumWithOid::new(datum, row_type) };
+    as_catalog_owner(|client| {
+        update(
+            client,
+            "SELECT fluent._audit_insert($1, $2, $3, $4, pg_catalog.to_jsonb($5), pg_catalog.to_jsonb($6))",
+            &[db_role.into(), acting_user.into(), table.into(), operation.into(), row(before), row(after)],
+        )
+    })
 }
 
 after_trigger!(

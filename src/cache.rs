@@ -23,9 +23,15 @@ use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 
 use pgrx::pg_sys;
 
-use crate::catalog::{self, WorkspaceModel};
 use crate::error::FluentError;
-use crate::scope::{effective_scopes, Scope};
+use crate::loaders::{self, WorkspaceModel};
+use crate::owner;
+use crate::scope::{effective_scopes, RolePermissions, Scope};
+use crate::trigger::after_trigger;
+
+/// The catalog relation whose relcache invalidation means "the permission
+/// catalog changed" (sent by the `invalidate_cache` triggers).
+const SENTINEL_TABLE: &std::ffi::CStr = c"workspaces";
 
 /// Bumped by the invalidation callbacks; the cache is valid for one value.
 static GENERATION: AtomicU64 = AtomicU64::new(0);
@@ -45,7 +51,7 @@ pub fn init() {
 /// Marks every backend's cache stale when the current transaction commits
 /// (and this backend's at the next command). Called by the catalog triggers.
 pub fn invalidate_all_backends() {
-    if let Some(relid) = catalog::sentinel_relid() {
+    if let Some(relid) = owner::catalog_relid(SENTINEL_TABLE) {
         unsafe { pg_sys::CacheInvalidateRelcacheByRelid(relid) }
     }
 }
@@ -54,7 +60,7 @@ pub fn invalidate_all_backends() {
 /// (looked up if it has not been yet).
 pub fn sentinel_relid() -> Option<pg_sys::Oid> {
     match SENTINEL.load(Ordering::Relaxed) {
-        0 => catalog::sentinel_relid(),
+        0 => owner::catalog_relid(SENTINEL_TABLE),
         oid => Some(pg_sys::Oid::from(oid)),
     }
 }
@@ -92,8 +98,9 @@ unsafe extern "C-unwind" fn xact_callback(
 
 /// What one user may do in one workspace.
 struct UserEntry {
-    /// Effective scope per slot; empty when the user may not act.
-    scopes: Vec<Scope>,
+    /// Effective scope per slot; empty when the user may not act. Users who
+    /// hold the same roles and no overrides share one vector.
+    scopes: Rc<[Scope]>,
     /// Why the user may not act here, if they may not.
     barred: Option<Barred>,
     /// Keys of the users scope `team` reaches besides the user, loaded on first use.
@@ -104,6 +111,8 @@ struct UserEntry {
 struct WorkspaceEntry {
     model: Rc<WorkspaceModel>,
     users: FastMap<String, UserEntry>,
+    /// The effective scopes of each set of roles held without overrides.
+    by_roles: FastMap<Box<[i32]>, Rc<[Scope]>>,
 }
 
 #[derive(Default)]
@@ -111,8 +120,6 @@ struct Cache {
     generation: Option<u64>,
     /// `None` caches that a workspace does not exist.
     workspaces: FastMap<String, Option<WorkspaceEntry>>,
-    /// user key -> (user_id, status); `None` caches an unknown user.
-    users: FastMap<String, Option<catalog::UserRecord>>,
 }
 
 thread_local! {
@@ -127,7 +134,7 @@ fn refresh_if_stale() {
     // Resolve the sentinel before reading anything, so that a change
     // committed while we load is not missed.
     SENTINEL.store(
-        catalog::sentinel_relid().map_or(0, |o| o.to_u32()),
+        owner::catalog_relid(SENTINEL_TABLE).map_or(0, |o| o.to_u32()),
         Ordering::Relaxed,
     );
     CACHE.with_borrow_mut(|c| {
@@ -148,31 +155,18 @@ fn workspace_model(workspace: &str) -> Option<Rc<WorkspaceModel>> {
         return cached;
     }
     // No borrow is held while SPI runs: loading may process invalidations.
-    let loaded = catalog::load_workspace(workspace).map(Rc::new);
+    let loaded = loaders::load_workspace(workspace).map(Rc::new);
     CACHE.with_borrow_mut(|c| {
         c.workspaces.insert(
             workspace.to_owned(),
             loaded.clone().map(|model| WorkspaceEntry {
                 model,
                 users: FastMap::default(),
+                by_roles: FastMap::default(),
             }),
         )
     });
     loaded
-}
-
-fn user_record(user: &str) -> Option<(i64, String)> {
-    if let Some(cached) = CACHE.with_borrow(|c| {
-        c.users
-            .get(user)
-            .map(|r| r.as_ref().map(|r| (r.user_id, r.status.clone())))
-    }) {
-        return cached;
-    }
-    let loaded = catalog::load_user(user);
-    let result = loaded.as_ref().map(|r| (r.user_id, r.status.clone()));
-    CACHE.with_borrow_mut(|c| c.users.insert(user.to_owned(), loaded));
-    result
 }
 
 pub fn workspace_exists(workspace: &str) -> bool {
@@ -213,37 +207,67 @@ enum Barred {
     NoSignInRole,
 }
 
-fn load_user_entry(model: &WorkspaceModel, user: &str) -> UserEntry {
-    let barred = |reason| UserEntry {
-        scopes: Vec::new(),
+fn load_user_entry(workspace: &str, model: &WorkspaceModel, user: &str) -> UserEntry {
+    let barred = |reason, user_id| UserEntry {
+        scopes: Rc::default(),
         barred: Some(reason),
-        team: Some(Rc::default()),
-        user_id: None,
+        team: None,
+        user_id,
     };
-    let Some((user_id, status)) = user_record(user) else {
-        return barred(Barred::Unknown);
+    let Some(holdings) = loaders::load_user(model, user) else {
+        return UserEntry {
+            team: Some(Rc::default()),
+            ..barred(Barred::Unknown, None)
+        };
     };
-    if status != "active" {
-        return UserEntry {
-            user_id: Some(user_id),
-            team: None,
-            ..barred(Barred::Status(status))
-        };
+    let user_id = Some(holdings.user_id);
+    if holdings.status != "active" {
+        return barred(Barred::Status(holdings.status), user_id);
     }
-    let holdings = catalog::load_holdings(model, user_id);
-    if model.sign_in_required && !holdings.holds_sign_in_role {
-        return UserEntry {
-            user_id: Some(user_id),
-            team: None,
-            ..barred(Barred::NoSignInRole)
-        };
+    let held: Vec<&loaders::CompiledRole> = holdings
+        .roles
+        .iter()
+        .filter_map(|r| model.roles.get(r))
+        .collect();
+    if model.sign_in_required && !held.iter().any(|r| r.grants_sign_in) {
+        return barred(Barred::NoSignInRole, user_id);
     }
-    let scopes = effective_scopes(&model.slots, &holdings.roles, &holdings.overrides);
+    let compute = || -> Rc<[Scope]> {
+        let mut overrides = RolePermissions::new(model.slots.len());
+        for &(slot, scope) in &holdings.overrides {
+            overrides.scopes[slot] = Some(scope);
+        }
+        let roles: Vec<&RolePermissions> = held.iter().map(|r| &r.permissions).collect();
+        effective_scopes(&model.slots, &roles, &overrides).into()
+    };
+    let scopes = if holdings.overrides.is_empty() {
+        // Shared by every user who holds exactly these roles.
+        let key: Box<[i32]> = holdings.roles.into();
+        let shared = CACHE.with_borrow(|c| {
+            c.workspaces
+                .get(workspace)?
+                .as_ref()?
+                .by_roles
+                .get(&key)
+                .cloned()
+        });
+        shared.unwrap_or_else(|| {
+            let scopes = compute();
+            CACHE.with_borrow_mut(|c| {
+                if let Some(Some(ws)) = c.workspaces.get_mut(workspace) {
+                    ws.by_roles.insert(key, scopes.clone());
+                }
+            });
+            scopes
+        })
+    } else {
+        compute()
+    };
     UserEntry {
         scopes,
         barred: None,
         team: None,
-        user_id: Some(user_id),
+        user_id,
     }
 }
 
@@ -266,7 +290,7 @@ fn with_user_entry<R>(
     if let Some(result) = cached {
         return Ok(result);
     }
-    let entry = load_user_entry(&model, user);
+    let entry = load_user_entry(workspace, &model, user);
     let result = f.take().expect("not called above")(&model, &entry);
     CACHE.with_borrow_mut(|c| {
         if let Some(Some(ws)) = c.workspaces.get_mut(workspace) {
@@ -370,7 +394,7 @@ pub fn reached_users(workspace: &str, user: &str, scope: Scope) -> Rc<Vec<String
     }
     let mut keys = vec![user.to_owned()];
     if let Some(user_id) = user_id {
-        keys.extend(catalog::load_team(workspace_id, user_id));
+        keys.extend(loaders::load_team(workspace_id, user_id));
     }
     let keys = Rc::new(keys);
     CACHE.with_borrow_mut(|c| {
@@ -382,3 +406,17 @@ pub fn reached_users(workspace: &str, user: &str, scope: Scope) -> Rc<Vec<String
     });
     keys
 }
+
+// Statement trigger on the catalog tables: tells every backend to drop its
+// cached permissions when this transaction commits.
+after_trigger!(
+    fluent_invalidate_cache,
+    pg_finfo_fluent_invalidate_cache,
+    "fluent.invalidate_cache",
+    |_| { invalidate_all_backends() }
+);
+pgrx::extension_sql!(
+    "CREATE FUNCTION fluent.invalidate_cache() RETURNS trigger LANGUAGE c AS 'MODULE_PATHNAME', 'fluent_invalidate_cache';",
+    name = "invalidate_cache_trigger",
+    requires = ["loaders"]
+);

@@ -13,7 +13,6 @@ use crate::delegation;
 use crate::error::FluentError;
 use crate::gucs;
 use crate::scope::Scope;
-use crate::trigger::after_trigger;
 
 fn required<'a>(value: Option<&'a str>, argument: &'static str) -> &'a str {
     value.unwrap_or_else(|| {
@@ -295,20 +294,6 @@ mod fluent {
         workspace_keys()
     }
 }
-
-// Statement trigger on the catalog tables: tells every backend to drop its
-// cached permissions when this transaction commits.
-after_trigger!(
-    fluent_invalidate_cache,
-    pg_finfo_fluent_invalidate_cache,
-    "fluent.invalidate_cache",
-    |_| { cache::invalidate_all_backends() }
-);
-extension_sql!(
-    "CREATE FUNCTION fluent.invalidate_cache() RETURNS trigger LANGUAGE c AS 'MODULE_PATHNAME', 'fluent_invalidate_cache';",
-    name = "invalidate_cache_trigger",
-    requires = ["loaders"]
-);
 
 #[cfg(test)]
 mod tests {

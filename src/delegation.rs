@@ -18,11 +18,11 @@ use pgrx::pg_sys;
 use pgrx::prelude::*;
 
 use crate::cache;
-use crate::catalog;
 use crate::error::FluentError;
 use crate::gucs;
 use crate::hashing::FastMap;
 use crate::identity;
+use crate::loaders;
 use crate::scope::Scope;
 
 thread_local! {
@@ -125,7 +125,7 @@ mod fluent {
 /// Whether `user` holds an administrative right in `workspace` (any right
 /// when `right` is None): some permission that gives it, at scope `all`.
 pub fn holds_right(workspace: &str, user: &str, right: Option<&str>) -> bool {
-    catalog::admin_right_actions(workspace)
+    loaders::admin_right_actions(workspace)
         .iter()
         .filter(|(r, _, _)| right.is_none_or(|right| right == r))
         .any(|(_, module, action)| {

@@ -8,10 +8,10 @@
 use pgrx::prelude::*;
 
 use crate::cache;
-use crate::catalog;
 use crate::delegation;
 use crate::error::FluentError;
 use crate::gucs;
+use crate::owner::{as_catalog_owner, column, select};
 
 /// One row per fact that decides the scope `user_key` has on `module.action`
 /// in the current workspace (status, sign-in role, module gate, parent
@@ -43,7 +43,7 @@ fn fluent_explain(
     delegation::require_may_read_permissions_of(user);
     let workspace = gucs::with_workspace(str::to_owned);
     let enforced = cache::scope(&workspace, user, module, action).unwrap_or_else(|e| e.report());
-    let facts = catalog::explain_facts(&workspace, user, module, action);
+    let facts = explain_facts(&workspace, user, module, action);
     let explained = facts
         .last()
         .and_then(|fact| fact.3.clone())
@@ -56,4 +56,29 @@ fn fluent_explain(
         .report();
     }
     TableIterator::new(facts)
+}
+
+/// One row of fluent_explain(): step, fact, subject, scope, detail.
+type ExplainFact = (i32, String, Option<String>, Option<String>, Option<String>);
+
+/// The facts behind the decision on `module.action` for `user`, from
+/// `fluent._explain` (sql/views.sql); module and action must exist.
+fn explain_facts(workspace: &str, user: &str, module: &str, action: &str) -> Vec<ExplainFact> {
+    as_catalog_owner(|client| {
+        select(
+            client,
+            "SELECT step, fact, subject, scope::pg_catalog.text, detail FROM fluent._explain($1, $2, $3, $4)",
+            &[workspace.into(), user.into(), module.into(), action.into()],
+        )
+        .map(|row| {
+            (
+                column(&row, 1).unwrap_or_default(),
+                column(&row, 2).unwrap_or_default(),
+                column(&row, 3),
+                column(&row, 4),
+                column(&row, 5),
+            )
+        })
+        .collect()
+    })
 }

@@ -22,9 +22,10 @@ use pgrx::pg_sys;
 use pgrx::prelude::*;
 
 use crate::cache;
-use crate::catalog;
 use crate::error::FluentError;
 use crate::gucs;
+use crate::loaders;
+use crate::owner::{as_catalog_owner, update};
 use crate::token;
 
 const TRUSTED_ROLES: [&std::ffi::CStr; 2] = [c"fluent_authenticator", c"fluent_admin"];
@@ -410,7 +411,7 @@ fn fluent_authenticate(token: Option<&str>, local: default!(Option<bool>, true))
     if !local {
         require_trusted("user for the session");
     }
-    let settings = catalog::load_token_settings();
+    let settings = loaders::load_token_settings();
     let keys = settings
         .keys
         .as_deref()
@@ -454,7 +455,7 @@ fn fluent_authenticate(token: Option<&str>, local: default!(Option<bool>, true))
                 // The audit trail names the new user as the one acting.
                 set_identity(gucs::USER_GUC, &user, true, "fluent_authenticate");
                 let roles: Vec<&str> = settings.new_user_roles.iter().map(String::as_str).collect();
-                catalog::create_user_from_token(
+                create_user_from_token(
                     &user,
                     workspace,
                     &roles,
@@ -483,6 +484,19 @@ fn fluent_authenticate(token: Option<&str>, local: default!(Option<bool>, true))
 fn fluent_verified_user() -> Option<String> {
     let verified = VERIFIED.with(|v| v.borrow().as_ref().map(|(user, _)| user.clone()))?;
     gucs::with_acting(|user, _| user == Some(verified.as_str())).then_some(verified)
+}
+
+/// Creates the user a verified token names (`unknown_subject = 'create'`)
+/// with the configured roles, attributed to `caller`.
+fn create_user_from_token(user: &str, workspace: &str, roles: &[&str], caller: &str) {
+    let roles: Vec<String> = roles.iter().map(|r| (*r).to_owned()).collect();
+    as_catalog_owner(|client| {
+        update(
+            client,
+            "SELECT fluent._create_token_user($1, $2, $3, $4)",
+            &[user.into(), workspace.into(), roles.into(), caller.into()],
+        )
+    })
 }
 
 /// Acts for nobody: every check is denied until a user is set again.

@@ -2,7 +2,8 @@
 //!
 //! Module map:
 //! - `scope`: scopes and their resolution over roles and module inheritance (pure logic)
-//! - `catalog`: reading the catalog tables (`sql/catalog.sql`) as the catalog owner
+//! - `owner`: running catalog queries as the catalog owner, through kept plans
+//! - `loaders`: reading the catalog (`sql/loaders.sql`) into Rust values
 //! - `cache`: the per-backend cache and its invalidation
 //! - `hashing`: the fast hasher of the cache's maps
 //! - `gucs`: the settings that carry the acting user and workspace
@@ -23,7 +24,6 @@ use pgrx::prelude::*;
 
 mod audit;
 mod cache;
-mod catalog;
 mod checks;
 mod delegation;
 mod error;
@@ -31,6 +31,8 @@ mod explain;
 mod gucs;
 mod hashing;
 mod identity;
+mod loaders;
+mod owner;
 mod plans;
 mod scope;
 mod token;

@@ -9,6 +9,7 @@
 //! 3. else the widest scope over the user's roles;
 //! 4. else `none`.
 
+use std::borrow::Borrow;
 use std::fmt;
 use std::str::FromStr;
 
@@ -99,9 +100,9 @@ impl RolePermissions {
 
 /// A user's effective scope on every slot, by the precedence above; the
 /// user's overrides are kept like one more role's settings.
-pub fn effective_scopes(
+pub fn effective_scopes<R: Borrow<RolePermissions>>(
     slots: &[Slot],
-    roles: &[RolePermissions],
+    roles: &[R],
     overrides: &RolePermissions,
 ) -> Vec<Scope> {
     (0..slots.len())
@@ -112,7 +113,7 @@ pub fn effective_scopes(
             overrides.setting(slots, slot).unwrap_or_else(|| {
                 roles
                     .iter()
-                    .map(|role| role.resolve(slots, slot))
+                    .map(|role| role.borrow().resolve(slots, slot))
                     .max()
                     .unwrap_or_default()
             })
@@ -219,7 +220,7 @@ mod tests {
     #[test]
     fn no_roles_means_none_everywhere() {
         assert_eq!(
-            effective_scopes(&slots(), &[], &no_overrides()),
+            effective_scopes::<RolePermissions>(&slots(), &[], &no_overrides()),
             vec![Scope::None; 5]
         );
     }

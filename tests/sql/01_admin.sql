@@ -47,7 +47,7 @@ SELECT try($$SELECT fluent_create_role('hacker')$$);
 SELECT try($$SELECT * FROM fluent.grants$$);
 SELECT try($$INSERT INTO fluent.grants (workspace_id, user_id, role_id) VALUES (1, 1, 1)$$);
 SELECT try($$UPDATE fluent.permissions SET scope = 'all'$$);
-SELECT try($$SELECT * FROM fluent._load_user('alice')$$);
+SELECT try($$SELECT * FROM fluent._load_user(1, 'alice')$$);
 RESET ROLE;
 -- a member of fluent_admin administers without being superuser
 SET ROLE dba;

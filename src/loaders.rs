@@ -1,0 +1,224 @@
+//! Reading the permission catalog into plain Rust values: a workspace's
+//! modules, actions and compiled roles; one user's holdings; team sets;
+//! administrative rights; token settings. Each is one kept-plan query run as
+//! the catalog owner (src/owner.rs) against `sql/loaders.sql`.
+
+use std::collections::HashMap;
+
+use crate::hashing::FastMap;
+
+use crate::owner::{as_catalog_owner, column, select};
+use crate::scope::{RolePermissions, Scope, Slot};
+
+/// One role of a workspace, compiled: its explicit permissions by slot.
+#[derive(Debug)]
+pub struct CompiledRole {
+    pub permissions: RolePermissions,
+    /// Holding it lets a user sign in.
+    pub grants_sign_in: bool,
+}
+
+/// The modules, actions and roles of one workspace, numbered into slots.
+#[derive(Debug, Default)]
+pub struct WorkspaceModel {
+    pub workspace_id: i32,
+    /// The workspace has sign-in roles: users must hold one to act.
+    pub sign_in_required: bool,
+    /// module name -> action name -> slot
+    pub modules: FastMap<String, FastMap<String, usize>>,
+    pub slots: Vec<Slot>,
+    /// catalog action_id -> slot
+    pub slot_of_action: HashMap<i32, usize>,
+    /// catalog role_id -> compiled role
+    pub roles: FastMap<i32, CompiledRole>,
+}
+
+/// What one user holds in one workspace.
+#[derive(Debug)]
+pub struct UserHoldings {
+    pub user_id: i64,
+    pub status: String,
+    /// The roles held, sorted by id.
+    pub roles: Vec<i32>,
+    /// The user's overrides, by slot.
+    pub overrides: Vec<(usize, Scope)>,
+}
+
+/// Loads the modules, actions and roles of a workspace; `None` if it does
+/// not exist.
+pub fn load_workspace(name: &str) -> Option<WorkspaceModel> {
+    as_catalog_owner(|client| {
+        let rows = select(
+            client,
+            "SELECT * FROM fluent._load_workspace($1)",
+            &[name.into()],
+        );
+        let mut model: Option<WorkspaceModel> = None;
+        // module_id -> (parent_id, enabled), for every module.
+        let mut modules: HashMap<i32, (Option<i32>, bool)> = HashMap::new();
+        // (module_id, action name, slot), to link parents once all are known.
+        let mut pending = Vec::new();
+        for row in rows {
+            let ws = model.get_or_insert_with(|| WorkspaceModel {
+                workspace_id: column::<i32>(&row, 1).unwrap_or_default(),
+                sign_in_required: column::<bool>(&row, 2).unwrap_or_default(),
+                ..Default::default()
+            });
+            let (Some(module_id), Some(module)) =
+                (column::<i32>(&row, 3), column::<String>(&row, 4))
+            else {
+                continue;
+            };
+            modules.insert(
+                module_id,
+                (
+                    column::<i32>(&row, 5),
+                    column::<bool>(&row, 6).unwrap_or(true),
+                ),
+            );
+            let (Some(action_id), Some(action)) =
+                (column::<i32>(&row, 7), column::<String>(&row, 8))
+            else {
+                ws.modules.entry(module).or_default();
+                continue;
+            };
+            let slot = ws.slots.len();
+            ws.slots.push(Slot {
+                inherits_from: None,
+                enabled: true,
+            });
+            ws.slot_of_action.insert(action_id, slot);
+            pending.push((module_id, action.clone(), slot));
+            ws.modules.entry(module).or_default().insert(action, slot);
+        }
+        let mut ws = model?;
+        let parent = |m: i32| modules.get(&m).and_then(|(p, _)| *p);
+        let slot_of: HashMap<(i32, &str), usize> = pending
+            .iter()
+            .map(|(m, a, s)| ((*m, a.as_str()), *s))
+            .collect();
+        for (module_id, action, slot) in &pending {
+            // Module parents form a tree; the bound guards a corrupted catalog.
+            let ancestors: Vec<i32> = std::iter::successors(parent(*module_id), |&a| parent(a))
+                .take(modules.len())
+                .collect();
+            // Disabled when the module or any ancestor is.
+            ws.slots[*slot].enabled = std::iter::once(*module_id)
+                .chain(ancestors.iter().copied())
+                .all(|m| modules.get(&m).is_none_or(|(_, enabled)| *enabled));
+            // Nearest ancestor that declares the same action.
+            ws.slots[*slot].inherits_from = ancestors
+                .iter()
+                .find_map(|&a| slot_of.get(&(a, action.as_str())).copied());
+        }
+        for row in select(
+            client,
+            "SELECT * FROM fluent._load_roles($1)",
+            &[ws.workspace_id.into()],
+        ) {
+            let role_id: i32 = column(&row, 1).unwrap_or_default();
+            let slots = ws.slots.len();
+            let role = ws.roles.entry(role_id).or_insert_with(|| CompiledRole {
+                permissions: RolePermissions::new(slots),
+                grants_sign_in: column::<bool>(&row, 2).unwrap_or_default(),
+            });
+            let slot = column::<i32>(&row, 3).and_then(|a| ws.slot_of_action.get(&a).copied());
+            let scope = column::<String>(&row, 4).and_then(|s| s.parse::<Scope>().ok());
+            if let (Some(slot), Some(scope)) = (slot, scope) {
+                role.permissions.scopes[slot] = Some(scope);
+            }
+        }
+        Some(ws)
+    })
+}
+
+/// What `key` holds in the workspace; `None` for an unknown user.
+pub fn load_user(ws: &WorkspaceModel, key: &str) -> Option<UserHoldings> {
+    as_catalog_owner(|client| {
+        let rows = select(
+            client,
+            "SELECT * FROM fluent._load_user($1, $2)",
+            &[ws.workspace_id.into(), key.into()],
+        );
+        let row = rows.into_iter().next()?;
+        let actions: Vec<i32> = column(&row, 4).unwrap_or_default();
+        let scopes: Vec<String> = column(&row, 5).unwrap_or_default();
+        Some(UserHoldings {
+            user_id: column(&row, 1).unwrap_or_default(),
+            status: column(&row, 2).unwrap_or_default(),
+            roles: column(&row, 3).unwrap_or_default(),
+            overrides: actions
+                .iter()
+                .zip(&scopes)
+                .filter_map(|(a, s)| Some((*ws.slot_of_action.get(a)?, s.parse().ok()?)))
+                .collect(),
+        })
+    })
+}
+
+/// Keys of the users whose rows scope `team` adds for this user.
+pub fn load_team(workspace_id: i32, user_id: i64) -> Vec<String> {
+    as_catalog_owner(|client| {
+        select(
+            client,
+            "SELECT * FROM fluent._load_team($1, $2)",
+            &[workspace_id.into(), user_id.into()],
+        )
+        .filter_map(|row| column::<String>(&row, 1))
+        .collect()
+    })
+}
+
+/// The permissions that give each administrative right in a workspace, as
+/// (right, module, action): holding the action at scope `all` gives the
+/// right (`fluent.admin_rights`).
+pub fn admin_right_actions(workspace: &str) -> Vec<(String, String, String)> {
+    as_catalog_owner(|client| {
+        select(
+            client,
+            "SELECT * FROM fluent._load_admin_rights($1)",
+            &[workspace.into()],
+        )
+        .map(|row| {
+            (
+                column(&row, 1).unwrap_or_default(),
+                column(&row, 2).unwrap_or_default(),
+                column(&row, 3).unwrap_or_default(),
+            )
+        })
+        .collect()
+    })
+}
+
+/// How tokens are verified: the row of `fluent.token_settings`.
+pub struct TokenSettings {
+    pub keys: Option<String>,
+    pub audiences: Vec<String>,
+    pub issuer: Option<String>,
+    pub leeway: u64,
+    pub user_claim: String,
+    pub workspace_claim: Option<String>,
+    /// Create an unknown subject (else refuse the token).
+    pub create_unknown: bool,
+    pub new_user_roles: Vec<String>,
+}
+
+pub fn load_token_settings() -> TokenSettings {
+    as_catalog_owner(|client| {
+        let rows = select(client, "SELECT * FROM fluent._load_token_settings()", &[]);
+        let row = rows
+            .into_iter()
+            .next()
+            .unwrap_or_else(|| pgrx::error!("fluent.token_settings has no row"));
+        TokenSettings {
+            keys: column(&row, 1),
+            audiences: column(&row, 2).unwrap_or_default(),
+            issuer: column(&row, 3),
+            leeway: column::<i32>(&row, 4).unwrap_or_default().max(0) as u64,
+            user_claim: column(&row, 5).unwrap_or_else(|| "sub".into()),
+            workspace_claim: column(&row, 6),
+            create_unknown: column::<String>(&row, 7).as_deref() == Some("create"),
+            new_user_roles: column(&row, 8).unwrap_or_default(),
+        }
+    })
+}

@@ -1,0 +1,135 @@
+//! Running catalog queries as the catalog owner.
+//!
+//! Application roles have no privilege on the catalog tables, so fluent
+//! switches to the catalog owner for the few queries it runs (the way
+//! PostgreSQL runs a SECURITY DEFINER function or a foreign-key check) and
+//! switches back before returning, also on error. The queries call
+//! SQL-standard functions in `sql/loaders.sql`, bound at CREATE EXTENSION
+//! time, so no search_path of the caller takes part. Each query is prepared
+//! once per backend and its plan kept (PostgreSQL's plan cache replans it
+//! when what it depends on changes), so a load parses and plans nothing.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+
+use pgrx::datum::DatumWithOid;
+use pgrx::pg_sys;
+use pgrx::prelude::*;
+use pgrx::spi::{OwnedPreparedStatement, SpiClient, SpiTupleTable};
+use pgrx::PgOid;
+
+use crate::hashing::FastMap;
+
+pub const CATALOG_SCHEMA: &std::ffi::CStr = c"fluent";
+
+thread_local! {
+    static PLANS: RefCell<FastMap<&'static str, Rc<OwnedPreparedStatement>>> = RefCell::new(FastMap::default());
+}
+
+/// Runs `f` with the catalog owner as current user, in a security-restricted
+/// operation, and restores the caller's identity afterwards.
+pub fn as_catalog_owner<R>(f: impl FnOnce(&mut SpiClient<'_>) -> R) -> R {
+    struct Restore(pg_sys::Oid, i32);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            unsafe { pg_sys::SetUserIdAndSecContext(self.0, self.1) }
+        }
+    }
+
+    let owner = catalog_owner();
+    let mut prev_user = pg_sys::InvalidOid;
+    let mut prev_context = 0;
+    unsafe {
+        pg_sys::GetUserIdAndSecContext(&mut prev_user, &mut prev_context);
+        pg_sys::SetUserIdAndSecContext(
+            owner,
+            prev_context
+                | pg_sys::SECURITY_LOCAL_USERID_CHANGE as i32
+                | pg_sys::SECURITY_RESTRICTED_OPERATION as i32,
+        );
+    }
+    let _restore = Restore(prev_user, prev_context);
+    Spi::connect_mut(|client| f(client))
+}
+
+/// The owner of schema `fluent`: the role that created the extension.
+fn catalog_owner() -> pg_sys::Oid {
+    unsafe {
+        let nsp = pg_sys::get_namespace_oid(CATALOG_SCHEMA.as_ptr(), false);
+        let tuple = pg_sys::SearchSysCache1(
+            pg_sys::SysCacheIdentifier::NAMESPACEOID as _,
+            pg_sys::Datum::from(nsp),
+        );
+        if tuple.is_null() {
+            pgrx::error!("cache lookup failed for namespace {nsp:?}");
+        }
+        let owner =
+            (*pg_sys::heap_tuple_get_struct::<pg_sys::FormData_pg_namespace>(tuple)).nspowner;
+        pg_sys::ReleaseSysCache(tuple);
+        owner
+    }
+}
+
+/// The OID of relation `name` in schema `fluent`, if the extension is
+/// installed in this database.
+pub fn catalog_relid(name: &std::ffi::CStr) -> Option<pg_sys::Oid> {
+    unsafe {
+        let nsp = pg_sys::get_namespace_oid(CATALOG_SCHEMA.as_ptr(), true);
+        if nsp == pg_sys::InvalidOid {
+            return None;
+        }
+        let rel = pg_sys::get_relname_relid(name.as_ptr(), nsp);
+        (rel != pg_sys::InvalidOid).then_some(rel)
+    }
+}
+
+/// The kept plan of `sql`, prepared on first use in this backend. (The map
+/// is not borrowed while a plan runs: a plan may fire a trigger that runs
+/// another catalog query.)
+fn kept_plan(
+    client: &SpiClient<'_>,
+    sql: &'static str,
+    args: &[DatumWithOid<'_>],
+) -> Rc<OwnedPreparedStatement> {
+    if let Some(plan) = PLANS.with_borrow(|p| p.get(sql).cloned()) {
+        return plan;
+    }
+    let types: Vec<PgOid> = args.iter().map(|a| PgOid::from(a.oid())).collect();
+    let plan = Rc::new(
+        client
+            .prepare(sql, &types)
+            .unwrap_or_else(|e| pgrx::error!("fluent catalog query failed: {e}"))
+            .keep(),
+    );
+    PLANS.with_borrow_mut(|p| p.insert(sql, plan.clone()));
+    plan
+}
+
+/// Reads the catalog with `sql` (through its kept plan).
+pub fn select<'conn>(
+    client: &SpiClient<'conn>,
+    sql: &'static str,
+    args: &[DatumWithOid<'_>],
+) -> SpiTupleTable<'conn> {
+    let plan = kept_plan(client, sql, args);
+    client
+        .select(&*plan, None, args)
+        .unwrap_or_else(|e| pgrx::error!("fluent catalog query failed: {e}"))
+}
+
+/// Writes the catalog with `sql` (through its kept plan).
+pub fn update<'conn>(client: &mut SpiClient<'conn>, sql: &'static str, args: &[DatumWithOid<'_>]) {
+    let plan = kept_plan(client, sql, args);
+    client
+        .update(&*plan, None, args)
+        .unwrap_or_else(|e| pgrx::error!("fluent could not write its catalog: {e}"));
+}
+
+/// Column `ordinal` (1-based) of a catalog row.
+pub fn column<T: FromDatum + IntoDatum>(
+    row: &pgrx::spi::SpiHeapTupleData<'_>,
+    ordinal: usize,
+) -> Option<T> {
+    row.get::<T>(ordinal)
+        .unwrap_or_else(|e| pgrx::error!("fluent catalog row is malformed: {e}"))
+}
