@@ -97,6 +97,17 @@ BEGIN ATOMIC
      WHERE w.name = p_workspace;
 END;
 
+-- What changed since transaction `p_since` (src/cache.rs), with the pruning
+-- horizon and the reader's snapshot xmin (where its next look starts).
+CREATE FUNCTION fluent._load_changes(p_since text)
+RETURNS TABLE (workspace_id int, kind text, id bigint, pruned_below text, next_since text)
+LANGUAGE sql STABLE PARALLEL SAFE
+BEGIN ATOMIC
+    SELECT c.workspace_id, c.kind, c.id, h.pruned_below::text, pg_snapshot_xmin(pg_current_snapshot())::text
+      FROM fluent.change_horizon h
+      LEFT JOIN fluent.changes c ON c.xid >= p_since::xid8;
+END;
+
 -- How tokens are verified (src/identity.rs).
 CREATE FUNCTION fluent._load_token_settings()
 RETURNS TABLE (keys text, audiences text[], issuer text, leeway_seconds int, user_claim text, workspace_claim text,

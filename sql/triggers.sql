@@ -14,15 +14,65 @@
 -- (see "Install-time safety" in README.md); the extension schema comes back at the end.
 SET LOCAL search_path TO pg_catalog, pg_temp;
 
+-- Logs what a write can change in the caches (fluent.changes): the
+-- argument says what the table's rows stand for. Security definer: DBAs
+-- write the catalog, but only the catalog owner writes the log.
+CREATE FUNCTION fluent._log_changes() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    kind text := TG_ARGV[0];
+    rows jsonb := '[]';
+BEGIN
+    IF TG_OP = 'TRUNCATE' THEN
+        INSERT INTO fluent.changes (workspace_id, kind) VALUES (NULL, 'workspace');
+        RETURN NULL;
+    END IF;
+    IF TG_OP IN ('INSERT', 'UPDATE') THEN
+        rows := rows || coalesce((SELECT jsonb_agg(to_jsonb(n)) FROM new_rows n), '[]');
+    END IF;
+    IF TG_OP IN ('UPDATE', 'DELETE') THEN
+        rows := rows || coalesce((SELECT jsonb_agg(to_jsonb(o)) FROM old_rows o), '[]');
+    END IF;
+    INSERT INTO fluent.changes (workspace_id, kind, id)
+    SELECT DISTINCT (r ->> 'workspace_id')::int, kind,
+           CASE kind WHEN 'user' THEN (r ->> 'user_id')::bigint WHEN 'role' THEN (r ->> 'role_id')::bigint END
+      FROM jsonb_array_elements(rows) r;
+    -- A user's manager is their place in every workspace's reporting line.
+    IF TG_TABLE_NAME = 'users' THEN
+        INSERT INTO fluent.changes (workspace_id, kind) VALUES (NULL, 'teams');
+    END IF;
+    -- Entries no backend can still need; those that looked earlier drop all.
+    WITH pruned AS (
+        DELETE FROM fluent.changes c WHERE c.at < now() - interval '10 minutes' RETURNING c.xid
+    )
+    UPDATE fluent.change_horizon h SET pruned_below = (SELECT max(xid) FROM pruned)
+     WHERE EXISTS (SELECT 1 FROM pruned) AND h.pruned_below < (SELECT max(xid) FROM pruned);
+    RETURN NULL;
+END $$;
+
 DO $$
 DECLARE
     t text;
+    kind text;
+    op text;
 BEGIN
-    FOREACH t IN ARRAY ARRAY['workspaces', 'users', 'modules', 'actions', 'roles',
-                             'permissions', 'grants', 'overrides', 'teams', 'team_members']
+    FOR t, kind IN VALUES ('workspaces', 'workspace'), ('users', 'user'), ('modules', 'workspace'),
+                          ('actions', 'workspace'), ('roles', 'workspace'), ('permissions', 'role'),
+                          ('grants', 'user'), ('overrides', 'user'), ('teams', 'teams'), ('team_members', 'teams')
     LOOP
         EXECUTE format('CREATE TRIGGER invalidate_cache AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE
                         ON fluent.%I FOR EACH STATEMENT EXECUTE FUNCTION fluent.invalidate_cache()', t);
+        -- (Transition tables take one trigger per event.)
+        FOREACH op IN ARRAY ARRAY['INSERT', 'UPDATE', 'DELETE'] LOOP
+            EXECUTE format('CREATE TRIGGER log_changes_%s AFTER %s ON fluent.%I REFERENCING %s
+                            FOR EACH STATEMENT EXECUTE FUNCTION fluent._log_changes(%L)',
+                           lower(op), op, t,
+                           CASE op WHEN 'INSERT' THEN 'NEW TABLE AS new_rows'
+                                   WHEN 'UPDATE' THEN 'OLD TABLE AS old_rows NEW TABLE AS new_rows'
+                                   ELSE 'OLD TABLE AS old_rows' END, kind);
+        END LOOP;
+        EXECUTE format('CREATE TRIGGER log_changes_truncate AFTER TRUNCATE ON fluent.%I
+                        FOR EACH STATEMENT EXECUTE FUNCTION fluent._log_changes(%L)', t, kind);
     END LOOP;
     FOREACH t IN ARRAY ARRAY['workspaces', 'users', 'modules', 'actions', 'roles', 'permissions', 'grants',
                              'overrides', 'teams', 'team_members', 'admin_rights', 'protected_tables',

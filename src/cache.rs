@@ -1,30 +1,39 @@
 //! The per-backend permission cache.
 //!
 //! `fluent_can` must not query the catalog in the steady state, so each
-//! backend keeps what it has read, per workspace and per user, and drops all
-//! of it when the catalog changes. Coherence comes from PostgreSQL's own
-//! invalidation messages, as in Citus' metadata cache: a statement trigger on
-//! every catalog table sends a relcache invalidation for a sentinel relation
-//! (`fluent.workspaces`); it is delivered to every backend when the writing
-//! transaction commits (and to the writer itself at once), and our callback
-//! only bumps a generation counter. The next lookup sees the new generation
-//! and starts from an empty cache.
+//! backend keeps what it has read: per workspace, its model (modules, actions,
+//! compiled roles), and per user, their effective scopes (users who hold the
+//! same roles and no overrides share one vector) and, on first use, the users
+//! their scope `team` reaches.
+//!
+//! Coherence comes from PostgreSQL's own invalidation messages, as in Citus'
+//! metadata cache: a statement trigger on every catalog table sends a
+//! relcache invalidation for a sentinel relation (`fluent.workspaces`); it is
+//! delivered to every backend when the writing transaction commits (and to
+//! the writer itself at once), and our callback only bumps a generation
+//! counter. The next lookup sees the new generation and reads the change log
+//! (`fluent.changes`, written by the same transactions) from the snapshot
+//! xmin of its previous look, so no change that committed late is skipped;
+//! it drops only what the entries name: a user, the holders of a role, a
+//! workspace, team sets. A gap in the log (pruned entries) drops everything.
 //!
 //! One subtlety: a load made inside a transaction that had already received
 //! an invalidation may have read through a snapshot older than the change
 //! (REPEATABLE READ, or a statement snapshot taken before the message was
-//! processed). Such loads are only trusted until the end of that
-//! transaction: the transaction callback bumps the generation once more.
+//! processed). The log read of that transaction used the same snapshot, so
+//! its xmin is old: the transaction callback bumps the generation once more
+//! and the next look, from that xmin, drops what such loads may have missed.
 
 use crate::hashing::FastMap;
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 
+use pgrx::guc::{GucContext, GucFlags, GucRegistry, GucSetting};
 use pgrx::pg_sys;
 
 use crate::error::FluentError;
-use crate::loaders::{self, WorkspaceModel};
+use crate::loaders::{self, Change, WorkspaceModel};
 use crate::owner;
 use crate::scope::{effective_scopes, RolePermissions, Scope};
 use crate::trigger::after_trigger;
@@ -33,15 +42,30 @@ use crate::trigger::after_trigger;
 /// catalog changed" (sent by the `invalidate_cache` triggers).
 const SENTINEL_TABLE: &std::ffi::CStr = c"workspaces";
 
-/// Bumped by the invalidation callbacks; the cache is valid for one value.
+/// Bumped by the invalidation callbacks; the cache has looked at the change
+/// log for one value.
 static GENERATION: AtomicU64 = AtomicU64::new(0);
 /// An invalidation arrived during the current transaction.
 static INVALIDATED_IN_XACT: AtomicBool = AtomicBool::new(false);
 /// OID of the sentinel relation, or 0 while unknown.
 static SENTINEL: AtomicU32 = AtomicU32::new(0);
 
-/// Registers the invalidation callbacks; called once from `_PG_init`.
+/// `fluent.cache_users`: how many users a backend keeps, over all workspaces.
+static MAX_USERS: GucSetting<i32> = GucSetting::<i32>::new(200_000);
+
+/// Registers the invalidation callbacks and the cache setting; called once
+/// from `_PG_init`.
 pub fn init() {
+    GucRegistry::define_int_guc(
+        c"fluent.cache_users",
+        c"How many users' permissions a backend keeps cached, over all workspaces.",
+        c"Beyond it, the users not checked since the last eviction are dropped first.",
+        &MAX_USERS,
+        100,
+        100_000_000,
+        GucContext::Userset,
+        GucFlags::default(),
+    );
     unsafe {
         pg_sys::CacheRegisterRelcacheCallback(Some(relcache_callback), pg_sys::Datum::from(0));
         pg_sys::RegisterXactCallback(Some(xact_callback), std::ptr::null_mut());
@@ -96,30 +120,50 @@ unsafe extern "C-unwind" fn xact_callback(
     }
 }
 
-/// What one user may do in one workspace.
+/// Why a user is granted nothing in a workspace, whatever they hold.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Barred {
+    Unknown,
+    Ghost,
+    Disabled,
+    /// The workspace has sign-in roles and the user holds none of them.
+    NoSignInRole,
+}
+
+/// What one user may do in one workspace (kept small: a backend may hold
+/// hundreds of thousands).
 struct UserEntry {
     /// Effective scope per slot; empty when the user may not act. Users who
     /// hold the same roles and no overrides share one vector.
     scopes: Rc<[Scope]>,
-    /// Why the user may not act here, if they may not.
-    barred: Option<Barred>,
+    /// The roles held (shared with the other holders of the same set).
+    roles: Rc<[i32]>,
     /// Keys of the users scope `team` reaches besides the user, loaded on first use.
     team: Option<Rc<Vec<String>>>,
-    user_id: Option<i64>,
+    /// 0 for an unknown user.
+    user_id: i64,
+    barred: Option<Barred>,
+    /// Checked since the last eviction sweep.
+    used: Cell<bool>,
 }
 
 struct WorkspaceEntry {
     model: Rc<WorkspaceModel>,
-    users: FastMap<String, UserEntry>,
+    users: FastMap<Box<str>, UserEntry>,
     /// The effective scopes of each set of roles held without overrides.
-    by_roles: FastMap<Box<[i32]>, Rc<[Scope]>>,
+    by_roles: FastMap<Rc<[i32]>, Rc<[Scope]>>,
 }
 
 #[derive(Default)]
 struct Cache {
+    /// The generation whose changes have been applied; `None`: nothing loaded.
     generation: Option<u64>,
+    /// Where the next look at the change log starts (a snapshot xmin).
+    since: Option<u64>,
     /// `None` caches that a workspace does not exist.
     workspaces: FastMap<String, Option<WorkspaceEntry>>,
+    /// Users cached over all workspaces.
+    users: usize,
 }
 
 thread_local! {
@@ -137,15 +181,110 @@ fn refresh_if_stale() {
         owner::catalog_relid(SENTINEL_TABLE).map_or(0, |o| o.to_u32()),
         Ordering::Relaxed,
     );
+    let since = CACHE.with_borrow(|c| c.since);
+    // No borrow is held while SPI runs: loading may process invalidations.
+    let log = loaders::load_changes(since.unwrap_or(u64::MAX));
     CACHE.with_borrow_mut(|c| {
-        *c = Cache {
-            generation: Some(current),
-            ..Default::default()
-        };
+        let complete = since.is_some_and(|since| log.pruned_below <= since);
+        if complete {
+            for change in &log.changes {
+                c.apply(change);
+            }
+        } else {
+            c.workspaces.clear();
+            c.users = 0;
+        }
+        c.generation = Some(current);
+        c.since = Some(log.next_since);
     });
 }
 
-/// Loads (at most once per generation) and returns the workspace model.
+impl Cache {
+    /// Drops what one logged change can affect.
+    fn apply(&mut self, change: &Change) {
+        // A change names one workspace, or every one; a workspace cached as
+        // missing may be the one just created.
+        let matches = |_: &String, ws: &Option<WorkspaceEntry>| {
+            change.workspace_id.is_none()
+                || ws
+                    .as_ref()
+                    .is_none_or(|ws| Some(ws.model.workspace_id) == change.workspace_id)
+        };
+        let mut dropped = 0;
+        match change.kind.as_str() {
+            "user" => {
+                for (_, ws) in self.workspaces.iter_mut().filter(|(n, w)| matches(n, w)) {
+                    if let Some(ws) = ws {
+                        let before = ws.users.len();
+                        ws.users.retain(|_, u| u.user_id != change.id.unwrap_or(0));
+                        dropped += before - ws.users.len();
+                        // A new user may have been cached as unknown.
+                        let before = ws.users.len();
+                        ws.users.retain(|_, u| u.barred != Some(Barred::Unknown));
+                        dropped += before - ws.users.len();
+                    }
+                }
+            }
+            "role" => {
+                let role = change.id.unwrap_or(0) as i32;
+                for (_, ws) in self.workspaces.iter_mut().filter(|(n, w)| matches(n, w)) {
+                    if let Some(ws) = ws {
+                        if let Some(model) = loaders::reload_roles(&ws.model) {
+                            ws.model = Rc::new(model);
+                        }
+                        ws.by_roles.retain(|roles, _| !roles.contains(&role));
+                        let before = ws.users.len();
+                        ws.users.retain(|_, u| !u.roles.contains(&role));
+                        dropped += before - ws.users.len();
+                    }
+                }
+            }
+            "teams" => {
+                for (_, ws) in self.workspaces.iter_mut().filter(|(n, w)| matches(n, w)) {
+                    if let Some(ws) = ws {
+                        ws.users.values_mut().for_each(|u| u.team = None);
+                    }
+                }
+            }
+            _ => {
+                let before: usize = self.cached_users();
+                self.workspaces.retain(|n, w| !matches(n, w));
+                dropped += before - self.cached_users();
+            }
+        }
+        self.users -= dropped;
+    }
+
+    fn cached_users(&self) -> usize {
+        self.workspaces
+            .values()
+            .flatten()
+            .map(|ws| ws.users.len())
+            .sum()
+    }
+
+    /// Keeps the cache within `fluent.cache_users`: drops the users not
+    /// checked since the last sweep (all of them if that is not enough).
+    fn evict_if_full(&mut self) {
+        let max = MAX_USERS.get().max(1) as usize;
+        if self.users < max {
+            return;
+        }
+        for ws in self.workspaces.values_mut().flatten() {
+            ws.users.retain(|_, u| u.used.replace(false));
+        }
+        self.users = self.cached_users();
+        if self.users >= max {
+            for ws in self.workspaces.values_mut().flatten() {
+                ws.users.clear();
+            }
+            self.users = 0;
+        }
+    }
+}
+
+/// Loads (at most once per workspace until it changes) and returns the
+/// workspace model.
 fn workspace_model(workspace: &str) -> Option<Rc<WorkspaceModel>> {
     if let Some(cached) = CACHE.with_borrow(|c| {
         c.workspaces
@@ -197,78 +336,72 @@ fn slot_of(
         })
 }
 
-/// Why a user is granted nothing in a workspace, whatever they hold.
-#[derive(Clone, Debug, PartialEq, Eq)]
-enum Barred {
-    Unknown,
-    /// Ghost or disabled.
-    Status(String),
-    /// The workspace has sign-in roles and the user holds none of them.
-    NoSignInRole,
-}
-
 fn load_user_entry(workspace: &str, model: &WorkspaceModel, user: &str) -> UserEntry {
-    let barred = |reason, user_id| UserEntry {
-        scopes: Rc::default(),
-        barred: Some(reason),
+    let entry = |barred, user_id, roles: Rc<[i32]>, scopes: Rc<[Scope]>| UserEntry {
+        scopes,
+        roles,
         team: None,
         user_id,
+        barred,
+        used: Cell::new(true),
     };
     let Some(holdings) = loaders::load_user(model, user) else {
         return UserEntry {
             team: Some(Rc::default()),
-            ..barred(Barred::Unknown, None)
+            ..entry(Some(Barred::Unknown), 0, Rc::default(), Rc::default())
         };
     };
-    let user_id = Some(holdings.user_id);
-    if holdings.status != "active" {
-        return barred(Barred::Status(holdings.status), user_id);
+    let roles: Rc<[i32]> = holdings.roles.into();
+    match holdings.status.as_str() {
+        "active" => {}
+        "ghost" => return entry(Some(Barred::Ghost), holdings.user_id, roles, Rc::default()),
+        _ => {
+            return entry(
+                Some(Barred::Disabled),
+                holdings.user_id,
+                roles,
+                Rc::default(),
+            )
+        }
     }
-    let held: Vec<&loaders::CompiledRole> = holdings
-        .roles
-        .iter()
-        .filter_map(|r| model.roles.get(r))
-        .collect();
+    let held: Vec<&loaders::CompiledRole> =
+        roles.iter().filter_map(|r| model.roles.get(r)).collect();
     if model.sign_in_required && !held.iter().any(|r| r.grants_sign_in) {
-        return barred(Barred::NoSignInRole, user_id);
+        return entry(
+            Some(Barred::NoSignInRole),
+            holdings.user_id,
+            roles,
+            Rc::default(),
+        );
     }
     let compute = || -> Rc<[Scope]> {
         let mut overrides = RolePermissions::new(model.slots.len());
         for &(slot, scope) in &holdings.overrides {
             overrides.scopes[slot] = Some(scope);
         }
-        let roles: Vec<&RolePermissions> = held.iter().map(|r| &r.permissions).collect();
-        effective_scopes(&model.slots, &roles, &overrides).into()
+        let permissions: Vec<&RolePermissions> = held.iter().map(|r| &r.permissions).collect();
+        effective_scopes(&model.slots, &permissions, &overrides).into()
     };
-    let scopes = if holdings.overrides.is_empty() {
-        // Shared by every user who holds exactly these roles.
-        let key: Box<[i32]> = holdings.roles.into();
-        let shared = CACHE.with_borrow(|c| {
-            c.workspaces
-                .get(workspace)?
-                .as_ref()?
-                .by_roles
-                .get(&key)
-                .cloned()
-        });
-        shared.unwrap_or_else(|| {
-            let scopes = compute();
-            CACHE.with_borrow_mut(|c| {
-                if let Some(Some(ws)) = c.workspaces.get_mut(workspace) {
-                    ws.by_roles.insert(key, scopes.clone());
-                }
-            });
-            scopes
-        })
-    } else {
-        compute()
-    };
-    UserEntry {
-        scopes,
-        barred: None,
-        team: None,
-        user_id,
+    if !holdings.overrides.is_empty() {
+        return entry(None, holdings.user_id, roles, compute());
     }
+    // Shared by every user who holds exactly these roles.
+    let shared = CACHE.with_borrow(|c| {
+        let ws = c.workspaces.get(workspace)?.as_ref()?;
+        ws.by_roles
+            .get_key_value(&roles)
+            .map(|(k, v)| (k.clone(), v.clone()))
+    });
+    let (roles, scopes) = shared.unwrap_or_else(|| {
+        let scopes = compute();
+        CACHE.with_borrow_mut(|c| {
+            if let Some(Some(ws)) = c.workspaces.get_mut(workspace) {
+                ws.by_roles.insert(roles.clone(), scopes.clone());
+            }
+        });
+        (roles, scopes)
+    });
+    entry(None, holdings.user_id, roles, scopes)
 }
 
 /// Runs `f` on the user's cache entry in the workspace, loading it first
@@ -285,6 +418,7 @@ fn with_user_entry<R>(
     let mut f = Some(f);
     let cached = CACHE.with_borrow(|c| {
         let entry = c.workspaces.get(workspace)?.as_ref()?.users.get(user)?;
+        entry.used.set(true);
         f.take().map(|f| f(&model, entry))
     });
     if let Some(result) = cached {
@@ -293,8 +427,11 @@ fn with_user_entry<R>(
     let entry = load_user_entry(workspace, &model, user);
     let result = f.take().expect("not called above")(&model, &entry);
     CACHE.with_borrow_mut(|c| {
+        c.evict_if_full();
         if let Some(Some(ws)) = c.workspaces.get_mut(workspace) {
-            ws.users.insert(user.to_owned(), entry);
+            if ws.users.insert(user.into(), entry).is_none() {
+                c.users += 1;
+            }
         }
     });
     Ok(result)
@@ -303,16 +440,18 @@ fn with_user_entry<R>(
 /// Whether `user` may act in `workspace`: known, active, and holding a
 /// sign-in role where the workspace has them.
 pub fn check_may_act(workspace: &str, user: &str) -> Result<(), FluentError> {
-    let barred = with_user_entry(workspace, user, |_, entry| entry.barred.clone())?;
+    let barred = with_user_entry(workspace, user, |_, entry| entry.barred)?;
+    let status = |status: &str| FluentError::UserCannotSignIn {
+        user: user.to_owned(),
+        status: status.to_owned(),
+    };
     match barred {
         None => Ok(()),
         Some(Barred::Unknown) => Err(FluentError::UnknownUser {
             user: user.to_owned(),
         }),
-        Some(Barred::Status(status)) => Err(FluentError::UserCannotSignIn {
-            user: user.to_owned(),
-            status,
-        }),
+        Some(Barred::Ghost) => Err(status("ghost")),
+        Some(Barred::Disabled) => Err(status("disabled")),
         Some(Barred::NoSignInRole) => Err(FluentError::NoSignInRole {
             user: user.to_owned(),
             workspace: workspace.to_owned(),
@@ -358,6 +497,7 @@ pub fn scope(
         let ws = c.workspaces.get(workspace)?.as_ref()?;
         let slot = *ws.model.modules.get(module)?.get(action)?;
         let entry = ws.users.get(user)?;
+        entry.used.set(true);
         Some(entry.scopes.get(slot).copied().unwrap_or_default())
     });
     if let Some(scope) = hit {
@@ -393,7 +533,7 @@ pub fn reached_users(workspace: &str, user: &str, scope: Scope) -> Rc<Vec<String
         return team;
     }
     let mut keys = vec![user.to_owned()];
-    if let Some(user_id) = user_id {
+    if user_id != 0 {
         keys.extend(loaders::load_team(workspace_id, user_id));
     }
     let keys = Rc::new(keys);

@@ -7,11 +7,13 @@ use std::collections::HashMap;
 
 use crate::hashing::FastMap;
 
+use pgrx::spi::SpiClient;
+
 use crate::owner::{as_catalog_owner, column, select};
 use crate::scope::{RolePermissions, Scope, Slot};
 
 /// One role of a workspace, compiled: its explicit permissions by slot.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct CompiledRole {
     pub permissions: RolePermissions,
     /// Holding it lets a user sign in.
@@ -19,7 +21,7 @@ pub struct CompiledRole {
 }
 
 /// The modules, actions and roles of one workspace, numbered into slots.
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub struct WorkspaceModel {
     pub workspace_id: i32,
     /// The workspace has sign-in roles: users must hold one to act.
@@ -111,24 +113,85 @@ pub fn load_workspace(name: &str) -> Option<WorkspaceModel> {
                 .iter()
                 .find_map(|&a| slot_of.get(&(a, action.as_str())).copied());
         }
+        load_roles(client, &mut ws);
+        Some(ws)
+    })
+}
+
+/// Compiles the workspace's roles into `ws.roles`.
+fn load_roles(client: &SpiClient<'_>, ws: &mut WorkspaceModel) {
+    ws.roles.clear();
+    for row in select(
+        client,
+        "SELECT * FROM fluent._load_roles($1)",
+        &[ws.workspace_id.into()],
+    ) {
+        let role_id: i32 = column(&row, 1).unwrap_or_default();
+        let slots = ws.slots.len();
+        let role = ws.roles.entry(role_id).or_insert_with(|| CompiledRole {
+            permissions: RolePermissions::new(slots),
+            grants_sign_in: column::<bool>(&row, 2).unwrap_or_default(),
+        });
+        let slot = column::<i32>(&row, 3).and_then(|a| ws.slot_of_action.get(&a).copied());
+        let scope = column::<String>(&row, 4).and_then(|s| s.parse::<Scope>().ok());
+        if let (Some(slot), Some(scope)) = (slot, scope) {
+            role.permissions.scopes[slot] = Some(scope);
+        }
+    }
+}
+
+/// The model with its roles compiled again (after a permission changed;
+/// modules and actions, whose changes reload the whole workspace, stay).
+pub fn reload_roles(model: &WorkspaceModel) -> Option<WorkspaceModel> {
+    let mut ws = model.clone();
+    as_catalog_owner(|client| load_roles(client, &mut ws));
+    Some(ws)
+}
+
+/// One entry of the change log: what a catalog write can affect.
+#[derive(Debug)]
+pub struct Change {
+    /// `None`: every workspace.
+    pub workspace_id: Option<i32>,
+    /// `user`, `role`, `workspace` or `teams`.
+    pub kind: String,
+    /// The user or role.
+    pub id: Option<i64>,
+}
+
+/// The change log from transaction `since` on.
+pub struct ChangeLog {
+    pub changes: Vec<Change>,
+    /// Entries below this transaction were pruned.
+    pub pruned_below: u64,
+    /// Where the next look starts: this snapshot's xmin.
+    pub next_since: u64,
+}
+
+pub fn load_changes(since: u64) -> ChangeLog {
+    let xid = |text: Option<String>| text.and_then(|t| t.parse::<u64>().ok()).unwrap_or(0);
+    as_catalog_owner(|client| {
+        let mut log = ChangeLog {
+            changes: Vec::new(),
+            pruned_below: u64::MAX,
+            next_since: 0,
+        };
         for row in select(
             client,
-            "SELECT * FROM fluent._load_roles($1)",
-            &[ws.workspace_id.into()],
+            "SELECT * FROM fluent._load_changes($1)",
+            &[since.to_string().into()],
         ) {
-            let role_id: i32 = column(&row, 1).unwrap_or_default();
-            let slots = ws.slots.len();
-            let role = ws.roles.entry(role_id).or_insert_with(|| CompiledRole {
-                permissions: RolePermissions::new(slots),
-                grants_sign_in: column::<bool>(&row, 2).unwrap_or_default(),
-            });
-            let slot = column::<i32>(&row, 3).and_then(|a| ws.slot_of_action.get(&a).copied());
-            let scope = column::<String>(&row, 4).and_then(|s| s.parse::<Scope>().ok());
-            if let (Some(slot), Some(scope)) = (slot, scope) {
-                role.permissions.scopes[slot] = Some(scope);
+            log.pruned_below = xid(column(&row, 4));
+            log.next_since = xid(column(&row, 5));
+            if let Some(kind) = column::<String>(&row, 2) {
+                log.changes.push(Change {
+                    workspace_id: column(&row, 1),
+                    kind,
+                    id: column(&row, 3),
+                });
             }
         }
-        Some(ws)
+        log
     })
 }
 
