@@ -133,25 +133,46 @@ enum Barred {
 /// What one user may do in one workspace (kept small: a backend may hold
 /// hundreds of thousands).
 struct UserEntry {
-    /// Effective scope per slot; empty when the user may not act. Users who
-    /// hold the same roles and no overrides share one vector.
-    scopes: Rc<[Scope]>,
-    /// The roles held (shared with the other holders of the same set).
-    roles: Rc<[i32]>,
-    /// Keys of the users scope `team` reaches besides the user, loaded on first use.
-    team: Option<Rc<Vec<String>>>,
+    /// Effective scope per slot when the user has overrides; otherwise the
+    /// scopes of their role set.
+    own: Option<Box<[Scope]>>,
     /// 0 for an unknown user.
     user_id: i64,
+    /// The set of roles held (`WorkspaceEntry::sets`); `NO_SET` when barred.
+    set: u32,
     barred: Option<Barred>,
     /// Checked since the last eviction sweep.
     used: Cell<bool>,
 }
 
+const NO_SET: u32 = u32::MAX;
+
+/// A set of roles some users hold, with its effective scopes without
+/// overrides: shared by all of them.
+struct RoleSet {
+    roles: Box<[i32]>,
+    scopes: Box<[Scope]>,
+}
+
 struct WorkspaceEntry {
     model: Rc<WorkspaceModel>,
     users: FastMap<Box<str>, UserEntry>,
-    /// The effective scopes of each set of roles held without overrides.
-    by_roles: FastMap<Rc<[i32]>, Rc<[Scope]>>,
+    /// Role sets by index; `None` once retired (a role in it changed).
+    sets: Vec<Option<RoleSet>>,
+    set_of: FastMap<Box<[i32]>, u32>,
+    /// user_id -> the keys of the users their scope `team` reaches besides
+    /// them, loaded on first use.
+    teams: FastMap<i64, Rc<Vec<String>>>,
+}
+
+impl WorkspaceEntry {
+    fn scopes<'a>(&'a self, user: &'a UserEntry) -> &'a [Scope] {
+        match (&user.own, self.sets.get(user.set as usize)) {
+            (Some(own), _) => own,
+            (None, Some(Some(set))) => &set.scopes,
+            _ => &[],
+        }
+    }
 }
 
 #[derive(Default)]
@@ -232,17 +253,25 @@ impl Cache {
                         if let Some(model) = loaders::reload_roles(&ws.model) {
                             ws.model = Rc::new(model);
                         }
-                        ws.by_roles.retain(|roles, _| !roles.contains(&role));
                         let before = ws.users.len();
-                        ws.users.retain(|_, u| !u.roles.contains(&role));
+                        let (sets, users) = (&ws.sets, &mut ws.users);
+                        users.retain(|_, u| {
+                            !matches!(sets.get(u.set as usize), Some(Some(set)) if set.roles.contains(&role))
+                        });
                         dropped += before - ws.users.len();
+                        for set in ws.sets.iter_mut() {
+                            if set.as_ref().is_some_and(|s| s.roles.contains(&role)) {
+                                *set = None;
+                            }
+                        }
+                        ws.set_of.retain(|roles, _| !roles.contains(&role));
                     }
                 }
             }
             "teams" => {
                 for (_, ws) in self.workspaces.iter_mut().filter(|(n, w)| matches(n, w)) {
                     if let Some(ws) = ws {
-                        ws.users.values_mut().for_each(|u| u.team = None);
+                        ws.teams.clear();
                     }
                 }
             }
@@ -301,7 +330,9 @@ fn workspace_model(workspace: &str) -> Option<Rc<WorkspaceModel>> {
             loaded.clone().map(|model| WorkspaceEntry {
                 model,
                 users: FastMap::default(),
-                by_roles: FastMap::default(),
+                sets: Vec::new(),
+                set_of: FastMap::default(),
+                teams: FastMap::default(),
             }),
         )
     });
@@ -337,71 +368,61 @@ fn slot_of(
 }
 
 fn load_user_entry(workspace: &str, model: &WorkspaceModel, user: &str) -> UserEntry {
-    let entry = |barred, user_id, roles: Rc<[i32]>, scopes: Rc<[Scope]>| UserEntry {
-        scopes,
-        roles,
-        team: None,
+    let barred = |barred, user_id| UserEntry {
+        own: None,
         user_id,
-        barred,
+        set: NO_SET,
+        barred: Some(barred),
         used: Cell::new(true),
     };
     let Some(holdings) = loaders::load_user(model, user) else {
-        return UserEntry {
-            team: Some(Rc::default()),
-            ..entry(Some(Barred::Unknown), 0, Rc::default(), Rc::default())
-        };
+        return barred(Barred::Unknown, 0);
     };
-    let roles: Rc<[i32]> = holdings.roles.into();
     match holdings.status.as_str() {
         "active" => {}
-        "ghost" => return entry(Some(Barred::Ghost), holdings.user_id, roles, Rc::default()),
-        _ => {
-            return entry(
-                Some(Barred::Disabled),
-                holdings.user_id,
-                roles,
-                Rc::default(),
-            )
-        }
+        "ghost" => return barred(Barred::Ghost, holdings.user_id),
+        _ => return barred(Barred::Disabled, holdings.user_id),
     }
-    let held: Vec<&loaders::CompiledRole> =
-        roles.iter().filter_map(|r| model.roles.get(r)).collect();
+    let held: Vec<&loaders::CompiledRole> = holdings
+        .roles
+        .iter()
+        .filter_map(|r| model.roles.get(r))
+        .collect();
     if model.sign_in_required && !held.iter().any(|r| r.grants_sign_in) {
-        return entry(
-            Some(Barred::NoSignInRole),
-            holdings.user_id,
-            roles,
-            Rc::default(),
-        );
+        return barred(Barred::NoSignInRole, holdings.user_id);
     }
-    let compute = || -> Rc<[Scope]> {
+    let permissions: Vec<&RolePermissions> = held.iter().map(|r| &r.permissions).collect();
+    let scopes_with = |overrides: &RolePermissions| -> Box<[Scope]> {
+        effective_scopes(&model.slots, &permissions, overrides).into()
+    };
+    // The role set's scopes, shared by every user who holds exactly these roles.
+    let set = CACHE.with_borrow_mut(|c| {
+        let ws = c.workspaces.get_mut(workspace)?.as_mut()?;
+        if let Some(&set) = ws.set_of.get(holdings.roles.as_slice()) {
+            return Some(set);
+        }
+        let set = ws.sets.len() as u32;
+        ws.sets.push(Some(RoleSet {
+            roles: holdings.roles.clone().into(),
+            scopes: scopes_with(&RolePermissions::new(model.slots.len())),
+        }));
+        ws.set_of.insert(holdings.roles.clone().into(), set);
+        Some(set)
+    });
+    let own = (!holdings.overrides.is_empty() || set.is_none()).then(|| {
         let mut overrides = RolePermissions::new(model.slots.len());
         for &(slot, scope) in &holdings.overrides {
             overrides.scopes[slot] = Some(scope);
         }
-        let permissions: Vec<&RolePermissions> = held.iter().map(|r| &r.permissions).collect();
-        effective_scopes(&model.slots, &permissions, &overrides).into()
-    };
-    if !holdings.overrides.is_empty() {
-        return entry(None, holdings.user_id, roles, compute());
+        scopes_with(&overrides)
+    });
+    UserEntry {
+        own,
+        user_id: holdings.user_id,
+        set: set.unwrap_or(NO_SET),
+        barred: None,
+        used: Cell::new(true),
     }
-    // Shared by every user who holds exactly these roles.
-    let shared = CACHE.with_borrow(|c| {
-        let ws = c.workspaces.get(workspace)?.as_ref()?;
-        ws.by_roles
-            .get_key_value(&roles)
-            .map(|(k, v)| (k.clone(), v.clone()))
-    });
-    let (roles, scopes) = shared.unwrap_or_else(|| {
-        let scopes = compute();
-        CACHE.with_borrow_mut(|c| {
-            if let Some(Some(ws)) = c.workspaces.get_mut(workspace) {
-                ws.by_roles.insert(roles.clone(), scopes.clone());
-            }
-        });
-        (roles, scopes)
-    });
-    entry(None, holdings.user_id, roles, scopes)
 }
 
 /// Runs `f` on the user's cache entry in the workspace, loading it first
@@ -409,38 +430,45 @@ fn load_user_entry(workspace: &str, model: &WorkspaceModel, user: &str) -> UserE
 fn with_user_entry<R>(
     workspace: &str,
     user: &str,
-    f: impl FnOnce(&WorkspaceModel, &UserEntry) -> R,
+    f: impl FnOnce(&WorkspaceModel, &[Scope], &UserEntry) -> R,
 ) -> Result<R, FluentError> {
     refresh_if_stale();
     let model = workspace_model(workspace).ok_or_else(|| FluentError::UnknownWorkspace {
         workspace: workspace.to_owned(),
     })?;
-    let mut f = Some(f);
     let cached = CACHE.with_borrow(|c| {
-        let entry = c.workspaces.get(workspace)?.as_ref()?.users.get(user)?;
-        entry.used.set(true);
-        f.take().map(|f| f(&model, entry))
+        c.workspaces
+            .get(workspace)
+            .and_then(|w| w.as_ref())
+            .is_some_and(|w| w.users.contains_key(user))
     });
-    if let Some(result) = cached {
-        return Ok(result);
-    }
-    let entry = load_user_entry(workspace, &model, user);
-    let result = f.take().expect("not called above")(&model, &entry);
-    CACHE.with_borrow_mut(|c| {
-        c.evict_if_full();
-        if let Some(Some(ws)) = c.workspaces.get_mut(workspace) {
-            if ws.users.insert(user.into(), entry).is_none() {
-                c.users += 1;
+    if !cached {
+        let entry = load_user_entry(workspace, &model, user);
+        CACHE.with_borrow_mut(|c| {
+            c.evict_if_full();
+            if let Some(Some(ws)) = c.workspaces.get_mut(workspace) {
+                if ws.users.insert(user.into(), entry).is_none() {
+                    c.users += 1;
+                }
             }
-        }
-    });
-    Ok(result)
+        });
+    }
+    CACHE
+        .with_borrow(|c| {
+            let ws = c.workspaces.get(workspace)?.as_ref()?;
+            let entry = ws.users.get(user)?;
+            entry.used.set(true);
+            Some(f(&model, ws.scopes(entry), entry))
+        })
+        .ok_or_else(|| FluentError::UnknownWorkspace {
+            workspace: workspace.to_owned(),
+        })
 }
 
 /// Whether `user` may act in `workspace`: known, active, and holding a
 /// sign-in role where the workspace has them.
 pub fn check_may_act(workspace: &str, user: &str) -> Result<(), FluentError> {
-    let barred = with_user_entry(workspace, user, |_, entry| entry.barred)?;
+    let barred = with_user_entry(workspace, user, |_, _, entry| entry.barred)?;
     let status = |status: &str| FluentError::UserCannotSignIn {
         user: user.to_owned(),
         status: status.to_owned(),
@@ -462,14 +490,14 @@ pub fn check_may_act(workspace: &str, user: &str) -> Result<(), FluentError> {
 /// The modules on which `user` has some scope, sorted by name. Disabled
 /// modules never qualify: their every slot resolves to `none`.
 pub fn visible_modules(workspace: &str, user: &str) -> Result<Vec<String>, FluentError> {
-    with_user_entry(workspace, user, |model, entry| {
+    with_user_entry(workspace, user, |model, scopes, _| {
         let mut names: Vec<String> = model
             .modules
             .iter()
             .filter(|(_, actions)| {
                 actions
                     .values()
-                    .any(|&slot| entry.scopes.get(slot).is_some_and(|s| *s > Scope::None))
+                    .any(|&slot| scopes.get(slot).is_some_and(|s| *s > Scope::None))
             })
             .map(|(name, _)| name.clone())
             .collect();
@@ -498,15 +526,15 @@ pub fn scope(
         let slot = *ws.model.modules.get(module)?.get(action)?;
         let entry = ws.users.get(user)?;
         entry.used.set(true);
-        Some(entry.scopes.get(slot).copied().unwrap_or_default())
+        Some(ws.scopes(entry).get(slot).copied().unwrap_or_default())
     });
     if let Some(scope) = hit {
         return Ok(scope);
     }
     refresh_if_stale();
-    with_user_entry(workspace, user, |model, entry| {
+    with_user_entry(workspace, user, |model, scopes, _| {
         let slot = slot_of(model, workspace, module, action)?;
-        Ok(entry.scopes.get(slot).copied().unwrap_or_default())
+        Ok(scopes.get(slot).copied().unwrap_or_default())
     })?
 }
 
@@ -524,7 +552,11 @@ pub fn reached_users(workspace: &str, user: &str, scope: Scope) -> Rc<Vec<String
     let cached = CACHE.with_borrow(|c| {
         let ws = c.workspaces.get(workspace)?.as_ref()?;
         let entry = ws.users.get(user)?;
-        Some((entry.team.clone(), entry.user_id, ws.model.workspace_id))
+        Some((
+            ws.teams.get(&entry.user_id).cloned(),
+            entry.user_id,
+            ws.model.workspace_id,
+        ))
     });
     let Some((team, user_id, workspace_id)) = cached else {
         return Rc::new(vec![user.to_owned()]);
@@ -532,16 +564,15 @@ pub fn reached_users(workspace: &str, user: &str, scope: Scope) -> Rc<Vec<String
     if let Some(team) = team {
         return team;
     }
-    let mut keys = vec![user.to_owned()];
-    if user_id != 0 {
-        keys.extend(loaders::load_team(workspace_id, user_id));
+    if user_id == 0 {
+        return Rc::new(vec![user.to_owned()]);
     }
+    let mut keys = vec![user.to_owned()];
+    keys.extend(loaders::load_team(workspace_id, user_id));
     let keys = Rc::new(keys);
     CACHE.with_borrow_mut(|c| {
         if let Some(Some(ws)) = c.workspaces.get_mut(workspace) {
-            if let Some(entry) = ws.users.get_mut(user) {
-                entry.team = Some(keys.clone());
-            }
+            ws.teams.insert(user_id, keys.clone());
         }
     });
     keys
