@@ -1,0 +1,113 @@
+//! Precise invalidation over real connections: a change committed in one
+//! session drops only what it can affect in another session's cache, and
+//! that session sees the new answer at its next statement for every affected
+//! user and the same answer as before for everyone else; a rolled-back change
+//! is never seen.
+
+use fluent_pgrx_tests::{connect, fresh_database, TESTER};
+use postgres::Client;
+
+const USERS: [&str; 6] = ["ann", "bob", "cat", "dan", "eve", "lea"];
+
+fn seed(database: &str) {
+    connect(database, "postgres")
+        .batch_execute(
+            "SELECT fluent_create_module('notes');
+             SELECT fluent_create_module('tasks');
+             SELECT fluent_create_role('reader'), fluent_set_permission('reader', 'notes', 'read', 'own');
+             SELECT fluent_create_role('writer'), fluent_set_permission('writer', 'notes', 'write', 'all');
+             SELECT fluent_create_role('lead'), fluent_set_permission('lead', 'tasks', 'read', 'team');
+             SELECT fluent_create_user(u) FROM unnest('{ann,bob,cat,dan,eve,lea}'::text[]) u;
+             SELECT fluent_grant_role(u, 'reader') FROM unnest('{ann,bob,cat,dan,eve}'::text[]) u;
+             SELECT fluent_grant_role('bob', 'writer');
+             SELECT fluent_grant_role('lea', 'lead');
+             SELECT fluent_create_team('desk'), fluent_add_team_member('desk', 'lea', true);",
+        )
+        .unwrap();
+}
+
+/// Everything the observer's cache answers for every user: each scope and
+/// the users lea's scope team reaches.
+fn answers(client: &mut Client) -> Vec<String> {
+    let mut all: Vec<String> = USERS
+        .iter()
+        .map(|u| {
+            client
+                .query_one(
+                    "SELECT $1 || ': ' || fluent_scope($1, 'notes', 'read') || ' ' || fluent_scope($1, 'notes', 'write')
+                            || ' ' || fluent_scope($1, 'tasks', 'read')",
+                    &[u],
+                )
+                .unwrap()
+                .get(0)
+        })
+        .collect();
+    // lea's team, as the policies see it (acting as lea).
+    client
+        .batch_execute("BEGIN; SELECT fluent_set_user('lea', true)")
+        .unwrap();
+    let team: Vec<String> = client
+        .query_one("SELECT fluent.rls_owner_keys('tasks', 'read')", &[])
+        .unwrap()
+        .get(0);
+    client.batch_execute("COMMIT").unwrap();
+    all.push(format!("lea's team: {}", team.join(",")));
+    all
+}
+
+#[test]
+fn each_kind_of_change_reaches_exactly_the_users_it_affects() {
+    let db = fresh_database("invalidation");
+    seed(&db);
+    // The observer is a test role (fluent_admin): it reads anyone's scopes.
+    let mut observer = connect(&db, TESTER);
+    let mut dba = connect(&db, "postgres");
+    // (change, the answers it changes, as "before -> after")
+    let cases: [(&str, &str, &[(&str, &str)]); 9] = [
+        ("grant", "SELECT fluent_grant_role('ann', 'writer')", &[("ann: own none none", "ann: own all none")]),
+        ("revoke", "SELECT fluent_revoke_role('bob', 'writer')", &[("bob: own all none", "bob: own none none")]),
+        (
+            "role permission",
+            "SELECT fluent_set_permission('writer', 'notes', 'write', 'own')",
+            &[("ann: own all none", "ann: own own none")],
+        ),
+        ("override", "SELECT fluent_set_override('cat', 'notes', 'read', 'all')", &[("cat: own none none", "cat: all none none")]),
+        (
+            "gate",
+            "SELECT fluent_set_module_enabled('tasks', false)",
+            &[("lea: none none team", "lea: none none none"), ("lea's team: lea", "lea's team: ")],
+        ),
+        ("user status", "SELECT fluent_set_user_status('dan', 'disabled')", &[("dan: own none none", "dan: none none none")]),
+        (
+            "team membership",
+            "SELECT fluent_set_module_enabled('tasks', true), fluent_add_team_member('desk', 'eve')",
+            &[("lea: none none none", "lea: none none team"), ("lea's team: ", "lea's team: lea,eve")],
+        ),
+        ("manager", "SELECT fluent_set_manager('ann', 'lea')", &[("lea's team: lea,eve", "lea's team: lea,ann,eve")]),
+        (
+            "template applied (the workspace is reloaded; nobody's answer changes)",
+            "SELECT fluent_apply_template('cx')",
+            &[],
+        ),
+    ];
+    for (kind, change, changed) in cases {
+        let before = answers(&mut observer);
+        // Rolled back: never seen.
+        let mut tx = dba.transaction().unwrap();
+        tx.batch_execute(change).unwrap();
+        tx.rollback().unwrap();
+        assert_eq!(answers(&mut observer), before, "{kind}: rolled back");
+        // Committed: seen at the next statement, for the affected users only.
+        dba.batch_execute(change).unwrap();
+        let expected: Vec<String> = before
+            .iter()
+            .map(|a| {
+                changed
+                    .iter()
+                    .find(|(old, _)| old == a)
+                    .map_or_else(|| a.clone(), |(_, new)| (*new).to_owned())
+            })
+            .collect();
+        assert_eq!(answers(&mut observer), expected, "{kind}: committed");
+    }
+}
