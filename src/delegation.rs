@@ -82,6 +82,7 @@ mod fluent {
         let caller = ticket
             .and_then(|ticket| TICKETS.with(|t| t.borrow_mut().remove(&ticket)))
             .unwrap_or_else(|| FluentError::NoCallerTicket.report());
+        identity::require_primary();
         let name = identity::role_name(caller);
         gucs::set(gucs::CALLER_ROLE_GUC, &name, true);
         caller

@@ -48,6 +48,8 @@ pub enum FluentError {
     TokenRefused { reason: String },
     /// An administration implementation called without a valid caller ticket.
     NoCallerTicket,
+    /// Administration attempted on a hot standby.
+    OnStandby,
     /// A trigger function called as a plain function.
     NotCalledAsTrigger { function: &'static str },
     /// A `local` setting made outside a transaction block (a warning).
@@ -72,6 +74,7 @@ impl FluentError {
                 PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE
             }
             TokenRefused { .. } => PgSqlErrorCode::ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION,
+            OnStandby => PgSqlErrorCode::ERRCODE_READ_ONLY_SQL_TRANSACTION,
             ExplainDisagrees { .. } => PgSqlErrorCode::ERRCODE_INTERNAL_ERROR,
             NotCatalogTable { .. } => PgSqlErrorCode::ERRCODE_WRONG_OBJECT_TYPE,
             NullArgument { .. } => PgSqlErrorCode::ERRCODE_NULL_VALUE_NOT_ALLOWED,
@@ -117,6 +120,9 @@ impl FluentError {
             TokenRefused { reason } => format!("fluent token refused: {reason}"),
             NoCallerTicket => {
                 "permission denied to call a fluent administration implementation directly".into()
+            }
+            OnStandby => {
+                "fluent administration runs on the primary, and this server is a hot standby".into()
             }
             ExplainDisagrees {
                 explained,
@@ -174,6 +180,7 @@ impl FluentError {
                     .into()
             }
             NoCallerTicket => "Call the public fluent_* function instead.".into(),
+            OnStandby => "Connect to the primary; its changes reach the standby's sessions as they are replayed.".into(),
             ExplainDisagrees { .. } => "This is a bug in fluent; please report it with the output of fluent_explain.".into(),
             NotCatalogTable { .. } => "Drop the trigger; fluent installs its audit triggers itself.".into(),
             NullArgument { hint, .. } => (*hint).into(),

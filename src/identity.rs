@@ -72,6 +72,13 @@ pub fn current_role_reads_all() -> bool {
     current_role_is_one_of(&[c"fluent_admin", c"fluent_reader"])
 }
 
+/// Raises 25006 on a hot standby: the catalog is written on the primary.
+pub fn require_primary() {
+    if unsafe { pg_sys::RecoveryInProgress() } {
+        FluentError::OnStandby.report();
+    }
+}
+
 /// Raises unless the current role is trusted with `roles`; a member that
 /// does not inherit their privileges is told to SET ROLE first.
 fn require_one_of(roles: &[&std::ffi::CStr], refused: impl FnOnce() -> FluentError) {
@@ -335,6 +342,7 @@ mod fluent {
     #[pg_extern(stable, parallel_safe)]
     fn _require_admin() {
         require_one_of(&ADMIN_ROLES, || FluentError::NotAdmin);
+        require_primary();
     }
 
     /// Whether the current role is a superuser, by OID.

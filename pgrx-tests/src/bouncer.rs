@@ -275,7 +275,8 @@ fn pgbouncer_version(binary: &Path) -> String {
         .unwrap_or_else(|| panic!("unexpected `pgbouncer --version` output: {text:?}"))
 }
 
-fn running_as_root() -> bool {
+/// Whether the tests run as root (then servers run as `postgres`).
+pub fn running_as_root() -> bool {
     // /proc/self belongs to the process's effective user.
     fs::metadata("/proc/self")
         .map(|m| m.uid() == 0)
