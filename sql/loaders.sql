@@ -33,10 +33,10 @@ END;
 -- workspace (src/cache.rs); a role without permissions has one row with a
 -- NULL action.
 CREATE FUNCTION fluent._load_roles(p_workspace_id int)
-RETURNS TABLE (role_id int, grants_sign_in boolean, action_id int, scope text)
+RETURNS TABLE (role_id int, grants_sign_in boolean, action_id int, scope text, name text)
 LANGUAGE sql STABLE PARALLEL SAFE
 BEGIN ATOMIC
-    SELECT r.role_id, r.grants_sign_in, p.action_id, p.scope::text
+    SELECT r.role_id, r.grants_sign_in, p.action_id, p.scope::text, r.name
       FROM fluent.roles r
       LEFT JOIN fluent.permissions p ON p.role_id = r.role_id
      WHERE r.workspace_id = p_workspace_id
@@ -46,7 +46,8 @@ END;
 -- One user in one workspace: their status, the roles they hold there and
 -- their overrides, each by one index lookup; no row for an unknown user.
 CREATE FUNCTION fluent._load_user(p_workspace_id int, p_user text)
-RETURNS TABLE (user_id bigint, status text, role_ids int[], override_actions int[], override_scopes text[])
+RETURNS TABLE (user_id bigint, status text, role_ids int[], override_actions int[], override_scopes text[],
+               override_set_by text[])
 LANGUAGE sql STABLE PARALLEL SAFE
 BEGIN ATOMIC
     SELECT u.user_id, u.status::text,
@@ -55,6 +56,8 @@ BEGIN ATOMIC
            ARRAY(SELECT o.action_id FROM fluent.overrides o
                   WHERE o.workspace_id = p_workspace_id AND o.user_id = u.user_id ORDER BY o.action_id),
            ARRAY(SELECT o.scope::text FROM fluent.overrides o
+                  WHERE o.workspace_id = p_workspace_id AND o.user_id = u.user_id ORDER BY o.action_id),
+           ARRAY(SELECT o.set_by::text FROM fluent.overrides o
                   WHERE o.workspace_id = p_workspace_id AND o.user_id = u.user_id ORDER BY o.action_id)
       FROM fluent.users u
      WHERE u.user_key = p_user;

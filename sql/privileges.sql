@@ -61,7 +61,7 @@ REVOKE ALL ON SEQUENCE fluent.audit_log_audit_id_seq FROM fluent_admin;
 -- workspace (refused inside to all but trusted roles). fluent_admin:
 -- administration and protection, with the internal helpers those call as
 -- their caller. Nobody else: what the catalog owner alone runs (cache loads,
--- audit writes, explain's facts, event triggers, template loading).
+-- audit writes, event triggers, template loading).
 DO $$
 DECLARE
     f regprocedure;
@@ -99,10 +99,9 @@ BEGIN
                      'fluent_remove_team_member', 'fluent_set_override', 'fluent_clear_override', 'fluent_mark_reviewed')
            OR fname LIKE 'rls\_%' OR fname LIKE '\_do\_%' THEN
             EXECUTE format('GRANT EXECUTE ON FUNCTION %s TO PUBLIC', f);
-        -- What only the catalog owner runs: loads, audit writes, explain's
-        -- facts, template loading, and the delegation checks the _do_*
+        -- What only the catalog owner runs: loads, audit writes, template loading, and the delegation checks the _do_*
         -- implementations make as the owner.
-        ELSIF fname NOT LIKE '\_load\_%' AND fname NOT IN ('_audit_insert', '_explain', '_template_matrix',
+        ELSIF fname NOT LIKE '\_load\_%' AND fname NOT IN ('_audit_insert', '_template_matrix',
                      '_take_caller', '_authorize', '_scope_of', '_holds_right', '_create_token_user') THEN
             EXECUTE format('GRANT EXECUTE ON FUNCTION %s TO fluent_admin', f);
         END IF;

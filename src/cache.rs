@@ -339,6 +339,21 @@ fn workspace_model(workspace: &str) -> Option<Rc<WorkspaceModel>> {
     loaded
 }
 
+/// The workspace model and the slot of `module.action` (for explanations
+/// and reports), or the error to raise.
+pub fn model_and_slot(
+    workspace: &str,
+    module: &str,
+    action: &str,
+) -> Result<(Rc<WorkspaceModel>, usize), FluentError> {
+    refresh_if_stale();
+    let model = workspace_model(workspace).ok_or_else(|| FluentError::UnknownWorkspace {
+        workspace: workspace.to_owned(),
+    })?;
+    let slot = slot_of(&model, workspace, module, action)?;
+    Ok((model, slot))
+}
+
 pub fn workspace_exists(workspace: &str) -> bool {
     refresh_if_stale();
     workspace_model(workspace).is_some()

@@ -21,8 +21,6 @@ pub enum FluentError {
     NoSignInRole { user: String, workspace: String },
     /// The caller may not see another user's permissions.
     OthersPermissionsDenied { user: String },
-    /// fluent_explain's facts concluded otherwise than the enforced scope.
-    ExplainDisagrees { explained: String, enforced: String },
     /// The audit trigger attached to a table outside the fluent catalog.
     NotCatalogTable { table: String },
     /// A NULL where a value is required.
@@ -75,7 +73,6 @@ impl FluentError {
             }
             TokenRefused { .. } => PgSqlErrorCode::ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION,
             OnStandby => PgSqlErrorCode::ERRCODE_READ_ONLY_SQL_TRANSACTION,
-            ExplainDisagrees { .. } => PgSqlErrorCode::ERRCODE_INTERNAL_ERROR,
             NotCatalogTable { .. } => PgSqlErrorCode::ERRCODE_WRONG_OBJECT_TYPE,
             NullArgument { .. } => PgSqlErrorCode::ERRCODE_NULL_VALUE_NOT_ALLOWED,
             NotTrusted { .. } | TrustedOnlyAfterSetRole { .. } | NotAdmin => {
@@ -123,12 +120,6 @@ impl FluentError {
             }
             OnStandby => {
                 "fluent administration runs on the primary, and this server is a hot standby".into()
-            }
-            ExplainDisagrees {
-                explained,
-                enforced,
-            } => {
-                format!("fluent_explain concluded {explained} but fluent enforces {enforced}")
             }
             NotCatalogTable { table } => {
                 format!("fluent.audit_change() audits the fluent catalog only, not \"{table}\"")
@@ -181,7 +172,6 @@ impl FluentError {
             }
             NoCallerTicket => "Call the public fluent_* function instead.".into(),
             OnStandby => "Connect to the primary; its changes reach the standby's sessions as they are replayed.".into(),
-            ExplainDisagrees { .. } => "This is a bug in fluent; please report it with the output of fluent_explain.".into(),
             NotCatalogTable { .. } => "Drop the trigger; fluent installs its audit triggers itself.".into(),
             NullArgument { hint, .. } => (*hint).into(),
             NotTrusted { .. } => {

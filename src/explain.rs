@@ -1,9 +1,9 @@
 //! `fluent_explain`: why a user may or may not do something.
 //!
-//! The facts come from the catalog (`fluent._explain` in sql/views.sql, read
-//! as the catalog owner); the conclusion they reach is checked against the
-//! scope the cache enforces, so an explanation can never describe rules
-//! other than the ones applied.
+//! The facts are the ones the decision itself weighs (`scope::explain`, the
+//! same function the cache and the policies use), with their names from the
+//! workspace model: so an explanation can never describe rules other than
+//! the ones applied.
 
 use pgrx::prelude::*;
 
@@ -11,7 +11,11 @@ use crate::cache;
 use crate::delegation;
 use crate::error::FluentError;
 use crate::gucs;
-use crate::owner::{as_catalog_owner, column, select};
+use crate::loaders::{self, WorkspaceModel};
+use crate::scope::{self, Facts, RolePermissions, Source, Standing};
+
+/// One row of fluent_explain(): step, fact, subject, scope, detail.
+type Fact = (i32, String, Option<String>, Option<String>, Option<String>);
 
 /// One row per fact that decides the scope `user_key` has on `module.action`
 /// in the current workspace (status, sign-in role, module gate, parent
@@ -42,43 +46,169 @@ fn fluent_explain(
     // What others may do is for administrators and reporting roles to see.
     delegation::require_may_read_permissions_of(user);
     let workspace = gucs::with_workspace(str::to_owned);
-    let enforced = cache::scope(&workspace, user, module, action).unwrap_or_else(|e| e.report());
-    let facts = explain_facts(&workspace, user, module, action);
-    let explained = facts
-        .last()
-        .and_then(|fact| fact.3.clone())
-        .unwrap_or_default();
-    if explained != enforced.as_str() {
-        FluentError::ExplainDisagrees {
-            explained,
-            enforced: enforced.as_str().to_owned(),
-        }
-        .report();
-    }
-    TableIterator::new(facts)
+    let (model, slot) =
+        cache::model_and_slot(&workspace, module, action).unwrap_or_else(|e| e.report());
+    TableIterator::new(facts(&model, slot, user))
 }
 
-/// One row of fluent_explain(): step, fact, subject, scope, detail.
-type ExplainFact = (i32, String, Option<String>, Option<String>, Option<String>);
+fn facts(model: &WorkspaceModel, slot: usize, user: &str) -> Vec<Fact> {
+    let holdings = loaders::load_user(model, user);
+    let mut rows: Vec<Fact> = Vec::new();
+    let mut fact =
+        |fact: &str, subject: Option<String>, scope: Option<scope::Scope>, detail: String| {
+            rows.push((
+                rows.len() as i32 + 1,
+                fact.to_owned(),
+                subject,
+                scope.map(|s| s.as_str().to_owned()),
+                Some(detail),
+            ));
+        };
+    let name = |slot: usize| {
+        let (module, action) = &model.slot_names[slot];
+        format!("{module}.{action}")
+    };
+    let (module, action) = &model.slot_names[slot];
 
-/// The facts behind the decision on `module.action` for `user`, from
-/// `fluent._explain` (sql/views.sql); module and action must exist.
-fn explain_facts(workspace: &str, user: &str, module: &str, action: &str) -> Vec<ExplainFact> {
-    as_catalog_owner(|client| {
-        select(
-            client,
-            "SELECT step, fact, subject, scope::pg_catalog.text, detail FROM fluent._explain($1, $2, $3, $4)",
-            &[workspace.into(), user.into(), module.into(), action.into()],
-        )
-        .map(|row| {
-            (
-                column(&row, 1).unwrap_or_default(),
-                column(&row, 2).unwrap_or_default(),
-                column(&row, 3),
-                column(&row, 4),
-                column(&row, 5),
-            )
-        })
-        .collect()
+    let active = holdings.as_ref().is_some_and(|h| h.status == "active");
+    fact(
+        "user",
+        Some(user.to_owned()),
+        None,
+        match &holdings {
+            None => "unknown user: granted nothing".into(),
+            Some(h) if !active => format!("{}: granted nothing, whatever the roles", h.status),
+            Some(_) => "active".into(),
+        },
+    );
+    let held: Vec<&loaders::CompiledRole> = holdings
+        .iter()
+        .flat_map(|h| h.roles.iter().filter_map(|r| model.roles.get(r)))
+        .collect();
+    let holds_sign_in = held.iter().any(|r| r.grants_sign_in);
+    if model.sign_in_required && holdings.is_some() {
+        let mut names: Vec<&str> = model
+            .roles
+            .values()
+            .filter(|r| r.grants_sign_in)
+            .map(|r| r.name.as_str())
+            .collect();
+        names.sort_unstable();
+        fact(
+            "sign-in",
+            Some(names.join(", ")),
+            None,
+            if holds_sign_in {
+                "holds a sign-in role".into()
+            } else {
+                "holds no sign-in role: granted nothing".into()
+            },
+        );
+    }
+    fact(
+        "module",
+        Some(module.clone()),
+        None,
+        match &model.disabled_by[slot] {
+            None => "enabled".into(),
+            Some(by) if by == module => "disabled: denies every action to everyone".into(),
+            Some(by) => {
+                format!("disabled with its parent module {by}: denies every action to everyone")
+            }
+        },
+    );
+    let parents = std::iter::successors(model.slots[slot].inherits_from, |&s| {
+        model.slots[s].inherits_from
     })
+    .take(model.slots.len());
+    for parent in parents {
+        fact(
+            "parent module",
+            Some(name(parent)),
+            None,
+            format!(
+                "a role or override that does not set {module}.{action} takes it from {}",
+                name(parent)
+            ),
+        );
+    }
+
+    let mut overrides = RolePermissions::new(model.slots.len());
+    for &(s, scope) in holdings.iter().flat_map(|h| &h.overrides) {
+        overrides.scopes[s] = Some(scope);
+    }
+    let permissions: Vec<&RolePermissions> = held.iter().map(|r| &r.permissions).collect();
+    let standing = match (&holdings, active) {
+        (Some(_), true) if model.sign_in_required && !holds_sign_in => Standing::NoSignInRole,
+        (Some(_), true) => Standing::Active,
+        _ => Standing::Inactive,
+    };
+    let explanation = scope::explain(
+        &Facts {
+            standing,
+            slots: &model.slots,
+            roles: &permissions,
+            overrides: &overrides,
+        },
+        slot,
+    );
+    let mut roles = explanation.roles.clone();
+    roles.sort_by(|a, b| {
+        b.scope
+            .cmp(&a.scope)
+            .then_with(|| held[a.role].name.cmp(&held[b.role].name))
+    });
+    for role in &roles {
+        fact(
+            "role",
+            Some(held[role.role].name.clone()),
+            Some(role.scope),
+            match role.set_on {
+                None => "not set: none".into(),
+                Some(on) if on == slot => format!("set on {}", name(on)),
+                Some(on) => format!("inherited from {}", name(on)),
+            },
+        );
+    }
+    if roles.is_empty() {
+        rows.push((
+            rows.len() as i32 + 1,
+            "role".into(),
+            None,
+            None,
+            Some("holds no role in this workspace".into()),
+        ));
+    }
+    if let Some((scope, on)) = explanation.override_ {
+        let set_by = holdings
+            .iter()
+            .flat_map(|h| &h.override_set_by)
+            .find(|(s, _)| *s == on)
+            .map(|(_, by)| by.clone())
+            .unwrap_or_default();
+        rows.push((
+            rows.len() as i32 + 1,
+            "override".into(),
+            Some(name(on)),
+            Some(scope.as_str().to_owned()),
+            Some(format!("set by {set_by}; replaces what the roles give")),
+        ));
+    }
+    let decision = explanation.decision;
+    let why = match (decision.source, standing) {
+        (Source::Standing, Standing::NoSignInRole) => "the user holds no sign-in role",
+        (Source::Standing, _) => "the user may not act",
+        (Source::ModuleDisabled, _) => "the module is disabled",
+        (Source::Override { .. }, _) => "the override decides",
+        (Source::Roles, _) => "the widest scope over the roles held",
+        (Source::NoRole, _) => "no role grants it",
+    };
+    rows.push((
+        rows.len() as i32 + 1,
+        "result".into(),
+        Some(user.to_owned()),
+        Some(decision.scope.as_str().to_owned()),
+        Some(why.into()),
+    ));
+    rows
 }

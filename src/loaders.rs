@@ -15,6 +15,7 @@ use crate::scope::{RolePermissions, Scope, Slot};
 /// One role of a workspace, compiled: its explicit permissions by slot.
 #[derive(Clone, Debug)]
 pub struct CompiledRole {
+    pub name: String,
     pub permissions: RolePermissions,
     /// Holding it lets a user sign in.
     pub grants_sign_in: bool,
@@ -33,6 +34,10 @@ pub struct WorkspaceModel {
     pub slot_of_action: HashMap<i32, usize>,
     /// catalog role_id -> compiled role
     pub roles: FastMap<i32, CompiledRole>,
+    /// For explanations: each slot's module and action name, and the
+    /// nearest disabled module (itself or an ancestor) that closes it.
+    pub slot_names: Vec<(String, String)>,
+    pub disabled_by: Vec<Option<String>>,
 }
 
 /// What one user holds in one workspace.
@@ -44,6 +49,8 @@ pub struct UserHoldings {
     pub roles: Vec<i32>,
     /// The user's overrides, by slot.
     pub overrides: Vec<(usize, Scope)>,
+    /// Who set each override, by slot.
+    pub override_set_by: Vec<(usize, String)>,
 }
 
 /// Loads the modules, actions and roles of a workspace; `None` if it does
@@ -58,6 +65,7 @@ pub fn load_workspace(name: &str) -> Option<WorkspaceModel> {
         let mut model: Option<WorkspaceModel> = None;
         // module_id -> (parent_id, enabled), for every module.
         let mut modules: HashMap<i32, (Option<i32>, bool)> = HashMap::new();
+        let mut module_names: HashMap<i32, String> = HashMap::new();
         // (module_id, action name, slot), to link parents once all are known.
         let mut pending = Vec::new();
         for row in rows {
@@ -78,6 +86,7 @@ pub fn load_workspace(name: &str) -> Option<WorkspaceModel> {
                     column::<bool>(&row, 6).unwrap_or(true),
                 ),
             );
+            module_names.insert(module_id, module.clone());
             let (Some(action_id), Some(action)) =
                 (column::<i32>(&row, 7), column::<String>(&row, 8))
             else {
@@ -90,6 +99,7 @@ pub fn load_workspace(name: &str) -> Option<WorkspaceModel> {
                 enabled: true,
             });
             ws.slot_of_action.insert(action_id, slot);
+            ws.slot_names.push((module.clone(), action.clone()));
             pending.push((module_id, action.clone(), slot));
             ws.modules.entry(module).or_default().insert(action, slot);
         }
@@ -104,10 +114,13 @@ pub fn load_workspace(name: &str) -> Option<WorkspaceModel> {
             let ancestors: Vec<i32> = std::iter::successors(parent(*module_id), |&a| parent(a))
                 .take(modules.len())
                 .collect();
-            // Disabled when the module or any ancestor is.
-            ws.slots[*slot].enabled = std::iter::once(*module_id)
+            // Disabled when the module or any ancestor is; the nearest says.
+            let disabled_by = std::iter::once(*module_id)
                 .chain(ancestors.iter().copied())
-                .all(|m| modules.get(&m).is_none_or(|(_, enabled)| *enabled));
+                .find(|m| modules.get(m).is_some_and(|(_, enabled)| !*enabled));
+            ws.slots[*slot].enabled = disabled_by.is_none();
+            ws.disabled_by
+                .push(disabled_by.and_then(|m| module_names.get(&m).cloned()));
             // Nearest ancestor that declares the same action.
             ws.slots[*slot].inherits_from = ancestors
                 .iter()
@@ -129,6 +142,7 @@ fn load_roles(client: &SpiClient<'_>, ws: &mut WorkspaceModel) {
         let role_id: i32 = column(&row, 1).unwrap_or_default();
         let slots = ws.slots.len();
         let role = ws.roles.entry(role_id).or_insert_with(|| CompiledRole {
+            name: column(&row, 5).unwrap_or_default(),
             permissions: RolePermissions::new(slots),
             grants_sign_in: column::<bool>(&row, 2).unwrap_or_default(),
         });
@@ -206,6 +220,7 @@ pub fn load_user(ws: &WorkspaceModel, key: &str) -> Option<UserHoldings> {
         let row = rows.into_iter().next()?;
         let actions: Vec<i32> = column(&row, 4).unwrap_or_default();
         let scopes: Vec<String> = column(&row, 5).unwrap_or_default();
+        let set_by: Vec<String> = column(&row, 6).unwrap_or_default();
         Some(UserHoldings {
             user_id: column(&row, 1).unwrap_or_default(),
             status: column(&row, 2).unwrap_or_default(),
@@ -214,6 +229,11 @@ pub fn load_user(ws: &WorkspaceModel, key: &str) -> Option<UserHoldings> {
                 .iter()
                 .zip(&scopes)
                 .filter_map(|(a, s)| Some((*ws.slot_of_action.get(a)?, s.parse().ok()?)))
+                .collect(),
+            override_set_by: actions
+                .iter()
+                .zip(set_by)
+                .filter_map(|(a, by)| Some((*ws.slot_of_action.get(a)?, by)))
                 .collect(),
         })
     })

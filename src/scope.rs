@@ -1,13 +1,19 @@
-//! Scopes and how a user's scope is resolved from roles, overrides, feature
-//! gates and module inheritance. Pure logic: no database, unit-tested with
-//! `cargo test`.
+//! Scopes, and the one decision of what a user may do: `decide` computes,
+//! for one user and one action (slot), the scope and where it comes from;
+//! `explain` adds every fact behind it. The cache, the policy helpers,
+//! `fluent_explain` and the reporting views all read these; nothing else
+//! restates the rule. Pure logic: no database, unit-tested with `cargo test`,
+//! including a property test against a naive reference.
 //!
-//! Precedence for one action of an active user who may sign in:
-//! 1. a disabled module (or parent module) gives `none`;
-//! 2. else an override of the user's, on the action or inherited from the
+//! Precedence for one action:
+//! 1. a user who is unknown, ghost or disabled gets `none`;
+//! 2. so does one without a sign-in role, in a workspace that has them;
+//! 3. a disabled module (or parent module) gives `none`;
+//! 4. else an override of the user's, on the action or inherited from the
 //!    same action of a parent module, gives its scope, wider or narrower;
-//! 3. else the widest scope over the user's roles;
-//! 4. else `none`.
+//! 5. else the widest scope over the user's roles, each role's setting on the
+//!    action or inherited from the same action of a parent module;
+//! 6. else `none`.
 
 use std::borrow::Borrow;
 use std::fmt;
@@ -96,28 +102,141 @@ impl RolePermissions {
     pub fn resolve(&self, slots: &[Slot], slot: usize) -> Scope {
         self.setting(slots, slot).unwrap_or_default()
     }
+
+    /// The setting that applies to `slot` and the slot it is set on.
+    pub fn setting_with_source(&self, slots: &[Slot], slot: usize) -> Option<(Scope, usize)> {
+        let mut current = Some(slot);
+        for _ in 0..=slots.len() {
+            let s = current?;
+            if let Some(scope) = self.scopes[s] {
+                return Some((scope, s));
+            }
+            current = slots[s].inherits_from;
+        }
+        None
+    }
 }
 
-/// A user's effective scope on every slot, by the precedence above; the
-/// user's overrides are kept like one more role's settings.
+/// Whether the user may act at all.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Standing {
+    Active,
+    /// Unknown, ghost or disabled.
+    Inactive,
+    /// The workspace has sign-in roles and the user holds none.
+    NoSignInRole,
+}
+
+/// Everything one user's decisions depend on in one workspace.
+pub struct Facts<'a, R: Borrow<RolePermissions>> {
+    pub standing: Standing,
+    pub slots: &'a [Slot],
+    pub roles: &'a [R],
+    pub overrides: &'a RolePermissions,
+}
+
+/// What decided a scope.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Source {
+    /// The user may not act (status or sign-in role).
+    Standing,
+    /// The module or a parent module is disabled.
+    ModuleDisabled,
+    /// An override, set on this slot.
+    Override { set_on: usize },
+    /// The widest scope over the roles held.
+    Roles,
+    /// No role grants it.
+    NoRole,
+}
+
+/// One decision: the scope and what decided it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Decision {
+    pub scope: Scope,
+    pub source: Source,
+}
+
+/// The decision for one slot: the one place the precedence rule is written.
+pub fn decide<R: Borrow<RolePermissions>>(facts: &Facts<'_, R>, slot: usize) -> Decision {
+    let decided = |scope, source| Decision { scope, source };
+    if facts.standing != Standing::Active {
+        return decided(Scope::None, Source::Standing);
+    }
+    if !facts.slots[slot].enabled {
+        return decided(Scope::None, Source::ModuleDisabled);
+    }
+    if let Some((scope, set_on)) = facts.overrides.setting_with_source(facts.slots, slot) {
+        return decided(scope, Source::Override { set_on });
+    }
+    let widest = facts
+        .roles
+        .iter()
+        .map(|role| role.borrow().resolve(facts.slots, slot))
+        .max()
+        .unwrap_or_default();
+    if widest > Scope::None {
+        decided(widest, Source::Roles)
+    } else {
+        decided(Scope::None, Source::NoRole)
+    }
+}
+
+/// One role's part in a decision: its scope on the slot and the slot the
+/// setting is on (`None`: not set).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RoleFact {
+    pub role: usize,
+    pub scope: Scope,
+    pub set_on: Option<usize>,
+}
+
+/// A decision with every fact behind it, for `fluent_explain`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Explanation {
+    pub decision: Decision,
+    /// Each role held (by index into `Facts::roles`), widest first.
+    pub roles: Vec<RoleFact>,
+    /// The override that applies, and the slot it is set on.
+    pub override_: Option<(Scope, usize)>,
+}
+
+pub fn explain<R: Borrow<RolePermissions>>(facts: &Facts<'_, R>, slot: usize) -> Explanation {
+    let mut roles: Vec<RoleFact> = facts
+        .roles
+        .iter()
+        .enumerate()
+        .map(|(role, permissions)| {
+            let setting = permissions.borrow().setting_with_source(facts.slots, slot);
+            RoleFact {
+                role,
+                scope: setting.map(|(scope, _)| scope).unwrap_or_default(),
+                set_on: setting.map(|(_, on)| on),
+            }
+        })
+        .collect();
+    roles.sort_by_key(|r| std::cmp::Reverse(r.scope));
+    Explanation {
+        decision: decide(facts, slot),
+        roles,
+        override_: facts.overrides.setting_with_source(facts.slots, slot),
+    }
+}
+
+/// An active user's scope on every slot (`decide` for each).
 pub fn effective_scopes<R: Borrow<RolePermissions>>(
     slots: &[Slot],
     roles: &[R],
     overrides: &RolePermissions,
 ) -> Vec<Scope> {
+    let facts = Facts {
+        standing: Standing::Active,
+        slots,
+        roles,
+        overrides,
+    };
     (0..slots.len())
-        .map(|slot| {
-            if !slots[slot].enabled {
-                return Scope::None;
-            }
-            overrides.setting(slots, slot).unwrap_or_else(|| {
-                roles
-                    .iter()
-                    .map(|role| role.borrow().resolve(slots, slot))
-                    .max()
-                    .unwrap_or_default()
-            })
-        })
+        .map(|slot| decide(&facts, slot).scope)
         .collect()
 }
 
@@ -247,6 +366,126 @@ mod tests {
         let eff = effective_scopes(&slots(), &roles, &overrides);
         assert_eq!(eff[2], Scope::None, "inherited from the parent's override");
         assert_eq!(eff[3], Scope::Own, "the submodule's own override");
+    }
+
+    /// A deliberately naive reference, written from the rule's wording and
+    /// not from the code: walk up the module tree by hand for every role and
+    /// the override, then apply the precedence list top to bottom.
+    fn naive(
+        standing: Standing,
+        slots: &[Slot],
+        roles: &[RolePermissions],
+        overrides: &RolePermissions,
+        slot: usize,
+    ) -> Scope {
+        fn inherited(settings: &[Option<Scope>], slots: &[Slot], slot: usize) -> Option<Scope> {
+            let mut chain = vec![slot];
+            while let Some(parent) = slots[*chain.last().unwrap()].inherits_from {
+                if chain.contains(&parent) {
+                    break;
+                }
+                chain.push(parent);
+            }
+            chain.into_iter().find_map(|s| settings[s])
+        }
+        if standing != Standing::Active || !slots[slot].enabled {
+            return Scope::None;
+        }
+        if let Some(scope) = inherited(&overrides.scopes, slots, slot) {
+            return scope;
+        }
+        let mut best = Scope::None;
+        for role in roles {
+            if let Some(scope) = inherited(&role.scopes, slots, slot) {
+                if scope > best {
+                    best = scope;
+                }
+            }
+        }
+        best
+    }
+
+    /// A small deterministic generator (no dependency for one test).
+    struct Lcg(u64);
+    impl Lcg {
+        fn next(&mut self, n: u64) -> u64 {
+            self.0 = self
+                .0
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (self.0 >> 33) % n
+        }
+        fn scope(&mut self) -> Option<Scope> {
+            match self.next(6) {
+                0 => Some(Scope::None),
+                1 => Some(Scope::Own),
+                2 => Some(Scope::Team),
+                3 => Some(Scope::All),
+                _ => None,
+            }
+        }
+    }
+
+    #[test]
+    fn decide_agrees_with_a_naive_reference_on_random_catalogs() {
+        let mut rng = Lcg(0x5eed);
+        for case in 0..5_000 {
+            let n = 1 + rng.next(8) as usize;
+            // Parents come before children, as in the catalog.
+            let slots: Vec<Slot> = (0..n)
+                .map(|i| Slot {
+                    inherits_from: (i > 0 && rng.next(2) == 0).then(|| rng.next(i as u64) as usize),
+                    enabled: rng.next(5) != 0,
+                })
+                .collect();
+            let roles: Vec<RolePermissions> = (0..rng.next(4))
+                .map(|_| RolePermissions {
+                    scopes: (0..n).map(|_| rng.scope()).collect(),
+                })
+                .collect();
+            let overrides = RolePermissions {
+                scopes: (0..n)
+                    .map(|_| if rng.next(4) == 0 { rng.scope() } else { None })
+                    .collect(),
+            };
+            let standing = [
+                Standing::Active,
+                Standing::Active,
+                Standing::Inactive,
+                Standing::NoSignInRole,
+            ][rng.next(4) as usize];
+            let facts = Facts {
+                standing,
+                slots: &slots,
+                roles: &roles,
+                overrides: &overrides,
+            };
+            for slot in 0..n {
+                let expected = naive(standing, &slots, &roles, &overrides, slot);
+                let decision = decide(&facts, slot);
+                assert_eq!(decision.scope, expected, "case {case}, slot {slot}");
+                let explanation = explain(&facts, slot);
+                assert_eq!(
+                    explanation.decision, decision,
+                    "case {case}: explain decides the same"
+                );
+                // The facts explain the decision.
+                match decision.source {
+                    Source::Override { .. } => {
+                        assert_eq!(explanation.override_.map(|o| o.0), Some(decision.scope))
+                    }
+                    Source::Roles => assert_eq!(
+                        explanation.roles.first().map(|r| r.scope),
+                        Some(decision.scope)
+                    ),
+                    Source::NoRole => {
+                        assert!(explanation.roles.iter().all(|r| r.scope == Scope::None))
+                    }
+                    Source::ModuleDisabled => assert!(!slots[slot].enabled),
+                    Source::Standing => assert_ne!(standing, Standing::Active),
+                }
+            }
+        }
     }
 
     #[test]
