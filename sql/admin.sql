@@ -358,13 +358,11 @@ BEGIN ATOMIC
      WHERE a.workspace_id = fluent._workspace_id();
 END;
 
--- (PL/pgSQL: the view fluent.role_scopes is created after this file.)
 CREATE FUNCTION fluent._role_scope_map(rid int) RETURNS jsonb
-LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
-BEGIN
-    RETURN (SELECT coalesce(jsonb_object_agg(rs.action_id::text, rs.scope), '{}')
-              FROM fluent.role_scopes rs WHERE rs.role_id = rid);
-END $$;
+LANGUAGE sql STABLE
+BEGIN ATOMIC
+    SELECT coalesce(jsonb_object_agg(rs.action_id::text, rs.scope), '{}') FROM fluent._role_scopes(rid) rs;
+END;
 
 -- Whether the powers checks below do not apply: to DBAs (no delegate), and
 -- to administrators who may give beyond their own powers.
@@ -435,13 +433,12 @@ END $$;
 
 -- What an override gives: its scope on the action and on the same action of
 -- every submodule that inherits it, whether or not the user can act yet (a
--- disabled user, a closed gate). (PL/pgSQL: the view is created later.)
+-- disabled user, a closed gate).
 CREATE FUNCTION fluent._override_gives(aid int, s fluent.scope) RETURNS jsonb
-LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
-BEGIN
-    RETURN (SELECT coalesce(jsonb_object_agg(l.action_id::text, s), '{}')
-              FROM fluent.action_lineage l WHERE l.source_action_id = aid);
-END $$;
+LANGUAGE sql STABLE
+BEGIN ATOMIC
+    SELECT coalesce(jsonb_object_agg(a::text, s), '{}') FROM fluent._inheriting_actions(aid) a;
+END;
 
 -- The workspaces that have an active holder of a privileged role: a change
 -- may not take the last one away.

@@ -33,10 +33,11 @@ END;
 -- workspace (src/cache.rs); a role without permissions has one row with a
 -- NULL action.
 CREATE FUNCTION fluent._load_roles(p_workspace_id int)
-RETURNS TABLE (role_id int, grants_sign_in boolean, action_id int, scope text, name text)
+RETURNS TABLE (role_id int, grants_sign_in boolean, action_id int, scope text, name text, template text,
+               template_role text)
 LANGUAGE sql STABLE PARALLEL SAFE
 BEGIN ATOMIC
-    SELECT r.role_id, r.grants_sign_in, p.action_id, p.scope::text, r.name
+    SELECT r.role_id, r.grants_sign_in, p.action_id, p.scope::text, r.name, r.template, r.template_role
       FROM fluent.roles r
       LEFT JOIN fluent.permissions p ON p.role_id = r.role_id
      WHERE r.workspace_id = p_workspace_id
@@ -61,6 +62,25 @@ BEGIN ATOMIC
                   WHERE o.workspace_id = p_workspace_id AND o.user_id = u.user_id ORDER BY o.action_id)
       FROM fluent.users u
      WHERE u.user_key = p_user;
+END;
+
+-- The workspaces, and the users who hold a role or an override in one: the
+-- rows of the reporting views (src/reports.rs).
+CREATE FUNCTION fluent._load_workspaces()
+RETURNS TABLE (name text)
+LANGUAGE sql STABLE PARALLEL SAFE
+BEGIN ATOMIC
+    SELECT w.name FROM fluent.workspaces w ORDER BY w.workspace_id;
+END;
+
+CREATE FUNCTION fluent._load_members(p_workspace_id int)
+RETURNS TABLE (user_key text)
+LANGUAGE sql STABLE PARALLEL SAFE
+BEGIN ATOMIC
+    SELECT u.user_key FROM fluent.users u
+     WHERE EXISTS (SELECT 1 FROM fluent.grants g WHERE g.workspace_id = p_workspace_id AND g.user_id = u.user_id)
+        OR EXISTS (SELECT 1 FROM fluent.overrides o WHERE o.workspace_id = p_workspace_id AND o.user_id = u.user_id)
+     ORDER BY u.user_id;
 END;
 
 -- The users whose rows scope `team` adds: members of the teams the user leads

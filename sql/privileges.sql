@@ -110,7 +110,8 @@ END
 $$;
 -- Reporting tools and auditors check protections too.
 GRANT SELECT ON fluent.protected_tables TO fluent_reader;
-GRANT EXECUTE ON FUNCTION @extschema@.fluent_protection_problems(), fluent._descendants(regclass), fluent._policies_of(regclass)
+GRANT EXECUTE ON FUNCTION @extschema@.fluent_protection_problems(), fluent._descendants(regclass), fluent._policies_of(regclass),
+    fluent._permission_matrix(), fluent._effective_permissions()
     TO fluent_reader;
 
 GRANT SELECT ON fluent.admin_rights TO fluent_reader;

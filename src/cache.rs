@@ -354,6 +354,12 @@ pub fn model_and_slot(
     Ok((model, slot))
 }
 
+/// The workspace model, loaded if needed.
+pub fn model(workspace: &str) -> Option<Rc<WorkspaceModel>> {
+    refresh_if_stale();
+    workspace_model(workspace)
+}
+
 pub fn workspace_exists(workspace: &str) -> bool {
     refresh_if_stale();
     workspace_model(workspace).is_some()

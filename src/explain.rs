@@ -81,10 +81,7 @@ fn facts(model: &WorkspaceModel, slot: usize, user: &str) -> Vec<Fact> {
             Some(_) => "active".into(),
         },
     );
-    let held: Vec<&loaders::CompiledRole> = holdings
-        .iter()
-        .flat_map(|h| h.roles.iter().filter_map(|r| model.roles.get(r)))
-        .collect();
+    let held: Vec<&loaders::CompiledRole> = holdings.iter().flat_map(|h| h.held(model)).collect();
     let holds_sign_in = held.iter().any(|r| r.grants_sign_in);
     if model.sign_in_required && holdings.is_some() {
         let mut names: Vec<&str> = model
@@ -133,16 +130,14 @@ fn facts(model: &WorkspaceModel, slot: usize, user: &str) -> Vec<Fact> {
         );
     }
 
-    let mut overrides = RolePermissions::new(model.slots.len());
-    for &(s, scope) in holdings.iter().flat_map(|h| &h.overrides) {
-        overrides.scopes[s] = Some(scope);
-    }
+    let overrides = holdings.as_ref().map_or_else(
+        || RolePermissions::new(model.slots.len()),
+        |h| h.override_settings(model),
+    );
     let permissions: Vec<&RolePermissions> = held.iter().map(|r| &r.permissions).collect();
-    let standing = match (&holdings, active) {
-        (Some(_), true) if model.sign_in_required && !holds_sign_in => Standing::NoSignInRole,
-        (Some(_), true) => Standing::Active,
-        _ => Standing::Inactive,
-    };
+    let standing = holdings
+        .as_ref()
+        .map_or(Standing::Inactive, |h| h.standing(model));
     let explanation = scope::explain(
         &Facts {
             standing,

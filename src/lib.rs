@@ -13,6 +13,7 @@
 //! - `checks`: `fluent_can`, `fluent_scope`, `fluent_visible_modules` and the row-level policy helpers
 //! - `plans`: folding the policy helpers into plans, and invalidating those plans when identity or catalog change
 //! - `explain`: `fluent_explain`, the facts behind one decision
+//! - `reports`: the rows of the permission matrix and effective permissions views, from the same decision
 //! - `audit`: the trigger that writes every catalog change to `fluent.audit_log`
 //! - `trigger`: Rust trigger functions that refuse direct calls cleanly
 //! - `error`: every error raised from Rust, with its SQLSTATE
@@ -34,6 +35,7 @@ mod identity;
 mod loaders;
 mod owner;
 mod plans;
+mod reports;
 mod scope;
 mod token;
 mod trigger;
@@ -75,7 +77,9 @@ extension_sql_file!(
         delegation::fluent::_take_caller,
         delegation::fluent::_is_dba,
         delegation::fluent::_holds_right,
-        delegation::fluent::_scope_of
+        delegation::fluent::_scope_of,
+        reports::fluent::_role_scopes,
+        reports::fluent::_inheriting_actions
     ]
 );
 extension_sql_file!(
@@ -83,7 +87,15 @@ extension_sql_file!(
     name = "templates",
     requires = ["admin"]
 );
-extension_sql_file!("../sql/views.sql", name = "views", requires = ["templates"]);
+extension_sql_file!(
+    "../sql/views.sql",
+    name = "views",
+    requires = [
+        "templates",
+        reports::fluent::_permission_matrix,
+        reports::fluent::_effective_permissions
+    ]
+);
 extension_sql_file!(
     "../sql/rls.sql",
     name = "rls",

@@ -10,12 +10,14 @@ use crate::hashing::FastMap;
 use pgrx::spi::SpiClient;
 
 use crate::owner::{as_catalog_owner, column, select};
-use crate::scope::{RolePermissions, Scope, Slot};
+use crate::scope::{RolePermissions, Scope, Slot, Standing};
 
 /// One role of a workspace, compiled: its explicit permissions by slot.
 #[derive(Clone, Debug)]
 pub struct CompiledRole {
     pub name: String,
+    /// The template (and template role) it was made from.
+    pub template: Option<(String, String)>,
     pub permissions: RolePermissions,
     /// Holding it lets a user sign in.
     pub grants_sign_in: bool,
@@ -38,6 +40,8 @@ pub struct WorkspaceModel {
     /// nearest disabled module (itself or an ancestor) that closes it.
     pub slot_names: Vec<(String, String)>,
     pub disabled_by: Vec<Option<String>>,
+    /// slot -> catalog action_id
+    pub action_ids: Vec<i32>,
 }
 
 /// What one user holds in one workspace.
@@ -51,6 +55,36 @@ pub struct UserHoldings {
     pub overrides: Vec<(usize, Scope)>,
     /// Who set each override, by slot.
     pub override_set_by: Vec<(usize, String)>,
+}
+
+impl UserHoldings {
+    /// The roles held that the workspace has, compiled.
+    pub fn held<'m>(&self, model: &'m WorkspaceModel) -> Vec<&'m CompiledRole> {
+        self.roles
+            .iter()
+            .filter_map(|r| model.roles.get(r))
+            .collect()
+    }
+
+    /// Whether the user may act in the workspace.
+    pub fn standing(&self, model: &WorkspaceModel) -> Standing {
+        if self.status != "active" {
+            Standing::Inactive
+        } else if model.sign_in_required && !self.held(model).iter().any(|r| r.grants_sign_in) {
+            Standing::NoSignInRole
+        } else {
+            Standing::Active
+        }
+    }
+
+    /// The overrides as settings by slot.
+    pub fn override_settings(&self, model: &WorkspaceModel) -> RolePermissions {
+        let mut overrides = RolePermissions::new(model.slots.len());
+        for &(slot, scope) in &self.overrides {
+            overrides.scopes[slot] = Some(scope);
+        }
+        overrides
+    }
 }
 
 /// Loads the modules, actions and roles of a workspace; `None` if it does
@@ -100,6 +134,7 @@ pub fn load_workspace(name: &str) -> Option<WorkspaceModel> {
             });
             ws.slot_of_action.insert(action_id, slot);
             ws.slot_names.push((module.clone(), action.clone()));
+            ws.action_ids.push(action_id);
             pending.push((module_id, action.clone(), slot));
             ws.modules.entry(module).or_default().insert(action, slot);
         }
@@ -143,6 +178,7 @@ fn load_roles(client: &SpiClient<'_>, ws: &mut WorkspaceModel) {
         let slots = ws.slots.len();
         let role = ws.roles.entry(role_id).or_insert_with(|| CompiledRole {
             name: column(&row, 5).unwrap_or_default(),
+            template: column::<String>(&row, 6).zip(column::<String>(&row, 7)),
             permissions: RolePermissions::new(slots),
             grants_sign_in: column::<bool>(&row, 2).unwrap_or_default(),
         });
@@ -236,6 +272,28 @@ pub fn load_user(ws: &WorkspaceModel, key: &str) -> Option<UserHoldings> {
                 .filter_map(|(a, by)| Some((*ws.slot_of_action.get(a)?, by)))
                 .collect(),
         })
+    })
+}
+
+/// The names of all workspaces.
+pub fn workspace_names() -> Vec<String> {
+    as_catalog_owner(|client| {
+        select(client, "SELECT * FROM fluent._load_workspaces()", &[])
+            .filter_map(|row| column::<String>(&row, 1))
+            .collect()
+    })
+}
+
+/// The users who hold a role or an override in the workspace.
+pub fn members(workspace_id: i32) -> Vec<String> {
+    as_catalog_owner(|client| {
+        select(
+            client,
+            "SELECT * FROM fluent._load_members($1)",
+            &[workspace_id.into()],
+        )
+        .filter_map(|row| column::<String>(&row, 1))
+        .collect()
     })
 }
 

@@ -1,0 +1,243 @@
+//! The rows of the reporting views that show decisions: what each role
+//! gives (`fluent.permission_matrix`) and what each user may do
+//! (`fluent.effective_permissions`), both from the one decision in
+//! src/scope.rs; and the role scopes and inheritance that delegated
+//! administration checks (sql/admin.sql). For superusers, fluent_admin and
+//! fluent_reader (the views' readers), who may read anyone's permissions.
+
+use pgrx::prelude::*;
+
+use crate::cache;
+use crate::error::FluentError;
+use crate::gucs;
+use crate::identity;
+use crate::loaders::{self, WorkspaceModel};
+use crate::scope::{decide, Facts, RolePermissions, Scope, Source, Standing};
+
+fn require_reader() {
+    if !identity::current_role_reads_all() {
+        FluentError::NotAdmin.report();
+    }
+}
+
+/// Every workspace's model.
+fn models() -> Vec<(String, std::rc::Rc<WorkspaceModel>)> {
+    loaders::workspace_names()
+        .into_iter()
+        .filter_map(|name| cache::model(&name).map(|model| (name, model)))
+        .collect()
+}
+
+type MatrixRow = (
+    String,
+    String,
+    String,
+    String,
+    String,
+    String,
+    Option<String>,
+    bool,
+    Option<String>,
+    Option<String>,
+);
+
+type EffectiveRow = (
+    String,
+    String,
+    String,
+    String,
+    String,
+    String,
+    Option<Vec<String>>,
+    Option<String>,
+    bool,
+    String,
+);
+
+fn slot_name(model: &WorkspaceModel, slot: usize) -> String {
+    let (module, action) = &model.slot_names[slot];
+    format!("{module}.{action}")
+}
+
+fn matrix_rows() -> Vec<MatrixRow> {
+    let mut rows = Vec::new();
+    for (workspace, model) in models() {
+        // In the order the roles were created.
+        let mut roles: Vec<(&i32, &loaders::CompiledRole)> = model.roles.iter().collect();
+        roles.sort_by_key(|(id, _)| **id);
+        for (_, role) in roles {
+            for slot in 0..model.slots.len() {
+                let (module, action) = &model.slot_names[slot];
+                let setting = role.permissions.setting_with_source(&model.slots, slot);
+                rows.push((
+                    workspace.clone(),
+                    role.name.clone(),
+                    module.clone(),
+                    action.clone(),
+                    setting.map_or(Scope::None, |(s, _)| s).as_str().to_owned(),
+                    match setting {
+                        None => "unset",
+                        Some((_, on)) if on == slot => "set",
+                        Some(_) => "inherited",
+                    }
+                    .to_owned(),
+                    setting.map(|(_, on)| slot_name(&model, on)),
+                    model.disabled_by[slot].is_none(),
+                    role.template.as_ref().map(|t| t.0.clone()),
+                    role.template.as_ref().map(|t| t.1.clone()),
+                ));
+            }
+        }
+    }
+    rows
+}
+
+fn effective_rows() -> Vec<EffectiveRow> {
+    let mut rows = Vec::new();
+    for (workspace, model) in models() {
+        for user in loaders::members(model.workspace_id) {
+            let Some(holdings) = loaders::load_user(&model, &user) else {
+                continue;
+            };
+            let held = holdings.held(&model);
+            let permissions: Vec<&RolePermissions> = held.iter().map(|r| &r.permissions).collect();
+            let overrides = holdings.override_settings(&model);
+            let standing = holdings.standing(&model);
+            let facts = Facts {
+                standing,
+                slots: &model.slots,
+                roles: &permissions,
+                overrides: &overrides,
+            };
+            for slot in 0..model.slots.len() {
+                let (module, action) = &model.slot_names[slot];
+                let decision = decide(&facts, slot);
+                let scopes: Vec<Scope> = permissions
+                    .iter()
+                    .map(|p| p.resolve(&model.slots, slot))
+                    .collect();
+                let widest = scopes.iter().copied().max().unwrap_or_default();
+                let mut widest_roles: Vec<String> = held
+                    .iter()
+                    .zip(&scopes)
+                    .filter(|(_, s)| **s == widest && widest > Scope::None)
+                    .map(|(r, _)| r.name.clone())
+                    .collect();
+                widest_roles.sort();
+                rows.push((
+                    workspace.clone(),
+                    user.clone(),
+                    module.clone(),
+                    action.clone(),
+                    decision.scope.as_str().to_owned(),
+                    match (decision.source, standing) {
+                        (Source::Standing, Standing::NoSignInRole) => "sign_in",
+                        (Source::Standing, _) => "user_status",
+                        (Source::ModuleDisabled, _) => "module_disabled",
+                        (Source::Override { .. }, _) => "override",
+                        (Source::Roles, _) => "roles",
+                        (Source::NoRole, _) => "no_role",
+                    }
+                    .to_owned(),
+                    (!widest_roles.is_empty()).then_some(widest_roles),
+                    overrides
+                        .setting(&model.slots, slot)
+                        .map(|s| s.as_str().to_owned()),
+                    model.disabled_by[slot].is_none(),
+                    holdings.status.clone(),
+                ));
+            }
+        }
+    }
+    rows
+}
+
+#[pg_schema]
+mod fluent {
+    use super::*;
+
+    /// The rows of `fluent.permission_matrix`.
+    #[allow(clippy::type_complexity)]
+    #[pg_extern(stable, parallel_restricted)]
+    fn _permission_matrix() -> TableIterator<
+        'static,
+        (
+            name!(workspace, String),
+            name!(role, String),
+            name!(module, String),
+            name!(action, String),
+            name!(scope, String),
+            name!(setting, String),
+            name!(set_on, Option<String>),
+            name!(module_enabled, bool),
+            name!(template, Option<String>),
+            name!(template_role, Option<String>),
+        ),
+    > {
+        require_reader();
+        TableIterator::new(matrix_rows())
+    }
+
+    /// The rows of `fluent.effective_permissions`.
+    #[allow(clippy::type_complexity)]
+    #[pg_extern(stable, parallel_restricted)]
+    fn _effective_permissions() -> TableIterator<
+        'static,
+        (
+            name!(workspace, String),
+            name!(user_key, String),
+            name!(module, String),
+            name!(action, String),
+            name!(scope, String),
+            name!(source, String),
+            name!(roles, Option<Vec<String>>),
+            name!(override_scope, Option<String>),
+            name!(module_enabled, bool),
+            name!(user_status, String),
+        ),
+    > {
+        require_reader();
+        TableIterator::new(effective_rows())
+    }
+
+    /// A role's scope on every action of the current workspace (by action id),
+    /// for the escalation checks of delegated administration.
+    #[pg_extern(stable, parallel_restricted)]
+    fn _role_scopes(
+        role_id: i32,
+    ) -> TableIterator<'static, (name!(action_id, i32), name!(scope, String))> {
+        let model = gucs::with_workspace(cache::model);
+        let rows: Vec<(i32, String)> = model
+            .iter()
+            .flat_map(|m| {
+                let role = m.roles.get(&role_id);
+                (0..m.slots.len()).map(move |slot| {
+                    let scope = role.map_or(Scope::None, |r| r.permissions.resolve(&m.slots, slot));
+                    (m.action_ids[slot], scope.as_str().to_owned())
+                })
+            })
+            .collect();
+        TableIterator::new(rows)
+    }
+
+    /// The actions that take their setting from `action_id`: itself and the
+    /// same action of every submodule that does not set its own.
+    #[pg_extern(stable, parallel_restricted)]
+    fn _inheriting_actions(action_id: i32) -> SetOfIterator<'static, i32> {
+        let model = gucs::with_workspace(cache::model);
+        let ids: Vec<i32> = model
+            .iter()
+            .flat_map(|m| {
+                let from = m.slot_of_action.get(&action_id).copied();
+                (0..m.slots.len())
+                    .filter(move |&slot| {
+                        std::iter::successors(Some(slot), |&s| m.slots[s].inherits_from)
+                            .take(m.slots.len())
+                            .any(|s| Some(s) == from)
+                    })
+                    .map(|slot| m.action_ids[slot])
+            })
+            .collect();
+        SetOfIterator::new(ids)
+    }
+}
