@@ -13,11 +13,12 @@ SET LOCAL search_path TO pg_catalog, pg_temp;
 -- fluent._require_admin() (src/identity.rs) refuses every role but superusers
 -- and those that inherit fluent_admin's privileges, comparing role OIDs.
 
+-- Errors shared with Rust are raised from its table (src/error.rs) by name.
 CREATE FUNCTION fluent._not_null(value anyelement, what text) RETURNS void
 LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     IF value IS NULL THEN
-        RAISE EXCEPTION '% must not be NULL', what USING ERRCODE = 'null_value_not_allowed';
+        PERFORM fluent._raise('null_argument', ARRAY[what]);
     END IF;
 END $$;
 
@@ -30,8 +31,7 @@ BEGIN
     PERFORM fluent._require_admin();
     SELECT workspace_id INTO id FROM fluent.workspaces WHERE name = ws;
     IF id IS NULL THEN
-        RAISE EXCEPTION 'fluent workspace "%" does not exist', ws
-            USING ERRCODE = 'undefined_object', HINT = 'Create it with fluent_create_workspace() or choose another with fluent_set_workspace().';
+        PERFORM fluent._raise('unknown_workspace', ARRAY[ws]);
     END IF;
     RETURN id;
 END $$;
@@ -45,8 +45,7 @@ BEGIN
     PERFORM fluent._not_null(p_user, 'user');
     SELECT user_id INTO id FROM fluent.users WHERE user_key = p_user;
     IF id IS NULL THEN
-        RAISE EXCEPTION 'fluent user "%" does not exist', p_user
-            USING ERRCODE = 'undefined_object', HINT = 'Create the user with fluent_create_user().';
+        PERFORM fluent._raise('unknown_user', ARRAY[p_user]);
     END IF;
     RETURN id;
 END $$;
@@ -61,8 +60,7 @@ BEGIN
     EXECUTE format('SELECT %I FROM fluent.%I WHERE workspace_id = $1 AND name = $2', kind || '_id', kind || 's')
        INTO id USING fluent._workspace_id(), p_name;
     IF id IS NULL THEN
-        RAISE EXCEPTION 'fluent % "%" does not exist in workspace "%"', kind, p_name, fluent._workspace_name()
-            USING ERRCODE = 'undefined_object', HINT = format('Create it with fluent_create_%s(); see fluent.%ss.', kind, kind);
+        PERFORM fluent._raise('not_in_workspace', ARRAY[kind, p_name, fluent._workspace_name()]);
     END IF;
     RETURN id;
 END $$;
@@ -85,9 +83,8 @@ BEGIN
     PERFORM fluent._not_null(p_action, 'action');
     SELECT action_id INTO id FROM fluent.actions WHERE module_id = mid AND name = p_action;
     IF id IS NULL THEN
-        RAISE EXCEPTION 'fluent module "%" has no action "%"', p_module, p_action
-            USING ERRCODE = 'undefined_object',
-                  HINT = format('Its actions are: %s.', (SELECT string_agg(name, ', ' ORDER BY action_id) FROM fluent.actions WHERE module_id = mid));
+        PERFORM fluent._raise('unknown_action', ARRAY[p_module, p_action,
+            (SELECT string_agg(name, ', ' ORDER BY action_id) FROM fluent.actions WHERE module_id = mid)]);
     END IF;
     RETURN id;
 END $$;
@@ -153,7 +150,7 @@ BEGIN
     END IF;
     DELETE FROM fluent.workspaces w WHERE w.name = workspace;
     IF NOT FOUND THEN
-        RAISE EXCEPTION 'fluent workspace "%" does not exist', workspace USING ERRCODE = 'undefined_object';
+        PERFORM fluent._raise('unknown_workspace', ARRAY[workspace]);
     END IF;
 END $$;
 

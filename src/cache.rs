@@ -375,8 +375,9 @@ fn slot_of(
     let actions = model
         .modules
         .get(module)
-        .ok_or_else(|| FluentError::UnknownModule {
-            module: module.to_owned(),
+        .ok_or_else(|| FluentError::NotInWorkspace {
+            kind: "module",
+            name: module.to_owned(),
             workspace: workspace.to_owned(),
         })?;
     actions
@@ -385,6 +386,7 @@ fn slot_of(
         .ok_or_else(|| FluentError::UnknownAction {
             module: module.to_owned(),
             action: action.to_owned(),
+            known: None,
         })
 }
 

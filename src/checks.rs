@@ -17,7 +17,7 @@ use crate::scope::Scope;
 fn required<'a>(value: Option<&'a str>, argument: &'static str) -> &'a str {
     value.unwrap_or_else(|| {
         FluentError::NullArgument {
-            argument,
+            argument: argument.into(),
             hint: "Pass the module and action names declared with fluent_create_module().",
         }
         .report()

@@ -1,16 +1,27 @@
-//! The errors fluent raises from Rust, each mapped to its SQLSTATE here and
-//! nowhere else. (The PL/pgSQL administration functions in `sql/admin.sql`
-//! raise the same codes for the same kinds of mistakes.)
+//! The errors fluent raises, each mapped to its message, SQLSTATE and hint
+//! here and nowhere else. The PL/pgSQL administration functions raise the
+//! ones they share with Rust (unknown names, NULL arguments) through
+//! `fluent._raise(error, args)`, so both speak with one voice.
+
+use std::borrow::Cow;
 
 use pgrx::pg_sys::panic::ErrorReport;
 use pgrx::{PgLogLevel, PgSqlErrorCode};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum FluentError {
-    /// A module name the current workspace does not have.
-    UnknownModule { module: String, workspace: String },
-    /// An action the module does not declare.
-    UnknownAction { module: String, action: String },
+    /// A module, role or team name the current workspace does not have.
+    NotInWorkspace {
+        kind: &'static str,
+        name: String,
+        workspace: String,
+    },
+    /// An action the module does not declare (with the ones it does, when known).
+    UnknownAction {
+        module: String,
+        action: String,
+        known: Option<String>,
+    },
     /// A user key that is not in `fluent.users`.
     UnknownUser { user: String },
     /// A workspace name that is not in `fluent.workspaces`.
@@ -25,7 +36,7 @@ pub enum FluentError {
     NotCatalogTable { table: String },
     /// A NULL where a value is required.
     NullArgument {
-        argument: &'static str,
+        argument: Cow<'static, str>,
         hint: &'static str,
     },
     /// The calling role is not trusted to choose the acting user or workspace.
@@ -58,7 +69,7 @@ impl FluentError {
     fn sqlstate(&self) -> PgSqlErrorCode {
         use FluentError::*;
         match self {
-            UnknownModule { .. }
+            NotInWorkspace { .. }
             | UnknownAction { .. }
             | UnknownUser { .. }
             | UnknownWorkspace { .. } => PgSqlErrorCode::ERRCODE_UNDEFINED_OBJECT,
@@ -86,10 +97,14 @@ impl FluentError {
     pub fn message(&self) -> String {
         use FluentError::*;
         match self {
-            UnknownModule { module, workspace } => {
-                format!("fluent module \"{module}\" does not exist in workspace \"{workspace}\"")
+            NotInWorkspace {
+                kind,
+                name,
+                workspace,
+            } => {
+                format!("fluent {kind} \"{name}\" does not exist in workspace \"{workspace}\"")
             }
-            UnknownAction { module, action } => {
+            UnknownAction { module, action, .. } => {
                 format!("fluent module \"{module}\" has no action \"{action}\"")
             }
             UnknownUser { user } => format!("fluent user \"{user}\" does not exist"),
@@ -140,15 +155,17 @@ impl FluentError {
     fn hint(&self) -> String {
         use FluentError::*;
         match self {
-            UnknownModule { .. } => {
-                "Create it with fluent_create_module(), or check the name and the current workspace (fluent_current_workspace())."
-                    .into()
-            }
-            UnknownAction { .. } => {
+            NotInWorkspace { kind, .. } => format!(
+                "Create it with fluent_create_{kind}(), or check the name and the current workspace (fluent_current_workspace())."
+            ),
+            UnknownAction { known: Some(known), .. } => format!("Its actions are: {known}."),
+            UnknownAction { known: None, .. } => {
                 "Actions are declared by fluent_create_module(module, actions); see fluent.actions.".into()
             }
             UnknownUser { .. } => "Create the user with fluent_create_user().".into(),
-            UnknownWorkspace { .. } => "Create it with fluent_create_workspace().".into(),
+            UnknownWorkspace { .. } => {
+                "Create it with fluent_create_workspace() or choose another with fluent_set_workspace().".into()
+            }
             UserCannotSignIn { .. } => "Activate the user with fluent_set_user_status(user, 'active').".into(),
             NoSignInRole { .. } => {
                 "Grant one of the workspace's sign-in roles (fluent.roles.grants_sign_in), or set the workspace first."
@@ -194,9 +211,12 @@ impl FluentError {
     /// Raises the error in PostgreSQL; the current statement is aborted.
     #[track_caller]
     pub fn report(self) -> ! {
-        ErrorReport::new(self.sqlstate(), self.message(), "fluent")
-            .set_hint(self.hint())
-            .report(PgLogLevel::ERROR);
+        let mut report = ErrorReport::new(self.sqlstate(), self.message(), "fluent");
+        let hint = self.hint();
+        if !hint.is_empty() {
+            report = report.set_hint(hint);
+        }
+        report.report(PgLogLevel::ERROR);
         unreachable!("ERROR does not return")
     }
 
@@ -218,6 +238,7 @@ mod tests {
         let e = FluentError::UnknownAction {
             module: "invoices".into(),
             action: "fly".into(),
+            known: None,
         };
         assert_eq!(e.sqlstate(), PgSqlErrorCode::ERRCODE_UNDEFINED_OBJECT);
         assert!(e.message().contains("\"fly\""));
@@ -228,5 +249,44 @@ mod tests {
     fn untrusted_caller_is_insufficient_privilege() {
         let e = FluentError::NotTrusted { what: "user" };
         assert_eq!(e.sqlstate(), PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE);
+    }
+}
+
+#[pgrx::pg_schema]
+mod fluent {
+    use super::FluentError;
+
+    /// Raises one of the errors the PL/pgSQL functions share with Rust, by
+    /// name, with its arguments: `unknown_user` (user), `unknown_workspace`
+    /// (workspace), `not_in_workspace` (module|role|team, name, workspace),
+    /// `unknown_action` (module, action, known actions), `null_argument`
+    /// (argument).
+    #[pgrx::pg_extern(volatile, parallel_safe)]
+    fn _raise(error: &str, args: Vec<Option<String>>) {
+        let arg = |i: usize| args.get(i).cloned().flatten().unwrap_or_default();
+        match error {
+            "unknown_user" => FluentError::UnknownUser { user: arg(0) },
+            "unknown_workspace" => FluentError::UnknownWorkspace { workspace: arg(0) },
+            "not_in_workspace" => FluentError::NotInWorkspace {
+                kind: match arg(0).as_str() {
+                    "module" => "module",
+                    "role" => "role",
+                    _ => "team",
+                },
+                name: arg(1),
+                workspace: arg(2),
+            },
+            "unknown_action" => FluentError::UnknownAction {
+                module: arg(0),
+                action: arg(1),
+                known: args.get(2).cloned().flatten(),
+            },
+            "null_argument" => FluentError::NullArgument {
+                argument: arg(0).into(),
+                hint: "",
+            },
+            other => pgrx::error!("fluent._raise: unknown error {other:?}"),
+        }
+        .report()
     }
 }

@@ -316,7 +316,7 @@ fn log_change(user: &str, how: &str, local: bool) {
 fn local_or_error(local: Option<bool>) -> bool {
     local.unwrap_or_else(|| {
         FluentError::NullArgument {
-            argument: "local",
+            argument: "local".into(),
             hint: "Pass true for the current transaction, false for the session.",
         }
         .report()
@@ -374,7 +374,7 @@ fn fluent_set_user(user_key: Option<&str>, local: default!(Option<bool>, false))
     let trust = require_trusted("user");
     let Some(user_key) = user_key else {
         FluentError::NullArgument {
-            argument: "user",
+            argument: "user".into(),
             hint: "Use fluent_reset_user() to act for nobody.",
         }
         .report()
@@ -407,7 +407,7 @@ fn fluent_set_user(user_key: Option<&str>, local: default!(Option<bool>, false))
 fn fluent_authenticate(token: Option<&str>, local: default!(Option<bool>, true)) -> String {
     let Some(token) = token else {
         FluentError::NullArgument {
-            argument: "token",
+            argument: "token".into(),
             hint: "Pass the raw JSON Web Token, without the \"Bearer \" prefix.",
         }
         .report()
@@ -527,7 +527,7 @@ fn fluent_set_workspace(workspace: Option<&str>, local: default!(Option<bool>, f
     let trust = require_trusted("workspace");
     let Some(workspace) = workspace else {
         FluentError::NullArgument {
-            argument: "workspace",
+            argument: "workspace".into(),
             hint: "The default workspace is named 'default'.",
         }
         .report()

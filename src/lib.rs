@@ -71,6 +71,7 @@ extension_sql_file!(
     requires = [
         "triggers",
         identity::fluent::_workspace_name,
+        error::fluent::_raise,
         identity::fluent::_acting_user,
         identity::fluent::_require_admin,
         delegation::fluent::_caller,
