@@ -17,12 +17,13 @@
 //! it drops only what the entries name: a user, the holders of a role, a
 //! workspace, team sets. A gap in the log (pruned entries) drops everything.
 //!
-//! One subtlety: a load made inside a transaction that had already received
-//! an invalidation may have read through a snapshot older than the change
-//! (REPEATABLE READ, or a statement snapshot taken before the message was
-//! processed). The log read of that transaction used the same snapshot, so
+//! One subtlety: in REPEATABLE READ or SERIALIZABLE, a load made after the
+//! invalidation arrived reads through the transaction's snapshot, older than
+//! the change. The log read of that transaction used the same snapshot, so
 //! its xmin is old: the transaction callback bumps the generation once more
 //! and the next look, from that xmin, drops what such loads may have missed.
+//! In READ COMMITTED every load takes a fresh snapshot, so nothing is
+//! reloaded twice.
 
 use crate::hashing::FastMap;
 use std::cell::{Cell, RefCell};
@@ -95,7 +96,12 @@ unsafe extern "C-unwind" fn relcache_callback(_arg: pg_sys::Datum, relid: pg_sys
     let sentinel = SENTINEL.load(Ordering::Relaxed);
     if relid == pg_sys::InvalidOid || sentinel == 0 || relid.to_u32() == sentinel {
         GENERATION.fetch_add(1, Ordering::Relaxed);
-        INVALIDATED_IN_XACT.store(true, Ordering::Relaxed);
+        // Only a transaction snapshot can be older than the change: in READ
+        // COMMITTED every load and log read takes a fresh one, so what this
+        // transaction loads after the change is current and is paid once.
+        if pg_sys::XactIsoLevel >= pg_sys::XACT_REPEATABLE_READ as i32 {
+            INVALIDATED_IN_XACT.store(true, Ordering::Relaxed);
+        }
     }
 }
 
@@ -203,6 +209,12 @@ fn refresh_if_stale() {
         Ordering::Relaxed,
     );
     let since = CACHE.with_borrow(|c| c.since);
+    // A first look in REPEATABLE READ reads through a snapshot that may
+    // predate changes whose messages were processed before this library
+    // was loaded: look again when the transaction ends.
+    if since.is_none() && unsafe { pg_sys::XactIsoLevel } >= pg_sys::XACT_REPEATABLE_READ as i32 {
+        INVALIDATED_IN_XACT.store(true, Ordering::Relaxed);
+    }
     // No borrow is held while SPI runs: loading may process invalidations.
     let log = loaders::load_changes(since.unwrap_or(u64::MAX));
     CACHE.with_borrow_mut(|c| {

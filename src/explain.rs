@@ -41,7 +41,13 @@ fn fluent_explain(
     let hint = "Pass the user key and the module and action names.";
     let [user, module, action] =
         [("user", user_key), ("module", module), ("action", action)].map(|(argument, value)| {
-            value.unwrap_or_else(|| FluentError::NullArgument { argument: argument.into(), hint }.report())
+            value.unwrap_or_else(|| {
+                FluentError::NullArgument {
+                    argument: argument.into(),
+                    hint,
+                }
+                .report()
+            })
         });
     // What others may do is for administrators and reporting roles to see.
     delegation::require_may_read_permissions_of(user);

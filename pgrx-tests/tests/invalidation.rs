@@ -111,3 +111,37 @@ fn each_kind_of_change_reaches_exactly_the_users_it_affects() {
         assert_eq!(answers(&mut observer), expected, "{kind}: committed");
     }
 }
+
+#[test]
+fn a_repeatable_read_transaction_keeps_no_stale_answer_after_it_ends() {
+    let db = fresh_database("invalidation_rr");
+    seed(&db);
+    let mut observer = connect(&db, TESTER);
+    let mut dba = connect(&db, "postgres");
+    let scope = |c: &mut Client| -> String {
+        c.query_one("SELECT fluent_scope('bob', 'notes', 'write')", &[])
+            .unwrap()
+            .get(0)
+    };
+    // The snapshot is taken before the revoke, bob is first loaded after it.
+    observer
+        .batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ; SELECT 1")
+        .unwrap();
+    dba.batch_execute("SELECT fluent_revoke_role('bob', 'writer')")
+        .unwrap();
+    assert_eq!(scope(&mut observer), "all", "the transaction's snapshot");
+    observer.batch_execute("COMMIT").unwrap();
+    assert_eq!(scope(&mut observer), "none", "after it ends");
+
+    // The same with fluent already loaded in the backend before the snapshot.
+    observer
+        .batch_execute(
+            "BEGIN ISOLATION LEVEL REPEATABLE READ; SELECT fluent_scope('ann', 'notes', 'read')",
+        )
+        .unwrap();
+    dba.batch_execute("SELECT fluent_grant_role('bob', 'writer')")
+        .unwrap();
+    assert_eq!(scope(&mut observer), "none", "the transaction's snapshot");
+    observer.batch_execute("COMMIT").unwrap();
+    assert_eq!(scope(&mut observer), "all", "after it ends");
+}
