@@ -54,13 +54,14 @@ BEGIN ATOMIC
     SELECT u.user_id, u.status::text,
            ARRAY(SELECT g.role_id FROM fluent.grants g
                   WHERE g.workspace_id = p_workspace_id AND g.user_id = u.user_id ORDER BY g.role_id),
-           ARRAY(SELECT o.action_id FROM fluent.overrides o
-                  WHERE o.workspace_id = p_workspace_id AND o.user_id = u.user_id ORDER BY o.action_id),
-           ARRAY(SELECT o.scope::text FROM fluent.overrides o
-                  WHERE o.workspace_id = p_workspace_id AND o.user_id = u.user_id ORDER BY o.action_id),
-           ARRAY(SELECT o.set_by::text FROM fluent.overrides o
-                  WHERE o.workspace_id = p_workspace_id AND o.user_id = u.user_id ORDER BY o.action_id)
+           o.actions, o.scopes, o.set_by
       FROM fluent.users u
+      CROSS JOIN LATERAL (
+          SELECT array_agg(x.action_id ORDER BY x.action_id) AS actions,
+                 array_agg(x.scope::text ORDER BY x.action_id) AS scopes,
+                 array_agg(x.set_by::text ORDER BY x.action_id) AS set_by
+            FROM fluent.overrides x
+           WHERE x.workspace_id = p_workspace_id AND x.user_id = u.user_id) o
      WHERE u.user_key = p_user;
 END;
 
