@@ -226,6 +226,10 @@ CREATE TABLE fluent.protected_tables (
     membership_user_column name,
     row_column            name,
     workspace_column      name,
+    select_action         text NOT NULL DEFAULT 'read',
+    insert_action         text NOT NULL DEFAULT 'write',
+    update_action         text NOT NULL DEFAULT 'write',
+    delete_action         text NOT NULL DEFAULT 'delete',
     rls_was_enabled       boolean NOT NULL,
     rls_was_forced        boolean NOT NULL,
     membership_rls_was_enabled boolean,
@@ -238,6 +242,8 @@ CREATE TABLE fluent.protected_tables (
 );
 COMMENT ON TABLE fluent.protected_tables IS
     'Application tables protected by fluent_protect() (with their partitions and inheritance children), with how their rows are tied to users and workspaces';
+COMMENT ON COLUMN fluent.protected_tables.insert_action IS
+    'The module action that governs INSERT (likewise select_, update_ and delete_action for their commands), e.g. create';
 COMMENT ON COLUMN fluent.protected_tables.policies IS
     'The policies fluent_protect() created, as PostgreSQL prints them: what fluent.protection_status compares the table and its children against';
 COMMENT ON COLUMN fluent.protected_tables.membership_policies IS

@@ -140,8 +140,8 @@ COMMENT ON FUNCTION @extschema@.fluent_current_user() IS 'The acting end user, o
 COMMENT ON FUNCTION @extschema@.fluent_set_workspace(text, boolean) IS
     'Sets the current workspace for the session, or the transaction when local; only superusers, fluent_authenticator and fluent_admin may';
 COMMENT ON FUNCTION @extschema@.fluent_current_workspace() IS 'The current workspace';
-COMMENT ON FUNCTION @extschema@.fluent_protect(regclass, text, name, regclass, name, name, name, name) IS
-    'Enables and forces row-level security on a table so that the module''s read, write and delete permissions govern SELECT, INSERT/UPDATE and DELETE';
+COMMENT ON FUNCTION @extschema@.fluent_protect(regclass, text, name, regclass, name, name, name, name, text, text, text, text) IS
+    'Enables and forces row-level security on a table so that the module''s actions govern its commands: by default read SELECT, write INSERT and UPDATE, delete DELETE';
 COMMENT ON FUNCTION @extschema@.fluent_unprotect(regclass) IS
     'Removes fluent''s policies from a table, its partitions and children and its membership table, and restores their row-level security settings; also removes fluent''s policies left without a catalog row (a schema-only restore)';
 COMMENT ON FUNCTION @extschema@.fluent_protection_problems() IS

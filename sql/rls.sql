@@ -148,6 +148,18 @@ BEGIN ATOMIC
       FROM pg_policy pol WHERE pol.polrelid = tbl;
 END;
 
+-- The WITH CHECK of a write governed by `act`.
+CREATE FUNCTION fluent._write_check_sql(p fluent.protected_tables, workspace_filter text, act text) RETURNS text
+LANGUAGE sql IMMUTABLE
+BEGIN ATOMIC
+    SELECT concat_ws(' AND ', workspace_filter, CASE
+        WHEN p.owner_column IS NOT NULL THEN
+            fluent._reach_sql(p.module, act,
+                format('%I %s', p.owner_column, fluent._key_test_sql(p.owner_type, p.module, act, true)),
+                format('%I %s', p.owner_column, fluent._key_test_sql(p.owner_type, p.module, act, false)))
+        ELSE format('fluent.rls_any(%L, %L)', p.module, act) END);
+END;
+
 -- The policies that protect a table (on_membership false) and those that
 -- keep writes to its membership table within reach (true): name, command,
 -- USING and WITH CHECK.
@@ -161,7 +173,6 @@ DECLARE
     act text;
     own boolean;
     rows_of text[];
-    write_check text;
     member_in_reach text;
 BEGIN
     IF p.workspace_column IS NOT NULL THEN
@@ -174,7 +185,8 @@ BEGIN
     -- Which rows an action reaches: those owned by, or assigned through the
     -- membership table to, the acting user (own) or the users their scope
     -- reaches.
-    FOREACH act IN ARRAY ARRAY['read', 'write', 'delete'] LOOP
+    FOREACH act IN ARRAY ARRAY[p.select_action, p.insert_action, p.update_action, p.delete_action] LOOP
+        CONTINUE WHEN reach ? act;
         rows_of := '{}';
         FOREACH own IN ARRAY ARRAY[true, false] LOOP
             rows_of := rows_of || concat_ws(' OR ',
@@ -188,27 +200,22 @@ BEGIN
         reach := reach || jsonb_build_object(act,
             concat_ws(' AND ', workspace_filter, fluent._reach_sql(p.module, act, rows_of[1], rows_of[2])));
     END LOOP;
-    -- A row written must land in reach: with an owner column, owned by a
-    -- user the write scope reaches; without one, any write scope will do
-    -- (ownership is then given by the membership table).
-    write_check := concat_ws(' AND ', workspace_filter, CASE
-        WHEN p.owner_column IS NOT NULL THEN
-            fluent._reach_sql(p.module, 'write',
-                format('%I %s', p.owner_column, fluent._key_test_sql(p.owner_type, p.module, 'write', true)),
-                format('%I %s', p.owner_column, fluent._key_test_sql(p.owner_type, p.module, 'write', false)))
-        ELSE format('fluent.rls_any(%L, ''write'')', p.module) END);
+    -- A row written (by the action that governs the command) must land in
+    -- reach: with an owner column, owned by a user the action's scope
+    -- reaches; without one, any scope will do (ownership is then given by the
+    -- membership table).
     RETURN QUERY VALUES
-        (false, 'fluent_select'::name, 'SELECT', reach->>'read', NULL::text),
-        (false, 'fluent_insert', 'INSERT', NULL, write_check),
-        (false, 'fluent_update', 'UPDATE', reach->>'write', write_check),
-        (false, 'fluent_delete', 'DELETE', reach->>'delete', NULL);
+        (false, 'fluent_select'::name, 'SELECT', reach->>p.select_action, NULL::text),
+        (false, 'fluent_insert', 'INSERT', NULL, fluent._write_check_sql(p, workspace_filter, p.insert_action)),
+        (false, 'fluent_update', 'UPDATE', reach->>p.update_action, fluent._write_check_sql(p, workspace_filter, p.update_action)),
+        (false, 'fluent_delete', 'DELETE', reach->>p.delete_action, NULL);
     IF p.membership_table IS NOT NULL THEN
         -- A membership row may be added, changed or removed only by someone
         -- whose write scope reaches the row it points at. (Membership rows
         -- stay readable: the table's own policies read them.) This is a
         -- write-path check, one primary-key probe per row written.
         member_in_reach := format('EXISTS (SELECT 1 FROM %s t WHERE t.%I = %s.%I AND %s)',
-            p.table_name, p.row_column, p.membership_table, p.membership_row_column, reach->>'write');
+            p.table_name, p.row_column, p.membership_table, p.membership_row_column, reach->>p.update_action);
         RETURN QUERY VALUES
             (true, 'fluent_member_select'::name, 'SELECT', 'true', NULL::text),
             (true, 'fluent_member_insert', 'INSERT', NULL, member_in_reach),
@@ -300,7 +307,11 @@ CREATE FUNCTION @extschema@.fluent_protect(
     membership_row_column name DEFAULT NULL,
     membership_user_column name DEFAULT NULL,
     row_column name DEFAULT NULL,
-    workspace_column name DEFAULT NULL
+    workspace_column name DEFAULT NULL,
+    select_action text DEFAULT 'read',
+    insert_action text DEFAULT 'write',
+    update_action text DEFAULT 'write',
+    delete_action text DEFAULT 'delete'
 ) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -403,10 +414,13 @@ BEGIN
         'table_name', tbl, 'module', module, 'owner_column', owner_column, 'owner_type', owner_kind,
         'membership_table', membership_table, 'membership_row_column', membership_row_column,
         'membership_user_column', membership_user_column, 'row_column', row_column, 'workspace_column', workspace_column,
+        'select_action', fluent._name(select_action, 'action'), 'insert_action', fluent._name(insert_action, 'action'),
+        'update_action', fluent._name(update_action, 'action'), 'delete_action', fluent._name(delete_action, 'action'),
         'rls_was_enabled', was_enabled, 'rls_was_forced', was_forced,
         'membership_rls_was_enabled', member_was_enabled, 'membership_rls_was_forced', member_was_forced));
 
-    SELECT array_agg(a) INTO missing FROM unnest(ARRAY['read', 'write', 'delete']) a
+    SELECT array_agg(DISTINCT a) INTO missing
+      FROM unnest(ARRAY[p.select_action, p.insert_action, p.update_action, p.delete_action]) a
      WHERE NOT EXISTS (SELECT 1 FROM fluent.actions x WHERE x.module_id = fluent._module_id(module) AND x.name = a);
     IF missing IS NOT NULL THEN
         RAISE WARNING 'fluent module "%" has no action %: those commands on "%" will be denied to everyone',

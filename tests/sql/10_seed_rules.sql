@@ -1,0 +1,44 @@
+-- The seeds' rules beyond one action per command.
+BEGIN;
+SET search_path = public, test_helpers;
+SET client_min_messages = warning;
+
+-- Commands mapped to actions (seed 001: "Create appointments" is not "Edit/
+-- cancel appointments"): fluent_protect takes the action that governs each
+-- command; here INSERT is create, and DELETE (cancel) is write.
+SELECT fluent_create_module('bookings', '{read,create,write}');
+SELECT fluent_create_role('booker'), fluent_set_permission('booker', 'bookings', 'read', 'all'),
+       fluent_set_permission('booker', 'bookings', 'create', 'all');
+SELECT fluent_create_role('editor'), fluent_set_permission('editor', 'bookings', 'read', 'all'),
+       fluent_set_permission('editor', 'bookings', 'write', 'all');
+SELECT fluent_create_user('bea'), fluent_grant_role('bea', 'booker'), fluent_create_user('ed'), fluent_grant_role('ed', 'editor');
+CREATE TABLE bookings (id int PRIMARY KEY, owner text, client text);
+INSERT INTO bookings VALUES (1, 'bea', 'first');
+GRANT SELECT, INSERT, UPDATE, DELETE ON bookings TO app;
+SET client_min_messages = notice;
+SELECT fluent_protect('bookings', 'bookings', 'owner', insert_action => 'create', delete_action => 'write');
+SET client_min_messages = warning;
+SELECT select_action, insert_action, update_action, delete_action FROM fluent.protected_tables WHERE table_name = 'bookings'::regclass;
+SELECT polname, pg_get_expr(polwithcheck, polrelid) LIKE '%''create''%' AS checks_create
+  FROM pg_policy WHERE polrelid = 'bookings'::regclass AND polname = 'fluent_insert';
+SET ROLE app;
+SELECT act_as('bea');
+SELECT try($$INSERT INTO bookings VALUES (2, 'bea', 'booked by bea')$$) AS booker_inserts;
+SELECT try($$UPDATE bookings SET client = 'changed' WHERE id = 1$$) AS booker_updates;
+SELECT client AS after_booker_update FROM bookings WHERE id = 1;
+SELECT act_as('ed');
+SELECT try($$INSERT INTO bookings VALUES (3, 'ed', 'booked by ed')$$) AS editor_inserts;
+SELECT try($$UPDATE bookings SET client = 'edited' WHERE id = 1$$) AS editor_updates;
+SELECT client AS after_editor_update FROM bookings WHERE id = 1;
+SELECT try($$DELETE FROM bookings WHERE id = 2$$) AS editor_cancels;
+SELECT count(*) AS bookings_left FROM bookings;
+SELECT act_as(NULL);
+RESET ROLE;
+-- An action the module does not have is named in a warning, and denies.
+SET client_min_messages = notice;
+CREATE TABLE bookings2 (id int PRIMARY KEY, owner text);
+SELECT fluent_protect('bookings2', 'bookings', 'owner', insert_action => 'make');
+SET client_min_messages = warning;
+CREATE TABLE bookings3 (id int PRIMARY KEY, owner text);
+SELECT try($$SELECT fluent_protect('bookings3', 'bookings', 'owner', insert_action => NULL)$$) AS null_action;
+ROLLBACK;
