@@ -570,7 +570,7 @@ BEGIN
 END $$;
 
 CREATE FUNCTION fluent._do_alter_role(role text, privileged boolean, grants_sign_in boolean, description text,
-                                      force boolean, ticket bigint)
+                                      force boolean, reporting_anchor boolean, ticket bigint)
 RETURNS void
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp SET fluent.caller_role = '' AS $$
 DECLARE
@@ -588,13 +588,16 @@ BEGIN
     PERFORM fluent._may_touch_role(delegate, rid);
     -- NULL leaves a property as it is.
     UPDATE fluent.roles r
-       SET privileged = n.privileged, grants_sign_in = n.grants_sign_in, description = n.description
+       SET privileged = n.privileged, grants_sign_in = n.grants_sign_in, description = n.description,
+           reporting_anchor = n.reporting_anchor
       FROM (SELECT coalesce(_do_alter_role.privileged, o.privileged) AS privileged,
                    coalesce(_do_alter_role.grants_sign_in, o.grants_sign_in) AS grants_sign_in,
-                   coalesce(_do_alter_role.description, o.description) AS description
+                   coalesce(_do_alter_role.description, o.description) AS description,
+                   coalesce(_do_alter_role.reporting_anchor, o.reporting_anchor) AS reporting_anchor
               FROM fluent.roles o WHERE o.role_id = rid) n
      WHERE r.role_id = rid
-       AND (r.privileged, r.grants_sign_in, r.description) IS DISTINCT FROM (n.privileged, n.grants_sign_in, n.description);
+       AND (r.privileged, r.grants_sign_in, r.description, r.reporting_anchor)
+           IS DISTINCT FROM (n.privileged, n.grants_sign_in, n.description, n.reporting_anchor);
     PERFORM fluent._still_staffed(staffed, force);
 END $$;
 
@@ -908,10 +911,11 @@ BEGIN ATOMIC
     SELECT fluent._do_clear_permission(role, module, action, fluent._caller());
 END;
 CREATE FUNCTION @extschema@.fluent_alter_role(role text, privileged boolean DEFAULT NULL, grants_sign_in boolean DEFAULT NULL,
-                                              description text DEFAULT NULL, force boolean DEFAULT false) RETURNS void
+                                              description text DEFAULT NULL, force boolean DEFAULT false,
+                                              reporting_anchor boolean DEFAULT NULL) RETURNS void
 LANGUAGE sql
 BEGIN ATOMIC
-    SELECT fluent._do_alter_role(role, privileged, grants_sign_in, description, force, fluent._caller());
+    SELECT fluent._do_alter_role(role, privileged, grants_sign_in, description, force, reporting_anchor, fluent._caller());
 END;
 CREATE FUNCTION @extschema@.fluent_create_user(user_key text, display_name text DEFAULT NULL, manager text DEFAULT NULL,
                                                status text DEFAULT 'active') RETURNS void

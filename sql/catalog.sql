@@ -80,6 +80,7 @@ CREATE TABLE fluent.roles (
     template_role text,
     privileged   boolean NOT NULL DEFAULT false,
     grants_sign_in boolean NOT NULL DEFAULT false,
+    reporting_anchor boolean NOT NULL DEFAULT false,
     created_at   timestamptz NOT NULL DEFAULT now(),
     UNIQUE (workspace_id, name),
     UNIQUE (workspace_id, role_id),
@@ -89,6 +90,8 @@ COMMENT ON TABLE fluent.roles IS 'Application roles (Owner, Admin, Scheduler, ..
 COMMENT ON COLUMN fluent.roles.template IS 'The template the role was created from (fluent_apply_template), NULL for a custom role';
 COMMENT ON COLUMN fluent.roles.template_role IS 'The template role whose defaults fluent_reset_role() restores';
 COMMENT ON COLUMN fluent.roles.privileged IS 'An owner/admin-level role: its holders are listed in fluent.privileged_users';
+COMMENT ON COLUMN fluent.roles.reporting_anchor IS
+    'Its holders anchor the reporting line of everyone below them (seed 003: the accountable executive), shown in fluent.reporting_lines';
 COMMENT ON COLUMN fluent.roles.grants_sign_in IS 'A sign-in role: once a workspace has one, users must hold one of them to act there (fluent_set_user refuses others)';
 
 CREATE TABLE fluent.permissions (

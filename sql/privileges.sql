@@ -115,6 +115,7 @@ GRANT EXECUTE ON FUNCTION @extschema@.fluent_protection_problems(), fluent._desc
     TO fluent_reader;
 
 GRANT SELECT ON fluent.admin_rights TO fluent_reader;
+GRANT SELECT ON fluent.reporting_lines TO fluent_reader;
 GRANT SELECT ON fluent.permission_matrix, fluent.effective_permissions, fluent.role_members, fluent.users_without_roles,
     fluent.privileged_users, fluent.access_review, fluent.grants_due_for_review, fluent.role_template_diff,
     fluent.audit_log, fluent.protection_status, fluent.templates, fluent.template_modules, fluent.template_roles, fluent.template_permissions
@@ -155,8 +156,8 @@ COMMENT ON FUNCTION @extschema@.fluent_apply_template(text) IS
     'Loads a template (fluent, fluid, cx) into the current workspace, adding only what is missing; never removes or changes existing roles';
 COMMENT ON FUNCTION @extschema@.fluent_reset_role(text) IS 'Restores a template role''s (or its clone''s) permissions to the template''s defaults';
 COMMENT ON FUNCTION @extschema@.fluent_clone_role(text, text) IS 'Creates a role with the permissions and flags of another';
-COMMENT ON FUNCTION @extschema@.fluent_alter_role(text, boolean, boolean, text, boolean) IS
-    'Changes a role''s privileged and sign-in flags and its description; NULL leaves a property unchanged';
+COMMENT ON FUNCTION @extschema@.fluent_alter_role(text, boolean, boolean, text, boolean, boolean) IS
+    'Changes a role''s privileged, sign-in and reporting-anchor flags and its description; NULL leaves a property unchanged';
 COMMENT ON FUNCTION @extschema@.fluent_set_override(text, text, text, text) IS
     'Gives one user a scope on one action that replaces what their roles give (wider or narrower; none denies)';
 COMMENT ON FUNCTION @extschema@.fluent_clear_override(text, text, text) IS 'Removes a user''s override: their roles decide again';

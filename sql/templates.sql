@@ -35,6 +35,7 @@ CREATE TABLE fluent.template_roles (
     description    text NOT NULL,
     privileged     boolean NOT NULL DEFAULT false,
     grants_sign_in boolean NOT NULL DEFAULT false,
+    reporting_anchor boolean NOT NULL DEFAULT false,
     position       int NOT NULL,
     PRIMARY KEY (template, role)
 );
@@ -264,6 +265,9 @@ SELECT 'fluid', 'application_administrator', m.module, a.action, 'all', NULL
 INSERT INTO fluent.template_permissions (template, role, module, action, scope, note) VALUES
     ('fluid', 'application_administrator', 'timesheets', 'exempt', 'none', 'exemption is its own flag (timesheet_exempt)');
 
+-- Seed 003: accountable executives are found through the reporting line.
+UPDATE fluent.template_roles SET reporting_anchor = true WHERE template = 'fluid' AND role = 'accountable_executive';
+
 -- cx (seed 004) -------------------------------------------------------------
 -- Read / Write / Delete per module at Disabled (none) / Own / All, Team Lead
 -- at team. Submodules inherit their module's setting unless a role sets them.
@@ -402,8 +406,9 @@ BEGIN
 
     -- A role the template already made is found by its template role, even
     -- if renamed since; a custom role holding a template role's name wins.
-    INSERT INTO fluent.roles (workspace_id, name, description, template, template_role, privileged, grants_sign_in)
-    SELECT ws, tr.role, tr.description, t, tr.role, tr.privileged, tr.grants_sign_in
+    INSERT INTO fluent.roles (workspace_id, name, description, template, template_role, privileged, grants_sign_in,
+                              reporting_anchor)
+    SELECT ws, tr.role, tr.description, t, tr.role, tr.privileged, tr.grants_sign_in, tr.reporting_anchor
       FROM fluent.template_roles tr
      WHERE tr.template = t
        AND NOT EXISTS (SELECT 1 FROM fluent.roles r WHERE r.workspace_id = ws AND r.template = t AND r.template_role = tr.role)
@@ -490,8 +495,10 @@ DECLARE
 BEGIN
     -- A clone of a privileged role is privileged.
     PERFORM fluent._may_touch_role(delegate, src);
-    INSERT INTO fluent.roles (workspace_id, name, description, template, template_role, privileged, grants_sign_in)
-    SELECT ws, fluent._name(new_role, 'role'), r.description, r.template, r.template_role, r.privileged, r.grants_sign_in
+    INSERT INTO fluent.roles (workspace_id, name, description, template, template_role, privileged, grants_sign_in,
+                              reporting_anchor)
+    SELECT ws, fluent._name(new_role, 'role'), r.description, r.template, r.template_role, r.privileged, r.grants_sign_in,
+           r.reporting_anchor
       FROM fluent.roles r WHERE r.role_id = src
     ON CONFLICT (workspace_id, name) DO NOTHING
     RETURNING role_id INTO new_id;

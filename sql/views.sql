@@ -27,6 +27,37 @@ SELECT e.workspace, e.user_key, e.module, e.action, e.scope::fluent.scope AS sco
 COMMENT ON VIEW fluent.effective_permissions IS
     'What each user holding a role or override in a workspace may do: one row per (workspace, user, module, action) with the effective scope and its source (roles, override, module_disabled, user_status, sign_in or no_role), the roles that give it and any override';
 
+-- Seed 003: each user's reporting line in each workspace where they hold a
+-- role: their manager, how many managers are above them, and the nearest
+-- active one above who holds a reporting-anchor role there (fluid: the
+-- accountable executive), for reports on missing forecasts and timesheets.
+CREATE VIEW fluent.reporting_lines AS
+WITH RECURSIVE members AS (
+    SELECT DISTINCT g.workspace_id, g.user_id FROM fluent.grants g
+), up (workspace_id, user_id, above, depth) AS (
+    SELECT m.workspace_id, m.user_id, u.manager_id, 1
+      FROM members m JOIN fluent.users u ON u.user_id = m.user_id
+     WHERE u.manager_id IS NOT NULL
+    UNION ALL
+    SELECT up.workspace_id, up.user_id, u.manager_id, up.depth + 1
+      FROM up JOIN fluent.users u ON u.user_id = up.above
+     WHERE u.manager_id IS NOT NULL AND up.depth < 64
+)
+SELECT w.name AS workspace, u.user_key, mgr.user_key AS manager,
+       (SELECT count(*) FROM up WHERE up.workspace_id = m.workspace_id AND up.user_id = m.user_id) AS depth,
+       (SELECT a.user_key
+          FROM up JOIN fluent.users a ON a.user_id = up.above
+         WHERE up.workspace_id = m.workspace_id AND up.user_id = m.user_id AND a.status = 'active'
+           AND EXISTS (SELECT 1 FROM fluent.grants g JOIN fluent.roles r ON r.role_id = g.role_id
+                        WHERE g.user_id = a.user_id AND g.workspace_id = m.workspace_id AND r.reporting_anchor)
+         ORDER BY up.depth LIMIT 1) AS reporting_anchor
+  FROM members m
+  JOIN fluent.workspaces w ON w.workspace_id = m.workspace_id
+  JOIN fluent.users u ON u.user_id = m.user_id
+  LEFT JOIN fluent.users mgr ON mgr.user_id = u.manager_id;
+COMMENT ON VIEW fluent.reporting_lines IS
+    'Each user''s reporting line in each workspace where they hold a role: manager, how many managers above, and the nearest active one above holding a reporting-anchor role (fluid: the accountable executive)';
+
 CREATE VIEW fluent.role_members AS
 SELECT w.name AS workspace, r.name AS role, u.user_key, u.display_name, u.status, g.granted_at, g.granted_by
   FROM fluent.grants g

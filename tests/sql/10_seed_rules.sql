@@ -41,4 +41,17 @@ SELECT fluent_protect('bookings2', 'bookings', 'owner', insert_action => 'make')
 SET client_min_messages = warning;
 CREATE TABLE bookings3 (id int PRIMARY KEY, owner text);
 SELECT try($$SELECT fluent_protect('bookings3', 'bookings', 'owner', insert_action => NULL)$$) AS null_action;
+
+-- Reporting lines (seed 003): the accountable executive is the nearest one
+-- above in the reporting line.
+SELECT fluent_create_workspace('lines'), fluent_set_workspace('lines'), fluent_apply_template('fluid');
+SELECT fluent_create_user('exec'), fluent_create_user('mgr', manager => 'exec'), fluent_create_user('res', manager => 'mgr'),
+       fluent_create_user('solo');
+SELECT fluent_grant_role(u, 'user') FROM unnest('{exec,mgr,res,solo}'::text[]) u;
+SELECT fluent_grant_role('exec', 'accountable_executive');
+SELECT user_key, manager, depth, reporting_anchor FROM fluent.reporting_lines WHERE workspace = 'lines' ORDER BY user_key;
+-- A DBA designates another anchor role.
+SELECT fluent_alter_role('team_manager', reporting_anchor => true), fluent_grant_role('mgr', 'team_manager');
+SELECT user_key, reporting_anchor FROM fluent.reporting_lines WHERE workspace = 'lines' ORDER BY user_key;
+SELECT fluent_set_workspace('default');
 ROLLBACK;
