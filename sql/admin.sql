@@ -411,7 +411,7 @@ BEGIN
     IF fluent._unbounded(delegate) THEN
         RETURN;
     END IF;
-    SELECT format('"%s" reaches (scope team on %s.%s; theirs: %s)', x.u, m.name, a.name,
+    SELECT format('"%s" reaches (scope %s on %s.%s; theirs: %s)', x.u, fluent._scope_of(x.u, m.name, a.name), m.name, a.name,
                   coalesce(powers ->> a.action_id::text, 'none'))
       INTO beyond
       FROM unnest(widened) x(u)
@@ -419,7 +419,7 @@ BEGIN
       JOIN fluent.modules m ON m.module_id = a.module_id
      WHERE a.workspace_id = fluent._workspace_id()
        AND coalesce((powers ->> a.action_id::text)::fluent.scope, 'none') < 'all'
-       AND fluent._scope_of(x.u, m.name, a.name) = 'team'
+       AND fluent._scope_of(x.u, m.name, a.name) IN ('direct', 'team')
      ORDER BY x.u, m.name, a.name
      LIMIT 1;
     IF beyond IS NOT NULL THEN

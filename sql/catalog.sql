@@ -16,9 +16,9 @@ SET LOCAL search_path TO pg_catalog, pg_temp;
 CREATE SCHEMA fluent;
 COMMENT ON SCHEMA fluent IS 'fluent: permission catalog, reporting views and internal functions';
 
-CREATE TYPE fluent.scope AS ENUM ('none', 'own', 'team', 'all');
+CREATE TYPE fluent.scope AS ENUM ('none', 'own', 'direct', 'team', 'all');
 COMMENT ON TYPE fluent.scope IS
-    'How many rows an action reaches: none < own (owned or assigned) < team (plus led teams and reporting line) < all (whole workspace)';
+    'How many rows an action reaches: none < own (owned or assigned) < direct (plus direct reports and members of led teams) < team (plus led teams and the whole reporting line) < all (whole workspace)';
 
 CREATE TYPE fluent.user_status AS ENUM ('active', 'ghost', 'disabled');
 COMMENT ON TYPE fluent.user_status IS

@@ -85,15 +85,17 @@ BEGIN ATOMIC
 END;
 
 -- The users whose rows scope `team` adds: members of the teams the user leads
--- in this workspace, and everyone below the user in the reporting line.
-CREATE FUNCTION fluent._load_team(p_workspace_id int, p_user_id bigint)
+-- in this workspace, and everyone below the user in the reporting line
+-- (scope `direct`: their direct reports only).
+-- With p_direct, one level of the reporting line only (scope `direct`).
+CREATE FUNCTION fluent._load_team(p_workspace_id int, p_user_id bigint, p_direct boolean)
 RETURNS TABLE (user_key text)
 LANGUAGE sql STABLE PARALLEL SAFE
 BEGIN ATOMIC
     WITH RECURSIVE reports AS (
         SELECT u.user_id FROM fluent.users u WHERE u.manager_id = p_user_id
         UNION
-        SELECT u.user_id FROM fluent.users u JOIN reports r ON u.manager_id = r.user_id
+        SELECT u.user_id FROM fluent.users u JOIN reports r ON u.manager_id = r.user_id WHERE NOT p_direct
     ), led AS (
         SELECT m.user_id
           FROM fluent.team_members l

@@ -166,9 +166,9 @@ struct WorkspaceEntry {
     /// Role sets by index; `None` once retired (a role in it changed).
     sets: Vec<Option<RoleSet>>,
     set_of: FastMap<Box<[i32]>, u32>,
-    /// user_id -> the keys of the users their scope `team` reaches besides
-    /// them, loaded on first use.
-    teams: FastMap<i64, Rc<Vec<String>>>,
+    /// (user_id, direct) -> the keys of the users their scope `team` (or
+    /// `direct`) reaches besides them, loaded on first use.
+    teams: FastMap<(i64, bool), Rc<Vec<String>>>,
 }
 
 impl WorkspaceEntry {
@@ -574,8 +574,9 @@ pub fn scope(
 }
 
 /// The users whose rows `user` reaches with `scope`, the user first:
-/// nobody for `none`, the user for `own`, plus their team and reporting
-/// line for `team` and `all` (`all` also reaches every other row, which the
+/// nobody for `none`, the user for `own`, plus their direct reports and the
+/// members of teams they lead for `direct`, plus their whole reporting line
+/// for `team` and `all` (`all` also reaches every other row, which the
 /// policies test separately).
 pub fn reached_users(workspace: &str, user: &str, scope: Scope) -> Rc<Vec<String>> {
     if scope == Scope::None {
@@ -584,11 +585,12 @@ pub fn reached_users(workspace: &str, user: &str, scope: Scope) -> Rc<Vec<String
     if scope == Scope::Own {
         return Rc::new(vec![user.to_owned()]);
     }
+    let direct = scope == Scope::Direct;
     let cached = CACHE.with_borrow(|c| {
         let ws = c.workspaces.get(workspace)?.as_ref()?;
         let entry = ws.users.get(user)?;
         Some((
-            ws.teams.get(&entry.user_id).cloned(),
+            ws.teams.get(&(entry.user_id, direct)).cloned(),
             entry.user_id,
             ws.model.workspace_id,
         ))
@@ -603,11 +605,11 @@ pub fn reached_users(workspace: &str, user: &str, scope: Scope) -> Rc<Vec<String
         return Rc::new(vec![user.to_owned()]);
     }
     let mut keys = vec![user.to_owned()];
-    keys.extend(loaders::load_team(workspace_id, user_id));
+    keys.extend(loaders::load_team(workspace_id, user_id, direct));
     let keys = Rc::new(keys);
     CACHE.with_borrow_mut(|c| {
         if let Some(Some(ws)) = c.workspaces.get_mut(workspace) {
-            ws.teams.insert(user_id, keys.clone());
+            ws.teams.insert((user_id, direct), keys.clone());
         }
     });
     keys

@@ -174,8 +174,8 @@ pub fn acting_reach(module: &str, action: &str) -> Reach {
             (None, _) | (_, Scope::None) => Reach::Nothing,
             (_, Scope::All) => Reach::Everything,
             (_, Scope::Own) => Reach::Own,
-            (Some(user), Scope::Team) => {
-                if cache::reached_users(workspace, user, Scope::Team).len() > 1 {
+            (Some(user), scope @ (Scope::Direct | Scope::Team)) => {
+                if cache::reached_users(workspace, user, scope).len() > 1 {
                     Reach::Users
                 } else {
                     Reach::Own

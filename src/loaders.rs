@@ -297,13 +297,14 @@ pub fn members(workspace_id: i32) -> Vec<String> {
     })
 }
 
-/// Keys of the users whose rows scope `team` adds for this user.
-pub fn load_team(workspace_id: i32, user_id: i64) -> Vec<String> {
+/// Keys of the users whose rows scope `team` (or, with `direct`, scope
+/// `direct`) adds for this user.
+pub fn load_team(workspace_id: i32, user_id: i64, direct: bool) -> Vec<String> {
     as_catalog_owner(|client| {
         select(
             client,
-            "SELECT * FROM fluent._load_team($1, $2)",
-            &[workspace_id.into(), user_id.into()],
+            "SELECT * FROM fluent._load_team($1, $2, $3)",
+            &[workspace_id.into(), user_id.into(), direct.into()],
         )
         .filter_map(|row| column::<String>(&row, 1))
         .collect()

@@ -19,18 +19,22 @@ use std::borrow::Borrow;
 use std::fmt;
 use std::str::FromStr;
 
-/// How many rows an action reaches, ordered `None < Own < Team < All`.
+/// How many rows an action reaches, ordered `None < Own < Direct < Team < All`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Scope {
     #[default]
     None,
     Own,
+    /// Own rows, plus those of direct reports and members of teams led.
+    Direct,
+    /// Own rows, plus those of everyone in the reporting line below and
+    /// members of teams led.
     Team,
     All,
 }
 
 impl Scope {
-    pub const NAMES: [&'static str; 4] = ["none", "own", "team", "all"];
+    pub const NAMES: [&'static str; 5] = ["none", "own", "direct", "team", "all"];
 
     pub fn as_str(self) -> &'static str {
         Self::NAMES[self as usize]
@@ -50,6 +54,7 @@ impl FromStr for Scope {
         match s {
             "none" => Ok(Scope::None),
             "own" => Ok(Scope::Own),
+            "direct" => Ok(Scope::Direct),
             "team" => Ok(Scope::Team),
             "all" => Ok(Scope::All),
             _ => Err(()),
@@ -278,7 +283,8 @@ mod tests {
 
     #[test]
     fn scopes_are_ordered_and_round_trip() {
-        assert!(Scope::None < Scope::Own && Scope::Own < Scope::Team && Scope::Team < Scope::All);
+        assert!(Scope::None < Scope::Own && Scope::Own < Scope::Direct && Scope::Direct < Scope::Team);
+        assert!(Scope::Team < Scope::All);
         for name in Scope::NAMES {
             assert_eq!(name.parse::<Scope>().unwrap().as_str(), name);
         }
@@ -416,11 +422,12 @@ mod tests {
             (self.0 >> 33) % n
         }
         fn scope(&mut self) -> Option<Scope> {
-            match self.next(6) {
+            match self.next(7) {
                 0 => Some(Scope::None),
                 1 => Some(Scope::Own),
-                2 => Some(Scope::Team),
-                3 => Some(Scope::All),
+                2 => Some(Scope::Direct),
+                3 => Some(Scope::Team),
+                4 => Some(Scope::All),
                 _ => None,
             }
         }

@@ -153,7 +153,7 @@ INSERT INTO fluid_expected VALUES
     ('stakeholder', 'projects', 'write', 'own'),  -- but edits only where assigned
     ('stakeholder', 'projects', 'create', 'none'),-- no submission role
     ('exec', 'executive_reporting', 'read', 'team'), -- accountable executive: the reporting line
-    ('exec', 'timesheets', 'approve', 'team'),    -- team manager
+    ('exec', 'timesheets', 'approve', 'direct'),  -- team manager: direct reports (seed 003)
     ('exec', 'timesheets', 'exempt', 'own'),      -- timesheet exempt
     ('exec', 'projects', 'read', 'none'),         -- no project access
     ('analyst', 'timesheets', 'approve', 'none'),

@@ -53,5 +53,25 @@ SELECT user_key, manager, depth, reporting_anchor FROM fluent.reporting_lines WH
 -- A DBA designates another anchor role.
 SELECT fluent_alter_role('team_manager', reporting_anchor => true), fluent_grant_role('mgr', 'team_manager');
 SELECT user_key, reporting_anchor FROM fluent.reporting_lines WHERE workspace = 'lines' ORDER BY user_key;
+
+-- Direct reports (seed 003): team managers manage and approve their direct
+-- reports' timesheets; accountable executives report on the whole line.
+SELECT fluent_grant_role('exec', 'team_manager');
+CREATE TABLE timesheets (id int PRIMARY KEY, owner text, ws text);
+CREATE TABLE forecasts (id int PRIMARY KEY, owner text, ws text);
+INSERT INTO timesheets VALUES (1, 'exec', 'lines'), (2, 'mgr', 'lines'), (3, 'res', 'lines'), (4, 'solo', 'lines');
+INSERT INTO forecasts SELECT * FROM timesheets;
+GRANT SELECT ON timesheets, forecasts TO app;
+SELECT fluent_protect('timesheets', 'timesheets', 'owner', workspace_column => 'ws'),
+       fluent_protect('forecasts', 'executive_reporting', 'owner', workspace_column => 'ws');
+SET ROLE app;
+SELECT act_as('exec');
+SELECT fluent_scope('timesheets', 'approve') AS approves, fluent_scope('executive_reporting', 'read') AS reports;
+SELECT string_agg(owner, ', ' ORDER BY id) AS timesheets_exec_reads FROM timesheets;
+SELECT string_agg(owner, ', ' ORDER BY id) AS forecasts_exec_reads FROM forecasts;
+-- Compiled like team: the keys in one InitPlan, no per-row function call.
+EXPLAIN (COSTS OFF) SELECT * FROM timesheets;
+SELECT act_as(NULL);
+RESET ROLE;
 SELECT fluent_set_workspace('default');
 ROLLBACK;
