@@ -283,7 +283,9 @@ mod tests {
 
     #[test]
     fn scopes_are_ordered_and_round_trip() {
-        assert!(Scope::None < Scope::Own && Scope::Own < Scope::Direct && Scope::Direct < Scope::Team);
+        assert!(
+            Scope::None < Scope::Own && Scope::Own < Scope::Direct && Scope::Direct < Scope::Team
+        );
         assert!(Scope::Team < Scope::All);
         for name in Scope::NAMES {
             assert_eq!(name.parse::<Scope>().unwrap().as_str(), name);
