@@ -507,6 +507,38 @@ BEGIN
     END IF;
 END $$;
 
+-- Requirements (DBAs only, like modules) -----------------------------------
+
+CREATE FUNCTION @extschema@.fluent_set_requirement(module text, required_module text, required_action text,
+                                                   action text DEFAULT NULL) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    mid int := fluent._module_id(module);
+    aid int := CASE WHEN fluent_set_requirement.action IS NOT NULL
+                    THEN fluent._action_id(module, fluent_set_requirement.action) END;
+    rid int := fluent._action_id(required_module, required_action);
+BEGIN
+    PERFORM fluent._require_admin();
+    INSERT INTO fluent.requirements (workspace_id, module_id, action_id, required_action_id)
+    VALUES (fluent._workspace_id(), mid, aid, rid)
+    ON CONFLICT (module_id, action_id) DO UPDATE SET required_action_id = EXCLUDED.required_action_id
+    WHERE requirements.required_action_id IS DISTINCT FROM EXCLUDED.required_action_id;
+END $$;
+
+CREATE FUNCTION @extschema@.fluent_clear_requirement(module text, action text DEFAULT NULL) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    mid int := fluent._module_id(module);
+    aid int := CASE WHEN fluent_clear_requirement.action IS NOT NULL
+                    THEN fluent._action_id(module, fluent_clear_requirement.action) END;
+BEGIN
+    PERFORM fluent._require_admin();
+    DELETE FROM fluent.requirements q WHERE q.module_id = mid AND q.action_id IS NOT DISTINCT FROM aid;
+    IF NOT FOUND THEN
+        RAISE WARNING 'fluent module "%" has no such requirement', module;
+    END IF;
+END $$;
+
 -- Roles and permissions ----------------------------------------------------
 
 CREATE FUNCTION fluent._do_create_role(role text, description text, ticket bigint) RETURNS void

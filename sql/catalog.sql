@@ -157,6 +157,23 @@ CREATE TABLE fluent.team_members (
 CREATE INDEX team_members_user_idx ON fluent.team_members (user_id, workspace_id) WHERE is_lead;
 COMMENT ON TABLE fluent.team_members IS 'Members of teams; is_lead marks the members who lead the team';
 
+-- Access roles that gate a module (seeds 002/003: "Project Access is needed
+-- in order for the account to have access to the Fluid Projects module"): a
+-- module, or one of its actions, requires another permission; a user who
+-- holds it at no scope gets nothing else on the module.
+CREATE TABLE fluent.requirements (
+    workspace_id       int NOT NULL,
+    module_id          int NOT NULL,
+    action_id          int,
+    required_action_id int NOT NULL,
+    UNIQUE NULLS NOT DISTINCT (module_id, action_id),
+    FOREIGN KEY (workspace_id, module_id) REFERENCES fluent.modules (workspace_id, module_id) ON DELETE CASCADE,
+    FOREIGN KEY (workspace_id, action_id) REFERENCES fluent.actions (workspace_id, action_id) ON DELETE CASCADE,
+    FOREIGN KEY (workspace_id, required_action_id) REFERENCES fluent.actions (workspace_id, action_id) ON DELETE CASCADE
+);
+COMMENT ON TABLE fluent.requirements IS
+    'A module (action_id NULL: every action but the required one) or one action that requires another permission: without it at some scope, nothing else there counts';
+
 CREATE TYPE fluent.admin_right AS ENUM ('manage_users', 'assign_roles', 'manage_roles', 'assign_beyond_own');
 COMMENT ON TYPE fluent.admin_right IS
     'What end users may be delegated: manage_users (create, status, manager, teams), assign_roles (grant, revoke, overrides, reviews), manage_roles (create, clone, reset, alter, drop, permissions), assign_beyond_own (give permissions beyond one''s own)';
@@ -298,7 +315,7 @@ DECLARE
 BEGIN
     FOREACH t IN ARRAY ARRAY['fluent.users', 'fluent.modules', 'fluent.actions', 'fluent.roles', 'fluent.permissions',
                              'fluent.grants', 'fluent.overrides', 'fluent.teams', 'fluent.team_members',
-                             'fluent.admin_rights', 'fluent.protected_tables', 'fluent.template_applications',
+                             'fluent.admin_rights', 'fluent.requirements', 'fluent.protected_tables', 'fluent.template_applications',
                              'fluent.audit_log']::regclass[]
     LOOP
         PERFORM pg_catalog.pg_extension_config_dump(t, '');

@@ -29,6 +29,16 @@ BEGIN ATOMIC
      ORDER BY m.module_id, a.action_id;
 END;
 
+-- A workspace's requirements (src/loaders.rs maps them to slots).
+CREATE FUNCTION fluent._load_requirements(p_workspace_id int)
+RETURNS TABLE (module_id int, action_id int, required_action_id int)
+LANGUAGE sql STABLE PARALLEL SAFE
+BEGIN ATOMIC
+    SELECT q.module_id, q.action_id, q.required_action_id FROM fluent.requirements q
+     WHERE q.workspace_id = p_workspace_id
+     ORDER BY q.action_id NULLS FIRST;
+END;
+
 -- Every role of a workspace with its explicit permissions, compiled once per
 -- workspace (src/cache.rs); a role without permissions has one row with a
 -- NULL action.

@@ -49,6 +49,7 @@ GRANT SELECT ON ALL TABLES IN SCHEMA fluent TO fluent_admin;
 REVOKE ALL ON fluent.token_settings FROM fluent_admin;
 GRANT INSERT, UPDATE, DELETE ON fluent.workspaces, fluent.users, fluent.modules, fluent.actions, fluent.roles,
     fluent.permissions, fluent.grants, fluent.overrides, fluent.teams, fluent.team_members, fluent.admin_rights,
+    fluent.requirements,
     fluent.protected_tables, fluent.template_applications TO fluent_admin;
 GRANT USAGE ON ALL SEQUENCES IN SCHEMA fluent TO fluent_admin;
 REVOKE ALL ON SEQUENCE fluent.audit_log_audit_id_seq FROM fluent_admin;
@@ -133,6 +134,9 @@ COMMENT ON FUNCTION @extschema@.fluent_authenticate(text, boolean) IS
     'Verifies a JSON Web Token (fluent.token_settings) and makes its subject the acting user for the transaction, or the session when local is false; any role may call it';
 COMMENT ON FUNCTION @extschema@.fluent_verified_user() IS
     'The acting user when a token verified by fluent_authenticate() chose them, else NULL (an auth.uid() for policies)';
+COMMENT ON FUNCTION @extschema@.fluent_set_requirement(text, text, text, text) IS
+    'Makes a module (or one action of it) require another permission: without it at some scope, nothing else there counts for a user';
+COMMENT ON FUNCTION @extschema@.fluent_clear_requirement(text, text) IS 'Removes a module''s (or action''s) requirement';
 COMMENT ON FUNCTION @extschema@.fluent_set_admin_right(text, text, text) IS
     'Delegated administration: users holding the module action at scope all get the right (manage_users, assign_roles, manage_roles, assign_beyond_own) in the workspace';
 COMMENT ON FUNCTION @extschema@.fluent_clear_admin_right(text, text, text) IS 'Stops the module action giving the administrative right';

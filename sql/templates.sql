@@ -68,6 +68,16 @@ CREATE TABLE fluent.template_admin_rights (
 COMMENT ON TABLE fluent.template_admin_rights IS
     'Which permission gives which administrative right in a workspace loaded from the template (see fluent.admin_rights)';
 
+CREATE TABLE fluent.template_requirements (
+    template        text NOT NULL,
+    module          text NOT NULL,
+    required_module text NOT NULL,
+    required_action text NOT NULL,
+    PRIMARY KEY (template, module),
+    FOREIGN KEY (template, module) REFERENCES fluent.template_modules
+);
+COMMENT ON TABLE fluent.template_requirements IS 'Modules a template gates behind another permission (see fluent.requirements)';
+
 -- A template's permission matrix, one row per module action and one column
 -- per role, as in the seed pages; NULL leaves the cell unset (inherited).
 CREATE FUNCTION fluent._template_matrix(p_template text, p_roles text[], p_rows text[][])
@@ -176,7 +186,7 @@ INSERT INTO fluent.template_modules (template, module, actions, position) VALUES
     ('fluid', 'meetings',                 '{read,write}', 1),
     ('fluid', 'boards',                   '{read,write}', 2),
     ('fluid', 'teams',                    '{read,write}', 3),
-    ('fluid', 'projects',                 '{read,create,write,delete}', 4),
+    ('fluid', 'projects',                 '{read,create,write,delete,access}', 4),
     ('fluid', 'financials',               '{read,write}', 5),
     ('fluid', 'budgets',                  '{approve}', 6),
     ('fluid', 'resourcing',               '{read,write}', 7),
@@ -218,6 +228,7 @@ SELECT 'fluid', role, module, action, scope::fluent.scope, note FROM (VALUES
     ('user', 'teams', 'write', 'own', NULL),
     ('user', 'timesheets', 'read', 'own', 'their own timesheets'),
     ('user', 'timesheets', 'write', 'own', NULL),
+    ('project_access', 'projects', 'access', 'all', 'opens the Projects module and its sections (seed 002)'),
     ('project_access', 'projects', 'read', 'own', 'only projects they are assigned to'),
     ('project_access', 'projects', 'write', 'own', 'editorial rights come with the assignment'),
     ('project_viewer', 'projects', 'read', 'all', 'every project, assigned or not'),
@@ -236,9 +247,12 @@ SELECT 'fluid', role, module, action, scope::fluent.scope, note FROM (VALUES
     ('data_administrator', 'data_administration', 'export', 'all', NULL),
     ('data_administrator', 'data_administration', 'import', 'all', NULL),
     ('data_administrator', 'projects', 'read', 'all', 'bulk download covers every project'),
+    ('data_administrator', 'projects', 'access', 'all', NULL),
     ('financial_administrator', 'financial_administration', 'write', 'all', NULL),
     ('financial_administrator', 'financials', 'read', 'all', NULL),
+    ('financial_administrator', 'projects', 'access', 'all', 'the financials of every project'),
     ('financial_administrator', 'financials', 'write', 'all', NULL),
+    ('project_administrator', 'projects', 'access', 'all', NULL),
     ('project_administrator', 'projects', 'read', 'all', NULL),
     ('project_administrator', 'projects', 'create', 'all', NULL),
     ('project_administrator', 'projects', 'write', 'all', NULL),
@@ -353,6 +367,12 @@ DROP FUNCTION fluent._template_matrix(text, text[], text[]);
 
 -- Applying templates ------------------------------------------------------
 
+-- Seeds 002/003: Project Access opens the Projects module, and the project
+-- sections (financials, resourcing, benefits) with it; Project Viewer alone
+-- reads nothing.
+INSERT INTO fluent.template_requirements (template, module, required_module, required_action)
+SELECT 'fluid', m, 'projects', 'access' FROM unnest('{projects,financials,resourcing,benefits}'::text[]) m;
+
 -- Delegated administration (seeds 000/001: Owner and Admin manage users,
 -- assign roles and change permissions, the users and roles rows of the
 -- matrix; seed 003: only User Administrators set the roles on an account,
@@ -434,6 +454,15 @@ BEGIN
       JOIN fluent.modules md ON md.workspace_id = ws AND md.name = tr.module
       JOIN fluent.actions a ON a.module_id = md.module_id AND a.name = tr.action
      WHERE tr.template = t
+    ON CONFLICT DO NOTHING;
+
+    INSERT INTO fluent.requirements (workspace_id, module_id, action_id, required_action_id)
+    SELECT ws, md.module_id, NULL, a.action_id
+      FROM fluent.template_requirements tq
+      JOIN fluent.modules md ON md.workspace_id = ws AND md.name = tq.module
+      JOIN fluent.modules rm ON rm.workspace_id = ws AND rm.name = tq.required_module
+      JOIN fluent.actions a ON a.module_id = rm.module_id AND a.name = tq.required_action
+     WHERE tq.template = t
     ON CONFLICT DO NOTHING;
 
     INSERT INTO fluent.template_applications (workspace_id, template) VALUES (ws, t);

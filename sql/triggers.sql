@@ -58,7 +58,8 @@ DECLARE
 BEGIN
     FOR t, kind IN VALUES ('workspaces', 'workspace'), ('users', 'user'), ('modules', 'workspace'),
                           ('actions', 'workspace'), ('roles', 'workspace'), ('permissions', 'role'),
-                          ('grants', 'user'), ('overrides', 'user'), ('teams', 'teams'), ('team_members', 'teams')
+                          ('grants', 'user'), ('overrides', 'user'), ('teams', 'teams'), ('team_members', 'teams'),
+                          ('requirements', 'workspace')
     LOOP
         EXECUTE format('CREATE TRIGGER invalidate_cache AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE
                         ON fluent.%I FOR EACH STATEMENT EXECUTE FUNCTION fluent.invalidate_cache()', t);
@@ -75,8 +76,8 @@ BEGIN
                         FOR EACH STATEMENT EXECUTE FUNCTION fluent._log_changes(%L)', t, kind);
     END LOOP;
     FOREACH t IN ARRAY ARRAY['workspaces', 'users', 'modules', 'actions', 'roles', 'permissions', 'grants',
-                             'overrides', 'teams', 'team_members', 'admin_rights', 'protected_tables',
-                             'template_applications']
+                             'overrides', 'teams', 'team_members', 'admin_rights', 'requirements',
+                             'protected_tables', 'template_applications']
     LOOP
         EXECUTE format('CREATE TRIGGER audit_change AFTER INSERT OR UPDATE OR DELETE
                         ON fluent.%I FOR EACH ROW EXECUTE FUNCTION fluent.audit_change()', t);

@@ -153,6 +153,21 @@ fn facts(model: &WorkspaceModel, slot: usize, user: &str) -> Vec<Fact> {
         },
         slot,
     );
+    if let Some(required) = model.slots[slot].requires {
+        let facts = Facts {
+            standing,
+            slots: &model.slots,
+            roles: &permissions,
+            overrides: &overrides,
+        };
+        let held = scope::decide(&facts, required).scope;
+        let detail = if held > scope::Scope::None {
+            format!("{module}.{action} requires it; held")
+        } else {
+            format!("{module}.{action} requires it; missing: nothing else here counts")
+        };
+        fact("requirement", Some(name(required)), Some(held), detail);
+    }
     let mut roles = explanation.roles.clone();
     roles.sort_by(|a, b| {
         b.scope
@@ -200,6 +215,7 @@ fn facts(model: &WorkspaceModel, slot: usize, user: &str) -> Vec<Fact> {
         (Source::Standing, Standing::NoSignInRole) => "the user holds no sign-in role",
         (Source::Standing, _) => "the user may not act",
         (Source::ModuleDisabled, _) => "the module is disabled",
+        (Source::RequirementMissing { .. }, _) => "the required permission is missing",
         (Source::Override { .. }, _) => "the override decides",
         (Source::Roles, _) => "the widest scope over the roles held",
         (Source::NoRole, _) => "no role grants it",

@@ -131,6 +131,7 @@ pub fn load_workspace(name: &str) -> Option<WorkspaceModel> {
             ws.slots.push(Slot {
                 inherits_from: None,
                 enabled: true,
+                requires: None,
             });
             ws.slot_of_action.insert(action_id, slot);
             ws.slot_names.push((module.clone(), action.clone()));
@@ -160,6 +161,32 @@ pub fn load_workspace(name: &str) -> Option<WorkspaceModel> {
             ws.slots[*slot].inherits_from = ancestors
                 .iter()
                 .find_map(|&a| slot_of.get(&(a, action.as_str())).copied());
+        }
+        // Requirements: a module's apply to each of its actions but the
+        // required one; an action's own (read last) wins.
+        for row in select(
+            client,
+            "SELECT * FROM fluent._load_requirements($1)",
+            &[ws.workspace_id.into()],
+        ) {
+            let required = column::<i32>(&row, 3).and_then(|a| ws.slot_of_action.get(&a).copied());
+            let module: Option<i32> = column(&row, 1);
+            let targets: Vec<usize> = match column::<i32>(&row, 2) {
+                Some(action) => ws
+                    .slot_of_action
+                    .get(&action)
+                    .copied()
+                    .into_iter()
+                    .collect(),
+                None => pending
+                    .iter()
+                    .filter(|(m, _, _)| Some(*m) == module)
+                    .map(|(_, _, s)| *s)
+                    .collect(),
+            };
+            for slot in targets.into_iter().filter(|&s| Some(s) != required) {
+                ws.slots[slot].requires = required;
+            }
         }
         load_roles(client, &mut ws);
         Some(ws)

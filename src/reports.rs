@@ -134,6 +134,7 @@ fn effective_rows() -> Vec<EffectiveRow> {
                         (Source::Standing, Standing::NoSignInRole) => "sign_in",
                         (Source::Standing, _) => "user_status",
                         (Source::ModuleDisabled, _) => "module_disabled",
+                        (Source::RequirementMissing { .. }, _) => "requirement",
                         (Source::Override { .. }, _) => "override",
                         (Source::Roles, _) => "roles",
                         (Source::NoRole, _) => "no_role",

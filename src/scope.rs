@@ -9,11 +9,13 @@
 //! 1. a user who is unknown, ghost or disabled gets `none`;
 //! 2. so does one without a sign-in role, in a workspace that has them;
 //! 3. a disabled module (or parent module) gives `none`;
-//! 4. else an override of the user's, on the action or inherited from the
+//! 4. so does a missing required permission (the module or action requires
+//!    another one, held at some scope, itself decided by these rules);
+//! 5. else an override of the user's, on the action or inherited from the
 //!    same action of a parent module, gives its scope, wider or narrower;
-//! 5. else the widest scope over the user's roles, each role's setting on the
+//! 6. else the widest scope over the user's roles, each role's setting on the
 //!    action or inherited from the same action of a parent module;
-//! 6. else `none`.
+//! 7. else `none`.
 
 use std::borrow::Borrow;
 use std::fmt;
@@ -71,6 +73,9 @@ pub struct Slot {
     pub inherits_from: Option<usize>,
     /// False when the module or one of its ancestors is disabled.
     pub enabled: bool,
+    /// The slot whose permission this one requires: without it, nothing else
+    /// on this slot counts (seed 002: Project Access opens the Projects module).
+    pub requires: Option<usize>,
 }
 
 /// The explicit permissions of one role: `scopes[slot]` is `Some` where the
@@ -147,6 +152,8 @@ pub enum Source {
     Standing,
     /// The module or a parent module is disabled.
     ModuleDisabled,
+    /// The permission the slot requires is missing.
+    RequirementMissing { required: usize },
     /// An override, set on this slot.
     Override { set_on: usize },
     /// The widest scope over the roles held.
@@ -171,6 +178,9 @@ pub fn decide<R: Borrow<RolePermissions>>(facts: &Facts<'_, R>, slot: usize) -> 
     if !facts.slots[slot].enabled {
         return decided(Scope::None, Source::ModuleDisabled);
     }
+    if let Some(required) = missing_requirement(facts, slot) {
+        return decided(Scope::None, Source::RequirementMissing { required });
+    }
     if let Some((scope, set_on)) = facts.overrides.setting_with_source(facts.slots, slot) {
         return decided(scope, Source::Override { set_on });
     }
@@ -185,6 +195,41 @@ pub fn decide<R: Borrow<RolePermissions>>(facts: &Facts<'_, R>, slot: usize) -> 
     } else {
         decided(Scope::None, Source::NoRole)
     }
+}
+
+/// The slot `slot` requires, if the user lacks it (holds it at no scope). A
+/// requirement is itself decided in full, its own requirements included;
+/// the bound guards a cycle in a corrupted catalog, which then denies.
+fn missing_requirement<R: Borrow<RolePermissions>>(
+    facts: &Facts<'_, R>,
+    slot: usize,
+) -> Option<usize> {
+    let mut seen = 0;
+    let mut current = slot;
+    while let Some(required) = facts.slots[current].requires.filter(|&r| r != current) {
+        seen += 1;
+        if seen > facts.slots.len() {
+            return Some(required);
+        }
+        let held = facts.slots[required].enabled
+            && facts
+                .overrides
+                .setting(facts.slots, required)
+                .unwrap_or_else(|| {
+                    facts
+                        .roles
+                        .iter()
+                        .map(|role| role.borrow().resolve(facts.slots, required))
+                        .max()
+                        .unwrap_or_default()
+                })
+                > Scope::None;
+        if !held {
+            return Some(required);
+        }
+        current = required;
+    }
+    None
 }
 
 /// One role's part in a decision: its scope on the slot and the slot the
@@ -256,6 +301,7 @@ mod tests {
         Slot {
             inherits_from,
             enabled: true,
+            requires: None,
         }
     }
 
@@ -396,21 +442,48 @@ mod tests {
             }
             chain.into_iter().find_map(|s| settings[s])
         }
+        fn own_scope(
+            slots: &[Slot],
+            roles: &[RolePermissions],
+            overrides: &RolePermissions,
+            slot: usize,
+        ) -> Scope {
+            if !slots[slot].enabled {
+                return Scope::None;
+            }
+            if let Some(scope) = inherited(&overrides.scopes, slots, slot) {
+                return scope;
+            }
+            let mut best = Scope::None;
+            for role in roles {
+                if let Some(scope) = inherited(&role.scopes, slots, slot) {
+                    if scope > best {
+                        best = scope;
+                    }
+                }
+            }
+            best
+        }
         if standing != Standing::Active || !slots[slot].enabled {
             return Scope::None;
         }
-        if let Some(scope) = inherited(&overrides.scopes, slots, slot) {
-            return scope;
-        }
-        let mut best = Scope::None;
-        for role in roles {
-            if let Some(scope) = inherited(&role.scopes, slots, slot) {
-                if scope > best {
-                    best = scope;
-                }
+        // Every requirement up the chain must be held (a cycle denies).
+        let mut visited = vec![slot];
+        let mut current = slot;
+        while let Some(required) = slots[current].requires {
+            if required == current {
+                break;
             }
+            if visited.contains(&required) {
+                return Scope::None;
+            }
+            if own_scope(slots, roles, overrides, required) == Scope::None {
+                return Scope::None;
+            }
+            visited.push(required);
+            current = required;
         }
-        best
+        own_scope(slots, roles, overrides, slot)
     }
 
     /// A small deterministic generator (no dependency for one test).
@@ -445,6 +518,7 @@ mod tests {
                 .map(|i| Slot {
                     inherits_from: (i > 0 && rng.next(2) == 0).then(|| rng.next(i as u64) as usize),
                     enabled: rng.next(5) != 0,
+                    requires: (rng.next(4) == 0).then(|| rng.next(n as u64) as usize),
                 })
                 .collect();
             let roles: Vec<RolePermissions> = (0..rng.next(4))
@@ -491,6 +565,7 @@ mod tests {
                         assert!(explanation.roles.iter().all(|r| r.scope == Scope::None))
                     }
                     Source::ModuleDisabled => assert!(!slots[slot].enabled),
+                    Source::RequirementMissing { .. } => assert_eq!(decision.scope, Scope::None),
                     Source::Standing => assert_ne!(standing, Standing::Active),
                 }
             }

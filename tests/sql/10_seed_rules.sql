@@ -54,6 +54,26 @@ SELECT user_key, manager, depth, reporting_anchor FROM fluent.reporting_lines WH
 SELECT fluent_alter_role('team_manager', reporting_anchor => true), fluent_grant_role('mgr', 'team_manager');
 SELECT user_key, reporting_anchor FROM fluent.reporting_lines WHERE workspace = 'lines' ORDER BY user_key;
 
+-- Access roles gate modules (seeds 002/003): Project Viewer reads every
+-- project, but without Project Access the Projects module is closed.
+SELECT fluent_create_user('vera'), fluent_grant_role('vera', 'user'), fluent_grant_role('vera', 'project_viewer');
+SELECT fluent_scope('vera', 'projects', 'read') AS viewer_alone;
+SELECT source, scope FROM fluent.effective_permissions
+ WHERE workspace = 'lines' AND user_key = 'vera' AND module = 'projects' AND action = 'read';
+SELECT step, fact, subject, scope, detail FROM fluent_explain('vera', 'projects', 'read') WHERE fact IN ('requirement', 'result');
+SELECT fluent_grant_role('vera', 'project_access');
+SELECT fluent_scope('vera', 'projects', 'read') AS with_project_access, fluent_scope('vera', 'financials', 'read') AS financials;
+-- The sections open with it too; a DBA can gate any module.
+SELECT fluent_clear_requirement('financials');
+SELECT fluent_set_requirement('financials', 'projects', 'access', action => 'write');
+SELECT module, action, required FROM (
+    SELECT m.name AS module, a.name AS action, rm.name || '.' || ra.name AS required
+      FROM fluent.requirements q JOIN fluent.modules m ON m.module_id = q.module_id
+      LEFT JOIN fluent.actions a ON a.action_id = q.action_id
+      JOIN fluent.actions ra ON ra.action_id = q.required_action_id JOIN fluent.modules rm ON rm.module_id = ra.module_id
+     WHERE q.workspace_id = (SELECT workspace_id FROM fluent.workspaces WHERE name = 'lines')) x
+ ORDER BY 1, 2;
+
 -- Direct reports (seed 003): team managers manage and approve their direct
 -- reports' timesheets; accountable executives report on the whole line.
 SELECT fluent_grant_role('exec', 'team_manager');
