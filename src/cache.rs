@@ -36,7 +36,7 @@ use pgrx::pg_sys;
 use crate::error::FluentError;
 use crate::loaders::{self, Change, WorkspaceModel};
 use crate::owner;
-use crate::scope::{effective_scopes, RolePermissions, Scope};
+use crate::scope::{effective_scopes, RolePermissions, Scope, Standing};
 use crate::trigger::after_trigger;
 
 /// The catalog relation whose relcache invalidation means "the permission
@@ -69,7 +69,6 @@ pub fn init() {
     );
     unsafe {
         pg_sys::CacheRegisterRelcacheCallback(Some(relcache_callback), pg_sys::Datum::from(0));
-        pg_sys::RegisterXactCallback(Some(xact_callback), std::ptr::null_mut());
     }
 }
 
@@ -105,21 +104,10 @@ unsafe extern "C-unwind" fn relcache_callback(_arg: pg_sys::Datum, relid: pg_sys
     }
 }
 
-#[pgrx::pg_guard]
-unsafe extern "C-unwind" fn xact_callback(
-    event: pg_sys::XactEvent::Type,
-    _arg: *mut std::ffi::c_void,
-) {
-    use pg_sys::XactEvent::*;
-    if matches!(
-        event,
-        XACT_EVENT_COMMIT
-            | XACT_EVENT_ABORT
-            | XACT_EVENT_PARALLEL_COMMIT
-            | XACT_EVENT_PARALLEL_ABORT
-            | XACT_EVENT_PREPARE
-    ) && INVALIDATED_IN_XACT.swap(false, Ordering::Relaxed)
-    {
+/// At the end of every transaction (src/lib.rs): if an invalidation arrived
+/// during it, look at the change log again (see the module comment).
+pub fn transaction_ended() {
+    if INVALIDATED_IN_XACT.swap(false, Ordering::Relaxed) {
         GENERATION.fetch_add(1, Ordering::Relaxed);
         // Plans made from those loads go with them (src/plans.rs).
         crate::plans::invalidate_identity_plans();
@@ -189,8 +177,6 @@ struct Cache {
     since: Option<u64>,
     /// `None` caches that a workspace does not exist.
     workspaces: FastMap<String, Option<WorkspaceEntry>>,
-    /// Users cached over all workspaces.
-    users: usize,
 }
 
 thread_local! {
@@ -217,83 +203,79 @@ fn refresh_if_stale() {
     }
     // No borrow is held while SPI runs: loading may process invalidations.
     let log = loaders::load_changes(since.unwrap_or(u64::MAX));
-    CACHE.with_borrow_mut(|c| {
-        let complete = since.is_some_and(|since| log.pruned_below <= since);
-        if complete {
+    let recompile = CACHE.with_borrow_mut(|c| {
+        let mut recompile = Vec::new();
+        if since.is_some_and(|since| log.pruned_below <= since) {
             for change in &log.changes {
-                c.apply(change);
+                c.apply(change, &mut recompile);
             }
         } else {
             c.workspaces.clear();
-            c.users = 0;
         }
         c.generation = Some(current);
         c.since = Some(log.next_since);
+        recompile
     });
+    // Each workspace whose role permissions changed compiles its roles once,
+    // however many changes named them.
+    for name in recompile {
+        let Some(model) =
+            CACHE.with_borrow(|c| Some(c.workspaces.get(&name)?.as_ref()?.model.clone()))
+        else {
+            continue;
+        };
+        let model = Rc::new(loaders::reload_roles(&model));
+        CACHE.with_borrow_mut(|c| {
+            if let Some(Some(ws)) = c.workspaces.get_mut(&name) {
+                ws.model = model;
+            }
+        });
+    }
 }
 
 impl Cache {
-    /// Drops what one logged change can affect.
-    fn apply(&mut self, change: &Change) {
+    /// Drops what one logged change can affect; workspaces whose roles
+    /// must be compiled again are added to `recompile`.
+    fn apply(&mut self, change: &Change, recompile: &mut Vec<String>) {
         // A change names one workspace, or every one; a workspace cached as
         // missing may be the one just created.
-        let matches = |_: &String, ws: &Option<WorkspaceEntry>| {
+        let matches = |ws: &Option<WorkspaceEntry>| {
             change.workspace_id.is_none()
                 || ws
                     .as_ref()
                     .is_none_or(|ws| Some(ws.model.workspace_id) == change.workspace_id)
         };
-        let mut dropped = 0;
-        match change.kind.as_str() {
-            "user" => {
-                for (_, ws) in self.workspaces.iter_mut().filter(|(n, w)| matches(n, w)) {
-                    if let Some(ws) = ws {
-                        let before = ws.users.len();
-                        ws.users.retain(|_, u| u.user_id != change.id.unwrap_or(0));
-                        dropped += before - ws.users.len();
-                        // A new user may have been cached as unknown.
-                        let before = ws.users.len();
-                        ws.users.retain(|_, u| u.barred != Some(Barred::Unknown));
-                        dropped += before - ws.users.len();
-                    }
-                }
-            }
-            "role" => {
-                let role = change.id.unwrap_or(0) as i32;
-                for (_, ws) in self.workspaces.iter_mut().filter(|(n, w)| matches(n, w)) {
-                    if let Some(ws) = ws {
-                        if let Some(model) = loaders::reload_roles(&ws.model) {
-                            ws.model = Rc::new(model);
+        if !matches!(change.kind.as_str(), "user" | "role" | "teams") {
+            self.workspaces.retain(|_, w| !matches(w));
+            return;
+        }
+        for (name, ws) in self.workspaces.iter_mut().filter(|(_, w)| matches(w)) {
+            let Some(ws) = ws else { continue };
+            match change.kind.as_str() {
+                // The user, and anyone cached as unknown (they may be new).
+                "user" => ws.users.retain(|_, u| {
+                    u.user_id != change.id.unwrap_or(0) && u.barred != Some(Barred::Unknown)
+                }),
+                // The holders of the role, and the role sets it is in.
+                "role" => {
+                    let role = change.id.unwrap_or(0) as i32;
+                    let (sets, users) = (&ws.sets, &mut ws.users);
+                    users.retain(|_, u| {
+                        !matches!(sets.get(u.set as usize), Some(Some(set)) if set.roles.contains(&role))
+                    });
+                    for set in ws.sets.iter_mut() {
+                        if set.as_ref().is_some_and(|s| s.roles.contains(&role)) {
+                            *set = None;
                         }
-                        let before = ws.users.len();
-                        let (sets, users) = (&ws.sets, &mut ws.users);
-                        users.retain(|_, u| {
-                            !matches!(sets.get(u.set as usize), Some(Some(set)) if set.roles.contains(&role))
-                        });
-                        dropped += before - ws.users.len();
-                        for set in ws.sets.iter_mut() {
-                            if set.as_ref().is_some_and(|s| s.roles.contains(&role)) {
-                                *set = None;
-                            }
-                        }
-                        ws.set_of.retain(|roles, _| !roles.contains(&role));
+                    }
+                    ws.set_of.retain(|roles, _| !roles.contains(&role));
+                    if !recompile.contains(name) {
+                        recompile.push(name.clone());
                     }
                 }
-            }
-            "teams" => {
-                for (_, ws) in self.workspaces.iter_mut().filter(|(n, w)| matches(n, w)) {
-                    if let Some(ws) = ws {
-                        ws.teams.clear();
-                    }
-                }
-            }
-            _ => {
-                let before: usize = self.cached_users();
-                self.workspaces.retain(|n, w| !matches(n, w));
-                dropped += before - self.cached_users();
+                _ => ws.teams.clear(),
             }
         }
-        self.users -= dropped;
     }
 
     fn cached_users(&self) -> usize {
@@ -308,18 +290,16 @@ impl Cache {
     /// checked since the last sweep (all of them if that is not enough).
     fn evict_if_full(&mut self) {
         let max = MAX_USERS.get().max(1) as usize;
-        if self.users < max {
+        if self.cached_users() < max {
             return;
         }
         for ws in self.workspaces.values_mut().flatten() {
             ws.users.retain(|_, u| u.used.replace(false));
         }
-        self.users = self.cached_users();
-        if self.users >= max {
+        if self.cached_users() >= max {
             for ws in self.workspaces.values_mut().flatten() {
                 ws.users.clear();
             }
-            self.users = 0;
         }
     }
 }
@@ -418,14 +398,10 @@ fn load_user_entry(workspace: &str, model: &WorkspaceModel, user: &str) -> UserE
         "ghost" => return barred(Barred::Ghost, holdings.user_id),
         _ => return barred(Barred::Disabled, holdings.user_id),
     }
-    let held: Vec<&loaders::CompiledRole> = holdings
-        .roles
-        .iter()
-        .filter_map(|r| model.roles.get(r))
-        .collect();
-    if model.sign_in_required && !held.iter().any(|r| r.grants_sign_in) {
+    if holdings.standing(model) == Standing::NoSignInRole {
         return barred(Barred::NoSignInRole, holdings.user_id);
     }
+    let held = holdings.held(model);
     let permissions: Vec<&RolePermissions> = held.iter().map(|r| &r.permissions).collect();
     let scopes_with = |overrides: &RolePermissions| -> Box<[Scope]> {
         effective_scopes(&model.slots, &permissions, overrides).into()
@@ -444,13 +420,8 @@ fn load_user_entry(workspace: &str, model: &WorkspaceModel, user: &str) -> UserE
         ws.set_of.insert(holdings.roles.clone().into(), set);
         Some(set)
     });
-    let own = (!holdings.overrides.is_empty() || set.is_none()).then(|| {
-        let mut overrides = RolePermissions::new(model.slots.len());
-        for &(slot, scope) in &holdings.overrides {
-            overrides.scopes[slot] = Some(scope);
-        }
-        scopes_with(&overrides)
-    });
+    let own = (!holdings.overrides.is_empty() || set.is_none())
+        .then(|| scopes_with(&holdings.override_settings(model)));
     UserEntry {
         own,
         user_id: holdings.user_id,
@@ -482,9 +453,7 @@ fn with_user_entry<R>(
         CACHE.with_borrow_mut(|c| {
             c.evict_if_full();
             if let Some(Some(ws)) = c.workspaces.get_mut(workspace) {
-                if ws.users.insert(user.into(), entry).is_none() {
-                    c.users += 1;
-                }
+                ws.users.insert(user.into(), entry);
             }
         });
     }

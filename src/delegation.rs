@@ -29,22 +29,9 @@ thread_local! {
     static TICKETS: RefCell<FastMap<i64, pg_sys::Oid>> = RefCell::new(FastMap::default());
 }
 
-pub fn init() {
-    unsafe { pg_sys::RegisterXactCallback(Some(xact_callback), std::ptr::null_mut()) };
-}
-
-#[pgrx::pg_guard]
-unsafe extern "C-unwind" fn xact_callback(
-    event: pg_sys::XactEvent::Type,
-    _arg: *mut std::ffi::c_void,
-) {
-    use pg_sys::XactEvent::*;
-    if matches!(
-        event,
-        XACT_EVENT_COMMIT | XACT_EVENT_ABORT | XACT_EVENT_PREPARE
-    ) {
-        TICKETS.with(|t| t.borrow_mut().clear());
-    }
+/// At the end of every transaction (src/lib.rs): tickets are good for one.
+pub fn transaction_ended() {
+    TICKETS.with(|t| t.borrow_mut().clear());
 }
 
 fn random_ticket() -> i64 {

@@ -153,14 +153,7 @@ fn facts(model: &WorkspaceModel, slot: usize, user: &str) -> Vec<Fact> {
         },
         slot,
     );
-    if let Some(required) = model.slots[slot].requires {
-        let facts = Facts {
-            standing,
-            slots: &model.slots,
-            roles: &permissions,
-            overrides: &overrides,
-        };
-        let held = scope::decide(&facts, required).scope;
+    if let Some((required, held)) = explanation.requirement {
         let detail = if held > scope::Scope::None {
             format!("{module}.{action} requires it; held")
         } else {
@@ -168,7 +161,7 @@ fn facts(model: &WorkspaceModel, slot: usize, user: &str) -> Vec<Fact> {
         };
         fact("requirement", Some(name(required)), Some(held), detail);
     }
-    let mut roles = explanation.roles.clone();
+    let mut roles = explanation.roles;
     roles.sort_by(|a, b| {
         b.scope
             .cmp(&a.scope)
@@ -187,13 +180,7 @@ fn facts(model: &WorkspaceModel, slot: usize, user: &str) -> Vec<Fact> {
         );
     }
     if roles.is_empty() {
-        rows.push((
-            rows.len() as i32 + 1,
-            "role".into(),
-            None,
-            None,
-            Some("holds no role in this workspace".into()),
-        ));
+        fact("role", None, None, "holds no role in this workspace".into());
     }
     if let Some((scope, on)) = explanation.override_ {
         let set_by = holdings
@@ -202,30 +189,28 @@ fn facts(model: &WorkspaceModel, slot: usize, user: &str) -> Vec<Fact> {
             .find(|(s, _)| *s == on)
             .map(|(_, by)| by.clone())
             .unwrap_or_default();
-        rows.push((
-            rows.len() as i32 + 1,
-            "override".into(),
+        fact(
+            "override",
             Some(name(on)),
-            Some(scope.as_str().to_owned()),
-            Some(format!("set by {set_by}; replaces what the roles give")),
-        ));
+            Some(scope),
+            format!("set by {set_by}; replaces what the roles give"),
+        );
     }
     let decision = explanation.decision;
-    let why = match (decision.source, standing) {
-        (Source::Standing, Standing::NoSignInRole) => "the user holds no sign-in role",
-        (Source::Standing, _) => "the user may not act",
-        (Source::ModuleDisabled, _) => "the module is disabled",
-        (Source::RequirementMissing { .. }, _) => "the required permission is missing",
-        (Source::Override { .. }, _) => "the override decides",
-        (Source::Roles, _) => "the widest scope over the roles held",
-        (Source::NoRole, _) => "no role grants it",
+    let why = match decision.source {
+        Source::NoSignInRole => "the user holds no sign-in role",
+        Source::Inactive => "the user may not act",
+        Source::ModuleDisabled => "the module is disabled",
+        Source::RequirementMissing { .. } => "the required permission is missing",
+        Source::Override { .. } => "the override decides",
+        Source::Roles => "the widest scope over the roles held",
+        Source::NoRole => "no role grants it",
     };
-    rows.push((
-        rows.len() as i32 + 1,
-        "result".into(),
+    fact(
+        "result",
         Some(user.to_owned()),
-        Some(decision.scope.as_str().to_owned()),
-        Some(why.into()),
-    ));
+        Some(decision.scope),
+        why.into(),
+    );
     rows
 }

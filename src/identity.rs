@@ -253,44 +253,27 @@ fn refuse_if_sealed(what: &'static str, unchanged: bool) {
 }
 
 pub fn init() {
-    unsafe {
-        pg_sys::RegisterXactCallback(Some(xact_callback), std::ptr::null_mut());
-        watch_role_changes();
-    }
+    unsafe { watch_role_changes() };
 }
 
-#[pgrx::pg_guard]
-unsafe extern "C-unwind" fn xact_callback(
-    event: pg_sys::XactEvent::Type,
-    _arg: *mut std::ffi::c_void,
-) {
-    use pg_sys::XactEvent::*;
-    if matches!(
-        event,
-        XACT_EVENT_COMMIT | XACT_EVENT_ABORT | XACT_EVENT_PREPARE
-    ) {
-        // A session-level move to an untrusted role that commits seals the
-        // session for good; one rolled back with its transaction does not.
-        if SESSION_MOVE_PENDING.with(|p| p.replace(false)) && event != XACT_EVENT_ABORT {
-            SEAL.with(|s| {
-                s.set(Seal {
-                    session: true,
-                    ..s.get()
-                })
-            });
+/// At the end of every transaction (src/lib.rs): the transaction's seal and
+/// verified user end with it; a session-level move to an untrusted role that
+/// commits seals the session for good, one rolled back does not.
+pub fn transaction_ended(committed: bool) {
+    SEAL.with(|s| {
+        let moved = SESSION_MOVE_PENDING.with(|p| p.replace(false));
+        let seal = s.get();
+        s.set(Seal {
+            session: seal.session || (moved && committed),
+            transaction: false,
+        });
+    });
+    VERIFIED.with(|v| {
+        let mut v = v.borrow_mut();
+        if matches!(*v, Some((_, true))) {
+            *v = None;
         }
-        SEAL.with(|s| {
-            let mut seal = s.get();
-            seal.transaction = false;
-            s.set(seal);
-        });
-        VERIFIED.with(|v| {
-            let mut v = v.borrow_mut();
-            if matches!(*v, Some((_, true))) {
-                *v = None;
-            }
-        });
-    }
+    });
 }
 
 pub fn role_name(role: pg_sys::Oid) -> String {

@@ -124,6 +124,24 @@ pub extern "C-unwind" fn _PG_init() {
     gucs::init();
     cache::init();
     identity::init();
-    delegation::init();
     plans::init();
+    unsafe { pg_sys::RegisterXactCallback(Some(transaction_ended), std::ptr::null_mut()) };
+}
+
+/// One end-of-transaction callback for the modules that keep per-transaction
+/// state.
+#[pg_guard]
+unsafe extern "C-unwind" fn transaction_ended(
+    event: pg_sys::XactEvent::Type,
+    _arg: *mut std::ffi::c_void,
+) {
+    use pg_sys::XactEvent::*;
+    let committed = match event {
+        XACT_EVENT_COMMIT | XACT_EVENT_PARALLEL_COMMIT | XACT_EVENT_PREPARE => true,
+        XACT_EVENT_ABORT | XACT_EVENT_PARALLEL_ABORT => false,
+        _ => return,
+    };
+    cache::transaction_ended();
+    identity::transaction_ended(committed);
+    delegation::transaction_ended();
 }

@@ -219,10 +219,10 @@ fn load_roles(client: &SpiClient<'_>, ws: &mut WorkspaceModel) {
 
 /// The model with its roles compiled again (after a permission changed;
 /// modules and actions, whose changes reload the whole workspace, stay).
-pub fn reload_roles(model: &WorkspaceModel) -> Option<WorkspaceModel> {
+pub fn reload_roles(model: &WorkspaceModel) -> WorkspaceModel {
     let mut ws = model.clone();
     as_catalog_owner(|client| load_roles(client, &mut ws));
-    Some(ws)
+    ws
 }
 
 /// One entry of the change log: what a catalog write can affect.

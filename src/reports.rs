@@ -12,7 +12,7 @@ use crate::error::FluentError;
 use crate::gucs;
 use crate::identity;
 use crate::loaders::{self, WorkspaceModel};
-use crate::scope::{decide, Facts, RolePermissions, Scope, Source, Standing};
+use crate::scope::{decide, Facts, RolePermissions, Scope, Source};
 
 fn require_reader() {
     if !identity::current_role_reads_all() {
@@ -130,14 +130,14 @@ fn effective_rows() -> Vec<EffectiveRow> {
                     module.clone(),
                     action.clone(),
                     decision.scope.as_str().to_owned(),
-                    match (decision.source, standing) {
-                        (Source::Standing, Standing::NoSignInRole) => "sign_in",
-                        (Source::Standing, _) => "user_status",
-                        (Source::ModuleDisabled, _) => "module_disabled",
-                        (Source::RequirementMissing { .. }, _) => "requirement",
-                        (Source::Override { .. }, _) => "override",
-                        (Source::Roles, _) => "roles",
-                        (Source::NoRole, _) => "no_role",
+                    match decision.source {
+                        Source::NoSignInRole => "sign_in",
+                        Source::Inactive => "user_status",
+                        Source::ModuleDisabled => "module_disabled",
+                        Source::RequirementMissing { .. } => "requirement",
+                        Source::Override { .. } => "override",
+                        Source::Roles => "roles",
+                        Source::NoRole => "no_role",
                     }
                     .to_owned(),
                     (!widest_roles.is_empty()).then_some(widest_roles),

@@ -148,8 +148,10 @@ pub struct Facts<'a, R: Borrow<RolePermissions>> {
 /// What decided a scope.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Source {
-    /// The user may not act (status or sign-in role).
-    Standing,
+    /// The user is unknown, ghost or disabled.
+    Inactive,
+    /// The workspace has sign-in roles and the user holds none.
+    NoSignInRole,
     /// The module or a parent module is disabled.
     ModuleDisabled,
     /// The permission the slot requires is missing.
@@ -172,8 +174,10 @@ pub struct Decision {
 /// The decision for one slot: the one place the precedence rule is written.
 pub fn decide<R: Borrow<RolePermissions>>(facts: &Facts<'_, R>, slot: usize) -> Decision {
     let decided = |scope, source| Decision { scope, source };
-    if facts.standing != Standing::Active {
-        return decided(Scope::None, Source::Standing);
+    match facts.standing {
+        Standing::Active => {}
+        Standing::Inactive => return decided(Scope::None, Source::Inactive),
+        Standing::NoSignInRole => return decided(Scope::None, Source::NoSignInRole),
     }
     if !facts.slots[slot].enabled {
         return decided(Scope::None, Source::ModuleDisabled);
@@ -249,6 +253,8 @@ pub struct Explanation {
     pub roles: Vec<RoleFact>,
     /// The override that applies, and the slot it is set on.
     pub override_: Option<(Scope, usize)>,
+    /// The slot this one requires, and the scope the user holds there.
+    pub requirement: Option<(usize, Scope)>,
 }
 
 pub fn explain<R: Borrow<RolePermissions>>(facts: &Facts<'_, R>, slot: usize) -> Explanation {
@@ -270,6 +276,10 @@ pub fn explain<R: Borrow<RolePermissions>>(facts: &Facts<'_, R>, slot: usize) ->
         decision: decide(facts, slot),
         roles,
         override_: facts.overrides.setting_with_source(facts.slots, slot),
+        requirement: facts.slots[slot]
+            .requires
+            .filter(|&required| required != slot)
+            .map(|required| (required, decide(facts, required).scope)),
     }
 }
 
@@ -566,7 +576,8 @@ mod tests {
                     }
                     Source::ModuleDisabled => assert!(!slots[slot].enabled),
                     Source::RequirementMissing { .. } => assert_eq!(decision.scope, Scope::None),
-                    Source::Standing => assert_ne!(standing, Standing::Active),
+                    Source::Inactive => assert_eq!(standing, Standing::Inactive),
+                    Source::NoSignInRole => assert_eq!(standing, Standing::NoSignInRole),
                 }
             }
         }
