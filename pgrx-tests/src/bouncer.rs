@@ -66,7 +66,7 @@ impl Bouncer {
     pub fn start_for(database: &str, users: &[&str]) -> Bouncer {
         let binary = find_pgbouncer();
         let version = pgbouncer_version(&binary);
-        let (host, port) = server();
+        let (host, port) = crate::test_server();
         assert!(
             !host.contains(char::is_whitespace) && !database.contains(char::is_whitespace),
             "the bouncer config does not quote {host:?} or {database:?}"
@@ -225,17 +225,6 @@ impl Drop for Bouncer {
         let _ = self.child.wait();
         let _ = fs::remove_dir_all(&self.dir);
     }
-}
-
-/// The server the bouncer forwards to: the test cluster.
-fn server() -> (String, u16) {
-    let host = std::env::var("FLUENT_TEST_HOST")
-        .expect("FLUENT_TEST_HOST names the test server (run via .ci/run)");
-    let port = std::env::var("FLUENT_TEST_PORT")
-        .ok()
-        .and_then(|p| p.parse().ok())
-        .unwrap_or(5432);
-    (host, port)
 }
 
 /// `FLUENT_PGBOUNCER`, or `pgbouncer` on the PATH or in the sbin

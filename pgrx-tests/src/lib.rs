@@ -19,13 +19,26 @@ pub const APP: &str = "it_app";
 /// the authenticator, it may switch the acting user many times.
 pub const TESTER: &str = "it_tester";
 
-fn config(database: &str, user: &str) -> postgres::Config {
+/// The test server: `FLUENT_TEST_HOST` and `FLUENT_TEST_PORT` (default 5432).
+pub fn test_server() -> (String, u16) {
     let host = std::env::var("FLUENT_TEST_HOST")
         .expect("FLUENT_TEST_HOST names the test server (run via .ci/run)");
     let port = std::env::var("FLUENT_TEST_PORT")
         .ok()
         .and_then(|p| p.parse().ok())
         .unwrap_or(5432);
+    (host, port)
+}
+
+/// A PostgreSQL program: from `FLUENT_PG_BIN`, else Debian's PostgreSQL 15.
+pub fn pg_bin(program: &str) -> std::path::PathBuf {
+    let dir =
+        std::env::var("FLUENT_PG_BIN").unwrap_or_else(|_| "/usr/lib/postgresql/15/bin".into());
+    std::path::PathBuf::from(dir).join(program)
+}
+
+fn config(database: &str, user: &str) -> postgres::Config {
+    let (host, port) = test_server();
     let mut config = postgres::Config::new();
     config.host(&host).port(port).dbname(database).user(user);
     config

@@ -6,15 +6,12 @@
 
 use std::process::{Command, Output};
 
-use fluent_pgrx_tests::{connect, empty_database, fresh_database};
-
-const PG_BIN: &str = "/usr/lib/postgresql/15/bin";
+use fluent_pgrx_tests::{connect, empty_database, fresh_database, pg_bin, test_server};
 
 fn run(program: &str, args: &[&str]) -> Output {
-    let host = std::env::var("FLUENT_TEST_HOST").expect("FLUENT_TEST_HOST");
-    let port = std::env::var("FLUENT_TEST_PORT").unwrap_or_else(|_| "5432".into());
-    let output = Command::new(format!("{PG_BIN}/{program}"))
-        .args(["-h", &host, "-p", &port, "-U", "postgres"])
+    let (host, port) = test_server();
+    let output = Command::new(pg_bin(program))
+        .args(["-h", &host, "-p", &port.to_string(), "-U", "postgres"])
         .args(args)
         .output()
         .unwrap_or_else(|e| panic!("{program}: {e}"));

@@ -405,9 +405,9 @@ fn an_unknown_subject_is_refused_or_created_as_configured() {
         Err("28000".into())
     );
     let mut su = connect(&db, "postgres");
-    su.batch_execute(&format!(
-        "UPDATE fluent.token_settings SET unknown_subject = 'create', new_user_roles = '{{reader}}'"
-    ))
+    su.batch_execute(
+        "UPDATE fluent.token_settings SET unknown_subject = 'create', new_user_roles = '{reader}'",
+    )
     .unwrap();
     let mut c = connect(&db, PGRST);
     c.batch_execute(&format!("BEGIN; SET LOCAL ROLE {WEB}"))
@@ -438,10 +438,8 @@ fn an_unknown_subject_is_refused_or_created_as_configured() {
         ]
     );
     // A configured role the workspace lacks is a configuration error, and nothing is created.
-    su.batch_execute(&format!(
-        "UPDATE fluent.token_settings SET new_user_roles = '{{reader,ghost_role}}'"
-    ))
-    .unwrap();
+    su.batch_execute("UPDATE fluent.token_settings SET new_user_roles = '{reader,ghost_role}'")
+        .unwrap();
     let other = sign("HS512", None, issued("other"));
     let mut c = connect(&db, PGRST);
     assert_eq!(
@@ -609,10 +607,10 @@ fn trust_ends_when_the_role_changes_even_if_nothing_was_chosen() {
 fn a_workspace_claim_chooses_the_workspace() {
     let db = database("workspace_claim", tokens::jwks());
     let mut su = connect(&db, "postgres");
-    su.batch_execute(&format!(
+    su.batch_execute(
         "SELECT fluent_create_workspace('acme');
-         UPDATE fluent.token_settings SET workspace_claim = 'tenant'"
-    ))
+         UPDATE fluent.token_settings SET workspace_claim = 'tenant'",
+    )
     .unwrap();
     let mut c = connect(&db, PGRST);
     let mut claims = issued("ann");

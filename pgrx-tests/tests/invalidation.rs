@@ -55,6 +55,10 @@ fn answers(client: &mut Client) -> Vec<String> {
     all
 }
 
+/// A kind of change, the SQL that makes it, and the answers it changes
+/// ("before", "after").
+type Case<'a> = (&'a str, &'a str, &'a [(&'a str, &'a str)]);
+
 #[test]
 fn each_kind_of_change_reaches_exactly_the_users_it_affects() {
     let db = fresh_database("invalidation");
@@ -63,7 +67,7 @@ fn each_kind_of_change_reaches_exactly_the_users_it_affects() {
     let mut observer = connect(&db, TESTER);
     let mut dba = connect(&db, "postgres");
     // (change, the answers it changes, as "before -> after")
-    let cases: [(&str, &str, &[(&str, &str)]); 9] = [
+    let cases: [Case; 9] = [
         ("grant", "SELECT fluent_grant_role('ann', 'writer')", &[("ann: own none none", "ann: own all none")]),
         ("revoke", "SELECT fluent_revoke_role('bob', 'writer')", &[("bob: own all none", "bob: own none none")]),
         (

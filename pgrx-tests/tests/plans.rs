@@ -285,13 +285,15 @@ fn extended_protocol_statements_follow_per_transaction_identities() {
     }
 }
 
+/// An acting user, what they see at first, then each change committed by the
+/// DBA and what they see after it.
+type CatalogChanges<'a> = (&'a str, &'a [&'a str], &'a [(&'a str, &'a [&'a str])]);
+
 #[test]
 fn a_cached_plan_follows_grants_committed_in_another_session() {
     let database = database("plans_catalog");
     let mut admin = connect(&database, "postgres");
-    // (acting user, what they see at first, then each change committed by the
-    // DBA and what they see after it)
-    let changes: [(&str, &[&str], &[(&str, &[&str])]); 2] = [
+    let changes: [CatalogChanges; 2] = [
         (
             "ann",
             ANN,

@@ -9,14 +9,8 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use fluent_pgrx_tests::bouncer::running_as_root;
-use fluent_pgrx_tests::{connect, fresh_database, APP, AUTHENTICATOR};
+use fluent_pgrx_tests::{connect, fresh_database, pg_bin, test_server, APP, AUTHENTICATOR};
 use postgres::{Client, NoTls};
-
-fn pg_bin(tool: &str) -> PathBuf {
-    let dir =
-        std::env::var("FLUENT_PG_BIN").unwrap_or_else(|_| "/usr/lib/postgresql/15/bin".into());
-    PathBuf::from(dir).join(tool)
-}
 
 /// Runs a PostgreSQL tool as the `postgres` OS user when we are root
 /// (initdb and the server refuse root).
@@ -45,9 +39,9 @@ struct Replica {
 
 impl Replica {
     fn start() -> Replica {
-        let host = std::env::var("FLUENT_TEST_HOST").expect("FLUENT_TEST_HOST");
-        let primary_port = std::env::var("FLUENT_TEST_PORT").unwrap_or_else(|_| "5432".into());
-        let port = primary_port.parse::<u16>().unwrap() + 100;
+        let (host, primary_port) = test_server();
+        let port = primary_port + 100;
+        let primary_port = primary_port.to_string();
         let dir = std::env::temp_dir().join(format!("fluent-replica-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
