@@ -120,7 +120,8 @@ BEGIN ATOMIC
      ORDER BY u.user_key;
 END;
 
--- The permissions that give each administrative right (src/delegation.rs).
+-- The permissions that give each administrative right, part of the workspace
+-- model (src/loaders.rs, read by src/delegation.rs).
 CREATE FUNCTION fluent._load_admin_rights(p_workspace text)
 RETURNS TABLE (admin_right text, module text, action text)
 LANGUAGE sql STABLE PARALLEL SAFE

@@ -59,7 +59,7 @@ BEGIN
     FOR t, kind IN VALUES ('workspaces', 'workspace'), ('users', 'user'), ('modules', 'workspace'),
                           ('actions', 'workspace'), ('roles', 'workspace'), ('permissions', 'role'),
                           ('grants', 'user'), ('overrides', 'user'), ('teams', 'teams'), ('team_members', 'teams'),
-                          ('requirements', 'workspace')
+                          ('requirements', 'workspace'), ('admin_rights', 'workspace')
     LOOP
         EXECUTE format('CREATE TRIGGER invalidate_cache AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE
                         ON fluent.%I FOR EACH STATEMENT EXECUTE FUNCTION fluent.invalidate_cache()', t);

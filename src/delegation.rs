@@ -22,7 +22,6 @@ use crate::error::FluentError;
 use crate::gucs;
 use crate::hashing::FastMap;
 use crate::identity;
-use crate::loaders;
 use crate::scope::Scope;
 
 thread_local! {
@@ -113,7 +112,11 @@ mod fluent {
 /// Whether `user` holds an administrative right in `workspace` (any right
 /// when `right` is None): some permission that gives it, at scope `all`.
 pub fn holds_right(workspace: &str, user: &str, right: Option<&str>) -> bool {
-    loaders::admin_right_actions(workspace)
+    let Some(model) = cache::model(workspace) else {
+        return false;
+    };
+    model
+        .admin_rights
         .iter()
         .filter(|(r, _, _)| right.is_none_or(|right| right == r))
         .any(|(_, module, action)| {

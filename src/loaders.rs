@@ -42,6 +42,10 @@ pub struct WorkspaceModel {
     pub disabled_by: Vec<Option<String>>,
     /// slot -> catalog action_id
     pub action_ids: Vec<i32>,
+    /// The permissions that give each administrative right, as (right,
+    /// module, action): holding the action at scope `all` gives the right
+    /// (`fluent.admin_rights`).
+    pub admin_rights: Vec<(String, String, String)>,
 }
 
 /// What one user holds in one workspace.
@@ -188,6 +192,19 @@ pub fn load_workspace(name: &str) -> Option<WorkspaceModel> {
                 ws.slots[slot].requires = required;
             }
         }
+        ws.admin_rights = select(
+            client,
+            "SELECT * FROM fluent._load_admin_rights($1)",
+            &[name.into()],
+        )
+        .map(|row| {
+            (
+                column(&row, 1).unwrap_or_default(),
+                column(&row, 2).unwrap_or_default(),
+                column(&row, 3).unwrap_or_default(),
+            )
+        })
+        .collect();
         load_roles(client, &mut ws);
         Some(ws)
     })
@@ -334,27 +351,6 @@ pub fn load_team(workspace_id: i32, user_id: i64, direct: bool) -> Vec<String> {
             &[workspace_id.into(), user_id.into(), direct.into()],
         )
         .filter_map(|row| column::<String>(&row, 1))
-        .collect()
-    })
-}
-
-/// The permissions that give each administrative right in a workspace, as
-/// (right, module, action): holding the action at scope `all` gives the
-/// right (`fluent.admin_rights`).
-pub fn admin_right_actions(workspace: &str) -> Vec<(String, String, String)> {
-    as_catalog_owner(|client| {
-        select(
-            client,
-            "SELECT * FROM fluent._load_admin_rights($1)",
-            &[workspace.into()],
-        )
-        .map(|row| {
-            (
-                column(&row, 1).unwrap_or_default(),
-                column(&row, 2).unwrap_or_default(),
-                column(&row, 3).unwrap_or_default(),
-            )
-        })
         .collect()
     })
 }
