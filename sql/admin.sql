@@ -107,6 +107,17 @@ CREATE FUNCTION fluent._user_status(value text) RETURNS fluent.user_status
 LANGUAGE sql IMMUTABLE
 RETURN fluent._parse_enum(value, 'user status', enum_range(NULL::fluent.user_status)::text[])::fluent.user_status;
 
+-- The expiry of temporary access: NULL (none) or an instant still to come.
+CREATE FUNCTION fluent._until(value timestamptz) RETURNS timestamptz
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF NOT fluent._in_force(value) THEN
+        RAISE EXCEPTION 'fluent access cannot expire at %, which is not in the future', value
+            USING ERRCODE = 'invalid_parameter_value', HINT = 'Pass a later instant, or NULL for access that does not expire.';
+    END IF;
+    RETURN value;
+END $$;
+
 CREATE FUNCTION fluent._name(value text, what text) RETURNS text
 LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
@@ -268,7 +279,7 @@ BEGIN ATOMIC
     SELECT EXISTS (SELECT 1 FROM fluent.grants g JOIN fluent.roles r ON r.role_id = g.role_id
                      JOIN fluent.users u ON u.user_id = g.user_id
                     WHERE u.user_key = p_user AND u.status = 'active' AND r.privileged
-                      AND g.workspace_id = fluent._workspace_id());
+                      AND g.workspace_id = fluent._workspace_id() AND fluent._in_force(g.valid_until));
 END;
 
 -- What only holders of a privileged role may do: refused to a delegated
@@ -446,10 +457,11 @@ LANGUAGE sql STABLE
 BEGIN ATOMIC
     SELECT coalesce(array_agg(DISTINCT g.workspace_id), '{}')
       FROM fluent.grants g JOIN fluent.roles r ON r.role_id = g.role_id JOIN fluent.users u ON u.user_id = g.user_id
-     WHERE r.privileged AND u.status = 'active'
+     WHERE r.privileged AND u.status = 'active' AND fluent._in_force(g.valid_until)
        AND (NOT EXISTS (SELECT 1 FROM fluent.roles s WHERE s.workspace_id = g.workspace_id AND s.grants_sign_in)
             OR EXISTS (SELECT 1 FROM fluent.grants sg JOIN fluent.roles s ON s.role_id = sg.role_id
-                        WHERE sg.user_id = g.user_id AND sg.workspace_id = g.workspace_id AND s.grants_sign_in));
+                        WHERE sg.user_id = g.user_id AND sg.workspace_id = g.workspace_id AND s.grants_sign_in
+                          AND fluent._in_force(sg.valid_until)));
 END;
 
 CREATE FUNCTION fluent._may_force(delegate text, force boolean) RETURNS void
@@ -720,12 +732,13 @@ END $$;
 
 -- Grants -------------------------------------------------------------------
 
-CREATE FUNCTION fluent._do_grant_role(user_key text, role text, ticket bigint) RETURNS void
+CREATE FUNCTION fluent._do_grant_role(user_key text, role text, until timestamptz, ticket bigint) RETURNS void
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp SET fluent.caller_role = '' AS $$
 DECLARE
     delegate text := fluent._authorize(ticket, 'assign_roles');
     uid bigint := fluent._user_id(user_key);
     rid int := fluent._role_id(role);
+    expiry timestamptz := fluent._until(until);
     powers jsonb := CASE WHEN delegate IS NOT NULL THEN fluent._user_scope_map(delegate) END;
     before jsonb := CASE WHEN delegate IS NOT NULL THEN fluent._user_scope_map(user_key) END;
 BEGIN
@@ -736,8 +749,14 @@ BEGIN
     -- Every permission of the role must be within the granter's own, and so
     -- must what the grant opens (a sign-in role opens the user's other roles).
     PERFORM fluent._within_powers(delegate, powers, '{}', fluent._role_scope_map(rid), format('"%s" role "%s", which has', user_key, role));
-    INSERT INTO fluent.grants (workspace_id, user_id, role_id) VALUES (fluent._workspace_id(), uid, rid)
-    ON CONFLICT DO NOTHING;
+    -- Granting again sets the expiry the call gives (NULL: none); a grant
+    -- that expired counts again from now.
+    INSERT INTO fluent.grants AS g (workspace_id, user_id, role_id, valid_until)
+    VALUES (fluent._workspace_id(), uid, rid, expiry)
+    ON CONFLICT (user_id, role_id) DO UPDATE
+       SET valid_until = EXCLUDED.valid_until,
+           granted_at = CASE WHEN fluent._in_force(g.valid_until) THEN g.granted_at ELSE EXCLUDED.granted_at END
+     WHERE g.valid_until IS DISTINCT FROM EXCLUDED.valid_until;
     IF NOT FOUND THEN
         RAISE NOTICE 'fluent user "%" already holds role "%"', user_key, role;
     END IF;
@@ -837,13 +856,15 @@ END $$;
 
 -- Per-user overrides --------------------------------------------------------
 
-CREATE FUNCTION fluent._do_set_override(user_key text, module text, action text, scope text, ticket bigint) RETURNS void
+CREATE FUNCTION fluent._do_set_override(user_key text, module text, action text, scope text, until timestamptz,
+                                         ticket bigint) RETURNS void
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp SET fluent.caller_role = '' AS $$
 DECLARE
     delegate text := fluent._authorize(ticket, 'assign_roles');
     uid bigint := fluent._user_id(user_key);
     aid int := fluent._action_id(module, action);
     s fluent.scope := fluent._scope(scope);
+    expiry timestamptz := fluent._until(until);
     powers jsonb := CASE WHEN delegate IS NOT NULL THEN fluent._user_scope_map(delegate) END;
     before jsonb := CASE WHEN delegate IS NOT NULL THEN fluent._user_scope_map(user_key) END;
 BEGIN
@@ -851,11 +872,11 @@ BEGIN
     PERFORM fluent._in_my_workspace(delegate, uid);
     PERFORM fluent._may_touch_user(delegate, uid);
     PERFORM fluent._within_powers(delegate, powers, '{}', fluent._override_gives(aid, s), format('"%s"', user_key));
-    INSERT INTO fluent.overrides (workspace_id, user_id, action_id, scope)
-    VALUES (fluent._workspace_id(), uid, aid, s)
+    INSERT INTO fluent.overrides (workspace_id, user_id, action_id, scope, valid_until)
+    VALUES (fluent._workspace_id(), uid, aid, s, expiry)
     ON CONFLICT (user_id, action_id) DO UPDATE
-       SET scope = EXCLUDED.scope, set_at = EXCLUDED.set_at, set_by = EXCLUDED.set_by
-     WHERE overrides.scope IS DISTINCT FROM EXCLUDED.scope;
+       SET scope = EXCLUDED.scope, set_at = EXCLUDED.set_at, set_by = EXCLUDED.set_by, valid_until = EXCLUDED.valid_until
+     WHERE (overrides.scope, overrides.valid_until) IS DISTINCT FROM (EXCLUDED.scope, EXCLUDED.valid_until);
     IF delegate IS NOT NULL THEN
         PERFORM fluent._within_powers(delegate, powers, before, fluent._user_scope_map(user_key), format('"%s"', user_key));
     END IF;
@@ -970,10 +991,10 @@ LANGUAGE sql
 BEGIN ATOMIC
     SELECT fluent._do_drop_user(user_key, force, fluent._caller());
 END;
-CREATE FUNCTION @extschema@.fluent_grant_role(user_key text, role text) RETURNS void
+CREATE FUNCTION @extschema@.fluent_grant_role(user_key text, role text, until timestamptz DEFAULT NULL) RETURNS void
 LANGUAGE sql
 BEGIN ATOMIC
-    SELECT fluent._do_grant_role(user_key, role, fluent._caller());
+    SELECT fluent._do_grant_role(user_key, role, until, fluent._caller());
 END;
 CREATE FUNCTION @extschema@.fluent_revoke_role(user_key text, role text, force boolean DEFAULT false) RETURNS void
 LANGUAGE sql
@@ -1000,10 +1021,11 @@ LANGUAGE sql
 BEGIN ATOMIC
     SELECT fluent._do_remove_team_member(team, user_key, fluent._caller());
 END;
-CREATE FUNCTION @extschema@.fluent_set_override(user_key text, module text, action text, scope text) RETURNS void
+CREATE FUNCTION @extschema@.fluent_set_override(user_key text, module text, action text, scope text,
+                                               until timestamptz DEFAULT NULL) RETURNS void
 LANGUAGE sql
 BEGIN ATOMIC
-    SELECT fluent._do_set_override(user_key, module, action, scope, fluent._caller());
+    SELECT fluent._do_set_override(user_key, module, action, scope, until, fluent._caller());
 END;
 CREATE FUNCTION @extschema@.fluent_clear_override(user_key text, module text, action text) RETURNS void
 LANGUAGE sql

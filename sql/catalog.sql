@@ -114,6 +114,7 @@ CREATE TABLE fluent.grants (
     granted_by   name NOT NULL DEFAULT current_user,
     reviewed_at  timestamptz,
     reviewed_by  name,
+    valid_until  timestamptz,
     PRIMARY KEY (user_id, role_id),
     FOREIGN KEY (workspace_id, role_id) REFERENCES fluent.roles (workspace_id, role_id) ON DELETE CASCADE
 );
@@ -121,6 +122,7 @@ CREATE INDEX grants_workspace_user_idx ON fluent.grants (workspace_id, user_id);
 CREATE INDEX grants_role_idx ON fluent.grants (role_id);
 COMMENT ON TABLE fluent.grants IS 'Roles held by users; a user''s scope on an action is the widest over the roles they hold';
 COMMENT ON COLUMN fluent.grants.reviewed_at IS 'When the grant was last confirmed in an access review (fluent_mark_reviewed); NULL if never';
+COMMENT ON COLUMN fluent.grants.valid_until IS 'Temporary access: the grant stops counting at this instant (NULL: until revoked); the row stays, for the access review';
 
 CREATE TABLE fluent.overrides (
     workspace_id int NOT NULL,
@@ -129,6 +131,7 @@ CREATE TABLE fluent.overrides (
     scope        fluent.scope NOT NULL,
     set_at       timestamptz NOT NULL DEFAULT now(),
     set_by       name NOT NULL DEFAULT current_user,
+    valid_until  timestamptz,
     PRIMARY KEY (user_id, action_id),
     FOREIGN KEY (workspace_id, action_id) REFERENCES fluent.actions (workspace_id, action_id) ON DELETE CASCADE
 );
@@ -136,6 +139,16 @@ CREATE INDEX overrides_workspace_user_idx ON fluent.overrides (workspace_id, use
 CREATE INDEX overrides_action_idx ON fluent.overrides (action_id);
 COMMENT ON TABLE fluent.overrides IS
     'Per-user exceptions: the scope replaces what the user''s roles give on that action (wider or narrower; none denies), and on the same action of submodules without an override of their own';
+
+COMMENT ON COLUMN fluent.overrides.valid_until IS 'Temporary access: the override stops counting at this instant (NULL: until cleared)';
+
+-- Whether a grant or override with this expiry counts now. "Now" is the
+-- transaction's start, as for now(): a transaction sees one consistent set of
+-- permissions, and the cache (src/cache.rs) compares expiries with the same
+-- instant. Inlined where it is used.
+CREATE FUNCTION fluent._in_force(valid_until timestamptz) RETURNS boolean
+LANGUAGE sql STABLE PARALLEL SAFE
+RETURN valid_until IS NULL OR valid_until > now();
 
 CREATE TABLE fluent.teams (
     team_id      int GENERATED ALWAYS AS IDENTITY PRIMARY KEY,

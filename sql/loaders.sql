@@ -56,22 +56,27 @@ END;
 
 -- One user in one workspace: their status, the roles they hold there and
 -- their overrides, each by one index lookup; no row for an unknown user.
+-- Grants and overrides that expired do not count; expires_at is when the
+-- next of those that count expires (NULL: none), after which the cached
+-- answer is loaded again (src/cache.rs).
 CREATE FUNCTION fluent._load_user(p_workspace_id int, p_user text)
 RETURNS TABLE (user_id bigint, status text, role_ids int[], override_actions int[], override_scopes text[],
-               override_set_by text[])
+               override_set_by text[], expires_at timestamptz)
 LANGUAGE sql STABLE PARALLEL SAFE
 BEGIN ATOMIC
-    SELECT u.user_id, u.status::text,
-           ARRAY(SELECT g.role_id FROM fluent.grants g
-                  WHERE g.workspace_id = p_workspace_id AND g.user_id = u.user_id ORDER BY g.role_id),
-           o.actions, o.scopes, o.set_by
+    SELECT u.user_id, u.status::text, g.roles, o.actions, o.scopes, o.set_by, least(g.expires_at, o.expires_at)
       FROM fluent.users u
+      CROSS JOIN LATERAL (
+          SELECT coalesce(array_agg(x.role_id ORDER BY x.role_id), '{}') AS roles, min(x.valid_until) AS expires_at
+            FROM fluent.grants x
+           WHERE x.workspace_id = p_workspace_id AND x.user_id = u.user_id AND fluent._in_force(x.valid_until)) g
       CROSS JOIN LATERAL (
           SELECT array_agg(x.action_id ORDER BY x.action_id) AS actions,
                  array_agg(x.scope::text ORDER BY x.action_id) AS scopes,
-                 array_agg(x.set_by::text ORDER BY x.action_id) AS set_by
+                 array_agg(x.set_by::text ORDER BY x.action_id) AS set_by,
+                 min(x.valid_until) AS expires_at
             FROM fluent.overrides x
-           WHERE x.workspace_id = p_workspace_id AND x.user_id = u.user_id) o
+           WHERE x.workspace_id = p_workspace_id AND x.user_id = u.user_id AND fluent._in_force(x.valid_until)) o
      WHERE u.user_key = p_user;
 END;
 
@@ -89,8 +94,10 @@ RETURNS TABLE (user_key text)
 LANGUAGE sql STABLE PARALLEL SAFE
 BEGIN ATOMIC
     SELECT u.user_key FROM fluent.users u
-     WHERE EXISTS (SELECT 1 FROM fluent.grants g WHERE g.workspace_id = p_workspace_id AND g.user_id = u.user_id)
-        OR EXISTS (SELECT 1 FROM fluent.overrides o WHERE o.workspace_id = p_workspace_id AND o.user_id = u.user_id)
+     WHERE EXISTS (SELECT 1 FROM fluent.grants g
+                    WHERE g.workspace_id = p_workspace_id AND g.user_id = u.user_id AND fluent._in_force(g.valid_until))
+        OR EXISTS (SELECT 1 FROM fluent.overrides o
+                    WHERE o.workspace_id = p_workspace_id AND o.user_id = u.user_id AND fluent._in_force(o.valid_until))
      ORDER BY u.user_id;
 END;
 

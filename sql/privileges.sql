@@ -118,7 +118,7 @@ GRANT EXECUTE ON FUNCTION @extschema@.fluent_protection_problems(), fluent._desc
 GRANT SELECT ON fluent.admin_rights TO fluent_reader;
 GRANT SELECT ON fluent.reporting_lines TO fluent_reader;
 GRANT SELECT ON fluent.permission_matrix, fluent.effective_permissions, fluent.role_members, fluent.users_without_roles,
-    fluent.privileged_users, fluent.access_review, fluent.grants_due_for_review, fluent.role_template_diff,
+    fluent.privileged_users, fluent.access_review, fluent.grants_due_for_review, fluent.expiring_access, fluent.role_template_diff,
     fluent.audit_log, fluent.protection_status, fluent.templates, fluent.template_modules, fluent.template_roles, fluent.template_permissions
     TO fluent_reader;
 
@@ -162,8 +162,8 @@ COMMENT ON FUNCTION @extschema@.fluent_reset_role(text) IS 'Restores a template 
 COMMENT ON FUNCTION @extschema@.fluent_clone_role(text, text) IS 'Creates a role with the permissions and flags of another';
 COMMENT ON FUNCTION @extschema@.fluent_alter_role(text, boolean, boolean, text, boolean, boolean) IS
     'Changes a role''s privileged, sign-in and reporting-anchor flags and its description; NULL leaves a property unchanged';
-COMMENT ON FUNCTION @extschema@.fluent_set_override(text, text, text, text) IS
-    'Gives one user a scope on one action that replaces what their roles give (wider or narrower; none denies)';
+COMMENT ON FUNCTION @extschema@.fluent_set_override(text, text, text, text, timestamptz) IS
+    'Gives one user a scope on one action that replaces what their roles give (wider or narrower; none denies), until an optional expiry';
 COMMENT ON FUNCTION @extschema@.fluent_clear_override(text, text, text) IS 'Removes a user''s override: their roles decide again';
 COMMENT ON FUNCTION @extschema@.fluent_set_module_enabled(text, boolean) IS
     'Feature gate: a disabled module (and its submodules) denies every action to everyone in the workspace';
@@ -184,7 +184,8 @@ COMMENT ON FUNCTION @extschema@.fluent_create_user(text, text, text, text) IS 'C
 COMMENT ON FUNCTION @extschema@.fluent_set_user_status(text, text, boolean) IS 'Sets a user''s status: active, ghost or disabled';
 COMMENT ON FUNCTION @extschema@.fluent_set_manager(text, text) IS 'Sets (or with NULL clears) a user''s manager; refuses cycles';
 COMMENT ON FUNCTION @extschema@.fluent_drop_user(text, boolean) IS 'Drops a user with their grants, overrides and team memberships';
-COMMENT ON FUNCTION @extschema@.fluent_grant_role(text, text) IS 'Grants a role of the current workspace to a user';
+COMMENT ON FUNCTION @extschema@.fluent_grant_role(text, text, timestamptz) IS
+    'Grants a role of the current workspace to a user, until an optional expiry (temporary access); granting again sets the expiry';
 COMMENT ON FUNCTION @extschema@.fluent_revoke_role(text, text, boolean) IS 'Revokes a role from a user';
 COMMENT ON FUNCTION @extschema@.fluent_create_team(text) IS 'Creates a team in the current workspace';
 COMMENT ON FUNCTION @extschema@.fluent_drop_team(text) IS 'Drops a team and its memberships';

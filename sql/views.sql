@@ -33,7 +33,7 @@ COMMENT ON VIEW fluent.effective_permissions IS
 -- accountable executive), for reports on missing forecasts and timesheets.
 CREATE VIEW fluent.reporting_lines AS
 WITH RECURSIVE members AS (
-    SELECT DISTINCT g.workspace_id, g.user_id FROM fluent.grants g
+    SELECT DISTINCT g.workspace_id, g.user_id FROM fluent.grants g WHERE fluent._in_force(g.valid_until)
 ), up (workspace_id, user_id, above, depth) AS (
     SELECT m.workspace_id, m.user_id, u.manager_id, 1
       FROM members m JOIN fluent.users u ON u.user_id = m.user_id
@@ -49,7 +49,8 @@ SELECT w.name AS workspace, u.user_key, mgr.user_key AS manager,
           FROM up JOIN fluent.users a ON a.user_id = up.above
          WHERE up.workspace_id = m.workspace_id AND up.user_id = m.user_id AND a.status = 'active'
            AND EXISTS (SELECT 1 FROM fluent.grants g JOIN fluent.roles r ON r.role_id = g.role_id
-                        WHERE g.user_id = a.user_id AND g.workspace_id = m.workspace_id AND r.reporting_anchor)
+                        WHERE g.user_id = a.user_id AND g.workspace_id = m.workspace_id AND r.reporting_anchor
+                          AND fluent._in_force(g.valid_until))
          ORDER BY up.depth LIMIT 1) AS reporting_anchor
   FROM members m
   JOIN fluent.workspaces w ON w.workspace_id = m.workspace_id
@@ -59,46 +60,73 @@ COMMENT ON VIEW fluent.reporting_lines IS
     'Each user''s reporting line in each workspace where they hold a role: manager, how many managers above, and the nearest active one above holding a reporting-anchor role (fluid: the accountable executive)';
 
 CREATE VIEW fluent.role_members AS
-SELECT w.name AS workspace, r.name AS role, u.user_key, u.display_name, u.status, g.granted_at, g.granted_by
+SELECT w.name AS workspace, r.name AS role, u.user_key, u.display_name, u.status, g.granted_at, g.granted_by,
+       g.valid_until
   FROM fluent.grants g
   JOIN fluent.workspaces w ON w.workspace_id = g.workspace_id
   JOIN fluent.roles r ON r.role_id = g.role_id
-  JOIN fluent.users u ON u.user_id = g.user_id;
-COMMENT ON VIEW fluent.role_members IS 'Who holds which role, in which workspace, since when and granted by whom';
+  JOIN fluent.users u ON u.user_id = g.user_id
+ WHERE fluent._in_force(g.valid_until);
+COMMENT ON VIEW fluent.role_members IS
+    'Who holds which role, in which workspace, since when, granted by whom and until when (valid_until NULL: no expiry); expired grants are not listed';
 
 CREATE VIEW fluent.users_without_roles AS
 SELECT u.user_key, u.display_name, u.status, m.user_key AS manager, u.created_at
   FROM fluent.users u
   LEFT JOIN fluent.users m ON m.user_id = u.manager_id
- WHERE NOT EXISTS (SELECT 1 FROM fluent.grants g WHERE g.user_id = u.user_id);
+ WHERE NOT EXISTS (SELECT 1 FROM fluent.grants g WHERE g.user_id = u.user_id AND fluent._in_force(g.valid_until));
 COMMENT ON VIEW fluent.users_without_roles IS
     'Ghost accounts: users holding no role in any workspace. They can own rows, be assigned and appear in reports, but may do nothing';
 
 CREATE VIEW fluent.privileged_users AS
 SELECT w.name AS workspace, r.name AS role, u.user_key, u.display_name, u.status, g.granted_at,
-       count(*) OVER (PARTITION BY g.role_id) AS holders
+       count(*) OVER (PARTITION BY g.role_id) AS holders, g.valid_until
   FROM fluent.grants g
   JOIN fluent.roles r ON r.role_id = g.role_id AND r.privileged
   JOIN fluent.workspaces w ON w.workspace_id = g.workspace_id
-  JOIN fluent.users u ON u.user_id = g.user_id;
+  JOIN fluent.users u ON u.user_id = g.user_id
+ WHERE fluent._in_force(g.valid_until);
 COMMENT ON VIEW fluent.privileged_users IS
     'Holders of owner/admin-level roles (roles.privileged), with how many people hold each such role: the seeds advise one or two owners';
 
 CREATE VIEW fluent.access_review AS
 SELECT w.name AS workspace, u.user_key, r.name AS role, g.granted_at, g.granted_by, g.reviewed_at, g.reviewed_by,
        coalesce(g.reviewed_at, g.granted_at) AS last_reviewed,
-       coalesce(g.reviewed_at, g.granted_at) < now() - interval '90 days' AS review_due
+       fluent._in_force(g.valid_until) AND coalesce(g.reviewed_at, g.granted_at) < now() - interval '90 days' AS review_due,
+       g.valid_until, NOT fluent._in_force(g.valid_until) AS expired,
+       coalesce(g.valid_until < now() + interval '14 days', false) AND fluent._in_force(g.valid_until) AS expires_soon
   FROM fluent.grants g
   JOIN fluent.workspaces w ON w.workspace_id = g.workspace_id
   JOIN fluent.roles r ON r.role_id = g.role_id
   JOIN fluent.users u ON u.user_id = g.user_id;
 COMMENT ON VIEW fluent.access_review IS
-    'Every grant with when it was last reviewed (granting counts as a review; fluent_mark_reviewed records one) and whether a review is due (over 90 days)';
+    'Every grant with when it was last reviewed (granting counts as a review; fluent_mark_reviewed records one), whether a review is due (over 90 days), and its expiry: expired grants stay listed (they no longer count), expires_soon within 14 days';
 
 CREATE VIEW fluent.grants_due_for_review AS
 SELECT workspace, user_key, role, granted_at, reviewed_at, last_reviewed
   FROM fluent.access_review WHERE review_due;
 COMMENT ON VIEW fluent.grants_due_for_review IS 'Grants neither made nor reviewed in the last 90 days: the quarterly role review''s to-do list';
+
+-- Temporary access about to end: grants and overrides that still count and
+-- expire within 14 days.
+CREATE VIEW fluent.expiring_access AS
+SELECT w.name AS workspace, u.user_key, 'grant'::text AS kind, r.name AS role, NULL::text AS module,
+       NULL::text AS action, NULL::fluent.scope AS scope, g.valid_until, g.valid_until - now() AS remaining
+  FROM fluent.grants g
+  JOIN fluent.workspaces w ON w.workspace_id = g.workspace_id
+  JOIN fluent.roles r ON r.role_id = g.role_id
+  JOIN fluent.users u ON u.user_id = g.user_id
+ WHERE fluent._in_force(g.valid_until) AND g.valid_until < now() + interval '14 days'
+UNION ALL
+SELECT w.name, u.user_key, 'override', NULL, md.name, a.name, o.scope, o.valid_until, o.valid_until - now()
+  FROM fluent.overrides o
+  JOIN fluent.workspaces w ON w.workspace_id = o.workspace_id
+  JOIN fluent.actions a ON a.action_id = o.action_id
+  JOIN fluent.modules md ON md.module_id = a.module_id
+  JOIN fluent.users u ON u.user_id = o.user_id
+ WHERE fluent._in_force(o.valid_until) AND o.valid_until < now() + interval '14 days';
+COMMENT ON VIEW fluent.expiring_access IS
+    'Temporary access ending within 14 days: grants (role) and overrides (module, action, scope) that still count, with when they expire; the access review''s list of what to extend or let lapse';
 
 CREATE VIEW fluent.role_template_diff AS
 WITH current AS (

@@ -24,6 +24,13 @@
 //! and the next look, from that xmin, drops what such loads may have missed.
 //! In READ COMMITTED every load takes a fresh snapshot, so nothing is
 //! reloaded twice.
+//!
+//! Temporary access needs no message: an entry remembers when the next of
+//! its grants and overrides expires and is loaded again by the first
+//! transaction that starts at or after that instant (the clock of `now()`,
+//! which the loaders compare with too). Plans that folded an answer with an
+//! expiry are invalidated when the transaction ends (src/plans.rs), so none
+//! is reused past it.
 
 use crate::hashing::FastMap;
 use std::cell::{Cell, RefCell};
@@ -48,6 +55,8 @@ const SENTINEL_TABLE: &std::ffi::CStr = c"workspaces";
 static GENERATION: AtomicU64 = AtomicU64::new(0);
 /// An invalidation arrived during the current transaction.
 static INVALIDATED_IN_XACT: AtomicBool = AtomicBool::new(false);
+/// The current transaction read an entry that expires.
+static EXPIRING_READ_IN_XACT: AtomicBool = AtomicBool::new(false);
 /// OID of the sentinel relation, or 0 while unknown.
 static SENTINEL: AtomicU32 = AtomicU32::new(0);
 
@@ -106,10 +115,15 @@ unsafe extern "C-unwind" fn relcache_callback(_arg: pg_sys::Datum, relid: pg_sys
 
 /// At the end of every transaction (src/lib.rs): if an invalidation arrived
 /// during it, look at the change log again (see the module comment).
+/// Plans that folded an answer with an expiry go too: the next
+/// transaction may start after it.
 pub fn transaction_ended() {
+    let expiring = EXPIRING_READ_IN_XACT.swap(false, Ordering::Relaxed);
     if INVALIDATED_IN_XACT.swap(false, Ordering::Relaxed) {
         GENERATION.fetch_add(1, Ordering::Relaxed);
         // Plans made from those loads go with them (src/plans.rs).
+        crate::plans::invalidate_identity_plans();
+    } else if expiring {
         crate::plans::invalidate_identity_plans();
     }
 }
@@ -137,9 +151,26 @@ struct UserEntry {
     barred: Option<Barred>,
     /// Checked since the last eviction sweep.
     used: Cell<bool>,
+    /// When the next grant or override the entry counts expires; `NEVER`
+    /// if none does.
+    expires_at: pg_sys::TimestampTz,
 }
 
 const NO_SET: u32 = u32::MAX;
+const NEVER: pg_sys::TimestampTz = pg_sys::TimestampTz::MAX;
+
+impl UserEntry {
+    /// Whether the entry still holds in this transaction (see the module
+    /// comment); reading one that expires is noted for the plans.
+    fn current(&self) -> bool {
+        if self.expires_at == NEVER {
+            return true;
+        }
+        let now = unsafe { pg_sys::GetCurrentTransactionStartTimestamp() };
+        EXPIRING_READ_IN_XACT.store(true, Ordering::Relaxed);
+        now < self.expires_at
+    }
+}
 
 /// A set of roles some users hold, with its effective scopes without
 /// overrides: shared by all of them.
@@ -389,6 +420,7 @@ fn load_user_entry(workspace: &str, model: &WorkspaceModel, user: &str) -> UserE
         set: NO_SET,
         barred: Some(barred),
         used: Cell::new(true),
+        expires_at: NEVER,
     };
     let Some(holdings) = loaders::load_user(model, user) else {
         return barred(Barred::Unknown, 0);
@@ -398,7 +430,9 @@ fn load_user_entry(workspace: &str, model: &WorkspaceModel, user: &str) -> UserE
         "ghost" => return barred(Barred::Ghost, holdings.user_id),
         _ => return barred(Barred::Disabled, holdings.user_id),
     }
+    let expires_at = holdings.expires_at.unwrap_or(NEVER);
     if holdings.standing(model) == Standing::NoSignInRole {
+        // A sign-in role granted later is a change, which drops the entry.
         return barred(Barred::NoSignInRole, holdings.user_id);
     }
     let held = holdings.held(model);
@@ -428,6 +462,7 @@ fn load_user_entry(workspace: &str, model: &WorkspaceModel, user: &str) -> UserE
         set: set.unwrap_or(NO_SET),
         barred: None,
         used: Cell::new(true),
+        expires_at,
     }
 }
 
@@ -446,7 +481,7 @@ fn with_user_entry<R>(
         c.workspaces
             .get(workspace)
             .and_then(|w| w.as_ref())
-            .is_some_and(|w| w.users.contains_key(user))
+            .is_some_and(|w| w.users.get(user).is_some_and(UserEntry::current))
     });
     if !cached {
         let entry = load_user_entry(workspace, &model, user);
@@ -528,7 +563,7 @@ pub fn scope(
         }
         let ws = c.workspaces.get(workspace)?.as_ref()?;
         let slot = *ws.model.modules.get(module)?.get(action)?;
-        let entry = ws.users.get(user)?;
+        let entry = ws.users.get(user).filter(|e| e.current())?;
         entry.used.set(true);
         Some(ws.scopes(entry).get(slot).copied().unwrap_or_default())
     });

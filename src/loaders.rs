@@ -7,6 +7,7 @@ use std::collections::HashMap;
 
 use crate::hashing::FastMap;
 
+use pgrx::pg_sys;
 use pgrx::spi::SpiClient;
 
 use crate::owner::{as_catalog_owner, column, select};
@@ -59,6 +60,9 @@ pub struct UserHoldings {
     pub overrides: Vec<(usize, Scope)>,
     /// Who set each override, by slot.
     pub override_set_by: Vec<(usize, String)>,
+    /// When the next of the grants and overrides that count expires
+    /// (microseconds since 2000, as `TimestampTz`); `None` if none expires.
+    pub expires_at: Option<pg_sys::TimestampTz>,
 }
 
 impl UserHoldings {
@@ -315,6 +319,7 @@ pub fn load_user(ws: &WorkspaceModel, key: &str) -> Option<UserHoldings> {
                 .zip(set_by)
                 .filter_map(|(a, by)| Some((*ws.slot_of_action.get(a)?, by)))
                 .collect(),
+            expires_at: column::<pgrx::datetime::TimestampWithTimeZone>(&row, 7).map(Into::into),
         })
     })
 }

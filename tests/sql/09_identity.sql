@@ -119,7 +119,7 @@ SELECT try($$SELECT fluent_protect('fluent.users', 'users', 'user_key')$$) AS ad
 SELECT try($$SELECT fluent_set_module_enabled('invoices', false)$$) AS adam_gates,
        try($$SELECT fluent_set_admin_right('assign_beyond_own', 'users', 'write')$$) AS adam_sets_rights,
        try($$SELECT fluent_apply_template('cx')$$) AS adam_applies_template;
-SELECT try($$SELECT fluent._do_grant_role('pat', 'owner', 42)$$) AS forged_ticket;
+SELECT try($$SELECT fluent._do_grant_role('pat', 'owner', NULL, 42)$$) AS forged_ticket;
 -- A delegated administrator reads others' permissions; a plain user does not.
 SELECT fluent_scope('olga', 'invoices', 'write') AS adam_reads_olga;
 SELECT act_as('sam');
