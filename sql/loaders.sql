@@ -80,25 +80,67 @@ BEGIN ATOMIC
      WHERE u.user_key = p_user;
 END;
 
--- The workspaces, and the users who hold a role or an override in one: the
--- rows of the reporting views (src/reports.rs).
+-- Every user holding a role or an override in the workspace, with what
+-- _load_user returns for one: fluent_who_can and the reports decide for all
+-- of them from one query.
+CREATE FUNCTION fluent._load_holdings(p_workspace_id int)
+RETURNS TABLE (user_key text, user_id bigint, status text, role_ids int[], override_actions int[],
+               override_scopes text[], override_set_by text[], expires_at timestamptz)
+LANGUAGE sql STABLE PARALLEL SAFE
+BEGIN ATOMIC
+    WITH g AS (
+        SELECT x.user_id, array_agg(x.role_id ORDER BY x.role_id) AS roles, min(x.valid_until) AS expires_at
+          FROM fluent.grants x
+         WHERE x.workspace_id = p_workspace_id AND fluent._in_force(x.valid_until)
+         GROUP BY x.user_id
+    ), o AS (
+        SELECT x.user_id, array_agg(x.action_id ORDER BY x.action_id) AS actions,
+               array_agg(x.scope::text ORDER BY x.action_id) AS scopes,
+               array_agg(x.set_by::text ORDER BY x.action_id) AS set_by, min(x.valid_until) AS expires_at
+          FROM fluent.overrides x
+         WHERE x.workspace_id = p_workspace_id AND fluent._in_force(x.valid_until)
+         GROUP BY x.user_id
+    )
+    SELECT u.user_key, u.user_id, u.status::text, coalesce(g.roles, '{}'), o.actions, o.scopes, o.set_by,
+           least(g.expires_at, o.expires_at)
+      FROM g FULL JOIN o ON o.user_id = g.user_id
+      JOIN fluent.users u ON u.user_id = coalesce(g.user_id, o.user_id)
+     ORDER BY u.user_id;
+END;
+
+-- The inverse of _load_team for the users keyed p_keys: who reaches them
+-- through scope direct or team. Each manager above one (depth 1 is their
+-- manager, whom `direct` reaches through; any depth, `team`), and each lead
+-- of a team of this workspace they are in (both scopes).
+CREATE FUNCTION fluent._load_reachers(p_workspace_id int, p_keys text[])
+RETURNS TABLE (user_key text, reached text, relation text, depth int)
+LANGUAGE sql STABLE PARALLEL SAFE
+BEGIN ATOMIC
+    WITH RECURSIVE targets AS (
+        SELECT u.user_id, u.user_key FROM fluent.users u WHERE u.user_key = ANY (p_keys)
+    ), up (user_id, reached, depth) AS (
+        SELECT u.manager_id, t.user_key, 1 FROM targets t JOIN fluent.users u ON u.user_id = t.user_id
+         WHERE u.manager_id IS NOT NULL
+        UNION
+        SELECT u.manager_id, up.reached, up.depth + 1 FROM up JOIN fluent.users u ON u.user_id = up.user_id
+         WHERE u.manager_id IS NOT NULL AND up.depth < 64
+    )
+    SELECT u.user_key, up.reached, 'manager', up.depth FROM up JOIN fluent.users u ON u.user_id = up.user_id
+    UNION ALL
+    SELECT u.user_key, t.user_key, 'team lead', 1
+      FROM targets t
+      JOIN fluent.team_members m ON m.user_id = t.user_id AND m.workspace_id = p_workspace_id
+      JOIN fluent.team_members l ON l.team_id = m.team_id AND l.is_lead
+      JOIN fluent.users u ON u.user_id = l.user_id
+     ORDER BY 3, 4, 1;
+END;
+
+-- The workspaces: the rows of the reporting views (src/reports.rs).
 CREATE FUNCTION fluent._load_workspaces()
 RETURNS TABLE (name text)
 LANGUAGE sql STABLE PARALLEL SAFE
 BEGIN ATOMIC
     SELECT w.name FROM fluent.workspaces w ORDER BY w.workspace_id;
-END;
-
-CREATE FUNCTION fluent._load_members(p_workspace_id int)
-RETURNS TABLE (user_key text)
-LANGUAGE sql STABLE PARALLEL SAFE
-BEGIN ATOMIC
-    SELECT u.user_key FROM fluent.users u
-     WHERE EXISTS (SELECT 1 FROM fluent.grants g
-                    WHERE g.workspace_id = p_workspace_id AND g.user_id = u.user_id AND fluent._in_force(g.valid_until))
-        OR EXISTS (SELECT 1 FROM fluent.overrides o
-                    WHERE o.workspace_id = p_workspace_id AND o.user_id = u.user_id AND fluent._in_force(o.valid_until))
-     ORDER BY u.user_id;
 END;
 
 -- The users whose rows scope `team` adds: members of the teams the user leads

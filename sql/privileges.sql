@@ -92,6 +92,7 @@ BEGIN
         ELSIF fname IN ('fluent_can', 'fluent_scope', 'fluent_visible_modules', 'fluent_current_user',
                      'fluent_current_workspace', 'fluent_reset_user', 'fluent_explain',
                      'fluent_set_user', 'fluent_set_workspace', 'fluent_authenticate', 'fluent_verified_user',
+                     'fluent_who_can', '_who_can',
                      '_current_role_is_superuser', '_restoring', '_caller',
                      'fluent_create_role', 'fluent_drop_role', 'fluent_set_permission', 'fluent_clear_permission',
                      'fluent_alter_role', 'fluent_clone_role', 'fluent_reset_role', 'fluent_create_user',
@@ -184,6 +185,8 @@ COMMENT ON FUNCTION @extschema@.fluent_create_user(text, text, text, text) IS 'C
 COMMENT ON FUNCTION @extschema@.fluent_set_user_status(text, text, boolean) IS 'Sets a user''s status: active, ghost or disabled';
 COMMENT ON FUNCTION @extschema@.fluent_set_manager(text, text) IS 'Sets (or with NULL clears) a user''s manager; refuses cycles';
 COMMENT ON FUNCTION @extschema@.fluent_drop_user(text, boolean) IS 'Drops a user with their grants, overrides and team memberships';
+COMMENT ON FUNCTION @extschema@.fluent_who_can(regclass, text, text) IS
+    'Who may perform a module action (default read) on one row of a protected table, and why: scope, source, roles, and how the scope reaches the row (all, owner, assignee, team lead, manager); for those who may read everyone''s permissions';
 COMMENT ON FUNCTION @extschema@.fluent_grant_role(text, text, timestamptz) IS
     'Grants a role of the current workspace to a user, until an optional expiry (temporary access); granting again sets the expiry';
 COMMENT ON FUNCTION @extschema@.fluent_revoke_role(text, text, boolean) IS 'Revokes a role from a user';

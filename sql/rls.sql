@@ -552,6 +552,75 @@ BEGIN
     END LOOP;
 END $$;
 
+-- The row of a protected table that fluent_who_can() asks about (by the
+-- membership row column, else the single-column primary key): the module,
+-- its owner, its workspace (has_workspace: whether the table has a workspace
+-- column) and the users assigned to it through the membership table, as
+-- text keys. The row is read past the policies: fluent_who_can() checks its
+-- caller and runs this as the catalog owner.
+CREATE FUNCTION fluent._row_facts(tbl regclass, row_key text)
+RETURNS TABLE (module text, owner_key text, has_workspace boolean, workspace_key text, assignees text[])
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    p fluent.protected_tables;
+    key_column name;
+    key_type text;
+    found_rows int;
+    row_value text;
+BEGIN
+    PERFORM fluent._not_null(tbl, 'table');
+    PERFORM fluent._not_null(row_key, 'row key');
+    SELECT x.* INTO p FROM fluent.protected_tables x WHERE x.table_name = fluent._protected_root(tbl);
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'table "%" is not protected by fluent', tbl
+            USING ERRCODE = 'undefined_object', HINT = 'fluent_who_can answers for tables protected with fluent_protect().';
+    END IF;
+    key_column := p.row_column;
+    IF key_column IS NULL THEN
+        SELECT a.attname INTO key_column
+          FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]
+         WHERE i.indrelid = tbl AND i.indisprimary AND i.indnatts = 1;
+    END IF;
+    IF key_column IS NULL THEN
+        RAISE EXCEPTION 'table "%" has no single-column primary key to find the row by', tbl
+            USING ERRCODE = 'invalid_parameter_value', HINT = 'Protect it with row_column naming the key column.';
+    END IF;
+    SELECT format_type(a.atttypid, a.atttypmod) INTO key_type FROM pg_attribute a
+     WHERE a.attrelid = tbl AND a.attname = key_column;
+    EXECUTE format('SELECT count(*) OVER (), %s::text, %s::text, %I::text FROM %s WHERE %I = $1::%s LIMIT 1',
+                   coalesce(quote_ident(p.owner_column), 'NULL'), coalesce(quote_ident(p.workspace_column), 'NULL'),
+                   key_column, tbl, key_column, key_type)
+       INTO found_rows, owner_key, workspace_key, row_value USING row_key;
+    IF found_rows IS NULL THEN
+        RAISE EXCEPTION 'table "%" has no row with % = %', tbl, key_column, row_key USING ERRCODE = 'no_data_found';
+    ELSIF found_rows > 1 THEN
+        RAISE EXCEPTION 'table "%" has % rows with % = %', tbl, found_rows, key_column, row_key
+            USING ERRCODE = 'cardinality_violation', HINT = 'Ask about a column that identifies one row.';
+    END IF;
+    IF p.membership_table IS NOT NULL THEN
+        -- The membership row column has the key column's type (fluent_protect checks).
+        EXECUTE format('SELECT coalesce(array_agg(DISTINCT m.%I::text), ''{}'') FROM %s m WHERE m.%I = $1::%s',
+                       p.membership_user_column, p.membership_table, p.membership_row_column, key_type)
+           INTO assignees USING row_value;
+    END IF;
+    module := p.module;
+    has_workspace := p.workspace_column IS NOT NULL;
+    assignees := coalesce(assignees, '{}');
+    RETURN NEXT;
+END $$;
+
+-- "Who can see invoice 3?": each user who may perform module.action on the
+-- row of tbl keyed row_key, and why (src/who_can.rs): their scope, whether
+-- roles (named) or an override give it, and how it reaches the row: all,
+-- owner, assignee (through the membership table), team lead or manager
+-- (through the owner or assignee named in `through`).
+CREATE FUNCTION @extschema@.fluent_who_can(tbl regclass, row_key text, action text DEFAULT 'read')
+RETURNS TABLE (user_key text, scope text, source text, roles text[], reach text, through text)
+LANGUAGE sql STABLE PARALLEL RESTRICTED
+BEGIN ATOMIC
+    SELECT * FROM fluent._who_can(tbl, row_key, action);
+END;
+
 CREATE VIEW fluent.protection_status AS
 SELECT p.table_name, p.module, count(x.problem) = 0 AS intact,
        coalesce(array_agg(format('%s: %s (%s)', x.relation, x.problem, x.detail) ORDER BY x.relation::text, x.problem)

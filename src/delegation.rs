@@ -129,9 +129,7 @@ pub fn holds_right(workspace: &str, user: &str, right: Option<&str>) -> bool {
 /// the workspace's delegated administrators.
 pub fn require_may_read_permissions_of(user: &str) {
     let allowed = gucs::with_acting(|acting, workspace| {
-        acting == Some(user)
-            || identity::current_role_reads_all()
-            || acting.is_some_and(|acting| holds_right(workspace, acting, None))
+        acting == Some(user) || may_read_everyones_permissions(workspace)
     });
     if !allowed {
         FluentError::OthersPermissionsDenied {
@@ -139,4 +137,14 @@ pub fn require_may_read_permissions_of(user: &str) {
         }
         .report();
     }
+}
+
+/// Whether the caller may read everyone's permissions in `workspace`:
+/// superusers, fluent_admin and fluent_reader members, and the workspace's
+/// delegated administrators.
+pub fn may_read_everyones_permissions(workspace: &str) -> bool {
+    identity::current_role_reads_all()
+        || gucs::with_acting(|acting, _| {
+            acting.is_some_and(|acting| holds_right(workspace, acting, None))
+        })
 }

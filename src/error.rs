@@ -32,6 +32,8 @@ pub enum FluentError {
     NoSignInRole { user: String, workspace: String },
     /// The caller may not see another user's permissions.
     OthersPermissionsDenied { user: String },
+    /// The caller may not list who may act on a row (everyone's permissions).
+    WhoCanDenied { table: String },
     /// The audit trigger attached to a table outside the fluent catalog.
     NotCatalogTable { table: String },
     /// A NULL where a value is required.
@@ -76,9 +78,10 @@ impl FluentError {
             UserCannotSignIn { .. } | NoSignInRole { .. } => {
                 PgSqlErrorCode::ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION
             }
-            OthersPermissionsDenied { .. } | IdentitySealed { .. } | NoCallerTicket => {
-                PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE
-            }
+            OthersPermissionsDenied { .. }
+            | WhoCanDenied { .. }
+            | IdentitySealed { .. }
+            | NoCallerTicket => PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
             TokensNotConfigured | TokenKeysInvalid { .. } => {
                 PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE
             }
@@ -119,6 +122,9 @@ impl FluentError {
             }
             OthersPermissionsDenied { user } => {
                 format!("permission denied to read the permissions of fluent user \"{user}\"")
+            }
+            WhoCanDenied { table } => {
+                format!("permission denied to list who may act on rows of \"{table}\"")
             }
             IdentitySealed { what } => {
                 format!("permission denied to change the fluent {what}: the identity was already chosen")
@@ -173,6 +179,10 @@ impl FluentError {
             }
             OthersPermissionsDenied { .. } => {
                 "An acting user may read their own permissions; superusers, fluent_admin and fluent_reader members and the workspace's delegated administrators may read anyone's."
+                    .into()
+            }
+            WhoCanDenied { .. } => {
+                "fluent_who_can reads everyone's permissions: superusers, fluent_admin and fluent_reader members and the row's workspace's delegated administrators may call it."
                     .into()
             }
             IdentitySealed { .. } => {

@@ -39,6 +39,7 @@ mod reports;
 mod scope;
 mod token;
 mod trigger;
+mod who_can;
 
 #[cfg(any(test, feature = "pg_test"))]
 pub mod tests;
@@ -114,7 +115,8 @@ extension_sql_file!(
         checks::fluent::rls_owner_uuids,
         checks::fluent::rls_workspace_keys,
         checks::fluent::rls_workspace_ids,
-        checks::fluent::rls_workspace_uuids
+        checks::fluent::rls_workspace_uuids,
+        who_can::fluent::_who_can
     ]
 );
 extension_sql_file!("../sql/privileges.sql", name = "privileges", finalize);

@@ -293,6 +293,35 @@ pub fn load_changes(since: u64) -> ChangeLog {
     })
 }
 
+/// A user's holdings from a row of `_load_user` or `_load_holdings`,
+/// whose columns from `first` on are: user_id, status, role_ids,
+/// override_actions, override_scopes, override_set_by, expires_at.
+fn holdings_from(
+    ws: &WorkspaceModel,
+    row: &pgrx::spi::SpiHeapTupleData<'_>,
+    first: usize,
+) -> UserHoldings {
+    let actions: Vec<i32> = column(row, first + 3).unwrap_or_default();
+    let scopes: Vec<String> = column(row, first + 4).unwrap_or_default();
+    let set_by: Vec<String> = column(row, first + 5).unwrap_or_default();
+    UserHoldings {
+        user_id: column(row, first).unwrap_or_default(),
+        status: column(row, first + 1).unwrap_or_default(),
+        roles: column(row, first + 2).unwrap_or_default(),
+        overrides: actions
+            .iter()
+            .zip(&scopes)
+            .filter_map(|(a, s)| Some((*ws.slot_of_action.get(a)?, s.parse().ok()?)))
+            .collect(),
+        override_set_by: actions
+            .iter()
+            .zip(set_by)
+            .filter_map(|(a, by)| Some((*ws.slot_of_action.get(a)?, by)))
+            .collect(),
+        expires_at: column::<pgrx::datetime::TimestampWithTimeZone>(row, first + 6).map(Into::into),
+    }
+}
+
 /// What `key` holds in the workspace; `None` for an unknown user.
 pub fn load_user(ws: &WorkspaceModel, key: &str) -> Option<UserHoldings> {
     as_catalog_owner(|client| {
@@ -302,25 +331,86 @@ pub fn load_user(ws: &WorkspaceModel, key: &str) -> Option<UserHoldings> {
             &[ws.workspace_id.into(), key.into()],
         );
         let row = rows.into_iter().next()?;
-        let actions: Vec<i32> = column(&row, 4).unwrap_or_default();
-        let scopes: Vec<String> = column(&row, 5).unwrap_or_default();
-        let set_by: Vec<String> = column(&row, 6).unwrap_or_default();
-        Some(UserHoldings {
-            user_id: column(&row, 1).unwrap_or_default(),
-            status: column(&row, 2).unwrap_or_default(),
-            roles: column(&row, 3).unwrap_or_default(),
-            overrides: actions
-                .iter()
-                .zip(&scopes)
-                .filter_map(|(a, s)| Some((*ws.slot_of_action.get(a)?, s.parse().ok()?)))
-                .collect(),
-            override_set_by: actions
-                .iter()
-                .zip(set_by)
-                .filter_map(|(a, by)| Some((*ws.slot_of_action.get(a)?, by)))
-                .collect(),
-            expires_at: column::<pgrx::datetime::TimestampWithTimeZone>(&row, 7).map(Into::into),
+        Some(holdings_from(ws, &row, 1))
+    })
+}
+
+/// What every user holding a role or an override in the workspace holds,
+/// by user key, in one query.
+pub fn load_all_holdings(ws: &WorkspaceModel) -> Vec<(String, UserHoldings)> {
+    as_catalog_owner(|client| {
+        select(
+            client,
+            "SELECT * FROM fluent._load_holdings($1)",
+            &[ws.workspace_id.into()],
+        )
+        .filter_map(|row| Some((column::<String>(&row, 1)?, holdings_from(ws, &row, 2))))
+        .collect()
+    })
+}
+
+/// How one user reaches another's rows through scope `direct` or `team`.
+pub struct Reacher {
+    pub user: String,
+    /// The user reached.
+    pub reached: String,
+    /// "manager" or "team lead".
+    pub relation: String,
+    /// For a manager, how many levels above the user reached.
+    pub depth: i32,
+}
+
+/// Who reaches the users `keys` through scope `direct` or `team`: the
+/// inverse of `load_team`, in one query.
+pub fn load_reachers(workspace_id: i32, keys: &[String]) -> Vec<Reacher> {
+    as_catalog_owner(|client| {
+        select(
+            client,
+            "SELECT * FROM fluent._load_reachers($1, $2)",
+            &[workspace_id.into(), keys.to_vec().into()],
+        )
+        .filter_map(|row| {
+            Some(Reacher {
+                user: column(&row, 1)?,
+                reached: column(&row, 2)?,
+                relation: column(&row, 3)?,
+                depth: column(&row, 4)?,
+            })
         })
+        .collect()
+    })
+}
+
+/// A row of a protected table, as `fluent._row_facts` reads it.
+pub struct RowFacts {
+    pub module: String,
+    pub owner: Option<String>,
+    /// The row's workspace when the table has a workspace column (`Some(None)`:
+    /// the row's is NULL); `None` when it has none.
+    pub workspace: Option<Option<String>>,
+    pub assignees: Vec<String>,
+}
+
+/// Reads one row of a protected table past its policies (the caller has
+/// been checked).
+pub fn row_facts(table: pg_sys::Oid, row_key: &str) -> RowFacts {
+    as_catalog_owner(|client| {
+        let rows = select(
+            client,
+            "SELECT * FROM fluent._row_facts($1, $2)",
+            &[table.into(), row_key.into()],
+        );
+        let row = rows
+            .into_iter()
+            .next()
+            .unwrap_or_else(|| pgrx::error!("fluent._row_facts returned no row"));
+        let has_workspace: bool = column(&row, 3).unwrap_or_default();
+        RowFacts {
+            module: column(&row, 1).unwrap_or_default(),
+            owner: column(&row, 2),
+            workspace: has_workspace.then(|| column(&row, 4)),
+            assignees: column(&row, 5).unwrap_or_default(),
+        }
     })
 }
 
@@ -330,19 +420,6 @@ pub fn workspace_names() -> Vec<String> {
         select(client, "SELECT * FROM fluent._load_workspaces()", &[])
             .filter_map(|row| column::<String>(&row, 1))
             .collect()
-    })
-}
-
-/// The users who hold a role or an override in the workspace.
-pub fn members(workspace_id: i32) -> Vec<String> {
-    as_catalog_owner(|client| {
-        select(
-            client,
-            "SELECT * FROM fluent._load_members($1)",
-            &[workspace_id.into()],
-        )
-        .filter_map(|row| column::<String>(&row, 1))
-        .collect()
     })
 }
 

@@ -95,10 +95,7 @@ fn matrix_rows() -> Vec<MatrixRow> {
 fn effective_rows() -> Vec<EffectiveRow> {
     let mut rows = Vec::new();
     for (workspace, model) in models() {
-        for user in loaders::members(model.workspace_id) {
-            let Some(holdings) = loaders::load_user(&model, &user) else {
-                continue;
-            };
+        for (user, holdings) in loaders::load_all_holdings(&model) {
             let held = holdings.held(&model);
             let permissions: Vec<&RolePermissions> = held.iter().map(|r| &r.permissions).collect();
             let overrides = holdings.override_settings(&model);

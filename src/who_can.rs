@@ -1,0 +1,213 @@
+//! "Who can see invoice 3?": `fluent_who_can(tbl, row_key, action)` lists
+//! each user who may perform a module action on one row of a protected
+//! table, and why, without impersonating anyone. It reads the row (its
+//! owner, workspace and assignees), every holder's permissions in the row's
+//! workspace and who reaches the owner and assignees through a reporting
+//! line or a team, each in one query, then applies to each holder the same
+//! decision (src/scope.rs) and the same reach the policies test
+//! (sql/rls.sql): scope `all` reaches every row; `own` the rows the user owns
+//! or is assigned to; `direct` and `team` also those of the users their
+//! line and teams reach.
+
+use std::collections::HashSet;
+
+use pgrx::pg_sys;
+use pgrx::prelude::*;
+
+use crate::cache;
+use crate::delegation;
+use crate::error::FluentError;
+use crate::gucs;
+use crate::identity;
+use crate::loaders::{self, Reacher, RowFacts, UserHoldings, WorkspaceModel};
+use crate::scope::{decide, Facts, RolePermissions, Scope, Source};
+
+/// One user who may act on the row: key, scope, what gave the scope
+/// (`roles` or `override`), the roles giving it, how it reaches the row
+/// (`all`, `owner`, `assignee`, `team lead`, `manager`) and through whom.
+type WhoRow = (
+    String,
+    String,
+    String,
+    Option<Vec<String>>,
+    String,
+    Option<String>,
+);
+
+/// How a scope narrower than `all` reaches the row, if it does.
+fn reach(
+    user: &str,
+    scope: Scope,
+    row: &RowFacts,
+    reachers: &[Reacher],
+) -> Option<(&'static str, Option<String>)> {
+    if scope == Scope::All {
+        return Some(("all", None));
+    }
+    if row.owner.as_deref() == Some(user) {
+        return Some(("owner", None));
+    }
+    if row.assignees.iter().any(|a| a == user) {
+        return Some(("assignee", None));
+    }
+    if scope < Scope::Direct {
+        return None;
+    }
+    // Leads first: they reach their members with `direct` and `team`; a
+    // manager reaches one level down with `direct`, the whole line with `team`.
+    reachers
+        .iter()
+        .filter(|r| r.user == user)
+        .filter(|r| r.relation == "team lead" || scope == Scope::Team || r.depth == 1)
+        .min_by_key(|r| (r.relation != "team lead", r.depth))
+        .map(|r| {
+            let relation = if r.relation == "team lead" {
+                "team lead"
+            } else {
+                "manager"
+            };
+            (relation, Some(r.reached.clone()))
+        })
+}
+
+/// The row for one holder, if they may act on the row.
+fn holder_row(
+    model: &WorkspaceModel,
+    slot: usize,
+    user: String,
+    holdings: &UserHoldings,
+    row: &RowFacts,
+    reachers: &[Reacher],
+) -> Option<WhoRow> {
+    let held = holdings.held(model);
+    let permissions: Vec<&RolePermissions> = held.iter().map(|r| &r.permissions).collect();
+    let overrides = holdings.override_settings(model);
+    let facts = Facts {
+        standing: holdings.standing(model),
+        slots: &model.slots,
+        roles: &permissions,
+        overrides: &overrides,
+    };
+    let decision = decide(&facts, slot);
+    if decision.scope == Scope::None {
+        return None;
+    }
+    let (how, through) = reach(&user, decision.scope, row, reachers)?;
+    let (source, roles) = match decision.source {
+        Source::Override { .. } => ("override", None),
+        _ => {
+            let mut names: Vec<String> = held
+                .iter()
+                .filter(|r| r.permissions.resolve(&model.slots, slot) == decision.scope)
+                .map(|r| r.name.clone())
+                .collect();
+            names.sort();
+            ("roles", Some(names))
+        }
+    };
+    Some((
+        user,
+        decision.scope.as_str().to_owned(),
+        source.to_owned(),
+        roles,
+        how.to_owned(),
+        through,
+    ))
+}
+
+fn who_can(table: pg_sys::Oid, row_key: &str, action: &str) -> Vec<WhoRow> {
+    let table_name = || relation_name(table);
+    // Whoever may read everyone's permissions: reporting roles, or a
+    // delegated administrator of the current workspace. Checked before the
+    // row is read, so that nothing about it leaks.
+    let acting_workspace = gucs::with_workspace(str::to_owned);
+    if !delegation::may_read_everyones_permissions(&acting_workspace) {
+        FluentError::WhoCanDenied {
+            table: table_name(),
+        }
+        .report();
+    }
+    let row = loaders::row_facts(table, row_key);
+    let workspace = match &row.workspace {
+        None => acting_workspace,
+        // A row in no workspace, or in another one than the delegated
+        // administrator's, is for the reporting roles only.
+        Some(ws) => {
+            let ws = ws.clone().unwrap_or_default();
+            if ws != acting_workspace && !identity::current_role_reads_all() {
+                FluentError::WhoCanDenied {
+                    table: table_name(),
+                }
+                .report();
+            }
+            ws
+        }
+    };
+    if !cache::workspace_exists(&workspace) {
+        return Vec::new();
+    }
+    let (model, slot) =
+        cache::model_and_slot(&workspace, &row.module, action).unwrap_or_else(|e| e.report());
+    let targets: Vec<String> = row
+        .owner
+        .iter()
+        .chain(&row.assignees)
+        .cloned()
+        .collect::<HashSet<_>>()
+        .into_iter()
+        .collect();
+    let reachers = loaders::load_reachers(model.workspace_id, &targets);
+    loaders::load_all_holdings(&model)
+        .into_iter()
+        .filter_map(|(user, holdings)| holder_row(&model, slot, user, &holdings, &row, &reachers))
+        .collect()
+}
+
+/// The relation's name, for messages.
+fn relation_name(table: pg_sys::Oid) -> String {
+    let name = unsafe { pg_sys::get_rel_name(table) };
+    if name.is_null() {
+        return table.to_u32().to_string();
+    }
+    unsafe { std::ffi::CStr::from_ptr(name) }
+        .to_string_lossy()
+        .into_owned()
+}
+
+#[pg_schema]
+pub mod fluent {
+    use super::*;
+
+    /// The rows of `fluent_who_can()` (sql/rls.sql), which takes the table as
+    /// a regclass.
+    // The row type cannot be a type alias.
+    #[allow(clippy::type_complexity)]
+    #[pg_extern(stable, parallel_restricted)]
+    fn _who_can(
+        tbl: Option<pg_sys::Oid>,
+        row_key: Option<&str>,
+        action: Option<&str>,
+    ) -> TableIterator<
+        'static,
+        (
+            name!(user_key, String),
+            name!(scope, String),
+            name!(source, String),
+            name!(roles, Option<Vec<String>>),
+            name!(reach, String),
+            name!(through, Option<String>),
+        ),
+    > {
+        let null = |argument: &'static str| -> ! {
+            FluentError::NullArgument {
+                argument: argument.into(),
+                hint: "Pass the table, the row's key and the module action.",
+            }
+            .report()
+        };
+        let table = tbl.unwrap_or_else(|| null("tbl"));
+        let row_key = row_key.unwrap_or_else(|| null("row_key"));
+        let action = action.unwrap_or_else(|| null("action"));
+        TableIterator::new(who_can(table, row_key, action))
+    }
+}
