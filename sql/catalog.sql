@@ -271,6 +271,7 @@ CREATE TABLE fluent.protected_tables (
     membership_policies   jsonb,
     protected_at          timestamptz NOT NULL DEFAULT now(),
     protected_by          name NOT NULL DEFAULT current_user,
+    masked_view           regclass,
     CHECK (owner_column IS NOT NULL OR membership_table IS NOT NULL)
 );
 COMMENT ON TABLE fluent.protected_tables IS
@@ -279,8 +280,25 @@ COMMENT ON COLUMN fluent.protected_tables.insert_action IS
     'The module action that governs INSERT (likewise select_, update_ and delete_action for their commands), e.g. create';
 COMMENT ON COLUMN fluent.protected_tables.policies IS
     'The policies fluent_protect() created, as PostgreSQL prints them: what fluent.protection_status compares the table and its children against';
+COMMENT ON COLUMN fluent.protected_tables.masked_view IS
+    'The view fluent_protect_columns() created, which shows the table with its limited columns masked (NULL) for users without the permission to read them';
 COMMENT ON COLUMN fluent.protected_tables.membership_policies IS
     'The policies fluent_protect() created on the membership table, which keep its writes within the writer''s reach';
+
+-- Column-level limits (seed 001: "Some workspaces restrict Billing from
+-- seeing interpreter personal data"; "allow Schedulers to edit interpreters
+-- (basic fields only)"): reading the column takes module.read_action,
+-- changing it module.write_action, each at a scope that reaches the row.
+CREATE TABLE fluent.protected_columns (
+    table_name   regclass NOT NULL REFERENCES fluent.protected_tables ON DELETE CASCADE,
+    column_name  name NOT NULL,
+    module       text NOT NULL,
+    read_action  text NOT NULL,
+    write_action text NOT NULL,
+    PRIMARY KEY (table_name, column_name)
+);
+COMMENT ON TABLE fluent.protected_columns IS
+    'Columns of protected tables limited by fluent_protect_columns(): masked in the table''s masked view without module.read_action, unchangeable without module.write_action (each at a scope reaching the row)';
 
 CREATE TABLE fluent.template_applications (
     application_id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
@@ -328,7 +346,8 @@ DECLARE
 BEGIN
     FOREACH t IN ARRAY ARRAY['fluent.users', 'fluent.modules', 'fluent.actions', 'fluent.roles', 'fluent.permissions',
                              'fluent.grants', 'fluent.overrides', 'fluent.teams', 'fluent.team_members',
-                             'fluent.admin_rights', 'fluent.requirements', 'fluent.protected_tables', 'fluent.template_applications',
+                             'fluent.admin_rights', 'fluent.requirements', 'fluent.protected_tables', 'fluent.protected_columns',
+                             'fluent.template_applications',
                              'fluent.audit_log']::regclass[]
     LOOP
         PERFORM pg_catalog.pg_extension_config_dump(t, '');

@@ -50,7 +50,7 @@ REVOKE ALL ON fluent.token_settings FROM fluent_admin;
 GRANT INSERT, UPDATE, DELETE ON fluent.workspaces, fluent.users, fluent.modules, fluent.actions, fluent.roles,
     fluent.permissions, fluent.grants, fluent.overrides, fluent.teams, fluent.team_members, fluent.admin_rights,
     fluent.requirements,
-    fluent.protected_tables, fluent.template_applications TO fluent_admin;
+    fluent.protected_tables, fluent.protected_columns, fluent.template_applications TO fluent_admin;
 GRANT USAGE ON ALL SEQUENCES IN SCHEMA fluent TO fluent_admin;
 REVOKE ALL ON SEQUENCE fluent.audit_log_audit_id_seq FROM fluent_admin;
 
@@ -111,7 +111,7 @@ BEGIN
 END
 $$;
 -- Reporting tools and auditors check protections too.
-GRANT SELECT ON fluent.protected_tables TO fluent_reader;
+GRANT SELECT ON fluent.protected_tables, fluent.protected_columns TO fluent_reader;
 GRANT EXECUTE ON FUNCTION @extschema@.fluent_protection_problems(), fluent._descendants(regclass), fluent._policies_of(regclass),
     fluent._permission_matrix(), fluent._effective_permissions()
     TO fluent_reader;
@@ -185,6 +185,10 @@ COMMENT ON FUNCTION @extschema@.fluent_create_user(text, text, text, text) IS 'C
 COMMENT ON FUNCTION @extschema@.fluent_set_user_status(text, text, boolean) IS 'Sets a user''s status: active, ghost or disabled';
 COMMENT ON FUNCTION @extschema@.fluent_set_manager(text, text) IS 'Sets (or with NULL clears) a user''s manager; refuses cycles';
 COMMENT ON FUNCTION @extschema@.fluent_drop_user(text, boolean) IS 'Drops a user with their grants, overrides and team memberships';
+COMMENT ON FUNCTION @extschema@.fluent_protect_columns(regclass, name[], text, text, text, text) IS
+    'Limits columns of a protected table: masked (NULL) in the table''s masked view (returned) without module.read_action, unchangeable without module.write_action, each at a scope that reaches the row';
+COMMENT ON FUNCTION @extschema@.fluent_unprotect_columns(regclass, name[]) IS
+    'Removes column limits (those named, or all): the masked view shows the columns again, and goes with the last limit';
 COMMENT ON FUNCTION @extschema@.fluent_who_can(regclass, text, text) IS
     'Who may perform a module action (default read) on one row of a protected table, and why: scope, source, roles, and how the scope reaches the row (all, owner, assignee, team lead, manager); for those who may read everyone''s permissions';
 COMMENT ON FUNCTION @extschema@.fluent_grant_role(text, text, timestamptz) IS

@@ -160,6 +160,32 @@ BEGIN ATOMIC
         ELSE format('fluent.rls_any(%L, %L)', p.module, act) END);
 END;
 
+-- Which rows of p's table module.action reaches for the acting user (the
+-- workspace filter aside): those owned by, or assigned through the
+-- membership table to, the acting user (own) or the users their scope
+-- reaches. Read by the row policies and the column limits.
+CREATE FUNCTION fluent._rows_reached_sql(p fluent.protected_tables, module text, act text) RETURNS text
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    member_kind text;
+    own boolean;
+    rows_of text[] := '{}';
+BEGIN
+    IF p.membership_table IS NOT NULL THEN
+        member_kind := fluent._key_kind(p.membership_table, p.membership_user_column, 'membership user column');
+    END IF;
+    FOREACH own IN ARRAY ARRAY[true, false] LOOP
+        rows_of := rows_of || concat_ws(' OR ',
+            CASE WHEN p.owner_column IS NOT NULL THEN
+                format('%I %s', p.owner_column, fluent._key_test_sql(p.owner_type, module, act, own)) END,
+            CASE WHEN p.membership_table IS NOT NULL THEN
+                format('%I = ANY (ARRAY(SELECT m.%I FROM %s m WHERE m.%I %s))',
+                       p.row_column, p.membership_row_column, p.membership_table, p.membership_user_column,
+                       fluent._key_test_sql(member_kind, module, act, own)) END);
+    END LOOP;
+    RETURN fluent._reach_sql(module, act, rows_of[1], rows_of[2]);
+END $$;
+
 -- The policies that protect a table (on_membership false) and those that
 -- keep writes to its membership table within reach (true): name, command,
 -- USING and WITH CHECK.
@@ -168,37 +194,18 @@ RETURNS TABLE (on_membership boolean, policy name, command text, using_expr text
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     workspace_filter text;
-    member_kind text;
     reach jsonb := '{}';
     act text;
-    own boolean;
-    rows_of text[];
     member_in_reach text;
 BEGIN
     IF p.workspace_column IS NOT NULL THEN
         workspace_filter := format('%I = ANY (%s)', p.workspace_column,
             fluent._workspace_keys_sql(fluent._key_kind(p.table_name, p.workspace_column, 'workspace column')));
     END IF;
-    IF p.membership_table IS NOT NULL THEN
-        member_kind := fluent._key_kind(p.membership_table, p.membership_user_column, 'membership user column');
-    END IF;
-    -- Which rows an action reaches: those owned by, or assigned through the
-    -- membership table to, the acting user (own) or the users their scope
-    -- reaches.
     FOREACH act IN ARRAY ARRAY[p.select_action, p.insert_action, p.update_action, p.delete_action] LOOP
         CONTINUE WHEN reach ? act;
-        rows_of := '{}';
-        FOREACH own IN ARRAY ARRAY[true, false] LOOP
-            rows_of := rows_of || concat_ws(' OR ',
-                CASE WHEN p.owner_column IS NOT NULL THEN
-                    format('%I %s', p.owner_column, fluent._key_test_sql(p.owner_type, p.module, act, own)) END,
-                CASE WHEN p.membership_table IS NOT NULL THEN
-                    format('%I = ANY (ARRAY(SELECT m.%I FROM %s m WHERE m.%I %s))',
-                           p.row_column, p.membership_row_column, p.membership_table, p.membership_user_column,
-                           fluent._key_test_sql(member_kind, p.module, act, own)) END);
-        END LOOP;
         reach := reach || jsonb_build_object(act,
-            concat_ws(' AND ', workspace_filter, fluent._reach_sql(p.module, act, rows_of[1], rows_of[2])));
+            concat_ws(' AND ', workspace_filter, fluent._rows_reached_sql(p, p.module, act)));
     END LOOP;
     -- A row written (by the action that governs the command) must land in
     -- reach: with an owner column, owned by a user the action's scope
@@ -455,6 +462,10 @@ BEGIN
         -- partitions does not protect them again as they are unprotected.
         DELETE FROM fluent.protected_tables WHERE table_name = tbl;
         PERFORM fluent._remove_policies(tbl, p);
+        -- Its column limits (deleted with it) go too: the masked view and the trigger.
+        IF p.masked_view IS NOT NULL THEN
+            PERFORM fluent._install_column_limits(p, NULL);
+        END IF;
         RETURN;
     END IF;
     root := fluent._protected_root(tbl);
@@ -523,6 +534,23 @@ BEGIN
                 detail := format('%s is OR-ed with fluent''s policies and widens access', k);
                 RETURN NEXT;
             END LOOP;
+        END LOOP;
+        -- Limited columns the table lets roles read directly, past the masked view.
+        FOR c IN
+            SELECT DISTINCT pc.column_name, CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE quote_ident(r.rolname) END AS grantee
+              FROM fluent.protected_columns pc
+              JOIN pg_class cl ON cl.oid = pc.table_name
+              JOIN pg_attribute att ON att.attrelid = pc.table_name AND att.attname = pc.column_name
+             CROSS JOIN LATERAL (SELECT * FROM aclexplode(cl.relacl) UNION ALL SELECT * FROM aclexplode(att.attacl)) a
+              LEFT JOIN pg_roles r ON r.oid = a.grantee
+             WHERE pc.table_name = p.table_name AND a.privilege_type = 'SELECT' AND a.grantee <> cl.relowner
+             ORDER BY 1, 2
+        LOOP
+            relation := p.table_name;
+            problem := 'limited column readable';
+            detail := format('%s may read column %I of the table itself, unmasked: revoke it and grant the other columns',
+                             c.grantee, c.column_name);
+            RETURN NEXT;
         END LOOP;
         FOR c IN
             WITH RECURSIVE protected_rels (relid) AS (

@@ -95,7 +95,7 @@ INSERT INTO fluent.templates VALUES
 
 INSERT INTO fluent.template_modules (template, module, actions, position) VALUES
     ('fluent', 'appointments',       '{read,create,write,assign,offer}', 1),
-    ('fluent', 'interpreters',       '{read,write}', 2),
+    ('fluent', 'interpreters',       '{read,write,read_personal,write_profile}', 2),
     ('fluent', 'credentials',        '{read,write}', 3),
     ('fluent', 'rates',              '{read,write}', 4),
     ('fluent', 'invoices',           '{read,write}', 5),
@@ -119,7 +119,9 @@ INSERT INTO fluent.template_roles (template, role, description, privileged, posi
     ('fluent', 'viewer',     'Read-only stakeholders: schedules, reports and status', false, 6);
 
 -- Seed 001, row by row. ✅ = all, ❌ = none, "⚠️ view"/"view only" = read at
--- all, "⚠️ limited" = the action at own. The rows credentials.read and
+-- all, "⚠️ limited" = the action at own, except "Add/edit interpreter
+-- profiles" for schedulers: basic fields only, write at all without
+-- write_profile, which the profile columns take (fluent_protect_columns). The rows credentials.read and
 -- rates.read are not in the matrix: "view" on "Manage credentials" and
 -- "Manage rates" implies them, and managing (✅) implies reading.
 SELECT fluent._template_matrix('fluent', '{owner,admin,scheduler,billing,compliance,viewer}', ARRAY[
@@ -130,7 +132,9 @@ SELECT fluent._template_matrix('fluent', '{owner,admin,scheduler,billing,complia
     ARRAY['appointments',       'assign', 'all', 'all', 'all',  'none', 'none', 'none'],
     ARRAY['appointments',       'offer',  'all', 'all', 'all',  'none', 'none', 'none'],
     ARRAY['interpreters',       'read',   'all', 'all', 'all',  'own',  'all',  'all'],
-    ARRAY['interpreters',       'write',  'all', 'all', 'own',  'none', 'all',  'none'],
+    ARRAY['interpreters',       'write',  'all', 'all', 'all',  'none', 'all',  'none'],
+    ARRAY['interpreters',       'read_personal', 'all', 'all', 'all', 'own', 'all', 'all'],
+    ARRAY['interpreters',       'write_profile', 'all', 'all', 'none', 'none', 'all', 'none'],
     ARRAY['credentials',        'read',   'all', 'all', 'all',  'none', 'all',  'none'],
     ARRAY['credentials',        'write',  'all', 'all', 'none', 'none', 'all',  'none'],
     ARRAY['rates',              'read',   'all', 'all', 'none', 'all',  'none', 'none'],
@@ -153,7 +157,9 @@ UPDATE fluent.template_permissions p SET note = n.note
     ('billing',    'appointments', 'read',  '⚠️ (view only): read at all'),
     ('compliance', 'appointments', 'read',  '⚠️ (view only): read at all'),
     ('billing',    'interpreters', 'read',  '⚠️ (limited): own, e.g. interpreters on their own invoices, not the whole directory'),
-    ('scheduler',  'interpreters', 'write', '⚠️ (limited): own, e.g. basic fields of interpreters they schedule'),
+    ('scheduler',  'interpreters', 'write', '⚠️ (limited): basic fields only; the profile columns take interpreters.write_profile (fluent_protect_columns)'),
+    ('scheduler',  'interpreters', 'write_profile', '⚠️ (limited) on "Add/edit interpreter profiles": basic fields only'),
+    ('billing',    'interpreters', 'read_personal', 'as the directory (own); "some workspaces restrict Billing from seeing interpreter personal data": set none, and fluent_protect_columns masks it'),
     ('scheduler',  'credentials',  'read',  '⚠️ (view) on "Manage credentials": read at all, no write'),
     ('owner',      'credentials',  'read',  'not a matrix row: managing credentials (✅) implies reading them'),
     ('admin',      'credentials',  'read',  'not a matrix row: managing credentials (✅) implies reading them'),

@@ -77,7 +77,7 @@ BEGIN
     END LOOP;
     FOREACH t IN ARRAY ARRAY['workspaces', 'users', 'modules', 'actions', 'roles', 'permissions', 'grants',
                              'overrides', 'teams', 'team_members', 'admin_rights', 'requirements',
-                             'protected_tables', 'template_applications']
+                             'protected_tables', 'protected_columns', 'template_applications']
     LOOP
         EXECUTE format('CREATE TRIGGER audit_change AFTER INSERT OR UPDATE OR DELETE
                         ON fluent.%I FOR EACH ROW EXECUTE FUNCTION fluent.audit_change()', t);

@@ -119,6 +119,7 @@ extension_sql_file!(
         who_can::fluent::_who_can
     ]
 );
+extension_sql_file!("../sql/columns.sql", name = "columns", requires = ["rls"]);
 extension_sql_file!("../sql/privileges.sql", name = "privileges", finalize);
 
 #[pg_guard]

@@ -65,6 +65,8 @@ CREATE TEMP VIEW seed_001_expected AS
 SELECT s.area, c.role, s.module, s.action, c.cell,
        CASE WHEN c.cell = '✅' THEN 'all'
             WHEN c.cell = '❌' THEN 'none'
+            -- "(basic fields only)": the other columns take write_profile, below
+            WHEN c.cell = '⚠️ (limited)' AND s.module = 'interpreters' AND s.action = 'write' THEN 'all'
             WHEN c.cell = '⚠️ (limited)' THEN 'own'
             WHEN c.cell LIKE '⚠️ (view%' AND s.action = 'read' THEN 'all'
             WHEN c.cell LIKE '⚠️ (view%' THEN 'none' END AS expected
@@ -75,7 +77,22 @@ SELECT s.area || ' (implied read)', c.role, s.module, 'read', c.cell,
        CASE WHEN c.cell IN ('✅', '⚠️ (view)') THEN 'all' ELSE 'none' END
   FROM seed_001 s,
        unnest(s.cells, '{owner,admin,scheduler,billing,compliance,viewer}'::text[]) AS c(cell, role)
- WHERE s.module IN ('credentials', 'rates');
+ WHERE s.module IN ('credentials', 'rates')
+UNION ALL
+-- Column limits (seed 001's notes): interpreters' personal data is read as
+-- the directory is (a workspace that restricts Billing sets it to none);
+-- profile fields beyond the basic ones are written only where the cell is ✅.
+SELECT s.area || ' (personal data)', c.role, s.module, 'read_personal', c.cell,
+       CASE c.cell WHEN '✅' THEN 'all' WHEN '⚠️ (limited)' THEN 'own' ELSE 'none' END
+  FROM seed_001 s,
+       unnest(s.cells, '{owner,admin,scheduler,billing,compliance,viewer}'::text[]) AS c(cell, role)
+ WHERE s.module = 'interpreters' AND s.action = 'read'
+UNION ALL
+SELECT s.area || ' (profile fields)', c.role, s.module, 'write_profile', c.cell,
+       CASE c.cell WHEN '✅' THEN 'all' ELSE 'none' END
+  FROM seed_001 s,
+       unnest(s.cells, '{owner,admin,scheduler,billing,compliance,viewer}'::text[]) AS c(cell, role)
+ WHERE s.module = 'interpreters' AND s.action = 'write';
 GRANT SELECT ON seed_001, seed_001_expected TO app;
 
 -- Every cell, checked as the application role with fluent_scope(): no row

@@ -21,7 +21,7 @@ END $$;
 -- Cloning: same permissions and flags; the clone keeps the template as its
 -- baseline, so it can be reset and diffed.
 SELECT fluent_clone_role('scheduler', 'senior_scheduler');
-SELECT fluent_set_permission('senior_scheduler', 'interpreters', 'write', 'all');
+SELECT fluent_set_permission('senior_scheduler', 'interpreters', 'write_profile', 'all');
 SELECT fluent_set_permission('senior_scheduler', 'rates', 'read', 'all');
 SELECT fluent_clear_permission('senior_scheduler', 'exports', 'run');
 SELECT (SELECT count(*) FROM fluent.permission_matrix WHERE role = 'scheduler') AS scheduler_cells,

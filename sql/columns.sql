@@ -1,0 +1,210 @@
+-- Column-level limits on protected tables (fluent_protect_columns).
+--
+-- Reading: PostgreSQL has no per-row column masking, so, as PostgreSQL
+-- Anonymizer's dynamic masking does, the masked path is a view: the table's
+-- masked view shows every column, a limited one as
+-- `CASE WHEN <reach of module.read_action> THEN col END`. The reach is the
+-- predicate the row policies use (fluent._rows_reached_sql), built from the
+-- planner-folded helpers, so it folds per query to true (the column as is),
+-- false (NULL) or an index-free comparison with the acting user's key: no
+-- function is called per row. The view runs with its owner's rights (the
+-- table's owner, which FORCEd row-level security subjects to fluent's
+-- policies), so the application role needs no privilege on the limited
+-- columns of the table itself, and should have none.
+--
+-- Writing: a BEFORE INSERT OR UPDATE row trigger on the table refuses a
+-- change of a limited column (a non-NULL value inserted, a value changed)
+-- unless module.write_action reaches the row, whichever path the write takes.
+-- Like the policies, it does not apply to roles row-level security does not
+-- apply to (superusers, BYPASSRLS roles).
+
+SET LOCAL search_path TO pg_catalog, pg_temp;
+
+-- The masked view's query: every column of the table in order, limited ones
+-- masked unless module.read_action reaches the row.
+CREATE FUNCTION fluent._masked_view_sql(p fluent.protected_tables) RETURNS text
+LANGUAGE sql STABLE
+BEGIN ATOMIC
+    SELECT format('SELECT %s FROM %s',
+                  string_agg(CASE WHEN c.column_name IS NULL THEN quote_ident(a.attname)
+                                  -- The NULL has the column's type and typmod, so
+                                  -- the view column has them too.
+                                  ELSE format('CASE WHEN %s THEN %I ELSE NULL::%s END AS %I',
+                                              fluent._rows_reached_sql(p, c.module, c.read_action), a.attname,
+                                              format_type(a.atttypid, a.atttypmod), a.attname)
+                             END, ', ' ORDER BY a.attnum),
+                  p.table_name)
+      FROM pg_attribute a
+      LEFT JOIN fluent.protected_columns c ON c.table_name = p.table_name AND c.column_name = a.attname
+     WHERE a.attrelid = p.table_name AND a.attnum > 0 AND NOT a.attisdropped;
+END;
+
+-- What the write trigger checks, as its argument: for each limited column,
+-- the permission and the test that it reaches the row.
+CREATE FUNCTION fluent._column_write_checks(p fluent.protected_tables) RETURNS jsonb
+LANGUAGE sql STABLE
+BEGIN ATOMIC
+    SELECT coalesce(jsonb_agg(jsonb_build_object(
+               'column', c.column_name, 'permission', c.module || '.' || c.write_action,
+               'reaches', fluent._rows_reached_sql(p, c.module, c.write_action)) ORDER BY c.column_name), '[]')
+      FROM fluent.protected_columns c WHERE c.table_name = p.table_name;
+END;
+
+-- The write trigger: refuses a change to a limited column that the acting
+-- user's write permission does not reach. SECURITY INVOKER: it runs as the
+-- writer, whose acting user the reach tests answer for.
+CREATE FUNCTION fluent._check_column_writes() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    c jsonb;
+    new_row jsonb := to_jsonb(NEW);
+    old_row jsonb := CASE WHEN TG_OP = 'UPDATE' THEN to_jsonb(OLD) END;
+    reaches boolean;
+BEGIN
+    IF NOT row_security_active(TG_RELID) THEN
+        RETURN NEW;
+    END IF;
+    FOR c IN SELECT jsonb_array_elements(TG_ARGV[0]::jsonb) LOOP
+        CONTINUE WHEN CASE WHEN TG_OP = 'INSERT' THEN new_row->(c->>'column') = 'null'::jsonb
+                           ELSE new_row->(c->>'column') IS NOT DISTINCT FROM old_row->(c->>'column') END;
+        -- The row as written, with its own column names, against the reach.
+        EXECUTE format('SELECT %s FROM (SELECT ($1).*) AS r', c->>'reaches') INTO reaches USING NEW;
+        IF NOT coalesce(reaches, false) THEN
+            RAISE EXCEPTION 'permission denied to change column "%" of "%"', c->>'column', TG_TABLE_NAME
+                USING ERRCODE = 'insufficient_privilege',
+                      HINT = format('Changing it takes %s at a scope that reaches the row (fluent_protect_columns).',
+                                    c->>'permission');
+        END IF;
+    END LOOP;
+    RETURN NEW;
+END $$;
+
+-- Creates or replaces the masked view (named view_name) and the write
+-- trigger of p's table from its limits, or removes both when it has none
+-- left; records the view.
+CREATE FUNCTION fluent._install_column_limits(p fluent.protected_tables, view_name text) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    v regclass;
+BEGIN
+    IF EXISTS (SELECT 1 FROM pg_trigger t WHERE t.tgrelid = p.table_name AND t.tgname = 'fluent_column_limits') THEN
+        EXECUTE format('DROP TRIGGER fluent_column_limits ON %s', p.table_name);
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM fluent.protected_columns c WHERE c.table_name = p.table_name) THEN
+        IF p.masked_view IS NOT NULL THEN
+            EXECUTE format('DROP VIEW %s', p.masked_view);
+        END IF;
+        UPDATE fluent.protected_tables t SET masked_view = NULL WHERE t.table_name = p.table_name;
+        RETURN;
+    END IF;
+    -- OR REPLACE keeps the grants made on the view.
+    EXECUTE format('CREATE OR REPLACE VIEW %s WITH (security_barrier) AS %s', view_name, fluent._masked_view_sql(p));
+    v := to_regclass(view_name);
+    EXECUTE format('ALTER VIEW %s OWNER TO %I', v,
+                   (SELECT r.rolname FROM pg_class c JOIN pg_roles r ON r.oid = c.relowner WHERE c.oid = p.table_name));
+    EXECUTE format('COMMENT ON VIEW %s IS %L', v,
+                   format('%s with the columns limited by fluent_protect_columns() masked (NULL) for users without the permission to read them; created by fluent', p.table_name));
+    EXECUTE format('CREATE TRIGGER fluent_column_limits BEFORE INSERT OR UPDATE ON %s FOR EACH ROW
+                    EXECUTE FUNCTION fluent._check_column_writes(%L)', p.table_name, fluent._column_write_checks(p));
+    UPDATE fluent.protected_tables t SET masked_view = v WHERE t.table_name = p.table_name;
+END $$;
+
+CREATE FUNCTION @extschema@.fluent_protect_columns(
+    tbl regclass,
+    columns name[],
+    module text,
+    read_action text DEFAULT 'read',
+    write_action text DEFAULT 'write',
+    masked_view text DEFAULT NULL
+) RETURNS regclass
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    p fluent.protected_tables;
+    col name;
+    view_name text;
+    parts text[];
+    owner_is_exempt boolean;
+    missing text[];
+BEGIN
+    PERFORM fluent._require_admin();
+    PERFORM fluent._not_null(tbl, 'table');
+    PERFORM fluent._not_null(columns, 'columns');
+    PERFORM fluent._module_id(module);
+    read_action := fluent._name(read_action, 'action');
+    write_action := fluent._name(write_action, 'action');
+    SELECT x.* INTO p FROM fluent.protected_tables x WHERE x.table_name = tbl;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'table "%" is not protected by fluent', tbl
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  HINT = 'Protect its rows with fluent_protect() first: column limits apply within the rows a user may see.';
+    END IF;
+    IF cardinality(columns) = 0 THEN
+        RAISE EXCEPTION 'fluent_protect_columns needs at least one column' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    FOREACH col IN ARRAY columns LOOP
+        IF NOT EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = tbl AND a.attname = col AND a.attnum > 0 AND NOT a.attisdropped) THEN
+            RAISE EXCEPTION 'column "%" of relation "%" does not exist', col, tbl USING ERRCODE = 'undefined_column';
+        END IF;
+    END LOOP;
+    -- The view reads the table with its owner's rights: the owner must be
+    -- subject to row-level security, or the view would show every row.
+    SELECT r.rolsuper OR r.rolbypassrls INTO owner_is_exempt
+      FROM pg_class c JOIN pg_roles r ON r.oid = c.relowner WHERE c.oid = tbl;
+    IF owner_is_exempt THEN
+        RAISE EXCEPTION 'table "%" is owned by a role that bypasses row-level security', tbl
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  HINT = 'The masked view reads the table as its owner: give the table a non-superuser owner without BYPASSRLS (ALTER TABLE ... OWNER TO).';
+    END IF;
+    SELECT array_agg(DISTINCT a) INTO missing FROM unnest(ARRAY[read_action, write_action]) a
+     WHERE NOT EXISTS (SELECT 1 FROM fluent.actions x WHERE x.module_id = fluent._module_id(module) AND x.name = a);
+    IF missing IS NOT NULL THEN
+        RAISE WARNING 'fluent module "%" has no action %: the columns are limited for everyone', module, array_to_string(missing, ', ');
+    END IF;
+    -- The view: the one named (in the table's schema unless qualified), the
+    -- one made before, or <table>_masked beside the table.
+    IF masked_view IS NOT NULL THEN
+        parts := parse_ident(masked_view);
+        IF cardinality(parts) > 2 THEN
+            RAISE EXCEPTION 'improper view name "%"', masked_view USING ERRCODE = 'invalid_name';
+        END IF;
+        SELECT format('%I.%I', coalesce(parts[cardinality(parts) - 1], n.nspname), parts[cardinality(parts)]) INTO view_name
+          FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = tbl;
+    ELSIF p.masked_view IS NOT NULL THEN
+        view_name := p.masked_view::text;
+    ELSE
+        SELECT format('%I.%I', n.nspname, c.relname || '_masked') INTO view_name
+          FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = tbl;
+    END IF;
+    IF p.masked_view IS NOT NULL AND to_regclass(view_name) IS DISTINCT FROM p.masked_view THEN
+        RAISE EXCEPTION 'the columns of "%" are masked in view "%" already', tbl, p.masked_view
+            USING ERRCODE = 'duplicate_object', HINT = 'Leave masked_view out to add columns to it.';
+    END IF;
+    IF p.masked_view IS NULL AND to_regclass(view_name) IS NOT NULL THEN
+        RAISE EXCEPTION 'relation "%" already exists', view_name
+            USING ERRCODE = 'duplicate_table', HINT = 'Name another view with masked_view.';
+    END IF;
+    INSERT INTO fluent.protected_columns AS x (table_name, column_name, module, read_action, write_action)
+    SELECT tbl, c, module, read_action, write_action FROM unnest(columns) c
+    ON CONFLICT (table_name, column_name) DO UPDATE
+       SET module = EXCLUDED.module, read_action = EXCLUDED.read_action, write_action = EXCLUDED.write_action;
+    PERFORM fluent._install_column_limits(p, view_name);
+    RETURN to_regclass(view_name);
+END $$;
+
+CREATE FUNCTION @extschema@.fluent_unprotect_columns(tbl regclass, columns name[] DEFAULT NULL) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    p fluent.protected_tables;
+BEGIN
+    PERFORM fluent._require_admin();
+    PERFORM fluent._not_null(tbl, 'table');
+    SELECT x.* INTO p FROM fluent.protected_tables x WHERE x.table_name = tbl;
+    IF NOT FOUND OR p.masked_view IS NULL THEN
+        RAISE EXCEPTION 'table "%" has no column limits', tbl USING ERRCODE = 'undefined_object';
+    END IF;
+    DELETE FROM fluent.protected_columns c
+     WHERE c.table_name = tbl AND (columns IS NULL OR c.column_name = ANY (columns));
+    PERFORM fluent._install_column_limits(p, p.masked_view::text);
+END $$;
+
+SET LOCAL search_path TO @extschema@, pg_temp;
