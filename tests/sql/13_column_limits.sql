@@ -82,6 +82,9 @@ SELECT id, name, languages, email, hourly_rate FROM interpreters_masked ORDER BY
 SELECT act_as(NULL);
 RESET ROLE;
 
+-- Like the row policies, the limits do not apply to superusers.
+UPDATE interpreters SET hourly_rate = 41 WHERE id = 2;
+
 -- A role that can read a limited column on the table itself is reported.
 SELECT intact, problems FROM fluent.protection_status WHERE table_name = 'interpreters'::regclass;
 GRANT SELECT ON interpreters TO web;
@@ -105,6 +108,16 @@ SELECT fluent_protect_columns('plain_directory', '{email}', 'interpreters', mask
 -- limit, or with the protection.
 SELECT fluent_unprotect_columns('interpreters', '{hourly_rate,notes}');
 SELECT column_name FROM fluent.protected_columns WHERE table_name = 'interpreters'::regclass ORDER BY 1;
+-- A column added later joins the view when the limits are set again; the
+-- grants on the view survive.
+ALTER TABLE interpreters ADD COLUMN rating int;
+SELECT fluent_protect_columns('interpreters', '{email}', 'interpreters',
+                              read_action => 'read_personal', write_action => 'write_profile');
+SET ROLE app;
+SELECT act_as('dir_bill');
+SELECT id, email, hourly_rate, rating FROM interpreters_masked ORDER BY id;
+SELECT act_as(NULL);
+RESET ROLE;
 SELECT fluent_unprotect('plain_directory');
 SELECT to_regclass('directory_view') AS view_after_unprotect,
        (SELECT count(*) FROM pg_trigger WHERE tgrelid = 'plain_directory'::regclass AND tgname = 'fluent_column_limits') AS triggers_left;
