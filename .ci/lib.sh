@@ -14,6 +14,12 @@ fluent_setup() {
 # Builds fluent in release mode and installs it into the system PostgreSQL.
 fluent_install() {
     cargo pgrx install --release --pg-config "$PG_CONFIG" >/dev/null
+    # The install scripts of released versions, frozen (cargo pgrx installs
+    # the current version's and the upgrade scripts sql/fluent--A--B.sql).
+    local script
+    for script in sql/fluent--*.sql; do
+        [[ $script == sql/fluent--*--*.sql ]] || install -m 644 "$script" "$($PG_CONFIG --sharedir)/extension/"
+    done
 }
 
 # fluent_start_cluster DIR PORT: a fresh cluster in DIR listening on a unix

@@ -14,6 +14,21 @@
 -- (see "Install-time safety" in README.md); the extension schema comes back at the end.
 SET LOCAL search_path TO pg_catalog, pg_temp;
 
+-- The two trigger functions written in Rust (src/trigger.rs), in the library
+-- this version's functions are in: each version has its own
+-- ($libdir/fluent-<version>, see "Upgrade" in README.md), whose path pgrx
+-- writes into the functions it declares, such as fluent.rls_all.
+DO $$
+DECLARE
+    library text := (SELECT p.probin FROM pg_proc p WHERE p.oid = 'fluent.rls_all(text, text)'::regprocedure);
+BEGIN
+    EXECUTE format('CREATE FUNCTION fluent.invalidate_cache() RETURNS trigger LANGUAGE c AS %L, %L',
+                   library, 'fluent_invalidate_cache');
+    EXECUTE format('CREATE FUNCTION fluent.audit_change() RETURNS trigger LANGUAGE c AS %L, %L',
+                   library, 'fluent_audit_change');
+END
+$$;
+
 -- Logs what a write can change in the caches (fluent.changes): the
 -- argument says what the table's rows stand for. Security definer: DBAs
 -- write the catalog, but only the catalog owner writes the log.

@@ -102,8 +102,4 @@ after_trigger!(
     "fluent.audit_change",
     audit_change
 );
-extension_sql!(
-    "CREATE FUNCTION fluent.audit_change() RETURNS trigger LANGUAGE c AS 'MODULE_PATHNAME', 'fluent_audit_change';",
-    name = "audit_change_trigger",
-    requires = ["loaders"]
-);
+// Its CREATE FUNCTION is in sql/triggers.sql.

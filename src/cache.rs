@@ -627,8 +627,4 @@ after_trigger!(
     "fluent.invalidate_cache",
     |_| { invalidate_all_backends() }
 );
-pgrx::extension_sql!(
-    "CREATE FUNCTION fluent.invalidate_cache() RETURNS trigger LANGUAGE c AS 'MODULE_PATHNAME', 'fluent_invalidate_cache';",
-    name = "invalidate_cache_trigger",
-    requires = ["loaders"]
-);
+// Its CREATE FUNCTION is in sql/triggers.sql.

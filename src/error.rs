@@ -65,6 +65,8 @@ pub enum FluentError {
     NotCalledAsTrigger { function: &'static str },
     /// A `local` setting made outside a transaction block (a warning).
     LocalOutsideTransaction { function: &'static str },
+    /// Another version's library is loaded in this backend already.
+    OtherVersionLoaded,
 }
 
 impl FluentError {
@@ -82,7 +84,7 @@ impl FluentError {
             | WhoCanDenied { .. }
             | IdentitySealed { .. }
             | NoCallerTicket => PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
-            TokensNotConfigured | TokenKeysInvalid { .. } => {
+            TokensNotConfigured | TokenKeysInvalid { .. } | OtherVersionLoaded => {
                 PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE
             }
             TokenRefused { .. } => PgSqlErrorCode::ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION,
@@ -142,6 +144,9 @@ impl FluentError {
             OnStandby => {
                 "fluent administration runs on the primary, and this server is a hot standby".into()
             }
+            OtherVersionLoaded => {
+                "this session has another version of the fluent library loaded".into()
+            }
             NotCatalogTable { table } => {
                 format!("fluent.audit_change() audits the fluent catalog only, not \"{table}\"")
             }
@@ -199,6 +204,7 @@ impl FluentError {
             }
             NoCallerTicket => "Call the public fluent_* function instead.".into(),
             OnStandby => "Connect to the primary; its changes reach the standby's sessions as they are replayed.".into(),
+            OtherVersionLoaded => "The extension was updated (ALTER EXTENSION fluent UPDATE) while this session used the previous version: reconnect.".into(),
             NotCatalogTable { .. } => "Drop the trigger; fluent installs its audit triggers itself.".into(),
             NullArgument { hint, .. } => (*hint).into(),
             NotTrusted { .. } => {

@@ -30,6 +30,22 @@ pub const CALLER_ROLE_GUC: &CStr = c"fluent.caller_role";
 static LOG_IDENTITY_CHANGES: GucSetting<bool> = GucSetting::<bool>::new(false);
 static CALLER_ROLE: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
 
+/// Whether another build of fluent already defined its settings in this
+/// backend: a session that used one version when the extension was updated
+/// to another (each version has its own library, see README "Upgrade").
+pub fn defined_by_another_library() -> bool {
+    unsafe {
+        let variables = pg_sys::get_guc_variables();
+        let count = pg_sys::GetNumConfigOptions() as usize;
+        (0..count).any(|i| {
+            let generic = *variables.add(i);
+            !generic.is_null()
+                && CStr::from_ptr((*generic).name) == USER_GUC
+                && (*generic).flags & pg_sys::GUC_CUSTOM_PLACEHOLDER as i32 == 0
+        })
+    }
+}
+
 pub fn init() {
     // SAFETY: the assign hooks are guarded and only flip plan-cache flags.
     unsafe {

@@ -59,8 +59,7 @@ extension_sql_file!(
     name = "triggers",
     requires = [
         "loaders",
-        "invalidate_cache_trigger",
-        "audit_change_trigger",
+        checks::fluent::rls_all,
         identity::fluent::_current_role_is_superuser,
         audit::fluent::_restoring,
         delegation::fluent::_actor_role
@@ -124,6 +123,11 @@ extension_sql_file!("../sql/privileges.sql", name = "privileges", finalize);
 
 #[pg_guard]
 pub extern "C-unwind" fn _PG_init() {
+    // Each version is its own library; two in one backend would define the
+    // same settings and hooks twice.
+    if gucs::defined_by_another_library() {
+        error::FluentError::OtherVersionLoaded.report();
+    }
     gucs::init();
     cache::init();
     identity::init();

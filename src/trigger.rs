@@ -11,7 +11,7 @@ use crate::error::FluentError;
 /// Defines the C symbol `$symbol` (and its V1 info record `$finfo`) for a
 /// trigger function whose SQL name is `$sql_name`; `$body` gets the
 /// `PgTrigger`. The function returns NULL, so it suits AFTER triggers only.
-/// Its `CREATE FUNCTION` is written next to it with `extension_sql!`.
+/// Its `CREATE FUNCTION` is in `sql/triggers.sql`, in this version's library.
 macro_rules! after_trigger {
     ($symbol:ident, $finfo:ident, $sql_name:literal, $body:expr) => {
         #[no_mangle]
