@@ -37,7 +37,10 @@ CREATE TABLE fluent.users (
     user_key     text NOT NULL UNIQUE CHECK (user_key <> '' AND char_length(user_key) <= 256),
     display_name text,
     status       fluent.user_status NOT NULL DEFAULT 'active',
-    manager_id   bigint REFERENCES fluent.users ON DELETE SET NULL,
+    -- A user, or NULL; a deleted manager's reports get NULL (sql/triggers.sql:
+    -- a self-referencing foreign key would make pg_dump warn about circular
+    -- foreign keys on every dump, since the extension's data is dumped alone).
+    manager_id   bigint,
     created_at   timestamptz NOT NULL DEFAULT now(),
     CHECK (manager_id <> user_id)
 );
@@ -53,8 +56,9 @@ CREATE TABLE fluent.modules (
     enabled      boolean NOT NULL DEFAULT true,
     UNIQUE (workspace_id, name),
     UNIQUE (workspace_id, module_id),
-    CHECK (parent_id <> module_id),
-    FOREIGN KEY (workspace_id, parent_id) REFERENCES fluent.modules (workspace_id, module_id) ON DELETE CASCADE
+    CHECK (parent_id <> module_id)
+    -- parent_id is a module of the same workspace; deleting a module deletes
+    -- its submodules (sql/triggers.sql, as for users.manager_id).
 );
 CREATE INDEX modules_parent_idx ON fluent.modules (workspace_id, parent_id);
 COMMENT ON TABLE fluent.modules IS 'Areas of the application that permissions are given on; a submodule inherits its parent''s permission for an action unless a role sets it';

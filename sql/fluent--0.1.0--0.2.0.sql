@@ -14,3 +14,172 @@ UPDATE pg_catalog.pg_proc p SET probin = 'fluent-0.2.0'
                   WHERE d.classid = 'pg_catalog.pg_proc'::pg_catalog.regclass AND d.deptype = 'e'
                     AND d.refclassid = 'pg_catalog.pg_extension'::pg_catalog.regclass
                     AND d.refobjid = (SELECT e.oid FROM pg_catalog.pg_extension e WHERE e.extname = 'fluent'));
+
+-- The reporting line and the module tree are kept by triggers instead of
+-- self-referencing foreign keys, about which pg_dump warned on every dump
+-- (sql/triggers.sql).
+ALTER TABLE fluent.users DROP CONSTRAINT users_manager_id_fkey;
+ALTER TABLE fluent.modules DROP CONSTRAINT modules_workspace_id_parent_id_fkey;
+DROP TRIGGER reporting_line_is_acyclic_on_insert ON fluent.users;
+DROP TRIGGER reporting_line_is_acyclic_on_update ON fluent.users;
+DROP TRIGGER module_tree_is_acyclic_on_insert ON fluent.modules;
+DROP TRIGGER module_tree_is_acyclic_on_update ON fluent.modules;
+DROP FUNCTION fluent._check_acyclic();
+COMMENT ON TABLE fluent.invariant_guards IS
+    'One row per catalog tree (reporting_line, module_tree): changes to a tree lock its row, so concurrent changes cannot combine into a broken tree';
+
+-- After inserts and updates. Arguments: the guard, the id column, the parent
+-- column and the columns a parent must share with its child. SECURITY
+-- DEFINER so that writers need no privilege on the guards; as a trigger
+-- function it cannot be called any other way.
+CREATE FUNCTION fluent._check_tree() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    same text := coalesce((SELECT string_agg(format(' AND t.%1$I = c.%1$I', col), '') FROM unnest(TG_ARGV[3:]) col), '');
+    orphan text;
+    looped text;
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM changed) THEN
+        RETURN NULL;
+    END IF;
+    UPDATE fluent.invariant_guards SET changes = changes + 1 WHERE invariant = TG_ARGV[0];
+    EXECUTE format('SELECT min(c.%2$I)::text FROM changed c
+                     WHERE c.%2$I IS NOT NULL AND NOT EXISTS (SELECT 1 FROM fluent.%3$I t WHERE t.%1$I = c.%2$I%4$s)',
+                   TG_ARGV[1], TG_ARGV[2], TG_TABLE_NAME, same)
+       INTO orphan;
+    IF orphan IS NOT NULL THEN
+        RAISE EXCEPTION 'fluent.%.% names % %, which does not exist', TG_TABLE_NAME, TG_ARGV[2],
+                        CASE TG_ARGV[0] WHEN 'reporting_line' THEN 'user' ELSE 'module' END, orphan
+            USING ERRCODE = 'foreign_key_violation',
+                  HINT = CASE TG_ARGV[0] WHEN 'reporting_line' THEN 'A manager must be a fluent user.'
+                                         ELSE 'A parent must be a module of the same workspace.' END;
+    END IF;
+    EXECUTE format(
+        'WITH RECURSIVE up (start, node) AS (
+             SELECT c.%1$I, c.%2$I FROM changed c WHERE c.%2$I IS NOT NULL
+             UNION
+             SELECT up.start, t.%2$I FROM up JOIN fluent.%3$I t ON t.%1$I = up.node
+              WHERE up.node <> up.start AND t.%2$I IS NOT NULL)
+         SELECT min(start)::text FROM up WHERE node = start', TG_ARGV[1], TG_ARGV[2], TG_TABLE_NAME)
+       INTO looped;
+    IF looped IS NOT NULL THEN
+        RAISE EXCEPTION 'fluent.% would have a cycle through % %', TG_TABLE_NAME, TG_ARGV[1], looped
+            USING ERRCODE = 'check_violation',
+                  HINT = CASE TG_ARGV[0] WHEN 'reporting_line' THEN 'A user cannot report to themselves, directly or through others.'
+                                         ELSE 'A module cannot be its own parent, directly or through others.' END;
+    END IF;
+    RETURN NULL;
+END $$;
+
+-- After deletes: the children of what was deleted lose their manager
+-- (users) or go too (modules, and theirs in turn). Arguments as above.
+CREATE FUNCTION fluent._detach_children() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    same text := coalesce((SELECT string_agg(format(' AND t.%1$I = d.%1$I', col), '') FROM unnest(TG_ARGV[3:]) col), '');
+BEGIN
+    -- (Deleting submodules fires this again: it ends where nothing was deleted.)
+    IF NOT EXISTS (SELECT 1 FROM deleted) THEN
+        RETURN NULL;
+    END IF;
+    UPDATE fluent.invariant_guards SET changes = changes + 1 WHERE invariant = TG_ARGV[0];
+    IF TG_ARGV[0] = 'reporting_line' THEN
+        EXECUTE format('UPDATE fluent.%3$I t SET %2$I = NULL FROM deleted d WHERE t.%2$I = d.%1$I%4$s',
+                       TG_ARGV[1], TG_ARGV[2], TG_TABLE_NAME, same);
+    ELSE
+        EXECUTE format('DELETE FROM fluent.%3$I t USING deleted d WHERE t.%2$I = d.%1$I%4$s',
+                       TG_ARGV[1], TG_ARGV[2], TG_TABLE_NAME, same);
+    END IF;
+    RETURN NULL;
+END $$;
+
+-- (A trigger with transition tables takes one event, hence one per event.)
+DO $$
+DECLARE
+    t record;
+    ev text;
+BEGIN
+    FOR t IN SELECT * FROM (VALUES ('users', 'reporting_line', 'user_id', 'manager_id', '{}'::text[]),
+                                   ('modules', 'module_tree', 'module_id', 'parent_id', '{workspace_id}')) v(tbl, guard, id, parent, same)
+    LOOP
+        FOREACH ev IN ARRAY ARRAY['insert', 'update'] LOOP
+            EXECUTE format('CREATE TRIGGER %I AFTER %s ON fluent.%I REFERENCING NEW TABLE AS changed
+                            FOR EACH STATEMENT EXECUTE FUNCTION fluent._check_tree(%s)',
+                           t.guard || '_is_a_tree_on_' || ev, ev, t.tbl,
+                           (SELECT string_agg(quote_literal(a), ', ') FROM unnest(ARRAY[t.guard, t.id, t.parent] || t.same) a));
+        END LOOP;
+        EXECUTE format('CREATE TRIGGER %I AFTER DELETE ON fluent.%I REFERENCING OLD TABLE AS deleted
+                        FOR EACH STATEMENT EXECUTE FUNCTION fluent._detach_children(%s)',
+                       t.guard || '_detaches_children', t.tbl,
+                       (SELECT string_agg(quote_literal(a), ', ') FROM unnest(ARRAY[t.guard, t.id, t.parent] || t.same) a));
+    END LOOP;
+END
+$$;
+
+-- Test helpers for applications (sql/testing.sql).
+CREATE  FUNCTION fluent."_session_user_is_dba"() RETURNS bool /* bool */
+STRICT STABLE PARALLEL SAFE
+LANGUAGE c /* Rust */
+AS 'fluent-0.2.0', '_session_user_is_dba_wrapper';
+
+-- The checks the helpers share: a test runner, and an application role that
+-- row-level security applies to. Returns the role's
+-- name, quoted.
+-- SECURITY DEFINER: it runs as the application role too (after a first
+-- call), which may not execute fluent's internal checks; it checks the
+-- session user, which no role switch changes.
+CREATE FUNCTION fluent._test_role(app_role regrole) RETURNS text
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    exempt boolean;
+BEGIN
+    IF NOT fluent._session_user_is_dba() THEN
+        RAISE EXCEPTION 'fluent test helpers are for test suites run as a superuser or a member of fluent_admin'
+            USING ERRCODE = 'insufficient_privilege',
+                  HINT = 'Connect the test runner as such a role: the helpers choose the acting user, which only DBAs may do freely.';
+    END IF;
+    PERFORM fluent._not_null(app_role, 'app_role');
+    SELECT r.rolsuper OR r.rolbypassrls INTO exempt FROM pg_roles r WHERE r.oid = app_role;
+    IF exempt THEN
+        RAISE EXCEPTION 'role % bypasses row-level security', app_role
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'Name the role the application queries as: tests run as a superuser or BYPASSRLS role see every row.';
+    END IF;
+    RETURN pg_catalog.quote_ident((SELECT r.rolname FROM pg_roles r WHERE r.oid = app_role));
+END $$;
+
+-- Act as user_key (NULL: nobody) through app_role until the transaction
+-- ends, or until the next call: back to the session's own role, choose the
+-- user for this transaction, then SET LOCAL ROLE.
+CREATE FUNCTION @extschema@.fluent_test_act_as(user_key text, app_role regrole) RETURNS text
+LANGUAGE plpgsql AS $$
+DECLARE
+    role_name text := fluent._test_role(app_role);
+BEGIN
+    EXECUTE 'RESET ROLE';
+    IF user_key IS NULL THEN
+        PERFORM @extschema@.fluent_reset_user();
+    ELSE
+        PERFORM @extschema@.fluent_set_user(user_key, true);
+    END IF;
+    EXECUTE pg_catalog.format('SET LOCAL ROLE %s', role_name);
+    RETURN pg_catalog.format('acting as %s through role %s', coalesce(user_key, 'nobody'), role_name);
+END $$;
+
+-- Back to the test runner's own role, acting for nobody.
+CREATE FUNCTION @extschema@.fluent_test_reset() RETURNS void
+LANGUAGE plpgsql AS $$
+BEGIN
+    EXECUTE 'RESET ROLE';
+    PERFORM @extschema@.fluent_reset_user();
+END $$;
+
+-- Privileges and comments as sql/privileges.sql sets them.
+REVOKE ALL ON FUNCTION fluent._check_tree(), fluent._detach_children(), fluent._session_user_is_dba(),
+    fluent._test_role(regrole), @extschema@.fluent_test_act_as(text, regrole), @extschema@.fluent_test_reset() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION fluent._session_user_is_dba() TO fluent_admin;
+GRANT EXECUTE ON FUNCTION fluent._test_role(regrole), @extschema@.fluent_test_act_as(text, regrole),
+    @extschema@.fluent_test_reset() TO PUBLIC;
+COMMENT ON FUNCTION @extschema@.fluent_test_act_as(text, regrole) IS
+    'For application test suites run as a DBA: act as the user (NULL: nobody) through the application role until the transaction ends, so that row-level security applies';
+COMMENT ON FUNCTION @extschema@.fluent_test_reset() IS 'For application test suites: back to the test runner''s own role, acting for nobody';

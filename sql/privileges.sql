@@ -92,7 +92,7 @@ BEGIN
         ELSIF fname IN ('fluent_can', 'fluent_scope', 'fluent_visible_modules', 'fluent_current_user',
                      'fluent_current_workspace', 'fluent_reset_user', 'fluent_explain',
                      'fluent_set_user', 'fluent_set_workspace', 'fluent_authenticate', 'fluent_verified_user',
-                     'fluent_who_can', '_who_can',
+                     'fluent_who_can', '_who_can', 'fluent_test_act_as', 'fluent_test_reset', '_test_role',
                      '_current_role_is_superuser', '_restoring', '_caller',
                      'fluent_create_role', 'fluent_drop_role', 'fluent_set_permission', 'fluent_clear_permission',
                      'fluent_alter_role', 'fluent_clone_role', 'fluent_reset_role', 'fluent_create_user',
@@ -189,6 +189,9 @@ COMMENT ON FUNCTION @extschema@.fluent_protect_columns(regclass, name[], text, t
     'Limits columns of a protected table: masked (NULL) in the table''s masked view (returned) without module.read_action, unchangeable without module.write_action, each at a scope that reaches the row';
 COMMENT ON FUNCTION @extschema@.fluent_unprotect_columns(regclass, name[]) IS
     'Removes column limits (those named, or all): the masked view shows the columns again, and goes with the last limit';
+COMMENT ON FUNCTION @extschema@.fluent_test_act_as(text, regrole) IS
+    'For application test suites run as a DBA: act as the user (NULL: nobody) through the application role until the transaction ends, so that row-level security applies';
+COMMENT ON FUNCTION @extschema@.fluent_test_reset() IS 'For application test suites: back to the test runner''s own role, acting for nobody';
 COMMENT ON FUNCTION @extschema@.fluent_who_can(regclass, text, text) IS
     'Who may perform a module action (default read) on one row of a protected table, and why: scope, source, roles, and how the scope reaches the row (all, owner, assignee, team lead, manager); for those who may read everyone''s permissions';
 COMMENT ON FUNCTION @extschema@.fluent_grant_role(text, text, timestamptz) IS

@@ -7,7 +7,7 @@
 -- audit_change: every change to the catalog is written to fluent.audit_log
 -- in the same transaction (src/audit.rs), one entry per row.
 --
--- stamp_attribution, *_is_acyclic_*, append_only: invariants that hold for
+-- stamp_attribution, *_is_a_tree_*, append_only: invariants that hold for
 -- direct writes to the catalog too, not only for the fluent_* functions.
 
 -- Everything below resolves names in pg_catalog and fluent's own schema only
@@ -158,28 +158,50 @@ END
 $$;
 
 -- The reporting line (users.manager_id) and the module tree
--- (modules.parent_id) stay acyclic, whoever writes them. Concurrent changes
--- to one tree are serialized on its row of fluent.invariant_guards: a later
--- writer waits until the earlier one ends, then sees its change (READ
--- COMMITTED) or fails with 40001 (REPEATABLE READ, SERIALIZABLE), so two
--- changes that are each acyclic alone cannot both commit and close a cycle.
+-- (modules.parent_id) stay trees, whoever writes them: every parent exists
+-- (in the same workspace, for modules), there is no cycle, and deleting a
+-- parent detaches (users) or deletes (modules) its children. These are
+-- triggers, not self-referencing foreign keys, so that pg_dump, which dumps
+-- the extension's data on its own, has no circular foreign keys to warn
+-- about. Concurrent changes to one tree, deletions included, are serialized
+-- on its row of fluent.invariant_guards: a later writer waits until the
+-- earlier one ends, then sees its change (READ COMMITTED) or fails with
+-- 40001 (REPEATABLE READ, SERIALIZABLE), so two changes that are each
+-- valid alone cannot both commit and break the tree.
 CREATE TABLE fluent.invariant_guards (
     invariant text PRIMARY KEY,
     changes   bigint NOT NULL DEFAULT 0
 );
 COMMENT ON TABLE fluent.invariant_guards IS
-    'One row per catalog tree (reporting_line, module_tree): changes to a tree lock its row, so concurrent changes cannot combine into a cycle';
+    'One row per catalog tree (reporting_line, module_tree): changes to a tree lock its row, so concurrent changes cannot combine into a broken tree';
 INSERT INTO fluent.invariant_guards (invariant) VALUES ('reporting_line'), ('module_tree');
 
--- Arguments: the guard, the id column and the parent column. SECURITY
+-- After inserts and updates. Arguments: the guard, the id column, the parent
+-- column and the columns a parent must share with its child. SECURITY
 -- DEFINER so that writers need no privilege on the guards; as a trigger
 -- function it cannot be called any other way.
-CREATE FUNCTION fluent._check_acyclic() RETURNS trigger
+CREATE FUNCTION fluent._check_tree() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
+    same text := coalesce((SELECT string_agg(format(' AND t.%1$I = c.%1$I', col), '') FROM unnest(TG_ARGV[3:]) col), '');
+    orphan text;
     looped text;
 BEGIN
+    IF NOT EXISTS (SELECT 1 FROM changed) THEN
+        RETURN NULL;
+    END IF;
     UPDATE fluent.invariant_guards SET changes = changes + 1 WHERE invariant = TG_ARGV[0];
+    EXECUTE format('SELECT min(c.%2$I)::text FROM changed c
+                     WHERE c.%2$I IS NOT NULL AND NOT EXISTS (SELECT 1 FROM fluent.%3$I t WHERE t.%1$I = c.%2$I%4$s)',
+                   TG_ARGV[1], TG_ARGV[2], TG_TABLE_NAME, same)
+       INTO orphan;
+    IF orphan IS NOT NULL THEN
+        RAISE EXCEPTION 'fluent.%.% names % %, which does not exist', TG_TABLE_NAME, TG_ARGV[2],
+                        CASE TG_ARGV[0] WHEN 'reporting_line' THEN 'user' ELSE 'module' END, orphan
+            USING ERRCODE = 'foreign_key_violation',
+                  HINT = CASE TG_ARGV[0] WHEN 'reporting_line' THEN 'A manager must be a fluent user.'
+                                         ELSE 'A parent must be a module of the same workspace.' END;
+    END IF;
     EXECUTE format(
         'WITH RECURSIVE up (start, node) AS (
              SELECT c.%1$I, c.%2$I FROM changed c WHERE c.%2$I IS NOT NULL
@@ -196,20 +218,48 @@ BEGIN
     END IF;
     RETURN NULL;
 END $$;
+
+-- After deletes: the children of what was deleted lose their manager
+-- (users) or go too (modules, and theirs in turn). Arguments as above.
+CREATE FUNCTION fluent._detach_children() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    same text := coalesce((SELECT string_agg(format(' AND t.%1$I = d.%1$I', col), '') FROM unnest(TG_ARGV[3:]) col), '');
+BEGIN
+    -- (Deleting submodules fires this again: it ends where nothing was deleted.)
+    IF NOT EXISTS (SELECT 1 FROM deleted) THEN
+        RETURN NULL;
+    END IF;
+    UPDATE fluent.invariant_guards SET changes = changes + 1 WHERE invariant = TG_ARGV[0];
+    IF TG_ARGV[0] = 'reporting_line' THEN
+        EXECUTE format('UPDATE fluent.%3$I t SET %2$I = NULL FROM deleted d WHERE t.%2$I = d.%1$I%4$s',
+                       TG_ARGV[1], TG_ARGV[2], TG_TABLE_NAME, same);
+    ELSE
+        EXECUTE format('DELETE FROM fluent.%3$I t USING deleted d WHERE t.%2$I = d.%1$I%4$s',
+                       TG_ARGV[1], TG_ARGV[2], TG_TABLE_NAME, same);
+    END IF;
+    RETURN NULL;
+END $$;
+
 -- (A trigger with transition tables takes one event, hence one per event.)
 DO $$
 DECLARE
     t record;
     ev text;
 BEGIN
-    FOR t IN SELECT * FROM (VALUES ('users', 'reporting_line', 'user_id', 'manager_id'),
-                                   ('modules', 'module_tree', 'module_id', 'parent_id')) v(tbl, guard, id, parent)
+    FOR t IN SELECT * FROM (VALUES ('users', 'reporting_line', 'user_id', 'manager_id', '{}'::text[]),
+                                   ('modules', 'module_tree', 'module_id', 'parent_id', '{workspace_id}')) v(tbl, guard, id, parent, same)
     LOOP
         FOREACH ev IN ARRAY ARRAY['insert', 'update'] LOOP
             EXECUTE format('CREATE TRIGGER %I AFTER %s ON fluent.%I REFERENCING NEW TABLE AS changed
-                            FOR EACH STATEMENT EXECUTE FUNCTION fluent._check_acyclic(%L, %L, %L)',
-                           t.guard || '_is_acyclic_on_' || ev, ev, t.tbl, t.guard, t.id, t.parent);
+                            FOR EACH STATEMENT EXECUTE FUNCTION fluent._check_tree(%s)',
+                           t.guard || '_is_a_tree_on_' || ev, ev, t.tbl,
+                           (SELECT string_agg(quote_literal(a), ', ') FROM unnest(ARRAY[t.guard, t.id, t.parent] || t.same) a));
         END LOOP;
+        EXECUTE format('CREATE TRIGGER %I AFTER DELETE ON fluent.%I REFERENCING OLD TABLE AS deleted
+                        FOR EACH STATEMENT EXECUTE FUNCTION fluent._detach_children(%s)',
+                       t.guard || '_detaches_children', t.tbl,
+                       (SELECT string_agg(quote_literal(a), ', ') FROM unnest(ARRAY[t.guard, t.id, t.parent] || t.same) a));
     END LOOP;
 END
 $$;

@@ -334,6 +334,13 @@ mod fluent {
         current_role_is_superuser()
     }
 
+    /// Whether the session user (who runs a test suite, whatever role it
+    /// switched to) is a DBA, by OID: the test helpers switch identities.
+    #[pg_extern(stable, parallel_safe)]
+    fn _session_user_is_dba() -> bool {
+        role_is_dba(unsafe { pg_sys::GetSessionUserId() })
+    }
+
     /// The acting user, for PL/pgSQL in schema fluent: the SECURITY DEFINER
     /// administration functions must not look up `fluent_current_user` in
     /// the extension schema at run time, where the database owner could put

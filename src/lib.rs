@@ -119,6 +119,11 @@ extension_sql_file!(
     ]
 );
 extension_sql_file!("../sql/columns.sql", name = "columns", requires = ["rls"]);
+extension_sql_file!(
+    "../sql/testing.sql",
+    name = "testing",
+    requires = ["columns", identity::fluent::_session_user_is_dba]
+);
 extension_sql_file!("../sql/privileges.sql", name = "privileges", finalize);
 
 #[pg_guard]

@@ -79,6 +79,8 @@ pub fn connect_collecting_notices(database: &str, user: &str) -> (Client, Arc<Mu
 }
 
 /// Creates (or re-creates) the empty database `name` owned by `owner`.
+/// With `FLUENT_TEST_SCHEMA` set, its sessions find that schema on their
+/// search_path after `public` (also where a dump is restored into it).
 pub fn empty_database(name: &str, owner: &str) {
     let mut admin = connect("postgres", "postgres");
     admin
@@ -87,19 +89,48 @@ pub fn empty_database(name: &str, owner: &str) {
     admin
         .batch_execute(&format!("CREATE DATABASE {name} OWNER {owner}"))
         .unwrap();
+    if let Some(schema) = api_schema() {
+        admin
+            .batch_execute(&format!(
+                "ALTER DATABASE {name} SET search_path = \"$user\", public, {schema}"
+            ))
+            .unwrap();
+    }
 }
 
 /// Creates an empty database with fluent installed and the test roles in
 /// place, and returns its name.
+///
+/// With `FLUENT_TEST_SCHEMA` set, the API goes in that schema (`CREATE
+/// EXTENSION fluent SCHEMA ...`), which the database's sessions find on
+/// their search_path (see `empty_database`): `.ci/run` runs the suite both
+/// ways.
 pub fn fresh_database(name: &str) -> String {
     let database = format!("fluent_it_{name}");
     empty_database(&database, "postgres");
     let mut db = connect(&database, "postgres");
-    db.batch_execute("CREATE EXTENSION fluent").unwrap();
+    match api_schema() {
+        None => db.batch_execute("CREATE EXTENSION fluent").unwrap(),
+        Some(schema) => db
+            .batch_execute(&format!(
+                "CREATE SCHEMA {schema};
+                 GRANT USAGE ON SCHEMA {schema} TO PUBLIC;
+                 CREATE EXTENSION fluent SCHEMA {schema};"
+            ))
+            .unwrap(),
+    }
     ensure_role(&mut db, APP, false, &[]);
     ensure_role(&mut db, AUTHENTICATOR, true, &["fluent_authenticator", APP]);
     ensure_role(&mut db, TESTER, true, &["fluent_admin", APP]);
     database
+}
+
+/// The schema of fluent's API in the databases the tests create, when not
+/// the default (`FLUENT_TEST_SCHEMA`).
+pub fn api_schema() -> Option<String> {
+    std::env::var("FLUENT_TEST_SCHEMA")
+        .ok()
+        .filter(|s| !s.is_empty())
 }
 
 /// Creates the cluster-wide role `name` unless it exists (tests share the

@@ -5,7 +5,8 @@
 
 use fluent_pgrx_tests::tokens::{self, now, sign, sign_as};
 use fluent_pgrx_tests::{
-    connect, connect_collecting_notices, ensure_role, fresh_database, sqlstate, APP, AUTHENTICATOR,
+    api_schema, connect, connect_collecting_notices, ensure_role, fresh_database, sqlstate, APP,
+    AUTHENTICATOR,
 };
 use postgres::Client;
 use serde_json::json;
@@ -26,6 +27,7 @@ fn database(name: &str, keys: &str) -> String {
     ensure_role(&mut db, WEB, false, &[]);
     ensure_role(&mut db, ANON, false, &[]);
     ensure_role(&mut db, PGRST, true, &[WEB, ANON]);
+    let api = api_schema().unwrap_or_else(|| "public".into());
     db.batch_execute(&format!(
         "UPDATE fluent.token_settings SET keys = '{keys}', audiences = '{{{AUDIENCE}}}', issuer = '{ISSUER}';
          SELECT fluent_create_module('notes');
@@ -38,8 +40,9 @@ fn database(name: &str, keys: &str) -> String {
          GRANT SELECT ON notes TO {WEB}, {ANON}, {APP};
          SELECT fluent_protect('notes', 'notes', 'owner');
          -- The recipe of the README: hand the raw bearer token to fluent.
+         -- (With the API in another schema, that schema is on its path.)
          CREATE FUNCTION public.pre_request() RETURNS void
-         LANGUAGE plpgsql SET search_path = pg_catalog, public AS $$
+         LANGUAGE plpgsql SET search_path = pg_catalog, {api} AS $$
          DECLARE
              auth text := current_setting('request.headers', true)::json ->> 'authorization';
          BEGIN

@@ -251,6 +251,25 @@ SELECT m.name, p.name AS parent FROM fluent.modules m LEFT JOIN fluent.modules p
  WHERE m.name IN ('mod_a', 'mod_b') ORDER BY 1;
 SELECT u.user_key, m.user_key AS manager FROM fluent.users u LEFT JOIN fluent.users m ON m.user_id = u.manager_id
  WHERE u.user_key IN ('boss', 'worker') ORDER BY 1;
+-- The trees have no self-referencing foreign keys (pg_dump warned about
+-- them on every dump); triggers keep every parent real: a manager or parent
+-- that does not exist, or a parent module of another workspace, is refused;
+-- deleting a manager detaches their reports, deleting a module its submodules.
+SELECT try($$UPDATE fluent.users SET manager_id = -1 WHERE user_key = 'worker'$$) AS missing_manager;
+SELECT try($$UPDATE fluent.modules SET parent_id = -1 WHERE name = 'mod_b'$$) AS missing_parent;
+SELECT fluent_create_workspace('elsewhere'), fluent_set_workspace('elsewhere'), fluent_create_module('mod_x'),
+       fluent_set_workspace('default');
+SELECT regexp_replace(try($$UPDATE fluent.modules SET parent_id = (SELECT module_id FROM fluent.modules WHERE name = 'mod_x')
+                             WHERE name = 'mod_b'$$),
+                      'module \d+', 'module N') AS parent_in_another_workspace;
+DELETE FROM fluent.users WHERE user_key = 'boss';
+SELECT user_key, manager_id FROM fluent.users WHERE user_key = 'worker';
+DELETE FROM fluent.modules WHERE name = 'mod_b';
+SELECT count(*) AS mod_a_left FROM fluent.modules WHERE name = 'mod_a';
+-- (pg_dump warns about those in the tables whose data it dumps.)
+SELECT count(*) AS circular_foreign_keys FROM pg_constraint
+ WHERE contype = 'f' AND conrelid = confrelid
+   AND conrelid = ANY ((SELECT extconfig FROM pg_extension WHERE extname = 'fluent')::oid[]);
 RESET ROLE;
 
 -- 10. Clear errors ----------------------------------------------------------------
