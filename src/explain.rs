@@ -12,7 +12,7 @@ use crate::delegation;
 use crate::error::FluentError;
 use crate::gucs;
 use crate::loaders::{self, WorkspaceModel};
-use crate::scope::{self, Facts, RolePermissions, Source, Standing};
+use crate::scope::{self, Source};
 
 /// One row of fluent_explain(): step, fact, subject, scope, detail.
 type Fact = (i32, String, Option<String>, Option<String>, Option<String>);
@@ -87,7 +87,11 @@ fn facts(model: &WorkspaceModel, slot: usize, user: &str) -> Vec<Fact> {
             Some(_) => "active".into(),
         },
     );
-    let held: Vec<&loaders::CompiledRole> = holdings.iter().flat_map(|h| h.held(model)).collect();
+    let inputs = holdings.as_ref().map_or_else(
+        || loaders::DecisionInputs::nobody(model),
+        |h| h.decision_inputs(model),
+    );
+    let held = &inputs.held;
     let holds_sign_in = held.iter().any(|r| r.grants_sign_in);
     if model.sign_in_required && holdings.is_some() {
         let mut names: Vec<&str> = model
@@ -136,23 +140,7 @@ fn facts(model: &WorkspaceModel, slot: usize, user: &str) -> Vec<Fact> {
         );
     }
 
-    let overrides = holdings.as_ref().map_or_else(
-        || RolePermissions::new(model.slots.len()),
-        |h| h.override_settings(model),
-    );
-    let permissions: Vec<&RolePermissions> = held.iter().map(|r| &r.permissions).collect();
-    let standing = holdings
-        .as_ref()
-        .map_or(Standing::Inactive, |h| h.standing(model));
-    let explanation = scope::explain(
-        &Facts {
-            standing,
-            slots: &model.slots,
-            roles: &permissions,
-            overrides: &overrides,
-        },
-        slot,
-    );
+    let explanation = scope::explain(&inputs.facts(model), slot);
     if let Some((required, held)) = explanation.requirement {
         let detail = if held > scope::Scope::None {
             format!("{module}.{action} requires it; held")

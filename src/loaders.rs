@@ -11,7 +11,7 @@ use pgrx::pg_sys;
 use pgrx::spi::SpiClient;
 
 use crate::owner::{as_catalog_owner, column, select};
-use crate::scope::{RolePermissions, Scope, Slot, Standing};
+use crate::scope::{Facts, RolePermissions, Scope, Slot, Standing};
 
 /// One role of a workspace, compiled: its explicit permissions by slot.
 #[derive(Clone, Debug)]
@@ -92,6 +92,73 @@ impl UserHoldings {
             overrides.scopes[slot] = Some(scope);
         }
         overrides
+    }
+
+    /// What the decision reads for this user (src/scope.rs).
+    pub fn decision_inputs<'m>(&self, model: &'m WorkspaceModel) -> DecisionInputs<'m> {
+        let held = self.held(model);
+        DecisionInputs {
+            permissions: held.iter().map(|r| &r.permissions).collect(),
+            held,
+            overrides: self.override_settings(model),
+            standing: self.standing(model),
+        }
+    }
+}
+
+/// One user's roles, overrides and standing in a workspace, owned so that
+/// the decision's `Facts` can borrow them: what the reports, explanations
+/// and `fluent_who_can` decide from.
+pub struct DecisionInputs<'m> {
+    pub held: Vec<&'m CompiledRole>,
+    permissions: Vec<&'m RolePermissions>,
+    overrides: RolePermissions,
+    standing: Standing,
+}
+
+impl<'m> DecisionInputs<'m> {
+    /// For a user the catalog does not know: no role, no override, inactive.
+    pub fn nobody(model: &WorkspaceModel) -> DecisionInputs<'m> {
+        DecisionInputs {
+            held: Vec::new(),
+            permissions: Vec::new(),
+            overrides: RolePermissions::new(model.slots.len()),
+            standing: Standing::Inactive,
+        }
+    }
+
+    pub fn facts<'a>(&'a self, model: &'a WorkspaceModel) -> Facts<'a, &'m RolePermissions> {
+        Facts {
+            standing: self.standing,
+            slots: &model.slots,
+            roles: &self.permissions,
+            overrides: &self.overrides,
+        }
+    }
+
+    /// The override set on or inherited by the slot, if any.
+    pub fn override_setting(&self, model: &WorkspaceModel, slot: usize) -> Option<Scope> {
+        self.overrides.setting(&model.slots, slot)
+    }
+
+    /// The held roles that give the widest scope on the slot, by name and
+    /// sorted; none when no role gives anything.
+    pub fn widest_roles(&self, model: &WorkspaceModel, slot: usize) -> Vec<String> {
+        let scopes: Vec<Scope> = self
+            .permissions
+            .iter()
+            .map(|p| p.resolve(&model.slots, slot))
+            .collect();
+        let widest = scopes.iter().copied().max().unwrap_or_default();
+        let mut names: Vec<String> = self
+            .held
+            .iter()
+            .zip(&scopes)
+            .filter(|(_, s)| **s == widest && widest > Scope::None)
+            .map(|(r, _)| r.name.clone())
+            .collect();
+        names.sort();
+        names
     }
 }
 

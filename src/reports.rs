@@ -12,7 +12,7 @@ use crate::error::FluentError;
 use crate::gucs;
 use crate::identity;
 use crate::loaders::{self, WorkspaceModel};
-use crate::scope::{decide, Facts, RolePermissions, Scope, Source};
+use crate::scope::{decide, Scope, Source};
 
 fn require_reader() {
     if !identity::current_role_reads_all() {
@@ -96,31 +96,12 @@ fn effective_rows() -> Vec<EffectiveRow> {
     let mut rows = Vec::new();
     for (workspace, model) in models() {
         for (user, holdings) in loaders::load_all_holdings(&model) {
-            let held = holdings.held(&model);
-            let permissions: Vec<&RolePermissions> = held.iter().map(|r| &r.permissions).collect();
-            let overrides = holdings.override_settings(&model);
-            let standing = holdings.standing(&model);
-            let facts = Facts {
-                standing,
-                slots: &model.slots,
-                roles: &permissions,
-                overrides: &overrides,
-            };
+            let inputs = holdings.decision_inputs(&model);
+            let facts = inputs.facts(&model);
             for slot in 0..model.slots.len() {
                 let (module, action) = &model.slot_names[slot];
                 let decision = decide(&facts, slot);
-                let scopes: Vec<Scope> = permissions
-                    .iter()
-                    .map(|p| p.resolve(&model.slots, slot))
-                    .collect();
-                let widest = scopes.iter().copied().max().unwrap_or_default();
-                let mut widest_roles: Vec<String> = held
-                    .iter()
-                    .zip(&scopes)
-                    .filter(|(_, s)| **s == widest && widest > Scope::None)
-                    .map(|(r, _)| r.name.clone())
-                    .collect();
-                widest_roles.sort();
+                let widest_roles = inputs.widest_roles(&model, slot);
                 rows.push((
                     workspace.clone(),
                     user.clone(),
@@ -138,8 +119,8 @@ fn effective_rows() -> Vec<EffectiveRow> {
                     }
                     .to_owned(),
                     (!widest_roles.is_empty()).then_some(widest_roles),
-                    overrides
-                        .setting(&model.slots, slot)
+                    inputs
+                        .override_setting(&model, slot)
                         .map(|s| s.as_str().to_owned()),
                     model.disabled_by[slot].is_none(),
                     holdings.status.clone(),

@@ -20,7 +20,7 @@ use crate::error::FluentError;
 use crate::gucs;
 use crate::identity;
 use crate::loaders::{self, Reacher, RowFacts, UserHoldings, WorkspaceModel};
-use crate::scope::{decide, Facts, RolePermissions, Scope, Source};
+use crate::scope::{decide, Scope, Source};
 
 /// One user who may act on the row: key, scope, what gave the scope
 /// (`roles` or `override`), the roles giving it, how it reaches the row
@@ -79,31 +79,16 @@ fn holder_row(
     row: &RowFacts,
     reachers: &[Reacher],
 ) -> Option<WhoRow> {
-    let held = holdings.held(model);
-    let permissions: Vec<&RolePermissions> = held.iter().map(|r| &r.permissions).collect();
-    let overrides = holdings.override_settings(model);
-    let facts = Facts {
-        standing: holdings.standing(model),
-        slots: &model.slots,
-        roles: &permissions,
-        overrides: &overrides,
-    };
-    let decision = decide(&facts, slot);
+    let inputs = holdings.decision_inputs(model);
+    let decision = decide(&inputs.facts(model), slot);
     if decision.scope == Scope::None {
         return None;
     }
     let (how, through) = reach(&user, decision.scope, row, reachers)?;
+    // A scope other than none comes from an override or the widest roles.
     let (source, roles) = match decision.source {
         Source::Override { .. } => ("override", None),
-        _ => {
-            let mut names: Vec<String> = held
-                .iter()
-                .filter(|r| r.permissions.resolve(&model.slots, slot) == decision.scope)
-                .map(|r| r.name.clone())
-                .collect();
-            names.sort();
-            ("roles", Some(names))
-        }
+        _ => ("roles", Some(inputs.widest_roles(model, slot))),
     };
     Some((
         user,
