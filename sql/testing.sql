@@ -12,8 +12,7 @@
 SET LOCAL search_path TO pg_catalog, pg_temp;
 
 -- The checks the helpers share: a test runner, and an application role that
--- row-level security applies to. Returns the role's
--- name, quoted.
+-- row-level security applies to. Returns the role's name, quoted.
 -- SECURITY DEFINER: it runs as the application role too (after a first
 -- call), which may not execute fluent's internal checks; it checks the
 -- session user, which no role switch changes.
@@ -21,6 +20,7 @@ CREATE FUNCTION fluent._test_role(app_role regrole) RETURNS text
 LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     exempt boolean;
+    role_name name;
 BEGIN
     IF NOT fluent._session_user_is_dba() THEN
         RAISE EXCEPTION 'fluent test helpers are for test suites run as a superuser or a member of fluent_admin'
@@ -28,13 +28,13 @@ BEGIN
                   HINT = 'Connect the test runner as such a role: the helpers choose the acting user, which only DBAs may do freely.';
     END IF;
     PERFORM fluent._not_null(app_role, 'app_role');
-    SELECT r.rolsuper OR r.rolbypassrls INTO exempt FROM pg_roles r WHERE r.oid = app_role;
+    SELECT r.rolsuper OR r.rolbypassrls, r.rolname INTO exempt, role_name FROM pg_roles r WHERE r.oid = app_role;
     IF exempt THEN
         RAISE EXCEPTION 'role % bypasses row-level security', app_role
             USING ERRCODE = 'invalid_parameter_value',
                   HINT = 'Name the role the application queries as: tests run as a superuser or BYPASSRLS role see every row.';
     END IF;
-    RETURN pg_catalog.quote_ident((SELECT r.rolname FROM pg_roles r WHERE r.oid = app_role));
+    RETURN pg_catalog.quote_ident(role_name);
 END $$;
 
 -- Act as user_key (NULL: nobody) through app_role until the transaction
