@@ -5,8 +5,9 @@
 //! into the log; the role recorded is the one that made the change. The
 //! trigger refuses to run on any table outside schema `fluent`, so it cannot
 //! be borrowed to forge entries. A restore is not a change: rows a superuser
-//! loads with `COPY` (what `pg_restore` and `psql -f dump.sql` do) come with
-//! their own history, which the dumped audit log already holds.
+//! loads with `COPY ... FROM` into the catalog (what `pg_restore` and `psql
+//! -f dump.sql` do) come with their own history, which the dumped audit log
+//! already holds.
 
 use pgrx::datum::DatumWithOid;
 use pgrx::pg_sys;
@@ -16,19 +17,51 @@ use pgrx::trigger_support::PgTrigger;
 use crate::error::FluentError;
 use crate::gucs;
 use crate::identity;
-use crate::owner::{as_catalog_owner, update};
+use crate::owner::{as_catalog_owner, in_catalog_schema, update};
 use crate::trigger::after_trigger;
 
-/// Whether the running statement is a superuser's `COPY ... FROM`: a restore
-/// (or a bulk load, which a superuser could equally make with triggers
-/// disabled). Catalog rows loaded this way keep their ids and attribution and
-/// are not audited again.
+/// Whether the running statement is a superuser's `COPY ... FROM` into one of
+/// fluent's catalog tables: a restore (or a bulk load, which a superuser could
+/// equally make with triggers disabled). Catalog rows loaded this way keep
+/// their ids and attribution and are not audited again.
+///
+/// The statement itself is read, not only its tag: `COPY (SELECT
+/// fluent_grant_role(...)) TO STDOUT` is a COPY too, and the administration
+/// functions it calls run as their owner, a superuser, so tag and role alone
+/// would let anyone allowed to grant do it unaudited.
 pub fn restoring() -> bool {
+    if !identity::current_role_is_superuser() {
+        return false;
+    }
     unsafe {
         let portal = pg_sys::ActivePortal;
-        identity::current_role_is_superuser()
-            && !portal.is_null()
-            && (*portal).commandTag == pg_sys::CommandTag::CMDTAG_COPY
+        if portal.is_null() || (*portal).commandTag != pg_sys::CommandTag::CMDTAG_COPY {
+            return false;
+        }
+        let stmts = (*portal).stmts;
+        if stmts.is_null() || (*stmts).length != 1 {
+            return false;
+        }
+        let planned = (*(*stmts).elements).ptr_value as *mut pg_sys::Node;
+        if !pgrx::is_a(planned, pg_sys::NodeTag::T_PlannedStmt) {
+            return false;
+        }
+        let copy = (*(planned as *mut pg_sys::PlannedStmt)).utilityStmt;
+        if !pgrx::is_a(copy, pg_sys::NodeTag::T_CopyStmt) {
+            return false;
+        }
+        let copy = copy as *mut pg_sys::CopyStmt;
+        if !(*copy).is_from || (*copy).relation.is_null() {
+            return false;
+        }
+        let target = pg_sys::RangeVarGetRelidExtended(
+            (*copy).relation,
+            pg_sys::NoLock as _,
+            pg_sys::RVROption::RVR_MISSING_OK as _,
+            None,
+            std::ptr::null_mut(),
+        );
+        target != pg_sys::InvalidOid && in_catalog_schema(target)
     }
 }
 

@@ -70,6 +70,14 @@ fn catalog_owner() -> pg_sys::Oid {
     }
 }
 
+/// Whether relation `rel` lives in schema `fluent`.
+pub fn in_catalog_schema(rel: pg_sys::Oid) -> bool {
+    unsafe {
+        let nsp = pg_sys::get_namespace_oid(CATALOG_SCHEMA.as_ptr(), true);
+        nsp != pg_sys::InvalidOid && pg_sys::get_rel_namespace(rel) == nsp
+    }
+}
+
 /// The OID of relation `name` in schema `fluent`, if the extension is
 /// installed in this database.
 pub fn catalog_relid(name: &std::ffi::CStr) -> Option<pg_sys::Oid> {

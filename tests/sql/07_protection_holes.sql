@@ -1,8 +1,9 @@
 -- Protection holes that are now closed, one section each: role names
 -- compared by OID, EXECUTE not granted to PUBLIC, forged attribution, owner
 -- keys that alias, partitions and inheritance children, membership-table
--- writes, drift, orphaned policies, invariants on direct writes, and clear
--- errors. Each section asserts what used to behave differently.
+-- writes, drift, orphaned policies, invariants on direct writes, clear
+-- errors, and administration inside COPY. Each section asserts what used to
+-- behave differently.
 BEGIN;
 SET search_path = public, test_helpers;
 -- Shared fixtures: one module whose role reaches only the user's own rows.
@@ -300,4 +301,24 @@ END $$;
 RESET ROLE;
 -- (That SET ROLE fluent_authenticator then works is in 09_identity, on a
 -- connection of its own: this transaction ran as an untrusted role.)
+
+-- 11. Administration inside COPY ---------------------------------------------------
+-- A superuser's COPY was taken for a restore by its tag alone, and the
+-- administration functions run as their superuser owner: a grant made in
+-- COPY (SELECT fluent_grant_role(...)) TO STDOUT was not audited and kept the
+-- column default postgres as its granter. Only COPY ... FROM into the catalog
+-- is a restore; this grant is audited and attributed to its caller, for a
+-- DBA and for a superuser alike.
+SET ROLE dba;
+SELECT fluent_create_role('copied_role');
+SELECT coalesce(max(audit_id), 0) AS last_entry FROM fluent.audit_log \gset
+COPY (SELECT fluent_grant_role('pia', 'copied_role')) TO STDOUT;
+RESET ROLE;
+COPY (SELECT fluent_grant_role('quinn', 'copied_role')) TO STDOUT;
+SELECT u.user_key, g.granted_by
+  FROM fluent.grants g JOIN fluent.users u USING (user_id) JOIN fluent.roles r USING (role_id)
+ WHERE r.name = 'copied_role' ORDER BY 1;
+SELECT a.db_role, u.user_key AS grantee, a.operation
+  FROM fluent.audit_log a JOIN fluent.users u ON u.user_id = (a.after ->> 'user_id')::bigint
+ WHERE audit_id > :last_entry AND table_name = 'grants' ORDER BY audit_id;
 ROLLBACK;
