@@ -72,8 +72,8 @@ BEGIN
         IF NOT coalesce(reaches, false) THEN
             RAISE EXCEPTION 'permission denied to change column "%" of "%"', c->>'column', TG_TABLE_NAME
                 USING ERRCODE = 'insufficient_privilege',
-                      HINT = format('Changing it takes %s at a scope that reaches the row (fluent_protect_columns).',
-                                    c->>'permission');
+                      HINT = format('Changing column "%s" takes %s at a scope that reaches the row (fluent_protect_columns).',
+                                    c->>'column', c->>'permission');
         END IF;
     END LOOP;
     RETURN NEW;

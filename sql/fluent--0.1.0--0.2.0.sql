@@ -116,6 +116,34 @@ BEGIN
 END
 $$;
 
+-- The column write check's hint names the column as well as the
+-- permission (sql/columns.sql).
+CREATE OR REPLACE FUNCTION fluent._check_column_writes() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    c jsonb;
+    new_row jsonb := to_jsonb(NEW);
+    old_row jsonb := CASE WHEN TG_OP = 'UPDATE' THEN to_jsonb(OLD) END;
+    reaches boolean;
+BEGIN
+    IF NOT row_security_active(TG_RELID) THEN
+        RETURN NEW;
+    END IF;
+    FOR c IN SELECT jsonb_array_elements(TG_ARGV[0]::jsonb) LOOP
+        CONTINUE WHEN CASE WHEN TG_OP = 'INSERT' THEN new_row->(c->>'column') = 'null'::jsonb
+                           ELSE new_row->(c->>'column') IS NOT DISTINCT FROM old_row->(c->>'column') END;
+        -- The row as written, with its own column names, against the reach.
+        EXECUTE format('SELECT %s FROM (SELECT ($1).*) AS r', c->>'reaches') INTO reaches USING NEW;
+        IF NOT coalesce(reaches, false) THEN
+            RAISE EXCEPTION 'permission denied to change column "%" of "%"', c->>'column', TG_TABLE_NAME
+                USING ERRCODE = 'insufficient_privilege',
+                      HINT = format('Changing column "%s" takes %s at a scope that reaches the row (fluent_protect_columns).',
+                                    c->>'column', c->>'permission');
+        END IF;
+    END LOOP;
+    RETURN NEW;
+END $$;
+
 -- Test helpers for applications (sql/testing.sql).
 CREATE  FUNCTION fluent."_session_user_is_dba"() RETURNS bool /* bool */
 STRICT STABLE PARALLEL SAFE
