@@ -6,7 +6,9 @@
 
 use std::process::{Command, Output};
 
-use fluent_pgrx_tests::{connect, empty_database, fresh_database, pg_bin, test_server};
+use fluent_pgrx_tests::{
+    connect, empty_database, ensure_role, fresh_database, pg_bin, test_server,
+};
 
 fn run(program: &str, args: &[&str]) -> Output {
     let (host, port) = test_server();
@@ -32,6 +34,8 @@ fn run(program: &str, args: &[&str]) -> Output {
 fn source_database(name: &str) -> String {
     let source = fresh_database(name);
     let mut db = connect(&source, "postgres");
+    // Column limits need a table owner that row-level security applies to.
+    ensure_role(&mut db, "backup_owner", false, &[]);
     db.batch_execute(
         "SELECT fluent_apply_template('cx');
          SELECT fluent_create_user('ann');
@@ -48,15 +52,51 @@ fn source_database(name: &str) -> String {
          CREATE TABLE ticket_members (ticket_id int REFERENCES tickets, user_key text);
          SELECT fluent_protect('notes', 'interactions', 'owner');
          SELECT fluent_protect('tickets', 'interactions', membership_table => 'ticket_members',
-                               membership_row_column => 'ticket_id', membership_user_column => 'user_key');",
+                               membership_row_column => 'ticket_id', membership_user_column => 'user_key');
+         ALTER TABLE tickets OWNER TO backup_owner;
+         SELECT fluent_protect_columns('tickets', '{subject}', 'interactions');
+         SELECT fluent_create_team('support'), fluent_add_team_member('support', 'lee', lead => true),
+                fluent_add_team_member('support', 'ann');
+         SELECT fluent_set_requirement('analytics', 'interactions', 'read');
+         SELECT fluent_set_admin_right('manage_users', 'interactions', 'write');
+         SELECT fluent_grant_role('lee', 'team_lead', until => now() + interval '30 days');",
     )
     .unwrap();
     source
 }
 
-/// Everything a restore must bring back unchanged: the catalog with its
-/// attribution, the whole audit trail, the protections and their state.
+/// Everything a restore must bring back unchanged: every table and sequence
+/// pg_dump keeps for fluent, with the rows it keeps (the catalog with its
+/// attribution, the whole audit trail), the protections and their state,
+/// and the column limits' view and trigger.
 fn figures(client: &mut postgres::Client) -> Vec<String> {
+    let dumped: Vec<(String, bool, String)> = client
+        .query(
+            "SELECT c.oid::regclass::text, c.relkind = 'S', x.condition
+               FROM pg_extension e CROSS JOIN unnest(e.extconfig, e.extcondition) x (relid, condition)
+               JOIN pg_class c ON c.oid = x.relid
+              WHERE e.extname = 'fluent' ORDER BY 1",
+            &[],
+        )
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2)))
+        .collect();
+    let mut figures: Vec<String> = dumped
+        .iter()
+        .map(|(relation, sequence, condition)| {
+            let sql = if *sequence {
+                format!("SELECT last_value::text FROM {relation}")
+            } else {
+                format!(
+                    "SELECT md5(coalesce(string_agg(t::text, ',' ORDER BY t::text), ''))
+                       FROM (SELECT * FROM {relation} {condition}) t"
+                )
+            };
+            let figure: String = client.query_one(&sql, &[]).unwrap().get(0);
+            format!("{relation}: {figure}")
+        })
+        .collect();
     let row = client
         .query_one(
             "SELECT (SELECT md5(string_agg(p::text, ',' ORDER BY p::text)) FROM fluent.permissions p),
@@ -70,13 +110,15 @@ fn figures(client: &mut postgres::Client) -> Vec<String> {
                     (SELECT string_agg(relname || ':' || relrowsecurity || relforcerowsecurity, ',' ORDER BY relname)
                        FROM pg_class WHERE relname IN ('notes', 'notes_2026', 'tickets', 'ticket_members')),
                     fluent_scope('ann', 'analytics', 'read'), fluent_scope('ann', 'interactions', 'write'),
-                    fluent_scope('ann', 'quality', 'read')",
+                    fluent_scope('ann', 'quality', 'read'), fluent_scope('lee', 'interactions', 'read'),
+                    pg_get_viewdef('tickets_masked'),
+                    (SELECT string_agg(tgname, ',' ORDER BY tgname) FROM pg_trigger
+                      WHERE tgrelid = 'tickets'::regclass AND NOT tgisinternal)",
             &[],
         )
         .unwrap();
-    (0..row.len())
-        .map(|i| row.get::<_, Option<String>>(i).unwrap_or_default())
-        .collect()
+    figures.extend((0..row.len()).map(|i| row.get::<_, Option<String>>(i).unwrap_or_default()));
+    figures
 }
 
 /// Restores a plain-format dump the obvious way.

@@ -53,6 +53,41 @@ fn a_dba_runner_acts_through_the_application_role_and_others_are_refused() {
     assert_eq!(role, TESTER);
     tx.rollback().unwrap();
 
+    // Outside a transaction block the choice lasts one statement, and after
+    // a test transaction nothing of it is left: the runner, acting for
+    // nobody, sees no note.
+    let after = |runner: &mut postgres::Client| -> (String, i64) {
+        let row = runner
+            .query_one(
+                "SELECT current_user::text, (SELECT count(*) FROM notes)",
+                &[],
+            )
+            .unwrap();
+        (row.get(0), row.get(1))
+    };
+    assert_eq!(after(&mut runner), (TESTER.to_string(), 0));
+    runner
+        .execute(
+            "SELECT fluent_test_act_as('ann', $1::text::regrole)",
+            &[&APP],
+        )
+        .unwrap();
+    assert_eq!(after(&mut runner), (TESTER.to_string(), 0));
+
+    // An application role that bypasses row-level security is refused: the
+    // test would pass for the wrong reason.
+    connect(&db, "postgres")
+        .batch_execute(
+            "DO $$ BEGIN
+                 IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'helpers_bypass') THEN
+                     CREATE ROLE helpers_bypass BYPASSRLS;
+                 END IF;
+             END $$;",
+        )
+        .unwrap();
+    let refused = runner.execute("SELECT fluent_test_act_as('ann', 'helpers_bypass')", &[]);
+    assert_eq!(sqlstate(refused), "22023");
+
     // The authenticator may choose a user once, but is no test runner.
     let mut other = connect(&db, AUTHENTICATOR);
     let refused = other.execute(

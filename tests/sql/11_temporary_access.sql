@@ -12,6 +12,11 @@ CREATE TABLE temp_docs (id int PRIMARY KEY, owner text, ws text);
 INSERT INTO temp_docs VALUES (1, 'pam', 'temp'), (2, 'pam', 'temp'), (3, 'tess', 'temp');
 GRANT SELECT ON temp_docs TO app;
 SELECT fluent_protect('temp_docs', 'docs', 'owner', workspace_column => 'ws');
+-- A privileged reporting-anchor role: Olive holds it for good, and Ray
+-- reports to Cole, who will hold it for a while.
+SELECT fluent_create_role('chief'), fluent_alter_role('chief', privileged => true, reporting_anchor => true);
+SELECT fluent_create_user('olive'), fluent_grant_role('olive', 'chief');
+SELECT fluent_create_user('cole'), fluent_create_user('ray', manager => 'cole'), fluent_grant_role('ray', 'reader');
 
 -- An expiry must lie ahead.
 SELECT regexp_replace(try($$SELECT fluent_grant_role('tess', 'reader', until => now() - interval '1 minute')$$),
@@ -22,9 +27,17 @@ SELECT regexp_replace(try($$SELECT fluent_set_override('pam', 'docs', 'read', 'n
 -- Tess reads everything for four seconds; Pam is shut out for as long.
 SELECT fluent_grant_role('tess', 'reader', until => now() + interval '4 seconds');
 SELECT fluent_set_override('pam', 'docs', 'read', 'none', until => now() + interval '4 seconds');
+SELECT fluent_grant_role('cole', 'chief', until => now() + interval '4 seconds');
 SELECT user_key, valid_until IS NOT NULL AS temporary FROM fluent.role_members WHERE workspace = 'temp' ORDER BY user_key;
 SELECT user_key, kind, role, module, action, scope FROM fluent.expiring_access WHERE workspace = 'temp' ORDER BY kind;
 SELECT user_key, expired, expires_soon, review_due FROM fluent.access_review WHERE workspace = 'temp' ORDER BY user_key;
+-- While Cole's grant counts, he is a privileged user, Ray's reporting
+-- anchor, and Olive is not the last privileged holder.
+SELECT user_key, valid_until IS NOT NULL AS temporary FROM fluent.privileged_users WHERE workspace = 'temp' ORDER BY user_key;
+SELECT user_key, manager, reporting_anchor FROM fluent.reporting_lines WHERE workspace = 'temp' AND user_key = 'ray';
+BEGIN;
+SELECT fluent_revoke_role('olive', 'chief');
+ROLLBACK;
 
 SET ROLE app;
 SET plan_cache_mode = force_generic_plan;
@@ -63,6 +76,11 @@ SELECT count(*) AS expiring FROM fluent.expiring_access WHERE workspace = 'temp'
 SELECT user_key, expired, expires_soon, review_due FROM fluent.access_review WHERE workspace = 'temp' ORDER BY user_key;
 SELECT * FROM fluent.effective_permissions WHERE workspace = 'temp' AND module = 'docs' AND action = 'read' ORDER BY user_key;
 SELECT fluent_explain('pam', 'docs', 'read');
+-- Cole's expired grant no longer makes him privileged or Ray's anchor, and
+-- no longer keeps the workspace staffed: Olive is the last holder.
+SELECT user_key FROM fluent.privileged_users WHERE workspace = 'temp' ORDER BY user_key;
+SELECT user_key, manager, reporting_anchor FROM fluent.reporting_lines WHERE workspace = 'temp' AND user_key = 'ray';
+SELECT try($$SELECT fluent_revoke_role('olive', 'chief')$$) AS last_privileged_holder;
 
 -- Granting again without an expiry makes the grant permanent; granting again
 -- with one shortens or extends it.
