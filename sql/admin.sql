@@ -411,6 +411,35 @@ BEGIN
     END IF;
 END $$;
 
+-- A change to a role widens more than the role's own map: a permission that
+-- another one requires (fluent_set_requirement) opens the holders' others.
+-- So a delegated administrator's change to a role is also checked holder by
+-- holder: what each one may do afterwards, against the snapshot taken here
+-- before (user key -> scope map; NULL when the powers checks do not apply).
+CREATE FUNCTION fluent._holders_scope_maps(delegate text, rid int) RETURNS jsonb
+LANGUAGE sql STABLE
+BEGIN ATOMIC
+    SELECT CASE WHEN NOT fluent._unbounded(delegate) THEN
+               (SELECT coalesce(jsonb_object_agg(u.user_key, fluent._user_scope_map(u.user_key)), '{}')
+                  FROM fluent.grants g JOIN fluent.users u ON u.user_id = g.user_id
+                 WHERE g.role_id = rid AND fluent._in_force(g.valid_until))
+           END;
+END;
+
+CREATE FUNCTION fluent._holders_within_powers(delegate text, powers jsonb, before jsonb, rid int, role text) RETURNS void
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    h record;
+BEGIN
+    IF before IS NULL THEN
+        RETURN;
+    END IF;
+    FOR h IN SELECT m.key, m.value FROM jsonb_each(fluent._holders_scope_maps(delegate, rid)) m ORDER BY m.key LOOP
+        PERFORM fluent._within_powers(delegate, powers, before -> h.key, h.value,
+                                      format('"%s" (through role "%s")', h.key, role));
+    END LOOP;
+END $$;
+
 -- Teams and reporting lines decide whom scope team reaches: a delegated
 -- administrator changes them only where each user whose reach grows
 -- (`widened`) has scope team on nothing the administrator lacks scope all on.
@@ -589,6 +618,7 @@ DECLARE
     s fluent.scope := fluent._scope(scope);
     powers jsonb := CASE WHEN delegate IS NOT NULL THEN fluent._user_scope_map(delegate) END;
     before jsonb := fluent._role_scope_map(rid);
+    holders jsonb := fluent._holders_scope_maps(delegate, rid);
 BEGIN
     PERFORM fluent._may_touch_role(delegate, rid);
     INSERT INTO fluent.permissions (workspace_id, role_id, action_id, scope)
@@ -596,6 +626,7 @@ BEGIN
     ON CONFLICT (role_id, action_id) DO UPDATE SET scope = EXCLUDED.scope
     WHERE permissions.scope IS DISTINCT FROM EXCLUDED.scope;
     PERFORM fluent._within_powers(delegate, powers, before, fluent._role_scope_map(rid), format('role "%s"', role));
+    PERFORM fluent._holders_within_powers(delegate, powers, holders, rid, role);
 END $$;
 
 CREATE FUNCTION fluent._do_clear_permission(role text, module text, action text, ticket bigint) RETURNS void
@@ -606,11 +637,13 @@ DECLARE
     aid int := fluent._action_id(module, action);
     powers jsonb := CASE WHEN delegate IS NOT NULL THEN fluent._user_scope_map(delegate) END;
     before jsonb := fluent._role_scope_map(rid);
+    holders jsonb := fluent._holders_scope_maps(delegate, rid);
 BEGIN
     PERFORM fluent._may_touch_role(delegate, rid);
     -- Without its own setting the action inherits from the parent module again.
     DELETE FROM fluent.permissions WHERE role_id = rid AND action_id = aid;
     PERFORM fluent._within_powers(delegate, powers, before, fluent._role_scope_map(rid), format('role "%s"', role));
+    PERFORM fluent._holders_within_powers(delegate, powers, holders, rid, role);
 END $$;
 
 CREATE FUNCTION fluent._do_alter_role(role text, privileged boolean, grants_sign_in boolean, description text,

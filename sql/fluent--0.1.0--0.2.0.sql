@@ -144,6 +144,161 @@ BEGIN
     RETURN NEW;
 END $$;
 
+-- fluent_who_can() confines a delegated administrator's row lookup to their
+-- workspace (sql/rls.sql): a row of another one was told apart from a
+-- missing one.
+DROP FUNCTION fluent._row_facts(regclass, text);
+CREATE FUNCTION fluent._row_facts(tbl regclass, row_key text, in_workspace text)
+RETURNS TABLE (module text, owner_key text, has_workspace boolean, workspace_key text, assignees text[])
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    p fluent.protected_tables;
+    key_column name;
+    key_type text;
+    found_rows int;
+    row_value text;
+    confined text := '';
+BEGIN
+    PERFORM fluent._not_null(tbl, 'table');
+    PERFORM fluent._not_null(row_key, 'row key');
+    SELECT x.* INTO p FROM fluent.protected_tables x WHERE x.table_name = fluent._protected_root(tbl);
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'table "%" is not protected by fluent', tbl
+            USING ERRCODE = 'undefined_object', HINT = 'fluent_who_can answers for tables protected with fluent_protect().';
+    END IF;
+    key_column := p.row_column;
+    IF key_column IS NULL THEN
+        SELECT a.attname INTO key_column
+          FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]
+         WHERE i.indrelid = tbl AND i.indisprimary AND i.indnatts = 1;
+    END IF;
+    IF key_column IS NULL THEN
+        RAISE EXCEPTION 'table "%" has no single-column primary key to find the row by', tbl
+            USING ERRCODE = 'invalid_parameter_value', HINT = 'Protect it with row_column naming the key column.';
+    END IF;
+    SELECT format_type(a.atttypid, a.atttypmod) INTO key_type FROM pg_attribute a
+     WHERE a.attrelid = tbl AND a.attname = key_column;
+    IF in_workspace IS NOT NULL AND p.workspace_column IS NOT NULL THEN
+        confined := format(' AND %I::text = $2', p.workspace_column);
+    END IF;
+    EXECUTE format('SELECT count(*) OVER (), %s::text, %s::text, %I::text FROM %s WHERE %I = $1::%s%s LIMIT 1',
+                   coalesce(quote_ident(p.owner_column), 'NULL'), coalesce(quote_ident(p.workspace_column), 'NULL'),
+                   key_column, tbl, key_column, key_type, confined)
+       INTO found_rows, owner_key, workspace_key, row_value USING row_key, in_workspace;
+    IF found_rows IS NULL THEN
+        RAISE EXCEPTION 'table "%" has no row with % = %', tbl, key_column,
+                        row_key || CASE WHEN confined <> '' THEN format(' in workspace "%s"', in_workspace) ELSE '' END
+            USING ERRCODE = 'no_data_found';
+    ELSIF found_rows > 1 THEN
+        RAISE EXCEPTION 'table "%" has % rows with % = %', tbl, found_rows, key_column, row_key
+            USING ERRCODE = 'cardinality_violation', HINT = 'Ask about a column that identifies one row.';
+    END IF;
+    IF p.membership_table IS NOT NULL THEN
+        -- The membership row column has the key column's type (fluent_protect checks).
+        EXECUTE format('SELECT coalesce(array_agg(DISTINCT m.%I::text), ''{}'') FROM %s m WHERE m.%I = $1::%s',
+                       p.membership_user_column, p.membership_table, p.membership_row_column, key_type)
+           INTO assignees USING row_value;
+    END IF;
+    module := p.module;
+    has_workspace := p.workspace_column IS NOT NULL;
+    assignees := coalesce(assignees, '{}');
+    RETURN NEXT;
+END $$;
+
+-- A change to a role widens more than the role's own map: a permission that
+-- another one requires (fluent_set_requirement) opens the holders' others.
+-- So a delegated administrator's change to a role is also checked holder by
+-- holder: what each one may do afterwards, against the snapshot taken here
+-- before (user key -> scope map; NULL when the powers checks do not apply).
+-- (sql/admin.sql; _do_reset_role is in sql/templates.sql.)
+CREATE FUNCTION fluent._holders_scope_maps(delegate text, rid int) RETURNS jsonb
+LANGUAGE sql STABLE
+BEGIN ATOMIC
+    SELECT CASE WHEN NOT fluent._unbounded(delegate) THEN
+               (SELECT coalesce(jsonb_object_agg(u.user_key, fluent._user_scope_map(u.user_key)), '{}')
+                  FROM fluent.grants g JOIN fluent.users u ON u.user_id = g.user_id
+                 WHERE g.role_id = rid AND fluent._in_force(g.valid_until))
+           END;
+END;
+
+CREATE FUNCTION fluent._holders_within_powers(delegate text, powers jsonb, before jsonb, rid int, role text) RETURNS void
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    h record;
+BEGIN
+    IF before IS NULL THEN
+        RETURN;
+    END IF;
+    FOR h IN SELECT m.key, m.value FROM jsonb_each(fluent._holders_scope_maps(delegate, rid)) m ORDER BY m.key LOOP
+        PERFORM fluent._within_powers(delegate, powers, before -> h.key, h.value,
+                                      format('"%s" (through role "%s")', h.key, role));
+    END LOOP;
+END $$;
+
+CREATE OR REPLACE FUNCTION fluent._do_set_permission(role text, module text, action text, scope text, ticket bigint) RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp SET fluent.caller_role = '' AS $$
+DECLARE
+    delegate text := fluent._authorize(ticket, 'manage_roles');
+    rid int := fluent._role_id(role);
+    aid int := fluent._action_id(module, action);
+    s fluent.scope := fluent._scope(scope);
+    powers jsonb := CASE WHEN delegate IS NOT NULL THEN fluent._user_scope_map(delegate) END;
+    before jsonb := fluent._role_scope_map(rid);
+    holders jsonb := fluent._holders_scope_maps(delegate, rid);
+BEGIN
+    PERFORM fluent._may_touch_role(delegate, rid);
+    INSERT INTO fluent.permissions (workspace_id, role_id, action_id, scope)
+    VALUES (fluent._workspace_id(), rid, aid, s)
+    ON CONFLICT (role_id, action_id) DO UPDATE SET scope = EXCLUDED.scope
+    WHERE permissions.scope IS DISTINCT FROM EXCLUDED.scope;
+    PERFORM fluent._within_powers(delegate, powers, before, fluent._role_scope_map(rid), format('role "%s"', role));
+    PERFORM fluent._holders_within_powers(delegate, powers, holders, rid, role);
+END $$;
+
+CREATE OR REPLACE FUNCTION fluent._do_clear_permission(role text, module text, action text, ticket bigint) RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp SET fluent.caller_role = '' AS $$
+DECLARE
+    delegate text := fluent._authorize(ticket, 'manage_roles');
+    rid int := fluent._role_id(role);
+    aid int := fluent._action_id(module, action);
+    powers jsonb := CASE WHEN delegate IS NOT NULL THEN fluent._user_scope_map(delegate) END;
+    before jsonb := fluent._role_scope_map(rid);
+    holders jsonb := fluent._holders_scope_maps(delegate, rid);
+BEGIN
+    PERFORM fluent._may_touch_role(delegate, rid);
+    -- Without its own setting the action inherits from the parent module again.
+    DELETE FROM fluent.permissions WHERE role_id = rid AND action_id = aid;
+    PERFORM fluent._within_powers(delegate, powers, before, fluent._role_scope_map(rid), format('role "%s"', role));
+    PERFORM fluent._holders_within_powers(delegate, powers, holders, rid, role);
+END $$;
+
+CREATE OR REPLACE FUNCTION fluent._do_reset_role(role text, ticket bigint) RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp SET fluent.caller_role = '' AS $$
+DECLARE
+    delegate text := fluent._authorize(ticket, 'manage_roles');
+    rid int := fluent._role_id(role);
+    ws int := fluent._workspace_id();
+    powers jsonb := CASE WHEN delegate IS NOT NULL THEN fluent._user_scope_map(delegate) END;
+    before jsonb := fluent._role_scope_map(rid);
+    holders jsonb := fluent._holders_scope_maps(delegate, rid);
+BEGIN
+    PERFORM fluent._may_touch_role(delegate, rid);
+    IF (SELECT r.template FROM fluent.roles r WHERE r.role_id = rid) IS NULL THEN
+        RAISE EXCEPTION 'fluent role "%" is a custom role and has no template defaults to reset to', role
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  HINT = 'Only roles created by fluent_apply_template(), and their clones, can be reset.';
+    END IF;
+    DELETE FROM fluent.permissions p
+     WHERE p.role_id = rid
+       AND NOT EXISTS (SELECT 1 FROM fluent.template_defaults d
+                        WHERE d.role_id = rid AND d.action_id = p.action_id AND d.scope = p.scope);
+    INSERT INTO fluent.permissions (workspace_id, role_id, action_id, scope)
+    SELECT ws, rid, d.action_id, d.scope FROM fluent.template_defaults d WHERE d.role_id = rid
+    ON CONFLICT (role_id, action_id) DO NOTHING;
+    PERFORM fluent._within_powers(delegate, powers, before, fluent._role_scope_map(rid), format('role "%s"', role));
+    PERFORM fluent._holders_within_powers(delegate, powers, holders, rid, role);
+END $$;
+
 -- Test helpers for applications (sql/testing.sql).
 CREATE  FUNCTION fluent."_session_user_is_dba"() RETURNS bool /* bool */
 STRICT STABLE PARALLEL SAFE
@@ -204,8 +359,11 @@ END $$;
 
 -- Privileges and comments as sql/privileges.sql sets them.
 REVOKE ALL ON FUNCTION fluent._check_tree(), fluent._detach_children(), fluent._session_user_is_dba(),
+    fluent._row_facts(regclass, text, text), fluent._holders_scope_maps(text, int),
+    fluent._holders_within_powers(text, jsonb, jsonb, int, text),
     fluent._test_role(regrole), @extschema@.fluent_test_act_as(text, regrole), @extschema@.fluent_test_reset() FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION fluent._session_user_is_dba() TO fluent_admin;
+GRANT EXECUTE ON FUNCTION fluent._session_user_is_dba(), fluent._row_facts(regclass, text, text),
+    fluent._holders_scope_maps(text, int), fluent._holders_within_powers(text, jsonb, jsonb, int, text) TO fluent_admin;
 GRANT EXECUTE ON FUNCTION fluent._test_role(regrole), @extschema@.fluent_test_act_as(text, regrole),
     @extschema@.fluent_test_reset() TO PUBLIC;
 COMMENT ON FUNCTION @extschema@.fluent_test_act_as(text, regrole) IS

@@ -585,8 +585,11 @@ END $$;
 -- its owner, its workspace (has_workspace: whether the table has a workspace
 -- column) and the users assigned to it through the membership table, as
 -- text keys. The row is read past the policies: fluent_who_can() checks its
--- caller and runs this as the catalog owner.
-CREATE FUNCTION fluent._row_facts(tbl regclass, row_key text)
+-- caller and runs this as the catalog owner. For a caller confined to one
+-- workspace (a delegated administrator), in_workspace names it and only rows
+-- of that workspace are looked at, so that neither "no row" nor a count
+-- tells anything about the others.
+CREATE FUNCTION fluent._row_facts(tbl regclass, row_key text, in_workspace text)
 RETURNS TABLE (module text, owner_key text, has_workspace boolean, workspace_key text, assignees text[])
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -595,6 +598,7 @@ DECLARE
     key_type text;
     found_rows int;
     row_value text;
+    confined text := '';
 BEGIN
     PERFORM fluent._not_null(tbl, 'table');
     PERFORM fluent._not_null(row_key, 'row key');
@@ -615,12 +619,17 @@ BEGIN
     END IF;
     SELECT format_type(a.atttypid, a.atttypmod) INTO key_type FROM pg_attribute a
      WHERE a.attrelid = tbl AND a.attname = key_column;
-    EXECUTE format('SELECT count(*) OVER (), %s::text, %s::text, %I::text FROM %s WHERE %I = $1::%s LIMIT 1',
+    IF in_workspace IS NOT NULL AND p.workspace_column IS NOT NULL THEN
+        confined := format(' AND %I::text = $2', p.workspace_column);
+    END IF;
+    EXECUTE format('SELECT count(*) OVER (), %s::text, %s::text, %I::text FROM %s WHERE %I = $1::%s%s LIMIT 1',
                    coalesce(quote_ident(p.owner_column), 'NULL'), coalesce(quote_ident(p.workspace_column), 'NULL'),
-                   key_column, tbl, key_column, key_type)
-       INTO found_rows, owner_key, workspace_key, row_value USING row_key;
+                   key_column, tbl, key_column, key_type, confined)
+       INTO found_rows, owner_key, workspace_key, row_value USING row_key, in_workspace;
     IF found_rows IS NULL THEN
-        RAISE EXCEPTION 'table "%" has no row with % = %', tbl, key_column, row_key USING ERRCODE = 'no_data_found';
+        RAISE EXCEPTION 'table "%" has no row with % = %', tbl, key_column,
+                        row_key || CASE WHEN confined <> '' THEN format(' in workspace "%s"', in_workspace) ELSE '' END
+            USING ERRCODE = 'no_data_found';
     ELSIF found_rows > 1 THEN
         RAISE EXCEPTION 'table "%" has % rows with % = %', tbl, found_rows, key_column, row_key
             USING ERRCODE = 'cardinality_violation', HINT = 'Ask about a column that identifies one row.';

@@ -494,6 +494,7 @@ DECLARE
     ws int := fluent._workspace_id();
     powers jsonb := CASE WHEN delegate IS NOT NULL THEN fluent._user_scope_map(delegate) END;
     before jsonb := fluent._role_scope_map(rid);
+    holders jsonb := fluent._holders_scope_maps(delegate, rid);
 BEGIN
     PERFORM fluent._may_touch_role(delegate, rid);
     IF (SELECT r.template FROM fluent.roles r WHERE r.role_id = rid) IS NULL THEN
@@ -509,6 +510,7 @@ BEGIN
     SELECT ws, rid, d.action_id, d.scope FROM fluent.template_defaults d WHERE d.role_id = rid
     ON CONFLICT (role_id, action_id) DO NOTHING;
     PERFORM fluent._within_powers(delegate, powers, before, fluent._role_scope_map(rid), format('role "%s"', role));
+    PERFORM fluent._holders_within_powers(delegate, powers, holders, rid, role);
 END $$;
 CREATE FUNCTION @extschema@.fluent_reset_role(role text) RETURNS void
 LANGUAGE sql

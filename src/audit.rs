@@ -25,12 +25,17 @@ use crate::trigger::after_trigger;
 /// equally make with triggers disabled). Catalog rows loaded this way keep
 /// their ids and attribution and are not audited again.
 ///
-/// The statement itself is read, not only its tag: `COPY (SELECT
-/// fluent_grant_role(...)) TO STDOUT` is a COPY too, and the administration
-/// functions it calls run as their owner, a superuser, so tag and role alone
-/// would let anyone allowed to grant do it unaudited.
+/// The statement itself is read, not only its tag, and its issuer: the
+/// administration functions run as their owner, a superuser, so tag and
+/// current role alone would let anyone allowed to call them do it unaudited
+/// from inside a COPY: `COPY (SELECT fluent_grant_role(...)) TO STDOUT`, or
+/// the WHERE clause of a `COPY ... FROM` (run for each input row). So the
+/// role that issued the statement (the outer user, which SECURITY DEFINER
+/// does not change) must be a superuser, as the current one, and the COPY
+/// must have no WHERE clause.
 pub fn restoring() -> bool {
-    if !identity::current_role_is_superuser() {
+    let superuser = |role| unsafe { pg_sys::superuser_arg(role) };
+    if !identity::current_role_is_superuser() || !superuser(unsafe { pg_sys::GetOuterUserId() }) {
         return false;
     }
     unsafe {
@@ -51,7 +56,7 @@ pub fn restoring() -> bool {
             return false;
         }
         let copy = copy as *mut pg_sys::CopyStmt;
-        if !(*copy).is_from || (*copy).relation.is_null() {
+        if !(*copy).is_from || (*copy).relation.is_null() || !(*copy).whereClause.is_null() {
             return false;
         }
         let target = pg_sys::RangeVarGetRelidExtended(

@@ -460,12 +460,12 @@ pub struct RowFacts {
 
 /// Reads one row of a protected table past its policies (the caller has
 /// been checked).
-pub fn row_facts(table: pg_sys::Oid, row_key: &str) -> RowFacts {
+pub fn row_facts(table: pg_sys::Oid, row_key: &str, in_workspace: Option<&str>) -> RowFacts {
     as_catalog_owner(|client| {
         let rows = select(
             client,
-            "SELECT * FROM fluent._row_facts($1, $2)",
-            &[table.into(), row_key.into()],
+            "SELECT * FROM fluent._row_facts($1, $2, $3)",
+            &[table.into(), row_key.into(), in_workspace.into()],
         );
         let row = rows
             .into_iter()

@@ -112,14 +112,21 @@ fn who_can(table: pg_sys::Oid, row_key: &str, action: &str) -> Vec<WhoRow> {
         }
         .report();
     }
-    let row = loaders::row_facts(table, row_key);
+    // A delegated administrator's lookup is confined to their workspace:
+    // rows of others are neither found nor counted.
+    let reads_all = identity::current_role_reads_all();
+    let row = loaders::row_facts(
+        table,
+        row_key,
+        (!reads_all).then_some(acting_workspace.as_str()),
+    );
     let workspace = match &row.workspace {
         None => acting_workspace,
         // A row in no workspace, or in another one than the delegated
         // administrator's, is for the reporting roles only.
         Some(ws) => {
             let ws = ws.clone().unwrap_or_default();
-            if ws != acting_workspace && !identity::current_role_reads_all() {
+            if ws != acting_workspace && !reads_all {
                 FluentError::WhoCanDenied {
                     table: table_name(),
                 }

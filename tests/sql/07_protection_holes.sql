@@ -321,4 +321,19 @@ SELECT u.user_key, g.granted_by
 SELECT a.db_role, u.user_key AS grantee, a.operation
   FROM fluent.audit_log a JOIN fluent.users u ON u.user_id = (a.after ->> 'user_id')::bigint
  WHERE audit_id > :last_entry AND table_name = 'grants' ORDER BY audit_id;
+-- Nor inside a COPY ... FROM into the catalog: its WHERE clause runs a
+-- function for each input row, here while nothing is inserted. Only the
+-- rows a superuser's own COPY loads are a restore.
+SET ROLE dba;
+SELECT fluent_create_role('copied_where_role');
+COPY fluent.team_members (is_lead) FROM STDIN WHERE fluent_grant_role('pia', 'copied_where_role')::text = 'x';
+t
+\.
+RESET ROLE;
+SELECT u.user_key, g.granted_by,
+       (SELECT count(*) FROM fluent.audit_log a
+         WHERE a.table_name = 'grants' AND a.db_role = 'dba' AND (a.after ->> 'user_id')::bigint = g.user_id
+           AND (a.after ->> 'role_id')::int = g.role_id) AS audit_entries
+  FROM fluent.grants g JOIN fluent.users u USING (user_id) JOIN fluent.roles r USING (role_id)
+ WHERE r.name = 'copied_where_role';
 ROLLBACK;

@@ -167,6 +167,20 @@ SELECT try($$SELECT fluent_alter_role('viewer', grants_sign_in => true)$$) AS rm
        try($$SELECT fluent_alter_role('scheduler', description => 'Books appointments')$$) AS rm_describes_role;
 SELECT act_as(NULL);
 RESET ROLE;
+-- A permission that another one requires opens the holders' others: a role
+-- manager who holds vault.access (own) but reads no vault may not give it to
+-- the vault readers, whose vault.read (all) it would open.
+SELECT fluent_create_module('vault', '{read,access}'), fluent_set_requirement('vault', 'vault', 'access');
+SELECT fluent_create_role('vault_reader'), fluent_set_permission('vault_reader', 'vault', 'read', 'all'),
+       fluent_create_role('vault_door'), fluent_set_permission('vault_door', 'vault', 'access', 'own');
+SELECT fluent_create_user('vault_user'), fluent_grant_role('vault_user', 'vault_reader'), fluent_grant_role('rm', 'vault_door');
+SET ROLE web;
+SELECT act_as('rm');
+SELECT try($$SELECT fluent_set_permission('vault_reader', 'vault', 'access', 'own')$$) AS rm_opens_vault_readers,
+       try($$SELECT fluent_set_permission('vault_reader', 'vault', 'read', 'own')$$) AS rm_narrows_vault_readers;
+SELECT act_as(NULL);
+RESET ROLE;
+SELECT fluent_scope('vault_user', 'vault', 'read') AS vault_user_reads;
 -- A workspace with a sign-in role: granting or revoking it decides whether a
 -- user can act at all; teams and reporting lines decide whom scope team reaches.
 SELECT fluent_create_workspace('desk');

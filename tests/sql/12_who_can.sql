@@ -79,10 +79,19 @@ SELECT act_as('bea');
 SELECT try($$SELECT * FROM fluent_who_can('agency_invoices', '3')$$) AS web_as_owner;
 SELECT act_as('olivia');
 SELECT count(*) AS delegated_admin_sees FROM fluent_who_can('agency_invoices', '3');
+-- A delegated administrator looks only in their workspace: invoice 50 of
+-- another workspace is as missing as invoice 99 (it used to be refused with
+-- 42501 instead, which told that it exists).
+RESET ROLE;
+INSERT INTO agency_invoices VALUES (50, 'bea', 'elsewhere');
+SET ROLE web;
+SELECT try($$SELECT * FROM fluent_who_can('agency_invoices', '50')$$) AS other_workspace,
+       try($$SELECT * FROM fluent_who_can('agency_invoices', '99')$$) AS missing;
 SELECT act_as(NULL);
 RESET ROLE;
 SET ROLE app;
 SELECT count(*) AS reader_sees FROM fluent_who_can('agency_invoices', '3');
+SELECT count(*) AS reader_sees_other_workspace FROM fluent_who_can('agency_invoices', '50');
 RESET ROLE;
 SELECT fluent_set_workspace('default');
 ROLLBACK;
