@@ -34,8 +34,8 @@ use crate::trigger::after_trigger;
 /// does not change) must be a superuser, as the current one, and the COPY
 /// must have no WHERE clause.
 pub fn restoring() -> bool {
-    let superuser = |role| unsafe { pg_sys::superuser_arg(role) };
-    if !identity::current_role_is_superuser() || !superuser(unsafe { pg_sys::GetOuterUserId() }) {
+    let issuer_is_superuser = unsafe { pg_sys::superuser_arg(pg_sys::GetOuterUserId()) };
+    if !issuer_is_superuser || !identity::current_role_is_superuser() {
         return false;
     }
     unsafe {

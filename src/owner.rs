@@ -70,22 +70,23 @@ fn catalog_owner() -> pg_sys::Oid {
     }
 }
 
+/// The OID of schema `fluent`, if the extension is installed in this
+/// database.
+fn catalog_namespace() -> Option<pg_sys::Oid> {
+    let nsp = unsafe { pg_sys::get_namespace_oid(CATALOG_SCHEMA.as_ptr(), true) };
+    (nsp != pg_sys::InvalidOid).then_some(nsp)
+}
+
 /// Whether relation `rel` lives in schema `fluent`.
 pub fn in_catalog_schema(rel: pg_sys::Oid) -> bool {
-    unsafe {
-        let nsp = pg_sys::get_namespace_oid(CATALOG_SCHEMA.as_ptr(), true);
-        nsp != pg_sys::InvalidOid && pg_sys::get_rel_namespace(rel) == nsp
-    }
+    catalog_namespace().is_some_and(|nsp| unsafe { pg_sys::get_rel_namespace(rel) } == nsp)
 }
 
 /// The OID of relation `name` in schema `fluent`, if the extension is
 /// installed in this database.
 pub fn catalog_relid(name: &std::ffi::CStr) -> Option<pg_sys::Oid> {
+    let nsp = catalog_namespace()?;
     unsafe {
-        let nsp = pg_sys::get_namespace_oid(CATALOG_SCHEMA.as_ptr(), true);
-        if nsp == pg_sys::InvalidOid {
-            return None;
-        }
         let rel = pg_sys::get_relname_relid(name.as_ptr(), nsp);
         (rel != pg_sys::InvalidOid).then_some(rel)
     }
