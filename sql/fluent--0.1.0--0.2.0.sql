@@ -146,15 +146,68 @@ END $$;
 
 -- fluent_who_can() confines a delegated administrator's row lookup to their
 -- workspace (sql/rls.sql): a row of another one was told apart from a
--- missing one.
+-- missing one. And it runs no code of the table's owner as the catalog
+-- owner: a domain CHECK on the key column made its owner a superuser.
 DROP FUNCTION fluent._row_facts(regclass, text);
+-- An expression giving column col as text by its type's output function
+-- (format's %s), NULL for NULL: unlike a cast to text, which the owner of
+-- the column's type may have defined with a function of their own.
+CREATE FUNCTION fluent._as_text_sql(col name) RETURNS text
+LANGUAGE sql IMMUTABLE
+RETURN CASE WHEN col IS NOT NULL THEN format('(CASE WHEN %1$I IS NOT NULL THEN pg_catalog.format(''%%s'', %1$I) END)', col) END;
+
+-- The type in which fluent_who_can() looks a row up by a column of tbl:
+-- the column's type with its domains stripped. fluent reads the row as the
+-- catalog owner, so the lookup must run no code that the table's owner
+-- controls: a domain's CHECK (run when a value is coerced to the domain), or
+-- the input function of a composite, range or array type (which runs its
+-- columns' or elements' domain checks). The base types left are those whose
+-- input and equality are built into PostgreSQL or an extension installed by a
+-- superuser (base types need C functions) and enums.
+CREATE FUNCTION fluent._lookup_type(tbl regclass, col name) RETURNS regtype
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    base regtype;
+    kind "char";
+    category "char";
+BEGIN
+    WITH RECURSIVE chain (typ, depth) AS (
+        SELECT a.atttypid, 0 FROM pg_attribute a WHERE a.attrelid = tbl AND a.attname = col AND NOT a.attisdropped
+        UNION ALL
+        SELECT t.typbasetype, c.depth + 1 FROM chain c JOIN pg_type t ON t.oid = c.typ WHERE t.typtype = 'd'
+    )
+    SELECT c.typ, t.typtype, t.typcategory INTO base, kind, category
+      FROM chain c JOIN pg_type t ON t.oid = c.typ ORDER BY c.depth DESC LIMIT 1;
+    IF base IS NULL THEN
+        RAISE EXCEPTION 'column "%" of relation "%" does not exist', col, tbl USING ERRCODE = 'undefined_column';
+    END IF;
+    IF kind NOT IN ('b', 'e') OR category = 'A' THEN
+        RAISE EXCEPTION 'fluent_who_can cannot look rows of "%" up by column "%" of type %', tbl, col, base
+            USING ERRCODE = 'feature_not_supported',
+                  HINT = 'Rows are found by a key of a base type (such as integer, bigint, text or uuid), a domain over one, or an enum.';
+    END IF;
+    RETURN base;
+END $$;
+
+-- The row of a protected table that fluent_who_can() asks about (by the
+-- membership row column, else the single-column primary key): the module,
+-- its owner, its workspace (has_workspace: whether the table has a workspace
+-- column) and the users assigned to it through the membership table, as
+-- text keys. The row is read past the policies: fluent_who_can() checks its
+-- caller and runs this as the catalog owner. So the table owner's code must
+-- not run here: the key is compared in its base type (fluent._lookup_type),
+-- and values are turned into text by their types' output functions
+-- (format's %s) rather than by casts, which the owner of a type may define.
+-- For a caller confined to one workspace (a delegated administrator),
+-- in_workspace names it and only rows of that workspace are looked at, so
+-- that neither "no row" nor a count tells anything about the others.
 CREATE FUNCTION fluent._row_facts(tbl regclass, row_key text, in_workspace text)
 RETURNS TABLE (module text, owner_key text, has_workspace boolean, workspace_key text, assignees text[])
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     p fluent.protected_tables;
     key_column name;
-    key_type text;
+    key_type regtype;
     found_rows int;
     row_value text;
     confined text := '';
@@ -176,14 +229,13 @@ BEGIN
         RAISE EXCEPTION 'table "%" has no single-column primary key to find the row by', tbl
             USING ERRCODE = 'invalid_parameter_value', HINT = 'Protect it with row_column naming the key column.';
     END IF;
-    SELECT format_type(a.atttypid, a.atttypmod) INTO key_type FROM pg_attribute a
-     WHERE a.attrelid = tbl AND a.attname = key_column;
+    key_type := fluent._lookup_type(tbl, key_column);
     IF in_workspace IS NOT NULL AND p.workspace_column IS NOT NULL THEN
-        confined := format(' AND %I::text = $2', p.workspace_column);
+        confined := format(' AND %s = $2', fluent._as_text_sql(p.workspace_column));
     END IF;
-    EXECUTE format('SELECT count(*) OVER (), %s::text, %s::text, %I::text FROM %s WHERE %I = $1::%s%s LIMIT 1',
-                   coalesce(quote_ident(p.owner_column), 'NULL'), coalesce(quote_ident(p.workspace_column), 'NULL'),
-                   key_column, tbl, key_column, key_type, confined)
+    EXECUTE format('SELECT count(*) OVER (), %s, %s, %s FROM %s WHERE %I = $1::%s%s LIMIT 1',
+                   coalesce(fluent._as_text_sql(p.owner_column), 'NULL'), coalesce(fluent._as_text_sql(p.workspace_column), 'NULL'),
+                   fluent._as_text_sql(key_column), tbl, key_column, key_type, confined)
        INTO found_rows, owner_key, workspace_key, row_value USING row_key, in_workspace;
     IF found_rows IS NULL THEN
         RAISE EXCEPTION 'table "%" has no row with % = %', tbl, key_column,
@@ -194,9 +246,9 @@ BEGIN
             USING ERRCODE = 'cardinality_violation', HINT = 'Ask about a column that identifies one row.';
     END IF;
     IF p.membership_table IS NOT NULL THEN
-        -- The membership row column has the key column's type (fluent_protect checks).
-        EXECUTE format('SELECT coalesce(array_agg(DISTINCT m.%I::text), ''{}'') FROM %s m WHERE m.%I = $1::%s',
-                       p.membership_user_column, p.membership_table, p.membership_row_column, key_type)
+        EXECUTE format('SELECT coalesce(array_agg(DISTINCT %s), ''{}'') FROM %s m WHERE m.%I = $1::%s AND m.%I IS NOT NULL',
+                       fluent._as_text_sql(p.membership_user_column), p.membership_table, p.membership_row_column,
+                       fluent._lookup_type(p.membership_table, p.membership_row_column), p.membership_user_column)
            INTO assignees USING row_value;
     END IF;
     module := p.module;
@@ -359,10 +411,11 @@ END $$;
 
 -- Privileges and comments as sql/privileges.sql sets them.
 REVOKE ALL ON FUNCTION fluent._check_tree(), fluent._detach_children(), fluent._session_user_is_dba(),
-    fluent._row_facts(regclass, text, text), fluent._holders_scope_maps(text, int),
+    fluent._row_facts(regclass, text, text), fluent._as_text_sql(name), fluent._lookup_type(regclass, name), fluent._holders_scope_maps(text, int),
     fluent._holders_within_powers(text, jsonb, jsonb, int, text),
     fluent._test_role(regrole), @extschema@.fluent_test_act_as(text, regrole), @extschema@.fluent_test_reset() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION fluent._session_user_is_dba(), fluent._row_facts(regclass, text, text),
+    fluent._as_text_sql(name), fluent._lookup_type(regclass, name),
     fluent._holders_scope_maps(text, int), fluent._holders_within_powers(text, jsonb, jsonb, int, text) TO fluent_admin;
 GRANT EXECUTE ON FUNCTION fluent._test_role(regrole), @extschema@.fluent_test_act_as(text, regrole),
     @extschema@.fluent_test_reset() TO PUBLIC;
