@@ -57,6 +57,11 @@ static GENERATION: AtomicU64 = AtomicU64::new(0);
 static INVALIDATED_IN_XACT: AtomicBool = AtomicBool::new(false);
 /// The current transaction read an entry that expires.
 static EXPIRING_READ_IN_XACT: AtomicBool = AtomicBool::new(false);
+/// The current transaction wrote the catalog (sent the invalidation).
+static WROTE_IN_XACT: AtomicBool = AtomicBool::new(false);
+/// What this backend cached may come from rows that were rolled back: drop
+/// everything at the next look.
+static FLUSH: AtomicBool = AtomicBool::new(false);
 /// OID of the sentinel relation, or 0 while unknown.
 static SENTINEL: AtomicU32 = AtomicU32::new(0);
 
@@ -78,12 +83,15 @@ pub fn init() {
     );
     unsafe {
         pg_sys::CacheRegisterRelcacheCallback(Some(relcache_callback), pg_sys::Datum::from(0));
+        PREVIOUS_POST_PARSE_ANALYZE = pg_sys::post_parse_analyze_hook;
+        pg_sys::post_parse_analyze_hook = Some(statement_parsed);
     }
 }
 
 /// Marks every backend's cache stale when the current transaction commits
 /// (and this backend's at the next command). Called by the catalog triggers.
 pub fn invalidate_all_backends() {
+    WROTE_IN_XACT.store(true, Ordering::Relaxed);
     if let Some(relid) = owner::catalog_relid(SENTINEL_TABLE) {
         unsafe { pg_sys::CacheInvalidateRelcacheByRelid(relid) }
     }
@@ -117,8 +125,12 @@ unsafe extern "C-unwind" fn relcache_callback(_arg: pg_sys::Datum, relid: pg_sys
 /// during it, look at the change log again (see the module comment).
 /// Plans that folded an answer with an expiry go too: the next
 /// transaction may start after it.
-pub fn transaction_ended() {
+pub fn transaction_ended(committed: bool) {
     let expiring = EXPIRING_READ_IN_XACT.swap(false, Ordering::Relaxed);
+    let wrote = WROTE_IN_XACT.swap(false, Ordering::Relaxed);
+    if wrote && !committed {
+        flush();
+    }
     if INVALIDATED_IN_XACT.swap(false, Ordering::Relaxed) {
         GENERATION.fetch_add(1, Ordering::Relaxed);
         // Plans made from those loads go with them (src/plans.rs).
@@ -126,6 +138,25 @@ pub fn transaction_ended() {
     } else if expiring {
         crate::plans::invalidate_identity_plans();
     }
+}
+
+/// A subtransaction was rolled back (src/lib.rs): if the transaction has
+/// written the catalog, the writes may have been the subtransaction's.
+pub fn subtransaction_rolled_back() {
+    if WROTE_IN_XACT.load(Ordering::Relaxed) {
+        flush();
+    }
+}
+
+/// Writes to the catalog were rolled back. Their writer read its own
+/// uncommitted rows: what it loaded since, and the plans folded from that,
+/// would outlive the rollback, as the change log that names what to drop was
+/// rolled back too. So the next look drops everything (a rollback of
+/// administration is rare). Only flags are set here.
+fn flush() {
+    FLUSH.store(true, Ordering::Relaxed);
+    GENERATION.fetch_add(1, Ordering::Relaxed);
+    crate::plans::invalidate_identity_plans();
 }
 
 /// Why a user is granted nothing in a workspace, whatever they hold.
@@ -214,7 +245,48 @@ thread_local! {
     static CACHE: RefCell<Cache> = RefCell::new(Cache::default());
 }
 
+thread_local! {
+    /// The start of the statement that last took in invalidation messages.
+    static STATEMENT_SEEN: Cell<pg_sys::TimestampTz> = const { Cell::new(0) };
+}
+
+static mut PREVIOUS_POST_PARSE_ANALYZE: pg_sys::post_parse_analyze_hook_type = None;
+
+/// In READ COMMITTED a statement sees every change committed before it
+/// started. PostgreSQL takes in other backends' invalidation messages only
+/// when it locks a relation not locked yet in the transaction, so a revoke
+/// would wait, in an open transaction, for a relation the transaction had
+/// not touched. So each statement takes them in at its first look at the
+/// cache, and when it is parsed (before the plan cache checks the plans it
+/// will run: a prepared statement's EXECUTE, a PL/pgSQL function's plans).
+pub fn take_in_changes_once_per_statement() {
+    unsafe {
+        if pg_sys::XactIsoLevel >= pg_sys::XACT_REPEATABLE_READ as i32
+            || !pg_sys::IsTransactionState()
+        {
+            return;
+        }
+        let started = pg_sys::GetCurrentStatementStartTimestamp();
+        if STATEMENT_SEEN.replace(started) != started {
+            pg_sys::AcceptInvalidationMessages();
+        }
+    }
+}
+
+#[pgrx::pg_guard]
+unsafe extern "C-unwind" fn statement_parsed(
+    pstate: *mut pg_sys::ParseState,
+    query: *mut pg_sys::Query,
+    jstate: *mut pg_sys::JumbleState,
+) {
+    if let Some(previous) = PREVIOUS_POST_PARSE_ANALYZE {
+        previous(pstate, query, jstate);
+    }
+    take_in_changes_once_per_statement();
+}
+
 fn refresh_if_stale() {
+    take_in_changes_once_per_statement();
     let current = GENERATION.load(Ordering::Relaxed);
     if CACHE.with_borrow(|c| c.generation == Some(current)) {
         return;
@@ -236,7 +308,8 @@ fn refresh_if_stale() {
     let log = loaders::load_changes(since.unwrap_or(u64::MAX));
     let recompile = CACHE.with_borrow_mut(|c| {
         let mut recompile = Vec::new();
-        if since.is_some_and(|since| log.pruned_below <= since) {
+        let flush = FLUSH.swap(false, Ordering::Relaxed);
+        if !flush && since.is_some_and(|since| log.pruned_below <= since) {
             for change in &log.changes {
                 c.apply(change, &mut recompile);
             }

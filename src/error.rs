@@ -67,6 +67,9 @@ pub enum FluentError {
     LocalOutsideTransaction { function: &'static str },
     /// Another version's library is loaded in this backend already.
     OtherVersionLoaded,
+    /// The acting user or workspace changed while a statement that folded
+    /// the previous one's answers was being planned.
+    IdentityChangedWhilePlanning,
 }
 
 impl FluentError {
@@ -84,7 +87,10 @@ impl FluentError {
             | WhoCanDenied { .. }
             | IdentitySealed { .. }
             | NoCallerTicket => PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
-            TokensNotConfigured | TokenKeysInvalid { .. } | OtherVersionLoaded => {
+            TokensNotConfigured
+            | TokenKeysInvalid { .. }
+            | OtherVersionLoaded
+            | IdentityChangedWhilePlanning => {
                 PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE
             }
             TokenRefused { .. } => PgSqlErrorCode::ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION,
@@ -147,6 +153,9 @@ impl FluentError {
             OtherVersionLoaded => {
                 "this session has another version of the fluent library loaded".into()
             }
+            IdentityChangedWhilePlanning => {
+                "the fluent acting user or workspace changed while the statement was planned".into()
+            }
             NotCatalogTable { table } => {
                 format!("fluent.audit_change() audits the fluent catalog only, not \"{table}\"")
             }
@@ -204,6 +213,7 @@ impl FluentError {
             }
             NoCallerTicket => "Call the public fluent_* function instead.".into(),
             OnStandby => "Connect to the primary; its changes reach the standby's sessions as they are replayed.".into(),
+            IdentityChangedWhilePlanning => "A function run while planning (an IMMUTABLE one) called fluent_set_user, fluent_reset_user, fluent_authenticate or fluent_set_workspace: change the identity in a statement of its own.".into(),
             OtherVersionLoaded => "The extension was updated (ALTER EXTENSION fluent UPDATE) while this session used the previous version: reconnect.".into(),
             NotCatalogTable { .. } => "Drop the trigger; fluent installs its audit triggers itself.".into(),
             NullArgument { hint, .. } => (*hint).into(),

@@ -140,14 +140,14 @@ unsafe fn changes(setting: &GucSetting<Option<CString>>, new: *const c_char) -> 
 #[pgrx::pg_guard]
 unsafe extern "C-unwind" fn assign_user(new: *const c_char, _extra: *mut c_void) {
     if changes(&USER, new) {
-        plans::invalidate_identity_plans();
+        plans::identity_changed();
     }
 }
 
 #[pgrx::pg_guard]
 unsafe extern "C-unwind" fn assign_workspace(new: *const c_char, _extra: *mut c_void) {
     if changes(&WORKSPACE, new) {
-        plans::invalidate_identity_plans();
+        plans::identity_changed();
     }
 }
 

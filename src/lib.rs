@@ -137,7 +137,10 @@ pub extern "C-unwind" fn _PG_init() {
     cache::init();
     identity::init();
     plans::init();
-    unsafe { pg_sys::RegisterXactCallback(Some(transaction_ended), std::ptr::null_mut()) };
+    unsafe {
+        pg_sys::RegisterXactCallback(Some(transaction_ended), std::ptr::null_mut());
+        pg_sys::RegisterSubXactCallback(Some(subtransaction_ended), std::ptr::null_mut());
+    }
 }
 
 /// One end-of-transaction callback for the modules that keep per-transaction
@@ -153,7 +156,20 @@ unsafe extern "C-unwind" fn transaction_ended(
         XACT_EVENT_ABORT | XACT_EVENT_PARALLEL_ABORT => false,
         _ => return,
     };
-    cache::transaction_ended();
+    cache::transaction_ended(committed);
     identity::transaction_ended(committed);
     delegation::transaction_ended();
+}
+
+/// Rolling back to a savepoint may undo catalog writes the cache has read.
+#[pg_guard]
+unsafe extern "C-unwind" fn subtransaction_ended(
+    event: pg_sys::SubXactEvent::Type,
+    _mysubid: pg_sys::SubTransactionId,
+    _parent: pg_sys::SubTransactionId,
+    _arg: *mut std::ffi::c_void,
+) {
+    if event == pg_sys::SubXactEvent::SUBXACT_EVENT_ABORT_SUB {
+        cache::subtransaction_rolled_back();
+    }
 }

@@ -25,7 +25,7 @@
 //!   functions, as if their definitions had changed: only plans that folded
 //!   them are invalidated, and only when any were made since the last time.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 
 use pgrx::pg_sys;
 use pgrx::prelude::*;
@@ -41,7 +41,16 @@ thread_local! {
     static FOLDED: RefCell<Vec<u32>> = const { RefCell::new(Vec::new()) };
     /// (helper, its support function, the support function's hash).
     static SUPPORT: RefCell<Vec<(pg_sys::Oid, pg_sys::Oid, u32)>> = const { RefCell::new(Vec::new()) };
+    /// How many plans are being made (nested: a function run while planning
+    /// may plan queries of its own).
+    static PLANNING: Cell<u32> = const { Cell::new(0) };
+    /// Counts the identity changes and the folds, so that planning can tell
+    /// whether one happened while it ran.
+    static IDENTITY_CHANGES: Cell<u64> = const { Cell::new(0) };
+    static FOLDS: Cell<u64> = const { Cell::new(0) };
 }
+
+static mut PREVIOUS_PLANNER: pg_sys::planner_hook_type = None;
 
 static mut PREVIOUS_SET_REL_PATHLIST: pg_sys::set_rel_pathlist_hook_type = None;
 
@@ -53,7 +62,41 @@ pub fn init() {
     unsafe {
         PREVIOUS_SET_REL_PATHLIST = pg_sys::set_rel_pathlist_hook;
         pg_sys::set_rel_pathlist_hook = Some(empty_when_denied);
+        PREVIOUS_PLANNER = pg_sys::planner_hook;
+        pg_sys::planner_hook = Some(plan_with_one_identity);
     }
+}
+
+/// Makes a plan, and refuses it if the identity changed while it was made
+/// after answers of the previous one were folded into it: an IMMUTABLE
+/// function run by the planner may call `fluent_reset_user()`. Such a plan
+/// would hold the old identity's answers for the new one.
+#[pgrx::pg_guard]
+unsafe extern "C-unwind" fn plan_with_one_identity(
+    parse: *mut pg_sys::Query,
+    query_string: *const std::ffi::c_char,
+    cursor_options: std::ffi::c_int,
+    bound_params: pg_sys::ParamListInfo,
+) -> *mut pg_sys::PlannedStmt {
+    let (changes, folds) = (IDENTITY_CHANGES.get(), FOLDS.get());
+    PLANNING.set(PLANNING.get() + 1);
+    let plan = pgrx::PgTryBuilder::new(|| match PREVIOUS_PLANNER {
+        Some(previous) => previous(parse, query_string, cursor_options, bound_params),
+        None => pg_sys::standard_planner(parse, query_string, cursor_options, bound_params),
+    })
+    .finally(|| PLANNING.set(PLANNING.get() - 1))
+    .execute();
+    if IDENTITY_CHANGES.get() != changes && FOLDS.get() != folds {
+        crate::error::FluentError::IdentityChangedWhilePlanning.report();
+    }
+    plan
+}
+
+/// The acting user or workspace changes (src/gucs.rs): plans folded for the
+/// old one must not run for the new one.
+pub fn identity_changed() {
+    IDENTITY_CHANGES.set(IDENTITY_CHANGES.get() + 1);
+    invalidate_identity_plans();
 }
 
 /// Whether a restriction is the constant false or NULL.
@@ -113,7 +156,14 @@ unsafe extern "C-unwind" fn empty_when_denied(
 /// Only flips flags in the plan cache, so it is safe in GUC assign hooks
 /// and transaction callbacks.
 pub fn invalidate_identity_plans() {
-    let folded = FOLDED.with_borrow_mut(std::mem::take);
+    // While a plan is being made, the helpers it folded so far stay listed:
+    // that plan is not in the plan cache yet, so these callbacks miss it, and
+    // the next change must reach it.
+    let folded = if PLANNING.get() > 0 {
+        FOLDED.with_borrow(Vec::clone)
+    } else {
+        FOLDED.with_borrow_mut(std::mem::take)
+    };
     for hash in folded {
         unsafe { pg_sys::CallSyscacheCallbacks(pg_sys::SysCacheIdentifier::PROCOID as i32, hash) }
     }
@@ -173,6 +223,7 @@ unsafe fn depend_on_identity_and_catalog(root: *mut pg_sys::PlannerInfo, funcid:
     if let Some(sentinel) = cache::sentinel_relid() {
         (*glob).relationOids = pg_sys::lappend_oid((*glob).relationOids, sentinel);
     }
+    FOLDS.set(FOLDS.get() + 1);
     FOLDED.with_borrow_mut(|folded| {
         if !folded.contains(&hash) {
             folded.push(hash);

@@ -1,0 +1,167 @@
+//! Stale answers (issue 18, item 2), over real connections: a change rolled
+//! back by the backend that made it, an identity changed while a plan was
+//! made, and a revoke committed by another session while a READ COMMITTED
+//! transaction stays open. Each answer must be the one of the catalog and
+//! identity in force at the statement.
+
+use fluent_pgrx_tests::{connect, fresh_database, sqlstate, APP, TESTER};
+use postgres::Client;
+
+/// ann may read her own docs; boss all of them (docs 1..=10 are ann's, 33 in
+/// all).
+fn seed(database: &str) {
+    let mut db = connect(database, "postgres");
+    db.batch_execute(&format!(
+        "SELECT fluent_create_module('docs');
+         SELECT fluent_create_role('own_r'), fluent_set_permission('own_r', 'docs', 'read', 'own');
+         SELECT fluent_create_role('all_r'), fluent_set_permission('all_r', 'docs', 'read', 'all');
+         SELECT fluent_create_user(u) FROM unnest('{{ann,boss,del}}'::text[]) u;
+         SELECT fluent_grant_role('ann', 'own_r'), fluent_grant_role('boss', 'all_r');
+         -- del administers users and roles through the application.
+         SELECT fluent_create_module('admin', '{{manage}}');
+         SELECT fluent_create_role('admins'), fluent_set_permission('admins', 'admin', 'manage', 'all');
+         SELECT fluent_set_admin_right('assign_roles', 'admin', 'manage');
+         SELECT fluent_set_admin_right('assign_beyond_own', 'admin', 'manage');
+         SELECT fluent_grant_role('del', 'admins'), fluent_grant_role('del', 'all_r');
+         CREATE TABLE docs (id int PRIMARY KEY, owner text);
+         INSERT INTO docs SELECT i, CASE WHEN i <= 10 THEN 'ann' ELSE 'x' || i END FROM generate_series(1, 33) i;
+         SELECT fluent_protect('docs', 'docs', 'owner');
+         GRANT SELECT ON docs TO {APP};
+         CREATE FUNCTION drop_identity() RETURNS boolean LANGUAGE plpgsql IMMUTABLE
+             AS 'BEGIN PERFORM fluent_reset_user(); RETURN true; END';
+         CREATE FUNCTION count_docs_pl() RETURNS bigint LANGUAGE plpgsql STABLE
+             AS 'BEGIN RETURN (SELECT count(*) FROM docs); END';"
+    ))
+    .unwrap();
+}
+
+fn scope(client: &mut Client, user: &str) -> String {
+    client
+        .query_one("SELECT fluent_scope($1, 'docs', 'read')", &[&user])
+        .unwrap()
+        .get(0)
+}
+
+fn count(client: &mut Client, sql: &str) -> i64 {
+    client.query_one(sql, &[]).unwrap().get(0)
+}
+
+#[test]
+fn a_rolled_back_change_leaves_nothing_in_the_writers_cache() {
+    let db = fresh_database("stale_rollback");
+    seed(&db);
+    // A delegated administrator's grant, through the application: the grant
+    // reads the grantee by itself, so the writer caches the uncommitted row.
+    let mut app = connect(&db, TESTER);
+    app.batch_execute(&format!("SELECT fluent_set_user('del'); SET ROLE {APP}"))
+        .unwrap();
+    assert_eq!(scope(&mut app, "ann"), "own");
+    app.batch_execute("BEGIN; SELECT fluent_grant_role('ann', 'all_r')")
+        .unwrap();
+    assert_eq!(
+        scope(&mut app, "ann"),
+        "all",
+        "the transaction sees its grant"
+    );
+    app.batch_execute("ROLLBACK").unwrap();
+    assert_eq!(scope(&mut app, "ann"), "own", "after ROLLBACK");
+    // The same through a savepoint, and a folded plan in between.
+    app.batch_execute("RESET ROLE").unwrap();
+    app.batch_execute(&format!(
+        "BEGIN; SET LOCAL ROLE {APP}; SAVEPOINT s; SELECT fluent_grant_role('ann', 'all_r');
+         RESET ROLE; SELECT fluent_set_user('ann', true); SET LOCAL ROLE {APP};
+         PREPARE ann_docs AS SELECT count(*) FROM docs"
+    ))
+    .unwrap();
+    assert_eq!(count(&mut app, "EXECUTE ann_docs"), 33);
+    app.batch_execute(&format!(
+        "ROLLBACK TO SAVEPOINT s; RESET ROLE; SELECT fluent_set_user('ann', true); SET LOCAL ROLE {APP}"
+    ))
+    .unwrap();
+    assert_eq!(scope(&mut app, "ann"), "own", "after ROLLBACK TO SAVEPOINT");
+    assert_eq!(
+        count(&mut app, "EXECUTE ann_docs"),
+        10,
+        "the plan folded from the rolled-back grant"
+    );
+    app.batch_execute("COMMIT").unwrap();
+    assert_eq!(
+        scope(&mut app, "ann"),
+        "own",
+        "after the transaction committed"
+    );
+    // Every other session agrees.
+    let mut other = connect(&db, TESTER);
+    assert_eq!(scope(&mut other, "ann"), "own");
+}
+
+#[test]
+fn an_identity_changed_while_planning_is_refused() {
+    let db = fresh_database("stale_planning");
+    seed(&db);
+    let mut auth = connect(&db, "postgres");
+    auth.batch_execute(&format!(
+        "GRANT EXECUTE ON FUNCTION drop_identity() TO {APP};
+         BEGIN; SELECT fluent_set_user('boss', true); SET LOCAL ROLE {APP};
+         PREPARE mid AS SELECT (SELECT count(*) FROM docs) WHERE drop_identity()"
+    ))
+    .unwrap();
+    // Planning folds boss's answer, then the planner runs drop_identity().
+    assert_eq!(sqlstate(auth.query("EXECUTE mid", &[])), "55000");
+    auth.batch_execute("ROLLBACK").unwrap();
+    auth.batch_execute(&format!(
+        "BEGIN; SELECT fluent_set_user('ann', true); SET LOCAL ROLE {APP};"
+    ))
+    .unwrap();
+    // Planned for ann, the plan still resets the identity while planning,
+    // but folded nothing before: it reads as nobody, as the statement ends.
+    let rows = auth.query("EXECUTE mid", &[]);
+    assert!(
+        matches!(&rows, Ok(r) if r.iter().all(|row| row.get::<_, i64>(0) <= 10))
+            || sqlstate(rows) == "55000",
+        "never boss's 33"
+    );
+    auth.batch_execute("ROLLBACK").unwrap();
+}
+
+#[test]
+fn a_revoke_reaches_an_open_read_committed_transaction_at_its_next_statement() {
+    let db = fresh_database("stale_revoke");
+    seed(&db);
+    let mut dba = connect(&db, "postgres");
+    let mut reader = connect(&db, TESTER);
+    reader
+        .batch_execute(&format!(
+            "BEGIN; SELECT fluent_set_user('boss', true); SET LOCAL ROLE {APP};
+             PREPARE all_docs AS SELECT count(*) FROM docs"
+        ))
+        .unwrap();
+    assert_eq!(count(&mut reader, "EXECUTE all_docs"), 33);
+    assert_eq!(count(&mut reader, "SELECT count_docs_pl()"), 33);
+    assert!(reader
+        .query_one("SELECT fluent_can('docs', 'read')", &[])
+        .unwrap()
+        .get::<_, bool>(0));
+    dba.batch_execute("SELECT fluent_revoke_role('boss', 'all_r')")
+        .unwrap();
+    // The reader's transaction is still open; its next statements see the
+    // revoke, by every route.
+    assert_eq!(
+        count(&mut reader, "EXECUTE all_docs"),
+        0,
+        "prepared statement"
+    );
+    assert_eq!(
+        count(&mut reader, "SELECT count_docs_pl()"),
+        0,
+        "PL/pgSQL plan"
+    );
+    assert!(!reader
+        .query_one("SELECT fluent_can('docs', 'read')", &[])
+        .unwrap()
+        .get::<_, bool>(0));
+    dba.batch_execute("SELECT fluent_grant_role('boss', 'all_r')")
+        .unwrap();
+    assert_eq!(count(&mut reader, "EXECUTE all_docs"), 33, "and a grant");
+    reader.batch_execute("COMMIT").unwrap();
+}
