@@ -70,12 +70,16 @@ RESET ROLE;
 SELECT u.user_key, o.scope, o.valid_until IS NOT NULL AS temporary
   FROM fluent.overrides o JOIN fluent.users u USING (user_id) WHERE u.user_key IN ('dh_uma', 'dh_mia') ORDER BY 1;
 
--- 2. Unsetting the only sign-in flag, or dropping the only sign-in role,
--- opens Dora's reader role: Bert is privileged but reads no files.
+-- 2. A sign-in flag is checked for what it opens, holder by holder:
+-- unsetting the only one, or dropping the only sign-in role, opens Dora's
+-- reader role, and Bert is privileged but reads no files.
 SET ROLE web;
 SELECT act_as('dh_bert');
 SELECT pg_temp.attempt($$SELECT fluent_alter_role('member', grants_sign_in => false)$$) AS bert_unsets_sign_in,
        pg_temp.attempt($$SELECT fluent_drop_role('member')$$) AS bert_drops_sign_in_role;
+-- Nor may he let Dora's reader role sign her in; other changes stay his.
+SELECT pg_temp.attempt($$SELECT fluent_alter_role('reader', grants_sign_in => true)$$) AS bert_sets_sign_in,
+       pg_temp.attempt($$SELECT fluent_alter_role('member', description => 'Signs in')$$) AS bert_describes;
 SELECT act_as(NULL);
 RESET ROLE;
 SELECT name, grants_sign_in FROM fluent.roles WHERE name = 'member'
@@ -111,6 +115,7 @@ SELECT pg_temp.attempt($$SELECT fluent_set_permission('boss', 'users', 'write', 
                                 fluent_clear_permission('owner', 'roles', 'write')$$) AS oona_clears_roles_write;
 SELECT act_as(NULL);
 RESET ROLE;
+-- The attempts above changed nothing.
 SELECT fluent_scope(u, 'users', 'write') AS users_write, fluent_scope(u, 'files', 'read') AS files_read
   FROM unnest(ARRAY['dh_oona', 'dh_bert', 'dh_dora']) u;
 
