@@ -369,7 +369,7 @@ END $$;
 -- Users are shared by all workspaces: whether one has grants, overrides or
 -- teams in a workspace other than the current one (`elsewhere`) or in the
 -- current one.
-CREATE OR REPLACE FUNCTION fluent._belongs(uid bigint, elsewhere boolean) RETURNS boolean
+CREATE FUNCTION fluent._belongs(uid bigint, elsewhere boolean) RETURNS boolean
 LANGUAGE sql STABLE
 BEGIN ATOMIC
     SELECT EXISTS (SELECT 1 FROM fluent.grants g WHERE g.user_id = uid AND (g.workspace_id <> fluent._workspace_id()) = elsewhere)
@@ -380,7 +380,7 @@ END;
 -- A user named to a delegated administrator: one who belongs to other
 -- workspaces and not to this one is answered exactly as an unknown user,
 -- so that no workspace learns whom another one has, or their status.
-CREATE OR REPLACE FUNCTION fluent._visible_user_id(delegate text, p_user text) RETURNS bigint
+CREATE FUNCTION fluent._visible_user_id(delegate text, p_user text) RETURNS bigint
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     id bigint := fluent._user_id(p_user);
@@ -406,7 +406,7 @@ END $$;
 -- A manager's reporting line is theirs in every workspace: a delegated
 -- administrator places users only under managers whose line, up to the top,
 -- belongs to no other workspace, whose team scope there they cannot judge.
-CREATE OR REPLACE FUNCTION fluent._line_in_my_workspace(delegate text, p_manager bigint) RETURNS void
+CREATE FUNCTION fluent._line_in_my_workspace(delegate text, p_manager bigint) RETURNS void
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     IF delegate IS NOT NULL AND p_manager IS NOT NULL AND EXISTS (
@@ -448,7 +448,7 @@ END;
 -- where the workspace has any; and if they will still hold both when
 -- temporary access lapses: only grants without an expiry count, or a grant
 -- made temporary would empty the workspace later, with no change to refuse.)
-CREATE OR REPLACE FUNCTION fluent._staff() RETURNS TABLE (workspace_id int, user_key text)
+CREATE FUNCTION fluent._staff() RETURNS TABLE (workspace_id int, user_key text)
 LANGUAGE sql STABLE
 BEGIN ATOMIC
     SELECT DISTINCT g.workspace_id, u.user_key
@@ -469,7 +469,7 @@ END;
 -- The administrative rights (all but assign_beyond_own) that some holder
 -- counted above holds in the current workspace: a change may not take the
 -- last away, or nobody could administer the workspace any more.
-CREATE OR REPLACE FUNCTION fluent._administered_rights() RETURNS text[]
+CREATE FUNCTION fluent._administered_rights() RETURNS text[]
 LANGUAGE sql STABLE
 BEGIN ATOMIC
     SELECT coalesce(array_agg(r.r ORDER BY r.r), '{}')
@@ -498,7 +498,7 @@ END $$;
 
 -- `force`: a DBA's force => true, or true where the function has none and
 -- the caller is a DBA (delegate NULL).
-CREATE OR REPLACE FUNCTION fluent._still_administered(before text[], force boolean) RETURNS void
+CREATE FUNCTION fluent._still_administered(before text[], force boolean) RETURNS void
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     lost text;
