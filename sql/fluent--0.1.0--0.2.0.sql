@@ -496,8 +496,10 @@ BEGIN
     END IF;
 END $$;
 
--- `force`: a DBA's force => true, or true where the function has none and
--- the caller is a DBA (delegate NULL).
+-- Refuses a change after which no holder counted above holds a right that
+-- one held before (`before`, from _administered_rights). `force`: a DBA's
+-- force => true, or, where the function has no force, whether the caller is
+-- a DBA (delegate NULL).
 CREATE FUNCTION fluent._still_administered(before text[], force boolean) RETURNS void
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
