@@ -323,17 +323,37 @@ BEGIN
     END IF;
 END $$;
 
--- Users are shared by all workspaces: a delegated administrator manages only
--- those who belong to no other workspace.
-CREATE FUNCTION fluent._in_my_workspace(delegate text, uid bigint) RETURNS void
+-- Users are shared by all workspaces: whether one has grants, overrides or
+-- teams in a workspace other than the current one (`elsewhere`) or in the
+-- current one.
+CREATE FUNCTION fluent._belongs(uid bigint, elsewhere boolean) RETURNS boolean
+LANGUAGE sql STABLE
+BEGIN ATOMIC
+    SELECT EXISTS (SELECT 1 FROM fluent.grants g WHERE g.user_id = uid AND (g.workspace_id <> fluent._workspace_id()) = elsewhere)
+        OR EXISTS (SELECT 1 FROM fluent.overrides o WHERE o.user_id = uid AND (o.workspace_id <> fluent._workspace_id()) = elsewhere)
+        OR EXISTS (SELECT 1 FROM fluent.team_members m WHERE m.user_id = uid AND (m.workspace_id <> fluent._workspace_id()) = elsewhere);
+END;
+
+-- A user named to a delegated administrator: one who belongs to other
+-- workspaces and not to this one is answered exactly as an unknown user,
+-- so that no workspace learns whom another one has, or their status.
+CREATE FUNCTION fluent._visible_user_id(delegate text, p_user text) RETURNS bigint
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
-    ws int := fluent._workspace_id();
+    id bigint := fluent._user_id(p_user);
 BEGIN
-    IF delegate IS NOT NULL AND (
-           EXISTS (SELECT 1 FROM fluent.grants g WHERE g.user_id = uid AND g.workspace_id <> ws)
-        OR EXISTS (SELECT 1 FROM fluent.overrides o WHERE o.user_id = uid AND o.workspace_id <> ws)
-        OR EXISTS (SELECT 1 FROM fluent.team_members m WHERE m.user_id = uid AND m.workspace_id <> ws)) THEN
+    IF delegate IS NOT NULL AND fluent._belongs(id, true) AND NOT fluent._belongs(id, false) THEN
+        PERFORM fluent._raise('unknown_user', ARRAY[p_user]);
+    END IF;
+    RETURN id;
+END $$;
+
+-- A delegated administrator manages only users who belong to no other
+-- workspace.
+CREATE FUNCTION fluent._in_my_workspace(delegate text, uid bigint) RETURNS void
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF delegate IS NOT NULL AND fluent._belongs(uid, true) THEN
         PERFORM fluent._refuse(format('fluent user "%s" belongs to another workspace too',
                                       (SELECT u.user_key FROM fluent.users u WHERE u.user_id = uid)),
                                'Delegated administrators manage users of their own workspace only; a DBA can make this change.');
@@ -353,6 +373,24 @@ BEGIN
         ) SELECT 1 FROM above a JOIN fluent.users d ON d.user_id = a.user_id WHERE d.user_key = delegate) THEN
         PERFORM fluent._refuse(format('fluent user "%s" may not place users in their own reporting line', delegate),
                                'Another administrator, or a DBA, must make this change.');
+    END IF;
+END $$;
+
+-- A manager's reporting line is theirs in every workspace: a delegated
+-- administrator places users only under managers whose line, up to the top,
+-- belongs to no other workspace, whose team scope there they cannot judge.
+CREATE FUNCTION fluent._line_in_my_workspace(delegate text, p_manager bigint) RETURNS void
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF delegate IS NOT NULL AND p_manager IS NOT NULL AND EXISTS (
+        WITH RECURSIVE above AS (
+            SELECT u.user_id, u.manager_id FROM fluent.users u WHERE u.user_id = p_manager
+            UNION
+            SELECT u.user_id, u.manager_id FROM fluent.users u JOIN above a ON u.user_id = a.manager_id
+        ) SELECT 1 FROM above a WHERE fluent._belongs(a.user_id, true)) THEN
+        PERFORM fluent._refuse(format('the reporting line of fluent user "%s" reaches users of another workspace',
+                                      (SELECT u.user_key FROM fluent.users u WHERE u.user_id = p_manager)),
+                               'Delegated administrators extend reporting lines of their own workspace only; a DBA can make this change.');
     END IF;
 END $$;
 
@@ -416,13 +454,19 @@ END $$;
 -- So a delegated administrator's change to a role is also checked holder by
 -- holder: what each one may do afterwards, against the snapshot taken here
 -- before (user key -> scope map; NULL when the powers checks do not apply).
+-- With rid NULL, everyone with a grant or override in the workspace: a
+-- sign-in flag, or the last sign-in role, decides whether any of them acts.
 CREATE FUNCTION fluent._holders_scope_maps(delegate text, rid int) RETURNS jsonb
 LANGUAGE sql STABLE
 BEGIN ATOMIC
     SELECT CASE WHEN NOT fluent._unbounded(delegate) THEN
                (SELECT coalesce(jsonb_object_agg(u.user_key, fluent._user_scope_map(u.user_key)), '{}')
-                  FROM fluent.grants g JOIN fluent.users u ON u.user_id = g.user_id
-                 WHERE g.role_id = rid AND fluent._in_force(g.valid_until))
+                  FROM fluent.users u
+                 WHERE EXISTS (SELECT 1 FROM fluent.grants g
+                                WHERE g.user_id = u.user_id AND fluent._in_force(g.valid_until)
+                                  AND CASE WHEN rid IS NULL THEN g.workspace_id = fluent._workspace_id() ELSE g.role_id = rid END)
+                    OR (rid IS NULL AND EXISTS (SELECT 1 FROM fluent.overrides o
+                                                 WHERE o.user_id = u.user_id AND o.workspace_id = fluent._workspace_id())))
            END;
 END;
 
@@ -480,17 +524,37 @@ END;
 -- The workspaces that have an active holder of a privileged role: a change
 -- may not take the last one away.
 -- (A holder counts if they can act: active, and holding a sign-in role
--- where the workspace has any.)
-CREATE FUNCTION fluent._staffed_workspaces() RETURNS int[]
+-- where the workspace has any; and if they will still hold both when
+-- temporary access lapses: only grants without an expiry count, or a grant
+-- made temporary would empty the workspace later, with no change to refuse.)
+CREATE FUNCTION fluent._staff() RETURNS TABLE (workspace_id int, user_key text)
 LANGUAGE sql STABLE
 BEGIN ATOMIC
-    SELECT coalesce(array_agg(DISTINCT g.workspace_id), '{}')
+    SELECT DISTINCT g.workspace_id, u.user_key
       FROM fluent.grants g JOIN fluent.roles r ON r.role_id = g.role_id JOIN fluent.users u ON u.user_id = g.user_id
-     WHERE r.privileged AND u.status = 'active' AND fluent._in_force(g.valid_until)
+     WHERE r.privileged AND u.status = 'active' AND g.valid_until IS NULL
        AND (NOT EXISTS (SELECT 1 FROM fluent.roles s WHERE s.workspace_id = g.workspace_id AND s.grants_sign_in)
             OR EXISTS (SELECT 1 FROM fluent.grants sg JOIN fluent.roles s ON s.role_id = sg.role_id
                         WHERE sg.user_id = g.user_id AND sg.workspace_id = g.workspace_id AND s.grants_sign_in
-                          AND fluent._in_force(sg.valid_until)));
+                          AND sg.valid_until IS NULL));
+END;
+
+CREATE FUNCTION fluent._staffed_workspaces() RETURNS int[]
+LANGUAGE sql STABLE
+BEGIN ATOMIC
+    SELECT coalesce(array_agg(DISTINCT s.workspace_id), '{}') FROM fluent._staff() s;
+END;
+
+-- The administrative rights (all but assign_beyond_own) that some holder
+-- counted above holds in the current workspace: a change may not take the
+-- last away, or nobody could administer the workspace any more.
+CREATE FUNCTION fluent._administered_rights() RETURNS text[]
+LANGUAGE sql STABLE
+BEGIN ATOMIC
+    SELECT coalesce(array_agg(r.r ORDER BY r.r), '{}')
+      FROM unnest(ARRAY['assign_roles', 'manage_roles', 'manage_users']) r(r)
+     WHERE EXISTS (SELECT 1 FROM fluent._staff() s
+                    WHERE s.workspace_id = fluent._workspace_id() AND fluent._holds_right(s.user_key, r.r));
 END;
 
 CREATE FUNCTION fluent._may_force(delegate text, force boolean) RETURNS void
@@ -517,7 +581,28 @@ BEGIN
     IF lost IS NOT NULL THEN
         RAISE EXCEPTION 'this would leave fluent workspace "%" without an active holder of a privileged role', lost
             USING ERRCODE = 'insufficient_privilege',
-                  HINT = 'Grant a privileged role to another active user first; a DBA may pass force => true.';
+                  HINT = 'Grant a privileged role, without an expiry, to another active user first; a DBA may pass force => true.';
+    END IF;
+END $$;
+
+-- Refuses a change after which no holder counted above holds a right that
+-- one held before (`before`, from _administered_rights). `force`: a DBA's
+-- force => true, or, where the function has no force, whether the caller is
+-- a DBA (delegate NULL).
+CREATE FUNCTION fluent._still_administered(before text[], force boolean) RETURNS void
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    lost text;
+BEGIN
+    IF force THEN
+        RETURN;
+    END IF;
+    SELECT string_agg(r, ', ' ORDER BY r) INTO lost FROM unnest(before) r WHERE NOT r = ANY (fluent._administered_rights());
+    IF lost IS NOT NULL THEN
+        RAISE EXCEPTION 'this would leave fluent workspace "%" without an active holder of a privileged role who holds %',
+                        fluent._workspace_name(), CASE WHEN lost LIKE '%,%' THEN 'the rights ' ELSE 'the right ' END || lost
+            USING ERRCODE = 'insufficient_privilege',
+                  HINT = 'Give the right (fluent.admin_rights) to another active holder of a privileged role first; a DBA may make this change, with force => true where the function has it.';
     END IF;
 END $$;
 
@@ -598,15 +683,21 @@ LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp SET flue
 DECLARE
     delegate text := fluent._authorize(ticket, 'manage_roles');
     rid int := fluent._role_id(role);
+    sign_in boolean := (SELECT r.grants_sign_in FROM fluent.roles r WHERE r.role_id = rid);
     staffed int[] := fluent._staffed_workspaces();
+    administered text[] := fluent._administered_rights();
+    powers jsonb := CASE WHEN delegate IS NOT NULL THEN fluent._user_scope_map(delegate) END;
+    -- Dropping the last sign-in role lets everyone act.
+    holders jsonb := CASE WHEN sign_in THEN fluent._holders_scope_maps(delegate, NULL) END;
 BEGIN
     PERFORM fluent._may_force(delegate, force);
     PERFORM fluent._may_touch_role(delegate, rid);
-    PERFORM fluent._privileged_only(delegate, (SELECT r.grants_sign_in FROM fluent.roles r WHERE r.role_id = rid),
-                                    format('drop sign-in role "%s"', role));
+    PERFORM fluent._privileged_only(delegate, sign_in, format('drop sign-in role "%s"', role));
     -- Its permissions and grants go with it (ON DELETE CASCADE).
     DELETE FROM fluent.roles WHERE role_id = rid;
+    PERFORM fluent._holders_within_powers(delegate, powers, holders, NULL, role);
     PERFORM fluent._still_staffed(staffed, force);
+    PERFORM fluent._still_administered(administered, force);
 END $$;
 
 CREATE FUNCTION fluent._do_set_permission(role text, module text, action text, scope text, ticket bigint) RETURNS void
@@ -619,6 +710,7 @@ DECLARE
     powers jsonb := CASE WHEN delegate IS NOT NULL THEN fluent._user_scope_map(delegate) END;
     before jsonb := fluent._role_scope_map(rid);
     holders jsonb := fluent._holders_scope_maps(delegate, rid);
+    administered text[] := CASE WHEN delegate IS NOT NULL THEN fluent._administered_rights() END;
 BEGIN
     PERFORM fluent._may_touch_role(delegate, rid);
     INSERT INTO fluent.permissions (workspace_id, role_id, action_id, scope)
@@ -627,6 +719,7 @@ BEGIN
     WHERE permissions.scope IS DISTINCT FROM EXCLUDED.scope;
     PERFORM fluent._within_powers(delegate, powers, before, fluent._role_scope_map(rid), format('role "%s"', role));
     PERFORM fluent._holders_within_powers(delegate, powers, holders, rid, role);
+    PERFORM fluent._still_administered(administered, delegate IS NULL);
 END $$;
 
 CREATE FUNCTION fluent._do_clear_permission(role text, module text, action text, ticket bigint) RETURNS void
@@ -638,12 +731,14 @@ DECLARE
     powers jsonb := CASE WHEN delegate IS NOT NULL THEN fluent._user_scope_map(delegate) END;
     before jsonb := fluent._role_scope_map(rid);
     holders jsonb := fluent._holders_scope_maps(delegate, rid);
+    administered text[] := CASE WHEN delegate IS NOT NULL THEN fluent._administered_rights() END;
 BEGIN
     PERFORM fluent._may_touch_role(delegate, rid);
     -- Without its own setting the action inherits from the parent module again.
     DELETE FROM fluent.permissions WHERE role_id = rid AND action_id = aid;
     PERFORM fluent._within_powers(delegate, powers, before, fluent._role_scope_map(rid), format('role "%s"', role));
     PERFORM fluent._holders_within_powers(delegate, powers, holders, rid, role);
+    PERFORM fluent._still_administered(administered, delegate IS NULL);
 END $$;
 
 CREATE FUNCTION fluent._do_alter_role(role text, privileged boolean, grants_sign_in boolean, description text,
@@ -654,6 +749,12 @@ DECLARE
     delegate text := fluent._authorize(ticket, 'manage_roles');
     rid int := fluent._role_id(role);
     staffed int[] := fluent._staffed_workspaces();
+    administered text[] := fluent._administered_rights();
+    powers jsonb := CASE WHEN delegate IS NOT NULL THEN fluent._user_scope_map(delegate) END;
+    -- A sign-in flag decides who acts: setting it opens the holders' other
+    -- roles, unsetting the last one lets everyone act.
+    holders jsonb := CASE WHEN _do_alter_role.grants_sign_in <> (SELECT r.grants_sign_in FROM fluent.roles r WHERE r.role_id = rid)
+                          THEN fluent._holders_scope_maps(delegate, NULL) END;
 BEGIN
     PERFORM fluent._may_force(delegate, force);
     -- Who is privileged and who may sign in decide who can act at all.
@@ -675,7 +776,9 @@ BEGIN
      WHERE r.role_id = rid
        AND (r.privileged, r.grants_sign_in, r.description, r.reporting_anchor)
            IS DISTINCT FROM (n.privileged, n.grants_sign_in, n.description, n.reporting_anchor);
+    PERFORM fluent._holders_within_powers(delegate, powers, holders, NULL, role);
     PERFORM fluent._still_staffed(staffed, force);
+    PERFORM fluent._still_administered(administered, force);
 END $$;
 
 -- Users --------------------------------------------------------------------
@@ -685,10 +788,11 @@ RETURNS void
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp SET fluent.caller_role = '' AS $$
 DECLARE
     delegate text := fluent._authorize(ticket, 'manage_users');
-    manager_id bigint := CASE WHEN manager IS NOT NULL THEN fluent._user_id(manager) END;
+    manager_id bigint := CASE WHEN manager IS NOT NULL THEN fluent._visible_user_id(delegate, manager) END;
     s fluent.user_status := fluent._user_status(status);
 BEGIN
     PERFORM fluent._not_my_reach(delegate, manager_id);
+    PERFORM fluent._line_in_my_workspace(delegate, manager_id);
     INSERT INTO fluent.users (user_key, display_name, status, manager_id)
     VALUES (fluent._name(user_key, 'user'), display_name, s, manager_id)
     ON CONFLICT ON CONSTRAINT users_user_key_key DO NOTHING;
@@ -699,11 +803,12 @@ CREATE FUNCTION fluent._do_set_user_status(user_key text, status text, force boo
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp SET fluent.caller_role = '' AS $$
 DECLARE
     delegate text := fluent._authorize(ticket, 'manage_users');
-    uid bigint := fluent._user_id(user_key);
+    uid bigint := fluent._visible_user_id(delegate, user_key);
     powers jsonb := CASE WHEN delegate IS NOT NULL THEN fluent._user_scope_map(delegate) END;
     before jsonb := CASE WHEN delegate IS NOT NULL THEN fluent._user_scope_map(user_key) END;
     s fluent.user_status := fluent._user_status(status);
     staffed int[] := fluent._staffed_workspaces();
+    administered text[] := fluent._administered_rights();
 BEGIN
     PERFORM fluent._may_force(delegate, force);
     PERFORM fluent._not_self(delegate, user_key, 'status');
@@ -715,19 +820,21 @@ BEGIN
         PERFORM fluent._within_powers(delegate, powers, before, fluent._user_scope_map(user_key), format('"%s"', user_key));
     END IF;
     PERFORM fluent._still_staffed(staffed, force);
+    PERFORM fluent._still_administered(administered, force);
 END $$;
 
 CREATE FUNCTION fluent._do_set_manager(user_key text, manager text, ticket bigint) RETURNS void
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp SET fluent.caller_role = '' AS $$
 DECLARE
     delegate text := fluent._authorize(ticket, 'manage_users');
-    uid bigint := fluent._user_id(user_key);
-    mid bigint := CASE WHEN manager IS NOT NULL THEN fluent._user_id(manager) END;
+    uid bigint := fluent._visible_user_id(delegate, user_key);
+    mid bigint := CASE WHEN manager IS NOT NULL THEN fluent._visible_user_id(delegate, manager) END;
 BEGIN
     PERFORM fluent._not_self(delegate, user_key, 'manager');
     PERFORM fluent._in_my_workspace(delegate, uid);
     PERFORM fluent._may_touch_user(delegate, uid);
     PERFORM fluent._not_my_reach(delegate, mid);
+    PERFORM fluent._line_in_my_workspace(delegate, mid);
     -- The new manager and everyone above them reach the user.
     PERFORM fluent._reach_within_powers(delegate, CASE WHEN delegate IS NOT NULL THEN fluent._user_scope_map(delegate) END,
         ARRAY(WITH RECURSIVE above AS (
@@ -751,8 +858,9 @@ CREATE FUNCTION fluent._do_drop_user(user_key text, force boolean, ticket bigint
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp SET fluent.caller_role = '' AS $$
 DECLARE
     delegate text := fluent._authorize(ticket, 'manage_users');
-    uid bigint := fluent._user_id(user_key);
+    uid bigint := fluent._visible_user_id(delegate, user_key);
     staffed int[] := fluent._staffed_workspaces();
+    administered text[] := fluent._administered_rights();
 BEGIN
     PERFORM fluent._may_force(delegate, force);
     PERFORM fluent._not_self(delegate, user_key, 'account');
@@ -761,6 +869,7 @@ BEGIN
     -- Grants and team memberships go with the user; reports lose their manager.
     DELETE FROM fluent.users u WHERE u.user_id = uid;
     PERFORM fluent._still_staffed(staffed, force);
+    PERFORM fluent._still_administered(administered, force);
 END $$;
 
 -- Grants -------------------------------------------------------------------
@@ -769,11 +878,15 @@ CREATE FUNCTION fluent._do_grant_role(user_key text, role text, until timestampt
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp SET fluent.caller_role = '' AS $$
 DECLARE
     delegate text := fluent._authorize(ticket, 'assign_roles');
-    uid bigint := fluent._user_id(user_key);
+    uid bigint := fluent._visible_user_id(delegate, user_key);
     rid int := fluent._role_id(role);
     expiry timestamptz := fluent._until(until);
     powers jsonb := CASE WHEN delegate IS NOT NULL THEN fluent._user_scope_map(delegate) END;
     before jsonb := CASE WHEN delegate IS NOT NULL THEN fluent._user_scope_map(user_key) END;
+    -- Making a privileged grant temporary may leave the workspace without a
+    -- holder once it lapses (DBAs may: this function has no force).
+    staffed int[] := CASE WHEN delegate IS NOT NULL THEN fluent._staffed_workspaces() END;
+    administered text[] := CASE WHEN delegate IS NOT NULL THEN fluent._administered_rights() END;
 BEGIN
     PERFORM fluent._not_self(delegate, user_key, 'roles');
     PERFORM fluent._in_my_workspace(delegate, uid);
@@ -795,6 +908,8 @@ BEGIN
     END IF;
     IF delegate IS NOT NULL THEN
         PERFORM fluent._within_powers(delegate, powers, before, fluent._user_scope_map(user_key), format('"%s"', user_key));
+        PERFORM fluent._still_staffed(staffed, false);
+        PERFORM fluent._still_administered(administered, false);
     END IF;
 END $$;
 
@@ -802,9 +917,10 @@ CREATE FUNCTION fluent._do_revoke_role(user_key text, role text, force boolean, 
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp SET fluent.caller_role = '' AS $$
 DECLARE
     delegate text := fluent._authorize(ticket, 'assign_roles');
-    uid bigint := fluent._user_id(user_key);
+    uid bigint := fluent._visible_user_id(delegate, user_key);
     rid int := fluent._role_id(role);
     staffed int[] := fluent._staffed_workspaces();
+    administered text[] := fluent._administered_rights();
 BEGIN
     PERFORM fluent._may_force(delegate, force);
     PERFORM fluent._not_self(delegate, user_key, 'roles');
@@ -815,6 +931,7 @@ BEGIN
         RAISE WARNING 'fluent user "%" does not hold role "%"', user_key, role;
     END IF;
     PERFORM fluent._still_staffed(staffed, force);
+    PERFORM fluent._still_administered(administered, force);
 END $$;
 
 -- Teams --------------------------------------------------------------------
@@ -833,8 +950,16 @@ CREATE FUNCTION fluent._do_drop_team(team text, ticket bigint) RETURNS void
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp SET fluent.caller_role = '' AS $$
 DECLARE
     delegate text := fluent._authorize(ticket, 'manage_users');
+    tid int := fluent._team_id(team);
+    m record;
 BEGIN
-    DELETE FROM fluent.teams WHERE team_id = fluent._team_id(team);
+    -- The same checks as removing each member.
+    FOR m IN SELECT u.user_id, u.user_key FROM fluent.team_members tm JOIN fluent.users u ON u.user_id = tm.user_id
+              WHERE tm.team_id = tid ORDER BY u.user_key LOOP
+        PERFORM fluent._not_self(delegate, m.user_key, 'teams');
+        PERFORM fluent._may_touch_user(delegate, m.user_id);
+    END LOOP;
+    DELETE FROM fluent.teams WHERE team_id = tid;
 END $$;
 
 -- A delegated administrator changes no team they belong to: leading one
@@ -854,7 +979,7 @@ LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp SET flue
 DECLARE
     delegate text := fluent._authorize(ticket, 'manage_users');
     tid int := fluent._team_id(team);
-    uid bigint := fluent._user_id(user_key);
+    uid bigint := fluent._visible_user_id(delegate, user_key);
 BEGIN
     PERFORM fluent._not_null(lead, 'lead');
     PERFORM fluent._not_self(delegate, user_key, 'teams');
@@ -877,7 +1002,7 @@ LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp SET flue
 DECLARE
     delegate text := fluent._authorize(ticket, 'manage_users');
     tid int := fluent._team_id(team);
-    uid bigint := fluent._user_id(user_key);
+    uid bigint := fluent._visible_user_id(delegate, user_key);
 BEGIN
     PERFORM fluent._not_self(delegate, user_key, 'teams');
     PERFORM fluent._may_touch_user(delegate, uid);
@@ -894,17 +1019,27 @@ CREATE FUNCTION fluent._do_set_override(user_key text, module text, action text,
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp SET fluent.caller_role = '' AS $$
 DECLARE
     delegate text := fluent._authorize(ticket, 'assign_roles');
-    uid bigint := fluent._user_id(user_key);
+    uid bigint := fluent._visible_user_id(delegate, user_key);
     aid int := fluent._action_id(module, action);
     s fluent.scope := fluent._scope(scope);
     expiry timestamptz := fluent._until(until);
     powers jsonb := CASE WHEN delegate IS NOT NULL THEN fluent._user_scope_map(delegate) END;
     before jsonb := CASE WHEN delegate IS NOT NULL THEN fluent._user_scope_map(user_key) END;
+    administered text[] := CASE WHEN delegate IS NOT NULL THEN fluent._administered_rights() END;
 BEGIN
     PERFORM fluent._not_self(delegate, user_key, 'overrides');
     PERFORM fluent._in_my_workspace(delegate, uid);
     PERFORM fluent._may_touch_user(delegate, uid);
     PERFORM fluent._within_powers(delegate, powers, '{}', fluent._override_gives(aid, s), format('"%s"', user_key));
+    -- A temporary override is also checked as if it were cleared: when it
+    -- lapses, the user has what they would have without it (a DBA's deny
+    -- made temporary would open by itself). So the override is cleared
+    -- first, the result checked, and the new one written.
+    IF delegate IS NOT NULL AND expiry IS NOT NULL THEN
+        DELETE FROM fluent.overrides o WHERE o.user_id = uid AND o.action_id = aid;
+        PERFORM fluent._within_powers(delegate, powers, before, fluent._user_scope_map(user_key),
+                                      format('"%s" (once the override lapses)', user_key));
+    END IF;
     INSERT INTO fluent.overrides (workspace_id, user_id, action_id, scope, valid_until)
     VALUES (fluent._workspace_id(), uid, aid, s, expiry)
     ON CONFLICT (user_id, action_id) DO UPDATE
@@ -912,6 +1047,7 @@ BEGIN
      WHERE (overrides.scope, overrides.valid_until) IS DISTINCT FROM (EXCLUDED.scope, EXCLUDED.valid_until);
     IF delegate IS NOT NULL THEN
         PERFORM fluent._within_powers(delegate, powers, before, fluent._user_scope_map(user_key), format('"%s"', user_key));
+        PERFORM fluent._still_administered(administered, false);
     END IF;
 END $$;
 
@@ -919,10 +1055,11 @@ CREATE FUNCTION fluent._do_clear_override(user_key text, module text, action tex
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp SET fluent.caller_role = '' AS $$
 DECLARE
     delegate text := fluent._authorize(ticket, 'assign_roles');
-    uid bigint := fluent._user_id(user_key);
+    uid bigint := fluent._visible_user_id(delegate, user_key);
     aid int := fluent._action_id(module, action);
     powers jsonb := CASE WHEN delegate IS NOT NULL THEN fluent._user_scope_map(delegate) END;
     before jsonb := CASE WHEN delegate IS NOT NULL THEN fluent._user_scope_map(user_key) END;
+    administered text[] := CASE WHEN delegate IS NOT NULL THEN fluent._administered_rights() END;
 BEGIN
     PERFORM fluent._not_self(delegate, user_key, 'overrides');
     PERFORM fluent._in_my_workspace(delegate, uid);
@@ -933,6 +1070,7 @@ BEGIN
     END IF;
     IF delegate IS NOT NULL THEN
         PERFORM fluent._within_powers(delegate, powers, before, fluent._user_scope_map(user_key), format('"%s"', user_key));
+        PERFORM fluent._still_administered(administered, false);
     END IF;
 END $$;
 
@@ -958,7 +1096,7 @@ CREATE FUNCTION fluent._do_mark_reviewed(user_key text, role text, ticket bigint
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp SET fluent.caller_role = '' AS $$
 DECLARE
     delegate text := fluent._authorize(ticket, 'assign_roles');
-    uid bigint := fluent._user_id(user_key);
+    uid bigint := fluent._visible_user_id(delegate, user_key);
     rid int := CASE WHEN role IS NOT NULL THEN fluent._role_id(role) END;
     marked int;
 BEGIN

@@ -409,6 +409,651 @@ BEGIN
     PERFORM @extschema@.fluent_reset_user();
 END $$;
 
+-- Issue 18 (deleg): delegated administration within its powers. A
+-- temporary override is checked as if cleared; a sign-in flag, the last
+-- sign-in role and a clone are checked for what they open; staffing counts
+-- only grants without an expiry and keeps a privileged holder of each
+-- administrative right; dropping a team is checked member by member; a
+-- reporting line reaching another workspace is not extended; another
+-- workspace's users look unknown; cascades are attributed to their cause
+-- (sql/admin.sql, sql/templates.sql, sql/triggers.sql).
+
+-- Users are shared by all workspaces: whether one has grants, overrides or
+-- teams in a workspace other than the current one (`elsewhere`) or in the
+-- current one.
+CREATE FUNCTION fluent._belongs(uid bigint, elsewhere boolean) RETURNS boolean
+LANGUAGE sql STABLE
+BEGIN ATOMIC
+    SELECT EXISTS (SELECT 1 FROM fluent.grants g WHERE g.user_id = uid AND (g.workspace_id <> fluent._workspace_id()) = elsewhere)
+        OR EXISTS (SELECT 1 FROM fluent.overrides o WHERE o.user_id = uid AND (o.workspace_id <> fluent._workspace_id()) = elsewhere)
+        OR EXISTS (SELECT 1 FROM fluent.team_members m WHERE m.user_id = uid AND (m.workspace_id <> fluent._workspace_id()) = elsewhere);
+END;
+
+-- A user named to a delegated administrator: one who belongs to other
+-- workspaces and not to this one is answered exactly as an unknown user,
+-- so that no workspace learns whom another one has, or their status.
+CREATE FUNCTION fluent._visible_user_id(delegate text, p_user text) RETURNS bigint
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    id bigint := fluent._user_id(p_user);
+BEGIN
+    IF delegate IS NOT NULL AND fluent._belongs(id, true) AND NOT fluent._belongs(id, false) THEN
+        PERFORM fluent._raise('unknown_user', ARRAY[p_user]);
+    END IF;
+    RETURN id;
+END $$;
+
+-- A delegated administrator manages only users who belong to no other
+-- workspace.
+CREATE OR REPLACE FUNCTION fluent._in_my_workspace(delegate text, uid bigint) RETURNS void
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF delegate IS NOT NULL AND fluent._belongs(uid, true) THEN
+        PERFORM fluent._refuse(format('fluent user "%s" belongs to another workspace too',
+                                      (SELECT u.user_key FROM fluent.users u WHERE u.user_id = uid)),
+                               'Delegated administrators manage users of their own workspace only; a DBA can make this change.');
+    END IF;
+END $$;
+
+-- A manager's reporting line is theirs in every workspace: a delegated
+-- administrator places users only under managers whose line, up to the top,
+-- belongs to no other workspace, whose team scope there they cannot judge.
+CREATE FUNCTION fluent._line_in_my_workspace(delegate text, p_manager bigint) RETURNS void
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF delegate IS NOT NULL AND p_manager IS NOT NULL AND EXISTS (
+        WITH RECURSIVE above AS (
+            SELECT u.user_id, u.manager_id FROM fluent.users u WHERE u.user_id = p_manager
+            UNION
+            SELECT u.user_id, u.manager_id FROM fluent.users u JOIN above a ON u.user_id = a.manager_id
+        ) SELECT 1 FROM above a WHERE fluent._belongs(a.user_id, true)) THEN
+        PERFORM fluent._refuse(format('the reporting line of fluent user "%s" reaches users of another workspace',
+                                      (SELECT u.user_key FROM fluent.users u WHERE u.user_id = p_manager)),
+                               'Delegated administrators extend reporting lines of their own workspace only; a DBA can make this change.');
+    END IF;
+END $$;
+
+-- A change to a role widens more than the role's own map: a permission that
+-- another one requires (fluent_set_requirement) opens the holders' others.
+-- So a delegated administrator's change to a role is also checked holder by
+-- holder: what each one may do afterwards, against the snapshot taken here
+-- before (user key -> scope map; NULL when the powers checks do not apply).
+-- With rid NULL, everyone with a grant or override in the workspace: a
+-- sign-in flag, or the last sign-in role, decides whether any of them acts.
+CREATE OR REPLACE FUNCTION fluent._holders_scope_maps(delegate text, rid int) RETURNS jsonb
+LANGUAGE sql STABLE
+BEGIN ATOMIC
+    SELECT CASE WHEN NOT fluent._unbounded(delegate) THEN
+               (SELECT coalesce(jsonb_object_agg(u.user_key, fluent._user_scope_map(u.user_key)), '{}')
+                  FROM fluent.users u
+                 WHERE EXISTS (SELECT 1 FROM fluent.grants g
+                                WHERE g.user_id = u.user_id AND fluent._in_force(g.valid_until)
+                                  AND CASE WHEN rid IS NULL THEN g.workspace_id = fluent._workspace_id() ELSE g.role_id = rid END)
+                    OR (rid IS NULL AND EXISTS (SELECT 1 FROM fluent.overrides o
+                                                 WHERE o.user_id = u.user_id AND o.workspace_id = fluent._workspace_id())))
+           END;
+END;
+
+-- The workspaces that have an active holder of a privileged role: a change
+-- may not take the last one away.
+-- (A holder counts if they can act: active, and holding a sign-in role
+-- where the workspace has any; and if they will still hold both when
+-- temporary access lapses: only grants without an expiry count, or a grant
+-- made temporary would empty the workspace later, with no change to refuse.)
+CREATE FUNCTION fluent._staff() RETURNS TABLE (workspace_id int, user_key text)
+LANGUAGE sql STABLE
+BEGIN ATOMIC
+    SELECT DISTINCT g.workspace_id, u.user_key
+      FROM fluent.grants g JOIN fluent.roles r ON r.role_id = g.role_id JOIN fluent.users u ON u.user_id = g.user_id
+     WHERE r.privileged AND u.status = 'active' AND g.valid_until IS NULL
+       AND (NOT EXISTS (SELECT 1 FROM fluent.roles s WHERE s.workspace_id = g.workspace_id AND s.grants_sign_in)
+            OR EXISTS (SELECT 1 FROM fluent.grants sg JOIN fluent.roles s ON s.role_id = sg.role_id
+                        WHERE sg.user_id = g.user_id AND sg.workspace_id = g.workspace_id AND s.grants_sign_in
+                          AND sg.valid_until IS NULL));
+END;
+
+CREATE OR REPLACE FUNCTION fluent._staffed_workspaces() RETURNS int[]
+LANGUAGE sql STABLE
+BEGIN ATOMIC
+    SELECT coalesce(array_agg(DISTINCT s.workspace_id), '{}') FROM fluent._staff() s;
+END;
+
+-- The administrative rights (all but assign_beyond_own) that some holder
+-- counted above holds in the current workspace: a change may not take the
+-- last away, or nobody could administer the workspace any more.
+CREATE FUNCTION fluent._administered_rights() RETURNS text[]
+LANGUAGE sql STABLE
+BEGIN ATOMIC
+    SELECT coalesce(array_agg(r.r ORDER BY r.r), '{}')
+      FROM unnest(ARRAY['assign_roles', 'manage_roles', 'manage_users']) r(r)
+     WHERE EXISTS (SELECT 1 FROM fluent._staff() s
+                    WHERE s.workspace_id = fluent._workspace_id() AND fluent._holds_right(s.user_key, r.r));
+END;
+
+CREATE OR REPLACE FUNCTION fluent._still_staffed(before int[], force boolean) RETURNS void
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    lost text;
+BEGIN
+    IF force THEN
+        RETURN;
+    END IF;
+    SELECT string_agg(w.name, ', ' ORDER BY w.name) INTO lost
+      FROM fluent.workspaces w
+     WHERE w.workspace_id = ANY (before) AND NOT w.workspace_id = ANY (fluent._staffed_workspaces());
+    IF lost IS NOT NULL THEN
+        RAISE EXCEPTION 'this would leave fluent workspace "%" without an active holder of a privileged role', lost
+            USING ERRCODE = 'insufficient_privilege',
+                  HINT = 'Grant a privileged role, without an expiry, to another active user first; a DBA may pass force => true.';
+    END IF;
+END $$;
+
+-- Refuses a change after which no holder counted above holds a right that
+-- one held before (`before`, from _administered_rights). `force`: a DBA's
+-- force => true, or, where the function has no force, whether the caller is
+-- a DBA (delegate NULL).
+CREATE FUNCTION fluent._still_administered(before text[], force boolean) RETURNS void
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    lost text;
+BEGIN
+    IF force THEN
+        RETURN;
+    END IF;
+    SELECT string_agg(r, ', ' ORDER BY r) INTO lost FROM unnest(before) r WHERE NOT r = ANY (fluent._administered_rights());
+    IF lost IS NOT NULL THEN
+        RAISE EXCEPTION 'this would leave fluent workspace "%" without an active holder of a privileged role who holds %',
+                        fluent._workspace_name(), CASE WHEN lost LIKE '%,%' THEN 'the rights ' ELSE 'the right ' END || lost
+            USING ERRCODE = 'insufficient_privilege',
+                  HINT = 'Give the right (fluent.admin_rights) to another active holder of a privileged role first; a DBA may make this change, with force => true where the function has it.';
+    END IF;
+END $$;
+
+CREATE OR REPLACE FUNCTION fluent._do_drop_role(role text, force boolean, ticket bigint) RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp SET fluent.caller_role = '' AS $$
+DECLARE
+    delegate text := fluent._authorize(ticket, 'manage_roles');
+    rid int := fluent._role_id(role);
+    sign_in boolean := (SELECT r.grants_sign_in FROM fluent.roles r WHERE r.role_id = rid);
+    staffed int[] := fluent._staffed_workspaces();
+    administered text[] := fluent._administered_rights();
+    powers jsonb := CASE WHEN delegate IS NOT NULL THEN fluent._user_scope_map(delegate) END;
+    -- Dropping the last sign-in role lets everyone act.
+    holders jsonb := CASE WHEN sign_in THEN fluent._holders_scope_maps(delegate, NULL) END;
+BEGIN
+    PERFORM fluent._may_force(delegate, force);
+    PERFORM fluent._may_touch_role(delegate, rid);
+    PERFORM fluent._privileged_only(delegate, sign_in, format('drop sign-in role "%s"', role));
+    -- Its permissions and grants go with it (ON DELETE CASCADE).
+    DELETE FROM fluent.roles WHERE role_id = rid;
+    PERFORM fluent._holders_within_powers(delegate, powers, holders, NULL, role);
+    PERFORM fluent._still_staffed(staffed, force);
+    PERFORM fluent._still_administered(administered, force);
+END $$;
+
+CREATE OR REPLACE FUNCTION fluent._do_set_permission(role text, module text, action text, scope text, ticket bigint) RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp SET fluent.caller_role = '' AS $$
+DECLARE
+    delegate text := fluent._authorize(ticket, 'manage_roles');
+    rid int := fluent._role_id(role);
+    aid int := fluent._action_id(module, action);
+    s fluent.scope := fluent._scope(scope);
+    powers jsonb := CASE WHEN delegate IS NOT NULL THEN fluent._user_scope_map(delegate) END;
+    before jsonb := fluent._role_scope_map(rid);
+    holders jsonb := fluent._holders_scope_maps(delegate, rid);
+    administered text[] := CASE WHEN delegate IS NOT NULL THEN fluent._administered_rights() END;
+BEGIN
+    PERFORM fluent._may_touch_role(delegate, rid);
+    INSERT INTO fluent.permissions (workspace_id, role_id, action_id, scope)
+    VALUES (fluent._workspace_id(), rid, aid, s)
+    ON CONFLICT (role_id, action_id) DO UPDATE SET scope = EXCLUDED.scope
+    WHERE permissions.scope IS DISTINCT FROM EXCLUDED.scope;
+    PERFORM fluent._within_powers(delegate, powers, before, fluent._role_scope_map(rid), format('role "%s"', role));
+    PERFORM fluent._holders_within_powers(delegate, powers, holders, rid, role);
+    PERFORM fluent._still_administered(administered, delegate IS NULL);
+END $$;
+
+CREATE OR REPLACE FUNCTION fluent._do_clear_permission(role text, module text, action text, ticket bigint) RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp SET fluent.caller_role = '' AS $$
+DECLARE
+    delegate text := fluent._authorize(ticket, 'manage_roles');
+    rid int := fluent._role_id(role);
+    aid int := fluent._action_id(module, action);
+    powers jsonb := CASE WHEN delegate IS NOT NULL THEN fluent._user_scope_map(delegate) END;
+    before jsonb := fluent._role_scope_map(rid);
+    holders jsonb := fluent._holders_scope_maps(delegate, rid);
+    administered text[] := CASE WHEN delegate IS NOT NULL THEN fluent._administered_rights() END;
+BEGIN
+    PERFORM fluent._may_touch_role(delegate, rid);
+    -- Without its own setting the action inherits from the parent module again.
+    DELETE FROM fluent.permissions WHERE role_id = rid AND action_id = aid;
+    PERFORM fluent._within_powers(delegate, powers, before, fluent._role_scope_map(rid), format('role "%s"', role));
+    PERFORM fluent._holders_within_powers(delegate, powers, holders, rid, role);
+    PERFORM fluent._still_administered(administered, delegate IS NULL);
+END $$;
+
+CREATE OR REPLACE FUNCTION fluent._do_alter_role(role text, privileged boolean, grants_sign_in boolean, description text,
+                                      force boolean, reporting_anchor boolean, ticket bigint)
+RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp SET fluent.caller_role = '' AS $$
+DECLARE
+    delegate text := fluent._authorize(ticket, 'manage_roles');
+    rid int := fluent._role_id(role);
+    staffed int[] := fluent._staffed_workspaces();
+    administered text[] := fluent._administered_rights();
+    powers jsonb := CASE WHEN delegate IS NOT NULL THEN fluent._user_scope_map(delegate) END;
+    -- A sign-in flag decides who acts: setting it opens the holders' other
+    -- roles, unsetting the last one lets everyone act.
+    holders jsonb := CASE WHEN _do_alter_role.grants_sign_in <> (SELECT r.grants_sign_in FROM fluent.roles r WHERE r.role_id = rid)
+                          THEN fluent._holders_scope_maps(delegate, NULL) END;
+BEGIN
+    PERFORM fluent._may_force(delegate, force);
+    -- Who is privileged and who may sign in decide who can act at all.
+    PERFORM fluent._privileged_only(delegate,
+        EXISTS (SELECT 1 FROM fluent.roles r WHERE r.role_id = rid
+                   AND (r.privileged IS DISTINCT FROM coalesce(_do_alter_role.privileged, r.privileged)
+                        OR r.grants_sign_in IS DISTINCT FROM coalesce(_do_alter_role.grants_sign_in, r.grants_sign_in))),
+        format('change whether role "%s" is privileged or lets users sign in', role));
+    PERFORM fluent._may_touch_role(delegate, rid);
+    -- NULL leaves a property as it is.
+    UPDATE fluent.roles r
+       SET privileged = n.privileged, grants_sign_in = n.grants_sign_in, description = n.description,
+           reporting_anchor = n.reporting_anchor
+      FROM (SELECT coalesce(_do_alter_role.privileged, o.privileged) AS privileged,
+                   coalesce(_do_alter_role.grants_sign_in, o.grants_sign_in) AS grants_sign_in,
+                   coalesce(_do_alter_role.description, o.description) AS description,
+                   coalesce(_do_alter_role.reporting_anchor, o.reporting_anchor) AS reporting_anchor
+              FROM fluent.roles o WHERE o.role_id = rid) n
+     WHERE r.role_id = rid
+       AND (r.privileged, r.grants_sign_in, r.description, r.reporting_anchor)
+           IS DISTINCT FROM (n.privileged, n.grants_sign_in, n.description, n.reporting_anchor);
+    PERFORM fluent._holders_within_powers(delegate, powers, holders, NULL, role);
+    PERFORM fluent._still_staffed(staffed, force);
+    PERFORM fluent._still_administered(administered, force);
+END $$;
+
+CREATE OR REPLACE FUNCTION fluent._do_create_user(user_key text, display_name text, manager text, status text, ticket bigint)
+RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp SET fluent.caller_role = '' AS $$
+DECLARE
+    delegate text := fluent._authorize(ticket, 'manage_users');
+    manager_id bigint := CASE WHEN manager IS NOT NULL THEN fluent._visible_user_id(delegate, manager) END;
+    s fluent.user_status := fluent._user_status(status);
+BEGIN
+    PERFORM fluent._not_my_reach(delegate, manager_id);
+    PERFORM fluent._line_in_my_workspace(delegate, manager_id);
+    INSERT INTO fluent.users (user_key, display_name, status, manager_id)
+    VALUES (fluent._name(user_key, 'user'), display_name, s, manager_id)
+    ON CONFLICT ON CONSTRAINT users_user_key_key DO NOTHING;
+    IF NOT FOUND THEN PERFORM fluent._duplicate('user', user_key); END IF;
+END $$;
+
+CREATE OR REPLACE FUNCTION fluent._do_set_user_status(user_key text, status text, force boolean, ticket bigint) RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp SET fluent.caller_role = '' AS $$
+DECLARE
+    delegate text := fluent._authorize(ticket, 'manage_users');
+    uid bigint := fluent._visible_user_id(delegate, user_key);
+    powers jsonb := CASE WHEN delegate IS NOT NULL THEN fluent._user_scope_map(delegate) END;
+    before jsonb := CASE WHEN delegate IS NOT NULL THEN fluent._user_scope_map(user_key) END;
+    s fluent.user_status := fluent._user_status(status);
+    staffed int[] := fluent._staffed_workspaces();
+    administered text[] := fluent._administered_rights();
+BEGIN
+    PERFORM fluent._may_force(delegate, force);
+    PERFORM fluent._not_self(delegate, user_key, 'status');
+    PERFORM fluent._in_my_workspace(delegate, uid);
+    PERFORM fluent._may_touch_user(delegate, uid);
+    UPDATE fluent.users u SET status = s WHERE u.user_id = uid AND u.status IS DISTINCT FROM s;
+    -- Activating opens what the user holds: no more than the administrator's own.
+    IF delegate IS NOT NULL THEN
+        PERFORM fluent._within_powers(delegate, powers, before, fluent._user_scope_map(user_key), format('"%s"', user_key));
+    END IF;
+    PERFORM fluent._still_staffed(staffed, force);
+    PERFORM fluent._still_administered(administered, force);
+END $$;
+
+CREATE OR REPLACE FUNCTION fluent._do_set_manager(user_key text, manager text, ticket bigint) RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp SET fluent.caller_role = '' AS $$
+DECLARE
+    delegate text := fluent._authorize(ticket, 'manage_users');
+    uid bigint := fluent._visible_user_id(delegate, user_key);
+    mid bigint := CASE WHEN manager IS NOT NULL THEN fluent._visible_user_id(delegate, manager) END;
+BEGIN
+    PERFORM fluent._not_self(delegate, user_key, 'manager');
+    PERFORM fluent._in_my_workspace(delegate, uid);
+    PERFORM fluent._may_touch_user(delegate, uid);
+    PERFORM fluent._not_my_reach(delegate, mid);
+    PERFORM fluent._line_in_my_workspace(delegate, mid);
+    -- The new manager and everyone above them reach the user.
+    PERFORM fluent._reach_within_powers(delegate, CASE WHEN delegate IS NOT NULL THEN fluent._user_scope_map(delegate) END,
+        ARRAY(WITH RECURSIVE above AS (
+                  SELECT u.user_id, u.manager_id FROM fluent.users u WHERE u.user_id = mid
+                  UNION
+                  SELECT u.user_id, u.manager_id FROM fluent.users u JOIN above a ON u.user_id = a.manager_id
+              ) SELECT u.user_key FROM above a JOIN fluent.users u ON u.user_id = a.user_id));
+    IF mid IS NOT NULL AND (mid = uid OR EXISTS (
+        WITH RECURSIVE above AS (
+            SELECT u.manager_id FROM fluent.users u WHERE u.user_id = mid
+            UNION
+            SELECT u.manager_id FROM fluent.users u JOIN above a ON u.user_id = a.manager_id
+        ) SELECT 1 FROM above WHERE above.manager_id = uid)) THEN
+        RAISE EXCEPTION 'making "%" the manager of "%" would create a cycle in the reporting line', manager, user_key
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    UPDATE fluent.users u SET manager_id = mid WHERE u.user_id = uid AND u.manager_id IS DISTINCT FROM mid;
+END $$;
+
+CREATE OR REPLACE FUNCTION fluent._do_drop_user(user_key text, force boolean, ticket bigint) RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp SET fluent.caller_role = '' AS $$
+DECLARE
+    delegate text := fluent._authorize(ticket, 'manage_users');
+    uid bigint := fluent._visible_user_id(delegate, user_key);
+    staffed int[] := fluent._staffed_workspaces();
+    administered text[] := fluent._administered_rights();
+BEGIN
+    PERFORM fluent._may_force(delegate, force);
+    PERFORM fluent._not_self(delegate, user_key, 'account');
+    PERFORM fluent._in_my_workspace(delegate, uid);
+    PERFORM fluent._may_touch_user(delegate, uid);
+    -- Grants and team memberships go with the user; reports lose their manager.
+    DELETE FROM fluent.users u WHERE u.user_id = uid;
+    PERFORM fluent._still_staffed(staffed, force);
+    PERFORM fluent._still_administered(administered, force);
+END $$;
+
+CREATE OR REPLACE FUNCTION fluent._do_grant_role(user_key text, role text, until timestamptz, ticket bigint) RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp SET fluent.caller_role = '' AS $$
+DECLARE
+    delegate text := fluent._authorize(ticket, 'assign_roles');
+    uid bigint := fluent._visible_user_id(delegate, user_key);
+    rid int := fluent._role_id(role);
+    expiry timestamptz := fluent._until(until);
+    powers jsonb := CASE WHEN delegate IS NOT NULL THEN fluent._user_scope_map(delegate) END;
+    before jsonb := CASE WHEN delegate IS NOT NULL THEN fluent._user_scope_map(user_key) END;
+    -- Making a privileged grant temporary may leave the workspace without a
+    -- holder once it lapses (DBAs may: this function has no force).
+    staffed int[] := CASE WHEN delegate IS NOT NULL THEN fluent._staffed_workspaces() END;
+    administered text[] := CASE WHEN delegate IS NOT NULL THEN fluent._administered_rights() END;
+BEGIN
+    PERFORM fluent._not_self(delegate, user_key, 'roles');
+    PERFORM fluent._in_my_workspace(delegate, uid);
+    PERFORM fluent._may_touch_role(delegate, rid);
+    PERFORM fluent._may_touch_sign_in(delegate, uid, rid);
+    -- Every permission of the role must be within the granter's own, and so
+    -- must what the grant opens (a sign-in role opens the user's other roles).
+    PERFORM fluent._within_powers(delegate, powers, '{}', fluent._role_scope_map(rid), format('"%s" role "%s", which has', user_key, role));
+    -- Granting again sets the expiry the call gives (NULL: none); a grant
+    -- that expired counts again from now.
+    INSERT INTO fluent.grants AS g (workspace_id, user_id, role_id, valid_until)
+    VALUES (fluent._workspace_id(), uid, rid, expiry)
+    ON CONFLICT (user_id, role_id) DO UPDATE
+       SET valid_until = EXCLUDED.valid_until,
+           granted_at = CASE WHEN fluent._in_force(g.valid_until) THEN g.granted_at ELSE EXCLUDED.granted_at END
+     WHERE g.valid_until IS DISTINCT FROM EXCLUDED.valid_until;
+    IF NOT FOUND THEN
+        RAISE NOTICE 'fluent user "%" already holds role "%"', user_key, role;
+    END IF;
+    IF delegate IS NOT NULL THEN
+        PERFORM fluent._within_powers(delegate, powers, before, fluent._user_scope_map(user_key), format('"%s"', user_key));
+        PERFORM fluent._still_staffed(staffed, false);
+        PERFORM fluent._still_administered(administered, false);
+    END IF;
+END $$;
+
+CREATE OR REPLACE FUNCTION fluent._do_revoke_role(user_key text, role text, force boolean, ticket bigint) RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp SET fluent.caller_role = '' AS $$
+DECLARE
+    delegate text := fluent._authorize(ticket, 'assign_roles');
+    uid bigint := fluent._visible_user_id(delegate, user_key);
+    rid int := fluent._role_id(role);
+    staffed int[] := fluent._staffed_workspaces();
+    administered text[] := fluent._administered_rights();
+BEGIN
+    PERFORM fluent._may_force(delegate, force);
+    PERFORM fluent._not_self(delegate, user_key, 'roles');
+    PERFORM fluent._may_touch_role(delegate, rid);
+    PERFORM fluent._may_touch_sign_in(delegate, uid, rid);
+    DELETE FROM fluent.grants g WHERE g.user_id = uid AND g.role_id = rid;
+    IF NOT FOUND THEN
+        RAISE WARNING 'fluent user "%" does not hold role "%"', user_key, role;
+    END IF;
+    PERFORM fluent._still_staffed(staffed, force);
+    PERFORM fluent._still_administered(administered, force);
+END $$;
+
+CREATE OR REPLACE FUNCTION fluent._do_drop_team(team text, ticket bigint) RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp SET fluent.caller_role = '' AS $$
+DECLARE
+    delegate text := fluent._authorize(ticket, 'manage_users');
+    tid int := fluent._team_id(team);
+    m record;
+BEGIN
+    -- The same checks as removing each member.
+    FOR m IN SELECT u.user_id, u.user_key FROM fluent.team_members tm JOIN fluent.users u ON u.user_id = tm.user_id
+              WHERE tm.team_id = tid ORDER BY u.user_key LOOP
+        PERFORM fluent._not_self(delegate, m.user_key, 'teams');
+        PERFORM fluent._may_touch_user(delegate, m.user_id);
+    END LOOP;
+    DELETE FROM fluent.teams WHERE team_id = tid;
+END $$;
+
+CREATE OR REPLACE FUNCTION fluent._do_add_team_member(team text, user_key text, lead boolean, ticket bigint) RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp SET fluent.caller_role = '' AS $$
+DECLARE
+    delegate text := fluent._authorize(ticket, 'manage_users');
+    tid int := fluent._team_id(team);
+    uid bigint := fluent._visible_user_id(delegate, user_key);
+BEGIN
+    PERFORM fluent._not_null(lead, 'lead');
+    PERFORM fluent._not_self(delegate, user_key, 'teams');
+    PERFORM fluent._in_my_workspace(delegate, uid);
+    PERFORM fluent._may_touch_user(delegate, uid);
+    PERFORM fluent._not_my_team(delegate, tid, team);
+    -- The team's leads reach the new member; a new lead reaches the team.
+    PERFORM fluent._reach_within_powers(delegate, CASE WHEN delegate IS NOT NULL THEN fluent._user_scope_map(delegate) END,
+        ARRAY(SELECT u.user_key FROM fluent.team_members m JOIN fluent.users u ON u.user_id = m.user_id
+               WHERE m.team_id = tid AND m.is_lead AND m.user_id <> uid
+              UNION SELECT user_key WHERE lead));
+    INSERT INTO fluent.team_members (workspace_id, team_id, user_id, is_lead)
+    VALUES (fluent._workspace_id(), tid, uid, lead)
+    ON CONFLICT (team_id, user_id) DO UPDATE SET is_lead = EXCLUDED.is_lead
+    WHERE team_members.is_lead IS DISTINCT FROM EXCLUDED.is_lead;
+END $$;
+
+CREATE OR REPLACE FUNCTION fluent._do_remove_team_member(team text, user_key text, ticket bigint) RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp SET fluent.caller_role = '' AS $$
+DECLARE
+    delegate text := fluent._authorize(ticket, 'manage_users');
+    tid int := fluent._team_id(team);
+    uid bigint := fluent._visible_user_id(delegate, user_key);
+BEGIN
+    PERFORM fluent._not_self(delegate, user_key, 'teams');
+    PERFORM fluent._may_touch_user(delegate, uid);
+    DELETE FROM fluent.team_members m WHERE m.team_id = tid AND m.user_id = uid;
+    IF NOT FOUND THEN
+        RAISE WARNING 'fluent user "%" is not a member of team "%"', user_key, team;
+    END IF;
+END $$;
+
+CREATE OR REPLACE FUNCTION fluent._do_set_override(user_key text, module text, action text, scope text, until timestamptz,
+                                         ticket bigint) RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp SET fluent.caller_role = '' AS $$
+DECLARE
+    delegate text := fluent._authorize(ticket, 'assign_roles');
+    uid bigint := fluent._visible_user_id(delegate, user_key);
+    aid int := fluent._action_id(module, action);
+    s fluent.scope := fluent._scope(scope);
+    expiry timestamptz := fluent._until(until);
+    powers jsonb := CASE WHEN delegate IS NOT NULL THEN fluent._user_scope_map(delegate) END;
+    before jsonb := CASE WHEN delegate IS NOT NULL THEN fluent._user_scope_map(user_key) END;
+    administered text[] := CASE WHEN delegate IS NOT NULL THEN fluent._administered_rights() END;
+BEGIN
+    PERFORM fluent._not_self(delegate, user_key, 'overrides');
+    PERFORM fluent._in_my_workspace(delegate, uid);
+    PERFORM fluent._may_touch_user(delegate, uid);
+    PERFORM fluent._within_powers(delegate, powers, '{}', fluent._override_gives(aid, s), format('"%s"', user_key));
+    -- A temporary override is also checked as if it were cleared: when it
+    -- lapses, the user has what they would have without it (a DBA's deny
+    -- made temporary would open by itself). So the override is cleared
+    -- first, the result checked, and the new one written.
+    IF delegate IS NOT NULL AND expiry IS NOT NULL THEN
+        DELETE FROM fluent.overrides o WHERE o.user_id = uid AND o.action_id = aid;
+        PERFORM fluent._within_powers(delegate, powers, before, fluent._user_scope_map(user_key),
+                                      format('"%s" (once the override lapses)', user_key));
+    END IF;
+    INSERT INTO fluent.overrides (workspace_id, user_id, action_id, scope, valid_until)
+    VALUES (fluent._workspace_id(), uid, aid, s, expiry)
+    ON CONFLICT (user_id, action_id) DO UPDATE
+       SET scope = EXCLUDED.scope, set_at = EXCLUDED.set_at, set_by = EXCLUDED.set_by, valid_until = EXCLUDED.valid_until
+     WHERE (overrides.scope, overrides.valid_until) IS DISTINCT FROM (EXCLUDED.scope, EXCLUDED.valid_until);
+    IF delegate IS NOT NULL THEN
+        PERFORM fluent._within_powers(delegate, powers, before, fluent._user_scope_map(user_key), format('"%s"', user_key));
+        PERFORM fluent._still_administered(administered, false);
+    END IF;
+END $$;
+
+CREATE OR REPLACE FUNCTION fluent._do_clear_override(user_key text, module text, action text, ticket bigint) RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp SET fluent.caller_role = '' AS $$
+DECLARE
+    delegate text := fluent._authorize(ticket, 'assign_roles');
+    uid bigint := fluent._visible_user_id(delegate, user_key);
+    aid int := fluent._action_id(module, action);
+    powers jsonb := CASE WHEN delegate IS NOT NULL THEN fluent._user_scope_map(delegate) END;
+    before jsonb := CASE WHEN delegate IS NOT NULL THEN fluent._user_scope_map(user_key) END;
+    administered text[] := CASE WHEN delegate IS NOT NULL THEN fluent._administered_rights() END;
+BEGIN
+    PERFORM fluent._not_self(delegate, user_key, 'overrides');
+    PERFORM fluent._in_my_workspace(delegate, uid);
+    PERFORM fluent._may_touch_user(delegate, uid);
+    DELETE FROM fluent.overrides o WHERE o.user_id = uid AND o.action_id = aid;
+    IF NOT FOUND THEN
+        RAISE WARNING 'fluent user "%" has no override on %.%', user_key, module, action;
+    END IF;
+    IF delegate IS NOT NULL THEN
+        PERFORM fluent._within_powers(delegate, powers, before, fluent._user_scope_map(user_key), format('"%s"', user_key));
+        PERFORM fluent._still_administered(administered, false);
+    END IF;
+END $$;
+
+-- Records that the user's grant of `role` (every grant of theirs in the
+-- current workspace when role is NULL) was reviewed and kept; returns how
+-- many grants were marked.
+CREATE OR REPLACE FUNCTION fluent._do_mark_reviewed(user_key text, role text, ticket bigint) RETURNS int
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp SET fluent.caller_role = '' AS $$
+DECLARE
+    delegate text := fluent._authorize(ticket, 'assign_roles');
+    uid bigint := fluent._visible_user_id(delegate, user_key);
+    rid int := CASE WHEN role IS NOT NULL THEN fluent._role_id(role) END;
+    marked int;
+BEGIN
+    PERFORM fluent._not_self(delegate, user_key, 'access review');
+    PERFORM fluent._may_touch_user(delegate, uid);
+    -- reviewed_by is stamped by the attribution trigger.
+    UPDATE fluent.grants g SET reviewed_at = now()
+     WHERE g.user_id = uid AND g.workspace_id = fluent._workspace_id() AND (rid IS NULL OR g.role_id = rid);
+    GET DIAGNOSTICS marked = ROW_COUNT;
+    IF marked = 0 THEN
+        RAISE WARNING 'fluent user "%" holds no % in workspace "%"', user_key,
+            CASE WHEN role IS NULL THEN 'role' ELSE format('role "%s"', role) END, fluent._workspace_name();
+    END IF;
+    RETURN marked;
+END $$;
+
+-- Restores a role's permissions to its template's defaults.
+CREATE OR REPLACE FUNCTION fluent._do_reset_role(role text, ticket bigint) RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp SET fluent.caller_role = '' AS $$
+DECLARE
+    delegate text := fluent._authorize(ticket, 'manage_roles');
+    rid int := fluent._role_id(role);
+    ws int := fluent._workspace_id();
+    powers jsonb := CASE WHEN delegate IS NOT NULL THEN fluent._user_scope_map(delegate) END;
+    before jsonb := fluent._role_scope_map(rid);
+    holders jsonb := fluent._holders_scope_maps(delegate, rid);
+    administered text[] := CASE WHEN delegate IS NOT NULL THEN fluent._administered_rights() END;
+BEGIN
+    PERFORM fluent._may_touch_role(delegate, rid);
+    IF (SELECT r.template FROM fluent.roles r WHERE r.role_id = rid) IS NULL THEN
+        RAISE EXCEPTION 'fluent role "%" is a custom role and has no template defaults to reset to', role
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  HINT = 'Only roles created by fluent_apply_template(), and their clones, can be reset.';
+    END IF;
+    DELETE FROM fluent.permissions p
+     WHERE p.role_id = rid
+       AND NOT EXISTS (SELECT 1 FROM fluent.template_defaults d
+                        WHERE d.role_id = rid AND d.action_id = p.action_id AND d.scope = p.scope);
+    INSERT INTO fluent.permissions (workspace_id, role_id, action_id, scope)
+    SELECT ws, rid, d.action_id, d.scope FROM fluent.template_defaults d WHERE d.role_id = rid
+    ON CONFLICT (role_id, action_id) DO NOTHING;
+    PERFORM fluent._within_powers(delegate, powers, before, fluent._role_scope_map(rid), format('role "%s"', role));
+    PERFORM fluent._holders_within_powers(delegate, powers, holders, rid, role);
+    PERFORM fluent._still_administered(administered, delegate IS NULL);
+END $$;
+
+-- A new role with the same permissions and flags as `source`. A clone of a
+-- template role keeps that template as its baseline: it can be reset, and
+-- fluent.role_template_diff shows how it departs from it.
+CREATE OR REPLACE FUNCTION fluent._do_clone_role(source text, new_role text, ticket bigint) RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp SET fluent.caller_role = '' AS $$
+DECLARE
+    delegate text := fluent._authorize(ticket, 'manage_roles');
+    src int := fluent._role_id(source);
+    ws int := fluent._workspace_id();
+    powers jsonb := CASE WHEN delegate IS NOT NULL THEN fluent._user_scope_map(delegate) END;
+    new_id int;
+BEGIN
+    -- The same checks as setting each flag and permission directly: a clone
+    -- of a privileged role is privileged, a clone of a sign-in role lets its
+    -- holders sign in.
+    PERFORM fluent._may_touch_role(delegate, src);
+    PERFORM fluent._privileged_only(delegate, (SELECT r.grants_sign_in FROM fluent.roles r WHERE r.role_id = src),
+                                    format('create role "%s", which lets users sign in', new_role));
+    INSERT INTO fluent.roles (workspace_id, name, description, template, template_role, privileged, grants_sign_in,
+                              reporting_anchor)
+    SELECT ws, fluent._name(new_role, 'role'), r.description, r.template, r.template_role, r.privileged, r.grants_sign_in,
+           r.reporting_anchor
+      FROM fluent.roles r WHERE r.role_id = src
+    ON CONFLICT (workspace_id, name) DO NOTHING
+    RETURNING role_id INTO new_id;
+    IF new_id IS NULL THEN PERFORM fluent._duplicate('role', new_role); END IF;
+    INSERT INTO fluent.permissions (workspace_id, role_id, action_id, scope)
+    SELECT ws, new_id, p.action_id, p.scope FROM fluent.permissions p WHERE p.role_id = src;
+    PERFORM fluent._within_powers(delegate, powers, '{}', fluent._role_scope_map(new_id), format('role "%s"', new_role));
+END $$;
+
+-- After deletes: the children of what was deleted lose their manager
+-- (users) or go too (modules, and theirs in turn). Arguments as above.
+-- SECURITY INVOKER: whoever may delete a user or a module may write these
+-- rows too, and the audit trail names them (and the end user they act for)
+-- for the cascade as for the deletion, not the catalog owner. (Hence writers
+-- may update the guards: sql/privileges.sql.)
+CREATE OR REPLACE FUNCTION fluent._detach_children() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    same text := coalesce((SELECT string_agg(format(' AND t.%1$I = d.%1$I', col), '') FROM unnest(TG_ARGV[3:]) col), '');
+BEGIN
+    -- (Deleting submodules fires this again: it ends where nothing was deleted.)
+    IF NOT EXISTS (SELECT 1 FROM deleted) THEN
+        RETURN NULL;
+    END IF;
+    UPDATE fluent.invariant_guards SET changes = changes + 1 WHERE invariant = TG_ARGV[0];
+    IF TG_ARGV[0] = 'reporting_line' THEN
+        EXECUTE format('UPDATE fluent.%3$I t SET %2$I = NULL FROM deleted d WHERE t.%2$I = d.%1$I%4$s',
+                       TG_ARGV[1], TG_ARGV[2], TG_TABLE_NAME, same);
+    ELSE
+        EXECUTE format('DELETE FROM fluent.%3$I t USING deleted d WHERE t.%2$I = d.%1$I%4$s',
+                       TG_ARGV[1], TG_ARGV[2], TG_TABLE_NAME, same);
+    END IF;
+    RETURN NULL;
+END $$;
+
+REVOKE ALL ON FUNCTION fluent._belongs(bigint, boolean), fluent._visible_user_id(text, text),
+    fluent._line_in_my_workspace(text, bigint), fluent._staff(), fluent._administered_rights(),
+    fluent._still_administered(text[], boolean) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION fluent._belongs(bigint, boolean), fluent._visible_user_id(text, text),
+    fluent._line_in_my_workspace(text, bigint), fluent._staff(), fluent._administered_rights(),
+    fluent._still_administered(text[], boolean) TO fluent_admin;
+GRANT UPDATE ON fluent.invariant_guards TO fluent_admin;
+
 -- Privileges and comments as sql/privileges.sql sets them.
 REVOKE ALL ON FUNCTION fluent._check_tree(), fluent._detach_children(), fluent._session_user_is_dba(),
     fluent._row_facts(regclass, text, text), fluent._as_text_sql(name), fluent._lookup_type(regclass, name), fluent._holders_scope_maps(text, int),

@@ -51,6 +51,9 @@ GRANT INSERT, UPDATE, DELETE ON fluent.workspaces, fluent.users, fluent.modules,
     fluent.permissions, fluent.grants, fluent.overrides, fluent.teams, fluent.team_members, fluent.admin_rights,
     fluent.requirements,
     fluent.protected_tables, fluent.protected_columns, fluent.template_applications TO fluent_admin;
+-- Deleting a user or module locks its tree's guard as the deleting role
+-- (fluent._detach_children, so that the cascade is attributed to it).
+GRANT UPDATE ON fluent.invariant_guards TO fluent_admin;
 GRANT USAGE ON ALL SEQUENCES IN SCHEMA fluent TO fluent_admin;
 REVOKE ALL ON SEQUENCE fluent.audit_log_audit_id_seq FROM fluent_admin;
 

@@ -495,6 +495,7 @@ DECLARE
     powers jsonb := CASE WHEN delegate IS NOT NULL THEN fluent._user_scope_map(delegate) END;
     before jsonb := fluent._role_scope_map(rid);
     holders jsonb := fluent._holders_scope_maps(delegate, rid);
+    administered text[] := CASE WHEN delegate IS NOT NULL THEN fluent._administered_rights() END;
 BEGIN
     PERFORM fluent._may_touch_role(delegate, rid);
     IF (SELECT r.template FROM fluent.roles r WHERE r.role_id = rid) IS NULL THEN
@@ -511,6 +512,7 @@ BEGIN
     ON CONFLICT (role_id, action_id) DO NOTHING;
     PERFORM fluent._within_powers(delegate, powers, before, fluent._role_scope_map(rid), format('role "%s"', role));
     PERFORM fluent._holders_within_powers(delegate, powers, holders, rid, role);
+    PERFORM fluent._still_administered(administered, delegate IS NULL);
 END $$;
 CREATE FUNCTION @extschema@.fluent_reset_role(role text) RETURNS void
 LANGUAGE sql
@@ -530,8 +532,12 @@ DECLARE
     powers jsonb := CASE WHEN delegate IS NOT NULL THEN fluent._user_scope_map(delegate) END;
     new_id int;
 BEGIN
-    -- A clone of a privileged role is privileged.
+    -- The same checks as setting each flag and permission directly: a clone
+    -- of a privileged role is privileged, a clone of a sign-in role lets its
+    -- holders sign in.
     PERFORM fluent._may_touch_role(delegate, src);
+    PERFORM fluent._privileged_only(delegate, (SELECT r.grants_sign_in FROM fluent.roles r WHERE r.role_id = src),
+                                    format('create role "%s", which lets users sign in', new_role));
     INSERT INTO fluent.roles (workspace_id, name, description, template, template_role, privileged, grants_sign_in,
                               reporting_anchor)
     SELECT ws, fluent._name(new_role, 'role'), r.description, r.template, r.template_role, r.privileged, r.grants_sign_in,

@@ -221,8 +221,12 @@ END $$;
 
 -- After deletes: the children of what was deleted lose their manager
 -- (users) or go too (modules, and theirs in turn). Arguments as above.
+-- SECURITY INVOKER: whoever may delete a user or a module may write these
+-- rows too, and the audit trail names them (and the end user they act for)
+-- for the cascade as for the deletion, not the catalog owner. (Hence writers
+-- may update the guards: sql/privileges.sql.)
 CREATE FUNCTION fluent._detach_children() RETURNS trigger
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     same text := coalesce((SELECT string_agg(format(' AND t.%1$I = d.%1$I', col), '') FROM unnest(TG_ARGV[3:]) col), '');
 BEGIN
