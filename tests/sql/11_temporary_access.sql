@@ -31,8 +31,9 @@ SELECT fluent_grant_role('cole', 'chief', until => now() + interval '4 seconds')
 SELECT user_key, valid_until IS NOT NULL AS temporary FROM fluent.role_members WHERE workspace = 'temp' ORDER BY user_key;
 SELECT user_key, kind, role, module, action, scope FROM fluent.expiring_access WHERE workspace = 'temp' ORDER BY kind;
 SELECT user_key, expired, expires_soon, review_due FROM fluent.access_review WHERE workspace = 'temp' ORDER BY user_key;
--- While Cole's grant counts, he is a privileged user, Ray's reporting
--- anchor, and Olive is not the last privileged holder.
+-- While Cole's grant counts, he is a privileged user and Ray's reporting
+-- anchor; but a temporary grant does not keep the workspace staffed: Olive
+-- is the last privileged holder.
 SELECT user_key, valid_until IS NOT NULL AS temporary FROM fluent.privileged_users WHERE workspace = 'temp' ORDER BY user_key;
 SELECT user_key, manager, reporting_anchor FROM fluent.reporting_lines WHERE workspace = 'temp' AND user_key = 'ray';
 BEGIN;
