@@ -672,6 +672,7 @@ BEGIN
     END LOOP;
     UPDATE fluent.protected_tables t SET masked_view = v WHERE t.table_name = p.table_name;
 END $$;
+
 REVOKE ALL ON FUNCTION fluent._policy_definitions(fluent.protected_tables, regclass), fluent._membership_of(regclass),
     fluent._install_column_trigger(regclass, fluent.protected_tables) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION fluent._policy_definitions(fluent.protected_tables, regclass), fluent._membership_of(regclass),
