@@ -79,17 +79,38 @@ BEGIN
     RETURN NEW;
 END $$;
 
+-- Creates the write trigger of p's table on rel (the table, or one of its
+-- partitions or inheritance children) unless rel has it: PostgreSQL clones
+-- the table's trigger to its partitions, also to those created or attached
+-- later, but not to inheritance children, whose rows a write to the table
+-- reaches as well.
+CREATE FUNCTION fluent._install_column_trigger(rel regclass, p fluent.protected_tables) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_trigger t WHERE t.tgrelid = rel AND t.tgname = 'fluent_column_limits') THEN
+        EXECUTE format('CREATE TRIGGER fluent_column_limits BEFORE INSERT OR UPDATE ON %s FOR EACH ROW
+                        EXECUTE FUNCTION fluent._check_column_writes(%L)', rel, fluent._column_write_checks(p));
+    END IF;
+END $$;
+
 -- Creates or replaces the masked view (named view_name) and the write
--- trigger of p's table from its limits, or removes both when it has none
--- left; records the view.
+-- trigger of p's table and its partitions and children from its limits, or
+-- removes them when it has none left; records the view.
 CREATE FUNCTION fluent._install_column_limits(p fluent.protected_tables, view_name text) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     v regclass;
+    rel regclass;
 BEGIN
-    IF EXISTS (SELECT 1 FROM pg_trigger t WHERE t.tgrelid = p.table_name AND t.tgname = 'fluent_column_limits') THEN
-        EXECUTE format('DROP TRIGGER fluent_column_limits ON %s', p.table_name);
-    END IF;
+    -- The triggers fluent created: the partitions' clones go with the
+    -- table's (they cannot be dropped on their own).
+    FOR rel IN
+        SELECT t.tgrelid FROM pg_trigger t
+         WHERE t.tgname = 'fluent_column_limits' AND t.tgparentid = 0
+           AND (t.tgrelid = p.table_name OR t.tgrelid IN (SELECT fluent._descendants(p.table_name)))
+    LOOP
+        EXECUTE format('DROP TRIGGER fluent_column_limits ON %s', rel);
+    END LOOP;
     IF NOT EXISTS (SELECT 1 FROM fluent.protected_columns c WHERE c.table_name = p.table_name) THEN
         IF p.masked_view IS NOT NULL THEN
             EXECUTE format('DROP VIEW %s', p.masked_view);
@@ -104,8 +125,11 @@ BEGIN
                    (SELECT r.rolname FROM pg_class c JOIN pg_roles r ON r.oid = c.relowner WHERE c.oid = p.table_name));
     EXECUTE format('COMMENT ON VIEW %s IS %L', v,
                    format('%s with the columns limited by fluent_protect_columns() masked (NULL) for users without the permission to read them; created by fluent', p.table_name));
-    EXECUTE format('CREATE TRIGGER fluent_column_limits BEFORE INSERT OR UPDATE ON %s FOR EACH ROW
-                    EXECUTE FUNCTION fluent._check_column_writes(%L)', p.table_name, fluent._column_write_checks(p));
+    -- The table first: its partitions then have their clones.
+    PERFORM fluent._install_column_trigger(p.table_name, p);
+    FOR rel IN SELECT fluent._descendants(p.table_name) LOOP
+        PERFORM fluent._install_column_trigger(rel, p);
+    END LOOP;
     UPDATE fluent.protected_tables t SET masked_view = v WHERE t.table_name = p.table_name;
 END $$;
 

@@ -1054,6 +1054,327 @@ GRANT EXECUTE ON FUNCTION fluent._belongs(bigint, boolean), fluent._visible_user
     fluent._still_administered(text[], boolean) TO fluent_admin;
 GRANT UPDATE ON fluent.invariant_guards TO fluent_admin;
 
+-- Issue 18 (kids): partitions and inheritance children that a protection
+-- did not cover. An inheritance child of a table with column limits lacked
+-- the column-limit trigger (PostgreSQL clones row triggers to partitions
+-- only); partitions and children of a membership table had no policies.
+-- Membership policies name the table they go on (the membership table or one
+-- of its partitions or children) to refer to the row written (sql/rls.sql).
+DROP FUNCTION fluent._policy_definitions(fluent.protected_tables);
+CREATE FUNCTION fluent._policy_definitions(p fluent.protected_tables, member_rel regclass)
+RETURNS TABLE (on_membership boolean, policy name, command text, using_expr text, check_expr text)
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    workspace_filter text;
+    reach jsonb := '{}';
+    act text;
+    member_in_reach text;
+BEGIN
+    IF p.workspace_column IS NOT NULL THEN
+        workspace_filter := format('%I = ANY (%s)', p.workspace_column,
+            fluent._workspace_keys_sql(fluent._key_kind(p.table_name, p.workspace_column, 'workspace column')));
+    END IF;
+    FOREACH act IN ARRAY ARRAY[p.select_action, p.insert_action, p.update_action, p.delete_action] LOOP
+        CONTINUE WHEN reach ? act;
+        reach := reach || jsonb_build_object(act,
+            concat_ws(' AND ', workspace_filter, fluent._rows_reached_sql(p, p.module, act)));
+    END LOOP;
+    -- A row written (by the action that governs the command) must land in
+    -- reach: with an owner column, owned by a user the action's scope
+    -- reaches; without one, any scope will do (ownership is then given by the
+    -- membership table).
+    RETURN QUERY VALUES
+        (false, 'fluent_select'::name, 'SELECT', reach->>p.select_action, NULL::text),
+        (false, 'fluent_insert', 'INSERT', NULL, fluent._write_check_sql(p, workspace_filter, p.insert_action)),
+        (false, 'fluent_update', 'UPDATE', reach->>p.update_action, fluent._write_check_sql(p, workspace_filter, p.update_action)),
+        (false, 'fluent_delete', 'DELETE', reach->>p.delete_action, NULL);
+    IF p.membership_table IS NOT NULL THEN
+        -- A membership row may be added, changed or removed only by someone
+        -- whose write scope reaches the row it points at. (Membership rows
+        -- stay readable: the table's own policies read them.) This is a
+        -- write-path check, one primary-key probe per row written. (The
+        -- reach reads the whole membership table, partitions and children
+        -- included: assignments count wherever they are stored.)
+        member_in_reach := format('EXISTS (SELECT 1 FROM %s t WHERE t.%I = %s.%I AND %s)',
+            p.table_name, p.row_column, member_rel, p.membership_row_column, reach->>p.update_action);
+        RETURN QUERY VALUES
+            (true, 'fluent_member_select'::name, 'SELECT', 'true', NULL::text),
+            (true, 'fluent_member_insert', 'INSERT', NULL, member_in_reach),
+            (true, 'fluent_member_update', 'UPDATE', member_in_reach, member_in_reach),
+            (true, 'fluent_member_delete', 'DELETE', member_in_reach, NULL);
+    END IF;
+END $$;
+
+CREATE OR REPLACE FUNCTION fluent._install_policies(tbl regclass, p fluent.protected_tables, on_membership boolean)
+RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    d record;
+BEGIN
+    FOR d IN SELECT * FROM fluent._policy_definitions(p, tbl) x WHERE x.on_membership = _install_policies.on_membership LOOP
+        EXECUTE format('CREATE POLICY %I ON %s AS PERMISSIVE FOR %s TO PUBLIC%s%s', d.policy, tbl, d.command,
+                       ' USING (' || d.using_expr || ')', ' WITH CHECK (' || d.check_expr || ')');
+        EXECUTE format('COMMENT ON POLICY %I ON %s IS %L', d.policy, tbl, fluent._policy_comment(p.module));
+    END LOOP;
+    EXECUTE format('ALTER TABLE %s ENABLE ROW LEVEL SECURITY, FORCE ROW LEVEL SECURITY', tbl);
+END $$;
+
+-- The protected table whose membership rows a table holds (sql/rls.sql).
+CREATE FUNCTION fluent._membership_of(tbl regclass) RETURNS regclass
+LANGUAGE sql STABLE
+BEGIN ATOMIC
+    WITH RECURSIVE a (relid, depth) AS (
+        SELECT tbl::oid, 0
+        UNION
+        SELECT i.inhparent, a.depth + 1 FROM pg_inherits i JOIN a ON i.inhrelid = a.relid
+    )
+    SELECT p.table_name FROM a JOIN fluent.protected_tables p ON p.membership_table::oid = a.relid
+     ORDER BY a.depth LIMIT 1;
+END;
+
+-- fluent_protect gives the membership table's partitions and children the
+-- membership policies, and refuses permissive policies on them.
+CREATE OR REPLACE FUNCTION @extschema@.fluent_protect(
+    tbl regclass,
+    module text,
+    owner_column name DEFAULT NULL,
+    membership_table regclass DEFAULT NULL,
+    membership_row_column name DEFAULT NULL,
+    membership_user_column name DEFAULT NULL,
+    row_column name DEFAULT NULL,
+    workspace_column name DEFAULT NULL,
+    select_action text DEFAULT 'read',
+    insert_action text DEFAULT 'write',
+    update_action text DEFAULT 'write',
+    delete_action text DEFAULT 'delete'
+) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    p fluent.protected_tables;
+    kind "char";
+    was_enabled boolean;
+    was_forced boolean;
+    owner_kind text;
+    member_was_enabled boolean;
+    member_was_forced boolean;
+    missing text[];
+    related regclass;
+    child regclass;
+BEGIN
+    PERFORM fluent._require_admin();
+    PERFORM fluent._not_null(tbl, 'table');
+    PERFORM fluent._module_id(module);
+
+    SELECT c.relkind, c.relrowsecurity, c.relforcerowsecurity INTO kind, was_enabled, was_forced
+      FROM pg_class c WHERE c.oid = tbl;
+    IF kind NOT IN ('r', 'p') THEN
+        RAISE EXCEPTION '"%" is not a table', tbl USING ERRCODE = 'wrong_object_type';
+    END IF;
+    IF EXISTS (SELECT 1 FROM fluent.protected_tables x WHERE x.table_name = tbl) THEN
+        RAISE EXCEPTION 'table "%" is already protected by fluent', tbl
+            USING ERRCODE = 'duplicate_object', HINT = 'Call fluent_unprotect() first to change how it is protected.';
+    END IF;
+    related := fluent._protected_root(tbl);
+    IF related IS NOT NULL THEN
+        RAISE EXCEPTION 'table "%" is already protected by fluent through "%", which it inherits from', tbl, related
+            USING ERRCODE = 'duplicate_object',
+                  HINT = 'Partitions and inheritance children share the protection of their parent.';
+    END IF;
+    SELECT x.table_name INTO related FROM fluent.protected_tables x WHERE x.table_name IN (SELECT fluent._descendants(tbl));
+    IF related IS NOT NULL THEN
+        RAISE EXCEPTION 'table "%" has a partition or child, "%", that fluent protects on its own', tbl, related
+            USING ERRCODE = 'object_in_use', HINT = 'Unprotect it first: fluent protects a table with all its partitions and children.';
+    END IF;
+    IF owner_column IS NULL AND membership_table IS NULL THEN
+        RAISE EXCEPTION 'fluent_protect needs an owner column, a membership table, or both'
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    -- Policies fluent created for a protection whose record is gone (a
+    -- schema-only restore) are replaced.
+    IF fluent._has_orphaned_policies(tbl) THEN
+        RAISE NOTICE 'replacing the policies fluent created on "%" earlier, which fluent.protected_tables does not record', tbl;
+        PERFORM fluent._remove_policies(tbl, NULL);
+        SELECT c.relrowsecurity, c.relforcerowsecurity INTO was_enabled, was_forced FROM pg_class c WHERE c.oid = tbl;
+    END IF;
+    FOR related IN SELECT tbl UNION ALL SELECT fluent._descendants(tbl)
+                   UNION ALL SELECT membership_table WHERE membership_table IS NOT NULL
+                   UNION ALL SELECT fluent._descendants(membership_table) WHERE membership_table IS NOT NULL LOOP
+        IF EXISTS (SELECT 1 FROM pg_policy WHERE polrelid = related AND polpermissive) THEN
+            RAISE EXCEPTION 'table "%" already has permissive row-level security policies', related
+                USING ERRCODE = 'object_in_use',
+                      HINT = 'Permissive policies are OR-ed with fluent''s and would widen access: drop them or make them AS RESTRICTIVE.';
+        END IF;
+    END LOOP;
+
+    IF owner_column IS NOT NULL THEN
+        owner_kind := fluent._key_kind(tbl, owner_column, 'owner column');
+    END IF;
+    IF membership_table IS NOT NULL THEN
+        IF membership_row_column IS NULL OR membership_user_column IS NULL THEN
+            RAISE EXCEPTION 'a membership table needs membership_row_column and membership_user_column'
+                USING ERRCODE = 'invalid_parameter_value';
+        END IF;
+        IF membership_table = tbl THEN
+            RAISE EXCEPTION 'table "%" cannot be its own membership table', tbl USING ERRCODE = 'invalid_parameter_value';
+        END IF;
+        IF EXISTS (SELECT 1 FROM fluent.protected_tables x WHERE x.membership_table = fluent_protect.membership_table) THEN
+            RAISE EXCEPTION 'table "%" is already the membership table of another protected table', membership_table
+                USING ERRCODE = 'object_in_use', HINT = 'Give each protected table a membership table of its own.';
+        END IF;
+        IF row_column IS NULL THEN
+            -- The membership rows point at the table's single-column primary key.
+            SELECT a.attname INTO row_column
+              FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]
+             WHERE i.indrelid = tbl AND i.indisprimary AND i.indnatts = 1;
+            IF row_column IS NULL THEN
+                RAISE EXCEPTION 'table "%" has no single-column primary key for membership rows to point at', tbl
+                    USING ERRCODE = 'invalid_parameter_value', HINT = 'Name the column with row_column.';
+            END IF;
+        END IF;
+        PERFORM fluent._key_kind(membership_table, membership_user_column, 'membership user column');
+        IF (SELECT atttypid FROM pg_attribute WHERE attrelid = tbl AND attname = row_column AND NOT attisdropped)
+           IS DISTINCT FROM
+           (SELECT atttypid FROM pg_attribute WHERE attrelid = membership_table AND attname = membership_row_column AND NOT attisdropped) THEN
+            RAISE EXCEPTION 'column "%" of "%" and column "%" of "%" must exist and have the same type',
+                row_column, tbl, membership_row_column, membership_table USING ERRCODE = 'datatype_mismatch';
+        END IF;
+        IF NOT EXISTS (SELECT 1 FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]
+                        WHERE i.indrelid = membership_table AND a.attname = membership_user_column) THEN
+            RAISE NOTICE 'no index on %(%): every query on "%" will scan it', membership_table, membership_user_column, tbl
+                USING HINT = format('CREATE INDEX ON %s (%I);', membership_table, membership_user_column);
+        END IF;
+        SELECT c.relrowsecurity, c.relforcerowsecurity INTO member_was_enabled, member_was_forced
+          FROM pg_class c WHERE c.oid = membership_table;
+    END IF;
+    -- The catalog row, by column name.
+    p := jsonb_populate_record(NULL::fluent.protected_tables, jsonb_build_object(
+        'table_name', tbl, 'module', module, 'owner_column', owner_column, 'owner_type', owner_kind,
+        'membership_table', membership_table, 'membership_row_column', membership_row_column,
+        'membership_user_column', membership_user_column, 'row_column', row_column, 'workspace_column', workspace_column,
+        'select_action', fluent._name(select_action, 'action'), 'insert_action', fluent._name(insert_action, 'action'),
+        'update_action', fluent._name(update_action, 'action'), 'delete_action', fluent._name(delete_action, 'action'),
+        'rls_was_enabled', was_enabled, 'rls_was_forced', was_forced,
+        'membership_rls_was_enabled', member_was_enabled, 'membership_rls_was_forced', member_was_forced));
+
+    SELECT array_agg(DISTINCT a) INTO missing
+      FROM unnest(ARRAY[p.select_action, p.insert_action, p.update_action, p.delete_action]) a
+     WHERE NOT EXISTS (SELECT 1 FROM fluent.actions x WHERE x.module_id = fluent._module_id(module) AND x.name = a);
+    IF missing IS NOT NULL THEN
+        RAISE WARNING 'fluent module "%" has no action %: those commands on "%" will be denied to everyone',
+            module, array_to_string(missing, ', '), tbl;
+    END IF;
+
+    PERFORM fluent._install_policies(tbl, p, false);
+    FOR child IN SELECT fluent._descendants(tbl) LOOP
+        PERFORM fluent._install_policies(child, p, false);
+    END LOOP;
+    IF membership_table IS NOT NULL THEN
+        -- Its partitions and children too: the table's policies read them
+        -- (through the membership table), so writing one directly must be
+        -- kept within reach as well.
+        FOR child IN SELECT membership_table UNION ALL SELECT fluent._descendants(membership_table) LOOP
+            PERFORM fluent._install_policies(child, p, true);
+        END LOOP;
+    END IF;
+    -- What was created, as fluent_protection_problems() will compare it.
+    p := jsonb_populate_record(p, jsonb_build_object(
+        'policies', fluent._policies_of(tbl),
+        'membership_policies', CASE WHEN membership_table IS NOT NULL THEN fluent._policies_of(membership_table) END));
+    INSERT INTO fluent.protected_tables SELECT p.*;
+END $$;
+
+-- Partitions and children created or attached later: the column-limit
+-- trigger under a table with column limits, the membership policies under a
+-- membership table.
+CREATE OR REPLACE FUNCTION fluent._protect_new_children() RETURNS event_trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    rel regclass;
+    root regclass;
+    p fluent.protected_tables;
+    rls_enabled boolean;
+BEGIN
+    FOR rel IN
+        SELECT DISTINCT x.relid FROM pg_event_trigger_ddl_commands() c
+         CROSS JOIN LATERAL (SELECT c.objid::regclass UNION SELECT fluent._descendants(c.objid::regclass)) x (relid)
+         WHERE c.classid = 'pg_class'::regclass AND c.object_type = 'table'
+    LOOP
+        -- As it was before this function: a child of both a protected table
+        -- and a membership table (multiple inheritance) gets both.
+        SELECT cl.relrowsecurity INTO rls_enabled FROM pg_class cl WHERE cl.oid = rel;
+        root := fluent._protected_root(rel);
+        IF root IS NOT NULL AND root <> rel THEN
+            SELECT * INTO p FROM fluent.protected_tables x WHERE x.table_name = root;
+            IF NOT rls_enabled
+               AND NOT EXISTS (SELECT 1 FROM pg_policy pl WHERE pl.polrelid = rel AND pl.polname = ANY (fluent._policy_names(false))) THEN
+                PERFORM fluent._install_policies(rel, p, false);
+            END IF;
+            IF p.masked_view IS NOT NULL THEN
+                PERFORM fluent._install_column_trigger(rel, p);
+            END IF;
+        END IF;
+        root := fluent._membership_of(rel);
+        IF root IS NOT NULL AND NOT rls_enabled
+           AND NOT EXISTS (SELECT 1 FROM fluent.protected_tables x WHERE x.membership_table = rel)
+           AND NOT EXISTS (SELECT 1 FROM pg_policy pl WHERE pl.polrelid = rel AND pl.polname = ANY (fluent._policy_names(true))) THEN
+            SELECT * INTO p FROM fluent.protected_tables x WHERE x.table_name = root;
+            PERFORM fluent._install_policies(rel, p, true);
+        END IF;
+    END LOOP;
+END $$;
+
+-- The column-limit trigger on inheritance children too (sql/columns.sql).
+CREATE FUNCTION fluent._install_column_trigger(rel regclass, p fluent.protected_tables) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_trigger t WHERE t.tgrelid = rel AND t.tgname = 'fluent_column_limits') THEN
+        EXECUTE format('CREATE TRIGGER fluent_column_limits BEFORE INSERT OR UPDATE ON %s FOR EACH ROW
+                        EXECUTE FUNCTION fluent._check_column_writes(%L)', rel, fluent._column_write_checks(p));
+    END IF;
+END $$;
+
+CREATE OR REPLACE FUNCTION fluent._install_column_limits(p fluent.protected_tables, view_name text) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    v regclass;
+    rel regclass;
+BEGIN
+    -- The triggers fluent created: the partitions' clones go with the
+    -- table's (they cannot be dropped on their own).
+    FOR rel IN
+        SELECT t.tgrelid FROM pg_trigger t
+         WHERE t.tgname = 'fluent_column_limits' AND t.tgparentid = 0
+           AND (t.tgrelid = p.table_name OR t.tgrelid IN (SELECT fluent._descendants(p.table_name)))
+    LOOP
+        EXECUTE format('DROP TRIGGER fluent_column_limits ON %s', rel);
+    END LOOP;
+    IF NOT EXISTS (SELECT 1 FROM fluent.protected_columns c WHERE c.table_name = p.table_name) THEN
+        IF p.masked_view IS NOT NULL THEN
+            EXECUTE format('DROP VIEW %s', p.masked_view);
+        END IF;
+        UPDATE fluent.protected_tables t SET masked_view = NULL WHERE t.table_name = p.table_name;
+        RETURN;
+    END IF;
+    -- OR REPLACE keeps the grants made on the view.
+    EXECUTE format('CREATE OR REPLACE VIEW %s WITH (security_barrier) AS %s', view_name, fluent._masked_view_sql(p));
+    v := to_regclass(view_name);
+    EXECUTE format('ALTER VIEW %s OWNER TO %I', v,
+                   (SELECT r.rolname FROM pg_class c JOIN pg_roles r ON r.oid = c.relowner WHERE c.oid = p.table_name));
+    EXECUTE format('COMMENT ON VIEW %s IS %L', v,
+                   format('%s with the columns limited by fluent_protect_columns() masked (NULL) for users without the permission to read them; created by fluent', p.table_name));
+    -- The table first: its partitions then have their clones.
+    PERFORM fluent._install_column_trigger(p.table_name, p);
+    FOR rel IN SELECT fluent._descendants(p.table_name) LOOP
+        PERFORM fluent._install_column_trigger(rel, p);
+    END LOOP;
+    UPDATE fluent.protected_tables t SET masked_view = v WHERE t.table_name = p.table_name;
+END $$;
+
+REVOKE ALL ON FUNCTION fluent._policy_definitions(fluent.protected_tables, regclass), fluent._membership_of(regclass),
+    fluent._install_column_trigger(regclass, fluent.protected_tables) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION fluent._policy_definitions(fluent.protected_tables, regclass), fluent._membership_of(regclass),
+    fluent._install_column_trigger(regclass, fluent.protected_tables) TO fluent_admin;
+
 -- Privileges and comments as sql/privileges.sql sets them.
 REVOKE ALL ON FUNCTION fluent._check_tree(), fluent._detach_children(), fluent._session_user_is_dba(),
     fluent._row_facts(regclass, text, text), fluent._as_text_sql(name), fluent._lookup_type(regclass, name), fluent._holders_scope_maps(text, int),

@@ -135,6 +135,21 @@ BEGIN ATOMIC
      ORDER BY a.depth LIMIT 1;
 END;
 
+-- The protected table whose membership rows tbl holds: the one whose
+-- membership table is tbl, or the nearest table tbl inherits from (a
+-- partition or child of a membership table); NULL if none.
+CREATE FUNCTION fluent._membership_of(tbl regclass) RETURNS regclass
+LANGUAGE sql STABLE
+BEGIN ATOMIC
+    WITH RECURSIVE a (relid, depth) AS (
+        SELECT tbl::oid, 0
+        UNION
+        SELECT i.inhparent, a.depth + 1 FROM pg_inherits i JOIN a ON i.inhrelid = a.relid
+    )
+    SELECT p.table_name FROM a JOIN fluent.protected_tables p ON p.membership_table::oid = a.relid
+     ORDER BY a.depth LIMIT 1;
+END;
+
 -- Every policy on a table as PostgreSQL prints it, by name: what
 -- fluent_protect() records and fluent_protection_problems() compares. The
 -- pinned search_path keeps the printed form stable.
@@ -188,8 +203,10 @@ END $$;
 
 -- The policies that protect a table (on_membership false) and those that
 -- keep writes to its membership table within reach (true): name, command,
--- USING and WITH CHECK.
-CREATE FUNCTION fluent._policy_definitions(p fluent.protected_tables)
+-- USING and WITH CHECK. member_rel is the table the membership policies go
+-- on (the membership table, or one of its partitions or children): their
+-- check names it to refer to the row written.
+CREATE FUNCTION fluent._policy_definitions(p fluent.protected_tables, member_rel regclass)
 RETURNS TABLE (on_membership boolean, policy name, command text, using_expr text, check_expr text)
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -220,9 +237,11 @@ BEGIN
         -- A membership row may be added, changed or removed only by someone
         -- whose write scope reaches the row it points at. (Membership rows
         -- stay readable: the table's own policies read them.) This is a
-        -- write-path check, one primary-key probe per row written.
+        -- write-path check, one primary-key probe per row written. (The
+        -- reach reads the whole membership table, partitions and children
+        -- included: assignments count wherever they are stored.)
         member_in_reach := format('EXISTS (SELECT 1 FROM %s t WHERE t.%I = %s.%I AND %s)',
-            p.table_name, p.row_column, p.membership_table, p.membership_row_column, reach->>p.update_action);
+            p.table_name, p.row_column, member_rel, p.membership_row_column, reach->>p.update_action);
         RETURN QUERY VALUES
             (true, 'fluent_member_select'::name, 'SELECT', 'true', NULL::text),
             (true, 'fluent_member_insert', 'INSERT', NULL, member_in_reach),
@@ -232,15 +251,16 @@ BEGIN
 END $$;
 
 -- Creates fluent's policies for p on tbl (the protected table, one of its
--- partitions or children, or with on_membership its membership table) and
--- enables and forces row-level security there.
+-- partitions or children, or with on_membership its membership table or
+-- one of that table's partitions or children) and enables and forces
+-- row-level security there.
 CREATE FUNCTION fluent._install_policies(tbl regclass, p fluent.protected_tables, on_membership boolean)
 RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     d record;
 BEGIN
-    FOR d IN SELECT * FROM fluent._policy_definitions(p) x WHERE x.on_membership = _install_policies.on_membership LOOP
+    FOR d IN SELECT * FROM fluent._policy_definitions(p, tbl) x WHERE x.on_membership = _install_policies.on_membership LOOP
         EXECUTE format('CREATE POLICY %I ON %s AS PERMISSIVE FOR %s TO PUBLIC%s%s', d.policy, tbl, d.command,
                        ' USING (' || d.using_expr || ')', ' WITH CHECK (' || d.check_expr || ')');
         EXECUTE format('COMMENT ON POLICY %I ON %s IS %L', d.policy, tbl, fluent._policy_comment(p.module));
@@ -249,8 +269,10 @@ BEGIN
 END $$;
 
 -- Drops fluent's policies from tbl and its partitions and children, and from
--- the membership table, and puts row-level security back as it was: as
--- recorded in p, or (p NULL, no record) disabled where no policy is left.
+-- the membership table and its partitions and children, and puts row-level
+-- security back as it was: as recorded in p, or (p NULL, no record, and
+-- partitions and children, which are not recorded) disabled where no policy
+-- is left.
 CREATE FUNCTION fluent._remove_policies(tbl regclass, p fluent.protected_tables) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -368,7 +390,9 @@ BEGIN
         PERFORM fluent._remove_policies(tbl, NULL);
         SELECT c.relrowsecurity, c.relforcerowsecurity INTO was_enabled, was_forced FROM pg_class c WHERE c.oid = tbl;
     END IF;
-    FOR related IN SELECT tbl UNION ALL SELECT fluent._descendants(tbl) UNION ALL SELECT membership_table WHERE membership_table IS NOT NULL LOOP
+    FOR related IN SELECT tbl UNION ALL SELECT fluent._descendants(tbl)
+                   UNION ALL SELECT membership_table WHERE membership_table IS NOT NULL
+                   UNION ALL SELECT fluent._descendants(membership_table) WHERE membership_table IS NOT NULL LOOP
         IF EXISTS (SELECT 1 FROM pg_policy WHERE polrelid = related AND polpermissive) THEN
             RAISE EXCEPTION 'table "%" already has permissive row-level security policies', related
                 USING ERRCODE = 'object_in_use',
@@ -439,7 +463,12 @@ BEGIN
         PERFORM fluent._install_policies(child, p, false);
     END LOOP;
     IF membership_table IS NOT NULL THEN
-        PERFORM fluent._install_policies(membership_table, p, true);
+        -- Its partitions and children too: the table's policies read them
+        -- (through the membership table), so writing one directly must be
+        -- kept within reach as well.
+        FOR child IN SELECT membership_table UNION ALL SELECT fluent._descendants(membership_table) LOOP
+            PERFORM fluent._install_policies(child, p, true);
+        END LOOP;
     END IF;
     -- What was created, as fluent_protection_problems() will compare it.
     p := jsonb_populate_record(p, jsonb_build_object(
@@ -725,30 +754,49 @@ CREATE EVENT TRIGGER fluent_forget_dropped_tables ON sql_drop
     EXECUTE FUNCTION fluent._forget_dropped_tables();
 
 -- A partition or inheritance child created or attached under a protected
--- table gets the table's policies. SECURITY DEFINER because whoever creates
--- the partition may not read the catalog; as an event trigger function it can
+-- table gets the table's policies and, where the table has column limits,
+-- their trigger (a partition has it already: PostgreSQL clones row triggers
+-- to partitions, not to inheritance children). One under a membership table
+-- gets the membership policies. SECURITY DEFINER because whoever creates the
+-- partition may not read the catalog; as an event trigger function it can
 -- be called in no other way. A table that already has row-level security
--- enabled is left alone (so that a restore, which enables it before creating
--- the dumped policies, does not collide with them); fluent.protection_status
--- reports one left without fluent's policies.
+-- enabled is given no policies (so that a restore, which enables it before
+-- creating the dumped policies, does not collide with them);
+-- fluent.protection_status reports one left without fluent's policies.
 CREATE FUNCTION fluent._protect_new_children() RETURNS event_trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     rel regclass;
     root regclass;
     p fluent.protected_tables;
+    rls_enabled boolean;
 BEGIN
     FOR rel IN
         SELECT DISTINCT x.relid FROM pg_event_trigger_ddl_commands() c
          CROSS JOIN LATERAL (SELECT c.objid::regclass UNION SELECT fluent._descendants(c.objid::regclass)) x (relid)
          WHERE c.classid = 'pg_class'::regclass AND c.object_type = 'table'
     LOOP
+        -- As it was before this function: a child of both a protected table
+        -- and a membership table (multiple inheritance) gets both.
+        SELECT cl.relrowsecurity INTO rls_enabled FROM pg_class cl WHERE cl.oid = rel;
         root := fluent._protected_root(rel);
-        CONTINUE WHEN root IS NULL OR root = rel
-            OR (SELECT cl.relrowsecurity FROM pg_class cl WHERE cl.oid = rel)
-            OR EXISTS (SELECT 1 FROM pg_policy pl WHERE pl.polrelid = rel AND pl.polname = ANY (fluent._policy_names(false)));
-        SELECT * INTO p FROM fluent.protected_tables x WHERE x.table_name = root;
-        PERFORM fluent._install_policies(rel, p, false);
+        IF root IS NOT NULL AND root <> rel THEN
+            SELECT * INTO p FROM fluent.protected_tables x WHERE x.table_name = root;
+            IF NOT rls_enabled
+               AND NOT EXISTS (SELECT 1 FROM pg_policy pl WHERE pl.polrelid = rel AND pl.polname = ANY (fluent._policy_names(false))) THEN
+                PERFORM fluent._install_policies(rel, p, false);
+            END IF;
+            IF p.masked_view IS NOT NULL THEN
+                PERFORM fluent._install_column_trigger(rel, p);
+            END IF;
+        END IF;
+        root := fluent._membership_of(rel);
+        IF root IS NOT NULL AND NOT rls_enabled
+           AND NOT EXISTS (SELECT 1 FROM fluent.protected_tables x WHERE x.membership_table = rel)
+           AND NOT EXISTS (SELECT 1 FROM pg_policy pl WHERE pl.polrelid = rel AND pl.polname = ANY (fluent._policy_names(true))) THEN
+            SELECT * INTO p FROM fluent.protected_tables x WHERE x.table_name = root;
+            PERFORM fluent._install_policies(rel, p, true);
+        END IF;
     END LOOP;
 END $$;
 
