@@ -44,8 +44,8 @@ BEGIN ATOMIC
      WHERE a.attrelid = p.table_name AND a.attnum > 0 AND NOT a.attisdropped;
 END;
 
--- What the write trigger checks, as its argument: for each limited column,
--- the permission and the test that it reaches the row.
+-- What the write triggers check: for each limited column, the argument of
+-- its trigger, with the permission and the test that it reaches the row.
 CREATE FUNCTION fluent._column_write_checks(p fluent.protected_tables) RETURNS jsonb
 LANGUAGE sql STABLE
 BEGIN ATOMIC
