@@ -12,11 +12,16 @@
 -- policies), so the application role needs no privilege on the limited
 -- columns of the table itself, and should have none.
 --
--- Writing: a BEFORE INSERT OR UPDATE row trigger on the table refuses a
--- change of a limited column (a non-NULL value inserted, a value changed)
--- unless module.write_action reaches the row, whichever path the write takes.
--- Like the policies, it does not apply to roles row-level security does not
--- apply to (superusers, BYPASSRLS roles).
+-- Writing: a BEFORE INSERT OR UPDATE OF <column> row trigger per limited
+-- column refuses to write it unless module.write_action reaches the row,
+-- whichever path the write takes: an insert of a non-NULL value (the new
+-- row), an update that assigns the column (the row as it was and as
+-- written). As with PostgreSQL's column privileges, assigning a column takes
+-- the permission whatever the value: were an unchanged value let through,
+-- success would tell a user who may not read the column that a guessed value
+-- is right. Updates that leave the column out do not fire its trigger.
+-- Like the policies, the triggers do not apply to roles row-level security
+-- does not apply to (superusers, BYPASSRLS roles).
 
 SET LOCAL search_path TO pg_catalog, pg_temp;
 
@@ -39,8 +44,8 @@ BEGIN ATOMIC
      WHERE a.attrelid = p.table_name AND a.attnum > 0 AND NOT a.attisdropped;
 END;
 
--- What the write trigger checks, as its argument: for each limited column,
--- the permission and the test that it reaches the row.
+-- What the write triggers check: for each limited column, the argument of
+-- its trigger, with the permission and the test that it reaches the row.
 CREATE FUNCTION fluent._column_write_checks(p fluent.protected_tables) RETURNS jsonb
 LANGUAGE sql STABLE
 BEGIN ATOMIC
@@ -50,51 +55,74 @@ BEGIN ATOMIC
       FROM fluent.protected_columns c WHERE c.table_name = p.table_name;
 END;
 
--- The write trigger: refuses a change to a limited column that the acting
--- user's write permission does not reach. SECURITY INVOKER: it runs as the
--- writer, whose acting user the reach tests answer for.
+-- The write trigger of one limited column; its argument is the column's
+-- entry of _column_write_checks(). It fires on every insert, and on the
+-- updates that assign the column (UPDATE OF, also through MERGE and ON
+-- CONFLICT DO UPDATE), which are refused without the permission even when
+-- the value does not change (see above). An update must reach the row
+-- before as well as after: otherwise a user could take a row over, change
+-- the column and hand the row back in one statement. SECURITY INVOKER: it
+-- runs as the writer, whose acting user the reach tests answer for.
 CREATE FUNCTION fluent._check_column_writes() RETURNS trigger
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
-    c jsonb;
-    new_row jsonb := to_jsonb(NEW);
-    old_row jsonb := CASE WHEN TG_OP = 'UPDATE' THEN to_jsonb(OLD) END;
+    c jsonb := TG_ARGV[0]::jsonb;
+    -- The row against the reach, with its own column names.
+    test text := format('SELECT %s FROM (SELECT ($1).*) AS r', c->>'reaches');
     reaches boolean;
 BEGIN
     IF NOT row_security_active(TG_RELID) THEN
         RETURN NEW;
     END IF;
-    FOR c IN SELECT jsonb_array_elements(TG_ARGV[0]::jsonb) LOOP
-        CONTINUE WHEN CASE WHEN TG_OP = 'INSERT' THEN new_row->(c->>'column') = 'null'::jsonb
-                           ELSE new_row->(c->>'column') IS NOT DISTINCT FROM old_row->(c->>'column') END;
-        -- The row as written, with its own column names, against the reach.
-        EXECUTE format('SELECT %s FROM (SELECT ($1).*) AS r', c->>'reaches') INTO reaches USING NEW;
-        IF NOT coalesce(reaches, false) THEN
-            RAISE EXCEPTION 'permission denied to change column "%" of "%"', c->>'column', TG_TABLE_NAME
-                USING ERRCODE = 'insufficient_privilege',
-                      HINT = format('Changing column "%s" takes %s at a scope that reaches the row (fluent_protect_columns).',
-                                    c->>'column', c->>'permission');
-        END IF;
-    END LOOP;
+    IF TG_OP = 'INSERT' AND to_jsonb(NEW)->(c->>'column') = 'null'::jsonb THEN
+        RETURN NEW;
+    END IF;
+    EXECUTE test INTO reaches USING NEW;
+    IF coalesce(reaches, false) AND TG_OP = 'UPDATE' THEN
+        EXECUTE test INTO reaches USING OLD;
+    END IF;
+    IF NOT coalesce(reaches, false) THEN
+        RAISE EXCEPTION 'permission denied to change column "%" of "%"', c->>'column', TG_TABLE_NAME
+            USING ERRCODE = 'insufficient_privilege',
+                  HINT = format('Writing column "%s" takes %s at a scope that reaches the row, as it is and as written (fluent_protect_columns).',
+                                c->>'column', c->>'permission');
+    END IF;
     RETURN NEW;
 END $$;
 
--- Creates the write trigger of p's table on rel (the table, or one of its
--- partitions or inheritance children) unless rel has it: PostgreSQL clones
--- the table's trigger to its partitions, also to those created or attached
--- later, but not to inheritance children, whose rows a write to the table
--- reaches as well.
-CREATE FUNCTION fluent._install_column_trigger(rel regclass, p fluent.protected_tables) RETURNS void
+-- Replaces the column write triggers on rel (p's table, or one of its
+-- partitions or inheritance children) with one per limit of p (none when it
+-- has none left). fluent's are told by their function, whatever their names
+-- (0.1.0 had one trigger for all columns). A partition gets its triggers as
+-- clones of its parent's (PostgreSQL makes them, also for partitions created
+-- or attached later, and drops them with the parent's); an inheritance child
+-- gets none that way, yet a write to the table reaches its rows too.
+CREATE FUNCTION fluent._install_column_triggers(rel regclass, p fluent.protected_tables) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    trigger_name name;
+    c jsonb;
 BEGIN
-    IF NOT EXISTS (SELECT 1 FROM pg_trigger t WHERE t.tgrelid = rel AND t.tgname = 'fluent_column_limits') THEN
-        EXECUTE format('CREATE TRIGGER fluent_column_limits BEFORE INSERT OR UPDATE ON %s FOR EACH ROW
-                        EXECUTE FUNCTION fluent._check_column_writes(%L)', rel, fluent._column_write_checks(p));
+    FOR trigger_name IN SELECT t.tgname FROM pg_trigger t
+                         WHERE t.tgrelid = rel AND t.tgfoid = 'fluent._check_column_writes()'::regprocedure
+                           AND t.tgparentid = 0 LOOP
+        EXECUTE format('DROP TRIGGER %I ON %s', trigger_name, rel);
+    END LOOP;
+    IF (SELECT c.relispartition FROM pg_class c WHERE c.oid = rel) THEN
+        RETURN;
     END IF;
+    -- Named by column number: a column name may be as long as a trigger's.
+    FOR c IN SELECT jsonb_array_elements(fluent._column_write_checks(p)) LOOP
+        EXECUTE format('CREATE TRIGGER %I BEFORE INSERT OR UPDATE OF %I ON %s FOR EACH ROW
+                        EXECUTE FUNCTION fluent._check_column_writes(%L)',
+                       'fluent_column_limits_' || (SELECT a.attnum FROM pg_attribute a
+                                                   WHERE a.attrelid = rel AND a.attname = c->>'column'),
+                       c->>'column', rel, c);
+    END LOOP;
 END $$;
 
 -- Creates or replaces the masked view (named view_name) and the write
--- trigger of p's table and its partitions and children from its limits, or
+-- triggers of p's table and its partitions and children from its limits, or
 -- removes them when it has none left; records the view.
 CREATE FUNCTION fluent._install_column_limits(p fluent.protected_tables, view_name text) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
@@ -102,14 +130,10 @@ DECLARE
     v regclass;
     rel regclass;
 BEGIN
-    -- The triggers fluent created: the partitions' clones go with the
-    -- table's (they cannot be dropped on their own).
-    FOR rel IN
-        SELECT t.tgrelid FROM pg_trigger t
-         WHERE t.tgname = 'fluent_column_limits' AND t.tgparentid = 0
-           AND (t.tgrelid = p.table_name OR t.tgrelid IN (SELECT fluent._descendants(p.table_name)))
-    LOOP
-        EXECUTE format('DROP TRIGGER fluent_column_limits ON %s', rel);
+    -- The table first: its partitions then have their clones.
+    PERFORM fluent._install_column_triggers(p.table_name, p);
+    FOR rel IN SELECT fluent._descendants(p.table_name) LOOP
+        PERFORM fluent._install_column_triggers(rel, p);
     END LOOP;
     IF NOT EXISTS (SELECT 1 FROM fluent.protected_columns c WHERE c.table_name = p.table_name) THEN
         IF p.masked_view IS NOT NULL THEN
@@ -125,11 +149,6 @@ BEGIN
                    (SELECT r.rolname FROM pg_class c JOIN pg_roles r ON r.oid = c.relowner WHERE c.oid = p.table_name));
     EXECUTE format('COMMENT ON VIEW %s IS %L', v,
                    format('%s with the columns limited by fluent_protect_columns() masked (NULL) for users without the permission to read them; created by fluent', p.table_name));
-    -- The table first: its partitions then have their clones.
-    PERFORM fluent._install_column_trigger(p.table_name, p);
-    FOR rel IN SELECT fluent._descendants(p.table_name) LOOP
-        PERFORM fluent._install_column_trigger(rel, p);
-    END LOOP;
     UPDATE fluent.protected_tables t SET masked_view = v WHERE t.table_name = p.table_name;
 END $$;
 

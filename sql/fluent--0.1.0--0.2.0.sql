@@ -116,34 +116,6 @@ BEGIN
 END
 $$;
 
--- The column write check's hint names the column as well as the
--- permission (sql/columns.sql).
-CREATE OR REPLACE FUNCTION fluent._check_column_writes() RETURNS trigger
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
-DECLARE
-    c jsonb;
-    new_row jsonb := to_jsonb(NEW);
-    old_row jsonb := CASE WHEN TG_OP = 'UPDATE' THEN to_jsonb(OLD) END;
-    reaches boolean;
-BEGIN
-    IF NOT row_security_active(TG_RELID) THEN
-        RETURN NEW;
-    END IF;
-    FOR c IN SELECT jsonb_array_elements(TG_ARGV[0]::jsonb) LOOP
-        CONTINUE WHEN CASE WHEN TG_OP = 'INSERT' THEN new_row->(c->>'column') = 'null'::jsonb
-                           ELSE new_row->(c->>'column') IS NOT DISTINCT FROM old_row->(c->>'column') END;
-        -- The row as written, with its own column names, against the reach.
-        EXECUTE format('SELECT %s FROM (SELECT ($1).*) AS r', c->>'reaches') INTO reaches USING NEW;
-        IF NOT coalesce(reaches, false) THEN
-            RAISE EXCEPTION 'permission denied to change column "%" of "%"', c->>'column', TG_TABLE_NAME
-                USING ERRCODE = 'insufficient_privilege',
-                      HINT = format('Changing column "%s" takes %s at a scope that reaches the row (fluent_protect_columns).',
-                                    c->>'column', c->>'permission');
-        END IF;
-    END LOOP;
-    RETURN NEW;
-END $$;
-
 -- fluent_who_can() confines a delegated administrator's row lookup to their
 -- workspace (sql/rls.sql): a row of another one was told apart from a
 -- missing one. And it runs no code of the table's owner as the catalog
@@ -1081,12 +1053,18 @@ BEGIN
     END LOOP;
     -- A row written (by the action that governs the command) must land in
     -- reach: with an owner column, owned by a user the action's scope
-    -- reaches; without one, any scope will do (ownership is then given by the
-    -- membership table).
+    -- reaches. Without one, ownership is given by the membership table: a
+    -- new row has no membership rows yet, so any scope will do to insert;
+    -- an updated row must stay where the update reached it (the USING
+    -- predicate again: an uncorrelated ARRAY(SELECT ...), run once per
+    -- statement), or a user could move a row out of their reach (with
+    -- membership_row_column naming a project, into another project).
     RETURN QUERY VALUES
         (false, 'fluent_select'::name, 'SELECT', reach->>p.select_action, NULL::text),
         (false, 'fluent_insert', 'INSERT', NULL, fluent._write_check_sql(p, workspace_filter, p.insert_action)),
-        (false, 'fluent_update', 'UPDATE', reach->>p.update_action, fluent._write_check_sql(p, workspace_filter, p.update_action)),
+        (false, 'fluent_update', 'UPDATE', reach->>p.update_action,
+         CASE WHEN p.owner_column IS NULL THEN reach->>p.update_action
+              ELSE fluent._write_check_sql(p, workspace_filter, p.update_action) END),
         (false, 'fluent_delete', 'DELETE', reach->>p.delete_action, NULL);
     IF p.membership_table IS NOT NULL THEN
         -- A membership row may be added, changed or removed only by someone
@@ -1310,7 +1288,7 @@ BEGIN
                 PERFORM fluent._install_policies(rel, p, false);
             END IF;
             IF p.masked_view IS NOT NULL THEN
-                PERFORM fluent._install_column_trigger(rel, p);
+                PERFORM fluent._install_column_triggers(rel, p);
             END IF;
         END IF;
         root := fluent._membership_of(rel);
@@ -1323,15 +1301,76 @@ BEGIN
     END LOOP;
 END $$;
 
--- The column-limit trigger on inheritance children too (sql/columns.sql).
-CREATE FUNCTION fluent._install_column_trigger(rel regclass, p fluent.protected_tables) RETURNS void
+
+
+REVOKE ALL ON FUNCTION fluent._policy_definitions(fluent.protected_tables, regclass), fluent._membership_of(regclass) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION fluent._policy_definitions(fluent.protected_tables, regclass), fluent._membership_of(regclass) TO fluent_admin;
+
+-- Issue 18 (cols): column writes and membership-only updates told or changed
+-- more than the permissions allow.
+-- A limited column gets a write trigger of its own, BEFORE INSERT OR UPDATE
+-- OF the column, which refuses an update that assigns it without the
+-- permission whether or not the value changes (an unchanged value passed:
+-- a write oracle), and checks the row as it was as well as as written (a
+-- row could be taken over, changed and handed back in one statement)
+-- (sql/columns.sql). The argument is now one column's check, so the tables
+-- with limits get their triggers again.
+CREATE OR REPLACE FUNCTION fluent._check_column_writes() RETURNS trigger
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    c jsonb := TG_ARGV[0]::jsonb;
+    -- The row against the reach, with its own column names.
+    test text := format('SELECT %s FROM (SELECT ($1).*) AS r', c->>'reaches');
+    reaches boolean;
 BEGIN
-    IF NOT EXISTS (SELECT 1 FROM pg_trigger t WHERE t.tgrelid = rel AND t.tgname = 'fluent_column_limits') THEN
-        EXECUTE format('CREATE TRIGGER fluent_column_limits BEFORE INSERT OR UPDATE ON %s FOR EACH ROW
-                        EXECUTE FUNCTION fluent._check_column_writes(%L)', rel, fluent._column_write_checks(p));
+    IF NOT row_security_active(TG_RELID) THEN
+        RETURN NEW;
     END IF;
+    IF TG_OP = 'INSERT' AND to_jsonb(NEW)->(c->>'column') = 'null'::jsonb THEN
+        RETURN NEW;
+    END IF;
+    EXECUTE test INTO reaches USING NEW;
+    IF coalesce(reaches, false) AND TG_OP = 'UPDATE' THEN
+        EXECUTE test INTO reaches USING OLD;
+    END IF;
+    IF NOT coalesce(reaches, false) THEN
+        RAISE EXCEPTION 'permission denied to change column "%" of "%"', c->>'column', TG_TABLE_NAME
+            USING ERRCODE = 'insufficient_privilege',
+                  HINT = format('Writing column "%s" takes %s at a scope that reaches the row, as it is and as written (fluent_protect_columns).',
+                                c->>'column', c->>'permission');
+    END IF;
+    RETURN NEW;
 END $$;
+
+-- Replaces the column write triggers on tbl (p's table) with one per
+-- limit of p (none when it has none left). fluent's are told by their
+-- function, whatever their names (0.1.0 had one trigger for all columns).
+CREATE FUNCTION fluent._install_column_triggers(rel regclass, p fluent.protected_tables) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    trigger_name name;
+    c jsonb;
+BEGIN
+    FOR trigger_name IN SELECT t.tgname FROM pg_trigger t
+                         WHERE t.tgrelid = rel AND t.tgfoid = 'fluent._check_column_writes()'::regprocedure
+                           AND t.tgparentid = 0 LOOP
+        EXECUTE format('DROP TRIGGER %I ON %s', trigger_name, rel);
+    END LOOP;
+    IF (SELECT c.relispartition FROM pg_class c WHERE c.oid = rel) THEN
+        RETURN;
+    END IF;
+    -- Named by column number: a column name may be as long as a trigger's.
+    FOR c IN SELECT jsonb_array_elements(fluent._column_write_checks(p)) LOOP
+        EXECUTE format('CREATE TRIGGER %I BEFORE INSERT OR UPDATE OF %I ON %s FOR EACH ROW
+                        EXECUTE FUNCTION fluent._check_column_writes(%L)',
+                       'fluent_column_limits_' || (SELECT a.attnum FROM pg_attribute a
+                                                   WHERE a.attrelid = rel AND a.attname = c->>'column'),
+                       c->>'column', rel, c);
+    END LOOP;
+END $$;
+
+REVOKE ALL ON FUNCTION fluent._install_column_triggers(regclass, fluent.protected_tables) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION fluent._install_column_triggers(regclass, fluent.protected_tables) TO fluent_admin;
 
 CREATE OR REPLACE FUNCTION fluent._install_column_limits(p fluent.protected_tables, view_name text) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
@@ -1339,14 +1378,10 @@ DECLARE
     v regclass;
     rel regclass;
 BEGIN
-    -- The triggers fluent created: the partitions' clones go with the
-    -- table's (they cannot be dropped on their own).
-    FOR rel IN
-        SELECT t.tgrelid FROM pg_trigger t
-         WHERE t.tgname = 'fluent_column_limits' AND t.tgparentid = 0
-           AND (t.tgrelid = p.table_name OR t.tgrelid IN (SELECT fluent._descendants(p.table_name)))
-    LOOP
-        EXECUTE format('DROP TRIGGER fluent_column_limits ON %s', rel);
+    -- The table first: its partitions then have their clones.
+    PERFORM fluent._install_column_triggers(p.table_name, p);
+    FOR rel IN SELECT fluent._descendants(p.table_name) LOOP
+        PERFORM fluent._install_column_triggers(rel, p);
     END LOOP;
     IF NOT EXISTS (SELECT 1 FROM fluent.protected_columns c WHERE c.table_name = p.table_name) THEN
         IF p.masked_view IS NOT NULL THEN
@@ -1362,18 +1397,49 @@ BEGIN
                    (SELECT r.rolname FROM pg_class c JOIN pg_roles r ON r.oid = c.relowner WHERE c.oid = p.table_name));
     EXECUTE format('COMMENT ON VIEW %s IS %L', v,
                    format('%s with the columns limited by fluent_protect_columns() masked (NULL) for users without the permission to read them; created by fluent', p.table_name));
-    -- The table first: its partitions then have their clones.
-    PERFORM fluent._install_column_trigger(p.table_name, p);
-    FOR rel IN SELECT fluent._descendants(p.table_name) LOOP
-        PERFORM fluent._install_column_trigger(rel, p);
-    END LOOP;
     UPDATE fluent.protected_tables t SET masked_view = v WHERE t.table_name = p.table_name;
 END $$;
 
-REVOKE ALL ON FUNCTION fluent._policy_definitions(fluent.protected_tables, regclass), fluent._membership_of(regclass),
-    fluent._install_column_trigger(regclass, fluent.protected_tables) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION fluent._policy_definitions(fluent.protected_tables, regclass), fluent._membership_of(regclass),
-    fluent._install_column_trigger(regclass, fluent.protected_tables) TO fluent_admin;
+DO $$
+DECLARE
+    p fluent.protected_tables;
+BEGIN
+    FOR p IN SELECT * FROM fluent.protected_tables x WHERE x.masked_view IS NOT NULL LOOP
+        PERFORM fluent._install_column_triggers(p.table_name, p);
+        PERFORM fluent._install_column_triggers(d, p) FROM fluent._descendants(p.table_name) d;
+    END LOOP;
+END
+$$;
+
+-- In a table protected only through a membership table, an updated row must
+-- stay within the writer's reach, as the owner column keeps it elsewhere
+-- (sql/rls.sql). The update policy of such tables (and their partitions and
+-- children) is changed where it is still what fluent_protect() created, and
+-- recorded; one that was changed since is left for fluent.protection_status
+-- to report.
+
+DO $$
+DECLARE
+    p fluent.protected_tables;
+    rel regclass;
+    new_check text;
+BEGIN
+    FOR p IN SELECT * FROM fluent.protected_tables x WHERE x.owner_column IS NULL LOOP
+        CONTINUE WHEN fluent._policies_of(p.table_name) -> 'fluent_update' IS DISTINCT FROM p.policies -> 'fluent_update';
+        SELECT d.check_expr INTO new_check FROM fluent._policy_definitions(p, p.table_name) d
+         WHERE NOT d.on_membership AND d.policy = 'fluent_update';
+        FOR rel IN SELECT p.table_name UNION ALL SELECT fluent._descendants(p.table_name) LOOP
+            IF fluent._policies_of(rel) -> 'fluent_update' = p.policies -> 'fluent_update' THEN
+                EXECUTE format('ALTER POLICY fluent_update ON %s WITH CHECK (%s)', rel, new_check);
+            END IF;
+        END LOOP;
+        UPDATE fluent.protected_tables x
+           SET policies = jsonb_set(x.policies, '{fluent_update}', fluent._policies_of(x.table_name) -> 'fluent_update')
+         WHERE x.table_name = p.table_name;
+    END LOOP;
+END
+$$;
+
 
 -- Privileges and comments as sql/privileges.sql sets them.
 REVOKE ALL ON FUNCTION fluent._check_tree(), fluent._detach_children(), fluent._session_user_is_dba(),

@@ -226,12 +226,18 @@ BEGIN
     END LOOP;
     -- A row written (by the action that governs the command) must land in
     -- reach: with an owner column, owned by a user the action's scope
-    -- reaches; without one, any scope will do (ownership is then given by the
-    -- membership table).
+    -- reaches. Without one, ownership is given by the membership table: a
+    -- new row has no membership rows yet, so any scope will do to insert;
+    -- an updated row must stay where the update reached it (the USING
+    -- predicate again: an uncorrelated ARRAY(SELECT ...), run once per
+    -- statement), or a user could move a row out of their reach (with
+    -- membership_row_column naming a project, into another project).
     RETURN QUERY VALUES
         (false, 'fluent_select'::name, 'SELECT', reach->>p.select_action, NULL::text),
         (false, 'fluent_insert', 'INSERT', NULL, fluent._write_check_sql(p, workspace_filter, p.insert_action)),
-        (false, 'fluent_update', 'UPDATE', reach->>p.update_action, fluent._write_check_sql(p, workspace_filter, p.update_action)),
+        (false, 'fluent_update', 'UPDATE', reach->>p.update_action,
+         CASE WHEN p.owner_column IS NULL THEN reach->>p.update_action
+              ELSE fluent._write_check_sql(p, workspace_filter, p.update_action) END),
         (false, 'fluent_delete', 'DELETE', reach->>p.delete_action, NULL);
     IF p.membership_table IS NOT NULL THEN
         -- A membership row may be added, changed or removed only by someone
@@ -787,7 +793,7 @@ BEGIN
                 PERFORM fluent._install_policies(rel, p, false);
             END IF;
             IF p.masked_view IS NOT NULL THEN
-                PERFORM fluent._install_column_trigger(rel, p);
+                PERFORM fluent._install_column_triggers(rel, p);
             END IF;
         END IF;
         root := fluent._membership_of(rel);
