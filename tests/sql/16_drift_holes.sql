@@ -12,12 +12,12 @@ SELECT fluent_create_role('clerk'), fluent_create_role('hr');
 SELECT fluent_set_permission('clerk', 'staff', a, s)
   FROM (VALUES ('read', 'all'), ('write', 'own'), ('read_pay', 'own')) x (a, s);
 SELECT fluent_set_permission('hr', 'staff', a, 'all') FROM unnest('{read,write,delete,read_pay,write_pay}'::text[]) a;
-SELECT fluent_create_user(u) FROM unnest('{ann,ben,hana}'::text[]) u;
-SELECT fluent_grant_role('ann', 'clerk'), fluent_grant_role('ben', 'clerk'), fluent_grant_role('hana', 'hr');
+SELECT fluent_create_user(u) FROM unnest('{drift_ann,drift_ben,drift_hana}'::text[]) u;
+SELECT fluent_grant_role('drift_ann', 'clerk'), fluent_grant_role('drift_ben', 'clerk'), fluent_grant_role('drift_hana', 'hr');
 CREATE ROLE staff_owner NOLOGIN;
 GRANT CREATE ON SCHEMA public TO staff_owner;
 CREATE TABLE staff (id int PRIMARY KEY, owner text, name text, salary numeric);
-INSERT INTO staff VALUES (1, 'ann', 'Ann', 100), (2, 'ben', 'Ben', 200), (3, 'hana', 'Hana', 300);
+INSERT INTO staff VALUES (1, 'drift_ann', 'Ann', 100), (2, 'drift_ben', 'Ben', 200), (3, 'drift_hana', 'Hana', 300);
 ALTER TABLE staff OWNER TO staff_owner;
 SELECT fluent_protect('staff', 'staff', 'owner');
 SELECT fluent_protect_columns('staff', '{salary}', 'staff', read_action => 'read_pay', write_action => 'write_pay');
@@ -29,7 +29,7 @@ SELECT relation::text, problem, detail FROM fluent_protection_problems()
 GRANT SELECT ON staff_problems TO dba;
 SELECT intact, problems FROM fluent.protection_status WHERE table_name = 'staff'::regclass;
 SET ROLE app;
-SELECT act_as('ann');
+SELECT act_as('drift_ann');
 SELECT id, salary FROM staff_masked ORDER BY id;
 SELECT try($$UPDATE staff SET salary = 1 WHERE id = 1$$) AS ann_raises_herself;
 SELECT act_as(NULL);
@@ -42,7 +42,7 @@ ALTER TABLE staff DISABLE TRIGGER fluent_column_limits;
 RESET ROLE;
 SELECT * FROM staff_problems;
 SET ROLE app;
-SELECT act_as('ann');
+SELECT act_as('drift_ann');
 SELECT try($$UPDATE staff SET salary = 1 WHERE id = 1$$) AS ann_raises_herself;
 SELECT act_as(NULL);
 RESET ROLE;
@@ -80,7 +80,7 @@ CREATE OR REPLACE VIEW staff_masked AS SELECT id, owner, name, salary FROM staff
 RESET ROLE;
 SELECT * FROM staff_problems;
 SET ROLE app;
-SELECT act_as('ann');
+SELECT act_as('drift_ann');
 SELECT id, salary FROM staff_masked ORDER BY id;
 SELECT act_as(NULL);
 RESET ROLE;
@@ -94,8 +94,10 @@ SELECT * FROM staff_problems;
 ALTER VIEW staff_masked SET (security_barrier);
 ALTER VIEW staff_masked OWNER TO postgres;
 SELECT * FROM staff_problems;
--- A DBA sees the same.
+-- A DBA and a reporting tool (app is a fluent_reader) see the same.
 SET ROLE dba;
+SELECT intact, cardinality(problems) AS problems FROM fluent.protection_status WHERE table_name = 'staff'::regclass;
+SET ROLE app;
 SELECT intact, cardinality(problems) AS problems FROM fluent.protection_status WHERE table_name = 'staff'::regclass;
 RESET ROLE;
 ALTER VIEW staff_masked OWNER TO staff_owner;
@@ -122,14 +124,14 @@ CREATE VIEW staff_pay_invoker WITH (security_invoker) AS SELECT id, salary FROM 
 CREATE VIEW staff_pay_over_invoker AS SELECT * FROM staff_pay_invoker;                  -- not reported
 CREATE VIEW staff_names AS SELECT id, name FROM staff;                                  -- not reported
 CREATE VIEW staff_pay_masked AS SELECT id, salary FROM staff_masked;                    -- not reported
-SELECT act_as('hana');
+SELECT act_as('drift_hana');
 CREATE MATERIALIZED VIEW staff_snapshot AS SELECT id, owner, name FROM staff;
 SELECT act_as(NULL);
 GRANT SELECT ON staff_pay, staff_lines, staff_pay_over_invoker, staff_names, staff_pay_masked, staff_snapshot TO app;
 RESET ROLE;
 SELECT * FROM staff_problems;
 SET ROLE app;
-SELECT act_as('ann');
+SELECT act_as('drift_ann');
 SELECT id, owner, salary FROM staff_pay ORDER BY id;
 SELECT try($$SELECT id, salary FROM staff_pay_over_invoker$$) AS over_invoker;
 SELECT id, salary FROM staff_pay_masked ORDER BY id;
@@ -176,7 +178,7 @@ SELECT count(*) AS problems FROM staff_problems;
 CREATE TABLE payslips (id int, owner text, amount numeric) PARTITION BY RANGE (id);
 CREATE TABLE payslips_1 PARTITION OF payslips FOR VALUES FROM (1) TO (100);
 CREATE TABLE payslips_2 PARTITION OF payslips FOR VALUES FROM (100) TO (200);
-INSERT INTO payslips VALUES (1, 'ann', 10), (2, 'ben', 20), (100, 'hana', 30);
+INSERT INTO payslips VALUES (1, 'drift_ann', 10), (2, 'drift_ben', 20), (100, 'drift_hana', 30);
 ALTER TABLE payslips OWNER TO staff_owner;
 ALTER TABLE payslips_1 OWNER TO staff_owner;
 ALTER TABLE payslips_2 OWNER TO staff_owner;
@@ -190,7 +192,7 @@ RESET ROLE;
 SELECT relation, problem, detail FROM fluent_protection_problems()
  WHERE table_name = 'payslips'::regclass ORDER BY relation::text, problem;
 SET ROLE app;
-SELECT act_as('ann');
+SELECT act_as('drift_ann');
 SELECT id, amount FROM payslips_1 ORDER BY id;
 SELECT act_as(NULL);
 RESET ROLE;
