@@ -118,6 +118,13 @@ GRANT SELECT ON fluent.protected_tables, fluent.protected_columns TO fluent_read
 GRANT EXECUTE ON FUNCTION @extschema@.fluent_protection_problems(), fluent._descendants(regclass), fluent._policies_of(regclass),
     fluent._permission_matrix(), fluent._effective_permissions()
     TO fluent_reader;
+-- ... and their column limits, against what fluent_protect_columns() makes.
+GRANT EXECUTE ON FUNCTION fluent._column_limit_problems(fluent.protected_tables), fluent._column_write_checks(fluent.protected_tables),
+    fluent._masked_view_sql(fluent.protected_tables), fluent._rows_reached_sql(fluent.protected_tables, text, text),
+    fluent._reach_sql(text, text, text, text), fluent._key_test_sql(text, text, text, boolean), fluent._user_key_sql(text),
+    fluent._reached_keys_sql(text, text, text), fluent._typed_keys_sql(text, text, text), fluent._key_kind(regclass, name, text),
+    fluent._unsupported_key_type(regclass, name, regtype, text)
+    TO fluent_reader;
 
 GRANT SELECT ON fluent.admin_rights TO fluent_reader;
 GRANT SELECT ON fluent.reporting_lines TO fluent_reader;
@@ -154,7 +161,7 @@ COMMENT ON FUNCTION @extschema@.fluent_protect(regclass, text, name, regclass, n
 COMMENT ON FUNCTION @extschema@.fluent_unprotect(regclass) IS
     'Removes fluent''s policies from a table, its partitions and children and its membership table, and restores their row-level security settings; also removes fluent''s policies left without a catalog row (a schema-only restore)';
 COMMENT ON FUNCTION @extschema@.fluent_protection_problems() IS
-    'What no longer matches what fluent_protect() set up: row-level security disabled or not forced, policies missing, changed or added, on protected tables, their partitions and children and membership tables, and views that bypass the policies';
+    'What no longer matches what fluent_protect() and fluent_protect_columns() set up: row-level security disabled or not forced, policies missing, changed or added, parents outside the protection, on protected tables, their partitions and children and membership tables; limited columns readable, the column trigger and the masked view changed; and views that bypass the policies or the column limits';
 COMMENT ON FUNCTION @extschema@.fluent_visible_modules(text) IS
     'The enabled modules on which the user has some access in the current workspace: what navigation should show';
 COMMENT ON FUNCTION @extschema@.fluent_visible_modules() IS 'fluent_visible_modules() for the acting user';

@@ -517,15 +517,116 @@ BEGIN
     PERFORM fluent._remove_policies(tbl, NULL);
 END $$;
 
+-- What drifted in p's column limits (fluent_protect_columns): the write
+-- trigger missing, disabled or changed on the table or on one of its
+-- partitions and children; the masked view dropped, given another owner or
+-- other options, or redefined. The view's definition is compared with the
+-- one fluent_protect_columns() would make now, both as PostgreSQL prints
+-- them: that one is made as a temporary view in a subtransaction, which is
+-- then rolled back (hence VOLATILE). Where it cannot be made (a read-only
+-- transaction), the comparison is reported as not made.
+CREATE FUNCTION fluent._column_limit_problems(p fluent.protected_tables)
+RETURNS TABLE (relation regclass, problem text, detail text)
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    c jsonb;
+    t record;
+    v record;
+    expected text;
+    failure text;
+BEGIN
+    -- Each limited column has its trigger on the table and on every
+    -- partition and child (sql/columns.sql): BEFORE INSERT OR UPDATE OF the
+    -- column FOR EACH ROW (tgtype bits ROW 1, BEFORE 2, INSERT 4, UPDATE 16),
+    -- no WHEN, fluent's function and the column's check as argument, told
+    -- by its column (a partition's clone has its parent's name).
+    FOR relation, c IN SELECT r, x FROM (SELECT p.table_name UNION ALL SELECT fluent._descendants(p.table_name)) rel (r)
+                        CROSS JOIN jsonb_array_elements(fluent._column_write_checks(p)) x LOOP
+        SELECT tg.tgname, tg.tgenabled, tg.tgtype = 23 AND tg.tgqual IS NULL
+                   AND tg.tgargs = convert_to(c::text, getdatabaseencoding()) || '\x00'::bytea AS as_created
+          INTO t FROM pg_trigger tg JOIN pg_attribute a ON a.attrelid = tg.tgrelid AND a.attname = c->>'column'
+         WHERE tg.tgrelid = relation AND tg.tgfoid = 'fluent._check_column_writes()'::regprocedure
+           AND tg.tgattr = a.attnum::text::int2vector
+         ORDER BY tg.tgenabled = 'O' DESC LIMIT 1;
+        IF NOT FOUND THEN
+            problem := 'column trigger missing';
+            detail := format('column %I has no write trigger: whoever may update a row changes it', c->>'column');
+            RETURN NEXT;
+        ELSIF NOT t.as_created THEN
+            problem := 'column trigger changed';
+            detail := format('%I, the write trigger of column %I, is not what fluent_protect_columns() created', t.tgname, c->>'column');
+            RETURN NEXT;
+        ELSIF t.tgenabled <> 'O' THEN
+            problem := CASE t.tgenabled WHEN 'A' THEN 'column trigger changed' ELSE 'column trigger disabled' END;
+            detail := format(CASE t.tgenabled
+                WHEN 'D' THEN '%I is disabled: whoever may update a row changes column %I'
+                WHEN 'R' THEN '%I fires in replica sessions only (ENABLE REPLICA): elsewhere whoever may update a row changes column %I'
+                ELSE '%I fires ALWAYS, not as fluent_protect_columns() left it (ENABLE TRIGGER puts it back); it guards column %I' END,
+                t.tgname, c->>'column');
+            RETURN NEXT;
+        END IF;
+    END LOOP;
+
+    relation := p.masked_view;
+    SELECT c.relowner, c.reloptions, pg_get_viewdef(c.oid) AS definition, o.rolname AS owner_name,
+           tc.relowner AS table_owner
+      INTO v FROM pg_class c JOIN pg_roles o ON o.oid = c.relowner JOIN pg_class tc ON tc.oid = p.table_name
+     WHERE c.oid = p.masked_view AND c.relkind = 'v';
+    IF NOT FOUND THEN
+        problem := 'masked view missing';
+        detail := 'it was dropped';
+        RETURN NEXT;
+        RETURN;
+    END IF;
+    IF v.relowner <> v.table_owner THEN
+        problem := 'masked view owner changed';
+        detail := format('owned by %s, not by the table''s owner: it reads the table with that role''s rights', quote_ident(v.owner_name));
+        RETURN NEXT;
+    END IF;
+    IF v.reloptions IS DISTINCT FROM '{security_barrier=true}'::text[] THEN
+        problem := 'masked view options changed';
+        detail := format('its options are %s; fluent_protect_columns() makes it with security_barrier alone', coalesce(v.reloptions::text, 'none'));
+        RETURN NEXT;
+    END IF;
+    -- The block always fails, which rolls the temporary view back; expected
+    -- is set only if the view could be made.
+    BEGIN
+        EXECUTE format('CREATE TEMPORARY VIEW fluent_masked_view_check AS %s', fluent._masked_view_sql(p));
+        expected := pg_get_viewdef(to_regclass('pg_temp.fluent_masked_view_check'));
+        RAISE EXCEPTION 'rolled back';
+    EXCEPTION WHEN OTHERS THEN
+        IF expected IS NULL THEN
+            failure := SQLERRM;
+        END IF;
+    END;
+    IF failure IS NOT NULL THEN
+        problem := 'masked view not checked';
+        detail := format('its definition could not be compared with fluent''s: %s', failure);
+        RETURN NEXT;
+    ELSIF v.definition IS DISTINCT FROM expected THEN
+        problem := 'masked view changed';
+        detail := 'its definition is not what fluent_protect_columns() makes (a mask removed or changed, or a column added to the table since): fluent_protect_columns() makes it again';
+        RETURN NEXT;
+    END IF;
+END $$;
+
 -- What no longer matches what fluent_protect() set up, one row per problem:
 -- row-level security disabled or not forced, fluent's policies missing or
 -- changed, permissive policies added (they widen access), on the table, its
--- partitions and children and its membership table; and views that read
--- them past the policies (owned by a superuser or a BYPASSRLS role, without
--- security_invoker; materialized views store what their owner saw).
+-- partitions and children and its membership table; any of these inheriting
+-- from a table outside the protection (queries on that table read their rows
+-- under its policies, not fluent's); limited columns that roles may read on
+-- the table or its partitions and children; drift of the column limits
+-- (fluent._column_limit_problems); and views that read them past the
+-- policies or the column limits: owned by a superuser or a BYPASSRLS role
+-- without security_invoker; materialized views, whoever owns them (they
+-- store what their last refresh saw); other views without security_invoker
+-- that read limited columns (PostgreSQL checks column privileges as the
+-- view's owner, while the policies still filter the rows by the acting user).
+-- VOLATILE as fluent._column_limit_problems is.
 CREATE FUNCTION @extschema@.fluent_protection_problems()
 RETURNS TABLE (table_name regclass, relation regclass, problem text, detail text)
-LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     p fluent.protected_tables;
     expected jsonb;
@@ -569,24 +670,46 @@ BEGIN
                 detail := format('%s is OR-ed with fluent''s policies and widens access', k);
                 RETURN NEXT;
             END LOOP;
+            -- A query reads a child's rows under the policies of the table
+            -- it names: a parent outside the protection (INHERIT, ATTACH
+            -- PARTITION) reads and changes them past fluent's.
+            FOR c IN
+                SELECT i.inhparent::regclass AS parent, pt.module
+                  FROM pg_inherits i LEFT JOIN fluent.protected_tables pt ON pt.table_name = i.inhparent
+                 WHERE i.inhrelid = relation AND i.inhparent <> p.table_name
+                   AND i.inhparent NOT IN (SELECT fluent._descendants(p.table_name))
+                 ORDER BY 1
+            LOOP
+                problem := 'parent outside the protection';
+                detail := format('it inherits from %s, which %s: queries on %s read and change its rows without these policies; detach it (NO INHERIT or DETACH PARTITION)',
+                                 c.parent, coalesce('fluent protects for module ' || c.module, 'fluent does not protect'), c.parent);
+                RETURN NEXT;
+            END LOOP;
         END LOOP;
-        -- Limited columns the table lets roles read directly, past the masked view.
+        -- Limited columns the table, or one of its partitions and children,
+        -- lets roles read directly, past the masked view.
         FOR c IN
-            SELECT DISTINCT pc.column_name, CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE quote_ident(r.rolname) END AS grantee
+            SELECT DISTINCT cl.oid::regclass AS rel, pc.column_name,
+                   CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE quote_ident(r.rolname) END AS grantee,
+                   cl.oid = p.table_name AS on_table
               FROM fluent.protected_columns pc
-              JOIN pg_class cl ON cl.oid = pc.table_name
-              JOIN pg_attribute att ON att.attrelid = pc.table_name AND att.attname = pc.column_name
+              JOIN pg_class cl ON cl.oid = pc.table_name OR cl.oid IN (SELECT fluent._descendants(p.table_name))
+              JOIN pg_attribute att ON att.attrelid = cl.oid AND att.attname = pc.column_name
              CROSS JOIN LATERAL (SELECT * FROM aclexplode(cl.relacl) UNION ALL SELECT * FROM aclexplode(att.attacl)) a
               LEFT JOIN pg_roles r ON r.oid = a.grantee
              WHERE pc.table_name = p.table_name AND a.privilege_type = 'SELECT' AND a.grantee <> cl.relowner
-             ORDER BY 1, 2
+             ORDER BY 4 DESC, 1, 2, 3
         LOOP
-            relation := p.table_name;
+            relation := c.rel;
             problem := 'limited column readable';
-            detail := format('%s may read column %I of the table itself, unmasked: revoke it and grant the other columns',
-                             c.grantee, c.column_name);
+            detail := CASE WHEN c.rel = p.table_name
+                THEN format('%s may read column %I of the table itself, unmasked: revoke it and grant the other columns', c.grantee, c.column_name)
+                ELSE format('%s may read column %I of this partition or child directly, unmasked: revoke it', c.grantee, c.column_name) END;
             RETURN NEXT;
         END LOOP;
+        IF p.masked_view IS NOT NULL THEN
+            RETURN QUERY SELECT p.table_name, x.relation, x.problem, x.detail FROM fluent._column_limit_problems(p) x;
+        END IF;
         FOR c IN
             WITH RECURSIVE protected_rels (relid) AS (
                 SELECT p.table_name::oid UNION ALL SELECT d::oid FROM fluent._descendants(p.table_name) d
@@ -598,18 +721,50 @@ BEGIN
                 SELECT r.ev_class FROM pg_rewrite r JOIN pg_depend d ON d.classid = 'pg_rewrite'::regclass AND d.objid = r.oid
                   JOIN readers ON d.refclassid = 'pg_class'::regclass AND d.refobjid = readers.viewid
                  WHERE r.ev_class <> d.refobjid
+            ), views (viewid, relkind, invoker) AS (
+                SELECT v.oid, v.relkind, v.relkind = 'v' AND EXISTS (SELECT 1 FROM unnest(v.reloptions) opt
+                        WHERE lower(opt) IN ('security_invoker=true', 'security_invoker=on', 'security_invoker=1', 'security_invoker=yes'))
+                  FROM readers JOIN pg_class v ON v.oid = readers.viewid
+            ), reads (viewid, relid, attnum) AS (
+                -- the columns each reader's query names (0: a whole row, or none)
+                SELECT r.ev_class, d.refobjid, d.refobjsubid FROM pg_rewrite r JOIN views ON views.viewid = r.ev_class
+                  JOIN pg_depend d ON d.classid = 'pg_rewrite'::regclass AND d.objid = r.oid AND d.refclassid = 'pg_class'::regclass
+                 WHERE d.refobjid <> r.ev_class
+            ), limited (relid, attnum) AS (
+                -- the limited columns of the table and its partitions and
+                -- children (a security_invoker view reads them with the
+                -- privileges of the current user, also under another view)
+                SELECT a.attrelid, a.attnum FROM pg_attribute a JOIN fluent.protected_columns pc ON pc.column_name = a.attname
+                 WHERE pc.table_name = p.table_name AND a.attrelid IN (SELECT relid FROM protected_rels) AND NOT a.attisdropped
             )
-            SELECT v.oid::regclass AS viewid, v.relkind, o.rolname, o.rolsuper
-              FROM readers JOIN pg_class v ON v.oid = readers.viewid JOIN pg_roles o ON o.oid = v.relowner
-             WHERE (o.rolsuper OR o.rolbypassrls)
-               AND (v.relkind = 'm' OR NOT EXISTS (SELECT 1 FROM unnest(v.reloptions) opt
-                        WHERE lower(opt) IN ('security_invoker=true', 'security_invoker=on', 'security_invoker=1', 'security_invoker=yes')))
+            SELECT v.oid::regclass AS viewid, v.relkind, o.rolname, o.rolsuper, o.rolbypassrls, views.invoker,
+                   (SELECT string_agg(DISTINCT quote_ident(a.attname), ', ') FROM reads JOIN limited USING (relid, attnum)
+                      JOIN pg_attribute a ON a.attrelid = limited.relid AND a.attnum = limited.attnum
+                     WHERE reads.viewid = v.oid) AS limited_columns,
+                   -- a whole-row reference (a Var with varattno 0) to a relation with limited columns
+                   EXISTS (SELECT 1 FROM reads JOIN pg_rewrite r ON r.ev_class = reads.viewid
+                            WHERE reads.viewid = v.oid AND reads.relid IN (SELECT relid FROM limited)
+                              AND r.ev_action::text LIKE '%:varattno 0 %') AS whole_rows
+              FROM views JOIN pg_class v ON v.oid = views.viewid JOIN pg_roles o ON o.oid = v.relowner
              ORDER BY 1
         LOOP
+            CONTINUE WHEN c.invoker;
             relation := c.viewid;
-            problem := CASE c.relkind WHEN 'm' THEN 'materialized view bypasses the policies' ELSE 'view bypasses the policies' END;
-            detail := format('owned by %s, a %s%s', quote_ident(c.rolname), CASE WHEN c.rolsuper THEN 'superuser' ELSE 'BYPASSRLS role' END,
-                             CASE c.relkind WHEN 'm' THEN ': it stores every row' ELSE ', without security_invoker' END);
+            IF c.relkind = 'm' THEN
+                problem := 'materialized view bypasses the policies';
+                detail := format('owned by %s%s: it stores the rows and columns its last refresh read, whoever was acting then, and shows them to whoever may read it',
+                                 quote_ident(c.rolname), CASE WHEN c.rolsuper THEN ', a superuser' WHEN c.rolbypassrls THEN ', a BYPASSRLS role' ELSE '' END);
+            ELSIF c.rolsuper OR c.rolbypassrls THEN
+                problem := 'view bypasses the policies';
+                detail := format('owned by %s, a %s, without security_invoker', quote_ident(c.rolname),
+                                 CASE WHEN c.rolsuper THEN 'superuser' ELSE 'BYPASSRLS role' END);
+            ELSIF (c.limited_columns IS NOT NULL OR c.whole_rows) AND c.viewid IS DISTINCT FROM p.masked_view THEN
+                problem := 'view exposes limited columns';
+                detail := format('owned by %s, without security_invoker: whoever may read it reads %s unmasked, with its owner''s column privileges (the policies still filter the rows)',
+                                 quote_ident(c.rolname), coalesce('column ' || c.limited_columns, 'whole rows'));
+            ELSE
+                CONTINUE;
+            END IF;
             RETURN NEXT;
         END LOOP;
     END LOOP;
