@@ -334,15 +334,23 @@ BEGIN ATOMIC
         OR EXISTS (SELECT 1 FROM fluent.team_members m WHERE m.user_id = uid AND (m.workspace_id <> fluent._workspace_id()) = elsewhere);
 END;
 
--- A user named to a delegated administrator: one who belongs to other
--- workspaces and not to this one is answered exactly as an unknown user,
+-- Whether a user belongs to other workspaces and not to the current one: a
+-- delegated administrator, confined to the current one, is answered about
+-- such a user exactly as about an unknown one (here, and in fluent_explain),
 -- so that no workspace learns whom another one has, or their status.
+CREATE FUNCTION fluent._belongs_elsewhere_only(uid bigint) RETURNS boolean
+LANGUAGE sql STABLE
+BEGIN ATOMIC
+    SELECT fluent._belongs(uid, true) AND NOT fluent._belongs(uid, false);
+END;
+
+-- A user named to a delegated administrator (see _belongs_elsewhere_only).
 CREATE FUNCTION fluent._visible_user_id(delegate text, p_user text) RETURNS bigint
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     id bigint := fluent._user_id(p_user);
 BEGIN
-    IF delegate IS NOT NULL AND fluent._belongs(id, true) AND NOT fluent._belongs(id, false) THEN
+    IF delegate IS NOT NULL AND fluent._belongs_elsewhere_only(id) THEN
         PERFORM fluent._raise('unknown_user', ARRAY[p_user]);
     END IF;
     RETURN id;

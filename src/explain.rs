@@ -11,6 +11,7 @@ use crate::cache;
 use crate::delegation;
 use crate::error::FluentError;
 use crate::gucs;
+use crate::identity;
 use crate::loaders::{self, WorkspaceModel};
 use crate::scope::{self, Source};
 
@@ -58,7 +59,15 @@ fn fluent_explain(
 }
 
 fn facts(model: &WorkspaceModel, slot: usize, user: &str) -> Vec<Fact> {
-    let holdings = loaders::load_user(model, user);
+    // A delegated administrator is confined to the workspace: a user of
+    // other workspaces only is unknown to them, status and all.
+    let confined =
+        !identity::current_role_reads_all() && gucs::with_acting(|acting, _| acting != Some(user));
+    let holdings = if confined && loaders::belongs_elsewhere_only(user) {
+        None
+    } else {
+        loaders::load_user(model, user)
+    };
     let mut rows: Vec<Fact> = Vec::new();
     let mut fact =
         |fact: &str, subject: Option<String>, scope: Option<scope::Scope>, detail: String| {

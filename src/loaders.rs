@@ -402,6 +402,21 @@ pub fn load_user(ws: &WorkspaceModel, key: &str) -> Option<UserHoldings> {
     })
 }
 
+/// Whether `key` names a user who belongs to other workspaces and not to the
+/// current one (`fluent._belongs_elsewhere_only`).
+pub fn belongs_elsewhere_only(key: &str) -> bool {
+    as_catalog_owner(|client| {
+        select(
+            client,
+            "SELECT fluent._belongs_elsewhere_only(u.user_id) FROM fluent.users u WHERE u.user_key = $1",
+            &[key.into()],
+        )
+        .next()
+        .and_then(|row| column::<bool>(&row, 1))
+        .unwrap_or(false)
+    })
+}
+
 /// What every user holding a role or an override in the workspace holds,
 /// by user key, in one query.
 pub fn load_all_holdings(ws: &WorkspaceModel) -> Vec<(String, UserHoldings)> {

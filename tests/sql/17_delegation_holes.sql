@@ -158,6 +158,11 @@ SELECT pg_temp.attempt($$SELECT fluent_set_user_status('dh_xdis', 'active')$$) A
        pg_temp.attempt($$SELECT fluent_set_user_status('dh_ghost', 'active')$$) AS activate_unknown;
 SELECT pg_temp.attempt($$SELECT fluent_set_manager('dh_xlead', NULL)$$) AS manage_other,
        pg_temp.attempt($$SELECT fluent_set_manager('dh_ghost', NULL)$$) AS manage_unknown;
+-- fluent_explain tells them no more: another workspace's disabled user and
+-- lead are explained as an unknown one is.
+SELECT u AS explained, (SELECT string_agg(fact || ': ' || detail, '; ' ORDER BY step)
+                          FROM fluent_explain(u, 'files', 'read')) AS explanation
+  FROM unnest('{dh_xdis,dh_xlead,dh_ghost}'::text[]) u;
 -- Users of this workspace are still managed.
 SELECT try($$SELECT fluent_set_manager('dh_nomad', 'dh_uma')$$) AS hal_reparents_within;
 SELECT act_as(NULL);
