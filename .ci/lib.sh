@@ -30,6 +30,7 @@ fluent_setup() {
 # Builds fluent in release mode and installs it into the system PostgreSQL.
 fluent_install() {
     cargo pgrx install --release "${PGRX_FEATURES[@]}" --pg-config "$PG_CONFIG" >/dev/null
+    fluent_install_preload_name "$($PG_CONFIG --pkglibdir)"
     # The install scripts of released versions, frozen (cargo pgrx installs
     # the current version's and the upgrade scripts sql/fluent--A--B.sql).
     local script
@@ -51,6 +52,17 @@ fluent_start_cluster() {
     runuser -u postgres -- env -u RUST_BACKTRACE -u RUST_LIB_BACKTRACE "$PG_BIN/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w \
         -o "-p $port -k $dir -c listen_addresses='' -c max_worker_processes=8 -c max_parallel_workers_per_gather=2" \
         start >/dev/null
+}
+
+# fluent_install_preload_name PKGLIBDIR: the library that loads the version
+# installed in each database, for session_preload_libraries (src/preload.rs):
+# a copy of the newest version's library, renamed into place (a backend may
+# have the old copy loaded).
+fluent_install_preload_name() {
+    local dir=$1 version
+    version=$(sed -n 's/^version = "\(.*\)"/\1/p' "$(dirname "${BASH_SOURCE[0]}")/../Cargo.toml" | head -n 1)
+    cp "$dir/fluent-$version.so" "$dir/.fluent_preload.so.new"
+    mv "$dir/.fluent_preload.so.new" "$dir/fluent_preload.so"
 }
 
 # The install script `cargo pgrx install` wrote for the current version.

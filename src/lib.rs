@@ -11,6 +11,7 @@
 //! - `token`: verifying JSON Web Tokens (pure Rust)
 //! - `delegation`: who administers (DBA or delegated end user), and who may read others' permissions
 //! - `checks`: `fluent_can`, `fluent_scope`, `fluent_visible_modules` and the row-level policy helpers
+//! - `preload`: `fluent_preload`, the library name that loads the installed version
 //! - `plans`: folding the policy helpers into plans, and invalidating those plans when identity or catalog change
 //! - `explain`: `fluent_explain`, the facts behind one decision
 //! - `reports`: the rows of the permission matrix and effective permissions views, from the same decision
@@ -35,6 +36,7 @@ mod identity;
 mod loaders;
 mod owner;
 mod plans;
+mod preload;
 mod reports;
 mod scope;
 mod token;
@@ -128,6 +130,11 @@ extension_sql_file!("../sql/privileges.sql", name = "privileges", finalize);
 
 #[pg_guard]
 pub extern "C-unwind" fn _PG_init() {
+    // Loaded as `fluent_preload`: only load the version the database uses.
+    if preload::loaded_as_preloader() {
+        preload::load_installed_version();
+        return;
+    }
     // Each version is its own library; two in one backend would define the
     // same settings and hooks twice.
     if gucs::defined_by_another_library() {

@@ -1,0 +1,93 @@
+//! `session_preload_libraries = 'fluent_preload'` (README, "The trust model"):
+//! a name that works whatever version a database has installed, and in a
+//! database without fluent. The advice used to be `'fluent'`, which is
+//! 0.1.0's library name: on an install of 0.2.0 alone every new connection
+//! failed, and beside an old `fluent.so` it loaded the wrong version.
+
+use fluent_pgrx_tests::{
+    connect, connect_with_options, empty_database, fresh_database, sqlstate, APP, AUTHENTICATOR,
+};
+use postgres::Client;
+
+const PRELOAD: &str = "-c session_preload_libraries=fluent_preload";
+
+/// Whether fluent's library is loaded in the session: its settings are
+/// defined (an integer), not placeholders.
+fn fluent_loaded(client: &mut Client) -> bool {
+    client
+        .query_opt(
+            "SELECT 1 FROM pg_settings WHERE name = 'fluent.cache_users' AND vartype = 'integer'",
+            &[],
+        )
+        .unwrap()
+        .is_some()
+}
+
+#[test]
+fn the_preload_name_loads_the_installed_version_at_connection() {
+    let db = fresh_database("preload");
+    // Without it, the library loads at the first call of a fluent function.
+    let mut plain = connect(&db, "postgres");
+    assert!(!fluent_loaded(&mut plain));
+    let mut preloaded = connect_with_options(&db, "postgres", PRELOAD);
+    assert!(
+        fluent_loaded(&mut preloaded),
+        "loaded before any fluent call"
+    );
+    // The library loaded is the one the installed functions name: calling
+    // one loads no second version (which would refuse with 55000).
+    preloaded
+        .batch_execute("SELECT fluent_current_user(); SELECT fluent_current_workspace()")
+        .unwrap();
+}
+
+#[test]
+fn a_session_level_move_before_any_fluent_call_seals_a_preloaded_session() {
+    let db = fresh_database("preload_seal");
+    connect(&db, "postgres")
+        .batch_execute("SELECT fluent_create_user('ann'), fluent_create_module('docs')")
+        .unwrap();
+    // Not preloaded, fluent sees only where the role is when it loads.
+    let mut session = connect(&db, AUTHENTICATOR);
+    session
+        .batch_execute(&format!("SET ROLE {APP}; RESET ROLE;"))
+        .unwrap();
+    assert_eq!(
+        sqlstate(session.execute("SELECT fluent_set_user('ann')", &[])),
+        "ok"
+    );
+    connect(&db, "postgres")
+        .batch_execute(&format!(
+            "ALTER ROLE {AUTHENTICATOR} IN DATABASE {db} SET session_preload_libraries = 'fluent_preload'"
+        ))
+        .unwrap();
+    // The authenticator hands the session to the application role and the
+    // application role hands it back, all before any fluent call: with the
+    // library preloaded, fluent saw the move, and the session stays sealed.
+    let mut session = connect(&db, AUTHENTICATOR);
+    session
+        .batch_execute(&format!("SET ROLE {APP}; RESET ROLE;"))
+        .unwrap();
+    let refused = session
+        .execute("SELECT fluent_set_user('ann')", &[])
+        .unwrap_err();
+    assert_eq!(refused.code().map(|c| c.code()), Some("42501"));
+    let message = refused.as_db_error().unwrap().message();
+    assert!(message.contains("already chosen"), "{message}");
+    connect(&db, "postgres")
+        .batch_execute(&format!(
+            "ALTER ROLE {AUTHENTICATOR} IN DATABASE {db} RESET session_preload_libraries"
+        ))
+        .unwrap();
+}
+
+#[test]
+fn the_preload_name_loads_nothing_in_a_database_without_fluent() {
+    empty_database("fluent_it_preload_none", "postgres");
+    let mut session = connect_with_options("fluent_it_preload_none", "postgres", PRELOAD);
+    assert!(!fluent_loaded(&mut session));
+    assert_eq!(
+        session.query_one("SELECT 1", &[]).unwrap().get::<_, i32>(0),
+        1
+    );
+}
