@@ -118,6 +118,7 @@ unsafe extern "C-unwind" fn relcache_callback(_arg: pg_sys::Datum, relid: pg_sys
         if pg_sys::XactIsoLevel >= pg_sys::XACT_REPEATABLE_READ as i32 {
             INVALIDATED_IN_XACT.store(true, Ordering::Relaxed);
         }
+        crate::plans::drop_sql_function_plans();
     }
 }
 

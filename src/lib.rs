@@ -164,6 +164,7 @@ unsafe extern "C-unwind" fn transaction_ended(
         _ => return,
     };
     cache::transaction_ended(committed);
+    plans::transaction_ended();
     identity::transaction_ended(committed);
     delegation::transaction_ended();
 }

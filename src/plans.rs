@@ -48,6 +48,8 @@ thread_local! {
     /// whether one happened while it ran.
     static IDENTITY_CHANGES: Cell<u64> = const { Cell::new(0) };
     static FOLDS: Cell<u64> = const { Cell::new(0) };
+    /// A plan made in the current transaction folded the acting user's answers.
+    static FOLDED_IN_XACT: Cell<bool> = const { Cell::new(false) };
 }
 
 static mut PREVIOUS_PLANNER: pg_sys::planner_hook_type = None;
@@ -97,6 +99,27 @@ unsafe extern "C-unwind" fn plan_with_one_identity(
 pub fn identity_changed() {
     IDENTITY_CHANGES.set(IDENTITY_CHANGES.get() + 1);
     invalidate_identity_plans();
+    drop_sql_function_plans();
+}
+
+/// The identity or the catalog changed (src/cache.rs). A SQL function
+/// (LANGUAGE sql or BEGIN ATOMIC) that is not inlined plans its queries
+/// itself and keeps the plans, outside the plan cache, for as long as its
+/// caller's expression lives: a PL/pgSQL expression's lives for the
+/// transaction. PostgreSQL drops those plans when a plan calling the function
+/// is invalidated, so a change in the middle of a transaction that folded
+/// answers invalidates every plan that calls a function (the plan cache keeps
+/// no finer record of them). At the end of a transaction they go anyway.
+/// Only flips flags in the plan cache.
+pub fn drop_sql_function_plans() {
+    if FOLDED_IN_XACT.get() && unsafe { pg_sys::IsTransactionState() } {
+        unsafe { pg_sys::CallSyscacheCallbacks(pg_sys::SysCacheIdentifier::PROCOID as i32, 0) }
+    }
+}
+
+/// At the end of every transaction (src/lib.rs).
+pub fn transaction_ended() {
+    FOLDED_IN_XACT.set(false);
 }
 
 /// Whether a restriction is the constant false or NULL.
@@ -224,6 +247,7 @@ unsafe fn depend_on_identity_and_catalog(root: *mut pg_sys::PlannerInfo, funcid:
         (*glob).relationOids = pg_sys::lappend_oid((*glob).relationOids, sentinel);
     }
     FOLDS.set(FOLDS.get() + 1);
+    FOLDED_IN_XACT.set(true);
     FOLDED.with_borrow_mut(|folded| {
         if !folded.contains(&hash) {
             folded.push(hash);

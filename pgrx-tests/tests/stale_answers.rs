@@ -30,7 +30,14 @@ fn seed(database: &str) {
          CREATE FUNCTION drop_identity() RETURNS boolean LANGUAGE plpgsql IMMUTABLE
              AS 'BEGIN PERFORM fluent_reset_user(); RETURN true; END';
          CREATE FUNCTION count_docs_pl() RETURNS bigint LANGUAGE plpgsql STABLE
-             AS 'BEGIN RETURN (SELECT count(*) FROM docs); END';"
+             AS 'BEGIN RETURN (SELECT count(*) FROM docs); END';
+         -- SQL functions that are not inlined, called from PL/pgSQL: they
+         -- keep their plans for the PL/pgSQL expression's life.
+         CREATE FUNCTION count_docs() RETURNS bigint LANGUAGE sql STABLE AS 'SELECT count(*) FROM docs';
+         CREATE FUNCTION count_docs_atomic() RETURNS bigint LANGUAGE sql STABLE
+             BEGIN ATOMIC SELECT count(*) FROM docs; END;
+         CREATE FUNCTION pl_sqlfn() RETURNS text LANGUAGE plpgsql
+             AS 'BEGIN RETURN count_docs() || '' '' || count_docs_atomic(); END';"
     ))
     .unwrap();
 }
@@ -164,4 +171,42 @@ fn a_revoke_reaches_an_open_read_committed_transaction_at_its_next_statement() {
         .unwrap();
     assert_eq!(count(&mut reader, "EXECUTE all_docs"), 33, "and a grant");
     reader.batch_execute("COMMIT").unwrap();
+}
+
+#[test]
+fn sql_function_plans_follow_identity_changes_and_revokes_inside_a_transaction() {
+    let db = fresh_database("stale_sqlfn");
+    seed(&db);
+    let mut dba = connect(&db, "postgres");
+    let mut session = connect(&db, "postgres");
+    let sqlfn = |client: &mut Client| -> String {
+        client.query_one("SELECT pl_sqlfn()", &[]).unwrap().get(0)
+    };
+    // A trusted switch of identity, then fluent_reset_user().
+    session
+        .batch_execute(&format!(
+            "BEGIN; SELECT fluent_set_user('boss'); SET LOCAL ROLE {APP}"
+        ))
+        .unwrap();
+    assert_eq!(sqlfn(&mut session), "33 33");
+    session
+        .batch_execute(&format!(
+            "RESET ROLE; SELECT fluent_set_user('ann'); SET LOCAL ROLE {APP}"
+        ))
+        .unwrap();
+    assert_eq!(sqlfn(&mut session), "10 10", "after the switch to ann");
+    session.batch_execute("SELECT fluent_reset_user()").unwrap();
+    assert_eq!(sqlfn(&mut session), "0 0", "after fluent_reset_user()");
+    session.batch_execute("COMMIT").unwrap();
+    // A revoke committed by another session while the transaction is open.
+    session
+        .batch_execute(&format!(
+            "BEGIN; SELECT fluent_set_user('boss'); SET LOCAL ROLE {APP}"
+        ))
+        .unwrap();
+    assert_eq!(sqlfn(&mut session), "33 33");
+    dba.batch_execute("SELECT fluent_revoke_role('boss', 'all_r')")
+        .unwrap();
+    assert_eq!(sqlfn(&mut session), "0 0", "after the revoke");
+    session.batch_execute("COMMIT").unwrap();
 }
