@@ -613,9 +613,10 @@ END $$;
 -- What no longer matches what fluent_protect() set up, one row per problem:
 -- row-level security disabled or not forced, fluent's policies missing or
 -- changed, permissive policies added (they widen access), on the table, its
--- partitions and children and its membership table; any of these inheriting
--- from a table outside the protection (queries on that table read their rows
--- under its policies, not fluent's); limited columns that roles may read on
+-- partitions and children, its membership table and that table's partitions
+-- and children; any of these inheriting from a table outside the protection
+-- (queries on that table read their rows under its policies, not fluent's);
+-- limited columns that roles may read on
 -- the table or its partitions and children; drift of the column limits
 -- (fluent._column_limit_problems); and views that read them past the
 -- policies or the column limits: owned by a superuser or a BYPASSRLS role
@@ -633,13 +634,37 @@ DECLARE
     actual jsonb;
     c record;
     k text;
+    on_membership boolean;
 BEGIN
     FOR p IN SELECT * FROM fluent.protected_tables x ORDER BY x.table_name::text LOOP
         table_name := p.table_name;
-        FOR relation, expected IN
-            SELECT p.table_name, p.policies
-            UNION ALL SELECT d, p.policies FROM fluent._descendants(p.table_name) d
-            UNION ALL SELECT p.membership_table, p.membership_policies WHERE p.membership_table IS NOT NULL
+        FOR relation, expected, on_membership IN
+            SELECT p.table_name, p.policies, false
+            UNION ALL SELECT d, p.policies, false FROM fluent._descendants(p.table_name) d
+            UNION ALL SELECT p.membership_table, p.membership_policies, true WHERE p.membership_table IS NOT NULL
+            -- The membership table's partitions and children (but those
+            -- under another protection's membership table, checked there)
+            -- carry its policies, where the row written is named by the
+            -- partition or child: the recorded text with that name in place
+            -- of the membership table's, as PostgreSQL prints it (the
+            -- relation's name, quoted as needed, then the column). One named
+            -- t or m, as the policies' inner aliases are, is printed with
+            -- those renamed (t_1), and reported as changed although it is not.
+            UNION ALL
+            SELECT d, (SELECT jsonb_object_agg(x.policy, x.def || jsonb_build_object(
+                                  'using', replace(x.def->>'using', member_ref, child_ref),
+                                  'check', replace(x.def->>'check', member_ref, child_ref)))
+                         FROM jsonb_each(p.membership_policies) x (policy, def)), true
+              FROM fluent._descendants(p.membership_table) d
+             CROSS JOIN LATERAL (
+                 SELECT (SELECT quote_ident(cl.relname) FROM pg_class cl WHERE cl.oid = p.membership_table)
+                            || '.' || quote_ident(p.membership_row_column),
+                        (SELECT quote_ident(cl.relname) FROM pg_class cl WHERE cl.oid = d)
+                            || '.' || quote_ident(p.membership_row_column)) r (member_ref, child_ref)
+             WHERE p.membership_table IS NOT NULL
+               AND NOT EXISTS (SELECT 1 FROM fluent.protected_tables o
+                                WHERE o.table_name <> p.table_name
+                                  AND (o.membership_table = d OR d IN (SELECT fluent._descendants(o.membership_table))))
         LOOP
             SELECT cl.relrowsecurity, cl.relforcerowsecurity INTO c FROM pg_class cl WHERE cl.oid = relation;
             IF NOT c.relrowsecurity THEN
@@ -672,12 +697,16 @@ BEGIN
             END LOOP;
             -- A query reads a child's rows under the policies of the table
             -- it names: a parent outside the protection (INHERIT, ATTACH
-            -- PARTITION) reads and changes them past fluent's.
+            -- PARTITION) reads and changes them past fluent's. (The
+            -- membership table's partitions and children have it, or its
+            -- partitions and children, as parents.)
             FOR c IN
                 SELECT i.inhparent::regclass AS parent, pt.module
                   FROM pg_inherits i LEFT JOIN fluent.protected_tables pt ON pt.table_name = i.inhparent
                  WHERE i.inhrelid = relation AND i.inhparent <> p.table_name
                    AND i.inhparent NOT IN (SELECT fluent._descendants(p.table_name))
+                   AND NOT (on_membership AND (i.inhparent = p.membership_table
+                                               OR i.inhparent IN (SELECT fluent._descendants(p.membership_table))))
                  ORDER BY 1
             LOOP
                 problem := 'parent outside the protection';

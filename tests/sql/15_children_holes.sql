@@ -26,8 +26,9 @@ RESET ROLE;
 -- 1. Column limits on inheritance children -----------------------------------
 -- A child existing when fluent_protect_columns runs, one created later
 -- (INHERITS) and one adopted later (ALTER TABLE ... INHERIT): each gets the
--- column-limit trigger. The table owner is not a superuser (the masked view
--- reads the table as its owner).
+-- column-limit trigger (one per limited column, named by its column's number
+-- in that table: the adopted child has its columns in another order). The
+-- table owner is not a superuser (the masked view reads the table as its owner).
 CREATE ROLE kids_owner NOLOGIN;
 CREATE TABLE staff (id int PRIMARY KEY, owner text, salary int);
 CREATE TABLE staff_old () INHERITS (staff);
@@ -39,13 +40,14 @@ SELECT fluent_protect('staff', 'kids', 'owner');
 SELECT fluent_protect_columns('staff', '{salary}', 'kids', write_action => 'write_pay');
 CREATE TABLE staff_new () INHERITS (staff);
 INSERT INTO staff_new VALUES (3, 'kid_ben', 300);
-CREATE TABLE staff_adopted (id int NOT NULL, owner text, salary int);
-INSERT INTO staff_adopted VALUES (4, 'kid_ben', 400);
+CREATE TABLE staff_adopted (salary int, id int NOT NULL, owner text);
+INSERT INTO staff_adopted (id, owner, salary) VALUES (4, 'kid_ben', 400);
 ALTER TABLE staff_adopted INHERIT staff;
 ALTER TABLE staff_new OWNER TO kids_owner;
 ALTER TABLE staff_adopted OWNER TO kids_owner;
-SELECT tgrelid::regclass AS relation, tgenabled FROM pg_trigger
- WHERE tgname = 'fluent_column_limits' ORDER BY tgrelid::regclass::text COLLATE "C";
+SELECT tgrelid::regclass AS relation, tgname, tgenabled,
+       (SELECT attname FROM pg_attribute WHERE attrelid = tgrelid AND attnum = tgattr[0]) AS update_of FROM pg_trigger
+ WHERE tgfoid = 'fluent._check_column_writes()'::regprocedure ORDER BY tgrelid::regclass::text COLLATE "C";
 GRANT SELECT (id, owner), UPDATE ON staff TO app;
 GRANT SELECT (id, owner), UPDATE ON staff_new TO app;
 SET ROLE app;
@@ -63,15 +65,15 @@ RESET ROLE;
 SELECT id, owner, salary FROM staff ORDER BY id;
 -- Removing the limits removes the children's triggers too.
 SELECT fluent_unprotect_columns('staff');
-SELECT count(*) AS triggers_left FROM pg_trigger WHERE tgname = 'fluent_column_limits';
+SELECT count(*) AS triggers_left FROM pg_trigger WHERE tgfoid = 'fluent._check_column_writes()'::regprocedure;
 SELECT fluent_protect_columns('staff', '{salary}', 'kids', write_action => 'write_pay') IS NOT NULL AS limited_again;
-SELECT count(*) AS triggers FROM pg_trigger WHERE tgname = 'fluent_column_limits';
+SELECT count(*) AS triggers FROM pg_trigger WHERE tgfoid = 'fluent._check_column_writes()'::regprocedure;
 SELECT fluent_unprotect('staff');
-SELECT count(*) AS triggers_after_unprotect FROM pg_trigger WHERE tgname = 'fluent_column_limits';
+SELECT count(*) AS triggers_after_unprotect FROM pg_trigger WHERE tgfoid = 'fluent._check_column_writes()'::regprocedure;
 
 -- 2. Column limits on partitions ---------------------------------------------
--- PostgreSQL clones the trigger to partitions, also to those created or
--- attached later; fluent neither duplicates nor forgets them.
+-- PostgreSQL clones the table's trigger to partitions (with its name), also
+-- to those created or attached later; fluent neither duplicates nor forgets them.
 CREATE TABLE pay (id int, owner text, salary int) PARTITION BY RANGE (id);
 CREATE TABLE pay_1 PARTITION OF pay FOR VALUES FROM (0) TO (10);
 INSERT INTO pay VALUES (1, 'kid_ben', 100);
@@ -83,8 +85,8 @@ CREATE TABLE pay_2 PARTITION OF pay FOR VALUES FROM (10) TO (20);
 CREATE TABLE pay_3 (id int, owner text, salary int);
 ALTER TABLE pay ATTACH PARTITION pay_3 FOR VALUES FROM (20) TO (30);
 INSERT INTO pay VALUES (11, 'kid_ben', 110), (21, 'kid_ben', 210);
-SELECT tgrelid::regclass AS relation, tgparentid <> 0 AS cloned FROM pg_trigger
- WHERE tgname = 'fluent_column_limits' ORDER BY tgrelid::regclass::text COLLATE "C";
+SELECT tgrelid::regclass AS relation, tgname, tgparentid <> 0 AS cloned FROM pg_trigger
+ WHERE tgfoid = 'fluent._check_column_writes()'::regprocedure ORDER BY tgrelid::regclass::text COLLATE "C";
 GRANT SELECT (id, owner), UPDATE ON pay TO app;
 SET ROLE app;
 SELECT act_as('kid_cy');
@@ -94,7 +96,7 @@ SELECT try($$UPDATE pay SET salary = 1 WHERE id = 21$$) AS partition_attached_la
 SELECT act_as(NULL);
 RESET ROLE;
 SELECT fluent_unprotect('pay');
-SELECT count(*) AS triggers_after_unprotect FROM pg_trigger WHERE tgname = 'fluent_column_limits';
+SELECT count(*) AS triggers_after_unprotect FROM pg_trigger WHERE tgfoid = 'fluent._check_column_writes()'::regprocedure;
 
 -- 3. Partitions of a membership table -------------------------------------------
 -- A partition existing at fluent_protect time, one created later and one
@@ -115,6 +117,8 @@ SELECT c.oid::regclass AS relation, c.relrowsecurity, c.relforcerowsecurity,
        array(SELECT polname FROM pg_policy WHERE polrelid = c.oid ORDER BY 1) AS policies
   FROM pg_class c WHERE c.oid IN ('members'::regclass, 'members_ben'::regclass, 'members_all'::regclass, 'members_cy'::regclass)
  ORDER BY c.relname COLLATE "C";
+-- fluent.protection_status finds them as fluent made them.
+SELECT intact, problems FROM fluent.protection_status WHERE table_name = 'projects'::regclass;
 GRANT SELECT ON projects TO app;
 GRANT SELECT, INSERT, UPDATE, DELETE ON members, members_ben, members_all, members_cy TO app;
 SET ROLE app;
@@ -150,6 +154,7 @@ SELECT fluent_protect('tasks', 'kids', 'owner', membership_table => 'task_member
 CREATE TABLE task_members_new () INHERITS (task_members);
 CREATE TABLE task_members_adopted (task_id int, user_key text);
 ALTER TABLE task_members_adopted INHERIT task_members;
+SELECT intact, problems FROM fluent.protection_status WHERE table_name = 'tasks'::regclass;
 GRANT SELECT ON tasks TO app;
 GRANT SELECT, INSERT, DELETE ON task_members, task_members_old, task_members_new, task_members_adopted TO app;
 SET ROLE app;
