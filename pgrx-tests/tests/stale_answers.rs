@@ -210,3 +210,50 @@ fn sql_function_plans_follow_identity_changes_and_revokes_inside_a_transaction()
     assert_eq!(sqlfn(&mut session), "0 0", "after the revoke");
     session.batch_execute("COMMIT").unwrap();
 }
+
+/// What holds for the extended protocol (README, "How plans follow identity
+/// and the catalog"): a statement prepared there and bound again in the same
+/// transaction passes through no hook before PostgreSQL checks its plan, so
+/// it sees a revoke once the transaction takes in invalidation messages: at
+/// its next statement sent otherwise (parsed), or its next fluent check.
+#[test]
+fn a_named_extended_protocol_statement_sees_a_revoke_once_the_transaction_takes_it_in() {
+    let db = fresh_database("stale_bind");
+    seed(&db);
+    let mut dba = connect(&db, "postgres");
+    let mut reader = connect(&db, TESTER);
+    reader
+        .batch_execute(&format!(
+            "BEGIN; SELECT fluent_set_user('boss', true); SET LOCAL ROLE {APP}"
+        ))
+        .unwrap();
+    let stmt = reader.prepare("SELECT count(*) FROM docs").unwrap();
+    let count = |reader: &mut Client| -> i64 { reader.query_one(&stmt, &[]).unwrap().get(0) };
+    assert_eq!(count(&mut reader), 33);
+    dba.batch_execute("SELECT fluent_revoke_role('boss', 'all_r')")
+        .unwrap();
+    assert_eq!(
+        count(&mut reader),
+        33,
+        "bound again, before anything takes the revoke in"
+    );
+    reader.batch_execute("SELECT 1").unwrap();
+    assert_eq!(count(&mut reader), 0, "after a parsed statement");
+    dba.batch_execute("SELECT fluent_grant_role('boss', 'all_r')")
+        .unwrap();
+    reader
+        .query_one("SELECT fluent_can('docs', 'read')", &[])
+        .unwrap();
+    assert_eq!(count(&mut reader), 33, "after a fluent check");
+    reader.batch_execute("COMMIT").unwrap();
+    // A new transaction always sees it.
+    dba.batch_execute("SELECT fluent_revoke_role('boss', 'all_r')")
+        .unwrap();
+    reader
+        .batch_execute(&format!(
+            "BEGIN; SELECT fluent_set_user('boss', true); SET LOCAL ROLE {APP}"
+        ))
+        .unwrap();
+    assert_eq!(count(&mut reader), 0, "in the next transaction");
+    reader.batch_execute("COMMIT").unwrap();
+}
