@@ -116,76 +116,28 @@ BEGIN
 END
 $$;
 
--- fluent_who_can() confines a delegated administrator's row lookup to their
--- workspace (sql/rls.sql): a row of another one was told apart from a
--- missing one. And it runs no code of the table's owner as the catalog
--- owner: a domain CHECK on the key column made its owner a superuser.
+-- fluent_who_can() reads the row it is asked about in Rust (src/rows.rs),
+-- running no code of the table's owner: as the catalog owner, a domain CHECK
+-- on the key column made its owner a superuser. The catalog part of the
+-- lookup stays in SQL.
 DROP FUNCTION fluent._row_facts(regclass, text);
--- An expression giving column col as text by its type's output function
--- (format's %s), NULL for NULL: unlike a cast to text, which the owner of
--- the column's type may have defined with a function of their own.
-CREATE FUNCTION fluent._as_text_sql(col name) RETURNS text
-LANGUAGE sql IMMUTABLE
-RETURN CASE WHEN col IS NOT NULL THEN format('(CASE WHEN %1$I IS NOT NULL THEN pg_catalog.format(''%%s'', %1$I) END)', col) END;
-
--- The type in which fluent_who_can() looks a row up by a column of tbl:
--- the column's type with its domains stripped. fluent reads the row as the
--- catalog owner, so the lookup must run no code that the table's owner
--- controls: a domain's CHECK (run when a value is coerced to the domain), or
--- the input function of a composite, range or array type (which runs its
--- columns' or elements' domain checks). The base types left are those whose
--- input and equality are built into PostgreSQL or an extension installed by a
--- superuser (base types need C functions) and enums.
-CREATE FUNCTION fluent._lookup_type(tbl regclass, col name) RETURNS regtype
-LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
-DECLARE
-    base regtype;
-    kind "char";
-    category "char";
-BEGIN
-    WITH RECURSIVE chain (typ, depth) AS (
-        SELECT a.atttypid, 0 FROM pg_attribute a WHERE a.attrelid = tbl AND a.attname = col AND NOT a.attisdropped
-        UNION ALL
-        SELECT t.typbasetype, c.depth + 1 FROM chain c JOIN pg_type t ON t.oid = c.typ WHERE t.typtype = 'd'
-    )
-    SELECT c.typ, t.typtype, t.typcategory INTO base, kind, category
-      FROM chain c JOIN pg_type t ON t.oid = c.typ ORDER BY c.depth DESC LIMIT 1;
-    IF base IS NULL THEN
-        RAISE EXCEPTION 'column "%" of relation "%" does not exist', col, tbl USING ERRCODE = 'undefined_column';
-    END IF;
-    IF kind NOT IN ('b', 'e') OR category = 'A' THEN
-        RAISE EXCEPTION 'fluent_who_can cannot look rows of "%" up by column "%" of type %', tbl, col, base
-            USING ERRCODE = 'feature_not_supported',
-                  HINT = 'Rows are found by a key of a base type (such as integer, bigint, text or uuid), a domain over one, or an enum.';
-    END IF;
-    RETURN base;
-END $$;
-
--- The row of a protected table that fluent_who_can() asks about (by the
--- membership row column, else the single-column primary key): the module,
--- its owner, its workspace (has_workspace: whether the table has a workspace
--- column) and the users assigned to it through the membership table, as
--- text keys. The row is read past the policies: fluent_who_can() checks its
--- caller and runs this as the catalog owner. So the table owner's code must
--- not run here: the key is compared in its base type (fluent._lookup_type),
--- and values are turned into text by their types' output functions
--- (format's %s) rather than by casts, which the owner of a type may define.
--- For a caller confined to one workspace (a delegated administrator),
--- in_workspace names it and only rows of that workspace are looked at, so
--- that neither "no row" nor a count tells anything about the others.
-CREATE FUNCTION fluent._row_facts(tbl regclass, row_key text, in_workspace text)
-RETURNS TABLE (module text, owner_key text, has_workspace boolean, workspace_key text, assignees text[])
+-- Where fluent_who_can() finds the row it is asked about, from the catalog
+-- alone: the module; the column that identifies the row (the membership row
+-- column, else the single-column primary key); the owner, workspace and
+-- membership columns; and the tables to read: the table with its
+-- partitions and children, and the membership table with its own. The row
+-- itself is read by src/rows.rs without running the table owner's code, so
+-- each of these must still be a table (a PostgreSQL 15 table owner can turn
+-- an empty table into a view, whose functions would run for the caller).
+CREATE FUNCTION fluent._row_lookup(tbl regclass)
+RETURNS TABLE (module text, key_column name, owner_column name, workspace_column name,
+               membership_row_column name, membership_user_column name, relations regclass[], membership_relations regclass[])
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     p fluent.protected_tables;
-    key_column name;
-    key_type regtype;
-    found_rows int;
-    row_value text;
-    confined text := '';
+    odd regclass;
 BEGIN
     PERFORM fluent._not_null(tbl, 'table');
-    PERFORM fluent._not_null(row_key, 'row key');
     SELECT x.* INTO p FROM fluent.protected_tables x WHERE x.table_name = fluent._protected_root(tbl);
     IF NOT FOUND THEN
         RAISE EXCEPTION 'table "%" is not protected by fluent', tbl
@@ -201,31 +153,21 @@ BEGIN
         RAISE EXCEPTION 'table "%" has no single-column primary key to find the row by', tbl
             USING ERRCODE = 'invalid_parameter_value', HINT = 'Protect it with row_column naming the key column.';
     END IF;
-    key_type := fluent._lookup_type(tbl, key_column);
-    IF in_workspace IS NOT NULL AND p.workspace_column IS NOT NULL THEN
-        confined := format(' AND %s = $2', fluent._as_text_sql(p.workspace_column));
-    END IF;
-    EXECUTE format('SELECT count(*) OVER (), %s, %s, %s FROM %s WHERE %I = $1::%s%s LIMIT 1',
-                   coalesce(fluent._as_text_sql(p.owner_column), 'NULL'), coalesce(fluent._as_text_sql(p.workspace_column), 'NULL'),
-                   fluent._as_text_sql(key_column), tbl, key_column, key_type, confined)
-       INTO found_rows, owner_key, workspace_key, row_value USING row_key, in_workspace;
-    IF found_rows IS NULL THEN
-        RAISE EXCEPTION 'table "%" has no row with % = %', tbl, key_column,
-                        row_key || CASE WHEN confined <> '' THEN format(' in workspace "%s"', in_workspace) ELSE '' END
-            USING ERRCODE = 'no_data_found';
-    ELSIF found_rows > 1 THEN
-        RAISE EXCEPTION 'table "%" has % rows with % = %', tbl, found_rows, key_column, row_key
-            USING ERRCODE = 'cardinality_violation', HINT = 'Ask about a column that identifies one row.';
-    END IF;
+    relations := ARRAY(SELECT tbl UNION ALL SELECT fluent._descendants(tbl));
     IF p.membership_table IS NOT NULL THEN
-        EXECUTE format('SELECT coalesce(array_agg(DISTINCT %s), ''{}'') FROM %s m WHERE m.%I = $1::%s AND m.%I IS NOT NULL',
-                       fluent._as_text_sql(p.membership_user_column), p.membership_table, p.membership_row_column,
-                       fluent._lookup_type(p.membership_table, p.membership_row_column), p.membership_user_column)
-           INTO assignees USING row_value;
+        membership_relations := ARRAY(SELECT p.membership_table UNION ALL SELECT fluent._descendants(p.membership_table));
+    END IF;
+    SELECT r INTO odd FROM unnest(relations || membership_relations) r JOIN pg_class c ON c.oid = r
+     WHERE c.relkind NOT IN ('r', 'p') LIMIT 1;
+    IF odd IS NOT NULL THEN
+        RAISE EXCEPTION 'fluent_who_can cannot read "%": it is no longer a table', odd
+            USING ERRCODE = 'wrong_object_type', HINT = 'fluent.protection_status shows what changed.';
     END IF;
     module := p.module;
-    has_workspace := p.workspace_column IS NOT NULL;
-    assignees := coalesce(assignees, '{}');
+    owner_column := p.owner_column;
+    workspace_column := p.workspace_column;
+    membership_row_column := p.membership_row_column;
+    membership_user_column := p.membership_user_column;
     RETURN NEXT;
 END $$;
 
@@ -1751,14 +1693,76 @@ COMMENT ON FUNCTION @extschema@.fluent_protection_problems() IS
 
 -- Privileges and comments as sql/privileges.sql sets them.
 REVOKE ALL ON FUNCTION fluent._check_tree(), fluent._detach_children(), fluent._session_user_is_dba(),
-    fluent._row_facts(regclass, text, text), fluent._as_text_sql(name), fluent._lookup_type(regclass, name), fluent._holders_scope_maps(text, int),
+    fluent._row_lookup(regclass), fluent._holders_scope_maps(text, int),
     fluent._holders_within_powers(text, jsonb, jsonb, int, text),
     fluent._test_role(regrole), @extschema@.fluent_test_act_as(text, regrole), @extschema@.fluent_test_reset() FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION fluent._session_user_is_dba(), fluent._row_facts(regclass, text, text),
-    fluent._as_text_sql(name), fluent._lookup_type(regclass, name),
+GRANT EXECUTE ON FUNCTION fluent._session_user_is_dba(), fluent._row_lookup(regclass),
     fluent._holders_scope_maps(text, int), fluent._holders_within_powers(text, jsonb, jsonb, int, text) TO fluent_admin;
 GRANT EXECUTE ON FUNCTION fluent._test_role(regrole), @extschema@.fluent_test_act_as(text, regrole),
     @extschema@.fluent_test_reset() TO PUBLIC;
 COMMENT ON FUNCTION @extschema@.fluent_test_act_as(text, regrole) IS
     'For application test suites run as a DBA: act as the user (NULL: nobody) through the application role until the transaction ends, so that row-level security applies';
 COMMENT ON FUNCTION @extschema@.fluent_test_reset() IS 'For application test suites: back to the test runner''s own role, acting for nobody';
+
+-- Issue 18: the catalog and the SECURITY DEFINER functions belong to a role
+-- without superuser powers, as sql/privileges.sql sets them.
+-- The catalog owner. What fluent runs elevated (its cache loads, audit
+-- writes and delegated administration, src/owner.rs and the SECURITY
+-- DEFINER functions) runs as fluent_owner, which holds exactly this: the
+-- catalog's tables, sequences and views, its SECURITY DEFINER functions,
+-- EXECUTE on fluent's other functions, and SET on fluent.caller_role (which
+-- the administration implementations reset through their SET clause). So
+-- code that ever ran there could change fluent's catalog, but not become a
+-- superuser. Two things stay with the installing superuser, because they
+-- need its powers: the event trigger function that gives new partitions
+-- and children their policies (fluent._protect_new_children: creating
+-- policies and triggers on another role's table takes its owner or a
+-- superuser), and fluent_who_can's read of the row asked about, which must
+-- read past the table's row-level security (src/who_can.rs; that read runs
+-- no code the table's owner controls, sql/rls.sql). An existing
+-- fluent_owner with more than that (a role of that name made by someone
+-- else) is refused: it would own the catalog.
+DO $$
+DECLARE
+    ext oid := (SELECT oid FROM pg_extension WHERE extname = 'fluent');
+    obj record;
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'fluent_owner') THEN
+        CREATE ROLE fluent_owner NOLOGIN NOINHERIT;
+    END IF;
+    IF EXISTS (SELECT 1 FROM pg_roles r WHERE r.rolname = 'fluent_owner'
+                 AND (r.rolsuper OR r.rolbypassrls OR r.rolcanlogin OR r.rolcreaterole OR r.rolcreatedb OR r.rolreplication))
+       OR EXISTS (SELECT 1 FROM pg_auth_members m JOIN pg_roles r ON r.oid IN (m.roleid, m.member)
+                   WHERE r.rolname = 'fluent_owner') THEN
+        RAISE EXCEPTION 'role "fluent_owner" exists with more than fluent gives it'
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  DETAIL = 'fluent makes fluent_owner the owner of its catalog: it must not log in, be a superuser, bypass row-level security, create roles or databases, replicate, have members or be a member of another role.',
+                  HINT = 'Drop that role, or take those powers and memberships away, and try again.';
+    END IF;
+    COMMENT ON ROLE fluent_owner IS 'fluent: owns the permission catalog; what fluent runs elevated runs as this role';
+    GRANT SET ON PARAMETER fluent.caller_role TO fluent_owner;
+    FOR obj IN
+        SELECT c.oid::regclass AS rel, c.relkind FROM pg_depend d JOIN pg_class c ON c.oid = d.objid
+         WHERE d.classid = 'pg_class'::regclass AND d.refclassid = 'pg_extension'::regclass AND d.refobjid = ext
+           AND d.deptype = 'e' AND c.relkind IN ('r', 'p', 'v', 'm', 'S')
+           AND c.relnamespace = 'fluent'::regnamespace
+         ORDER BY c.relkind = 'S'   -- a table takes its own sequences along
+    LOOP
+        CONTINUE WHEN (SELECT c.relowner FROM pg_class c WHERE c.oid = obj.rel) = 'fluent_owner'::regrole;
+        EXECUTE format('ALTER %s %s OWNER TO fluent_owner',
+                       CASE obj.relkind WHEN 'v' THEN 'VIEW' WHEN 'm' THEN 'MATERIALIZED VIEW' WHEN 'S' THEN 'SEQUENCE' ELSE 'TABLE' END,
+                       obj.rel);
+    END LOOP;
+    FOR obj IN
+        SELECT p.oid::regprocedure AS f, p.prosecdef FROM pg_depend d JOIN pg_proc p ON p.oid = d.objid
+         WHERE d.classid = 'pg_proc'::regclass AND d.refclassid = 'pg_extension'::regclass AND d.refobjid = ext
+           AND d.deptype = 'e' AND p.pronamespace = 'fluent'::regnamespace
+    LOOP
+        IF obj.prosecdef AND obj.f <> 'fluent._protect_new_children()'::regprocedure THEN
+            EXECUTE format('ALTER FUNCTION %s OWNER TO fluent_owner', obj.f);
+        ELSE
+            EXECUTE format('GRANT EXECUTE ON FUNCTION %s TO fluent_owner', obj.f);
+        END IF;
+    END LOOP;
+END
+$$;

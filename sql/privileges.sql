@@ -12,6 +12,11 @@
 -- Everyone else (application roles): may call the checks and run the
 -- policy helpers, and nothing more. The catalog is neither readable nor
 -- writable by them.
+-- fluent_owner         owns the catalog and the SECURITY DEFINER functions:
+--                      what fluent runs elevated runs as this role, which
+--                      cannot log in, is no superuser, does not bypass
+--                      row-level security and is a member of nothing (see
+--                      the end of this file).
 --
 -- Roles are cluster-wide, so they may exist already (fluent installed in
 -- another database); they are left in place by DROP EXTENSION.
@@ -211,5 +216,66 @@ COMMENT ON FUNCTION @extschema@.fluent_create_team(text) IS 'Creates a team in t
 COMMENT ON FUNCTION @extschema@.fluent_drop_team(text) IS 'Drops a team and its memberships';
 COMMENT ON FUNCTION @extschema@.fluent_add_team_member(text, text, boolean) IS 'Adds a user to a team, as a lead or not (updates the lead flag of a member)';
 COMMENT ON FUNCTION @extschema@.fluent_remove_team_member(text, text) IS 'Removes a user from a team';
+
+-- The catalog owner. What fluent runs elevated (its cache loads, audit
+-- writes and delegated administration, src/owner.rs and the SECURITY
+-- DEFINER functions) runs as fluent_owner, which holds exactly this: the
+-- catalog's tables, sequences and views, its SECURITY DEFINER functions,
+-- EXECUTE on fluent's other functions, and SET on fluent.caller_role (which
+-- the administration implementations reset through their SET clause). So
+-- code that ever ran there could change fluent's catalog, but not become a
+-- superuser. Two things stay with the installing superuser, because they
+-- need its powers: the event trigger function that gives new partitions
+-- and children their policies (fluent._protect_new_children: creating
+-- policies and triggers on another role's table takes its owner or a
+-- superuser), and fluent_who_can's read of the row asked about, which must
+-- read past the table's row-level security (src/who_can.rs; that read runs
+-- no code the table's owner controls, sql/rls.sql). An existing
+-- fluent_owner with more than that (a role of that name made by someone
+-- else) is refused: it would own the catalog.
+DO $$
+DECLARE
+    ext oid := (SELECT oid FROM pg_extension WHERE extname = 'fluent');
+    obj record;
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'fluent_owner') THEN
+        CREATE ROLE fluent_owner NOLOGIN NOINHERIT;
+    END IF;
+    IF EXISTS (SELECT 1 FROM pg_roles r WHERE r.rolname = 'fluent_owner'
+                 AND (r.rolsuper OR r.rolbypassrls OR r.rolcanlogin OR r.rolcreaterole OR r.rolcreatedb OR r.rolreplication))
+       OR EXISTS (SELECT 1 FROM pg_auth_members m JOIN pg_roles r ON r.oid IN (m.roleid, m.member)
+                   WHERE r.rolname = 'fluent_owner') THEN
+        RAISE EXCEPTION 'role "fluent_owner" exists with more than fluent gives it'
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  DETAIL = 'fluent makes fluent_owner the owner of its catalog: it must not log in, be a superuser, bypass row-level security, create roles or databases, replicate, have members or be a member of another role.',
+                  HINT = 'Drop that role, or take those powers and memberships away, and try again.';
+    END IF;
+    COMMENT ON ROLE fluent_owner IS 'fluent: owns the permission catalog; what fluent runs elevated runs as this role';
+    GRANT SET ON PARAMETER fluent.caller_role TO fluent_owner;
+    FOR obj IN
+        SELECT c.oid::regclass AS rel, c.relkind FROM pg_depend d JOIN pg_class c ON c.oid = d.objid
+         WHERE d.classid = 'pg_class'::regclass AND d.refclassid = 'pg_extension'::regclass AND d.refobjid = ext
+           AND d.deptype = 'e' AND c.relkind IN ('r', 'p', 'v', 'm', 'S')
+           AND c.relnamespace = 'fluent'::regnamespace
+         ORDER BY c.relkind = 'S'   -- a table takes its own sequences along
+    LOOP
+        CONTINUE WHEN (SELECT c.relowner FROM pg_class c WHERE c.oid = obj.rel) = 'fluent_owner'::regrole;
+        EXECUTE format('ALTER %s %s OWNER TO fluent_owner',
+                       CASE obj.relkind WHEN 'v' THEN 'VIEW' WHEN 'm' THEN 'MATERIALIZED VIEW' WHEN 'S' THEN 'SEQUENCE' ELSE 'TABLE' END,
+                       obj.rel);
+    END LOOP;
+    FOR obj IN
+        SELECT p.oid::regprocedure AS f, p.prosecdef FROM pg_depend d JOIN pg_proc p ON p.oid = d.objid
+         WHERE d.classid = 'pg_proc'::regclass AND d.refclassid = 'pg_extension'::regclass AND d.refobjid = ext
+           AND d.deptype = 'e' AND p.pronamespace = 'fluent'::regnamespace
+    LOOP
+        IF obj.prosecdef AND obj.f <> 'fluent._protect_new_children()'::regprocedure THEN
+            EXECUTE format('ALTER FUNCTION %s OWNER TO fluent_owner', obj.f);
+        ELSE
+            EXECUTE format('GRANT EXECUTE ON FUNCTION %s TO fluent_owner', obj.f);
+        END IF;
+    END LOOP;
+END
+$$;
 
 SET LOCAL search_path TO @extschema@, pg_temp;

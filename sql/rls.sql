@@ -799,71 +799,23 @@ BEGIN
     END LOOP;
 END $$;
 
--- An expression giving column col as text by its type's output function
--- (format's %s), NULL for NULL: unlike a cast to text, which the owner of
--- the column's type may have defined with a function of their own.
-CREATE FUNCTION fluent._as_text_sql(col name) RETURNS text
-LANGUAGE sql IMMUTABLE
-RETURN CASE WHEN col IS NOT NULL THEN format('(CASE WHEN %1$I IS NOT NULL THEN pg_catalog.format(''%%s'', %1$I) END)', col) END;
-
--- The type in which fluent_who_can() looks a row up by a column of tbl:
--- the column's type with its domains stripped. fluent reads the row as the
--- catalog owner, so the lookup must run no code that the table's owner
--- controls: a domain's CHECK (run when a value is coerced to the domain), or
--- the input function of a composite, range or array type (which runs its
--- columns' or elements' domain checks). The base types left are those whose
--- input and equality are built into PostgreSQL or an extension installed by a
--- superuser (base types need C functions) and enums.
-CREATE FUNCTION fluent._lookup_type(tbl regclass, col name) RETURNS regtype
-LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
-DECLARE
-    base regtype;
-    kind "char";
-    category "char";
-BEGIN
-    WITH RECURSIVE chain (typ, depth) AS (
-        SELECT a.atttypid, 0 FROM pg_attribute a WHERE a.attrelid = tbl AND a.attname = col AND NOT a.attisdropped
-        UNION ALL
-        SELECT t.typbasetype, c.depth + 1 FROM chain c JOIN pg_type t ON t.oid = c.typ WHERE t.typtype = 'd'
-    )
-    SELECT c.typ, t.typtype, t.typcategory INTO base, kind, category
-      FROM chain c JOIN pg_type t ON t.oid = c.typ ORDER BY c.depth DESC LIMIT 1;
-    IF base IS NULL THEN
-        RAISE EXCEPTION 'column "%" of relation "%" does not exist', col, tbl USING ERRCODE = 'undefined_column';
-    END IF;
-    IF kind NOT IN ('b', 'e') OR category = 'A' THEN
-        RAISE EXCEPTION 'fluent_who_can cannot look rows of "%" up by column "%" of type %', tbl, col, base
-            USING ERRCODE = 'feature_not_supported',
-                  HINT = 'Rows are found by a key of a base type (such as integer, bigint, text or uuid), a domain over one, or an enum.';
-    END IF;
-    RETURN base;
-END $$;
-
--- The row of a protected table that fluent_who_can() asks about (by the
--- membership row column, else the single-column primary key): the module,
--- its owner, its workspace (has_workspace: whether the table has a workspace
--- column) and the users assigned to it through the membership table, as
--- text keys. The row is read past the policies: fluent_who_can() checks its
--- caller and runs this as the catalog owner. So the table owner's code must
--- not run here: the key is compared in its base type (fluent._lookup_type),
--- and values are turned into text by their types' output functions
--- (format's %s) rather than by casts, which the owner of a type may define.
--- For a caller confined to one workspace (a delegated administrator),
--- in_workspace names it and only rows of that workspace are looked at, so
--- that neither "no row" nor a count tells anything about the others.
-CREATE FUNCTION fluent._row_facts(tbl regclass, row_key text, in_workspace text)
-RETURNS TABLE (module text, owner_key text, has_workspace boolean, workspace_key text, assignees text[])
+-- Where fluent_who_can() finds the row it is asked about, from the catalog
+-- alone: the module; the column that identifies the row (the membership row
+-- column, else the single-column primary key); the owner, workspace and
+-- membership columns; and the tables to read: the table with its
+-- partitions and children, and the membership table with its own. The row
+-- itself is read by src/rows.rs without running the table owner's code, so
+-- each of these must still be a table (a PostgreSQL 15 table owner can turn
+-- an empty table into a view, whose functions would run for the caller).
+CREATE FUNCTION fluent._row_lookup(tbl regclass)
+RETURNS TABLE (module text, key_column name, owner_column name, workspace_column name,
+               membership_row_column name, membership_user_column name, relations regclass[], membership_relations regclass[])
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     p fluent.protected_tables;
-    key_column name;
-    key_type regtype;
-    found_rows int;
-    row_value text;
-    confined text := '';
+    odd regclass;
 BEGIN
     PERFORM fluent._not_null(tbl, 'table');
-    PERFORM fluent._not_null(row_key, 'row key');
     SELECT x.* INTO p FROM fluent.protected_tables x WHERE x.table_name = fluent._protected_root(tbl);
     IF NOT FOUND THEN
         RAISE EXCEPTION 'table "%" is not protected by fluent', tbl
@@ -879,31 +831,21 @@ BEGIN
         RAISE EXCEPTION 'table "%" has no single-column primary key to find the row by', tbl
             USING ERRCODE = 'invalid_parameter_value', HINT = 'Protect it with row_column naming the key column.';
     END IF;
-    key_type := fluent._lookup_type(tbl, key_column);
-    IF in_workspace IS NOT NULL AND p.workspace_column IS NOT NULL THEN
-        confined := format(' AND %s = $2', fluent._as_text_sql(p.workspace_column));
-    END IF;
-    EXECUTE format('SELECT count(*) OVER (), %s, %s, %s FROM %s WHERE %I = $1::%s%s LIMIT 1',
-                   coalesce(fluent._as_text_sql(p.owner_column), 'NULL'), coalesce(fluent._as_text_sql(p.workspace_column), 'NULL'),
-                   fluent._as_text_sql(key_column), tbl, key_column, key_type, confined)
-       INTO found_rows, owner_key, workspace_key, row_value USING row_key, in_workspace;
-    IF found_rows IS NULL THEN
-        RAISE EXCEPTION 'table "%" has no row with % = %', tbl, key_column,
-                        row_key || CASE WHEN confined <> '' THEN format(' in workspace "%s"', in_workspace) ELSE '' END
-            USING ERRCODE = 'no_data_found';
-    ELSIF found_rows > 1 THEN
-        RAISE EXCEPTION 'table "%" has % rows with % = %', tbl, found_rows, key_column, row_key
-            USING ERRCODE = 'cardinality_violation', HINT = 'Ask about a column that identifies one row.';
-    END IF;
+    relations := ARRAY(SELECT tbl UNION ALL SELECT fluent._descendants(tbl));
     IF p.membership_table IS NOT NULL THEN
-        EXECUTE format('SELECT coalesce(array_agg(DISTINCT %s), ''{}'') FROM %s m WHERE m.%I = $1::%s AND m.%I IS NOT NULL',
-                       fluent._as_text_sql(p.membership_user_column), p.membership_table, p.membership_row_column,
-                       fluent._lookup_type(p.membership_table, p.membership_row_column), p.membership_user_column)
-           INTO assignees USING row_value;
+        membership_relations := ARRAY(SELECT p.membership_table UNION ALL SELECT fluent._descendants(p.membership_table));
+    END IF;
+    SELECT r INTO odd FROM unnest(relations || membership_relations) r JOIN pg_class c ON c.oid = r
+     WHERE c.relkind NOT IN ('r', 'p') LIMIT 1;
+    IF odd IS NOT NULL THEN
+        RAISE EXCEPTION 'fluent_who_can cannot read "%": it is no longer a table', odd
+            USING ERRCODE = 'wrong_object_type', HINT = 'fluent.protection_status shows what changed.';
     END IF;
     module := p.module;
-    has_workspace := p.workspace_column IS NOT NULL;
-    assignees := coalesce(assignees, '{}');
+    owner_column := p.owner_column;
+    workspace_column := p.workspace_column;
+    membership_row_column := p.membership_row_column;
+    membership_user_column := p.membership_user_column;
     RETURN NEXT;
 END $$;
 

@@ -67,6 +67,29 @@ pub enum FluentError {
     LocalOutsideTransaction { function: &'static str },
     /// Another version's library is loaded in this backend already.
     OtherVersionLoaded,
+    /// `fluent_who_can` found no row with the key (in the caller's workspace).
+    WhoCanNoRow {
+        table: String,
+        column: String,
+        key: String,
+        workspace: Option<String>,
+    },
+    /// `fluent_who_can` found several rows with the key.
+    WhoCanManyRows {
+        table: String,
+        rows: i64,
+        column: String,
+        key: String,
+    },
+    /// `fluent_who_can` cannot find rows by a key of this type without
+    /// running the type owner's code.
+    WhoCanKeyType {
+        table: String,
+        column: String,
+        typ: String,
+    },
+    /// `fluent_who_can` reads heap tables only.
+    WhoCanNotHeap { table: String },
     /// The acting user or workspace changed while a statement that folded
     /// the previous one's answers was being planned.
     IdentityChangedWhilePlanning,
@@ -102,6 +125,11 @@ impl FluentError {
             }
             NotCalledAsTrigger { .. } => PgSqlErrorCode::ERRCODE_FEATURE_NOT_SUPPORTED,
             LocalOutsideTransaction { .. } => PgSqlErrorCode::ERRCODE_NO_ACTIVE_SQL_TRANSACTION,
+            WhoCanNoRow { .. } => PgSqlErrorCode::ERRCODE_NO_DATA_FOUND,
+            WhoCanManyRows { .. } => PgSqlErrorCode::ERRCODE_CARDINALITY_VIOLATION,
+            WhoCanKeyType { .. } | WhoCanNotHeap { .. } => {
+                PgSqlErrorCode::ERRCODE_FEATURE_NOT_SUPPORTED
+            }
         }
     }
 
@@ -149,6 +177,27 @@ impl FluentError {
             }
             OnStandby => {
                 "fluent administration runs on the primary, and this server is a hot standby".into()
+            }
+            WhoCanNoRow {
+                table,
+                column,
+                key,
+                workspace,
+            } => match workspace {
+                Some(ws) => format!("table \"{table}\" has no row with {column} = {key} in workspace \"{ws}\""),
+                None => format!("table \"{table}\" has no row with {column} = {key}"),
+            },
+            WhoCanManyRows {
+                table,
+                rows,
+                column,
+                key,
+            } => format!("table \"{table}\" has {rows} rows with {column} = {key}"),
+            WhoCanKeyType { table, column, typ } => format!(
+                "fluent_who_can cannot look rows of \"{table}\" up by column \"{column}\" of type {typ}"
+            ),
+            WhoCanNotHeap { table } => {
+                format!("fluent_who_can cannot read \"{table}\": it is not stored in a heap")
             }
             OtherVersionLoaded => {
                 "this session has another version of the fluent library loaded".into()
@@ -228,6 +277,10 @@ impl FluentError {
                 "Administration needs a superuser or a role that inherits the privileges of fluent_admin (GRANT fluent_admin TO ...).".into()
             }
             NotCalledAsTrigger { .. } => "fluent attaches its triggers to the catalog tables itself.".into(),
+            WhoCanNoRow { .. } => String::new(),
+            WhoCanManyRows { .. } => "Ask about a column that identifies one row.".into(),
+            WhoCanKeyType { .. } => "Rows are found by a key of a base type (such as integer, bigint, text or uuid), a domain over one, or an enum.".into(),
+            WhoCanNotHeap { .. } => "fluent_who_can reads tables stored by PostgreSQL's heap access method.".into(),
             LocalOutsideTransaction { .. } => {
                 "It lasts until the end of the current transaction, which here is this statement: use BEGIN first, or local => false for the session.".into()
             }

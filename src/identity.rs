@@ -25,7 +25,7 @@ use crate::cache;
 use crate::error::FluentError;
 use crate::gucs;
 use crate::loaders;
-use crate::owner::{as_catalog_owner, update};
+use crate::owner::{self, as_catalog_owner, update};
 use crate::token;
 
 const TRUSTED_ROLES: [&std::ffi::CStr; 2] = [c"fluent_authenticator", c"fluent_admin"];
@@ -49,10 +49,13 @@ pub fn current_role_is_superuser() -> bool {
     unsafe { pg_sys::superuser_arg(pg_sys::GetUserId()) }
 }
 
-/// Whether `role` is a superuser or has the privileges of one of `roles`.
+/// Whether `role` is a superuser, the catalog owner (fluent's own elevated
+/// code) or has the privileges of one of `roles`.
 fn role_is_one_of(role: pg_sys::Oid, roles: &[&std::ffi::CStr]) -> bool {
     let superuser = unsafe { pg_sys::superuser_arg(role) };
-    superuser || existing_roles(roles).any(|(_, r)| unsafe { pg_sys::has_privs_of_role(role, r) })
+    superuser
+        || existing_roles(roles).any(|(_, r)| unsafe { pg_sys::has_privs_of_role(role, r) })
+        || owner::is_catalog_owner(role)
 }
 
 /// Whether the current role is a superuser or has the privileges of one of

@@ -13,6 +13,7 @@
 //! - `checks`: `fluent_can`, `fluent_scope`, `fluent_visible_modules` and the row-level policy helpers
 //! - `preload`: `fluent_preload`, the library name that loads the installed version
 //! - `plans`: folding the policy helpers into plans, and invalidating those plans when identity or catalog change
+//! - `rows`: reading the row `fluent_who_can` asks about without running its owner's code
 //! - `explain`: `fluent_explain`, the facts behind one decision
 //! - `reports`: the rows of the permission matrix and effective permissions views, from the same decision
 //! - `audit`: the trigger that writes every catalog change to `fluent.audit_log`
@@ -38,6 +39,7 @@ mod owner;
 mod plans;
 mod preload;
 mod reports;
+mod rows;
 mod scope;
 mod token;
 mod trigger;

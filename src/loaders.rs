@@ -463,7 +463,7 @@ pub fn load_reachers(workspace_id: i32, keys: &[String]) -> Vec<Reacher> {
     })
 }
 
-/// A row of a protected table, as `fluent._row_facts` reads it.
+/// A row of a protected table, as `fluent_who_can` reads it (src/rows.rs).
 pub struct RowFacts {
     pub module: String,
     pub owner: Option<String>,
@@ -473,25 +473,42 @@ pub struct RowFacts {
     pub assignees: Vec<String>,
 }
 
-/// Reads one row of a protected table past its policies (the caller has
-/// been checked).
-pub fn row_facts(table: pg_sys::Oid, row_key: &str, in_workspace: Option<&str>) -> RowFacts {
+/// Where to find a row of a protected table (`fluent._row_lookup`).
+pub struct RowLookup {
+    pub module: String,
+    pub key_column: String,
+    pub owner_column: Option<String>,
+    pub workspace_column: Option<String>,
+    pub membership_row_column: Option<String>,
+    pub membership_user_column: Option<String>,
+    /// The table with its partitions and children.
+    pub relations: Vec<pg_sys::Oid>,
+    /// The membership table with its partitions and children.
+    pub membership_relations: Vec<pg_sys::Oid>,
+}
+
+/// Where to find a row of `table`, from the catalog.
+pub fn row_lookup(table: pg_sys::Oid) -> RowLookup {
     as_catalog_owner(|client| {
-        let rows = select(
+        let row = select(
             client,
-            "SELECT * FROM fluent._row_facts($1, $2, $3)",
-            &[table.into(), row_key.into(), in_workspace.into()],
-        );
-        let row = rows
-            .into_iter()
-            .next()
-            .unwrap_or_else(|| pgrx::error!("fluent._row_facts returned no row"));
-        let has_workspace: bool = column(&row, 3).unwrap_or_default();
-        RowFacts {
+            "SELECT module, key_column::text, owner_column::text, workspace_column::text,
+                    membership_row_column::text, membership_user_column::text,
+                    relations::oid[], membership_relations::oid[]
+               FROM fluent._row_lookup($1)",
+            &[table.into()],
+        )
+        .next()
+        .unwrap_or_else(|| pgrx::error!("fluent._row_lookup returned no row"));
+        RowLookup {
             module: column(&row, 1).unwrap_or_default(),
-            owner: column(&row, 2),
-            workspace: has_workspace.then(|| column(&row, 4)),
-            assignees: column(&row, 5).unwrap_or_default(),
+            key_column: column(&row, 2).unwrap_or_default(),
+            owner_column: column(&row, 3),
+            workspace_column: column(&row, 4),
+            membership_row_column: column(&row, 5),
+            membership_user_column: column(&row, 6),
+            relations: column(&row, 7).unwrap_or_default(),
+            membership_relations: column(&row, 8).unwrap_or_default(),
         }
     })
 }

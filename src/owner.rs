@@ -1,7 +1,8 @@
 //! Running catalog queries as the catalog owner.
 //!
 //! Application roles have no privilege on the catalog tables, so fluent
-//! switches to the catalog owner for the few queries it runs (the way
+//! switches to the catalog owner, `fluent_owner` (a role without superuser
+//! powers, sql/privileges.sql), for the few queries it runs (the way
 //! PostgreSQL runs a SECURITY DEFINER function or a foreign-key check) and
 //! switches back before returning, also on error. The queries call
 //! SQL-standard functions in `sql/loaders.sql`, bound at CREATE EXTENSION
@@ -26,9 +27,14 @@ thread_local! {
     static PLANS: RefCell<FastMap<&'static str, Rc<OwnedPreparedStatement>>> = RefCell::new(FastMap::default());
 }
 
-/// Runs `f` with the catalog owner as current user, in a security-restricted
-/// operation, and restores the caller's identity afterwards.
+/// Runs `f` with the catalog owner, `fluent_owner`, as current user, in a
+/// security-restricted operation, and restores the caller's identity
+/// afterwards.
 pub fn as_catalog_owner<R>(f: impl FnOnce(&mut SpiClient<'_>) -> R) -> R {
+    as_role(catalog_owner(), f)
+}
+
+fn as_role<R>(role: pg_sys::Oid, f: impl FnOnce(&mut SpiClient<'_>) -> R) -> R {
     struct Restore(pg_sys::Oid, i32);
     impl Drop for Restore {
         fn drop(&mut self) {
@@ -36,13 +42,12 @@ pub fn as_catalog_owner<R>(f: impl FnOnce(&mut SpiClient<'_>) -> R) -> R {
         }
     }
 
-    let owner = catalog_owner();
     let mut prev_user = pg_sys::InvalidOid;
     let mut prev_context = 0;
     unsafe {
         pg_sys::GetUserIdAndSecContext(&mut prev_user, &mut prev_context);
         pg_sys::SetUserIdAndSecContext(
-            owner,
+            role,
             prev_context
                 | pg_sys::SECURITY_LOCAL_USERID_CHANGE as i32
                 | pg_sys::SECURITY_RESTRICTED_OPERATION as i32,
@@ -52,21 +57,32 @@ pub fn as_catalog_owner<R>(f: impl FnOnce(&mut SpiClient<'_>) -> R) -> R {
     Spi::connect_mut(|client| f(client))
 }
 
-/// The owner of schema `fluent`: the role that created the extension.
+/// The owner of the catalog's tables, `fluent_owner` (sql/privileges.sql).
 fn catalog_owner() -> pg_sys::Oid {
+    installed_catalog_owner()
+        .unwrap_or_else(|| pgrx::error!("fluent's catalog is not installed in this database"))
+}
+
+/// Whether `role` is the catalog owner: fluent's own elevated code, which
+/// administers with the rights of a DBA (it cannot log in and has no
+/// members).
+pub fn is_catalog_owner(role: pg_sys::Oid) -> bool {
+    installed_catalog_owner() == Some(role)
+}
+
+fn installed_catalog_owner() -> Option<pg_sys::Oid> {
+    let rel = catalog_relid(c"workspaces")?;
     unsafe {
-        let nsp = pg_sys::get_namespace_oid(CATALOG_SCHEMA.as_ptr(), false);
         let tuple = pg_sys::SearchSysCache1(
-            pg_sys::SysCacheIdentifier::NAMESPACEOID as _,
-            pg_sys::Datum::from(nsp),
+            pg_sys::SysCacheIdentifier::RELOID as _,
+            pg_sys::Datum::from(rel),
         );
         if tuple.is_null() {
-            pgrx::error!("cache lookup failed for namespace {nsp:?}");
+            pgrx::error!("cache lookup failed for relation {rel:?}");
         }
-        let owner =
-            (*pg_sys::heap_tuple_get_struct::<pg_sys::FormData_pg_namespace>(tuple)).nspowner;
+        let owner = (*pg_sys::heap_tuple_get_struct::<pg_sys::FormData_pg_class>(tuple)).relowner;
         pg_sys::ReleaseSysCache(tuple);
-        owner
+        Some(owner)
     }
 }
 

@@ -20,6 +20,7 @@ use crate::error::FluentError;
 use crate::gucs;
 use crate::identity;
 use crate::loaders::{self, Reacher, RowFacts, UserHoldings, WorkspaceModel};
+use crate::rows;
 use crate::scope::{decide, Scope, Source};
 
 /// One user who may act on the row: key, scope, what gave the scope
@@ -115,8 +116,9 @@ fn who_can(table: pg_sys::Oid, row_key: &str, action: &str) -> Vec<WhoRow> {
     // A delegated administrator's lookup is confined to their workspace:
     // rows of others are neither found nor counted.
     let reads_all = identity::current_role_reads_all();
-    let row = loaders::row_facts(
+    let row = rows::read(
         table,
+        loaders::row_lookup(table),
         row_key,
         (!reads_all).then_some(acting_workspace.as_str()),
     );

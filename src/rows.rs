@@ -1,0 +1,264 @@
+//! Reading the row `fluent_who_can` asks about, and who is assigned to it,
+//! without running code that the table's owner controls.
+//!
+//! Whoever reads a table through SQL may run its owner's code: a domain's
+//! CHECK when the key is coerced to it, a cast the owner defined, a function
+//! folded in a partial index's predicate while the table is planned, a
+//! view's functions. Read with fluent's rights, that code made a table owner
+//! a superuser. So the row is read the way PostgreSQL reads its own
+//! catalogs: a heap scan with a scan key, compared by the equality of the key
+//! type's default btree operator class (which only a superuser can create),
+//! the key parsed and the values printed by their types' input and output
+//! functions (C functions, so a superuser's too). No parser, planner,
+//! executor, privilege check or row-level security is involved, and no
+//! change of identity: the caller was checked (they may read everyone's
+//! permissions), and the scan reads past the policies as the catalog scans
+//! do. The tables to read come from the catalog (`fluent._row_lookup`).
+
+use std::ffi::{CStr, CString};
+
+use pgrx::pg_sys;
+
+use crate::error::FluentError;
+use crate::loaders::{RowFacts, RowLookup};
+
+/// The key, parsed in the base type of the key column, and how to compare it.
+struct Key {
+    base: pg_sys::Oid,
+    datum: pg_sys::Datum,
+    equal: pg_sys::Oid,
+    collation: pg_sys::Oid,
+}
+
+/// The name PostgreSQL prints for a relation (`regclass`).
+fn relation_text(rel: pg_sys::Oid) -> String {
+    unsafe {
+        let text = pg_sys::OidOutputFunctionCall(
+            pg_sys::Oid::from(pg_sys::F_REGCLASSOUT),
+            pg_sys::Datum::from(rel),
+        );
+        CStr::from_ptr(text).to_string_lossy().into_owned()
+    }
+}
+
+fn attnum(rel: pg_sys::Oid, column: &str) -> i16 {
+    let name = CString::new(column).unwrap_or_default();
+    let attnum = unsafe { pg_sys::get_attnum(rel, name.as_ptr()) };
+    if attnum <= 0 {
+        pgrx::error!(
+            "column \"{column}\" of relation {} does not exist",
+            relation_text(rel)
+        );
+    }
+    attnum
+}
+
+/// Parses `row_key` in the base type of `column` of `table`, refusing types
+/// whose input would run a user's code (composites, ranges, arrays: their
+/// parts' domain checks).
+fn parse_key(table: pg_sys::Oid, column: &str, row_key: &str) -> Key {
+    unsafe {
+        let (mut typ, mut typmod, mut collation) = (pg_sys::InvalidOid, -1, pg_sys::InvalidOid);
+        pg_sys::get_atttypetypmodcoll(
+            table,
+            attnum(table, column),
+            &mut typ,
+            &mut typmod,
+            &mut collation,
+        );
+        let base = pg_sys::getBaseTypeAndTypmod(typ, &mut typmod);
+        let kind = pg_sys::get_typtype(base) as u8;
+        let (mut category, mut preferred) = (0 as std::ffi::c_char, false);
+        pg_sys::get_type_category_preferred(base, &mut category, &mut preferred);
+        let opclass = pg_sys::GetDefaultOpClass(base, pg_sys::BTREE_AM_OID);
+        if !matches!(kind, b'b' | b'e') || category as u8 == b'A' || opclass == pg_sys::InvalidOid {
+            let typ = CStr::from_ptr(pg_sys::format_type_be(base)).to_string_lossy();
+            FluentError::WhoCanKeyType {
+                table: relation_text(table),
+                column: column.to_owned(),
+                typ: typ.into_owned(),
+            }
+            .report();
+        }
+        let input_type = pg_sys::get_opclass_input_type(opclass);
+        let operator = pg_sys::get_opfamily_member(
+            pg_sys::get_opclass_family(opclass),
+            input_type,
+            input_type,
+            pg_sys::BTEqualStrategyNumber as i16,
+        );
+        let (mut input, mut ioparam) = (pg_sys::InvalidOid, pg_sys::InvalidOid);
+        pg_sys::getTypeInputInfo(base, &mut input, &mut ioparam);
+        let text = CString::new(row_key).unwrap_or_default();
+        let datum = pg_sys::OidInputFunctionCall(input, text.as_ptr().cast_mut(), ioparam, typmod);
+        Key {
+            base,
+            datum,
+            equal: pg_sys::get_opcode(operator),
+            collation,
+        }
+    }
+}
+
+/// Column `attnum` of a heap tuple as text, by its type's output function.
+unsafe fn column_text(
+    tuple: pg_sys::HeapTuple,
+    desc: pg_sys::TupleDesc,
+    attnum: i16,
+) -> Option<String> {
+    let mut null = false;
+    let datum = pg_sys::heap_getattr(tuple, attnum as i32, desc, &mut null);
+    if null {
+        return None;
+    }
+    let typ = (*(*desc).attrs.as_ptr().add(attnum as usize - 1)).atttypid;
+    let (mut output, mut varlena) = (pg_sys::InvalidOid, false);
+    pg_sys::getTypeOutputInfo(typ, &mut output, &mut varlena);
+    let text = pg_sys::OidOutputFunctionCall(output, datum);
+    Some(CStr::from_ptr(text).to_string_lossy().into_owned())
+}
+
+/// Calls `each` with every tuple of the heap tables among `relations` whose
+/// `column` equals the key, and the table's tuple descriptor.
+fn scan_equal(
+    relations: &[pg_sys::Oid],
+    column: &str,
+    key: &Key,
+    mut each: impl FnMut(pg_sys::Oid, pg_sys::HeapTuple, pg_sys::TupleDesc),
+) {
+    for &oid in relations {
+        unsafe {
+            let rel = pg_sys::table_open(oid, pg_sys::AccessShareLock as i32);
+            // A partitioned table stores nothing: its partitions are listed.
+            if (*(*rel).rd_rel).relkind as u8 == pg_sys::RELKIND_PARTITIONED_TABLE {
+                pg_sys::table_close(rel, pg_sys::NoLock as i32);
+                continue;
+            }
+            if (*(*rel).rd_rel).relam != pg_sys::HEAP_TABLE_AM_OID {
+                FluentError::WhoCanNotHeap {
+                    table: relation_text(oid),
+                }
+                .report();
+            }
+            let attnum = attnum(oid, column);
+            if pg_sys::getBaseType(pg_sys::get_atttype(oid, attnum)) != key.base {
+                FluentError::WhoCanKeyType {
+                    table: relation_text(oid),
+                    column: column.to_owned(),
+                    typ: CStr::from_ptr(pg_sys::format_type_be(pg_sys::get_atttype(oid, attnum)))
+                        .to_string_lossy()
+                        .into_owned(),
+                }
+                .report();
+            }
+            let mut scan_key: pg_sys::ScanKeyData = std::mem::zeroed();
+            pg_sys::ScanKeyEntryInitialize(
+                &mut scan_key,
+                0,
+                attnum,
+                pg_sys::BTEqualStrategyNumber as u16,
+                pg_sys::InvalidOid,
+                key.collation,
+                key.equal,
+                key.datum,
+            );
+            use pg_sys::ScanOptions::*;
+            let scan = pg_sys::heap_beginscan(
+                rel,
+                pg_sys::GetActiveSnapshot(),
+                1,
+                &mut scan_key,
+                std::ptr::null_mut(),
+                SO_TYPE_SEQSCAN | SO_ALLOW_STRAT | SO_ALLOW_SYNC | SO_ALLOW_PAGEMODE,
+            );
+            loop {
+                let tuple = pg_sys::heap_getnext(scan, pg_sys::ScanDirection::ForwardScanDirection);
+                if tuple.is_null() {
+                    break;
+                }
+                each(oid, tuple, (*rel).rd_att);
+            }
+            pg_sys::heap_endscan(scan);
+            // The lock is kept to the end of the transaction, as a query's.
+            pg_sys::table_close(rel, pg_sys::NoLock as i32);
+        }
+    }
+}
+
+/// The row of `table` keyed `row_key` (in `in_workspace` only, for a caller
+/// confined to one) and the users assigned to it.
+pub fn read(
+    table: pg_sys::Oid,
+    lookup: RowLookup,
+    row_key: &str,
+    in_workspace: Option<&str>,
+) -> RowFacts {
+    let key = parse_key(table, &lookup.key_column, row_key);
+    let confined = in_workspace.filter(|_| lookup.workspace_column.is_some());
+    let mut found = 0i64;
+    let (mut owner, mut workspace) = (None, None);
+    scan_equal(
+        &lookup.relations,
+        &lookup.key_column,
+        &key,
+        |rel, tuple, desc| unsafe {
+            let workspace_here = lookup
+                .workspace_column
+                .as_deref()
+                .and_then(|c| column_text(tuple, desc, attnum(rel, c)));
+            if confined.is_some() && workspace_here.as_deref() != confined {
+                return;
+            }
+            found += 1;
+            if found == 1 {
+                owner = lookup
+                    .owner_column
+                    .as_deref()
+                    .and_then(|c| column_text(tuple, desc, attnum(rel, c)));
+                workspace = workspace_here;
+            }
+        },
+    );
+    if found == 0 {
+        FluentError::WhoCanNoRow {
+            table: relation_text(table),
+            column: lookup.key_column.clone(),
+            key: row_key.to_owned(),
+            workspace: confined.map(str::to_owned),
+        }
+        .report();
+    }
+    if found > 1 {
+        FluentError::WhoCanManyRows {
+            table: relation_text(table),
+            rows: found,
+            column: lookup.key_column.clone(),
+            key: row_key.to_owned(),
+        }
+        .report();
+    }
+    let mut assignees = Vec::new();
+    if let (Some(row_column), Some(user_column)) = (
+        &lookup.membership_row_column,
+        &lookup.membership_user_column,
+    ) {
+        scan_equal(
+            &lookup.membership_relations,
+            row_column,
+            &key,
+            |rel, tuple, desc| unsafe {
+                if let Some(user) = column_text(tuple, desc, attnum(rel, user_column)) {
+                    assignees.push(user);
+                }
+            },
+        );
+    }
+    assignees.sort();
+    assignees.dedup();
+    RowFacts {
+        module: lookup.module,
+        owner,
+        workspace: lookup.workspace_column.is_some().then_some(workspace),
+        assignees,
+    }
+}
