@@ -179,3 +179,93 @@ fn a_database_owner_cannot_borrow_the_catalog_owner() {
         "planted code ran inside fluent's administration functions"
     );
 }
+
+/// What fluent runs elevated runs as `fluent_owner`, which cannot log in, is
+/// no superuser, does not bypass row-level security, has no members and is a
+/// member of nothing: it owns the catalog and the SECURITY DEFINER functions,
+/// all but the one event trigger function that creates policies on other
+/// roles' tables.
+#[test]
+fn the_catalog_owner_has_no_superuser_powers() {
+    let database = "fluent_it_catalog_owner";
+    empty_database(database, "postgres");
+    let mut db = connect(database, "postgres");
+    db.batch_execute("CREATE EXTENSION fluent").unwrap();
+    let row = db
+        .query_one(
+            "SELECT r.rolsuper, r.rolbypassrls, r.rolcanlogin, r.rolcreaterole, r.rolcreatedb,
+                    EXISTS (SELECT 1 FROM pg_auth_members m WHERE r.oid IN (m.roleid, m.member))
+               FROM pg_roles r WHERE r.rolname = 'fluent_owner'",
+            &[],
+        )
+        .unwrap();
+    for (i, power) in [
+        "superuser",
+        "bypassrls",
+        "login",
+        "createrole",
+        "createdb",
+        "memberships",
+    ]
+    .iter()
+    .enumerate()
+    {
+        assert!(!row.get::<_, bool>(i), "fluent_owner has {power}");
+    }
+    let not_owned: Vec<String> = db
+        .query(
+            "SELECT c.oid::regclass::text FROM pg_class c
+              WHERE c.relnamespace = 'fluent'::regnamespace AND c.relkind IN ('r', 'p', 'v', 'm', 'S')
+                AND c.relowner <> 'fluent_owner'::regrole",
+            &[],
+        )
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert!(
+        not_owned.is_empty(),
+        "not owned by fluent_owner: {not_owned:?}"
+    );
+    let definers_by_superusers: Vec<String> = db
+        .query(
+            "SELECT p.oid::regprocedure::text FROM pg_proc p JOIN pg_roles r ON r.oid = p.proowner
+              WHERE p.prosecdef AND r.rolsuper AND p.oid IN (
+                    SELECT objid FROM pg_depend WHERE refobjid = (SELECT oid FROM pg_extension WHERE extname = 'fluent')
+                       AND classid = 'pg_proc'::regclass AND deptype = 'e')",
+            &[],
+        )
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(definers_by_superusers, ["fluent._protect_new_children()"]);
+}
+
+/// A role named fluent_owner made beforehand with more than fluent gives it
+/// (or granted to someone) would own the catalog: CREATE EXTENSION refuses it.
+#[test]
+fn a_planted_catalog_owner_is_refused() {
+    let database = "fluent_it_planted_owner";
+    empty_database(database, "postgres");
+    let mut db = connect(database, "postgres");
+    // Installing once makes the role (it outlives the extension); each plant
+    // is rolled back.
+    db.batch_execute("CREATE EXTENSION fluent; DROP EXTENSION fluent")
+        .unwrap();
+    for plant in [
+        "ALTER ROLE fluent_owner BYPASSRLS",
+        "ALTER ROLE fluent_owner LOGIN",
+        "CREATE ROLE it_owner_member; GRANT fluent_owner TO it_owner_member",
+        "CREATE ROLE it_owner_parent; GRANT it_owner_parent TO fluent_owner",
+    ] {
+        db.batch_execute(&format!(
+            "BEGIN; CREATE ROLE it_owner_probe; DROP ROLE it_owner_probe; {plant}"
+        ))
+        .unwrap();
+        let refused = db.batch_execute("CREATE EXTENSION fluent");
+        assert_eq!(fluent_pgrx_tests::sqlstate(refused), "55000", "{plant}");
+        db.batch_execute("ROLLBACK").unwrap();
+    }
+    db.batch_execute("CREATE EXTENSION fluent").unwrap();
+}
