@@ -62,7 +62,11 @@ END;
 -- the value does not change (see above). An update must reach the row
 -- before as well as after: otherwise a user could take a row over, change
 -- the column and hand the row back in one statement. SECURITY INVOKER: it
--- runs as the writer, whose acting user the reach tests answer for.
+-- runs as the writer, whose acting user the reach tests answer for. It
+-- applies where row-level security applies to the write, and to the
+-- foreign-key actions (ON UPDATE CASCADE, ON DELETE SET NULL, ...) that
+-- such a writer's statement causes, which PostgreSQL runs as the table's
+-- owner outside its row security (fluent._column_limits_apply).
 CREATE FUNCTION fluent._check_column_writes() RETURNS trigger
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -71,7 +75,7 @@ DECLARE
     test text := format('SELECT %s FROM (SELECT ($1).*) AS r', c->>'reaches');
     reaches boolean;
 BEGIN
-    IF NOT row_security_active(TG_RELID) THEN
+    IF NOT fluent._column_limits_apply(TG_RELID) THEN
         RETURN NEW;
     END IF;
     IF TG_OP = 'INSERT' AND to_jsonb(NEW)->(c->>'column') = 'null'::jsonb THEN

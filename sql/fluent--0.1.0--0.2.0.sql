@@ -1256,6 +1256,17 @@ END $$;
 REVOKE ALL ON FUNCTION fluent._policy_definitions(fluent.protected_tables, regclass), fluent._membership_of(regclass) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION fluent._policy_definitions(fluent.protected_tables, regclass), fluent._membership_of(regclass) TO fluent_admin;
 
+-- Column limits apply to the foreign-key actions a writer's statement
+-- causes too (src/checks.rs).
+CREATE  FUNCTION fluent."_column_limits_apply"(
+	"rel" oid /* pg_sys :: Oid */
+) RETURNS bool /* bool */
+STRICT STABLE PARALLEL SAFE
+LANGUAGE c /* Rust */
+AS 'fluent-0.2.0', '_column_limits_apply_wrapper';
+REVOKE ALL ON FUNCTION fluent._column_limits_apply(oid) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION fluent._column_limits_apply(oid) TO PUBLIC;
+
 -- Issue 18 (cols): column writes and membership-only updates told or changed
 -- more than the permissions allow.
 -- A limited column gets a write trigger of its own, BEFORE INSERT OR UPDATE
@@ -1273,7 +1284,7 @@ DECLARE
     test text := format('SELECT %s FROM (SELECT ($1).*) AS r', c->>'reaches');
     reaches boolean;
 BEGIN
-    IF NOT row_security_active(TG_RELID) THEN
+    IF NOT fluent._column_limits_apply(TG_RELID) THEN
         RETURN NEW;
     END IF;
     IF TG_OP = 'INSERT' AND to_jsonb(NEW)->(c->>'column') = 'null'::jsonb THEN

@@ -101,7 +101,7 @@ BEGIN
                      'fluent_current_workspace', 'fluent_reset_user', 'fluent_explain',
                      'fluent_set_user', 'fluent_set_workspace', 'fluent_authenticate', 'fluent_verified_user',
                      'fluent_who_can', '_who_can', 'fluent_test_act_as', 'fluent_test_reset', '_test_role',
-                     '_current_role_is_superuser', '_restoring', '_caller',
+                     '_current_role_is_superuser', '_restoring', '_caller', '_column_limits_apply',
                      'fluent_create_role', 'fluent_drop_role', 'fluent_set_permission', 'fluent_clear_permission',
                      'fluent_alter_role', 'fluent_clone_role', 'fluent_reset_role', 'fluent_create_user',
                      'fluent_set_user_status', 'fluent_set_manager', 'fluent_drop_user', 'fluent_grant_role',

@@ -212,6 +212,28 @@ mod fluent {
     // The four tests the policies are made of. The planner replaces a call
     // with constant arguments by its value for the acting user.
 
+    /// Whether the column limits of `rel` apply to the row being written
+    /// (`fluent._check_column_writes`): where row-level security applies to
+    /// the write; and in a foreign-key action, which PostgreSQL runs as the
+    /// table's owner exempt from its row security, where the role whose
+    /// statement caused it is neither a superuser nor `BYPASSRLS`, since an
+    /// `ON UPDATE CASCADE` or `ON DELETE SET NULL` otherwise rewrote limited
+    /// columns of rows the acting user may not write.
+    #[pg_extern(stable, parallel_safe)]
+    fn _column_limits_apply(rel: pg_sys::Oid) -> bool {
+        unsafe {
+            if pg_sys::check_enable_rls(rel, pg_sys::InvalidOid, true)
+                == pg_sys::CheckEnableRlsResult::RLS_ENABLED as i32
+            {
+                return true;
+            }
+            let cause = pg_sys::GetOuterUserId();
+            pg_sys::InNoForceRLSOperation()
+                && !pg_sys::superuser_arg(cause)
+                && !pg_sys::has_bypassrls_privilege(cause)
+        }
+    }
+
     /// Whether the acting user reaches every row on `module.action`.
     #[pg_extern(stable, parallel_safe, support = plans::fluent::rls_all_support)]
     fn rls_all(module: &str, action: &str) -> bool {

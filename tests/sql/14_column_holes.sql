@@ -129,5 +129,30 @@ SELECT pg_temp.plan_nodes($$UPDATE tasks SET title = 'x' WHERE id = 1$$);
 SELECT pg_temp.plan_nodes($$UPDATE tasks SET title = 'x'$$);
 SELECT act_as(NULL);
 RESET ROLE;
+
+-- Foreign-key actions (found by an adversarial review): PostgreSQL runs
+-- ON UPDATE CASCADE and ON DELETE SET NULL as the table's owner, outside its
+-- row security, so a clerk who may change a pay grade rewrote the limited
+-- grade of ben's row through it. The limits apply to the actions a writer's
+-- statement causes too; a superuser's still go through.
+CREATE TABLE grades (code text PRIMARY KEY);
+INSERT INTO grades VALUES ('g1'), ('g2'), ('g3');
+ALTER TABLE grades OWNER TO holes_owner;
+ALTER TABLE staff ADD COLUMN grade text REFERENCES grades ON UPDATE CASCADE ON DELETE SET NULL;
+UPDATE staff SET grade = CASE id WHEN 4 THEN 'g2' ELSE 'g1' END;
+SELECT fluent_protect_columns('staff', '{grade}', 'staff', read_action => 'read_pay', write_action => 'write_pay');
+GRANT SELECT, UPDATE, DELETE ON grades TO app;
+SET ROLE app;
+SELECT act_as('kim');
+SELECT try($$UPDATE staff SET grade = 'g3' WHERE id = 4$$) AS kim_sets_bens_grade,
+       try($$UPDATE grades SET code = 'gx' WHERE code = 'g2'$$) AS kim_renames_bens_grade,
+       try($$DELETE FROM grades WHERE code = 'g2'$$) AS kim_deletes_bens_grade;
+-- A grade nobody limited out of reach holds is hers to change.
+SELECT try($$UPDATE grades SET code = 'g3x' WHERE code = 'g3'$$) AS kim_renames_unused_grade;
+SELECT act_as(NULL);
+RESET ROLE;
+SELECT id, grade FROM staff ORDER BY id;
+UPDATE grades SET code = 'g2x' WHERE code = 'g2';
+SELECT id, grade FROM staff WHERE id = 4;
 SELECT fluent_set_workspace('default');
 ROLLBACK;
