@@ -348,9 +348,15 @@ END;
 CREATE FUNCTION fluent._visible_user_id(delegate text, p_user text) RETURNS bigint
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
-    id bigint := fluent._user_id(p_user);
+    id bigint;
 BEGIN
-    IF delegate IS NOT NULL AND fluent._belongs_elsewhere_only(id) THEN
+    PERFORM fluent._require_admin();
+    PERFORM fluent._not_null(p_user, 'user');
+    SELECT u.user_id INTO id FROM fluent.users u
+     WHERE u.user_key = p_user AND (delegate IS NULL OR NOT fluent._belongs_elsewhere_only(u.user_id));
+    -- One error, raised here for both, so that not even its context tells
+    -- a hidden user from an unknown one.
+    IF id IS NULL THEN
         PERFORM fluent._raise('unknown_user', ARRAY[p_user]);
     END IF;
     RETURN id;
