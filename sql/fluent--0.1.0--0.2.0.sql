@@ -1220,6 +1220,19 @@ END $$;
 -- Partitions and children created or attached later: the column-limit
 -- trigger under a table with column limits, the membership policies under a
 -- membership table.
+-- Whether a command collected for an event trigger creates or attaches a
+-- table (src/ddl.rs), in the library this version's functions are in.
+DO $$
+DECLARE
+    library text := (SELECT p.probin FROM pg_proc p WHERE p.oid = 'fluent.rls_all(text, text)'::regprocedure);
+BEGIN
+    EXECUTE format('CREATE FUNCTION fluent._attaches(command pg_ddl_command) RETURNS boolean STRICT LANGUAGE c AS %L, %L',
+                   library, 'fluent_attaches');
+END
+$$;
+REVOKE ALL ON FUNCTION fluent._attaches(pg_ddl_command) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION fluent._attaches(pg_ddl_command) TO fluent_admin;
+
 CREATE OR REPLACE FUNCTION fluent._protect_new_children() RETURNS event_trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -1231,7 +1244,7 @@ BEGIN
     FOR rel IN
         SELECT DISTINCT x.relid FROM pg_event_trigger_ddl_commands() c
          CROSS JOIN LATERAL (SELECT c.objid::regclass UNION SELECT fluent._descendants(c.objid::regclass)) x (relid)
-         WHERE c.classid = 'pg_class'::regclass AND c.object_type = 'table'
+         WHERE c.classid = 'pg_class'::regclass AND c.object_type = 'table' AND fluent._attaches(c.command)
     LOOP
         -- As it was before this function: a child of both a protected table
         -- and a membership table (multiple inheritance) gets both.

@@ -885,16 +885,30 @@ END $$;
 CREATE EVENT TRIGGER fluent_forget_dropped_tables ON sql_drop
     EXECUTE FUNCTION fluent._forget_dropped_tables();
 
+-- Whether a command collected for an event trigger creates or attaches a
+-- table (src/ddl.rs), in the library this version's functions are in.
+DO $$
+DECLARE
+    library text := (SELECT p.probin FROM pg_proc p WHERE p.oid = 'fluent.rls_all(text, text)'::regprocedure);
+BEGIN
+    EXECUTE format('CREATE FUNCTION fluent._attaches(command pg_ddl_command) RETURNS boolean STRICT LANGUAGE c AS %L, %L',
+                   library, 'fluent_attaches');
+END
+$$;
+
 -- A partition or inheritance child created or attached under a protected
 -- table gets the table's policies and, where the table has column limits,
 -- their trigger (a partition has it already: PostgreSQL clones row triggers
 -- to partitions, not to inheritance children). One under a membership table
 -- gets the membership policies. SECURITY DEFINER because whoever creates the
 -- partition may not read the catalog; as an event trigger function it can
--- be called in no other way. A table that already has row-level security
--- enabled is given no policies (so that a restore, which enables it before
--- creating the dumped policies, does not collide with them);
--- fluent.protection_status reports one left without fluent's policies.
+-- be called in no other way. Only commands that create or attach a table
+-- count (fluent._attaches): a restore alters the parent (its primary key)
+-- before it creates the children's dumped policies and triggers. A table
+-- that already has row-level security enabled is given no policies (so that
+-- a restore, which enables it before creating the dumped policies, does not
+-- collide with them); fluent.protection_status reports one left without
+-- fluent's policies.
 CREATE FUNCTION fluent._protect_new_children() RETURNS event_trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -906,7 +920,7 @@ BEGIN
     FOR rel IN
         SELECT DISTINCT x.relid FROM pg_event_trigger_ddl_commands() c
          CROSS JOIN LATERAL (SELECT c.objid::regclass UNION SELECT fluent._descendants(c.objid::regclass)) x (relid)
-         WHERE c.classid = 'pg_class'::regclass AND c.object_type = 'table'
+         WHERE c.classid = 'pg_class'::regclass AND c.object_type = 'table' AND fluent._attaches(c.command)
     LOOP
         -- As it was before this function: a child of both a protected table
         -- and a membership table (multiple inheritance) gets both.

@@ -14,6 +14,7 @@
 //! - `preload`: `fluent_preload`, the library name that loads the installed version
 //! - `plans`: folding the policy helpers into plans, and invalidating those plans when identity or catalog change
 //! - `rows`: reading the row `fluent_who_can` asks about without running its owner's code
+//! - `ddl`: what a DDL command did, for the event trigger that protects new children
 //! - `explain`: `fluent_explain`, the facts behind one decision
 //! - `reports`: the rows of the permission matrix and effective permissions views, from the same decision
 //! - `audit`: the trigger that writes every catalog change to `fluent.audit_log`
@@ -28,6 +29,7 @@ use pgrx::prelude::*;
 mod audit;
 mod cache;
 mod checks;
+mod ddl;
 mod delegation;
 mod error;
 mod explain;
