@@ -102,6 +102,7 @@ fn parse_key(table: pg_sys::Oid, column: &str, row_key: &str) -> Key {
 
 /// Column `attnum` of a heap tuple as text, by its type's output function.
 unsafe fn column_text(
+    rel: pg_sys::Oid,
     tuple: pg_sys::HeapTuple,
     desc: pg_sys::TupleDesc,
     attnum: i16,
@@ -111,7 +112,7 @@ unsafe fn column_text(
     if null {
         return None;
     }
-    let typ = (*(*desc).attrs.as_ptr().add(attnum as usize - 1)).atttypid;
+    let typ = pg_sys::get_atttype(rel, attnum);
     let (mut output, mut varlena) = (pg_sys::InvalidOid, false);
     pg_sys::getTypeOutputInfo(typ, &mut output, &mut varlena);
     let text = pg_sys::OidOutputFunctionCall(output, datum);
@@ -205,7 +206,7 @@ pub fn read(
             let workspace_here = lookup
                 .workspace_column
                 .as_deref()
-                .and_then(|c| column_text(tuple, desc, attnum(rel, c)));
+                .and_then(|c| column_text(rel, tuple, desc, attnum(rel, c)));
             if confined.is_some() && workspace_here.as_deref() != confined {
                 return;
             }
@@ -214,7 +215,7 @@ pub fn read(
                 owner = lookup
                     .owner_column
                     .as_deref()
-                    .and_then(|c| column_text(tuple, desc, attnum(rel, c)));
+                    .and_then(|c| column_text(rel, tuple, desc, attnum(rel, c)));
                 workspace = workspace_here;
             }
         },
@@ -247,7 +248,7 @@ pub fn read(
             row_column,
             &key,
             |rel, tuple, desc| unsafe {
-                if let Some(user) = column_text(tuple, desc, attnum(rel, user_column)) {
+                if let Some(user) = column_text(rel, tuple, desc, attnum(rel, user_column)) {
                     assignees.push(user);
                 }
             },
