@@ -222,17 +222,13 @@ COMMENT ON FUNCTION @extschema@.fluent_remove_team_member(text, text) IS 'Remove
 -- DEFINER functions) runs as fluent_owner, which holds exactly this: the
 -- catalog's tables, sequences and views, its SECURITY DEFINER functions,
 -- EXECUTE on fluent's other functions, and SET on fluent.caller_role (which
--- the administration implementations reset through their SET clause). So
--- code that ever ran there could change fluent's catalog, but not become a
--- superuser. Two things stay with the installing superuser, because they
--- need its powers: the event trigger function that gives new partitions
--- and children their policies (fluent._protect_new_children: creating
--- policies and triggers on another role's table takes its owner or a
--- superuser), and fluent_who_can's read of the row asked about, which must
--- read past the table's row-level security (src/who_can.rs; that read runs
--- no code the table's owner controls, sql/rls.sql). An existing
--- fluent_owner with more than that (a role of that name made by someone
--- else) is refused: it would own the catalog.
+-- the administration implementations reset through their SET clause). One
+-- thing stays with the installing superuser, because it needs its powers:
+-- the event trigger function that gives new partitions and children their
+-- policies and column triggers (fluent._protect_new_children: creating
+-- those on another role's table takes its owner or a superuser; it only
+-- creates them). An existing fluent_owner with more than that (a role of
+-- that name made by someone else) is refused: it would own the catalog.
 DO $$
 DECLARE
     ext oid := (SELECT oid FROM pg_extension WHERE extname = 'fluent');
@@ -277,5 +273,27 @@ BEGIN
     END LOOP;
 END
 $$;
+
+-- An owner may redefine what it owns: a trigger, a rule, a default or a
+-- check on a catalog table, or a SET clause or SECURITY INVOKER on a
+-- SECURITY DEFINER function, would run its code as the superuser who next
+-- writes the catalog or calls the function. fluent_owner's code only reads
+-- and writes rows, so every DDL command by fluent_owner, or by a role with
+-- its privileges (only a CREATEROLE role can grant it), is refused; the
+-- install and update scripts and restores run as superusers.
+CREATE FUNCTION fluent._catalog_owner_changes_nothing() RETURNS event_trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF NOT fluent._current_role_is_superuser()
+       AND pg_has_role(current_user::regrole::oid,
+                       (SELECT c.relowner FROM pg_class c WHERE c.oid = 'fluent.workspaces'::regclass), 'USAGE') THEN
+        RAISE EXCEPTION 'permission denied for % as fluent''s catalog owner', tg_tag
+            USING ERRCODE = 'insufficient_privilege',
+                  HINT = 'fluent_owner owns fluent''s catalog and changes rows only; object definitions change through fluent''s install and update scripts.';
+    END IF;
+END $$;
+REVOKE ALL ON FUNCTION fluent._catalog_owner_changes_nothing() FROM PUBLIC;
+CREATE EVENT TRIGGER fluent_catalog_owner_changes_nothing ON ddl_command_start
+    EXECUTE FUNCTION fluent._catalog_owner_changes_nothing();
 
 SET LOCAL search_path TO @extschema@, pg_temp;

@@ -269,3 +269,47 @@ fn a_planted_catalog_owner_is_refused() {
     }
     db.batch_execute("CREATE EXTENSION fluent").unwrap();
 }
+
+/// Owning the catalog lets a role redefine it: a trigger, a default or a
+/// check on a catalog table, or a SET clause or SECURITY INVOKER on a
+/// SECURITY DEFINER function would run its code as the superuser who next
+/// writes the catalog or calls the function (found by an adversarial review:
+/// a CREATEROLE role granted itself fluent_owner and planted a trigger that a
+/// DBA's fluent_protect ran as a superuser). fluent_owner and the roles with
+/// its privileges change no definitions; a DBA's work is unaffected.
+#[test]
+fn the_catalog_owner_changes_no_definitions() {
+    let database = "fluent_it_owner_ddl";
+    empty_database(database, "postgres");
+    let mut db = connect(database, "postgres");
+    db.batch_execute(
+        "CREATE EXTENSION fluent;
+         CREATE TABLE docs (id int PRIMARY KEY, owner text);
+         SELECT fluent_create_module('docs');",
+    )
+    .unwrap();
+    for (how, ddl) in [
+        ("member", "CREATE TRIGGER planted BEFORE INSERT ON fluent.protected_tables FOR EACH ROW EXECUTE FUNCTION fluent._log_changes()"),
+        ("member", "ALTER TABLE fluent.protected_tables ALTER COLUMN module SET DEFAULT 'x'"),
+        ("owner", "ALTER FUNCTION fluent._do_grant_role(text, text, timestamptz, bigint) SECURITY INVOKER"),
+        ("owner", "ALTER FUNCTION fluent._do_grant_role(text, text, timestamptz, bigint) SET search_path = public"),
+        ("owner", "CREATE FUNCTION pg_temp.planted() RETURNS int LANGUAGE sql AS 'SELECT 1'"),
+    ] {
+        let become_ = if how == "owner" { "SET ROLE fluent_owner;" } else { "SET ROLE it_owner_member;" };
+        db.batch_execute(&format!(
+            "BEGIN; CREATE ROLE it_owner_member; GRANT fluent_owner TO it_owner_member; {become_}"
+        ))
+        .unwrap();
+        let refused = db.batch_execute(ddl);
+        assert_eq!(fluent_pgrx_tests::sqlstate(refused), "42501", "{ddl}");
+        db.batch_execute("ROLLBACK").unwrap();
+    }
+    // A DBA administers and protects as before, and other roles' DDL is theirs.
+    db.batch_execute(
+        "SELECT fluent_protect('docs', 'docs', 'owner');
+         SELECT fluent_create_role('reader');
+         CREATE TABLE other (x int);
+         CREATE TRIGGER t BEFORE INSERT ON other FOR EACH ROW EXECUTE FUNCTION suppress_redundant_updates_trigger();",
+    )
+    .unwrap();
+}
