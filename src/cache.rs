@@ -257,10 +257,11 @@ static mut PREVIOUS_POST_PARSE_ANALYZE: pg_sys::post_parse_analyze_hook_type = N
 /// started. PostgreSQL takes in other backends' invalidation messages only
 /// when it locks a relation not locked yet in the transaction, so a revoke
 /// would wait, in an open transaction, for a relation the transaction had
-/// not touched. So each statement takes them in at its first look at the
-/// cache, and when it is parsed (before the plan cache checks the plans it
-/// will run: a prepared statement's EXECUTE, a PL/pgSQL function's plans).
-pub fn take_in_changes_once_per_statement() {
+/// not touched. So each statement takes them in when it is parsed, before
+/// the plan cache checks the plans it will run (a prepared statement's
+/// EXECUTE, a PL/pgSQL function's plans), once: the queries parsed while it
+/// runs see what it saw.
+fn take_in_changes_once_per_statement() {
     unsafe {
         if pg_sys::XactIsoLevel >= pg_sys::XACT_REPEATABLE_READ as i32
             || !pg_sys::IsTransactionState()
@@ -287,7 +288,6 @@ unsafe extern "C-unwind" fn statement_parsed(
 }
 
 fn refresh_if_stale() {
-    take_in_changes_once_per_statement();
     let current = GENERATION.load(Ordering::Relaxed);
     if CACHE.with_borrow(|c| c.generation == Some(current)) {
         return;

@@ -213,9 +213,9 @@ fn sql_function_plans_follow_identity_changes_and_revokes_inside_a_transaction()
 
 /// What holds for the extended protocol (README, "How plans follow identity
 /// and the catalog"): a statement prepared there and bound again in the same
-/// transaction passes through no hook before PostgreSQL checks its plan, so
-/// it sees a revoke once the transaction takes in invalidation messages: at
-/// its next statement sent otherwise (parsed), or its next fluent check.
+/// transaction is not parsed again, so it sees a revoke once the transaction
+/// takes in invalidation messages: at its next parsed statement, whatever it
+/// is, or in the next transaction. `fluent_can` in such a statement too.
 #[test]
 fn a_named_extended_protocol_statement_sees_a_revoke_once_the_transaction_takes_it_in() {
     let db = fresh_database("stale_bind");
@@ -229,7 +229,10 @@ fn a_named_extended_protocol_statement_sees_a_revoke_once_the_transaction_takes_
         .unwrap();
     let stmt = reader.prepare("SELECT count(*) FROM docs").unwrap();
     let count = |reader: &mut Client| -> i64 { reader.query_one(&stmt, &[]).unwrap().get(0) };
+    let can_stmt = reader.prepare("SELECT fluent_can('docs', 'read')").unwrap();
+    let can = |reader: &mut Client| -> bool { reader.query_one(&can_stmt, &[]).unwrap().get(0) };
     assert_eq!(count(&mut reader), 33);
+    assert!(can(&mut reader));
     dba.batch_execute("SELECT fluent_revoke_role('boss', 'all_r')")
         .unwrap();
     assert_eq!(
@@ -237,14 +240,16 @@ fn a_named_extended_protocol_statement_sees_a_revoke_once_the_transaction_takes_
         33,
         "bound again, before anything takes the revoke in"
     );
+    assert!(can(&mut reader), "fluent_can bound again, likewise");
     reader.batch_execute("SELECT 1").unwrap();
     assert_eq!(count(&mut reader), 0, "after a parsed statement");
+    assert!(!can(&mut reader), "fluent_can after a parsed statement");
     dba.batch_execute("SELECT fluent_grant_role('boss', 'all_r')")
         .unwrap();
     reader
         .query_one("SELECT fluent_can('docs', 'read')", &[])
         .unwrap();
-    assert_eq!(count(&mut reader), 33, "after a fluent check");
+    assert_eq!(count(&mut reader), 33, "after a parsed fluent check");
     reader.batch_execute("COMMIT").unwrap();
     // A new transaction always sees it.
     dba.batch_execute("SELECT fluent_revoke_role('boss', 'all_r')")
