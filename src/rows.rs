@@ -100,33 +100,44 @@ fn parse_key(table: pg_sys::Oid, column: &str, row_key: &str) -> Key {
     }
 }
 
-/// Column `attnum` of a heap tuple as text, by its type's output function.
-unsafe fn column_text(
-    rel: pg_sys::Oid,
-    tuple: pg_sys::HeapTuple,
-    desc: pg_sys::TupleDesc,
+/// Where a column is in one table and the output function that prints it.
+struct Printed {
     attnum: i16,
-) -> Option<String> {
-    let mut null = false;
-    let datum = pg_sys::heap_getattr(tuple, attnum as i32, desc, &mut null);
-    if null {
-        return None;
-    }
-    let typ = pg_sys::get_atttype(rel, attnum);
-    let (mut output, mut varlena) = (pg_sys::InvalidOid, false);
-    pg_sys::getTypeOutputInfo(typ, &mut output, &mut varlena);
-    let text = pg_sys::OidOutputFunctionCall(output, datum);
-    Some(CStr::from_ptr(text).to_string_lossy().into_owned())
+    output: pg_sys::Oid,
 }
 
-/// Calls `each` with every tuple of the heap tables among `relations` whose
-/// `column` equals the key, and the table's tuple descriptor.
-fn scan_equal(
+impl Printed {
+    fn of(rel: pg_sys::Oid, column: &str) -> Self {
+        let attnum = attnum(rel, column);
+        let (mut output, mut varlena) = (pg_sys::InvalidOid, false);
+        unsafe {
+            pg_sys::getTypeOutputInfo(pg_sys::get_atttype(rel, attnum), &mut output, &mut varlena)
+        };
+        Printed { attnum, output }
+    }
+
+    /// The column of `tuple` as text, or None for NULL.
+    unsafe fn text(&self, tuple: pg_sys::HeapTuple, desc: pg_sys::TupleDesc) -> Option<String> {
+        let mut null = false;
+        let datum = pg_sys::heap_getattr(tuple, self.attnum as i32, desc, &mut null);
+        if null {
+            return None;
+        }
+        let text = pg_sys::OidOutputFunctionCall(self.output, datum);
+        Some(CStr::from_ptr(text).to_string_lossy().into_owned())
+    }
+}
+
+/// The rows of the heap tables among `relations` whose `column` equals the
+/// key, each as the text of the `columns` asked for (None where no column is
+/// named, or the value is NULL).
+fn matching_rows(
     relations: &[pg_sys::Oid],
     column: &str,
     key: &Key,
-    mut each: impl FnMut(pg_sys::Oid, pg_sys::HeapTuple, pg_sys::TupleDesc),
-) {
+    columns: &[Option<&str>],
+) -> Vec<Vec<Option<String>>> {
+    let mut rows = Vec::new();
     for &oid in relations {
         unsafe {
             let rel = pg_sys::table_open(oid, pg_sys::AccessShareLock as i32);
@@ -142,16 +153,21 @@ fn scan_equal(
                 .report();
             }
             let attnum = attnum(oid, column);
-            if pg_sys::getBaseType(pg_sys::get_atttype(oid, attnum)) != key.base {
+            let typ = pg_sys::get_atttype(oid, attnum);
+            if pg_sys::getBaseType(typ) != key.base {
                 FluentError::WhoCanKeyType {
                     table: relation_text(oid),
                     column: column.to_owned(),
-                    typ: CStr::from_ptr(pg_sys::format_type_be(pg_sys::get_atttype(oid, attnum)))
+                    typ: CStr::from_ptr(pg_sys::format_type_be(typ))
                         .to_string_lossy()
                         .into_owned(),
                 }
                 .report();
             }
+            let printed: Vec<Option<Printed>> = columns
+                .iter()
+                .map(|c| c.map(|c| Printed::of(oid, c)))
+                .collect();
             let mut scan_key: pg_sys::ScanKeyData = std::mem::zeroed();
             pg_sys::ScanKeyEntryInitialize(
                 &mut scan_key,
@@ -177,13 +193,20 @@ fn scan_equal(
                 if tuple.is_null() {
                     break;
                 }
-                each(oid, tuple, (*rel).rd_att);
+                let desc = (*rel).rd_att;
+                rows.push(
+                    printed
+                        .iter()
+                        .map(|p| p.as_ref().and_then(|p| p.text(tuple, desc)))
+                        .collect(),
+                );
             }
             pg_sys::heap_endscan(scan);
             // The lock is kept to the end of the transaction, as a query's.
             pg_sys::table_close(rel, pg_sys::NoLock as i32);
         }
     }
+    rows
 }
 
 /// The row of `table` keyed `row_key` (in `in_workspace` only, for a caller
@@ -196,64 +219,55 @@ pub fn read(
 ) -> RowFacts {
     let key = parse_key(table, &lookup.key_column, row_key);
     let confined = in_workspace.filter(|_| lookup.workspace_column.is_some());
-    let mut found = 0i64;
-    let (mut owner, mut workspace) = (None, None);
-    scan_equal(
+    let mut found: Vec<Vec<Option<String>>> = matching_rows(
         &lookup.relations,
         &lookup.key_column,
         &key,
-        |rel, tuple, desc| unsafe {
-            let workspace_here = lookup
-                .workspace_column
-                .as_deref()
-                .and_then(|c| column_text(rel, tuple, desc, attnum(rel, c)));
-            if confined.is_some() && workspace_here.as_deref() != confined {
-                return;
+        &[
+            lookup.workspace_column.as_deref(),
+            lookup.owner_column.as_deref(),
+        ],
+    )
+    .into_iter()
+    .filter(|row| confined.is_none() || row[0].as_deref() == confined)
+    .collect();
+    if found.len() != 1 {
+        if found.is_empty() {
+            FluentError::WhoCanNoRow {
+                table: relation_text(table),
+                column: lookup.key_column.clone(),
+                key: row_key.to_owned(),
+                workspace: confined.map(str::to_owned),
             }
-            found += 1;
-            if found == 1 {
-                owner = lookup
-                    .owner_column
-                    .as_deref()
-                    .and_then(|c| column_text(rel, tuple, desc, attnum(rel, c)));
-                workspace = workspace_here;
-            }
-        },
-    );
-    if found == 0 {
-        FluentError::WhoCanNoRow {
-            table: relation_text(table),
-            column: lookup.key_column.clone(),
-            key: row_key.to_owned(),
-            workspace: confined.map(str::to_owned),
+            .report();
         }
-        .report();
-    }
-    if found > 1 {
         FluentError::WhoCanManyRows {
             table: relation_text(table),
-            rows: found,
+            rows: found.len() as i64,
             column: lookup.key_column.clone(),
             key: row_key.to_owned(),
         }
         .report();
     }
-    let mut assignees = Vec::new();
-    if let (Some(row_column), Some(user_column)) = (
+    let (owner, workspace) = {
+        let mut row = found.remove(0);
+        (row.pop().flatten(), row.pop().flatten())
+    };
+    let mut assignees: Vec<String> = match (
         &lookup.membership_row_column,
         &lookup.membership_user_column,
     ) {
-        scan_equal(
+        (Some(row_column), Some(user_column)) => matching_rows(
             &lookup.membership_relations,
             row_column,
             &key,
-            |rel, tuple, desc| unsafe {
-                if let Some(user) = column_text(rel, tuple, desc, attnum(rel, user_column)) {
-                    assignees.push(user);
-                }
-            },
-        );
-    }
+            &[Some(user_column)],
+        )
+        .into_iter()
+        .filter_map(|mut row| row.pop().flatten())
+        .collect(),
+        _ => Vec::new(),
+    };
     assignees.sort();
     assignees.dedup();
     RowFacts {
