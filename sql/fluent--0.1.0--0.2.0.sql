@@ -1053,8 +1053,10 @@ BEGIN
     EXECUTE format('ALTER TABLE %s ENABLE ROW LEVEL SECURITY, FORCE ROW LEVEL SECURITY', tbl);
 END $$;
 
--- The protected table whose membership rows a table holds (sql/rls.sql).
-CREATE FUNCTION fluent._membership_of(tbl regclass) RETURNS regclass
+-- The walk up the inheritance tree, shared with _protected_root.
+-- tbl and the tables it inherits from at any depth, with their distance
+-- from tbl (0 for tbl itself).
+CREATE FUNCTION fluent._ancestors(tbl regclass) RETURNS TABLE (relid oid, depth int)
 LANGUAGE sql STABLE
 BEGIN ATOMIC
     WITH RECURSIVE a (relid, depth) AS (
@@ -1062,7 +1064,23 @@ BEGIN ATOMIC
         UNION
         SELECT i.inhparent, a.depth + 1 FROM pg_inherits i JOIN a ON i.inhrelid = a.relid
     )
-    SELECT p.table_name FROM a JOIN fluent.protected_tables p ON p.membership_table::oid = a.relid
+    SELECT a.relid, a.depth FROM a;
+END;
+
+-- The protected table whose protection covers tbl: tbl itself, or the
+-- nearest protected table it inherits from; NULL if none.
+CREATE OR REPLACE FUNCTION fluent._protected_root(tbl regclass) RETURNS regclass
+LANGUAGE sql STABLE
+BEGIN ATOMIC
+    SELECT p.table_name FROM fluent._ancestors(tbl) a JOIN fluent.protected_tables p ON p.table_name::oid = a.relid
+     ORDER BY a.depth LIMIT 1;
+END;
+
+-- The protected table whose membership rows a table holds (sql/rls.sql).
+CREATE FUNCTION fluent._membership_of(tbl regclass) RETURNS regclass
+LANGUAGE sql STABLE
+BEGIN ATOMIC
+    SELECT p.table_name FROM fluent._ancestors(tbl) a JOIN fluent.protected_tables p ON p.membership_table::oid = a.relid
      ORDER BY a.depth LIMIT 1;
 END;
 
@@ -1272,8 +1290,10 @@ END $$;
 
 
 
-REVOKE ALL ON FUNCTION fluent._policy_definitions(fluent.protected_tables, regclass), fluent._membership_of(regclass) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION fluent._policy_definitions(fluent.protected_tables, regclass), fluent._membership_of(regclass) TO fluent_admin;
+REVOKE ALL ON FUNCTION fluent._policy_definitions(fluent.protected_tables, regclass), fluent._membership_of(regclass),
+    fluent._ancestors(regclass) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION fluent._policy_definitions(fluent.protected_tables, regclass), fluent._membership_of(regclass),
+    fluent._ancestors(regclass) TO fluent_admin;
 
 -- Column limits apply to the foreign-key actions a writer's statement
 -- causes too (src/checks.rs).

@@ -121,9 +121,9 @@ BEGIN ATOMIC
     SELECT d.relid::regclass FROM d;
 END;
 
--- The protected table whose protection covers tbl: tbl itself, or the
--- nearest protected table it inherits from; NULL if none.
-CREATE FUNCTION fluent._protected_root(tbl regclass) RETURNS regclass
+-- tbl and the tables it inherits from at any depth, with their distance
+-- from tbl (0 for tbl itself).
+CREATE FUNCTION fluent._ancestors(tbl regclass) RETURNS TABLE (relid oid, depth int)
 LANGUAGE sql STABLE
 BEGIN ATOMIC
     WITH RECURSIVE a (relid, depth) AS (
@@ -131,7 +131,15 @@ BEGIN ATOMIC
         UNION
         SELECT i.inhparent, a.depth + 1 FROM pg_inherits i JOIN a ON i.inhrelid = a.relid
     )
-    SELECT p.table_name FROM a JOIN fluent.protected_tables p ON p.table_name::oid = a.relid
+    SELECT a.relid, a.depth FROM a;
+END;
+
+-- The protected table whose protection covers tbl: tbl itself, or the
+-- nearest protected table it inherits from; NULL if none.
+CREATE FUNCTION fluent._protected_root(tbl regclass) RETURNS regclass
+LANGUAGE sql STABLE
+BEGIN ATOMIC
+    SELECT p.table_name FROM fluent._ancestors(tbl) a JOIN fluent.protected_tables p ON p.table_name::oid = a.relid
      ORDER BY a.depth LIMIT 1;
 END;
 
@@ -141,12 +149,7 @@ END;
 CREATE FUNCTION fluent._membership_of(tbl regclass) RETURNS regclass
 LANGUAGE sql STABLE
 BEGIN ATOMIC
-    WITH RECURSIVE a (relid, depth) AS (
-        SELECT tbl::oid, 0
-        UNION
-        SELECT i.inhparent, a.depth + 1 FROM pg_inherits i JOIN a ON i.inhrelid = a.relid
-    )
-    SELECT p.table_name FROM a JOIN fluent.protected_tables p ON p.membership_table::oid = a.relid
+    SELECT p.table_name FROM fluent._ancestors(tbl) a JOIN fluent.protected_tables p ON p.membership_table::oid = a.relid
      ORDER BY a.depth LIMIT 1;
 END;
 
