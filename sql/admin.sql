@@ -36,18 +36,11 @@ BEGIN
     RETURN id;
 END $$;
 
+-- The user's id, for a DBA (see _visible_user_id).
 CREATE FUNCTION fluent._user_id(p_user text) RETURNS bigint
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
-DECLARE
-    id bigint;
 BEGIN
-    PERFORM fluent._require_admin();
-    PERFORM fluent._not_null(p_user, 'user');
-    SELECT user_id INTO id FROM fluent.users WHERE user_key = p_user;
-    IF id IS NULL THEN
-        PERFORM fluent._raise('unknown_user', ARRAY[p_user]);
-    END IF;
-    RETURN id;
+    RETURN fluent._visible_user_id(NULL, p_user);
 END $$;
 
 -- The id of a role, module or team of the current workspace, by name.
@@ -344,7 +337,10 @@ BEGIN ATOMIC
     SELECT fluent._belongs(uid, true) AND NOT fluent._belongs(uid, false);
 END;
 
--- A user named to a delegated administrator (see _belongs_elsewhere_only).
+-- The id of the user named p_user, the one lookup by key for every
+-- administration function: for a delegated administrator (delegate not
+-- NULL), a user of other workspaces only is unknown, as
+-- _belongs_elsewhere_only says.
 CREATE FUNCTION fluent._visible_user_id(delegate text, p_user text) RETURNS bigint
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE

@@ -343,6 +343,13 @@ BEGIN ATOMIC
         OR EXISTS (SELECT 1 FROM fluent.team_members m WHERE m.user_id = uid AND (m.workspace_id <> fluent._workspace_id()) = elsewhere);
 END;
 
+-- The user's id, for a DBA (see _visible_user_id).
+CREATE OR REPLACE FUNCTION fluent._user_id(p_user text) RETURNS bigint
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    RETURN fluent._visible_user_id(NULL, p_user);
+END $$;
+
 -- Whether a user belongs to other workspaces and not to the current one: a
 -- delegated administrator, confined to the current one, is answered about
 -- such a user exactly as about an unknown one (here, and in fluent_explain),
@@ -353,7 +360,10 @@ BEGIN ATOMIC
     SELECT fluent._belongs(uid, true) AND NOT fluent._belongs(uid, false);
 END;
 
--- A user named to a delegated administrator (see _belongs_elsewhere_only).
+-- The id of the user named p_user, the one lookup by key for every
+-- administration function: for a delegated administrator (delegate not
+-- NULL), a user of other workspaces only is unknown, as
+-- _belongs_elsewhere_only says.
 CREATE FUNCTION fluent._visible_user_id(delegate text, p_user text) RETURNS bigint
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
