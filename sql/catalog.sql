@@ -172,6 +172,8 @@ CREATE TABLE fluent.team_members (
     FOREIGN KEY (workspace_id, team_id) REFERENCES fluent.teams (workspace_id, team_id) ON DELETE CASCADE
 );
 CREATE INDEX team_members_user_idx ON fluent.team_members (user_id, workspace_id) WHERE is_lead;
+-- The teams a user is in: assignments to a team give its members item roles.
+CREATE INDEX team_members_member_idx ON fluent.team_members (user_id, workspace_id);
 COMMENT ON TABLE fluent.team_members IS 'Members of teams; is_lead marks the members who lead the team';
 
 -- Access roles that gate a module (seeds 002/003: "Project Access is needed
@@ -190,6 +192,45 @@ CREATE TABLE fluent.requirements (
 );
 COMMENT ON TABLE fluent.requirements IS
     'A module (action_id NULL: every action but the required one) or one action that requires another permission: without it at some scope, nothing else there counts';
+
+-- Item roles (seeds 002/003: a user "assigned a role on a project", "editorial
+-- rights on certain items", "inclusion in teams or assignment to projects"):
+-- roles held on one item, not on the module. Each gives a set of the
+-- module's actions on the items where a user (or a team of theirs) holds it,
+-- through an assignment table of the application's (fluent_protect's
+-- membership_role_column). An item role may require a workspace role or
+-- permission of whoever is assigned it ("a person has to have the
+-- accountable executive role to be named as an accountable executive").
+CREATE TABLE fluent.item_roles (
+    item_role_id       int GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    workspace_id       int NOT NULL,
+    module_id          int NOT NULL,
+    name               text NOT NULL CHECK (name <> '' AND char_length(name) <= 256),
+    description        text,
+    required_role_id   int,
+    required_action_id int,
+    UNIQUE (module_id, name),
+    UNIQUE (workspace_id, item_role_id),
+    FOREIGN KEY (workspace_id, module_id) REFERENCES fluent.modules (workspace_id, module_id) ON DELETE CASCADE,
+    -- (No cascade: a role or permission still required cannot go silently.)
+    FOREIGN KEY (workspace_id, required_role_id) REFERENCES fluent.roles (workspace_id, role_id),
+    FOREIGN KEY (workspace_id, required_action_id) REFERENCES fluent.actions (workspace_id, action_id)
+);
+CREATE INDEX item_roles_required_role_idx ON fluent.item_roles (required_role_id);
+CREATE INDEX item_roles_required_action_idx ON fluent.item_roles (required_action_id);
+COMMENT ON TABLE fluent.item_roles IS
+    'Roles held on one item of a protected table (through its assignment table), each giving some of the module''s actions there; required_role_id or required_action_id: what an assignee must hold in the workspace';
+
+CREATE TABLE fluent.item_role_actions (
+    workspace_id int NOT NULL,
+    item_role_id int NOT NULL,
+    action_id    int NOT NULL,
+    PRIMARY KEY (item_role_id, action_id),
+    FOREIGN KEY (workspace_id, item_role_id) REFERENCES fluent.item_roles (workspace_id, item_role_id) ON DELETE CASCADE,
+    FOREIGN KEY (workspace_id, action_id) REFERENCES fluent.actions (workspace_id, action_id) ON DELETE CASCADE
+);
+CREATE INDEX item_role_actions_action_idx ON fluent.item_role_actions (action_id);
+COMMENT ON TABLE fluent.item_role_actions IS 'The module actions each item role gives on the items where it is held';
 
 CREATE TYPE fluent.admin_right AS ENUM ('manage_users', 'assign_roles', 'manage_roles', 'assign_beyond_own');
 COMMENT ON TYPE fluent.admin_right IS
@@ -276,7 +317,11 @@ CREATE TABLE fluent.protected_tables (
     protected_at          timestamptz NOT NULL DEFAULT now(),
     protected_by          name NOT NULL DEFAULT current_user,
     masked_view           regclass,
-    CHECK (owner_column IS NOT NULL OR membership_table IS NOT NULL)
+    membership_role_column name,
+    membership_team_column name,
+    parent_table          regclass,
+    parent_column         name,
+    CHECK (owner_column IS NOT NULL OR membership_table IS NOT NULL OR parent_table IS NOT NULL)
 );
 COMMENT ON TABLE fluent.protected_tables IS
     'Application tables protected by fluent_protect() (with their partitions and inheritance children), with how their rows are tied to users and workspaces';
@@ -286,6 +331,12 @@ COMMENT ON COLUMN fluent.protected_tables.policies IS
     'The policies fluent_protect() created, as PostgreSQL prints them: what fluent.protection_status compares the table and its children against';
 COMMENT ON COLUMN fluent.protected_tables.masked_view IS
     'The view fluent_protect_columns() created, which shows the table with its limited columns masked (NULL) for users without the permission to read them';
+COMMENT ON COLUMN fluent.protected_tables.membership_role_column IS
+    'The membership column naming an item role of the module (fluent.item_roles): the membership table is then an assignment table, whose rows give their item role''s actions on the row they name';
+COMMENT ON COLUMN fluent.protected_tables.membership_team_column IS
+    'The assignment column naming a team (fluent.teams): every member of the team holds the row''s item role';
+COMMENT ON COLUMN fluent.protected_tables.parent_table IS
+    'For the rows of a child table (a project''s tasks): the protected table whose item roles apply to them, through parent_column';
 COMMENT ON COLUMN fluent.protected_tables.membership_policies IS
     'The policies fluent_protect() created on the membership table, which keep its writes within the writer''s reach';
 

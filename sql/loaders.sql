@@ -217,4 +217,42 @@ BEGIN ATOMIC
             p_table, p_operation, p_before, p_after);
 END;
 
+-- A workspace's item roles, by the actions they give (src/loaders.rs maps
+-- them to slots).
+CREATE FUNCTION fluent._load_item_roles(p_workspace_id int)
+RETURNS TABLE (name text, action_id int)
+LANGUAGE sql STABLE PARALLEL SAFE
+BEGIN ATOMIC
+    SELECT r.name, a.action_id
+      FROM fluent.item_roles r JOIN fluent.item_role_actions a ON a.item_role_id = r.item_role_id
+     WHERE r.workspace_id = p_workspace_id
+     ORDER BY r.name;
+END;
+
+-- The teams a user is a member of in a workspace, by name: an assignment
+-- naming one of them gives its item role to the user.
+CREATE FUNCTION fluent._load_member_teams(p_workspace_id int, p_user_id bigint)
+RETURNS TABLE (name text)
+LANGUAGE sql STABLE PARALLEL SAFE
+BEGIN ATOMIC
+    SELECT t.name
+      FROM fluent.team_members m JOIN fluent.teams t ON t.team_id = m.team_id
+     WHERE m.user_id = p_user_id AND m.workspace_id = p_workspace_id
+     ORDER BY t.name;
+END;
+
+-- The members of the named teams of a workspace (fluent_who_can: the users
+-- a team assignment gives an item role to).
+CREATE FUNCTION fluent._load_team_members(p_workspace_id int, p_teams text[])
+RETURNS TABLE (team text, user_key text)
+LANGUAGE sql STABLE PARALLEL SAFE
+BEGIN ATOMIC
+    SELECT t.name, u.user_key
+      FROM fluent.teams t
+      JOIN fluent.team_members m ON m.team_id = t.team_id
+      JOIN fluent.users u ON u.user_id = m.user_id
+     WHERE t.workspace_id = p_workspace_id AND t.name = ANY (p_teams)
+     ORDER BY t.name, u.user_key;
+END;
+
 SET LOCAL search_path TO @extschema@, pg_temp;

@@ -54,7 +54,7 @@ GRANT SELECT ON ALL TABLES IN SCHEMA fluent TO fluent_admin;
 REVOKE ALL ON fluent.token_settings FROM fluent_admin;
 GRANT INSERT, UPDATE, DELETE ON fluent.workspaces, fluent.users, fluent.modules, fluent.actions, fluent.roles,
     fluent.permissions, fluent.grants, fluent.overrides, fluent.teams, fluent.team_members, fluent.admin_rights,
-    fluent.requirements,
+    fluent.requirements, fluent.item_roles, fluent.item_role_actions,
     fluent.protected_tables, fluent.protected_columns, fluent.template_applications TO fluent_admin;
 -- Deleting a user or module locks its tree's guard as the deleting role
 -- (fluent._detach_children, so that the cascade is attributed to it).
@@ -102,6 +102,7 @@ BEGIN
                      'fluent_set_user', 'fluent_set_workspace', 'fluent_authenticate', 'fluent_verified_user',
                      'fluent_who_can', '_who_can', 'fluent_test_act_as', 'fluent_test_reset', '_test_role',
                      '_current_role_is_superuser', '_restoring', '_caller', '_column_limits_apply',
+                     '_item_assignment_refusal',
                      'fluent_create_role', 'fluent_drop_role', 'fluent_set_permission', 'fluent_clear_permission',
                      'fluent_alter_role', 'fluent_clone_role', 'fluent_reset_role', 'fluent_create_user',
                      'fluent_set_user_status', 'fluent_set_manager', 'fluent_drop_user', 'fluent_grant_role',
@@ -118,6 +119,9 @@ BEGIN
     END LOOP;
 END
 $$;
+-- fluent_protect() attaches the assignment check to assignment tables as
+-- the DBA calling it (CREATE TRIGGER takes EXECUTE on the function).
+GRANT EXECUTE ON FUNCTION fluent._check_item_assignment() TO fluent_admin;
 -- Reporting tools and auditors check protections too.
 GRANT SELECT ON fluent.protected_tables, fluent.protected_columns TO fluent_reader;
 GRANT EXECUTE ON FUNCTION @extschema@.fluent_protection_problems(), fluent._descendants(regclass), fluent._policies_of(regclass),
@@ -126,6 +130,7 @@ GRANT EXECUTE ON FUNCTION @extschema@.fluent_protection_problems(), fluent._desc
 -- ... and their column limits, against what fluent_protect_columns() makes.
 GRANT EXECUTE ON FUNCTION fluent._column_limit_problems(fluent.protected_tables), fluent._column_write_checks(fluent.protected_tables),
     fluent._masked_view_sql(fluent.protected_tables), fluent._rows_reached_sql(fluent.protected_tables, text, text),
+    fluent._scope_rows_sql(fluent.protected_tables, text, text), fluent._item_rows_sql(fluent.protected_tables, text, text),
     fluent._reach_sql(text, text, text, text), fluent._key_test_sql(text, text, text, boolean), fluent._user_key_sql(text),
     fluent._reached_keys_sql(text, text, text), fluent._typed_keys_sql(text, text, text), fluent._key_kind(regclass, name, text),
     fluent._unsupported_key_type(regclass, name, regtype, text)
@@ -161,8 +166,13 @@ COMMENT ON FUNCTION @extschema@.fluent_current_user() IS 'The acting end user, o
 COMMENT ON FUNCTION @extschema@.fluent_set_workspace(text, boolean) IS
     'Sets the current workspace for the session, or the transaction when local; only superusers, fluent_authenticator and fluent_admin may';
 COMMENT ON FUNCTION @extschema@.fluent_current_workspace() IS 'The current workspace';
-COMMENT ON FUNCTION @extschema@.fluent_protect(regclass, text, name, regclass, name, name, name, name, text, text, text, text) IS
-    'Enables and forces row-level security on a table so that the module''s actions govern its commands: by default read SELECT, write INSERT and UPDATE, delete DELETE';
+COMMENT ON FUNCTION @extschema@.fluent_protect(regclass, text, name, regclass, name, name, name, name, text, text, text, text,
+                                                name, name, regclass, name) IS
+    'Enables and forces row-level security on a table so that the module''s actions govern its commands: by default read SELECT, write INSERT and UPDATE, delete DELETE; with an assignment table (membership_role_column) or a parent table, item roles give their actions on the items where they are held';
+COMMENT ON FUNCTION @extschema@.fluent_create_item_role(text, text, text[], text, text, text, text) IS
+    'Defines an item role of a module: held on one item through an assignment table, it gives the actions named there; optionally it requires a role or a permission of whoever is assigned it';
+COMMENT ON FUNCTION @extschema@.fluent_drop_item_role(text, text) IS
+    'Drops an item role: assignments naming it give nothing';
 COMMENT ON FUNCTION @extschema@.fluent_unprotect(regclass) IS
     'Removes fluent''s policies from a table, its partitions and children and its membership table, and restores their row-level security settings; also removes fluent''s policies left without a catalog row (a schema-only restore)';
 COMMENT ON FUNCTION @extschema@.fluent_protection_problems() IS

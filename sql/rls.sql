@@ -166,43 +166,104 @@ BEGIN ATOMIC
       FROM pg_policy pol WHERE pol.polrelid = tbl;
 END;
 
--- The WITH CHECK of a write governed by `act`.
-CREATE FUNCTION fluent._write_check_sql(p fluent.protected_tables, workspace_filter text, act text) RETURNS text
-LANGUAGE sql IMMUTABLE
-BEGIN ATOMIC
-    SELECT concat_ws(' AND ', workspace_filter, CASE
-        WHEN p.owner_column IS NOT NULL THEN
-            fluent._reach_sql(p.module, act,
-                format('%I %s', p.owner_column, fluent._key_test_sql(p.owner_type, p.module, act, true)),
-                format('%I %s', p.owner_column, fluent._key_test_sql(p.owner_type, p.module, act, false)))
-        ELSE format('fluent.rls_any(%L, %L)', p.module, act) END);
-END;
+-- The WITH CHECK of a write governed by `act`: the row written is owned by
+-- a user the scope reaches, or is an item (or the child of one) where the
+-- writer holds an item role that gives `act`; a table whose rows are tied to
+-- users by its membership table only takes some scope (a new row has no
+-- assignments yet). A new item (not updating) takes the scope: assignments
+-- left by a deleted item with the same key give nothing to its successor.
+CREATE FUNCTION fluent._write_check_sql(p fluent.protected_tables, workspace_filter text, act text, updating boolean)
+RETURNS text
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    scope text;
+    items text;
+BEGIN
+    IF p.parent_table IS NOT NULL OR updating THEN
+        items := fluent._item_rows_sql(p, p.module, act);
+    END IF;
+    IF p.owner_column IS NOT NULL OR p.parent_table IS NOT NULL THEN
+        scope := fluent._reach_sql(p.module, act,
+            CASE WHEN p.owner_column IS NULL THEN 'false'
+                 ELSE format('%I %s', p.owner_column, fluent._key_test_sql(p.owner_type, p.module, act, true)) END,
+            CASE WHEN p.owner_column IS NULL THEN 'false'
+                 ELSE format('%I %s', p.owner_column, fluent._key_test_sql(p.owner_type, p.module, act, false)) END);
+    ELSE
+        scope := format('fluent.rls_any(%L, %L)', p.module, act);
+    END IF;
+    RETURN concat_ws(' AND ', workspace_filter, CASE WHEN items IS NULL THEN scope ELSE format('(%s OR %s)', scope, items) END);
+END $$;
 
--- Which rows of p's table module.action reaches for the acting user (the
--- workspace filter aside): those owned by, or assigned through the
--- membership table to, the acting user (own) or the users their scope
--- reaches. Read by the row policies and the column limits.
-CREATE FUNCTION fluent._rows_reached_sql(p fluent.protected_tables, module text, act text) RETURNS text
+-- Which rows of p's table module.action reaches for the acting user by the
+-- scope of their permission (the workspace filter aside): those owned by, or
+-- assigned through the membership table to, the acting user (own) or the
+-- users their scope reaches. An assignment table (membership_role_column)
+-- assigns item roles, not ownership: its rows count in _item_rows_sql only.
+CREATE FUNCTION fluent._scope_rows_sql(p fluent.protected_tables, module text, act text) RETURNS text
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     member_kind text;
     own boolean;
     rows_of text[] := '{}';
+    assigns boolean := p.membership_table IS NOT NULL AND p.membership_role_column IS NULL;
 BEGIN
-    IF p.membership_table IS NOT NULL THEN
+    IF assigns THEN
         member_kind := fluent._key_kind(p.membership_table, p.membership_user_column, 'membership user column');
     END IF;
     FOREACH own IN ARRAY ARRAY[true, false] LOOP
-        rows_of := rows_of || concat_ws(' OR ',
+        rows_of := rows_of || coalesce(nullif(concat_ws(' OR ',
             CASE WHEN p.owner_column IS NOT NULL THEN
                 format('%I %s', p.owner_column, fluent._key_test_sql(p.owner_type, module, act, own)) END,
-            CASE WHEN p.membership_table IS NOT NULL THEN
+            CASE WHEN assigns THEN
                 format('%I = ANY (ARRAY(SELECT m.%I FROM %s m WHERE m.%I %s))',
                        p.row_column, p.membership_row_column, p.membership_table, p.membership_user_column,
-                       fluent._key_test_sql(member_kind, module, act, own)) END);
+                       fluent._key_test_sql(member_kind, module, act, own)) END), ''), 'false');
     END LOOP;
     RETURN fluent._reach_sql(module, act, rows_of[1], rows_of[2]);
 END $$;
+
+-- The rows of p's table on which the acting user holds an item role that
+-- gives `act`: through p's assignment table (membership_role_column), or,
+-- for a child table, through its parent's, by parent_column. The user is
+-- named in an assignment by their key or by a team of theirs. The test of
+-- the decisions, the item roles and the teams are folded into the plan
+-- (src/plans.rs): what remains is an uncorrelated ARRAY(SELECT ...) over the
+-- assignment table's user (and team) index, run once per query, compared
+-- with the item column, which its index serves. NULL when no item roles
+-- apply to the table.
+CREATE FUNCTION fluent._item_rows_sql(p fluent.protected_tables, module text, act text) RETURNS text
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    a fluent.protected_tables := p;
+    item_column name := p.row_column;
+BEGIN
+    IF p.parent_table IS NOT NULL THEN
+        SELECT x.* INTO a FROM fluent.protected_tables x WHERE x.table_name = p.parent_table;
+        item_column := p.parent_column;
+    END IF;
+    IF a.membership_role_column IS NULL THEN
+        RETURN NULL;
+    END IF;
+    RETURN format('(fluent.rls_items(%1$L, %2$L, %3$L) AND %4$I = ANY (ARRAY(SELECT m.%5$I FROM %6$s m '
+                  'WHERE (m.%7$I %8$s%9$s) AND m.%10$I = ANY (fluent.rls_item_roles(%1$L, %2$L, %3$L)))))',
+        module, act, a.module, item_column, a.membership_row_column, a.membership_table, a.membership_user_column,
+        fluent._key_test_sql(fluent._key_kind(a.membership_table, a.membership_user_column, 'membership user column'),
+                             module, act, true),
+        CASE WHEN a.membership_team_column IS NOT NULL
+             THEN format(' OR m.%I = ANY (fluent.rls_user_teams())', a.membership_team_column) ELSE '' END,
+        a.membership_role_column);
+END $$;
+
+-- Which rows of p's table module.action reaches for the acting user (the
+-- workspace filter aside): those their scope reaches, and those where they
+-- hold an item role that gives the action. Read by the row policies and the
+-- column limits.
+CREATE FUNCTION fluent._rows_reached_sql(p fluent.protected_tables, module text, act text) RETURNS text
+LANGUAGE sql STABLE
+BEGIN ATOMIC
+    SELECT CASE WHEN items IS NULL THEN scope ELSE format('(%s OR %s)', scope, items) END
+      FROM (SELECT fluent._scope_rows_sql(p, module, act) AS scope, fluent._item_rows_sql(p, module, act) AS items) r;
+END;
 
 -- The policies that protect a table (on_membership false) and those that
 -- keep writes to its membership table within reach (true): name, command,
@@ -237,10 +298,10 @@ BEGIN
     -- membership_row_column naming a project, into another project).
     RETURN QUERY VALUES
         (false, 'fluent_select'::name, 'SELECT', reach->>p.select_action, NULL::text),
-        (false, 'fluent_insert', 'INSERT', NULL, fluent._write_check_sql(p, workspace_filter, p.insert_action)),
+        (false, 'fluent_insert', 'INSERT', NULL, fluent._write_check_sql(p, workspace_filter, p.insert_action, false)),
         (false, 'fluent_update', 'UPDATE', reach->>p.update_action,
          CASE WHEN p.owner_column IS NULL THEN reach->>p.update_action
-              ELSE fluent._write_check_sql(p, workspace_filter, p.update_action) END),
+              ELSE fluent._write_check_sql(p, workspace_filter, p.update_action, true) END),
         (false, 'fluent_delete', 'DELETE', reach->>p.delete_action, NULL);
     IF p.membership_table IS NOT NULL THEN
         -- A membership row may be added, changed or removed only by someone
@@ -249,8 +310,11 @@ BEGIN
         -- write-path check, one primary-key probe per row written. (The
         -- reach reads the whole membership table, partitions and children
         -- included: assignments count wherever they are stored.)
+        -- By scope only: an item role on the row (an editor's) does not
+        -- let its holder assign item roles there, herself included.
         member_in_reach := format('EXISTS (SELECT 1 FROM %s t WHERE t.%I = %s.%I AND %s)',
-            p.table_name, p.row_column, member_rel, p.membership_row_column, reach->>p.update_action);
+            p.table_name, p.row_column, member_rel, p.membership_row_column,
+            concat_ws(' AND ', workspace_filter, fluent._scope_rows_sql(p, p.module, p.update_action)));
         RETURN QUERY VALUES
             (true, 'fluent_member_select'::name, 'SELECT', 'true', NULL::text),
             (true, 'fluent_member_insert', 'INSERT', NULL, member_in_reach),
@@ -349,11 +413,16 @@ CREATE FUNCTION @extschema@.fluent_protect(
     select_action text DEFAULT 'read',
     insert_action text DEFAULT 'write',
     update_action text DEFAULT 'write',
-    delete_action text DEFAULT 'delete'
+    delete_action text DEFAULT 'delete',
+    membership_role_column name DEFAULT NULL,
+    membership_team_column name DEFAULT NULL,
+    parent_table regclass DEFAULT NULL,
+    parent_column name DEFAULT NULL
 ) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     p fluent.protected_tables;
+    parent fluent.protected_tables;
     kind "char";
     was_enabled boolean;
     was_forced boolean;
@@ -388,9 +457,39 @@ BEGIN
         RAISE EXCEPTION 'table "%" has a partition or child, "%", that fluent protects on its own', tbl, related
             USING ERRCODE = 'object_in_use', HINT = 'Unprotect it first: fluent protects a table with all its partitions and children.';
     END IF;
-    IF owner_column IS NULL AND membership_table IS NULL THEN
-        RAISE EXCEPTION 'fluent_protect needs an owner column, a membership table, or both'
+    IF owner_column IS NULL AND membership_table IS NULL AND parent_table IS NULL THEN
+        RAISE EXCEPTION 'fluent_protect needs an owner column, a membership table or a parent table'
             USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF (membership_role_column IS NOT NULL OR membership_team_column IS NOT NULL) AND membership_table IS NULL
+       OR membership_team_column IS NOT NULL AND membership_role_column IS NULL THEN
+        RAISE EXCEPTION 'a team or role column takes an assignment table'
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'Name the membership table, and its role column (membership_role_column) with the team column.';
+    END IF;
+    IF parent_table IS NOT NULL THEN
+        -- A child table's rows are reached through their parent's item
+        -- roles: one level, the parent's own assignments.
+        SELECT x.* INTO parent FROM fluent.protected_tables x WHERE x.table_name = fluent_protect.parent_table;
+        IF parent.membership_role_column IS NULL THEN
+            RAISE EXCEPTION 'table "%" is not protected with item roles', parent_table
+                USING ERRCODE = 'invalid_parameter_value',
+                      HINT = 'Protect the parent first, with an assignment table (membership_role_column).';
+        END IF;
+        IF parent_table = tbl OR membership_table IS NOT NULL OR parent_column IS NULL THEN
+            RAISE EXCEPTION 'a child table names another parent table and its parent_column, and has no membership table'
+                USING ERRCODE = 'invalid_parameter_value';
+        END IF;
+        IF (SELECT atttypid FROM pg_attribute WHERE attrelid = tbl AND attname = parent_column AND NOT attisdropped)
+           IS DISTINCT FROM
+           (SELECT atttypid FROM pg_attribute WHERE attrelid = parent.membership_table
+                                                AND attname = parent.membership_row_column AND NOT attisdropped) THEN
+            RAISE EXCEPTION 'column "%" of "%" must exist and have the type of "%"''s items (column "%" of "%")',
+                parent_column, tbl, parent_table, parent.membership_row_column, parent.membership_table
+                USING ERRCODE = 'datatype_mismatch';
+        END IF;
+    ELSIF parent_column IS NOT NULL THEN
+        RAISE EXCEPTION 'parent_column takes a parent table' USING ERRCODE = 'invalid_parameter_value';
     END IF;
     -- Policies fluent created for a protection whose record is gone (a
     -- schema-only restore) are replaced.
@@ -435,6 +534,20 @@ BEGIN
             END IF;
         END IF;
         PERFORM fluent._key_kind(membership_table, membership_user_column, 'membership user column');
+        -- Item roles and teams are named by their names.
+        IF membership_role_column IS NOT NULL
+           AND fluent._key_kind(membership_table, membership_role_column, 'membership role column') <> 'text'
+           OR membership_team_column IS NOT NULL
+           AND fluent._key_kind(membership_table, membership_team_column, 'membership team column') <> 'text' THEN
+            RAISE EXCEPTION 'the role and team columns of "%" must be of type text or varchar', membership_table
+                USING ERRCODE = 'datatype_mismatch', HINT = 'They hold item role and team names.';
+        END IF;
+        IF membership_team_column IS NOT NULL
+           AND NOT EXISTS (SELECT 1 FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]
+                            WHERE i.indrelid = membership_table AND a.attname = membership_team_column) THEN
+            RAISE NOTICE 'no index on %(%): every query on "%" will scan it', membership_table, membership_team_column, tbl
+                USING HINT = format('CREATE INDEX ON %s (%I);', membership_table, membership_team_column);
+        END IF;
         IF (SELECT atttypid FROM pg_attribute WHERE attrelid = tbl AND attname = row_column AND NOT attisdropped)
            IS DISTINCT FROM
            (SELECT atttypid FROM pg_attribute WHERE attrelid = membership_table AND attname = membership_row_column AND NOT attisdropped) THEN
@@ -457,7 +570,9 @@ BEGIN
         'select_action', fluent._name(select_action, 'action'), 'insert_action', fluent._name(insert_action, 'action'),
         'update_action', fluent._name(update_action, 'action'), 'delete_action', fluent._name(delete_action, 'action'),
         'rls_was_enabled', was_enabled, 'rls_was_forced', was_forced,
-        'membership_rls_was_enabled', member_was_enabled, 'membership_rls_was_forced', member_was_forced));
+        'membership_rls_was_enabled', member_was_enabled, 'membership_rls_was_forced', member_was_forced,
+        'membership_role_column', membership_role_column, 'membership_team_column', membership_team_column,
+        'parent_table', parent_table, 'parent_column', parent_column));
 
     SELECT array_agg(DISTINCT a) INTO missing
       FROM unnest(ARRAY[p.select_action, p.insert_action, p.update_action, p.delete_action]) a
@@ -477,6 +592,7 @@ BEGIN
         -- kept within reach as well.
         FOR child IN SELECT membership_table UNION ALL SELECT fluent._descendants(membership_table) LOOP
             PERFORM fluent._install_policies(child, p, true);
+            PERFORM fluent._install_assignment_check(child, p);
         END LOOP;
     END IF;
     -- What was created, as fluent_protection_problems() will compare it.
@@ -496,6 +612,16 @@ BEGIN
     PERFORM fluent._not_null(tbl, 'table');
     SELECT * INTO p FROM fluent.protected_tables WHERE table_name = tbl;
     IF FOUND THEN
+        root := (SELECT x.table_name FROM fluent.protected_tables x WHERE x.parent_table = tbl LIMIT 1);
+        IF root IS NOT NULL THEN
+            RAISE EXCEPTION 'table "%" gives its item roles to the rows of "%"', tbl, root
+                USING ERRCODE = 'dependent_objects_still_exist', HINT = format('Unprotect %s first.', root);
+        END IF;
+        IF p.membership_role_column IS NOT NULL THEN
+            FOR root IN SELECT p.membership_table UNION ALL SELECT fluent._descendants(p.membership_table) LOOP
+                PERFORM fluent._install_assignment_check(root, NULL);
+            END LOOP;
+        END IF;
         -- Forgotten first, so that the event trigger that protects new
         -- partitions does not protect them again as they are unprotected.
         DELETE FROM fluent.protected_tables WHERE table_name = tbl;
@@ -945,6 +1071,7 @@ BEGIN
            AND NOT EXISTS (SELECT 1 FROM pg_policy pl WHERE pl.polrelid = rel AND pl.polname = ANY (fluent._policy_names(true))) THEN
             SELECT * INTO p FROM fluent.protected_tables x WHERE x.table_name = root;
             PERFORM fluent._install_policies(rel, p, true);
+            PERFORM fluent._install_assignment_check(rel, p);
         END IF;
     END LOOP;
 END $$;

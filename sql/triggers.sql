@@ -74,7 +74,8 @@ BEGIN
     FOR t, kind IN VALUES ('workspaces', 'workspace'), ('users', 'user'), ('modules', 'workspace'),
                           ('actions', 'workspace'), ('roles', 'workspace'), ('permissions', 'role'),
                           ('grants', 'user'), ('overrides', 'user'), ('teams', 'teams'), ('team_members', 'teams'),
-                          ('requirements', 'workspace'), ('admin_rights', 'workspace')
+                          ('requirements', 'workspace'), ('admin_rights', 'workspace'),
+                          ('item_roles', 'workspace'), ('item_role_actions', 'workspace')
     LOOP
         EXECUTE format('CREATE TRIGGER invalidate_cache AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE
                         ON fluent.%I FOR EACH STATEMENT EXECUTE FUNCTION fluent.invalidate_cache()', t);
@@ -92,7 +93,8 @@ BEGIN
     END LOOP;
     FOREACH t IN ARRAY ARRAY['workspaces', 'users', 'modules', 'actions', 'roles', 'permissions', 'grants',
                              'overrides', 'teams', 'team_members', 'admin_rights', 'requirements',
-                             'protected_tables', 'protected_columns', 'template_applications']
+                             'protected_tables', 'protected_columns', 'template_applications',
+                             'item_roles', 'item_role_actions']
     LOOP
         EXECUTE format('CREATE TRIGGER audit_change AFTER INSERT OR UPDATE OR DELETE
                         ON fluent.%I FOR EACH ROW EXECUTE FUNCTION fluent.audit_change()', t);

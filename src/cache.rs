@@ -43,7 +43,7 @@ use pgrx::pg_sys;
 use crate::error::FluentError;
 use crate::loaders::{self, Change, WorkspaceModel};
 use crate::owner;
-use crate::scope::{effective_scopes, RolePermissions, Scope, Standing};
+use crate::scope::{admits_item_roles, effective_scopes, RolePermissions, Scope, Standing};
 use crate::trigger::after_trigger;
 
 /// The catalog relation whose relcache invalidation means "the permission
@@ -220,6 +220,9 @@ struct WorkspaceEntry {
     /// (user_id, direct) -> the keys of the users their scope `team` (or
     /// `direct`) reaches besides them, loaded on first use.
     teams: FastMap<(i64, bool), Rc<Vec<String>>>,
+    /// user_id -> the names of the teams they are a member of (assignments
+    /// to a team give its members item roles), loaded on first use.
+    member_of: FastMap<i64, Rc<Vec<String>>>,
 }
 
 impl WorkspaceEntry {
@@ -378,7 +381,10 @@ impl Cache {
                         recompile.push(name.clone());
                     }
                 }
-                _ => ws.teams.clear(),
+                _ => {
+                    ws.teams.clear();
+                    ws.member_of.clear();
+                }
             }
         }
     }
@@ -430,6 +436,7 @@ fn workspace_model(workspace: &str) -> Option<Rc<WorkspaceModel>> {
                 sets: Vec::new(),
                 set_of: FastMap::default(),
                 teams: FastMap::default(),
+                member_of: FastMap::default(),
             }),
         )
     });
@@ -691,6 +698,68 @@ pub fn reached_users(workspace: &str, user: &str, scope: Scope) -> Rc<Vec<String
         }
     });
     keys
+}
+
+/// The item roles of `item_module` that give `action` (by name) to `user`
+/// on the items where they hold them; none where the decision on
+/// `module.action` or on `item_module.action` admits no item roles (an
+/// inactive user, a disabled module, a missing requirement: src/scope.rs),
+/// and for unknown names (a policy denies instead of failing).
+pub fn item_roles(
+    workspace: &str,
+    user: &str,
+    module: &str,
+    action: &str,
+    item_module: &str,
+) -> Vec<String> {
+    with_user_entry(workspace, user, |model, scopes, entry| {
+        let slot_of = |m: &str| model.modules.get(m)?.get(action).copied();
+        let (Some(slot), Some(item_slot)) = (slot_of(module), slot_of(item_module)) else {
+            return Vec::new();
+        };
+        let active = entry.barred.is_none();
+        if !(admits_item_roles(&model.slots, scopes, active, slot)
+            && admits_item_roles(&model.slots, scopes, active, item_slot))
+        {
+            return Vec::new();
+        }
+        model
+            .item_roles
+            .get(&item_slot)
+            .cloned()
+            .unwrap_or_default()
+    })
+    .unwrap_or_default()
+}
+
+/// The names of the teams `user` is a member of.
+pub fn member_teams(workspace: &str, user: &str) -> Rc<Vec<String>> {
+    let Ok((user_id, workspace_id)) = with_user_entry(workspace, user, |model, _, entry| {
+        (entry.user_id, model.workspace_id)
+    }) else {
+        return Rc::default();
+    };
+    if user_id == 0 {
+        return Rc::default();
+    }
+    let cached = CACHE.with_borrow(|c| {
+        c.workspaces
+            .get(workspace)?
+            .as_ref()?
+            .member_of
+            .get(&user_id)
+            .cloned()
+    });
+    if let Some(teams) = cached {
+        return teams;
+    }
+    let teams = Rc::new(loaders::load_member_teams(workspace_id, user_id));
+    CACHE.with_borrow_mut(|c| {
+        if let Some(Some(ws)) = c.workspaces.get_mut(workspace) {
+            ws.member_of.insert(user_id, teams.clone());
+        }
+    });
+    teams
 }
 
 // Statement trigger on the catalog tables: tells every backend to drop its

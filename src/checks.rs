@@ -196,6 +196,24 @@ fn reached_keys<K: KeyType>(module: &str, action: &str) -> Vec<K> {
     })
 }
 
+/// The item roles of `item_module` that give `action` to the acting user,
+/// where the decisions on `module.action` and `item_module.action` admit
+/// them: what the policies compare an assignment's role with.
+pub fn acting_item_roles(module: &str, action: &str, item_module: &str) -> Vec<String> {
+    gucs::with_acting(|user, workspace| match user {
+        None => Vec::new(),
+        Some(user) => cache::item_roles(workspace, user, module, action, item_module),
+    })
+}
+
+/// The teams the acting user is a member of, by name.
+pub fn acting_teams() -> Vec<String> {
+    gucs::with_acting(|user, workspace| match user {
+        None => Vec::new(),
+        Some(user) => cache::member_teams(workspace, user).to_vec(),
+    })
+}
+
 /// The acting user's key as a value of a key column's type.
 pub fn acting_key<K: KeyType>() -> Option<K> {
     gucs::with_acting(|user, _| user.and_then(K::parse))
@@ -257,6 +275,29 @@ mod fluent {
     #[pg_extern(stable, parallel_safe, support = plans::fluent::rls_any_support)]
     fn rls_any(module: &str, action: &str) -> bool {
         acting_reach(module, action) != Reach::Nothing
+    }
+
+    /// Whether the acting user may hold, on items of the protected table of
+    /// `module` (or on their parent items, of `item_module`), item roles that
+    /// give `action`: some item role gives it, and the decisions on both
+    /// modules admit item roles.
+    #[pg_extern(stable, parallel_safe, support = plans::fluent::rls_items_support)]
+    fn rls_items(module: &str, action: &str, item_module: &str) -> bool {
+        !acting_item_roles(module, action, item_module).is_empty()
+    }
+
+    /// The names of those item roles: an assignment naming one of them gives
+    /// the acting user `action` on its item.
+    #[pg_extern(stable, parallel_safe, support = plans::fluent::rls_item_roles_support)]
+    fn rls_item_roles(module: &str, action: &str, item_module: &str) -> Vec<String> {
+        acting_item_roles(module, action, item_module)
+    }
+
+    /// The names of the teams the acting user is a member of: an assignment
+    /// naming one gives its item role to every member.
+    #[pg_extern(stable, parallel_safe, support = plans::fluent::rls_teams_support)]
+    fn rls_user_teams() -> Vec<String> {
+        acting_teams()
     }
 
     /// The acting user's key, for text owner columns; NULL when nobody acts.

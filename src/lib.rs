@@ -89,10 +89,11 @@ extension_sql_file!(
         reports::fluent::_inheriting_actions
     ]
 );
+extension_sql_file!("../sql/items.sql", name = "items", requires = ["admin"]);
 extension_sql_file!(
     "../sql/templates.sql",
     name = "templates",
-    requires = ["admin"]
+    requires = ["items"]
 );
 extension_sql_file!(
     "../sql/views.sql",
@@ -121,6 +122,9 @@ extension_sql_file!(
         checks::fluent::rls_workspace_keys,
         checks::fluent::rls_workspace_ids,
         checks::fluent::rls_workspace_uuids,
+        checks::fluent::rls_items,
+        checks::fluent::rls_item_roles,
+        checks::fluent::rls_user_teams,
         who_can::fluent::_who_can
     ]
 );

@@ -47,6 +47,9 @@ pub struct WorkspaceModel {
     /// module, action): holding the action at scope `all` gives the right
     /// (`fluent.admin_rights`).
     pub admin_rights: Vec<(String, String, String)>,
+    /// slot -> the item roles of its module that give its action, by name
+    /// (`fluent.item_roles`).
+    pub item_roles: FastMap<usize, Vec<String>>,
 }
 
 /// What one user holds in one workspace.
@@ -276,6 +279,16 @@ pub fn load_workspace(name: &str) -> Option<WorkspaceModel> {
             )
         })
         .collect();
+        for row in select(
+            client,
+            "SELECT * FROM fluent._load_item_roles($1)",
+            &[ws.workspace_id.into()],
+        ) {
+            let slot = column::<i32>(&row, 2).and_then(|a| ws.slot_of_action.get(&a).copied());
+            if let (Some(slot), Some(name)) = (slot, column::<String>(&row, 1)) {
+                ws.item_roles.entry(slot).or_default().push(name);
+            }
+        }
         load_roles(client, &mut ws);
         Some(ws)
     })
@@ -532,6 +545,35 @@ pub fn load_team(workspace_id: i32, user_id: i64, direct: bool) -> Vec<String> {
             &[workspace_id.into(), user_id.into(), direct.into()],
         )
         .filter_map(|row| column::<String>(&row, 1))
+        .collect()
+    })
+}
+
+/// The names of the teams the user is a member of.
+pub fn load_member_teams(workspace_id: i32, user_id: i64) -> Vec<String> {
+    as_catalog_owner(|client| {
+        select(
+            client,
+            "SELECT * FROM fluent._load_member_teams($1, $2)",
+            &[workspace_id.into(), user_id.into()],
+        )
+        .filter_map(|row| column::<String>(&row, 1))
+        .collect()
+    })
+}
+
+/// The members of the named teams, as (team, user key).
+pub fn load_team_members(workspace_id: i32, teams: &[String]) -> Vec<(String, String)> {
+    if teams.is_empty() {
+        return Vec::new();
+    }
+    as_catalog_owner(|client| {
+        select(
+            client,
+            "SELECT * FROM fluent._load_team_members($1, $2)",
+            &[workspace_id.into(), teams.to_vec().into()],
+        )
+        .filter_map(|row| Some((column::<String>(&row, 1)?, column::<String>(&row, 2)?)))
         .collect()
     })
 }

@@ -204,14 +204,46 @@ unsafe fn text_constant<'a>(node: *mut pg_sys::Node) -> Option<&'a str> {
     <&str>::from_datum((*constant).constvalue, false)
 }
 
+/// The arguments of a call, when they are all text constants.
+unsafe fn text_arguments<'a>(call: *mut pg_sys::FuncExpr) -> Option<Vec<&'a str>> {
+    let args = (*call).args;
+    if args.is_null() {
+        return Some(Vec::new());
+    }
+    (0..(*args).length as usize)
+        .map(|i| text_constant((*(*args).elements.add(i)).ptr_value.cast::<pg_sys::Node>()))
+        .collect()
+}
+
 /// The two arguments of a call, when both are text constants.
 unsafe fn module_and_action<'a>(call: *mut pg_sys::FuncExpr) -> Option<(&'a str, &'a str)> {
-    let args = (*call).args;
-    if args.is_null() || (*args).length != 2 {
-        return None;
+    match text_arguments(call)?[..] {
+        [module, action] => Some((module, action)),
+        _ => None,
     }
-    let arg = |i: usize| (*(*args).elements.add(i)).ptr_value.cast::<pg_sys::Node>();
-    Some((text_constant(arg(0))?, text_constant(arg(1))?))
+}
+
+/// The three arguments of `rls_items` and `rls_item_roles`.
+unsafe fn item_arguments<'a>(call: *mut pg_sys::FuncExpr) -> Option<(&'a str, &'a str, &'a str)> {
+    match text_arguments(call)?[..] {
+        [module, action, item_module] => Some((module, action, item_module)),
+        _ => None,
+    }
+}
+
+/// A `text[]` constant.
+unsafe fn text_array_constant(values: Vec<String>) -> *mut pg_sys::Node {
+    let datum = values.into_datum().unwrap_or(pg_sys::Datum::from(0));
+    pg_sys::makeConst(
+        pg_sys::TEXTARRAYOID,
+        -1,
+        pg_sys::DEFAULT_COLLATION_OID,
+        -1,
+        datum,
+        false,
+        false,
+    )
+    .cast()
 }
 
 /// A helper's support function and its syscache hash, looked up once per
@@ -363,6 +395,38 @@ pub mod fluent {
     #[pg_extern(immutable, parallel_safe)]
     fn rls_any_support(request: Internal) -> Internal {
         fold_reach(request, |reach| reach != Reach::Nothing)
+    }
+
+    /// Planner support for `fluent.rls_items`: folds it to the acting user's answer.
+    #[pg_extern(immutable, parallel_safe)]
+    fn rls_items_support(request: Internal) -> Internal {
+        simplify(request, |call| unsafe {
+            let (module, action, item_module) = item_arguments(call)?;
+            let roles = checks::acting_item_roles(module, action, item_module);
+            Some(pg_sys::makeBoolConst(!roles.is_empty(), false))
+        })
+    }
+
+    /// Planner support for `fluent.rls_item_roles`: folds it to the names.
+    #[pg_extern(immutable, parallel_safe)]
+    fn rls_item_roles_support(request: Internal) -> Internal {
+        simplify(request, |call| unsafe {
+            let (module, action, item_module) = item_arguments(call)?;
+            Some(text_array_constant(checks::acting_item_roles(
+                module,
+                action,
+                item_module,
+            )))
+        })
+    }
+
+    /// Planner support for `fluent.rls_user_teams`: folds it to the names.
+    #[pg_extern(immutable, parallel_safe)]
+    fn rls_teams_support(request: Internal) -> Internal {
+        simplify(request, |call| unsafe {
+            text_arguments(call)?;
+            Some(text_array_constant(checks::acting_teams()))
+        })
     }
 
     /// Planner support for `fluent.rls_user_key`, `_id` and `_uuid`: folds

@@ -16,6 +16,11 @@
 //! 6. else the widest scope over the user's roles, each role's setting on the
 //!    action or inherited from the same action of a parent module;
 //! 7. else `none`.
+//!
+//! Item roles (held on one item through an assignment table) add the items
+//! where they are held to the rows a scope reaches. They count where the
+//! decision was made by an override, the roles or their absence (5-7): what
+//! rules 1-4 close, item roles never open (`admits_item_roles`).
 
 use std::borrow::Borrow;
 use std::fmt;
@@ -169,6 +174,29 @@ pub enum Source {
 pub struct Decision {
     pub scope: Scope,
     pub source: Source,
+}
+
+impl Decision {
+    /// Whether item roles count on the slot: not where the user's standing,
+    /// a disabled module or a missing requirement closed it.
+    pub fn admits_item_roles(&self) -> bool {
+        matches!(
+            self.source,
+            Source::Override { .. } | Source::Roles | Source::NoRole
+        )
+    }
+}
+
+/// `decide(facts, slot).admits_item_roles()` from an active user's
+/// effective scopes (what the cache keeps): the slot is enabled and the
+/// slot it requires, decided in full, is held at some scope.
+pub fn admits_item_roles(slots: &[Slot], scopes: &[Scope], active: bool, slot: usize) -> bool {
+    active
+        && slots[slot].enabled
+        && slots[slot]
+            .requires
+            .filter(|&r| r != slot)
+            .is_none_or(|r| scopes.get(r).is_some_and(|s| *s > Scope::None))
 }
 
 /// The decision for one slot: the one place the precedence rule is written.
@@ -553,10 +581,17 @@ mod tests {
                 roles: &roles,
                 overrides: &overrides,
             };
+            // What the cache keeps for an active user: the scopes.
+            let scopes = effective_scopes(&slots, &roles, &overrides);
             for slot in 0..n {
                 let expected = naive(standing, &slots, &roles, &overrides, slot);
                 let decision = decide(&facts, slot);
                 assert_eq!(decision.scope, expected, "case {case}, slot {slot}");
+                assert_eq!(
+                    admits_item_roles(&slots, &scopes, standing == Standing::Active, slot),
+                    decision.admits_item_roles(),
+                    "case {case}, slot {slot}: item roles admitted from the scopes as by the decision"
+                );
                 let explanation = explain(&facts, slot);
                 assert_eq!(
                     explanation.decision, decision,
