@@ -938,10 +938,13 @@ END $$;
 -- an empty table into a view, whose functions would run for the caller).
 CREATE FUNCTION fluent._row_lookup(tbl regclass)
 RETURNS TABLE (module text, key_column name, owner_column name, workspace_column name,
-               membership_row_column name, membership_user_column name, relations regclass[], membership_relations regclass[])
+               membership_row_column name, membership_user_column name, relations regclass[], membership_relations regclass[],
+               item_module text, item_column name, assignment_row_column name, assignment_user_column name,
+               assignment_team_column name, assignment_role_column name, assignment_relations regclass[])
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     p fluent.protected_tables;
+    assigned fluent.protected_tables;
     odd regclass;
 BEGIN
     PERFORM fluent._not_null(tbl, 'table');
@@ -961,10 +964,27 @@ BEGIN
             USING ERRCODE = 'invalid_parameter_value', HINT = 'Protect it with row_column naming the key column.';
     END IF;
     relations := ARRAY(SELECT tbl UNION ALL SELECT fluent._descendants(tbl));
-    IF p.membership_table IS NOT NULL THEN
+    IF p.membership_table IS NOT NULL AND p.membership_role_column IS NULL THEN
         membership_relations := ARRAY(SELECT p.membership_table UNION ALL SELECT fluent._descendants(p.membership_table));
     END IF;
-    SELECT r INTO odd FROM unnest(relations || membership_relations) r JOIN pg_class c ON c.oid = r
+    -- Item roles: the table's own assignments, or its parent's.
+    assigned := p;
+    item_column := p.row_column;
+    IF p.parent_table IS NOT NULL THEN
+        SELECT x.* INTO assigned FROM fluent.protected_tables x WHERE x.table_name = p.parent_table;
+        item_column := p.parent_column;
+    END IF;
+    IF assigned.membership_role_column IS NOT NULL THEN
+        item_module := assigned.module;
+        assignment_row_column := assigned.membership_row_column;
+        assignment_user_column := assigned.membership_user_column;
+        assignment_team_column := assigned.membership_team_column;
+        assignment_role_column := assigned.membership_role_column;
+        assignment_relations := ARRAY(SELECT assigned.membership_table UNION ALL SELECT fluent._descendants(assigned.membership_table));
+    ELSE
+        item_column := NULL;
+    END IF;
+    SELECT r INTO odd FROM unnest(relations || membership_relations || assignment_relations) r JOIN pg_class c ON c.oid = r
      WHERE c.relkind NOT IN ('r', 'p') LIMIT 1;
     IF odd IS NOT NULL THEN
         RAISE EXCEPTION 'fluent_who_can cannot read "%": it is no longer a table', odd
@@ -973,8 +993,10 @@ BEGIN
     module := p.module;
     owner_column := p.owner_column;
     workspace_column := p.workspace_column;
-    membership_row_column := p.membership_row_column;
-    membership_user_column := p.membership_user_column;
+    IF p.membership_role_column IS NULL THEN
+        membership_row_column := p.membership_row_column;
+        membership_user_column := p.membership_user_column;
+    END IF;
     RETURN NEXT;
 END $$;
 

@@ -78,6 +78,20 @@ CREATE TABLE fluent.template_requirements (
 );
 COMMENT ON TABLE fluent.template_requirements IS 'Modules a template gates behind another permission (see fluent.requirements)';
 
+CREATE TABLE fluent.template_item_roles (
+    template      text NOT NULL,
+    module        text NOT NULL,
+    item_role     text NOT NULL,
+    actions       text[] NOT NULL,
+    required_role text,
+    note          text,
+    PRIMARY KEY (template, module, item_role),
+    FOREIGN KEY (template, module) REFERENCES fluent.template_modules,
+    FOREIGN KEY (template, required_role) REFERENCES fluent.template_roles (template, role)
+);
+COMMENT ON TABLE fluent.template_item_roles IS
+    'Item roles a template defines (see fluent.item_roles): held on one item, they give the actions listed there; required_role: what an assignee must hold'
+
 -- A template's permission matrix, one row per module action and one column
 -- per role, as in the seed pages; NULL leaves the cell unset (inherited).
 CREATE FUNCTION fluent._template_matrix(p_template text, p_roles text[], p_rows text[][])
@@ -379,6 +393,20 @@ DROP FUNCTION fluent._template_matrix(text, text[], text[]);
 INSERT INTO fluent.template_requirements (template, module, required_module, required_action)
 SELECT 'fluid', m, 'projects', 'access' FROM unnest('{projects,financials,resourcing,benefits}'::text[]) m;
 
+-- Seeds 002/003: "without Project Viewer access a person would need to be
+-- assigned a role on a project"; users get "editorial rights on certain
+-- items" and see "through inclusion in teams or assignment to projects,
+-- meetings, boards"; "a person has to have the accountable executive role to
+-- be named as an accountable executive on a project".
+INSERT INTO fluent.template_item_roles (template, module, item_role, actions, required_role, note) VALUES
+    ('fluid', 'projects', 'manager',               '{read,write,delete}', NULL, 'runs the project'),
+    ('fluid', 'projects', 'editor',                '{read,write}',        NULL, 'editorial rights on the project'),
+    ('fluid', 'projects', 'viewer',                '{read}',              NULL, 'sees the project'),
+    ('fluid', 'projects', 'accountable_executive', '{read,write}',        'accountable_executive',
+     'named on the project; only holders of the Accountable Executive role'),
+    ('fluid', 'boards',   'member',                '{read,write}',        NULL, 'takes part in the board (a team may be added)'),
+    ('fluid', 'meetings', 'participant',           '{read,write}',        NULL, 'takes part in the meeting');
+
 -- Delegated administration (seeds 000/001: Owner and Admin manage users,
 -- assign roles and change permissions, the users and roles rows of the
 -- matrix; seed 003: only User Administrators set the roles on an account,
@@ -469,6 +497,22 @@ BEGIN
       JOIN fluent.modules rm ON rm.workspace_id = ws AND rm.name = tq.required_module
       JOIN fluent.actions a ON a.module_id = rm.module_id AND a.name = tq.required_action
      WHERE tq.template = t
+    ON CONFLICT DO NOTHING;
+
+    INSERT INTO fluent.item_roles (workspace_id, module_id, name, description, required_role_id)
+    SELECT ws, md.module_id, ti.item_role, ti.note, r.role_id
+      FROM fluent.template_item_roles ti
+      JOIN fluent.modules md ON md.workspace_id = ws AND md.name = ti.module
+      LEFT JOIN fluent.roles r ON r.workspace_id = ws AND r.template = t AND r.template_role = ti.required_role
+     WHERE ti.template = t AND (ti.required_role IS NULL OR r.role_id IS NOT NULL)
+    ON CONFLICT DO NOTHING;
+    INSERT INTO fluent.item_role_actions (workspace_id, item_role_id, action_id)
+    SELECT ws, ir.item_role_id, a.action_id
+      FROM fluent.template_item_roles ti
+      JOIN fluent.modules md ON md.workspace_id = ws AND md.name = ti.module
+      JOIN fluent.item_roles ir ON ir.module_id = md.module_id AND ir.name = ti.item_role
+      JOIN fluent.actions a ON a.module_id = md.module_id AND a.name = ANY (ti.actions)
+     WHERE ti.template = t
     ON CONFLICT DO NOTHING;
 
     INSERT INTO fluent.template_applications (workspace_id, template) VALUES (ws, t);

@@ -43,7 +43,7 @@ use pgrx::pg_sys;
 use crate::error::FluentError;
 use crate::loaders::{self, Change, WorkspaceModel};
 use crate::owner;
-use crate::scope::{admits_item_roles, effective_scopes, RolePermissions, Scope, Standing};
+use crate::scope::{effective_scopes, item_roles_give_by_scopes, RolePermissions, Scope, Standing};
 use crate::trigger::after_trigger;
 
 /// The catalog relation whose relcache invalidation means "the permission
@@ -703,8 +703,9 @@ pub fn reached_users(workspace: &str, user: &str, scope: Scope) -> Rc<Vec<String
 /// The item roles of `item_module` that give `action` (by name) to `user`
 /// on the items where they hold them; none where the decision on
 /// `module.action` or on `item_module.action` admits no item roles (an
-/// inactive user, a disabled module, a missing requirement: src/scope.rs),
-/// and for unknown names (a policy denies instead of failing).
+/// inactive user, a disabled module, a missing requirement, or no scope on
+/// the action of another module than the items': src/scope.rs), and for
+/// unknown names (a policy denies instead of failing).
 pub fn item_roles(
     workspace: &str,
     user: &str,
@@ -718,9 +719,13 @@ pub fn item_roles(
             return Vec::new();
         };
         let active = entry.barred.is_none();
-        if !(admits_item_roles(&model.slots, scopes, active, slot)
-            && admits_item_roles(&model.slots, scopes, active, item_slot))
-        {
+        if !item_roles_give_by_scopes(
+            &model.slots,
+            scopes,
+            active,
+            (slot, item_slot),
+            module != item_module,
+        ) {
             return Vec::new();
         }
         model

@@ -194,6 +194,18 @@ fn facts(model: &WorkspaceModel, slot: usize, user: &str) -> Vec<Fact> {
         );
     }
     let decision = explanation.decision;
+    if let Some(names) = model.item_roles.get(&slot).filter(|n| !n.is_empty()) {
+        fact(
+            "item roles",
+            Some(names.join(", ")),
+            None,
+            if decision.admits_item_roles() {
+                format!("give {module}.{action} on the items where the user holds one, directly or through a team (fluent_who_can names them), whatever the scope")
+            } else {
+                "give nothing: what closes the module closes them too".into()
+            },
+        );
+    }
     let why = match decision.source {
         Source::NoSignInRole => "the user holds no sign-in role",
         Source::Inactive => "the user may not act",

@@ -484,6 +484,18 @@ pub struct RowFacts {
     /// the row's is NULL); `None` when it has none.
     pub workspace: Option<Option<String>>,
     pub assignees: Vec<String>,
+    /// The module whose item roles apply to the row (its own, or its
+    /// parent's), and the row's assignments: (user, team, item role).
+    pub item_module: Option<String>,
+    pub assignments: Vec<Assignment>,
+}
+
+/// One assignment of an item role on a row (or on its parent): to a user or
+/// to a team.
+pub struct Assignment {
+    pub user: Option<String>,
+    pub team: Option<String>,
+    pub item_role: String,
 }
 
 /// Where to find a row of a protected table (`fluent._row_lookup`).
@@ -498,6 +510,16 @@ pub struct RowLookup {
     pub relations: Vec<pg_sys::Oid>,
     /// The membership table with its partitions and children.
     pub membership_relations: Vec<pg_sys::Oid>,
+    /// Item roles: the module whose item roles apply, the table's column
+    /// naming the item (its key, or its parent's key), and the assignment
+    /// table's columns and relations.
+    pub item_module: Option<String>,
+    pub item_column: Option<String>,
+    pub assignment_row_column: Option<String>,
+    pub assignment_user_column: Option<String>,
+    pub assignment_team_column: Option<String>,
+    pub assignment_role_column: Option<String>,
+    pub assignment_relations: Vec<pg_sys::Oid>,
 }
 
 /// Where to find a row of `table`, from the catalog.
@@ -507,7 +529,9 @@ pub fn row_lookup(table: pg_sys::Oid) -> RowLookup {
             client,
             "SELECT module, key_column::text, owner_column::text, workspace_column::text,
                     membership_row_column::text, membership_user_column::text,
-                    relations::oid[], membership_relations::oid[]
+                    relations::oid[], membership_relations::oid[], item_module, item_column::text,
+                    assignment_row_column::text, assignment_user_column::text, assignment_team_column::text,
+                    assignment_role_column::text, assignment_relations::oid[]
                FROM fluent._row_lookup($1)",
             &[table.into()],
         )
@@ -522,6 +546,13 @@ pub fn row_lookup(table: pg_sys::Oid) -> RowLookup {
             membership_user_column: column(&row, 6),
             relations: column(&row, 7).unwrap_or_default(),
             membership_relations: column(&row, 8).unwrap_or_default(),
+            item_module: column(&row, 9),
+            item_column: column(&row, 10),
+            assignment_row_column: column(&row, 11),
+            assignment_user_column: column(&row, 12),
+            assignment_team_column: column(&row, 13),
+            assignment_role_column: column(&row, 14),
+            assignment_relations: column(&row, 15).unwrap_or_default(),
         }
     })
 }

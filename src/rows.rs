@@ -20,7 +20,7 @@ use std::ffi::{CStr, CString};
 use pgrx::pg_sys;
 
 use crate::error::FluentError;
-use crate::loaders::{RowFacts, RowLookup};
+use crate::loaders::{Assignment, RowFacts, RowLookup};
 
 /// The key, parsed in the base type of the key column, and how to compare it.
 struct Key {
@@ -224,12 +224,13 @@ pub fn read(
         &lookup.key_column,
         &key,
         &[
+            lookup.item_column.as_deref(),
             lookup.workspace_column.as_deref(),
             lookup.owner_column.as_deref(),
         ],
     )
     .into_iter()
-    .filter(|row| confined.is_none() || row[0].as_deref() == confined)
+    .filter(|row| confined.is_none() || row[1].as_deref() == confined)
     .collect();
     if found.len() != 1 {
         if found.is_empty() {
@@ -249,9 +250,13 @@ pub fn read(
         }
         .report();
     }
-    let (owner, workspace) = {
+    let (owner, workspace, item) = {
         let mut row = found.remove(0);
-        (row.pop().flatten(), row.pop().flatten())
+        (
+            row.pop().flatten(),
+            row.pop().flatten(),
+            row.pop().flatten(),
+        )
     };
     let mut assignees: Vec<String> = match (
         &lookup.membership_row_column,
@@ -270,10 +275,47 @@ pub fn read(
     };
     assignees.sort();
     assignees.dedup();
+    // The item's assignments, found by the item's key as the assignment
+    // table's row column reads it (the row's own key, or its parent's).
+    let assignments = match (
+        item,
+        &lookup.assignment_row_column,
+        &lookup.assignment_role_column,
+        lookup.assignment_relations.first(),
+    ) {
+        (Some(item), Some(row_column), Some(role_column), Some(&assignment_table)) => {
+            let item_key = parse_key(assignment_table, row_column, &item);
+            matching_rows(
+                &lookup.assignment_relations,
+                row_column,
+                &item_key,
+                &[
+                    lookup.assignment_user_column.as_deref(),
+                    lookup.assignment_team_column.as_deref(),
+                    Some(role_column),
+                ],
+            )
+            .into_iter()
+            .filter_map(|mut row| {
+                let item_role = row.pop().flatten()?;
+                let team = row.pop().flatten();
+                let user = row.pop().flatten();
+                Some(Assignment {
+                    user,
+                    team,
+                    item_role,
+                })
+            })
+            .collect()
+        }
+        _ => Vec::new(),
+    };
     RowFacts {
         module: lookup.module,
         owner,
         workspace: lookup.workspace_column.is_some().then_some(workspace),
         assignees,
+        item_module: lookup.item_module,
+        assignments,
     }
 }

@@ -199,6 +199,32 @@ pub fn admits_item_roles(slots: &[Slot], scopes: &[Scope], active: bool, slot: u
             .is_none_or(|r| scopes.get(r).is_some_and(|s| *s > Scope::None))
 }
 
+/// Whether item roles held on items of one module give their action on
+/// the rows of a table of `slot`'s module (`item_slot`: the same action of
+/// the items' module; the same slot for the items' own table): both
+/// decisions admit item roles, and a table of another module (a project's
+/// financials, reached through the project) takes its module's action at
+/// some scope too: the access role opens the section, the item role says
+/// on which items (seed 003).
+pub fn item_roles_give(slot: Decision, item_slot: Decision, other_module: bool) -> bool {
+    slot.admits_item_roles()
+        && item_slot.admits_item_roles()
+        && (!other_module || slot.scope > Scope::None)
+}
+
+/// `item_roles_give` from an active user's effective scopes.
+pub fn item_roles_give_by_scopes(
+    slots: &[Slot],
+    scopes: &[Scope],
+    active: bool,
+    (slot, item_slot): (usize, usize),
+    other_module: bool,
+) -> bool {
+    admits_item_roles(slots, scopes, active, slot)
+        && admits_item_roles(slots, scopes, active, item_slot)
+        && (!other_module || scopes.get(slot).is_some_and(|s| *s > Scope::None))
+}
+
 /// The decision for one slot: the one place the precedence rule is written.
 pub fn decide<R: Borrow<RolePermissions>>(facts: &Facts<'_, R>, slot: usize) -> Decision {
     let decided = |scope, source| Decision { scope, source };
@@ -591,6 +617,19 @@ mod tests {
                     admits_item_roles(&slots, &scopes, standing == Standing::Active, slot),
                     decision.admits_item_roles(),
                     "case {case}, slot {slot}: item roles admitted from the scopes as by the decision"
+                );
+                let item_slot = rng.next(n as u64) as usize;
+                let other = rng.next(2) == 0;
+                assert_eq!(
+                    item_roles_give_by_scopes(
+                        &slots,
+                        &scopes,
+                        standing == Standing::Active,
+                        (slot, item_slot),
+                        other
+                    ),
+                    item_roles_give(decision, decide(&facts, item_slot), other),
+                    "case {case}, slot {slot}, item slot {item_slot}: item roles give alike"
                 );
                 let explanation = explain(&facts, slot);
                 assert_eq!(

@@ -7,7 +7,10 @@
 //! decision (src/scope.rs) and the same reach the policies test
 //! (sql/rls.sql): scope `all` reaches every row; `own` the rows the user owns
 //! or is assigned to; `direct` and `team` also those of the users their
-//! line and teams reach.
+//! line and teams reach. Where the scope does not reach the row, an item
+//! role the user holds on it (or on its parent), directly or through a
+//! team, and that gives the action, does, where the decisions admit item
+//! roles.
 
 use std::collections::HashSet;
 
@@ -19,9 +22,9 @@ use crate::delegation;
 use crate::error::FluentError;
 use crate::gucs;
 use crate::identity;
-use crate::loaders::{self, Reacher, RowFacts, UserHoldings, WorkspaceModel};
+use crate::loaders::{self, Assignment, Reacher, RowFacts, UserHoldings, WorkspaceModel};
 use crate::rows;
-use crate::scope::{decide, Scope, Source};
+use crate::scope::{decide, item_roles_give, Scope, Source};
 
 /// One user who may act on the row: key, scope, what gave the scope
 /// (`roles` or `override`), the roles giving it, how it reaches the row
@@ -71,7 +74,57 @@ fn reach(
         })
 }
 
-/// The row for one holder, if they may act on the row.
+/// The item role that gives the user the slot's action on the row, and the
+/// team it was given to (None: to the user), when the decisions on the
+/// slot and on the item roles' slot admit item roles (src/scope.rs).
+fn item_role(
+    user: &str,
+    admitted: bool,
+    giving: &[String],
+    row: &RowFacts,
+    teams_of: &[(String, String)],
+) -> Option<(&'static str, Option<String>)> {
+    if !admitted {
+        return None;
+    }
+    let gives = |a: &&Assignment| giving.contains(&a.item_role);
+    // The user's own assignment first, then one through a team.
+    row.assignments
+        .iter()
+        .filter(gives)
+        .filter(|a| a.user.as_deref() == Some(user))
+        .map(|a| ("item role", Some(a.item_role.clone())))
+        .chain(
+            row.assignments
+                .iter()
+                .filter(gives)
+                .filter(|a| {
+                    a.team.as_ref().is_some_and(|t| {
+                        teams_of
+                            .iter()
+                            .any(|(team, member)| team == t && member == user)
+                    })
+                })
+                .map(|a| {
+                    let team = a.team.clone().unwrap_or_default();
+                    ("item role", Some(format!("{} (team {team})", a.item_role)))
+                }),
+        )
+        .next()
+}
+
+/// What the item roles on the row need from the workspace model: the slot
+/// of the module action they must give, and their names.
+struct ItemRoles<'a> {
+    slot: Option<usize>,
+    /// The table's module is not the items' (a child of another module).
+    other_module: bool,
+    giving: &'a [String],
+    teams_of: Vec<(String, String)>,
+}
+
+/// The row for one holder, if they may act on the row: by the scope of
+/// their permission, else by an item role they hold on it.
 fn holder_row(
     model: &WorkspaceModel,
     slot: usize,
@@ -79,15 +132,24 @@ fn holder_row(
     holdings: &UserHoldings,
     row: &RowFacts,
     reachers: &[Reacher],
+    items: &ItemRoles<'_>,
 ) -> Option<WhoRow> {
     let inputs = holdings.decision_inputs(model);
-    let decision = decide(&inputs.facts(model), slot);
-    if decision.scope == Scope::None {
-        return None;
-    }
-    let (how, through) = reach(&user, decision.scope, row, reachers)?;
-    // A scope other than none comes from an override or the widest roles.
+    let facts = inputs.facts(model);
+    let decision = decide(&facts, slot);
+    let by_scope = (decision.scope > Scope::None)
+        .then(|| reach(&user, decision.scope, row, reachers))
+        .flatten();
+    let admitted = items.slot.is_some_and(|item_slot| {
+        item_roles_give(decision, decide(&facts, item_slot), items.other_module)
+    });
+    let reached_by_scope = by_scope.is_some();
+    let (how, through) =
+        by_scope.or_else(|| item_role(&user, admitted, items.giving, row, &items.teams_of))?;
+    // A scope that reaches the row comes from an override or the widest
+    // roles; otherwise an item role gave the action.
     let (source, roles) = match decision.source {
+        _ if !reached_by_scope => ("item role", None),
         Source::Override { .. } => ("override", None),
         _ => ("roles", Some(inputs.widest_roles(model, slot))),
     };
@@ -151,9 +213,49 @@ fn who_can(table: pg_sys::Oid, row_key: &str, action: &str) -> Vec<WhoRow> {
         .into_iter()
         .collect();
     let reachers = loaders::load_reachers(model.workspace_id, &targets);
-    loaders::load_all_holdings(&model)
+    // Item roles give the action of the same name of their own module.
+    let item_slot = row
+        .item_module
+        .as_ref()
+        .and_then(|m| model.modules.get(m)?.get(action).copied());
+    let mut teams: Vec<String> = row
+        .assignments
+        .iter()
+        .filter_map(|a| a.team.clone())
+        .collect();
+    teams.sort();
+    teams.dedup();
+    let items = ItemRoles {
+        slot: item_slot,
+        other_module: row.item_module.as_ref() != Some(&row.module),
+        giving: item_slot
+            .and_then(|s| model.item_roles.get(&s))
+            .map_or(&[], |names| names.as_slice()),
+        teams_of: loaders::load_team_members(model.workspace_id, &teams),
+    };
+    let mut holders = loaders::load_all_holdings(&model);
+    // Assignees without a grant or override in the workspace may still act
+    // (in a workspace without sign-in roles) through their item roles.
+    let mut assigned: Vec<&String> = row
+        .assignments
+        .iter()
+        .filter_map(|a| a.user.as_ref())
+        .chain(items.teams_of.iter().map(|(_, member)| member))
+        .collect();
+    assigned.sort();
+    assigned.dedup();
+    for user in assigned {
+        if !holders.iter().any(|(key, _)| key == user) {
+            if let Some(holdings) = loaders::load_user(&model, user) {
+                holders.push((user.clone(), holdings));
+            }
+        }
+    }
+    holders
         .into_iter()
-        .filter_map(|(user, holdings)| holder_row(&model, slot, user, &holdings, &row, &reachers))
+        .filter_map(|(user, holdings)| {
+            holder_row(&model, slot, user, &holdings, &row, &reachers, &items)
+        })
         .collect()
 }
 
