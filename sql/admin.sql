@@ -681,11 +681,14 @@ CREATE FUNCTION fluent._do_create_role(role text, description text, ticket bigin
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp SET fluent.caller_role = '' AS $$
 DECLARE
     delegate text := fluent._authorize(ticket, 'manage_roles');
+    new_id int;
 BEGIN
     INSERT INTO fluent.roles (workspace_id, name, description)
     VALUES (fluent._workspace_id(), fluent._name(role, 'role'), description)
-    ON CONFLICT (workspace_id, name) DO NOTHING;
-    IF NOT FOUND THEN PERFORM fluent._duplicate('role', role); END IF;
+    ON CONFLICT (workspace_id, name) DO NOTHING
+    RETURNING role_id INTO new_id;
+    IF new_id IS NULL THEN PERFORM fluent._duplicate('role', role); END IF;
+    PERFORM fluent._assignable_by_general_administrators(new_id);
 END $$;
 
 CREATE FUNCTION fluent._do_drop_role(role text, force boolean, ticket bigint) RETURNS void
@@ -699,13 +702,16 @@ DECLARE
     powers jsonb := CASE WHEN delegate IS NOT NULL THEN fluent._user_scope_map(delegate) END;
     -- Dropping the last sign-in role lets everyone act.
     holders jsonb := CASE WHEN sign_in THEN fluent._holders_scope_maps(delegate, NULL) END;
+    listed boolean := fluent._lists_assignable();
 BEGIN
     PERFORM fluent._may_force(delegate, force);
     PERFORM fluent._may_touch_role(delegate, rid);
+    PERFORM fluent._assignable_only(delegate, rid, 'drop');
     PERFORM fluent._privileged_only(delegate, sign_in, format('drop sign-in role "%s"', role));
     -- Its permissions and grants go with it (ON DELETE CASCADE).
     DELETE FROM fluent.roles WHERE role_id = rid;
     PERFORM fluent._holders_within_powers(delegate, powers, holders, NULL, role);
+    PERFORM fluent._still_lists_assignable(delegate, listed);
     PERFORM fluent._still_staffed(staffed, force);
     PERFORM fluent._still_administered(administered, force);
 END $$;
@@ -901,6 +907,7 @@ BEGIN
     PERFORM fluent._not_self(delegate, user_key, 'roles');
     PERFORM fluent._in_my_workspace(delegate, uid);
     PERFORM fluent._may_touch_role(delegate, rid);
+    PERFORM fluent._assignable_only(delegate, rid, 'grant');
     PERFORM fluent._may_touch_sign_in(delegate, uid, rid);
     -- Every permission of the role must be within the granter's own, and so
     -- must what the grant opens (a sign-in role opens the user's other roles).
@@ -935,6 +942,7 @@ BEGIN
     PERFORM fluent._may_force(delegate, force);
     PERFORM fluent._not_self(delegate, user_key, 'roles');
     PERFORM fluent._may_touch_role(delegate, rid);
+    PERFORM fluent._assignable_only(delegate, rid, 'revoke');
     PERFORM fluent._may_touch_sign_in(delegate, uid, rid);
     DELETE FROM fluent.grants g WHERE g.user_id = uid AND g.role_id = rid;
     IF NOT FOUND THEN
@@ -1245,5 +1253,168 @@ BEGIN
         SELECT ws, uid, r.role_id FROM fluent.roles r WHERE r.workspace_id = ws AND r.name = ANY (p_roles);
     END IF;
 END $$;
+
+-- Assignable roles (issue 19) -----------------------------------------------
+--
+-- Who may hand out which role: per role, the roles its holders may grant,
+-- revoke, clone, reset and drop (fluent.assignable_roles), checked for
+-- delegated administrators in addition to the escalation rule above.
+-- Changing a role's permissions and flags is not bound by it: Fluid's
+-- application administrator defines roles and assigns none (seed 003).
+-- Like sign-in roles, the rule holds in a workspace once it lists any
+-- assignable role (the templates list theirs): a workspace configured
+-- without it keeps the escalation rule alone, and a DBA turns it on by
+-- listing the first. Where it holds, a role without rows lets its holders
+-- assign nothing.
+
+-- Whether the current workspace lists assignable roles.
+CREATE FUNCTION fluent._lists_assignable() RETURNS boolean
+LANGUAGE sql STABLE
+BEGIN ATOMIC
+    SELECT EXISTS (SELECT 1 FROM fluent.assignable_roles a WHERE a.workspace_id = fluent._workspace_id());
+END;
+
+-- Whether some role the user actively holds in the current workspace (an
+-- active user, a grant in force, as for privileged roles) lists role rid.
+CREATE FUNCTION fluent._may_assign(p_user text, rid int) RETURNS boolean
+LANGUAGE sql STABLE
+BEGIN ATOMIC
+    SELECT EXISTS (SELECT 1 FROM fluent.grants g JOIN fluent.users u ON u.user_id = g.user_id
+                     JOIN fluent.assignable_roles a ON a.role_id = g.role_id
+                    WHERE u.user_key = p_user AND u.status = 'active' AND a.assignable_role_id = rid
+                      AND g.workspace_id = fluent._workspace_id() AND fluent._in_force(g.valid_until));
+END;
+
+-- Refuses a delegated administrator `what` on role rid (grant, revoke,
+-- clone, ...) unless a role they hold lists it, where the workspace lists
+-- assignable roles.
+CREATE FUNCTION fluent._assignable_only(delegate text, rid int, what text) RETURNS void
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF delegate IS NOT NULL AND fluent._lists_assignable() AND NOT fluent._may_assign(delegate, rid) THEN
+        PERFORM fluent._refuse(format('fluent user "%s" may not %s role "%s", which no role of theirs may assign', delegate, what,
+                                      (SELECT r.name FROM fluent.roles r WHERE r.role_id = rid)),
+                               'A delegated administrator manages only the roles that a role they hold lists as assignable (fluent.assignable_roles, set by fluent_set_assignable()).');
+    END IF;
+END $$;
+
+-- The roles role rid lists, for a check after a change (_assignable_within).
+CREATE FUNCTION fluent._assignable_set(rid int) RETURNS int[]
+LANGUAGE sql STABLE
+BEGIN ATOMIC
+    SELECT coalesce(array_agg(a.assignable_role_id ORDER BY a.assignable_role_id), '{}')
+      FROM fluent.assignable_roles a WHERE a.role_id = rid;
+END;
+
+-- What a delegated administrator lets a role's holders assign stays within
+-- what they may assign themselves: every role rid lists now and did not
+-- before (`before`, from _assignable_set) must be one of theirs.
+CREATE FUNCTION fluent._assignable_within(delegate text, rid int, before int[]) RETURNS void
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    beyond text;
+BEGIN
+    IF delegate IS NULL OR NOT fluent._lists_assignable() THEN
+        RETURN;
+    END IF;
+    SELECT string_agg(format('"%s"', r.name), ', ' ORDER BY r.name) INTO beyond
+      FROM fluent.assignable_roles a JOIN fluent.roles r ON r.role_id = a.assignable_role_id
+     WHERE a.role_id = rid AND NOT a.assignable_role_id = ANY (before) AND NOT fluent._may_assign(delegate, r.role_id);
+    IF beyond IS NOT NULL THEN
+        PERFORM fluent._refuse(format('fluent user "%s" may not let the holders of role "%s" assign %s, which no role of theirs may assign',
+                                      delegate, (SELECT r.name FROM fluent.roles r WHERE r.role_id = rid), beyond),
+                               'A delegated administrator makes assignable only the roles that a role they hold lists as assignable (fluent.assignable_roles).');
+    END IF;
+END $$;
+
+-- A delegated administrator does not turn the rule off: a change of theirs
+-- that leaves a workspace which listed assignable roles (`listed`, from
+-- _lists_assignable) listing none is refused.
+CREATE FUNCTION fluent._still_lists_assignable(delegate text, listed boolean) RETURNS void
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF delegate IS NOT NULL AND listed AND NOT fluent._lists_assignable() THEN
+        PERFORM fluent._refuse(format('fluent user "%s" may not remove the last assignable role of workspace "%s"', delegate,
+                                      fluent._workspace_name()),
+                               'Without any, delegated administrators could assign every role; a DBA may make this change.');
+    END IF;
+END $$;
+
+-- A new role (fluent_create_role) is assignable by the roles that assign
+-- every role of the workspace that is not privileged (fluent's Owner and
+-- Admin, Fluid's User Administrator, cx's Admin), where the workspace lists
+-- assignable roles: the general administrators keep administering
+-- everything, and a delegated administrator can grant the role they made.
+CREATE FUNCTION fluent._assignable_by_general_administrators(new_id int) RETURNS void
+LANGUAGE sql
+BEGIN ATOMIC
+    INSERT INTO fluent.assignable_roles (workspace_id, role_id, assignable_role_id)
+    SELECT r.workspace_id, r.role_id, new_id
+      FROM fluent.roles r
+     WHERE r.workspace_id = fluent._workspace_id() AND r.role_id <> new_id
+       AND EXISTS (SELECT 1 FROM fluent.assignable_roles a WHERE a.role_id = r.role_id)
+       AND NOT EXISTS (SELECT 1 FROM fluent.roles o
+                        WHERE o.workspace_id = r.workspace_id AND NOT o.privileged AND o.role_id <> new_id
+                          AND NOT EXISTS (SELECT 1 FROM fluent.assignable_roles a
+                                           WHERE a.role_id = r.role_id AND a.assignable_role_id = o.role_id))
+    ON CONFLICT DO NOTHING;
+END;
+
+-- Lets holders of `role` assign `assignable_role` (DBAs; delegated
+-- administrators with manage_roles, for roles they may assign themselves,
+-- where the workspace lists assignable roles already).
+CREATE FUNCTION fluent._do_set_assignable(role text, assignable_role text, ticket bigint) RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp SET fluent.caller_role = '' AS $$
+DECLARE
+    delegate text := fluent._authorize(ticket, 'manage_roles');
+    rid int := fluent._role_id(role);
+    aid int := fluent._role_id(assignable_role);
+BEGIN
+    IF delegate IS NOT NULL AND NOT fluent._lists_assignable() THEN
+        PERFORM fluent._refuse(format('fluent user "%s" may not start listing assignable roles in workspace "%s"', delegate,
+                                      fluent._workspace_name()),
+                               'The first assignable role of a workspace turns the rule on for every administrator there: a DBA lists it.');
+    END IF;
+    PERFORM fluent._may_touch_role(delegate, rid);
+    PERFORM fluent._may_touch_role(delegate, aid);
+    PERFORM fluent._assignable_only(delegate, rid, 'change');
+    PERFORM fluent._assignable_only(delegate, aid, 'make assignable');
+    INSERT INTO fluent.assignable_roles (workspace_id, role_id, assignable_role_id)
+    VALUES (fluent._workspace_id(), rid, aid)
+    ON CONFLICT (role_id, assignable_role_id) DO NOTHING;
+    IF NOT FOUND THEN
+        RAISE NOTICE 'holders of fluent role "%" may already assign role "%"', role, assignable_role;
+    END IF;
+END $$;
+
+CREATE FUNCTION fluent._do_clear_assignable(role text, assignable_role text, ticket bigint) RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp SET fluent.caller_role = '' AS $$
+DECLARE
+    delegate text := fluent._authorize(ticket, 'manage_roles');
+    rid int := fluent._role_id(role);
+    aid int := fluent._role_id(assignable_role);
+    listed boolean := fluent._lists_assignable();
+BEGIN
+    PERFORM fluent._may_touch_role(delegate, rid);
+    PERFORM fluent._may_touch_role(delegate, aid);
+    PERFORM fluent._assignable_only(delegate, rid, 'change');
+    PERFORM fluent._assignable_only(delegate, aid, 'make unassignable');
+    DELETE FROM fluent.assignable_roles a WHERE a.role_id = rid AND a.assignable_role_id = aid;
+    IF NOT FOUND THEN
+        RAISE WARNING 'holders of fluent role "%" may not assign role "%"', role, assignable_role;
+    END IF;
+    PERFORM fluent._still_lists_assignable(delegate, listed);
+END $$;
+
+CREATE FUNCTION @extschema@.fluent_set_assignable(role text, assignable_role text) RETURNS void
+LANGUAGE sql
+BEGIN ATOMIC
+    SELECT fluent._do_set_assignable(role, assignable_role, fluent._caller());
+END;
+CREATE FUNCTION @extschema@.fluent_clear_assignable(role text, assignable_role text) RETURNS void
+LANGUAGE sql
+BEGIN ATOMIC
+    SELECT fluent._do_clear_assignable(role, assignable_role, fluent._caller());
+END;
 
 SET LOCAL search_path TO @extschema@, pg_temp;

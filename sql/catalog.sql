@@ -417,4 +417,26 @@ BEGIN
 END
 $$;
 
+-- Assignable roles (issue 19; seed 000: Owner "everything", Admin "most
+-- settings + user management"; seed 003: the timesheet administrator manages
+-- "the exempt user group and timesheet admin user group"): per role, the
+-- roles its holders may grant, revoke, clone, reset and drop as delegated
+-- administrators, in addition to the escalation rule. Like sign-in roles,
+-- the rule holds in a workspace once it lists any: there, a role without
+-- rows lets its holders assign nothing. DBAs are not bound by it. Read in SQL by the delegation
+-- checks (sql/admin.sql), as the catalog owner; no cache holds it.
+CREATE TABLE fluent.assignable_roles (
+    workspace_id       int NOT NULL,
+    role_id            int NOT NULL,
+    assignable_role_id int NOT NULL,
+    PRIMARY KEY (role_id, assignable_role_id),
+    FOREIGN KEY (workspace_id, role_id) REFERENCES fluent.roles (workspace_id, role_id) ON DELETE CASCADE,
+    FOREIGN KEY (workspace_id, assignable_role_id) REFERENCES fluent.roles (workspace_id, role_id) ON DELETE CASCADE
+);
+CREATE INDEX assignable_roles_assignable_idx ON fluent.assignable_roles (assignable_role_id);
+CREATE INDEX assignable_roles_workspace_idx ON fluent.assignable_roles (workspace_id);
+COMMENT ON TABLE fluent.assignable_roles IS
+    'Delegated administration: the roles (assignable_role_id) that holders of role_id may grant, revoke, clone, reset and drop; once a workspace lists any, a delegated administrator manages only roles that a role they hold lists';
+SELECT pg_catalog.pg_extension_config_dump('fluent.assignable_roles', '');
+
 SET LOCAL search_path TO @extschema@, pg_temp;

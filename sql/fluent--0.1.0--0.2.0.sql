@@ -1844,3 +1844,551 @@ END $$;
 REVOKE ALL ON FUNCTION fluent._catalog_owner_changes_nothing() FROM PUBLIC;
 CREATE EVENT TRIGGER fluent_catalog_owner_changes_nothing ON ddl_command_start
     EXECUTE FUNCTION fluent._catalog_owner_changes_nothing();
+
+-- Issue 19: assignable roles. Per role, the roles its holders may grant,
+-- revoke, clone, reset and drop as delegated administrators
+-- (fluent.assignable_roles, sql/catalog.sql), checked in addition to the
+-- escalation rule once a workspace lists any; fluent_set_assignable() and
+-- fluent_clear_assignable(); the templates' lists and the fluent template's
+-- owner-only modules (sql/admin.sql, sql/templates.sql, sql/triggers.sql,
+-- sql/privileges.sql). Workspaces loaded from a template before this version
+-- list nothing, so the rule does not hold there until a DBA applies the
+-- template again (which adds what is missing: the lists, and the new
+-- modules) or lists roles with fluent_set_assignable().
+CREATE TABLE fluent.assignable_roles (
+    workspace_id       int NOT NULL,
+    role_id            int NOT NULL,
+    assignable_role_id int NOT NULL,
+    PRIMARY KEY (role_id, assignable_role_id),
+    FOREIGN KEY (workspace_id, role_id) REFERENCES fluent.roles (workspace_id, role_id) ON DELETE CASCADE,
+    FOREIGN KEY (workspace_id, assignable_role_id) REFERENCES fluent.roles (workspace_id, role_id) ON DELETE CASCADE
+);
+CREATE INDEX assignable_roles_assignable_idx ON fluent.assignable_roles (assignable_role_id);
+CREATE INDEX assignable_roles_workspace_idx ON fluent.assignable_roles (workspace_id);
+COMMENT ON TABLE fluent.assignable_roles IS
+    'Delegated administration: the roles (assignable_role_id) that holders of role_id may grant, revoke, clone, reset and drop; once a workspace lists any, a delegated administrator manages only roles that a role they hold lists';
+SELECT pg_catalog.pg_extension_config_dump('fluent.assignable_roles', '');
+
+CREATE TRIGGER audit_change AFTER INSERT OR UPDATE OR DELETE
+    ON fluent.assignable_roles FOR EACH ROW EXECUTE FUNCTION fluent.audit_change();
+CREATE TRIGGER audit_truncate AFTER TRUNCATE
+    ON fluent.assignable_roles FOR EACH STATEMENT EXECUTE FUNCTION fluent.audit_change();
+
+-- Whether the current workspace lists assignable roles.
+CREATE FUNCTION fluent._lists_assignable() RETURNS boolean
+LANGUAGE sql STABLE
+BEGIN ATOMIC
+    SELECT EXISTS (SELECT 1 FROM fluent.assignable_roles a WHERE a.workspace_id = fluent._workspace_id());
+END;
+
+-- Whether some role the user actively holds in the current workspace (an
+-- active user, a grant in force, as for privileged roles) lists role rid.
+CREATE FUNCTION fluent._may_assign(p_user text, rid int) RETURNS boolean
+LANGUAGE sql STABLE
+BEGIN ATOMIC
+    SELECT EXISTS (SELECT 1 FROM fluent.grants g JOIN fluent.users u ON u.user_id = g.user_id
+                     JOIN fluent.assignable_roles a ON a.role_id = g.role_id
+                    WHERE u.user_key = p_user AND u.status = 'active' AND a.assignable_role_id = rid
+                      AND g.workspace_id = fluent._workspace_id() AND fluent._in_force(g.valid_until));
+END;
+
+-- Refuses a delegated administrator `what` on role rid (grant, revoke,
+-- clone, ...) unless a role they hold lists it, where the workspace lists
+-- assignable roles.
+CREATE FUNCTION fluent._assignable_only(delegate text, rid int, what text) RETURNS void
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF delegate IS NOT NULL AND fluent._lists_assignable() AND NOT fluent._may_assign(delegate, rid) THEN
+        PERFORM fluent._refuse(format('fluent user "%s" may not %s role "%s", which no role of theirs may assign', delegate, what,
+                                      (SELECT r.name FROM fluent.roles r WHERE r.role_id = rid)),
+                               'A delegated administrator manages only the roles that a role they hold lists as assignable (fluent.assignable_roles, set by fluent_set_assignable()).');
+    END IF;
+END $$;
+
+-- The roles role rid lists, for a check after a change (_assignable_within).
+CREATE FUNCTION fluent._assignable_set(rid int) RETURNS int[]
+LANGUAGE sql STABLE
+BEGIN ATOMIC
+    SELECT coalesce(array_agg(a.assignable_role_id ORDER BY a.assignable_role_id), '{}')
+      FROM fluent.assignable_roles a WHERE a.role_id = rid;
+END;
+
+-- What a delegated administrator lets a role's holders assign stays within
+-- what they may assign themselves: every role rid lists now and did not
+-- before (`before`, from _assignable_set) must be one of theirs.
+CREATE FUNCTION fluent._assignable_within(delegate text, rid int, before int[]) RETURNS void
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    beyond text;
+BEGIN
+    IF delegate IS NULL OR NOT fluent._lists_assignable() THEN
+        RETURN;
+    END IF;
+    SELECT string_agg(format('"%s"', r.name), ', ' ORDER BY r.name) INTO beyond
+      FROM fluent.assignable_roles a JOIN fluent.roles r ON r.role_id = a.assignable_role_id
+     WHERE a.role_id = rid AND NOT a.assignable_role_id = ANY (before) AND NOT fluent._may_assign(delegate, r.role_id);
+    IF beyond IS NOT NULL THEN
+        PERFORM fluent._refuse(format('fluent user "%s" may not let the holders of role "%s" assign %s, which no role of theirs may assign',
+                                      delegate, (SELECT r.name FROM fluent.roles r WHERE r.role_id = rid), beyond),
+                               'A delegated administrator makes assignable only the roles that a role they hold lists as assignable (fluent.assignable_roles).');
+    END IF;
+END $$;
+
+-- A delegated administrator does not turn the rule off: a change of theirs
+-- that leaves a workspace which listed assignable roles (`listed`, from
+-- _lists_assignable) listing none is refused.
+CREATE FUNCTION fluent._still_lists_assignable(delegate text, listed boolean) RETURNS void
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF delegate IS NOT NULL AND listed AND NOT fluent._lists_assignable() THEN
+        PERFORM fluent._refuse(format('fluent user "%s" may not remove the last assignable role of workspace "%s"', delegate,
+                                      fluent._workspace_name()),
+                               'Without any, delegated administrators could assign every role; a DBA may make this change.');
+    END IF;
+END $$;
+
+-- A new role (fluent_create_role) is assignable by the roles that assign
+-- every role of the workspace that is not privileged (fluent's Owner and
+-- Admin, Fluid's User Administrator, cx's Admin), where the workspace lists
+-- assignable roles: the general administrators keep administering
+-- everything, and a delegated administrator can grant the role they made.
+CREATE FUNCTION fluent._assignable_by_general_administrators(new_id int) RETURNS void
+LANGUAGE sql
+BEGIN ATOMIC
+    INSERT INTO fluent.assignable_roles (workspace_id, role_id, assignable_role_id)
+    SELECT r.workspace_id, r.role_id, new_id
+      FROM fluent.roles r
+     WHERE r.workspace_id = fluent._workspace_id() AND r.role_id <> new_id
+       AND EXISTS (SELECT 1 FROM fluent.assignable_roles a WHERE a.role_id = r.role_id)
+       AND NOT EXISTS (SELECT 1 FROM fluent.roles o
+                        WHERE o.workspace_id = r.workspace_id AND NOT o.privileged AND o.role_id <> new_id
+                          AND NOT EXISTS (SELECT 1 FROM fluent.assignable_roles a
+                                           WHERE a.role_id = r.role_id AND a.assignable_role_id = o.role_id))
+    ON CONFLICT DO NOTHING;
+END;
+
+-- Lets holders of `role` assign `assignable_role` (DBAs; delegated
+-- administrators with manage_roles, for roles they may assign themselves,
+-- where the workspace lists assignable roles already).
+CREATE FUNCTION fluent._do_set_assignable(role text, assignable_role text, ticket bigint) RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp SET fluent.caller_role = '' AS $$
+DECLARE
+    delegate text := fluent._authorize(ticket, 'manage_roles');
+    rid int := fluent._role_id(role);
+    aid int := fluent._role_id(assignable_role);
+BEGIN
+    IF delegate IS NOT NULL AND NOT fluent._lists_assignable() THEN
+        PERFORM fluent._refuse(format('fluent user "%s" may not start listing assignable roles in workspace "%s"', delegate,
+                                      fluent._workspace_name()),
+                               'The first assignable role of a workspace turns the rule on for every administrator there: a DBA lists it.');
+    END IF;
+    PERFORM fluent._may_touch_role(delegate, rid);
+    PERFORM fluent._may_touch_role(delegate, aid);
+    PERFORM fluent._assignable_only(delegate, rid, 'change');
+    PERFORM fluent._assignable_only(delegate, aid, 'make assignable');
+    INSERT INTO fluent.assignable_roles (workspace_id, role_id, assignable_role_id)
+    VALUES (fluent._workspace_id(), rid, aid)
+    ON CONFLICT (role_id, assignable_role_id) DO NOTHING;
+    IF NOT FOUND THEN
+        RAISE NOTICE 'holders of fluent role "%" may already assign role "%"', role, assignable_role;
+    END IF;
+END $$;
+
+CREATE FUNCTION fluent._do_clear_assignable(role text, assignable_role text, ticket bigint) RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp SET fluent.caller_role = '' AS $$
+DECLARE
+    delegate text := fluent._authorize(ticket, 'manage_roles');
+    rid int := fluent._role_id(role);
+    aid int := fluent._role_id(assignable_role);
+    listed boolean := fluent._lists_assignable();
+BEGIN
+    PERFORM fluent._may_touch_role(delegate, rid);
+    PERFORM fluent._may_touch_role(delegate, aid);
+    PERFORM fluent._assignable_only(delegate, rid, 'change');
+    PERFORM fluent._assignable_only(delegate, aid, 'make unassignable');
+    DELETE FROM fluent.assignable_roles a WHERE a.role_id = rid AND a.assignable_role_id = aid;
+    IF NOT FOUND THEN
+        RAISE WARNING 'holders of fluent role "%" may not assign role "%"', role, assignable_role;
+    END IF;
+    PERFORM fluent._still_lists_assignable(delegate, listed);
+END $$;
+
+CREATE FUNCTION @extschema@.fluent_set_assignable(role text, assignable_role text) RETURNS void
+LANGUAGE sql
+BEGIN ATOMIC
+    SELECT fluent._do_set_assignable(role, assignable_role, fluent._caller());
+END;
+CREATE FUNCTION @extschema@.fluent_clear_assignable(role text, assignable_role text) RETURNS void
+LANGUAGE sql
+BEGIN ATOMIC
+    SELECT fluent._do_clear_assignable(role, assignable_role, fluent._caller());
+END;
+
+-- The delegation checks that now also ask whether the role is assignable.
+CREATE OR REPLACE FUNCTION fluent._do_create_role(role text, description text, ticket bigint) RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp SET fluent.caller_role = '' AS $$
+DECLARE
+    delegate text := fluent._authorize(ticket, 'manage_roles');
+    new_id int;
+BEGIN
+    INSERT INTO fluent.roles (workspace_id, name, description)
+    VALUES (fluent._workspace_id(), fluent._name(role, 'role'), description)
+    ON CONFLICT (workspace_id, name) DO NOTHING
+    RETURNING role_id INTO new_id;
+    IF new_id IS NULL THEN PERFORM fluent._duplicate('role', role); END IF;
+    PERFORM fluent._assignable_by_general_administrators(new_id);
+END $$;
+
+CREATE OR REPLACE FUNCTION fluent._do_drop_role(role text, force boolean, ticket bigint) RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp SET fluent.caller_role = '' AS $$
+DECLARE
+    delegate text := fluent._authorize(ticket, 'manage_roles');
+    rid int := fluent._role_id(role);
+    sign_in boolean := (SELECT r.grants_sign_in FROM fluent.roles r WHERE r.role_id = rid);
+    staffed int[] := fluent._staffed_workspaces();
+    administered text[] := fluent._administered_rights();
+    powers jsonb := CASE WHEN delegate IS NOT NULL THEN fluent._user_scope_map(delegate) END;
+    -- Dropping the last sign-in role lets everyone act.
+    holders jsonb := CASE WHEN sign_in THEN fluent._holders_scope_maps(delegate, NULL) END;
+    listed boolean := fluent._lists_assignable();
+BEGIN
+    PERFORM fluent._may_force(delegate, force);
+    PERFORM fluent._may_touch_role(delegate, rid);
+    PERFORM fluent._assignable_only(delegate, rid, 'drop');
+    PERFORM fluent._privileged_only(delegate, sign_in, format('drop sign-in role "%s"', role));
+    -- Its permissions and grants go with it (ON DELETE CASCADE).
+    DELETE FROM fluent.roles WHERE role_id = rid;
+    PERFORM fluent._holders_within_powers(delegate, powers, holders, NULL, role);
+    PERFORM fluent._still_lists_assignable(delegate, listed);
+    PERFORM fluent._still_staffed(staffed, force);
+    PERFORM fluent._still_administered(administered, force);
+END $$;
+
+CREATE OR REPLACE FUNCTION fluent._do_grant_role(user_key text, role text, until timestamptz, ticket bigint) RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp SET fluent.caller_role = '' AS $$
+DECLARE
+    delegate text := fluent._authorize(ticket, 'assign_roles');
+    uid bigint := fluent._visible_user_id(delegate, user_key);
+    rid int := fluent._role_id(role);
+    expiry timestamptz := fluent._until(until);
+    powers jsonb := CASE WHEN delegate IS NOT NULL THEN fluent._user_scope_map(delegate) END;
+    before jsonb := CASE WHEN delegate IS NOT NULL THEN fluent._user_scope_map(user_key) END;
+    -- Making a privileged grant temporary may leave the workspace without a
+    -- holder once it lapses (DBAs may: this function has no force).
+    staffed int[] := CASE WHEN delegate IS NOT NULL THEN fluent._staffed_workspaces() END;
+    administered text[] := CASE WHEN delegate IS NOT NULL THEN fluent._administered_rights() END;
+BEGIN
+    PERFORM fluent._not_self(delegate, user_key, 'roles');
+    PERFORM fluent._in_my_workspace(delegate, uid);
+    PERFORM fluent._may_touch_role(delegate, rid);
+    PERFORM fluent._assignable_only(delegate, rid, 'grant');
+    PERFORM fluent._may_touch_sign_in(delegate, uid, rid);
+    -- Every permission of the role must be within the granter's own, and so
+    -- must what the grant opens (a sign-in role opens the user's other roles).
+    PERFORM fluent._within_powers(delegate, powers, '{}', fluent._role_scope_map(rid), format('"%s" role "%s", which has', user_key, role));
+    -- Granting again sets the expiry the call gives (NULL: none); a grant
+    -- that expired counts again from now.
+    INSERT INTO fluent.grants AS g (workspace_id, user_id, role_id, valid_until)
+    VALUES (fluent._workspace_id(), uid, rid, expiry)
+    ON CONFLICT (user_id, role_id) DO UPDATE
+       SET valid_until = EXCLUDED.valid_until,
+           granted_at = CASE WHEN fluent._in_force(g.valid_until) THEN g.granted_at ELSE EXCLUDED.granted_at END
+     WHERE g.valid_until IS DISTINCT FROM EXCLUDED.valid_until;
+    IF NOT FOUND THEN
+        RAISE NOTICE 'fluent user "%" already holds role "%"', user_key, role;
+    END IF;
+    IF delegate IS NOT NULL THEN
+        PERFORM fluent._within_powers(delegate, powers, before, fluent._user_scope_map(user_key), format('"%s"', user_key));
+        PERFORM fluent._still_staffed(staffed, false);
+        PERFORM fluent._still_administered(administered, false);
+    END IF;
+END $$;
+
+CREATE OR REPLACE FUNCTION fluent._do_revoke_role(user_key text, role text, force boolean, ticket bigint) RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp SET fluent.caller_role = '' AS $$
+DECLARE
+    delegate text := fluent._authorize(ticket, 'assign_roles');
+    uid bigint := fluent._visible_user_id(delegate, user_key);
+    rid int := fluent._role_id(role);
+    staffed int[] := fluent._staffed_workspaces();
+    administered text[] := fluent._administered_rights();
+BEGIN
+    PERFORM fluent._may_force(delegate, force);
+    PERFORM fluent._not_self(delegate, user_key, 'roles');
+    PERFORM fluent._may_touch_role(delegate, rid);
+    PERFORM fluent._assignable_only(delegate, rid, 'revoke');
+    PERFORM fluent._may_touch_sign_in(delegate, uid, rid);
+    DELETE FROM fluent.grants g WHERE g.user_id = uid AND g.role_id = rid;
+    IF NOT FOUND THEN
+        RAISE WARNING 'fluent user "%" does not hold role "%"', user_key, role;
+    END IF;
+    PERFORM fluent._still_staffed(staffed, force);
+    PERFORM fluent._still_administered(administered, force);
+END $$;
+
+-- Which template roles may assign which (see fluent.assignable_roles).
+CREATE TABLE fluent.template_assignable_roles (
+    template        text NOT NULL,
+    role            text NOT NULL,
+    assignable_role text NOT NULL,
+    PRIMARY KEY (template, role, assignable_role),
+    FOREIGN KEY (template, role) REFERENCES fluent.template_roles,
+    FOREIGN KEY (template, assignable_role) REFERENCES fluent.template_roles
+);
+COMMENT ON TABLE fluent.template_assignable_roles IS
+    'The roles a template role''s holders may assign as delegated administrators (see fluent.assignable_roles): what fluent_apply_template() lists and fluent_reset_role() restores';
+
+-- Seed 000: the Owner has everything, the Admin most settings and user
+-- management, and "Keep Owner/Admin roles limited": the Owner assigns every
+-- role, the Admin every role but Owner, nobody else any. Seed 003: "only
+-- users with the User Administrator role can set the roles on a user
+-- account"; the timesheet administrator manages "the exempt user group and
+-- timesheet admin user group". Seed 004: the Admin has full access.
+INSERT INTO fluent.template_assignable_roles (template, role, assignable_role)
+SELECT tr.template, a.role, tr.role
+  FROM fluent.template_roles tr
+  JOIN (VALUES ('fluent', 'owner'), ('fluent', 'admin'), ('fluid', 'user_administrator'), ('cx', 'admin')) a(template, role)
+    ON a.template = tr.template
+ WHERE NOT (tr.template = 'fluent' AND a.role = 'admin' AND tr.role = 'owner')
+UNION ALL
+SELECT 'fluid', 'timesheet_administrator', r FROM unnest('{timesheet_exempt,timesheet_administrator}'::text[]) r;
+
+-- Seed 003: managing the two timesheet groups comes with the timesheet
+-- settings, and needs neither of them held (no one is exempt to exempt
+-- others); the list above keeps it to those two.
+INSERT INTO fluent.template_admin_rights (template, admin_right, module, action, note) VALUES
+    ('fluid', 'assign_roles',      'timesheet_settings', 'write', 'the timesheet administrator manages the exempt and timesheet administrator groups'),
+    ('fluid', 'assign_beyond_own', 'timesheet_settings', 'write', 'exempts others without being exempt; fluent.assignable_roles bounds which roles');
+
+-- Seed 000: what makes the Owner more than the Admin, "including billing +
+-- security settings": the workspace's subscription (its plan and billing)
+-- and its security settings, the Owner's alone.
+INSERT INTO fluent.template_modules (template, module, actions, position) VALUES
+    ('fluent', 'subscription',      '{read,write}', 16),
+    ('fluent', 'security_settings', '{read,write}', 17);
+INSERT INTO fluent.template_permissions (template, role, module, action, scope, note)
+SELECT 'fluent', r.role, m.module, a.action, CASE WHEN r.role = 'owner' THEN 'all' ELSE 'none' END::fluent.scope,
+       CASE WHEN r.role = 'owner' THEN 'seed 000: the Owner has "everything, including billing + security settings"'
+            WHEN r.role = 'admin' THEN 'seed 000: owner-only; the Admin has "most settings"' END
+  FROM fluent.template_roles r, fluent.template_modules m, unnest(m.actions) a(action)
+ WHERE r.template = 'fluent' AND m.template = 'fluent' AND m.module IN ('subscription', 'security_settings');
+
+-- A template's list resolved in workspace ws: for each role based on the
+-- template (clones included), the roles based on the template it may assign.
+CREATE FUNCTION fluent._template_assignable(ws int, p_template text)
+RETURNS TABLE (role_id int, assignable_role_id int)
+LANGUAGE sql STABLE
+BEGIN ATOMIC
+    SELECT r.role_id, x.role_id
+      FROM fluent.template_assignable_roles ta
+      JOIN fluent.roles r ON r.workspace_id = ws AND r.template = ta.template AND r.template_role = ta.role
+      JOIN fluent.roles x ON x.workspace_id = ws AND x.template = ta.template AND x.template_role = ta.assignable_role
+     WHERE ta.template = p_template;
+END;
+
+-- Applying a template lists its assignable roles; resetting and cloning a
+-- role carry its list.
+CREATE OR REPLACE FUNCTION @extschema@.fluent_apply_template(template text) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    ws int := fluent._workspace_id();
+    t text := fluent._template(template);
+    m record;
+    mid int;
+BEGIN
+    PERFORM fluent._require_admin();
+    FOR m IN SELECT * FROM fluent.template_modules tm WHERE tm.template = t ORDER BY tm.position LOOP
+        INSERT INTO fluent.modules (workspace_id, name, parent_id)
+        VALUES (ws, m.module, (SELECT module_id FROM fluent.modules WHERE workspace_id = ws AND name = m.parent))
+        ON CONFLICT (workspace_id, name) DO NOTHING;
+        SELECT module_id INTO mid FROM fluent.modules WHERE workspace_id = ws AND name = m.module;
+        INSERT INTO fluent.actions (workspace_id, module_id, name)
+        SELECT ws, mid, a FROM unnest(m.actions) WITH ORDINALITY AS x(a, n) ORDER BY n
+        ON CONFLICT (module_id, name) DO NOTHING;
+    END LOOP;
+
+    -- A role the template already made is found by its template role, even
+    -- if renamed since; a custom role holding a template role's name wins.
+    INSERT INTO fluent.roles (workspace_id, name, description, template, template_role, privileged, grants_sign_in,
+                              reporting_anchor)
+    SELECT ws, tr.role, tr.description, t, tr.role, tr.privileged, tr.grants_sign_in, tr.reporting_anchor
+      FROM fluent.template_roles tr
+     WHERE tr.template = t
+       AND NOT EXISTS (SELECT 1 FROM fluent.roles r WHERE r.workspace_id = ws AND r.template = t AND r.template_role = tr.role)
+     ORDER BY tr.position
+    ON CONFLICT (workspace_id, name) DO NOTHING;
+    FOR m IN SELECT r.name FROM fluent.template_roles tr JOIN fluent.roles r ON r.workspace_id = ws AND r.name = tr.role
+              WHERE tr.template = t AND r.template IS DISTINCT FROM t ORDER BY tr.position LOOP
+        RAISE NOTICE 'fluent role "%" exists and is not from template "%"; left as it is', m.name, t;
+    END LOOP;
+
+    INSERT INTO fluent.permissions (workspace_id, role_id, action_id, scope)
+    SELECT ws, r.role_id, a.action_id, tp.scope
+      FROM fluent.template_permissions tp
+      JOIN fluent.roles r ON r.workspace_id = ws AND r.template = t AND r.template_role = tp.role
+      JOIN fluent.modules md ON md.workspace_id = ws AND md.name = tp.module
+      JOIN fluent.actions a ON a.module_id = md.module_id AND a.name = tp.action
+     WHERE tp.template = t
+    ON CONFLICT (role_id, action_id) DO NOTHING;
+
+    INSERT INTO fluent.admin_rights (workspace_id, admin_right, action_id)
+    SELECT ws, tr.admin_right, a.action_id
+      FROM fluent.template_admin_rights tr
+      JOIN fluent.modules md ON md.workspace_id = ws AND md.name = tr.module
+      JOIN fluent.actions a ON a.module_id = md.module_id AND a.name = tr.action
+     WHERE tr.template = t
+    ON CONFLICT DO NOTHING;
+
+    INSERT INTO fluent.requirements (workspace_id, module_id, action_id, required_action_id)
+    SELECT ws, md.module_id, NULL, a.action_id
+      FROM fluent.template_requirements tq
+      JOIN fluent.modules md ON md.workspace_id = ws AND md.name = tq.module
+      JOIN fluent.modules rm ON rm.workspace_id = ws AND rm.name = tq.required_module
+      JOIN fluent.actions a ON a.module_id = rm.module_id AND a.name = tq.required_action
+     WHERE tq.template = t
+    ON CONFLICT DO NOTHING;
+
+    INSERT INTO fluent.assignable_roles (workspace_id, role_id, assignable_role_id)
+    SELECT ws, d.role_id, d.assignable_role_id FROM fluent._template_assignable(ws, t) d
+    ON CONFLICT DO NOTHING;
+
+    INSERT INTO fluent.template_applications (workspace_id, template) VALUES (ws, t);
+END $$;
+
+CREATE OR REPLACE FUNCTION fluent._do_reset_role(role text, ticket bigint) RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp SET fluent.caller_role = '' AS $$
+DECLARE
+    delegate text := fluent._authorize(ticket, 'manage_roles');
+    rid int := fluent._role_id(role);
+    ws int := fluent._workspace_id();
+    powers jsonb := CASE WHEN delegate IS NOT NULL THEN fluent._user_scope_map(delegate) END;
+    before jsonb := fluent._role_scope_map(rid);
+    holders jsonb := fluent._holders_scope_maps(delegate, rid);
+    administered text[] := CASE WHEN delegate IS NOT NULL THEN fluent._administered_rights() END;
+    assignable int[] := fluent._assignable_set(rid);
+    listed boolean := fluent._lists_assignable();
+BEGIN
+    PERFORM fluent._may_touch_role(delegate, rid);
+    PERFORM fluent._assignable_only(delegate, rid, 'reset');
+    IF (SELECT r.template FROM fluent.roles r WHERE r.role_id = rid) IS NULL THEN
+        RAISE EXCEPTION 'fluent role "%" is a custom role and has no template defaults to reset to', role
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  HINT = 'Only roles created by fluent_apply_template(), and their clones, can be reset.';
+    END IF;
+    DELETE FROM fluent.permissions p
+     WHERE p.role_id = rid
+       AND NOT EXISTS (SELECT 1 FROM fluent.template_defaults d
+                        WHERE d.role_id = rid AND d.action_id = p.action_id AND d.scope = p.scope);
+    INSERT INTO fluent.permissions (workspace_id, role_id, action_id, scope)
+    SELECT ws, rid, d.action_id, d.scope FROM fluent.template_defaults d WHERE d.role_id = rid
+    ON CONFLICT (role_id, action_id) DO NOTHING;
+    -- The roles it may assign, among those of its template (and their
+    -- clones): the template's list. Custom roles it lists stay listed.
+    DELETE FROM fluent.assignable_roles a
+     USING fluent.roles r, fluent.roles x
+     WHERE a.role_id = rid AND r.role_id = rid AND x.role_id = a.assignable_role_id AND x.template = r.template
+       AND NOT EXISTS (SELECT 1 FROM fluent._template_assignable(ws, r.template) d
+                        WHERE d.role_id = rid AND d.assignable_role_id = a.assignable_role_id);
+    INSERT INTO fluent.assignable_roles (workspace_id, role_id, assignable_role_id)
+    SELECT ws, d.role_id, d.assignable_role_id
+      FROM fluent.roles r, fluent._template_assignable(ws, r.template) d
+     WHERE r.role_id = rid AND d.role_id = rid
+    ON CONFLICT DO NOTHING;
+    PERFORM fluent._assignable_within(delegate, rid, assignable);
+    PERFORM fluent._still_lists_assignable(delegate, listed);
+    PERFORM fluent._within_powers(delegate, powers, before, fluent._role_scope_map(rid), format('role "%s"', role));
+    PERFORM fluent._holders_within_powers(delegate, powers, holders, rid, role);
+    PERFORM fluent._still_administered(administered, delegate IS NULL);
+END $$;
+
+CREATE OR REPLACE FUNCTION fluent._do_clone_role(source text, new_role text, ticket bigint) RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp SET fluent.caller_role = '' AS $$
+DECLARE
+    delegate text := fluent._authorize(ticket, 'manage_roles');
+    src int := fluent._role_id(source);
+    ws int := fluent._workspace_id();
+    powers jsonb := CASE WHEN delegate IS NOT NULL THEN fluent._user_scope_map(delegate) END;
+    new_id int;
+BEGIN
+    -- The same checks as setting each flag and permission directly: a clone
+    -- of a privileged role is privileged, a clone of a sign-in role lets its
+    -- holders sign in.
+    PERFORM fluent._may_touch_role(delegate, src);
+    PERFORM fluent._assignable_only(delegate, src, 'clone');
+    PERFORM fluent._privileged_only(delegate, (SELECT r.grants_sign_in FROM fluent.roles r WHERE r.role_id = src),
+                                    format('create role "%s", which lets users sign in', new_role));
+    INSERT INTO fluent.roles (workspace_id, name, description, template, template_role, privileged, grants_sign_in,
+                              reporting_anchor)
+    SELECT ws, fluent._name(new_role, 'role'), r.description, r.template, r.template_role, r.privileged, r.grants_sign_in,
+           r.reporting_anchor
+      FROM fluent.roles r WHERE r.role_id = src
+    ON CONFLICT (workspace_id, name) DO NOTHING
+    RETURNING role_id INTO new_id;
+    IF new_id IS NULL THEN PERFORM fluent._duplicate('role', new_role); END IF;
+    INSERT INTO fluent.permissions (workspace_id, role_id, action_id, scope)
+    SELECT ws, new_id, p.action_id, p.scope FROM fluent.permissions p WHERE p.role_id = src;
+    -- Its holders may assign what the source's may, and it is assignable
+    -- wherever the source is (a role that lists itself lists its clone, and
+    -- the clone lists itself).
+    INSERT INTO fluent.assignable_roles (workspace_id, role_id, assignable_role_id)
+    SELECT ws, new_id, a.assignable_role_id FROM fluent.assignable_roles a WHERE a.role_id = src
+    UNION
+    SELECT ws, a.role_id, new_id FROM fluent.assignable_roles a WHERE a.assignable_role_id = src
+    UNION
+    SELECT ws, new_id, new_id FROM fluent.assignable_roles a WHERE a.role_id = src AND a.assignable_role_id = src;
+    PERFORM fluent._within_powers(delegate, powers, '{}', fluent._role_scope_map(new_id), format('role "%s"', new_role));
+    PERFORM fluent._assignable_within(delegate, new_id, '{}');
+END $$;
+
+-- Privileges and ownership as sql/privileges.sql gives them: the public
+-- functions and their implementations to everyone (they authorize their
+-- caller), the helpers to fluent_admin; the list to fluent_admin to write
+-- and fluent_reader to read; what is in schema fluent to the catalog owner.
+REVOKE ALL ON FUNCTION @extschema@.fluent_set_assignable(text, text),
+    @extschema@.fluent_clear_assignable(text, text),
+    fluent._do_set_assignable(text, text, bigint),
+    fluent._do_clear_assignable(text, text, bigint),
+    fluent._lists_assignable(),
+    fluent._may_assign(text, int),
+    fluent._assignable_only(text, int, text),
+    fluent._assignable_set(int),
+    fluent._assignable_within(text, int, int[]),
+    fluent._still_lists_assignable(text, boolean),
+    fluent._assignable_by_general_administrators(int),
+    fluent._template_assignable(int, text)
+    FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION @extschema@.fluent_set_assignable(text, text),
+    @extschema@.fluent_clear_assignable(text, text),
+    fluent._do_set_assignable(text, text, bigint),
+    fluent._do_clear_assignable(text, text, bigint)
+    TO PUBLIC;
+GRANT EXECUTE ON FUNCTION fluent._lists_assignable(),
+    fluent._may_assign(text, int),
+    fluent._assignable_only(text, int, text),
+    fluent._assignable_set(int),
+    fluent._assignable_within(text, int, int[]),
+    fluent._still_lists_assignable(text, boolean),
+    fluent._assignable_by_general_administrators(int),
+    fluent._template_assignable(int, text)
+    TO fluent_admin;
+REVOKE ALL ON fluent.assignable_roles, fluent.template_assignable_roles FROM PUBLIC;
+GRANT SELECT ON fluent.assignable_roles, fluent.template_assignable_roles TO fluent_admin;
+GRANT INSERT, UPDATE, DELETE ON fluent.assignable_roles TO fluent_admin;
+GRANT SELECT ON fluent.assignable_roles, fluent.template_assignable_roles TO fluent_reader;
+ALTER TABLE fluent.assignable_roles OWNER TO fluent_owner;
+ALTER TABLE fluent.template_assignable_roles OWNER TO fluent_owner;
+ALTER FUNCTION fluent._do_set_assignable(text, text, bigint) OWNER TO fluent_owner;
+ALTER FUNCTION fluent._do_clear_assignable(text, text, bigint) OWNER TO fluent_owner;
+GRANT EXECUTE ON FUNCTION fluent._lists_assignable(),
+    fluent._may_assign(text, int),
+    fluent._assignable_only(text, int, text),
+    fluent._assignable_set(int),
+    fluent._assignable_within(text, int, int[]),
+    fluent._still_lists_assignable(text, boolean),
+    fluent._assignable_by_general_administrators(int),
+    fluent._template_assignable(int, text)
+    TO fluent_owner;
+COMMENT ON FUNCTION @extschema@.fluent_set_assignable(text, text) IS
+    'Delegated administration: lets holders of the role grant, revoke, clone, reset and drop the assignable role (fluent.assignable_roles); the first one turns the rule on in the workspace';
+COMMENT ON FUNCTION @extschema@.fluent_clear_assignable(text, text) IS
+    'Stops holders of the role assigning the assignable role';

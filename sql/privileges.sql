@@ -107,7 +107,8 @@ BEGIN
                      'fluent_alter_role', 'fluent_clone_role', 'fluent_reset_role', 'fluent_create_user',
                      'fluent_set_user_status', 'fluent_set_manager', 'fluent_drop_user', 'fluent_grant_role',
                      'fluent_revoke_role', 'fluent_create_team', 'fluent_drop_team', 'fluent_add_team_member',
-                     'fluent_remove_team_member', 'fluent_set_override', 'fluent_clear_override', 'fluent_mark_reviewed')
+                     'fluent_remove_team_member', 'fluent_set_override', 'fluent_clear_override', 'fluent_mark_reviewed',
+                     'fluent_set_assignable', 'fluent_clear_assignable')
            OR fname LIKE 'rls\_%' OR fname LIKE '\_do\_%' THEN
             EXECUTE format('GRANT EXECUTE ON FUNCTION %s TO PUBLIC', f);
         -- What only the catalog owner runs: loads, audit writes, template loading, and the delegation checks the _do_*
@@ -137,6 +138,14 @@ GRANT EXECUTE ON FUNCTION fluent._column_limit_problems(fluent.protected_tables)
     TO fluent_reader;
 
 GRANT SELECT ON fluent.admin_rights TO fluent_reader;
+-- Assignable roles (issue 19): catalog data like the rights, and shipped
+-- with the templates.
+GRANT INSERT, UPDATE, DELETE ON fluent.assignable_roles TO fluent_admin;
+GRANT SELECT ON fluent.assignable_roles, fluent.template_assignable_roles TO fluent_reader;
+COMMENT ON FUNCTION @extschema@.fluent_set_assignable(text, text) IS
+    'Delegated administration: lets holders of the role grant, revoke, clone, reset and drop the assignable role (fluent.assignable_roles); the first one turns the rule on in the workspace';
+COMMENT ON FUNCTION @extschema@.fluent_clear_assignable(text, text) IS
+    'Stops holders of the role assigning the assignable role';
 GRANT SELECT ON fluent.reporting_lines TO fluent_reader;
 GRANT SELECT ON fluent.permission_matrix, fluent.effective_permissions, fluent.role_members, fluent.users_without_roles,
     fluent.privileged_users, fluent.access_review, fluent.grants_due_for_review, fluent.expiring_access, fluent.role_template_diff,

@@ -515,6 +515,10 @@ BEGIN
      WHERE ti.template = t
     ON CONFLICT DO NOTHING;
 
+    INSERT INTO fluent.assignable_roles (workspace_id, role_id, assignable_role_id)
+    SELECT ws, d.role_id, d.assignable_role_id FROM fluent._template_assignable(ws, t) d
+    ON CONFLICT DO NOTHING;
+
     INSERT INTO fluent.template_applications (workspace_id, template) VALUES (ws, t);
 END $$;
 
@@ -540,8 +544,11 @@ DECLARE
     before jsonb := fluent._role_scope_map(rid);
     holders jsonb := fluent._holders_scope_maps(delegate, rid);
     administered text[] := CASE WHEN delegate IS NOT NULL THEN fluent._administered_rights() END;
+    assignable int[] := fluent._assignable_set(rid);
+    listed boolean := fluent._lists_assignable();
 BEGIN
     PERFORM fluent._may_touch_role(delegate, rid);
+    PERFORM fluent._assignable_only(delegate, rid, 'reset');
     IF (SELECT r.template FROM fluent.roles r WHERE r.role_id = rid) IS NULL THEN
         RAISE EXCEPTION 'fluent role "%" is a custom role and has no template defaults to reset to', role
             USING ERRCODE = 'object_not_in_prerequisite_state',
@@ -554,6 +561,20 @@ BEGIN
     INSERT INTO fluent.permissions (workspace_id, role_id, action_id, scope)
     SELECT ws, rid, d.action_id, d.scope FROM fluent.template_defaults d WHERE d.role_id = rid
     ON CONFLICT (role_id, action_id) DO NOTHING;
+    -- The roles it may assign, among those of its template (and their
+    -- clones): the template's list. Custom roles it lists stay listed.
+    DELETE FROM fluent.assignable_roles a
+     USING fluent.roles r, fluent.roles x
+     WHERE a.role_id = rid AND r.role_id = rid AND x.role_id = a.assignable_role_id AND x.template = r.template
+       AND NOT EXISTS (SELECT 1 FROM fluent._template_assignable(ws, r.template) d
+                        WHERE d.role_id = rid AND d.assignable_role_id = a.assignable_role_id);
+    INSERT INTO fluent.assignable_roles (workspace_id, role_id, assignable_role_id)
+    SELECT ws, d.role_id, d.assignable_role_id
+      FROM fluent.roles r, fluent._template_assignable(ws, r.template) d
+     WHERE r.role_id = rid AND d.role_id = rid
+    ON CONFLICT DO NOTHING;
+    PERFORM fluent._assignable_within(delegate, rid, assignable);
+    PERFORM fluent._still_lists_assignable(delegate, listed);
     PERFORM fluent._within_powers(delegate, powers, before, fluent._role_scope_map(rid), format('role "%s"', role));
     PERFORM fluent._holders_within_powers(delegate, powers, holders, rid, role);
     PERFORM fluent._still_administered(administered, delegate IS NULL);
@@ -580,6 +601,7 @@ BEGIN
     -- of a privileged role is privileged, a clone of a sign-in role lets its
     -- holders sign in.
     PERFORM fluent._may_touch_role(delegate, src);
+    PERFORM fluent._assignable_only(delegate, src, 'clone');
     PERFORM fluent._privileged_only(delegate, (SELECT r.grants_sign_in FROM fluent.roles r WHERE r.role_id = src),
                                     format('create role "%s", which lets users sign in', new_role));
     INSERT INTO fluent.roles (workspace_id, name, description, template, template_role, privileged, grants_sign_in,
@@ -592,12 +614,84 @@ BEGIN
     IF new_id IS NULL THEN PERFORM fluent._duplicate('role', new_role); END IF;
     INSERT INTO fluent.permissions (workspace_id, role_id, action_id, scope)
     SELECT ws, new_id, p.action_id, p.scope FROM fluent.permissions p WHERE p.role_id = src;
+    -- Its holders may assign what the source's may, and it is assignable
+    -- wherever the source is (a role that lists itself lists its clone, and
+    -- the clone lists itself).
+    INSERT INTO fluent.assignable_roles (workspace_id, role_id, assignable_role_id)
+    SELECT ws, new_id, a.assignable_role_id FROM fluent.assignable_roles a WHERE a.role_id = src
+    UNION
+    SELECT ws, a.role_id, new_id FROM fluent.assignable_roles a WHERE a.assignable_role_id = src
+    UNION
+    SELECT ws, new_id, new_id FROM fluent.assignable_roles a WHERE a.role_id = src AND a.assignable_role_id = src;
     PERFORM fluent._within_powers(delegate, powers, '{}', fluent._role_scope_map(new_id), format('role "%s"', new_role));
+    PERFORM fluent._assignable_within(delegate, new_id, '{}');
 END $$;
 CREATE FUNCTION @extschema@.fluent_clone_role(source text, new_role text) RETURNS void
 LANGUAGE sql
 BEGIN ATOMIC
     SELECT fluent._do_clone_role(source, new_role, fluent._caller());
+END;
+
+-- Assignable roles (issue 19) ----------------------------------------------
+
+-- Which template roles may assign which (see fluent.assignable_roles).
+CREATE TABLE fluent.template_assignable_roles (
+    template        text NOT NULL,
+    role            text NOT NULL,
+    assignable_role text NOT NULL,
+    PRIMARY KEY (template, role, assignable_role),
+    FOREIGN KEY (template, role) REFERENCES fluent.template_roles,
+    FOREIGN KEY (template, assignable_role) REFERENCES fluent.template_roles
+);
+COMMENT ON TABLE fluent.template_assignable_roles IS
+    'The roles a template role''s holders may assign as delegated administrators (see fluent.assignable_roles): what fluent_apply_template() lists and fluent_reset_role() restores';
+
+-- Seed 000: the Owner has everything, the Admin most settings and user
+-- management, and "Keep Owner/Admin roles limited": the Owner assigns every
+-- role, the Admin every role but Owner, nobody else any. Seed 003: "only
+-- users with the User Administrator role can set the roles on a user
+-- account"; the timesheet administrator manages "the exempt user group and
+-- timesheet admin user group". Seed 004: the Admin has full access.
+INSERT INTO fluent.template_assignable_roles (template, role, assignable_role)
+SELECT tr.template, a.role, tr.role
+  FROM fluent.template_roles tr
+  JOIN (VALUES ('fluent', 'owner'), ('fluent', 'admin'), ('fluid', 'user_administrator'), ('cx', 'admin')) a(template, role)
+    ON a.template = tr.template
+ WHERE NOT (tr.template = 'fluent' AND a.role = 'admin' AND tr.role = 'owner')
+UNION ALL
+SELECT 'fluid', 'timesheet_administrator', r FROM unnest('{timesheet_exempt,timesheet_administrator}'::text[]) r;
+
+-- Seed 003: managing the two timesheet groups comes with the timesheet
+-- settings, and needs neither of them held (no one is exempt to exempt
+-- others); the list above keeps it to those two.
+INSERT INTO fluent.template_admin_rights (template, admin_right, module, action, note) VALUES
+    ('fluid', 'assign_roles',      'timesheet_settings', 'write', 'the timesheet administrator manages the exempt and timesheet administrator groups'),
+    ('fluid', 'assign_beyond_own', 'timesheet_settings', 'write', 'exempts others without being exempt; fluent.assignable_roles bounds which roles');
+
+-- Seed 000: what makes the Owner more than the Admin, "including billing +
+-- security settings": the workspace's subscription (its plan and billing)
+-- and its security settings, the Owner's alone.
+INSERT INTO fluent.template_modules (template, module, actions, position) VALUES
+    ('fluent', 'subscription',      '{read,write}', 16),
+    ('fluent', 'security_settings', '{read,write}', 17);
+INSERT INTO fluent.template_permissions (template, role, module, action, scope, note)
+SELECT 'fluent', r.role, m.module, a.action, CASE WHEN r.role = 'owner' THEN 'all' ELSE 'none' END::fluent.scope,
+       CASE WHEN r.role = 'owner' THEN 'seed 000: the Owner has "everything, including billing + security settings"'
+            WHEN r.role = 'admin' THEN 'seed 000: owner-only; the Admin has "most settings"' END
+  FROM fluent.template_roles r, fluent.template_modules m, unnest(m.actions) a(action)
+ WHERE r.template = 'fluent' AND m.template = 'fluent' AND m.module IN ('subscription', 'security_settings');
+
+-- A template's list resolved in workspace ws: for each role based on the
+-- template (clones included), the roles based on the template it may assign.
+CREATE FUNCTION fluent._template_assignable(ws int, p_template text)
+RETURNS TABLE (role_id int, assignable_role_id int)
+LANGUAGE sql STABLE
+BEGIN ATOMIC
+    SELECT r.role_id, x.role_id
+      FROM fluent.template_assignable_roles ta
+      JOIN fluent.roles r ON r.workspace_id = ws AND r.template = ta.template AND r.template_role = ta.role
+      JOIN fluent.roles x ON x.workspace_id = ws AND x.template = ta.template AND x.template_role = ta.assignable_role
+     WHERE ta.template = p_template;
 END;
 
 SET LOCAL search_path TO @extschema@, pg_temp;

@@ -304,4 +304,11 @@ CREATE TRIGGER superuser_only BEFORE INSERT OR UPDATE OR DELETE ON fluent.token_
 CREATE TRIGGER superuser_only_truncate BEFORE TRUNCATE ON fluent.token_settings
     FOR EACH STATEMENT EXECUTE FUNCTION fluent._token_settings_are_superuser_only();
 
+-- fluent.assignable_roles (issue 19) is audited like the rest of the
+-- catalog. It sends no invalidation and logs no change: no cache reads it.
+CREATE TRIGGER audit_change AFTER INSERT OR UPDATE OR DELETE
+    ON fluent.assignable_roles FOR EACH ROW EXECUTE FUNCTION fluent.audit_change();
+CREATE TRIGGER audit_truncate AFTER TRUNCATE
+    ON fluent.assignable_roles FOR EACH STATEMENT EXECUTE FUNCTION fluent.audit_change();
+
 SET LOCAL search_path TO @extschema@, pg_temp;

@@ -104,6 +104,7 @@ SELECT try($$SELECT fluent_grant_role('val', 'scheduler')$$) AS pat_grants;
 SELECT act_as('adam');
 SELECT try($$SELECT fluent_grant_role('pat', 'scheduler')$$) AS adam_grants_scheduler;
 SELECT try($$SELECT fluent_grant_role('adam', 'owner')$$) AS adam_grants_himself;
+-- An Admin may not assign Owner (fluent.assignable_roles, issue 19).
 SELECT try($$SELECT fluent_grant_role('pat', 'owner')$$) AS adam_grants_owner;
 SELECT try($$SELECT fluent_set_override('pat', 'invoices', 'read', 'all')$$) AS adam_override_within;
 SELECT try($$SELECT fluent_set_override('adam', 'invoices', 'read', 'all')$$) AS adam_overrides_himself;
@@ -135,6 +136,8 @@ RESET ROLE;
 -- A user administrator who holds less than Admin gives no more than they hold.
 SELECT fluent_create_role('user_admin'), fluent_set_permission('user_admin', 'users', 'write', 'all'),
        fluent_set_permission('user_admin', 'appointments', 'read', 'all'), fluent_grant_role('val', 'user_admin');
+-- (Billing is assignable by user_admin, so that the escalation rule decides.)
+SELECT fluent_set_assignable('user_admin', r) FROM unnest('{billing,scheduler,viewer}'::text[]) r;
 SET ROLE web;
 SELECT act_as('val');
 SELECT try($$SELECT fluent_grant_role('pat', 'billing')$$) AS val_grants_billing;
