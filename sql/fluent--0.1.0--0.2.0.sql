@@ -2392,3 +2392,1042 @@ COMMENT ON FUNCTION @extschema@.fluent_set_assignable(text, text) IS
     'Delegated administration: lets holders of the role grant, revoke, clone, reset and drop the assignable role (fluent.assignable_roles); the first one turns the rule on in the workspace';
 COMMENT ON FUNCTION @extschema@.fluent_clear_assignable(text, text) IS
     'Stops holders of the role assigning the assignable role';
+
+-- Issue 19: item roles (seeds 002/003), roles held on one item of a
+-- protected table through an assignment table; children reached through
+-- their parent's item roles; conditions on who may be assigned one; the
+-- Fluid template's item roles (sql/items.sql, sql/rls.sql, sql/templates.sql).
+-- Item roles (seeds 002/003: a user "assigned a role on a project", "editorial
+-- rights on certain items", "inclusion in teams or assignment to projects"):
+-- roles held on one item, not on the module. Each gives a set of the
+-- module's actions on the items where a user (or a team of theirs) holds it,
+-- through an assignment table of the application's (fluent_protect's
+-- membership_role_column). An item role may require a workspace role or
+-- permission of whoever is assigned it ("a person has to have the
+-- accountable executive role to be named as an accountable executive").
+CREATE TABLE fluent.item_roles (
+    item_role_id       int GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    workspace_id       int NOT NULL,
+    module_id          int NOT NULL,
+    name               text NOT NULL CHECK (name <> '' AND char_length(name) <= 256),
+    description        text,
+    required_role_id   int,
+    required_action_id int,
+    UNIQUE (module_id, name),
+    UNIQUE (workspace_id, item_role_id),
+    FOREIGN KEY (workspace_id, module_id) REFERENCES fluent.modules (workspace_id, module_id) ON DELETE CASCADE,
+    -- (No cascade: a role or permission still required cannot go silently.)
+    FOREIGN KEY (workspace_id, required_role_id) REFERENCES fluent.roles (workspace_id, role_id),
+    FOREIGN KEY (workspace_id, required_action_id) REFERENCES fluent.actions (workspace_id, action_id)
+);
+CREATE INDEX item_roles_required_role_idx ON fluent.item_roles (required_role_id);
+CREATE INDEX item_roles_required_action_idx ON fluent.item_roles (required_action_id);
+COMMENT ON TABLE fluent.item_roles IS
+    'Roles held on one item of a protected table (through its assignment table), each giving some of the module''s actions there; required_role_id or required_action_id: what an assignee must hold in the workspace';
+
+CREATE TABLE fluent.item_role_actions (
+    workspace_id int NOT NULL,
+    item_role_id int NOT NULL,
+    action_id    int NOT NULL,
+    PRIMARY KEY (item_role_id, action_id),
+    FOREIGN KEY (workspace_id, item_role_id) REFERENCES fluent.item_roles (workspace_id, item_role_id) ON DELETE CASCADE,
+    FOREIGN KEY (workspace_id, action_id) REFERENCES fluent.actions (workspace_id, action_id) ON DELETE CASCADE
+);
+CREATE INDEX item_role_actions_action_idx ON fluent.item_role_actions (action_id);
+COMMENT ON TABLE fluent.item_role_actions IS 'The module actions each item role gives on the items where it is held';
+-- The teams a user is in: assignments to a team give its members item roles.
+CREATE INDEX team_members_member_idx ON fluent.team_members (user_id, workspace_id);
+ALTER TABLE fluent.protected_tables
+    ADD COLUMN membership_role_column name,
+    ADD COLUMN membership_team_column name,
+    ADD COLUMN parent_table regclass,
+    ADD COLUMN parent_column name,
+    DROP CONSTRAINT protected_tables_check,
+    ADD CONSTRAINT protected_tables_check
+        CHECK (owner_column IS NOT NULL OR membership_table IS NOT NULL OR parent_table IS NOT NULL);
+COMMENT ON COLUMN fluent.protected_tables.membership_role_column IS
+    'The membership column naming an item role of the module (fluent.item_roles): the membership table is then an assignment table, whose rows give their item role''s actions on the row they name';
+COMMENT ON COLUMN fluent.protected_tables.membership_team_column IS
+    'The assignment column naming a team (fluent.teams): every member of the team holds the row''s item role';
+COMMENT ON COLUMN fluent.protected_tables.parent_table IS
+    'For the rows of a child table (a project''s tasks): the protected table whose item roles apply to them, through parent_column';
+DO $$
+DECLARE
+    t text;
+    op text;
+BEGIN
+    FOREACH t IN ARRAY ARRAY['item_roles', 'item_role_actions'] LOOP
+        EXECUTE format('CREATE TRIGGER invalidate_cache AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE
+                        ON fluent.%I FOR EACH STATEMENT EXECUTE FUNCTION fluent.invalidate_cache()', t);
+        FOREACH op IN ARRAY ARRAY['INSERT', 'UPDATE', 'DELETE'] LOOP
+            EXECUTE format('CREATE TRIGGER log_changes_%s AFTER %s ON fluent.%I REFERENCING %s
+                            FOR EACH STATEMENT EXECUTE FUNCTION fluent._log_changes(%L)',
+                           lower(op), op, t,
+                           CASE op WHEN 'INSERT' THEN 'NEW TABLE AS new_rows'
+                                   WHEN 'UPDATE' THEN 'OLD TABLE AS old_rows NEW TABLE AS new_rows'
+                                   ELSE 'OLD TABLE AS old_rows' END, 'workspace');
+        END LOOP;
+        EXECUTE format('CREATE TRIGGER log_changes_truncate AFTER TRUNCATE
+                        ON fluent.%I FOR EACH STATEMENT EXECUTE FUNCTION fluent._log_changes(%L)', t, 'workspace');
+        EXECUTE format('CREATE TRIGGER audit_change AFTER INSERT OR UPDATE OR DELETE
+                        ON fluent.%I FOR EACH ROW EXECUTE FUNCTION fluent.audit_change()', t);
+        EXECUTE format('CREATE TRIGGER audit_truncate AFTER TRUNCATE
+                        ON fluent.%I FOR EACH STATEMENT EXECUTE FUNCTION fluent.audit_change()', t);
+    END LOOP;
+END
+$$;
+
+-- A workspace's item roles, by the actions they give (src/loaders.rs maps
+-- them to slots).
+CREATE FUNCTION fluent._load_item_roles(p_workspace_id int)
+RETURNS TABLE (name text, action_id int)
+LANGUAGE sql STABLE PARALLEL SAFE
+BEGIN ATOMIC
+    SELECT r.name, a.action_id
+      FROM fluent.item_roles r JOIN fluent.item_role_actions a ON a.item_role_id = r.item_role_id
+     WHERE r.workspace_id = p_workspace_id
+     ORDER BY r.name;
+END;
+
+-- The teams a user is a member of in a workspace, by name: an assignment
+-- naming one of them gives its item role to the user.
+CREATE FUNCTION fluent._load_member_teams(p_workspace_id int, p_user_id bigint)
+RETURNS TABLE (name text)
+LANGUAGE sql STABLE PARALLEL SAFE
+BEGIN ATOMIC
+    SELECT t.name
+      FROM fluent.team_members m JOIN fluent.teams t ON t.team_id = m.team_id
+     WHERE m.user_id = p_user_id AND m.workspace_id = p_workspace_id
+     ORDER BY t.name;
+END;
+
+-- The members of the named teams of a workspace (fluent_who_can: the users
+-- a team assignment gives an item role to).
+CREATE FUNCTION fluent._load_team_members(p_workspace_id int, p_teams text[])
+RETURNS TABLE (team text, user_key text)
+LANGUAGE sql STABLE PARALLEL SAFE
+BEGIN ATOMIC
+    SELECT t.name, u.user_key
+      FROM fluent.teams t
+      JOIN fluent.team_members m ON m.team_id = t.team_id
+      JOIN fluent.users u ON u.user_id = m.user_id
+     WHERE t.workspace_id = p_workspace_id AND t.name = ANY (p_teams)
+     ORDER BY t.name, u.user_key;
+END;
+
+-- The policy helpers of item roles and their planner support (src/checks.rs, src/plans.rs).
+CREATE  FUNCTION fluent."rls_items_support"(
+	"request" internal /* Internal */
+) RETURNS internal /* Internal */
+IMMUTABLE PARALLEL SAFE
+LANGUAGE c /* Rust */
+AS 'fluent-0.2.0', 'rls_items_support_wrapper';
+CREATE  FUNCTION fluent."rls_item_roles_support"(
+	"request" internal /* Internal */
+) RETURNS internal /* Internal */
+IMMUTABLE PARALLEL SAFE
+LANGUAGE c /* Rust */
+AS 'fluent-0.2.0', 'rls_item_roles_support_wrapper';
+CREATE  FUNCTION fluent."rls_teams_support"(
+	"request" internal /* Internal */
+) RETURNS internal /* Internal */
+IMMUTABLE PARALLEL SAFE
+LANGUAGE c /* Rust */
+AS 'fluent-0.2.0', 'rls_teams_support_wrapper';
+CREATE  FUNCTION fluent."rls_items"(
+	"module" TEXT, /* & str */
+	"action" TEXT, /* & str */
+	"item_module" TEXT /* & str */
+) RETURNS bool /* bool */
+STRICT STABLE PARALLEL SAFE SUPPORT fluent."rls_items_support"
+LANGUAGE c /* Rust */
+AS 'fluent-0.2.0', 'rls_items_wrapper';
+CREATE  FUNCTION fluent."rls_item_roles"(
+	"module" TEXT, /* & str */
+	"action" TEXT, /* & str */
+	"item_module" TEXT /* & str */
+) RETURNS TEXT[] /* Vec < String > */
+STRICT STABLE PARALLEL SAFE SUPPORT fluent."rls_item_roles_support"
+LANGUAGE c /* Rust */
+AS 'fluent-0.2.0', 'rls_item_roles_wrapper';
+CREATE  FUNCTION fluent."rls_user_teams"() RETURNS TEXT[] /* Vec < String > */
+STRICT STABLE PARALLEL SAFE SUPPORT fluent."rls_teams_support"
+LANGUAGE c /* Rust */
+AS 'fluent-0.2.0', 'rls_user_teams_wrapper';
+-- The id of an item role of a module of the current workspace.
+CREATE FUNCTION fluent._item_role_id(p_module text, p_item_role text) RETURNS int
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    mid int := fluent._module_id(p_module);
+    id int;
+BEGIN
+    PERFORM fluent._not_null(p_item_role, 'item role');
+    SELECT r.item_role_id INTO id FROM fluent.item_roles r WHERE r.module_id = mid AND r.name = p_item_role;
+    IF id IS NULL THEN
+        RAISE EXCEPTION 'fluent module "%" has no item role "%"', p_module, p_item_role
+            USING ERRCODE = 'undefined_object',
+                  HINT = coalesce('Its item roles: ' || (SELECT string_agg(r.name, ', ' ORDER BY r.name)
+                                                          FROM fluent.item_roles r WHERE r.module_id = mid) || '.',
+                                  'Define one with fluent_create_item_role().');
+    END IF;
+    RETURN id;
+END $$;
+
+CREATE FUNCTION @extschema@.fluent_create_item_role(module text, item_role text, actions text[],
+                                                    required_role text DEFAULT NULL, required_module text DEFAULT NULL,
+                                                    required_action text DEFAULT NULL, description text DEFAULT NULL)
+RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    mid int := fluent._module_id(module);
+    rid int;
+    aid int;
+    id int;
+BEGIN
+    PERFORM fluent._require_admin();
+    PERFORM fluent._name(item_role, 'item role');
+    PERFORM fluent._not_null(actions, 'actions');
+    IF cardinality(actions) = 0 THEN
+        RAISE EXCEPTION 'fluent item role "%" gives no action', item_role
+            USING ERRCODE = 'invalid_parameter_value', HINT = 'Name at least one of the module''s actions.';
+    END IF;
+    IF required_role IS NOT NULL AND (required_module IS NOT NULL OR required_action IS NOT NULL)
+       OR (required_module IS NULL) <> (required_action IS NULL) THEN
+        RAISE EXCEPTION 'fluent item role "%" has an invalid condition', item_role
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'Require either a role (required_role) or a permission (required_module and required_action).';
+    END IF;
+    IF required_role IS NOT NULL THEN
+        rid := fluent._role_id(required_role);
+    ELSIF required_module IS NOT NULL THEN
+        aid := fluent._action_id(required_module, required_action);
+    END IF;
+    INSERT INTO fluent.item_roles (workspace_id, module_id, name, description, required_role_id, required_action_id)
+    VALUES (fluent._workspace_id(), mid, item_role, description, rid, aid)
+    ON CONFLICT (module_id, name) DO NOTHING
+    RETURNING item_roles.item_role_id INTO id;
+    IF id IS NULL THEN
+        PERFORM fluent._duplicate('item role', item_role);
+    END IF;
+    INSERT INTO fluent.item_role_actions (workspace_id, item_role_id, action_id)
+    SELECT DISTINCT fluent._workspace_id(), id, fluent._action_id(module, a) FROM unnest(actions) a;
+END $$;
+
+CREATE FUNCTION @extschema@.fluent_drop_item_role(module text, item_role text) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    PERFORM fluent._require_admin();
+    DELETE FROM fluent.item_roles r WHERE r.item_role_id = fluent._item_role_id(module, item_role);
+END $$;
+
+-- Why an assignment may not be written, as (SQLSTATE, message, hint); NULL
+-- when it may. It must name a user or a team (not both) and an item role of
+-- the module in the current workspace; an item role with a condition is
+-- held by users who meet it, never through a team (whose members change).
+-- Security definer, to read the catalog; the caller (named by the ticket
+-- from fluent._caller()) must be able to write the assignment table, so
+-- that it tells nothing to anyone the trigger would not tell.
+CREATE FUNCTION fluent._item_assignment_refusal(module text, item_role text, user_key text, team text,
+                                                tbl regclass, ticket bigint)
+RETURNS text[]
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp SET fluent.caller_role = '' AS $$
+DECLARE
+    caller oid := fluent._take_caller(ticket);
+    p fluent.protected_tables;
+    r fluent.item_roles;
+    required text;
+    held boolean;
+BEGIN
+    SELECT x.* INTO p FROM fluent.protected_tables x WHERE x.table_name = fluent._membership_of(tbl);
+    IF p.membership_role_column IS NULL OR p.module IS DISTINCT FROM module
+       OR NOT (has_table_privilege(caller, tbl, 'INSERT') OR has_table_privilege(caller, tbl, 'UPDATE')) THEN
+        RAISE EXCEPTION 'permission denied to check assignments to "%"', tbl USING ERRCODE = 'insufficient_privilege',
+            HINT = 'fluent checks the assignments written to an assignment table (fluent_protect''s membership_role_column).';
+    END IF;
+    IF item_role IS NULL OR (user_key IS NULL) = (team IS NULL) THEN
+        RETURN ARRAY['23502', format('an assignment to "%s" must name an item role and either a user or a team', tbl),
+                     'Fill the role column and one of the user and team columns.'];
+    END IF;
+    SELECT x.* INTO r FROM fluent.item_roles x JOIN fluent.modules m ON m.module_id = x.module_id
+     WHERE m.workspace_id = fluent._workspace_id() AND m.name = module AND x.name = item_role;
+    IF NOT FOUND THEN
+        RETURN ARRAY['42704', format('fluent module "%s" has no item role "%s"', module, item_role),
+                     coalesce('Its item roles: ' || (SELECT string_agg(x.name, ', ' ORDER BY x.name)
+                                                      FROM fluent.item_roles x JOIN fluent.modules m ON m.module_id = x.module_id
+                                                     WHERE m.workspace_id = fluent._workspace_id() AND m.name = module) || '.',
+                              'Define it with fluent_create_item_role().')];
+    END IF;
+    IF r.required_role_id IS NULL AND r.required_action_id IS NULL THEN
+        RETURN NULL;
+    END IF;
+    IF r.required_role_id IS NOT NULL THEN
+        required := format('the role "%s"', (SELECT x.name FROM fluent.roles x WHERE x.role_id = r.required_role_id));
+    ELSE
+        required := (SELECT format('the permission %s.%s', m.name, a.name)
+                       FROM fluent.actions a JOIN fluent.modules m ON m.module_id = a.module_id
+                      WHERE a.action_id = r.required_action_id);
+    END IF;
+    IF team IS NOT NULL THEN
+        RETURN ARRAY['23514', format('item role "%s" cannot be given to team "%s": it requires %s', item_role, team, required),
+                     'Assign it to users who hold what it requires, one by one.'];
+    END IF;
+    IF r.required_role_id IS NOT NULL THEN
+        held := EXISTS (SELECT 1 FROM fluent.grants g JOIN fluent.users u ON u.user_id = g.user_id
+                         WHERE u.user_key = _item_assignment_refusal.user_key AND g.role_id = r.required_role_id
+                           AND fluent._in_force(g.valid_until));
+    ELSE
+        held := (SELECT fluent._scope_of(user_key, m.name, a.name) <> 'none'
+                   FROM fluent.actions a JOIN fluent.modules m ON m.module_id = a.module_id
+                  WHERE a.action_id = r.required_action_id);
+    END IF;
+    IF NOT held THEN
+        RETURN ARRAY['23514', format('fluent user "%s" cannot be assigned item role "%s": it requires %s', user_key, item_role, required),
+                     format('Give "%s" %s first.', user_key, required)];
+    END IF;
+    RETURN NULL;
+END $$;
+
+-- BEFORE INSERT OR UPDATE on an assignment table and its partitions and
+-- children: refuses what fluent._item_assignment_refusal refuses.
+-- Arguments: the module and the assignment's user, team ('' for none) and
+-- role columns, which fluent_protect() checked are text. SECURITY INVOKER:
+-- it reads the row as the writer.
+CREATE FUNCTION fluent._check_item_assignment() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    assignee text;
+    team text;
+    item_role text;
+    refusal text[];
+BEGIN
+    EXECUTE format('SELECT ($1).%I::text, %s, ($1).%I::text', TG_ARGV[1],
+                   CASE WHEN TG_ARGV[2] = '' THEN 'NULL::text' ELSE format('($1).%I::text', TG_ARGV[2]) END, TG_ARGV[3])
+       INTO assignee, team, item_role USING NEW;
+    refusal := fluent._item_assignment_refusal(TG_ARGV[0], item_role, assignee, team, TG_RELID, fluent._caller());
+    IF refusal IS NOT NULL THEN
+        RAISE EXCEPTION '%', refusal[2] USING ERRCODE = refusal[1], HINT = refusal[3];
+    END IF;
+    RETURN NEW;
+END $$;
+
+-- Replaces the assignment check on rel (p's assignment table, or one of its
+-- partitions or children); with p NULL, removes it. A partition gets it as
+-- a clone of its parent's.
+CREATE FUNCTION fluent._install_assignment_check(rel regclass, p fluent.protected_tables) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    trigger_name name;
+BEGIN
+    FOR trigger_name IN SELECT t.tgname FROM pg_trigger t
+                         WHERE t.tgrelid = rel AND t.tgfoid = 'fluent._check_item_assignment()'::regprocedure
+                           AND t.tgparentid = 0 LOOP
+        EXECUTE format('DROP TRIGGER %I ON %s', trigger_name, rel);
+    END LOOP;
+    IF p.membership_role_column IS NULL OR (SELECT c.relispartition FROM pg_class c WHERE c.oid = rel) THEN
+        RETURN;
+    END IF;
+    EXECUTE format('CREATE TRIGGER fluent_item_role_conditions BEFORE INSERT OR UPDATE ON %s FOR EACH ROW
+                    EXECUTE FUNCTION fluent._check_item_assignment(%L, %L, %L, %L)',
+                   rel, p.module, p.membership_user_column, coalesce(p.membership_team_column, ''), p.membership_role_column);
+END $$;
+
+-- Which rows of p's table module.action reaches for the acting user by the
+-- scope of their permission (the workspace filter aside): those owned by, or
+-- assigned through the membership table to, the acting user (own) or the
+-- users their scope reaches. An assignment table (membership_role_column)
+-- assigns item roles, not ownership: its rows count in _item_rows_sql only.
+CREATE FUNCTION fluent._scope_rows_sql(p fluent.protected_tables, module text, act text) RETURNS text
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    member_kind text;
+    own boolean;
+    rows_of text[] := '{}';
+    assigns boolean := p.membership_table IS NOT NULL AND p.membership_role_column IS NULL;
+BEGIN
+    IF assigns THEN
+        member_kind := fluent._key_kind(p.membership_table, p.membership_user_column, 'membership user column');
+    END IF;
+    FOREACH own IN ARRAY ARRAY[true, false] LOOP
+        rows_of := rows_of || coalesce(nullif(concat_ws(' OR ',
+            CASE WHEN p.owner_column IS NOT NULL THEN
+                format('%I %s', p.owner_column, fluent._key_test_sql(p.owner_type, module, act, own)) END,
+            CASE WHEN assigns THEN
+                format('%I = ANY (ARRAY(SELECT m.%I FROM %s m WHERE m.%I %s))',
+                       p.row_column, p.membership_row_column, p.membership_table, p.membership_user_column,
+                       fluent._key_test_sql(member_kind, module, act, own)) END), ''), 'false');
+    END LOOP;
+    RETURN fluent._reach_sql(module, act, rows_of[1], rows_of[2]);
+END $$;
+
+-- The rows of p's table on which the acting user holds an item role that
+-- gives `act`: through p's assignment table (membership_role_column), or,
+-- for a child table, through its parent's, by parent_column. The user is
+-- named in an assignment by their key or by a team of theirs. The test of
+-- the decisions, the item roles and the teams are folded into the plan
+-- (src/plans.rs): what remains is an uncorrelated ARRAY(SELECT ...) over the
+-- assignment table's user (and team) index, run once per query, compared
+-- with the item column, which its index serves. NULL when no item roles
+-- apply to the table.
+CREATE FUNCTION fluent._item_rows_sql(p fluent.protected_tables, module text, act text) RETURNS text
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    a fluent.protected_tables := p;
+    item_column name := p.row_column;
+BEGIN
+    IF p.parent_table IS NOT NULL THEN
+        SELECT x.* INTO a FROM fluent.protected_tables x WHERE x.table_name = p.parent_table;
+        item_column := p.parent_column;
+    END IF;
+    IF a.membership_role_column IS NULL THEN
+        RETURN NULL;
+    END IF;
+    RETURN format('(fluent.rls_items(%1$L, %2$L, %3$L) AND %4$I = ANY (ARRAY(SELECT m.%5$I FROM %6$s m '
+                  'WHERE (m.%7$I %8$s%9$s) AND m.%10$I = ANY (fluent.rls_item_roles(%1$L, %2$L, %3$L)))))',
+        module, act, a.module, item_column, a.membership_row_column, a.membership_table, a.membership_user_column,
+        fluent._key_test_sql(fluent._key_kind(a.membership_table, a.membership_user_column, 'membership user column'),
+                             module, act, true),
+        CASE WHEN a.membership_team_column IS NOT NULL
+             THEN format(' OR m.%I = ANY (fluent.rls_user_teams())', a.membership_team_column) ELSE '' END,
+        a.membership_role_column);
+END $$;
+
+-- Which rows of p's table module.action reaches for the acting user (the
+-- workspace filter aside): those their scope reaches, and those where they
+-- hold an item role that gives the action. Read by the row policies and the
+-- column limits.
+CREATE OR REPLACE FUNCTION fluent._rows_reached_sql(p fluent.protected_tables, module text, act text) RETURNS text
+LANGUAGE sql STABLE
+BEGIN ATOMIC
+    SELECT CASE WHEN items IS NULL THEN scope ELSE format('(%s OR %s)', scope, items) END
+      FROM (SELECT fluent._scope_rows_sql(p, module, act) AS scope, fluent._item_rows_sql(p, module, act) AS items) r;
+END;
+
+DROP FUNCTION fluent._write_check_sql(fluent.protected_tables, text, text);
+-- The WITH CHECK of a write governed by `act`: the row written is owned by
+-- a user the scope reaches, or is an item (or the child of one) where the
+-- writer holds an item role that gives `act`; a table whose rows are tied to
+-- users by its membership table only takes some scope (a new row has no
+-- assignments yet). A new item (not updating) takes the scope: assignments
+-- left by a deleted item with the same key give nothing to its successor.
+CREATE FUNCTION fluent._write_check_sql(p fluent.protected_tables, workspace_filter text, act text, updating boolean)
+RETURNS text
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    scope text;
+    items text;
+BEGIN
+    IF p.parent_table IS NOT NULL OR updating THEN
+        items := fluent._item_rows_sql(p, p.module, act);
+    END IF;
+    IF p.owner_column IS NOT NULL OR p.parent_table IS NOT NULL THEN
+        scope := fluent._reach_sql(p.module, act,
+            CASE WHEN p.owner_column IS NULL THEN 'false'
+                 ELSE format('%I %s', p.owner_column, fluent._key_test_sql(p.owner_type, p.module, act, true)) END,
+            CASE WHEN p.owner_column IS NULL THEN 'false'
+                 ELSE format('%I %s', p.owner_column, fluent._key_test_sql(p.owner_type, p.module, act, false)) END);
+    ELSE
+        scope := format('fluent.rls_any(%L, %L)', p.module, act);
+    END IF;
+    RETURN concat_ws(' AND ', workspace_filter, CASE WHEN items IS NULL THEN scope ELSE format('(%s OR %s)', scope, items) END);
+END $$;
+
+-- The policies that protect a table (on_membership false) and those that
+-- keep writes to its membership table within reach (true): name, command,
+-- USING and WITH CHECK. member_rel is the table the membership policies go
+-- on (the membership table, or one of its partitions or children): their
+-- check names it to refer to the row written.
+CREATE OR REPLACE FUNCTION fluent._policy_definitions(p fluent.protected_tables, member_rel regclass)
+RETURNS TABLE (on_membership boolean, policy name, command text, using_expr text, check_expr text)
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    workspace_filter text;
+    reach jsonb := '{}';
+    act text;
+    member_in_reach text;
+BEGIN
+    IF p.workspace_column IS NOT NULL THEN
+        workspace_filter := format('%I = ANY (%s)', p.workspace_column,
+            fluent._workspace_keys_sql(fluent._key_kind(p.table_name, p.workspace_column, 'workspace column')));
+    END IF;
+    FOREACH act IN ARRAY ARRAY[p.select_action, p.insert_action, p.update_action, p.delete_action] LOOP
+        CONTINUE WHEN reach ? act;
+        reach := reach || jsonb_build_object(act,
+            concat_ws(' AND ', workspace_filter, fluent._rows_reached_sql(p, p.module, act)));
+    END LOOP;
+    -- A row written (by the action that governs the command) must land in
+    -- reach: with an owner column, owned by a user the action's scope
+    -- reaches. Without one, ownership is given by the membership table: a
+    -- new row has no membership rows yet, so any scope will do to insert;
+    -- an updated row must stay where the update reached it (the USING
+    -- predicate again: an uncorrelated ARRAY(SELECT ...), run once per
+    -- statement), or a user could move a row out of their reach (with
+    -- membership_row_column naming a project, into another project).
+    RETURN QUERY VALUES
+        (false, 'fluent_select'::name, 'SELECT', reach->>p.select_action, NULL::text),
+        (false, 'fluent_insert', 'INSERT', NULL, fluent._write_check_sql(p, workspace_filter, p.insert_action, false)),
+        (false, 'fluent_update', 'UPDATE', reach->>p.update_action,
+         CASE WHEN p.owner_column IS NULL THEN reach->>p.update_action
+              ELSE fluent._write_check_sql(p, workspace_filter, p.update_action, true) END),
+        (false, 'fluent_delete', 'DELETE', reach->>p.delete_action, NULL);
+    IF p.membership_table IS NOT NULL THEN
+        -- A membership row may be added, changed or removed only by someone
+        -- whose write scope reaches the row it points at. (Membership rows
+        -- stay readable: the table's own policies read them.) This is a
+        -- write-path check, one primary-key probe per row written. (The
+        -- reach reads the whole membership table, partitions and children
+        -- included: assignments count wherever they are stored.)
+        -- By scope only: an item role on the row (an editor's) does not
+        -- let its holder assign item roles there, herself included.
+        member_in_reach := format('EXISTS (SELECT 1 FROM %s t WHERE t.%I = %s.%I AND %s)',
+            p.table_name, p.row_column, member_rel, p.membership_row_column,
+            concat_ws(' AND ', workspace_filter, fluent._scope_rows_sql(p, p.module, p.update_action)));
+        RETURN QUERY VALUES
+            (true, 'fluent_member_select'::name, 'SELECT', 'true', NULL::text),
+            (true, 'fluent_member_insert', 'INSERT', NULL, member_in_reach),
+            (true, 'fluent_member_update', 'UPDATE', member_in_reach, member_in_reach),
+            (true, 'fluent_member_delete', 'DELETE', member_in_reach, NULL);
+    END IF;
+END $$;
+
+DROP FUNCTION @extschema@.fluent_protect(regclass, text, name, regclass, name, name, name, name, text, text, text, text);
+CREATE FUNCTION @extschema@.fluent_protect(
+    tbl regclass,
+    module text,
+    owner_column name DEFAULT NULL,
+    membership_table regclass DEFAULT NULL,
+    membership_row_column name DEFAULT NULL,
+    membership_user_column name DEFAULT NULL,
+    row_column name DEFAULT NULL,
+    workspace_column name DEFAULT NULL,
+    select_action text DEFAULT 'read',
+    insert_action text DEFAULT 'write',
+    update_action text DEFAULT 'write',
+    delete_action text DEFAULT 'delete',
+    membership_role_column name DEFAULT NULL,
+    membership_team_column name DEFAULT NULL,
+    parent_table regclass DEFAULT NULL,
+    parent_column name DEFAULT NULL
+) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    p fluent.protected_tables;
+    parent fluent.protected_tables;
+    kind "char";
+    was_enabled boolean;
+    was_forced boolean;
+    owner_kind text;
+    member_was_enabled boolean;
+    member_was_forced boolean;
+    missing text[];
+    related regclass;
+    child regclass;
+BEGIN
+    PERFORM fluent._require_admin();
+    PERFORM fluent._not_null(tbl, 'table');
+    PERFORM fluent._module_id(module);
+
+    SELECT c.relkind, c.relrowsecurity, c.relforcerowsecurity INTO kind, was_enabled, was_forced
+      FROM pg_class c WHERE c.oid = tbl;
+    IF kind NOT IN ('r', 'p') THEN
+        RAISE EXCEPTION '"%" is not a table', tbl USING ERRCODE = 'wrong_object_type';
+    END IF;
+    IF EXISTS (SELECT 1 FROM fluent.protected_tables x WHERE x.table_name = tbl) THEN
+        RAISE EXCEPTION 'table "%" is already protected by fluent', tbl
+            USING ERRCODE = 'duplicate_object', HINT = 'Call fluent_unprotect() first to change how it is protected.';
+    END IF;
+    related := fluent._protected_root(tbl);
+    IF related IS NOT NULL THEN
+        RAISE EXCEPTION 'table "%" is already protected by fluent through "%", which it inherits from', tbl, related
+            USING ERRCODE = 'duplicate_object',
+                  HINT = 'Partitions and inheritance children share the protection of their parent.';
+    END IF;
+    SELECT x.table_name INTO related FROM fluent.protected_tables x WHERE x.table_name IN (SELECT fluent._descendants(tbl));
+    IF related IS NOT NULL THEN
+        RAISE EXCEPTION 'table "%" has a partition or child, "%", that fluent protects on its own', tbl, related
+            USING ERRCODE = 'object_in_use', HINT = 'Unprotect it first: fluent protects a table with all its partitions and children.';
+    END IF;
+    IF owner_column IS NULL AND membership_table IS NULL AND parent_table IS NULL THEN
+        RAISE EXCEPTION 'fluent_protect needs an owner column, a membership table or a parent table'
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF (membership_role_column IS NOT NULL OR membership_team_column IS NOT NULL) AND membership_table IS NULL
+       OR membership_team_column IS NOT NULL AND membership_role_column IS NULL THEN
+        RAISE EXCEPTION 'a team or role column takes an assignment table'
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'Name the membership table, and its role column (membership_role_column) with the team column.';
+    END IF;
+    IF parent_table IS NOT NULL THEN
+        -- A child table's rows are reached through their parent's item
+        -- roles: one level, the parent's own assignments.
+        SELECT x.* INTO parent FROM fluent.protected_tables x WHERE x.table_name = fluent_protect.parent_table;
+        IF parent.membership_role_column IS NULL THEN
+            RAISE EXCEPTION 'table "%" is not protected with item roles', parent_table
+                USING ERRCODE = 'invalid_parameter_value',
+                      HINT = 'Protect the parent first, with an assignment table (membership_role_column).';
+        END IF;
+        IF parent_table = tbl OR membership_table IS NOT NULL OR parent_column IS NULL THEN
+            RAISE EXCEPTION 'a child table names another parent table and its parent_column, and has no membership table'
+                USING ERRCODE = 'invalid_parameter_value';
+        END IF;
+        IF (SELECT atttypid FROM pg_attribute WHERE attrelid = tbl AND attname = parent_column AND NOT attisdropped)
+           IS DISTINCT FROM
+           (SELECT atttypid FROM pg_attribute WHERE attrelid = parent.membership_table
+                                                AND attname = parent.membership_row_column AND NOT attisdropped) THEN
+            RAISE EXCEPTION 'column "%" of "%" must exist and have the type of "%"''s items (column "%" of "%")',
+                parent_column, tbl, parent_table, parent.membership_row_column, parent.membership_table
+                USING ERRCODE = 'datatype_mismatch';
+        END IF;
+    ELSIF parent_column IS NOT NULL THEN
+        RAISE EXCEPTION 'parent_column takes a parent table' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    -- Policies fluent created for a protection whose record is gone (a
+    -- schema-only restore) are replaced.
+    IF fluent._has_orphaned_policies(tbl) THEN
+        RAISE NOTICE 'replacing the policies fluent created on "%" earlier, which fluent.protected_tables does not record', tbl;
+        PERFORM fluent._remove_policies(tbl, NULL);
+        SELECT c.relrowsecurity, c.relforcerowsecurity INTO was_enabled, was_forced FROM pg_class c WHERE c.oid = tbl;
+    END IF;
+    FOR related IN SELECT tbl UNION ALL SELECT fluent._descendants(tbl)
+                   UNION ALL SELECT membership_table WHERE membership_table IS NOT NULL
+                   UNION ALL SELECT fluent._descendants(membership_table) WHERE membership_table IS NOT NULL LOOP
+        IF EXISTS (SELECT 1 FROM pg_policy WHERE polrelid = related AND polpermissive) THEN
+            RAISE EXCEPTION 'table "%" already has permissive row-level security policies', related
+                USING ERRCODE = 'object_in_use',
+                      HINT = 'Permissive policies are OR-ed with fluent''s and would widen access: drop them or make them AS RESTRICTIVE.';
+        END IF;
+    END LOOP;
+
+    IF owner_column IS NOT NULL THEN
+        owner_kind := fluent._key_kind(tbl, owner_column, 'owner column');
+    END IF;
+    IF membership_table IS NOT NULL THEN
+        IF membership_row_column IS NULL OR membership_user_column IS NULL THEN
+            RAISE EXCEPTION 'a membership table needs membership_row_column and membership_user_column'
+                USING ERRCODE = 'invalid_parameter_value';
+        END IF;
+        IF membership_table = tbl THEN
+            RAISE EXCEPTION 'table "%" cannot be its own membership table', tbl USING ERRCODE = 'invalid_parameter_value';
+        END IF;
+        IF EXISTS (SELECT 1 FROM fluent.protected_tables x WHERE x.membership_table = fluent_protect.membership_table) THEN
+            RAISE EXCEPTION 'table "%" is already the membership table of another protected table', membership_table
+                USING ERRCODE = 'object_in_use', HINT = 'Give each protected table a membership table of its own.';
+        END IF;
+        IF row_column IS NULL THEN
+            -- The membership rows point at the table's single-column primary key.
+            SELECT a.attname INTO row_column
+              FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]
+             WHERE i.indrelid = tbl AND i.indisprimary AND i.indnatts = 1;
+            IF row_column IS NULL THEN
+                RAISE EXCEPTION 'table "%" has no single-column primary key for membership rows to point at', tbl
+                    USING ERRCODE = 'invalid_parameter_value', HINT = 'Name the column with row_column.';
+            END IF;
+        END IF;
+        PERFORM fluent._key_kind(membership_table, membership_user_column, 'membership user column');
+        -- Item roles and teams are named by their names.
+        IF membership_role_column IS NOT NULL
+           AND fluent._key_kind(membership_table, membership_role_column, 'membership role column') <> 'text'
+           OR membership_team_column IS NOT NULL
+           AND fluent._key_kind(membership_table, membership_team_column, 'membership team column') <> 'text' THEN
+            RAISE EXCEPTION 'the role and team columns of "%" must be of type text or varchar', membership_table
+                USING ERRCODE = 'datatype_mismatch', HINT = 'They hold item role and team names.';
+        END IF;
+        IF membership_team_column IS NOT NULL
+           AND NOT EXISTS (SELECT 1 FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]
+                            WHERE i.indrelid = membership_table AND a.attname = membership_team_column) THEN
+            RAISE NOTICE 'no index on %(%): every query on "%" will scan it', membership_table, membership_team_column, tbl
+                USING HINT = format('CREATE INDEX ON %s (%I);', membership_table, membership_team_column);
+        END IF;
+        IF (SELECT atttypid FROM pg_attribute WHERE attrelid = tbl AND attname = row_column AND NOT attisdropped)
+           IS DISTINCT FROM
+           (SELECT atttypid FROM pg_attribute WHERE attrelid = membership_table AND attname = membership_row_column AND NOT attisdropped) THEN
+            RAISE EXCEPTION 'column "%" of "%" and column "%" of "%" must exist and have the same type',
+                row_column, tbl, membership_row_column, membership_table USING ERRCODE = 'datatype_mismatch';
+        END IF;
+        IF NOT EXISTS (SELECT 1 FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]
+                        WHERE i.indrelid = membership_table AND a.attname = membership_user_column) THEN
+            RAISE NOTICE 'no index on %(%): every query on "%" will scan it', membership_table, membership_user_column, tbl
+                USING HINT = format('CREATE INDEX ON %s (%I);', membership_table, membership_user_column);
+        END IF;
+        SELECT c.relrowsecurity, c.relforcerowsecurity INTO member_was_enabled, member_was_forced
+          FROM pg_class c WHERE c.oid = membership_table;
+    END IF;
+    -- The catalog row, by column name.
+    p := jsonb_populate_record(NULL::fluent.protected_tables, jsonb_build_object(
+        'table_name', tbl, 'module', module, 'owner_column', owner_column, 'owner_type', owner_kind,
+        'membership_table', membership_table, 'membership_row_column', membership_row_column,
+        'membership_user_column', membership_user_column, 'row_column', row_column, 'workspace_column', workspace_column,
+        'select_action', fluent._name(select_action, 'action'), 'insert_action', fluent._name(insert_action, 'action'),
+        'update_action', fluent._name(update_action, 'action'), 'delete_action', fluent._name(delete_action, 'action'),
+        'rls_was_enabled', was_enabled, 'rls_was_forced', was_forced,
+        'membership_rls_was_enabled', member_was_enabled, 'membership_rls_was_forced', member_was_forced,
+        'membership_role_column', membership_role_column, 'membership_team_column', membership_team_column,
+        'parent_table', parent_table, 'parent_column', parent_column));
+
+    SELECT array_agg(DISTINCT a) INTO missing
+      FROM unnest(ARRAY[p.select_action, p.insert_action, p.update_action, p.delete_action]) a
+     WHERE NOT EXISTS (SELECT 1 FROM fluent.actions x WHERE x.module_id = fluent._module_id(module) AND x.name = a);
+    IF missing IS NOT NULL THEN
+        RAISE WARNING 'fluent module "%" has no action %: those commands on "%" will be denied to everyone',
+            module, array_to_string(missing, ', '), tbl;
+    END IF;
+
+    PERFORM fluent._install_policies(tbl, p, false);
+    FOR child IN SELECT fluent._descendants(tbl) LOOP
+        PERFORM fluent._install_policies(child, p, false);
+    END LOOP;
+    IF membership_table IS NOT NULL THEN
+        -- Its partitions and children too: the table's policies read them
+        -- (through the membership table), so writing one directly must be
+        -- kept within reach as well.
+        FOR child IN SELECT membership_table UNION ALL SELECT fluent._descendants(membership_table) LOOP
+            PERFORM fluent._install_policies(child, p, true);
+            PERFORM fluent._install_assignment_check(child, p);
+        END LOOP;
+    END IF;
+    -- What was created, as fluent_protection_problems() will compare it.
+    p := jsonb_populate_record(p, jsonb_build_object(
+        'policies', fluent._policies_of(tbl),
+        'membership_policies', CASE WHEN membership_table IS NOT NULL THEN fluent._policies_of(membership_table) END));
+    INSERT INTO fluent.protected_tables SELECT p.*;
+END $$;
+
+CREATE OR REPLACE FUNCTION @extschema@.fluent_unprotect(tbl regclass) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    p fluent.protected_tables;
+    root regclass;
+BEGIN
+    PERFORM fluent._require_admin();
+    PERFORM fluent._not_null(tbl, 'table');
+    SELECT * INTO p FROM fluent.protected_tables WHERE table_name = tbl;
+    IF FOUND THEN
+        root := (SELECT x.table_name FROM fluent.protected_tables x WHERE x.parent_table = tbl LIMIT 1);
+        IF root IS NOT NULL THEN
+            RAISE EXCEPTION 'table "%" gives its item roles to the rows of "%"', tbl, root
+                USING ERRCODE = 'dependent_objects_still_exist', HINT = format('Unprotect %s first.', root);
+        END IF;
+        IF p.membership_role_column IS NOT NULL THEN
+            FOR root IN SELECT p.membership_table UNION ALL SELECT fluent._descendants(p.membership_table) LOOP
+                PERFORM fluent._install_assignment_check(root, NULL);
+            END LOOP;
+        END IF;
+        -- Forgotten first, so that the event trigger that protects new
+        -- partitions does not protect them again as they are unprotected.
+        DELETE FROM fluent.protected_tables WHERE table_name = tbl;
+        PERFORM fluent._remove_policies(tbl, p);
+        -- Its column limits (deleted with it) go too: the masked view and the trigger.
+        IF p.masked_view IS NOT NULL THEN
+            PERFORM fluent._install_column_limits(p, NULL);
+        END IF;
+        RETURN;
+    END IF;
+    root := fluent._protected_root(tbl);
+    IF root IS NOT NULL THEN
+        RAISE EXCEPTION 'table "%" is protected by fluent through "%", which it inherits from', tbl, root
+            USING ERRCODE = 'object_in_use',
+                  HINT = format('Unprotect %s (with all its partitions and children), or detach the table from it first.', root);
+    END IF;
+    IF NOT fluent._has_orphaned_policies(tbl) THEN
+        RAISE EXCEPTION 'table "%" is not protected by fluent', tbl USING ERRCODE = 'undefined_object';
+    END IF;
+    RAISE NOTICE 'removing the policies fluent created on "%" earlier, which fluent.protected_tables does not record', tbl
+        USING HINT = 'This is what a schema-only restore leaves; row-level security is disabled where no policy is left.';
+    PERFORM fluent._remove_policies(tbl, NULL);
+END $$;
+
+-- A partition or inheritance child created or attached under a protected
+-- table gets the table's policies and, where the table has column limits,
+-- their trigger (a partition has it already: PostgreSQL clones row triggers
+-- to partitions, not to inheritance children). One under a membership table
+-- gets the membership policies. SECURITY DEFINER because whoever creates the
+-- partition may not read the catalog; as an event trigger function it can
+-- be called in no other way. Only commands that create or attach a table
+-- count (fluent._attaches): a restore alters the parent (its primary key)
+-- before it creates the children's dumped policies and triggers. A table
+-- that already has row-level security enabled is given no policies (so that
+-- a restore, which enables it before creating the dumped policies, does not
+-- collide with them); fluent.protection_status reports one left without
+-- fluent's policies.
+CREATE OR REPLACE FUNCTION fluent._protect_new_children() RETURNS event_trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    rel regclass;
+    root regclass;
+    p fluent.protected_tables;
+    rls_enabled boolean;
+BEGIN
+    FOR rel IN
+        SELECT DISTINCT x.relid FROM pg_event_trigger_ddl_commands() c
+         CROSS JOIN LATERAL (SELECT c.objid::regclass UNION SELECT fluent._descendants(c.objid::regclass)) x (relid)
+         WHERE c.classid = 'pg_class'::regclass AND c.object_type = 'table' AND fluent._attaches(c.command)
+    LOOP
+        -- As it was before this function: a child of both a protected table
+        -- and a membership table (multiple inheritance) gets both.
+        SELECT cl.relrowsecurity INTO rls_enabled FROM pg_class cl WHERE cl.oid = rel;
+        root := fluent._protected_root(rel);
+        IF root IS NOT NULL AND root <> rel THEN
+            SELECT * INTO p FROM fluent.protected_tables x WHERE x.table_name = root;
+            IF NOT rls_enabled
+               AND NOT EXISTS (SELECT 1 FROM pg_policy pl WHERE pl.polrelid = rel AND pl.polname = ANY (fluent._policy_names(false))) THEN
+                PERFORM fluent._install_policies(rel, p, false);
+            END IF;
+            IF p.masked_view IS NOT NULL THEN
+                PERFORM fluent._install_column_triggers(rel, p);
+            END IF;
+        END IF;
+        root := fluent._membership_of(rel);
+        IF root IS NOT NULL AND NOT rls_enabled
+           AND NOT EXISTS (SELECT 1 FROM fluent.protected_tables x WHERE x.membership_table = rel)
+           AND NOT EXISTS (SELECT 1 FROM pg_policy pl WHERE pl.polrelid = rel AND pl.polname = ANY (fluent._policy_names(true))) THEN
+            SELECT * INTO p FROM fluent.protected_tables x WHERE x.table_name = root;
+            PERFORM fluent._install_policies(rel, p, true);
+            PERFORM fluent._install_assignment_check(rel, p);
+        END IF;
+    END LOOP;
+END $$;
+
+DROP FUNCTION fluent._row_lookup(regclass);
+-- Where fluent_who_can() finds the row it is asked about, from the catalog
+-- alone: the module; the column that identifies the row (the membership row
+-- column, else the single-column primary key); the owner, workspace and
+-- membership columns; and the tables to read: the table with its
+-- partitions and children, and the membership table with its own. The row
+-- itself is read by src/rows.rs without running the table owner's code, so
+-- each of these must still be a table (a PostgreSQL 15 table owner can turn
+-- an empty table into a view, whose functions would run for the caller).
+CREATE FUNCTION fluent._row_lookup(tbl regclass)
+RETURNS TABLE (module text, key_column name, owner_column name, workspace_column name,
+               membership_row_column name, membership_user_column name, relations regclass[], membership_relations regclass[],
+               item_module text, item_column name, assignment_row_column name, assignment_user_column name,
+               assignment_team_column name, assignment_role_column name, assignment_relations regclass[])
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    p fluent.protected_tables;
+    assigned fluent.protected_tables;
+    odd regclass;
+BEGIN
+    PERFORM fluent._not_null(tbl, 'table');
+    SELECT x.* INTO p FROM fluent.protected_tables x WHERE x.table_name = fluent._protected_root(tbl);
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'table "%" is not protected by fluent', tbl
+            USING ERRCODE = 'undefined_object', HINT = 'fluent_who_can answers for tables protected with fluent_protect().';
+    END IF;
+    key_column := p.row_column;
+    IF key_column IS NULL THEN
+        SELECT a.attname INTO key_column
+          FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]
+         WHERE i.indrelid = tbl AND i.indisprimary AND i.indnatts = 1;
+    END IF;
+    IF key_column IS NULL THEN
+        RAISE EXCEPTION 'table "%" has no single-column primary key to find the row by', tbl
+            USING ERRCODE = 'invalid_parameter_value', HINT = 'Protect it with row_column naming the key column.';
+    END IF;
+    relations := ARRAY(SELECT tbl UNION ALL SELECT fluent._descendants(tbl));
+    IF p.membership_table IS NOT NULL AND p.membership_role_column IS NULL THEN
+        membership_relations := ARRAY(SELECT p.membership_table UNION ALL SELECT fluent._descendants(p.membership_table));
+    END IF;
+    -- Item roles: the table's own assignments, or its parent's.
+    assigned := p;
+    item_column := p.row_column;
+    IF p.parent_table IS NOT NULL THEN
+        SELECT x.* INTO assigned FROM fluent.protected_tables x WHERE x.table_name = p.parent_table;
+        item_column := p.parent_column;
+    END IF;
+    IF assigned.membership_role_column IS NOT NULL THEN
+        item_module := assigned.module;
+        assignment_row_column := assigned.membership_row_column;
+        assignment_user_column := assigned.membership_user_column;
+        assignment_team_column := assigned.membership_team_column;
+        assignment_role_column := assigned.membership_role_column;
+        assignment_relations := ARRAY(SELECT assigned.membership_table UNION ALL SELECT fluent._descendants(assigned.membership_table));
+    ELSE
+        item_column := NULL;
+    END IF;
+    SELECT r INTO odd FROM unnest(relations || membership_relations || assignment_relations) r JOIN pg_class c ON c.oid = r
+     WHERE c.relkind NOT IN ('r', 'p') LIMIT 1;
+    IF odd IS NOT NULL THEN
+        RAISE EXCEPTION 'fluent_who_can cannot read "%": it is no longer a table', odd
+            USING ERRCODE = 'wrong_object_type', HINT = 'fluent.protection_status shows what changed.';
+    END IF;
+    module := p.module;
+    owner_column := p.owner_column;
+    workspace_column := p.workspace_column;
+    IF p.membership_role_column IS NULL THEN
+        membership_row_column := p.membership_row_column;
+        membership_user_column := p.membership_user_column;
+    END IF;
+    RETURN NEXT;
+END $$;
+
+CREATE TABLE fluent.template_item_roles (
+    template      text NOT NULL,
+    module        text NOT NULL,
+    item_role     text NOT NULL,
+    actions       text[] NOT NULL,
+    required_role text,
+    note          text,
+    PRIMARY KEY (template, module, item_role),
+    FOREIGN KEY (template, module) REFERENCES fluent.template_modules,
+    FOREIGN KEY (template, required_role) REFERENCES fluent.template_roles (template, role)
+);
+COMMENT ON TABLE fluent.template_item_roles IS
+    'Item roles a template defines (see fluent.item_roles): held on one item, they give the actions listed there; required_role: what an assignee must hold';
+-- Seeds 002/003: "without Project Viewer access a person would need to be
+-- assigned a role on a project"; users get "editorial rights on certain
+-- items" and see "through inclusion in teams or assignment to projects,
+-- meetings, boards"; "a person has to have the accountable executive role to
+-- be named as an accountable executive on a project".
+INSERT INTO fluent.template_item_roles (template, module, item_role, actions, required_role, note) VALUES
+    ('fluid', 'projects', 'manager',               '{read,write,delete}', NULL, 'runs the project'),
+    ('fluid', 'projects', 'editor',                '{read,write}',        NULL, 'editorial rights on the project'),
+    ('fluid', 'projects', 'viewer',                '{read}',              NULL, 'sees the project'),
+    ('fluid', 'projects', 'accountable_executive', '{read,write}',        'accountable_executive',
+     'named on the project; only holders of the Accountable Executive role'),
+    ('fluid', 'boards',   'member',                '{read,write}',        NULL, 'takes part in the board (a team may be added)'),
+    ('fluid', 'meetings', 'participant',           '{read,write}',        NULL, 'takes part in the meeting');
+
+-- Loads a template into the current workspace: its modules and actions, its
+-- roles, and their permissions. Only what is missing is added, so applying
+-- again duplicates nothing, keeps every change made since, and never touches
+-- a custom role (fluent_reset_role() restores a role's defaults).
+CREATE OR REPLACE FUNCTION @extschema@.fluent_apply_template(template text) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    ws int := fluent._workspace_id();
+    t text := fluent._template(template);
+    m record;
+    mid int;
+BEGIN
+    PERFORM fluent._require_admin();
+    FOR m IN SELECT * FROM fluent.template_modules tm WHERE tm.template = t ORDER BY tm.position LOOP
+        INSERT INTO fluent.modules (workspace_id, name, parent_id)
+        VALUES (ws, m.module, (SELECT module_id FROM fluent.modules WHERE workspace_id = ws AND name = m.parent))
+        ON CONFLICT (workspace_id, name) DO NOTHING;
+        SELECT module_id INTO mid FROM fluent.modules WHERE workspace_id = ws AND name = m.module;
+        INSERT INTO fluent.actions (workspace_id, module_id, name)
+        SELECT ws, mid, a FROM unnest(m.actions) WITH ORDINALITY AS x(a, n) ORDER BY n
+        ON CONFLICT (module_id, name) DO NOTHING;
+    END LOOP;
+
+    -- A role the template already made is found by its template role, even
+    -- if renamed since; a custom role holding a template role's name wins.
+    INSERT INTO fluent.roles (workspace_id, name, description, template, template_role, privileged, grants_sign_in,
+                              reporting_anchor)
+    SELECT ws, tr.role, tr.description, t, tr.role, tr.privileged, tr.grants_sign_in, tr.reporting_anchor
+      FROM fluent.template_roles tr
+     WHERE tr.template = t
+       AND NOT EXISTS (SELECT 1 FROM fluent.roles r WHERE r.workspace_id = ws AND r.template = t AND r.template_role = tr.role)
+     ORDER BY tr.position
+    ON CONFLICT (workspace_id, name) DO NOTHING;
+    FOR m IN SELECT r.name FROM fluent.template_roles tr JOIN fluent.roles r ON r.workspace_id = ws AND r.name = tr.role
+              WHERE tr.template = t AND r.template IS DISTINCT FROM t ORDER BY tr.position LOOP
+        RAISE NOTICE 'fluent role "%" exists and is not from template "%"; left as it is', m.name, t;
+    END LOOP;
+
+    INSERT INTO fluent.permissions (workspace_id, role_id, action_id, scope)
+    SELECT ws, r.role_id, a.action_id, tp.scope
+      FROM fluent.template_permissions tp
+      JOIN fluent.roles r ON r.workspace_id = ws AND r.template = t AND r.template_role = tp.role
+      JOIN fluent.modules md ON md.workspace_id = ws AND md.name = tp.module
+      JOIN fluent.actions a ON a.module_id = md.module_id AND a.name = tp.action
+     WHERE tp.template = t
+    ON CONFLICT (role_id, action_id) DO NOTHING;
+
+    INSERT INTO fluent.admin_rights (workspace_id, admin_right, action_id)
+    SELECT ws, tr.admin_right, a.action_id
+      FROM fluent.template_admin_rights tr
+      JOIN fluent.modules md ON md.workspace_id = ws AND md.name = tr.module
+      JOIN fluent.actions a ON a.module_id = md.module_id AND a.name = tr.action
+     WHERE tr.template = t
+    ON CONFLICT DO NOTHING;
+
+    INSERT INTO fluent.requirements (workspace_id, module_id, action_id, required_action_id)
+    SELECT ws, md.module_id, NULL, a.action_id
+      FROM fluent.template_requirements tq
+      JOIN fluent.modules md ON md.workspace_id = ws AND md.name = tq.module
+      JOIN fluent.modules rm ON rm.workspace_id = ws AND rm.name = tq.required_module
+      JOIN fluent.actions a ON a.module_id = rm.module_id AND a.name = tq.required_action
+     WHERE tq.template = t
+    ON CONFLICT DO NOTHING;
+
+    INSERT INTO fluent.item_roles (workspace_id, module_id, name, description, required_role_id)
+    SELECT ws, md.module_id, ti.item_role, ti.note, r.role_id
+      FROM fluent.template_item_roles ti
+      JOIN fluent.modules md ON md.workspace_id = ws AND md.name = ti.module
+      LEFT JOIN fluent.roles r ON r.workspace_id = ws AND r.template = t AND r.template_role = ti.required_role
+     WHERE ti.template = t AND (ti.required_role IS NULL OR r.role_id IS NOT NULL)
+    ON CONFLICT DO NOTHING;
+    INSERT INTO fluent.item_role_actions (workspace_id, item_role_id, action_id)
+    SELECT ws, ir.item_role_id, a.action_id
+      FROM fluent.template_item_roles ti
+      JOIN fluent.modules md ON md.workspace_id = ws AND md.name = ti.module
+      JOIN fluent.item_roles ir ON ir.module_id = md.module_id AND ir.name = ti.item_role
+      JOIN fluent.actions a ON a.module_id = md.module_id AND a.name = ANY (ti.actions)
+     WHERE ti.template = t
+    ON CONFLICT DO NOTHING;
+
+    INSERT INTO fluent.assignable_roles (workspace_id, role_id, assignable_role_id)
+    SELECT ws, d.role_id, d.assignable_role_id FROM fluent._template_assignable(ws, t) d
+    ON CONFLICT DO NOTHING;
+
+    INSERT INTO fluent.template_applications (workspace_id, template) VALUES (ws, t);
+END $$;
+
+-- Privileges and ownership, as sql/privileges.sql gives them.
+REVOKE ALL ON fluent.item_roles, fluent.item_role_actions, fluent.template_item_roles FROM PUBLIC;
+REVOKE ALL ON SEQUENCE fluent.item_roles_item_role_id_seq FROM PUBLIC;
+GRANT SELECT ON fluent.item_roles, fluent.item_role_actions, fluent.template_item_roles TO fluent_admin;
+GRANT INSERT, UPDATE, DELETE ON fluent.item_roles, fluent.item_role_actions TO fluent_admin;
+GRANT USAGE ON SEQUENCE fluent.item_roles_item_role_id_seq TO fluent_admin;
+REVOKE ALL ON FUNCTION fluent._load_item_roles(int), fluent._load_member_teams(int, bigint),
+    fluent._load_team_members(int, text[]), fluent.rls_items_support(internal), fluent.rls_item_roles_support(internal),
+    fluent.rls_teams_support(internal), fluent.rls_items(text, text, text), fluent.rls_item_roles(text, text, text),
+    fluent.rls_user_teams(), fluent._item_role_id(text, text),
+    @extschema@.fluent_create_item_role(text, text, text[], text, text, text, text),
+    @extschema@.fluent_drop_item_role(text, text),
+    fluent._item_assignment_refusal(text, text, text, text, regclass, bigint), fluent._check_item_assignment(),
+    fluent._install_assignment_check(regclass, fluent.protected_tables),
+    fluent._scope_rows_sql(fluent.protected_tables, text, text), fluent._item_rows_sql(fluent.protected_tables, text, text),
+    fluent._write_check_sql(fluent.protected_tables, text, text, boolean),
+    @extschema@.fluent_protect(regclass, text, name, regclass, name, name, name, name, text, text, text, text, name, name, regclass, name),
+    fluent._row_lookup(regclass)
+    FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION fluent.rls_items(text, text, text), fluent.rls_item_roles(text, text, text), fluent.rls_user_teams(),
+    fluent._item_assignment_refusal(text, text, text, text, regclass, bigint)
+    TO PUBLIC;
+GRANT EXECUTE ON FUNCTION fluent._item_role_id(text, text),
+    @extschema@.fluent_create_item_role(text, text, text[], text, text, text, text),
+    @extschema@.fluent_drop_item_role(text, text),
+    fluent._install_assignment_check(regclass, fluent.protected_tables),
+    fluent._scope_rows_sql(fluent.protected_tables, text, text), fluent._item_rows_sql(fluent.protected_tables, text, text),
+    fluent._write_check_sql(fluent.protected_tables, text, text, boolean),
+    @extschema@.fluent_protect(regclass, text, name, regclass, name, name, name, name, text, text, text, text, name, name, regclass, name),
+    fluent._row_lookup(regclass)
+    TO fluent_admin;
+GRANT EXECUTE ON FUNCTION fluent._check_item_assignment() TO fluent_admin;
+GRANT SELECT ON fluent.template_item_roles, fluent.item_roles, fluent.item_role_actions TO fluent_reader;
+GRANT EXECUTE ON FUNCTION fluent._scope_rows_sql(fluent.protected_tables, text, text),
+    fluent._item_rows_sql(fluent.protected_tables, text, text) TO fluent_reader;
+ALTER TABLE fluent.item_roles OWNER TO fluent_owner;
+ALTER TABLE fluent.item_role_actions OWNER TO fluent_owner;
+ALTER TABLE fluent.template_item_roles OWNER TO fluent_owner;
+ALTER FUNCTION fluent._item_assignment_refusal(text, text, text, text, regclass, bigint) OWNER TO fluent_owner;
+GRANT EXECUTE ON FUNCTION fluent._load_item_roles(int), fluent._load_member_teams(int, bigint),
+    fluent._load_team_members(int, text[]), fluent.rls_items_support(internal), fluent.rls_item_roles_support(internal),
+    fluent.rls_teams_support(internal), fluent.rls_items(text, text, text), fluent.rls_item_roles(text, text, text),
+    fluent.rls_user_teams(), fluent._item_role_id(text, text),
+    @extschema@.fluent_create_item_role(text, text, text[], text, text, text, text),
+    @extschema@.fluent_drop_item_role(text, text), fluent._check_item_assignment(),
+    fluent._install_assignment_check(regclass, fluent.protected_tables),
+    fluent._scope_rows_sql(fluent.protected_tables, text, text), fluent._item_rows_sql(fluent.protected_tables, text, text),
+    fluent._write_check_sql(fluent.protected_tables, text, text, boolean),
+    @extschema@.fluent_protect(regclass, text, name, regclass, name, name, name, name, text, text, text, text, name, name, regclass, name),
+    fluent._row_lookup(regclass)
+    TO fluent_owner;
+COMMENT ON FUNCTION @extschema@.fluent_protect(regclass, text, name, regclass, name, name, name, name, text, text, text, text,
+                                                name, name, regclass, name) IS
+    'Enables and forces row-level security on a table so that the module''s actions govern its commands: by default read SELECT, write INSERT and UPDATE, delete DELETE; with an assignment table (membership_role_column) or a parent table, item roles give their actions on the items where they are held';
+COMMENT ON FUNCTION @extschema@.fluent_create_item_role(text, text, text[], text, text, text, text) IS
+    'Defines an item role of a module: held on one item through an assignment table, it gives the actions named there; optionally it requires a role or a permission of whoever is assigned it';
+COMMENT ON FUNCTION @extschema@.fluent_drop_item_role(text, text) IS
+    'Drops an item role: assignments naming it give nothing';

@@ -90,7 +90,7 @@ CREATE TABLE fluent.template_item_roles (
     FOREIGN KEY (template, required_role) REFERENCES fluent.template_roles (template, role)
 );
 COMMENT ON TABLE fluent.template_item_roles IS
-    'Item roles a template defines (see fluent.item_roles): held on one item, they give the actions listed there; required_role: what an assignee must hold'
+    'Item roles a template defines (see fluent.item_roles): held on one item, they give the actions listed there; required_role: what an assignee must hold';
 
 -- A template's permission matrix, one row per module action and one column
 -- per role, as in the seed pages; NULL leaves the cell unset (inherited).
