@@ -830,7 +830,8 @@ BEGIN
     PERFORM fluent._not_self(delegate, user_key, 'status');
     PERFORM fluent._in_my_workspace(delegate, uid);
     PERFORM fluent._may_touch_user(delegate, uid);
-    UPDATE fluent.users u SET status = s WHERE u.user_id = uid AND u.status IS DISTINCT FROM s;
+    -- A status set here ends any invitation (setting invited makes one without an expiry).
+    UPDATE fluent.users u SET status = s, invited_until = NULL WHERE u.user_id = uid AND u.status IS DISTINCT FROM s;
     -- Activating opens what the user holds: no more than the administrator's own.
     IF delegate IS NOT NULL THEN
         PERFORM fluent._within_powers(delegate, powers, before, fluent._user_scope_map(user_key), format('"%s"', user_key));
@@ -1415,6 +1416,124 @@ CREATE FUNCTION @extschema@.fluent_clear_assignable(role text, assignable_role t
 LANGUAGE sql
 BEGIN ATOMIC
     SELECT fluent._do_clear_assignable(role, assignable_role, fluent._caller());
+
+-- Invitations ----------------------------------------------------------------
+--
+-- Seed 000, "Inviting users": an invited user (status invited) is created
+-- before they first sign in, so that roles, item roles, teams and a manager
+-- can be given to them; like ghost and disabled users they are granted
+-- nothing and cannot be made the acting user (src/cache.rs) until they
+-- accept. An invitation may expire (users.invited_until); an expired one is
+-- renewed by inviting again, never accepted.
+
+-- Invites a new user (manage_users), or renews the invitation of a user who
+-- is invited already (its expiry only). Returns when it expires (NULL: never).
+CREATE FUNCTION fluent._do_invite_user(user_key text, display_name text, manager text, valid_for interval, ticket bigint)
+RETURNS timestamptz
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp SET fluent.caller_role = '' AS $$
+DECLARE
+    delegate text := fluent._authorize(ticket, 'manage_users');
+    expiry timestamptz := now() + valid_for;
+    existing fluent.users;
+    manager_id bigint;
+BEGIN
+    PERFORM fluent._name(user_key, 'user');
+    IF valid_for <= interval '0' THEN
+        RAISE EXCEPTION 'a fluent invitation cannot be valid for %', valid_for
+            USING ERRCODE = 'invalid_parameter_value', HINT = 'Pass a positive interval, or NULL for an invitation that does not expire.';
+    END IF;
+    SELECT * INTO existing FROM fluent.users u WHERE u.user_key = _do_invite_user.user_key FOR UPDATE;
+    IF NOT FOUND THEN
+        manager_id := CASE WHEN manager IS NOT NULL THEN fluent._visible_user_id(delegate, manager) END;
+        PERFORM fluent._not_my_reach(delegate, manager_id);
+        PERFORM fluent._line_in_my_workspace(delegate, manager_id);
+        INSERT INTO fluent.users (user_key, display_name, status, manager_id, invited_until)
+        VALUES (user_key, display_name, 'invited', manager_id, expiry)
+        ON CONFLICT ON CONSTRAINT users_user_key_key DO NOTHING;
+        IF NOT FOUND THEN PERFORM fluent._duplicate('user', user_key); END IF;
+        RETURN expiry;
+    END IF;
+    -- The user exists: only an invitation is renewed, as the administrator
+    -- could manage the user (a user of other workspaces only is unknown).
+    PERFORM fluent._visible_user_id(delegate, user_key);
+    IF existing.status <> 'invited' THEN
+        PERFORM fluent._duplicate('user', user_key);
+    END IF;
+    IF display_name IS NOT NULL OR manager IS NOT NULL THEN
+        RAISE EXCEPTION 'fluent user "%" is invited already: inviting them again renews the invitation only', user_key
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'Pass only the user key and valid_for; fluent_set_manager() changes the manager.';
+    END IF;
+    PERFORM fluent._in_my_workspace(delegate, existing.user_id);
+    PERFORM fluent._may_touch_user(delegate, existing.user_id);
+    UPDATE fluent.users u SET invited_until = expiry
+     WHERE u.user_id = existing.user_id AND u.invited_until IS DISTINCT FROM expiry;
+    RETURN expiry;
+END $$;
+
+-- Makes an invited user active while the invitation is open. Who may:
+--   - the application's authenticator (a role with the privileges of
+--     fluent_authenticator whose identity is not sealed, as for
+--     fluent_set_user: the application verified the invitee, e.g. through
+--     the invitation link, as it verifies everyone it chooses as acting user);
+--   - a DBA;
+--   - a delegated administrator holding manage_users, under the rules of
+--     fluent_set_user_status (activating opens no more than their own powers).
+-- Only users with status invited and an open invitation: an expired one
+-- raises 28000, any other status 55000, so nobody activates ghost or
+-- disabled users this way. (A DBA or delegated administrator may still
+-- activate anyone with fluent_set_user_status.)
+CREATE FUNCTION fluent._do_accept_invitation(user_key text, ticket bigint) RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp SET fluent.caller_role = '' AS $$
+DECLARE
+    chooser boolean := fluent._caller_chooses_identity(ticket);
+    caller oid := fluent._take_caller(ticket);
+    delegate text;
+    target fluent.users;
+    powers jsonb;
+    before jsonb;
+BEGIN
+    IF NOT (chooser OR fluent._is_dba(caller)) THEN
+        delegate := fluent._acting_user();
+        IF delegate IS NULL OR NOT fluent._holds_right(delegate, 'manage_users') THEN
+            RAISE EXCEPTION 'permission denied to accept fluent invitations' USING ERRCODE = 'insufficient_privilege',
+                HINT = 'Invitations are accepted through the application''s authenticator (fluent_authenticator, before it chooses the acting user), by a DBA, or by an acting end user who holds the right manage_users (fluent.admin_rights).';
+        END IF;
+    END IF;
+    SELECT * INTO target FROM fluent.users u WHERE u.user_id = fluent._visible_user_id(delegate, _do_accept_invitation.user_key) FOR UPDATE;
+    IF target.status <> 'invited' THEN
+        RAISE EXCEPTION 'fluent user "%" has no invitation to accept: they are %', user_key, target.status
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  HINT = 'Only invited users accept invitations (fluent_invite_user); fluent_set_user_status() changes other statuses.';
+    END IF;
+    IF NOT fluent._in_force(target.invited_until) THEN
+        RAISE EXCEPTION 'the invitation of fluent user "%" expired at %', user_key, target.invited_until
+            USING ERRCODE = 'invalid_authorization_specification',
+                  HINT = 'An administrator renews it with fluent_invite_user(user, valid_for => ...).';
+    END IF;
+    IF delegate IS NOT NULL THEN
+        PERFORM fluent._in_my_workspace(delegate, target.user_id);
+        PERFORM fluent._may_touch_user(delegate, target.user_id);
+        powers := fluent._user_scope_map(delegate);
+        before := fluent._user_scope_map(user_key);
+    END IF;
+    UPDATE fluent.users u SET status = 'active', invited_until = NULL WHERE u.user_id = target.user_id;
+    -- Activating opens what the user holds: no more than the administrator's own.
+    IF delegate IS NOT NULL THEN
+        PERFORM fluent._within_powers(delegate, powers, before, fluent._user_scope_map(user_key), format('"%s"', user_key));
+    END IF;
+END $$;
+
+CREATE FUNCTION @extschema@.fluent_invite_user(user_key text, display_name text DEFAULT NULL, manager text DEFAULT NULL,
+                                               valid_for interval DEFAULT interval '7 days') RETURNS timestamptz
+LANGUAGE sql
+BEGIN ATOMIC
+    SELECT fluent._do_invite_user(user_key, display_name, manager, valid_for, fluent._caller());
+END;
+CREATE FUNCTION @extschema@.fluent_accept_invitation(user_key text) RETURNS void
+LANGUAGE sql
+BEGIN ATOMIC
+    SELECT fluent._do_accept_invitation(user_key, fluent._identity_caller());
 END;
 
 SET LOCAL search_path TO @extschema@, pg_temp;

@@ -20,9 +20,9 @@ CREATE TYPE fluent.scope AS ENUM ('none', 'own', 'direct', 'team', 'all');
 COMMENT ON TYPE fluent.scope IS
     'How many rows an action reaches: none < own (owned or assigned) < direct (plus direct reports and members of led teams) < team (plus led teams and the whole reporting line) < all (whole workspace)';
 
-CREATE TYPE fluent.user_status AS ENUM ('active', 'ghost', 'disabled');
+CREATE TYPE fluent.user_status AS ENUM ('active', 'ghost', 'disabled', 'invited');
 COMMENT ON TYPE fluent.user_status IS
-    'active users get what their roles grant; ghost and disabled users can own rows and be assigned but are granted nothing';
+    'active users get what their roles grant; ghost, disabled and invited users can own rows and be assigned but are granted nothing; invited users become active when they accept (fluent_accept_invitation)';
 
 CREATE TABLE fluent.workspaces (
     workspace_id int GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
@@ -42,10 +42,18 @@ CREATE TABLE fluent.users (
     -- foreign keys on every dump, since the extension's data is dumped alone).
     manager_id   bigint,
     created_at   timestamptz NOT NULL DEFAULT now(),
-    CHECK (manager_id <> user_id)
+    CHECK (manager_id <> user_id),
+    -- Seed 000, "Inviting users": when an invitation (status invited) stops
+    -- being acceptable; NULL: never. Compared as text: the 0.1.0 -> 0.2.0
+    -- update adds the label 'invited' in its own transaction, where
+    -- PostgreSQL refuses the new label as a value.
+    invited_until timestamptz,
+    CONSTRAINT users_invited_until_check CHECK (invited_until IS NULL OR status::text = 'invited')
 );
 CREATE INDEX users_manager_id_idx ON fluent.users (manager_id);
 COMMENT ON TABLE fluent.users IS 'End users of the application, identified by the key the application uses (id, uuid or e-mail); manager_id forms the reporting line';
+COMMENT ON COLUMN fluent.users.invited_until IS
+    'An invited user''s invitation can be accepted (fluent_accept_invitation) until this instant (NULL: no expiry); NULL for every other status';
 COMMENT ON COLUMN fluent.users.user_key IS 'The value the application stores in owner and assignment columns, and passes to fluent_set_user()';
 
 CREATE TABLE fluent.modules (

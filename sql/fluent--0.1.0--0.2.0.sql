@@ -3431,3 +3431,251 @@ COMMENT ON FUNCTION @extschema@.fluent_create_item_role(text, text, text[], text
     'Defines an item role of a module: held on one item through an assignment table, it gives the actions named there; optionally it requires a role or a permission of whoever is assigned it';
 COMMENT ON FUNCTION @extschema@.fluent_drop_item_role(text, text) IS
     'Drops an item role: assignments naming it give nothing';
+
+-- Issue 19: invitations and the audit view
+--
+-- Restates sql/catalog.sql (status invited, users.invited_until), the Rust
+-- functions that mint and redeem the authenticator's ticket
+-- (src/delegation.rs), sql/admin.sql (fluent_set_user_status ends any
+-- invitation; fluent_invite_user, fluent_accept_invitation), sql/views.sql
+-- (fluent.invitations, fluent.workspace_audit_log) and their privileges,
+-- owners and comments as sql/privileges.sql sets them.
+--
+-- The label is added in this script's transaction, where PostgreSQL refuses
+-- to use it as a value (55P04): nothing below does. The constraint and the
+-- views compare the status as text, and the PL/pgSQL bodies cast 'invited'
+-- only when they run.
+ALTER TYPE fluent.user_status ADD VALUE 'invited';
+COMMENT ON TYPE fluent.user_status IS
+    'active users get what their roles grant; ghost, disabled and invited users can own rows and be assigned but are granted nothing; invited users become active when they accept (fluent_accept_invitation)';
+ALTER TABLE fluent.users ADD COLUMN invited_until timestamptz,
+    ADD CONSTRAINT users_invited_until_check CHECK (invited_until IS NULL OR status::text = 'invited');
+COMMENT ON COLUMN fluent.users.invited_until IS
+    'An invited user''s invitation can be accepted (fluent_accept_invitation) until this instant (NULL: no expiry); NULL for every other status';
+
+-- The ticket of fluent_accept_invitation (src/delegation.rs).
+CREATE  FUNCTION fluent."_caller_chooses_identity"(
+	"ticket" bigint /* Option < i64 > */
+) RETURNS bool /* bool */
+VOLATILE PARALLEL UNSAFE
+LANGUAGE c /* Rust */
+AS 'fluent-0.2.0', '_caller_chooses_identity_wrapper';
+CREATE  FUNCTION fluent."_identity_caller"() RETURNS bigint /* i64 */
+STRICT VOLATILE PARALLEL UNSAFE
+LANGUAGE c /* Rust */
+AS 'fluent-0.2.0', '_identity_caller_wrapper';
+
+-- A status set by fluent_set_user_status ends any invitation.
+CREATE OR REPLACE FUNCTION fluent._do_set_user_status(user_key text, status text, force boolean, ticket bigint) RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp SET fluent.caller_role = '' AS $$
+DECLARE
+    delegate text := fluent._authorize(ticket, 'manage_users');
+    uid bigint := fluent._visible_user_id(delegate, user_key);
+    powers jsonb := CASE WHEN delegate IS NOT NULL THEN fluent._user_scope_map(delegate) END;
+    before jsonb := CASE WHEN delegate IS NOT NULL THEN fluent._user_scope_map(user_key) END;
+    s fluent.user_status := fluent._user_status(status);
+    staffed int[] := fluent._staffed_workspaces();
+    administered text[] := fluent._administered_rights();
+BEGIN
+    PERFORM fluent._may_force(delegate, force);
+    PERFORM fluent._not_self(delegate, user_key, 'status');
+    PERFORM fluent._in_my_workspace(delegate, uid);
+    PERFORM fluent._may_touch_user(delegate, uid);
+    -- A status set here ends any invitation (setting invited makes one without an expiry).
+    UPDATE fluent.users u SET status = s, invited_until = NULL WHERE u.user_id = uid AND u.status IS DISTINCT FROM s;
+    -- Activating opens what the user holds: no more than the administrator's own.
+    IF delegate IS NOT NULL THEN
+        PERFORM fluent._within_powers(delegate, powers, before, fluent._user_scope_map(user_key), format('"%s"', user_key));
+    END IF;
+    PERFORM fluent._still_staffed(staffed, force);
+    PERFORM fluent._still_administered(administered, force);
+END $$;
+
+-- Invites a new user (manage_users), or renews the invitation of a user who
+-- is invited already (its expiry only). Returns when it expires (NULL: never).
+CREATE FUNCTION fluent._do_invite_user(user_key text, display_name text, manager text, valid_for interval, ticket bigint)
+RETURNS timestamptz
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp SET fluent.caller_role = '' AS $$
+DECLARE
+    delegate text := fluent._authorize(ticket, 'manage_users');
+    expiry timestamptz := now() + valid_for;
+    existing fluent.users;
+    manager_id bigint;
+BEGIN
+    PERFORM fluent._name(user_key, 'user');
+    IF valid_for <= interval '0' THEN
+        RAISE EXCEPTION 'a fluent invitation cannot be valid for %', valid_for
+            USING ERRCODE = 'invalid_parameter_value', HINT = 'Pass a positive interval, or NULL for an invitation that does not expire.';
+    END IF;
+    SELECT * INTO existing FROM fluent.users u WHERE u.user_key = _do_invite_user.user_key FOR UPDATE;
+    IF NOT FOUND THEN
+        manager_id := CASE WHEN manager IS NOT NULL THEN fluent._visible_user_id(delegate, manager) END;
+        PERFORM fluent._not_my_reach(delegate, manager_id);
+        PERFORM fluent._line_in_my_workspace(delegate, manager_id);
+        INSERT INTO fluent.users (user_key, display_name, status, manager_id, invited_until)
+        VALUES (user_key, display_name, 'invited', manager_id, expiry)
+        ON CONFLICT ON CONSTRAINT users_user_key_key DO NOTHING;
+        IF NOT FOUND THEN PERFORM fluent._duplicate('user', user_key); END IF;
+        RETURN expiry;
+    END IF;
+    -- The user exists: only an invitation is renewed, as the administrator
+    -- could manage the user (a user of other workspaces only is unknown).
+    PERFORM fluent._visible_user_id(delegate, user_key);
+    IF existing.status <> 'invited' THEN
+        PERFORM fluent._duplicate('user', user_key);
+    END IF;
+    IF display_name IS NOT NULL OR manager IS NOT NULL THEN
+        RAISE EXCEPTION 'fluent user "%" is invited already: inviting them again renews the invitation only', user_key
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'Pass only the user key and valid_for; fluent_set_manager() changes the manager.';
+    END IF;
+    PERFORM fluent._in_my_workspace(delegate, existing.user_id);
+    PERFORM fluent._may_touch_user(delegate, existing.user_id);
+    UPDATE fluent.users u SET invited_until = expiry
+     WHERE u.user_id = existing.user_id AND u.invited_until IS DISTINCT FROM expiry;
+    RETURN expiry;
+END $$;
+
+-- Makes an invited user active while the invitation is open. Who may:
+--   - the application's authenticator (a role with the privileges of
+--     fluent_authenticator whose identity is not sealed, as for
+--     fluent_set_user: the application verified the invitee, e.g. through
+--     the invitation link, as it verifies everyone it chooses as acting user);
+--   - a DBA;
+--   - a delegated administrator holding manage_users, under the rules of
+--     fluent_set_user_status (activating opens no more than their own powers).
+-- Only users with status invited and an open invitation: an expired one
+-- raises 28000, any other status 55000, so nobody activates ghost or
+-- disabled users this way. (A DBA or delegated administrator may still
+-- activate anyone with fluent_set_user_status.)
+CREATE FUNCTION fluent._do_accept_invitation(user_key text, ticket bigint) RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp SET fluent.caller_role = '' AS $$
+DECLARE
+    chooser boolean := fluent._caller_chooses_identity(ticket);
+    caller oid := fluent._take_caller(ticket);
+    delegate text;
+    target fluent.users;
+    powers jsonb;
+    before jsonb;
+BEGIN
+    IF NOT (chooser OR fluent._is_dba(caller)) THEN
+        delegate := fluent._acting_user();
+        IF delegate IS NULL OR NOT fluent._holds_right(delegate, 'manage_users') THEN
+            RAISE EXCEPTION 'permission denied to accept fluent invitations' USING ERRCODE = 'insufficient_privilege',
+                HINT = 'Invitations are accepted through the application''s authenticator (fluent_authenticator, before it chooses the acting user), by a DBA, or by an acting end user who holds the right manage_users (fluent.admin_rights).';
+        END IF;
+    END IF;
+    SELECT * INTO target FROM fluent.users u WHERE u.user_id = fluent._visible_user_id(delegate, _do_accept_invitation.user_key) FOR UPDATE;
+    IF target.status <> 'invited' THEN
+        RAISE EXCEPTION 'fluent user "%" has no invitation to accept: they are %', user_key, target.status
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  HINT = 'Only invited users accept invitations (fluent_invite_user); fluent_set_user_status() changes other statuses.';
+    END IF;
+    IF NOT fluent._in_force(target.invited_until) THEN
+        RAISE EXCEPTION 'the invitation of fluent user "%" expired at %', user_key, target.invited_until
+            USING ERRCODE = 'invalid_authorization_specification',
+                  HINT = 'An administrator renews it with fluent_invite_user(user, valid_for => ...).';
+    END IF;
+    IF delegate IS NOT NULL THEN
+        PERFORM fluent._in_my_workspace(delegate, target.user_id);
+        PERFORM fluent._may_touch_user(delegate, target.user_id);
+        powers := fluent._user_scope_map(delegate);
+        before := fluent._user_scope_map(user_key);
+    END IF;
+    UPDATE fluent.users u SET status = 'active', invited_until = NULL WHERE u.user_id = target.user_id;
+    -- Activating opens what the user holds: no more than the administrator's own.
+    IF delegate IS NOT NULL THEN
+        PERFORM fluent._within_powers(delegate, powers, before, fluent._user_scope_map(user_key), format('"%s"', user_key));
+    END IF;
+END $$;
+
+CREATE FUNCTION @extschema@.fluent_invite_user(user_key text, display_name text DEFAULT NULL, manager text DEFAULT NULL,
+                                               valid_for interval DEFAULT interval '7 days') RETURNS timestamptz
+LANGUAGE sql
+BEGIN ATOMIC
+    SELECT fluent._do_invite_user(user_key, display_name, manager, valid_for, fluent._caller());
+END;
+CREATE FUNCTION @extschema@.fluent_accept_invitation(user_key text) RETURNS void
+LANGUAGE sql
+BEGIN ATOMIC
+    SELECT fluent._do_accept_invitation(user_key, fluent._identity_caller());
+END;
+
+-- Seed 000, "Inviting users", for the access review: every invited user,
+-- open or expired, once per workspace where they hold a role (workspace
+-- NULL: none yet), with the roles waiting for them. (The status is compared
+-- as text: see fluent.users.invited_until.)
+CREATE VIEW fluent.invitations AS
+SELECT w.name AS workspace, u.user_key, u.display_name, m.user_key AS manager, u.created_at, u.invited_until,
+       NOT fluent._in_force(u.invited_until) AS expired,
+       coalesce(array_agg(r.name ORDER BY r.name) FILTER (WHERE r.name IS NOT NULL), '{}') AS roles
+  FROM fluent.users u
+  LEFT JOIN fluent.users m ON m.user_id = u.manager_id
+  LEFT JOIN fluent.grants g ON g.user_id = u.user_id
+  LEFT JOIN fluent.roles r ON r.role_id = g.role_id
+  LEFT JOIN fluent.workspaces w ON w.workspace_id = g.workspace_id
+ WHERE u.status::text = 'invited'
+ GROUP BY w.name, u.user_id, m.user_key;
+COMMENT ON VIEW fluent.invitations IS
+    'Invited users (status invited) per workspace where they hold a role (NULL: none yet): when invited, until when the invitation can be accepted (NULL: no expiry), whether it expired, and the roles waiting for them';
+
+-- Seed 001, "View audit/access logs", as an application shows it to its
+-- users: the entries of the current workspace, for an acting user who holds
+-- audit_log.read there. At scope all, every such entry; at a narrower one
+-- (own, direct, team alike), the entries of changes they made as acting
+-- user and those about them (a row carrying their user_id: their grants,
+-- overrides, team memberships and account). Besides the rows that carry the
+-- workspace, it shows the changes to the accounts (fluent.users: creation,
+-- status, manager, invitation, acceptance) of users who hold a role, an
+-- override or a team membership in the workspace. Owned by the catalog
+-- owner, so application roles read it without reading fluent.audit_log; a
+-- security barrier, so their own conditions see only what it lets through.
+-- The permission is a one-time filter and the scope, workspace and acting
+-- user initplans: each is evaluated once per query, not per entry.
+CREATE VIEW fluent.workspace_audit_log WITH (security_barrier) AS
+SELECT a.audit_id, a.changed_at, a.acting_user, a.db_role, a.table_name, a.operation, a.before, a.after
+  FROM fluent.audit_log a
+ WHERE @extschema@.fluent_can('audit_log', 'read')
+   AND (a.workspace_id = (SELECT w.workspace_id FROM fluent.workspaces w WHERE w.name = @extschema@.fluent_current_workspace())
+        OR (a.workspace_id IS NULL AND a.table_name = 'users'
+            AND (coalesce(a.after, a.before) ->> 'user_id')::bigint IN (
+                SELECT g.user_id FROM fluent.grants g JOIN fluent.workspaces w ON w.workspace_id = g.workspace_id
+                 WHERE w.name = @extschema@.fluent_current_workspace()
+                UNION ALL
+                SELECT o.user_id FROM fluent.overrides o JOIN fluent.workspaces w ON w.workspace_id = o.workspace_id
+                 WHERE w.name = @extschema@.fluent_current_workspace()
+                UNION ALL
+                SELECT m.user_id FROM fluent.team_members m JOIN fluent.workspaces w ON w.workspace_id = m.workspace_id
+                 WHERE w.name = @extschema@.fluent_current_workspace())))
+   AND ((SELECT @extschema@.fluent_scope('audit_log', 'read')) = 'all'
+        OR a.acting_user = (SELECT @extschema@.fluent_current_user())
+        OR (coalesce(a.after, a.before) ->> 'user_id')::bigint =
+           (SELECT u.user_id FROM fluent.users u WHERE u.user_key = @extschema@.fluent_current_user()));
+COMMENT ON VIEW fluent.workspace_audit_log IS
+    'The audit trail of the current workspace for the acting user, if they hold audit_log.read: at scope all every entry of the workspace (catalog changes, and account changes of its users), at a narrower scope the changes they made and those about them; readable by every role';
+
+-- Privileges, owners and comments, in the order sql/privileges.sql gives them.
+REVOKE ALL ON FUNCTION fluent._do_invite_user(text, text, text, interval, bigint), fluent._do_accept_invitation(text, bigint),
+    @extschema@.fluent_invite_user(text, text, text, interval), @extschema@.fluent_accept_invitation(text),
+    fluent._identity_caller(), fluent._caller_chooses_identity(bigint) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION fluent._do_invite_user(text, text, text, interval, bigint), fluent._do_accept_invitation(text, bigint) TO PUBLIC;
+GRANT EXECUTE ON FUNCTION @extschema@.fluent_invite_user(text, text, text, interval), @extschema@.fluent_accept_invitation(text),
+    fluent._identity_caller() TO fluent_admin;
+REVOKE ALL ON fluent.invitations, fluent.workspace_audit_log FROM PUBLIC;
+GRANT SELECT ON fluent.invitations, fluent.workspace_audit_log TO fluent_admin;
+ALTER FUNCTION fluent._do_invite_user(text, text, text, interval, bigint) OWNER TO fluent_owner;
+ALTER FUNCTION fluent._do_accept_invitation(text, bigint) OWNER TO fluent_owner;
+GRANT EXECUTE ON FUNCTION fluent._identity_caller(), fluent._caller_chooses_identity(bigint) TO fluent_owner;
+ALTER VIEW fluent.invitations OWNER TO fluent_owner;
+ALTER VIEW fluent.workspace_audit_log OWNER TO fluent_owner;
+GRANT EXECUTE ON FUNCTION @extschema@.fluent_invite_user(text, text, text, interval), @extschema@.fluent_accept_invitation(text),
+    fluent._identity_caller() TO PUBLIC;
+GRANT SELECT ON fluent.workspace_audit_log TO PUBLIC;
+GRANT SELECT ON fluent.invitations TO fluent_reader;
+COMMENT ON FUNCTION @extschema@.fluent_can(text, text, text) IS
+    'Whether the user may perform the action on the module (at any scope) in the current workspace; false for NULL, unknown, ghost, disabled and invited users';
+COMMENT ON FUNCTION @extschema@.fluent_set_user_status(text, text, boolean) IS 'Sets a user''s status: active, ghost, disabled or invited (without an expiry); ends any invitation';
+COMMENT ON FUNCTION @extschema@.fluent_invite_user(text, text, text, interval) IS
+    'Creates an invited user (granted nothing and unable to act until they accept), or renews the invitation of one; returns when the invitation expires (NULL: never)';
+COMMENT ON FUNCTION @extschema@.fluent_accept_invitation(text) IS
+    'Makes an invited user with an open invitation active; for the application''s authenticator (before it chooses the acting user), DBAs and delegated administrators holding manage_users';

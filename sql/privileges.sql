@@ -154,7 +154,7 @@ GRANT SELECT ON fluent.permission_matrix, fluent.effective_permissions, fluent.r
     TO fluent_reader;
 
 COMMENT ON FUNCTION @extschema@.fluent_can(text, text, text) IS
-    'Whether the user may perform the action on the module (at any scope) in the current workspace; false for NULL, unknown, ghost and disabled users';
+    'Whether the user may perform the action on the module (at any scope) in the current workspace; false for NULL, unknown, ghost, disabled and invited users';
 COMMENT ON FUNCTION @extschema@.fluent_can(text, text) IS 'fluent_can() for the acting user set by fluent_set_user()';
 COMMENT ON FUNCTION @extschema@.fluent_scope(text, text, text) IS
     'The scope (none, own, team, all) the user has on the module''s action in the current workspace';
@@ -217,7 +217,7 @@ COMMENT ON FUNCTION @extschema@.fluent_set_permission(text, text, text, text) IS
 COMMENT ON FUNCTION @extschema@.fluent_clear_permission(text, text, text) IS
     'Removes a role''s setting on an action, which then inherits from the parent module (or is none)';
 COMMENT ON FUNCTION @extschema@.fluent_create_user(text, text, text, text) IS 'Creates an end user, optionally with a manager and a status';
-COMMENT ON FUNCTION @extschema@.fluent_set_user_status(text, text, boolean) IS 'Sets a user''s status: active, ghost or disabled';
+COMMENT ON FUNCTION @extschema@.fluent_set_user_status(text, text, boolean) IS 'Sets a user''s status: active, ghost, disabled or invited (without an expiry); ends any invitation';
 COMMENT ON FUNCTION @extschema@.fluent_set_manager(text, text) IS 'Sets (or with NULL clears) a user''s manager; refuses cycles';
 COMMENT ON FUNCTION @extschema@.fluent_drop_user(text, boolean) IS 'Drops a user with their grants, overrides and team memberships';
 COMMENT ON FUNCTION @extschema@.fluent_protect_columns(regclass, name[], text, text, text, text) IS
@@ -315,5 +315,20 @@ END $$;
 REVOKE ALL ON FUNCTION fluent._catalog_owner_changes_nothing() FROM PUBLIC;
 CREATE EVENT TRIGGER fluent_catalog_owner_changes_nothing ON ddl_command_start
     EXECUTE FUNCTION fluent._catalog_owner_changes_nothing();
+
+-- Issue 19: invitations and the audit view. Inviting and accepting are
+-- delegable (fluent_accept_invitation also lets the application's
+-- authenticator accept, src/delegation.rs); the ticket that says so is
+-- redeemed by the catalog owner only, like _take_caller.
+GRANT EXECUTE ON FUNCTION @extschema@.fluent_invite_user(text, text, text, interval), @extschema@.fluent_accept_invitation(text),
+    fluent._identity_caller() TO PUBLIC;
+REVOKE EXECUTE ON FUNCTION fluent._caller_chooses_identity(bigint) FROM fluent_admin;
+-- Every role may read the audit view: it shows only what the acting user may read.
+GRANT SELECT ON fluent.workspace_audit_log TO PUBLIC;
+GRANT SELECT ON fluent.invitations TO fluent_reader;
+COMMENT ON FUNCTION @extschema@.fluent_invite_user(text, text, text, interval) IS
+    'Creates an invited user (granted nothing and unable to act until they accept), or renews the invitation of one; returns when the invitation expires (NULL: never)';
+COMMENT ON FUNCTION @extschema@.fluent_accept_invitation(text) IS
+    'Makes an invited user with an open invitation active; for the application''s authenticator (before it chooses the acting user), DBAs and delegated administrators holding manage_users';
 
 SET LOCAL search_path TO @extschema@, pg_temp;

@@ -144,4 +144,57 @@ SELECT w.name AS workspace, r.name AS role, r.template, r.template_role, md.name
 COMMENT ON VIEW fluent.role_template_diff IS
     'How roles based on a template differ from its defaults: one row per permission changed, added (template_scope NULL) or cleared (current_scope NULL); fluent_reset_role() removes them';
 
+-- Seed 000, "Inviting users", for the access review: every invited user,
+-- open or expired, once per workspace where they hold a role (workspace
+-- NULL: none yet), with the roles waiting for them. (The status is compared
+-- as text: see fluent.users.invited_until.)
+CREATE VIEW fluent.invitations AS
+SELECT w.name AS workspace, u.user_key, u.display_name, m.user_key AS manager, u.created_at, u.invited_until,
+       NOT fluent._in_force(u.invited_until) AS expired,
+       coalesce(array_agg(r.name ORDER BY r.name) FILTER (WHERE r.name IS NOT NULL), '{}') AS roles
+  FROM fluent.users u
+  LEFT JOIN fluent.users m ON m.user_id = u.manager_id
+  LEFT JOIN fluent.grants g ON g.user_id = u.user_id
+  LEFT JOIN fluent.roles r ON r.role_id = g.role_id
+  LEFT JOIN fluent.workspaces w ON w.workspace_id = g.workspace_id
+ WHERE u.status::text = 'invited'
+ GROUP BY w.name, u.user_id, m.user_key;
+COMMENT ON VIEW fluent.invitations IS
+    'Invited users (status invited) per workspace where they hold a role (NULL: none yet): when invited, until when the invitation can be accepted (NULL: no expiry), whether it expired, and the roles waiting for them';
+
+-- Seed 001, "View audit/access logs", as an application shows it to its
+-- users: the entries of the current workspace, for an acting user who holds
+-- audit_log.read there. At scope all, every such entry; at a narrower one
+-- (own, direct, team alike), the entries of changes they made as acting
+-- user and those about them (a row carrying their user_id: their grants,
+-- overrides, team memberships and account). Besides the rows that carry the
+-- workspace, it shows the changes to the accounts (fluent.users: creation,
+-- status, manager, invitation, acceptance) of users who hold a role, an
+-- override or a team membership in the workspace. Owned by the catalog
+-- owner, so application roles read it without reading fluent.audit_log; a
+-- security barrier, so their own conditions see only what it lets through.
+-- The permission is a one-time filter and the scope, workspace and acting
+-- user initplans: each is evaluated once per query, not per entry.
+CREATE VIEW fluent.workspace_audit_log WITH (security_barrier) AS
+SELECT a.audit_id, a.changed_at, a.acting_user, a.db_role, a.table_name, a.operation, a.before, a.after
+  FROM fluent.audit_log a
+ WHERE @extschema@.fluent_can('audit_log', 'read')
+   AND (a.workspace_id = (SELECT w.workspace_id FROM fluent.workspaces w WHERE w.name = @extschema@.fluent_current_workspace())
+        OR (a.workspace_id IS NULL AND a.table_name = 'users'
+            AND (coalesce(a.after, a.before) ->> 'user_id')::bigint IN (
+                SELECT g.user_id FROM fluent.grants g JOIN fluent.workspaces w ON w.workspace_id = g.workspace_id
+                 WHERE w.name = @extschema@.fluent_current_workspace()
+                UNION ALL
+                SELECT o.user_id FROM fluent.overrides o JOIN fluent.workspaces w ON w.workspace_id = o.workspace_id
+                 WHERE w.name = @extschema@.fluent_current_workspace()
+                UNION ALL
+                SELECT m.user_id FROM fluent.team_members m JOIN fluent.workspaces w ON w.workspace_id = m.workspace_id
+                 WHERE w.name = @extschema@.fluent_current_workspace())))
+   AND ((SELECT @extschema@.fluent_scope('audit_log', 'read')) = 'all'
+        OR a.acting_user = (SELECT @extschema@.fluent_current_user())
+        OR (coalesce(a.after, a.before) ->> 'user_id')::bigint =
+           (SELECT u.user_id FROM fluent.users u WHERE u.user_key = @extschema@.fluent_current_user()));
+COMMENT ON VIEW fluent.workspace_audit_log IS
+    'The audit trail of the current workspace for the acting user, if they hold audit_log.read: at scope all every entry of the workspace (catalog changes, and account changes of its users), at a narrower scope the changes they made and those about them; readable by every role';
+
 SET LOCAL search_path TO @extschema@, pg_temp;

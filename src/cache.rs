@@ -166,6 +166,8 @@ enum Barred {
     Unknown,
     Ghost,
     Disabled,
+    /// Invited, and the invitation not accepted yet (fluent_accept_invitation).
+    Invited,
     /// The workspace has sign-in roles and the user holds none of them.
     NoSignInRole,
 }
@@ -509,6 +511,7 @@ fn load_user_entry(workspace: &str, model: &WorkspaceModel, user: &str) -> UserE
     match holdings.status.as_str() {
         "active" => {}
         "ghost" => return barred(Barred::Ghost, holdings.user_id),
+        "invited" => return barred(Barred::Invited, holdings.user_id),
         _ => return barred(Barred::Disabled, holdings.user_id),
     }
     let expires_at = holdings.expires_at.unwrap_or(NEVER);
@@ -600,6 +603,7 @@ pub fn check_may_act(workspace: &str, user: &str) -> Result<(), FluentError> {
         }),
         Some(Barred::Ghost) => Err(status("ghost")),
         Some(Barred::Disabled) => Err(status("disabled")),
+        Some(Barred::Invited) => Err(status("invited")),
         Some(Barred::NoSignInRole) => Err(FluentError::NoSignInRole {
             user: user.to_owned(),
             workspace: workspace.to_owned(),

@@ -26,11 +26,15 @@ use crate::scope::Scope;
 
 thread_local! {
     static TICKETS: RefCell<FastMap<i64, pg_sys::Oid>> = RefCell::new(FastMap::default());
+    /// The tickets whose caller could choose the acting user when the ticket
+    /// was made (`_identity_caller`), the way `fluent_set_user` decides.
+    static CHOOSERS: RefCell<FastMap<i64, ()>> = RefCell::new(FastMap::default());
 }
 
 /// At the end of every transaction (src/lib.rs): tickets are good for one.
 pub fn transaction_ended() {
     TICKETS.with(|t| t.borrow_mut().clear());
+    CHOOSERS.with(|t| t.borrow_mut().clear());
 }
 
 fn random_ticket() -> i64 {
@@ -57,6 +61,26 @@ mod fluent {
         let caller = unsafe { pg_sys::GetUserId() };
         TICKETS.with(|t| t.borrow_mut().insert(ticket, caller));
         ticket
+    }
+
+    /// `_caller()` for `fluent_accept_invitation`: the ticket also records
+    /// whether the caller could choose the acting user right now (a DBA, or
+    /// an authenticator whose identity is not sealed: src/identity.rs), which
+    /// the caller's role alone does not tell once the implementation runs.
+    #[pg_extern(volatile, parallel_unsafe)]
+    fn _identity_caller() -> i64 {
+        let ticket = _caller();
+        if identity::may_choose_identity() {
+            CHOOSERS.with(|t| t.borrow_mut().insert(ticket, ()));
+        }
+        ticket
+    }
+
+    /// Whether the ticket was made by `_identity_caller` for a caller that
+    /// could choose the acting user; redeem it before `_take_caller`.
+    #[pg_extern(volatile, parallel_unsafe)]
+    fn _caller_chooses_identity(ticket: Option<i64>) -> bool {
+        ticket.is_some_and(|ticket| CHOOSERS.with(|t| t.borrow_mut().remove(&ticket).is_some()))
     }
 
     /// Redeems a ticket: the role that called the public function. It also

@@ -26,7 +26,7 @@ pub enum FluentError {
     UnknownUser { user: String },
     /// A workspace name that is not in `fluent.workspaces`.
     UnknownWorkspace { workspace: String },
-    /// A user who may not act (ghost or disabled).
+    /// A user who may not act (ghost, disabled or invited).
     UserCannotSignIn { user: String, status: String },
     /// A user without a sign-in role in a workspace that has sign-in roles.
     NoSignInRole { user: String, workspace: String },
@@ -234,6 +234,10 @@ impl FluentError {
             UnknownUser { .. } => "Create the user with fluent_create_user().".into(),
             UnknownWorkspace { .. } => {
                 "Create it with fluent_create_workspace() or choose another with fluent_set_workspace().".into()
+            }
+            UserCannotSignIn { status, .. } if status == "invited" => {
+                "The invitation must be accepted first: fluent_accept_invitation(user), by the application's authenticator, a DBA or a delegated administrator holding manage_users; fluent_invite_user(user) renews an expired one."
+                    .into()
             }
             UserCannotSignIn { .. } => "Activate the user with fluent_set_user_status(user, 'active').".into(),
             NoSignInRole { .. } => {

@@ -121,6 +121,17 @@ fn require_trusted(what: &'static str) -> Trust {
     Trust::Once
 }
 
+/// Whether the current role could choose the acting user now, as
+/// `fluent_set_user` decides, without raising: a DBA, or a role with the
+/// privileges of fluent_authenticator whose identity is not sealed; nobody
+/// inside a security-restricted operation.
+pub fn may_choose_identity() -> bool {
+    if unsafe { pg_sys::InSecurityRestrictedOperation() } {
+        return false;
+    }
+    current_role_is_one_of(&ADMIN_ROLES) || (current_role_is_one_of(&TRUSTED_ROLES) && !sealed())
+}
+
 /// Whether the identity can no longer be chosen by trust: set once for the
 /// transaction or for the session. Cleared at transaction end
 /// (`transaction`), never (`session`): a session identity chosen by an

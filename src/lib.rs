@@ -82,6 +82,8 @@ extension_sql_file!(
         identity::fluent::_require_admin,
         delegation::fluent::_caller,
         delegation::fluent::_take_caller,
+        delegation::fluent::_identity_caller,
+        delegation::fluent::_caller_chooses_identity,
         delegation::fluent::_is_dba,
         delegation::fluent::_holds_right,
         delegation::fluent::_scope_of,

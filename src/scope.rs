@@ -6,7 +6,7 @@
 //! including a property test against a naive reference.
 //!
 //! Precedence for one action:
-//! 1. a user who is unknown, ghost or disabled gets `none`;
+//! 1. a user who is unknown, ghost, disabled or invited gets `none`;
 //! 2. so does one without a sign-in role, in a workspace that has them;
 //! 3. a disabled module (or parent module) gives `none`;
 //! 4. so does a missing required permission (the module or action requires
@@ -136,7 +136,7 @@ impl RolePermissions {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Standing {
     Active,
-    /// Unknown, ghost or disabled.
+    /// Unknown, ghost, disabled or invited.
     Inactive,
     /// The workspace has sign-in roles and the user holds none.
     NoSignInRole,
@@ -153,7 +153,7 @@ pub struct Facts<'a, R: Borrow<RolePermissions>> {
 /// What decided a scope.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Source {
-    /// The user is unknown, ghost or disabled.
+    /// The user is unknown, ghost, disabled or invited.
     Inactive,
     /// The workspace has sign-in roles and the user holds none.
     NoSignInRole,

@@ -674,3 +674,36 @@ fn identity_changes_are_logged_when_asked() {
         [format!("LOG 00000: fluent: role \"{AUTHENTICATOR}\" set the acting user to \"carol\" by trust for the transaction")]
     );
 }
+
+#[test]
+fn an_invited_subject_is_refused_until_the_invitation_is_accepted() {
+    let db = database("invited_subject", tokens::jwks());
+    let mut su = connect(&db, "postgres");
+    // Even where unknown subjects are created: Ivan is known, only invited.
+    su.batch_execute(
+        "UPDATE fluent.token_settings SET unknown_subject = 'create', new_user_roles = '{reader}';
+         SELECT fluent_invite_user('ivan'); SELECT fluent_grant_role('ivan', 'reader');
+         INSERT INTO notes VALUES (4, 'ivan');",
+    )
+    .unwrap();
+    let token = sign("HS512", None, issued("ivan"));
+    let mut c = connect(&db, PGRST);
+    assert_eq!(
+        as_web(&mut c, |c| authenticate(c, &token)),
+        Err("28000".into())
+    );
+    let status: String = su
+        .query_one(
+            "SELECT status::text FROM fluent.users WHERE user_key = 'ivan'",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(status, "invited");
+    su.batch_execute("SELECT fluent_accept_invitation('ivan')")
+        .unwrap();
+    assert_eq!(
+        request(&mut c, WEB, Some(&token), &issued("ivan").to_string()),
+        Ok(vec![4])
+    );
+}
