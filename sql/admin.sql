@@ -1416,6 +1416,7 @@ CREATE FUNCTION @extschema@.fluent_clear_assignable(role text, assignable_role t
 LANGUAGE sql
 BEGIN ATOMIC
     SELECT fluent._do_clear_assignable(role, assignable_role, fluent._caller());
+END;
 
 -- Invitations ----------------------------------------------------------------
 --
