@@ -1010,6 +1010,7 @@ BEGIN
         ARRAY(SELECT u.user_key FROM fluent.team_members m JOIN fluent.users u ON u.user_id = m.user_id
                WHERE m.team_id = tid AND m.is_lead AND m.user_id <> uid
               UNION SELECT user_key WHERE lead));
+    PERFORM fluent._item_roles_within_powers(delegate, team);
     INSERT INTO fluent.team_members (workspace_id, team_id, user_id, is_lead)
     VALUES (fluent._workspace_id(), tid, uid, lead)
     ON CONFLICT (team_id, user_id) DO UPDATE SET is_lead = EXCLUDED.is_lead

@@ -76,115 +76,212 @@ BEGIN
     DELETE FROM fluent.item_roles r WHERE r.item_role_id = fluent._item_role_id(module, item_role);
 END $$;
 
--- Why an assignment may not be written, as (SQLSTATE, message, hint); NULL
--- when it may. It must name a user or a team (not both) and an item role of
--- the module in the current workspace; an item role with a condition is
--- held by users who meet it, never through a team (whose members change).
--- Security definer, to read the catalog; the caller (named by the ticket
--- from fluent._caller()) must be able to write the assignment table, so
--- that it tells nothing to anyone the trigger would not tell.
-CREATE FUNCTION fluent._item_assignment_refusal(module text, item_role text, user_key text, team text,
-                                                tbl regclass, ticket bigint)
-RETURNS text[]
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp SET fluent.caller_role = '' AS $$
+-- Refuses an assignment that may not be written: it must name a user or a
+-- team (not both) that fluent knows in the current workspace, and an item
+-- role of the module there; an item role with a condition is held by users
+-- who meet it, never through a team (whose members change). Called by the
+-- assignment tables' trigger (src/items.rs) as the catalog owner, after row
+-- security let the write through, so that it tells the writer nothing
+-- about rows or users she could not write; nobody else may execute it.
+CREATE FUNCTION fluent._check_assignment(module text, item_role text, user_key text, team text, tbl regclass)
+RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
-    caller oid := fluent._take_caller(ticket);
-    p fluent.protected_tables;
+    ws int := fluent._workspace_id();
     r fluent.item_roles;
     required text;
     held boolean;
 BEGIN
-    SELECT x.* INTO p FROM fluent.protected_tables x WHERE x.table_name = fluent._membership_of(tbl);
-    IF p.membership_role_column IS NULL OR p.module IS DISTINCT FROM module
-       OR NOT (has_table_privilege(caller, tbl, 'INSERT') OR has_table_privilege(caller, tbl, 'UPDATE')) THEN
-        RAISE EXCEPTION 'permission denied to check assignments to "%"', tbl USING ERRCODE = 'insufficient_privilege',
-            HINT = 'fluent checks the assignments written to an assignment table (fluent_protect''s membership_role_column).';
-    END IF;
     IF item_role IS NULL OR (user_key IS NULL) = (team IS NULL) THEN
-        RETURN ARRAY['23502', format('an assignment to "%s" must name an item role and either a user or a team', tbl),
-                     'Fill the role column and one of the user and team columns.'];
+        RAISE EXCEPTION 'an assignment to "%" must name an item role and either a user or a team', tbl
+            USING ERRCODE = 'not_null_violation', HINT = 'Fill the role column and one of the user and team columns.';
+    END IF;
+    IF user_key IS NOT NULL AND NOT EXISTS (SELECT 1 FROM fluent.users u WHERE u.user_key = _check_assignment.user_key) THEN
+        RAISE EXCEPTION 'fluent user "%" does not exist', user_key
+            USING ERRCODE = 'undefined_object', HINT = 'Create the user (fluent_create_user, or fluent_invite_user) before assigning them.';
+    END IF;
+    IF team IS NOT NULL AND NOT EXISTS (SELECT 1 FROM fluent.teams t WHERE t.workspace_id = ws AND t.name = team) THEN
+        RAISE EXCEPTION 'fluent team "%" does not exist in workspace "%"', team, fluent._workspace_name()
+            USING ERRCODE = 'undefined_object', HINT = 'Create the team (fluent_create_team) before assigning it.';
     END IF;
     SELECT x.* INTO r FROM fluent.item_roles x JOIN fluent.modules m ON m.module_id = x.module_id
-     WHERE m.workspace_id = fluent._workspace_id() AND m.name = module AND x.name = item_role;
+     WHERE m.workspace_id = ws AND m.name = module AND x.name = item_role;
     IF NOT FOUND THEN
-        RETURN ARRAY['42704', format('fluent module "%s" has no item role "%s"', module, item_role),
-                     coalesce('Its item roles: ' || (SELECT string_agg(x.name, ', ' ORDER BY x.name)
-                                                      FROM fluent.item_roles x JOIN fluent.modules m ON m.module_id = x.module_id
-                                                     WHERE m.workspace_id = fluent._workspace_id() AND m.name = module) || '.',
-                              'Define it with fluent_create_item_role().')];
+        PERFORM fluent._item_role_id(module, item_role);   -- raises 42704, naming the module's item roles
     END IF;
     IF r.required_role_id IS NULL AND r.required_action_id IS NULL THEN
-        RETURN NULL;
+        RETURN;
     END IF;
     IF r.required_role_id IS NOT NULL THEN
         required := format('the role "%s"', (SELECT x.name FROM fluent.roles x WHERE x.role_id = r.required_role_id));
-    ELSE
-        required := (SELECT format('the permission %s.%s', m.name, a.name)
-                       FROM fluent.actions a JOIN fluent.modules m ON m.module_id = a.module_id
-                      WHERE a.action_id = r.required_action_id);
-    END IF;
-    IF team IS NOT NULL THEN
-        RETURN ARRAY['23514', format('item role "%s" cannot be given to team "%s": it requires %s', item_role, team, required),
-                     'Assign it to users who hold what it requires, one by one.'];
-    END IF;
-    IF r.required_role_id IS NOT NULL THEN
         held := EXISTS (SELECT 1 FROM fluent.grants g JOIN fluent.users u ON u.user_id = g.user_id
-                         WHERE u.user_key = _item_assignment_refusal.user_key AND g.role_id = r.required_role_id
+                         WHERE u.user_key = _check_assignment.user_key AND g.role_id = r.required_role_id
                            AND fluent._in_force(g.valid_until));
     ELSE
-        held := (SELECT fluent._scope_of(user_key, m.name, a.name) <> 'none'
-                   FROM fluent.actions a JOIN fluent.modules m ON m.module_id = a.module_id
-                  WHERE a.action_id = r.required_action_id);
+        SELECT format('the permission %s.%s', m.name, a.name), fluent._scope_of(user_key, m.name, a.name) <> 'none'
+          INTO required, held
+          FROM fluent.actions a JOIN fluent.modules m ON m.module_id = a.module_id
+         WHERE a.action_id = r.required_action_id;
     END IF;
-    IF NOT held THEN
-        RETURN ARRAY['23514', format('fluent user "%s" cannot be assigned item role "%s": it requires %s', user_key, item_role, required),
-                     format('Give "%s" %s first.', user_key, required)];
+    IF team IS NOT NULL THEN
+        RAISE EXCEPTION 'item role "%" cannot be given to team "%": it requires %', item_role, team, required
+            USING ERRCODE = 'check_violation', HINT = 'Assign it to users who hold what it requires, one by one.';
     END IF;
-    RETURN NULL;
+    IF NOT coalesce(held, false) THEN
+        RAISE EXCEPTION 'fluent user "%" cannot be assigned item role "%": it requires %', user_key, item_role, required
+            USING ERRCODE = 'check_violation', HINT = format('Give "%s" %s first.', user_key, required);
+    END IF;
 END $$;
 
--- BEFORE INSERT OR UPDATE on an assignment table and its partitions and
--- children: refuses what fluent._item_assignment_refusal refuses.
--- Arguments: the module and the assignment's user, team ('' for none) and
--- role columns, which fluent_protect() checked are text. SECURITY INVOKER:
--- it reads the row as the writer.
-CREATE FUNCTION fluent._check_item_assignment() RETURNS trigger
+-- The assignment tables' trigger function, written in Rust (src/items.rs),
+-- in this version's library (see sql/triggers.sql).
+DO $$
+BEGIN
+    EXECUTE format('CREATE FUNCTION fluent._check_item_assignment() RETURNS trigger LANGUAGE c AS %L, %L',
+                   (SELECT p.probin FROM pg_proc p WHERE p.oid = 'fluent.rls_all(text, text)'::regprocedure),
+                   'fluent_check_item_assignment');
+END
+$$;
+
+-- BEFORE UPDATE OF the owner column of an item table or a child table: an
+-- item role gives the item's data, not the item. Handing it over (a new
+-- owner) takes the scope of the module's update action, over the row as it
+-- is and as written; otherwise an editor could take a project, and with it
+-- the right to assign its item roles. SECURITY INVOKER: the reach tests
+-- answer for the writer's acting user; where row-level security does not
+-- apply to the write (fluent._column_limits_apply), nor does this.
+CREATE FUNCTION fluent._check_item_owner() RETURNS trigger
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
-    assignee text;
-    team text;
-    item_role text;
-    refusal text[];
+    test text := format('SELECT %s FROM (SELECT ($1).*) AS r', TG_ARGV[1]);
+    changed boolean;
+    reaches boolean;
 BEGIN
-    EXECUTE format('SELECT ($1).%I::text, %s, ($1).%I::text', TG_ARGV[1],
-                   CASE WHEN TG_ARGV[2] = '' THEN 'NULL::text' ELSE format('($1).%I::text', TG_ARGV[2]) END, TG_ARGV[3])
-       INTO assignee, team, item_role USING NEW;
-    refusal := fluent._item_assignment_refusal(TG_ARGV[0], item_role, assignee, team, TG_RELID, fluent._caller());
-    IF refusal IS NOT NULL THEN
-        RAISE EXCEPTION '%', refusal[2] USING ERRCODE = refusal[1], HINT = refusal[3];
+    EXECUTE format('SELECT ($1).%1$I IS DISTINCT FROM ($2).%1$I', TG_ARGV[0]) INTO changed USING NEW, OLD;
+    IF NOT changed OR NOT fluent._column_limits_apply(TG_RELID) THEN
+        RETURN NEW;
+    END IF;
+    EXECUTE test INTO reaches USING OLD;
+    IF coalesce(reaches, false) THEN
+        EXECUTE test INTO reaches USING NEW;
+    END IF;
+    IF NOT coalesce(reaches, false) THEN
+        RAISE EXCEPTION 'permission denied to hand over a row of "%"', TG_TABLE_NAME
+            USING ERRCODE = 'insufficient_privilege',
+                  HINT = format('Changing column "%s" takes the module''s update permission at a scope that reaches the row, as it is and as written; item roles do not give it.', TG_ARGV[0]);
     END IF;
     RETURN NEW;
 END $$;
 
--- Replaces the assignment check on rel (p's assignment table, or one of its
--- partitions or children); with p NULL, removes it. A partition gets it as
--- a clone of its parent's.
-CREATE FUNCTION fluent._install_assignment_check(rel regclass, p fluent.protected_tables) RETURNS void
+-- The item roles' triggers: on an assignment table and its partitions and
+-- children, AFTER INSERT OR UPDATE FOR EACH ROW, fluent._check_assignment
+-- through the Rust trigger function fluent._check_item_assignment()
+-- (src/items.rs), with the module and the assignment's user, team ('' for
+-- none) and role columns as arguments; on an item table, or a child table,
+-- with an owner column, BEFORE UPDATE OF the owner column,
+-- fluent._check_item_owner() with the test of the writer's scope.
+CREATE FUNCTION fluent._item_triggers(p fluent.protected_tables)
+RETURNS TABLE (on_assignments boolean, name name, events text, fn regprocedure, args text[], tgtype int2)
+LANGUAGE sql STABLE
+BEGIN ATOMIC
+    SELECT true, 'fluent_item_role_conditions'::name, 'AFTER INSERT OR UPDATE',
+           'fluent._check_item_assignment()'::regprocedure,
+           ARRAY[p.module::text, p.membership_user_column::text, coalesce(p.membership_team_column, '')::text,
+                 p.membership_role_column::text],
+           21::int2   -- ROW 1, INSERT 4, UPDATE 16 (AFTER)
+     WHERE p.membership_role_column IS NOT NULL
+    UNION ALL
+    SELECT false, 'fluent_item_owner'::name, format('BEFORE UPDATE OF %I', p.owner_column),
+           'fluent._check_item_owner()'::regprocedure,
+           ARRAY[p.owner_column::text, fluent._scope_rows_sql(p, p.module, p.update_action)],
+           19::int2   -- ROW 1, BEFORE 2, UPDATE 16
+     WHERE (p.membership_role_column IS NOT NULL OR p.parent_table IS NOT NULL) AND p.owner_column IS NOT NULL;
+END;
+
+-- Replaces the item roles' triggers on rel (p's assignment table when
+-- on_assignments, else p's table; or one of their partitions or children);
+-- with p NULL, removes them. A partition gets them as clones of its parent's.
+CREATE FUNCTION fluent._install_item_triggers(rel regclass, p fluent.protected_tables, on_assignments boolean)
+RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     trigger_name name;
+    t record;
 BEGIN
-    FOR trigger_name IN SELECT t.tgname FROM pg_trigger t
-                         WHERE t.tgrelid = rel AND t.tgfoid = 'fluent._check_item_assignment()'::regprocedure
-                           AND t.tgparentid = 0 LOOP
+    FOR trigger_name IN SELECT tg.tgname FROM pg_trigger tg
+                         WHERE tg.tgrelid = rel AND tg.tgparentid = 0
+                           AND tg.tgfoid = CASE WHEN on_assignments THEN 'fluent._check_item_assignment()'::regprocedure
+                                                ELSE 'fluent._check_item_owner()'::regprocedure END LOOP
         EXECUTE format('DROP TRIGGER %I ON %s', trigger_name, rel);
     END LOOP;
-    IF p.membership_role_column IS NULL OR (SELECT c.relispartition FROM pg_class c WHERE c.oid = rel) THEN
+    IF p.table_name IS NULL OR (SELECT c.relispartition FROM pg_class c WHERE c.oid = rel) THEN
         RETURN;
     END IF;
-    EXECUTE format('CREATE TRIGGER fluent_item_role_conditions BEFORE INSERT OR UPDATE ON %s FOR EACH ROW
-                    EXECUTE FUNCTION fluent._check_item_assignment(%L, %L, %L, %L)',
-                   rel, p.module, p.membership_user_column, coalesce(p.membership_team_column, ''), p.membership_role_column);
+    FOR t IN SELECT * FROM fluent._item_triggers(p) x WHERE x.on_assignments = _install_item_triggers.on_assignments LOOP
+        EXECUTE format('CREATE TRIGGER %I %s ON %s FOR EACH ROW EXECUTE FUNCTION %s(%s)', t.name, t.events, rel,
+                       (SELECT format('%I.%I', n.nspname, f.proname) FROM pg_proc f JOIN pg_namespace n ON n.oid = f.pronamespace
+                         WHERE f.oid = t.fn),
+                       (SELECT string_agg(quote_literal(a), ', ' ORDER BY k) FROM unnest(t.args) WITH ORDINALITY x (a, k)));
+    END LOOP;
+END $$;
+
+-- What drifted in the item roles' triggers (fluent._item_triggers) on p's
+-- table, its assignment table and their partitions and children: missing,
+-- disabled, or not as created.
+CREATE FUNCTION fluent._item_trigger_problems(p fluent.protected_tables)
+RETURNS TABLE (relation regclass, problem text, detail text)
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    t record;
+    tg record;
+BEGIN
+    FOR t IN SELECT * FROM fluent._item_triggers(p) LOOP
+        FOR relation IN SELECT CASE WHEN t.on_assignments THEN p.membership_table ELSE p.table_name END
+                        UNION ALL SELECT fluent._descendants(CASE WHEN t.on_assignments THEN p.membership_table ELSE p.table_name END) LOOP
+            SELECT x.tgname, x.tgenabled, x.tgtype = t.tgtype AND x.tgqual IS NULL
+                       AND x.tgargs = (SELECT string_agg(convert_to(a, getdatabaseencoding()) || '\x00'::bytea, ''::bytea ORDER BY k)
+                                         FROM unnest(t.args) WITH ORDINALITY y (a, k)) AS as_created
+              INTO tg FROM pg_trigger x WHERE x.tgrelid = relation AND x.tgfoid = t.fn
+             ORDER BY x.tgenabled = 'O' DESC LIMIT 1;
+            IF NOT FOUND THEN
+                problem := 'item role trigger missing';
+            ELSIF NOT tg.as_created OR tg.tgenabled <> 'O' THEN
+                problem := CASE WHEN tg.tgenabled = 'D' THEN 'item role trigger disabled' ELSE 'item role trigger changed' END;
+            ELSE
+                CONTINUE;
+            END IF;
+            detail := CASE WHEN t.on_assignments
+                           THEN 'assignments are not checked against their item roles and conditions'
+                           ELSE 'a row''s owner may be changed by whoever holds an item role that writes it' END;
+            RETURN NEXT;
+        END LOOP;
+    END LOOP;
+END $$;
+
+-- A member added to a team holds the item roles assigned to it. fluent does
+-- not see which items name the team (they are the application's rows), so
+-- a delegated administrator adds members only where she holds, at scope
+-- all, every action an item role of the workspace gives (called by
+-- fluent._do_add_team_member).
+CREATE FUNCTION fluent._item_roles_within_powers(delegate text, team text) RETURNS void
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    beyond text;
+BEGIN
+    IF delegate IS NULL THEN
+        RETURN;
+    END IF;
+    SELECT string_agg(DISTINCT m.name || '.' || a.name, ', ') INTO beyond
+      FROM fluent.item_roles r
+      JOIN fluent.item_role_actions ra ON ra.item_role_id = r.item_role_id
+      JOIN fluent.actions a ON a.action_id = ra.action_id
+      JOIN fluent.modules m ON m.module_id = a.module_id
+     WHERE r.workspace_id = fluent._workspace_id() AND fluent._scope_of(delegate, m.name, a.name) <> 'all';
+    IF beyond IS NOT NULL THEN
+        RAISE EXCEPTION 'fluent user "%" may not add members to team "%"', delegate, team
+            USING ERRCODE = 'insufficient_privilege',
+                  HINT = format('Members of a team hold the item roles assigned to it: adding one takes scope all on %s.', beyond);
+    END IF;
 END $$;
 
 SET LOCAL search_path TO @extschema@, pg_temp;

@@ -217,16 +217,18 @@ BEGIN ATOMIC
             p_table, p_operation, p_before, p_after);
 END;
 
--- A workspace's item roles, by the actions they give (src/loaders.rs maps
--- them to slots).
+-- A workspace's item roles, one row per action they give, with what they
+-- require of their holders (src/loaders.rs maps them to slots).
 CREATE FUNCTION fluent._load_item_roles(p_workspace_id int)
-RETURNS TABLE (name text, action_id int)
+RETURNS TABLE (item_role_id int, name text, module text, action_id int, required_role_id int, required_action_id int)
 LANGUAGE sql STABLE PARALLEL SAFE
 BEGIN ATOMIC
-    SELECT r.name, a.action_id
-      FROM fluent.item_roles r JOIN fluent.item_role_actions a ON a.item_role_id = r.item_role_id
+    SELECT r.item_role_id, r.name, m.name, a.action_id, r.required_role_id, r.required_action_id
+      FROM fluent.item_roles r
+      JOIN fluent.modules m ON m.module_id = r.module_id
+      LEFT JOIN fluent.item_role_actions a ON a.item_role_id = r.item_role_id
      WHERE r.workspace_id = p_workspace_id
-     ORDER BY r.name;
+     ORDER BY r.name, r.item_role_id;
 END;
 
 -- The teams a user is a member of in a workspace, by name: an assignment

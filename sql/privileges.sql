@@ -102,7 +102,6 @@ BEGIN
                      'fluent_set_user', 'fluent_set_workspace', 'fluent_authenticate', 'fluent_verified_user',
                      'fluent_who_can', '_who_can', 'fluent_test_act_as', 'fluent_test_reset', '_test_role',
                      '_current_role_is_superuser', '_restoring', '_caller', '_column_limits_apply',
-                     '_item_assignment_refusal',
                      'fluent_create_role', 'fluent_drop_role', 'fluent_set_permission', 'fluent_clear_permission',
                      'fluent_alter_role', 'fluent_clone_role', 'fluent_reset_role', 'fluent_create_user',
                      'fluent_set_user_status', 'fluent_set_manager', 'fluent_drop_user', 'fluent_grant_role',
@@ -114,15 +113,16 @@ BEGIN
         -- What only the catalog owner runs: loads, audit writes, template loading, and the delegation checks the _do_*
         -- implementations make as the owner.
         ELSIF fname NOT LIKE '\_load\_%' AND fname NOT IN ('_audit_insert', '_template_matrix',
-                     '_take_caller', '_authorize', '_scope_of', '_holds_right', '_create_token_user') THEN
+                     '_take_caller', '_authorize', '_scope_of', '_holds_right', '_create_token_user',
+                     '_check_assignment') THEN
             EXECUTE format('GRANT EXECUTE ON FUNCTION %s TO fluent_admin', f);
         END IF;
     END LOOP;
 END
 $$;
--- fluent_protect() attaches the assignment check to assignment tables as
--- the DBA calling it (CREATE TRIGGER takes EXECUTE on the function).
-GRANT EXECUTE ON FUNCTION fluent._check_item_assignment() TO fluent_admin;
+-- fluent_protect() attaches the item roles' triggers as the DBA calling it
+-- (CREATE TRIGGER takes EXECUTE on the function).
+GRANT EXECUTE ON FUNCTION fluent._check_item_assignment(), fluent._check_item_owner() TO fluent_admin;
 -- Reporting tools and auditors check protections too.
 GRANT SELECT ON fluent.protected_tables, fluent.protected_columns TO fluent_reader;
 GRANT EXECUTE ON FUNCTION @extschema@.fluent_protection_problems(), fluent._descendants(regclass), fluent._policies_of(regclass),

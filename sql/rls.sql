@@ -278,6 +278,7 @@ DECLARE
     reach jsonb := '{}';
     act text;
     member_in_reach text;
+    member_written text;
 BEGIN
     IF p.workspace_column IS NOT NULL THEN
         workspace_filter := format('%I = ANY (%s)', p.workspace_column,
@@ -315,10 +316,15 @@ BEGIN
         member_in_reach := format('EXISTS (SELECT 1 FROM %s t WHERE t.%I = %s.%I AND %s)',
             p.table_name, p.row_column, member_rel, p.membership_row_column,
             concat_ws(' AND ', workspace_filter, fluent._scope_rows_sql(p, p.module, p.update_action)));
+        -- An assignment written names an item role whose every action the
+        -- writer's scope gives her on the item (folded into a list).
+        member_written := member_in_reach || CASE WHEN p.membership_role_column IS NULL THEN '' ELSE
+            format(' AND %I = ANY (fluent.rls_assignable_item_roles(%L, %L))',
+                   p.membership_role_column, p.module, p.update_action) END;
         RETURN QUERY VALUES
             (true, 'fluent_member_select'::name, 'SELECT', 'true', NULL::text),
-            (true, 'fluent_member_insert', 'INSERT', NULL, member_in_reach),
-            (true, 'fluent_member_update', 'UPDATE', member_in_reach, member_in_reach),
+            (true, 'fluent_member_insert', 'INSERT', NULL, member_written),
+            (true, 'fluent_member_update', 'UPDATE', member_in_reach, member_written),
             (true, 'fluent_member_delete', 'DELETE', member_in_reach, NULL);
     END IF;
 END $$;
@@ -480,6 +486,12 @@ BEGIN
             RAISE EXCEPTION 'a child table names another parent table and its parent_column, and has no membership table'
                 USING ERRCODE = 'invalid_parameter_value';
         END IF;
+        -- Its rows are then kept to the workspace as its parent's are: an
+        -- assignment gives nothing in another workspace.
+        IF parent.workspace_column IS NOT NULL AND workspace_column IS NULL THEN
+            RAISE EXCEPTION 'table "%" needs a workspace column, as its parent "%" has one', tbl, parent_table
+                USING ERRCODE = 'invalid_parameter_value', HINT = 'Name it with workspace_column.';
+        END IF;
         IF (SELECT atttypid FROM pg_attribute WHERE attrelid = tbl AND attname = parent_column AND NOT attisdropped)
            IS DISTINCT FROM
            (SELECT atttypid FROM pg_attribute WHERE attrelid = parent.membership_table
@@ -583,8 +595,10 @@ BEGIN
     END IF;
 
     PERFORM fluent._install_policies(tbl, p, false);
+    PERFORM fluent._install_item_triggers(tbl, p, false);
     FOR child IN SELECT fluent._descendants(tbl) LOOP
         PERFORM fluent._install_policies(child, p, false);
+        PERFORM fluent._install_item_triggers(child, p, false);
     END LOOP;
     IF membership_table IS NOT NULL THEN
         -- Its partitions and children too: the table's policies read them
@@ -592,7 +606,7 @@ BEGIN
         -- kept within reach as well.
         FOR child IN SELECT membership_table UNION ALL SELECT fluent._descendants(membership_table) LOOP
             PERFORM fluent._install_policies(child, p, true);
-            PERFORM fluent._install_assignment_check(child, p);
+            PERFORM fluent._install_item_triggers(child, p, true);
         END LOOP;
     END IF;
     -- What was created, as fluent_protection_problems() will compare it.
@@ -617,11 +631,13 @@ BEGIN
             RAISE EXCEPTION 'table "%" gives its item roles to the rows of "%"', tbl, root
                 USING ERRCODE = 'dependent_objects_still_exist', HINT = format('Unprotect %s first.', root);
         END IF;
-        IF p.membership_role_column IS NOT NULL THEN
-            FOR root IN SELECT p.membership_table UNION ALL SELECT fluent._descendants(p.membership_table) LOOP
-                PERFORM fluent._install_assignment_check(root, NULL);
-            END LOOP;
-        END IF;
+        FOR root IN SELECT p.membership_table UNION ALL SELECT fluent._descendants(p.membership_table)
+                    WHERE p.membership_role_column IS NOT NULL LOOP
+            PERFORM fluent._install_item_triggers(root, NULL, true);
+        END LOOP;
+        FOR root IN SELECT tbl UNION ALL SELECT fluent._descendants(tbl) LOOP
+            PERFORM fluent._install_item_triggers(root, NULL, false);
+        END LOOP;
         -- Forgotten first, so that the event trigger that protects new
         -- partitions does not protect them again as they are unprotected.
         DELETE FROM fluent.protected_tables WHERE table_name = tbl;
@@ -868,6 +884,7 @@ BEGIN
         IF p.masked_view IS NOT NULL THEN
             RETURN QUERY SELECT p.table_name, x.relation, x.problem, x.detail FROM fluent._column_limit_problems(p) x;
         END IF;
+        RETURN QUERY SELECT p.table_name, x.relation, x.problem, x.detail FROM fluent._item_trigger_problems(p) x;
         FOR c IN
             WITH RECURSIVE protected_rels (relid) AS (
                 SELECT p.table_name::oid UNION ALL SELECT d::oid FROM fluent._descendants(p.table_name) d
@@ -1086,6 +1103,7 @@ BEGIN
             IF p.masked_view IS NOT NULL THEN
                 PERFORM fluent._install_column_triggers(rel, p);
             END IF;
+            PERFORM fluent._install_item_triggers(rel, p, false);
         END IF;
         root := fluent._membership_of(rel);
         IF root IS NOT NULL AND NOT rls_enabled
@@ -1093,7 +1111,7 @@ BEGIN
            AND NOT EXISTS (SELECT 1 FROM pg_policy pl WHERE pl.polrelid = rel AND pl.polname = ANY (fluent._policy_names(true))) THEN
             SELECT * INTO p FROM fluent.protected_tables x WHERE x.table_name = root;
             PERFORM fluent._install_policies(rel, p, true);
-            PERFORM fluent._install_assignment_check(rel, p);
+            PERFORM fluent._install_item_triggers(rel, p, true);
         END IF;
     END LOOP;
 END $$;

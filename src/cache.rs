@@ -43,7 +43,10 @@ use pgrx::pg_sys;
 use crate::error::FluentError;
 use crate::loaders::{self, Change, WorkspaceModel};
 use crate::owner;
-use crate::scope::{effective_scopes, item_roles_give_by_scopes, RolePermissions, Scope, Standing};
+use crate::scope::{
+    effective_scopes, item_roles_give_by_scopes, may_assign_item_role, RolePermissions, Scope,
+    Standing,
+};
 use crate::trigger::after_trigger;
 
 /// The catalog relation whose relcache invalidation means "the permission
@@ -705,11 +708,12 @@ pub fn reached_users(workspace: &str, user: &str, scope: Scope) -> Rc<Vec<String
 }
 
 /// The item roles of `item_module` that give `action` (by name) to `user`
-/// on the items where they hold them; none where the decision on
-/// `module.action` or on `item_module.action` admits no item roles (an
-/// inactive user, a disabled module, a missing requirement, or no scope on
-/// the action of another module than the items': src/scope.rs), and for
-/// unknown names (a policy denies instead of failing).
+/// on the items where they hold them, with their conditions met now
+/// (src/scope.rs); none where the decision on `module.action` or on
+/// `item_module.action` admits no item roles (an inactive user, a disabled
+/// module, a missing requirement, or no scope on the action of another
+/// module than the items'), and for unknown names (a policy denies instead
+/// of failing).
 pub fn item_roles(
     workspace: &str,
     user: &str,
@@ -717,6 +721,7 @@ pub fn item_roles(
     action: &str,
     item_module: &str,
 ) -> Vec<String> {
+    let held = held_roles(workspace, user);
     with_user_entry(workspace, user, |model, scopes, entry| {
         let slot_of = |m: &str| model.modules.get(m)?.get(action).copied();
         let (Some(slot), Some(item_slot)) = (slot_of(module), slot_of(item_module)) else {
@@ -732,13 +737,68 @@ pub fn item_roles(
         ) {
             return Vec::new();
         }
+        let scope_on = |s: usize| scopes.get(s).copied().unwrap_or_default();
         model
-            .item_roles
+            .item_roles_giving
             .get(&item_slot)
-            .cloned()
-            .unwrap_or_default()
+            .into_iter()
+            .flatten()
+            .map(|&i| &model.item_roles[i])
+            .filter(|r| r.condition.met(|role| held.contains(&role), scope_on))
+            .map(|r| r.name.clone())
+            .collect()
     })
     .unwrap_or_default()
+}
+
+/// The item roles of `module` that `user` may assign on an item their scope
+/// on `module.update_action` reaches: those whose every action they hold at
+/// that scope or wider (src/scope.rs).
+pub fn assignable_item_roles(
+    workspace: &str,
+    user: &str,
+    module: &str,
+    update_action: &str,
+) -> Vec<String> {
+    with_user_entry(workspace, user, |model, scopes, entry| {
+        let Some(slot) = model.modules.get(module).and_then(|m| m.get(update_action)) else {
+            return Vec::new();
+        };
+        if entry.barred.is_some() {
+            return Vec::new();
+        }
+        let update = scopes.get(*slot).copied().unwrap_or_default();
+        model
+            .item_roles
+            .iter()
+            .filter(|r| r.module == module)
+            .filter(|r| {
+                may_assign_item_role(
+                    update,
+                    r.slots
+                        .iter()
+                        .map(|&s| scopes.get(s).copied().unwrap_or_default()),
+                )
+            })
+            .map(|r| r.name.clone())
+            .collect()
+    })
+    .unwrap_or_default()
+}
+
+/// The roles `user` holds (none when barred or unknown), loading the user
+/// if needed.
+fn held_roles(workspace: &str, user: &str) -> Vec<i32> {
+    if with_user_entry(workspace, user, |_, _, _| ()).is_err() {
+        return Vec::new();
+    }
+    CACHE
+        .with_borrow(|c| {
+            let ws = c.workspaces.get(workspace)?.as_ref()?;
+            let entry = ws.users.get(user)?;
+            Some(ws.sets.get(entry.set as usize)?.as_ref()?.roles.to_vec())
+        })
+        .unwrap_or_default()
 }
 
 /// The names of the teams `user` is a member of.

@@ -206,6 +206,15 @@ pub fn acting_item_roles(module: &str, action: &str, item_module: &str) -> Vec<S
     })
 }
 
+/// The item roles of `module` the acting user may assign on the items
+/// their scope on `module.update_action` reaches.
+pub fn acting_assignable_item_roles(module: &str, update_action: &str) -> Vec<String> {
+    gucs::with_acting(|user, workspace| match user {
+        None => Vec::new(),
+        Some(user) => cache::assignable_item_roles(workspace, user, module, update_action),
+    })
+}
+
 /// The teams the acting user is a member of, by name.
 pub fn acting_teams() -> Vec<String> {
     gucs::with_acting(|user, workspace| match user {
@@ -291,6 +300,14 @@ mod fluent {
     #[pg_extern(stable, parallel_safe, support = plans::fluent::rls_item_roles_support)]
     fn rls_item_roles(module: &str, action: &str, item_module: &str) -> Vec<String> {
         acting_item_roles(module, action, item_module)
+    }
+
+    /// The item roles of `module` the acting user may assign (write to an
+    /// assignment table) on the items their scope on `module.update_action`
+    /// reaches: those whose every action they hold at that scope or wider.
+    #[pg_extern(stable, parallel_safe, support = plans::fluent::rls_assignable_support)]
+    fn rls_assignable_item_roles(module: &str, update_action: &str) -> Vec<String> {
+        acting_assignable_item_roles(module, update_action)
     }
 
     /// The names of the teams the acting user is a member of: an assignment

@@ -194,10 +194,17 @@ fn facts(model: &WorkspaceModel, slot: usize, user: &str) -> Vec<Fact> {
         );
     }
     let decision = explanation.decision;
-    if let Some(names) = model.item_roles.get(&slot).filter(|n| !n.is_empty()) {
+    let item_roles: Vec<&str> = model
+        .item_roles_giving
+        .get(&slot)
+        .into_iter()
+        .flatten()
+        .map(|&i| model.item_roles[i].name.as_str())
+        .collect();
+    if !item_roles.is_empty() {
         fact(
             "item roles",
-            Some(names.join(", ")),
+            Some(item_roles.join(", ")),
             None,
             if decision.admits_item_roles() {
                 format!("give {module}.{action} on the items where the user holds one, directly or through a team (fluent_who_can names them), whatever the scope")

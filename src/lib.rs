@@ -36,6 +36,7 @@ mod explain;
 mod gucs;
 mod hashing;
 mod identity;
+mod items;
 mod loaders;
 mod owner;
 mod plans;
@@ -91,11 +92,10 @@ extension_sql_file!(
         reports::fluent::_inheriting_actions
     ]
 );
-extension_sql_file!("../sql/items.sql", name = "items", requires = ["admin"]);
 extension_sql_file!(
     "../sql/templates.sql",
     name = "templates",
-    requires = ["items"]
+    requires = ["admin"]
 );
 extension_sql_file!(
     "../sql/views.sql",
@@ -127,14 +127,16 @@ extension_sql_file!(
         checks::fluent::rls_items,
         checks::fluent::rls_item_roles,
         checks::fluent::rls_user_teams,
+        checks::fluent::rls_assignable_item_roles,
         who_can::fluent::_who_can
     ]
 );
 extension_sql_file!("../sql/columns.sql", name = "columns", requires = ["rls"]);
+extension_sql_file!("../sql/items.sql", name = "items", requires = ["columns"]);
 extension_sql_file!(
     "../sql/testing.sql",
     name = "testing",
-    requires = ["columns", identity::fluent::_session_user_is_dba]
+    requires = ["items", identity::fluent::_session_user_is_dba]
 );
 extension_sql_file!("../sql/privileges.sql", name = "privileges", finalize);
 

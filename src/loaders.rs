@@ -11,7 +11,7 @@ use pgrx::pg_sys;
 use pgrx::spi::SpiClient;
 
 use crate::owner::{as_catalog_owner, column, select};
-use crate::scope::{Facts, RolePermissions, Scope, Slot, Standing};
+use crate::scope::{Condition, Facts, RolePermissions, Scope, Slot, Standing};
 
 /// One role of a workspace, compiled: its explicit permissions by slot.
 #[derive(Clone, Debug)]
@@ -47,9 +47,21 @@ pub struct WorkspaceModel {
     /// module, action): holding the action at scope `all` gives the right
     /// (`fluent.admin_rights`).
     pub admin_rights: Vec<(String, String, String)>,
-    /// slot -> the item roles of its module that give its action, by name
-    /// (`fluent.item_roles`).
-    pub item_roles: FastMap<usize, Vec<String>>,
+    /// The item roles of the workspace's modules (`fluent.item_roles`).
+    pub item_roles: Vec<ItemRole>,
+    /// slot -> the item roles (indexes into `item_roles`) that give its
+    /// action, in name order.
+    pub item_roles_giving: FastMap<usize, Vec<usize>>,
+}
+
+/// One item role, compiled.
+#[derive(Clone, Debug)]
+pub struct ItemRole {
+    pub name: String,
+    pub module: String,
+    /// The slots of the actions it gives.
+    pub slots: Vec<usize>,
+    pub condition: Condition,
 }
 
 /// What one user holds in one workspace.
@@ -218,6 +230,7 @@ pub fn load_workspace(name: &str) -> Option<WorkspaceModel> {
             ws.modules.entry(module).or_default().insert(action, slot);
         }
         let mut ws = model?;
+        let mut item_role_ids: Vec<i32> = Vec::new();
         let parent = |m: i32| modules.get(&m).and_then(|(p, _)| *p);
         let slot_of: HashMap<(i32, &str), usize> = pending
             .iter()
@@ -279,14 +292,44 @@ pub fn load_workspace(name: &str) -> Option<WorkspaceModel> {
             )
         })
         .collect();
+        // One row per item role and action, by item role.
         for row in select(
             client,
             "SELECT * FROM fluent._load_item_roles($1)",
             &[ws.workspace_id.into()],
         ) {
-            let slot = column::<i32>(&row, 2).and_then(|a| ws.slot_of_action.get(&a).copied());
-            if let (Some(slot), Some(name)) = (slot, column::<String>(&row, 1)) {
-                ws.item_roles.entry(slot).or_default().push(name);
+            let (Some(id), Some(name), Some(module)) = (
+                column::<i32>(&row, 1),
+                column::<String>(&row, 2),
+                column::<String>(&row, 3),
+            ) else {
+                continue;
+            };
+            let slot = column::<i32>(&row, 4).and_then(|a| ws.slot_of_action.get(&a).copied());
+            let condition = match (column::<i32>(&row, 5), column::<i32>(&row, 6)) {
+                (Some(role), _) => Condition::Role(role),
+                // A required permission the model lacks is never held.
+                (None, Some(action)) => Condition::Permission(
+                    ws.slot_of_action
+                        .get(&action)
+                        .copied()
+                        .unwrap_or(usize::MAX),
+                ),
+                (None, None) => Condition::None,
+            };
+            if item_role_ids.last() != Some(&id) {
+                item_role_ids.push(id);
+                ws.item_roles.push(ItemRole {
+                    name,
+                    module,
+                    slots: Vec::new(),
+                    condition,
+                });
+            }
+            let index = ws.item_roles.len() - 1;
+            if let Some(slot) = slot {
+                ws.item_roles[index].slots.push(slot);
+                ws.item_roles_giving.entry(slot).or_default().push(index);
             }
         }
         load_roles(client, &mut ws);

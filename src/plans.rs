@@ -420,6 +420,17 @@ pub mod fluent {
         })
     }
 
+    /// Planner support for `fluent.rls_assignable_item_roles`: folds it to the names.
+    #[pg_extern(immutable, parallel_safe)]
+    fn rls_assignable_support(request: Internal) -> Internal {
+        simplify(request, |call| unsafe {
+            let (module, action) = module_and_action(call)?;
+            Some(text_array_constant(checks::acting_assignable_item_roles(
+                module, action,
+            )))
+        })
+    }
+
     /// Planner support for `fluent.rls_user_teams`: folds it to the names.
     #[pg_extern(immutable, parallel_safe)]
     fn rls_teams_support(request: Internal) -> Internal {

@@ -212,6 +212,42 @@ pub fn item_roles_give(slot: Decision, item_slot: Decision, other_module: bool) 
         && (!other_module || slot.scope > Scope::None)
 }
 
+/// What an item role requires of whoever holds it (seed 002: "a person
+/// has to have the accountable executive role to be named as an
+/// accountable executive on a project").
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Condition {
+    #[default]
+    None,
+    /// A role (catalog role_id), held now.
+    Role(i32),
+    /// A permission, held now at some scope.
+    Permission(usize),
+}
+
+impl Condition {
+    /// Whether a user who holds `held` roles and has `scope_on` each slot
+    /// meets it. Checked when an assignment is written, and again whenever
+    /// the item role is read: a revoked or expired role lapses it.
+    pub fn met(self, holds: impl Fn(i32) -> bool, scope_on: impl Fn(usize) -> Scope) -> bool {
+        match self {
+            Condition::None => true,
+            Condition::Role(role) => holds(role),
+            Condition::Permission(slot) => scope_on(slot) > Scope::None,
+        }
+    }
+}
+
+/// Whether a writer whose scope on the module's update action is `update`
+/// (and reaches the item) may assign an item role whose actions the writer
+/// holds at `scopes`: no one hands out, to herself or anyone, an action her
+/// scope does not give her on that item. Reach grows with the scope over
+/// the same owner column, so an action held at `update`'s scope or wider
+/// reaches the item too.
+pub fn may_assign_item_role(update: Scope, mut scopes: impl Iterator<Item = Scope>) -> bool {
+    update > Scope::None && scopes.all(|s| s >= update)
+}
+
 /// `item_roles_give` from an active user's effective scopes.
 pub fn item_roles_give_by_scopes(
     slots: &[Slot],

@@ -22,7 +22,7 @@ use crate::delegation;
 use crate::error::FluentError;
 use crate::gucs;
 use crate::identity;
-use crate::loaders::{self, Assignment, Reacher, RowFacts, UserHoldings, WorkspaceModel};
+use crate::loaders::{self, Assignment, ItemRole, Reacher, RowFacts, UserHoldings, WorkspaceModel};
 use crate::rows;
 use crate::scope::{decide, item_roles_give, Scope, Source};
 
@@ -80,14 +80,14 @@ fn reach(
 fn item_role(
     user: &str,
     admitted: bool,
-    giving: &[String],
+    giving: &[&str],
     row: &RowFacts,
     teams_of: &[(String, String)],
 ) -> Option<(&'static str, Option<String>)> {
     if !admitted {
         return None;
     }
-    let gives = |a: &&Assignment| giving.contains(&a.item_role);
+    let gives = |a: &&Assignment| giving.contains(&a.item_role.as_str());
     // The user's own assignment first, then one through a team.
     row.assignments
         .iter()
@@ -119,7 +119,7 @@ struct ItemRoles<'a> {
     slot: Option<usize>,
     /// The table's module is not the items' (a child of another module).
     other_module: bool,
-    giving: &'a [String],
+    giving: Vec<&'a ItemRole>,
     teams_of: Vec<(String, String)>,
 }
 
@@ -144,8 +144,20 @@ fn holder_row(
         item_roles_give(decision, decide(&facts, item_slot), items.other_module)
     });
     let reached_by_scope = by_scope.is_some();
+    // Item roles whose condition the holder meets now.
+    let giving: Vec<&str> = items
+        .giving
+        .iter()
+        .filter(|r| {
+            r.condition.met(
+                |role| holdings.roles.contains(&role),
+                |s| decide(&facts, s).scope,
+            )
+        })
+        .map(|r| r.name.as_str())
+        .collect();
     let (how, through) =
-        by_scope.or_else(|| item_role(&user, admitted, items.giving, row, &items.teams_of))?;
+        by_scope.or_else(|| item_role(&user, admitted, &giving, row, &items.teams_of))?;
     // A scope that reaches the row comes from an override or the widest
     // roles; otherwise an item role gave the action.
     let (source, roles) = match decision.source {
@@ -229,8 +241,11 @@ fn who_can(table: pg_sys::Oid, row_key: &str, action: &str) -> Vec<WhoRow> {
         slot: item_slot,
         other_module: row.item_module.as_ref() != Some(&row.module),
         giving: item_slot
-            .and_then(|s| model.item_roles.get(&s))
-            .map_or(&[], |names| names.as_slice()),
+            .and_then(|s| model.item_roles_giving.get(&s))
+            .into_iter()
+            .flatten()
+            .map(|&i| &model.item_roles[i])
+            .collect(),
         teams_of: loaders::load_team_members(model.workspace_id, &teams),
     };
     let mut holders = loaders::load_all_holdings(&model);
