@@ -6,7 +6,6 @@
 //! nothing to anyone who could not write the assignment; and after the row
 //! is written, no other trigger can change it behind the check's back.
 
-use pgrx::pg_sys;
 use pgrx::trigger_support::PgTrigger;
 
 use crate::owner::{as_catalog_owner, update};
@@ -37,7 +36,7 @@ fn check_item_assignment(trigger: &PgTrigger<'_>) {
                 item_role.as_deref().into(),
                 user.as_deref().into(),
                 team.as_deref().into(),
-                pg_sys::Oid::from(table).into(),
+                table.into(),
             ],
         )
     })
