@@ -173,13 +173,38 @@ BEGIN
     RETURN NEW;
 END $$;
 
+-- BEFORE INSERT OR UPDATE OF the parent column of a child table: a row is
+-- put only under a parent the writer can see, whatever else lets her write
+-- it (her own task still belongs to a project). Arguments: the parent
+-- column, the parent table and its key column. SECURITY INVOKER: the
+-- parent is read under its row security, as the writer.
+CREATE FUNCTION fluent._check_item_parent() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    seen boolean;
+BEGIN
+    IF NOT fluent._column_limits_apply(TG_RELID) THEN
+        RETURN NEW;
+    END IF;
+    EXECUTE format('SELECT EXISTS (SELECT 1 FROM %s p WHERE p.%I = ($1).%I)', TG_ARGV[1], TG_ARGV[2], TG_ARGV[0])
+       INTO seen USING NEW;
+    IF NOT seen THEN
+        RAISE EXCEPTION 'permission denied to put a row of "%" under a row of "%" it cannot see', TG_TABLE_NAME, TG_ARGV[1]
+            USING ERRCODE = 'insufficient_privilege',
+                  HINT = format('Column "%s" names a row of %s: the writer must be able to read it.', TG_ARGV[0], TG_ARGV[1]);
+    END IF;
+    RETURN NEW;
+END $$;
+
 -- The item roles' triggers: on an assignment table and its partitions and
 -- children, AFTER INSERT OR UPDATE FOR EACH ROW, fluent._check_assignment
 -- through the Rust trigger function fluent._check_item_assignment()
 -- (src/items.rs), with the module and the assignment's user, team ('' for
 -- none) and role columns as arguments; on an item table, or a child table,
 -- with an owner column, BEFORE UPDATE OF the owner column,
--- fluent._check_item_owner() with the test of the writer's scope.
+-- fluent._check_item_owner() with the test of the writer's scope; on a child
+-- table, BEFORE INSERT OR UPDATE OF the parent column,
+-- fluent._check_item_parent().
 CREATE FUNCTION fluent._item_triggers(p fluent.protected_tables)
 RETURNS TABLE (on_assignments boolean, name name, events text, fn regprocedure, args text[], tgtype int2)
 LANGUAGE sql STABLE
@@ -195,7 +220,14 @@ BEGIN ATOMIC
            'fluent._check_item_owner()'::regprocedure,
            ARRAY[p.owner_column::text, fluent._scope_rows_sql(p, p.module, p.update_action)],
            19::int2   -- ROW 1, BEFORE 2, UPDATE 16
-     WHERE (p.membership_role_column IS NOT NULL OR p.parent_table IS NOT NULL) AND p.owner_column IS NOT NULL;
+     WHERE (p.membership_role_column IS NOT NULL OR p.parent_table IS NOT NULL) AND p.owner_column IS NOT NULL
+    UNION ALL
+    SELECT false, 'fluent_item_parent'::name, format('BEFORE INSERT OR UPDATE OF %I', p.parent_column),
+           'fluent._check_item_parent()'::regprocedure,
+           ARRAY[p.parent_column::text, p.parent_table::text,
+                 (SELECT x.row_column::text FROM fluent.protected_tables x WHERE x.table_name = p.parent_table)],
+           23::int2   -- ROW 1, BEFORE 2, INSERT 4, UPDATE 16
+     WHERE p.parent_table IS NOT NULL;
 END;
 
 -- Replaces the item roles' triggers on rel (p's assignment table when
@@ -210,8 +242,10 @@ DECLARE
 BEGIN
     FOR trigger_name IN SELECT tg.tgname FROM pg_trigger tg
                          WHERE tg.tgrelid = rel AND tg.tgparentid = 0
-                           AND tg.tgfoid = CASE WHEN on_assignments THEN 'fluent._check_item_assignment()'::regprocedure
-                                                ELSE 'fluent._check_item_owner()'::regprocedure END LOOP
+                           AND (tg.tgfoid = 'fluent._check_item_assignment()'::regprocedure) = on_assignments
+                           AND tg.tgfoid IN ('fluent._check_item_assignment()'::regprocedure,
+                                             'fluent._check_item_owner()'::regprocedure,
+                                             'fluent._check_item_parent()'::regprocedure) LOOP
         EXECUTE format('DROP TRIGGER %I ON %s', trigger_name, rel);
     END LOOP;
     IF p.table_name IS NULL OR (SELECT c.relispartition FROM pg_class c WHERE c.oid = rel) THEN
@@ -250,9 +284,10 @@ BEGIN
             ELSE
                 CONTINUE;
             END IF;
-            detail := CASE WHEN t.on_assignments
-                           THEN 'assignments are not checked against their item roles and conditions'
-                           ELSE 'a row''s owner may be changed by whoever holds an item role that writes it' END;
+            detail := CASE t.name
+                WHEN 'fluent_item_role_conditions' THEN 'assignments are not checked against their item roles and conditions'
+                WHEN 'fluent_item_owner' THEN 'a row''s owner may be changed by whoever holds an item role that writes it'
+                ELSE 'a row may be put under a parent its writer cannot see' END;
             RETURN NEXT;
         END LOOP;
     END LOOP;

@@ -122,7 +122,8 @@ END
 $$;
 -- fluent_protect() attaches the item roles' triggers as the DBA calling it
 -- (CREATE TRIGGER takes EXECUTE on the function).
-GRANT EXECUTE ON FUNCTION fluent._check_item_assignment(), fluent._check_item_owner() TO fluent_admin;
+GRANT EXECUTE ON FUNCTION fluent._check_item_assignment(), fluent._check_item_owner(), fluent._check_item_parent()
+    TO fluent_admin;
 -- Reporting tools and auditors check protections too.
 GRANT SELECT ON fluent.protected_tables, fluent.protected_columns TO fluent_reader;
 GRANT EXECUTE ON FUNCTION @extschema@.fluent_protection_problems(), fluent._descendants(regclass), fluent._policies_of(regclass),
@@ -132,6 +133,7 @@ GRANT EXECUTE ON FUNCTION @extschema@.fluent_protection_problems(), fluent._desc
 GRANT EXECUTE ON FUNCTION fluent._column_limit_problems(fluent.protected_tables), fluent._column_write_checks(fluent.protected_tables),
     fluent._masked_view_sql(fluent.protected_tables), fluent._rows_reached_sql(fluent.protected_tables, text, text),
     fluent._scope_rows_sql(fluent.protected_tables, text, text), fluent._item_rows_sql(fluent.protected_tables, text, text),
+    fluent._item_trigger_problems(fluent.protected_tables), fluent._item_triggers(fluent.protected_tables),
     fluent._reach_sql(text, text, text, text), fluent._key_test_sql(text, text, text, boolean), fluent._user_key_sql(text),
     fluent._reached_keys_sql(text, text, text), fluent._typed_keys_sql(text, text, text), fluent._key_kind(regclass, name, text),
     fluent._unsupported_key_type(regclass, name, regtype, text)

@@ -1,0 +1,201 @@
+-- Item roles (seeds 002/003): roles held on one project, board or meeting
+-- through the application's assignment table, to a user or to a team; a
+-- project's tasks and financials reached through the project; conditions
+-- on who may be named; and what an adversary tries with them.
+BEGIN;
+SET search_path = public, test_helpers;
+SET client_min_messages = warning;
+SELECT fluent_create_workspace('portfolio'), fluent_set_workspace('portfolio'), fluent_apply_template('fluid');
+-- The template's item roles, and what each gives.
+SELECT m.name AS module, r.name AS item_role, string_agg(a.name, ',' ORDER BY a.name) AS actions,
+       q.name AS requires
+  FROM fluent.item_roles r JOIN fluent.modules m ON m.module_id = r.module_id
+  JOIN fluent.item_role_actions ra ON ra.item_role_id = r.item_role_id JOIN fluent.actions a ON a.action_id = ra.action_id
+  LEFT JOIN fluent.roles q ON q.role_id = r.required_role_id
+ WHERE r.workspace_id = (SELECT workspace_id FROM fluent.workspaces WHERE name = 'portfolio')
+ GROUP BY 1, 2, 4 ORDER BY 1, 2;
+
+-- pamela manages project 1, edwin edits it, verity views it; the design team
+-- (tessa) views project 2 and takes part in board 1; avery is an accountable
+-- executive, ottilie is not; finley has financials access and edits project 1;
+-- norah has no Project Access; petronella views every project; samson may submit.
+SELECT fluent_create_user(u) FROM unnest('{pamela,edwin,verity,tessa,avery,ottilie,finley,norah,petronella,samson,owain}'::text[]) u;
+SELECT fluent_grant_role(u, 'user') FROM unnest('{pamela,edwin,verity,tessa,avery,ottilie,finley,norah,petronella,samson,owain}'::text[]) u;
+SELECT fluent_grant_role(u, 'project_access') FROM unnest('{pamela,edwin,verity,tessa,avery,ottilie,finley,petronella,samson,owain}'::text[]) u;
+SELECT fluent_grant_role('avery', 'accountable_executive'), fluent_grant_role('finley', 'financials_access'),
+       fluent_grant_role('petronella', 'project_viewer'), fluent_grant_role('samson', 'project_submission');
+SELECT fluent_create_team('design'), fluent_add_team_member('design', 'tessa');
+
+CREATE SCHEMA items19;
+SET search_path = items19, public, test_helpers;
+CREATE TABLE projects (id int PRIMARY KEY, ws text NOT NULL, owner text, name text);
+CREATE TABLE project_roles (project_id int NOT NULL, user_key text, team text, role text NOT NULL);
+CREATE INDEX ON project_roles (user_key);
+CREATE INDEX ON project_roles (team);
+CREATE TABLE tasks (id int PRIMARY KEY, ws text NOT NULL, project_id int NOT NULL, owner text, title text);
+CREATE INDEX ON tasks (project_id);
+CREATE TABLE project_financials (id int PRIMARY KEY, ws text NOT NULL, project_id int NOT NULL, amount int);
+CREATE INDEX ON project_financials (project_id);
+CREATE TABLE boards (id int PRIMARY KEY, ws text NOT NULL, owner text, name text);
+CREATE TABLE board_members (board_id int NOT NULL, user_key text, team text, role text NOT NULL);
+CREATE INDEX ON board_members (user_key);
+CREATE INDEX ON board_members (team);
+INSERT INTO projects VALUES (1, 'portfolio', 'owain', 'Bridge'), (2, 'portfolio', 'owain', 'Tunnel'),
+                            (3, 'portfolio', 'owain', 'Dam'), (4, 'elsewhere', 'owain', 'Other');
+INSERT INTO tasks SELECT g, 'portfolio', g % 3 + 1, 'owain', 'task ' || g FROM generate_series(1, 9) g;
+INSERT INTO project_financials VALUES (1, 'portfolio', 1, 100), (2, 'portfolio', 2, 200);
+INSERT INTO boards VALUES (1, 'portfolio', 'owain', 'Roadmap'), (2, 'portfolio', 'owain', 'Hiring');
+SELECT fluent_protect('projects', 'projects', 'owner', membership_table => 'project_roles',
+                      membership_row_column => 'project_id', membership_user_column => 'user_key',
+                      membership_role_column => 'role', membership_team_column => 'team',
+                      workspace_column => 'ws', insert_action => 'create');
+SELECT fluent_protect('tasks', 'projects', 'owner', parent_table => 'projects', parent_column => 'project_id',
+                      workspace_column => 'ws');
+SELECT fluent_protect('project_financials', 'financials', parent_table => 'projects', parent_column => 'project_id',
+                      workspace_column => 'ws');
+SELECT fluent_protect('boards', 'boards', 'owner', membership_table => 'board_members',
+                      membership_row_column => 'board_id', membership_user_column => 'user_key',
+                      membership_role_column => 'role', membership_team_column => 'team', workspace_column => 'ws');
+GRANT USAGE ON SCHEMA items19 TO app;
+GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA items19 TO app;
+-- Assignments are written by whoever's scope reaches the item, with item
+-- roles whose every action that scope gives: owain owns the projects, at
+-- scope own on read and write but not delete, so he names editors and
+-- viewers, and a DBA names the manager.
+INSERT INTO project_roles VALUES (1, 'pamela', NULL, 'manager');
+SELECT act_as('owain');
+SET ROLE app;
+INSERT INTO project_roles VALUES (1, 'edwin', NULL, 'editor'), (1, 'verity', NULL, 'viewer'),
+                                 (2, NULL, 'design', 'viewer'), (1, 'finley', NULL, 'editor'), (1, 'norah', NULL, 'viewer');
+SELECT try($$INSERT INTO project_roles VALUES (3, 'pamela', NULL, 'manager')$$) AS owner_names_manager;
+INSERT INTO board_members VALUES (1, NULL, 'design', 'member');
+RESET ROLE;
+
+-- Seed 002: "without Project Viewer access a person would need to be
+-- assigned a role on a project": each sees exactly their projects, the
+-- tasks under them, and, with Financials Access, their financials.
+CREATE FUNCTION pg_temp.sees(u text) RETURNS TABLE (projects text, tasks text, financials text, boards text)
+LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM act_as(u);
+    SET LOCAL ROLE app;
+    RETURN QUERY SELECT (SELECT string_agg(id::text, ',' ORDER BY id) FROM projects),
+                        (SELECT string_agg(id::text, ',' ORDER BY id) FROM tasks),
+                        (SELECT string_agg(id::text, ',' ORDER BY id) FROM project_financials),
+                        (SELECT string_agg(id::text, ',' ORDER BY id) FROM boards);
+    RESET ROLE;
+END $$;
+GRANT EXECUTE ON FUNCTION pg_temp.sees(text) TO app;
+SELECT u, s.* FROM unnest('{pamela,edwin,verity,tessa,finley,norah,petronella,ottilie,owain}'::text[]) u, pg_temp.sees(u) s;
+
+-- Editors and managers change their project and its tasks; viewers only read.
+SELECT act_as('edwin');
+SET ROLE app;
+UPDATE projects SET name = 'Bridge 2' WHERE id IN (1, 2, 3) RETURNING id;
+UPDATE tasks SET title = 'edited' WHERE true RETURNING id;
+SELECT try($$DELETE FROM projects WHERE id = 1$$) AS editor_deletes, (SELECT count(*) FROM projects) AS still;
+-- A task stays under a project the editor edits; a new task too.
+SELECT try($$UPDATE tasks SET project_id = 2 WHERE id = 3$$) AS move_to_viewed;
+SELECT try($$INSERT INTO tasks VALUES (20, 'portfolio', 2, 'edwin', 'sneaked')$$) AS own_task_in_unseen_project;
+INSERT INTO tasks VALUES (21, 'portfolio', 1, 'edwin', 'new') RETURNING id;
+-- An item role gives the item's data, not the item: no taking it over,
+-- nor its tasks, nor handing out item roles on it.
+SELECT try($$UPDATE projects SET owner = 'edwin' WHERE id = 1$$) AS editor_takes_project;
+SELECT try($$UPDATE tasks SET owner = 'edwin' WHERE id = 3$$) AS editor_takes_task;
+SELECT try($$INSERT INTO project_roles VALUES (1, 'edwin', NULL, 'manager')$$) AS editor_assigns_herself;
+SELECT try($$UPDATE project_roles SET role = 'manager' WHERE user_key = 'edwin'$$) AS editor_promotes_herself,
+       (SELECT role FROM project_roles WHERE user_key = 'edwin') AS still_editor;
+RESET ROLE;
+SELECT act_as('verity');
+SET ROLE app;
+UPDATE projects SET name = 'viewer was here' RETURNING id;
+UPDATE tasks SET title = 'viewer was here' RETURNING id;
+RESET ROLE;
+SELECT act_as('pamela');
+SET ROLE app;
+DELETE FROM tasks WHERE id = 21 RETURNING id;
+RESET ROLE;
+-- A team member adds herself as editor through her team? No scope, no write.
+SELECT act_as('tessa');
+SET ROLE app;
+SELECT try($$INSERT INTO project_roles VALUES (2, NULL, 'design', 'editor')$$) AS team_promotes_itself;
+RESET ROLE;
+
+-- Seed 002: "only users with submission access can create new projects".
+SELECT act_as('samson');
+SET ROLE app;
+INSERT INTO projects VALUES (5, 'portfolio', 'samson', 'Port') RETURNING id;
+RESET ROLE;
+SELECT act_as('pamela');
+SET ROLE app;
+SELECT try($$INSERT INTO projects VALUES (6, 'portfolio', 'pamela', 'Canal')$$) AS manager_creates;
+RESET ROLE;
+
+-- Seed 002: "a person has to have the accountable executive role to be
+-- named as an accountable executive on a project"; never through a team.
+SELECT try($$INSERT INTO project_roles VALUES (3, 'ottilie', NULL, 'accountable_executive')$$) AS otto_named;
+SELECT try($$INSERT INTO project_roles VALUES (3, NULL, 'design', 'accountable_executive')$$) AS team_named;
+INSERT INTO project_roles VALUES (3, 'avery', NULL, 'accountable_executive');
+SELECT try($$INSERT INTO project_roles VALUES (3, 'avery', NULL, 'chief')$$) AS unknown_item_role,
+       try($$INSERT INTO project_roles VALUES (3, 'ghosted', NULL, 'viewer')$$) AS unknown_user,
+       try($$INSERT INTO project_roles VALUES (3, NULL, 'nosuchteam', 'viewer')$$) AS unknown_team,
+       try($$INSERT INTO project_roles VALUES (3, 'avery', 'design', 'viewer')$$) AS user_and_team;
+SELECT u, s.projects FROM unnest('{avery}'::text[]) u, pg_temp.sees(u) s;
+-- ... and holds it only while she holds the role.
+SELECT fluent_revoke_role('avery', 'accountable_executive');
+SELECT u, s.projects FROM unnest('{avery}'::text[]) u, pg_temp.sees(u) s;
+SELECT fluent_grant_role('avery', 'accountable_executive');
+
+-- Gates close item roles too: a disabled module, a missing requirement, a
+-- disabled account.
+SELECT fluent_set_module_enabled('projects', false);
+SELECT u, s.* FROM unnest('{pamela,tessa}'::text[]) u, pg_temp.sees(u) s;
+SELECT fluent_set_module_enabled('projects', true);
+SELECT fluent_revoke_role('pamela', 'project_access');
+SELECT u, s.* FROM unnest('{pamela}'::text[]) u, pg_temp.sees(u) s;
+SELECT fluent_grant_role('pamela', 'project_access');
+SELECT fluent_set_user_status('edwin', 'disabled');
+SELECT try($$SELECT act_as('edwin')$$) AS disabled_acts;
+SELECT fluent_set_user_status('edwin', 'active');
+
+-- A team's assignments follow its members.
+SELECT fluent_remove_team_member('design', 'tessa');
+SELECT u, s.* FROM unnest('{tessa}'::text[]) u, pg_temp.sees(u) s;
+SELECT fluent_add_team_member('design', 'tessa');
+
+-- The plans: no per-row call; the user, teams and item roles folded in.
+SELECT act_as('tessa');
+SET ROLE app;
+EXPLAIN (COSTS OFF) SELECT * FROM tasks;
+EXPLAIN (COSTS OFF) SELECT * FROM projects WHERE id = 2;
+RESET ROLE;
+
+-- Who may edit project 1 and task 1 (a task of project 2), and why.
+SELECT * FROM fluent_who_can('projects', '1', 'write') ORDER BY user_key;
+SELECT * FROM fluent_who_can('tasks', '1', 'read') ORDER BY user_key;
+SELECT * FROM fluent_who_can('project_financials', '1', 'read') ORDER BY user_key;
+-- fluent_explain names the item roles, and whether they count.
+SELECT fact, subject, detail FROM fluent_explain('edwin', 'projects', 'write') WHERE fact IN ('item roles', 'result');
+SELECT fact, subject, detail FROM fluent_explain('norah', 'projects', 'read') WHERE fact IN ('item roles', 'result');
+
+-- Drift: the assignment check and the owner check are watched.
+ALTER TABLE project_roles DISABLE TRIGGER fluent_item_role_conditions;
+DROP TRIGGER fluent_item_owner ON tasks;
+SELECT relation, problem FROM fluent_protection_problems() WHERE problem LIKE 'item role%' ORDER BY 1;
+ALTER TABLE project_roles ENABLE TRIGGER fluent_item_role_conditions;
+
+-- Mistakes are refused whole.
+SELECT try($$SELECT fluent_create_item_role('projects', 'editor', '{read}')$$) AS duplicate,
+       try($$SELECT fluent_create_item_role('projects', 'x', '{}')$$) AS no_action,
+       try($$SELECT fluent_create_item_role('projects', 'x', '{fly}')$$) AS unknown_action,
+       try($$SELECT fluent_create_item_role('projects', 'x', '{read}', 'user', 'projects', 'read')$$) AS two_conditions;
+CREATE TABLE loose (id int PRIMARY KEY, project_id int);
+CREATE TABLE loose_members (loose_id int, user_key text, team text, role text);
+SELECT try($$SELECT fluent_protect('loose', 'boards', membership_table => 'loose_members', membership_row_column => 'loose_id',
+                                   membership_user_column => 'user_key', membership_team_column => 'team')$$) AS team_without_role,
+       try($$SELECT fluent_unprotect('projects')$$) AS parent_with_children;
+SELECT try($$SELECT fluent_protect('loose', 'projects', parent_table => 'projects', parent_column => 'project_id')$$)
+       AS child_without_workspace,
+       try($$SELECT fluent_protect('loose', 'projects', parent_table => 'boards_missing', parent_column => 'project_id')$$)
+       AS unknown_parent;
+ROLLBACK;
