@@ -410,7 +410,7 @@ BEGIN
     FOREACH t IN ARRAY ARRAY['fluent.users', 'fluent.modules', 'fluent.actions', 'fluent.roles', 'fluent.permissions',
                              'fluent.grants', 'fluent.overrides', 'fluent.teams', 'fluent.team_members',
                              'fluent.admin_rights', 'fluent.requirements', 'fluent.protected_tables', 'fluent.protected_columns',
-                             'fluent.template_applications',
+                             'fluent.template_applications', 'fluent.item_roles', 'fluent.item_role_actions',
                              'fluent.audit_log']::regclass[]
     LOOP
         PERFORM pg_catalog.pg_extension_config_dump(t, '');

@@ -2477,16 +2477,18 @@ BEGIN
 END
 $$;
 
--- A workspace's item roles, by the actions they give (src/loaders.rs maps
--- them to slots).
+-- A workspace's item roles, one row per action they give, with what they
+-- require of their holders (src/loaders.rs maps them to slots).
 CREATE FUNCTION fluent._load_item_roles(p_workspace_id int)
-RETURNS TABLE (name text, action_id int)
+RETURNS TABLE (item_role_id int, name text, module text, action_id int, required_role_id int, required_action_id int)
 LANGUAGE sql STABLE PARALLEL SAFE
 BEGIN ATOMIC
-    SELECT r.name, a.action_id
-      FROM fluent.item_roles r JOIN fluent.item_role_actions a ON a.item_role_id = r.item_role_id
+    SELECT r.item_role_id, r.name, m.name, a.action_id, r.required_role_id, r.required_action_id
+      FROM fluent.item_roles r
+      JOIN fluent.modules m ON m.module_id = r.module_id
+      LEFT JOIN fluent.item_role_actions a ON a.item_role_id = r.item_role_id
      WHERE r.workspace_id = p_workspace_id
-     ORDER BY r.name;
+     ORDER BY r.name, r.item_role_id;
 END;
 
 -- The teams a user is a member of in a workspace, by name: an assignment
@@ -2534,6 +2536,12 @@ CREATE  FUNCTION fluent."rls_teams_support"(
 IMMUTABLE PARALLEL SAFE
 LANGUAGE c /* Rust */
 AS 'fluent-0.2.0', 'rls_teams_support_wrapper';
+CREATE  FUNCTION fluent."rls_assignable_support"(
+	"request" internal /* Internal */
+) RETURNS internal /* Internal */
+IMMUTABLE PARALLEL SAFE
+LANGUAGE c /* Rust */
+AS 'fluent-0.2.0', 'rls_assignable_support_wrapper';
 CREATE  FUNCTION fluent."rls_items"(
 	"module" TEXT, /* & str */
 	"action" TEXT, /* & str */
@@ -2554,183 +2562,13 @@ CREATE  FUNCTION fluent."rls_user_teams"() RETURNS TEXT[] /* Vec < String > */
 STRICT STABLE PARALLEL SAFE SUPPORT fluent."rls_teams_support"
 LANGUAGE c /* Rust */
 AS 'fluent-0.2.0', 'rls_user_teams_wrapper';
--- The id of an item role of a module of the current workspace.
-CREATE FUNCTION fluent._item_role_id(p_module text, p_item_role text) RETURNS int
-LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
-DECLARE
-    mid int := fluent._module_id(p_module);
-    id int;
-BEGIN
-    PERFORM fluent._not_null(p_item_role, 'item role');
-    SELECT r.item_role_id INTO id FROM fluent.item_roles r WHERE r.module_id = mid AND r.name = p_item_role;
-    IF id IS NULL THEN
-        RAISE EXCEPTION 'fluent module "%" has no item role "%"', p_module, p_item_role
-            USING ERRCODE = 'undefined_object',
-                  HINT = coalesce('Its item roles: ' || (SELECT string_agg(r.name, ', ' ORDER BY r.name)
-                                                          FROM fluent.item_roles r WHERE r.module_id = mid) || '.',
-                                  'Define one with fluent_create_item_role().');
-    END IF;
-    RETURN id;
-END $$;
-
-CREATE FUNCTION @extschema@.fluent_create_item_role(module text, item_role text, actions text[],
-                                                    required_role text DEFAULT NULL, required_module text DEFAULT NULL,
-                                                    required_action text DEFAULT NULL, description text DEFAULT NULL)
-RETURNS void
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
-DECLARE
-    mid int := fluent._module_id(module);
-    rid int;
-    aid int;
-    id int;
-BEGIN
-    PERFORM fluent._require_admin();
-    PERFORM fluent._name(item_role, 'item role');
-    PERFORM fluent._not_null(actions, 'actions');
-    IF cardinality(actions) = 0 THEN
-        RAISE EXCEPTION 'fluent item role "%" gives no action', item_role
-            USING ERRCODE = 'invalid_parameter_value', HINT = 'Name at least one of the module''s actions.';
-    END IF;
-    IF required_role IS NOT NULL AND (required_module IS NOT NULL OR required_action IS NOT NULL)
-       OR (required_module IS NULL) <> (required_action IS NULL) THEN
-        RAISE EXCEPTION 'fluent item role "%" has an invalid condition', item_role
-            USING ERRCODE = 'invalid_parameter_value',
-                  HINT = 'Require either a role (required_role) or a permission (required_module and required_action).';
-    END IF;
-    IF required_role IS NOT NULL THEN
-        rid := fluent._role_id(required_role);
-    ELSIF required_module IS NOT NULL THEN
-        aid := fluent._action_id(required_module, required_action);
-    END IF;
-    INSERT INTO fluent.item_roles (workspace_id, module_id, name, description, required_role_id, required_action_id)
-    VALUES (fluent._workspace_id(), mid, item_role, description, rid, aid)
-    ON CONFLICT (module_id, name) DO NOTHING
-    RETURNING item_roles.item_role_id INTO id;
-    IF id IS NULL THEN
-        PERFORM fluent._duplicate('item role', item_role);
-    END IF;
-    INSERT INTO fluent.item_role_actions (workspace_id, item_role_id, action_id)
-    SELECT DISTINCT fluent._workspace_id(), id, fluent._action_id(module, a) FROM unnest(actions) a;
-END $$;
-
-CREATE FUNCTION @extschema@.fluent_drop_item_role(module text, item_role text) RETURNS void
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
-BEGIN
-    PERFORM fluent._require_admin();
-    DELETE FROM fluent.item_roles r WHERE r.item_role_id = fluent._item_role_id(module, item_role);
-END $$;
-
--- Why an assignment may not be written, as (SQLSTATE, message, hint); NULL
--- when it may. It must name a user or a team (not both) and an item role of
--- the module in the current workspace; an item role with a condition is
--- held by users who meet it, never through a team (whose members change).
--- Security definer, to read the catalog; the caller (named by the ticket
--- from fluent._caller()) must be able to write the assignment table, so
--- that it tells nothing to anyone the trigger would not tell.
-CREATE FUNCTION fluent._item_assignment_refusal(module text, item_role text, user_key text, team text,
-                                                tbl regclass, ticket bigint)
-RETURNS text[]
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp SET fluent.caller_role = '' AS $$
-DECLARE
-    caller oid := fluent._take_caller(ticket);
-    p fluent.protected_tables;
-    r fluent.item_roles;
-    required text;
-    held boolean;
-BEGIN
-    SELECT x.* INTO p FROM fluent.protected_tables x WHERE x.table_name = fluent._membership_of(tbl);
-    IF p.membership_role_column IS NULL OR p.module IS DISTINCT FROM module
-       OR NOT (has_table_privilege(caller, tbl, 'INSERT') OR has_table_privilege(caller, tbl, 'UPDATE')) THEN
-        RAISE EXCEPTION 'permission denied to check assignments to "%"', tbl USING ERRCODE = 'insufficient_privilege',
-            HINT = 'fluent checks the assignments written to an assignment table (fluent_protect''s membership_role_column).';
-    END IF;
-    IF item_role IS NULL OR (user_key IS NULL) = (team IS NULL) THEN
-        RETURN ARRAY['23502', format('an assignment to "%s" must name an item role and either a user or a team', tbl),
-                     'Fill the role column and one of the user and team columns.'];
-    END IF;
-    SELECT x.* INTO r FROM fluent.item_roles x JOIN fluent.modules m ON m.module_id = x.module_id
-     WHERE m.workspace_id = fluent._workspace_id() AND m.name = module AND x.name = item_role;
-    IF NOT FOUND THEN
-        RETURN ARRAY['42704', format('fluent module "%s" has no item role "%s"', module, item_role),
-                     coalesce('Its item roles: ' || (SELECT string_agg(x.name, ', ' ORDER BY x.name)
-                                                      FROM fluent.item_roles x JOIN fluent.modules m ON m.module_id = x.module_id
-                                                     WHERE m.workspace_id = fluent._workspace_id() AND m.name = module) || '.',
-                              'Define it with fluent_create_item_role().')];
-    END IF;
-    IF r.required_role_id IS NULL AND r.required_action_id IS NULL THEN
-        RETURN NULL;
-    END IF;
-    IF r.required_role_id IS NOT NULL THEN
-        required := format('the role "%s"', (SELECT x.name FROM fluent.roles x WHERE x.role_id = r.required_role_id));
-    ELSE
-        required := (SELECT format('the permission %s.%s', m.name, a.name)
-                       FROM fluent.actions a JOIN fluent.modules m ON m.module_id = a.module_id
-                      WHERE a.action_id = r.required_action_id);
-    END IF;
-    IF team IS NOT NULL THEN
-        RETURN ARRAY['23514', format('item role "%s" cannot be given to team "%s": it requires %s', item_role, team, required),
-                     'Assign it to users who hold what it requires, one by one.'];
-    END IF;
-    IF r.required_role_id IS NOT NULL THEN
-        held := EXISTS (SELECT 1 FROM fluent.grants g JOIN fluent.users u ON u.user_id = g.user_id
-                         WHERE u.user_key = _item_assignment_refusal.user_key AND g.role_id = r.required_role_id
-                           AND fluent._in_force(g.valid_until));
-    ELSE
-        held := (SELECT fluent._scope_of(user_key, m.name, a.name) <> 'none'
-                   FROM fluent.actions a JOIN fluent.modules m ON m.module_id = a.module_id
-                  WHERE a.action_id = r.required_action_id);
-    END IF;
-    IF NOT held THEN
-        RETURN ARRAY['23514', format('fluent user "%s" cannot be assigned item role "%s": it requires %s', user_key, item_role, required),
-                     format('Give "%s" %s first.', user_key, required)];
-    END IF;
-    RETURN NULL;
-END $$;
-
--- BEFORE INSERT OR UPDATE on an assignment table and its partitions and
--- children: refuses what fluent._item_assignment_refusal refuses.
--- Arguments: the module and the assignment's user, team ('' for none) and
--- role columns, which fluent_protect() checked are text. SECURITY INVOKER:
--- it reads the row as the writer.
-CREATE FUNCTION fluent._check_item_assignment() RETURNS trigger
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
-DECLARE
-    assignee text;
-    team text;
-    item_role text;
-    refusal text[];
-BEGIN
-    EXECUTE format('SELECT ($1).%I::text, %s, ($1).%I::text', TG_ARGV[1],
-                   CASE WHEN TG_ARGV[2] = '' THEN 'NULL::text' ELSE format('($1).%I::text', TG_ARGV[2]) END, TG_ARGV[3])
-       INTO assignee, team, item_role USING NEW;
-    refusal := fluent._item_assignment_refusal(TG_ARGV[0], item_role, assignee, team, TG_RELID, fluent._caller());
-    IF refusal IS NOT NULL THEN
-        RAISE EXCEPTION '%', refusal[2] USING ERRCODE = refusal[1], HINT = refusal[3];
-    END IF;
-    RETURN NEW;
-END $$;
-
--- Replaces the assignment check on rel (p's assignment table, or one of its
--- partitions or children); with p NULL, removes it. A partition gets it as
--- a clone of its parent's.
-CREATE FUNCTION fluent._install_assignment_check(rel regclass, p fluent.protected_tables) RETURNS void
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
-DECLARE
-    trigger_name name;
-BEGIN
-    FOR trigger_name IN SELECT t.tgname FROM pg_trigger t
-                         WHERE t.tgrelid = rel AND t.tgfoid = 'fluent._check_item_assignment()'::regprocedure
-                           AND t.tgparentid = 0 LOOP
-        EXECUTE format('DROP TRIGGER %I ON %s', trigger_name, rel);
-    END LOOP;
-    IF p.membership_role_column IS NULL OR (SELECT c.relispartition FROM pg_class c WHERE c.oid = rel) THEN
-        RETURN;
-    END IF;
-    EXECUTE format('CREATE TRIGGER fluent_item_role_conditions BEFORE INSERT OR UPDATE ON %s FOR EACH ROW
-                    EXECUTE FUNCTION fluent._check_item_assignment(%L, %L, %L, %L)',
-                   rel, p.module, p.membership_user_column, coalesce(p.membership_team_column, ''), p.membership_role_column);
-END $$;
-
+CREATE  FUNCTION fluent."rls_assignable_item_roles"(
+	"module" TEXT, /* & str */
+	"update_action" TEXT /* & str */
+) RETURNS TEXT[] /* Vec < String > */
+STRICT STABLE PARALLEL SAFE SUPPORT fluent."rls_assignable_support"
+LANGUAGE c /* Rust */
+AS 'fluent-0.2.0', 'rls_assignable_item_roles_wrapper';
 -- Which rows of p's table module.action reaches for the acting user by the
 -- scope of their permission (the workspace filter aside): those owned by, or
 -- assigned through the membership table to, the acting user (own) or the
@@ -2844,6 +2682,7 @@ DECLARE
     reach jsonb := '{}';
     act text;
     member_in_reach text;
+    member_written text;
 BEGIN
     IF p.workspace_column IS NOT NULL THEN
         workspace_filter := format('%I = ANY (%s)', p.workspace_column,
@@ -2881,10 +2720,15 @@ BEGIN
         member_in_reach := format('EXISTS (SELECT 1 FROM %s t WHERE t.%I = %s.%I AND %s)',
             p.table_name, p.row_column, member_rel, p.membership_row_column,
             concat_ws(' AND ', workspace_filter, fluent._scope_rows_sql(p, p.module, p.update_action)));
+        -- An assignment written names an item role whose every action the
+        -- writer's scope gives her on the item (folded into a list).
+        member_written := member_in_reach || CASE WHEN p.membership_role_column IS NULL THEN '' ELSE
+            format(' AND %I = ANY (fluent.rls_assignable_item_roles(%L, %L))',
+                   p.membership_role_column, p.module, p.update_action) END;
         RETURN QUERY VALUES
             (true, 'fluent_member_select'::name, 'SELECT', 'true', NULL::text),
-            (true, 'fluent_member_insert', 'INSERT', NULL, member_in_reach),
-            (true, 'fluent_member_update', 'UPDATE', member_in_reach, member_in_reach),
+            (true, 'fluent_member_insert', 'INSERT', NULL, member_written),
+            (true, 'fluent_member_update', 'UPDATE', member_in_reach, member_written),
             (true, 'fluent_member_delete', 'DELETE', member_in_reach, NULL);
     END IF;
 END $$;
@@ -2968,6 +2812,12 @@ BEGIN
         IF parent_table = tbl OR membership_table IS NOT NULL OR parent_column IS NULL THEN
             RAISE EXCEPTION 'a child table names another parent table and its parent_column, and has no membership table'
                 USING ERRCODE = 'invalid_parameter_value';
+        END IF;
+        -- Its rows are then kept to the workspace as its parent's are: an
+        -- assignment gives nothing in another workspace.
+        IF parent.workspace_column IS NOT NULL AND workspace_column IS NULL THEN
+            RAISE EXCEPTION 'table "%" needs a workspace column, as its parent "%" has one', tbl, parent_table
+                USING ERRCODE = 'invalid_parameter_value', HINT = 'Name it with workspace_column.';
         END IF;
         IF (SELECT atttypid FROM pg_attribute WHERE attrelid = tbl AND attname = parent_column AND NOT attisdropped)
            IS DISTINCT FROM
@@ -3072,8 +2922,10 @@ BEGIN
     END IF;
 
     PERFORM fluent._install_policies(tbl, p, false);
+    PERFORM fluent._install_item_triggers(tbl, p, false);
     FOR child IN SELECT fluent._descendants(tbl) LOOP
         PERFORM fluent._install_policies(child, p, false);
+        PERFORM fluent._install_item_triggers(child, p, false);
     END LOOP;
     IF membership_table IS NOT NULL THEN
         -- Its partitions and children too: the table's policies read them
@@ -3081,7 +2933,7 @@ BEGIN
         -- kept within reach as well.
         FOR child IN SELECT membership_table UNION ALL SELECT fluent._descendants(membership_table) LOOP
             PERFORM fluent._install_policies(child, p, true);
-            PERFORM fluent._install_assignment_check(child, p);
+            PERFORM fluent._install_item_triggers(child, p, true);
         END LOOP;
     END IF;
     -- What was created, as fluent_protection_problems() will compare it.
@@ -3106,11 +2958,13 @@ BEGIN
             RAISE EXCEPTION 'table "%" gives its item roles to the rows of "%"', tbl, root
                 USING ERRCODE = 'dependent_objects_still_exist', HINT = format('Unprotect %s first.', root);
         END IF;
-        IF p.membership_role_column IS NOT NULL THEN
-            FOR root IN SELECT p.membership_table UNION ALL SELECT fluent._descendants(p.membership_table) LOOP
-                PERFORM fluent._install_assignment_check(root, NULL);
-            END LOOP;
-        END IF;
+        FOR root IN SELECT p.membership_table UNION ALL SELECT fluent._descendants(p.membership_table)
+                    WHERE p.membership_role_column IS NOT NULL LOOP
+            PERFORM fluent._install_item_triggers(root, NULL, true);
+        END LOOP;
+        FOR root IN SELECT tbl UNION ALL SELECT fluent._descendants(tbl) LOOP
+            PERFORM fluent._install_item_triggers(root, NULL, false);
+        END LOOP;
         -- Forgotten first, so that the event trigger that protects new
         -- partitions does not protect them again as they are unprotected.
         DELETE FROM fluent.protected_tables WHERE table_name = tbl;
@@ -3174,6 +3028,7 @@ BEGIN
             IF p.masked_view IS NOT NULL THEN
                 PERFORM fluent._install_column_triggers(rel, p);
             END IF;
+            PERFORM fluent._install_item_triggers(rel, p, false);
         END IF;
         root := fluent._membership_of(rel);
         IF root IS NOT NULL AND NOT rls_enabled
@@ -3181,7 +3036,7 @@ BEGIN
            AND NOT EXISTS (SELECT 1 FROM pg_policy pl WHERE pl.polrelid = rel AND pl.polname = ANY (fluent._policy_names(true))) THEN
             SELECT * INTO p FROM fluent.protected_tables x WHERE x.table_name = root;
             PERFORM fluent._install_policies(rel, p, true);
-            PERFORM fluent._install_assignment_check(rel, p);
+            PERFORM fluent._install_item_triggers(rel, p, true);
         END IF;
     END LOOP;
 END $$;
@@ -3257,6 +3112,529 @@ BEGIN
         membership_user_column := p.membership_user_column;
     END IF;
     RETURN NEXT;
+END $$;
+
+-- What no longer matches what fluent_protect() set up, one row per problem:
+-- row-level security disabled or not forced, fluent's policies missing or
+-- changed, permissive policies added (they widen access), on the table, its
+-- partitions and children, its membership table and that table's partitions
+-- and children; any of these inheriting from a table outside the protection
+-- (queries on that table read their rows under its policies, not fluent's);
+-- limited columns that roles may read on
+-- the table or its partitions and children; drift of the column limits
+-- (fluent._column_limit_problems); and views that read them past the
+-- policies or the column limits: owned by a superuser or a BYPASSRLS role
+-- without security_invoker; materialized views, whoever owns them (they
+-- store what their last refresh saw); other views without security_invoker
+-- that read limited columns (PostgreSQL checks column privileges as the
+-- view's owner, while the policies still filter the rows by the acting user).
+-- VOLATILE as fluent._column_limit_problems is.
+CREATE OR REPLACE FUNCTION @extschema@.fluent_protection_problems()
+RETURNS TABLE (table_name regclass, relation regclass, problem text, detail text)
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    p fluent.protected_tables;
+    expected jsonb;
+    actual jsonb;
+    c record;
+    k text;
+    on_membership boolean;
+BEGIN
+    FOR p IN SELECT * FROM fluent.protected_tables x ORDER BY x.table_name::text LOOP
+        table_name := p.table_name;
+        FOR relation, expected, on_membership IN
+            SELECT p.table_name, p.policies, false
+            UNION ALL SELECT d, p.policies, false FROM fluent._descendants(p.table_name) d
+            UNION ALL SELECT p.membership_table, p.membership_policies, true WHERE p.membership_table IS NOT NULL
+            -- The membership table's partitions and children (but those
+            -- under another protection's membership table, checked there)
+            -- carry its policies, where the row written is named by the
+            -- partition or child: the recorded text with that name in place
+            -- of the membership table's, as PostgreSQL prints it (the
+            -- relation's name, quoted as needed, then the column). One named
+            -- t or m, as the policies' inner aliases are, is printed with
+            -- those renamed (t_1), and reported as changed although it is not.
+            UNION ALL
+            SELECT d, (SELECT jsonb_object_agg(x.policy, x.def || jsonb_build_object(
+                                  'using', replace(x.def->>'using', member_ref, child_ref),
+                                  'check', replace(x.def->>'check', member_ref, child_ref)))
+                         FROM jsonb_each(p.membership_policies) x (policy, def)), true
+              FROM fluent._descendants(p.membership_table) d
+             CROSS JOIN LATERAL (
+                 SELECT (SELECT quote_ident(cl.relname) FROM pg_class cl WHERE cl.oid = p.membership_table)
+                            || '.' || quote_ident(p.membership_row_column),
+                        (SELECT quote_ident(cl.relname) FROM pg_class cl WHERE cl.oid = d)
+                            || '.' || quote_ident(p.membership_row_column)) r (member_ref, child_ref)
+             WHERE p.membership_table IS NOT NULL
+               AND NOT EXISTS (SELECT 1 FROM fluent.protected_tables o
+                                WHERE o.table_name <> p.table_name
+                                  AND (o.membership_table = d OR d IN (SELECT fluent._descendants(o.membership_table))))
+        LOOP
+            SELECT cl.relrowsecurity, cl.relforcerowsecurity INTO c FROM pg_class cl WHERE cl.oid = relation;
+            IF NOT c.relrowsecurity THEN
+                problem := 'row-level security disabled';
+                detail := 'every role with privileges on it sees and changes every row';
+                RETURN NEXT;
+            END IF;
+            IF NOT c.relforcerowsecurity THEN
+                problem := 'row-level security not forced';
+                detail := 'its owner sees and changes every row';
+                RETURN NEXT;
+            END IF;
+            actual := fluent._policies_of(relation);
+            FOR k IN SELECT jsonb_object_keys(expected) LOOP
+                IF NOT actual ? k THEN
+                    problem := 'policy missing';
+                    detail := format('%s was dropped', k);
+                    RETURN NEXT;
+                ELSIF actual -> k <> expected -> k THEN
+                    problem := 'policy changed';
+                    detail := format('%s is not what fluent_protect() created', k);
+                    RETURN NEXT;
+                END IF;
+            END LOOP;
+            FOR k IN SELECT x FROM jsonb_object_keys(actual) x
+                      WHERE NOT expected ? x AND (actual -> x ->> 'permissive')::boolean LOOP
+                problem := 'permissive policy added';
+                detail := format('%s is OR-ed with fluent''s policies and widens access', k);
+                RETURN NEXT;
+            END LOOP;
+            -- A query reads a child's rows under the policies of the table
+            -- it names: a parent outside the protection (INHERIT, ATTACH
+            -- PARTITION) reads and changes them past fluent's. (The
+            -- membership table's partitions and children have it, or its
+            -- partitions and children, as parents.)
+            FOR c IN
+                SELECT i.inhparent::regclass AS parent, pt.module
+                  FROM pg_inherits i LEFT JOIN fluent.protected_tables pt ON pt.table_name = i.inhparent
+                 WHERE i.inhrelid = relation AND i.inhparent <> p.table_name
+                   AND i.inhparent NOT IN (SELECT fluent._descendants(p.table_name))
+                   AND NOT (on_membership AND (i.inhparent = p.membership_table
+                                               OR i.inhparent IN (SELECT fluent._descendants(p.membership_table))))
+                 ORDER BY 1
+            LOOP
+                problem := 'parent outside the protection';
+                detail := format('it inherits from %s, which %s: queries on %s read and change its rows without these policies; detach it (NO INHERIT or DETACH PARTITION)',
+                                 c.parent, coalesce('fluent protects for module ' || c.module, 'fluent does not protect'), c.parent);
+                RETURN NEXT;
+            END LOOP;
+        END LOOP;
+        -- Limited columns the table, or one of its partitions and children,
+        -- lets roles read directly, past the masked view.
+        FOR c IN
+            SELECT DISTINCT cl.oid::regclass AS rel, pc.column_name,
+                   CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE quote_ident(r.rolname) END AS grantee,
+                   cl.oid = p.table_name AS on_table
+              FROM fluent.protected_columns pc
+              JOIN pg_class cl ON cl.oid = pc.table_name OR cl.oid IN (SELECT fluent._descendants(p.table_name))
+              JOIN pg_attribute att ON att.attrelid = cl.oid AND att.attname = pc.column_name
+             CROSS JOIN LATERAL (SELECT * FROM aclexplode(cl.relacl) UNION ALL SELECT * FROM aclexplode(att.attacl)) a
+              LEFT JOIN pg_roles r ON r.oid = a.grantee
+             WHERE pc.table_name = p.table_name AND a.privilege_type = 'SELECT' AND a.grantee <> cl.relowner
+             ORDER BY 4 DESC, 1, 2, 3
+        LOOP
+            relation := c.rel;
+            problem := 'limited column readable';
+            detail := CASE WHEN c.rel = p.table_name
+                THEN format('%s may read column %I of the table itself, unmasked: revoke it and grant the other columns', c.grantee, c.column_name)
+                ELSE format('%s may read column %I of this partition or child directly, unmasked: revoke it', c.grantee, c.column_name) END;
+            RETURN NEXT;
+        END LOOP;
+        IF p.masked_view IS NOT NULL THEN
+            RETURN QUERY SELECT p.table_name, x.relation, x.problem, x.detail FROM fluent._column_limit_problems(p) x;
+        END IF;
+        RETURN QUERY SELECT p.table_name, x.relation, x.problem, x.detail FROM fluent._item_trigger_problems(p) x;
+        FOR c IN
+            WITH RECURSIVE protected_rels (relid) AS (
+                SELECT p.table_name::oid UNION ALL SELECT d::oid FROM fluent._descendants(p.table_name) d
+            ), readers (viewid) AS (
+                SELECT r.ev_class FROM pg_rewrite r JOIN pg_depend d ON d.classid = 'pg_rewrite'::regclass AND d.objid = r.oid
+                 WHERE d.refclassid = 'pg_class'::regclass AND d.refobjid IN (SELECT relid FROM protected_rels)
+                   AND r.ev_class <> d.refobjid
+                UNION
+                SELECT r.ev_class FROM pg_rewrite r JOIN pg_depend d ON d.classid = 'pg_rewrite'::regclass AND d.objid = r.oid
+                  JOIN readers ON d.refclassid = 'pg_class'::regclass AND d.refobjid = readers.viewid
+                 WHERE r.ev_class <> d.refobjid
+            ), views (viewid, relkind, invoker) AS (
+                SELECT v.oid, v.relkind, v.relkind = 'v' AND EXISTS (SELECT 1 FROM unnest(v.reloptions) opt
+                        WHERE lower(opt) IN ('security_invoker=true', 'security_invoker=on', 'security_invoker=1', 'security_invoker=yes'))
+                  FROM readers JOIN pg_class v ON v.oid = readers.viewid
+            ), reads (viewid, relid, attnum) AS (
+                -- the columns each reader's query names (0: a whole row, or none)
+                SELECT r.ev_class, d.refobjid, d.refobjsubid FROM pg_rewrite r JOIN views ON views.viewid = r.ev_class
+                  JOIN pg_depend d ON d.classid = 'pg_rewrite'::regclass AND d.objid = r.oid AND d.refclassid = 'pg_class'::regclass
+                 WHERE d.refobjid <> r.ev_class
+            ), limited (relid, attnum) AS (
+                -- the limited columns of the table and its partitions and
+                -- children (a security_invoker view reads them with the
+                -- privileges of the current user, also under another view)
+                SELECT a.attrelid, a.attnum FROM pg_attribute a JOIN fluent.protected_columns pc ON pc.column_name = a.attname
+                 WHERE pc.table_name = p.table_name AND a.attrelid IN (SELECT relid FROM protected_rels) AND NOT a.attisdropped
+            )
+            SELECT v.oid::regclass AS viewid, v.relkind, o.rolname, o.rolsuper, o.rolbypassrls, views.invoker,
+                   (SELECT string_agg(DISTINCT quote_ident(a.attname), ', ') FROM reads JOIN limited USING (relid, attnum)
+                      JOIN pg_attribute a ON a.attrelid = limited.relid AND a.attnum = limited.attnum
+                     WHERE reads.viewid = v.oid) AS limited_columns,
+                   -- a whole-row reference (a Var with varattno 0) to a relation with limited columns
+                   EXISTS (SELECT 1 FROM reads JOIN pg_rewrite r ON r.ev_class = reads.viewid
+                            WHERE reads.viewid = v.oid AND reads.relid IN (SELECT relid FROM limited)
+                              AND r.ev_action::text LIKE '%:varattno 0 %') AS whole_rows
+              FROM views JOIN pg_class v ON v.oid = views.viewid JOIN pg_roles o ON o.oid = v.relowner
+             ORDER BY 1
+        LOOP
+            CONTINUE WHEN c.invoker;
+            relation := c.viewid;
+            IF c.relkind = 'm' THEN
+                problem := 'materialized view bypasses the policies';
+                detail := format('owned by %s%s: it stores the rows and columns its last refresh read, whoever was acting then, and shows them to whoever may read it',
+                                 quote_ident(c.rolname), CASE WHEN c.rolsuper THEN ', a superuser' WHEN c.rolbypassrls THEN ', a BYPASSRLS role' ELSE '' END);
+            ELSIF c.rolsuper OR c.rolbypassrls THEN
+                problem := 'view bypasses the policies';
+                detail := format('owned by %s, a %s, without security_invoker', quote_ident(c.rolname),
+                                 CASE WHEN c.rolsuper THEN 'superuser' ELSE 'BYPASSRLS role' END);
+            ELSIF (c.limited_columns IS NOT NULL OR c.whole_rows) AND c.viewid IS DISTINCT FROM p.masked_view THEN
+                problem := 'view exposes limited columns';
+                detail := format('owned by %s, without security_invoker: whoever may read it reads %s unmasked, with its owner''s column privileges (the policies still filter the rows)',
+                                 quote_ident(c.rolname), coalesce('column ' || c.limited_columns, 'whole rows'));
+            ELSE
+                CONTINUE;
+            END IF;
+            RETURN NEXT;
+        END LOOP;
+    END LOOP;
+END $$;
+
+-- The id of an item role of a module of the current workspace.
+CREATE FUNCTION fluent._item_role_id(p_module text, p_item_role text) RETURNS int
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    mid int := fluent._module_id(p_module);
+    id int;
+BEGIN
+    PERFORM fluent._not_null(p_item_role, 'item role');
+    SELECT r.item_role_id INTO id FROM fluent.item_roles r WHERE r.module_id = mid AND r.name = p_item_role;
+    IF id IS NULL THEN
+        RAISE EXCEPTION 'fluent module "%" has no item role "%"', p_module, p_item_role
+            USING ERRCODE = 'undefined_object',
+                  HINT = coalesce('Its item roles: ' || (SELECT string_agg(r.name, ', ' ORDER BY r.name)
+                                                          FROM fluent.item_roles r WHERE r.module_id = mid) || '.',
+                                  'Define one with fluent_create_item_role().');
+    END IF;
+    RETURN id;
+END $$;
+
+CREATE FUNCTION @extschema@.fluent_create_item_role(module text, item_role text, actions text[],
+                                                    required_role text DEFAULT NULL, required_module text DEFAULT NULL,
+                                                    required_action text DEFAULT NULL, description text DEFAULT NULL)
+RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    mid int := fluent._module_id(module);
+    rid int;
+    aid int;
+    id int;
+BEGIN
+    PERFORM fluent._require_admin();
+    PERFORM fluent._name(item_role, 'item role');
+    PERFORM fluent._not_null(actions, 'actions');
+    IF cardinality(actions) = 0 THEN
+        RAISE EXCEPTION 'fluent item role "%" gives no action', item_role
+            USING ERRCODE = 'invalid_parameter_value', HINT = 'Name at least one of the module''s actions.';
+    END IF;
+    IF required_role IS NOT NULL AND (required_module IS NOT NULL OR required_action IS NOT NULL)
+       OR (required_module IS NULL) <> (required_action IS NULL) THEN
+        RAISE EXCEPTION 'fluent item role "%" has an invalid condition', item_role
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'Require either a role (required_role) or a permission (required_module and required_action).';
+    END IF;
+    IF required_role IS NOT NULL THEN
+        rid := fluent._role_id(required_role);
+    ELSIF required_module IS NOT NULL THEN
+        aid := fluent._action_id(required_module, required_action);
+    END IF;
+    INSERT INTO fluent.item_roles (workspace_id, module_id, name, description, required_role_id, required_action_id)
+    VALUES (fluent._workspace_id(), mid, item_role, description, rid, aid)
+    ON CONFLICT (module_id, name) DO NOTHING
+    RETURNING item_roles.item_role_id INTO id;
+    IF id IS NULL THEN
+        PERFORM fluent._duplicate('item role', item_role);
+    END IF;
+    INSERT INTO fluent.item_role_actions (workspace_id, item_role_id, action_id)
+    SELECT DISTINCT fluent._workspace_id(), id, fluent._action_id(module, a) FROM unnest(actions) a;
+END $$;
+
+CREATE FUNCTION @extschema@.fluent_drop_item_role(module text, item_role text) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    PERFORM fluent._require_admin();
+    DELETE FROM fluent.item_roles r WHERE r.item_role_id = fluent._item_role_id(module, item_role);
+END $$;
+
+-- Refuses an assignment that may not be written: it must name a user or a
+-- team (not both) that fluent knows in the current workspace, and an item
+-- role of the module there; an item role with a condition is held by users
+-- who meet it, never through a team (whose members change). Called by the
+-- assignment tables' trigger (src/items.rs) as the catalog owner, after row
+-- security let the write through, so that it tells the writer nothing
+-- about rows or users she could not write; nobody else may execute it.
+CREATE FUNCTION fluent._check_assignment(module text, item_role text, user_key text, team text, tbl regclass)
+RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    ws int := fluent._workspace_id();
+    r fluent.item_roles;
+    required text;
+    held boolean;
+BEGIN
+    IF item_role IS NULL OR (user_key IS NULL) = (team IS NULL) THEN
+        RAISE EXCEPTION 'an assignment to "%" must name an item role and either a user or a team', tbl
+            USING ERRCODE = 'not_null_violation', HINT = 'Fill the role column and one of the user and team columns.';
+    END IF;
+    IF user_key IS NOT NULL AND NOT EXISTS (SELECT 1 FROM fluent.users u WHERE u.user_key = _check_assignment.user_key) THEN
+        RAISE EXCEPTION 'fluent user "%" does not exist', user_key
+            USING ERRCODE = 'undefined_object', HINT = 'Create the user (fluent_create_user, or fluent_invite_user) before assigning them.';
+    END IF;
+    IF team IS NOT NULL AND NOT EXISTS (SELECT 1 FROM fluent.teams t WHERE t.workspace_id = ws AND t.name = team) THEN
+        RAISE EXCEPTION 'fluent team "%" does not exist in workspace "%"', team, fluent._workspace_name()
+            USING ERRCODE = 'undefined_object', HINT = 'Create the team (fluent_create_team) before assigning it.';
+    END IF;
+    SELECT x.* INTO r FROM fluent.item_roles x JOIN fluent.modules m ON m.module_id = x.module_id
+     WHERE m.workspace_id = ws AND m.name = module AND x.name = item_role;
+    IF NOT FOUND THEN
+        PERFORM fluent._item_role_id(module, item_role);   -- raises 42704, naming the module's item roles
+    END IF;
+    IF r.required_role_id IS NULL AND r.required_action_id IS NULL THEN
+        RETURN;
+    END IF;
+    IF r.required_role_id IS NOT NULL THEN
+        required := format('the role "%s"', (SELECT x.name FROM fluent.roles x WHERE x.role_id = r.required_role_id));
+        held := EXISTS (SELECT 1 FROM fluent.grants g JOIN fluent.users u ON u.user_id = g.user_id
+                         WHERE u.user_key = _check_assignment.user_key AND g.role_id = r.required_role_id
+                           AND fluent._in_force(g.valid_until));
+    ELSE
+        SELECT format('the permission %s.%s', m.name, a.name), fluent._scope_of(user_key, m.name, a.name) <> 'none'
+          INTO required, held
+          FROM fluent.actions a JOIN fluent.modules m ON m.module_id = a.module_id
+         WHERE a.action_id = r.required_action_id;
+    END IF;
+    IF team IS NOT NULL THEN
+        RAISE EXCEPTION 'item role "%" cannot be given to team "%": it requires %', item_role, team, required
+            USING ERRCODE = 'check_violation', HINT = 'Assign it to users who hold what it requires, one by one.';
+    END IF;
+    IF NOT coalesce(held, false) THEN
+        RAISE EXCEPTION 'fluent user "%" cannot be assigned item role "%": it requires %', user_key, item_role, required
+            USING ERRCODE = 'check_violation', HINT = format('Give "%s" %s first.', user_key, required);
+    END IF;
+END $$;
+
+-- The assignment tables' trigger function, written in Rust (src/items.rs),
+-- in this version's library (see sql/triggers.sql).
+DO $$
+BEGIN
+    EXECUTE format('CREATE FUNCTION fluent._check_item_assignment() RETURNS trigger LANGUAGE c AS %L, %L',
+                   (SELECT p.probin FROM pg_proc p WHERE p.oid = 'fluent.rls_all(text, text)'::regprocedure),
+                   'fluent_check_item_assignment');
+END
+$$;
+
+-- BEFORE UPDATE OF the owner column of an item table or a child table: an
+-- item role gives the item's data, not the item. Handing it over (a new
+-- owner) takes the scope of the module's update action, over the row as it
+-- is and as written; otherwise an editor could take a project, and with it
+-- the right to assign its item roles. SECURITY INVOKER: the reach tests
+-- answer for the writer's acting user; where row-level security does not
+-- apply to the write (fluent._column_limits_apply), nor does this.
+CREATE FUNCTION fluent._check_item_owner() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    test text := format('SELECT %s FROM (SELECT ($1).*) AS r', TG_ARGV[1]);
+    changed boolean;
+    reaches boolean;
+BEGIN
+    EXECUTE format('SELECT ($1).%1$I IS DISTINCT FROM ($2).%1$I', TG_ARGV[0]) INTO changed USING NEW, OLD;
+    IF NOT changed OR NOT fluent._column_limits_apply(TG_RELID) THEN
+        RETURN NEW;
+    END IF;
+    EXECUTE test INTO reaches USING OLD;
+    IF coalesce(reaches, false) THEN
+        EXECUTE test INTO reaches USING NEW;
+    END IF;
+    IF NOT coalesce(reaches, false) THEN
+        RAISE EXCEPTION 'permission denied to hand over a row of "%"', TG_TABLE_NAME
+            USING ERRCODE = 'insufficient_privilege',
+                  HINT = format('Changing column "%s" takes the module''s update permission at a scope that reaches the row, as it is and as written; item roles do not give it.', TG_ARGV[0]);
+    END IF;
+    RETURN NEW;
+END $$;
+
+-- BEFORE INSERT OR UPDATE OF the parent column of a child table: a row is
+-- put only under a parent the writer can see, whatever else lets her write
+-- it (her own task still belongs to a project). Arguments: the parent
+-- column, the parent table and its key column. SECURITY INVOKER: the
+-- parent is read under its row security, as the writer.
+CREATE FUNCTION fluent._check_item_parent() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    seen boolean;
+BEGIN
+    IF NOT fluent._column_limits_apply(TG_RELID) THEN
+        RETURN NEW;
+    END IF;
+    EXECUTE format('SELECT EXISTS (SELECT 1 FROM %s p WHERE p.%I = ($1).%I)', TG_ARGV[1], TG_ARGV[2], TG_ARGV[0])
+       INTO seen USING NEW;
+    IF NOT seen THEN
+        RAISE EXCEPTION 'permission denied to put a row of "%" under a row of "%" it cannot see', TG_TABLE_NAME, TG_ARGV[1]
+            USING ERRCODE = 'insufficient_privilege',
+                  HINT = format('Column "%s" names a row of %s: the writer must be able to read it.', TG_ARGV[0], TG_ARGV[1]);
+    END IF;
+    RETURN NEW;
+END $$;
+
+-- The item roles' triggers: on an assignment table and its partitions and
+-- children, AFTER INSERT OR UPDATE FOR EACH ROW, fluent._check_assignment
+-- through the Rust trigger function fluent._check_item_assignment()
+-- (src/items.rs), with the module and the assignment's user, team ('' for
+-- none) and role columns as arguments; on an item table, or a child table,
+-- with an owner column, BEFORE UPDATE OF the owner column,
+-- fluent._check_item_owner() with the test of the writer's scope; on a child
+-- table, BEFORE INSERT OR UPDATE OF the parent column,
+-- fluent._check_item_parent().
+CREATE FUNCTION fluent._item_triggers(p fluent.protected_tables)
+RETURNS TABLE (on_assignments boolean, name name, events text, fn regprocedure, args text[], tgtype int2)
+LANGUAGE sql STABLE
+BEGIN ATOMIC
+    SELECT true, 'fluent_item_role_conditions'::name, 'AFTER INSERT OR UPDATE',
+           'fluent._check_item_assignment()'::regprocedure,
+           ARRAY[p.module::text, p.membership_user_column::text, coalesce(p.membership_team_column, '')::text,
+                 p.membership_role_column::text],
+           21::int2   -- ROW 1, INSERT 4, UPDATE 16 (AFTER)
+     WHERE p.membership_role_column IS NOT NULL
+    UNION ALL
+    SELECT false, 'fluent_item_owner'::name, format('BEFORE UPDATE OF %I', p.owner_column),
+           'fluent._check_item_owner()'::regprocedure,
+           ARRAY[p.owner_column::text, fluent._scope_rows_sql(p, p.module, p.update_action)],
+           19::int2   -- ROW 1, BEFORE 2, UPDATE 16
+     WHERE (p.membership_role_column IS NOT NULL OR p.parent_table IS NOT NULL) AND p.owner_column IS NOT NULL
+    UNION ALL
+    SELECT false, 'fluent_item_parent'::name, format('BEFORE INSERT OR UPDATE OF %I', p.parent_column),
+           'fluent._check_item_parent()'::regprocedure,
+           ARRAY[p.parent_column::text, p.parent_table::text,
+                 (SELECT x.row_column::text FROM fluent.protected_tables x WHERE x.table_name = p.parent_table)],
+           23::int2   -- ROW 1, BEFORE 2, INSERT 4, UPDATE 16
+     WHERE p.parent_table IS NOT NULL;
+END;
+
+-- Replaces the item roles' triggers on rel (p's assignment table when
+-- on_assignments, else p's table; or one of their partitions or children);
+-- with p NULL, removes them. A partition gets them as clones of its parent's.
+CREATE FUNCTION fluent._install_item_triggers(rel regclass, p fluent.protected_tables, on_assignments boolean)
+RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    trigger_name name;
+    t record;
+BEGIN
+    FOR trigger_name IN SELECT tg.tgname FROM pg_trigger tg
+                         WHERE tg.tgrelid = rel AND tg.tgparentid = 0
+                           AND (tg.tgfoid = 'fluent._check_item_assignment()'::regprocedure) = on_assignments
+                           AND tg.tgfoid IN ('fluent._check_item_assignment()'::regprocedure,
+                                             'fluent._check_item_owner()'::regprocedure,
+                                             'fluent._check_item_parent()'::regprocedure) LOOP
+        EXECUTE format('DROP TRIGGER %I ON %s', trigger_name, rel);
+    END LOOP;
+    IF p.table_name IS NULL OR (SELECT c.relispartition FROM pg_class c WHERE c.oid = rel) THEN
+        RETURN;
+    END IF;
+    FOR t IN SELECT * FROM fluent._item_triggers(p) x WHERE x.on_assignments = _install_item_triggers.on_assignments LOOP
+        EXECUTE format('CREATE TRIGGER %I %s ON %s FOR EACH ROW EXECUTE FUNCTION %s(%s)', t.name, t.events, rel,
+                       (SELECT format('%I.%I', n.nspname, f.proname) FROM pg_proc f JOIN pg_namespace n ON n.oid = f.pronamespace
+                         WHERE f.oid = t.fn),
+                       (SELECT string_agg(quote_literal(a), ', ' ORDER BY k) FROM unnest(t.args) WITH ORDINALITY x (a, k)));
+    END LOOP;
+END $$;
+
+-- What drifted in the item roles' triggers (fluent._item_triggers) on p's
+-- table, its assignment table and their partitions and children: missing,
+-- disabled, or not as created.
+CREATE FUNCTION fluent._item_trigger_problems(p fluent.protected_tables)
+RETURNS TABLE (relation regclass, problem text, detail text)
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    t record;
+    tg record;
+BEGIN
+    FOR t IN SELECT * FROM fluent._item_triggers(p) LOOP
+        FOR relation IN SELECT CASE WHEN t.on_assignments THEN p.membership_table ELSE p.table_name END
+                        UNION ALL SELECT fluent._descendants(CASE WHEN t.on_assignments THEN p.membership_table ELSE p.table_name END) LOOP
+            SELECT x.tgname, x.tgenabled, x.tgtype = t.tgtype AND x.tgqual IS NULL
+                       AND x.tgargs = (SELECT string_agg(convert_to(a, getdatabaseencoding()) || '\x00'::bytea, ''::bytea ORDER BY k)
+                                         FROM unnest(t.args) WITH ORDINALITY y (a, k)) AS as_created
+              INTO tg FROM pg_trigger x WHERE x.tgrelid = relation AND x.tgfoid = t.fn
+             ORDER BY x.tgenabled = 'O' DESC LIMIT 1;
+            IF NOT FOUND THEN
+                problem := 'item role trigger missing';
+            ELSIF NOT tg.as_created OR tg.tgenabled <> 'O' THEN
+                problem := CASE WHEN tg.tgenabled = 'D' THEN 'item role trigger disabled' ELSE 'item role trigger changed' END;
+            ELSE
+                CONTINUE;
+            END IF;
+            detail := CASE t.name
+                WHEN 'fluent_item_role_conditions' THEN 'assignments are not checked against their item roles and conditions'
+                WHEN 'fluent_item_owner' THEN 'a row''s owner may be changed by whoever holds an item role that writes it'
+                ELSE 'a row may be put under a parent its writer cannot see' END;
+            RETURN NEXT;
+        END LOOP;
+    END LOOP;
+END $$;
+
+-- A member added to a team holds the item roles assigned to it. fluent does
+-- not see which items name the team (they are the application's rows), so
+-- a delegated administrator adds members only where she holds, at scope
+-- all, every action an item role of the workspace gives (called by
+-- fluent._do_add_team_member).
+CREATE FUNCTION fluent._item_roles_within_powers(delegate text, team text) RETURNS void
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    beyond text;
+BEGIN
+    IF delegate IS NULL THEN
+        RETURN;
+    END IF;
+    SELECT string_agg(DISTINCT m.name || '.' || a.name, ', ') INTO beyond
+      FROM fluent.item_roles r
+      JOIN fluent.item_role_actions ra ON ra.item_role_id = r.item_role_id
+      JOIN fluent.actions a ON a.action_id = ra.action_id
+      JOIN fluent.modules m ON m.module_id = a.module_id
+     WHERE r.workspace_id = fluent._workspace_id() AND fluent._scope_of(delegate, m.name, a.name) <> 'all';
+    IF beyond IS NOT NULL THEN
+        RAISE EXCEPTION 'fluent user "%" may not add members to team "%"', delegate, team
+            USING ERRCODE = 'insufficient_privilege',
+                  HINT = format('Members of a team hold the item roles assigned to it: adding one takes scope all on %s.', beyond);
+    END IF;
+END $$;
+
+CREATE OR REPLACE FUNCTION fluent._do_add_team_member(team text, user_key text, lead boolean, ticket bigint) RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp SET fluent.caller_role = '' AS $$
+DECLARE
+    delegate text := fluent._authorize(ticket, 'manage_users');
+    tid int := fluent._team_id(team);
+    uid bigint := fluent._visible_user_id(delegate, user_key);
+BEGIN
+    PERFORM fluent._not_null(lead, 'lead');
+    PERFORM fluent._not_self(delegate, user_key, 'teams');
+    PERFORM fluent._in_my_workspace(delegate, uid);
+    PERFORM fluent._may_touch_user(delegate, uid);
+    PERFORM fluent._not_my_team(delegate, tid, team);
+    -- The team's leads reach the new member; a new lead reaches the team.
+    PERFORM fluent._reach_within_powers(delegate, CASE WHEN delegate IS NOT NULL THEN fluent._user_scope_map(delegate) END,
+        ARRAY(SELECT u.user_key FROM fluent.team_members m JOIN fluent.users u ON u.user_id = m.user_id
+               WHERE m.team_id = tid AND m.is_lead AND m.user_id <> uid
+              UNION SELECT user_key WHERE lead));
+    PERFORM fluent._item_roles_within_powers(delegate, team);
+    INSERT INTO fluent.team_members (workspace_id, team_id, user_id, is_lead)
+    VALUES (fluent._workspace_id(), tid, uid, lead)
+    ON CONFLICT (team_id, user_id) DO UPDATE SET is_lead = EXCLUDED.is_lead
+    WHERE team_members.is_lead IS DISTINCT FROM EXCLUDED.is_lead;
 END $$;
 
 CREATE TABLE fluent.template_item_roles (
@@ -3379,51 +3757,43 @@ REVOKE ALL ON SEQUENCE fluent.item_roles_item_role_id_seq FROM PUBLIC;
 GRANT SELECT ON fluent.item_roles, fluent.item_role_actions, fluent.template_item_roles TO fluent_admin;
 GRANT INSERT, UPDATE, DELETE ON fluent.item_roles, fluent.item_role_actions TO fluent_admin;
 GRANT USAGE ON SEQUENCE fluent.item_roles_item_role_id_seq TO fluent_admin;
-REVOKE ALL ON FUNCTION fluent._load_item_roles(int), fluent._load_member_teams(int, bigint),
-    fluent._load_team_members(int, text[]), fluent.rls_items_support(internal), fluent.rls_item_roles_support(internal),
-    fluent.rls_teams_support(internal), fluent.rls_items(text, text, text), fluent.rls_item_roles(text, text, text),
-    fluent.rls_user_teams(), fluent._item_role_id(text, text),
-    @extschema@.fluent_create_item_role(text, text, text[], text, text, text, text),
-    @extschema@.fluent_drop_item_role(text, text),
-    fluent._item_assignment_refusal(text, text, text, text, regclass, bigint), fluent._check_item_assignment(),
-    fluent._install_assignment_check(regclass, fluent.protected_tables),
+REVOKE ALL ON FUNCTION fluent._load_item_roles(int), fluent._load_member_teams(int, bigint), fluent._load_team_members(int, text[]),
+    fluent.rls_items_support(internal), fluent.rls_item_roles_support(internal), fluent.rls_teams_support(internal),
+    fluent.rls_assignable_support(internal), fluent.rls_items(text, text, text), fluent.rls_item_roles(text, text, text),
+    fluent.rls_user_teams(), fluent.rls_assignable_item_roles(text, text), fluent._item_role_id(text, text),
+    @extschema@.fluent_create_item_role(text, text, text[], text, text, text, text), @extschema@.fluent_drop_item_role(text, text),
+    fluent._check_assignment(text, text, text, text, regclass), fluent._check_item_assignment(), fluent._check_item_owner(),
+    fluent._check_item_parent(), fluent._item_triggers(fluent.protected_tables),
+    fluent._install_item_triggers(regclass, fluent.protected_tables, boolean), fluent._item_trigger_problems(fluent.protected_tables),
+    fluent._item_roles_within_powers(text, text),
     fluent._scope_rows_sql(fluent.protected_tables, text, text), fluent._item_rows_sql(fluent.protected_tables, text, text),
     fluent._write_check_sql(fluent.protected_tables, text, text, boolean),
     @extschema@.fluent_protect(regclass, text, name, regclass, name, name, name, name, text, text, text, text, name, name, regclass, name),
-    fluent._row_lookup(regclass)
-    FROM PUBLIC;
+    fluent._row_lookup(regclass) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION fluent.rls_items(text, text, text), fluent.rls_item_roles(text, text, text), fluent.rls_user_teams(),
-    fluent._item_assignment_refusal(text, text, text, text, regclass, bigint)
-    TO PUBLIC;
+    fluent.rls_assignable_item_roles(text, text) TO PUBLIC;
 GRANT EXECUTE ON FUNCTION fluent._item_role_id(text, text),
-    @extschema@.fluent_create_item_role(text, text, text[], text, text, text, text),
-    @extschema@.fluent_drop_item_role(text, text),
-    fluent._install_assignment_check(regclass, fluent.protected_tables),
+    @extschema@.fluent_create_item_role(text, text, text[], text, text, text, text), @extschema@.fluent_drop_item_role(text, text),
+    fluent._item_triggers(fluent.protected_tables), fluent._install_item_triggers(regclass, fluent.protected_tables, boolean),
+    fluent._item_trigger_problems(fluent.protected_tables), fluent._item_roles_within_powers(text, text),
     fluent._scope_rows_sql(fluent.protected_tables, text, text), fluent._item_rows_sql(fluent.protected_tables, text, text),
     fluent._write_check_sql(fluent.protected_tables, text, text, boolean),
     @extschema@.fluent_protect(regclass, text, name, regclass, name, name, name, name, text, text, text, text, name, name, regclass, name),
-    fluent._row_lookup(regclass)
+    fluent._row_lookup(regclass) TO fluent_admin;
+GRANT EXECUTE ON FUNCTION fluent._check_item_assignment(), fluent._check_item_owner(), fluent._check_item_parent()
     TO fluent_admin;
-GRANT EXECUTE ON FUNCTION fluent._check_item_assignment() TO fluent_admin;
 GRANT SELECT ON fluent.template_item_roles, fluent.item_roles, fluent.item_role_actions TO fluent_reader;
 GRANT EXECUTE ON FUNCTION fluent._scope_rows_sql(fluent.protected_tables, text, text),
-    fluent._item_rows_sql(fluent.protected_tables, text, text) TO fluent_reader;
+    fluent._item_rows_sql(fluent.protected_tables, text, text),
+    fluent._item_trigger_problems(fluent.protected_tables), fluent._item_triggers(fluent.protected_tables) TO fluent_reader;
 ALTER TABLE fluent.item_roles OWNER TO fluent_owner;
 ALTER TABLE fluent.item_role_actions OWNER TO fluent_owner;
 ALTER TABLE fluent.template_item_roles OWNER TO fluent_owner;
-ALTER FUNCTION fluent._item_assignment_refusal(text, text, text, text, regclass, bigint) OWNER TO fluent_owner;
-GRANT EXECUTE ON FUNCTION fluent._load_item_roles(int), fluent._load_member_teams(int, bigint),
-    fluent._load_team_members(int, text[]), fluent.rls_items_support(internal), fluent.rls_item_roles_support(internal),
-    fluent.rls_teams_support(internal), fluent.rls_items(text, text, text), fluent.rls_item_roles(text, text, text),
-    fluent.rls_user_teams(), fluent._item_role_id(text, text),
-    @extschema@.fluent_create_item_role(text, text, text[], text, text, text, text),
-    @extschema@.fluent_drop_item_role(text, text), fluent._check_item_assignment(),
-    fluent._install_assignment_check(regclass, fluent.protected_tables),
-    fluent._scope_rows_sql(fluent.protected_tables, text, text), fluent._item_rows_sql(fluent.protected_tables, text, text),
-    fluent._write_check_sql(fluent.protected_tables, text, text, boolean),
-    @extschema@.fluent_protect(regclass, text, name, regclass, name, name, name, name, text, text, text, text, name, name, regclass, name),
-    fluent._row_lookup(regclass)
-    TO fluent_owner;
+GRANT EXECUTE ON FUNCTION fluent._load_item_roles(int), fluent._load_member_teams(int, bigint), fluent._load_team_members(int, text[]), fluent.rls_items_support(internal), fluent.rls_item_roles_support(internal), fluent.rls_teams_support(internal), fluent.rls_assignable_support(internal), fluent.rls_items(text, text, text), fluent.rls_item_roles(text, text, text), fluent.rls_user_teams(), fluent.rls_assignable_item_roles(text, text), fluent._item_role_id(text, text), fluent._check_assignment(text, text, text, text, regclass), fluent._check_item_assignment(), fluent._check_item_owner(), fluent._check_item_parent(), fluent._item_triggers(fluent.protected_tables), fluent._install_item_triggers(regclass, fluent.protected_tables, boolean), fluent._item_trigger_problems(fluent.protected_tables), fluent._item_roles_within_powers(text, text), fluent._scope_rows_sql(fluent.protected_tables, text, text), fluent._item_rows_sql(fluent.protected_tables, text, text), fluent._write_check_sql(fluent.protected_tables, text, text, boolean), fluent._row_lookup(regclass) TO fluent_owner;
+-- pg_dump keeps the item roles (sql/catalog.sql).
+SELECT pg_catalog.pg_extension_config_dump('fluent.item_roles', '');
+SELECT pg_catalog.pg_extension_config_dump('fluent.item_role_actions', '');
+SELECT pg_catalog.pg_extension_config_dump('fluent.item_roles_item_role_id_seq', '');
 COMMENT ON FUNCTION @extschema@.fluent_protect(regclass, text, name, regclass, name, name, name, name, text, text, text, text,
                                                 name, name, regclass, name) IS
     'Enables and forces row-level security on a table so that the module''s actions govern its commands: by default read SELECT, write INSERT and UPDATE, delete DELETE; with an assignment table (membership_role_column) or a parent table, item roles give their actions on the items where they are held';
