@@ -2624,8 +2624,11 @@ BEGIN
         module, act, a.module, item_column, a.membership_row_column, a.membership_table, a.membership_user_column,
         fluent._key_test_sql(fluent._key_kind(a.membership_table, a.membership_user_column, 'membership user column'),
                              module, act, true),
+        -- (cardinality() of the folded teams is folded too: without teams,
+        -- the team test goes, and with it the team index scan.)
         CASE WHEN a.membership_team_column IS NOT NULL
-             THEN format(' OR m.%I = ANY (fluent.rls_user_teams())', a.membership_team_column) ELSE '' END,
+             THEN format(' OR cardinality(fluent.rls_user_teams()) > 0 AND m.%I = ANY (fluent.rls_user_teams())',
+                         a.membership_team_column) ELSE '' END,
         a.membership_role_column);
 END $$;
 
