@@ -3754,6 +3754,21 @@ BEGIN
     INSERT INTO fluent.template_applications (workspace_id, template) VALUES (ws, t);
 END $$;
 
+-- The item roles' matrix, beside the roles': what each item role gives
+-- on the items where it is held, and what its holders must hold.
+CREATE VIEW fluent.item_role_matrix AS
+SELECT w.name AS workspace, m.name AS module, r.name AS item_role, a.name AS action,
+       q.name AS required_role, rm.name || '.' || ra.name AS required_permission, r.description
+  FROM fluent.item_roles r
+  JOIN fluent.workspaces w ON w.workspace_id = r.workspace_id
+  JOIN fluent.modules m ON m.module_id = r.module_id
+  JOIN fluent.item_role_actions ia ON ia.item_role_id = r.item_role_id
+  JOIN fluent.actions a ON a.action_id = ia.action_id
+  LEFT JOIN fluent.roles q ON q.role_id = r.required_role_id
+  LEFT JOIN fluent.actions ra ON ra.action_id = r.required_action_id
+  LEFT JOIN fluent.modules rm ON rm.module_id = ra.module_id;
+COMMENT ON VIEW fluent.item_role_matrix IS
+    'One row per (workspace, module, item role, action it gives on the items where it is held), with the role or permission its holders must hold';
 -- Privileges and ownership, as sql/privileges.sql gives them.
 REVOKE ALL ON fluent.item_roles, fluent.item_role_actions, fluent.template_item_roles FROM PUBLIC;
 REVOKE ALL ON SEQUENCE fluent.item_roles_item_role_id_seq FROM PUBLIC;
@@ -3792,6 +3807,10 @@ GRANT EXECUTE ON FUNCTION fluent._scope_rows_sql(fluent.protected_tables, text, 
 ALTER TABLE fluent.item_roles OWNER TO fluent_owner;
 ALTER TABLE fluent.item_role_actions OWNER TO fluent_owner;
 ALTER TABLE fluent.template_item_roles OWNER TO fluent_owner;
+REVOKE ALL ON fluent.item_role_matrix FROM PUBLIC;
+GRANT SELECT ON fluent.item_role_matrix TO fluent_admin;
+GRANT SELECT ON fluent.item_role_matrix TO fluent_reader;
+ALTER VIEW fluent.item_role_matrix OWNER TO fluent_owner;
 GRANT EXECUTE ON FUNCTION fluent._load_item_roles(int), fluent._load_member_teams(int, bigint), fluent._load_team_members(int, text[]), fluent.rls_items_support(internal), fluent.rls_item_roles_support(internal), fluent.rls_teams_support(internal), fluent.rls_assignable_support(internal), fluent.rls_items(text, text, text), fluent.rls_item_roles(text, text, text), fluent.rls_user_teams(), fluent.rls_assignable_item_roles(text, text), fluent._item_role_id(text, text), fluent._check_assignment(text, text, text, text, regclass), fluent._check_item_assignment(), fluent._check_item_owner(), fluent._check_item_parent(), fluent._item_triggers(fluent.protected_tables), fluent._install_item_triggers(regclass, fluent.protected_tables, boolean), fluent._item_trigger_problems(fluent.protected_tables), fluent._item_roles_within_powers(text, text), fluent._scope_rows_sql(fluent.protected_tables, text, text), fluent._item_rows_sql(fluent.protected_tables, text, text), fluent._write_check_sql(fluent.protected_tables, text, text, boolean), fluent._row_lookup(regclass) TO fluent_owner;
 -- pg_dump keeps the item roles (sql/catalog.sql).
 SELECT pg_catalog.pg_extension_config_dump('fluent.item_roles', '');

@@ -27,6 +27,22 @@ SELECT e.workspace, e.user_key, e.module, e.action, e.scope::fluent.scope AS sco
 COMMENT ON VIEW fluent.effective_permissions IS
     'What each user holding a role or override in a workspace may do: one row per (workspace, user, module, action) with the effective scope and its source (roles, override, module_disabled, user_status, sign_in or no_role), the roles that give it and any override';
 
+-- The item roles' matrix, beside the roles': what each item role gives
+-- on the items where it is held, and what its holders must hold.
+CREATE VIEW fluent.item_role_matrix AS
+SELECT w.name AS workspace, m.name AS module, r.name AS item_role, a.name AS action,
+       q.name AS required_role, rm.name || '.' || ra.name AS required_permission, r.description
+  FROM fluent.item_roles r
+  JOIN fluent.workspaces w ON w.workspace_id = r.workspace_id
+  JOIN fluent.modules m ON m.module_id = r.module_id
+  JOIN fluent.item_role_actions ia ON ia.item_role_id = r.item_role_id
+  JOIN fluent.actions a ON a.action_id = ia.action_id
+  LEFT JOIN fluent.roles q ON q.role_id = r.required_role_id
+  LEFT JOIN fluent.actions ra ON ra.action_id = r.required_action_id
+  LEFT JOIN fluent.modules rm ON rm.module_id = ra.module_id;
+COMMENT ON VIEW fluent.item_role_matrix IS
+    'One row per (workspace, module, item role, action it gives on the items where it is held), with the role or permission its holders must hold';
+
 -- Seed 003: each user's reporting line in each workspace where they hold a
 -- role: their manager, how many managers are above them, and the nearest
 -- active one above who holds a reporting-anchor role there (fluid: the

@@ -6,14 +6,12 @@ BEGIN;
 SET search_path = public, test_helpers;
 SET client_min_messages = warning;
 SELECT fluent_create_workspace('portfolio'), fluent_set_workspace('portfolio'), fluent_apply_template('fluid');
--- The template's item roles, and what each gives.
-SELECT m.name AS module, r.name AS item_role, string_agg(a.name, ',' ORDER BY a.name) AS actions,
-       q.name AS requires
-  FROM fluent.item_roles r JOIN fluent.modules m ON m.module_id = r.module_id
-  JOIN fluent.item_role_actions ra ON ra.item_role_id = r.item_role_id JOIN fluent.actions a ON a.action_id = ra.action_id
-  LEFT JOIN fluent.roles q ON q.role_id = r.required_role_id
- WHERE r.workspace_id = (SELECT workspace_id FROM fluent.workspaces WHERE name = 'portfolio')
- GROUP BY 1, 2, 4 ORDER BY 1, 2;
+-- The template's item roles, and what each gives (fluent.item_role_matrix,
+-- as a reporting tool reads it).
+SET ROLE app;
+SELECT module, item_role, string_agg(action, ',' ORDER BY action) AS actions, required_role
+  FROM fluent.item_role_matrix WHERE workspace = 'portfolio' GROUP BY 1, 2, 4 ORDER BY 1, 2;
+RESET ROLE;
 
 -- pamela manages project 1, edwin edits it, verity views it; the design team
 -- (tessa) views project 2 and takes part in board 1; avery is an accountable
