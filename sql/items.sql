@@ -133,6 +133,21 @@ BEGIN
     END IF;
 END $$;
 
+-- The audit trail of assignments (seed 001: "audit/access logs"): who gave
+-- or took an item role, acting for whom, in the workspace it was written
+-- in. Written by the assignment tables' trigger (src/items.rs) as the
+-- catalog owner, from the rows as JSON made as the writer; nobody else may
+-- execute it.
+CREATE FUNCTION fluent._audit_assignment(p_db_role text, p_acting_user text, p_table text, p_operation text,
+                                         p_before jsonb, p_after jsonb)
+RETURNS void
+LANGUAGE sql VOLATILE
+BEGIN ATOMIC
+    INSERT INTO fluent.audit_log (db_role, acting_user, workspace_id, table_name, operation, before, after)
+    SELECT p_db_role, p_acting_user, w.workspace_id, p_table, p_operation, p_before, p_after
+      FROM fluent.workspaces w WHERE w.name = fluent._workspace_name();
+END;
+
 -- The assignment tables' trigger function, written in Rust (src/items.rs),
 -- in this version's library (see sql/triggers.sql).
 DO $$
@@ -197,7 +212,8 @@ BEGIN
 END $$;
 
 -- The item roles' triggers: on an assignment table and its partitions and
--- children, AFTER INSERT OR UPDATE FOR EACH ROW, fluent._check_assignment
+-- children, AFTER INSERT OR UPDATE OR DELETE FOR EACH ROW, fluent._check_assignment
+-- and the audit trail
 -- through the Rust trigger function fluent._check_item_assignment()
 -- (src/items.rs), with the module and the assignment's user, team ('' for
 -- none) and role columns as arguments; on an item table, or a child table,
@@ -209,11 +225,11 @@ CREATE FUNCTION fluent._item_triggers(p fluent.protected_tables)
 RETURNS TABLE (on_assignments boolean, name name, events text, fn regprocedure, args text[], tgtype int2)
 LANGUAGE sql STABLE
 BEGIN ATOMIC
-    SELECT true, 'fluent_item_role_conditions'::name, 'AFTER INSERT OR UPDATE',
+    SELECT true, 'fluent_item_role_conditions'::name, 'AFTER INSERT OR UPDATE OR DELETE',
            'fluent._check_item_assignment()'::regprocedure,
            ARRAY[p.module::text, p.membership_user_column::text, coalesce(p.membership_team_column, '')::text,
                  p.membership_role_column::text],
-           21::int2   -- ROW 1, INSERT 4, UPDATE 16 (AFTER)
+           29::int2   -- ROW 1, INSERT 4, DELETE 8, UPDATE 16 (AFTER)
      WHERE p.membership_role_column IS NOT NULL
     UNION ALL
     SELECT false, 'fluent_item_owner'::name, format('BEFORE UPDATE OF %I', p.owner_column),

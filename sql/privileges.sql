@@ -114,7 +114,7 @@ BEGIN
         -- implementations make as the owner.
         ELSIF fname NOT LIKE '\_load\_%' AND fname NOT IN ('_audit_insert', '_template_matrix',
                      '_take_caller', '_authorize', '_scope_of', '_holds_right', '_create_token_user',
-                     '_check_assignment') THEN
+                     '_check_assignment', '_audit_assignment') THEN
             EXECUTE format('GRANT EXECUTE ON FUNCTION %s TO fluent_admin', f);
         END IF;
     END LOOP;

@@ -1,42 +1,104 @@
 //! The trigger on assignment tables (sql/items.sql). It runs after row
-//! security let an assignment be written, and checks it against its item
-//! role as the catalog owner (`fluent._check_assignment`): the user or team
-//! it names exists, the item role is the module's, and its condition is met.
-//! A C trigger function cannot be called directly, so the check tells
-//! nothing to anyone who could not write the assignment; and after the row
-//! is written, no other trigger can change it behind the check's back.
+//! security let an assignment be written, checks it against its item role
+//! as the catalog owner (`fluent._check_assignment`: the user or team it
+//! names exists, the item role is the module's, and its condition is met),
+//! and records the assignment, and its removal, in the audit trail. A C
+//! trigger function cannot be called directly, so the check tells nothing
+//! to anyone who could not write the assignment; and after the row is
+//! written, no other trigger can change it behind the check's back.
 
-use pgrx::trigger_support::PgTrigger;
+use pgrx::datum::DatumWithOid;
+use pgrx::heap_tuple::PgHeapTuple;
+use pgrx::pg_sys;
+use pgrx::prelude::*;
+use pgrx::trigger_support::{PgTrigger, PgTriggerOperation};
+use pgrx::AllocatedByPostgres;
 
+use crate::gucs;
+use crate::identity;
 use crate::owner::{as_catalog_owner, update};
 use crate::trigger::after_trigger;
 
+fn fail(e: &dyn std::fmt::Display) -> ! {
+    pgrx::error!("{e}")
+}
+
 fn check_item_assignment(trigger: &PgTrigger<'_>) {
-    let fail = |e: &dyn std::fmt::Display| -> ! { pgrx::error!("{e}") };
     let args = trigger.extra_args().unwrap_or_else(|e| fail(&e));
     let [module, user_column, team_column, role_column] = args.as_slice() else {
         pgrx::error!("fluent._check_item_assignment() takes four arguments");
     };
-    let Some(row) = trigger.new() else { return };
-    let text = |column: &str| -> Option<String> {
-        if column.is_empty() {
-            return None;
-        }
-        row.get_by_name::<String>(column)
-            .unwrap_or_else(|e| fail(&e))
+    let relation = trigger.relation().unwrap_or_else(|e| fail(&e));
+    if let Some(row) = trigger.new() {
+        let text = |column: &str| -> Option<String> {
+            if column.is_empty() {
+                return None;
+            }
+            row.get_by_name::<String>(column)
+                .unwrap_or_else(|e| fail(&e))
+        };
+        let (user, team, item_role) = (text(user_column), text(team_column), text(role_column));
+        as_catalog_owner(|client| {
+            update(
+                client,
+                "SELECT fluent._check_assignment($1, $2, $3, $4, $5::pg_catalog.regclass)",
+                &[
+                    module.as_str().into(),
+                    item_role.as_deref().into(),
+                    user.as_deref().into(),
+                    team.as_deref().into(),
+                    relation.oid().into(),
+                ],
+            )
+        });
+    }
+    record(trigger, &relation);
+}
+
+/// The row as JSON, made as the writer: the application's types and their
+/// casts to JSON are its owner's code, which never runs as the catalog owner.
+fn as_json(
+    row: Option<PgHeapTuple<'_, AllocatedByPostgres>>,
+    row_type: pg_sys::Oid,
+) -> Option<pgrx::JsonB> {
+    let datum = row.and_then(|row| row.into_composite_datum())?;
+    Spi::get_one_with_args::<pgrx::JsonB>(
+        "SELECT pg_catalog.to_jsonb($1)",
+        &[unsafe { DatumWithOid::new(datum, row_type) }],
+    )
+    .unwrap_or_else(|e| fail(&e))
+}
+
+/// Records the assignment written or removed in the audit trail, in the
+/// current workspace, as `fluent._audit_assignment` does.
+fn record(trigger: &PgTrigger<'_>, relation: &pgrx::PgRelation) {
+    let operation = match trigger.op().unwrap_or_else(|e| fail(&e)) {
+        PgTriggerOperation::Insert => "INSERT",
+        PgTriggerOperation::Update => "UPDATE",
+        PgTriggerOperation::Delete => "DELETE",
+        PgTriggerOperation::Truncate => "TRUNCATE",
     };
-    let (user, team, item_role) = (text(user_column), text(team_column), text(role_column));
-    let table = trigger.relation().unwrap_or_else(|e| fail(&e)).oid();
+    let row_type = unsafe { (*relation.rd_rel).reltype };
+    let before = as_json(trigger.old(), row_type);
+    let after = as_json(trigger.new(), row_type);
+    let table = format!(
+        "{}.{}",
+        trigger.table_schema().unwrap_or_else(|e| fail(&e)),
+        trigger.table_name().unwrap_or_else(|e| fail(&e))
+    );
+    let db_role = identity::role_name(unsafe { pg_sys::GetUserId() });
+    let acting = gucs::with_acting(|user, _| user.map(str::to_owned));
     as_catalog_owner(|client| {
         update(
             client,
-            "SELECT fluent._check_assignment($1, $2, $3, $4, $5::pg_catalog.regclass)",
+            "SELECT fluent._audit_assignment($1, $2, $3, $4, $5, $6)",
             &[
-                module.as_str().into(),
-                item_role.as_deref().into(),
-                user.as_deref().into(),
-                team.as_deref().into(),
-                table.into(),
+                db_role.as_str().into(),
+                acting.as_deref().into(),
+                table.as_str().into(),
+                operation.into(),
+                before.into(),
+                after.into(),
             ],
         )
     })

@@ -176,6 +176,20 @@ SELECT * FROM fluent_who_can('project_financials', '1', 'read') ORDER BY user_ke
 SELECT fact, subject, detail FROM fluent_explain('edwin', 'projects', 'write') WHERE fact IN ('item roles', 'result');
 SELECT fact, subject, detail FROM fluent_explain('norah', 'projects', 'read') WHERE fact IN ('item roles', 'result');
 
+-- The audit trail records assignments given and taken back, with whom the
+-- writer acted for, in the workspace they were written in.
+SELECT act_as('owain');
+SET ROLE app;
+DELETE FROM project_roles WHERE user_key = 'norah' RETURNING project_id;
+RESET ROLE;
+SELECT act_as(NULL);
+SELECT operation, db_role, acting_user, coalesce(after, before) ->> 'user_key' AS user_key,
+       coalesce(after, before) ->> 'team' AS team, coalesce(after, before) ->> 'role' AS item_role
+  FROM fluent.audit_log
+ WHERE table_name = 'items19.project_roles'
+   AND workspace_id = (SELECT workspace_id FROM fluent.workspaces WHERE name = 'portfolio')
+ ORDER BY audit_id;
+
 -- Drift: the assignment check and the owner check are watched.
 ALTER TABLE project_roles DISABLE TRIGGER fluent_item_role_conditions;
 DROP TRIGGER fluent_item_owner ON tasks;
