@@ -3683,6 +3683,13 @@ INSERT INTO fluent.template_item_roles (template, module, item_role, actions, re
     ('fluid', 'boards',   'member',                '{read,write}',        NULL, 'takes part in the board (a team may be added)'),
     ('fluid', 'meetings', 'participant',           '{read,write}',        NULL, 'takes part in the meeting');
 
+-- Seed 002: the Data Administrator edits and uploads project information
+-- and financials.
+INSERT INTO fluent.template_permissions (template, role, module, action, scope, note) VALUES
+    ('fluid', 'data_administrator', 'projects', 'write', 'all', 'bulk edit and upload of project information (seed 002)'),
+    ('fluid', 'data_administrator', 'financials', 'read', 'all', '... and financials'),
+    ('fluid', 'data_administrator', 'financials', 'write', 'all', NULL);
+
 -- Loads a template into the current workspace: its modules and actions, its
 -- roles, and their permissions. Only what is missing is added, so applying
 -- again duplicates nothing, keeps every change made since, and never touches

@@ -186,7 +186,11 @@ INSERT INTO fluid_expected
 SELECT 'adm_' || role, module, action, 'all' FROM (VALUES
     ('data_administrator', 'data_administration', 'export'),
     ('data_administrator', 'data_administration', 'import'),
+    ('data_administrator', 'projects', 'write'),     -- "bulk download, edit and upload of project information
+    ('data_administrator', 'financials', 'read'),    --  and financials" (seed 002)
+    ('data_administrator', 'financials', 'write'),
     ('financial_administrator', 'financial_administration', 'write'),
+    ('financial_administrator', 'financials', 'read'),   -- "portfolio financial data" (seed 002)
     ('financial_administrator', 'financials', 'write'),
     ('project_administrator', 'projects', 'write'),
     ('project_administrator', 'resourcing', 'write'),

@@ -119,6 +119,24 @@ SET ROLE app;
 SELECT try($$INSERT INTO project_roles VALUES (2, NULL, 'design', 'editor')$$) AS team_promotes_itself;
 RESET ROLE;
 
+-- Seed 002: the Data Administrator's "bulk download, edit and upload of
+-- project information and financials" and the Financial Administrator's
+-- "portfolio financial data": every project and its financials, without
+-- an item role; the Financial Administrator edits no project.
+SELECT fluent_create_user(u), fluent_grant_role(u, 'user') FROM unnest('{dara,fiona}'::text[]) u;
+SELECT fluent_grant_role('dara', 'data_administrator'), fluent_grant_role('fiona', 'financial_administrator');
+SELECT u, s.projects, s.financials FROM unnest('{dara,fiona}'::text[]) u, pg_temp.sees(u) s;
+SELECT act_as('dara');
+SET ROLE app;
+UPDATE projects SET name = name || ' (checked)' WHERE id = 3 RETURNING id;
+UPDATE project_financials SET amount = amount + 1 RETURNING id;
+RESET ROLE;
+SELECT act_as('fiona');
+SET ROLE app;
+UPDATE projects SET name = 'fiona was here' RETURNING id;
+UPDATE project_financials SET amount = amount + 1 RETURNING id;
+RESET ROLE;
+
 -- Seed 002: "only users with submission access can create new projects".
 SELECT act_as('samson');
 SET ROLE app;
