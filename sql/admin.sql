@@ -813,6 +813,7 @@ BEGIN
     VALUES (fluent._name(user_key, 'user'), display_name, s, manager_id)
     ON CONFLICT ON CONSTRAINT users_user_key_key DO NOTHING;
     IF NOT FOUND THEN PERFORM fluent._duplicate('user', user_key); END IF;
+    PERFORM fluent._item_roles_within_powers(delegate, format('create "%s"', user_key), user_key, NULL);
 END $$;
 
 CREATE FUNCTION fluent._do_set_user_status(user_key text, status text, force boolean, ticket bigint) RETURNS void
@@ -835,6 +836,9 @@ BEGIN
     -- Activating opens what the user holds: no more than the administrator's own.
     IF delegate IS NOT NULL THEN
         PERFORM fluent._within_powers(delegate, powers, before, fluent._user_scope_map(user_key), format('"%s"', user_key));
+        IF s = 'active' THEN
+            PERFORM fluent._item_roles_within_powers(delegate, format('activate "%s"', user_key), user_key, NULL);
+        END IF;
     END IF;
     PERFORM fluent._still_staffed(staffed, force);
     PERFORM fluent._still_administered(administered, force);
@@ -926,6 +930,7 @@ BEGIN
     END IF;
     IF delegate IS NOT NULL THEN
         PERFORM fluent._within_powers(delegate, powers, before, fluent._user_scope_map(user_key), format('"%s"', user_key));
+        PERFORM fluent._item_roles_within_powers(delegate, format('grant "%s" role "%s"', user_key, role), user_key, NULL, rid);
         PERFORM fluent._still_staffed(staffed, false);
         PERFORM fluent._still_administered(administered, false);
     END IF;
@@ -1010,7 +1015,7 @@ BEGIN
         ARRAY(SELECT u.user_key FROM fluent.team_members m JOIN fluent.users u ON u.user_id = m.user_id
                WHERE m.team_id = tid AND m.is_lead AND m.user_id <> uid
               UNION SELECT user_key WHERE lead));
-    PERFORM fluent._item_roles_within_powers(delegate, team);
+    PERFORM fluent._item_roles_within_powers(delegate, format('add members to team "%s"', team), NULL, team);
     INSERT INTO fluent.team_members (workspace_id, team_id, user_id, is_lead)
     VALUES (fluent._workspace_id(), tid, uid, lead)
     ON CONFLICT (team_id, user_id) DO UPDATE SET is_lead = EXCLUDED.is_lead
@@ -1523,6 +1528,7 @@ BEGIN
     -- Activating opens what the user holds: no more than the administrator's own.
     IF delegate IS NOT NULL THEN
         PERFORM fluent._within_powers(delegate, powers, before, fluent._user_scope_map(user_key), format('"%s"', user_key));
+        PERFORM fluent._item_roles_within_powers(delegate, format('accept the invitation of "%s"', user_key), user_key, NULL);
     END IF;
 END $$;
 

@@ -2569,6 +2569,16 @@ CREATE  FUNCTION fluent."rls_assignable_item_roles"(
 STRICT STABLE PARALLEL SAFE SUPPORT fluent."rls_assignable_support"
 LANGUAGE c /* Rust */
 AS 'fluent-0.2.0', 'rls_assignable_item_roles_wrapper';
+CREATE  FUNCTION fluent."_assigned_item_roles"(
+	"user_key" TEXT, /* Option < & str > */
+	"team" TEXT /* Option < & str > */
+) RETURNS TABLE (
+	"module" TEXT,  /* String */
+	"item_role" TEXT  /* String */
+)
+STABLE PARALLEL RESTRICTED
+LANGUAGE c /* Rust */
+AS 'fluent-0.2.0', '_assigned_item_roles_wrapper';
 -- Which rows of p's table module.action reaches for the acting user by the
 -- scope of their permission (the workspace filter aside): those owned by, or
 -- assigned through the membership table to, the acting user (own) or the
@@ -2904,6 +2914,26 @@ BEGIN
         SELECT c.relrowsecurity, c.relforcerowsecurity INTO member_was_enabled, member_was_forced
           FROM pg_class c WHERE c.oid = membership_table;
     END IF;
+    -- Item roles name their items by key: the key must be the items', and
+    -- an assignment must go with its item (sql/items.sql).
+    IF membership_role_column IS NOT NULL
+       AND fluent._key_kind(membership_table, membership_user_column, 'membership user column') <> 'text' THEN
+        RAISE EXCEPTION 'the user column of assignment table "%" must be of type text or varchar', membership_table
+            USING ERRCODE = 'datatype_mismatch', HINT = 'Assignments name users by their user keys.';
+    END IF;
+    IF membership_role_column IS NOT NULL
+       AND NOT fluent._has_item_foreign_key(membership_table, membership_row_column, tbl, row_column, true) THEN
+        RAISE EXCEPTION 'assignment table "%" needs a foreign key to "%" that cascades deletes', membership_table, tbl
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = format('ALTER TABLE %s ADD FOREIGN KEY (%I) REFERENCES %s (%I) ON DELETE CASCADE;',
+                                membership_table, membership_row_column, tbl, row_column);
+    END IF;
+    IF parent_table IS NOT NULL
+       AND NOT fluent._has_item_foreign_key(tbl, parent_column, parent_table, parent.row_column, false) THEN
+        RAISE EXCEPTION 'child table "%" needs a foreign key to its parent "%"', tbl, parent_table
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = format('ALTER TABLE %s ADD FOREIGN KEY (%I) REFERENCES %s (%I);', tbl, parent_column, parent_table, parent.row_column);
+    END IF;
     -- The catalog row, by column name.
     p := jsonb_populate_record(NULL::fluent.protected_tables, jsonb_build_object(
         'table_name', tbl, 'module', module, 'owner_column', owner_column, 'owner_type', owner_kind,
@@ -2956,7 +2986,8 @@ BEGIN
     PERFORM fluent._not_null(tbl, 'table');
     SELECT * INTO p FROM fluent.protected_tables WHERE table_name = tbl;
     IF FOUND THEN
-        root := (SELECT x.table_name FROM fluent.protected_tables x WHERE x.parent_table = tbl LIMIT 1);
+        root := (SELECT x.table_name FROM fluent.protected_tables x WHERE x.parent_table = tbl
+                 ORDER BY x.table_name::text LIMIT 1);
         IF root IS NOT NULL THEN
             RAISE EXCEPTION 'table "%" gives its item roles to the rows of "%"', tbl, root
                 USING ERRCODE = 'dependent_objects_still_exist', HINT = format('Unprotect %s first.', root);
@@ -3455,69 +3486,87 @@ BEGIN
 END
 $$;
 
--- BEFORE UPDATE OF the owner column of an item table or a child table: an
--- item role gives the item's data, not the item. Handing it over (a new
--- owner) takes the scope of the module's update action, over the row as it
--- is and as written; otherwise an editor could take a project, and with it
--- the right to assign its item roles. SECURITY INVOKER: the reach tests
+-- AFTER INSERT OR UPDATE of an item table or a child table with an owner
+-- column: an item role gives the item's data, not the item. Handing a row
+-- over (a new owner) takes the scope of the module's update action over the
+-- row as it is and as written, and a new row is owned by nobody or by a user
+-- the scope of the insert action reaches: otherwise an editor could take a
+-- project, and with it the right to assign its item roles, or plant rows in
+-- another user's reach. AFTER, without a column list: it sees the row as
+-- written, whatever other triggers did. Arguments: the owner column and the
+-- tests of the update and insert scopes. SECURITY INVOKER: the reach tests
 -- answer for the writer's acting user; where row-level security does not
 -- apply to the write (fluent._column_limits_apply), nor does this.
 CREATE FUNCTION fluent._check_item_owner() RETURNS trigger
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
-    test text := format('SELECT %s FROM (SELECT ($1).*) AS r', TG_ARGV[1]);
-    changed boolean;
-    reaches boolean;
+    test text := format('SELECT %s FROM (SELECT ($1).*) AS r', CASE TG_OP WHEN 'INSERT' THEN TG_ARGV[2] ELSE TG_ARGV[1] END);
+    owner_of text := format('SELECT ($1).%I IS NULL', TG_ARGV[0]);
+    unowned boolean;
+    changed boolean := true;
+    reaches boolean := true;
 BEGIN
-    EXECUTE format('SELECT ($1).%1$I IS DISTINCT FROM ($2).%1$I', TG_ARGV[0]) INTO changed USING NEW, OLD;
-    IF NOT changed OR NOT fluent._column_limits_apply(TG_RELID) THEN
-        RETURN NEW;
+    IF NOT fluent._column_limits_apply(TG_RELID) THEN
+        RETURN NULL;
     END IF;
-    EXECUTE test INTO reaches USING OLD;
-    IF coalesce(reaches, false) THEN
+    IF TG_OP = 'UPDATE' THEN
+        EXECUTE format('SELECT ($1).%1$I IS DISTINCT FROM ($2).%1$I', TG_ARGV[0]) INTO changed USING NEW, OLD;
+        IF changed THEN
+            EXECUTE test INTO reaches USING OLD;
+        END IF;
+    ELSE
+        EXECUTE owner_of INTO unowned USING NEW;
+        changed := NOT unowned;
+    END IF;
+    IF changed AND coalesce(reaches, false) THEN
         EXECUTE test INTO reaches USING NEW;
     END IF;
-    IF NOT coalesce(reaches, false) THEN
+    IF changed AND NOT coalesce(reaches, false) THEN
         RAISE EXCEPTION 'permission denied to hand over a row of "%"', TG_TABLE_NAME
             USING ERRCODE = 'insufficient_privilege',
-                  HINT = format('Changing column "%s" takes the module''s update permission at a scope that reaches the row, as it is and as written; item roles do not give it.', TG_ARGV[0]);
+                  HINT = format('Column "%s" names the row''s owner: setting it takes the module''s permission at a scope that reaches the row, as it is and as written; item roles do not give it.', TG_ARGV[0]);
     END IF;
-    RETURN NEW;
+    RETURN NULL;
 END $$;
 
--- BEFORE INSERT OR UPDATE OF the parent column of a child table: a row is
--- put only under a parent the writer can see, whatever else lets her write
--- it (her own task still belongs to a project). Arguments: the parent
--- column, the parent table and its key column. SECURITY INVOKER: the
--- parent is read under its row security, as the writer.
+-- AFTER INSERT OR UPDATE of a child table: a row is put only under a parent
+-- the writer may write (a viewer of a project adds no task to it), whatever
+-- else lets her write the row. The parent is locked FOR KEY SHARE, as a
+-- foreign key does, which applies its UPDATE policy as the writer (who thus
+-- needs UPDATE on the parent table). Arguments: the parent column, the
+-- parent table and its key column. SECURITY INVOKER.
 CREATE FUNCTION fluent._check_item_parent() RETURNS trigger
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
-    seen boolean;
+    moved boolean := true;
+    found_parent int;
 BEGIN
     IF NOT fluent._column_limits_apply(TG_RELID) THEN
-        RETURN NEW;
+        RETURN NULL;
     END IF;
-    EXECUTE format('SELECT EXISTS (SELECT 1 FROM %s p WHERE p.%I = ($1).%I)', TG_ARGV[1], TG_ARGV[2], TG_ARGV[0])
-       INTO seen USING NEW;
-    IF NOT seen THEN
-        RAISE EXCEPTION 'permission denied to put a row of "%" under a row of "%" it cannot see', TG_TABLE_NAME, TG_ARGV[1]
+    IF TG_OP = 'UPDATE' THEN
+        EXECUTE format('SELECT ($1).%1$I IS DISTINCT FROM ($2).%1$I', TG_ARGV[0]) INTO moved USING NEW, OLD;
+    END IF;
+    IF NOT moved THEN
+        RETURN NULL;
+    END IF;
+    EXECUTE format('SELECT 1 FROM %s p WHERE p.%I = ($1).%I FOR KEY SHARE', TG_ARGV[1], TG_ARGV[2], TG_ARGV[0])
+       INTO found_parent USING NEW;
+    IF found_parent IS NULL THEN
+        RAISE EXCEPTION 'permission denied to put a row of "%" under a row of "%" it may not write', TG_TABLE_NAME, TG_ARGV[1]
             USING ERRCODE = 'insufficient_privilege',
-                  HINT = format('Column "%s" names a row of %s: the writer must be able to read it.', TG_ARGV[0], TG_ARGV[1]);
+                  HINT = format('Column "%s" names a row of %s: the writer must be able to update it.', TG_ARGV[0], TG_ARGV[1]);
     END IF;
-    RETURN NEW;
+    RETURN NULL;
 END $$;
 
--- The item roles' triggers: on an assignment table and its partitions and
--- children, AFTER INSERT OR UPDATE OR DELETE FOR EACH ROW, fluent._check_assignment
--- and the audit trail
--- through the Rust trigger function fluent._check_item_assignment()
--- (src/items.rs), with the module and the assignment's user, team ('' for
--- none) and role columns as arguments; on an item table, or a child table,
--- with an owner column, BEFORE UPDATE OF the owner column,
--- fluent._check_item_owner() with the test of the writer's scope; on a child
--- table, BEFORE INSERT OR UPDATE OF the parent column,
--- fluent._check_item_parent().
+-- The item roles' triggers, all AFTER ... FOR EACH ROW, so that they see the
+-- row as written: on an assignment table and its partitions and children,
+-- fluent._check_item_assignment() (src/items.rs: the check and the audit
+-- trail), with the module and the assignment's user, team ('' for none) and
+-- role columns as arguments; on an item table, or a child table, with an
+-- owner column, fluent._check_item_owner() with the tests of the writer's
+-- scopes; on a child table, fluent._check_item_parent().
 CREATE FUNCTION fluent._item_triggers(p fluent.protected_tables)
 RETURNS TABLE (on_assignments boolean, name name, events text, fn regprocedure, args text[], tgtype int2)
 LANGUAGE sql STABLE
@@ -3529,17 +3578,18 @@ BEGIN ATOMIC
            29::int2   -- ROW 1, INSERT 4, DELETE 8, UPDATE 16 (AFTER)
      WHERE p.membership_role_column IS NOT NULL
     UNION ALL
-    SELECT false, 'fluent_item_owner'::name, format('BEFORE UPDATE OF %I', p.owner_column),
+    SELECT false, 'fluent_item_owner'::name, 'AFTER INSERT OR UPDATE',
            'fluent._check_item_owner()'::regprocedure,
-           ARRAY[p.owner_column::text, fluent._scope_rows_sql(p, p.module, p.update_action)],
-           19::int2   -- ROW 1, BEFORE 2, UPDATE 16
+           ARRAY[p.owner_column::text, fluent._scope_rows_sql(p, p.module, p.update_action),
+                 fluent._scope_rows_sql(p, p.module, p.insert_action)],
+           21::int2   -- ROW 1, INSERT 4, UPDATE 16 (AFTER)
      WHERE (p.membership_role_column IS NOT NULL OR p.parent_table IS NOT NULL) AND p.owner_column IS NOT NULL
     UNION ALL
-    SELECT false, 'fluent_item_parent'::name, format('BEFORE INSERT OR UPDATE OF %I', p.parent_column),
+    SELECT false, 'fluent_item_parent'::name, 'AFTER INSERT OR UPDATE',
            'fluent._check_item_parent()'::regprocedure,
            ARRAY[p.parent_column::text, p.parent_table::text,
                  (SELECT x.row_column::text FROM fluent.protected_tables x WHERE x.table_name = p.parent_table)],
-           23::int2   -- ROW 1, BEFORE 2, INSERT 4, UPDATE 16
+           21::int2
      WHERE p.parent_table IS NOT NULL;
 END;
 
@@ -3572,6 +3622,37 @@ BEGIN
     END LOOP;
 END $$;
 
+-- The foreign keys item roles rely on: an assignment table's rows go with
+-- their item (ON DELETE CASCADE), so that a new item taking a deleted one's
+-- key takes none of its assignments; a child's rows name a parent that
+-- exists. Each as (referencing table, its column, referenced table, its
+-- column, whether deletes must cascade); fluent_protect() requires them,
+-- fluent_protection_problems() reports them gone.
+CREATE FUNCTION fluent._item_foreign_keys(p fluent.protected_tables)
+RETURNS TABLE (referencing regclass, referencing_column name, referenced regclass, referenced_column name, cascades boolean)
+LANGUAGE sql STABLE
+BEGIN ATOMIC
+    SELECT p.membership_table, p.membership_row_column, p.table_name, p.row_column, true
+     WHERE p.membership_role_column IS NOT NULL
+    UNION ALL
+    SELECT p.table_name, p.parent_column, x.table_name, x.row_column, false
+      FROM fluent.protected_tables x WHERE x.table_name = p.parent_table;
+END;
+
+-- Whether fk's foreign key is in place.
+CREATE FUNCTION fluent._has_item_foreign_key(referencing regclass, referencing_column name, referenced regclass,
+                                             referenced_column name, cascades boolean)
+RETURNS boolean
+LANGUAGE sql STABLE
+BEGIN ATOMIC
+    SELECT EXISTS (
+        SELECT 1 FROM pg_constraint c
+         WHERE c.contype = 'f' AND c.conrelid = referencing AND c.confrelid = referenced
+           AND c.conkey = ARRAY[(SELECT a.attnum FROM pg_attribute a WHERE a.attrelid = referencing AND a.attname = referencing_column)]
+           AND c.confkey = ARRAY[(SELECT a.attnum FROM pg_attribute a WHERE a.attrelid = referenced AND a.attname = referenced_column)]
+           AND (NOT cascades OR c.confdeltype = 'c'));
+END;
+
 -- What drifted in the item roles' triggers (fluent._item_triggers) on p's
 -- table, its assignment table and their partitions and children: missing,
 -- disabled, or not as created.
@@ -3585,7 +3666,7 @@ BEGIN
     FOR t IN SELECT * FROM fluent._item_triggers(p) LOOP
         FOR relation IN SELECT CASE WHEN t.on_assignments THEN p.membership_table ELSE p.table_name END
                         UNION ALL SELECT fluent._descendants(CASE WHEN t.on_assignments THEN p.membership_table ELSE p.table_name END) LOOP
-            SELECT x.tgname, x.tgenabled, x.tgtype = t.tgtype AND x.tgqual IS NULL
+            SELECT x.tgname, x.tgenabled, x.tgtype = t.tgtype AND x.tgqual IS NULL AND x.tgattr::text = ''
                        AND x.tgargs = (SELECT string_agg(convert_to(a, getdatabaseencoding()) || '\x00'::bytea, ''::bytea ORDER BY k)
                                          FROM unnest(t.args) WITH ORDINALITY y (a, k)) AS as_created
               INTO tg FROM pg_trigger x WHERE x.tgrelid = relation AND x.tgfoid = t.fn
@@ -3604,14 +3685,42 @@ BEGIN
             RETURN NEXT;
         END LOOP;
     END LOOP;
+    FOR relation, detail IN
+        SELECT k.referencing, format('no foreign key from %s (%I) to %s (%I)%s', k.referencing, k.referencing_column,
+                                     k.referenced, k.referenced_column, CASE WHEN k.cascades THEN ' ON DELETE CASCADE' ELSE '' END)
+          FROM fluent._item_foreign_keys(p) k
+         WHERE NOT fluent._has_item_foreign_key(k.referencing, k.referencing_column, k.referenced, k.referenced_column, k.cascades)
+    LOOP
+        problem := 'item foreign key missing';
+        RETURN NEXT;
+    END LOOP;
 END $$;
 
--- A member added to a team holds the item roles assigned to it. fluent does
--- not see which items name the team (they are the application's rows), so
--- a delegated administrator adds members only where she holds, at scope
--- all, every action an item role of the workspace gives (called by
--- fluent._do_add_team_member).
-CREATE FUNCTION fluent._item_roles_within_powers(delegate text, team text) RETURNS void
+-- The assignment tables (with their partitions and children, tables only)
+-- and their columns: what fluent._assigned_item_roles reads (src/items.rs).
+CREATE FUNCTION fluent._load_assignment_tables()
+RETURNS TABLE (module text, relations oid[], user_column text, team_column text, role_column text)
+LANGUAGE sql STABLE
+BEGIN ATOMIC
+    SELECT p.module,
+           ARRAY(SELECT r.oid FROM pg_class r
+                  WHERE r.relkind = 'r'
+                    AND (r.oid = p.membership_table OR r.oid IN (SELECT fluent._descendants(p.membership_table)))),
+           p.membership_user_column::text, p.membership_team_column::text, p.membership_role_column::text
+      FROM fluent.protected_tables p
+     WHERE p.membership_role_column IS NOT NULL
+     ORDER BY p.table_name::oid;
+END;
+
+-- A member added to a team holds the item roles assigned to it, and a user
+-- activated, created, or granted a role an item role requires holds those
+-- assigned to them (fluent._assigned_item_roles reads the application's
+-- assignment tables as fluent_who_can reads rows). A delegated
+-- administrator does these only where she holds, at scope all, every
+-- action those item roles give (`what` says what was refused).
+CREATE FUNCTION fluent._item_roles_within_powers(delegate text, what text, p_user_key text, p_team text,
+                                                 p_required_role int DEFAULT NULL)
+RETURNS void
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     beyond text;
@@ -3620,15 +3729,17 @@ BEGIN
         RETURN;
     END IF;
     SELECT string_agg(DISTINCT m.name || '.' || a.name, ', ') INTO beyond
-      FROM fluent.item_roles r
+      FROM fluent._assigned_item_roles(p_user_key, p_team) g
+      JOIN fluent.modules m ON m.workspace_id = fluent._workspace_id() AND m.name = g.module
+      JOIN fluent.item_roles r ON r.module_id = m.module_id AND r.name = g.item_role
       JOIN fluent.item_role_actions ra ON ra.item_role_id = r.item_role_id
       JOIN fluent.actions a ON a.action_id = ra.action_id
-      JOIN fluent.modules m ON m.module_id = a.module_id
-     WHERE r.workspace_id = fluent._workspace_id() AND fluent._scope_of(delegate, m.name, a.name) <> 'all';
+     WHERE (p_required_role IS NULL OR r.required_role_id = p_required_role)
+       AND fluent._scope_of(delegate, m.name, a.name) <> 'all';
     IF beyond IS NOT NULL THEN
-        RAISE EXCEPTION 'fluent user "%" may not add members to team "%"', delegate, team
+        RAISE EXCEPTION 'fluent user "%" may not %', delegate, what
             USING ERRCODE = 'insufficient_privilege',
-                  HINT = format('Members of a team hold the item roles assigned to it: adding one takes scope all on %s.', beyond);
+                  HINT = format('The application''s assignments give item roles that this opens: it takes scope all on %s.', beyond);
     END IF;
 END $$;
 
@@ -3649,11 +3760,69 @@ BEGIN
         ARRAY(SELECT u.user_key FROM fluent.team_members m JOIN fluent.users u ON u.user_id = m.user_id
                WHERE m.team_id = tid AND m.is_lead AND m.user_id <> uid
               UNION SELECT user_key WHERE lead));
-    PERFORM fluent._item_roles_within_powers(delegate, team);
+    PERFORM fluent._item_roles_within_powers(delegate, format('add members to team "%s"', team), NULL, team);
     INSERT INTO fluent.team_members (workspace_id, team_id, user_id, is_lead)
     VALUES (fluent._workspace_id(), tid, uid, lead)
     ON CONFLICT (team_id, user_id) DO UPDATE SET is_lead = EXCLUDED.is_lead
     WHERE team_members.is_lead IS DISTINCT FROM EXCLUDED.is_lead;
+END $$;
+
+CREATE OR REPLACE FUNCTION fluent._do_create_user(user_key text, display_name text, manager text, status text, ticket bigint)
+RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp SET fluent.caller_role = '' AS $$
+DECLARE
+    delegate text := fluent._authorize(ticket, 'manage_users');
+    manager_id bigint := CASE WHEN manager IS NOT NULL THEN fluent._visible_user_id(delegate, manager) END;
+    s fluent.user_status := fluent._user_status(status);
+BEGIN
+    PERFORM fluent._not_my_reach(delegate, manager_id);
+    PERFORM fluent._line_in_my_workspace(delegate, manager_id);
+    INSERT INTO fluent.users (user_key, display_name, status, manager_id)
+    VALUES (fluent._name(user_key, 'user'), display_name, s, manager_id)
+    ON CONFLICT ON CONSTRAINT users_user_key_key DO NOTHING;
+    IF NOT FOUND THEN PERFORM fluent._duplicate('user', user_key); END IF;
+    PERFORM fluent._item_roles_within_powers(delegate, format('create "%s"', user_key), user_key, NULL);
+END $$;
+
+CREATE OR REPLACE FUNCTION fluent._do_grant_role(user_key text, role text, until timestamptz, ticket bigint) RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp SET fluent.caller_role = '' AS $$
+DECLARE
+    delegate text := fluent._authorize(ticket, 'assign_roles');
+    uid bigint := fluent._visible_user_id(delegate, user_key);
+    rid int := fluent._role_id(role);
+    expiry timestamptz := fluent._until(until);
+    powers jsonb := CASE WHEN delegate IS NOT NULL THEN fluent._user_scope_map(delegate) END;
+    before jsonb := CASE WHEN delegate IS NOT NULL THEN fluent._user_scope_map(user_key) END;
+    -- Making a privileged grant temporary may leave the workspace without a
+    -- holder once it lapses (DBAs may: this function has no force).
+    staffed int[] := CASE WHEN delegate IS NOT NULL THEN fluent._staffed_workspaces() END;
+    administered text[] := CASE WHEN delegate IS NOT NULL THEN fluent._administered_rights() END;
+BEGIN
+    PERFORM fluent._not_self(delegate, user_key, 'roles');
+    PERFORM fluent._in_my_workspace(delegate, uid);
+    PERFORM fluent._may_touch_role(delegate, rid);
+    PERFORM fluent._assignable_only(delegate, rid, 'grant');
+    PERFORM fluent._may_touch_sign_in(delegate, uid, rid);
+    -- Every permission of the role must be within the granter's own, and so
+    -- must what the grant opens (a sign-in role opens the user's other roles).
+    PERFORM fluent._within_powers(delegate, powers, '{}', fluent._role_scope_map(rid), format('"%s" role "%s", which has', user_key, role));
+    -- Granting again sets the expiry the call gives (NULL: none); a grant
+    -- that expired counts again from now.
+    INSERT INTO fluent.grants AS g (workspace_id, user_id, role_id, valid_until)
+    VALUES (fluent._workspace_id(), uid, rid, expiry)
+    ON CONFLICT (user_id, role_id) DO UPDATE
+       SET valid_until = EXCLUDED.valid_until,
+           granted_at = CASE WHEN fluent._in_force(g.valid_until) THEN g.granted_at ELSE EXCLUDED.granted_at END
+     WHERE g.valid_until IS DISTINCT FROM EXCLUDED.valid_until;
+    IF NOT FOUND THEN
+        RAISE NOTICE 'fluent user "%" already holds role "%"', user_key, role;
+    END IF;
+    IF delegate IS NOT NULL THEN
+        PERFORM fluent._within_powers(delegate, powers, before, fluent._user_scope_map(user_key), format('"%s"', user_key));
+        PERFORM fluent._item_roles_within_powers(delegate, format('grant "%s" role "%s"', user_key, role), user_key, NULL, rid);
+        PERFORM fluent._still_staffed(staffed, false);
+        PERFORM fluent._still_administered(administered, false);
+    END IF;
 END $$;
 
 CREATE TABLE fluent.template_item_roles (
@@ -3754,21 +3923,38 @@ BEGIN
      WHERE tq.template = t
     ON CONFLICT DO NOTHING;
 
-    INSERT INTO fluent.item_roles (workspace_id, module_id, name, description, required_role_id)
-    SELECT ws, md.module_id, ti.item_role, ti.note, r.role_id
-      FROM fluent.template_item_roles ti
-      JOIN fluent.modules md ON md.workspace_id = ws AND md.name = ti.module
-      LEFT JOIN fluent.roles r ON r.workspace_id = ws AND r.template = t AND r.template_role = ti.required_role
-     WHERE ti.template = t AND (ti.required_role IS NULL OR r.role_id IS NOT NULL)
-    ON CONFLICT DO NOTHING;
+    -- Item roles the workspace has already (the template's, or a DBA's of
+    -- the same name) are left as they are: their actions and conditions are
+    -- not widened behind the assignments that name them.
+    FOR m IN SELECT ti.module, ti.item_role FROM fluent.template_item_roles ti
+               JOIN fluent.modules md ON md.workspace_id = ws AND md.name = ti.module
+               JOIN fluent.item_roles ir ON ir.module_id = md.module_id AND ir.name = ti.item_role
+              WHERE ti.template = t
+                AND (ARRAY(SELECT a.name FROM fluent.item_role_actions ia JOIN fluent.actions a ON a.action_id = ia.action_id
+                            WHERE ia.item_role_id = ir.item_role_id ORDER BY 1)
+                     IS DISTINCT FROM ARRAY(SELECT x FROM unnest(ti.actions) x ORDER BY 1)
+                     OR ir.required_role_id IS DISTINCT FROM
+                        (SELECT r.role_id FROM fluent.roles r
+                          WHERE r.workspace_id = ws AND r.template = t AND r.template_role = ti.required_role))
+              ORDER BY 1, 2 LOOP
+        RAISE NOTICE 'fluent item role "%" of module "%" is not template "%"''s; left as it is', m.item_role, m.module, t;
+    END LOOP;
+    WITH created AS (
+        INSERT INTO fluent.item_roles (workspace_id, module_id, name, description, required_role_id)
+        SELECT ws, md.module_id, ti.item_role, ti.note, r.role_id
+          FROM fluent.template_item_roles ti
+          JOIN fluent.modules md ON md.workspace_id = ws AND md.name = ti.module
+          LEFT JOIN fluent.roles r ON r.workspace_id = ws AND r.template = t AND r.template_role = ti.required_role
+         WHERE ti.template = t AND (ti.required_role IS NULL OR r.role_id IS NOT NULL)
+        ON CONFLICT DO NOTHING
+        RETURNING item_roles.item_role_id, item_roles.module_id, item_roles.name
+    )
     INSERT INTO fluent.item_role_actions (workspace_id, item_role_id, action_id)
-    SELECT ws, ir.item_role_id, a.action_id
-      FROM fluent.template_item_roles ti
-      JOIN fluent.modules md ON md.workspace_id = ws AND md.name = ti.module
-      JOIN fluent.item_roles ir ON ir.module_id = md.module_id AND ir.name = ti.item_role
-      JOIN fluent.actions a ON a.module_id = md.module_id AND a.name = ANY (ti.actions)
-     WHERE ti.template = t
-    ON CONFLICT DO NOTHING;
+    SELECT ws, c.item_role_id, a.action_id
+      FROM created c
+      JOIN fluent.modules md ON md.module_id = c.module_id
+      JOIN fluent.template_item_roles ti ON ti.template = t AND ti.module = md.name AND ti.item_role = c.name
+      JOIN fluent.actions a ON a.module_id = md.module_id AND a.name = ANY (ti.actions);
 
     INSERT INTO fluent.assignable_roles (workspace_id, role_id, assignable_role_id)
     SELECT ws, d.role_id, d.assignable_role_id FROM fluent._template_assignable(ws, t) d
@@ -3804,10 +3990,12 @@ REVOKE ALL ON FUNCTION fluent._load_item_roles(int), fluent._load_member_teams(i
     fluent.rls_user_teams(), fluent.rls_assignable_item_roles(text, text), fluent._item_role_id(text, text),
     @extschema@.fluent_create_item_role(text, text, text[], text, text, text, text), @extschema@.fluent_drop_item_role(text, text),
     fluent._check_assignment(text, text, text, text, regclass), fluent._audit_assignment(text, text, text, text, jsonb, jsonb),
+    fluent._assigned_item_roles(text, text), fluent._load_assignment_tables(),
+    fluent._item_foreign_keys(fluent.protected_tables), fluent._has_item_foreign_key(regclass, name, regclass, name, boolean),
     fluent._check_item_assignment(), fluent._check_item_owner(),
     fluent._check_item_parent(), fluent._item_triggers(fluent.protected_tables),
     fluent._install_item_triggers(regclass, fluent.protected_tables, boolean), fluent._item_trigger_problems(fluent.protected_tables),
-    fluent._item_roles_within_powers(text, text),
+    fluent._item_roles_within_powers(text, text, text, text, int),
     fluent._scope_rows_sql(fluent.protected_tables, text, text), fluent._item_rows_sql(fluent.protected_tables, text, text),
     fluent._write_check_sql(fluent.protected_tables, text, text, boolean),
     @extschema@.fluent_protect(regclass, text, name, regclass, name, name, name, name, text, text, text, text, name, name, regclass, name),
@@ -3817,7 +4005,8 @@ GRANT EXECUTE ON FUNCTION fluent.rls_items(text, text, text), fluent.rls_item_ro
 GRANT EXECUTE ON FUNCTION fluent._item_role_id(text, text),
     @extschema@.fluent_create_item_role(text, text, text[], text, text, text, text), @extschema@.fluent_drop_item_role(text, text),
     fluent._item_triggers(fluent.protected_tables), fluent._install_item_triggers(regclass, fluent.protected_tables, boolean),
-    fluent._item_trigger_problems(fluent.protected_tables), fluent._item_roles_within_powers(text, text),
+    fluent._item_trigger_problems(fluent.protected_tables), fluent._item_roles_within_powers(text, text, text, text, int),
+    fluent._item_foreign_keys(fluent.protected_tables), fluent._has_item_foreign_key(regclass, name, regclass, name, boolean),
     fluent._scope_rows_sql(fluent.protected_tables, text, text), fluent._item_rows_sql(fluent.protected_tables, text, text),
     fluent._write_check_sql(fluent.protected_tables, text, text, boolean),
     @extschema@.fluent_protect(regclass, text, name, regclass, name, name, name, name, text, text, text, text, name, name, regclass, name),
@@ -3827,7 +4016,9 @@ GRANT EXECUTE ON FUNCTION fluent._check_item_assignment(), fluent._check_item_ow
 GRANT SELECT ON fluent.template_item_roles, fluent.item_roles, fluent.item_role_actions TO fluent_reader;
 GRANT EXECUTE ON FUNCTION fluent._scope_rows_sql(fluent.protected_tables, text, text),
     fluent._item_rows_sql(fluent.protected_tables, text, text),
-    fluent._item_trigger_problems(fluent.protected_tables), fluent._item_triggers(fluent.protected_tables) TO fluent_reader;
+    fluent._item_trigger_problems(fluent.protected_tables), fluent._item_triggers(fluent.protected_tables),
+    fluent._item_foreign_keys(fluent.protected_tables), fluent._has_item_foreign_key(regclass, name, regclass, name, boolean)
+    TO fluent_reader;
 ALTER TABLE fluent.item_roles OWNER TO fluent_owner;
 ALTER TABLE fluent.item_role_actions OWNER TO fluent_owner;
 ALTER TABLE fluent.template_item_roles OWNER TO fluent_owner;
@@ -3835,7 +4026,7 @@ REVOKE ALL ON fluent.item_role_matrix FROM PUBLIC;
 GRANT SELECT ON fluent.item_role_matrix TO fluent_admin;
 GRANT SELECT ON fluent.item_role_matrix TO fluent_reader;
 ALTER VIEW fluent.item_role_matrix OWNER TO fluent_owner;
-GRANT EXECUTE ON FUNCTION fluent._load_item_roles(int), fluent._load_member_teams(int, bigint), fluent._load_team_members(int, text[]), fluent.rls_items_support(internal), fluent.rls_item_roles_support(internal), fluent.rls_teams_support(internal), fluent.rls_assignable_support(internal), fluent.rls_items(text, text, text), fluent.rls_item_roles(text, text, text), fluent.rls_user_teams(), fluent.rls_assignable_item_roles(text, text), fluent._item_role_id(text, text), fluent._check_assignment(text, text, text, text, regclass), fluent._audit_assignment(text, text, text, text, jsonb, jsonb), fluent._check_item_assignment(), fluent._check_item_owner(), fluent._check_item_parent(), fluent._item_triggers(fluent.protected_tables), fluent._install_item_triggers(regclass, fluent.protected_tables, boolean), fluent._item_trigger_problems(fluent.protected_tables), fluent._item_roles_within_powers(text, text), fluent._scope_rows_sql(fluent.protected_tables, text, text), fluent._item_rows_sql(fluent.protected_tables, text, text), fluent._write_check_sql(fluent.protected_tables, text, text, boolean), fluent._row_lookup(regclass) TO fluent_owner;
+GRANT EXECUTE ON FUNCTION fluent._load_item_roles(int), fluent._load_member_teams(int, bigint), fluent._load_team_members(int, text[]), fluent.rls_items_support(internal), fluent.rls_item_roles_support(internal), fluent.rls_teams_support(internal), fluent.rls_assignable_support(internal), fluent.rls_items(text, text, text), fluent.rls_item_roles(text, text, text), fluent.rls_user_teams(), fluent.rls_assignable_item_roles(text, text), fluent._item_role_id(text, text), fluent._check_assignment(text, text, text, text, regclass), fluent._audit_assignment(text, text, text, text, jsonb, jsonb), fluent._assigned_item_roles(text, text), fluent._load_assignment_tables(), fluent._item_foreign_keys(fluent.protected_tables), fluent._has_item_foreign_key(regclass, name, regclass, name, boolean), fluent._check_item_assignment(), fluent._check_item_owner(), fluent._check_item_parent(), fluent._item_triggers(fluent.protected_tables), fluent._install_item_triggers(regclass, fluent.protected_tables, boolean), fluent._item_trigger_problems(fluent.protected_tables), fluent._item_roles_within_powers(text, text, text, text, int), fluent._scope_rows_sql(fluent.protected_tables, text, text), fluent._item_rows_sql(fluent.protected_tables, text, text), fluent._write_check_sql(fluent.protected_tables, text, text, boolean), fluent._row_lookup(regclass) TO fluent_owner;
 -- pg_dump keeps the item roles (sql/catalog.sql).
 SELECT pg_catalog.pg_extension_config_dump('fluent.item_roles', '');
 SELECT pg_catalog.pg_extension_config_dump('fluent.item_role_actions', '');
@@ -4095,3 +4286,88 @@ COMMENT ON FUNCTION @extschema@.fluent_invite_user(text, text, text, interval) I
     'Creates an invited user (granted nothing and unable to act until they accept), or renews the invitation of one; returns when the invitation expires (NULL: never)';
 COMMENT ON FUNCTION @extschema@.fluent_accept_invitation(text) IS
     'Makes an invited user with an open invitation active; for the application''s authenticator (before it chooses the acting user), DBAs and delegated administrators holding manage_users';
+
+-- Issue 19: the invitations' versions of these two functions (above) with
+-- the item roles' rule for delegated administrators (sql/admin.sql).
+CREATE OR REPLACE FUNCTION fluent._do_set_user_status(user_key text, status text, force boolean, ticket bigint) RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp SET fluent.caller_role = '' AS $$
+DECLARE
+    delegate text := fluent._authorize(ticket, 'manage_users');
+    uid bigint := fluent._visible_user_id(delegate, user_key);
+    powers jsonb := CASE WHEN delegate IS NOT NULL THEN fluent._user_scope_map(delegate) END;
+    before jsonb := CASE WHEN delegate IS NOT NULL THEN fluent._user_scope_map(user_key) END;
+    s fluent.user_status := fluent._user_status(status);
+    staffed int[] := fluent._staffed_workspaces();
+    administered text[] := fluent._administered_rights();
+BEGIN
+    PERFORM fluent._may_force(delegate, force);
+    PERFORM fluent._not_self(delegate, user_key, 'status');
+    PERFORM fluent._in_my_workspace(delegate, uid);
+    PERFORM fluent._may_touch_user(delegate, uid);
+    -- A status set here ends any invitation (setting invited makes one without an expiry).
+    UPDATE fluent.users u SET status = s, invited_until = NULL WHERE u.user_id = uid AND u.status IS DISTINCT FROM s;
+    -- Activating opens what the user holds: no more than the administrator's own.
+    IF delegate IS NOT NULL THEN
+        PERFORM fluent._within_powers(delegate, powers, before, fluent._user_scope_map(user_key), format('"%s"', user_key));
+        IF s = 'active' THEN
+            PERFORM fluent._item_roles_within_powers(delegate, format('activate "%s"', user_key), user_key, NULL);
+        END IF;
+    END IF;
+    PERFORM fluent._still_staffed(staffed, force);
+    PERFORM fluent._still_administered(administered, force);
+END $$;
+
+-- Makes an invited user active while the invitation is open. Who may:
+--   - the application's authenticator (a role with the privileges of
+--     fluent_authenticator whose identity is not sealed, as for
+--     fluent_set_user: the application verified the invitee, e.g. through
+--     the invitation link, as it verifies everyone it chooses as acting user);
+--   - a DBA;
+--   - a delegated administrator holding manage_users, under the rules of
+--     fluent_set_user_status (activating opens no more than their own powers).
+-- Only users with status invited and an open invitation: an expired one
+-- raises 28000, any other status 55000, so nobody activates ghost or
+-- disabled users this way. (A DBA or delegated administrator may still
+-- activate anyone with fluent_set_user_status.)
+CREATE OR REPLACE FUNCTION fluent._do_accept_invitation(user_key text, ticket bigint) RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp SET fluent.caller_role = '' AS $$
+DECLARE
+    chooser boolean := fluent._caller_chooses_identity(ticket);
+    caller oid := fluent._take_caller(ticket);
+    delegate text;
+    target fluent.users;
+    powers jsonb;
+    before jsonb;
+BEGIN
+    IF NOT (chooser OR fluent._is_dba(caller)) THEN
+        delegate := fluent._acting_user();
+        IF delegate IS NULL OR NOT fluent._holds_right(delegate, 'manage_users') THEN
+            RAISE EXCEPTION 'permission denied to accept fluent invitations' USING ERRCODE = 'insufficient_privilege',
+                HINT = 'Invitations are accepted through the application''s authenticator (fluent_authenticator, before it chooses the acting user), by a DBA, or by an acting end user who holds the right manage_users (fluent.admin_rights).';
+        END IF;
+    END IF;
+    SELECT * INTO target FROM fluent.users u WHERE u.user_id = fluent._visible_user_id(delegate, _do_accept_invitation.user_key) FOR UPDATE;
+    IF target.status <> 'invited' THEN
+        RAISE EXCEPTION 'fluent user "%" has no invitation to accept: they are %', user_key, target.status
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  HINT = 'Only invited users accept invitations (fluent_invite_user); fluent_set_user_status() changes other statuses.';
+    END IF;
+    IF NOT fluent._in_force(target.invited_until) THEN
+        RAISE EXCEPTION 'the invitation of fluent user "%" expired at %', user_key, target.invited_until
+            USING ERRCODE = 'invalid_authorization_specification',
+                  HINT = 'An administrator renews it with fluent_invite_user(user, valid_for => ...).';
+    END IF;
+    IF delegate IS NOT NULL THEN
+        PERFORM fluent._in_my_workspace(delegate, target.user_id);
+        PERFORM fluent._may_touch_user(delegate, target.user_id);
+        powers := fluent._user_scope_map(delegate);
+        before := fluent._user_scope_map(user_key);
+    END IF;
+    UPDATE fluent.users u SET status = 'active', invited_until = NULL WHERE u.user_id = target.user_id;
+    -- Activating opens what the user holds: no more than the administrator's own.
+    IF delegate IS NOT NULL THEN
+        PERFORM fluent._within_powers(delegate, powers, before, fluent._user_scope_map(user_key), format('"%s"', user_key));
+        PERFORM fluent._item_roles_within_powers(delegate, format('accept the invitation of "%s"', user_key), user_key, NULL);
+    END IF;
+END $$;
+

@@ -158,69 +158,87 @@ BEGIN
 END
 $$;
 
--- BEFORE UPDATE OF the owner column of an item table or a child table: an
--- item role gives the item's data, not the item. Handing it over (a new
--- owner) takes the scope of the module's update action, over the row as it
--- is and as written; otherwise an editor could take a project, and with it
--- the right to assign its item roles. SECURITY INVOKER: the reach tests
+-- AFTER INSERT OR UPDATE of an item table or a child table with an owner
+-- column: an item role gives the item's data, not the item. Handing a row
+-- over (a new owner) takes the scope of the module's update action over the
+-- row as it is and as written, and a new row is owned by nobody or by a user
+-- the scope of the insert action reaches: otherwise an editor could take a
+-- project, and with it the right to assign its item roles, or plant rows in
+-- another user's reach. AFTER, without a column list: it sees the row as
+-- written, whatever other triggers did. Arguments: the owner column and the
+-- tests of the update and insert scopes. SECURITY INVOKER: the reach tests
 -- answer for the writer's acting user; where row-level security does not
 -- apply to the write (fluent._column_limits_apply), nor does this.
 CREATE FUNCTION fluent._check_item_owner() RETURNS trigger
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
-    test text := format('SELECT %s FROM (SELECT ($1).*) AS r', TG_ARGV[1]);
-    changed boolean;
-    reaches boolean;
+    test text := format('SELECT %s FROM (SELECT ($1).*) AS r', CASE TG_OP WHEN 'INSERT' THEN TG_ARGV[2] ELSE TG_ARGV[1] END);
+    owner_of text := format('SELECT ($1).%I IS NULL', TG_ARGV[0]);
+    unowned boolean;
+    changed boolean := true;
+    reaches boolean := true;
 BEGIN
-    EXECUTE format('SELECT ($1).%1$I IS DISTINCT FROM ($2).%1$I', TG_ARGV[0]) INTO changed USING NEW, OLD;
-    IF NOT changed OR NOT fluent._column_limits_apply(TG_RELID) THEN
-        RETURN NEW;
+    IF NOT fluent._column_limits_apply(TG_RELID) THEN
+        RETURN NULL;
     END IF;
-    EXECUTE test INTO reaches USING OLD;
-    IF coalesce(reaches, false) THEN
+    IF TG_OP = 'UPDATE' THEN
+        EXECUTE format('SELECT ($1).%1$I IS DISTINCT FROM ($2).%1$I', TG_ARGV[0]) INTO changed USING NEW, OLD;
+        IF changed THEN
+            EXECUTE test INTO reaches USING OLD;
+        END IF;
+    ELSE
+        EXECUTE owner_of INTO unowned USING NEW;
+        changed := NOT unowned;
+    END IF;
+    IF changed AND coalesce(reaches, false) THEN
         EXECUTE test INTO reaches USING NEW;
     END IF;
-    IF NOT coalesce(reaches, false) THEN
+    IF changed AND NOT coalesce(reaches, false) THEN
         RAISE EXCEPTION 'permission denied to hand over a row of "%"', TG_TABLE_NAME
             USING ERRCODE = 'insufficient_privilege',
-                  HINT = format('Changing column "%s" takes the module''s update permission at a scope that reaches the row, as it is and as written; item roles do not give it.', TG_ARGV[0]);
+                  HINT = format('Column "%s" names the row''s owner: setting it takes the module''s permission at a scope that reaches the row, as it is and as written; item roles do not give it.', TG_ARGV[0]);
     END IF;
-    RETURN NEW;
+    RETURN NULL;
 END $$;
 
--- BEFORE INSERT OR UPDATE OF the parent column of a child table: a row is
--- put only under a parent the writer can see, whatever else lets her write
--- it (her own task still belongs to a project). Arguments: the parent
--- column, the parent table and its key column. SECURITY INVOKER: the
--- parent is read under its row security, as the writer.
+-- AFTER INSERT OR UPDATE of a child table: a row is put only under a parent
+-- the writer may write (a viewer of a project adds no task to it), whatever
+-- else lets her write the row. The parent is locked FOR KEY SHARE, as a
+-- foreign key does, which applies its UPDATE policy as the writer (who thus
+-- needs UPDATE on the parent table). Arguments: the parent column, the
+-- parent table and its key column. SECURITY INVOKER.
 CREATE FUNCTION fluent._check_item_parent() RETURNS trigger
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
-    seen boolean;
+    moved boolean := true;
+    found_parent int;
 BEGIN
     IF NOT fluent._column_limits_apply(TG_RELID) THEN
-        RETURN NEW;
+        RETURN NULL;
     END IF;
-    EXECUTE format('SELECT EXISTS (SELECT 1 FROM %s p WHERE p.%I = ($1).%I)', TG_ARGV[1], TG_ARGV[2], TG_ARGV[0])
-       INTO seen USING NEW;
-    IF NOT seen THEN
-        RAISE EXCEPTION 'permission denied to put a row of "%" under a row of "%" it cannot see', TG_TABLE_NAME, TG_ARGV[1]
+    IF TG_OP = 'UPDATE' THEN
+        EXECUTE format('SELECT ($1).%1$I IS DISTINCT FROM ($2).%1$I', TG_ARGV[0]) INTO moved USING NEW, OLD;
+    END IF;
+    IF NOT moved THEN
+        RETURN NULL;
+    END IF;
+    EXECUTE format('SELECT 1 FROM %s p WHERE p.%I = ($1).%I FOR KEY SHARE', TG_ARGV[1], TG_ARGV[2], TG_ARGV[0])
+       INTO found_parent USING NEW;
+    IF found_parent IS NULL THEN
+        RAISE EXCEPTION 'permission denied to put a row of "%" under a row of "%" it may not write', TG_TABLE_NAME, TG_ARGV[1]
             USING ERRCODE = 'insufficient_privilege',
-                  HINT = format('Column "%s" names a row of %s: the writer must be able to read it.', TG_ARGV[0], TG_ARGV[1]);
+                  HINT = format('Column "%s" names a row of %s: the writer must be able to update it.', TG_ARGV[0], TG_ARGV[1]);
     END IF;
-    RETURN NEW;
+    RETURN NULL;
 END $$;
 
--- The item roles' triggers: on an assignment table and its partitions and
--- children, AFTER INSERT OR UPDATE OR DELETE FOR EACH ROW, fluent._check_assignment
--- and the audit trail
--- through the Rust trigger function fluent._check_item_assignment()
--- (src/items.rs), with the module and the assignment's user, team ('' for
--- none) and role columns as arguments; on an item table, or a child table,
--- with an owner column, BEFORE UPDATE OF the owner column,
--- fluent._check_item_owner() with the test of the writer's scope; on a child
--- table, BEFORE INSERT OR UPDATE OF the parent column,
--- fluent._check_item_parent().
+-- The item roles' triggers, all AFTER ... FOR EACH ROW, so that they see the
+-- row as written: on an assignment table and its partitions and children,
+-- fluent._check_item_assignment() (src/items.rs: the check and the audit
+-- trail), with the module and the assignment's user, team ('' for none) and
+-- role columns as arguments; on an item table, or a child table, with an
+-- owner column, fluent._check_item_owner() with the tests of the writer's
+-- scopes; on a child table, fluent._check_item_parent().
 CREATE FUNCTION fluent._item_triggers(p fluent.protected_tables)
 RETURNS TABLE (on_assignments boolean, name name, events text, fn regprocedure, args text[], tgtype int2)
 LANGUAGE sql STABLE
@@ -232,17 +250,18 @@ BEGIN ATOMIC
            29::int2   -- ROW 1, INSERT 4, DELETE 8, UPDATE 16 (AFTER)
      WHERE p.membership_role_column IS NOT NULL
     UNION ALL
-    SELECT false, 'fluent_item_owner'::name, format('BEFORE UPDATE OF %I', p.owner_column),
+    SELECT false, 'fluent_item_owner'::name, 'AFTER INSERT OR UPDATE',
            'fluent._check_item_owner()'::regprocedure,
-           ARRAY[p.owner_column::text, fluent._scope_rows_sql(p, p.module, p.update_action)],
-           19::int2   -- ROW 1, BEFORE 2, UPDATE 16
+           ARRAY[p.owner_column::text, fluent._scope_rows_sql(p, p.module, p.update_action),
+                 fluent._scope_rows_sql(p, p.module, p.insert_action)],
+           21::int2   -- ROW 1, INSERT 4, UPDATE 16 (AFTER)
      WHERE (p.membership_role_column IS NOT NULL OR p.parent_table IS NOT NULL) AND p.owner_column IS NOT NULL
     UNION ALL
-    SELECT false, 'fluent_item_parent'::name, format('BEFORE INSERT OR UPDATE OF %I', p.parent_column),
+    SELECT false, 'fluent_item_parent'::name, 'AFTER INSERT OR UPDATE',
            'fluent._check_item_parent()'::regprocedure,
            ARRAY[p.parent_column::text, p.parent_table::text,
                  (SELECT x.row_column::text FROM fluent.protected_tables x WHERE x.table_name = p.parent_table)],
-           23::int2   -- ROW 1, BEFORE 2, INSERT 4, UPDATE 16
+           21::int2
      WHERE p.parent_table IS NOT NULL;
 END;
 
@@ -275,6 +294,37 @@ BEGIN
     END LOOP;
 END $$;
 
+-- The foreign keys item roles rely on: an assignment table's rows go with
+-- their item (ON DELETE CASCADE), so that a new item taking a deleted one's
+-- key takes none of its assignments; a child's rows name a parent that
+-- exists. Each as (referencing table, its column, referenced table, its
+-- column, whether deletes must cascade); fluent_protect() requires them,
+-- fluent_protection_problems() reports them gone.
+CREATE FUNCTION fluent._item_foreign_keys(p fluent.protected_tables)
+RETURNS TABLE (referencing regclass, referencing_column name, referenced regclass, referenced_column name, cascades boolean)
+LANGUAGE sql STABLE
+BEGIN ATOMIC
+    SELECT p.membership_table, p.membership_row_column, p.table_name, p.row_column, true
+     WHERE p.membership_role_column IS NOT NULL
+    UNION ALL
+    SELECT p.table_name, p.parent_column, x.table_name, x.row_column, false
+      FROM fluent.protected_tables x WHERE x.table_name = p.parent_table;
+END;
+
+-- Whether fk's foreign key is in place.
+CREATE FUNCTION fluent._has_item_foreign_key(referencing regclass, referencing_column name, referenced regclass,
+                                             referenced_column name, cascades boolean)
+RETURNS boolean
+LANGUAGE sql STABLE
+BEGIN ATOMIC
+    SELECT EXISTS (
+        SELECT 1 FROM pg_constraint c
+         WHERE c.contype = 'f' AND c.conrelid = referencing AND c.confrelid = referenced
+           AND c.conkey = ARRAY[(SELECT a.attnum FROM pg_attribute a WHERE a.attrelid = referencing AND a.attname = referencing_column)]
+           AND c.confkey = ARRAY[(SELECT a.attnum FROM pg_attribute a WHERE a.attrelid = referenced AND a.attname = referenced_column)]
+           AND (NOT cascades OR c.confdeltype = 'c'));
+END;
+
 -- What drifted in the item roles' triggers (fluent._item_triggers) on p's
 -- table, its assignment table and their partitions and children: missing,
 -- disabled, or not as created.
@@ -288,7 +338,7 @@ BEGIN
     FOR t IN SELECT * FROM fluent._item_triggers(p) LOOP
         FOR relation IN SELECT CASE WHEN t.on_assignments THEN p.membership_table ELSE p.table_name END
                         UNION ALL SELECT fluent._descendants(CASE WHEN t.on_assignments THEN p.membership_table ELSE p.table_name END) LOOP
-            SELECT x.tgname, x.tgenabled, x.tgtype = t.tgtype AND x.tgqual IS NULL
+            SELECT x.tgname, x.tgenabled, x.tgtype = t.tgtype AND x.tgqual IS NULL AND x.tgattr::text = ''
                        AND x.tgargs = (SELECT string_agg(convert_to(a, getdatabaseencoding()) || '\x00'::bytea, ''::bytea ORDER BY k)
                                          FROM unnest(t.args) WITH ORDINALITY y (a, k)) AS as_created
               INTO tg FROM pg_trigger x WHERE x.tgrelid = relation AND x.tgfoid = t.fn
@@ -307,14 +357,42 @@ BEGIN
             RETURN NEXT;
         END LOOP;
     END LOOP;
+    FOR relation, detail IN
+        SELECT k.referencing, format('no foreign key from %s (%I) to %s (%I)%s', k.referencing, k.referencing_column,
+                                     k.referenced, k.referenced_column, CASE WHEN k.cascades THEN ' ON DELETE CASCADE' ELSE '' END)
+          FROM fluent._item_foreign_keys(p) k
+         WHERE NOT fluent._has_item_foreign_key(k.referencing, k.referencing_column, k.referenced, k.referenced_column, k.cascades)
+    LOOP
+        problem := 'item foreign key missing';
+        RETURN NEXT;
+    END LOOP;
 END $$;
 
--- A member added to a team holds the item roles assigned to it. fluent does
--- not see which items name the team (they are the application's rows), so
--- a delegated administrator adds members only where she holds, at scope
--- all, every action an item role of the workspace gives (called by
--- fluent._do_add_team_member).
-CREATE FUNCTION fluent._item_roles_within_powers(delegate text, team text) RETURNS void
+-- The assignment tables (with their partitions and children, tables only)
+-- and their columns: what fluent._assigned_item_roles reads (src/items.rs).
+CREATE FUNCTION fluent._load_assignment_tables()
+RETURNS TABLE (module text, relations oid[], user_column text, team_column text, role_column text)
+LANGUAGE sql STABLE
+BEGIN ATOMIC
+    SELECT p.module,
+           ARRAY(SELECT r.oid FROM pg_class r
+                  WHERE r.relkind = 'r'
+                    AND (r.oid = p.membership_table OR r.oid IN (SELECT fluent._descendants(p.membership_table)))),
+           p.membership_user_column::text, p.membership_team_column::text, p.membership_role_column::text
+      FROM fluent.protected_tables p
+     WHERE p.membership_role_column IS NOT NULL
+     ORDER BY p.table_name::oid;
+END;
+
+-- A member added to a team holds the item roles assigned to it, and a user
+-- activated, created, or granted a role an item role requires holds those
+-- assigned to them (fluent._assigned_item_roles reads the application's
+-- assignment tables as fluent_who_can reads rows). A delegated
+-- administrator does these only where she holds, at scope all, every
+-- action those item roles give (`what` says what was refused).
+CREATE FUNCTION fluent._item_roles_within_powers(delegate text, what text, p_user_key text, p_team text,
+                                                 p_required_role int DEFAULT NULL)
+RETURNS void
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     beyond text;
@@ -323,15 +401,17 @@ BEGIN
         RETURN;
     END IF;
     SELECT string_agg(DISTINCT m.name || '.' || a.name, ', ') INTO beyond
-      FROM fluent.item_roles r
+      FROM fluent._assigned_item_roles(p_user_key, p_team) g
+      JOIN fluent.modules m ON m.workspace_id = fluent._workspace_id() AND m.name = g.module
+      JOIN fluent.item_roles r ON r.module_id = m.module_id AND r.name = g.item_role
       JOIN fluent.item_role_actions ra ON ra.item_role_id = r.item_role_id
       JOIN fluent.actions a ON a.action_id = ra.action_id
-      JOIN fluent.modules m ON m.module_id = a.module_id
-     WHERE r.workspace_id = fluent._workspace_id() AND fluent._scope_of(delegate, m.name, a.name) <> 'all';
+     WHERE (p_required_role IS NULL OR r.required_role_id = p_required_role)
+       AND fluent._scope_of(delegate, m.name, a.name) <> 'all';
     IF beyond IS NOT NULL THEN
-        RAISE EXCEPTION 'fluent user "%" may not add members to team "%"', delegate, team
+        RAISE EXCEPTION 'fluent user "%" may not %', delegate, what
             USING ERRCODE = 'insufficient_privilege',
-                  HINT = format('Members of a team hold the item roles assigned to it: adding one takes scope all on %s.', beyond);
+                  HINT = format('The application''s assignments give item roles that this opens: it takes scope all on %s.', beyond);
     END IF;
 END $$;
 

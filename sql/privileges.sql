@@ -114,7 +114,7 @@ BEGIN
         -- implementations make as the owner.
         ELSIF fname NOT LIKE '\_load\_%' AND fname NOT IN ('_audit_insert', '_template_matrix',
                      '_take_caller', '_authorize', '_scope_of', '_holds_right', '_create_token_user',
-                     '_check_assignment', '_audit_assignment') THEN
+                     '_check_assignment', '_audit_assignment', '_assigned_item_roles', '_load_assignment_tables') THEN
             EXECUTE format('GRANT EXECUTE ON FUNCTION %s TO fluent_admin', f);
         END IF;
     END LOOP;
@@ -134,6 +134,8 @@ GRANT EXECUTE ON FUNCTION fluent._column_limit_problems(fluent.protected_tables)
     fluent._masked_view_sql(fluent.protected_tables), fluent._rows_reached_sql(fluent.protected_tables, text, text),
     fluent._scope_rows_sql(fluent.protected_tables, text, text), fluent._item_rows_sql(fluent.protected_tables, text, text),
     fluent._item_trigger_problems(fluent.protected_tables), fluent._item_triggers(fluent.protected_tables),
+    fluent._item_foreign_keys(fluent.protected_tables),
+    fluent._has_item_foreign_key(regclass, name, regclass, name, boolean),
     fluent._reach_sql(text, text, text, text), fluent._key_test_sql(text, text, text, boolean), fluent._user_key_sql(text),
     fluent._reached_keys_sql(text, text, text), fluent._typed_keys_sql(text, text, text), fluent._key_kind(regclass, name, text),
     fluent._unsupported_key_type(regclass, name, regtype, text)

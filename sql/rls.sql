@@ -577,6 +577,26 @@ BEGIN
         SELECT c.relrowsecurity, c.relforcerowsecurity INTO member_was_enabled, member_was_forced
           FROM pg_class c WHERE c.oid = membership_table;
     END IF;
+    -- Item roles name their items by key: the key must be the items', and
+    -- an assignment must go with its item (sql/items.sql).
+    IF membership_role_column IS NOT NULL
+       AND fluent._key_kind(membership_table, membership_user_column, 'membership user column') <> 'text' THEN
+        RAISE EXCEPTION 'the user column of assignment table "%" must be of type text or varchar', membership_table
+            USING ERRCODE = 'datatype_mismatch', HINT = 'Assignments name users by their user keys.';
+    END IF;
+    IF membership_role_column IS NOT NULL
+       AND NOT fluent._has_item_foreign_key(membership_table, membership_row_column, tbl, row_column, true) THEN
+        RAISE EXCEPTION 'assignment table "%" needs a foreign key to "%" that cascades deletes', membership_table, tbl
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = format('ALTER TABLE %s ADD FOREIGN KEY (%I) REFERENCES %s (%I) ON DELETE CASCADE;',
+                                membership_table, membership_row_column, tbl, row_column);
+    END IF;
+    IF parent_table IS NOT NULL
+       AND NOT fluent._has_item_foreign_key(tbl, parent_column, parent_table, parent.row_column, false) THEN
+        RAISE EXCEPTION 'child table "%" needs a foreign key to its parent "%"', tbl, parent_table
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = format('ALTER TABLE %s ADD FOREIGN KEY (%I) REFERENCES %s (%I);', tbl, parent_column, parent_table, parent.row_column);
+    END IF;
     -- The catalog row, by column name.
     p := jsonb_populate_record(NULL::fluent.protected_tables, jsonb_build_object(
         'table_name', tbl, 'module', module, 'owner_column', owner_column, 'owner_type', owner_kind,
@@ -629,7 +649,8 @@ BEGIN
     PERFORM fluent._not_null(tbl, 'table');
     SELECT * INTO p FROM fluent.protected_tables WHERE table_name = tbl;
     IF FOUND THEN
-        root := (SELECT x.table_name FROM fluent.protected_tables x WHERE x.parent_table = tbl LIMIT 1);
+        root := (SELECT x.table_name FROM fluent.protected_tables x WHERE x.parent_table = tbl
+                 ORDER BY x.table_name::text LIMIT 1);
         IF root IS NOT NULL THEN
             RAISE EXCEPTION 'table "%" gives its item roles to the rows of "%"', tbl, root
                 USING ERRCODE = 'dependent_objects_still_exist', HINT = format('Unprotect %s first.', root);

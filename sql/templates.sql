@@ -502,21 +502,38 @@ BEGIN
      WHERE tq.template = t
     ON CONFLICT DO NOTHING;
 
-    INSERT INTO fluent.item_roles (workspace_id, module_id, name, description, required_role_id)
-    SELECT ws, md.module_id, ti.item_role, ti.note, r.role_id
-      FROM fluent.template_item_roles ti
-      JOIN fluent.modules md ON md.workspace_id = ws AND md.name = ti.module
-      LEFT JOIN fluent.roles r ON r.workspace_id = ws AND r.template = t AND r.template_role = ti.required_role
-     WHERE ti.template = t AND (ti.required_role IS NULL OR r.role_id IS NOT NULL)
-    ON CONFLICT DO NOTHING;
+    -- Item roles the workspace has already (the template's, or a DBA's of
+    -- the same name) are left as they are: their actions and conditions are
+    -- not widened behind the assignments that name them.
+    FOR m IN SELECT ti.module, ti.item_role FROM fluent.template_item_roles ti
+               JOIN fluent.modules md ON md.workspace_id = ws AND md.name = ti.module
+               JOIN fluent.item_roles ir ON ir.module_id = md.module_id AND ir.name = ti.item_role
+              WHERE ti.template = t
+                AND (ARRAY(SELECT a.name FROM fluent.item_role_actions ia JOIN fluent.actions a ON a.action_id = ia.action_id
+                            WHERE ia.item_role_id = ir.item_role_id ORDER BY 1)
+                     IS DISTINCT FROM ARRAY(SELECT x FROM unnest(ti.actions) x ORDER BY 1)
+                     OR ir.required_role_id IS DISTINCT FROM
+                        (SELECT r.role_id FROM fluent.roles r
+                          WHERE r.workspace_id = ws AND r.template = t AND r.template_role = ti.required_role))
+              ORDER BY 1, 2 LOOP
+        RAISE NOTICE 'fluent item role "%" of module "%" is not template "%"''s; left as it is', m.item_role, m.module, t;
+    END LOOP;
+    WITH created AS (
+        INSERT INTO fluent.item_roles (workspace_id, module_id, name, description, required_role_id)
+        SELECT ws, md.module_id, ti.item_role, ti.note, r.role_id
+          FROM fluent.template_item_roles ti
+          JOIN fluent.modules md ON md.workspace_id = ws AND md.name = ti.module
+          LEFT JOIN fluent.roles r ON r.workspace_id = ws AND r.template = t AND r.template_role = ti.required_role
+         WHERE ti.template = t AND (ti.required_role IS NULL OR r.role_id IS NOT NULL)
+        ON CONFLICT DO NOTHING
+        RETURNING item_roles.item_role_id, item_roles.module_id, item_roles.name
+    )
     INSERT INTO fluent.item_role_actions (workspace_id, item_role_id, action_id)
-    SELECT ws, ir.item_role_id, a.action_id
-      FROM fluent.template_item_roles ti
-      JOIN fluent.modules md ON md.workspace_id = ws AND md.name = ti.module
-      JOIN fluent.item_roles ir ON ir.module_id = md.module_id AND ir.name = ti.item_role
-      JOIN fluent.actions a ON a.module_id = md.module_id AND a.name = ANY (ti.actions)
-     WHERE ti.template = t
-    ON CONFLICT DO NOTHING;
+    SELECT ws, c.item_role_id, a.action_id
+      FROM created c
+      JOIN fluent.modules md ON md.module_id = c.module_id
+      JOIN fluent.template_item_roles ti ON ti.template = t AND ti.module = md.name AND ti.item_role = c.name
+      JOIN fluent.actions a ON a.module_id = md.module_id AND a.name = ANY (ti.actions);
 
     INSERT INTO fluent.assignable_roles (workspace_id, role_id, assignable_role_id)
     SELECT ws, d.role_id, d.assignable_role_id FROM fluent._template_assignable(ws, t) d

@@ -16,7 +16,8 @@ use pgrx::AllocatedByPostgres;
 
 use crate::gucs;
 use crate::identity;
-use crate::owner::{as_catalog_owner, update};
+use crate::owner::{as_catalog_owner, column, select, update};
+use crate::rows;
 use crate::trigger::after_trigger;
 
 fn fail(e: &dyn std::fmt::Display) -> ! {
@@ -102,6 +103,62 @@ fn record(trigger: &PgTrigger<'_>, relation: &pgrx::PgRelation) {
             ],
         )
     })
+}
+
+/// The (module, item role) pairs the application's assignment tables give
+/// to `name`, a user key or (with `team`) a team name.
+fn assigned_item_roles(name: &str, team: bool) -> Vec<(String, String)> {
+    let tables = as_catalog_owner(|client| {
+        select(
+            client,
+            "SELECT * FROM fluent._load_assignment_tables()",
+            &[],
+        )
+        .map(|row| {
+            (
+                column::<String>(&row, 1).unwrap_or_default(),
+                column::<Vec<pg_sys::Oid>>(&row, 2).unwrap_or_default(),
+                column::<String>(&row, 3),
+                column::<String>(&row, 4),
+                column::<String>(&row, 5).unwrap_or_default(),
+            )
+        })
+        .collect::<Vec<_>>()
+    });
+    let mut given = Vec::new();
+    for (module, relations, user_column, team_column, role_column) in tables {
+        let Some(column) = (if team { team_column } else { user_column }) else {
+            continue;
+        };
+        for item_role in rows::item_roles_naming(&relations, &column, name, &role_column) {
+            given.push((module.clone(), item_role));
+        }
+    }
+    given.sort();
+    given.dedup();
+    given
+}
+
+#[pg_schema]
+mod fluent {
+    use super::*;
+
+    /// The (module, item role) pairs the application's assignments give to
+    /// a user (`user_key`) or a team: what a delegated administrator opens
+    /// by activating the user or adding a member to the team
+    /// (`fluent._item_roles_within_powers`). For the catalog owner only.
+    #[pg_extern(stable, parallel_restricted)]
+    fn _assigned_item_roles(
+        user_key: Option<&str>,
+        team: Option<&str>,
+    ) -> TableIterator<'static, (name!(module, String), name!(item_role, String))> {
+        let given = match (user_key, team) {
+            (Some(user), _) => assigned_item_roles(user, false),
+            (None, Some(team)) => assigned_item_roles(team, true),
+            (None, None) => Vec::new(),
+        };
+        TableIterator::new(given)
+    }
 }
 
 after_trigger!(

@@ -209,6 +209,25 @@ fn matching_rows(
     rows
 }
 
+/// The item roles that the assignment rows of `relations` (an assignment
+/// table with its partitions and children) naming `name` in `column` give,
+/// read as `read` reads rows: no code of the table's owner runs.
+pub fn item_roles_naming(
+    relations: &[pg_sys::Oid],
+    column: &str,
+    name: &str,
+    role_column: &str,
+) -> Vec<String> {
+    let Some(&first) = relations.first() else {
+        return Vec::new();
+    };
+    let key = parse_key(first, column, name);
+    matching_rows(relations, column, &key, &[Some(role_column)])
+        .into_iter()
+        .filter_map(|mut row| row.pop().flatten())
+        .collect()
+}
+
 /// The row of `table` keyed `row_key` (in `in_workspace` only, for a caller
 /// confined to one) and the users assigned to it.
 pub fn read(

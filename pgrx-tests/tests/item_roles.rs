@@ -27,10 +27,11 @@ fn database(name: &str) -> String {
          SELECT fluent_grant_role('olga', 'owner'), fluent_grant_role('cat', 'lead');
          SELECT fluent_create_team('design'), fluent_add_team_member('design', 'bob');
          CREATE TABLE projects (id int PRIMARY KEY, owner text, ws text NOT NULL);
-         CREATE TABLE project_roles (project_id int NOT NULL, user_key text, team text, role text NOT NULL);
+         CREATE TABLE project_roles (project_id int NOT NULL REFERENCES projects ON DELETE CASCADE, user_key text,
+                                     team text, role text NOT NULL);
          CREATE INDEX project_roles_user_idx ON project_roles (user_key);
          CREATE INDEX project_roles_team_idx ON project_roles (team);
-         CREATE TABLE tasks (id int PRIMARY KEY, project_id int NOT NULL, ws text NOT NULL);
+         CREATE TABLE tasks (id int PRIMARY KEY, project_id int NOT NULL REFERENCES projects, ws text NOT NULL);
          CREATE INDEX ON tasks (project_id);
          INSERT INTO projects VALUES (1, 'olga', 'default'), (2, 'olga', 'default'),
                                      (3, 'olga', 'default'), (4, 'dan', 'default');

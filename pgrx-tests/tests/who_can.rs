@@ -287,10 +287,11 @@ fn random_item_catalog(round: u64, rng: &mut Rng) -> String {
     let task_owner = round.is_multiple_of(2);
     sql += &format!(
         "CREATE TABLE {projects} (id int PRIMARY KEY, owner text, ws text NOT NULL);
-         CREATE TABLE {projects}_roles (project_id int NOT NULL, user_key text, team text, role text NOT NULL);
+         CREATE TABLE {projects}_roles (project_id int NOT NULL REFERENCES {projects} ON DELETE CASCADE, user_key text,
+                                        team text, role text NOT NULL);
          CREATE INDEX ON {projects}_roles (user_key);
          CREATE INDEX ON {projects}_roles (team);
-         CREATE TABLE {tasks} (id int PRIMARY KEY, project_id int NOT NULL, owner text, ws text NOT NULL);
+         CREATE TABLE {tasks} (id int PRIMARY KEY, project_id int NOT NULL REFERENCES {projects}, owner text, ws text NOT NULL);
          GRANT SELECT ON {projects}, {projects}_roles, {tasks} TO {APP};"
     );
     let owner = |rng: &mut Rng| {
