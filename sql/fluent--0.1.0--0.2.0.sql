@@ -3561,35 +3561,42 @@ BEGIN
 END $$;
 
 -- The item roles' triggers, all AFTER ... FOR EACH ROW, so that they see the
--- row as written: on an assignment table and its partitions and children,
--- fluent._check_item_assignment() (src/items.rs: the check and the audit
--- trail), with the module and the assignment's user, team ('' for none) and
--- role columns as arguments; on an item table, or a child table, with an
--- owner column, fluent._check_item_owner() with the tests of the writer's
--- scopes; on a child table, fluent._check_item_parent().
+-- row as written (a WHEN condition too): on an assignment table and its
+-- partitions and children, fluent._check_item_assignment() (src/items.rs:
+-- the check and the audit trail), with the module and the assignment's
+-- user, team ('' for none) and role columns as arguments; on an item table,
+-- or a child table, with an owner column, fluent._check_item_owner() with
+-- the tests of the writer's scopes, for rows inserted with an owner and rows
+-- whose owner changes; on a child table, fluent._check_item_parent(), for
+-- rows inserted and rows that move. The WHEN conditions keep the triggers
+-- from firing (and from being queued) for the writes they do not concern.
 CREATE FUNCTION fluent._item_triggers(p fluent.protected_tables)
-RETURNS TABLE (on_assignments boolean, name name, events text, fn regprocedure, args text[], tgtype int2)
+RETURNS TABLE (on_assignments boolean, name name, events text, condition text, fn regprocedure, args text[], tgtype int2)
 LANGUAGE sql STABLE
 BEGIN ATOMIC
-    SELECT true, 'fluent_item_role_conditions'::name, 'AFTER INSERT OR UPDATE OR DELETE',
+    SELECT true, 'fluent_item_role_conditions'::name, 'AFTER INSERT OR UPDATE OR DELETE', NULL::text,
            'fluent._check_item_assignment()'::regprocedure,
            ARRAY[p.module::text, p.membership_user_column::text, coalesce(p.membership_team_column, '')::text,
                  p.membership_role_column::text],
            29::int2   -- ROW 1, INSERT 4, DELETE 8, UPDATE 16 (AFTER)
      WHERE p.membership_role_column IS NOT NULL
     UNION ALL
-    SELECT false, 'fluent_item_owner'::name, 'AFTER INSERT OR UPDATE',
-           'fluent._check_item_owner()'::regprocedure,
+    SELECT false, x.name, x.events, x.condition, 'fluent._check_item_owner()'::regprocedure,
            ARRAY[p.owner_column::text, fluent._scope_rows_sql(p, p.module, p.update_action),
                  fluent._scope_rows_sql(p, p.module, p.insert_action)],
-           21::int2   -- ROW 1, INSERT 4, UPDATE 16 (AFTER)
+           x.tgtype
+      FROM (VALUES ('fluent_item_owner'::name, 'AFTER INSERT', format('new.%I IS NOT NULL', p.owner_column), 5::int2),
+                   ('fluent_item_handover'::name, 'AFTER UPDATE', format('old.%1$I IS DISTINCT FROM new.%1$I', p.owner_column),
+                    17::int2)) x (name, events, condition, tgtype)
      WHERE (p.membership_role_column IS NOT NULL OR p.parent_table IS NOT NULL) AND p.owner_column IS NOT NULL
     UNION ALL
-    SELECT false, 'fluent_item_parent'::name, 'AFTER INSERT OR UPDATE',
-           'fluent._check_item_parent()'::regprocedure,
+    SELECT false, x.name, x.events, x.condition, 'fluent._check_item_parent()'::regprocedure,
            ARRAY[p.parent_column::text, p.parent_table::text,
-                 (SELECT x.row_column::text FROM fluent.protected_tables x WHERE x.table_name = p.parent_table)],
-           21::int2
+                 (SELECT r.row_column::text FROM fluent.protected_tables r WHERE r.table_name = p.parent_table)],
+           x.tgtype
+      FROM (VALUES ('fluent_item_parent'::name, 'AFTER INSERT', NULL::text, 5::int2),
+                   ('fluent_item_moved'::name, 'AFTER UPDATE', format('old.%1$I IS DISTINCT FROM new.%1$I', p.parent_column),
+                    17::int2)) x (name, events, condition, tgtype)
      WHERE p.parent_table IS NOT NULL;
 END;
 
@@ -3615,7 +3622,8 @@ BEGIN
         RETURN;
     END IF;
     FOR t IN SELECT * FROM fluent._item_triggers(p) x WHERE x.on_assignments = _install_item_triggers.on_assignments LOOP
-        EXECUTE format('CREATE TRIGGER %I %s ON %s FOR EACH ROW EXECUTE FUNCTION %s(%s)', t.name, t.events, rel,
+        EXECUTE format('CREATE TRIGGER %I %s ON %s FOR EACH ROW%s EXECUTE FUNCTION %s(%s)', t.name, t.events, rel,
+                       ' WHEN (' || t.condition || ')',
                        (SELECT format('%I.%I', n.nspname, f.proname) FROM pg_proc f JOIN pg_namespace n ON n.oid = f.pronamespace
                          WHERE f.oid = t.fn),
                        (SELECT string_agg(quote_literal(a), ', ' ORDER BY k) FROM unnest(t.args) WITH ORDINALITY x (a, k)));
@@ -3666,10 +3674,12 @@ BEGIN
     FOR t IN SELECT * FROM fluent._item_triggers(p) LOOP
         FOR relation IN SELECT CASE WHEN t.on_assignments THEN p.membership_table ELSE p.table_name END
                         UNION ALL SELECT fluent._descendants(CASE WHEN t.on_assignments THEN p.membership_table ELSE p.table_name END) LOOP
-            SELECT x.tgname, x.tgenabled, x.tgtype = t.tgtype AND x.tgqual IS NULL AND x.tgattr::text = ''
+            SELECT x.tgname, x.tgenabled, x.tgtype = t.tgtype AND x.tgattr::text = ''
+                       AND CASE WHEN t.condition IS NULL THEN x.tgqual IS NULL
+                                ELSE position(format(' WHEN ((%s)) ', t.condition) IN pg_get_triggerdef(x.oid)) > 0 END
                        AND x.tgargs = (SELECT string_agg(convert_to(a, getdatabaseencoding()) || '\x00'::bytea, ''::bytea ORDER BY k)
                                          FROM unnest(t.args) WITH ORDINALITY y (a, k)) AS as_created
-              INTO tg FROM pg_trigger x WHERE x.tgrelid = relation AND x.tgfoid = t.fn
+              INTO tg FROM pg_trigger x WHERE x.tgrelid = relation AND x.tgfoid = t.fn AND x.tgtype = t.tgtype
              ORDER BY x.tgenabled = 'O' DESC LIMIT 1;
             IF NOT FOUND THEN
                 problem := 'item role trigger missing';
@@ -3680,8 +3690,9 @@ BEGIN
             END IF;
             detail := CASE t.name
                 WHEN 'fluent_item_role_conditions' THEN 'assignments are not checked against their item roles and conditions'
-                WHEN 'fluent_item_owner' THEN 'a row''s owner may be changed by whoever holds an item role that writes it'
-                ELSE 'a row may be put under a parent its writer cannot see' END;
+                WHEN 'fluent_item_owner' THEN 'a row may be created in another user''s reach by whoever holds an item role that writes it'
+                WHEN 'fluent_item_handover' THEN 'a row''s owner may be changed by whoever holds an item role that writes it'
+                ELSE 'a row may be put under a parent its writer may not update' END;
             RETURN NEXT;
         END LOOP;
     END LOOP;
