@@ -908,6 +908,8 @@ DECLARE
     -- holder once it lapses (DBAs may: this function has no force).
     staffed int[] := CASE WHEN delegate IS NOT NULL THEN fluent._staffed_workspaces() END;
     administered text[] := CASE WHEN delegate IS NOT NULL THEN fluent._administered_rights() END;
+    -- The item roles the user holds open before (see fluent._item_roles_within_powers).
+    opened text[] := CASE WHEN delegate IS NOT NULL THEN fluent._open_item_role_names(user_key) END;
 BEGIN
     PERFORM fluent._not_self(delegate, user_key, 'roles');
     PERFORM fluent._in_my_workspace(delegate, uid);
@@ -930,7 +932,8 @@ BEGIN
     END IF;
     IF delegate IS NOT NULL THEN
         PERFORM fluent._within_powers(delegate, powers, before, fluent._user_scope_map(user_key), format('"%s"', user_key));
-        PERFORM fluent._item_roles_within_powers(delegate, format('grant "%s" role "%s"', user_key, role), user_key, NULL, rid);
+        PERFORM fluent._item_roles_within_powers(delegate, format('grant "%s" role "%s"', user_key, role), user_key, NULL,
+                                                 opened);
         PERFORM fluent._still_staffed(staffed, false);
         PERFORM fluent._still_administered(administered, false);
     END IF;
@@ -1051,6 +1054,7 @@ DECLARE
     powers jsonb := CASE WHEN delegate IS NOT NULL THEN fluent._user_scope_map(delegate) END;
     before jsonb := CASE WHEN delegate IS NOT NULL THEN fluent._user_scope_map(user_key) END;
     administered text[] := CASE WHEN delegate IS NOT NULL THEN fluent._administered_rights() END;
+    opened text[] := CASE WHEN delegate IS NOT NULL THEN fluent._open_item_role_names(user_key) END;
 BEGIN
     PERFORM fluent._not_self(delegate, user_key, 'overrides');
     PERFORM fluent._in_my_workspace(delegate, uid);
@@ -1072,6 +1076,8 @@ BEGIN
      WHERE (overrides.scope, overrides.valid_until) IS DISTINCT FROM (EXCLUDED.scope, EXCLUDED.valid_until);
     IF delegate IS NOT NULL THEN
         PERFORM fluent._within_powers(delegate, powers, before, fluent._user_scope_map(user_key), format('"%s"', user_key));
+        PERFORM fluent._item_roles_within_powers(delegate, format('change the overrides of "%s"', user_key), user_key, NULL,
+                                                 opened);
         PERFORM fluent._still_administered(administered, false);
     END IF;
 END $$;
@@ -1085,6 +1091,7 @@ DECLARE
     powers jsonb := CASE WHEN delegate IS NOT NULL THEN fluent._user_scope_map(delegate) END;
     before jsonb := CASE WHEN delegate IS NOT NULL THEN fluent._user_scope_map(user_key) END;
     administered text[] := CASE WHEN delegate IS NOT NULL THEN fluent._administered_rights() END;
+    opened text[] := CASE WHEN delegate IS NOT NULL THEN fluent._open_item_role_names(user_key) END;
 BEGIN
     PERFORM fluent._not_self(delegate, user_key, 'overrides');
     PERFORM fluent._in_my_workspace(delegate, uid);
@@ -1095,6 +1102,8 @@ BEGIN
     END IF;
     IF delegate IS NOT NULL THEN
         PERFORM fluent._within_powers(delegate, powers, before, fluent._user_scope_map(user_key), format('"%s"', user_key));
+        PERFORM fluent._item_roles_within_powers(delegate, format('change the overrides of "%s"', user_key), user_key, NULL,
+                                                 opened);
         PERFORM fluent._still_administered(administered, false);
     END IF;
 END $$;

@@ -2579,6 +2579,15 @@ CREATE  FUNCTION fluent."_assigned_item_roles"(
 STABLE PARALLEL RESTRICTED
 LANGUAGE c /* Rust */
 AS 'fluent-0.2.0', '_assigned_item_roles_wrapper';
+CREATE  FUNCTION fluent."_open_item_roles"(
+	"user_key" TEXT /* & str */
+) RETURNS TABLE (
+	"module" TEXT,  /* String */
+	"item_role" TEXT  /* String */
+)
+STRICT STABLE PARALLEL RESTRICTED
+LANGUAGE c /* Rust */
+AS 'fluent-0.2.0', '_open_item_roles_wrapper';
 -- Which rows of p's table module.action reaches for the acting user by the
 -- scope of their permission (the workspace filter aside): those owned by, or
 -- assigned through the membership table to, the acting user (own) or the
@@ -2915,7 +2924,22 @@ BEGIN
           FROM pg_class c WHERE c.oid = membership_table;
     END IF;
     -- Item roles name their items by key: the key must be the items', and
-    -- an assignment must go with its item (sql/items.sql).
+    -- an assignment must go with its item (sql/items.sql). A row moved to
+    -- another partition is deleted and inserted again, out of reach of the
+    -- checks of its update, and a unique key or a foreign key does not span
+    -- inheritance children: item tables and child tables stand alone, and
+    -- an assignment table's children are its partitions.
+    IF (membership_role_column IS NOT NULL OR parent_table IS NOT NULL)
+       AND (kind = 'p' OR EXISTS (SELECT 1 FROM fluent._descendants(tbl))) THEN
+        RAISE EXCEPTION 'table "%" has partitions or inheritance children, which item roles do not support', tbl
+            USING ERRCODE = 'feature_not_supported',
+                  HINT = 'Protect a table without partitions or children with item roles, or without item roles.';
+    END IF;
+    IF membership_role_column IS NOT NULL
+       AND EXISTS (SELECT 1 FROM fluent._descendants(membership_table) d JOIN pg_class c ON c.oid = d WHERE NOT c.relispartition) THEN
+        RAISE EXCEPTION 'assignment table "%" has inheritance children, which its foreign key does not cover', membership_table
+            USING ERRCODE = 'feature_not_supported', HINT = 'Partition it instead: partitions share its foreign key.';
+    END IF;
     IF membership_role_column IS NOT NULL
        AND fluent._key_kind(membership_table, membership_user_column, 'membership user column') <> 'text' THEN
         RAISE EXCEPTION 'the user column of assignment table "%" must be of type text or varchar', membership_table
@@ -2923,7 +2947,8 @@ BEGIN
     END IF;
     IF membership_role_column IS NOT NULL
        AND NOT fluent._has_item_foreign_key(membership_table, membership_row_column, tbl, row_column, true) THEN
-        RAISE EXCEPTION 'assignment table "%" needs a foreign key to "%" that cascades deletes', membership_table, tbl
+        RAISE EXCEPTION 'assignment table "%" needs a foreign key to "%" that cascades deletes and moves no row to another item on update',
+            membership_table, tbl
             USING ERRCODE = 'invalid_parameter_value',
                   HINT = format('ALTER TABLE %s ADD FOREIGN KEY (%I) REFERENCES %s (%I) ON DELETE CASCADE;',
                                 membership_table, membership_row_column, tbl, row_column);
@@ -3055,6 +3080,11 @@ BEGIN
         root := fluent._protected_root(rel);
         IF root IS NOT NULL AND root <> rel THEN
             SELECT * INTO p FROM fluent.protected_tables x WHERE x.table_name = root;
+            IF p.membership_role_column IS NOT NULL OR p.parent_table IS NOT NULL THEN
+                RAISE EXCEPTION 'table "%" is protected with item roles, which do not support partitions or inheritance children', root
+                    USING ERRCODE = 'feature_not_supported',
+                          HINT = 'A row moved between partitions escapes the checks of its update, and keys do not span children.';
+            END IF;
             IF NOT rls_enabled
                AND NOT EXISTS (SELECT 1 FROM pg_policy pl WHERE pl.polrelid = rel AND pl.polname = ANY (fluent._policy_names(false))) THEN
                 PERFORM fluent._install_policies(rel, p, false);
@@ -3065,6 +3095,11 @@ BEGIN
             PERFORM fluent._install_item_triggers(rel, p, false);
         END IF;
         root := fluent._membership_of(rel);
+        IF root IS NOT NULL AND NOT (SELECT c.relispartition FROM pg_class c WHERE c.oid = rel)
+           AND (SELECT x.membership_role_column FROM fluent.protected_tables x WHERE x.table_name = root) IS NOT NULL THEN
+            RAISE EXCEPTION 'table "%" would be an inheritance child of the assignment table of "%", which its foreign key does not cover', rel, root
+                USING ERRCODE = 'feature_not_supported', HINT = 'Partition the assignment table instead.';
+        END IF;
         IF root IS NOT NULL AND NOT rls_enabled
            AND NOT EXISTS (SELECT 1 FROM fluent.protected_tables x WHERE x.membership_table = rel)
            AND NOT EXISTS (SELECT 1 FROM pg_policy pl WHERE pl.polrelid = rel AND pl.polname = ANY (fluent._policy_names(true))) THEN
@@ -3571,17 +3606,20 @@ END $$;
 -- rows inserted and rows that move. The WHEN conditions keep the triggers
 -- from firing (and from being queued) for the writes they do not concern.
 CREATE FUNCTION fluent._item_triggers(p fluent.protected_tables)
-RETURNS TABLE (on_assignments boolean, name name, events text, condition text, fn regprocedure, args text[], tgtype int2)
+RETURNS TABLE (on_assignments boolean, name name, events text, per_row boolean, condition text, fn regprocedure,
+               args text[], tgtype int2)
 LANGUAGE sql STABLE
 BEGIN ATOMIC
-    SELECT true, 'fluent_item_role_conditions'::name, 'AFTER INSERT OR UPDATE OR DELETE', NULL::text,
-           'fluent._check_item_assignment()'::regprocedure,
+    SELECT true, x.name, x.events, x.per_row, NULL::text, 'fluent._check_item_assignment()'::regprocedure,
            ARRAY[p.module::text, p.membership_user_column::text, coalesce(p.membership_team_column, '')::text,
                  p.membership_role_column::text],
-           29::int2   -- ROW 1, INSERT 4, DELETE 8, UPDATE 16 (AFTER)
+           x.tgtype
+      FROM (VALUES ('fluent_item_role_conditions'::name, 'AFTER INSERT OR UPDATE OR DELETE', true,
+                    29::int2),   -- ROW 1, INSERT 4, DELETE 8, UPDATE 16 (AFTER)
+                   ('fluent_item_role_truncate'::name, 'AFTER TRUNCATE', false, 32::int2)) x (name, events, per_row, tgtype)
      WHERE p.membership_role_column IS NOT NULL
     UNION ALL
-    SELECT false, x.name, x.events, x.condition, 'fluent._check_item_owner()'::regprocedure,
+    SELECT false, x.name, x.events, true, x.condition, 'fluent._check_item_owner()'::regprocedure,
            ARRAY[p.owner_column::text, fluent._scope_rows_sql(p, p.module, p.update_action),
                  fluent._scope_rows_sql(p, p.module, p.insert_action)],
            x.tgtype
@@ -3590,7 +3628,7 @@ BEGIN ATOMIC
                     17::int2)) x (name, events, condition, tgtype)
      WHERE (p.membership_role_column IS NOT NULL OR p.parent_table IS NOT NULL) AND p.owner_column IS NOT NULL
     UNION ALL
-    SELECT false, x.name, x.events, x.condition, 'fluent._check_item_parent()'::regprocedure,
+    SELECT false, x.name, x.events, true, x.condition, 'fluent._check_item_parent()'::regprocedure,
            ARRAY[p.parent_column::text, p.parent_table::text,
                  (SELECT r.row_column::text FROM fluent.protected_tables r WHERE r.table_name = p.parent_table)],
            x.tgtype
@@ -3618,11 +3656,16 @@ BEGIN
                                              'fluent._check_item_parent()'::regprocedure) LOOP
         EXECUTE format('DROP TRIGGER %I ON %s', trigger_name, rel);
     END LOOP;
-    IF p.table_name IS NULL OR (SELECT c.relispartition FROM pg_class c WHERE c.oid = rel) THEN
+    IF p.table_name IS NULL THEN
         RETURN;
     END IF;
-    FOR t IN SELECT * FROM fluent._item_triggers(p) x WHERE x.on_assignments = _install_item_triggers.on_assignments LOOP
-        EXECUTE format('CREATE TRIGGER %I %s ON %s FOR EACH ROW%s EXECUTE FUNCTION %s(%s)', t.name, t.events, rel,
+    -- (A partition has its parent's row triggers as clones, but no
+    -- statement trigger: a TRUNCATE of the partition itself fires its own.)
+    FOR t IN SELECT * FROM fluent._item_triggers(p) x
+              WHERE x.on_assignments = _install_item_triggers.on_assignments
+                AND NOT (x.per_row AND (SELECT c.relispartition FROM pg_class c WHERE c.oid = rel)) LOOP
+        EXECUTE format('CREATE TRIGGER %I %s ON %s FOR EACH %s%s EXECUTE FUNCTION %s(%s)', t.name, t.events, rel,
+                       CASE WHEN t.per_row THEN 'ROW' ELSE 'STATEMENT' END,
                        ' WHEN (' || t.condition || ')',
                        (SELECT format('%I.%I', n.nspname, f.proname) FROM pg_proc f JOIN pg_namespace n ON n.oid = f.pronamespace
                          WHERE f.oid = t.fn),
@@ -3658,7 +3701,9 @@ BEGIN ATOMIC
          WHERE c.contype = 'f' AND c.conrelid = referencing AND c.confrelid = referenced
            AND c.conkey = ARRAY[(SELECT a.attnum FROM pg_attribute a WHERE a.attrelid = referencing AND a.attname = referencing_column)]
            AND c.confkey = ARRAY[(SELECT a.attnum FROM pg_attribute a WHERE a.attrelid = referenced AND a.attname = referenced_column)]
-           AND (NOT cascades OR c.confdeltype = 'c'));
+           AND (NOT cascades OR c.confdeltype = 'c')
+           -- a changed key must not hand the rows to another item
+           AND c.confupdtype IN ('a', 'r', 'c'));
 END;
 
 -- What drifted in the item roles' triggers (fluent._item_triggers) on p's
@@ -3690,6 +3735,7 @@ BEGIN
             END IF;
             detail := CASE t.name
                 WHEN 'fluent_item_role_conditions' THEN 'assignments are not checked against their item roles and conditions'
+                WHEN 'fluent_item_role_truncate' THEN 'a TRUNCATE of the assignments is not in the audit trail'
                 WHEN 'fluent_item_owner' THEN 'a row may be created in another user''s reach by whoever holds an item role that writes it'
                 WHEN 'fluent_item_handover' THEN 'a row''s owner may be changed by whoever holds an item role that writes it'
                 ELSE 'a row may be put under a parent its writer may not update' END;
@@ -3723,14 +3769,15 @@ BEGIN ATOMIC
      ORDER BY p.table_name::oid;
 END;
 
--- A member added to a team holds the item roles assigned to it, and a user
--- activated, created, or granted a role an item role requires holds those
--- assigned to them (fluent._assigned_item_roles reads the application's
--- assignment tables as fluent_who_can reads rows). A delegated
--- administrator does these only where she holds, at scope all, every
--- action those item roles give (`what` says what was refused).
+-- A member added to a team holds the item roles assigned to it, a user
+-- activated or created those assigned to them (fluent._assigned_item_roles
+-- reads the application's assignment tables as fluent_who_can reads rows),
+-- and a grant or an override may open those a user holds closed (a sign-in
+-- role, a requirement, a condition: the ones open now, beyond p_before). A
+-- delegated administrator does these only where she holds, at scope all,
+-- every action those item roles give (`what` says what was refused).
 CREATE FUNCTION fluent._item_roles_within_powers(delegate text, what text, p_user_key text, p_team text,
-                                                 p_required_role int DEFAULT NULL)
+                                                 p_before text[] DEFAULT NULL)
 RETURNS void
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -3740,19 +3787,29 @@ BEGIN
         RETURN;
     END IF;
     SELECT string_agg(DISTINCT m.name || '.' || a.name, ', ') INTO beyond
-      FROM fluent._assigned_item_roles(p_user_key, p_team) g
+      FROM (SELECT g.module, g.item_role FROM fluent._assigned_item_roles(p_user_key, p_team) g WHERE p_before IS NULL
+            UNION
+            SELECT o.module, o.item_role FROM fluent._open_item_roles(p_user_key) o
+             WHERE p_before IS NOT NULL AND NOT (o.module || '/' || o.item_role) = ANY (p_before)) g
       JOIN fluent.modules m ON m.workspace_id = fluent._workspace_id() AND m.name = g.module
       JOIN fluent.item_roles r ON r.module_id = m.module_id AND r.name = g.item_role
       JOIN fluent.item_role_actions ra ON ra.item_role_id = r.item_role_id
       JOIN fluent.actions a ON a.action_id = ra.action_id
-     WHERE (p_required_role IS NULL OR r.required_role_id = p_required_role)
-       AND fluent._scope_of(delegate, m.name, a.name) <> 'all';
+     WHERE fluent._scope_of(delegate, m.name, a.name) <> 'all';
     IF beyond IS NOT NULL THEN
         RAISE EXCEPTION 'fluent user "%" may not %', delegate, what
             USING ERRCODE = 'insufficient_privilege',
                   HINT = format('The application''s assignments give item roles that this opens: it takes scope all on %s.', beyond);
     END IF;
 END $$;
+
+-- The item roles a user holds open now, as 'module/item role' strings: what
+-- fluent._item_roles_within_powers compares after a change (p_before).
+CREATE FUNCTION fluent._open_item_role_names(p_user_key text) RETURNS text[]
+LANGUAGE sql STABLE
+BEGIN ATOMIC
+    SELECT coalesce(array_agg(o.module || '/' || o.item_role), '{}') FROM fluent._open_item_roles(p_user_key) o;
+END;
 
 CREATE OR REPLACE FUNCTION fluent._do_add_team_member(team text, user_key text, lead boolean, ticket bigint) RETURNS void
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp SET fluent.caller_role = '' AS $$
@@ -3808,6 +3865,8 @@ DECLARE
     -- holder once it lapses (DBAs may: this function has no force).
     staffed int[] := CASE WHEN delegate IS NOT NULL THEN fluent._staffed_workspaces() END;
     administered text[] := CASE WHEN delegate IS NOT NULL THEN fluent._administered_rights() END;
+    -- The item roles the user holds open before (see fluent._item_roles_within_powers).
+    opened text[] := CASE WHEN delegate IS NOT NULL THEN fluent._open_item_role_names(user_key) END;
 BEGIN
     PERFORM fluent._not_self(delegate, user_key, 'roles');
     PERFORM fluent._in_my_workspace(delegate, uid);
@@ -3830,8 +3889,75 @@ BEGIN
     END IF;
     IF delegate IS NOT NULL THEN
         PERFORM fluent._within_powers(delegate, powers, before, fluent._user_scope_map(user_key), format('"%s"', user_key));
-        PERFORM fluent._item_roles_within_powers(delegate, format('grant "%s" role "%s"', user_key, role), user_key, NULL, rid);
+        PERFORM fluent._item_roles_within_powers(delegate, format('grant "%s" role "%s"', user_key, role), user_key, NULL,
+                                                 opened);
         PERFORM fluent._still_staffed(staffed, false);
+        PERFORM fluent._still_administered(administered, false);
+    END IF;
+END $$;
+
+CREATE OR REPLACE FUNCTION fluent._do_set_override(user_key text, module text, action text, scope text, until timestamptz,
+                                         ticket bigint) RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp SET fluent.caller_role = '' AS $$
+DECLARE
+    delegate text := fluent._authorize(ticket, 'assign_roles');
+    uid bigint := fluent._visible_user_id(delegate, user_key);
+    aid int := fluent._action_id(module, action);
+    s fluent.scope := fluent._scope(scope);
+    expiry timestamptz := fluent._until(until);
+    powers jsonb := CASE WHEN delegate IS NOT NULL THEN fluent._user_scope_map(delegate) END;
+    before jsonb := CASE WHEN delegate IS NOT NULL THEN fluent._user_scope_map(user_key) END;
+    administered text[] := CASE WHEN delegate IS NOT NULL THEN fluent._administered_rights() END;
+    opened text[] := CASE WHEN delegate IS NOT NULL THEN fluent._open_item_role_names(user_key) END;
+BEGIN
+    PERFORM fluent._not_self(delegate, user_key, 'overrides');
+    PERFORM fluent._in_my_workspace(delegate, uid);
+    PERFORM fluent._may_touch_user(delegate, uid);
+    PERFORM fluent._within_powers(delegate, powers, '{}', fluent._override_gives(aid, s), format('"%s"', user_key));
+    -- A temporary override is also checked as if it were cleared: when it
+    -- lapses, the user has what they would have without it (a DBA's deny
+    -- made temporary would open by itself). So the override is cleared
+    -- first, the result checked, and the new one written.
+    IF delegate IS NOT NULL AND expiry IS NOT NULL THEN
+        DELETE FROM fluent.overrides o WHERE o.user_id = uid AND o.action_id = aid;
+        PERFORM fluent._within_powers(delegate, powers, before, fluent._user_scope_map(user_key),
+                                      format('"%s" (once the override lapses)', user_key));
+    END IF;
+    INSERT INTO fluent.overrides (workspace_id, user_id, action_id, scope, valid_until)
+    VALUES (fluent._workspace_id(), uid, aid, s, expiry)
+    ON CONFLICT (user_id, action_id) DO UPDATE
+       SET scope = EXCLUDED.scope, set_at = EXCLUDED.set_at, set_by = EXCLUDED.set_by, valid_until = EXCLUDED.valid_until
+     WHERE (overrides.scope, overrides.valid_until) IS DISTINCT FROM (EXCLUDED.scope, EXCLUDED.valid_until);
+    IF delegate IS NOT NULL THEN
+        PERFORM fluent._within_powers(delegate, powers, before, fluent._user_scope_map(user_key), format('"%s"', user_key));
+        PERFORM fluent._item_roles_within_powers(delegate, format('change the overrides of "%s"', user_key), user_key, NULL,
+                                                 opened);
+        PERFORM fluent._still_administered(administered, false);
+    END IF;
+END $$;
+
+CREATE OR REPLACE FUNCTION fluent._do_clear_override(user_key text, module text, action text, ticket bigint) RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp SET fluent.caller_role = '' AS $$
+DECLARE
+    delegate text := fluent._authorize(ticket, 'assign_roles');
+    uid bigint := fluent._visible_user_id(delegate, user_key);
+    aid int := fluent._action_id(module, action);
+    powers jsonb := CASE WHEN delegate IS NOT NULL THEN fluent._user_scope_map(delegate) END;
+    before jsonb := CASE WHEN delegate IS NOT NULL THEN fluent._user_scope_map(user_key) END;
+    administered text[] := CASE WHEN delegate IS NOT NULL THEN fluent._administered_rights() END;
+    opened text[] := CASE WHEN delegate IS NOT NULL THEN fluent._open_item_role_names(user_key) END;
+BEGIN
+    PERFORM fluent._not_self(delegate, user_key, 'overrides');
+    PERFORM fluent._in_my_workspace(delegate, uid);
+    PERFORM fluent._may_touch_user(delegate, uid);
+    DELETE FROM fluent.overrides o WHERE o.user_id = uid AND o.action_id = aid;
+    IF NOT FOUND THEN
+        RAISE WARNING 'fluent user "%" has no override on %.%', user_key, module, action;
+    END IF;
+    IF delegate IS NOT NULL THEN
+        PERFORM fluent._within_powers(delegate, powers, before, fluent._user_scope_map(user_key), format('"%s"', user_key));
+        PERFORM fluent._item_roles_within_powers(delegate, format('change the overrides of "%s"', user_key), user_key, NULL,
+                                                 opened);
         PERFORM fluent._still_administered(administered, false);
     END IF;
 END $$;
@@ -4001,12 +4127,12 @@ REVOKE ALL ON FUNCTION fluent._load_item_roles(int), fluent._load_member_teams(i
     fluent.rls_user_teams(), fluent.rls_assignable_item_roles(text, text), fluent._item_role_id(text, text),
     @extschema@.fluent_create_item_role(text, text, text[], text, text, text, text), @extschema@.fluent_drop_item_role(text, text),
     fluent._check_assignment(text, text, text, text, regclass), fluent._audit_assignment(text, text, text, text, jsonb, jsonb),
-    fluent._assigned_item_roles(text, text), fluent._load_assignment_tables(),
+    fluent._assigned_item_roles(text, text), fluent._open_item_roles(text), fluent._load_assignment_tables(),
     fluent._item_foreign_keys(fluent.protected_tables), fluent._has_item_foreign_key(regclass, name, regclass, name, boolean),
     fluent._check_item_assignment(), fluent._check_item_owner(),
     fluent._check_item_parent(), fluent._item_triggers(fluent.protected_tables),
     fluent._install_item_triggers(regclass, fluent.protected_tables, boolean), fluent._item_trigger_problems(fluent.protected_tables),
-    fluent._item_roles_within_powers(text, text, text, text, int),
+    fluent._item_roles_within_powers(text, text, text, text, text[]), fluent._open_item_role_names(text),
     fluent._scope_rows_sql(fluent.protected_tables, text, text), fluent._item_rows_sql(fluent.protected_tables, text, text),
     fluent._write_check_sql(fluent.protected_tables, text, text, boolean),
     @extschema@.fluent_protect(regclass, text, name, regclass, name, name, name, name, text, text, text, text, name, name, regclass, name),
@@ -4016,7 +4142,7 @@ GRANT EXECUTE ON FUNCTION fluent.rls_items(text, text, text), fluent.rls_item_ro
 GRANT EXECUTE ON FUNCTION fluent._item_role_id(text, text),
     @extschema@.fluent_create_item_role(text, text, text[], text, text, text, text), @extschema@.fluent_drop_item_role(text, text),
     fluent._item_triggers(fluent.protected_tables), fluent._install_item_triggers(regclass, fluent.protected_tables, boolean),
-    fluent._item_trigger_problems(fluent.protected_tables), fluent._item_roles_within_powers(text, text, text, text, int),
+    fluent._item_trigger_problems(fluent.protected_tables), fluent._item_roles_within_powers(text, text, text, text, text[]),
     fluent._item_foreign_keys(fluent.protected_tables), fluent._has_item_foreign_key(regclass, name, regclass, name, boolean),
     fluent._scope_rows_sql(fluent.protected_tables, text, text), fluent._item_rows_sql(fluent.protected_tables, text, text),
     fluent._write_check_sql(fluent.protected_tables, text, text, boolean),
@@ -4037,7 +4163,7 @@ REVOKE ALL ON fluent.item_role_matrix FROM PUBLIC;
 GRANT SELECT ON fluent.item_role_matrix TO fluent_admin;
 GRANT SELECT ON fluent.item_role_matrix TO fluent_reader;
 ALTER VIEW fluent.item_role_matrix OWNER TO fluent_owner;
-GRANT EXECUTE ON FUNCTION fluent._load_item_roles(int), fluent._load_member_teams(int, bigint), fluent._load_team_members(int, text[]), fluent.rls_items_support(internal), fluent.rls_item_roles_support(internal), fluent.rls_teams_support(internal), fluent.rls_assignable_support(internal), fluent.rls_items(text, text, text), fluent.rls_item_roles(text, text, text), fluent.rls_user_teams(), fluent.rls_assignable_item_roles(text, text), fluent._item_role_id(text, text), fluent._check_assignment(text, text, text, text, regclass), fluent._audit_assignment(text, text, text, text, jsonb, jsonb), fluent._assigned_item_roles(text, text), fluent._load_assignment_tables(), fluent._item_foreign_keys(fluent.protected_tables), fluent._has_item_foreign_key(regclass, name, regclass, name, boolean), fluent._check_item_assignment(), fluent._check_item_owner(), fluent._check_item_parent(), fluent._item_triggers(fluent.protected_tables), fluent._install_item_triggers(regclass, fluent.protected_tables, boolean), fluent._item_trigger_problems(fluent.protected_tables), fluent._item_roles_within_powers(text, text, text, text, int), fluent._scope_rows_sql(fluent.protected_tables, text, text), fluent._item_rows_sql(fluent.protected_tables, text, text), fluent._write_check_sql(fluent.protected_tables, text, text, boolean), fluent._row_lookup(regclass) TO fluent_owner;
+GRANT EXECUTE ON FUNCTION fluent._load_item_roles(int), fluent._load_member_teams(int, bigint), fluent._load_team_members(int, text[]), fluent.rls_items_support(internal), fluent.rls_item_roles_support(internal), fluent.rls_teams_support(internal), fluent.rls_assignable_support(internal), fluent.rls_items(text, text, text), fluent.rls_item_roles(text, text, text), fluent.rls_user_teams(), fluent.rls_assignable_item_roles(text, text), fluent._item_role_id(text, text), fluent._check_assignment(text, text, text, text, regclass), fluent._audit_assignment(text, text, text, text, jsonb, jsonb), fluent._assigned_item_roles(text, text), fluent._open_item_roles(text), fluent._load_assignment_tables(), fluent._item_foreign_keys(fluent.protected_tables), fluent._has_item_foreign_key(regclass, name, regclass, name, boolean), fluent._check_item_assignment(), fluent._check_item_owner(), fluent._check_item_parent(), fluent._item_triggers(fluent.protected_tables), fluent._install_item_triggers(regclass, fluent.protected_tables, boolean), fluent._item_trigger_problems(fluent.protected_tables), fluent._item_roles_within_powers(text, text, text, text, text[]), fluent._open_item_role_names(text), fluent._scope_rows_sql(fluent.protected_tables, text, text), fluent._item_rows_sql(fluent.protected_tables, text, text), fluent._write_check_sql(fluent.protected_tables, text, text, boolean), fluent._row_lookup(regclass) TO fluent_owner;
 -- pg_dump keeps the item roles (sql/catalog.sql).
 SELECT pg_catalog.pg_extension_config_dump('fluent.item_roles', '');
 SELECT pg_catalog.pg_extension_config_dump('fluent.item_role_actions', '');

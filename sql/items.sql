@@ -243,17 +243,20 @@ END $$;
 -- rows inserted and rows that move. The WHEN conditions keep the triggers
 -- from firing (and from being queued) for the writes they do not concern.
 CREATE FUNCTION fluent._item_triggers(p fluent.protected_tables)
-RETURNS TABLE (on_assignments boolean, name name, events text, condition text, fn regprocedure, args text[], tgtype int2)
+RETURNS TABLE (on_assignments boolean, name name, events text, per_row boolean, condition text, fn regprocedure,
+               args text[], tgtype int2)
 LANGUAGE sql STABLE
 BEGIN ATOMIC
-    SELECT true, 'fluent_item_role_conditions'::name, 'AFTER INSERT OR UPDATE OR DELETE', NULL::text,
-           'fluent._check_item_assignment()'::regprocedure,
+    SELECT true, x.name, x.events, x.per_row, NULL::text, 'fluent._check_item_assignment()'::regprocedure,
            ARRAY[p.module::text, p.membership_user_column::text, coalesce(p.membership_team_column, '')::text,
                  p.membership_role_column::text],
-           29::int2   -- ROW 1, INSERT 4, DELETE 8, UPDATE 16 (AFTER)
+           x.tgtype
+      FROM (VALUES ('fluent_item_role_conditions'::name, 'AFTER INSERT OR UPDATE OR DELETE', true,
+                    29::int2),   -- ROW 1, INSERT 4, DELETE 8, UPDATE 16 (AFTER)
+                   ('fluent_item_role_truncate'::name, 'AFTER TRUNCATE', false, 32::int2)) x (name, events, per_row, tgtype)
      WHERE p.membership_role_column IS NOT NULL
     UNION ALL
-    SELECT false, x.name, x.events, x.condition, 'fluent._check_item_owner()'::regprocedure,
+    SELECT false, x.name, x.events, true, x.condition, 'fluent._check_item_owner()'::regprocedure,
            ARRAY[p.owner_column::text, fluent._scope_rows_sql(p, p.module, p.update_action),
                  fluent._scope_rows_sql(p, p.module, p.insert_action)],
            x.tgtype
@@ -262,7 +265,7 @@ BEGIN ATOMIC
                     17::int2)) x (name, events, condition, tgtype)
      WHERE (p.membership_role_column IS NOT NULL OR p.parent_table IS NOT NULL) AND p.owner_column IS NOT NULL
     UNION ALL
-    SELECT false, x.name, x.events, x.condition, 'fluent._check_item_parent()'::regprocedure,
+    SELECT false, x.name, x.events, true, x.condition, 'fluent._check_item_parent()'::regprocedure,
            ARRAY[p.parent_column::text, p.parent_table::text,
                  (SELECT r.row_column::text FROM fluent.protected_tables r WHERE r.table_name = p.parent_table)],
            x.tgtype
@@ -290,11 +293,16 @@ BEGIN
                                              'fluent._check_item_parent()'::regprocedure) LOOP
         EXECUTE format('DROP TRIGGER %I ON %s', trigger_name, rel);
     END LOOP;
-    IF p.table_name IS NULL OR (SELECT c.relispartition FROM pg_class c WHERE c.oid = rel) THEN
+    IF p.table_name IS NULL THEN
         RETURN;
     END IF;
-    FOR t IN SELECT * FROM fluent._item_triggers(p) x WHERE x.on_assignments = _install_item_triggers.on_assignments LOOP
-        EXECUTE format('CREATE TRIGGER %I %s ON %s FOR EACH ROW%s EXECUTE FUNCTION %s(%s)', t.name, t.events, rel,
+    -- (A partition has its parent's row triggers as clones, but no
+    -- statement trigger: a TRUNCATE of the partition itself fires its own.)
+    FOR t IN SELECT * FROM fluent._item_triggers(p) x
+              WHERE x.on_assignments = _install_item_triggers.on_assignments
+                AND NOT (x.per_row AND (SELECT c.relispartition FROM pg_class c WHERE c.oid = rel)) LOOP
+        EXECUTE format('CREATE TRIGGER %I %s ON %s FOR EACH %s%s EXECUTE FUNCTION %s(%s)', t.name, t.events, rel,
+                       CASE WHEN t.per_row THEN 'ROW' ELSE 'STATEMENT' END,
                        ' WHEN (' || t.condition || ')',
                        (SELECT format('%I.%I', n.nspname, f.proname) FROM pg_proc f JOIN pg_namespace n ON n.oid = f.pronamespace
                          WHERE f.oid = t.fn),
@@ -330,7 +338,9 @@ BEGIN ATOMIC
          WHERE c.contype = 'f' AND c.conrelid = referencing AND c.confrelid = referenced
            AND c.conkey = ARRAY[(SELECT a.attnum FROM pg_attribute a WHERE a.attrelid = referencing AND a.attname = referencing_column)]
            AND c.confkey = ARRAY[(SELECT a.attnum FROM pg_attribute a WHERE a.attrelid = referenced AND a.attname = referenced_column)]
-           AND (NOT cascades OR c.confdeltype = 'c'));
+           AND (NOT cascades OR c.confdeltype = 'c')
+           -- a changed key must not hand the rows to another item
+           AND c.confupdtype IN ('a', 'r', 'c'));
 END;
 
 -- What drifted in the item roles' triggers (fluent._item_triggers) on p's
@@ -362,6 +372,7 @@ BEGIN
             END IF;
             detail := CASE t.name
                 WHEN 'fluent_item_role_conditions' THEN 'assignments are not checked against their item roles and conditions'
+                WHEN 'fluent_item_role_truncate' THEN 'a TRUNCATE of the assignments is not in the audit trail'
                 WHEN 'fluent_item_owner' THEN 'a row may be created in another user''s reach by whoever holds an item role that writes it'
                 WHEN 'fluent_item_handover' THEN 'a row''s owner may be changed by whoever holds an item role that writes it'
                 ELSE 'a row may be put under a parent its writer may not update' END;
@@ -395,14 +406,15 @@ BEGIN ATOMIC
      ORDER BY p.table_name::oid;
 END;
 
--- A member added to a team holds the item roles assigned to it, and a user
--- activated, created, or granted a role an item role requires holds those
--- assigned to them (fluent._assigned_item_roles reads the application's
--- assignment tables as fluent_who_can reads rows). A delegated
--- administrator does these only where she holds, at scope all, every
--- action those item roles give (`what` says what was refused).
+-- A member added to a team holds the item roles assigned to it, a user
+-- activated or created those assigned to them (fluent._assigned_item_roles
+-- reads the application's assignment tables as fluent_who_can reads rows),
+-- and a grant or an override may open those a user holds closed (a sign-in
+-- role, a requirement, a condition: the ones open now, beyond p_before). A
+-- delegated administrator does these only where she holds, at scope all,
+-- every action those item roles give (`what` says what was refused).
 CREATE FUNCTION fluent._item_roles_within_powers(delegate text, what text, p_user_key text, p_team text,
-                                                 p_required_role int DEFAULT NULL)
+                                                 p_before text[] DEFAULT NULL)
 RETURNS void
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -412,18 +424,28 @@ BEGIN
         RETURN;
     END IF;
     SELECT string_agg(DISTINCT m.name || '.' || a.name, ', ') INTO beyond
-      FROM fluent._assigned_item_roles(p_user_key, p_team) g
+      FROM (SELECT g.module, g.item_role FROM fluent._assigned_item_roles(p_user_key, p_team) g WHERE p_before IS NULL
+            UNION
+            SELECT o.module, o.item_role FROM fluent._open_item_roles(p_user_key) o
+             WHERE p_before IS NOT NULL AND NOT (o.module || '/' || o.item_role) = ANY (p_before)) g
       JOIN fluent.modules m ON m.workspace_id = fluent._workspace_id() AND m.name = g.module
       JOIN fluent.item_roles r ON r.module_id = m.module_id AND r.name = g.item_role
       JOIN fluent.item_role_actions ra ON ra.item_role_id = r.item_role_id
       JOIN fluent.actions a ON a.action_id = ra.action_id
-     WHERE (p_required_role IS NULL OR r.required_role_id = p_required_role)
-       AND fluent._scope_of(delegate, m.name, a.name) <> 'all';
+     WHERE fluent._scope_of(delegate, m.name, a.name) <> 'all';
     IF beyond IS NOT NULL THEN
         RAISE EXCEPTION 'fluent user "%" may not %', delegate, what
             USING ERRCODE = 'insufficient_privilege',
                   HINT = format('The application''s assignments give item roles that this opens: it takes scope all on %s.', beyond);
     END IF;
 END $$;
+
+-- The item roles a user holds open now, as 'module/item role' strings: what
+-- fluent._item_roles_within_powers compares after a change (p_before).
+CREATE FUNCTION fluent._open_item_role_names(p_user_key text) RETURNS text[]
+LANGUAGE sql STABLE
+BEGIN ATOMIC
+    SELECT coalesce(array_agg(o.module || '/' || o.item_role), '{}') FROM fluent._open_item_roles(p_user_key) o;
+END;
 
 SET LOCAL search_path TO @extschema@, pg_temp;

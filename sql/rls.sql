@@ -578,7 +578,22 @@ BEGIN
           FROM pg_class c WHERE c.oid = membership_table;
     END IF;
     -- Item roles name their items by key: the key must be the items', and
-    -- an assignment must go with its item (sql/items.sql).
+    -- an assignment must go with its item (sql/items.sql). A row moved to
+    -- another partition is deleted and inserted again, out of reach of the
+    -- checks of its update, and a unique key or a foreign key does not span
+    -- inheritance children: item tables and child tables stand alone, and
+    -- an assignment table's children are its partitions.
+    IF (membership_role_column IS NOT NULL OR parent_table IS NOT NULL)
+       AND (kind = 'p' OR EXISTS (SELECT 1 FROM fluent._descendants(tbl))) THEN
+        RAISE EXCEPTION 'table "%" has partitions or inheritance children, which item roles do not support', tbl
+            USING ERRCODE = 'feature_not_supported',
+                  HINT = 'Protect a table without partitions or children with item roles, or without item roles.';
+    END IF;
+    IF membership_role_column IS NOT NULL
+       AND EXISTS (SELECT 1 FROM fluent._descendants(membership_table) d JOIN pg_class c ON c.oid = d WHERE NOT c.relispartition) THEN
+        RAISE EXCEPTION 'assignment table "%" has inheritance children, which its foreign key does not cover', membership_table
+            USING ERRCODE = 'feature_not_supported', HINT = 'Partition it instead: partitions share its foreign key.';
+    END IF;
     IF membership_role_column IS NOT NULL
        AND fluent._key_kind(membership_table, membership_user_column, 'membership user column') <> 'text' THEN
         RAISE EXCEPTION 'the user column of assignment table "%" must be of type text or varchar', membership_table
@@ -586,7 +601,8 @@ BEGIN
     END IF;
     IF membership_role_column IS NOT NULL
        AND NOT fluent._has_item_foreign_key(membership_table, membership_row_column, tbl, row_column, true) THEN
-        RAISE EXCEPTION 'assignment table "%" needs a foreign key to "%" that cascades deletes', membership_table, tbl
+        RAISE EXCEPTION 'assignment table "%" needs a foreign key to "%" that cascades deletes and moves no row to another item on update',
+            membership_table, tbl
             USING ERRCODE = 'invalid_parameter_value',
                   HINT = format('ALTER TABLE %s ADD FOREIGN KEY (%I) REFERENCES %s (%I) ON DELETE CASCADE;',
                                 membership_table, membership_row_column, tbl, row_column);
@@ -1120,6 +1136,11 @@ BEGIN
         root := fluent._protected_root(rel);
         IF root IS NOT NULL AND root <> rel THEN
             SELECT * INTO p FROM fluent.protected_tables x WHERE x.table_name = root;
+            IF p.membership_role_column IS NOT NULL OR p.parent_table IS NOT NULL THEN
+                RAISE EXCEPTION 'table "%" is protected with item roles, which do not support partitions or inheritance children', root
+                    USING ERRCODE = 'feature_not_supported',
+                          HINT = 'A row moved between partitions escapes the checks of its update, and keys do not span children.';
+            END IF;
             IF NOT rls_enabled
                AND NOT EXISTS (SELECT 1 FROM pg_policy pl WHERE pl.polrelid = rel AND pl.polname = ANY (fluent._policy_names(false))) THEN
                 PERFORM fluent._install_policies(rel, p, false);
@@ -1130,6 +1151,11 @@ BEGIN
             PERFORM fluent._install_item_triggers(rel, p, false);
         END IF;
         root := fluent._membership_of(rel);
+        IF root IS NOT NULL AND NOT (SELECT c.relispartition FROM pg_class c WHERE c.oid = rel)
+           AND (SELECT x.membership_role_column FROM fluent.protected_tables x WHERE x.table_name = root) IS NOT NULL THEN
+            RAISE EXCEPTION 'table "%" would be an inheritance child of the assignment table of "%", which its foreign key does not cover', rel, root
+                USING ERRCODE = 'feature_not_supported', HINT = 'Partition the assignment table instead.';
+        END IF;
         IF root IS NOT NULL AND NOT rls_enabled
            AND NOT EXISTS (SELECT 1 FROM fluent.protected_tables x WHERE x.membership_table = rel)
            AND NOT EXISTS (SELECT 1 FROM pg_policy pl WHERE pl.polrelid = rel AND pl.polname = ANY (fluent._policy_names(true))) THEN

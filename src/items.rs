@@ -14,6 +14,7 @@ use pgrx::prelude::*;
 use pgrx::trigger_support::{PgTrigger, PgTriggerOperation};
 use pgrx::AllocatedByPostgres;
 
+use crate::cache;
 use crate::gucs;
 use crate::identity;
 use crate::owner::{as_catalog_owner, column, select, update};
@@ -30,6 +31,7 @@ fn check_item_assignment(trigger: &PgTrigger<'_>) {
         pgrx::error!("fluent._check_item_assignment() takes four arguments");
     };
     let relation = trigger.relation().unwrap_or_else(|e| fail(&e));
+    // (A TRUNCATE, statement-level, has no row: it is only recorded.)
     if let Some(row) = trigger.new() {
         let text = |column: &str| -> Option<String> {
             if column.is_empty() {
@@ -139,9 +141,52 @@ fn assigned_item_roles(name: &str, team: bool) -> Vec<(String, String)> {
     given
 }
 
+/// The (module, item role) pairs assigned to `user`, directly or through a
+/// team of theirs, that give them some action now (the decision admits
+/// them and their condition is met: src/cache.rs).
+fn open_item_roles(user: &str) -> Vec<(String, String)> {
+    gucs::with_workspace(|workspace| {
+        let Some(model) = cache::model(workspace) else {
+            return Vec::new();
+        };
+        let mut assigned = assigned_item_roles(user, false);
+        for team in cache::member_teams(workspace, user).iter() {
+            assigned.extend(assigned_item_roles(team, true));
+        }
+        assigned.sort();
+        assigned.dedup();
+        assigned
+            .into_iter()
+            .filter(|(module, item_role)| {
+                model
+                    .item_roles
+                    .iter()
+                    .filter(|r| &r.module == module && &r.name == item_role)
+                    .flat_map(|r| r.slots.iter())
+                    .any(|&slot| {
+                        let action = &model.slot_names[slot].1;
+                        cache::item_roles(workspace, user, module, action, module)
+                            .contains(item_role)
+                    })
+            })
+            .collect()
+    })
+}
+
 #[pg_schema]
 mod fluent {
     use super::*;
+
+    /// The (module, item role) pairs the application's assignments give
+    /// `user_key`, directly or through a team, that give them some action
+    /// now: compared before and after a delegated administrator's change,
+    /// what the change opened. For the catalog owner only.
+    #[pg_extern(stable, parallel_restricted)]
+    fn _open_item_roles(
+        user_key: &str,
+    ) -> TableIterator<'static, (name!(module, String), name!(item_role, String))> {
+        TableIterator::new(open_item_roles(user_key))
+    }
 
     /// The (module, item role) pairs the application's assignments give to
     /// a user (`user_key`) or a team: what a delegated administrator opens

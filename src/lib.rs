@@ -132,7 +132,15 @@ extension_sql_file!(
     ]
 );
 extension_sql_file!("../sql/columns.sql", name = "columns", requires = ["rls"]);
-extension_sql_file!("../sql/items.sql", name = "items", requires = ["columns"]);
+extension_sql_file!(
+    "../sql/items.sql",
+    name = "items",
+    requires = [
+        "columns",
+        items::fluent::_assigned_item_roles,
+        items::fluent::_open_item_roles
+    ]
+);
 extension_sql_file!(
     "../sql/testing.sql",
     name = "testing",

@@ -159,11 +159,18 @@ SELECT fluent_create_user('gustav'), fluent_grant_role('gustav', 'user'), fluent
 INSERT INTO project_roles VALUES (1, 'gustav', NULL, 'editor');
 SELECT fluent_set_user_status('gustav', 'disabled');
 SELECT fluent_create_team('idle');
+-- hugo, assigned editor, lacks Project Access: a grant of it would open his
+-- item role, as would an override; a grant that opens none is hers to give.
+SELECT fluent_create_user('hugo'), fluent_grant_role('hugo', 'user');
+INSERT INTO project_roles VALUES (1, 'hugo', NULL, 'editor');
 SELECT act_as('ursula');
 SET ROLE app;
-SELECT try($$SELECT fluent_set_user_status('gustav', 'active')$$) AS ulla_activates_gus,
-       try($$SELECT fluent_add_team_member('design', 'ottilie')$$) AS ulla_adds_to_design,
-       try($$SELECT fluent_add_team_member('idle', 'ottilie')$$) AS ulla_adds_to_idle;
+SELECT try($$SELECT fluent_set_user_status('gustav', 'active')$$) AS ursula_activates_gustav,
+       try($$SELECT fluent_add_team_member('design', 'ottilie')$$) AS ursula_adds_to_design,
+       try($$SELECT fluent_add_team_member('idle', 'ottilie')$$) AS ursula_adds_to_idle;
+SELECT try($$SELECT fluent_grant_role('hugo', 'project_access')$$) AS ursula_grants_access,
+       try($$SELECT fluent_set_override('hugo', 'projects', 'access', 'own')$$) AS ursula_overrides_access,
+       try($$SELECT fluent_grant_role('hugo', 'timesheet_exempt')$$) AS ursula_grants_exempt;
 RESET ROLE;
 SELECT act_as(NULL);
 
@@ -282,6 +289,31 @@ SELECT try($$SELECT fluent_protect('loose', 'projects', parent_table => 'project
        AS child_without_workspace,
        try($$SELECT fluent_protect('loose', 'projects', parent_table => 'boards_missing', parent_column => 'project_id')$$)
        AS unknown_parent;
+-- Item tables and their children stand alone: a row moved to another
+-- partition would escape its update's checks, and keys do not span
+-- inheritance children; an assignment table's children are its partitions
+-- (they share its foreign key), and its foreign key keeps a changed key's
+-- rows (not SET NULL or SET DEFAULT).
+CREATE TABLE parted (id int PRIMARY KEY, ws text NOT NULL) PARTITION BY RANGE (id);
+CREATE TABLE parted_roles (parted_id int REFERENCES parted ON DELETE CASCADE, user_key text, role text);
+SELECT try($$SELECT fluent_protect('parted', 'projects', membership_table => 'parted_roles', membership_row_column => 'parted_id',
+                                   membership_user_column => 'user_key', membership_role_column => 'role',
+                                   workspace_column => 'ws')$$) AS partitioned_items;
+SELECT try($$CREATE TABLE projects_archive () INHERITS (projects)$$) AS child_of_items,
+       try($$CREATE TABLE tasks_archive () INHERITS (tasks)$$) AS child_of_children,
+       try($$CREATE TABLE project_roles_more () INHERITS (project_roles)$$) AS child_of_assignments;
+CREATE TABLE rekeyed (id int PRIMARY KEY, ws text NOT NULL);
+CREATE TABLE rekeyed_roles (rekeyed_id int DEFAULT 1 REFERENCES rekeyed ON DELETE CASCADE ON UPDATE SET DEFAULT,
+                            user_key text, role text);
+SELECT try($$SELECT fluent_protect('rekeyed', 'projects', membership_table => 'rekeyed_roles', membership_row_column => 'rekeyed_id',
+                                   membership_user_column => 'user_key', membership_role_column => 'role',
+                                   workspace_column => 'ws')$$) AS key_change_moves_assignments;
+
+-- A TRUNCATE of assignments (which row security does not see) is in the
+-- audit trail.
+TRUNCATE board_members;
+SELECT operation, db_role, table_name FROM fluent.audit_log WHERE table_name = 'items19.board_members' AND operation = 'TRUNCATE';
+
 -- Applying a template leaves an item role the workspace has as it is.
 SELECT fluent_create_workspace('mine'), fluent_set_workspace('mine');
 SELECT fluent_create_module('projects', '{read,write,delete}');
