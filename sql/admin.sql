@@ -831,6 +831,14 @@ BEGIN
     PERFORM fluent._not_self(delegate, user_key, 'status');
     PERFORM fluent._in_my_workspace(delegate, uid);
     PERFORM fluent._may_touch_user(delegate, uid);
+    -- An invitation accepted opens what the user holds without the checks
+    -- of an activation: a delegated administrator invites new users
+    -- (fluent_invite_user), and does not turn others into invitees.
+    IF delegate IS NOT NULL AND s = 'invited' AND (SELECT u.status FROM fluent.users u WHERE u.user_id = uid) <> 'invited' THEN
+        RAISE EXCEPTION 'fluent user "%" may not turn "%" into an invitee', delegate, user_key
+            USING ERRCODE = 'insufficient_privilege',
+                  HINT = 'Invite new users with fluent_invite_user(); activate others with status active, within your powers.';
+    END IF;
     -- A status set here ends any invitation (setting invited makes one without an expiry).
     UPDATE fluent.users u SET status = s, invited_until = NULL WHERE u.user_id = uid AND u.status IS DISTINCT FROM s;
     -- Activating opens what the user holds: no more than the administrator's own.
@@ -1068,6 +1076,8 @@ BEGIN
         DELETE FROM fluent.overrides o WHERE o.user_id = uid AND o.action_id = aid;
         PERFORM fluent._within_powers(delegate, powers, before, fluent._user_scope_map(user_key),
                                       format('"%s" (once the override lapses)', user_key));
+        PERFORM fluent._item_roles_within_powers(delegate, format('change the overrides of "%s" (once the override lapses)', user_key),
+                                                 user_key, NULL, opened);
     END IF;
     INSERT INTO fluent.overrides (workspace_id, user_id, action_id, scope, valid_until)
     VALUES (fluent._workspace_id(), uid, aid, s, expiry)

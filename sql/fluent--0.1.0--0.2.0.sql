@@ -2569,25 +2569,35 @@ CREATE  FUNCTION fluent."rls_assignable_item_roles"(
 STRICT STABLE PARALLEL SAFE SUPPORT fluent."rls_assignable_support"
 LANGUAGE c /* Rust */
 AS 'fluent-0.2.0', 'rls_assignable_item_roles_wrapper';
-CREATE  FUNCTION fluent."_assigned_item_roles"(
+CREATE  FUNCTION fluent."_assigned_item_actions"(
 	"user_key" TEXT, /* Option < & str > */
 	"team" TEXT /* Option < & str > */
 ) RETURNS TABLE (
 	"module" TEXT,  /* String */
+	"action" TEXT,  /* String */
+	"item_module" TEXT,  /* String */
 	"item_role" TEXT  /* String */
 )
 STABLE PARALLEL RESTRICTED
 LANGUAGE c /* Rust */
-AS 'fluent-0.2.0', '_assigned_item_roles_wrapper';
-CREATE  FUNCTION fluent."_open_item_roles"(
+AS 'fluent-0.2.0', '_assigned_item_actions_wrapper';
+CREATE  FUNCTION fluent."_open_item_actions"(
 	"user_key" TEXT /* & str */
 ) RETURNS TABLE (
 	"module" TEXT,  /* String */
+	"action" TEXT,  /* String */
+	"item_module" TEXT,  /* String */
 	"item_role" TEXT  /* String */
 )
 STRICT STABLE PARALLEL RESTRICTED
 LANGUAGE c /* Rust */
-AS 'fluent-0.2.0', '_open_item_roles_wrapper';
+AS 'fluent-0.2.0', '_open_item_actions_wrapper';
+CREATE  FUNCTION fluent."_has_rows"(
+	"tbl" oid /* pg_sys :: Oid */
+) RETURNS bool /* bool */
+STRICT STABLE PARALLEL RESTRICTED
+LANGUAGE c /* Rust */
+AS 'fluent-0.2.0', '_has_rows_wrapper';
 -- Which rows of p's table module.action reaches for the acting user by the
 -- scope of their permission (the workspace filter aside): those owned by, or
 -- assigned through the membership table to, the acting user (own) or the
@@ -2936,7 +2946,8 @@ BEGIN
                   HINT = 'Protect a table without partitions or children with item roles, or without item roles.';
     END IF;
     IF membership_role_column IS NOT NULL
-       AND EXISTS (SELECT 1 FROM fluent._descendants(membership_table) d JOIN pg_class c ON c.oid = d WHERE NOT c.relispartition) THEN
+       AND EXISTS (SELECT 1 FROM fluent._descendants(membership_table) d JOIN pg_class c ON c.oid = d
+                    WHERE NOT c.relispartition OR c.relkind NOT IN ('r', 'p')) THEN
         RAISE EXCEPTION 'assignment table "%" has inheritance children, which its foreign key does not cover', membership_table
             USING ERRCODE = 'feature_not_supported', HINT = 'Partition it instead: partitions share its foreign key.';
     END IF;
@@ -3072,19 +3083,38 @@ BEGIN
     FOR rel IN
         SELECT DISTINCT x.relid FROM pg_event_trigger_ddl_commands() c
          CROSS JOIN LATERAL (SELECT c.objid::regclass UNION SELECT fluent._descendants(c.objid::regclass)) x (relid)
-         WHERE c.classid = 'pg_class'::regclass AND c.object_type = 'table' AND fluent._attaches(c.command)
+         WHERE c.classid = 'pg_class'::regclass AND c.object_type IN ('table', 'foreign table')
+           AND fluent._attaches(c.command)
     LOOP
         -- As it was before this function: a child of both a protected table
         -- and a membership table (multiple inheritance) gets both.
         SELECT cl.relrowsecurity INTO rls_enabled FROM pg_class cl WHERE cl.oid = rel;
         root := fluent._protected_root(rel);
+        IF root IS NOT NULL AND root <> rel
+           AND (SELECT x.membership_role_column IS NOT NULL OR x.parent_table IS NOT NULL
+                  FROM fluent.protected_tables x WHERE x.table_name = root) THEN
+            RAISE EXCEPTION 'table "%" is protected with item roles, which do not support partitions or inheritance children', root
+                USING ERRCODE = 'feature_not_supported',
+                      HINT = 'A row moved between partitions escapes the checks of its update, and keys do not span children.';
+        END IF;
+        -- An assignment table's children are its partitions (they share its
+        -- foreign key), tables (its rows are read as tables), attached empty
+        -- (the rows of a table attached full were never checked).
+        root := fluent._membership_of(rel);
+        IF root IS NOT NULL AND NOT EXISTS (SELECT 1 FROM fluent.protected_tables x WHERE x.membership_table = rel)
+           AND (SELECT x.membership_role_column FROM fluent.protected_tables x WHERE x.table_name = root) IS NOT NULL
+           AND ((SELECT NOT c.relispartition OR c.relkind NOT IN ('r', 'p') FROM pg_class c WHERE c.oid = rel)
+                OR fluent._has_rows(rel)) THEN
+            RAISE EXCEPTION 'table "%" cannot join the assignment table of "%"', rel, root
+                USING ERRCODE = 'feature_not_supported',
+                      HINT = 'Its children are partitions that are tables and join it empty: their foreign key and checks cover their rows.';
+        END IF;
+        -- Other foreign tables get no policies (row-level security is not
+        -- theirs): fluent.protection_status reports them.
+        CONTINUE WHEN (SELECT c.relkind FROM pg_class c WHERE c.oid = rel) = 'f';
+        root := fluent._protected_root(rel);
         IF root IS NOT NULL AND root <> rel THEN
             SELECT * INTO p FROM fluent.protected_tables x WHERE x.table_name = root;
-            IF p.membership_role_column IS NOT NULL OR p.parent_table IS NOT NULL THEN
-                RAISE EXCEPTION 'table "%" is protected with item roles, which do not support partitions or inheritance children', root
-                    USING ERRCODE = 'feature_not_supported',
-                          HINT = 'A row moved between partitions escapes the checks of its update, and keys do not span children.';
-            END IF;
             IF NOT rls_enabled
                AND NOT EXISTS (SELECT 1 FROM pg_policy pl WHERE pl.polrelid = rel AND pl.polname = ANY (fluent._policy_names(false))) THEN
                 PERFORM fluent._install_policies(rel, p, false);
@@ -3095,11 +3125,6 @@ BEGIN
             PERFORM fluent._install_item_triggers(rel, p, false);
         END IF;
         root := fluent._membership_of(rel);
-        IF root IS NOT NULL AND NOT (SELECT c.relispartition FROM pg_class c WHERE c.oid = rel)
-           AND (SELECT x.membership_role_column FROM fluent.protected_tables x WHERE x.table_name = root) IS NOT NULL THEN
-            RAISE EXCEPTION 'table "%" would be an inheritance child of the assignment table of "%", which its foreign key does not cover', rel, root
-                USING ERRCODE = 'feature_not_supported', HINT = 'Partition the assignment table instead.';
-        END IF;
         IF root IS NOT NULL AND NOT rls_enabled
            AND NOT EXISTS (SELECT 1 FROM fluent.protected_tables x WHERE x.membership_table = rel)
            AND NOT EXISTS (SELECT 1 FROM pg_policy pl WHERE pl.polrelid = rel AND pl.polname = ANY (fluent._policy_names(true))) THEN
@@ -3109,6 +3134,12 @@ BEGIN
         END IF;
     END LOOP;
 END $$;
+
+-- New foreign-table children too (item tables refuse them).
+DROP EVENT TRIGGER fluent_protect_new_children;
+CREATE EVENT TRIGGER fluent_protect_new_children ON ddl_command_end
+    WHEN TAG IN ('CREATE TABLE', 'ALTER TABLE', 'CREATE FOREIGN TABLE')
+    EXECUTE FUNCTION fluent._protect_new_children();
 
 DROP FUNCTION fluent._row_lookup(regclass);
 -- Where fluent_who_can() finds the row it is asked about, from the catalog
@@ -3754,7 +3785,7 @@ BEGIN
 END $$;
 
 -- The assignment tables (with their partitions and children, tables only)
--- and their columns: what fluent._assigned_item_roles reads (src/items.rs).
+-- and their columns: what fluent._assigned_item_actions reads (src/items.rs).
 CREATE FUNCTION fluent._load_assignment_tables()
 RETURNS TABLE (module text, relations oid[], user_column text, team_column text, role_column text)
 LANGUAGE sql STABLE
@@ -3770,12 +3801,14 @@ BEGIN ATOMIC
 END;
 
 -- A member added to a team holds the item roles assigned to it, a user
--- activated or created those assigned to them (fluent._assigned_item_roles
--- reads the application's assignment tables as fluent_who_can reads rows),
--- and a grant or an override may open those a user holds closed (a sign-in
--- role, a requirement, a condition: the ones open now, beyond p_before). A
--- delegated administrator does these only where she holds, at scope all,
--- every action those item roles give (`what` says what was refused).
+-- activated, created or granted something while not active those assigned
+-- to them (fluent._assigned_item_actions reads the application's assignment
+-- tables as fluent_who_can reads rows), and a grant or an override may open
+-- those an active user holds closed (a sign-in role, a requirement, a
+-- condition, a child table's module: the actions open now, beyond
+-- p_before). A delegated administrator does these only where she holds, at
+-- scope all, every action they give on the items' tables and their
+-- children's (`what` says what was refused).
 CREATE FUNCTION fluent._item_roles_within_powers(delegate text, what text, p_user_key text, p_team text,
                                                  p_before text[] DEFAULT NULL)
 RETURNS void
@@ -3786,16 +3819,13 @@ BEGIN
     IF delegate IS NULL THEN
         RETURN;
     END IF;
-    SELECT string_agg(DISTINCT m.name || '.' || a.name, ', ') INTO beyond
-      FROM (SELECT g.module, g.item_role FROM fluent._assigned_item_roles(p_user_key, p_team) g WHERE p_before IS NULL
+    SELECT string_agg(DISTINCT g.module || '.' || g.action, ', ') INTO beyond
+      FROM (SELECT a.module, a.action FROM fluent._assigned_item_actions(p_user_key, p_team) a WHERE p_before IS NULL
             UNION
-            SELECT o.module, o.item_role FROM fluent._open_item_roles(p_user_key) o
-             WHERE p_before IS NOT NULL AND NOT (o.module || '/' || o.item_role) = ANY (p_before)) g
-      JOIN fluent.modules m ON m.workspace_id = fluent._workspace_id() AND m.name = g.module
-      JOIN fluent.item_roles r ON r.module_id = m.module_id AND r.name = g.item_role
-      JOIN fluent.item_role_actions ra ON ra.item_role_id = r.item_role_id
-      JOIN fluent.actions a ON a.action_id = ra.action_id
-     WHERE fluent._scope_of(delegate, m.name, a.name) <> 'all';
+            SELECT o.module, o.action FROM fluent._open_item_actions(p_user_key) o
+             WHERE p_before IS NOT NULL
+               AND NOT concat_ws('/', o.module, o.action, o.item_module, o.item_role) = ANY (p_before)) g
+     WHERE fluent._scope_of(delegate, g.module, g.action) <> 'all';
     IF beyond IS NOT NULL THEN
         RAISE EXCEPTION 'fluent user "%" may not %', delegate, what
             USING ERRCODE = 'insufficient_privilege',
@@ -3803,12 +3833,27 @@ BEGIN
     END IF;
 END $$;
 
--- The item roles a user holds open now, as 'module/item role' strings: what
--- fluent._item_roles_within_powers compares after a change (p_before).
+-- The item roles' actions open to an active user now, one string each
+-- (module/action/item module/item role): what a grant or an override may
+-- open, compared afterwards (p_before above). NULL for a user who is not
+-- active: what they are assigned counts whole, as on activation.
 CREATE FUNCTION fluent._open_item_role_names(p_user_key text) RETURNS text[]
 LANGUAGE sql STABLE
 BEGIN ATOMIC
-    SELECT coalesce(array_agg(o.module || '/' || o.item_role), '{}') FROM fluent._open_item_roles(p_user_key) o;
+    SELECT CASE WHEN (SELECT u.status FROM fluent.users u WHERE u.user_key = p_user_key) = 'active'
+                THEN (SELECT coalesce(array_agg(concat_ws('/', o.module, o.action, o.item_module, o.item_role)), '{}')
+                        FROM fluent._open_item_actions(p_user_key) o) END;
+END;
+
+-- The modules of the tables item roles reach: each item table's own, and
+-- its child tables' (fluent._assigned_item_actions).
+CREATE FUNCTION fluent._load_item_modules()
+RETURNS TABLE (item_module text, module text)
+LANGUAGE sql STABLE
+BEGIN ATOMIC
+    SELECT p.module, p.module FROM fluent.protected_tables p WHERE p.membership_role_column IS NOT NULL
+    UNION
+    SELECT x.module, p.module FROM fluent.protected_tables p JOIN fluent.protected_tables x ON x.table_name = p.parent_table;
 END;
 
 CREATE OR REPLACE FUNCTION fluent._do_add_team_member(team text, user_key text, lead boolean, ticket bigint) RETURNS void
@@ -3922,6 +3967,8 @@ BEGIN
         DELETE FROM fluent.overrides o WHERE o.user_id = uid AND o.action_id = aid;
         PERFORM fluent._within_powers(delegate, powers, before, fluent._user_scope_map(user_key),
                                       format('"%s" (once the override lapses)', user_key));
+        PERFORM fluent._item_roles_within_powers(delegate, format('change the overrides of "%s" (once the override lapses)', user_key),
+                                                 user_key, NULL, opened);
     END IF;
     INSERT INTO fluent.overrides (workspace_id, user_id, action_id, scope, valid_until)
     VALUES (fluent._workspace_id(), uid, aid, s, expiry)
@@ -4127,7 +4174,8 @@ REVOKE ALL ON FUNCTION fluent._load_item_roles(int), fluent._load_member_teams(i
     fluent.rls_user_teams(), fluent.rls_assignable_item_roles(text, text), fluent._item_role_id(text, text),
     @extschema@.fluent_create_item_role(text, text, text[], text, text, text, text), @extschema@.fluent_drop_item_role(text, text),
     fluent._check_assignment(text, text, text, text, regclass), fluent._audit_assignment(text, text, text, text, jsonb, jsonb),
-    fluent._assigned_item_roles(text, text), fluent._open_item_roles(text), fluent._load_assignment_tables(),
+    fluent._assigned_item_actions(text, text), fluent._open_item_actions(text), fluent._load_assignment_tables(),
+    fluent._load_item_modules(), fluent._has_rows(oid),
     fluent._item_foreign_keys(fluent.protected_tables), fluent._has_item_foreign_key(regclass, name, regclass, name, boolean),
     fluent._check_item_assignment(), fluent._check_item_owner(),
     fluent._check_item_parent(), fluent._item_triggers(fluent.protected_tables),
@@ -4163,7 +4211,7 @@ REVOKE ALL ON fluent.item_role_matrix FROM PUBLIC;
 GRANT SELECT ON fluent.item_role_matrix TO fluent_admin;
 GRANT SELECT ON fluent.item_role_matrix TO fluent_reader;
 ALTER VIEW fluent.item_role_matrix OWNER TO fluent_owner;
-GRANT EXECUTE ON FUNCTION fluent._load_item_roles(int), fluent._load_member_teams(int, bigint), fluent._load_team_members(int, text[]), fluent.rls_items_support(internal), fluent.rls_item_roles_support(internal), fluent.rls_teams_support(internal), fluent.rls_assignable_support(internal), fluent.rls_items(text, text, text), fluent.rls_item_roles(text, text, text), fluent.rls_user_teams(), fluent.rls_assignable_item_roles(text, text), fluent._item_role_id(text, text), fluent._check_assignment(text, text, text, text, regclass), fluent._audit_assignment(text, text, text, text, jsonb, jsonb), fluent._assigned_item_roles(text, text), fluent._open_item_roles(text), fluent._load_assignment_tables(), fluent._item_foreign_keys(fluent.protected_tables), fluent._has_item_foreign_key(regclass, name, regclass, name, boolean), fluent._check_item_assignment(), fluent._check_item_owner(), fluent._check_item_parent(), fluent._item_triggers(fluent.protected_tables), fluent._install_item_triggers(regclass, fluent.protected_tables, boolean), fluent._item_trigger_problems(fluent.protected_tables), fluent._item_roles_within_powers(text, text, text, text, text[]), fluent._open_item_role_names(text), fluent._scope_rows_sql(fluent.protected_tables, text, text), fluent._item_rows_sql(fluent.protected_tables, text, text), fluent._write_check_sql(fluent.protected_tables, text, text, boolean), fluent._row_lookup(regclass) TO fluent_owner;
+GRANT EXECUTE ON FUNCTION fluent._load_item_roles(int), fluent._load_member_teams(int, bigint), fluent._load_team_members(int, text[]), fluent.rls_items_support(internal), fluent.rls_item_roles_support(internal), fluent.rls_teams_support(internal), fluent.rls_assignable_support(internal), fluent.rls_items(text, text, text), fluent.rls_item_roles(text, text, text), fluent.rls_user_teams(), fluent.rls_assignable_item_roles(text, text), fluent._item_role_id(text, text), fluent._check_assignment(text, text, text, text, regclass), fluent._audit_assignment(text, text, text, text, jsonb, jsonb), fluent._assigned_item_actions(text, text), fluent._open_item_actions(text), fluent._load_assignment_tables(), fluent._load_item_modules(), fluent._has_rows(oid), fluent._item_foreign_keys(fluent.protected_tables), fluent._has_item_foreign_key(regclass, name, regclass, name, boolean), fluent._check_item_assignment(), fluent._check_item_owner(), fluent._check_item_parent(), fluent._item_triggers(fluent.protected_tables), fluent._install_item_triggers(regclass, fluent.protected_tables, boolean), fluent._item_trigger_problems(fluent.protected_tables), fluent._item_roles_within_powers(text, text, text, text, text[]), fluent._open_item_role_names(text), fluent._scope_rows_sql(fluent.protected_tables, text, text), fluent._item_rows_sql(fluent.protected_tables, text, text), fluent._write_check_sql(fluent.protected_tables, text, text, boolean), fluent._row_lookup(regclass) TO fluent_owner;
 -- pg_dump keeps the item roles (sql/catalog.sql).
 SELECT pg_catalog.pg_extension_config_dump('fluent.item_roles', '');
 SELECT pg_catalog.pg_extension_config_dump('fluent.item_role_actions', '');
@@ -4441,6 +4489,14 @@ BEGIN
     PERFORM fluent._not_self(delegate, user_key, 'status');
     PERFORM fluent._in_my_workspace(delegate, uid);
     PERFORM fluent._may_touch_user(delegate, uid);
+    -- An invitation accepted opens what the user holds without the checks
+    -- of an activation: a delegated administrator invites new users
+    -- (fluent_invite_user), and does not turn others into invitees.
+    IF delegate IS NOT NULL AND s = 'invited' AND (SELECT u.status FROM fluent.users u WHERE u.user_id = uid) <> 'invited' THEN
+        RAISE EXCEPTION 'fluent user "%" may not turn "%" into an invitee', delegate, user_key
+            USING ERRCODE = 'insufficient_privilege',
+                  HINT = 'Invite new users with fluent_invite_user(); activate others with status active, within your powers.';
+    END IF;
     -- A status set here ends any invitation (setting invited makes one without an expiry).
     UPDATE fluent.users u SET status = s, invited_until = NULL WHERE u.user_id = uid AND u.status IS DISTINCT FROM s;
     -- Activating opens what the user holds: no more than the administrator's own.

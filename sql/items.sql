@@ -391,7 +391,7 @@ BEGIN
 END $$;
 
 -- The assignment tables (with their partitions and children, tables only)
--- and their columns: what fluent._assigned_item_roles reads (src/items.rs).
+-- and their columns: what fluent._assigned_item_actions reads (src/items.rs).
 CREATE FUNCTION fluent._load_assignment_tables()
 RETURNS TABLE (module text, relations oid[], user_column text, team_column text, role_column text)
 LANGUAGE sql STABLE
@@ -407,12 +407,14 @@ BEGIN ATOMIC
 END;
 
 -- A member added to a team holds the item roles assigned to it, a user
--- activated or created those assigned to them (fluent._assigned_item_roles
--- reads the application's assignment tables as fluent_who_can reads rows),
--- and a grant or an override may open those a user holds closed (a sign-in
--- role, a requirement, a condition: the ones open now, beyond p_before). A
--- delegated administrator does these only where she holds, at scope all,
--- every action those item roles give (`what` says what was refused).
+-- activated, created or granted something while not active those assigned
+-- to them (fluent._assigned_item_actions reads the application's assignment
+-- tables as fluent_who_can reads rows), and a grant or an override may open
+-- those an active user holds closed (a sign-in role, a requirement, a
+-- condition, a child table's module: the actions open now, beyond
+-- p_before). A delegated administrator does these only where she holds, at
+-- scope all, every action they give on the items' tables and their
+-- children's (`what` says what was refused).
 CREATE FUNCTION fluent._item_roles_within_powers(delegate text, what text, p_user_key text, p_team text,
                                                  p_before text[] DEFAULT NULL)
 RETURNS void
@@ -423,16 +425,13 @@ BEGIN
     IF delegate IS NULL THEN
         RETURN;
     END IF;
-    SELECT string_agg(DISTINCT m.name || '.' || a.name, ', ') INTO beyond
-      FROM (SELECT g.module, g.item_role FROM fluent._assigned_item_roles(p_user_key, p_team) g WHERE p_before IS NULL
+    SELECT string_agg(DISTINCT g.module || '.' || g.action, ', ') INTO beyond
+      FROM (SELECT a.module, a.action FROM fluent._assigned_item_actions(p_user_key, p_team) a WHERE p_before IS NULL
             UNION
-            SELECT o.module, o.item_role FROM fluent._open_item_roles(p_user_key) o
-             WHERE p_before IS NOT NULL AND NOT (o.module || '/' || o.item_role) = ANY (p_before)) g
-      JOIN fluent.modules m ON m.workspace_id = fluent._workspace_id() AND m.name = g.module
-      JOIN fluent.item_roles r ON r.module_id = m.module_id AND r.name = g.item_role
-      JOIN fluent.item_role_actions ra ON ra.item_role_id = r.item_role_id
-      JOIN fluent.actions a ON a.action_id = ra.action_id
-     WHERE fluent._scope_of(delegate, m.name, a.name) <> 'all';
+            SELECT o.module, o.action FROM fluent._open_item_actions(p_user_key) o
+             WHERE p_before IS NOT NULL
+               AND NOT concat_ws('/', o.module, o.action, o.item_module, o.item_role) = ANY (p_before)) g
+     WHERE fluent._scope_of(delegate, g.module, g.action) <> 'all';
     IF beyond IS NOT NULL THEN
         RAISE EXCEPTION 'fluent user "%" may not %', delegate, what
             USING ERRCODE = 'insufficient_privilege',
@@ -440,12 +439,27 @@ BEGIN
     END IF;
 END $$;
 
--- The item roles a user holds open now, as 'module/item role' strings: what
--- fluent._item_roles_within_powers compares after a change (p_before).
+-- The item roles' actions open to an active user now, one string each
+-- (module/action/item module/item role): what a grant or an override may
+-- open, compared afterwards (p_before above). NULL for a user who is not
+-- active: what they are assigned counts whole, as on activation.
 CREATE FUNCTION fluent._open_item_role_names(p_user_key text) RETURNS text[]
 LANGUAGE sql STABLE
 BEGIN ATOMIC
-    SELECT coalesce(array_agg(o.module || '/' || o.item_role), '{}') FROM fluent._open_item_roles(p_user_key) o;
+    SELECT CASE WHEN (SELECT u.status FROM fluent.users u WHERE u.user_key = p_user_key) = 'active'
+                THEN (SELECT coalesce(array_agg(concat_ws('/', o.module, o.action, o.item_module, o.item_role)), '{}')
+                        FROM fluent._open_item_actions(p_user_key) o) END;
+END;
+
+-- The modules of the tables item roles reach: each item table's own, and
+-- its child tables' (fluent._assigned_item_actions).
+CREATE FUNCTION fluent._load_item_modules()
+RETURNS TABLE (item_module text, module text)
+LANGUAGE sql STABLE
+BEGIN ATOMIC
+    SELECT p.module, p.module FROM fluent.protected_tables p WHERE p.membership_role_column IS NOT NULL
+    UNION
+    SELECT x.module, p.module FROM fluent.protected_tables p JOIN fluent.protected_tables x ON x.table_name = p.parent_table;
 END;
 
 SET LOCAL search_path TO @extschema@, pg_temp;

@@ -114,8 +114,8 @@ BEGIN
         -- implementations make as the owner.
         ELSIF fname NOT LIKE '\_load\_%' AND fname NOT IN ('_audit_insert', '_template_matrix',
                      '_take_caller', '_authorize', '_scope_of', '_holds_right', '_create_token_user',
-                     '_check_assignment', '_audit_assignment', '_assigned_item_roles', '_load_assignment_tables',
-                     '_open_item_roles', '_open_item_role_names') THEN
+                     '_check_assignment', '_audit_assignment', '_assigned_item_actions', '_open_item_actions',
+                     '_open_item_role_names', '_has_rows') THEN
             EXECUTE format('GRANT EXECUTE ON FUNCTION %s TO fluent_admin', f);
         END IF;
     END LOOP;

@@ -590,7 +590,8 @@ BEGIN
                   HINT = 'Protect a table without partitions or children with item roles, or without item roles.';
     END IF;
     IF membership_role_column IS NOT NULL
-       AND EXISTS (SELECT 1 FROM fluent._descendants(membership_table) d JOIN pg_class c ON c.oid = d WHERE NOT c.relispartition) THEN
+       AND EXISTS (SELECT 1 FROM fluent._descendants(membership_table) d JOIN pg_class c ON c.oid = d
+                    WHERE NOT c.relispartition OR c.relkind NOT IN ('r', 'p')) THEN
         RAISE EXCEPTION 'assignment table "%" has inheritance children, which its foreign key does not cover', membership_table
             USING ERRCODE = 'feature_not_supported', HINT = 'Partition it instead: partitions share its foreign key.';
     END IF;
@@ -1128,19 +1129,38 @@ BEGIN
     FOR rel IN
         SELECT DISTINCT x.relid FROM pg_event_trigger_ddl_commands() c
          CROSS JOIN LATERAL (SELECT c.objid::regclass UNION SELECT fluent._descendants(c.objid::regclass)) x (relid)
-         WHERE c.classid = 'pg_class'::regclass AND c.object_type = 'table' AND fluent._attaches(c.command)
+         WHERE c.classid = 'pg_class'::regclass AND c.object_type IN ('table', 'foreign table')
+           AND fluent._attaches(c.command)
     LOOP
         -- As it was before this function: a child of both a protected table
         -- and a membership table (multiple inheritance) gets both.
         SELECT cl.relrowsecurity INTO rls_enabled FROM pg_class cl WHERE cl.oid = rel;
         root := fluent._protected_root(rel);
+        IF root IS NOT NULL AND root <> rel
+           AND (SELECT x.membership_role_column IS NOT NULL OR x.parent_table IS NOT NULL
+                  FROM fluent.protected_tables x WHERE x.table_name = root) THEN
+            RAISE EXCEPTION 'table "%" is protected with item roles, which do not support partitions or inheritance children', root
+                USING ERRCODE = 'feature_not_supported',
+                      HINT = 'A row moved between partitions escapes the checks of its update, and keys do not span children.';
+        END IF;
+        -- An assignment table's children are its partitions (they share its
+        -- foreign key), tables (its rows are read as tables), attached empty
+        -- (the rows of a table attached full were never checked).
+        root := fluent._membership_of(rel);
+        IF root IS NOT NULL AND NOT EXISTS (SELECT 1 FROM fluent.protected_tables x WHERE x.membership_table = rel)
+           AND (SELECT x.membership_role_column FROM fluent.protected_tables x WHERE x.table_name = root) IS NOT NULL
+           AND ((SELECT NOT c.relispartition OR c.relkind NOT IN ('r', 'p') FROM pg_class c WHERE c.oid = rel)
+                OR fluent._has_rows(rel)) THEN
+            RAISE EXCEPTION 'table "%" cannot join the assignment table of "%"', rel, root
+                USING ERRCODE = 'feature_not_supported',
+                      HINT = 'Its children are partitions that are tables and join it empty: their foreign key and checks cover their rows.';
+        END IF;
+        -- Other foreign tables get no policies (row-level security is not
+        -- theirs): fluent.protection_status reports them.
+        CONTINUE WHEN (SELECT c.relkind FROM pg_class c WHERE c.oid = rel) = 'f';
+        root := fluent._protected_root(rel);
         IF root IS NOT NULL AND root <> rel THEN
             SELECT * INTO p FROM fluent.protected_tables x WHERE x.table_name = root;
-            IF p.membership_role_column IS NOT NULL OR p.parent_table IS NOT NULL THEN
-                RAISE EXCEPTION 'table "%" is protected with item roles, which do not support partitions or inheritance children', root
-                    USING ERRCODE = 'feature_not_supported',
-                          HINT = 'A row moved between partitions escapes the checks of its update, and keys do not span children.';
-            END IF;
             IF NOT rls_enabled
                AND NOT EXISTS (SELECT 1 FROM pg_policy pl WHERE pl.polrelid = rel AND pl.polname = ANY (fluent._policy_names(false))) THEN
                 PERFORM fluent._install_policies(rel, p, false);
@@ -1151,11 +1171,6 @@ BEGIN
             PERFORM fluent._install_item_triggers(rel, p, false);
         END IF;
         root := fluent._membership_of(rel);
-        IF root IS NOT NULL AND NOT (SELECT c.relispartition FROM pg_class c WHERE c.oid = rel)
-           AND (SELECT x.membership_role_column FROM fluent.protected_tables x WHERE x.table_name = root) IS NOT NULL THEN
-            RAISE EXCEPTION 'table "%" would be an inheritance child of the assignment table of "%", which its foreign key does not cover', rel, root
-                USING ERRCODE = 'feature_not_supported', HINT = 'Partition the assignment table instead.';
-        END IF;
         IF root IS NOT NULL AND NOT rls_enabled
            AND NOT EXISTS (SELECT 1 FROM fluent.protected_tables x WHERE x.membership_table = rel)
            AND NOT EXISTS (SELECT 1 FROM pg_policy pl WHERE pl.polrelid = rel AND pl.polname = ANY (fluent._policy_names(true))) THEN
@@ -1167,7 +1182,7 @@ BEGIN
 END $$;
 
 CREATE EVENT TRIGGER fluent_protect_new_children ON ddl_command_end
-    WHEN TAG IN ('CREATE TABLE', 'ALTER TABLE')
+    WHEN TAG IN ('CREATE TABLE', 'ALTER TABLE', 'CREATE FOREIGN TABLE')
     EXECUTE FUNCTION fluent._protect_new_children();
 
 SET LOCAL search_path TO @extschema@, pg_temp;

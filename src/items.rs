@@ -17,6 +17,7 @@ use pgrx::AllocatedByPostgres;
 use crate::cache;
 use crate::gucs;
 use crate::identity;
+use crate::loaders::WorkspaceModel;
 use crate::owner::{as_catalog_owner, column, select, update};
 use crate::rows;
 use crate::trigger::after_trigger;
@@ -141,10 +142,86 @@ fn assigned_item_roles(name: &str, team: bool) -> Vec<(String, String)> {
     given
 }
 
-/// The (module, item role) pairs assigned to `user`, directly or through a
-/// team of theirs, that give them some action now (the decision admits
-/// them and their condition is met: src/cache.rs).
-fn open_item_roles(user: &str) -> Vec<(String, String)> {
+/// One action an item role gives on the rows of a protected table's
+/// module: the items' own module, or a child table's.
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord)]
+struct ItemAction {
+    module: String,
+    action: String,
+    item_module: String,
+    item_role: String,
+}
+
+/// The actions the item roles `assigned` give on the rows of the item
+/// tables and their child tables, where `open(..)` says they do.
+fn item_actions(
+    model: &WorkspaceModel,
+    assigned: &[(String, String)],
+    open: impl Fn(&ItemAction) -> bool,
+) -> Vec<ItemAction> {
+    // item module -> the modules of the tables its item roles reach.
+    let reached: Vec<(String, String)> = as_catalog_owner(|client| {
+        select(client, "SELECT * FROM fluent._load_item_modules()", &[])
+            .filter_map(|row| Some((column::<String>(&row, 1)?, column::<String>(&row, 2)?)))
+            .collect()
+    });
+    let mut actions = Vec::new();
+    for (item_module, item_role) in assigned {
+        let Some(role) = model
+            .item_roles
+            .iter()
+            .find(|r| &r.module == item_module && &r.name == item_role)
+        else {
+            continue;
+        };
+        for (_, module) in reached.iter().filter(|(m, _)| m == item_module) {
+            for &slot in &role.slots {
+                let action = &model.slot_names[slot].1;
+                // The table's module must have the action for it to be given.
+                if !model
+                    .modules
+                    .get(module)
+                    .is_some_and(|a| a.contains_key(action))
+                {
+                    continue;
+                }
+                let given = ItemAction {
+                    module: module.clone(),
+                    action: action.clone(),
+                    item_module: item_module.clone(),
+                    item_role: item_role.clone(),
+                };
+                if open(&given) {
+                    actions.push(given);
+                }
+            }
+        }
+    }
+    actions.sort();
+    actions.dedup();
+    actions
+}
+
+/// The actions the assignments naming the user (or the team) give on the
+/// rows of the tables they reach, open or not.
+fn assigned_item_actions(user: Option<&str>, team: Option<&str>) -> Vec<ItemAction> {
+    gucs::with_workspace(|workspace| {
+        let Some(model) = cache::model(workspace) else {
+            return Vec::new();
+        };
+        let assigned = match (user, team) {
+            (Some(user), _) => assigned_item_roles(user, false),
+            (None, Some(team)) => assigned_item_roles(team, true),
+            (None, None) => Vec::new(),
+        };
+        item_actions(&model, &assigned, |_| true)
+    })
+}
+
+/// The actions the item roles assigned to `user`, directly or through a
+/// team of theirs, give them now (the decisions admit them and their
+/// conditions are met: src/cache.rs).
+fn open_item_actions(user: &str) -> Vec<ItemAction> {
     gucs::with_workspace(|workspace| {
         let Some(model) = cache::model(workspace) else {
             return Vec::new();
@@ -155,54 +232,77 @@ fn open_item_roles(user: &str) -> Vec<(String, String)> {
         }
         assigned.sort();
         assigned.dedup();
-        assigned
-            .into_iter()
-            .filter(|(module, item_role)| {
-                model
-                    .item_roles
-                    .iter()
-                    .filter(|r| &r.module == module && &r.name == item_role)
-                    .flat_map(|r| r.slots.iter())
-                    .any(|&slot| {
-                        let action = &model.slot_names[slot].1;
-                        cache::item_roles(workspace, user, module, action, module)
-                            .contains(item_role)
-                    })
-            })
-            .collect()
+        item_actions(&model, &assigned, |a| {
+            cache::item_roles(workspace, user, &a.module, &a.action, &a.item_module)
+                .contains(&a.item_role)
+        })
     })
+}
+
+/// An `ItemAction` as a row: module, action, item module, item role.
+type ItemActionRow = (String, String, String, String);
+
+fn rows_of(actions: Vec<ItemAction>) -> Vec<ItemActionRow> {
+    actions
+        .into_iter()
+        .map(|a| (a.module, a.action, a.item_module, a.item_role))
+        .collect()
 }
 
 #[pg_schema]
 mod fluent {
     use super::*;
 
-    /// The (module, item role) pairs the application's assignments give
-    /// `user_key`, directly or through a team, that give them some action
-    /// now: compared before and after a delegated administrator's change,
-    /// what the change opened. For the catalog owner only.
+    /// The module actions the application's assignments naming a user
+    /// (`user_key`) or a team give on the rows item roles reach (the items'
+    /// and their children's), through which item role: what a delegated
+    /// administrator opens by activating the user or adding a member to the
+    /// team (`fluent._item_roles_within_powers`). For the catalog owner only.
+    // pgrx reads the column names from the `name!` markers in the
+    // signature, so the row type cannot be a type alias.
+    #[allow(clippy::type_complexity)]
     #[pg_extern(stable, parallel_restricted)]
-    fn _open_item_roles(
-        user_key: &str,
-    ) -> TableIterator<'static, (name!(module, String), name!(item_role, String))> {
-        TableIterator::new(open_item_roles(user_key))
-    }
-
-    /// The (module, item role) pairs the application's assignments give to
-    /// a user (`user_key`) or a team: what a delegated administrator opens
-    /// by activating the user or adding a member to the team
-    /// (`fluent._item_roles_within_powers`). For the catalog owner only.
-    #[pg_extern(stable, parallel_restricted)]
-    fn _assigned_item_roles(
+    fn _assigned_item_actions(
         user_key: Option<&str>,
         team: Option<&str>,
-    ) -> TableIterator<'static, (name!(module, String), name!(item_role, String))> {
-        let given = match (user_key, team) {
-            (Some(user), _) => assigned_item_roles(user, false),
-            (None, Some(team)) => assigned_item_roles(team, true),
-            (None, None) => Vec::new(),
-        };
-        TableIterator::new(given)
+    ) -> TableIterator<
+        'static,
+        (
+            name!(module, String),
+            name!(action, String),
+            name!(item_module, String),
+            name!(item_role, String),
+        ),
+    > {
+        TableIterator::new(rows_of(assigned_item_actions(user_key, team)))
+    }
+
+    /// Whether a plain table holds a row (a partitioned one holds none of
+    /// its own): a table joins an assignment table empty. Read with a heap
+    /// scan, so that no code of its owner runs as the caller.
+    #[pg_extern(stable, parallel_restricted)]
+    fn _has_rows(tbl: pg_sys::Oid) -> bool {
+        let kind = unsafe { pg_sys::get_rel_relkind(tbl) } as u8;
+        kind == pg_sys::RELKIND_RELATION && rows::has_rows(tbl)
+    }
+
+    /// Those of a user's that give them the action now: compared before and
+    /// after a delegated administrator's grant or override, what it opened.
+    /// For the catalog owner only.
+    #[allow(clippy::type_complexity)]
+    #[pg_extern(stable, parallel_restricted)]
+    fn _open_item_actions(
+        user_key: &str,
+    ) -> TableIterator<
+        'static,
+        (
+            name!(module, String),
+            name!(action, String),
+            name!(item_module, String),
+            name!(item_role, String),
+        ),
+    > {
+        TableIterator::new(rows_of(open_item_actions(user_key)))
     }
 }
 

@@ -137,8 +137,8 @@ extension_sql_file!(
     name = "items",
     requires = [
         "columns",
-        items::fluent::_assigned_item_roles,
-        items::fluent::_open_item_roles
+        items::fluent::_assigned_item_actions,
+        items::fluent::_open_item_actions
     ]
 );
 extension_sql_file!(

@@ -228,6 +228,34 @@ pub fn item_roles_naming(
         .collect()
 }
 
+/// Whether the table holds a row this transaction can see, read as `read`
+/// reads rows: no code of the table's owner runs.
+pub fn has_rows(table: pg_sys::Oid) -> bool {
+    unsafe {
+        let rel = pg_sys::table_open(table, pg_sys::AccessShareLock as i32);
+        if (*(*rel).rd_rel).relam != pg_sys::HEAP_TABLE_AM_OID {
+            pg_sys::table_close(rel, pg_sys::NoLock as i32);
+            // Rows of another table access method cannot be told apart here:
+            // count them as there.
+            return true;
+        }
+        use pg_sys::ScanOptions::*;
+        let scan = pg_sys::heap_beginscan(
+            rel,
+            pg_sys::GetActiveSnapshot(),
+            0,
+            std::ptr::null_mut(),
+            std::ptr::null_mut(),
+            SO_TYPE_SEQSCAN | SO_ALLOW_PAGEMODE,
+        );
+        let found =
+            !pg_sys::heap_getnext(scan, pg_sys::ScanDirection::ForwardScanDirection).is_null();
+        pg_sys::heap_endscan(scan);
+        pg_sys::table_close(rel, pg_sys::NoLock as i32);
+        found
+    }
+}
+
 /// The row of `table` keyed `row_key` (in `in_workspace` only, for a caller
 /// confined to one) and the users assigned to it.
 pub fn read(

@@ -171,7 +171,19 @@ SELECT try($$SELECT fluent_set_user_status('gustav', 'active')$$) AS ursula_acti
 SELECT try($$SELECT fluent_grant_role('hugo', 'project_access')$$) AS ursula_grants_access,
        try($$SELECT fluent_set_override('hugo', 'projects', 'access', 'own')$$) AS ursula_overrides_access,
        try($$SELECT fluent_grant_role('hugo', 'timesheet_exempt')$$) AS ursula_grants_exempt;
+-- ... nor by an override that opens them when it lapses, nor by opening a
+-- child table's module (edwin edits project 1; Financials Access would open
+-- its financials to him), nor by turning a disabled user into an invitee
+-- whose invitation the application then accepts.
 RESET ROLE;
+SELECT fluent_set_override('hugo', 'projects', 'access', 'own'), fluent_set_override('finley', 'projects', 'access', 'none');
+SELECT act_as('ursula');
+SET ROLE app;
+SELECT try($$SELECT fluent_set_override('finley', 'projects', 'access', 'none', now() + interval '1 hour')$$) AS lapsing_deny,
+       try($$SELECT fluent_grant_role('edwin', 'financials_access')$$) AS child_module_opened,
+       try($$SELECT fluent_set_user_status('gustav', 'invited')$$) AS disabled_made_invitee;
+RESET ROLE;
+SELECT fluent_clear_override('hugo', 'projects', 'access'), fluent_clear_override('finley', 'projects', 'access');
 SELECT act_as(NULL);
 
 -- Seed 002: the Data Administrator's "bulk download, edit and upload of
@@ -308,6 +320,22 @@ CREATE TABLE rekeyed_roles (rekeyed_id int DEFAULT 1 REFERENCES rekeyed ON DELET
 SELECT try($$SELECT fluent_protect('rekeyed', 'projects', membership_table => 'rekeyed_roles', membership_row_column => 'rekeyed_id',
                                    membership_user_column => 'user_key', membership_role_column => 'role',
                                    workspace_column => 'ws')$$) AS key_change_moves_assignments;
+
+-- An assignment table's partitions join it empty: a full table's rows were
+-- never checked.
+CREATE TABLE ledger (id int PRIMARY KEY, ws text NOT NULL);
+CREATE TABLE ledger_roles (ledger_id int NOT NULL REFERENCES ledger ON DELETE CASCADE, user_key text, role text NOT NULL)
+    PARTITION BY LIST (role);
+CREATE TABLE ledger_viewers PARTITION OF ledger_roles FOR VALUES IN ('viewer');
+SELECT fluent_protect('ledger', 'projects', membership_table => 'ledger_roles', membership_row_column => 'ledger_id',
+                      membership_user_column => 'user_key', membership_role_column => 'role', workspace_column => 'ws');
+INSERT INTO ledger VALUES (1, 'portfolio');
+CREATE TABLE ledger_full (LIKE ledger_roles);
+INSERT INTO ledger_full VALUES (1, 'nobody-checked', 'manager');
+SELECT try($$ALTER TABLE ledger_roles ATTACH PARTITION ledger_full FOR VALUES IN ('manager')$$) AS attach_full;
+CREATE TABLE ledger_editors (LIKE ledger_roles);
+ALTER TABLE ledger_roles ATTACH PARTITION ledger_editors FOR VALUES IN ('editor');
+SELECT relation, problem FROM fluent_protection_problems() WHERE table_name = 'ledger'::regclass ORDER BY 1::text, 2;
 
 -- A TRUNCATE of assignments (which row security does not see) is in the
 -- audit trail.
