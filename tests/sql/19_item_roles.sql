@@ -321,6 +321,12 @@ SELECT try($$SELECT fluent_protect('rekeyed', 'projects', membership_table => 'r
                                    membership_user_column => 'user_key', membership_role_column => 'role',
                                    workspace_column => 'ws')$$) AS key_change_moves_assignments;
 
+-- Foreign tables join neither (row-level security and the checks are not theirs).
+CREATE FOREIGN DATA WRAPPER items19_fdw;
+CREATE SERVER items19_server FOREIGN DATA WRAPPER items19_fdw;
+SELECT try($$CREATE FOREIGN TABLE projects_remote () INHERITS (projects) SERVER items19_server$$) AS foreign_items,
+       try($$CREATE FOREIGN TABLE project_roles_remote () INHERITS (project_roles) SERVER items19_server$$) AS foreign_assignments;
+
 -- An assignment table's partitions join it empty: a full table's rows were
 -- never checked.
 CREATE TABLE ledger (id int PRIMARY KEY, ws text NOT NULL);
