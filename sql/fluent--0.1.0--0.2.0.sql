@@ -4564,3 +4564,64 @@ BEGIN
     END IF;
 END $$;
 
+-- Issue 20: a new role drops nothing: writes to fluent.roles log the role
+-- (its holders), or the workspace where a sign-in role is involved.
+-- Logs what a write can change in the caches (fluent.changes): the
+-- argument says what the table's rows stand for. Security definer: DBAs
+-- write the catalog, but only the catalog owner writes the log.
+CREATE OR REPLACE FUNCTION fluent._log_changes() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    kind text := TG_ARGV[0];
+    rows jsonb := '[]';
+BEGIN
+    IF TG_OP = 'TRUNCATE' THEN
+        INSERT INTO fluent.changes (workspace_id, kind) VALUES (NULL, 'workspace');
+        RETURN NULL;
+    END IF;
+    IF TG_OP IN ('INSERT', 'UPDATE') THEN
+        rows := rows || coalesce((SELECT jsonb_agg(to_jsonb(n)) FROM new_rows n), '[]');
+    END IF;
+    IF TG_OP IN ('UPDATE', 'DELETE') THEN
+        rows := rows || coalesce((SELECT jsonb_agg(to_jsonb(o)) FROM old_rows o), '[]');
+    END IF;
+    -- A role drops its holders (a new role has none); a sign-in role, made,
+    -- changed or dropped, decides whether everyone else may act: the
+    -- workspace.
+    INSERT INTO fluent.changes (workspace_id, kind, id)
+    SELECT DISTINCT (r ->> 'workspace_id')::int, k.kind,
+           CASE k.kind WHEN 'user' THEN (r ->> 'user_id')::bigint WHEN 'role' THEN (r ->> 'role_id')::bigint END
+      FROM jsonb_array_elements(rows) r
+     CROSS JOIN LATERAL (SELECT CASE WHEN TG_TABLE_NAME = 'roles' AND (r ->> 'grants_sign_in')::boolean
+                                     THEN 'workspace' ELSE kind END) k (kind);
+    -- A user's manager is their place in every workspace's reporting line.
+    IF TG_TABLE_NAME = 'users' THEN
+        INSERT INTO fluent.changes (workspace_id, kind) VALUES (NULL, 'teams');
+    END IF;
+    -- Entries no backend can still need; those that looked earlier drop all.
+    WITH pruned AS (
+        DELETE FROM fluent.changes c WHERE c.at < now() - interval '10 minutes' RETURNING c.xid
+    )
+    UPDATE fluent.change_horizon h SET pruned_below = (SELECT max(xid) FROM pruned)
+     WHERE EXISTS (SELECT 1 FROM pruned) AND h.pruned_below < (SELECT max(xid) FROM pruned);
+    RETURN NULL;
+END $$;
+
+DO $$
+DECLARE
+    op text;
+BEGIN
+    FOREACH op IN ARRAY ARRAY['INSERT', 'UPDATE', 'DELETE'] LOOP
+        EXECUTE format('DROP TRIGGER log_changes_%s ON fluent.roles', lower(op));
+        EXECUTE format('CREATE TRIGGER log_changes_%s AFTER %s ON fluent.roles REFERENCING %s
+                        FOR EACH STATEMENT EXECUTE FUNCTION fluent._log_changes(%L)',
+                       lower(op), op,
+                       CASE op WHEN 'INSERT' THEN 'NEW TABLE AS new_rows'
+                               WHEN 'UPDATE' THEN 'OLD TABLE AS old_rows NEW TABLE AS new_rows'
+                               ELSE 'OLD TABLE AS old_rows' END, 'role');
+    END LOOP;
+    DROP TRIGGER log_changes_truncate ON fluent.roles;
+    CREATE TRIGGER log_changes_truncate AFTER TRUNCATE ON fluent.roles
+        FOR EACH STATEMENT EXECUTE FUNCTION fluent._log_changes('role');
+END
+$$;

@@ -48,10 +48,15 @@ BEGIN
     IF TG_OP IN ('UPDATE', 'DELETE') THEN
         rows := rows || coalesce((SELECT jsonb_agg(to_jsonb(o)) FROM old_rows o), '[]');
     END IF;
+    -- A role drops its holders (a new role has none); a sign-in role, made,
+    -- changed or dropped, decides whether everyone else may act: the
+    -- workspace.
     INSERT INTO fluent.changes (workspace_id, kind, id)
-    SELECT DISTINCT (r ->> 'workspace_id')::int, kind,
-           CASE kind WHEN 'user' THEN (r ->> 'user_id')::bigint WHEN 'role' THEN (r ->> 'role_id')::bigint END
-      FROM jsonb_array_elements(rows) r;
+    SELECT DISTINCT (r ->> 'workspace_id')::int, k.kind,
+           CASE k.kind WHEN 'user' THEN (r ->> 'user_id')::bigint WHEN 'role' THEN (r ->> 'role_id')::bigint END
+      FROM jsonb_array_elements(rows) r
+     CROSS JOIN LATERAL (SELECT CASE WHEN TG_TABLE_NAME = 'roles' AND (r ->> 'grants_sign_in')::boolean
+                                     THEN 'workspace' ELSE kind END) k (kind);
     -- A user's manager is their place in every workspace's reporting line.
     IF TG_TABLE_NAME = 'users' THEN
         INSERT INTO fluent.changes (workspace_id, kind) VALUES (NULL, 'teams');
@@ -72,7 +77,7 @@ DECLARE
     op text;
 BEGIN
     FOR t, kind IN VALUES ('workspaces', 'workspace'), ('users', 'user'), ('modules', 'workspace'),
-                          ('actions', 'workspace'), ('roles', 'workspace'), ('permissions', 'role'),
+                          ('actions', 'workspace'), ('roles', 'role'), ('permissions', 'role'),
                           ('grants', 'user'), ('overrides', 'user'), ('teams', 'teams'), ('team_members', 'teams'),
                           ('requirements', 'workspace'), ('admin_rights', 'workspace'),
                           ('item_roles', 'workspace'), ('item_role_actions', 'workspace')

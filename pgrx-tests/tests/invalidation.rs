@@ -67,7 +67,7 @@ fn each_kind_of_change_reaches_exactly_the_users_it_affects() {
     let mut observer = connect(&db, TESTER);
     let mut dba = connect(&db, "postgres");
     // (change, the answers it changes, as "before -> after")
-    let cases: [Case; 9] = [
+    let cases: [Case; 11] = [
         ("grant", "SELECT fluent_grant_role('ann', 'writer')", &[("ann: own none none", "ann: own all none")]),
         ("revoke", "SELECT fluent_revoke_role('bob', 'writer')", &[("bob: own all none", "bob: own none none")]),
         (
@@ -88,6 +88,22 @@ fn each_kind_of_change_reaches_exactly_the_users_it_affects() {
             &[("lea: none none none", "lea: none none team"), ("lea's team: ", "lea's team: lea,eve")],
         ),
         ("manager", "SELECT fluent_set_manager('ann', 'lea')", &[("lea's team: lea,eve", "lea's team: lea,ann,eve")]),
+        (
+            "new role, given a permission and granted (its holder only)",
+            "SELECT fluent_create_role('auditor'), fluent_set_permission('auditor', 'notes', 'read', 'all'),
+                    fluent_grant_role('eve', 'auditor')",
+            &[("eve: own none none", "eve: all none none")],
+        ),
+        (
+            "new sign-in role (everyone else may no longer act)",
+            "SELECT fluent_create_role('login'), fluent_grant_role('eve', 'login'), fluent_grant_role('lea', 'login'),
+                    fluent_alter_role('login', grants_sign_in => true)",
+            &[
+                ("ann: own own none", "ann: none none none"),
+                ("bob: own none none", "bob: none none none"),
+                ("cat: all none none", "cat: none none none"),
+            ],
+        ),
         (
             "template applied (the workspace is reloaded; nobody's answer changes)",
             "SELECT fluent_apply_template('cx')",
