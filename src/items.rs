@@ -109,8 +109,9 @@ fn record(trigger: &PgTrigger<'_>, relation: &pgrx::PgRelation) {
 }
 
 /// The (module, item role) pairs the application's assignment tables give
-/// to `name`, a user key or (with `team`) a team name.
-fn assigned_item_roles(name: &str, team: bool) -> Vec<(String, String)> {
+/// to `user` (a user key) and to `teams` (team names), the tables listed
+/// once for all of them.
+fn assigned_item_roles(user: Option<&str>, teams: &[String]) -> Vec<(String, String)> {
     let tables = as_catalog_owner(|client| {
         select(
             client,
@@ -130,11 +131,16 @@ fn assigned_item_roles(name: &str, team: bool) -> Vec<(String, String)> {
     });
     let mut given = Vec::new();
     for (module, relations, user_column, team_column, role_column) in tables {
-        let Some(column) = (if team { team_column } else { user_column }) else {
-            continue;
-        };
-        for item_role in rows::item_roles_naming(&relations, &column, name, &role_column) {
-            given.push((module.clone(), item_role));
+        let named = user.zip(user_column.as_deref()).into_iter().chain(
+            team_column
+                .as_deref()
+                .into_iter()
+                .flat_map(|column| teams.iter().map(move |team| (team.as_str(), column))),
+        );
+        for (name, column) in named {
+            for item_role in rows::item_roles_naming(&relations, column, name, &role_column) {
+                given.push((module.clone(), item_role));
+            }
         }
     }
     given.sort();
@@ -210,8 +216,8 @@ fn assigned_item_actions(user: Option<&str>, team: Option<&str>) -> Vec<ItemActi
             return Vec::new();
         };
         let assigned = match (user, team) {
-            (Some(user), _) => assigned_item_roles(user, false),
-            (None, Some(team)) => assigned_item_roles(team, true),
+            (Some(user), _) => assigned_item_roles(Some(user), &[]),
+            (None, Some(team)) => assigned_item_roles(None, &[team.to_owned()]),
             (None, None) => Vec::new(),
         };
         item_actions(&model, &assigned, |_| true)
@@ -226,12 +232,7 @@ fn open_item_actions(user: &str) -> Vec<ItemAction> {
         let Some(model) = cache::model(workspace) else {
             return Vec::new();
         };
-        let mut assigned = assigned_item_roles(user, false);
-        for team in cache::member_teams(workspace, user).iter() {
-            assigned.extend(assigned_item_roles(team, true));
-        }
-        assigned.sort();
-        assigned.dedup();
+        let assigned = assigned_item_roles(Some(user), &cache::member_teams(workspace, user));
         item_actions(&model, &assigned, |a| {
             cache::item_roles(workspace, user, &a.module, &a.action, &a.item_module)
                 .contains(&a.item_role)
