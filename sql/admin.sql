@@ -376,11 +376,7 @@ CREATE FUNCTION fluent._not_my_reach(delegate text, p_manager bigint) RETURNS vo
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     IF delegate IS NOT NULL AND p_manager IS NOT NULL AND EXISTS (
-        WITH RECURSIVE above AS (
-            SELECT u.user_id, u.manager_id FROM fluent.users u WHERE u.user_id = p_manager
-            UNION
-            SELECT u.user_id, u.manager_id FROM fluent.users u JOIN above a ON u.user_id = a.manager_id
-        ) SELECT 1 FROM above a JOIN fluent.users d ON d.user_id = a.user_id WHERE d.user_key = delegate) THEN
+        SELECT 1 FROM fluent._reporting_line(ARRAY[p_manager], true, NULL) l WHERE l.line_user_key = delegate) THEN
         PERFORM fluent._refuse(format('fluent user "%s" may not place users in their own reporting line', delegate),
                                'Another administrator, or a DBA, must make this change.');
     END IF;
@@ -393,11 +389,7 @@ CREATE FUNCTION fluent._line_in_my_workspace(delegate text, p_manager bigint) RE
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     IF delegate IS NOT NULL AND p_manager IS NOT NULL AND EXISTS (
-        WITH RECURSIVE above AS (
-            SELECT u.user_id, u.manager_id FROM fluent.users u WHERE u.user_id = p_manager
-            UNION
-            SELECT u.user_id, u.manager_id FROM fluent.users u JOIN above a ON u.user_id = a.manager_id
-        ) SELECT 1 FROM above a WHERE fluent._belongs(a.user_id, true)) THEN
+        SELECT 1 FROM fluent._reporting_line(ARRAY[p_manager], true, NULL) l WHERE fluent._belongs(l.line_user_id, true)) THEN
         PERFORM fluent._refuse(format('the reporting line of fluent user "%s" reaches users of another workspace',
                                       (SELECT u.user_key FROM fluent.users u WHERE u.user_id = p_manager)),
                                'Delegated administrators extend reporting lines of their own workspace only; a DBA can make this change.');
@@ -866,17 +858,8 @@ BEGIN
     PERFORM fluent._line_in_my_workspace(delegate, mid);
     -- The new manager and everyone above them reach the user.
     PERFORM fluent._reach_within_powers(delegate, CASE WHEN delegate IS NOT NULL THEN fluent._user_scope_map(delegate) END,
-        ARRAY(WITH RECURSIVE above AS (
-                  SELECT u.user_id, u.manager_id FROM fluent.users u WHERE u.user_id = mid
-                  UNION
-                  SELECT u.user_id, u.manager_id FROM fluent.users u JOIN above a ON u.user_id = a.manager_id
-              ) SELECT u.user_key FROM above a JOIN fluent.users u ON u.user_id = a.user_id));
-    IF mid IS NOT NULL AND (mid = uid OR EXISTS (
-        WITH RECURSIVE above AS (
-            SELECT u.manager_id FROM fluent.users u WHERE u.user_id = mid
-            UNION
-            SELECT u.manager_id FROM fluent.users u JOIN above a ON u.user_id = a.manager_id
-        ) SELECT 1 FROM above WHERE above.manager_id = uid)) THEN
+        ARRAY(SELECT l.line_user_key FROM fluent._reporting_line(ARRAY[mid], true, NULL) l));
+    IF mid IS NOT NULL AND EXISTS (SELECT 1 FROM fluent._reporting_line(ARRAY[mid], true, NULL) l WHERE l.line_user_id = uid) THEN
         RAISE EXCEPTION 'making "%" the manager of "%" would create a cycle in the reporting line', manager, user_key
             USING ERRCODE = 'invalid_parameter_value';
     END IF;

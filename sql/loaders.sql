@@ -11,6 +11,34 @@
 -- (see "Install-time safety" in README.md); the extension schema comes back at the end.
 SET LOCAL search_path TO pg_catalog, pg_temp;
 
+-- The reporting line, walked through fluent.users.manager_id for every use
+-- of it (the loaders below, fluent.reporting_lines, the delegation checks of
+-- sql/admin.sql): from each user of p_user_ids, up to the managers above
+-- them (p_up) or down to the users below them, each with their key. Each
+-- user comes first themselves, at depth 0; depth 1 is their manager or
+-- their direct reports, and so on, to at most p_levels levels. With
+-- p_levels NULL the walk goes to the end of the line without counting
+-- (depth NULL but for the user themselves), and so ends even on a cycle,
+-- which fluent._check_tree refuses but a restore without triggers could
+-- bring back.
+-- Callers pass p_up as a constant: the planner inlines the function and
+-- keeps the one join of that direction, on the primary key going up and on
+-- users_manager_id_idx going down.
+CREATE FUNCTION fluent._reporting_line(p_user_ids bigint[], p_up boolean, p_levels int)
+RETURNS TABLE (user_id bigint, line_user_id bigint, line_user_key text, depth int)
+LANGUAGE sql STABLE PARALLEL SAFE
+BEGIN ATOMIC
+    WITH RECURSIVE line (user_id, line_user_id, line_user_key, line_manager_id, depth) AS (
+        SELECT u.user_id, u.user_id, u.user_key, u.manager_id, 0 FROM fluent.users u WHERE u.user_id = ANY (p_user_ids)
+        UNION
+        SELECT l.user_id, u.user_id, u.user_key, u.manager_id, CASE WHEN p_levels IS NOT NULL THEN l.depth + 1 END
+          FROM line l
+          JOIN fluent.users u ON CASE WHEN p_up THEN u.user_id = l.line_manager_id ELSE u.manager_id = l.line_user_id END
+         WHERE p_levels IS NULL OR l.depth < p_levels
+    )
+    SELECT l.user_id, l.line_user_id, l.line_user_key, l.depth FROM line l;
+END;
+
 -- One row per action (or per module without actions, or one row for an empty
 -- workspace); `enabled` is the module's own gate, `sign_in_required` whether
 -- the workspace has sign-in roles.
@@ -116,22 +144,17 @@ CREATE FUNCTION fluent._load_reachers(p_workspace_id int, p_keys text[])
 RETURNS TABLE (user_key text, reached text, relation text, depth int)
 LANGUAGE sql STABLE PARALLEL SAFE
 BEGIN ATOMIC
-    WITH RECURSIVE targets AS (
-        SELECT u.user_id, u.user_key FROM fluent.users u WHERE u.user_key = ANY (p_keys)
-    ), up (user_id, reached, depth) AS (
-        SELECT u.manager_id, t.user_key, 1 FROM targets t JOIN fluent.users u ON u.user_id = t.user_id
-         WHERE u.manager_id IS NOT NULL
-        UNION
-        SELECT u.manager_id, up.reached, up.depth + 1 FROM up JOIN fluent.users u ON u.user_id = up.user_id
-         WHERE u.manager_id IS NOT NULL AND up.depth < 64
-    )
-    SELECT u.user_key, up.reached, 'manager', up.depth FROM up JOIN fluent.users u ON u.user_id = up.user_id
+    SELECT l.line_user_key, t.user_key, 'manager', l.depth
+      FROM fluent.users t
+     CROSS JOIN LATERAL fluent._reporting_line(ARRAY[t.user_id], true, 64) l
+     WHERE t.user_key = ANY (p_keys) AND l.depth > 0
     UNION ALL
     SELECT u.user_key, t.user_key, 'team lead', 1
-      FROM targets t
+      FROM fluent.users t
       JOIN fluent.team_members m ON m.user_id = t.user_id AND m.workspace_id = p_workspace_id
       JOIN fluent.team_members l ON l.team_id = m.team_id AND l.is_lead
       JOIN fluent.users u ON u.user_id = l.user_id
+     WHERE t.user_key = ANY (p_keys)
      ORDER BY 3, 4, 1;
 END;
 
@@ -144,29 +167,23 @@ BEGIN ATOMIC
 END;
 
 -- The users whose rows scope `team` adds: members of the teams the user leads
--- in this workspace, and everyone below the user in the reporting line
--- (scope `direct`: their direct reports only).
+-- in this workspace, and everyone below the user in the reporting line.
 -- With p_direct, one level of the reporting line only (scope `direct`).
 CREATE FUNCTION fluent._load_team(p_workspace_id int, p_user_id bigint, p_direct boolean)
 RETURNS TABLE (user_key text)
 LANGUAGE sql STABLE PARALLEL SAFE
 BEGIN ATOMIC
-    WITH RECURSIVE reports AS (
-        SELECT u.user_id FROM fluent.users u WHERE u.manager_id = p_user_id
-        UNION
-        SELECT u.user_id FROM fluent.users u JOIN reports r ON u.manager_id = r.user_id WHERE NOT p_direct
-    ), led AS (
-        SELECT m.user_id
-          FROM fluent.team_members l
-          JOIN fluent.team_members m ON m.team_id = l.team_id
-         WHERE l.user_id = p_user_id AND l.is_lead AND l.workspace_id = p_workspace_id
-    ), reached AS (
-        SELECT user_id FROM reports UNION SELECT user_id FROM led
-    )
-    SELECT u.user_key
-      FROM reached r JOIN fluent.users u ON u.user_id = r.user_id
-     WHERE u.user_id <> p_user_id
-     ORDER BY u.user_key;
+    SELECT r.user_key
+      FROM (SELECT l.line_user_id AS user_id, l.line_user_key AS user_key
+              FROM fluent._reporting_line(ARRAY[p_user_id], false, CASE WHEN p_direct THEN 1 END) l
+            UNION
+            SELECT u.user_id, u.user_key
+              FROM fluent.team_members l
+              JOIN fluent.team_members m ON m.team_id = l.team_id
+              JOIN fluent.users u ON u.user_id = m.user_id
+             WHERE l.user_id = p_user_id AND l.is_lead AND l.workspace_id = p_workspace_id) r
+     WHERE r.user_id <> p_user_id
+     ORDER BY r.user_key;
 END;
 
 -- The permissions that give each administrative right, part of the workspace

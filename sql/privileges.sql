@@ -152,6 +152,8 @@ COMMENT ON FUNCTION @extschema@.fluent_set_assignable(text, text) IS
 COMMENT ON FUNCTION @extschema@.fluent_clear_assignable(text, text) IS
     'Stops holders of the role assigning the assignable role';
 GRANT SELECT ON fluent.reporting_lines TO fluent_reader;
+-- ... whose rows come from a function (sql/views.sql).
+GRANT EXECUTE ON FUNCTION fluent._reporting_lines() TO fluent_reader;
 GRANT SELECT ON fluent.permission_matrix, fluent.item_role_matrix, fluent.effective_permissions, fluent.role_members, fluent.users_without_roles,
     fluent.privileged_users, fluent.access_review, fluent.grants_due_for_review, fluent.expiring_access, fluent.role_template_diff,
     fluent.audit_log, fluent.protection_status, fluent.templates, fluent.template_modules, fluent.template_roles, fluent.template_permissions,

@@ -47,31 +47,44 @@ COMMENT ON VIEW fluent.item_role_matrix IS
 -- role: their manager, how many managers are above them, and the nearest
 -- active one above who holds a reporting-anchor role there (fluid: the
 -- accountable executive), for reports on missing forecasts and timesheets.
-CREATE VIEW fluent.reporting_lines AS
-WITH RECURSIVE members AS (
-    SELECT DISTINCT g.workspace_id, g.user_id FROM fluent.grants g WHERE fluent._in_force(g.valid_until)
-), up (workspace_id, user_id, above, depth) AS (
-    SELECT m.workspace_id, m.user_id, u.manager_id, 1
-      FROM members m JOIN fluent.users u ON u.user_id = m.user_id
-     WHERE u.manager_id IS NOT NULL
-    UNION ALL
-    SELECT up.workspace_id, up.user_id, u.manager_id, up.depth + 1
-      FROM up JOIN fluent.users u ON u.user_id = up.above
-     WHERE u.manager_id IS NOT NULL AND up.depth < 64
-)
-SELECT w.name AS workspace, u.user_key, mgr.user_key AS manager,
-       (SELECT count(*) FROM up WHERE up.workspace_id = m.workspace_id AND up.user_id = m.user_id) AS depth,
-       (SELECT a.user_key
-          FROM up JOIN fluent.users a ON a.user_id = up.above
-         WHERE up.workspace_id = m.workspace_id AND up.user_id = m.user_id AND a.status = 'active'
+-- The walk up the line is fluent._reporting_line (sql/loaders.sql), once
+-- for all members. A function a view calls runs with the rights of whoever
+-- reads the view, who may not read the catalog: so the rows come from this
+-- SECURITY DEFINER function, which runs as the catalog owner and only the
+-- view's readers may execute (sql/privileges.sql).
+CREATE FUNCTION fluent._reporting_lines()
+RETURNS TABLE (workspace text, user_key text, manager text, depth bigint, reporting_anchor text)
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+BEGIN ATOMIC
+    WITH members AS (
+        SELECT DISTINCT g.workspace_id, g.user_id FROM fluent.grants g WHERE fluent._in_force(g.valid_until)
+    ), up AS (
+        SELECT l.user_id, l.line_user_id AS above, l.line_user_key AS above_key, l.depth
+          FROM (SELECT array_agg(DISTINCT m.user_id) AS ids FROM members m) s
+         CROSS JOIN LATERAL fluent._reporting_line(s.ids, true, 64) l
+         WHERE l.depth > 0
+    ), anchors AS (
+        SELECT DISTINCT ON (m.workspace_id, m.user_id) m.workspace_id, m.user_id, up.above_key
+          FROM members m
+          JOIN up ON up.user_id = m.user_id
+          JOIN fluent.users a ON a.user_id = up.above
+         WHERE a.status = 'active'
            AND EXISTS (SELECT 1 FROM fluent.grants g JOIN fluent.roles r ON r.role_id = g.role_id
                         WHERE g.user_id = a.user_id AND g.workspace_id = m.workspace_id AND r.reporting_anchor
                           AND fluent._in_force(g.valid_until))
-         ORDER BY up.depth LIMIT 1) AS reporting_anchor
-  FROM members m
-  JOIN fluent.workspaces w ON w.workspace_id = m.workspace_id
-  JOIN fluent.users u ON u.user_id = m.user_id
-  LEFT JOIN fluent.users mgr ON mgr.user_id = u.manager_id;
+         ORDER BY m.workspace_id, m.user_id, up.depth
+    )
+    SELECT w.name, u.user_key, mgr.user_key, coalesce(d.depth, 0), x.above_key
+      FROM members m
+      JOIN fluent.workspaces w ON w.workspace_id = m.workspace_id
+      JOIN fluent.users u ON u.user_id = m.user_id
+      LEFT JOIN fluent.users mgr ON mgr.user_id = u.manager_id
+      LEFT JOIN (SELECT up.user_id, count(*) AS depth FROM up GROUP BY up.user_id) d ON d.user_id = m.user_id
+      LEFT JOIN anchors x ON x.workspace_id = m.workspace_id AND x.user_id = m.user_id;
+END;
+
+CREATE VIEW fluent.reporting_lines AS
+SELECT r.workspace, r.user_key, r.manager, r.depth, r.reporting_anchor FROM fluent._reporting_lines() r;
 COMMENT ON VIEW fluent.reporting_lines IS
     'Each user''s reporting line in each workspace where they hold a role: manager, how many managers above, and the nearest active one above holding a reporting-anchor role (fluid: the accountable executive)';
 
