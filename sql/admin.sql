@@ -143,6 +143,7 @@ BEGIN
     ON CONFLICT (name) DO NOTHING;
     IF NOT FOUND THEN PERFORM fluent._duplicate('workspace', workspace); END IF;
 END $$;
+COMMENT ON FUNCTION @extschema@.fluent_create_workspace(text) IS 'Creates a workspace (tenant)';
 
 CREATE FUNCTION @extschema@.fluent_drop_workspace(workspace text) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
@@ -157,6 +158,7 @@ BEGIN
         PERFORM fluent._raise('unknown_workspace', ARRAY[workspace]);
     END IF;
 END $$;
+COMMENT ON FUNCTION @extschema@.fluent_drop_workspace(text) IS 'Drops a workspace with its modules, roles, grants, overrides and teams; not ''default''';
 
 -- Modules and actions ------------------------------------------------------
 
@@ -188,6 +190,8 @@ BEGIN
     INSERT INTO fluent.actions (workspace_id, module_id, name)
     SELECT ws, new_id, x FROM unnest(actions) WITH ORDINALITY AS t(x, n) ORDER BY n;
 END $$;
+COMMENT ON FUNCTION @extschema@.fluent_create_module(text, text[], text) IS
+    'Creates a module of the current workspace with its actions (default read, write, delete), optionally under a parent module';
 
 CREATE FUNCTION @extschema@.fluent_drop_module(module text) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
@@ -196,6 +200,7 @@ BEGIN
     -- Submodules, actions and permissions go with it (ON DELETE CASCADE).
     DELETE FROM fluent.modules WHERE module_id = fluent._module_id(module);
 END $$;
+COMMENT ON FUNCTION @extschema@.fluent_drop_module(text) IS 'Drops a module with its submodules, actions, permissions and overrides';
 
 -- Delegated administration -------------------------------------------------
 --
@@ -203,8 +208,11 @@ END $$;
 -- application's own administrators: end users who hold a right of
 -- fluent.admin_rights in the workspace. Each of these functions is a
 -- SECURITY INVOKER wrapper, which names its caller with fluent._caller(),
--- around a SECURITY DEFINER implementation (fluent._do_*), which runs as the
--- catalog owner and first authorizes that caller (src/delegation.rs):
+-- around a SECURITY DEFINER function (fluent._do_*), which runs as the
+-- catalog owner, first authorizes that caller (src/delegation.rs) and then
+-- runs the implementation with the end user they act for. The
+-- implementation is written by hand; the other two, with the public
+-- function's comment, are made from one declaration (fluent._delegable):
 --
 --   superuser or fluent_admin   a DBA: everything, as before
 --   anyone else                 acts for the acting end user, who must hold
@@ -247,6 +255,73 @@ BEGIN
                       format('No permission gives the right %s in this workspace; a DBA sets one with fluent_set_admin_right().', p_right));
     END IF;
     RETURN acting;
+END $$;
+
+-- Declares a delegable administration function: from the implementation
+-- fluent._<name>(delegate text, <parameters>), written by hand, it makes
+--   - @extschema@.fluent_<name>(<parameters>), with their defaults and
+--     `comment`, SECURITY INVOKER: it names its caller with
+--     fluent._caller(), or with fluent._identity_caller() where the
+--     application's authenticator may call it too (`authenticator`), and
+--     passes the ticket on;
+--   - fluent._do_<name>(<parameters>, ticket bigint), SECURITY DEFINER:
+--     it authorizes that caller for `admin_right` (fluent._authorize, or
+--     fluent._authorize_acceptance), then runs the implementation, as the
+--     catalog owner, with the end user they act for as `delegate` (NULL: a
+--     DBA), and returns what it returns.
+-- sql/privileges.sql gives the three their privileges by name, and drops
+-- this function at the end of the install: it makes DDL, which nothing
+-- after the install needs (an update script makes its own). In an update
+-- script the public function and fluent._do_<name> exist already: they
+-- are replaced.
+CREATE FUNCTION fluent._delegable(name text, admin_right fluent.admin_right, comment text,
+                                  authenticator boolean DEFAULT false) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    impl oid;
+    impl_args text;
+    params text;
+    typed text;
+    types text;
+    names text;
+    returns text;
+    create_do text;
+    create_public text;
+BEGIN
+    SELECT p.oid INTO STRICT impl FROM pg_proc p
+     WHERE p.pronamespace = 'fluent'::regnamespace AND p.proname = '_' || name;
+    impl_args := pg_get_function_identity_arguments(impl);
+    IF impl_args NOT LIKE 'delegate text, %' THEN
+        RAISE EXCEPTION 'fluent._%(%) does not take the delegate first', name, impl_args;
+    END IF;
+    params := substr(pg_get_function_arguments(impl), length('delegate text, ') + 1);
+    typed := substr(impl_args, length('delegate text, ') + 1);
+    SELECT string_agg(quote_ident(a.name), ', ' ORDER BY a.n), string_agg(format_type(a.type, NULL), ', ' ORDER BY a.n)
+      INTO names, types
+      FROM pg_proc p, unnest(p.proargnames, p.proargtypes::oid[]) WITH ORDINALITY AS a (name, type, n)
+     WHERE p.oid = impl AND a.n > 1;
+    returns := format_type((SELECT p.prorettype FROM pg_proc p WHERE p.oid = impl), NULL);
+    create_do := CASE WHEN to_regprocedure(format('fluent.%I(%s, bigint)', '_do_' || name, types)) IS NULL
+                      THEN 'CREATE' ELSE 'CREATE OR REPLACE' END;
+    create_public := CASE WHEN to_regprocedure(format('@extschema@.%I(%s)', 'fluent_' || name, types)) IS NULL
+                          THEN 'CREATE' ELSE 'CREATE OR REPLACE' END;
+    EXECUTE format($sql$%s FUNCTION fluent.%I(%s, ticket bigint) RETURNS %s
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp SET fluent.caller_role = '' AS $body$
+BEGIN
+    %s fluent.%I(fluent.%I(ticket, %L), %s);
+END $body$
+$sql$,
+        create_do, '_do_' || name, typed, returns,
+        CASE WHEN returns = 'void' THEN 'PERFORM' ELSE 'RETURN' END, '_' || name,
+        CASE WHEN authenticator THEN '_authorize_acceptance' ELSE '_authorize' END, admin_right, names);
+    EXECUTE format($sql$%s FUNCTION @extschema@.%I(%s) RETURNS %s
+LANGUAGE sql
+BEGIN ATOMIC
+    SELECT fluent.%I(%s, fluent.%I());
+END$sql$,
+        create_public, 'fluent_' || name, params, returns,
+        '_do_' || name, names, CASE WHEN authenticator THEN '_identity_caller' ELSE '_caller' END);
+    EXECUTE format('COMMENT ON FUNCTION @extschema@.%I(%s) IS %L', 'fluent_' || name, types, comment);
 END $$;
 
 CREATE FUNCTION fluent._refuse(message text, hint text) RETURNS void
@@ -620,6 +695,8 @@ BEGIN
     INSERT INTO fluent.admin_rights (workspace_id, admin_right, action_id) VALUES (fluent._workspace_id(), r, aid)
     ON CONFLICT DO NOTHING;
 END $$;
+COMMENT ON FUNCTION @extschema@.fluent_set_admin_right(text, text, text) IS
+    'Delegated administration: users holding the module action at scope all get the right (manage_users, assign_roles, manage_roles, assign_beyond_own) in the workspace';
 
 CREATE FUNCTION @extschema@.fluent_clear_admin_right(admin_right text, module text, action text) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
@@ -634,6 +711,7 @@ BEGIN
         RAISE WARNING 'fluent right % is not given by %.%', r, module, action;
     END IF;
 END $$;
+COMMENT ON FUNCTION @extschema@.fluent_clear_admin_right(text, text, text) IS 'Stops the module action giving the administrative right';
 
 -- Requirements (DBAs only, like modules) -----------------------------------
 
@@ -652,6 +730,8 @@ BEGIN
     ON CONFLICT (module_id, action_id) DO UPDATE SET required_action_id = EXCLUDED.required_action_id
     WHERE requirements.required_action_id IS DISTINCT FROM EXCLUDED.required_action_id;
 END $$;
+COMMENT ON FUNCTION @extschema@.fluent_set_requirement(text, text, text, text) IS
+    'Makes a module (or one action of it) require another permission: without it at some scope, nothing else there counts for a user';
 
 CREATE FUNCTION @extschema@.fluent_clear_requirement(module text, action text DEFAULT NULL) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
@@ -666,13 +746,13 @@ BEGIN
         RAISE WARNING 'fluent module "%" has no such requirement', module;
     END IF;
 END $$;
+COMMENT ON FUNCTION @extschema@.fluent_clear_requirement(text, text) IS 'Removes a module''s (or action''s) requirement';
 
 -- Roles and permissions ----------------------------------------------------
 
-CREATE FUNCTION fluent._do_create_role(role text, description text, ticket bigint) RETURNS void
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp SET fluent.caller_role = '' AS $$
+CREATE FUNCTION fluent._create_role(delegate text, role text, description text DEFAULT NULL) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
-    delegate text := fluent._authorize(ticket, 'manage_roles');
     new_id int;
 BEGIN
     INSERT INTO fluent.roles (workspace_id, name, description)
@@ -682,11 +762,12 @@ BEGIN
     IF new_id IS NULL THEN PERFORM fluent._duplicate('role', role); END IF;
     PERFORM fluent._assignable_by_general_administrators(new_id);
 END $$;
+SELECT fluent._delegable('create_role', 'manage_roles',
+    'Creates a custom role in the current workspace');
 
-CREATE FUNCTION fluent._do_drop_role(role text, force boolean, ticket bigint) RETURNS void
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp SET fluent.caller_role = '' AS $$
+CREATE FUNCTION fluent._drop_role(delegate text, role text, force boolean DEFAULT false) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
-    delegate text := fluent._authorize(ticket, 'manage_roles');
     rid int := fluent._role_id(role);
     sign_in boolean := (SELECT r.grants_sign_in FROM fluent.roles r WHERE r.role_id = rid);
     staffed int[] := fluent._staffed_workspaces();
@@ -707,11 +788,12 @@ BEGIN
     PERFORM fluent._still_staffed(staffed, force);
     PERFORM fluent._still_administered(administered, force);
 END $$;
+SELECT fluent._delegable('drop_role', 'manage_roles',
+    'Drops a role with its permissions and grants');
 
-CREATE FUNCTION fluent._do_set_permission(role text, module text, action text, scope text, ticket bigint) RETURNS void
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp SET fluent.caller_role = '' AS $$
+CREATE FUNCTION fluent._set_permission(delegate text, role text, module text, action text, scope text) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
-    delegate text := fluent._authorize(ticket, 'manage_roles');
     rid int := fluent._role_id(role);
     aid int := fluent._action_id(module, action);
     s fluent.scope := fluent._scope(scope);
@@ -729,11 +811,12 @@ BEGIN
     PERFORM fluent._holders_within_powers(delegate, powers, holders, rid, role);
     PERFORM fluent._still_administered(administered, delegate IS NULL);
 END $$;
+SELECT fluent._delegable('set_permission', 'manage_roles',
+    'Sets the scope (none, own, team, all) a role has on a module''s action');
 
-CREATE FUNCTION fluent._do_clear_permission(role text, module text, action text, ticket bigint) RETURNS void
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp SET fluent.caller_role = '' AS $$
+CREATE FUNCTION fluent._clear_permission(delegate text, role text, module text, action text) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
-    delegate text := fluent._authorize(ticket, 'manage_roles');
     rid int := fluent._role_id(role);
     aid int := fluent._action_id(module, action);
     powers jsonb := CASE WHEN delegate IS NOT NULL THEN fluent._user_scope_map(delegate) END;
@@ -748,38 +831,39 @@ BEGIN
     PERFORM fluent._holders_within_powers(delegate, powers, holders, rid, role);
     PERFORM fluent._still_administered(administered, delegate IS NULL);
 END $$;
+SELECT fluent._delegable('clear_permission', 'manage_roles',
+    'Removes a role''s setting on an action, which then inherits from the parent module (or is none)');
 
-CREATE FUNCTION fluent._do_alter_role(role text, privileged boolean, grants_sign_in boolean, description text,
-                                      force boolean, reporting_anchor boolean, ticket bigint)
-RETURNS void
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp SET fluent.caller_role = '' AS $$
+CREATE FUNCTION fluent._alter_role(delegate text, role text, privileged boolean DEFAULT NULL, grants_sign_in boolean DEFAULT NULL,
+                                   description text DEFAULT NULL, force boolean DEFAULT false,
+                                   reporting_anchor boolean DEFAULT NULL) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
-    delegate text := fluent._authorize(ticket, 'manage_roles');
     rid int := fluent._role_id(role);
     staffed int[] := fluent._staffed_workspaces();
     administered text[] := fluent._administered_rights();
     powers jsonb := CASE WHEN delegate IS NOT NULL THEN fluent._user_scope_map(delegate) END;
     -- A sign-in flag decides who acts: setting it opens the holders' other
     -- roles, unsetting the last one lets everyone act.
-    holders jsonb := CASE WHEN _do_alter_role.grants_sign_in <> (SELECT r.grants_sign_in FROM fluent.roles r WHERE r.role_id = rid)
+    holders jsonb := CASE WHEN _alter_role.grants_sign_in <> (SELECT r.grants_sign_in FROM fluent.roles r WHERE r.role_id = rid)
                           THEN fluent._holders_scope_maps(delegate, NULL) END;
 BEGIN
     PERFORM fluent._may_force(delegate, force);
     -- Who is privileged and who may sign in decide who can act at all.
     PERFORM fluent._privileged_only(delegate,
         EXISTS (SELECT 1 FROM fluent.roles r WHERE r.role_id = rid
-                   AND (r.privileged IS DISTINCT FROM coalesce(_do_alter_role.privileged, r.privileged)
-                        OR r.grants_sign_in IS DISTINCT FROM coalesce(_do_alter_role.grants_sign_in, r.grants_sign_in))),
+                   AND (r.privileged IS DISTINCT FROM coalesce(_alter_role.privileged, r.privileged)
+                        OR r.grants_sign_in IS DISTINCT FROM coalesce(_alter_role.grants_sign_in, r.grants_sign_in))),
         format('change whether role "%s" is privileged or lets users sign in', role));
     PERFORM fluent._may_touch_role(delegate, rid);
     -- NULL leaves a property as it is.
     UPDATE fluent.roles r
        SET privileged = n.privileged, grants_sign_in = n.grants_sign_in, description = n.description,
            reporting_anchor = n.reporting_anchor
-      FROM (SELECT coalesce(_do_alter_role.privileged, o.privileged) AS privileged,
-                   coalesce(_do_alter_role.grants_sign_in, o.grants_sign_in) AS grants_sign_in,
-                   coalesce(_do_alter_role.description, o.description) AS description,
-                   coalesce(_do_alter_role.reporting_anchor, o.reporting_anchor) AS reporting_anchor
+      FROM (SELECT coalesce(_alter_role.privileged, o.privileged) AS privileged,
+                   coalesce(_alter_role.grants_sign_in, o.grants_sign_in) AS grants_sign_in,
+                   coalesce(_alter_role.description, o.description) AS description,
+                   coalesce(_alter_role.reporting_anchor, o.reporting_anchor) AS reporting_anchor
               FROM fluent.roles o WHERE o.role_id = rid) n
      WHERE r.role_id = rid
        AND (r.privileged, r.grants_sign_in, r.description, r.reporting_anchor)
@@ -788,14 +872,15 @@ BEGIN
     PERFORM fluent._still_staffed(staffed, force);
     PERFORM fluent._still_administered(administered, force);
 END $$;
+SELECT fluent._delegable('alter_role', 'manage_roles',
+    'Changes a role''s privileged, sign-in and reporting-anchor flags and its description; NULL leaves a property unchanged');
 
 -- Users --------------------------------------------------------------------
 
-CREATE FUNCTION fluent._do_create_user(user_key text, display_name text, manager text, status text, ticket bigint)
-RETURNS void
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp SET fluent.caller_role = '' AS $$
+CREATE FUNCTION fluent._create_user(delegate text, user_key text, display_name text DEFAULT NULL, manager text DEFAULT NULL,
+                                    status text DEFAULT 'active') RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
-    delegate text := fluent._authorize(ticket, 'manage_users');
     manager_id bigint := CASE WHEN manager IS NOT NULL THEN fluent._visible_user_id(delegate, manager) END;
     s fluent.user_status := fluent._user_status(status);
 BEGIN
@@ -807,11 +892,13 @@ BEGIN
     IF NOT FOUND THEN PERFORM fluent._duplicate('user', user_key); END IF;
     PERFORM fluent._item_roles_within_powers(delegate, format('create "%s"', user_key), user_key, NULL);
 END $$;
+SELECT fluent._delegable('create_user', 'manage_users',
+    'Creates an end user, optionally with a manager and a status');
 
-CREATE FUNCTION fluent._do_set_user_status(user_key text, status text, force boolean, ticket bigint) RETURNS void
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp SET fluent.caller_role = '' AS $$
+CREATE FUNCTION fluent._set_user_status(delegate text, user_key text, status text, force boolean DEFAULT false)
+RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
-    delegate text := fluent._authorize(ticket, 'manage_users');
     uid bigint := fluent._visible_user_id(delegate, user_key);
     powers jsonb := CASE WHEN delegate IS NOT NULL THEN fluent._user_scope_map(delegate) END;
     before jsonb := CASE WHEN delegate IS NOT NULL THEN fluent._user_scope_map(user_key) END;
@@ -843,11 +930,12 @@ BEGIN
     PERFORM fluent._still_staffed(staffed, force);
     PERFORM fluent._still_administered(administered, force);
 END $$;
+SELECT fluent._delegable('set_user_status', 'manage_users',
+    'Sets a user''s status: active, ghost, disabled or invited (without an expiry); ends any invitation');
 
-CREATE FUNCTION fluent._do_set_manager(user_key text, manager text, ticket bigint) RETURNS void
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp SET fluent.caller_role = '' AS $$
+CREATE FUNCTION fluent._set_manager(delegate text, user_key text, manager text) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
-    delegate text := fluent._authorize(ticket, 'manage_users');
     uid bigint := fluent._visible_user_id(delegate, user_key);
     mid bigint := CASE WHEN manager IS NOT NULL THEN fluent._visible_user_id(delegate, manager) END;
 BEGIN
@@ -865,11 +953,12 @@ BEGIN
     END IF;
     UPDATE fluent.users u SET manager_id = mid WHERE u.user_id = uid AND u.manager_id IS DISTINCT FROM mid;
 END $$;
+SELECT fluent._delegable('set_manager', 'manage_users',
+    'Sets (or with NULL clears) a user''s manager; refuses cycles');
 
-CREATE FUNCTION fluent._do_drop_user(user_key text, force boolean, ticket bigint) RETURNS void
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp SET fluent.caller_role = '' AS $$
+CREATE FUNCTION fluent._drop_user(delegate text, user_key text, force boolean DEFAULT false) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
-    delegate text := fluent._authorize(ticket, 'manage_users');
     uid bigint := fluent._visible_user_id(delegate, user_key);
     staffed int[] := fluent._staffed_workspaces();
     administered text[] := fluent._administered_rights();
@@ -883,13 +972,14 @@ BEGIN
     PERFORM fluent._still_staffed(staffed, force);
     PERFORM fluent._still_administered(administered, force);
 END $$;
+SELECT fluent._delegable('drop_user', 'manage_users',
+    'Drops a user with their grants, overrides and team memberships');
 
 -- Grants -------------------------------------------------------------------
 
-CREATE FUNCTION fluent._do_grant_role(user_key text, role text, until timestamptz, ticket bigint) RETURNS void
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp SET fluent.caller_role = '' AS $$
+CREATE FUNCTION fluent._grant_role(delegate text, user_key text, role text, until timestamptz DEFAULT NULL) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
-    delegate text := fluent._authorize(ticket, 'assign_roles');
     uid bigint := fluent._visible_user_id(delegate, user_key);
     rid int := fluent._role_id(role);
     expiry timestamptz := fluent._until(until);
@@ -929,11 +1019,12 @@ BEGIN
         PERFORM fluent._still_administered(administered, false);
     END IF;
 END $$;
+SELECT fluent._delegable('grant_role', 'assign_roles',
+    'Grants a role of the current workspace to a user, until an optional expiry (temporary access); granting again sets the expiry');
 
-CREATE FUNCTION fluent._do_revoke_role(user_key text, role text, force boolean, ticket bigint) RETURNS void
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp SET fluent.caller_role = '' AS $$
+CREATE FUNCTION fluent._revoke_role(delegate text, user_key text, role text, force boolean DEFAULT false) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
-    delegate text := fluent._authorize(ticket, 'assign_roles');
     uid bigint := fluent._visible_user_id(delegate, user_key);
     rid int := fluent._role_id(role);
     staffed int[] := fluent._staffed_workspaces();
@@ -951,23 +1042,24 @@ BEGIN
     PERFORM fluent._still_staffed(staffed, force);
     PERFORM fluent._still_administered(administered, force);
 END $$;
+SELECT fluent._delegable('revoke_role', 'assign_roles',
+    'Revokes a role from a user');
 
 -- Teams --------------------------------------------------------------------
 
-CREATE FUNCTION fluent._do_create_team(team text, ticket bigint) RETURNS void
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp SET fluent.caller_role = '' AS $$
-DECLARE
-    delegate text := fluent._authorize(ticket, 'manage_users');
+CREATE FUNCTION fluent._create_team(delegate text, team text) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     INSERT INTO fluent.teams (workspace_id, name) VALUES (fluent._workspace_id(), fluent._name(team, 'team'))
     ON CONFLICT (workspace_id, name) DO NOTHING;
     IF NOT FOUND THEN PERFORM fluent._duplicate('team', team); END IF;
 END $$;
+SELECT fluent._delegable('create_team', 'manage_users',
+    'Creates a team in the current workspace');
 
-CREATE FUNCTION fluent._do_drop_team(team text, ticket bigint) RETURNS void
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp SET fluent.caller_role = '' AS $$
+CREATE FUNCTION fluent._drop_team(delegate text, team text) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
-    delegate text := fluent._authorize(ticket, 'manage_users');
     tid int := fluent._team_id(team);
     m record;
 BEGIN
@@ -979,6 +1071,8 @@ BEGIN
     END LOOP;
     DELETE FROM fluent.teams WHERE team_id = tid;
 END $$;
+SELECT fluent._delegable('drop_team', 'manage_users',
+    'Drops a team and its memberships');
 
 -- A delegated administrator changes no team they belong to: leading one
 -- reaches its members, so adding to it widens their own scope team.
@@ -992,10 +1086,10 @@ BEGIN
     END IF;
 END $$;
 
-CREATE FUNCTION fluent._do_add_team_member(team text, user_key text, lead boolean, ticket bigint) RETURNS void
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp SET fluent.caller_role = '' AS $$
+CREATE FUNCTION fluent._add_team_member(delegate text, team text, user_key text, lead boolean DEFAULT false)
+RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
-    delegate text := fluent._authorize(ticket, 'manage_users');
     tid int := fluent._team_id(team);
     uid bigint := fluent._visible_user_id(delegate, user_key);
 BEGIN
@@ -1015,11 +1109,12 @@ BEGIN
     ON CONFLICT (team_id, user_id) DO UPDATE SET is_lead = EXCLUDED.is_lead
     WHERE team_members.is_lead IS DISTINCT FROM EXCLUDED.is_lead;
 END $$;
+SELECT fluent._delegable('add_team_member', 'manage_users',
+    'Adds a user to a team, as a lead or not (updates the lead flag of a member)');
 
-CREATE FUNCTION fluent._do_remove_team_member(team text, user_key text, ticket bigint) RETURNS void
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp SET fluent.caller_role = '' AS $$
+CREATE FUNCTION fluent._remove_team_member(delegate text, team text, user_key text) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
-    delegate text := fluent._authorize(ticket, 'manage_users');
     tid int := fluent._team_id(team);
     uid bigint := fluent._visible_user_id(delegate, user_key);
 BEGIN
@@ -1030,14 +1125,15 @@ BEGIN
         RAISE WARNING 'fluent user "%" is not a member of team "%"', user_key, team;
     END IF;
 END $$;
+SELECT fluent._delegable('remove_team_member', 'manage_users',
+    'Removes a user from a team');
 
 -- Per-user overrides --------------------------------------------------------
 
-CREATE FUNCTION fluent._do_set_override(user_key text, module text, action text, scope text, until timestamptz,
-                                         ticket bigint) RETURNS void
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp SET fluent.caller_role = '' AS $$
+CREATE FUNCTION fluent._set_override(delegate text, user_key text, module text, action text, scope text,
+                                     until timestamptz DEFAULT NULL) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
-    delegate text := fluent._authorize(ticket, 'assign_roles');
     uid bigint := fluent._visible_user_id(delegate, user_key);
     aid int := fluent._action_id(module, action);
     s fluent.scope := fluent._scope(scope);
@@ -1074,11 +1170,12 @@ BEGIN
         PERFORM fluent._still_administered(administered, false);
     END IF;
 END $$;
+SELECT fluent._delegable('set_override', 'assign_roles',
+    'Gives one user a scope on one action that replaces what their roles give (wider or narrower; none denies), until an optional expiry');
 
-CREATE FUNCTION fluent._do_clear_override(user_key text, module text, action text, ticket bigint) RETURNS void
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp SET fluent.caller_role = '' AS $$
+CREATE FUNCTION fluent._clear_override(delegate text, user_key text, module text, action text) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
-    delegate text := fluent._authorize(ticket, 'assign_roles');
     uid bigint := fluent._visible_user_id(delegate, user_key);
     aid int := fluent._action_id(module, action);
     powers jsonb := CASE WHEN delegate IS NOT NULL THEN fluent._user_scope_map(delegate) END;
@@ -1100,6 +1197,8 @@ BEGIN
         PERFORM fluent._still_administered(administered, false);
     END IF;
 END $$;
+SELECT fluent._delegable('clear_override', 'assign_roles',
+    'Removes a user''s override: their roles decide again');
 
 -- Feature gates ---------------------------------------------------------------
 
@@ -1113,16 +1212,17 @@ BEGIN
     UPDATE fluent.modules m SET enabled = fluent_set_module_enabled.enabled
      WHERE m.module_id = mid AND m.enabled IS DISTINCT FROM fluent_set_module_enabled.enabled;
 END $$;
+COMMENT ON FUNCTION @extschema@.fluent_set_module_enabled(text, boolean) IS
+    'Feature gate: a disabled module (and its submodules) denies every action to everyone in the workspace';
 
 -- Access review ---------------------------------------------------------------
 
 -- Records that the user's grant of `role` (every grant of theirs in the
 -- current workspace when role is NULL) was reviewed and kept; returns how
 -- many grants were marked.
-CREATE FUNCTION fluent._do_mark_reviewed(user_key text, role text, ticket bigint) RETURNS int
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp SET fluent.caller_role = '' AS $$
+CREATE FUNCTION fluent._mark_reviewed(delegate text, user_key text, role text DEFAULT NULL) RETURNS int
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
-    delegate text := fluent._authorize(ticket, 'assign_roles');
     uid bigint := fluent._visible_user_id(delegate, user_key);
     rid int := CASE WHEN role IS NOT NULL THEN fluent._role_id(role) END;
     marked int;
@@ -1139,102 +1239,8 @@ BEGIN
     END IF;
     RETURN marked;
 END $$;
-
--- The public functions: each names its caller for the implementation.
-CREATE FUNCTION @extschema@.fluent_create_role(role text, description text DEFAULT NULL) RETURNS void
-LANGUAGE sql
-BEGIN ATOMIC
-    SELECT fluent._do_create_role(role, description, fluent._caller());
-END;
-CREATE FUNCTION @extschema@.fluent_drop_role(role text, force boolean DEFAULT false) RETURNS void
-LANGUAGE sql
-BEGIN ATOMIC
-    SELECT fluent._do_drop_role(role, force, fluent._caller());
-END;
-CREATE FUNCTION @extschema@.fluent_set_permission(role text, module text, action text, scope text) RETURNS void
-LANGUAGE sql
-BEGIN ATOMIC
-    SELECT fluent._do_set_permission(role, module, action, scope, fluent._caller());
-END;
-CREATE FUNCTION @extschema@.fluent_clear_permission(role text, module text, action text) RETURNS void
-LANGUAGE sql
-BEGIN ATOMIC
-    SELECT fluent._do_clear_permission(role, module, action, fluent._caller());
-END;
-CREATE FUNCTION @extschema@.fluent_alter_role(role text, privileged boolean DEFAULT NULL, grants_sign_in boolean DEFAULT NULL,
-                                              description text DEFAULT NULL, force boolean DEFAULT false,
-                                              reporting_anchor boolean DEFAULT NULL) RETURNS void
-LANGUAGE sql
-BEGIN ATOMIC
-    SELECT fluent._do_alter_role(role, privileged, grants_sign_in, description, force, reporting_anchor, fluent._caller());
-END;
-CREATE FUNCTION @extschema@.fluent_create_user(user_key text, display_name text DEFAULT NULL, manager text DEFAULT NULL,
-                                               status text DEFAULT 'active') RETURNS void
-LANGUAGE sql
-BEGIN ATOMIC
-    SELECT fluent._do_create_user(user_key, display_name, manager, status, fluent._caller());
-END;
-CREATE FUNCTION @extschema@.fluent_set_user_status(user_key text, status text, force boolean DEFAULT false) RETURNS void
-LANGUAGE sql
-BEGIN ATOMIC
-    SELECT fluent._do_set_user_status(user_key, status, force, fluent._caller());
-END;
-CREATE FUNCTION @extschema@.fluent_set_manager(user_key text, manager text) RETURNS void
-LANGUAGE sql
-BEGIN ATOMIC
-    SELECT fluent._do_set_manager(user_key, manager, fluent._caller());
-END;
-CREATE FUNCTION @extschema@.fluent_drop_user(user_key text, force boolean DEFAULT false) RETURNS void
-LANGUAGE sql
-BEGIN ATOMIC
-    SELECT fluent._do_drop_user(user_key, force, fluent._caller());
-END;
-CREATE FUNCTION @extschema@.fluent_grant_role(user_key text, role text, until timestamptz DEFAULT NULL) RETURNS void
-LANGUAGE sql
-BEGIN ATOMIC
-    SELECT fluent._do_grant_role(user_key, role, until, fluent._caller());
-END;
-CREATE FUNCTION @extschema@.fluent_revoke_role(user_key text, role text, force boolean DEFAULT false) RETURNS void
-LANGUAGE sql
-BEGIN ATOMIC
-    SELECT fluent._do_revoke_role(user_key, role, force, fluent._caller());
-END;
-CREATE FUNCTION @extschema@.fluent_create_team(team text) RETURNS void
-LANGUAGE sql
-BEGIN ATOMIC
-    SELECT fluent._do_create_team(team, fluent._caller());
-END;
-CREATE FUNCTION @extschema@.fluent_drop_team(team text) RETURNS void
-LANGUAGE sql
-BEGIN ATOMIC
-    SELECT fluent._do_drop_team(team, fluent._caller());
-END;
-CREATE FUNCTION @extschema@.fluent_add_team_member(team text, user_key text, lead boolean DEFAULT false) RETURNS void
-LANGUAGE sql
-BEGIN ATOMIC
-    SELECT fluent._do_add_team_member(team, user_key, lead, fluent._caller());
-END;
-CREATE FUNCTION @extschema@.fluent_remove_team_member(team text, user_key text) RETURNS void
-LANGUAGE sql
-BEGIN ATOMIC
-    SELECT fluent._do_remove_team_member(team, user_key, fluent._caller());
-END;
-CREATE FUNCTION @extschema@.fluent_set_override(user_key text, module text, action text, scope text,
-                                               until timestamptz DEFAULT NULL) RETURNS void
-LANGUAGE sql
-BEGIN ATOMIC
-    SELECT fluent._do_set_override(user_key, module, action, scope, until, fluent._caller());
-END;
-CREATE FUNCTION @extschema@.fluent_clear_override(user_key text, module text, action text) RETURNS void
-LANGUAGE sql
-BEGIN ATOMIC
-    SELECT fluent._do_clear_override(user_key, module, action, fluent._caller());
-END;
-CREATE FUNCTION @extschema@.fluent_mark_reviewed(user_key text, role text DEFAULT NULL) RETURNS int
-LANGUAGE sql
-BEGIN ATOMIC
-    SELECT fluent._do_mark_reviewed(user_key, role, fluent._caller());
-END;
+SELECT fluent._delegable('mark_reviewed', 'assign_roles',
+    'Records an access review of a user''s grant of a role (all their grants in the workspace when role is NULL)');
 
 -- A user created from a verified token (fluent.unknown_subject = create,
 -- src/identity.rs): active, holding the configured roles of the workspace.
@@ -1372,10 +1378,9 @@ END;
 -- Lets holders of `role` assign `assignable_role` (DBAs; delegated
 -- administrators with manage_roles, for roles they may assign themselves,
 -- where the workspace lists assignable roles already).
-CREATE FUNCTION fluent._do_set_assignable(role text, assignable_role text, ticket bigint) RETURNS void
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp SET fluent.caller_role = '' AS $$
+CREATE FUNCTION fluent._set_assignable(delegate text, role text, assignable_role text) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
-    delegate text := fluent._authorize(ticket, 'manage_roles');
     rid int := fluent._role_id(role);
     aid int := fluent._role_id(assignable_role);
 BEGIN
@@ -1395,11 +1400,12 @@ BEGIN
         RAISE NOTICE 'holders of fluent role "%" may already assign role "%"', role, assignable_role;
     END IF;
 END $$;
+SELECT fluent._delegable('set_assignable', 'manage_roles',
+    'Delegated administration: lets holders of the role grant, revoke, clone, reset and drop the assignable role (fluent.assignable_roles); the first one turns the rule on in the workspace');
 
-CREATE FUNCTION fluent._do_clear_assignable(role text, assignable_role text, ticket bigint) RETURNS void
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp SET fluent.caller_role = '' AS $$
+CREATE FUNCTION fluent._clear_assignable(delegate text, role text, assignable_role text) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
-    delegate text := fluent._authorize(ticket, 'manage_roles');
     rid int := fluent._role_id(role);
     aid int := fluent._role_id(assignable_role);
     listed boolean := fluent._lists_assignable();
@@ -1414,17 +1420,8 @@ BEGIN
     END IF;
     PERFORM fluent._still_lists_assignable(delegate, listed);
 END $$;
-
-CREATE FUNCTION @extschema@.fluent_set_assignable(role text, assignable_role text) RETURNS void
-LANGUAGE sql
-BEGIN ATOMIC
-    SELECT fluent._do_set_assignable(role, assignable_role, fluent._caller());
-END;
-CREATE FUNCTION @extschema@.fluent_clear_assignable(role text, assignable_role text) RETURNS void
-LANGUAGE sql
-BEGIN ATOMIC
-    SELECT fluent._do_clear_assignable(role, assignable_role, fluent._caller());
-END;
+SELECT fluent._delegable('clear_assignable', 'manage_roles',
+    'Stops holders of the role assigning the assignable role');
 
 -- Invitations ----------------------------------------------------------------
 --
@@ -1437,11 +1434,10 @@ END;
 
 -- Invites a new user (manage_users), or renews the invitation of a user who
 -- is invited already (its expiry only). Returns when it expires (NULL: never).
-CREATE FUNCTION fluent._do_invite_user(user_key text, display_name text, manager text, valid_for interval, ticket bigint)
-RETURNS timestamptz
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp SET fluent.caller_role = '' AS $$
+CREATE FUNCTION fluent._invite_user(delegate text, user_key text, display_name text DEFAULT NULL, manager text DEFAULT NULL,
+                                    valid_for interval DEFAULT interval '7 days') RETURNS timestamptz
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
-    delegate text := fluent._authorize(ticket, 'manage_users');
     expiry timestamptz := now() + valid_for;
     existing fluent.users;
     manager_id bigint;
@@ -1451,7 +1447,7 @@ BEGIN
         RAISE EXCEPTION 'a fluent invitation cannot be valid for %', valid_for
             USING ERRCODE = 'invalid_parameter_value', HINT = 'Pass a positive interval, or NULL for an invitation that does not expire.';
     END IF;
-    SELECT * INTO existing FROM fluent.users u WHERE u.user_key = _do_invite_user.user_key FOR UPDATE;
+    SELECT * INTO existing FROM fluent.users u WHERE u.user_key = _invite_user.user_key FOR UPDATE;
     IF NOT FOUND THEN
         manager_id := CASE WHEN manager IS NOT NULL THEN fluent._visible_user_id(delegate, manager) END;
         PERFORM fluent._not_my_reach(delegate, manager_id);
@@ -1479,6 +1475,8 @@ BEGIN
      WHERE u.user_id = existing.user_id AND u.invited_until IS DISTINCT FROM expiry;
     RETURN expiry;
 END $$;
+SELECT fluent._delegable('invite_user', 'manage_users',
+    'Creates an invited user (granted nothing and unable to act until they accept), or renews the invitation of one; returns when the invitation expires (NULL: never)');
 
 -- Makes an invited user active while the invitation is open. Who may:
 --   - the application's authenticator (a role with the privileges of
@@ -1492,24 +1490,36 @@ END $$;
 -- raises 28000, any other status 55000, so nobody activates ghost or
 -- disabled users this way. (A DBA or delegated administrator may still
 -- activate anyone with fluent_set_user_status.)
-CREATE FUNCTION fluent._do_accept_invitation(user_key text, ticket bigint) RETURNS void
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp SET fluent.caller_role = '' AS $$
+-- Authorizes the caller of fluent_accept_invitation, as _authorize does the
+-- others, from a ticket of fluent._identity_caller(): NULL for the
+-- authenticator and for a DBA, else the acting end user, who must hold
+-- `p_right`.
+CREATE FUNCTION fluent._authorize_acceptance(ticket bigint, p_right fluent.admin_right) RETURNS text
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     chooser boolean := fluent._caller_chooses_identity(ticket);
     caller oid := fluent._take_caller(ticket);
-    delegate text;
+    acting text;
+BEGIN
+    IF chooser OR fluent._is_dba(caller) THEN
+        RETURN NULL;
+    END IF;
+    acting := fluent._acting_user();
+    IF acting IS NULL OR NOT fluent._holds_right(acting, p_right::text) THEN
+        RAISE EXCEPTION 'permission denied to accept fluent invitations' USING ERRCODE = 'insufficient_privilege',
+            HINT = format('Invitations are accepted through the application''s authenticator (fluent_authenticator, before it chooses the acting user), by a DBA, or by an acting end user who holds the right %s (fluent.admin_rights).', p_right);
+    END IF;
+    RETURN acting;
+END $$;
+
+CREATE FUNCTION fluent._accept_invitation(delegate text, user_key text) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
     target fluent.users;
     powers jsonb;
     before jsonb;
 BEGIN
-    IF NOT (chooser OR fluent._is_dba(caller)) THEN
-        delegate := fluent._acting_user();
-        IF delegate IS NULL OR NOT fluent._holds_right(delegate, 'manage_users') THEN
-            RAISE EXCEPTION 'permission denied to accept fluent invitations' USING ERRCODE = 'insufficient_privilege',
-                HINT = 'Invitations are accepted through the application''s authenticator (fluent_authenticator, before it chooses the acting user), by a DBA, or by an acting end user who holds the right manage_users (fluent.admin_rights).';
-        END IF;
-    END IF;
-    SELECT * INTO target FROM fluent.users u WHERE u.user_id = fluent._visible_user_id(delegate, _do_accept_invitation.user_key) FOR UPDATE;
+    SELECT * INTO target FROM fluent.users u WHERE u.user_id = fluent._visible_user_id(delegate, _accept_invitation.user_key) FOR UPDATE;
     IF target.status <> 'invited' THEN
         RAISE EXCEPTION 'fluent user "%" has no invitation to accept: they are %', user_key, target.status
             USING ERRCODE = 'object_not_in_prerequisite_state',
@@ -1533,17 +1543,8 @@ BEGIN
         PERFORM fluent._item_roles_within_powers(delegate, format('accept the invitation of "%s"', user_key), user_key, NULL);
     END IF;
 END $$;
-
-CREATE FUNCTION @extschema@.fluent_invite_user(user_key text, display_name text DEFAULT NULL, manager text DEFAULT NULL,
-                                               valid_for interval DEFAULT interval '7 days') RETURNS timestamptz
-LANGUAGE sql
-BEGIN ATOMIC
-    SELECT fluent._do_invite_user(user_key, display_name, manager, valid_for, fluent._caller());
-END;
-CREATE FUNCTION @extschema@.fluent_accept_invitation(user_key text) RETURNS void
-LANGUAGE sql
-BEGIN ATOMIC
-    SELECT fluent._do_accept_invitation(user_key, fluent._identity_caller());
-END;
+SELECT fluent._delegable('accept_invitation', 'manage_users',
+    'Makes an invited user with an open invitation active; for the application''s authenticator (before it chooses the acting user), DBAs and delegated administrators holding manage_users',
+    authenticator => true);
 
 SET LOCAL search_path TO @extschema@, pg_temp;

@@ -237,6 +237,8 @@ BEGIN
     PERFORM fluent._install_column_limits(p, view_name);
     RETURN to_regclass(view_name);
 END $$;
+COMMENT ON FUNCTION @extschema@.fluent_protect_columns(regclass, name[], text, text, text, text) IS
+    'Limits columns of a protected table: masked (NULL) in the table''s masked view (returned) without module.read_action, unchangeable without module.write_action, each at a scope that reaches the row';
 
 CREATE FUNCTION @extschema@.fluent_unprotect_columns(tbl regclass, columns name[] DEFAULT NULL) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
@@ -253,5 +255,7 @@ BEGIN
      WHERE c.table_name = tbl AND (columns IS NULL OR c.column_name = ANY (columns));
     PERFORM fluent._install_column_limits(p, p.masked_view::text);
 END $$;
+COMMENT ON FUNCTION @extschema@.fluent_unprotect_columns(regclass, name[]) IS
+    'Removes column limits (those named, or all): the masked view shows the columns again, and goes with the last limit';
 
 SET LOCAL search_path TO @extschema@, pg_temp;

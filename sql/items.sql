@@ -68,6 +68,8 @@ BEGIN
     INSERT INTO fluent.item_role_actions (workspace_id, item_role_id, action_id)
     SELECT DISTINCT fluent._workspace_id(), id, fluent._action_id(module, a) FROM unnest(actions) a;
 END $$;
+COMMENT ON FUNCTION @extschema@.fluent_create_item_role(text, text, text[], text, text, text, text) IS
+    'Defines an item role of a module: held on one item through an assignment table, it gives the actions named there; optionally it requires a role or a permission of whoever is assigned it';
 
 CREATE FUNCTION @extschema@.fluent_drop_item_role(module text, item_role text) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
@@ -75,6 +77,8 @@ BEGIN
     PERFORM fluent._require_admin();
     DELETE FROM fluent.item_roles r WHERE r.item_role_id = fluent._item_role_id(module, item_role);
 END $$;
+COMMENT ON FUNCTION @extschema@.fluent_drop_item_role(text, text) IS
+    'Drops an item role: assignments naming it give nothing';
 
 -- Refuses an assignment that may not be written: it must name a user or a
 -- team (not both) that fluent knows in the current workspace, and an item

@@ -62,6 +62,10 @@ GRANT UPDATE ON fluent.invariant_guards TO fluent_admin;
 GRANT USAGE ON ALL SEQUENCES IN SCHEMA fluent TO fluent_admin;
 REVOKE ALL ON SEQUENCE fluent.audit_log_audit_id_seq FROM fluent_admin;
 
+-- The declarations of the delegable administration functions are made
+-- (sql/admin.sql): what made them goes.
+DROP FUNCTION fluent._delegable(text, fluent.admin_right, text, boolean);
+
 -- Functions are executable only by the roles that may use them (PostgreSQL
 -- grants EXECUTE to PUBLIC by default). Trigger and planner support
 -- functions need none. Everyone: the checks, the policy
@@ -95,27 +99,26 @@ BEGIN
         -- fluent_set_user and fluent_set_workspace decide who is trusted
         -- themselves (src/identity.rs), with a hint for the NOINHERIT member
         -- of a trusted role, which an EXECUTE grant to that role would not reach.
-        -- The delegable administration functions (sql/admin.sql) authorize
+        -- The delegable administration functions (sql/admin.sql: fluent_<name>
+        -- and fluent._do_<name>, declared by fluent._delegable) authorize
         -- their caller themselves: a DBA, or an end user holding the right.
         ELSIF fname IN ('fluent_can', 'fluent_scope', 'fluent_visible_modules', 'fluent_current_user',
                      'fluent_current_workspace', 'fluent_reset_user', 'fluent_explain',
                      'fluent_set_user', 'fluent_set_workspace', 'fluent_authenticate', 'fluent_verified_user',
                      'fluent_who_can', '_who_can', 'fluent_test_act_as', 'fluent_test_reset', '_test_role',
-                     '_current_role_is_superuser', '_restoring', '_caller', '_column_limits_apply',
-                     'fluent_create_role', 'fluent_drop_role', 'fluent_set_permission', 'fluent_clear_permission',
-                     'fluent_alter_role', 'fluent_clone_role', 'fluent_reset_role', 'fluent_create_user',
-                     'fluent_set_user_status', 'fluent_set_manager', 'fluent_drop_user', 'fluent_grant_role',
-                     'fluent_revoke_role', 'fluent_create_team', 'fluent_drop_team', 'fluent_add_team_member',
-                     'fluent_remove_team_member', 'fluent_set_override', 'fluent_clear_override', 'fluent_mark_reviewed',
-                     'fluent_set_assignable', 'fluent_clear_assignable')
-           OR fname LIKE 'rls\_%' OR fname LIKE '\_do\_%' THEN
+                     '_current_role_is_superuser', '_restoring', '_caller', '_column_limits_apply')
+           OR fname LIKE 'rls\_%' OR fname LIKE '\_do\_%'
+           OR (fname LIKE 'fluent\_%' AND EXISTS (SELECT 1 FROM pg_proc d
+                                                  WHERE d.pronamespace = 'fluent'::regnamespace
+                                                    AND d.proname = '_do_' || substr(fname, length('fluent_') + 1))) THEN
             EXECUTE format('GRANT EXECUTE ON FUNCTION %s TO PUBLIC', f);
-        -- What only the catalog owner runs: loads, audit writes, template loading, and the delegation checks the _do_*
-        -- implementations make as the owner.
+        -- What only the catalog owner runs: loads, audit writes, template loading, the delegation checks the _do_*
+        -- functions make as the owner, and the implementations they run (fluent._<name>).
         ELSIF fname NOT LIKE '\_load\_%' AND fname NOT IN ('_audit_insert', '_template_matrix',
-                     '_take_caller', '_authorize', '_scope_of', '_holds_right', '_create_token_user',
+                     '_take_caller', '_authorize', '_authorize_acceptance', '_scope_of', '_holds_right', '_create_token_user',
                      '_check_assignment', '_audit_assignment', '_assigned_item_actions', '_open_item_actions',
-                     '_open_item_role_names', '_has_rows') THEN
+                     '_open_item_role_names', '_has_rows')
+           AND NOT EXISTS (SELECT 1 FROM pg_proc d WHERE d.pronamespace = 'fluent'::regnamespace AND d.proname = '_do' || fname) THEN
             EXECUTE format('GRANT EXECUTE ON FUNCTION %s TO fluent_admin', f);
         END IF;
     END LOOP;
@@ -147,10 +150,6 @@ GRANT SELECT ON fluent.admin_rights TO fluent_reader;
 -- with the templates.
 GRANT INSERT, UPDATE, DELETE ON fluent.assignable_roles TO fluent_admin;
 GRANT SELECT ON fluent.assignable_roles, fluent.template_assignable_roles TO fluent_reader;
-COMMENT ON FUNCTION @extschema@.fluent_set_assignable(text, text) IS
-    'Delegated administration: lets holders of the role grant, revoke, clone, reset and drop the assignable role (fluent.assignable_roles); the first one turns the rule on in the workspace';
-COMMENT ON FUNCTION @extschema@.fluent_clear_assignable(text, text) IS
-    'Stops holders of the role assigning the assignable role';
 GRANT SELECT ON fluent.reporting_lines TO fluent_reader;
 -- ... whose rows come from a function (sql/views.sql).
 GRANT EXECUTE ON FUNCTION fluent._reporting_lines() TO fluent_reader;
@@ -160,89 +159,17 @@ GRANT SELECT ON fluent.permission_matrix, fluent.item_role_matrix, fluent.effect
     fluent.template_item_roles, fluent.item_roles, fluent.item_role_actions
     TO fluent_reader;
 
+-- The comments of the checks src/checks.rs defines (every other function's
+-- is next to its definition).
 COMMENT ON FUNCTION @extschema@.fluent_can(text, text, text) IS
     'Whether the user may perform the action on the module (at any scope) in the current workspace; false for NULL, unknown, ghost, disabled and invited users';
 COMMENT ON FUNCTION @extschema@.fluent_can(text, text) IS 'fluent_can() for the acting user set by fluent_set_user()';
 COMMENT ON FUNCTION @extschema@.fluent_scope(text, text, text) IS
     'The scope (none, own, team, all) the user has on the module''s action in the current workspace';
 COMMENT ON FUNCTION @extschema@.fluent_scope(text, text) IS 'fluent_scope() for the acting user set by fluent_set_user()';
-COMMENT ON FUNCTION @extschema@.fluent_set_user(text, boolean) IS
-    'Sets the acting end user for the session, or the transaction when local; superusers and fluent_admin at will, fluent_authenticator once per transaction or session';
-COMMENT ON FUNCTION @extschema@.fluent_authenticate(text, boolean) IS
-    'Verifies a JSON Web Token (fluent.token_settings) and makes its subject the acting user for the transaction, or the session when local is false; any role may call it';
-COMMENT ON FUNCTION @extschema@.fluent_verified_user() IS
-    'The acting user when a token verified by fluent_authenticate() chose them, else NULL (an auth.uid() for policies)';
-COMMENT ON FUNCTION @extschema@.fluent_set_requirement(text, text, text, text) IS
-    'Makes a module (or one action of it) require another permission: without it at some scope, nothing else there counts for a user';
-COMMENT ON FUNCTION @extschema@.fluent_clear_requirement(text, text) IS 'Removes a module''s (or action''s) requirement';
-COMMENT ON FUNCTION @extschema@.fluent_set_admin_right(text, text, text) IS
-    'Delegated administration: users holding the module action at scope all get the right (manage_users, assign_roles, manage_roles, assign_beyond_own) in the workspace';
-COMMENT ON FUNCTION @extschema@.fluent_clear_admin_right(text, text, text) IS 'Stops the module action giving the administrative right';
-COMMENT ON FUNCTION @extschema@.fluent_reset_user() IS 'Acts for nobody: every check is denied';
-COMMENT ON FUNCTION @extschema@.fluent_current_user() IS 'The acting end user, or NULL';
-COMMENT ON FUNCTION @extschema@.fluent_set_workspace(text, boolean) IS
-    'Sets the current workspace for the session, or the transaction when local; only superusers, fluent_authenticator and fluent_admin may';
-COMMENT ON FUNCTION @extschema@.fluent_current_workspace() IS 'The current workspace';
-COMMENT ON FUNCTION @extschema@.fluent_protect(regclass, text, name, regclass, name, name, name, name, text, text, text, text,
-                                                name, name, regclass, name) IS
-    'Enables and forces row-level security on a table so that the module''s actions govern its commands: by default read SELECT, write INSERT and UPDATE, delete DELETE; with an assignment table (membership_role_column) or a parent table, item roles give their actions on the items where they are held';
-COMMENT ON FUNCTION @extschema@.fluent_create_item_role(text, text, text[], text, text, text, text) IS
-    'Defines an item role of a module: held on one item through an assignment table, it gives the actions named there; optionally it requires a role or a permission of whoever is assigned it';
-COMMENT ON FUNCTION @extschema@.fluent_drop_item_role(text, text) IS
-    'Drops an item role: assignments naming it give nothing';
-COMMENT ON FUNCTION @extschema@.fluent_unprotect(regclass) IS
-    'Removes fluent''s policies from a table, its partitions and children and its membership table, and restores their row-level security settings; also removes fluent''s policies left without a catalog row (a schema-only restore)';
-COMMENT ON FUNCTION @extschema@.fluent_protection_problems() IS
-    'What no longer matches what fluent_protect() and fluent_protect_columns() set up: row-level security disabled or not forced, policies missing, changed or added, parents outside the protection, on protected tables, their partitions and children and membership tables; limited columns readable, the column trigger and the masked view changed; and views that bypass the policies or the column limits';
 COMMENT ON FUNCTION @extschema@.fluent_visible_modules(text) IS
     'The enabled modules on which the user has some access in the current workspace: what navigation should show';
 COMMENT ON FUNCTION @extschema@.fluent_visible_modules() IS 'fluent_visible_modules() for the acting user';
-COMMENT ON FUNCTION @extschema@.fluent_explain(text, text, text) IS
-    'Why the user has the scope they have on the module''s action: one row per deciding fact, then the result; anyone may explain themselves, fluent_admin and fluent_reader anyone';
-COMMENT ON FUNCTION @extschema@.fluent_apply_template(text) IS
-    'Loads a template (fluent, fluid, cx) into the current workspace, adding only what is missing; never removes or changes existing roles';
-COMMENT ON FUNCTION @extschema@.fluent_reset_role(text) IS 'Restores a template role''s (or its clone''s) permissions to the template''s defaults';
-COMMENT ON FUNCTION @extschema@.fluent_clone_role(text, text) IS 'Creates a role with the permissions and flags of another';
-COMMENT ON FUNCTION @extschema@.fluent_alter_role(text, boolean, boolean, text, boolean, boolean) IS
-    'Changes a role''s privileged, sign-in and reporting-anchor flags and its description; NULL leaves a property unchanged';
-COMMENT ON FUNCTION @extschema@.fluent_set_override(text, text, text, text, timestamptz) IS
-    'Gives one user a scope on one action that replaces what their roles give (wider or narrower; none denies), until an optional expiry';
-COMMENT ON FUNCTION @extschema@.fluent_clear_override(text, text, text) IS 'Removes a user''s override: their roles decide again';
-COMMENT ON FUNCTION @extschema@.fluent_set_module_enabled(text, boolean) IS
-    'Feature gate: a disabled module (and its submodules) denies every action to everyone in the workspace';
-COMMENT ON FUNCTION @extschema@.fluent_mark_reviewed(text, text) IS
-    'Records an access review of a user''s grant of a role (all their grants in the workspace when role is NULL)';
-COMMENT ON FUNCTION @extschema@.fluent_create_workspace(text) IS 'Creates a workspace (tenant)';
-COMMENT ON FUNCTION @extschema@.fluent_drop_workspace(text) IS 'Drops a workspace with its modules, roles, grants, overrides and teams; not ''default''';
-COMMENT ON FUNCTION @extschema@.fluent_create_module(text, text[], text) IS
-    'Creates a module of the current workspace with its actions (default read, write, delete), optionally under a parent module';
-COMMENT ON FUNCTION @extschema@.fluent_drop_module(text) IS 'Drops a module with its submodules, actions, permissions and overrides';
-COMMENT ON FUNCTION @extschema@.fluent_create_role(text, text) IS 'Creates a custom role in the current workspace';
-COMMENT ON FUNCTION @extschema@.fluent_drop_role(text, boolean) IS 'Drops a role with its permissions and grants';
-COMMENT ON FUNCTION @extschema@.fluent_set_permission(text, text, text, text) IS
-    'Sets the scope (none, own, team, all) a role has on a module''s action';
-COMMENT ON FUNCTION @extschema@.fluent_clear_permission(text, text, text) IS
-    'Removes a role''s setting on an action, which then inherits from the parent module (or is none)';
-COMMENT ON FUNCTION @extschema@.fluent_create_user(text, text, text, text) IS 'Creates an end user, optionally with a manager and a status';
-COMMENT ON FUNCTION @extschema@.fluent_set_user_status(text, text, boolean) IS 'Sets a user''s status: active, ghost, disabled or invited (without an expiry); ends any invitation';
-COMMENT ON FUNCTION @extschema@.fluent_set_manager(text, text) IS 'Sets (or with NULL clears) a user''s manager; refuses cycles';
-COMMENT ON FUNCTION @extschema@.fluent_drop_user(text, boolean) IS 'Drops a user with their grants, overrides and team memberships';
-COMMENT ON FUNCTION @extschema@.fluent_protect_columns(regclass, name[], text, text, text, text) IS
-    'Limits columns of a protected table: masked (NULL) in the table''s masked view (returned) without module.read_action, unchangeable without module.write_action, each at a scope that reaches the row';
-COMMENT ON FUNCTION @extschema@.fluent_unprotect_columns(regclass, name[]) IS
-    'Removes column limits (those named, or all): the masked view shows the columns again, and goes with the last limit';
-COMMENT ON FUNCTION @extschema@.fluent_test_act_as(text, regrole) IS
-    'For application test suites run as a DBA: act as the user (NULL: nobody) through the application role until the transaction ends, so that row-level security applies';
-COMMENT ON FUNCTION @extschema@.fluent_test_reset() IS 'For application test suites: back to the test runner''s own role, acting for nobody';
-COMMENT ON FUNCTION @extschema@.fluent_who_can(regclass, text, text) IS
-    'Who may perform a module action (default read) on one row of a protected table, and why: scope, source, roles, and how the scope reaches the row (all, owner, assignee, team lead, manager); for those who may read everyone''s permissions';
-COMMENT ON FUNCTION @extschema@.fluent_grant_role(text, text, timestamptz) IS
-    'Grants a role of the current workspace to a user, until an optional expiry (temporary access); granting again sets the expiry';
-COMMENT ON FUNCTION @extschema@.fluent_revoke_role(text, text, boolean) IS 'Revokes a role from a user';
-COMMENT ON FUNCTION @extschema@.fluent_create_team(text) IS 'Creates a team in the current workspace';
-COMMENT ON FUNCTION @extschema@.fluent_drop_team(text) IS 'Drops a team and its memberships';
-COMMENT ON FUNCTION @extschema@.fluent_add_team_member(text, text, boolean) IS 'Adds a user to a team, as a lead or not (updates the lead flag of a member)';
-COMMENT ON FUNCTION @extschema@.fluent_remove_team_member(text, text) IS 'Removes a user from a team';
 
 -- The catalog owner. What fluent runs elevated (its cache loads, audit
 -- writes and delegated administration, src/owner.rs and the SECURITY
@@ -327,15 +254,10 @@ CREATE EVENT TRIGGER fluent_catalog_owner_changes_nothing ON ddl_command_start
 -- delegable (fluent_accept_invitation also lets the application's
 -- authenticator accept, src/delegation.rs); the ticket that says so is
 -- redeemed by the catalog owner only, like _take_caller.
-GRANT EXECUTE ON FUNCTION @extschema@.fluent_invite_user(text, text, text, interval), @extschema@.fluent_accept_invitation(text),
-    fluent._identity_caller() TO PUBLIC;
+GRANT EXECUTE ON FUNCTION fluent._identity_caller() TO PUBLIC;
 REVOKE EXECUTE ON FUNCTION fluent._caller_chooses_identity(bigint) FROM fluent_admin;
 -- Every role may read the audit view: it shows only what the acting user may read.
 GRANT SELECT ON fluent.workspace_audit_log TO PUBLIC;
 GRANT SELECT ON fluent.invitations TO fluent_reader;
-COMMENT ON FUNCTION @extschema@.fluent_invite_user(text, text, text, interval) IS
-    'Creates an invited user (granted nothing and unable to act until they accept), or renews the invitation of one; returns when the invitation expires (NULL: never)';
-COMMENT ON FUNCTION @extschema@.fluent_accept_invitation(text) IS
-    'Makes an invited user with an open invitation active; for the application''s authenticator (before it chooses the acting user), DBAs and delegated administrators holding manage_users';
 
 SET LOCAL search_path TO @extschema@, pg_temp;

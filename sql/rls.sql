@@ -655,6 +655,9 @@ BEGIN
         'membership_policies', CASE WHEN membership_table IS NOT NULL THEN fluent._policies_of(membership_table) END));
     INSERT INTO fluent.protected_tables SELECT p.*;
 END $$;
+COMMENT ON FUNCTION @extschema@.fluent_protect(regclass, text, name, regclass, name, name, name, name, text, text, text, text,
+                                                name, name, regclass, name) IS
+    'Enables and forces row-level security on a table so that the module''s actions govern its commands: by default read SELECT, write INSERT and UPDATE, delete DELETE; with an assignment table (membership_role_column) or a parent table, item roles give their actions on the items where they are held';
 
 CREATE FUNCTION @extschema@.fluent_unprotect(tbl regclass) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
@@ -702,6 +705,8 @@ BEGIN
         USING HINT = 'This is what a schema-only restore leaves; row-level security is disabled where no policy is left.';
     PERFORM fluent._remove_policies(tbl, NULL);
 END $$;
+COMMENT ON FUNCTION @extschema@.fluent_unprotect(regclass) IS
+    'Removes fluent''s policies from a table, its partitions and children and its membership table, and restores their row-level security settings; also removes fluent''s policies left without a catalog row (a schema-only restore)';
 
 -- What drifted in p's column limits (fluent_protect_columns): the write
 -- trigger missing, disabled or changed on the table or on one of its
@@ -985,6 +990,8 @@ BEGIN
         END LOOP;
     END LOOP;
 END $$;
+COMMENT ON FUNCTION @extschema@.fluent_protection_problems() IS
+    'What no longer matches what fluent_protect() and fluent_protect_columns() set up: row-level security disabled or not forced, policies missing, changed or added, parents outside the protection, on protected tables, their partitions and children and membership tables; limited columns readable, the column trigger and the masked view changed; and views that bypass the policies or the column limits';
 
 -- Where fluent_who_can() finds the row it is asked about, from the catalog
 -- alone: the module; the column that identifies the row (the membership row
@@ -1069,6 +1076,8 @@ LANGUAGE sql STABLE PARALLEL RESTRICTED
 BEGIN ATOMIC
     SELECT * FROM fluent._who_can(tbl, row_key, action);
 END;
+COMMENT ON FUNCTION @extschema@.fluent_who_can(regclass, text, text) IS
+    'Who may perform a module action (default read) on one row of a protected table, and why: scope, source, roles, and how the scope reaches the row (all, owner, assignee, team lead, manager); for those who may read everyone''s permissions';
 
 CREATE VIEW fluent.protection_status AS
 SELECT p.table_name, p.module, count(x.problem) = 0 AS intact,

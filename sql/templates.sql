@@ -541,6 +541,8 @@ BEGIN
 
     INSERT INTO fluent.template_applications (workspace_id, template) VALUES (ws, t);
 END $$;
+COMMENT ON FUNCTION @extschema@.fluent_apply_template(text) IS
+    'Loads a template (fluent, fluid, cx) into the current workspace, adding only what is missing; never removes or changes existing roles';
 
 -- The default permissions of every role based on a template, resolved to
 -- the actions of the role's workspace.
@@ -554,10 +556,9 @@ COMMENT ON VIEW fluent.template_defaults IS
     'The template default of each role based on a template, per action of its workspace: what fluent_reset_role() restores';
 
 -- Restores a role's permissions to its template's defaults.
-CREATE FUNCTION fluent._do_reset_role(role text, ticket bigint) RETURNS void
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp SET fluent.caller_role = '' AS $$
+CREATE FUNCTION fluent._reset_role(delegate text, role text) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
-    delegate text := fluent._authorize(ticket, 'manage_roles');
     rid int := fluent._role_id(role);
     ws int := fluent._workspace_id();
     powers jsonb := CASE WHEN delegate IS NOT NULL THEN fluent._user_scope_map(delegate) END;
@@ -599,19 +600,15 @@ BEGIN
     PERFORM fluent._holders_within_powers(delegate, powers, holders, rid, role);
     PERFORM fluent._still_administered(administered, delegate IS NULL);
 END $$;
-CREATE FUNCTION @extschema@.fluent_reset_role(role text) RETURNS void
-LANGUAGE sql
-BEGIN ATOMIC
-    SELECT fluent._do_reset_role(role, fluent._caller());
-END;
+SELECT fluent._delegable('reset_role', 'manage_roles',
+    'Restores a template role''s (or its clone''s) permissions to the template''s defaults');
 
 -- A new role with the same permissions and flags as `source`. A clone of a
 -- template role keeps that template as its baseline: it can be reset, and
 -- fluent.role_template_diff shows how it departs from it.
-CREATE FUNCTION fluent._do_clone_role(source text, new_role text, ticket bigint) RETURNS void
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp SET fluent.caller_role = '' AS $$
+CREATE FUNCTION fluent._clone_role(delegate text, source text, new_role text) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
-    delegate text := fluent._authorize(ticket, 'manage_roles');
     src int := fluent._role_id(source);
     ws int := fluent._workspace_id();
     powers jsonb := CASE WHEN delegate IS NOT NULL THEN fluent._user_scope_map(delegate) END;
@@ -646,11 +643,8 @@ BEGIN
     PERFORM fluent._within_powers(delegate, powers, '{}', fluent._role_scope_map(new_id), format('role "%s"', new_role));
     PERFORM fluent._assignable_within(delegate, new_id, '{}');
 END $$;
-CREATE FUNCTION @extschema@.fluent_clone_role(source text, new_role text) RETURNS void
-LANGUAGE sql
-BEGIN ATOMIC
-    SELECT fluent._do_clone_role(source, new_role, fluent._caller());
-END;
+SELECT fluent._delegable('clone_role', 'manage_roles',
+    'Creates a role with the permissions and flags of another');
 
 -- Assignable roles (issue 19) ----------------------------------------------
 

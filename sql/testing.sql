@@ -54,6 +54,8 @@ BEGIN
     EXECUTE pg_catalog.format('SET LOCAL ROLE %s', role_name);
     RETURN pg_catalog.format('acting as %s through role %s', coalesce(user_key, 'nobody'), role_name);
 END $$;
+COMMENT ON FUNCTION @extschema@.fluent_test_act_as(text, regrole) IS
+    'For application test suites run as a DBA: act as the user (NULL: nobody) through the application role until the transaction ends, so that row-level security applies';
 
 -- Back to the test runner's own role, acting for nobody.
 CREATE FUNCTION @extschema@.fluent_test_reset() RETURNS void
@@ -62,5 +64,6 @@ BEGIN
     EXECUTE 'RESET ROLE';
     PERFORM @extschema@.fluent_reset_user();
 END $$;
+COMMENT ON FUNCTION @extschema@.fluent_test_reset() IS 'For application test suites: back to the test runner''s own role, acting for nobody';
 
 SET LOCAL search_path TO @extschema@, pg_temp;

@@ -57,6 +57,12 @@ fn fluent_explain(
         cache::model_and_slot(&workspace, module, action).unwrap_or_else(|e| e.report());
     TableIterator::new(facts(&model, slot, user))
 }
+extension_sql!(
+    r#"COMMENT ON FUNCTION @extschema@.fluent_explain(text, text, text) IS
+    'Why the user has the scope they have on the module''s action: one row per deciding fact, then the result; anyone may explain themselves, fluent_admin and fluent_reader anyone';"#,
+    name = "fluent_explain_comment",
+    requires = [fluent_explain]
+);
 
 fn facts(model: &WorkspaceModel, slot: usize, user: &str) -> Vec<Fact> {
     // A delegated administrator is confined to the workspace: a user of

@@ -394,6 +394,12 @@ fn fluent_set_user(user_key: Option<&str>, local: default!(Option<bool>, false))
     }
     log_change(user_key, "trust", local);
 }
+extension_sql!(
+    r#"COMMENT ON FUNCTION @extschema@.fluent_set_user(text, boolean) IS
+    'Sets the acting end user for the session, or the transaction when local; superusers and fluent_admin at will, fluent_authenticator once per transaction or session';"#,
+    name = "fluent_set_user_comment",
+    requires = [fluent_set_user]
+);
 
 /// Verifies a JSON Web Token with the keys and rules of
 /// `fluent.token_settings` and makes its subject the acting user (and its workspace claim,
@@ -481,6 +487,12 @@ fn fluent_authenticate(token: Option<&str>, local: default!(Option<bool>, true))
     log_change(&user, "token", local);
     user
 }
+extension_sql!(
+    r#"COMMENT ON FUNCTION @extschema@.fluent_authenticate(text, boolean) IS
+    'Verifies a JSON Web Token (fluent.token_settings) and makes its subject the acting user for the transaction, or the session when local is false; any role may call it';"#,
+    name = "fluent_authenticate_comment",
+    requires = [fluent_authenticate]
+);
 
 /// The acting user if a token verified by fluent_authenticate() chose them,
 /// otherwise NULL: what Supabase's auth.uid() is to its policies. Parallel
@@ -490,6 +502,12 @@ fn fluent_verified_user() -> Option<String> {
     let verified = VERIFIED.with(|v| v.borrow().as_ref().map(|(user, _)| user.clone()))?;
     gucs::with_acting(|user, _| user == Some(verified.as_str())).then_some(verified)
 }
+extension_sql!(
+    r#"COMMENT ON FUNCTION @extschema@.fluent_verified_user() IS
+    'The acting user when a token verified by fluent_authenticate() chose them, else NULL (an auth.uid() for policies)';"#,
+    name = "fluent_verified_user_comment",
+    requires = [fluent_verified_user]
+);
 
 /// Creates the user a verified token names (`unknown_subject = 'create'`)
 /// with the configured roles, attributed to `caller`.
@@ -510,12 +528,22 @@ fn fluent_reset_user() {
     // Dropping one's identity only ever narrows access, so anyone may.
     gucs::set(gucs::USER_GUC, "", false);
 }
+extension_sql!(
+    r#"COMMENT ON FUNCTION @extschema@.fluent_reset_user() IS 'Acts for nobody: every check is denied';"#,
+    name = "fluent_reset_user_comment",
+    requires = [fluent_reset_user]
+);
 
 /// The end user the session acts for, or NULL.
 #[pg_extern(stable, parallel_safe)]
 fn fluent_current_user() -> Option<String> {
     gucs::with_acting(|user, _| user.map(str::to_owned))
 }
+extension_sql!(
+    r#"COMMENT ON FUNCTION @extschema@.fluent_current_user() IS 'The acting end user, or NULL';"#,
+    name = "fluent_current_user_comment",
+    requires = [fluent_current_user]
+);
 
 /// Makes `workspace` the current workspace for the session, or with
 /// `local => true` for the current transaction only.
@@ -549,9 +577,20 @@ fn fluent_set_workspace(workspace: Option<&str>, local: default!(Option<bool>, f
         "fluent_set_workspace",
     );
 }
+extension_sql!(
+    r#"COMMENT ON FUNCTION @extschema@.fluent_set_workspace(text, boolean) IS
+    'Sets the current workspace for the session, or the transaction when local; only superusers, fluent_authenticator and fluent_admin may';"#,
+    name = "fluent_set_workspace_comment",
+    requires = [fluent_set_workspace]
+);
 
 /// The workspace the session acts in.
 #[pg_extern(stable, parallel_safe)]
 fn fluent_current_workspace() -> String {
     gucs::with_acting(|_, workspace| workspace.to_owned())
 }
+extension_sql!(
+    r#"COMMENT ON FUNCTION @extschema@.fluent_current_workspace() IS 'The current workspace';"#,
+    name = "fluent_current_workspace_comment",
+    requires = [fluent_current_workspace]
+);
