@@ -1478,18 +1478,6 @@ END $$;
 SELECT fluent._delegable('invite_user', 'manage_users',
     'Creates an invited user (granted nothing and unable to act until they accept), or renews the invitation of one; returns when the invitation expires (NULL: never)');
 
--- Makes an invited user active while the invitation is open. Who may:
---   - the application's authenticator (a role with the privileges of
---     fluent_authenticator whose identity is not sealed, as for
---     fluent_set_user: the application verified the invitee, e.g. through
---     the invitation link, as it verifies everyone it chooses as acting user);
---   - a DBA;
---   - a delegated administrator holding manage_users, under the rules of
---     fluent_set_user_status (activating opens no more than their own powers).
--- Only users with status invited and an open invitation: an expired one
--- raises 28000, any other status 55000, so nobody activates ghost or
--- disabled users this way. (A DBA or delegated administrator may still
--- activate anyone with fluent_set_user_status.)
 -- Authorizes the caller of fluent_accept_invitation, as _authorize does the
 -- others, from a ticket of fluent._identity_caller(): NULL for the
 -- authenticator and for a DBA, else the acting end user, who must hold
@@ -1512,6 +1500,18 @@ BEGIN
     RETURN acting;
 END $$;
 
+-- Makes an invited user active while the invitation is open. Who may:
+--   - the application's authenticator (a role with the privileges of
+--     fluent_authenticator whose identity is not sealed, as for
+--     fluent_set_user: the application verified the invitee, e.g. through
+--     the invitation link, as it verifies everyone it chooses as acting user);
+--   - a DBA;
+--   - a delegated administrator holding manage_users, under the rules of
+--     fluent_set_user_status (activating opens no more than their own powers).
+-- Only users with status invited and an open invitation: an expired one
+-- raises 28000, any other status 55000, so nobody activates ghost or
+-- disabled users this way. (A DBA or delegated administrator may still
+-- activate anyone with fluent_set_user_status.)
 CREATE FUNCTION fluent._accept_invitation(delegate text, user_key text) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE

@@ -4625,3 +4625,961 @@ BEGIN
         FOR EACH STATEMENT EXECUTE FUNCTION fluent._log_changes('role');
 END
 $$;
+
+-- Issue 20: the reporting-line walk written once, fluent._reporting_line
+-- (sql/loaders.sql), for the loaders, fluent.reporting_lines (whose rows
+-- come from a SECURITY DEFINER function, as a function a view calls runs
+-- with the reader's rights) and the delegation checks of sql/admin.sql.
+
+-- The reporting line, walked through fluent.users.manager_id for every use
+-- of it (the loaders below, fluent.reporting_lines, the delegation checks of
+-- sql/admin.sql): from each user of p_user_ids, up to the managers above
+-- them (p_up) or down to the users below them, each with their key. Each
+-- user comes first themselves, at depth 0; depth 1 is their manager or
+-- their direct reports, and so on, to at most p_levels levels. With
+-- p_levels NULL the walk goes to the end of the line without counting
+-- (depth NULL but for the user themselves), and so ends even on a cycle,
+-- which fluent._check_tree refuses but a restore without triggers could
+-- bring back.
+-- Callers pass p_up as a constant: the planner inlines the function and
+-- keeps the one join of that direction, on the primary key going up and on
+-- users_manager_id_idx going down.
+CREATE FUNCTION fluent._reporting_line(p_user_ids bigint[], p_up boolean, p_levels int)
+RETURNS TABLE (user_id bigint, line_user_id bigint, line_user_key text, depth int)
+LANGUAGE sql STABLE PARALLEL SAFE
+BEGIN ATOMIC
+    WITH RECURSIVE line (user_id, line_user_id, line_user_key, line_manager_id, depth) AS (
+        SELECT u.user_id, u.user_id, u.user_key, u.manager_id, 0 FROM fluent.users u WHERE u.user_id = ANY (p_user_ids)
+        UNION
+        SELECT l.user_id, u.user_id, u.user_key, u.manager_id, CASE WHEN p_levels IS NOT NULL THEN l.depth + 1 END
+          FROM line l
+          JOIN fluent.users u ON CASE WHEN p_up THEN u.user_id = l.line_manager_id ELSE u.manager_id = l.line_user_id END
+         WHERE p_levels IS NULL OR l.depth < p_levels
+    )
+    SELECT l.user_id, l.line_user_id, l.line_user_key, l.depth FROM line l;
+END;
+
+-- The inverse of _load_team for the users keyed p_keys: who reaches them
+-- through scope direct or team. Each manager above one (depth 1 is their
+-- manager, whom `direct` reaches through; any depth, `team`), and each lead
+-- of a team of this workspace they are in (both scopes).
+CREATE OR REPLACE FUNCTION fluent._load_reachers(p_workspace_id int, p_keys text[])
+RETURNS TABLE (user_key text, reached text, relation text, depth int)
+LANGUAGE sql STABLE PARALLEL SAFE
+BEGIN ATOMIC
+    SELECT l.line_user_key, t.user_key, 'manager', l.depth
+      FROM fluent.users t
+     CROSS JOIN LATERAL fluent._reporting_line(ARRAY[t.user_id], true, 64) l
+     WHERE t.user_key = ANY (p_keys) AND l.depth > 0
+    UNION ALL
+    SELECT u.user_key, t.user_key, 'team lead', 1
+      FROM fluent.users t
+      JOIN fluent.team_members m ON m.user_id = t.user_id AND m.workspace_id = p_workspace_id
+      JOIN fluent.team_members l ON l.team_id = m.team_id AND l.is_lead
+      JOIN fluent.users u ON u.user_id = l.user_id
+     WHERE t.user_key = ANY (p_keys)
+     ORDER BY 3, 4, 1;
+END;
+
+-- The users whose rows scope `team` adds: members of the teams the user leads
+-- in this workspace, and everyone below the user in the reporting line.
+-- With p_direct, one level of the reporting line only (scope `direct`).
+CREATE OR REPLACE FUNCTION fluent._load_team(p_workspace_id int, p_user_id bigint, p_direct boolean)
+RETURNS TABLE (user_key text)
+LANGUAGE sql STABLE PARALLEL SAFE
+BEGIN ATOMIC
+    SELECT r.user_key
+      FROM (SELECT l.line_user_id AS user_id, l.line_user_key AS user_key
+              FROM fluent._reporting_line(ARRAY[p_user_id], false, CASE WHEN p_direct THEN 1 END) l
+            UNION
+            SELECT u.user_id, u.user_key
+              FROM fluent.team_members l
+              JOIN fluent.team_members m ON m.team_id = l.team_id
+              JOIN fluent.users u ON u.user_id = m.user_id
+             WHERE l.user_id = p_user_id AND l.is_lead AND l.workspace_id = p_workspace_id) r
+     WHERE r.user_id <> p_user_id
+     ORDER BY r.user_key;
+END;
+
+-- A delegated administrator never becomes the manager, direct or above, of
+-- someone they did not already reach: that would widen their own scope team.
+CREATE OR REPLACE FUNCTION fluent._not_my_reach(delegate text, p_manager bigint) RETURNS void
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF delegate IS NOT NULL AND p_manager IS NOT NULL AND EXISTS (
+        SELECT 1 FROM fluent._reporting_line(ARRAY[p_manager], true, NULL) l WHERE l.line_user_key = delegate) THEN
+        PERFORM fluent._refuse(format('fluent user "%s" may not place users in their own reporting line', delegate),
+                               'Another administrator, or a DBA, must make this change.');
+    END IF;
+END $$;
+
+-- A manager's reporting line is theirs in every workspace: a delegated
+-- administrator places users only under managers whose line, up to the top,
+-- belongs to no other workspace, whose team scope there they cannot judge.
+CREATE OR REPLACE FUNCTION fluent._line_in_my_workspace(delegate text, p_manager bigint) RETURNS void
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF delegate IS NOT NULL AND p_manager IS NOT NULL AND EXISTS (
+        SELECT 1 FROM fluent._reporting_line(ARRAY[p_manager], true, NULL) l WHERE fluent._belongs(l.line_user_id, true)) THEN
+        PERFORM fluent._refuse(format('the reporting line of fluent user "%s" reaches users of another workspace',
+                                      (SELECT u.user_key FROM fluent.users u WHERE u.user_id = p_manager)),
+                               'Delegated administrators extend reporting lines of their own workspace only; a DBA can make this change.');
+    END IF;
+END $$;
+
+-- Seed 003: each user's reporting line in each workspace where they hold a
+-- role: their manager, how many managers are above them, and the nearest
+-- active one above who holds a reporting-anchor role there (fluid: the
+-- accountable executive), for reports on missing forecasts and timesheets.
+-- The walk up the line is fluent._reporting_line (sql/loaders.sql), once
+-- for all members. A function a view calls runs with the rights of whoever
+-- reads the view, who may not read the catalog: so the rows come from this
+-- SECURITY DEFINER function, which runs as the catalog owner and only the
+-- view's readers may execute (sql/privileges.sql).
+CREATE FUNCTION fluent._reporting_lines()
+RETURNS TABLE (workspace text, user_key text, manager text, depth bigint, reporting_anchor text)
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+BEGIN ATOMIC
+    WITH members AS (
+        SELECT DISTINCT g.workspace_id, g.user_id FROM fluent.grants g WHERE fluent._in_force(g.valid_until)
+    ), up AS (
+        SELECT l.user_id, l.line_user_id AS above, l.line_user_key AS above_key, l.depth
+          FROM (SELECT array_agg(DISTINCT m.user_id) AS ids FROM members m) s
+         CROSS JOIN LATERAL fluent._reporting_line(s.ids, true, 64) l
+         WHERE l.depth > 0
+    ), anchors AS (
+        SELECT DISTINCT ON (m.workspace_id, m.user_id) m.workspace_id, m.user_id, up.above_key
+          FROM members m
+          JOIN up ON up.user_id = m.user_id
+          JOIN fluent.users a ON a.user_id = up.above
+         WHERE a.status = 'active'
+           AND EXISTS (SELECT 1 FROM fluent.grants g JOIN fluent.roles r ON r.role_id = g.role_id
+                        WHERE g.user_id = a.user_id AND g.workspace_id = m.workspace_id AND r.reporting_anchor
+                          AND fluent._in_force(g.valid_until))
+         ORDER BY m.workspace_id, m.user_id, up.depth
+    )
+    SELECT w.name, u.user_key, mgr.user_key, coalesce(d.depth, 0), x.above_key
+      FROM members m
+      JOIN fluent.workspaces w ON w.workspace_id = m.workspace_id
+      JOIN fluent.users u ON u.user_id = m.user_id
+      LEFT JOIN fluent.users mgr ON mgr.user_id = u.manager_id
+      LEFT JOIN (SELECT up.user_id, count(*) AS depth FROM up GROUP BY up.user_id) d ON d.user_id = m.user_id
+      LEFT JOIN anchors x ON x.workspace_id = m.workspace_id AND x.user_id = m.user_id;
+END;
+
+DROP VIEW fluent.reporting_lines;
+CREATE VIEW fluent.reporting_lines AS
+SELECT r.workspace, r.user_key, r.manager, r.depth, r.reporting_anchor FROM fluent._reporting_lines() r;
+COMMENT ON VIEW fluent.reporting_lines IS
+    'Each user''s reporting line in each workspace where they hold a role: manager, how many managers above, and the nearest active one above holding a reporting-anchor role (fluid: the accountable executive)';
+REVOKE ALL ON fluent.reporting_lines FROM PUBLIC;
+GRANT SELECT ON fluent.reporting_lines TO fluent_admin;
+GRANT SELECT ON fluent.reporting_lines TO fluent_reader;
+ALTER VIEW fluent.reporting_lines OWNER TO fluent_owner;
+REVOKE ALL ON FUNCTION fluent._reporting_line(bigint[], boolean, int), fluent._reporting_lines() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION fluent._reporting_line(bigint[], boolean, int), fluent._reporting_lines() TO fluent_admin;
+GRANT EXECUTE ON FUNCTION fluent._reporting_lines() TO fluent_reader;
+GRANT EXECUTE ON FUNCTION fluent._reporting_line(bigint[], boolean, int) TO fluent_owner;
+ALTER FUNCTION fluent._reporting_lines() OWNER TO fluent_owner;
+
+-- Issue 20: each delegable administration function from one declaration:
+-- the implementations fluent._<name>(delegate, ...), and fluent._delegable,
+-- which replaces the public functions (unchanged) and fluent._do_<name>
+-- (which now authorize and run the implementation) and comments them. Only
+-- the catalog owner runs the implementations; fluent_invite_user and
+-- fluent_accept_invitation lose a redundant EXECUTE grant to fluent_admin.
+
+-- Authorizes the caller of fluent_accept_invitation, as _authorize does the
+-- others, from a ticket of fluent._identity_caller(): NULL for the
+-- authenticator and for a DBA, else the acting end user, who must hold
+-- `p_right`.
+CREATE FUNCTION fluent._authorize_acceptance(ticket bigint, p_right fluent.admin_right) RETURNS text
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    chooser boolean := fluent._caller_chooses_identity(ticket);
+    caller oid := fluent._take_caller(ticket);
+    acting text;
+BEGIN
+    IF chooser OR fluent._is_dba(caller) THEN
+        RETURN NULL;
+    END IF;
+    acting := fluent._acting_user();
+    IF acting IS NULL OR NOT fluent._holds_right(acting, p_right::text) THEN
+        RAISE EXCEPTION 'permission denied to accept fluent invitations' USING ERRCODE = 'insufficient_privilege',
+            HINT = format('Invitations are accepted through the application''s authenticator (fluent_authenticator, before it chooses the acting user), by a DBA, or by an acting end user who holds the right %s (fluent.admin_rights).', p_right);
+    END IF;
+    RETURN acting;
+END $$;
+
+CREATE FUNCTION fluent._create_role(delegate text, role text, description text DEFAULT NULL) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    new_id int;
+BEGIN
+    INSERT INTO fluent.roles (workspace_id, name, description)
+    VALUES (fluent._workspace_id(), fluent._name(role, 'role'), description)
+    ON CONFLICT (workspace_id, name) DO NOTHING
+    RETURNING role_id INTO new_id;
+    IF new_id IS NULL THEN PERFORM fluent._duplicate('role', role); END IF;
+    PERFORM fluent._assignable_by_general_administrators(new_id);
+END $$;
+
+CREATE FUNCTION fluent._drop_role(delegate text, role text, force boolean DEFAULT false) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    rid int := fluent._role_id(role);
+    sign_in boolean := (SELECT r.grants_sign_in FROM fluent.roles r WHERE r.role_id = rid);
+    staffed int[] := fluent._staffed_workspaces();
+    administered text[] := fluent._administered_rights();
+    powers jsonb := CASE WHEN delegate IS NOT NULL THEN fluent._user_scope_map(delegate) END;
+    -- Dropping the last sign-in role lets everyone act.
+    holders jsonb := CASE WHEN sign_in THEN fluent._holders_scope_maps(delegate, NULL) END;
+    listed boolean := fluent._lists_assignable();
+BEGIN
+    PERFORM fluent._may_force(delegate, force);
+    PERFORM fluent._may_touch_role(delegate, rid);
+    PERFORM fluent._assignable_only(delegate, rid, 'drop');
+    PERFORM fluent._privileged_only(delegate, sign_in, format('drop sign-in role "%s"', role));
+    -- Its permissions and grants go with it (ON DELETE CASCADE).
+    DELETE FROM fluent.roles WHERE role_id = rid;
+    PERFORM fluent._holders_within_powers(delegate, powers, holders, NULL, role);
+    PERFORM fluent._still_lists_assignable(delegate, listed);
+    PERFORM fluent._still_staffed(staffed, force);
+    PERFORM fluent._still_administered(administered, force);
+END $$;
+
+CREATE FUNCTION fluent._set_permission(delegate text, role text, module text, action text, scope text) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    rid int := fluent._role_id(role);
+    aid int := fluent._action_id(module, action);
+    s fluent.scope := fluent._scope(scope);
+    powers jsonb := CASE WHEN delegate IS NOT NULL THEN fluent._user_scope_map(delegate) END;
+    before jsonb := fluent._role_scope_map(rid);
+    holders jsonb := fluent._holders_scope_maps(delegate, rid);
+    administered text[] := CASE WHEN delegate IS NOT NULL THEN fluent._administered_rights() END;
+BEGIN
+    PERFORM fluent._may_touch_role(delegate, rid);
+    INSERT INTO fluent.permissions (workspace_id, role_id, action_id, scope)
+    VALUES (fluent._workspace_id(), rid, aid, s)
+    ON CONFLICT (role_id, action_id) DO UPDATE SET scope = EXCLUDED.scope
+    WHERE permissions.scope IS DISTINCT FROM EXCLUDED.scope;
+    PERFORM fluent._within_powers(delegate, powers, before, fluent._role_scope_map(rid), format('role "%s"', role));
+    PERFORM fluent._holders_within_powers(delegate, powers, holders, rid, role);
+    PERFORM fluent._still_administered(administered, delegate IS NULL);
+END $$;
+
+CREATE FUNCTION fluent._clear_permission(delegate text, role text, module text, action text) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    rid int := fluent._role_id(role);
+    aid int := fluent._action_id(module, action);
+    powers jsonb := CASE WHEN delegate IS NOT NULL THEN fluent._user_scope_map(delegate) END;
+    before jsonb := fluent._role_scope_map(rid);
+    holders jsonb := fluent._holders_scope_maps(delegate, rid);
+    administered text[] := CASE WHEN delegate IS NOT NULL THEN fluent._administered_rights() END;
+BEGIN
+    PERFORM fluent._may_touch_role(delegate, rid);
+    -- Without its own setting the action inherits from the parent module again.
+    DELETE FROM fluent.permissions WHERE role_id = rid AND action_id = aid;
+    PERFORM fluent._within_powers(delegate, powers, before, fluent._role_scope_map(rid), format('role "%s"', role));
+    PERFORM fluent._holders_within_powers(delegate, powers, holders, rid, role);
+    PERFORM fluent._still_administered(administered, delegate IS NULL);
+END $$;
+
+CREATE FUNCTION fluent._alter_role(delegate text, role text, privileged boolean DEFAULT NULL, grants_sign_in boolean DEFAULT NULL,
+                                   description text DEFAULT NULL, force boolean DEFAULT false,
+                                   reporting_anchor boolean DEFAULT NULL) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    rid int := fluent._role_id(role);
+    staffed int[] := fluent._staffed_workspaces();
+    administered text[] := fluent._administered_rights();
+    powers jsonb := CASE WHEN delegate IS NOT NULL THEN fluent._user_scope_map(delegate) END;
+    -- A sign-in flag decides who acts: setting it opens the holders' other
+    -- roles, unsetting the last one lets everyone act.
+    holders jsonb := CASE WHEN _alter_role.grants_sign_in <> (SELECT r.grants_sign_in FROM fluent.roles r WHERE r.role_id = rid)
+                          THEN fluent._holders_scope_maps(delegate, NULL) END;
+BEGIN
+    PERFORM fluent._may_force(delegate, force);
+    -- Who is privileged and who may sign in decide who can act at all.
+    PERFORM fluent._privileged_only(delegate,
+        EXISTS (SELECT 1 FROM fluent.roles r WHERE r.role_id = rid
+                   AND (r.privileged IS DISTINCT FROM coalesce(_alter_role.privileged, r.privileged)
+                        OR r.grants_sign_in IS DISTINCT FROM coalesce(_alter_role.grants_sign_in, r.grants_sign_in))),
+        format('change whether role "%s" is privileged or lets users sign in', role));
+    PERFORM fluent._may_touch_role(delegate, rid);
+    -- NULL leaves a property as it is.
+    UPDATE fluent.roles r
+       SET privileged = n.privileged, grants_sign_in = n.grants_sign_in, description = n.description,
+           reporting_anchor = n.reporting_anchor
+      FROM (SELECT coalesce(_alter_role.privileged, o.privileged) AS privileged,
+                   coalesce(_alter_role.grants_sign_in, o.grants_sign_in) AS grants_sign_in,
+                   coalesce(_alter_role.description, o.description) AS description,
+                   coalesce(_alter_role.reporting_anchor, o.reporting_anchor) AS reporting_anchor
+              FROM fluent.roles o WHERE o.role_id = rid) n
+     WHERE r.role_id = rid
+       AND (r.privileged, r.grants_sign_in, r.description, r.reporting_anchor)
+           IS DISTINCT FROM (n.privileged, n.grants_sign_in, n.description, n.reporting_anchor);
+    PERFORM fluent._holders_within_powers(delegate, powers, holders, NULL, role);
+    PERFORM fluent._still_staffed(staffed, force);
+    PERFORM fluent._still_administered(administered, force);
+END $$;
+
+CREATE FUNCTION fluent._create_user(delegate text, user_key text, display_name text DEFAULT NULL, manager text DEFAULT NULL,
+                                    status text DEFAULT 'active') RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    manager_id bigint := CASE WHEN manager IS NOT NULL THEN fluent._visible_user_id(delegate, manager) END;
+    s fluent.user_status := fluent._user_status(status);
+BEGIN
+    PERFORM fluent._not_my_reach(delegate, manager_id);
+    PERFORM fluent._line_in_my_workspace(delegate, manager_id);
+    INSERT INTO fluent.users (user_key, display_name, status, manager_id)
+    VALUES (fluent._name(user_key, 'user'), display_name, s, manager_id)
+    ON CONFLICT ON CONSTRAINT users_user_key_key DO NOTHING;
+    IF NOT FOUND THEN PERFORM fluent._duplicate('user', user_key); END IF;
+    PERFORM fluent._item_roles_within_powers(delegate, format('create "%s"', user_key), user_key, NULL);
+END $$;
+
+CREATE FUNCTION fluent._set_user_status(delegate text, user_key text, status text, force boolean DEFAULT false)
+RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    uid bigint := fluent._visible_user_id(delegate, user_key);
+    powers jsonb := CASE WHEN delegate IS NOT NULL THEN fluent._user_scope_map(delegate) END;
+    before jsonb := CASE WHEN delegate IS NOT NULL THEN fluent._user_scope_map(user_key) END;
+    s fluent.user_status := fluent._user_status(status);
+    staffed int[] := fluent._staffed_workspaces();
+    administered text[] := fluent._administered_rights();
+BEGIN
+    PERFORM fluent._may_force(delegate, force);
+    PERFORM fluent._not_self(delegate, user_key, 'status');
+    PERFORM fluent._in_my_workspace(delegate, uid);
+    PERFORM fluent._may_touch_user(delegate, uid);
+    -- An invitation accepted opens what the user holds without the checks
+    -- of an activation: a delegated administrator invites new users
+    -- (fluent_invite_user), and does not turn others into invitees.
+    IF delegate IS NOT NULL AND s = 'invited' AND (SELECT u.status FROM fluent.users u WHERE u.user_id = uid) <> 'invited' THEN
+        RAISE EXCEPTION 'fluent user "%" may not turn "%" into an invitee', delegate, user_key
+            USING ERRCODE = 'insufficient_privilege',
+                  HINT = 'Invite new users with fluent_invite_user(); activate others with status active, within your powers.';
+    END IF;
+    -- A status set here ends any invitation (setting invited makes one without an expiry).
+    UPDATE fluent.users u SET status = s, invited_until = NULL WHERE u.user_id = uid AND u.status IS DISTINCT FROM s;
+    -- Activating opens what the user holds: no more than the administrator's own.
+    IF delegate IS NOT NULL THEN
+        PERFORM fluent._within_powers(delegate, powers, before, fluent._user_scope_map(user_key), format('"%s"', user_key));
+        IF s = 'active' THEN
+            PERFORM fluent._item_roles_within_powers(delegate, format('activate "%s"', user_key), user_key, NULL);
+        END IF;
+    END IF;
+    PERFORM fluent._still_staffed(staffed, force);
+    PERFORM fluent._still_administered(administered, force);
+END $$;
+
+CREATE FUNCTION fluent._set_manager(delegate text, user_key text, manager text) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    uid bigint := fluent._visible_user_id(delegate, user_key);
+    mid bigint := CASE WHEN manager IS NOT NULL THEN fluent._visible_user_id(delegate, manager) END;
+BEGIN
+    PERFORM fluent._not_self(delegate, user_key, 'manager');
+    PERFORM fluent._in_my_workspace(delegate, uid);
+    PERFORM fluent._may_touch_user(delegate, uid);
+    PERFORM fluent._not_my_reach(delegate, mid);
+    PERFORM fluent._line_in_my_workspace(delegate, mid);
+    -- The new manager and everyone above them reach the user.
+    PERFORM fluent._reach_within_powers(delegate, CASE WHEN delegate IS NOT NULL THEN fluent._user_scope_map(delegate) END,
+        ARRAY(SELECT l.line_user_key FROM fluent._reporting_line(ARRAY[mid], true, NULL) l));
+    IF mid IS NOT NULL AND EXISTS (SELECT 1 FROM fluent._reporting_line(ARRAY[mid], true, NULL) l WHERE l.line_user_id = uid) THEN
+        RAISE EXCEPTION 'making "%" the manager of "%" would create a cycle in the reporting line', manager, user_key
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    UPDATE fluent.users u SET manager_id = mid WHERE u.user_id = uid AND u.manager_id IS DISTINCT FROM mid;
+END $$;
+
+CREATE FUNCTION fluent._drop_user(delegate text, user_key text, force boolean DEFAULT false) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    uid bigint := fluent._visible_user_id(delegate, user_key);
+    staffed int[] := fluent._staffed_workspaces();
+    administered text[] := fluent._administered_rights();
+BEGIN
+    PERFORM fluent._may_force(delegate, force);
+    PERFORM fluent._not_self(delegate, user_key, 'account');
+    PERFORM fluent._in_my_workspace(delegate, uid);
+    PERFORM fluent._may_touch_user(delegate, uid);
+    -- Grants and team memberships go with the user; reports lose their manager.
+    DELETE FROM fluent.users u WHERE u.user_id = uid;
+    PERFORM fluent._still_staffed(staffed, force);
+    PERFORM fluent._still_administered(administered, force);
+END $$;
+
+CREATE FUNCTION fluent._grant_role(delegate text, user_key text, role text, until timestamptz DEFAULT NULL) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    uid bigint := fluent._visible_user_id(delegate, user_key);
+    rid int := fluent._role_id(role);
+    expiry timestamptz := fluent._until(until);
+    powers jsonb := CASE WHEN delegate IS NOT NULL THEN fluent._user_scope_map(delegate) END;
+    before jsonb := CASE WHEN delegate IS NOT NULL THEN fluent._user_scope_map(user_key) END;
+    -- Making a privileged grant temporary may leave the workspace without a
+    -- holder once it lapses (DBAs may: this function has no force).
+    staffed int[] := CASE WHEN delegate IS NOT NULL THEN fluent._staffed_workspaces() END;
+    administered text[] := CASE WHEN delegate IS NOT NULL THEN fluent._administered_rights() END;
+    -- The item roles the user holds open before (see fluent._item_roles_within_powers).
+    opened text[] := CASE WHEN delegate IS NOT NULL THEN fluent._open_item_role_names(user_key) END;
+BEGIN
+    PERFORM fluent._not_self(delegate, user_key, 'roles');
+    PERFORM fluent._in_my_workspace(delegate, uid);
+    PERFORM fluent._may_touch_role(delegate, rid);
+    PERFORM fluent._assignable_only(delegate, rid, 'grant');
+    PERFORM fluent._may_touch_sign_in(delegate, uid, rid);
+    -- Every permission of the role must be within the granter's own, and so
+    -- must what the grant opens (a sign-in role opens the user's other roles).
+    PERFORM fluent._within_powers(delegate, powers, '{}', fluent._role_scope_map(rid), format('"%s" role "%s", which has', user_key, role));
+    -- Granting again sets the expiry the call gives (NULL: none); a grant
+    -- that expired counts again from now.
+    INSERT INTO fluent.grants AS g (workspace_id, user_id, role_id, valid_until)
+    VALUES (fluent._workspace_id(), uid, rid, expiry)
+    ON CONFLICT (user_id, role_id) DO UPDATE
+       SET valid_until = EXCLUDED.valid_until,
+           granted_at = CASE WHEN fluent._in_force(g.valid_until) THEN g.granted_at ELSE EXCLUDED.granted_at END
+     WHERE g.valid_until IS DISTINCT FROM EXCLUDED.valid_until;
+    IF NOT FOUND THEN
+        RAISE NOTICE 'fluent user "%" already holds role "%"', user_key, role;
+    END IF;
+    IF delegate IS NOT NULL THEN
+        PERFORM fluent._within_powers(delegate, powers, before, fluent._user_scope_map(user_key), format('"%s"', user_key));
+        PERFORM fluent._item_roles_within_powers(delegate, format('grant "%s" role "%s"', user_key, role), user_key, NULL,
+                                                 opened);
+        PERFORM fluent._still_staffed(staffed, false);
+        PERFORM fluent._still_administered(administered, false);
+    END IF;
+END $$;
+
+CREATE FUNCTION fluent._revoke_role(delegate text, user_key text, role text, force boolean DEFAULT false) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    uid bigint := fluent._visible_user_id(delegate, user_key);
+    rid int := fluent._role_id(role);
+    staffed int[] := fluent._staffed_workspaces();
+    administered text[] := fluent._administered_rights();
+BEGIN
+    PERFORM fluent._may_force(delegate, force);
+    PERFORM fluent._not_self(delegate, user_key, 'roles');
+    PERFORM fluent._may_touch_role(delegate, rid);
+    PERFORM fluent._assignable_only(delegate, rid, 'revoke');
+    PERFORM fluent._may_touch_sign_in(delegate, uid, rid);
+    DELETE FROM fluent.grants g WHERE g.user_id = uid AND g.role_id = rid;
+    IF NOT FOUND THEN
+        RAISE WARNING 'fluent user "%" does not hold role "%"', user_key, role;
+    END IF;
+    PERFORM fluent._still_staffed(staffed, force);
+    PERFORM fluent._still_administered(administered, force);
+END $$;
+
+CREATE FUNCTION fluent._create_team(delegate text, team text) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    INSERT INTO fluent.teams (workspace_id, name) VALUES (fluent._workspace_id(), fluent._name(team, 'team'))
+    ON CONFLICT (workspace_id, name) DO NOTHING;
+    IF NOT FOUND THEN PERFORM fluent._duplicate('team', team); END IF;
+END $$;
+
+CREATE FUNCTION fluent._drop_team(delegate text, team text) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    tid int := fluent._team_id(team);
+    m record;
+BEGIN
+    -- The same checks as removing each member.
+    FOR m IN SELECT u.user_id, u.user_key FROM fluent.team_members tm JOIN fluent.users u ON u.user_id = tm.user_id
+              WHERE tm.team_id = tid ORDER BY u.user_key LOOP
+        PERFORM fluent._not_self(delegate, m.user_key, 'teams');
+        PERFORM fluent._may_touch_user(delegate, m.user_id);
+    END LOOP;
+    DELETE FROM fluent.teams WHERE team_id = tid;
+END $$;
+
+CREATE FUNCTION fluent._add_team_member(delegate text, team text, user_key text, lead boolean DEFAULT false)
+RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    tid int := fluent._team_id(team);
+    uid bigint := fluent._visible_user_id(delegate, user_key);
+BEGIN
+    PERFORM fluent._not_null(lead, 'lead');
+    PERFORM fluent._not_self(delegate, user_key, 'teams');
+    PERFORM fluent._in_my_workspace(delegate, uid);
+    PERFORM fluent._may_touch_user(delegate, uid);
+    PERFORM fluent._not_my_team(delegate, tid, team);
+    -- The team's leads reach the new member; a new lead reaches the team.
+    PERFORM fluent._reach_within_powers(delegate, CASE WHEN delegate IS NOT NULL THEN fluent._user_scope_map(delegate) END,
+        ARRAY(SELECT u.user_key FROM fluent.team_members m JOIN fluent.users u ON u.user_id = m.user_id
+               WHERE m.team_id = tid AND m.is_lead AND m.user_id <> uid
+              UNION SELECT user_key WHERE lead));
+    PERFORM fluent._item_roles_within_powers(delegate, format('add members to team "%s"', team), NULL, team);
+    INSERT INTO fluent.team_members (workspace_id, team_id, user_id, is_lead)
+    VALUES (fluent._workspace_id(), tid, uid, lead)
+    ON CONFLICT (team_id, user_id) DO UPDATE SET is_lead = EXCLUDED.is_lead
+    WHERE team_members.is_lead IS DISTINCT FROM EXCLUDED.is_lead;
+END $$;
+
+CREATE FUNCTION fluent._remove_team_member(delegate text, team text, user_key text) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    tid int := fluent._team_id(team);
+    uid bigint := fluent._visible_user_id(delegate, user_key);
+BEGIN
+    PERFORM fluent._not_self(delegate, user_key, 'teams');
+    PERFORM fluent._may_touch_user(delegate, uid);
+    DELETE FROM fluent.team_members m WHERE m.team_id = tid AND m.user_id = uid;
+    IF NOT FOUND THEN
+        RAISE WARNING 'fluent user "%" is not a member of team "%"', user_key, team;
+    END IF;
+END $$;
+
+CREATE FUNCTION fluent._set_override(delegate text, user_key text, module text, action text, scope text,
+                                     until timestamptz DEFAULT NULL) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    uid bigint := fluent._visible_user_id(delegate, user_key);
+    aid int := fluent._action_id(module, action);
+    s fluent.scope := fluent._scope(scope);
+    expiry timestamptz := fluent._until(until);
+    powers jsonb := CASE WHEN delegate IS NOT NULL THEN fluent._user_scope_map(delegate) END;
+    before jsonb := CASE WHEN delegate IS NOT NULL THEN fluent._user_scope_map(user_key) END;
+    administered text[] := CASE WHEN delegate IS NOT NULL THEN fluent._administered_rights() END;
+    opened text[] := CASE WHEN delegate IS NOT NULL THEN fluent._open_item_role_names(user_key) END;
+BEGIN
+    PERFORM fluent._not_self(delegate, user_key, 'overrides');
+    PERFORM fluent._in_my_workspace(delegate, uid);
+    PERFORM fluent._may_touch_user(delegate, uid);
+    PERFORM fluent._within_powers(delegate, powers, '{}', fluent._override_gives(aid, s), format('"%s"', user_key));
+    -- A temporary override is also checked as if it were cleared: when it
+    -- lapses, the user has what they would have without it (a DBA's deny
+    -- made temporary would open by itself). So the override is cleared
+    -- first, the result checked, and the new one written.
+    IF delegate IS NOT NULL AND expiry IS NOT NULL THEN
+        DELETE FROM fluent.overrides o WHERE o.user_id = uid AND o.action_id = aid;
+        PERFORM fluent._within_powers(delegate, powers, before, fluent._user_scope_map(user_key),
+                                      format('"%s" (once the override lapses)', user_key));
+        PERFORM fluent._item_roles_within_powers(delegate, format('change the overrides of "%s" (once the override lapses)', user_key),
+                                                 user_key, NULL, opened);
+    END IF;
+    INSERT INTO fluent.overrides (workspace_id, user_id, action_id, scope, valid_until)
+    VALUES (fluent._workspace_id(), uid, aid, s, expiry)
+    ON CONFLICT (user_id, action_id) DO UPDATE
+       SET scope = EXCLUDED.scope, set_at = EXCLUDED.set_at, set_by = EXCLUDED.set_by, valid_until = EXCLUDED.valid_until
+     WHERE (overrides.scope, overrides.valid_until) IS DISTINCT FROM (EXCLUDED.scope, EXCLUDED.valid_until);
+    IF delegate IS NOT NULL THEN
+        PERFORM fluent._within_powers(delegate, powers, before, fluent._user_scope_map(user_key), format('"%s"', user_key));
+        PERFORM fluent._item_roles_within_powers(delegate, format('change the overrides of "%s"', user_key), user_key, NULL,
+                                                 opened);
+        PERFORM fluent._still_administered(administered, false);
+    END IF;
+END $$;
+
+CREATE FUNCTION fluent._clear_override(delegate text, user_key text, module text, action text) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    uid bigint := fluent._visible_user_id(delegate, user_key);
+    aid int := fluent._action_id(module, action);
+    powers jsonb := CASE WHEN delegate IS NOT NULL THEN fluent._user_scope_map(delegate) END;
+    before jsonb := CASE WHEN delegate IS NOT NULL THEN fluent._user_scope_map(user_key) END;
+    administered text[] := CASE WHEN delegate IS NOT NULL THEN fluent._administered_rights() END;
+    opened text[] := CASE WHEN delegate IS NOT NULL THEN fluent._open_item_role_names(user_key) END;
+BEGIN
+    PERFORM fluent._not_self(delegate, user_key, 'overrides');
+    PERFORM fluent._in_my_workspace(delegate, uid);
+    PERFORM fluent._may_touch_user(delegate, uid);
+    DELETE FROM fluent.overrides o WHERE o.user_id = uid AND o.action_id = aid;
+    IF NOT FOUND THEN
+        RAISE WARNING 'fluent user "%" has no override on %.%', user_key, module, action;
+    END IF;
+    IF delegate IS NOT NULL THEN
+        PERFORM fluent._within_powers(delegate, powers, before, fluent._user_scope_map(user_key), format('"%s"', user_key));
+        PERFORM fluent._item_roles_within_powers(delegate, format('change the overrides of "%s"', user_key), user_key, NULL,
+                                                 opened);
+        PERFORM fluent._still_administered(administered, false);
+    END IF;
+END $$;
+
+-- Records that the user's grant of `role` (every grant of theirs in the
+-- current workspace when role is NULL) was reviewed and kept; returns how
+-- many grants were marked.
+CREATE FUNCTION fluent._mark_reviewed(delegate text, user_key text, role text DEFAULT NULL) RETURNS int
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    uid bigint := fluent._visible_user_id(delegate, user_key);
+    rid int := CASE WHEN role IS NOT NULL THEN fluent._role_id(role) END;
+    marked int;
+BEGIN
+    PERFORM fluent._not_self(delegate, user_key, 'access review');
+    PERFORM fluent._may_touch_user(delegate, uid);
+    -- reviewed_by is stamped by the attribution trigger.
+    UPDATE fluent.grants g SET reviewed_at = now()
+     WHERE g.user_id = uid AND g.workspace_id = fluent._workspace_id() AND (rid IS NULL OR g.role_id = rid);
+    GET DIAGNOSTICS marked = ROW_COUNT;
+    IF marked = 0 THEN
+        RAISE WARNING 'fluent user "%" holds no % in workspace "%"', user_key,
+            CASE WHEN role IS NULL THEN 'role' ELSE format('role "%s"', role) END, fluent._workspace_name();
+    END IF;
+    RETURN marked;
+END $$;
+
+-- Lets holders of `role` assign `assignable_role` (DBAs; delegated
+-- administrators with manage_roles, for roles they may assign themselves,
+-- where the workspace lists assignable roles already).
+CREATE FUNCTION fluent._set_assignable(delegate text, role text, assignable_role text) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    rid int := fluent._role_id(role);
+    aid int := fluent._role_id(assignable_role);
+BEGIN
+    IF delegate IS NOT NULL AND NOT fluent._lists_assignable() THEN
+        PERFORM fluent._refuse(format('fluent user "%s" may not start listing assignable roles in workspace "%s"', delegate,
+                                      fluent._workspace_name()),
+                               'The first assignable role of a workspace turns the rule on for every administrator there: a DBA lists it.');
+    END IF;
+    PERFORM fluent._may_touch_role(delegate, rid);
+    PERFORM fluent._may_touch_role(delegate, aid);
+    PERFORM fluent._assignable_only(delegate, rid, 'change');
+    PERFORM fluent._assignable_only(delegate, aid, 'make assignable');
+    INSERT INTO fluent.assignable_roles (workspace_id, role_id, assignable_role_id)
+    VALUES (fluent._workspace_id(), rid, aid)
+    ON CONFLICT (role_id, assignable_role_id) DO NOTHING;
+    IF NOT FOUND THEN
+        RAISE NOTICE 'holders of fluent role "%" may already assign role "%"', role, assignable_role;
+    END IF;
+END $$;
+
+CREATE FUNCTION fluent._clear_assignable(delegate text, role text, assignable_role text) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    rid int := fluent._role_id(role);
+    aid int := fluent._role_id(assignable_role);
+    listed boolean := fluent._lists_assignable();
+BEGIN
+    PERFORM fluent._may_touch_role(delegate, rid);
+    PERFORM fluent._may_touch_role(delegate, aid);
+    PERFORM fluent._assignable_only(delegate, rid, 'change');
+    PERFORM fluent._assignable_only(delegate, aid, 'make unassignable');
+    DELETE FROM fluent.assignable_roles a WHERE a.role_id = rid AND a.assignable_role_id = aid;
+    IF NOT FOUND THEN
+        RAISE WARNING 'holders of fluent role "%" may not assign role "%"', role, assignable_role;
+    END IF;
+    PERFORM fluent._still_lists_assignable(delegate, listed);
+END $$;
+
+-- Invites a new user (manage_users), or renews the invitation of a user who
+-- is invited already (its expiry only). Returns when it expires (NULL: never).
+CREATE FUNCTION fluent._invite_user(delegate text, user_key text, display_name text DEFAULT NULL, manager text DEFAULT NULL,
+                                    valid_for interval DEFAULT interval '7 days') RETURNS timestamptz
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    expiry timestamptz := now() + valid_for;
+    existing fluent.users;
+    manager_id bigint;
+BEGIN
+    PERFORM fluent._name(user_key, 'user');
+    IF valid_for <= interval '0' THEN
+        RAISE EXCEPTION 'a fluent invitation cannot be valid for %', valid_for
+            USING ERRCODE = 'invalid_parameter_value', HINT = 'Pass a positive interval, or NULL for an invitation that does not expire.';
+    END IF;
+    SELECT * INTO existing FROM fluent.users u WHERE u.user_key = _invite_user.user_key FOR UPDATE;
+    IF NOT FOUND THEN
+        manager_id := CASE WHEN manager IS NOT NULL THEN fluent._visible_user_id(delegate, manager) END;
+        PERFORM fluent._not_my_reach(delegate, manager_id);
+        PERFORM fluent._line_in_my_workspace(delegate, manager_id);
+        INSERT INTO fluent.users (user_key, display_name, status, manager_id, invited_until)
+        VALUES (user_key, display_name, 'invited', manager_id, expiry)
+        ON CONFLICT ON CONSTRAINT users_user_key_key DO NOTHING;
+        IF NOT FOUND THEN PERFORM fluent._duplicate('user', user_key); END IF;
+        RETURN expiry;
+    END IF;
+    -- The user exists: only an invitation is renewed, as the administrator
+    -- could manage the user (a user of other workspaces only is unknown).
+    PERFORM fluent._visible_user_id(delegate, user_key);
+    IF existing.status <> 'invited' THEN
+        PERFORM fluent._duplicate('user', user_key);
+    END IF;
+    IF display_name IS NOT NULL OR manager IS NOT NULL THEN
+        RAISE EXCEPTION 'fluent user "%" is invited already: inviting them again renews the invitation only', user_key
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'Pass only the user key and valid_for; fluent_set_manager() changes the manager.';
+    END IF;
+    PERFORM fluent._in_my_workspace(delegate, existing.user_id);
+    PERFORM fluent._may_touch_user(delegate, existing.user_id);
+    UPDATE fluent.users u SET invited_until = expiry
+     WHERE u.user_id = existing.user_id AND u.invited_until IS DISTINCT FROM expiry;
+    RETURN expiry;
+END $$;
+
+-- Makes an invited user active while the invitation is open. Who may:
+--   - the application's authenticator (a role with the privileges of
+--     fluent_authenticator whose identity is not sealed, as for
+--     fluent_set_user: the application verified the invitee, e.g. through
+--     the invitation link, as it verifies everyone it chooses as acting user);
+--   - a DBA;
+--   - a delegated administrator holding manage_users, under the rules of
+--     fluent_set_user_status (activating opens no more than their own powers).
+-- Only users with status invited and an open invitation: an expired one
+-- raises 28000, any other status 55000, so nobody activates ghost or
+-- disabled users this way. (A DBA or delegated administrator may still
+-- activate anyone with fluent_set_user_status.)
+CREATE FUNCTION fluent._accept_invitation(delegate text, user_key text) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    target fluent.users;
+    powers jsonb;
+    before jsonb;
+BEGIN
+    SELECT * INTO target FROM fluent.users u WHERE u.user_id = fluent._visible_user_id(delegate, _accept_invitation.user_key) FOR UPDATE;
+    IF target.status <> 'invited' THEN
+        RAISE EXCEPTION 'fluent user "%" has no invitation to accept: they are %', user_key, target.status
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  HINT = 'Only invited users accept invitations (fluent_invite_user); fluent_set_user_status() changes other statuses.';
+    END IF;
+    IF NOT fluent._in_force(target.invited_until) THEN
+        RAISE EXCEPTION 'the invitation of fluent user "%" expired at %', user_key, target.invited_until
+            USING ERRCODE = 'invalid_authorization_specification',
+                  HINT = 'An administrator renews it with fluent_invite_user(user, valid_for => ...).';
+    END IF;
+    IF delegate IS NOT NULL THEN
+        PERFORM fluent._in_my_workspace(delegate, target.user_id);
+        PERFORM fluent._may_touch_user(delegate, target.user_id);
+        powers := fluent._user_scope_map(delegate);
+        before := fluent._user_scope_map(user_key);
+    END IF;
+    UPDATE fluent.users u SET status = 'active', invited_until = NULL WHERE u.user_id = target.user_id;
+    -- Activating opens what the user holds: no more than the administrator's own.
+    IF delegate IS NOT NULL THEN
+        PERFORM fluent._within_powers(delegate, powers, before, fluent._user_scope_map(user_key), format('"%s"', user_key));
+        PERFORM fluent._item_roles_within_powers(delegate, format('accept the invitation of "%s"', user_key), user_key, NULL);
+    END IF;
+END $$;
+
+-- Restores a role's permissions to its template's defaults.
+CREATE FUNCTION fluent._reset_role(delegate text, role text) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    rid int := fluent._role_id(role);
+    ws int := fluent._workspace_id();
+    powers jsonb := CASE WHEN delegate IS NOT NULL THEN fluent._user_scope_map(delegate) END;
+    before jsonb := fluent._role_scope_map(rid);
+    holders jsonb := fluent._holders_scope_maps(delegate, rid);
+    administered text[] := CASE WHEN delegate IS NOT NULL THEN fluent._administered_rights() END;
+    assignable int[] := fluent._assignable_set(rid);
+    listed boolean := fluent._lists_assignable();
+BEGIN
+    PERFORM fluent._may_touch_role(delegate, rid);
+    PERFORM fluent._assignable_only(delegate, rid, 'reset');
+    IF (SELECT r.template FROM fluent.roles r WHERE r.role_id = rid) IS NULL THEN
+        RAISE EXCEPTION 'fluent role "%" is a custom role and has no template defaults to reset to', role
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  HINT = 'Only roles created by fluent_apply_template(), and their clones, can be reset.';
+    END IF;
+    DELETE FROM fluent.permissions p
+     WHERE p.role_id = rid
+       AND NOT EXISTS (SELECT 1 FROM fluent.template_defaults d
+                        WHERE d.role_id = rid AND d.action_id = p.action_id AND d.scope = p.scope);
+    INSERT INTO fluent.permissions (workspace_id, role_id, action_id, scope)
+    SELECT ws, rid, d.action_id, d.scope FROM fluent.template_defaults d WHERE d.role_id = rid
+    ON CONFLICT (role_id, action_id) DO NOTHING;
+    -- The roles it may assign, among those of its template (and their
+    -- clones): the template's list. Custom roles it lists stay listed.
+    DELETE FROM fluent.assignable_roles a
+     USING fluent.roles r, fluent.roles x
+     WHERE a.role_id = rid AND r.role_id = rid AND x.role_id = a.assignable_role_id AND x.template = r.template
+       AND NOT EXISTS (SELECT 1 FROM fluent._template_assignable(ws, r.template) d
+                        WHERE d.role_id = rid AND d.assignable_role_id = a.assignable_role_id);
+    INSERT INTO fluent.assignable_roles (workspace_id, role_id, assignable_role_id)
+    SELECT ws, d.role_id, d.assignable_role_id
+      FROM fluent.roles r, fluent._template_assignable(ws, r.template) d
+     WHERE r.role_id = rid AND d.role_id = rid
+    ON CONFLICT DO NOTHING;
+    PERFORM fluent._assignable_within(delegate, rid, assignable);
+    PERFORM fluent._still_lists_assignable(delegate, listed);
+    PERFORM fluent._within_powers(delegate, powers, before, fluent._role_scope_map(rid), format('role "%s"', role));
+    PERFORM fluent._holders_within_powers(delegate, powers, holders, rid, role);
+    PERFORM fluent._still_administered(administered, delegate IS NULL);
+END $$;
+
+-- A new role with the same permissions and flags as `source`. A clone of a
+-- template role keeps that template as its baseline: it can be reset, and
+-- fluent.role_template_diff shows how it departs from it.
+CREATE FUNCTION fluent._clone_role(delegate text, source text, new_role text) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    src int := fluent._role_id(source);
+    ws int := fluent._workspace_id();
+    powers jsonb := CASE WHEN delegate IS NOT NULL THEN fluent._user_scope_map(delegate) END;
+    new_id int;
+BEGIN
+    -- The same checks as setting each flag and permission directly: a clone
+    -- of a privileged role is privileged, a clone of a sign-in role lets its
+    -- holders sign in.
+    PERFORM fluent._may_touch_role(delegate, src);
+    PERFORM fluent._assignable_only(delegate, src, 'clone');
+    PERFORM fluent._privileged_only(delegate, (SELECT r.grants_sign_in FROM fluent.roles r WHERE r.role_id = src),
+                                    format('create role "%s", which lets users sign in', new_role));
+    INSERT INTO fluent.roles (workspace_id, name, description, template, template_role, privileged, grants_sign_in,
+                              reporting_anchor)
+    SELECT ws, fluent._name(new_role, 'role'), r.description, r.template, r.template_role, r.privileged, r.grants_sign_in,
+           r.reporting_anchor
+      FROM fluent.roles r WHERE r.role_id = src
+    ON CONFLICT (workspace_id, name) DO NOTHING
+    RETURNING role_id INTO new_id;
+    IF new_id IS NULL THEN PERFORM fluent._duplicate('role', new_role); END IF;
+    INSERT INTO fluent.permissions (workspace_id, role_id, action_id, scope)
+    SELECT ws, new_id, p.action_id, p.scope FROM fluent.permissions p WHERE p.role_id = src;
+    -- Its holders may assign what the source's may, and it is assignable
+    -- wherever the source is (a role that lists itself lists its clone, and
+    -- the clone lists itself).
+    INSERT INTO fluent.assignable_roles (workspace_id, role_id, assignable_role_id)
+    SELECT ws, new_id, a.assignable_role_id FROM fluent.assignable_roles a WHERE a.role_id = src
+    UNION
+    SELECT ws, a.role_id, new_id FROM fluent.assignable_roles a WHERE a.assignable_role_id = src
+    UNION
+    SELECT ws, new_id, new_id FROM fluent.assignable_roles a WHERE a.role_id = src AND a.assignable_role_id = src;
+    PERFORM fluent._within_powers(delegate, powers, '{}', fluent._role_scope_map(new_id), format('role "%s"', new_role));
+    PERFORM fluent._assignable_within(delegate, new_id, '{}');
+END $$;
+
+-- Declares a delegable administration function: from the implementation
+-- fluent._<name>(delegate text, <parameters>), written by hand, it makes
+--   - @extschema@.fluent_<name>(<parameters>), with their defaults and
+--     `comment`, SECURITY INVOKER: it names its caller with
+--     fluent._caller(), or with fluent._identity_caller() where the
+--     application's authenticator may call it too (`authenticator`), and
+--     passes the ticket on;
+--   - fluent._do_<name>(<parameters>, ticket bigint), SECURITY DEFINER:
+--     it authorizes that caller for `admin_right` (fluent._authorize, or
+--     fluent._authorize_acceptance), then runs the implementation, as the
+--     catalog owner, with the end user they act for as `delegate` (NULL: a
+--     DBA), and returns what it returns.
+-- sql/privileges.sql gives the three their privileges by name, and drops
+-- this function at the end of the install: it makes DDL, which nothing
+-- after the install needs (an update script makes its own). In an update
+-- script the public function and fluent._do_<name> exist already: they
+-- are replaced.
+CREATE FUNCTION fluent._delegable(name text, admin_right fluent.admin_right, comment text,
+                                  authenticator boolean DEFAULT false) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    impl oid;
+    impl_args text;
+    params text;
+    typed text;
+    types text;
+    names text;
+    returns text;
+    create_do text;
+    create_public text;
+BEGIN
+    SELECT p.oid INTO STRICT impl FROM pg_proc p
+     WHERE p.pronamespace = 'fluent'::regnamespace AND p.proname = '_' || name;
+    impl_args := pg_get_function_identity_arguments(impl);
+    IF impl_args NOT LIKE 'delegate text, %' THEN
+        RAISE EXCEPTION 'fluent._%(%) does not take the delegate first', name, impl_args;
+    END IF;
+    params := substr(pg_get_function_arguments(impl), length('delegate text, ') + 1);
+    typed := substr(impl_args, length('delegate text, ') + 1);
+    SELECT string_agg(quote_ident(a.name), ', ' ORDER BY a.n), string_agg(format_type(a.type, NULL), ', ' ORDER BY a.n)
+      INTO names, types
+      FROM pg_proc p, unnest(p.proargnames, p.proargtypes::oid[]) WITH ORDINALITY AS a (name, type, n)
+     WHERE p.oid = impl AND a.n > 1;
+    returns := format_type((SELECT p.prorettype FROM pg_proc p WHERE p.oid = impl), NULL);
+    create_do := CASE WHEN to_regprocedure(format('fluent.%I(%s, bigint)', '_do_' || name, types)) IS NULL
+                      THEN 'CREATE' ELSE 'CREATE OR REPLACE' END;
+    create_public := CASE WHEN to_regprocedure(format('@extschema@.%I(%s)', 'fluent_' || name, types)) IS NULL
+                          THEN 'CREATE' ELSE 'CREATE OR REPLACE' END;
+    EXECUTE format($sql$%s FUNCTION fluent.%I(%s, ticket bigint) RETURNS %s
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp SET fluent.caller_role = '' AS $body$
+BEGIN
+    %s fluent.%I(fluent.%I(ticket, %L), %s);
+END $body$
+$sql$,
+        create_do, '_do_' || name, typed, returns,
+        CASE WHEN returns = 'void' THEN 'PERFORM' ELSE 'RETURN' END, '_' || name,
+        CASE WHEN authenticator THEN '_authorize_acceptance' ELSE '_authorize' END, admin_right, names);
+    EXECUTE format($sql$%s FUNCTION @extschema@.%I(%s) RETURNS %s
+LANGUAGE sql
+BEGIN ATOMIC
+    SELECT fluent.%I(%s, fluent.%I());
+END$sql$,
+        create_public, 'fluent_' || name, params, returns,
+        '_do_' || name, names, CASE WHEN authenticator THEN '_identity_caller' ELSE '_caller' END);
+    EXECUTE format('COMMENT ON FUNCTION @extschema@.%I(%s) IS %L', 'fluent_' || name, types, comment);
+END $$;
+
+SELECT fluent._delegable('create_role', 'manage_roles',
+    'Creates a custom role in the current workspace');
+SELECT fluent._delegable('drop_role', 'manage_roles',
+    'Drops a role with its permissions and grants');
+SELECT fluent._delegable('set_permission', 'manage_roles',
+    'Sets the scope (none, own, team, all) a role has on a module''s action');
+SELECT fluent._delegable('clear_permission', 'manage_roles',
+    'Removes a role''s setting on an action, which then inherits from the parent module (or is none)');
+SELECT fluent._delegable('alter_role', 'manage_roles',
+    'Changes a role''s privileged, sign-in and reporting-anchor flags and its description; NULL leaves a property unchanged');
+SELECT fluent._delegable('create_user', 'manage_users',
+    'Creates an end user, optionally with a manager and a status');
+SELECT fluent._delegable('set_user_status', 'manage_users',
+    'Sets a user''s status: active, ghost, disabled or invited (without an expiry); ends any invitation');
+SELECT fluent._delegable('set_manager', 'manage_users',
+    'Sets (or with NULL clears) a user''s manager; refuses cycles');
+SELECT fluent._delegable('drop_user', 'manage_users',
+    'Drops a user with their grants, overrides and team memberships');
+SELECT fluent._delegable('grant_role', 'assign_roles',
+    'Grants a role of the current workspace to a user, until an optional expiry (temporary access); granting again sets the expiry');
+SELECT fluent._delegable('revoke_role', 'assign_roles',
+    'Revokes a role from a user');
+SELECT fluent._delegable('create_team', 'manage_users',
+    'Creates a team in the current workspace');
+SELECT fluent._delegable('drop_team', 'manage_users',
+    'Drops a team and its memberships');
+SELECT fluent._delegable('add_team_member', 'manage_users',
+    'Adds a user to a team, as a lead or not (updates the lead flag of a member)');
+SELECT fluent._delegable('remove_team_member', 'manage_users',
+    'Removes a user from a team');
+SELECT fluent._delegable('set_override', 'assign_roles',
+    'Gives one user a scope on one action that replaces what their roles give (wider or narrower; none denies), until an optional expiry');
+SELECT fluent._delegable('clear_override', 'assign_roles',
+    'Removes a user''s override: their roles decide again');
+SELECT fluent._delegable('mark_reviewed', 'assign_roles',
+    'Records an access review of a user''s grant of a role (all their grants in the workspace when role is NULL)');
+SELECT fluent._delegable('set_assignable', 'manage_roles',
+    'Delegated administration: lets holders of the role grant, revoke, clone, reset and drop the assignable role (fluent.assignable_roles); the first one turns the rule on in the workspace');
+SELECT fluent._delegable('clear_assignable', 'manage_roles',
+    'Stops holders of the role assigning the assignable role');
+SELECT fluent._delegable('invite_user', 'manage_users',
+    'Creates an invited user (granted nothing and unable to act until they accept), or renews the invitation of one; returns when the invitation expires (NULL: never)');
+SELECT fluent._delegable('accept_invitation', 'manage_users',
+    'Makes an invited user with an open invitation active; for the application''s authenticator (before it chooses the acting user), DBAs and delegated administrators holding manage_users',
+    authenticator => true);
+SELECT fluent._delegable('reset_role', 'manage_roles',
+    'Restores a template role''s (or its clone''s) permissions to the template''s defaults');
+SELECT fluent._delegable('clone_role', 'manage_roles',
+    'Creates a role with the permissions and flags of another');
+DROP FUNCTION fluent._delegable(text, fluent.admin_right, text, boolean);
+DO $$
+DECLARE
+    f regprocedure;
+BEGIN
+    FOR f IN SELECT p.oid::regprocedure FROM pg_proc p
+              WHERE p.pronamespace = 'fluent'::regnamespace
+                AND (p.proname = '_authorize_acceptance'
+                     OR EXISTS (SELECT 1 FROM pg_proc d
+                                 WHERE d.pronamespace = 'fluent'::regnamespace AND d.proname = '_do' || p.proname))
+    LOOP
+        EXECUTE format('REVOKE ALL ON FUNCTION %s FROM PUBLIC', f);
+        EXECUTE format('GRANT EXECUTE ON FUNCTION %s TO fluent_owner', f);
+    END LOOP;
+END
+$$;
+REVOKE EXECUTE ON FUNCTION @extschema@.fluent_invite_user(text, text, text, interval), @extschema@.fluent_accept_invitation(text)
+    FROM fluent_admin;
