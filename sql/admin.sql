@@ -238,8 +238,8 @@ BEGIN
         RETURN NULL;
     END IF;
     IF acting IS NULL THEN
-        RAISE EXCEPTION 'permission denied to administer fluent' USING ERRCODE = 'insufficient_privilege',
-            HINT = format('Administration needs a superuser, a member of fluent_admin, or an acting end user who holds the right %s (fluent.admin_rights).', p_right);
+        PERFORM fluent._raise('not_admin', '{}',
+            format('Administration needs a superuser, a member of fluent_admin, or an acting end user who holds the right %s (fluent.admin_rights).', p_right));
     END IF;
     IF NOT fluent._holds_right(acting, p_right::text) THEN
         RAISE EXCEPTION 'fluent user "%" lacks the administrative right %', acting, p_right

@@ -5583,3 +5583,437 @@ END
 $$;
 REVOKE EXECUTE ON FUNCTION @extschema@.fluent_invite_user(text, text, text, interval), @extschema@.fluent_accept_invitation(text)
     FROM fluent_admin;
+
+-- Issue 20: the errors SQL shares with Rust come from src/error.rs's table
+-- only: fluent._raise takes a hint for the caller's case, and raises
+-- not_admin; fluent._authorize and fluent._check_assignment raise theirs
+-- through it (the same messages, SQLSTATEs and hints).
+DROP FUNCTION fluent._raise(text, text[]);
+-- src/error.rs
+CREATE  FUNCTION fluent."_raise"(
+	"error" TEXT, /* & str */
+	"args" TEXT[], /* Vec < Option < String > > */
+	"hint" TEXT DEFAULT NULL /* Option < & str > */
+) RETURNS void
+VOLATILE PARALLEL SAFE
+LANGUAGE c /* Rust */
+AS 'fluent-0.2.0', '_raise_wrapper';
+REVOKE ALL ON FUNCTION fluent._raise(text, text[], text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION fluent._raise(text, text[], text) TO fluent_admin;
+GRANT EXECUTE ON FUNCTION fluent._raise(text, text[], text) TO fluent_owner;
+
+-- Authorizes the caller of a delegable function for `p_right`: NULL for a
+-- DBA, else the acting end user they act for.
+CREATE OR REPLACE FUNCTION fluent._authorize(ticket bigint, p_right fluent.admin_right) RETURNS text
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    caller oid := fluent._take_caller(ticket);
+    acting text := fluent._acting_user();
+BEGIN
+    IF fluent._is_dba(caller) THEN
+        RETURN NULL;
+    END IF;
+    IF acting IS NULL THEN
+        PERFORM fluent._raise('not_admin', '{}',
+            format('Administration needs a superuser, a member of fluent_admin, or an acting end user who holds the right %s (fluent.admin_rights).', p_right));
+    END IF;
+    IF NOT fluent._holds_right(acting, p_right::text) THEN
+        RAISE EXCEPTION 'fluent user "%" lacks the administrative right %', acting, p_right
+            USING ERRCODE = 'insufficient_privilege',
+                  HINT = coalesce(
+                      (SELECT format('The right %s comes with scope all on %s in workspace "%s".', p_right,
+                                     string_agg(m.name || '.' || a.name, ' or ' ORDER BY m.name, a.name),
+                                     fluent._workspace_name())
+                         FROM fluent.admin_rights ar
+                         JOIN fluent.actions a ON a.action_id = ar.action_id
+                         JOIN fluent.modules m ON m.module_id = a.module_id
+                        WHERE ar.workspace_id = fluent._workspace_id() AND ar.admin_right = p_right),
+                      format('No permission gives the right %s in this workspace; a DBA sets one with fluent_set_admin_right().', p_right));
+    END IF;
+    RETURN acting;
+END $$;
+
+-- Refuses an assignment that may not be written: it must name a user or a
+-- team (not both) that fluent knows in the current workspace, and an item
+-- role of the module there; an item role with a condition is held by users
+-- who meet it, never through a team (whose members change). Called by the
+-- assignment tables' trigger (src/items.rs) as the catalog owner, after row
+-- security let the write through, so that it tells the writer nothing
+-- about rows or users she could not write; nobody else may execute it.
+CREATE OR REPLACE FUNCTION fluent._check_assignment(module text, item_role text, user_key text, team text, tbl regclass)
+RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    ws int := fluent._workspace_id();
+    r fluent.item_roles;
+    required text;
+    held boolean;
+BEGIN
+    IF item_role IS NULL OR (user_key IS NULL) = (team IS NULL) THEN
+        RAISE EXCEPTION 'an assignment to "%" must name an item role and either a user or a team', tbl
+            USING ERRCODE = 'not_null_violation', HINT = 'Fill the role column and one of the user and team columns.';
+    END IF;
+    IF user_key IS NOT NULL AND NOT EXISTS (SELECT 1 FROM fluent.users u WHERE u.user_key = _check_assignment.user_key) THEN
+        PERFORM fluent._raise('unknown_user', ARRAY[user_key],
+                              'Create the user (fluent_create_user, or fluent_invite_user) before assigning them.');
+    END IF;
+    IF team IS NOT NULL AND NOT EXISTS (SELECT 1 FROM fluent.teams t WHERE t.workspace_id = ws AND t.name = team) THEN
+        PERFORM fluent._raise('not_in_workspace', ARRAY['team', team, fluent._workspace_name()],
+                              'Create the team (fluent_create_team) before assigning it.');
+    END IF;
+    SELECT x.* INTO r FROM fluent.item_roles x JOIN fluent.modules m ON m.module_id = x.module_id
+     WHERE m.workspace_id = ws AND m.name = module AND x.name = item_role;
+    IF NOT FOUND THEN
+        PERFORM fluent._item_role_id(module, item_role);   -- raises 42704, naming the module's item roles
+    END IF;
+    IF r.required_role_id IS NULL AND r.required_action_id IS NULL THEN
+        RETURN;
+    END IF;
+    IF r.required_role_id IS NOT NULL THEN
+        required := format('the role "%s"', (SELECT x.name FROM fluent.roles x WHERE x.role_id = r.required_role_id));
+        held := EXISTS (SELECT 1 FROM fluent.grants g JOIN fluent.users u ON u.user_id = g.user_id
+                         WHERE u.user_key = _check_assignment.user_key AND g.role_id = r.required_role_id
+                           AND fluent._in_force(g.valid_until));
+    ELSE
+        SELECT format('the permission %s.%s', m.name, a.name), fluent._scope_of(user_key, m.name, a.name) <> 'none'
+          INTO required, held
+          FROM fluent.actions a JOIN fluent.modules m ON m.module_id = a.module_id
+         WHERE a.action_id = r.required_action_id;
+    END IF;
+    IF team IS NOT NULL THEN
+        RAISE EXCEPTION 'item role "%" cannot be given to team "%": it requires %', item_role, team, required
+            USING ERRCODE = 'check_violation', HINT = 'Assign it to users who hold what it requires, one by one.';
+    END IF;
+    IF NOT coalesce(held, false) THEN
+        RAISE EXCEPTION 'fluent user "%" cannot be assigned item role "%": it requires %', user_key, item_role, required
+            USING ERRCODE = 'check_violation', HINT = format('Give "%s" %s first.', user_key, required);
+    END IF;
+END $$;
+
+-- Issue 20: the single-column primary key of a table, looked up once
+-- (fluent._primary_key_column) for fluent_protect and fluent._row_lookup.
+-- The column of tbl's single-column primary key (NULL: none), which finds a
+-- row where no row_column names another: what membership rows point at
+-- (fluent_protect) and what fluent_who_can looks the row up by
+-- (fluent._row_lookup).
+CREATE FUNCTION fluent._primary_key_column(tbl regclass) RETURNS name
+LANGUAGE sql STABLE
+BEGIN ATOMIC
+    SELECT a.attname
+      FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]
+     WHERE i.indrelid = tbl AND i.indisprimary AND i.indnatts = 1;
+END;
+REVOKE ALL ON FUNCTION fluent._primary_key_column(regclass) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION fluent._primary_key_column(regclass) TO fluent_admin;
+GRANT EXECUTE ON FUNCTION fluent._primary_key_column(regclass) TO fluent_owner;
+
+CREATE OR REPLACE FUNCTION @extschema@.fluent_protect(
+    tbl regclass,
+    module text,
+    owner_column name DEFAULT NULL,
+    membership_table regclass DEFAULT NULL,
+    membership_row_column name DEFAULT NULL,
+    membership_user_column name DEFAULT NULL,
+    row_column name DEFAULT NULL,
+    workspace_column name DEFAULT NULL,
+    select_action text DEFAULT 'read',
+    insert_action text DEFAULT 'write',
+    update_action text DEFAULT 'write',
+    delete_action text DEFAULT 'delete',
+    membership_role_column name DEFAULT NULL,
+    membership_team_column name DEFAULT NULL,
+    parent_table regclass DEFAULT NULL,
+    parent_column name DEFAULT NULL
+) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    p fluent.protected_tables;
+    parent fluent.protected_tables;
+    kind "char";
+    was_enabled boolean;
+    was_forced boolean;
+    owner_kind text;
+    member_was_enabled boolean;
+    member_was_forced boolean;
+    missing text[];
+    related regclass;
+    child regclass;
+BEGIN
+    PERFORM fluent._require_admin();
+    PERFORM fluent._not_null(tbl, 'table');
+    PERFORM fluent._module_id(module);
+
+    SELECT c.relkind, c.relrowsecurity, c.relforcerowsecurity INTO kind, was_enabled, was_forced
+      FROM pg_class c WHERE c.oid = tbl;
+    IF kind NOT IN ('r', 'p') THEN
+        RAISE EXCEPTION '"%" is not a table', tbl USING ERRCODE = 'wrong_object_type';
+    END IF;
+    IF EXISTS (SELECT 1 FROM fluent.protected_tables x WHERE x.table_name = tbl) THEN
+        RAISE EXCEPTION 'table "%" is already protected by fluent', tbl
+            USING ERRCODE = 'duplicate_object', HINT = 'Call fluent_unprotect() first to change how it is protected.';
+    END IF;
+    related := fluent._protected_root(tbl);
+    IF related IS NOT NULL THEN
+        RAISE EXCEPTION 'table "%" is already protected by fluent through "%", which it inherits from', tbl, related
+            USING ERRCODE = 'duplicate_object',
+                  HINT = 'Partitions and inheritance children share the protection of their parent.';
+    END IF;
+    SELECT x.table_name INTO related FROM fluent.protected_tables x WHERE x.table_name IN (SELECT fluent._descendants(tbl));
+    IF related IS NOT NULL THEN
+        RAISE EXCEPTION 'table "%" has a partition or child, "%", that fluent protects on its own', tbl, related
+            USING ERRCODE = 'object_in_use', HINT = 'Unprotect it first: fluent protects a table with all its partitions and children.';
+    END IF;
+    IF owner_column IS NULL AND membership_table IS NULL AND parent_table IS NULL THEN
+        RAISE EXCEPTION 'fluent_protect needs an owner column, a membership table or a parent table'
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF (membership_role_column IS NOT NULL OR membership_team_column IS NOT NULL) AND membership_table IS NULL
+       OR membership_team_column IS NOT NULL AND membership_role_column IS NULL THEN
+        RAISE EXCEPTION 'a team or role column takes an assignment table'
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'Name the membership table, and its role column (membership_role_column) with the team column.';
+    END IF;
+    IF parent_table IS NOT NULL THEN
+        -- A child table's rows are reached through their parent's item
+        -- roles: one level, the parent's own assignments.
+        SELECT x.* INTO parent FROM fluent.protected_tables x WHERE x.table_name = fluent_protect.parent_table;
+        IF parent.membership_role_column IS NULL THEN
+            RAISE EXCEPTION 'table "%" is not protected with item roles', parent_table
+                USING ERRCODE = 'invalid_parameter_value',
+                      HINT = 'Protect the parent first, with an assignment table (membership_role_column).';
+        END IF;
+        IF parent_table = tbl OR membership_table IS NOT NULL OR parent_column IS NULL THEN
+            RAISE EXCEPTION 'a child table names another parent table and its parent_column, and has no membership table'
+                USING ERRCODE = 'invalid_parameter_value';
+        END IF;
+        -- Its rows are then kept to the workspace as its parent's are: an
+        -- assignment gives nothing in another workspace.
+        IF parent.workspace_column IS NOT NULL AND workspace_column IS NULL THEN
+            RAISE EXCEPTION 'table "%" needs a workspace column, as its parent "%" has one', tbl, parent_table
+                USING ERRCODE = 'invalid_parameter_value', HINT = 'Name it with workspace_column.';
+        END IF;
+        IF (SELECT atttypid FROM pg_attribute WHERE attrelid = tbl AND attname = parent_column AND NOT attisdropped)
+           IS DISTINCT FROM
+           (SELECT atttypid FROM pg_attribute WHERE attrelid = parent.membership_table
+                                                AND attname = parent.membership_row_column AND NOT attisdropped) THEN
+            RAISE EXCEPTION 'column "%" of "%" must exist and have the type of "%"''s items (column "%" of "%")',
+                parent_column, tbl, parent_table, parent.membership_row_column, parent.membership_table
+                USING ERRCODE = 'datatype_mismatch';
+        END IF;
+    ELSIF parent_column IS NOT NULL THEN
+        RAISE EXCEPTION 'parent_column takes a parent table' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    -- Policies fluent created for a protection whose record is gone (a
+    -- schema-only restore) are replaced.
+    IF fluent._has_orphaned_policies(tbl) THEN
+        RAISE NOTICE 'replacing the policies fluent created on "%" earlier, which fluent.protected_tables does not record', tbl;
+        PERFORM fluent._remove_policies(tbl, NULL);
+        SELECT c.relrowsecurity, c.relforcerowsecurity INTO was_enabled, was_forced FROM pg_class c WHERE c.oid = tbl;
+    END IF;
+    FOR related IN SELECT tbl UNION ALL SELECT fluent._descendants(tbl)
+                   UNION ALL SELECT membership_table WHERE membership_table IS NOT NULL
+                   UNION ALL SELECT fluent._descendants(membership_table) WHERE membership_table IS NOT NULL LOOP
+        IF EXISTS (SELECT 1 FROM pg_policy WHERE polrelid = related AND polpermissive) THEN
+            RAISE EXCEPTION 'table "%" already has permissive row-level security policies', related
+                USING ERRCODE = 'object_in_use',
+                      HINT = 'Permissive policies are OR-ed with fluent''s and would widen access: drop them or make them AS RESTRICTIVE.';
+        END IF;
+    END LOOP;
+
+    IF owner_column IS NOT NULL THEN
+        owner_kind := fluent._key_kind(tbl, owner_column, 'owner column');
+    END IF;
+    IF membership_table IS NOT NULL THEN
+        IF membership_row_column IS NULL OR membership_user_column IS NULL THEN
+            RAISE EXCEPTION 'a membership table needs membership_row_column and membership_user_column'
+                USING ERRCODE = 'invalid_parameter_value';
+        END IF;
+        IF membership_table = tbl THEN
+            RAISE EXCEPTION 'table "%" cannot be its own membership table', tbl USING ERRCODE = 'invalid_parameter_value';
+        END IF;
+        IF EXISTS (SELECT 1 FROM fluent.protected_tables x WHERE x.membership_table = fluent_protect.membership_table) THEN
+            RAISE EXCEPTION 'table "%" is already the membership table of another protected table', membership_table
+                USING ERRCODE = 'object_in_use', HINT = 'Give each protected table a membership table of its own.';
+        END IF;
+        IF row_column IS NULL THEN
+            -- The membership rows point at the table's single-column primary key.
+            row_column := fluent._primary_key_column(tbl);
+            IF row_column IS NULL THEN
+                RAISE EXCEPTION 'table "%" has no single-column primary key for membership rows to point at', tbl
+                    USING ERRCODE = 'invalid_parameter_value', HINT = 'Name the column with row_column.';
+            END IF;
+        END IF;
+        PERFORM fluent._key_kind(membership_table, membership_user_column, 'membership user column');
+        -- Item roles and teams are named by their names.
+        IF membership_role_column IS NOT NULL
+           AND fluent._key_kind(membership_table, membership_role_column, 'membership role column') <> 'text'
+           OR membership_team_column IS NOT NULL
+           AND fluent._key_kind(membership_table, membership_team_column, 'membership team column') <> 'text' THEN
+            RAISE EXCEPTION 'the role and team columns of "%" must be of type text or varchar', membership_table
+                USING ERRCODE = 'datatype_mismatch', HINT = 'They hold item role and team names.';
+        END IF;
+        IF membership_team_column IS NOT NULL
+           AND NOT EXISTS (SELECT 1 FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]
+                            WHERE i.indrelid = membership_table AND a.attname = membership_team_column) THEN
+            RAISE NOTICE 'no index on %(%): every query on "%" will scan it', membership_table, membership_team_column, tbl
+                USING HINT = format('CREATE INDEX ON %s (%I);', membership_table, membership_team_column);
+        END IF;
+        IF (SELECT atttypid FROM pg_attribute WHERE attrelid = tbl AND attname = row_column AND NOT attisdropped)
+           IS DISTINCT FROM
+           (SELECT atttypid FROM pg_attribute WHERE attrelid = membership_table AND attname = membership_row_column AND NOT attisdropped) THEN
+            RAISE EXCEPTION 'column "%" of "%" and column "%" of "%" must exist and have the same type',
+                row_column, tbl, membership_row_column, membership_table USING ERRCODE = 'datatype_mismatch';
+        END IF;
+        IF NOT EXISTS (SELECT 1 FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]
+                        WHERE i.indrelid = membership_table AND a.attname = membership_user_column) THEN
+            RAISE NOTICE 'no index on %(%): every query on "%" will scan it', membership_table, membership_user_column, tbl
+                USING HINT = format('CREATE INDEX ON %s (%I);', membership_table, membership_user_column);
+        END IF;
+        SELECT c.relrowsecurity, c.relforcerowsecurity INTO member_was_enabled, member_was_forced
+          FROM pg_class c WHERE c.oid = membership_table;
+    END IF;
+    -- Item roles name their items by key: the key must be the items', and
+    -- an assignment must go with its item (sql/items.sql). A row moved to
+    -- another partition is deleted and inserted again, out of reach of the
+    -- checks of its update, and a unique key or a foreign key does not span
+    -- inheritance children: item tables and child tables stand alone, and
+    -- an assignment table's children are its partitions.
+    IF (membership_role_column IS NOT NULL OR parent_table IS NOT NULL)
+       AND (kind = 'p' OR EXISTS (SELECT 1 FROM fluent._descendants(tbl))) THEN
+        RAISE EXCEPTION 'table "%" has partitions or inheritance children, which item roles do not support', tbl
+            USING ERRCODE = 'feature_not_supported',
+                  HINT = 'Protect a table without partitions or children with item roles, or without item roles.';
+    END IF;
+    IF membership_role_column IS NOT NULL
+       AND EXISTS (SELECT 1 FROM fluent._descendants(membership_table) d JOIN pg_class c ON c.oid = d
+                    WHERE NOT c.relispartition OR c.relkind NOT IN ('r', 'p')) THEN
+        RAISE EXCEPTION 'assignment table "%" has inheritance children, which its foreign key does not cover', membership_table
+            USING ERRCODE = 'feature_not_supported', HINT = 'Partition it instead: partitions share its foreign key.';
+    END IF;
+    IF membership_role_column IS NOT NULL
+       AND fluent._key_kind(membership_table, membership_user_column, 'membership user column') <> 'text' THEN
+        RAISE EXCEPTION 'the user column of assignment table "%" must be of type text or varchar', membership_table
+            USING ERRCODE = 'datatype_mismatch', HINT = 'Assignments name users by their user keys.';
+    END IF;
+    IF membership_role_column IS NOT NULL
+       AND NOT fluent._has_item_foreign_key(membership_table, membership_row_column, tbl, row_column, true) THEN
+        RAISE EXCEPTION 'assignment table "%" needs a foreign key to "%" that cascades deletes and moves no row to another item on update',
+            membership_table, tbl
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = format('ALTER TABLE %s ADD FOREIGN KEY (%I) REFERENCES %s (%I) ON DELETE CASCADE;',
+                                membership_table, membership_row_column, tbl, row_column);
+    END IF;
+    IF parent_table IS NOT NULL
+       AND NOT fluent._has_item_foreign_key(tbl, parent_column, parent_table, parent.row_column, false) THEN
+        RAISE EXCEPTION 'child table "%" needs a foreign key to its parent "%"', tbl, parent_table
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = format('ALTER TABLE %s ADD FOREIGN KEY (%I) REFERENCES %s (%I);', tbl, parent_column, parent_table, parent.row_column);
+    END IF;
+    -- The catalog row, by column name.
+    p := jsonb_populate_record(NULL::fluent.protected_tables, jsonb_build_object(
+        'table_name', tbl, 'module', module, 'owner_column', owner_column, 'owner_type', owner_kind,
+        'membership_table', membership_table, 'membership_row_column', membership_row_column,
+        'membership_user_column', membership_user_column, 'row_column', row_column, 'workspace_column', workspace_column,
+        'select_action', fluent._name(select_action, 'action'), 'insert_action', fluent._name(insert_action, 'action'),
+        'update_action', fluent._name(update_action, 'action'), 'delete_action', fluent._name(delete_action, 'action'),
+        'rls_was_enabled', was_enabled, 'rls_was_forced', was_forced,
+        'membership_rls_was_enabled', member_was_enabled, 'membership_rls_was_forced', member_was_forced,
+        'membership_role_column', membership_role_column, 'membership_team_column', membership_team_column,
+        'parent_table', parent_table, 'parent_column', parent_column));
+
+    SELECT array_agg(DISTINCT a) INTO missing
+      FROM unnest(ARRAY[p.select_action, p.insert_action, p.update_action, p.delete_action]) a
+     WHERE NOT EXISTS (SELECT 1 FROM fluent.actions x WHERE x.module_id = fluent._module_id(module) AND x.name = a);
+    IF missing IS NOT NULL THEN
+        RAISE WARNING 'fluent module "%" has no action %: those commands on "%" will be denied to everyone',
+            module, array_to_string(missing, ', '), tbl;
+    END IF;
+
+    PERFORM fluent._install_policies(tbl, p, false);
+    PERFORM fluent._install_item_triggers(tbl, p, false);
+    FOR child IN SELECT fluent._descendants(tbl) LOOP
+        PERFORM fluent._install_policies(child, p, false);
+        PERFORM fluent._install_item_triggers(child, p, false);
+    END LOOP;
+    IF membership_table IS NOT NULL THEN
+        -- Its partitions and children too: the table's policies read them
+        -- (through the membership table), so writing one directly must be
+        -- kept within reach as well.
+        FOR child IN SELECT membership_table UNION ALL SELECT fluent._descendants(membership_table) LOOP
+            PERFORM fluent._install_policies(child, p, true);
+            PERFORM fluent._install_item_triggers(child, p, true);
+        END LOOP;
+    END IF;
+    -- What was created, as fluent_protection_problems() will compare it.
+    p := jsonb_populate_record(p, jsonb_build_object(
+        'policies', fluent._policies_of(tbl),
+        'membership_policies', CASE WHEN membership_table IS NOT NULL THEN fluent._policies_of(membership_table) END));
+    INSERT INTO fluent.protected_tables SELECT p.*;
+END $$;
+
+-- Where fluent_who_can() finds the row it is asked about, from the catalog
+-- alone: the module; the column that identifies the row (the membership row
+-- column, else the single-column primary key); the owner, workspace and
+-- membership columns; and the tables to read: the table with its
+-- partitions and children, and the membership table with its own. The row
+-- itself is read by src/rows.rs without running the table owner's code, so
+-- each of these must still be a table (a PostgreSQL 15 table owner can turn
+-- an empty table into a view, whose functions would run for the caller).
+CREATE OR REPLACE FUNCTION fluent._row_lookup(tbl regclass)
+RETURNS TABLE (module text, key_column name, owner_column name, workspace_column name,
+               membership_row_column name, membership_user_column name, relations regclass[], membership_relations regclass[],
+               item_module text, item_column name, assignment_row_column name, assignment_user_column name,
+               assignment_team_column name, assignment_role_column name, assignment_relations regclass[])
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    p fluent.protected_tables;
+    assigned fluent.protected_tables;
+    odd regclass;
+BEGIN
+    PERFORM fluent._not_null(tbl, 'table');
+    SELECT x.* INTO p FROM fluent.protected_tables x WHERE x.table_name = fluent._protected_root(tbl);
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'table "%" is not protected by fluent', tbl
+            USING ERRCODE = 'undefined_object', HINT = 'fluent_who_can answers for tables protected with fluent_protect().';
+    END IF;
+    key_column := coalesce(p.row_column, fluent._primary_key_column(tbl));
+    IF key_column IS NULL THEN
+        RAISE EXCEPTION 'table "%" has no single-column primary key to find the row by', tbl
+            USING ERRCODE = 'invalid_parameter_value', HINT = 'Protect it with row_column naming the key column.';
+    END IF;
+    relations := ARRAY(SELECT tbl UNION ALL SELECT fluent._descendants(tbl));
+    IF p.membership_table IS NOT NULL AND p.membership_role_column IS NULL THEN
+        membership_relations := ARRAY(SELECT p.membership_table UNION ALL SELECT fluent._descendants(p.membership_table));
+    END IF;
+    -- Item roles: the table's own assignments, or its parent's.
+    assigned := p;
+    item_column := p.row_column;
+    IF p.parent_table IS NOT NULL THEN
+        SELECT x.* INTO assigned FROM fluent.protected_tables x WHERE x.table_name = p.parent_table;
+        item_column := p.parent_column;
+    END IF;
+    IF assigned.membership_role_column IS NOT NULL THEN
+        item_module := assigned.module;
+        assignment_row_column := assigned.membership_row_column;
+        assignment_user_column := assigned.membership_user_column;
+        assignment_team_column := assigned.membership_team_column;
+        assignment_role_column := assigned.membership_role_column;
+        assignment_relations := ARRAY(SELECT assigned.membership_table UNION ALL SELECT fluent._descendants(assigned.membership_table));
+    ELSE
+        item_column := NULL;
+    END IF;
+    SELECT r INTO odd FROM unnest(relations || membership_relations || assignment_relations) r JOIN pg_class c ON c.oid = r
+     WHERE c.relkind NOT IN ('r', 'p') LIMIT 1;
+    IF odd IS NOT NULL THEN
+        RAISE EXCEPTION 'fluent_who_can cannot read "%": it is no longer a table', odd
+            USING ERRCODE = 'wrong_object_type', HINT = 'fluent.protection_status shows what changed.';
+    END IF;
+    module := p.module;
+    owner_column := p.owner_column;
+    workspace_column := p.workspace_column;
+    IF p.membership_role_column IS NULL THEN
+        membership_row_column := p.membership_row_column;
+        membership_user_column := p.membership_user_column;
+    END IF;
+    RETURN NEXT;
+END $$;

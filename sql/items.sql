@@ -101,12 +101,12 @@ BEGIN
             USING ERRCODE = 'not_null_violation', HINT = 'Fill the role column and one of the user and team columns.';
     END IF;
     IF user_key IS NOT NULL AND NOT EXISTS (SELECT 1 FROM fluent.users u WHERE u.user_key = _check_assignment.user_key) THEN
-        RAISE EXCEPTION 'fluent user "%" does not exist', user_key
-            USING ERRCODE = 'undefined_object', HINT = 'Create the user (fluent_create_user, or fluent_invite_user) before assigning them.';
+        PERFORM fluent._raise('unknown_user', ARRAY[user_key],
+                              'Create the user (fluent_create_user, or fluent_invite_user) before assigning them.');
     END IF;
     IF team IS NOT NULL AND NOT EXISTS (SELECT 1 FROM fluent.teams t WHERE t.workspace_id = ws AND t.name = team) THEN
-        RAISE EXCEPTION 'fluent team "%" does not exist in workspace "%"', team, fluent._workspace_name()
-            USING ERRCODE = 'undefined_object', HINT = 'Create the team (fluent_create_team) before assigning it.';
+        PERFORM fluent._raise('not_in_workspace', ARRAY['team', team, fluent._workspace_name()],
+                              'Create the team (fluent_create_team) before assigning it.');
     END IF;
     SELECT x.* INTO r FROM fluent.item_roles x JOIN fluent.modules m ON m.module_id = x.module_id
      WHERE m.workspace_id = ws AND m.name = module AND x.name = item_role;

@@ -410,6 +410,18 @@ BEGIN ATOMIC
        AND NOT EXISTS (SELECT 1 FROM fluent.protected_tables p WHERE p.table_name = tbl);
 END;
 
+-- The column of tbl's single-column primary key (NULL: none), which finds a
+-- row where no row_column names another: what membership rows point at
+-- (fluent_protect) and what fluent_who_can looks the row up by
+-- (fluent._row_lookup).
+CREATE FUNCTION fluent._primary_key_column(tbl regclass) RETURNS name
+LANGUAGE sql STABLE
+BEGIN ATOMIC
+    SELECT a.attname
+      FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]
+     WHERE i.indrelid = tbl AND i.indisprimary AND i.indnatts = 1;
+END;
+
 CREATE FUNCTION @extschema@.fluent_protect(
     tbl regclass,
     module text,
@@ -540,9 +552,7 @@ BEGIN
         END IF;
         IF row_column IS NULL THEN
             -- The membership rows point at the table's single-column primary key.
-            SELECT a.attname INTO row_column
-              FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]
-             WHERE i.indrelid = tbl AND i.indisprimary AND i.indnatts = 1;
+            row_column := fluent._primary_key_column(tbl);
             IF row_column IS NULL THEN
                 RAISE EXCEPTION 'table "%" has no single-column primary key for membership rows to point at', tbl
                     USING ERRCODE = 'invalid_parameter_value', HINT = 'Name the column with row_column.';
@@ -1018,12 +1028,7 @@ BEGIN
         RAISE EXCEPTION 'table "%" is not protected by fluent', tbl
             USING ERRCODE = 'undefined_object', HINT = 'fluent_who_can answers for tables protected with fluent_protect().';
     END IF;
-    key_column := p.row_column;
-    IF key_column IS NULL THEN
-        SELECT a.attname INTO key_column
-          FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]
-         WHERE i.indrelid = tbl AND i.indisprimary AND i.indnatts = 1;
-    END IF;
+    key_column := coalesce(p.row_column, fluent._primary_key_column(tbl));
     IF key_column IS NULL THEN
         RAISE EXCEPTION 'table "%" has no single-column primary key to find the row by', tbl
             USING ERRCODE = 'invalid_parameter_value', HINT = 'Protect it with row_column naming the key column.';

@@ -303,6 +303,15 @@ impl FluentError {
         unreachable!("ERROR does not return")
     }
 
+    /// `report`, with a hint for the caller's case instead of the table's.
+    #[track_caller]
+    pub fn report_with_hint(self, hint: &str) -> ! {
+        ErrorReport::new(self.sqlstate(), self.message(), "fluent")
+            .set_hint(hint)
+            .report(PgLogLevel::ERROR);
+        unreachable!("ERROR does not return")
+    }
+
     /// Sends the message as a WARNING; the statement goes on.
     #[track_caller]
     pub fn warn(self) {
@@ -343,11 +352,12 @@ mod fluent {
     /// name, with its arguments: `unknown_user` (user), `unknown_workspace`
     /// (workspace), `not_in_workspace` (module|role|team, name, workspace),
     /// `unknown_action` (module, action, known actions), `null_argument`
-    /// (argument).
+    /// (argument), `not_admin` (none). `hint`, where given, replaces the
+    /// table's hint with one for the caller's case.
     #[pgrx::pg_extern(volatile, parallel_safe)]
-    fn _raise(error: &str, args: Vec<Option<String>>) {
+    fn _raise(error: &str, args: Vec<Option<String>>, hint: pgrx::default!(Option<&str>, "NULL")) {
         let arg = |i: usize| args.get(i).cloned().flatten().unwrap_or_default();
-        match error {
+        let error = match error {
             "unknown_user" => FluentError::UnknownUser { user: arg(0) },
             "unknown_workspace" => FluentError::UnknownWorkspace { workspace: arg(0) },
             "not_in_workspace" => FluentError::NotInWorkspace {
@@ -368,8 +378,12 @@ mod fluent {
                 argument: arg(0).into(),
                 hint: "",
             },
+            "not_admin" => FluentError::NotAdmin,
             other => pgrx::error!("fluent._raise: unknown error {other:?}"),
+        };
+        match hint {
+            Some(hint) => error.report_with_hint(hint),
+            None => error.report(),
         }
-        .report()
     }
 }
