@@ -4607,21 +4607,52 @@ BEGIN
     RETURN NULL;
 END $$;
 
+-- Issue 20: every change drops only what it changes. Modules, actions,
+-- requirements, administrative rights and item roles log their workspace's
+-- model (loaded again, its role sets resolved again, its users kept).
+ALTER TABLE fluent.changes DROP CONSTRAINT changes_kind_check;
+ALTER TABLE fluent.changes ADD CONSTRAINT changes_kind_check
+    CHECK (kind IN ('user', 'role', 'workspace', 'teams', 'model'));
+COMMENT ON TABLE fluent.changes IS
+    'Which cached users (id = user_id), compiled roles (id = role_id), workspace models (kind model), workspaces and team sets each catalog write can affect; NULL workspace_id: every workspace';
+
 DO $$
 DECLARE
+    t text;
+    kind text;
     op text;
 BEGIN
-    FOREACH op IN ARRAY ARRAY['INSERT', 'UPDATE', 'DELETE'] LOOP
-        EXECUTE format('DROP TRIGGER log_changes_%s ON fluent.roles', lower(op));
-        EXECUTE format('CREATE TRIGGER log_changes_%s AFTER %s ON fluent.roles REFERENCING %s
-                        FOR EACH STATEMENT EXECUTE FUNCTION fluent._log_changes(%L)',
-                       lower(op), op,
-                       CASE op WHEN 'INSERT' THEN 'NEW TABLE AS new_rows'
-                               WHEN 'UPDATE' THEN 'OLD TABLE AS old_rows NEW TABLE AS new_rows'
-                               ELSE 'OLD TABLE AS old_rows' END, 'role');
+    FOR t, kind IN VALUES ('roles', 'role'), ('modules', 'model'), ('actions', 'model'),
+                          ('requirements', 'model'), ('admin_rights', 'model'), ('item_roles', 'model'),
+                          ('item_role_actions', 'model')
+    LOOP
+        FOREACH op IN ARRAY ARRAY['INSERT', 'UPDATE', 'DELETE'] LOOP
+            EXECUTE format('DROP TRIGGER log_changes_%s ON fluent.%I', lower(op), t);
+            EXECUTE format('CREATE TRIGGER log_changes_%s AFTER %s ON fluent.%I REFERENCING %s
+                            FOR EACH STATEMENT EXECUTE FUNCTION fluent._log_changes(%L)',
+                           lower(op), op, t,
+                           CASE op WHEN 'INSERT' THEN 'NEW TABLE AS new_rows'
+                                   WHEN 'UPDATE' THEN 'OLD TABLE AS old_rows NEW TABLE AS new_rows'
+                                   ELSE 'OLD TABLE AS old_rows' END, kind);
+        END LOOP;
+        EXECUTE format('DROP TRIGGER log_changes_truncate ON fluent.%I', t);
+        EXECUTE format('CREATE TRIGGER log_changes_truncate AFTER TRUNCATE ON fluent.%I
+                        FOR EACH STATEMENT EXECUTE FUNCTION fluent._log_changes(%L)', t, kind);
     END LOOP;
-    DROP TRIGGER log_changes_truncate ON fluent.roles;
-    CREATE TRIGGER log_changes_truncate AFTER TRUNCATE ON fluent.roles
-        FOR EACH STATEMENT EXECUTE FUNCTION fluent._log_changes('role');
 END
 $$;
+
+-- Issue 20: this backend's cache, counted (how precisely changes are
+-- invalidated shows in how few loads follow them).
+CREATE FUNCTION fluent."cache_statistics"() RETURNS TABLE (
+	"cached_users" bigint,  /* i64 */
+	"user_loads" bigint,  /* i64 */
+	"model_loads" bigint  /* i64 */
+)
+STRICT VOLATILE PARALLEL RESTRICTED
+LANGUAGE c /* Rust */
+AS 'fluent-0.2.0', 'cache_statistics_wrapper';
+COMMENT ON FUNCTION fluent.cache_statistics() IS
+             'This backend''s permission cache: the users it holds, and how many users and workspace models it has loaded since it started (each load is one catalog query; a change loads again only what it changes)';
+REVOKE ALL ON FUNCTION fluent.cache_statistics() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION fluent.cache_statistics() TO fluent_admin;

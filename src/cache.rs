@@ -68,6 +68,11 @@ static FLUSH: AtomicBool = AtomicBool::new(false);
 /// OID of the sentinel relation, or 0 while unknown.
 static SENTINEL: AtomicU32 = AtomicU32::new(0);
 
+/// What this backend loaded since it started (`fluent.cache_statistics()`):
+/// users and workspace models, each by one catalog query.
+static USER_LOADS: AtomicU64 = AtomicU64::new(0);
+static MODEL_LOADS: AtomicU64 = AtomicU64::new(0);
+
 /// `fluent.cache_users`: how many users a backend keeps, over all workspaces.
 static MAX_USERS: GucSetting<i32> = GucSetting::<i32>::new(200_000);
 
@@ -121,7 +126,7 @@ unsafe extern "C-unwind" fn relcache_callback(_arg: pg_sys::Datum, relid: pg_sys
         if pg_sys::XactIsoLevel >= pg_sys::XACT_REPEATABLE_READ as i32 {
             INVALIDATED_IN_XACT.store(true, Ordering::Relaxed);
         }
-        crate::plans::drop_sql_function_plans();
+        crate::folds::drop_sql_function_plans();
     }
 }
 
@@ -138,9 +143,9 @@ pub fn transaction_ended(committed: bool) {
     if INVALIDATED_IN_XACT.swap(false, Ordering::Relaxed) {
         GENERATION.fetch_add(1, Ordering::Relaxed);
         // Plans made from those loads go with them (src/plans.rs).
-        crate::plans::invalidate_identity_plans();
+        crate::folds::invalidate_identity_plans();
     } else if expiring {
-        crate::plans::invalidate_identity_plans();
+        crate::folds::invalidate_identity_plans();
     }
 }
 
@@ -160,7 +165,7 @@ pub fn subtransaction_rolled_back() {
 fn flush() {
     FLUSH.store(true, Ordering::Relaxed);
     GENERATION.fetch_add(1, Ordering::Relaxed);
-    crate::plans::invalidate_identity_plans();
+    crate::folds::invalidate_identity_plans();
 }
 
 /// Why a user is granted nothing in a workspace, whatever they hold.
@@ -315,41 +320,97 @@ fn refresh_if_stale() {
     }
     // No borrow is held while SPI runs: loading may process invalidations.
     let log = loaders::load_changes(since.unwrap_or(u64::MAX));
-    let recompile = CACHE.with_borrow_mut(|c| {
-        let mut recompile = Vec::new();
+    let work = CACHE.with_borrow_mut(|c| {
+        let mut work = Reloads::default();
         let flush = FLUSH.swap(false, Ordering::Relaxed);
         if !flush && since.is_some_and(|since| log.pruned_below <= since) {
             for change in &log.changes {
-                c.apply(change, &mut recompile);
+                c.apply(change, &mut work);
             }
         } else {
             c.workspaces.clear();
         }
         c.generation = Some(current);
         c.since = Some(log.next_since);
-        recompile
+        work
     });
-    // Each workspace whose role permissions changed compiles its roles once,
-    // however many changes named them.
-    for name in recompile {
+    // Each workspace is loaded again once, however many changes named it:
+    // its whole model when modules, actions, requirements, administrative
+    // rights or item roles changed, else only its roles when permissions
+    // did. No borrow is held while SPI runs.
+    let roles_only = work.recompile.iter().filter(|n| !work.remodel.contains(n));
+    let reloads = work.remodel.iter().map(|n| (n, true));
+    for (name, whole) in reloads.chain(roles_only.map(|n| (n, false))) {
         let Some(model) =
-            CACHE.with_borrow(|c| Some(c.workspaces.get(&name)?.as_ref()?.model.clone()))
+            CACHE.with_borrow(|c| Some(c.workspaces.get(name)?.as_ref()?.model.clone()))
         else {
             continue;
         };
-        let model = Rc::new(loaders::reload_roles(&model));
-        CACHE.with_borrow_mut(|c| {
-            if let Some(Some(ws)) = c.workspaces.get_mut(&name) {
-                ws.model = model;
+        MODEL_LOADS.fetch_add(1, Ordering::Relaxed);
+        let model = if whole {
+            loaders::load_workspace(name).map(Rc::new)
+        } else {
+            Some(Rc::new(loaders::reload_roles(&model)))
+        };
+        CACHE.with_borrow_mut(|c| match model {
+            Some(model) => {
+                if let Some(Some(ws)) = c.workspaces.get_mut(name) {
+                    ws.take_model(model, whole);
+                }
+            }
+            None => {
+                c.workspaces.remove(name);
             }
         });
     }
 }
 
+/// The workspaces a look at the change log must load again.
+#[derive(Default)]
+struct Reloads {
+    /// Those whose roles' permissions changed.
+    recompile: Vec<String>,
+    /// Those whose modules, actions, requirements, administrative rights or
+    /// item roles changed.
+    remodel: Vec<String>,
+}
+
+impl WorkspaceEntry {
+    /// Takes a model loaded again. When more than roles changed (`whole`),
+    /// every role set still in use is resolved again on the new slots (a
+    /// module turned off, a requirement, a new action change what a role set
+    /// gives, not who holds what); users with overrides are loaded again, as
+    /// their own scopes are not kept apart from what they override.
+    fn take_model(&mut self, model: Rc<WorkspaceModel>, whole: bool) {
+        if whole {
+            for set in self.sets.iter_mut().flatten() {
+                set.scopes = role_set_scopes(&model, &set.roles);
+            }
+            self.users.retain(|_, u| u.own.is_none());
+        }
+        self.model = model;
+    }
+}
+
+/// The scopes a set of roles gives without overrides.
+fn role_set_scopes(model: &WorkspaceModel, roles: &[i32]) -> Box<[Scope]> {
+    let permissions: Vec<&RolePermissions> = roles
+        .iter()
+        .filter_map(|r| model.roles.get(r))
+        .map(|r| &r.permissions)
+        .collect();
+    effective_scopes(
+        &model.slots,
+        &permissions,
+        &RolePermissions::new(model.slots.len()),
+    )
+    .into()
+}
+
 impl Cache {
-    /// Drops what one logged change can affect; workspaces whose roles
-    /// must be compiled again are added to `recompile`.
-    fn apply(&mut self, change: &Change, recompile: &mut Vec<String>) {
+    /// Drops what one logged change can affect, and notes the workspaces
+    /// to load again.
+    fn apply(&mut self, change: &Change, work: &mut Reloads) {
         // A change names one workspace, or every one; a workspace cached as
         // missing may be the one just created.
         let matches = |ws: &Option<WorkspaceEntry>| {
@@ -358,7 +419,7 @@ impl Cache {
                     .as_ref()
                     .is_none_or(|ws| Some(ws.model.workspace_id) == change.workspace_id)
         };
-        if !matches!(change.kind.as_str(), "user" | "role" | "teams") {
+        if !matches!(change.kind.as_str(), "user" | "role" | "teams" | "model") {
             self.workspaces.retain(|_, w| !matches(w));
             return;
         }
@@ -382,8 +443,13 @@ impl Cache {
                         }
                     }
                     ws.set_of.retain(|roles, _| !roles.contains(&role));
-                    if !recompile.contains(name) {
-                        recompile.push(name.clone());
+                    if !work.recompile.contains(name) {
+                        work.recompile.push(name.clone());
+                    }
+                }
+                "model" => {
+                    if !work.remodel.contains(name) {
+                        work.remodel.push(name.clone());
                     }
                 }
                 _ => {
@@ -431,6 +497,7 @@ fn workspace_model(workspace: &str) -> Option<Rc<WorkspaceModel>> {
         return cached;
     }
     // No borrow is held while SPI runs: loading may process invalidations.
+    MODEL_LOADS.fetch_add(1, Ordering::Relaxed);
     let loaded = loaders::load_workspace(workspace).map(Rc::new);
     CACHE.with_borrow_mut(|c| {
         c.workspaces.insert(
@@ -500,6 +567,7 @@ fn slot_of(
 }
 
 fn load_user_entry(workspace: &str, model: &WorkspaceModel, user: &str) -> UserEntry {
+    USER_LOADS.fetch_add(1, Ordering::Relaxed);
     let barred = |barred, user_id| UserEntry {
         own: None,
         user_id,
@@ -536,7 +604,7 @@ fn load_user_entry(workspace: &str, model: &WorkspaceModel, user: &str) -> UserE
         let set = ws.sets.len() as u32;
         ws.sets.push(Some(RoleSet {
             roles: holdings.roles.clone().into(),
-            scopes: scopes_with(&RolePermissions::new(model.slots.len())),
+            scopes: role_set_scopes(model, &holdings.roles),
         }));
         ws.set_of.insert(holdings.roles.clone().into(), set);
         Some(set)
@@ -829,6 +897,39 @@ pub fn member_teams(workspace: &str, user: &str) -> Rc<Vec<String>> {
         }
     });
     teams
+}
+
+#[pgrx::pg_schema]
+mod fluent {
+    use super::*;
+    use pgrx::prelude::*;
+
+    /// What this backend's cache holds and has loaded: how precisely
+    /// changes are invalidated shows in how few loads follow them.
+    #[pg_extern(volatile, parallel_restricted)]
+    fn cache_statistics() -> TableIterator<
+        'static,
+        (
+            name!(cached_users, i64),
+            name!(user_loads, i64),
+            name!(model_loads, i64),
+        ),
+    > {
+        refresh_if_stale();
+        let cached = CACHE.with_borrow(Cache::cached_users) as i64;
+        TableIterator::once((
+            cached,
+            USER_LOADS.load(Ordering::Relaxed) as i64,
+            MODEL_LOADS.load(Ordering::Relaxed) as i64,
+        ))
+    }
+
+    extension_sql!(
+        "COMMENT ON FUNCTION fluent.cache_statistics() IS
+             'This backend''s permission cache: the users it holds, and how many users and workspace models it has loaded since it started (each load is one catalog query; a change loads again only what it changes)';",
+        name = "cache_statistics_comment",
+        requires = [cache_statistics]
+    );
 }
 
 // Statement trigger on the catalog tables: tells every backend to drop its
