@@ -43,6 +43,7 @@ use pgrx::pg_sys;
 use crate::error::FluentError;
 use crate::loaders::{self, Change, WorkspaceModel};
 use crate::owner;
+use crate::probes;
 use crate::scope::{
     effective_scopes, item_roles_give_by_scopes, may_assign_item_role, RolePermissions, Scope,
     Standing,
@@ -576,7 +577,10 @@ fn load_user_entry(workspace: &str, model: &WorkspaceModel, user: &str) -> UserE
         used: Cell::new(true),
         expires_at: NEVER,
     };
-    let Some(holdings) = loaders::load_user(model, user) else {
+    // Index probes; the kept-plan query where they cannot run.
+    let holdings =
+        probes::load_user(model, user).unwrap_or_else(|()| loaders::load_user(model, user));
+    let Some(holdings) = holdings else {
         return barred(Barred::Unknown, 0);
     };
     match holdings.status.as_str() {

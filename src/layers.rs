@@ -53,8 +53,8 @@ macro_rules! sources {
 #[test]
 fn layers_run_one_way() {
     let sources: &[(&str, &str)] = sources!(
-        error, hashing, scope, token, ddl, folds, trigger, preload, owner, loaders, rows, gucs,
-        cache, identity, delegation, checks, plans, explain, reports, who_can, items, audit
+        error, hashing, scope, token, ddl, folds, trigger, preload, owner, loaders, rows, probes,
+        gucs, cache, identity, delegation, checks, plans, explain, reports, who_can, items, audit
     );
     assert_eq!(sources.len(), ORDER.len());
     let mut wrong = Vec::new();

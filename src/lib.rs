@@ -16,6 +16,7 @@
 //!    - `owner`: running catalog queries as the catalog owner, through kept plans
 //!    - `loaders`: reading the catalog (`sql/loaders.sql`) into Rust values
 //!    - `rows`: reading the row `fluent_who_can` asks about without running its owner's code
+//!    - `probes`: one user's holdings by index probes, without the executor (a first check)
 //! 3. State:
 //!    - `gucs`: the settings that carry the acting user and workspace
 //!    - `cache`: the per-backend cache and its invalidation
@@ -53,6 +54,7 @@ mod loaders;
 mod owner;
 mod plans;
 mod preload;
+mod probes;
 mod reports;
 mod rows;
 mod scope;
