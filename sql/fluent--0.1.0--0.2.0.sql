@@ -4656,3 +4656,14 @@ COMMENT ON FUNCTION fluent.cache_statistics() IS
              'This backend''s permission cache: the users it holds, and how many users and workspace models it has loaded since it started (each load is one catalog query; a change loads again only what it changes)';
 REVOKE ALL ON FUNCTION fluent.cache_statistics() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION fluent.cache_statistics() TO fluent_admin;
+
+-- Issue 20: comments that left out scope direct and the source requirement
+-- (restated as sql/privileges.sql, sql/views.sql and sql/catalog.sql now
+-- have them).
+COMMENT ON FUNCTION @extschema@.fluent_scope(text, text, text) IS
+    'The scope (none, own, direct, team, all) the user has on the module''s action in the current workspace';
+COMMENT ON FUNCTION @extschema@.fluent_set_permission(text, text, text, text) IS
+    'Sets the scope (none, own, direct, team, all) a role has on a module''s action';
+COMMENT ON VIEW fluent.effective_permissions IS
+    'What each user holding a role or override in a workspace may do: one row per (workspace, user, module, action) with the effective scope and its source (roles, override, module_disabled, requirement, user_status, sign_in or no_role), the roles that give it and any override';
+COMMENT ON TABLE fluent.teams IS 'Teams of a workspace; their leads reach the rows of every member at scopes direct and team';
