@@ -285,7 +285,12 @@ fn token_settings_are_not_dumped_and_are_set_again_after_a_restore() {
     let file = dump_file("fluent_it_dump_tokens.sql");
     run("pg_dump", &["-d", &source, "-f", &file]);
     let dump = std::fs::read_to_string(&file).unwrap();
-    for kept_out in [secret.as_str(), "claims-audience", "claims-issuer", "claims_ws"] {
+    for kept_out in [
+        secret.as_str(),
+        "claims-audience",
+        "claims-issuer",
+        "claims_ws",
+    ] {
         assert!(!dump.contains(kept_out), "the dump holds {kept_out}");
     }
 
