@@ -169,7 +169,7 @@ CREATE TABLE fluent.teams (
     UNIQUE (workspace_id, name),
     UNIQUE (workspace_id, team_id)
 );
-COMMENT ON TABLE fluent.teams IS 'Teams of a workspace; their leads reach the rows of every member at scope team';
+COMMENT ON TABLE fluent.teams IS 'Teams of a workspace; their leads reach the rows of every member at scopes direct and team';
 
 CREATE TABLE fluent.team_members (
     workspace_id int NOT NULL,

@@ -4656,3 +4656,47 @@ COMMENT ON FUNCTION fluent.cache_statistics() IS
              'This backend''s permission cache: the users it holds, and how many users and workspace models it has loaded since it started (each load is one catalog query; a change loads again only what it changes)';
 REVOKE ALL ON FUNCTION fluent.cache_statistics() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION fluent.cache_statistics() TO fluent_admin;
+
+-- Issue 20: comments that left out scope direct and the source requirement
+-- (restated as sql/privileges.sql, sql/views.sql and sql/catalog.sql now
+-- have them).
+COMMENT ON FUNCTION @extschema@.fluent_scope(text, text, text) IS
+    'The scope (none, own, direct, team, all) the user has on the module''s action in the current workspace';
+COMMENT ON FUNCTION @extschema@.fluent_set_permission(text, text, text, text) IS
+    'Sets the scope (none, own, direct, team, all) a role has on a module''s action';
+COMMENT ON VIEW fluent.effective_permissions IS
+    'What each user holding a role or override in a workspace may do: one row per (workspace, user, module, action) with the effective scope and its source (roles, override, module_disabled, requirement, user_status, sign_in or no_role), the roles that give it and any override';
+COMMENT ON TABLE fluent.teams IS 'Teams of a workspace; their leads reach the rows of every member at scopes direct and team';
+
+-- Issue 20: a delegated administrator refused a right no permission gives
+-- in the workspace is told so (the aggregate over no row made the hint
+-- "scope all on  in workspace ..." instead of its fallback).
+CREATE OR REPLACE FUNCTION fluent._authorize(ticket bigint, p_right fluent.admin_right) RETURNS text
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    caller oid := fluent._take_caller(ticket);
+    acting text := fluent._acting_user();
+BEGIN
+    IF fluent._is_dba(caller) THEN
+        RETURN NULL;
+    END IF;
+    IF acting IS NULL THEN
+        RAISE EXCEPTION 'permission denied to administer fluent' USING ERRCODE = 'insufficient_privilege',
+            HINT = format('Administration needs a superuser, a member of fluent_admin, or an acting end user who holds the right %s (fluent.admin_rights).', p_right);
+    END IF;
+    IF NOT fluent._holds_right(acting, p_right::text) THEN
+        RAISE EXCEPTION 'fluent user "%" lacks the administrative right %', acting, p_right
+            USING ERRCODE = 'insufficient_privilege',
+                  HINT = coalesce(
+                      (SELECT format('The right %s comes with scope all on %s in workspace "%s".', p_right,
+                                     string_agg(m.name || '.' || a.name, ' or ' ORDER BY m.name, a.name),
+                                     fluent._workspace_name())
+                         FROM fluent.admin_rights ar
+                         JOIN fluent.actions a ON a.action_id = ar.action_id
+                         JOIN fluent.modules m ON m.module_id = a.module_id
+                        WHERE ar.workspace_id = fluent._workspace_id() AND ar.admin_right = p_right
+                       HAVING count(*) > 0),
+                      format('No permission gives the right %s in this workspace; a DBA sets one with fluent_set_admin_right().', p_right));
+    END IF;
+    RETURN acting;
+END $$;

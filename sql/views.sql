@@ -25,7 +25,7 @@ SELECT e.workspace, e.user_key, e.module, e.action, e.scope::fluent.scope AS sco
        e.override_scope::fluent.scope AS override, e.module_enabled, e.user_status::fluent.user_status AS user_status
   FROM fluent._effective_permissions() e;
 COMMENT ON VIEW fluent.effective_permissions IS
-    'What each user holding a role or override in a workspace may do: one row per (workspace, user, module, action) with the effective scope and its source (roles, override, module_disabled, user_status, sign_in or no_role), the roles that give it and any override';
+    'What each user holding a role or override in a workspace may do: one row per (workspace, user, module, action) with the effective scope and its source (roles, override, module_disabled, requirement, user_status, sign_in or no_role), the roles that give it and any override';
 
 -- The item roles' matrix, beside the roles': what each item role gives
 -- on the items where it is held, and what its holders must hold.
