@@ -4700,3 +4700,43 @@ BEGIN
     END IF;
     RETURN acting;
 END $$;
+
+-- Issue 20: a role that changes is compiled again alone (p_role_ids; NULL:
+-- every role of the workspace).
+DROP FUNCTION fluent._load_roles(int);
+-- The roles p_role_ids of a workspace (NULL: every role) with their explicit
+-- permissions, compiled once per workspace and again when they change
+-- (src/cache.rs); a role without permissions has one row with a NULL action.
+CREATE FUNCTION fluent._load_roles(p_workspace_id int, p_role_ids int[])
+RETURNS TABLE (role_id int, grants_sign_in boolean, action_id int, scope text, name text, template text,
+               template_role text)
+LANGUAGE sql STABLE PARALLEL SAFE
+BEGIN ATOMIC
+    SELECT r.role_id, r.grants_sign_in, p.action_id, p.scope::text, r.name, r.template, r.template_role
+      FROM fluent.roles r
+      LEFT JOIN fluent.permissions p ON p.role_id = r.role_id
+     WHERE r.workspace_id = p_workspace_id AND (p_role_ids IS NULL OR r.role_id = ANY (p_role_ids))
+     ORDER BY r.role_id;
+END;
+REVOKE ALL ON FUNCTION fluent._load_roles(int, int[]) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION fluent._load_roles(int, int[]) TO fluent_owner;
+
+-- Issue 20: a look at the change log reads only what the previous look's
+-- snapshot did not see, however long another transaction keeps the xmin back.
+DROP FUNCTION fluent._load_changes(text);
+-- What changed that snapshot p_seen did not see (src/cache.rs): the entries
+-- of transactions that committed after the reader's previous look, and only
+-- those, however long another transaction keeps the xmin back; none for a
+-- NULL p_seen (a first look). With the pruning horizon and the snapshot this
+-- look reads with (the next one's p_seen).
+CREATE FUNCTION fluent._load_changes(p_seen text)
+RETURNS TABLE (workspace_id int, kind text, id bigint, pruned_below text, seen text)
+LANGUAGE sql STABLE PARALLEL SAFE
+BEGIN ATOMIC
+    SELECT c.workspace_id, c.kind, c.id, h.pruned_below::text, pg_current_snapshot()::text
+      FROM fluent.change_horizon h
+      LEFT JOIN fluent.changes c ON c.xid >= pg_snapshot_xmin(p_seen::pg_snapshot)
+                                AND NOT pg_visible_in_snapshot(c.xid, p_seen::pg_snapshot);
+END;
+REVOKE ALL ON FUNCTION fluent._load_changes(text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION fluent._load_changes(text) TO fluent_owner;

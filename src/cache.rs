@@ -11,17 +11,19 @@
 //! relcache invalidation for a sentinel relation (`fluent.workspaces`); it is
 //! delivered to every backend when the writing transaction commits (and to
 //! the writer itself at once), and our callback only bumps a generation
-//! counter. The next lookup sees the new generation and reads the change log
-//! (`fluent.changes`, written by the same transactions) from the snapshot
-//! xmin of its previous look, so no change that committed late is skipped;
-//! it drops only what the entries name: a user, the holders of a role, a
+//! counter. The next lookup sees the new generation and reads the entries of
+//! the change log (`fluent.changes`, written by the same transactions) that
+//! the snapshot of its previous look did not see, so no change that
+//! committed late is skipped and none is applied twice; it drops only what
+//! the entries name: a user, the holders of a role, a workspace's model, a
 //! workspace, team sets. A gap in the log (pruned entries) drops everything.
 //!
 //! One subtlety: in REPEATABLE READ or SERIALIZABLE, a load made after the
 //! invalidation arrived reads through the transaction's snapshot, older than
-//! the change. The log read of that transaction used the same snapshot, so
-//! its xmin is old: the transaction callback bumps the generation once more
-//! and the next look, from that xmin, drops what such loads may have missed.
+//! the change. The log read of that transaction used the same snapshot,
+//! which did not see the change: the transaction callback bumps the
+//! generation once more and the next look, reading what that snapshot did
+//! not see, drops what such loads may have missed.
 //! In READ COMMITTED every load takes a fresh snapshot, so nothing is
 //! reloaded twice.
 //!
@@ -250,8 +252,9 @@ impl WorkspaceEntry {
 struct Cache {
     /// The generation whose changes have been applied; `None`: nothing loaded.
     generation: Option<u64>,
-    /// Where the next look at the change log starts (a snapshot xmin).
-    since: Option<u64>,
+    /// The snapshot of the last look at the change log: the next reads
+    /// what it did not see.
+    seen: Option<String>,
     /// `None` caches that a workspace does not exist.
     workspaces: FastMap<String, Option<WorkspaceEntry>>,
 }
@@ -312,19 +315,19 @@ fn refresh_if_stale() {
         owner::catalog_relid(SENTINEL_TABLE).map_or(0, |o| o.to_u32()),
         Ordering::Relaxed,
     );
-    let since = CACHE.with_borrow(|c| c.since);
+    let seen = CACHE.with_borrow(|c| c.seen.clone());
     // A first look in REPEATABLE READ reads through a snapshot that may
     // predate changes whose messages were processed before this library
     // was loaded: look again when the transaction ends.
-    if since.is_none() && unsafe { pg_sys::XactIsoLevel } >= pg_sys::XACT_REPEATABLE_READ as i32 {
+    if seen.is_none() && unsafe { pg_sys::XactIsoLevel } >= pg_sys::XACT_REPEATABLE_READ as i32 {
         INVALIDATED_IN_XACT.store(true, Ordering::Relaxed);
     }
     // No borrow is held while SPI runs: loading may process invalidations.
-    let log = loaders::load_changes(since.unwrap_or(u64::MAX));
+    let log = loaders::load_changes(seen.as_deref());
     let work = CACHE.with_borrow_mut(|c| {
         let mut work = Reloads::default();
         let flush = FLUSH.swap(false, Ordering::Relaxed);
-        if !flush && since.is_some_and(|since| log.pruned_below <= since) {
+        if !flush && seen.as_deref().is_some_and(|seen| log.complete_since(seen)) {
             for change in &log.changes {
                 c.apply(change, &mut work);
             }
@@ -332,16 +335,21 @@ fn refresh_if_stale() {
             c.workspaces.clear();
         }
         c.generation = Some(current);
-        c.since = Some(log.next_since);
+        c.seen = Some(log.seen);
         work
     });
     // Each workspace is loaded again once, however many changes named it:
     // its whole model when modules, actions, requirements, administrative
-    // rights or item roles changed, else only its roles when permissions
-    // did. No borrow is held while SPI runs.
-    let roles_only = work.recompile.iter().filter(|n| !work.remodel.contains(n));
-    let reloads = work.remodel.iter().map(|n| (n, true));
-    for (name, whole) in reloads.chain(roles_only.map(|n| (n, false))) {
+    // rights or item roles changed, else only the roles that changed. No
+    // borrow is held while SPI runs.
+    let roles_only = work
+        .recompile
+        .iter()
+        .filter(|(n, _)| !work.remodel.contains(n))
+        .map(|(n, roles)| (n, Some(roles)));
+    let reloads = work.remodel.iter().map(|n| (n, None));
+    for (name, roles) in reloads.chain(roles_only) {
+        let whole = roles.is_none();
         let Some(model) =
             CACHE.with_borrow(|c| Some(c.workspaces.get(name)?.as_ref()?.model.clone()))
         else {
@@ -351,7 +359,10 @@ fn refresh_if_stale() {
         let model = if whole {
             loaders::load_workspace(name).map(Rc::new)
         } else {
-            Some(Rc::new(loaders::reload_roles(&model)))
+            Some(Rc::new(loaders::reload_roles(
+                &model,
+                roles.unwrap_or(&Vec::new()),
+            )))
         };
         CACHE.with_borrow_mut(|c| match model {
             Some(model) => {
@@ -369,8 +380,8 @@ fn refresh_if_stale() {
 /// The workspaces a look at the change log must load again.
 #[derive(Default)]
 struct Reloads {
-    /// Those whose roles' permissions changed.
-    recompile: Vec<String>,
+    /// Those whose roles changed, with those roles.
+    recompile: Vec<(String, Vec<i32>)>,
     /// Those whose modules, actions, requirements, administrative rights or
     /// item roles changed.
     remodel: Vec<String>,
@@ -444,8 +455,10 @@ impl Cache {
                         }
                     }
                     ws.set_of.retain(|roles, _| !roles.contains(&role));
-                    if !work.recompile.contains(name) {
-                        work.recompile.push(name.clone());
+                    match work.recompile.iter_mut().find(|(n, _)| n == name) {
+                        Some((_, roles)) if roles.contains(&role) => {}
+                        Some((_, roles)) => roles.push(role),
+                        None => work.recompile.push((name.clone(), vec![role])),
                     }
                 }
                 "model" => {
