@@ -61,6 +61,8 @@ const SENTINEL_TABLE: &std::ffi::CStr = c"workspaces";
 static GENERATION: AtomicU64 = AtomicU64::new(0);
 /// An invalidation arrived during the current transaction.
 static INVALIDATED_IN_XACT: AtomicBool = AtomicBool::new(false);
+/// An invalidation arrived during the current statement.
+static INVALIDATED_IN_STATEMENT: AtomicBool = AtomicBool::new(false);
 /// The current transaction read an entry that expires.
 static EXPIRING_READ_IN_XACT: AtomicBool = AtomicBool::new(false);
 /// The current transaction wrote the catalog (sent the invalidation).
@@ -123,12 +125,15 @@ unsafe extern "C-unwind" fn relcache_callback(_arg: pg_sys::Datum, relid: pg_sys
     let sentinel = SENTINEL.load(Ordering::Relaxed);
     if relid == pg_sys::InvalidOid || sentinel == 0 || relid.to_u32() == sentinel {
         GENERATION.fetch_add(1, Ordering::Relaxed);
-        // Only a transaction snapshot can be older than the change: in READ
-        // COMMITTED every load and log read takes a fresh one, so what this
-        // transaction loads after the change is current and is paid once.
-        if pg_sys::XactIsoLevel >= pg_sys::XACT_REPEATABLE_READ as i32 {
-            INVALIDATED_IN_XACT.store(true, Ordering::Relaxed);
-        }
+        // The look this causes reads the log, and loads, through the
+        // snapshot of the statement running: in REPEATABLE READ the
+        // transaction's, and in READ COMMITTED too it may predate the
+        // change (a cursor's, or the statement's when the message arrives
+        // in the middle of it, at a lock). So the statement after it looks
+        // again, and so does the next transaction, each through a snapshot
+        // taken after the message arrived.
+        INVALIDATED_IN_XACT.store(true, Ordering::Relaxed);
+        INVALIDATED_IN_STATEMENT.store(true, Ordering::Relaxed);
         crate::folds::drop_sql_function_plans();
     }
 }
@@ -143,6 +148,7 @@ pub fn transaction_ended(committed: bool) {
     if wrote && !committed {
         flush();
     }
+    INVALIDATED_IN_STATEMENT.store(false, Ordering::Relaxed);
     if INVALIDATED_IN_XACT.swap(false, Ordering::Relaxed) {
         GENERATION.fetch_add(1, Ordering::Relaxed);
         // Plans made from those loads go with them (src/plans.rs).
@@ -287,6 +293,12 @@ fn take_in_changes_once_per_statement() {
         }
         let started = pg_sys::GetCurrentStatementStartTimestamp();
         if STATEMENT_SEEN.replace(started) != started {
+            // What the previous statement looked at after a message arrived
+            // is looked at again (see relcache_callback).
+            if INVALIDATED_IN_STATEMENT.swap(false, Ordering::Relaxed) {
+                GENERATION.fetch_add(1, Ordering::Relaxed);
+                crate::folds::invalidate_identity_plans();
+            }
             pg_sys::AcceptInvalidationMessages();
         }
     }
@@ -316,11 +328,12 @@ fn refresh_if_stale() {
         Ordering::Relaxed,
     );
     let seen = CACHE.with_borrow(|c| c.seen.clone());
-    // A first look in REPEATABLE READ reads through a snapshot that may
-    // predate changes whose messages were processed before this library
-    // was loaded: look again when the transaction ends.
-    if seen.is_none() && unsafe { pg_sys::XactIsoLevel } >= pg_sys::XACT_REPEATABLE_READ as i32 {
+    // A first look reads through a snapshot that may predate changes whose
+    // messages were processed before this library was loaded: look again
+    // at the next statement and when the transaction ends.
+    if seen.is_none() {
         INVALIDATED_IN_XACT.store(true, Ordering::Relaxed);
+        INVALIDATED_IN_STATEMENT.store(true, Ordering::Relaxed);
     }
     // No borrow is held while SPI runs: loading may process invalidations.
     let log = loaders::load_changes(seen.as_deref());
@@ -334,8 +347,6 @@ fn refresh_if_stale() {
         } else {
             c.workspaces.clear();
         }
-        c.generation = Some(current);
-        c.seen = Some(log.seen);
         work
     });
     // Each workspace is loaded again once, however many changes named it:
@@ -375,6 +386,13 @@ fn refresh_if_stale() {
             }
         });
     }
+    // Only now is the look done: an error while loading (a timeout, a
+    // cancel) leaves the generation stale, and the next lookup reads the
+    // same entries again and loads what they name.
+    CACHE.with_borrow_mut(|c| {
+        c.generation = Some(current);
+        c.seen = Some(log.seen);
+    });
 }
 
 /// The workspaces a look at the change log must load again.

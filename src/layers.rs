@@ -60,7 +60,8 @@ fn layers_run_one_way() {
     let mut wrong = Vec::new();
     for (module, source) in sources {
         let at = ORDER.iter().position(|m| m == module).unwrap();
-        for import in imports(source) {
+        // (A macro names its own module as `$crate::<module>`.)
+        for import in imports(source).into_iter().filter(|i| i != module) {
             match ORDER.iter().position(|m| *m == import) {
                 Some(i) if i < at => {}
                 Some(_) => wrong.push(format!("{module} imports {import}, a layer up")),

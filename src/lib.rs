@@ -178,6 +178,7 @@ pub extern "C-unwind" fn _PG_init() {
     }
     gucs::init();
     cache::init();
+    probes::init();
     identity::init();
     plans::init();
     unsafe {

@@ -6,8 +6,13 @@
 //! indexes (`users (user_key)`, `grants` and `overrides` by `(workspace_id,
 //! user_id)`), through the snapshot the running statement reads with, as
 //! the kept-plan query does in a transaction that has written nothing; the
-//! cache falls back to that query in one that has. Only built-in comparisons run (text and
-//! integer equality): no code a user controls.
+//! cache falls back to that query in one that has. Only built-in
+//! comparisons run (text and integer equality): no code a user controls.
+//!
+//! The indexes are used only while they are what the catalog declares (valid
+//! btrees on those columns, neither partial nor on expressions); otherwise
+//! the query reads instead. They are looked up again whenever their tables'
+//! definitions change: a `REINDEX CONCURRENTLY` gives an index a new OID.
 
 use std::cell::RefCell;
 use std::ffi::CStr;
@@ -52,11 +57,75 @@ thread_local! {
     static LABELS: RefCell<FastMap<u32, String>> = RefCell::new(FastMap::default());
 }
 
+/// Registers the invalidation callback; called once from `_PG_init`.
+pub fn init() {
+    unsafe {
+        pg_sys::CacheRegisterRelcacheCallback(Some(relcache_callback), pg_sys::Datum::from(0));
+    }
+}
+
+#[pgrx::pg_guard]
+unsafe extern "C-unwind" fn relcache_callback(_arg: pg_sys::Datum, relid: pg_sys::Oid) {
+    // Only forget: no catalog access is allowed here.
+    LAYOUT.with_borrow_mut(|l| {
+        if l.is_some_and(|l| {
+            relid == pg_sys::InvalidOid || [l.users, l.grants, l.overrides].contains(&relid)
+        }) {
+            *l = None;
+        }
+    });
+}
+
+/// Whether `index` is a valid btree on `table`'s columns `columns` first,
+/// neither partial nor on expressions: one that holds every row by them.
+fn btree_on(index: pg_sys::Oid, table: pg_sys::Oid, columns: &[i16]) -> bool {
+    unsafe {
+        let class = pg_sys::SearchSysCache1(
+            pg_sys::SysCacheIdentifier::RELOID as _,
+            pg_sys::Datum::from(index),
+        );
+        if class.is_null() {
+            return false;
+        }
+        let btree = (*pg_sys::heap_tuple_get_struct::<pg_sys::FormData_pg_class>(class)).relam
+            == pg_sys::BTREE_AM_OID;
+        pg_sys::ReleaseSysCache(class);
+        let tuple = pg_sys::SearchSysCache1(
+            pg_sys::SysCacheIdentifier::INDEXRELID as _,
+            pg_sys::Datum::from(index),
+        );
+        if tuple.is_null() {
+            return false;
+        }
+        let form = pg_sys::heap_tuple_get_struct::<pg_sys::FormData_pg_index>(tuple);
+        let keys = (*form).indkey.values.as_slice(columns.len());
+        let usable = btree
+            && (*form).indrelid == table
+            && (*form).indisvalid
+            && (*form).indisready
+            && (*form).indislive
+            && (*form).indnatts as usize >= columns.len()
+            && keys == columns
+            && pg_sys::heap_attisnull(
+                tuple,
+                pg_sys::Anum_pg_index_indpred as _,
+                std::ptr::null_mut(),
+            )
+            && pg_sys::heap_attisnull(
+                tuple,
+                pg_sys::Anum_pg_index_indexprs as _,
+                std::ptr::null_mut(),
+            );
+        pg_sys::ReleaseSysCache(tuple);
+        usable
+    }
+}
+
 fn layout() -> Option<Layout> {
-    let users = owner::catalog_relid(c"users")?;
-    if let Some(layout) = LAYOUT.with_borrow(|l| l.filter(|l| l.users == users)) {
+    if let Some(layout) = LAYOUT.with_borrow(|l| *l) {
         return Some(layout);
     }
+    let users = owner::catalog_relid(c"users")?;
     let attnum = |rel: pg_sys::Oid, name: &CStr| -> Option<i16> {
         let n = unsafe { pg_sys::get_attnum(rel, name.as_ptr()) };
         (n > 0).then_some(n)
@@ -90,6 +159,20 @@ fn layout() -> Option<Layout> {
         override_set_by: attnum(overrides, c"set_by")?,
         override_until: attnum(overrides, c"valid_until")?,
     };
+    let usable = btree_on(layout.users_by_key, users, &[layout.user_key])
+        && btree_on(
+            layout.grants_by_user,
+            grants,
+            &[layout.grant_workspace, layout.grant_user],
+        )
+        && btree_on(
+            layout.overrides_by_user,
+            overrides,
+            &[layout.override_workspace, layout.override_user],
+        );
+    if !usable {
+        return None;
+    }
     LAYOUT.with_borrow_mut(|l| *l = Some(layout));
     Some(layout)
 }

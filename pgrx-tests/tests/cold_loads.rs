@@ -129,3 +129,45 @@ fn probes_and_the_load_query_read_the_same_holdings() {
         );
     }
 }
+
+#[test]
+fn probes_follow_the_indexes_they_read() {
+    let db = fresh_database("cold_loads_indexes");
+    seed(&db);
+    let mut dba = connect(&db, "postgres");
+    let mut checker = connect(&db, TESTER);
+    let scope = |c: &mut Client, user: &str| -> String {
+        c.query_one("SELECT fluent_scope($1, 'notes', 'read')", &[&user])
+            .unwrap()
+            .get(0)
+    };
+    assert_eq!(scope(&mut checker, "ana"), "own");
+    // REINDEX CONCURRENTLY gives each index a new OID.
+    // (Each outside a transaction block.)
+    for reindex in [
+        "REINDEX INDEX CONCURRENTLY fluent.grants_workspace_user_idx",
+        "REINDEX TABLE CONCURRENTLY fluent.users",
+    ] {
+        dba.batch_execute(reindex).unwrap();
+    }
+    assert_eq!(
+        scope(&mut checker, "ben"),
+        "own",
+        "after REINDEX CONCURRENTLY"
+    );
+    // An index by that name that does not hold every row (a partial one) is
+    // not read: eli's override of notes.read (all) is not in it.
+    dba.batch_execute(
+        "DROP INDEX fluent.overrides_workspace_user_idx;
+         CREATE INDEX overrides_workspace_user_idx ON fluent.overrides (workspace_id, user_id)
+          WHERE scope <> 'all';",
+    )
+    .unwrap();
+    let mut fresh = connect(&db, TESTER);
+    assert_eq!(scope(&mut fresh, "eli"), "all", "with a partial index");
+    assert_eq!(
+        scope(&mut checker, "eli"),
+        "all",
+        "with a partial index, an older backend"
+    );
+}

@@ -304,3 +304,90 @@ fn a_change_loads_again_only_what_it_changes() {
         );
     }
 }
+
+fn can(client: &mut Client, user: &str) -> bool {
+    client
+        .query_one("SELECT fluent_can($1, 'notes', 'read')", &[&user])
+        .unwrap()
+        .get(0)
+}
+
+#[test]
+fn a_look_through_a_snapshot_older_than_the_change_is_taken_again() {
+    let db = fresh_database("invalidation_old_snapshot");
+    seed(&db);
+    let mut observer = connect(&db, TESTER);
+    let mut dba = connect(&db, "postgres");
+    assert!(can(&mut observer, "ann"));
+    // The change's message arrives at the FETCH, whose checks read through
+    // the cursor's snapshot, older than the revoke.
+    observer
+        .batch_execute(
+            "BEGIN; DECLARE c CURSOR FOR SELECT fluent_can('bob', 'notes', 'read') FROM generate_series(1, 3)",
+        )
+        .unwrap();
+    dba.batch_execute("SELECT fluent_revoke_role('ann', 'reader')")
+        .unwrap();
+    observer.batch_execute("FETCH 1 FROM c").unwrap();
+    assert!(!can(&mut observer, "ann"), "the next statement");
+    observer.batch_execute("COMMIT").unwrap();
+    assert!(!can(&mut observer, "ann"), "the next transaction");
+    // A cursor held past its transaction is materialised at COMMIT, through
+    // its snapshot.
+    observer
+        .batch_execute(
+            "BEGIN; DECLARE h CURSOR WITH HOLD FOR SELECT fluent_can('bob', 'notes', 'read') FROM generate_series(1, 3)",
+        )
+        .unwrap();
+    dba.batch_execute("SELECT fluent_revoke_role('bob', 'reader')")
+        .unwrap();
+    observer.batch_execute("COMMIT; CLOSE h").unwrap();
+    assert!(!can(&mut observer, "bob"), "after a held cursor");
+}
+
+#[test]
+fn an_error_while_loading_again_leaves_nothing_stale() {
+    let db = fresh_database("invalidation_error");
+    seed(&db);
+    let mut observer = connect(&db, TESTER);
+    let mut dba = connect(&db, "postgres");
+    let mut locker = connect(&db, "postgres");
+    assert!(can(&mut observer, "ann"));
+    for (lock, change, restore) in [
+        (
+            "fluent.requirements",
+            "SELECT fluent_set_module_enabled('notes', false)",
+            "SELECT fluent_set_module_enabled('notes', true)",
+        ),
+        (
+            "fluent.roles",
+            "SELECT fluent_set_permission('reader', 'notes', 'read', 'none')",
+            "SELECT fluent_set_permission('reader', 'notes', 'read', 'own')",
+        ),
+    ] {
+        // Loading the model (or the roles) again times out on a lock.
+        dba.batch_execute(change).unwrap();
+        locker
+            .batch_execute(&format!(
+                "BEGIN; LOCK TABLE {lock} IN ACCESS EXCLUSIVE MODE"
+            ))
+            .unwrap();
+        observer
+            .batch_execute("SET lock_timeout = '200ms'")
+            .unwrap();
+        let timed_out = observer.query_one("SELECT fluent_can('ann', 'notes', 'read')", &[]);
+        assert_eq!(
+            timed_out
+                .err()
+                .and_then(|e| e.code().map(|c| c.code().to_owned())),
+            Some("55P03".to_owned()),
+            "{change}: the load waits for {lock}"
+        );
+        locker.batch_execute("COMMIT").unwrap();
+        observer.batch_execute("RESET lock_timeout").unwrap();
+        assert!(!can(&mut observer, "ann"), "{change}: after the error");
+        assert!(!can(&mut observer, "bob"), "{change}: after the error");
+        dba.batch_execute(restore).unwrap();
+        assert!(can(&mut observer, "ann"), "{change}: restored");
+    }
+}
