@@ -4699,6 +4699,8 @@ REVOKE ALL ON FUNCTION fluent._effective_support(internal), fluent._effective_ho
     fluent._effective_profiles(text, text) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION fluent._effective_holders(text), fluent._effective_profiles(text, text)
     TO fluent_admin, fluent_reader;
+GRANT EXECUTE ON FUNCTION fluent._effective_support(internal), fluent._effective_holders(text),
+    fluent._effective_profiles(text, text) TO fluent_owner;
 CREATE OR REPLACE VIEW fluent.effective_permissions AS
 SELECT p.workspace, h.user_key, p.module, p.action, p.scope::fluent.scope AS scope, p.source, p.roles,
        p.override_scope::fluent.scope AS override, p.module_enabled, h.user_status::fluent.user_status AS user_status
