@@ -170,11 +170,17 @@ type ProfileRow = (
     bool,
 );
 
+/// The report of a running query (its memory context's address) for a user
+/// (or everyone).
+struct QueryReport {
+    query: usize,
+    user: Option<String>,
+    report: Rc<Report>,
+}
+
 thread_local! {
-    /// The reports of the queries running in this backend, by the query's
-    /// memory context and the user they are limited to.
-    static REPORTS: RefCell<Vec<(usize, Option<String>, Rc<Report>)>> =
-        const { RefCell::new(Vec::new()) };
+    /// The reports of the queries running in this backend.
+    static REPORTS: RefCell<Vec<QueryReport>> = const { RefCell::new(Vec::new()) };
 }
 
 /// The report of the running query, made by whichever of the two functions
@@ -187,14 +193,14 @@ fn query_report(user: Option<&str>) -> Rc<Report> {
     let found = REPORTS.with_borrow(|reports| {
         reports
             .iter()
-            .find(|(q, u, _)| *q == id && u.as_deref() == user)
-            .map(|(_, _, report)| report.clone())
+            .find(|r| r.query == id && r.user.as_deref() == user)
+            .map(|r| r.report.clone())
     });
     if let Some(report) = found {
         return report;
     }
     let report = Rc::new(Report::load(user));
-    if !REPORTS.with_borrow(|reports| reports.iter().any(|(q, _, _)| *q == id)) {
+    if !REPORTS.with_borrow(|reports| reports.iter().any(|r| r.query == id)) {
         // Forgotten when the query's memory goes (end of query or error).
         unsafe {
             let callback = pg_sys::MemoryContextAlloc(
@@ -207,7 +213,13 @@ fn query_report(user: Option<&str>) -> Rc<Report> {
             pg_sys::MemoryContextRegisterResetCallback(query, callback);
         }
     }
-    REPORTS.with_borrow_mut(|reports| reports.push((id, user.map(str::to_owned), report.clone())));
+    REPORTS.with_borrow_mut(|reports| {
+        reports.push(QueryReport {
+            query: id,
+            user: user.map(str::to_owned),
+            report: report.clone(),
+        })
+    });
     report
 }
 
@@ -217,7 +229,7 @@ unsafe extern "C-unwind" fn forget_report(query: *mut std::ffi::c_void) {
     // Never borrowed across a call into PostgreSQL, so never busy here.
     let _ = REPORTS.try_with(|reports| {
         if let Ok(mut reports) = reports.try_borrow_mut() {
-            reports.retain(|(q, _, _)| *q != id);
+            reports.retain(|r| r.query != id);
         }
     });
 }

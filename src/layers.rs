@@ -55,7 +55,8 @@ macro_rules! sources {
 fn layers_run_one_way() {
     let sources: &[(&str, &str)] = sources!(
         error, hashing, scope, token, ddl, folds, trigger, preload, owner, loaders, rows, gucs,
-        cache, identity, delegation, checks, plans, explain, reports, effective, who_can, items, audit
+        cache, identity, delegation, checks, plans, explain, reports, effective, who_can, items,
+        audit
     );
     assert_eq!(sources.len(), ORDER.len());
     let mut wrong = Vec::new();
