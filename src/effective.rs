@@ -7,22 +7,23 @@
 //! profiles. So the view (sql/views.sql) is a join, which PostgreSQL
 //! evaluates without materializing 150 text rows per user:
 //!
-//! - `fluent._effective_holders(user)`: one row per (workspace, user
+//! - `fluent._effective_holders(for_user)`: one row per (workspace, user
 //!   holding a role or an override there) with the user's profile number;
-//! - `fluent._effective_profiles(user, module)`: one row per (profile,
-//!   module, action) with the decision, decided once per profile.
+//! - `fluent._effective_profiles(for_user, for_module)`: one row per
+//!   (profile, module, action) with the decision, decided once per profile.
 //!
 //! Both read one `Report`, made once per query from one load of the holdings
 //! per workspace (`loaders::load_all_holdings`) and shared by the two calls,
 //! so they number the profiles alike and see the same catalog.
 //!
 //! A function cannot see the query's `WHERE`, so a planner hook does it for
-//! them: when a query filters the view on one user (`user_key = 'ann'`, or a
-//! parameter) the hook passes that user to both functions, which then load
-//! that user alone (one index probe per workspace) and decide only their
-//! profiles; a filter on one module is passed to `_effective_profiles`, which
-//! then decides that module's actions only. The filter stays in the plan, so
-//! the answer is the same either way; only what is computed changes.
+//! them (`narrow_to_filters`): when a query filters the view on one user
+//! (`user_key = 'ann'`, or a parameter) the hook passes that user to both
+//! functions, which then load that user alone (one index probe per
+//! workspace) and decide only their profiles; a filter on one module is
+//! passed to `_effective_profiles`, which then decides that module's actions
+//! only. The filter stays in the plan, so the answer is the same either way;
+//! only what is computed changes.
 
 use std::cell::RefCell;
 use std::ffi::CStr;
