@@ -134,6 +134,18 @@ SELECT (SELECT count(*) FROM fluent._effective_holders(NULL) h, fluent._effectiv
 SELECT * FROM pg_temp.eff_calls($$SELECT * FROM fluent._effective_holders(NULL) h, fluent._effective_profiles(NULL, NULL) p
                                    WHERE h.user_key = 'eff_ann'$$);
 
+-- In a transaction that wrote the catalog (each catalog read then takes a
+-- new snapshot), the two functions still read one report: the new grant
+-- shows, in the filtered and the whole view alike.
+BEGIN;
+SELECT fluent_set_workspace('eff_a');
+SELECT fluent_grant_role('eff_fay', 'eff_reader');
+SELECT count(*) AS rows, count(*) FILTER (WHERE roles @> '{eff_reader}') AS from_reader
+  FROM fluent.effective_permissions WHERE user_key = 'eff_fay';
+SELECT count(*) AS rows, count(*) FILTER (WHERE roles @> '{eff_reader}') AS from_reader
+  FROM fluent.effective_permissions WHERE workspace LIKE 'eff\_a' AND user_key LIKE 'eff\_fay';
+ROLLBACK;
+
 -- Who may read it is unchanged: a reporting role, with or without a filter;
 -- not a plain role.
 SET ROLE app;
