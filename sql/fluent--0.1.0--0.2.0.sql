@@ -4740,3 +4740,54 @@ BEGIN ATOMIC
 END;
 REVOKE ALL ON FUNCTION fluent._load_changes(text) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION fluent._load_changes(text) TO fluent_owner;
+
+-- Issue 20: fluent.effective_permissions at scale. The view joins the
+-- holders, each with their profile (workspace, active or not, roles,
+-- overrides), to the decisions, made once per profile (src/effective.rs), in
+-- place of one set-returning function that built every row; a filter on one
+-- user or one module reaches the two functions through a planner hook.
+CREATE FUNCTION fluent."_effective_support"(
+	"request" internal /* Internal */
+) RETURNS internal /* Internal */
+IMMUTABLE PARALLEL SAFE
+LANGUAGE c /* Rust */
+AS 'fluent-0.2.0', '_effective_support_wrapper';
+CREATE FUNCTION fluent."_effective_holders"(
+	"for_user" TEXT /* Option < & str > */
+) RETURNS TABLE (
+	"profile" INT,  /* i32 */
+	"user_key" TEXT,  /* String */
+	"user_status" TEXT  /* String */
+)
+STABLE PARALLEL RESTRICTED SUPPORT fluent."_effective_support"
+LANGUAGE c /* Rust */
+AS 'fluent-0.2.0', '_effective_holders_wrapper';
+CREATE FUNCTION fluent."_effective_profiles"(
+	"for_user" TEXT, /* Option < & str > */
+	"for_module" TEXT /* Option < & str > */
+) RETURNS TABLE (
+	"profile" INT,  /* i32 */
+	"workspace" TEXT,  /* String */
+	"module" TEXT,  /* String */
+	"action" TEXT,  /* String */
+	"scope" TEXT,  /* String */
+	"source" TEXT,  /* String */
+	"roles" TEXT[],  /* :: std :: option :: Option < Vec < String > > */
+	"override_scope" TEXT,  /* Option < String > */
+	"module_enabled" bool  /* bool */
+)
+STABLE PARALLEL RESTRICTED SUPPORT fluent."_effective_support"
+LANGUAGE c /* Rust */
+AS 'fluent-0.2.0', '_effective_profiles_wrapper';
+REVOKE ALL ON FUNCTION fluent._effective_support(internal), fluent._effective_holders(text),
+    fluent._effective_profiles(text, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION fluent._effective_holders(text), fluent._effective_profiles(text, text)
+    TO fluent_admin, fluent_reader;
+GRANT EXECUTE ON FUNCTION fluent._effective_support(internal), fluent._effective_holders(text),
+    fluent._effective_profiles(text, text) TO fluent_owner;
+CREATE OR REPLACE VIEW fluent.effective_permissions AS
+SELECT p.workspace, h.user_key, p.module, p.action, p.scope::fluent.scope AS scope, p.source, p.roles,
+       p.override_scope::fluent.scope AS override, p.module_enabled, h.user_status::fluent.user_status AS user_status
+  FROM fluent._effective_holders(NULL) h
+  JOIN fluent._effective_profiles(NULL, NULL) p ON p.profile = h.profile;
+DROP FUNCTION fluent._effective_permissions();

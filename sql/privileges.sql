@@ -128,7 +128,7 @@ GRANT EXECUTE ON FUNCTION fluent._check_item_assignment(), fluent._check_item_ow
 -- Reporting tools and auditors check protections too.
 GRANT SELECT ON fluent.protected_tables, fluent.protected_columns TO fluent_reader;
 GRANT EXECUTE ON FUNCTION @extschema@.fluent_protection_problems(), fluent._descendants(regclass), fluent._policies_of(regclass),
-    fluent._permission_matrix(), fluent._effective_permissions()
+    fluent._permission_matrix(), fluent._effective_holders(text), fluent._effective_profiles(text, text)
     TO fluent_reader;
 -- ... and their column limits, against what fluent_protect_columns() makes.
 GRANT EXECUTE ON FUNCTION fluent._column_limit_problems(fluent.protected_tables), fluent._column_write_checks(fluent.protected_tables),

@@ -15,6 +15,7 @@ const ORDER: &[&str] = &[
     "owner",
     "loaders",
     "rows",
+    "probes",
     "gucs",
     "cache",
     "identity",
@@ -23,6 +24,7 @@ const ORDER: &[&str] = &[
     "plans",
     "explain",
     "reports",
+    "effective",
     "who_can",
     "items",
     "audit",
@@ -54,7 +56,8 @@ macro_rules! sources {
 fn layers_run_one_way() {
     let sources: &[(&str, &str)] = sources!(
         error, hashing, scope, token, ddl, folds, trigger, preload, owner, loaders, rows, probes,
-        gucs, cache, identity, delegation, checks, plans, explain, reports, who_can, items, audit
+        gucs, cache, identity, delegation, checks, plans, explain, reports, effective, who_can,
+        items, audit
     );
     assert_eq!(sources.len(), ORDER.len());
     let mut wrong = Vec::new();

@@ -28,7 +28,8 @@
 //!    - `plans`: folding the policy helpers into plans (planner support functions and hooks)
 //! 6. Readers and writers of the answers:
 //!    - `explain`: `fluent_explain`, the facts behind one decision
-//!    - `reports`: the rows of the permission matrix and effective permissions views, from the same decision
+//!    - `reports`: the rows of the permission matrix view, from the same decision
+//!    - `effective`: the rows of the effective permissions view, decided once per profile, and the planner hook that narrows it to a filtered user or module
 //!    - `who_can`: `fluent_who_can`, every user who can act on one row
 //!    - `items`: the item roles' assignment triggers and helpers
 //!    - `audit`: the trigger that writes every catalog change to `fluent.audit_log`
@@ -43,6 +44,7 @@ mod cache;
 mod checks;
 mod ddl;
 mod delegation;
+mod effective;
 mod error;
 mod explain;
 mod folds;
@@ -119,7 +121,8 @@ extension_sql_file!(
     requires = [
         "templates",
         reports::fluent::_permission_matrix,
-        reports::fluent::_effective_permissions
+        effective::fluent::_effective_holders,
+        effective::fluent::_effective_profiles
     ]
 );
 extension_sql_file!(
@@ -181,6 +184,7 @@ pub extern "C-unwind" fn _PG_init() {
     probes::init();
     identity::init();
     plans::init();
+    effective::init();
     unsafe {
         pg_sys::RegisterXactCallback(Some(transaction_ended), std::ptr::null_mut());
         pg_sys::RegisterSubXactCallback(Some(subtransaction_ended), std::ptr::null_mut());

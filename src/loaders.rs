@@ -477,6 +477,23 @@ pub fn load_user(ws: &WorkspaceModel, key: &str) -> Option<UserHoldings> {
     })
 }
 
+/// What `key` holds in the workspace if it holds a role or an override
+/// there: the row `load_all_holdings` has for them, by one index probe.
+pub fn load_holder(ws: &WorkspaceModel, key: &str) -> Option<UserHoldings> {
+    as_catalog_owner(|client| {
+        let rows = select(
+            client,
+            "SELECT * FROM fluent._load_user($1, $2)",
+            &[ws.workspace_id.into(), key.into()],
+        );
+        let row = rows.into_iter().next()?;
+        // role_ids and override_actions (NULL without an override).
+        let holds = !column::<Vec<i32>>(&row, 3).unwrap_or_default().is_empty()
+            || column::<Vec<i32>>(&row, 4).is_some();
+        holds.then(|| holdings_from(ws, &row, 1))
+    })
+}
+
 /// Whether `key` names a user who belongs to other workspaces and not to the
 /// current one (`fluent._belongs_elsewhere_only`).
 pub fn belongs_elsewhere_only(key: &str) -> bool {
