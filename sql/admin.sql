@@ -251,7 +251,8 @@ BEGIN
                          FROM fluent.admin_rights ar
                          JOIN fluent.actions a ON a.action_id = ar.action_id
                          JOIN fluent.modules m ON m.module_id = a.module_id
-                        WHERE ar.workspace_id = fluent._workspace_id() AND ar.admin_right = p_right),
+                        WHERE ar.workspace_id = fluent._workspace_id() AND ar.admin_right = p_right
+                       HAVING count(*) > 0),
                       format('No permission gives the right %s in this workspace; a DBA sets one with fluent_set_admin_right().', p_right));
     END IF;
     RETURN acting;
@@ -812,7 +813,7 @@ BEGIN
     PERFORM fluent._still_administered(administered, delegate IS NULL);
 END $$;
 SELECT fluent._delegable('set_permission', 'manage_roles',
-    'Sets the scope (none, own, team, all) a role has on a module''s action');
+    'Sets the scope (none, own, direct, team, all) a role has on a module''s action');
 
 CREATE FUNCTION fluent._clear_permission(delegate text, role text, module text, action text) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$

@@ -131,7 +131,7 @@ GRANT EXECUTE ON FUNCTION fluent._check_item_assignment(), fluent._check_item_ow
 -- Reporting tools and auditors check protections too.
 GRANT SELECT ON fluent.protected_tables, fluent.protected_columns TO fluent_reader;
 GRANT EXECUTE ON FUNCTION @extschema@.fluent_protection_problems(), fluent._descendants(regclass), fluent._policies_of(regclass),
-    fluent._permission_matrix(), fluent._effective_permissions()
+    fluent._permission_matrix(), fluent._effective_holders(text), fluent._effective_profiles(text, text)
     TO fluent_reader;
 -- ... and their column limits, against what fluent_protect_columns() makes.
 GRANT EXECUTE ON FUNCTION fluent._column_limit_problems(fluent.protected_tables), fluent._column_write_checks(fluent.protected_tables),
@@ -165,7 +165,7 @@ COMMENT ON FUNCTION @extschema@.fluent_can(text, text, text) IS
     'Whether the user may perform the action on the module (at any scope) in the current workspace; false for NULL, unknown, ghost, disabled and invited users';
 COMMENT ON FUNCTION @extschema@.fluent_can(text, text) IS 'fluent_can() for the acting user set by fluent_set_user()';
 COMMENT ON FUNCTION @extschema@.fluent_scope(text, text, text) IS
-    'The scope (none, own, team, all) the user has on the module''s action in the current workspace';
+    'The scope (none, own, direct, team, all) the user has on the module''s action in the current workspace';
 COMMENT ON FUNCTION @extschema@.fluent_scope(text, text) IS 'fluent_scope() for the acting user set by fluent_set_user()';
 COMMENT ON FUNCTION @extschema@.fluent_visible_modules(text) IS
     'The enabled modules on which the user has some access in the current workspace: what navigation should show';

@@ -90,6 +90,11 @@ fn catalog_namespace() -> Option<pg_sys::Oid> {
     (nsp != pg_sys::InvalidOid).then_some(nsp)
 }
 
+/// Whether `nsp` is schema `fluent`.
+pub fn in_catalog_namespace(nsp: pg_sys::Oid) -> bool {
+    catalog_namespace() == Some(nsp)
+}
+
 /// Whether relation `rel` lives in schema `fluent`.
 pub fn in_catalog_schema(rel: pg_sys::Oid) -> bool {
     catalog_namespace().is_some_and(|nsp| unsafe { pg_sys::get_rel_namespace(rel) } == nsp)
