@@ -4726,8 +4726,9 @@ GRANT EXECUTE ON FUNCTION fluent._load_roles(int, int[]) TO fluent_owner;
 DROP FUNCTION fluent._load_changes(text);
 -- What changed that snapshot p_seen did not see (src/cache.rs): the entries
 -- of transactions that committed after the reader's previous look, and only
--- those, however long another transaction keeps the xmin back; none for a
--- NULL p_seen (a first look). With the pruning horizon and the snapshot this
+-- those, however long another transaction keeps the xmin back, and the
+-- reader's own transaction's, which its snapshots see as it writes them;
+-- none for a NULL p_seen (a first look). With the pruning horizon and the snapshot this
 -- look reads with (the next one's p_seen).
 CREATE FUNCTION fluent._load_changes(p_seen text)
 RETURNS TABLE (workspace_id int, kind text, id bigint, pruned_below text, seen text)
@@ -4736,7 +4737,8 @@ BEGIN ATOMIC
     SELECT c.workspace_id, c.kind, c.id, h.pruned_below::text, pg_current_snapshot()::text
       FROM fluent.change_horizon h
       LEFT JOIN fluent.changes c ON c.xid >= pg_snapshot_xmin(p_seen::pg_snapshot)
-                                AND NOT pg_visible_in_snapshot(c.xid, p_seen::pg_snapshot);
+                                AND (NOT pg_visible_in_snapshot(c.xid, p_seen::pg_snapshot)
+                                     OR c.xid = pg_current_xact_id_if_assigned());
 END;
 REVOKE ALL ON FUNCTION fluent._load_changes(text) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION fluent._load_changes(text) TO fluent_owner;
