@@ -109,19 +109,24 @@ const ROLES: [(u8, &str, Scope, Scope); 4] = [
 ];
 
 /// What the catalog said from each version on: entries `(version, value)`
-/// in version order, the first at version 0.
+/// in version order, the first at the version the run started from.
 struct History {
+    /// The version the run started from.
+    start: u64,
     /// Per churn user, the roles held.
     held: Vec<Vec<(u64, u8)>>,
     /// `floater`'s read and write scopes.
     floater: Vec<(u64, (Scope, Scope))>,
     /// Per team `t<k>`, whether `u<k+6>` is a member.
     extra_member: Vec<Vec<(u64, bool)>>,
+    /// The change each version made, for the failure messages.
+    changes: Vec<(u64, String)>,
 }
 
-fn at<T: Copy>(entries: &[(u64, T)], version: u64) -> T {
+/// The value at `version`, or `None` before the first entry.
+fn at<T: Copy>(entries: &[(u64, T)], version: u64) -> Option<T> {
     let i = entries.partition_point(|(v, _)| *v <= version);
-    entries[i.max(1) - 1].1
+    (i > 0).then(|| entries[i - 1].1)
 }
 
 /// What one user reaches at one catalog version.
@@ -144,27 +149,85 @@ impl Reach {
 }
 
 impl History {
-    fn new() -> History {
+    /// The catalog as committed now, read in one snapshot: the holdings of
+    /// the churn users, `floater`'s scopes and the teams' extra members
+    /// (a run starts from whatever an earlier run left).
+    fn read(client: &mut Client) -> History {
+        let statements = run(
+            client,
+            "BEGIN ISOLATION LEVEL REPEATABLE READ;
+             SELECT v FROM load_version;
+             SELECT substr(u.user_key, 2) || ' ' || r.name
+               FROM fluent.grants g JOIN fluent.users u USING (user_id) JOIN fluent.roles r USING (role_id)
+              WHERE u.user_key ~ '^u[0-9]{1,3}$';
+             SELECT a.name || ' ' || p.scope
+               FROM fluent.permissions p JOIN fluent.roles r USING (role_id) JOIN fluent.actions a USING (action_id)
+              WHERE r.name = 'floater';
+             SELECT substr(t.name, 2)
+               FROM fluent.team_members m JOIN fluent.teams t USING (team_id) JOIN fluent.users u USING (user_id)
+              WHERE t.name ~ '^t[0-9]+$' AND u.user_key = 'u' || (substr(t.name, 2)::int + 6);
+             COMMIT",
+        )
+        .unwrap_or_else(|e| panic!("read the catalog: {e}"));
+        let version = version_of(&statements[..2]);
+        let mut held = vec![0u8; CHURN as usize];
+        for row in &statements[2] {
+            let (user, role) = row.split_once(' ').unwrap();
+            let user: usize = user.parse().unwrap();
+            if let (Some(h), Some((bit, ..))) = (
+                held.get_mut(user),
+                ROLES.iter().find(|(_, name, ..)| *name == role),
+            ) {
+                *h |= bit;
+            }
+        }
+        let scope = |action: &str| {
+            statements[3]
+                .iter()
+                .filter_map(|row| row.split_once(' '))
+                .find(|(a, _)| *a == action)
+                .map_or(Scope::None, |(_, scope)| {
+                    [Scope::None, Scope::Own, Scope::Team, Scope::All]
+                        .into_iter()
+                        .find(|s| s.sql() == scope)
+                        .unwrap_or_else(|| panic!("scope {scope}"))
+                })
+        };
+        let mut extra_member = vec![false; CHURN as usize];
+        for row in &statements[4] {
+            if let Some(member) = extra_member.get_mut(row.parse::<usize>().unwrap()) {
+                *member = true;
+            }
+        }
         History {
-            held: vec![vec![(0, CLERK)]; CHURN as usize],
-            floater: vec![(0, (Scope::Team, Scope::Team))],
-            extra_member: vec![vec![(0, false)]; CHURN as usize],
+            start: version,
+            held: held.into_iter().map(|h| vec![(version, h)]).collect(),
+            floater: vec![(version, (scope("read"), scope("write")))],
+            extra_member: extra_member
+                .into_iter()
+                .map(|m| vec![(version, m)])
+                .collect(),
+            changes: Vec::new(),
         }
     }
 
-    /// What `user` reaches through fluent at `version`.
-    fn fluent_reach(&self, user: i64, version: u64) -> Reach {
+    /// What `user` reaches through fluent at `version` (unknown before the
+    /// run started).
+    fn fluent_reach(&self, user: i64, version: u64) -> Option<Reach> {
+        if version < self.start {
+            return None;
+        }
         if user >= CHURN {
-            return Reach {
+            return Some(Reach {
                 user,
                 read: Scope::Own,
                 write: Scope::Own,
                 team: Vec::new(),
-            };
+            });
         }
         let k = user as usize;
-        let held = at(&self.held[k], version);
-        let floater = at(&self.floater, version);
+        let held = at(&self.held[k], version)?;
+        let floater = at(&self.floater, version)?;
         let (mut read, mut write) = (Scope::None, Scope::None);
         for (bit, _, r, w) in ROLES {
             if held & bit != 0 {
@@ -174,15 +237,15 @@ impl History {
             }
         }
         let mut team: Vec<i64> = (user + 1..=user + 5).collect();
-        if at(&self.extra_member[k], version) {
+        if at(&self.extra_member[k], version)? {
             team.push(user + 6);
         }
-        Reach {
+        Some(Reach {
             user,
             read,
             write,
             team,
-        }
+        })
     }
 }
 
@@ -198,6 +261,30 @@ struct Request {
 struct Answer {
     read: Vec<i64>,
     updated: bool,
+}
+
+impl Answer {
+    /// The rows read as ranges, and whether the row was updated.
+    fn brief(&self) -> String {
+        let mut ranges: Vec<(i64, i64)> = Vec::new();
+        for &id in &self.read {
+            match ranges.last_mut() {
+                Some((_, last)) if *last + 1 == id => *last = id,
+                _ => ranges.push((id, id)),
+            }
+        }
+        let read: Vec<String> = ranges
+            .iter()
+            .map(|(a, b)| {
+                if a == b {
+                    a.to_string()
+                } else {
+                    format!("{a}-{b}")
+                }
+            })
+            .collect();
+        format!("read [{}], updated {}", read.join(", "), self.updated)
+    }
 }
 
 fn expected(reach: &Reach, request: &Request) -> Answer {
@@ -385,8 +472,10 @@ fn check(
 ) {
     let history = history.read().unwrap();
     let expected_at = |version: u64| match side {
-        Side::Fluent => expected(&history.fluent_reach(request.user, version), request),
-        Side::ByHand => expected(
+        Side::Fluent => history
+            .fluent_reach(request.user, version)
+            .map(|reach| expected(&reach, request)),
+        Side::ByHand => Some(expected(
             &Reach {
                 user: request.user,
                 read: Scope::Own,
@@ -394,29 +483,48 @@ fn check(
                 team: Vec::new(),
             },
             request,
-        ),
+        )),
     };
-    if (v0..=v1).any(|v| expected_at(v) == *answer) {
+    // The read and the update are statements of their own: each sees one
+    // version, the update the read's or a later one.
+    let read_at = |v: u64| expected_at(v).is_some_and(|e| e.read == answer.read);
+    let update_at = |v: u64| expected_at(v).is_some_and(|e| e.updated == answer.updated);
+    if (v0..=v1)
+        .find(|&v| read_at(v))
+        .is_some_and(|read| (read..=v1).any(update_at))
+    {
         return;
     }
-    let stale = (0..v0).rev().find(|&v| expected_at(v) == *answer);
-    let what = match stale {
-        Some(v) => {
+    // Stale: each statement gave the answer of some committed version, one
+    // of them older than what was committed before it started.
+    let newest = |at: &dyn Fn(u64) -> bool| (history.start..=v1).rev().find(|&v| at(v));
+    let (read, update) = (newest(&read_at), newest(&update_at));
+    let stale = read.zip(update).map(|(r, u)| r.min(u));
+    let what = match (read, update) {
+        (Some(r), Some(u)) => {
             counts.stale.fetch_add(1, Ordering::Relaxed);
-            format!("stale (the answer of version {v})")
+            format!("stale (the read of version {r}, the update of version {u})")
         }
-        None => {
+        _ => {
             counts.wrong.fetch_add(1, Ordering::Relaxed);
             "wrong".to_owned()
         }
     };
+    let since = stale.unwrap_or(v0);
+    let changes: Vec<&str> = history
+        .changes
+        .iter()
+        .filter(|(v, _)| (since + 1..=v1).contains(v))
+        .map(|(_, c)| c.as_str())
+        .collect();
     note(format!(
-        "{} answer for u{} between versions {v0} and {v1}, rows {}.. and row {}: {what}: {answer:?}, expected {:?}",
+        "{} answer for u{} between versions {v0} and {v1}, rows {}.. and row {}: {what}: {}, expected {}; changes since: {changes:?}",
         side.name(),
         request.user,
         request.from,
         request.target,
-        expected_at(v1)
+        answer.brief(),
+        expected_at(v1).map_or("?".into(), |a| a.brief()),
     ));
 }
 
@@ -482,8 +590,12 @@ fn admin_loop(
         )
         .unwrap_or_else(|e| panic!("{change}: {e}"));
         // Recorded before the commit makes the version visible.
-        record(&mut history.write().unwrap(), version_of(&statements));
-        run(&mut client, "COMMIT").unwrap_or_else(|e| panic!("COMMIT of {change}: {e}"));
+        let version = version_of(&statements);
+        let mut history = history.write().unwrap();
+        record(&mut history, version);
+        history.changes.push((version, change));
+        drop(history);
+        run(&mut client, "COMMIT").unwrap_or_else(|e| panic!("COMMIT of version {version}: {e}"));
         changes += 1;
         std::thread::sleep(pause);
     }
@@ -494,6 +606,37 @@ struct Phase {
     side: Side,
     tps: f64,
     counts: Counts,
+}
+
+/// Warms the pool: `pool` clients at once, each sending one message that
+/// runs a transaction per user choosing that user, so that each server
+/// connection (a client holds one while its message runs) has cached every
+/// user, as the backends of a pool that has served for a while have. The
+/// hand-written side does the same with its own identity setting.
+fn warm_up(side: Side, bouncer: &Bouncer, pool: u32) {
+    let login = match side {
+        Side::Fluent => FLUENT_LOGIN,
+        Side::ByHand => PLAIN_LOGIN,
+    };
+    let choose = match side {
+        Side::Fluent => "SELECT fluent_set_user('u{user}', true)",
+        Side::ByHand => "SELECT set_config('app.user', 'u{user}', true)",
+    };
+    let sql: String = (0..USERS)
+        .map(|user| {
+            format!(
+                "BEGIN; {}; COMMIT;\n",
+                choose.replace("{user}", &user.to_string())
+            )
+        })
+        .collect();
+    std::thread::scope(|s| {
+        for _ in 0..pool {
+            let mut client = bouncer.connect(login);
+            let sql = &sql;
+            s.spawn(move || run(&mut client, sql).unwrap_or_else(|e| panic!("warm-up: {e}")));
+        }
+    });
 }
 
 fn run_phase(
@@ -549,7 +692,9 @@ fn main() {
     // One bouncer per side, so that each side has its whole pool.
     let fluent_bouncer = Bouncer::start_pool(&database, &[FLUENT_LOGIN], pool);
     let plain_bouncer = Bouncer::start_pool(&database, &[PLAIN_LOGIN], pool);
-    let history = RwLock::new(History::new());
+    warm_up(Side::Fluent, &fluent_bouncer, pool);
+    warm_up(Side::ByHand, &plain_bouncer, pool);
+    let history = RwLock::new(History::read(&mut connect(&database, "postgres")));
     let stop = AtomicBool::new(false);
     let started = Instant::now();
     let (phases, changes) = std::thread::scope(|s| {
