@@ -95,6 +95,7 @@ pub fn init() {
 /// (and this backend's at the next command). Called by the catalog triggers.
 pub fn invalidate_all_backends() {
     WROTE_IN_XACT.store(true, Ordering::Relaxed);
+    crate::gate::catalog_changed();
     if let Some(relid) = owner::catalog_relid(SENTINEL_TABLE) {
         unsafe { pg_sys::CacheInvalidateRelcacheByRelid(relid) }
     }
@@ -278,6 +279,8 @@ fn take_in_changes_once_per_statement() {
         }
         let started = pg_sys::GetCurrentStatementStartTimestamp();
         if STATEMENT_SEEN.replace(started) != started {
+            // A change visible to this statement has sent its messages.
+            crate::gate::pass();
             pg_sys::AcceptInvalidationMessages();
         }
     }

@@ -5,6 +5,7 @@
 //! - `owner`: running catalog queries as the catalog owner, through kept plans
 //! - `loaders`: reading the catalog (`sql/loaders.sql`) into Rust values
 //! - `cache`: the per-backend cache and its invalidation
+//! - `gate`: the commit gate: no statement starts between a catalog change becoming visible and its invalidation
 //! - `hashing`: the fast hasher of the cache's maps
 //! - `gucs`: the settings that carry the acting user and workspace
 //! - `identity`: `fluent_authenticate`, `fluent_set_user` and friends: tokens, trust and the seal
@@ -33,6 +34,7 @@ mod ddl;
 mod delegation;
 mod error;
 mod explain;
+mod gate;
 mod gucs;
 mod hashing;
 mod identity;
@@ -179,6 +181,7 @@ unsafe extern "C-unwind" fn transaction_ended(
 ) {
     use pg_sys::XactEvent::*;
     let committed = match event {
+        XACT_EVENT_PRE_COMMIT => return gate::pre_commit(),
         XACT_EVENT_COMMIT | XACT_EVENT_PARALLEL_COMMIT | XACT_EVENT_PREPARE => true,
         XACT_EVENT_ABORT | XACT_EVENT_PARALLEL_ABORT => false,
         _ => return,
@@ -187,6 +190,7 @@ unsafe extern "C-unwind" fn transaction_ended(
     plans::transaction_ended();
     identity::transaction_ended(committed);
     delegation::transaction_ended();
+    gate::transaction_ended();
 }
 
 /// Rolling back to a savepoint may undo catalog writes the cache has read.
