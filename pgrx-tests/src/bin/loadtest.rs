@@ -27,7 +27,7 @@
 //! Configuration (environment): `FLUENT_TEST_HOST`, `FLUENT_TEST_PORT` (the
 //! server), `FLUENT_LOAD_DATABASE` (`load`), `FLUENT_LOAD_CLIENTS` (16),
 //! `FLUENT_LOAD_POOL` (server connections per side, 8), `FLUENT_LOAD_SECONDS`
-//! (per phase, 15), `FLUENT_LOAD_ROUNDS` (2), `FLUENT_LOAD_ADMIN_PAUSE_MS`
+//! (per phase, 10), `FLUENT_LOAD_ROUNDS` (3), `FLUENT_LOAD_ADMIN_PAUSE_MS`
 //! (between two changes, 20). Exits with 1 if any answer was stale or wrong
 //! or any error was not one the workload provokes.
 
@@ -386,7 +386,7 @@ fn client_loop(
             rng.below(USERS)
         };
         let begin = format!("BEGIN; {}", begin.replace("{user}", &user.to_string()));
-        if attempt % PROVOKE_EVERY == 0 {
+        if attempt.is_multiple_of(PROVOKE_EVERY) {
             let sql = format!(
                 "{begin}; INSERT INTO {table} VALUES ({}, 'nobody', 'refused')",
                 ROWS + 1 + rng.below(ROWS)
@@ -528,6 +528,9 @@ fn check(
     ));
 }
 
+/// Records one change in the history at its version.
+type Record = Box<dyn FnOnce(&mut History, u64)>;
+
 /// The administrator: one change per transaction, each bumping the version,
 /// until `stop`. Returns the number of changes committed.
 fn admin_loop(
@@ -542,7 +545,7 @@ fn admin_loop(
     while !stop.load(Ordering::Relaxed) {
         let k = rng.below(CHURN);
         let kind = rng.below(20);
-        let (change, record): (String, Box<dyn FnOnce(&mut History, u64)>) = if kind < 10 {
+        let (change, record): (String, Record) = if kind < 10 {
             let (bit, role, _, _) = ROLES[rng.below(4) as usize];
             let held = history.read().unwrap().held[k as usize].last().unwrap().1;
             let (sql, now) = if held & bit != 0 {
@@ -685,8 +688,8 @@ fn main() {
     let database: String = env("FLUENT_LOAD_DATABASE", "load".to_owned());
     let clients: usize = env("FLUENT_LOAD_CLIENTS", 16);
     let pool: u32 = env("FLUENT_LOAD_POOL", 8);
-    let seconds: u64 = env("FLUENT_LOAD_SECONDS", 15);
-    let rounds: usize = env("FLUENT_LOAD_ROUNDS", 2);
+    let seconds: u64 = env("FLUENT_LOAD_SECONDS", 10);
+    let rounds: usize = env("FLUENT_LOAD_ROUNDS", 3);
     let pause = Duration::from_millis(env("FLUENT_LOAD_ADMIN_PAUSE_MS", 20));
 
     // One bouncer per side, so that each side has its whole pool.
@@ -749,10 +752,25 @@ fn main() {
     let total =
         |f: fn(&Counts) -> &AtomicU64| phases.iter().map(|p| load(f(&p.counts))).sum::<u64>();
     let (fluent, by_hand) = (mean(Side::Fluent), mean(Side::ByHand));
+    // Each round's fluent phase against the hand-written phase just before
+    // it: the machine's load drifts less within a round than across rounds.
+    let mut ratios: Vec<f64> = phases
+        .chunks(2)
+        .filter_map(|round| match round {
+            [hand, fluent] => Some(fluent.tps / hand.tps),
+            _ => None,
+        })
+        .collect();
+    ratios.sort_by(f64::total_cmp);
     println!(
-        "fluent {fluent:.0} tps, by hand {by_hand:.0} tps (means over {rounds} rounds): {:.2}x; \
-         answers checked {}, stale {}, wrong {}; errors {} (and {} refused inserts, on purpose)",
+        "fluent {fluent:.0} tps, by hand {by_hand:.0} tps (means over {rounds} rounds): {:.2}x \
+         (rounds {}); answers checked {}, stale {}, wrong {}; errors {} (and {} refused inserts, on purpose)",
         fluent / by_hand,
+        ratios
+            .iter()
+            .map(|r| format!("{r:.2}x"))
+            .collect::<Vec<_>>()
+            .join(", "),
         total(|c| &c.checked),
         total(|c| &c.stale),
         total(|c| &c.wrong),
