@@ -243,7 +243,8 @@ BEGIN
                          FROM fluent.admin_rights ar
                          JOIN fluent.actions a ON a.action_id = ar.action_id
                          JOIN fluent.modules m ON m.module_id = a.module_id
-                        WHERE ar.workspace_id = fluent._workspace_id() AND ar.admin_right = p_right),
+                        WHERE ar.workspace_id = fluent._workspace_id() AND ar.admin_right = p_right
+                       HAVING count(*) > 0),
                       format('No permission gives the right %s in this workspace; a DBA sets one with fluent_set_admin_right().', p_right));
     END IF;
     RETURN acting;

@@ -169,7 +169,7 @@ CREATE TABLE fluent.teams (
     UNIQUE (workspace_id, name),
     UNIQUE (workspace_id, team_id)
 );
-COMMENT ON TABLE fluent.teams IS 'Teams of a workspace; their leads reach the rows of every member at scope team';
+COMMENT ON TABLE fluent.teams IS 'Teams of a workspace; their leads reach the rows of every member at scopes direct and team';
 
 CREATE TABLE fluent.team_members (
     workspace_id int NOT NULL,
@@ -256,24 +256,25 @@ COMMENT ON TABLE fluent.admin_rights IS
     'Delegated administration: an end user who holds the action at scope all holds the right in the workspace, and the administration functions act for them (never beyond their own powers)';
 
 -- What changed, for the per-backend caches (src/cache.rs): each catalog
--- write logs which users, roles, workspaces or team sets it can affect, in
--- its own transaction; a backend told by an invalidation message that the
--- catalog changed reads the entries of transactions that were still running
--- or started after its last look (by transaction id, so a change that commits
--- late is not skipped) and drops those cache entries only. Entries older
+-- write logs which users, roles, workspace models (modules, actions,
+-- requirements, administrative rights, item roles), workspaces or team sets
+-- it can affect, in its own transaction; a backend told by an invalidation
+-- message that the catalog changed reads the entries of transactions that
+-- were still running or started after its last look (by transaction id, so a
+-- change that commits late is not skipped) and drops those cache entries only. Entries older
 -- than ten minutes are pruned; a backend that looked before the pruning
 -- horizon drops everything. Not dumped, not audited: cache bookkeeping.
 CREATE TABLE fluent.changes (
     xid          xid8 NOT NULL DEFAULT pg_current_xact_id(),
     at           timestamptz NOT NULL DEFAULT now(),
     workspace_id int,
-    kind         text NOT NULL CHECK (kind IN ('user', 'role', 'workspace', 'teams')),
+    kind         text NOT NULL CHECK (kind IN ('user', 'role', 'workspace', 'teams', 'model')),
     id           bigint
 );
 CREATE INDEX changes_xid_idx ON fluent.changes (xid);
 CREATE INDEX changes_at_idx ON fluent.changes (at);
 COMMENT ON TABLE fluent.changes IS
-    'Which cached users (id = user_id), compiled roles (id = role_id), workspaces and team sets each catalog write can affect; NULL workspace_id: every workspace';
+    'Which cached users (id = user_id), compiled roles (id = role_id), workspace models (kind model), workspaces and team sets each catalog write can affect; NULL workspace_id: every workspace';
 CREATE TABLE fluent.change_horizon (
     singleton    boolean PRIMARY KEY DEFAULT true CHECK (singleton),
     pruned_below xid8 NOT NULL DEFAULT '0'

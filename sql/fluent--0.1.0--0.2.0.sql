@@ -4607,21 +4607,189 @@ BEGIN
     RETURN NULL;
 END $$;
 
+-- Issue 20: every change drops only what it changes. Modules, actions,
+-- requirements, administrative rights and item roles log their workspace's
+-- model (loaded again, its role sets resolved again, its users kept).
+ALTER TABLE fluent.changes DROP CONSTRAINT changes_kind_check;
+ALTER TABLE fluent.changes ADD CONSTRAINT changes_kind_check
+    CHECK (kind IN ('user', 'role', 'workspace', 'teams', 'model'));
+COMMENT ON TABLE fluent.changes IS
+    'Which cached users (id = user_id), compiled roles (id = role_id), workspace models (kind model), workspaces and team sets each catalog write can affect; NULL workspace_id: every workspace';
+
 DO $$
 DECLARE
+    t text;
+    kind text;
     op text;
 BEGIN
-    FOREACH op IN ARRAY ARRAY['INSERT', 'UPDATE', 'DELETE'] LOOP
-        EXECUTE format('DROP TRIGGER log_changes_%s ON fluent.roles', lower(op));
-        EXECUTE format('CREATE TRIGGER log_changes_%s AFTER %s ON fluent.roles REFERENCING %s
-                        FOR EACH STATEMENT EXECUTE FUNCTION fluent._log_changes(%L)',
-                       lower(op), op,
-                       CASE op WHEN 'INSERT' THEN 'NEW TABLE AS new_rows'
-                               WHEN 'UPDATE' THEN 'OLD TABLE AS old_rows NEW TABLE AS new_rows'
-                               ELSE 'OLD TABLE AS old_rows' END, 'role');
+    FOR t, kind IN VALUES ('roles', 'role'), ('modules', 'model'), ('actions', 'model'),
+                          ('requirements', 'model'), ('admin_rights', 'model'), ('item_roles', 'model'),
+                          ('item_role_actions', 'model')
+    LOOP
+        FOREACH op IN ARRAY ARRAY['INSERT', 'UPDATE', 'DELETE'] LOOP
+            EXECUTE format('DROP TRIGGER log_changes_%s ON fluent.%I', lower(op), t);
+            EXECUTE format('CREATE TRIGGER log_changes_%s AFTER %s ON fluent.%I REFERENCING %s
+                            FOR EACH STATEMENT EXECUTE FUNCTION fluent._log_changes(%L)',
+                           lower(op), op, t,
+                           CASE op WHEN 'INSERT' THEN 'NEW TABLE AS new_rows'
+                                   WHEN 'UPDATE' THEN 'OLD TABLE AS old_rows NEW TABLE AS new_rows'
+                                   ELSE 'OLD TABLE AS old_rows' END, kind);
+        END LOOP;
+        EXECUTE format('DROP TRIGGER log_changes_truncate ON fluent.%I', t);
+        EXECUTE format('CREATE TRIGGER log_changes_truncate AFTER TRUNCATE ON fluent.%I
+                        FOR EACH STATEMENT EXECUTE FUNCTION fluent._log_changes(%L)', t, kind);
     END LOOP;
-    DROP TRIGGER log_changes_truncate ON fluent.roles;
-    CREATE TRIGGER log_changes_truncate AFTER TRUNCATE ON fluent.roles
-        FOR EACH STATEMENT EXECUTE FUNCTION fluent._log_changes('role');
 END
 $$;
+
+-- Issue 20: this backend's cache, counted (how precisely changes are
+-- invalidated shows in how few loads follow them).
+CREATE FUNCTION fluent."cache_statistics"() RETURNS TABLE (
+	"cached_users" bigint,  /* i64 */
+	"user_loads" bigint,  /* i64 */
+	"model_loads" bigint  /* i64 */
+)
+STRICT VOLATILE PARALLEL RESTRICTED
+LANGUAGE c /* Rust */
+AS 'fluent-0.2.0', 'cache_statistics_wrapper';
+COMMENT ON FUNCTION fluent.cache_statistics() IS
+             'This backend''s permission cache: the users it holds, and how many users and workspace models it has loaded since it started (each load is one catalog query; a change loads again only what it changes)';
+REVOKE ALL ON FUNCTION fluent.cache_statistics() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION fluent.cache_statistics() TO fluent_admin;
+
+-- Issue 20: comments that left out scope direct and the source requirement
+-- (restated as sql/privileges.sql, sql/views.sql and sql/catalog.sql now
+-- have them).
+COMMENT ON FUNCTION @extschema@.fluent_scope(text, text, text) IS
+    'The scope (none, own, direct, team, all) the user has on the module''s action in the current workspace';
+COMMENT ON FUNCTION @extschema@.fluent_set_permission(text, text, text, text) IS
+    'Sets the scope (none, own, direct, team, all) a role has on a module''s action';
+COMMENT ON VIEW fluent.effective_permissions IS
+    'What each user holding a role or override in a workspace may do: one row per (workspace, user, module, action) with the effective scope and its source (roles, override, module_disabled, requirement, user_status, sign_in or no_role), the roles that give it and any override';
+COMMENT ON TABLE fluent.teams IS 'Teams of a workspace; their leads reach the rows of every member at scopes direct and team';
+
+-- Issue 20: a delegated administrator refused a right no permission gives
+-- in the workspace is told so (the aggregate over no row made the hint
+-- "scope all on  in workspace ..." instead of its fallback).
+CREATE OR REPLACE FUNCTION fluent._authorize(ticket bigint, p_right fluent.admin_right) RETURNS text
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    caller oid := fluent._take_caller(ticket);
+    acting text := fluent._acting_user();
+BEGIN
+    IF fluent._is_dba(caller) THEN
+        RETURN NULL;
+    END IF;
+    IF acting IS NULL THEN
+        RAISE EXCEPTION 'permission denied to administer fluent' USING ERRCODE = 'insufficient_privilege',
+            HINT = format('Administration needs a superuser, a member of fluent_admin, or an acting end user who holds the right %s (fluent.admin_rights).', p_right);
+    END IF;
+    IF NOT fluent._holds_right(acting, p_right::text) THEN
+        RAISE EXCEPTION 'fluent user "%" lacks the administrative right %', acting, p_right
+            USING ERRCODE = 'insufficient_privilege',
+                  HINT = coalesce(
+                      (SELECT format('The right %s comes with scope all on %s in workspace "%s".', p_right,
+                                     string_agg(m.name || '.' || a.name, ' or ' ORDER BY m.name, a.name),
+                                     fluent._workspace_name())
+                         FROM fluent.admin_rights ar
+                         JOIN fluent.actions a ON a.action_id = ar.action_id
+                         JOIN fluent.modules m ON m.module_id = a.module_id
+                        WHERE ar.workspace_id = fluent._workspace_id() AND ar.admin_right = p_right
+                       HAVING count(*) > 0),
+                      format('No permission gives the right %s in this workspace; a DBA sets one with fluent_set_admin_right().', p_right));
+    END IF;
+    RETURN acting;
+END $$;
+
+-- Issue 20: a role that changes is compiled again alone (p_role_ids; NULL:
+-- every role of the workspace).
+DROP FUNCTION fluent._load_roles(int);
+-- The roles p_role_ids of a workspace (NULL: every role) with their explicit
+-- permissions, compiled once per workspace and again when they change
+-- (src/cache.rs); a role without permissions has one row with a NULL action.
+CREATE FUNCTION fluent._load_roles(p_workspace_id int, p_role_ids int[])
+RETURNS TABLE (role_id int, grants_sign_in boolean, action_id int, scope text, name text, template text,
+               template_role text)
+LANGUAGE sql STABLE PARALLEL SAFE
+BEGIN ATOMIC
+    SELECT r.role_id, r.grants_sign_in, p.action_id, p.scope::text, r.name, r.template, r.template_role
+      FROM fluent.roles r
+      LEFT JOIN fluent.permissions p ON p.role_id = r.role_id
+     WHERE r.workspace_id = p_workspace_id AND (p_role_ids IS NULL OR r.role_id = ANY (p_role_ids))
+     ORDER BY r.role_id;
+END;
+REVOKE ALL ON FUNCTION fluent._load_roles(int, int[]) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION fluent._load_roles(int, int[]) TO fluent_owner;
+
+-- Issue 20: a look at the change log reads only what the previous look's
+-- snapshot did not see, however long another transaction keeps the xmin back.
+DROP FUNCTION fluent._load_changes(text);
+-- What changed that snapshot p_seen did not see (src/cache.rs): the entries
+-- of transactions that committed after the reader's previous look, and only
+-- those, however long another transaction keeps the xmin back, and the
+-- reader's own transaction's, which its snapshots see as it writes them;
+-- none for a NULL p_seen (a first look). With the pruning horizon and the snapshot this
+-- look reads with (the next one's p_seen).
+CREATE FUNCTION fluent._load_changes(p_seen text)
+RETURNS TABLE (workspace_id int, kind text, id bigint, pruned_below text, seen text)
+LANGUAGE sql STABLE PARALLEL SAFE
+BEGIN ATOMIC
+    SELECT c.workspace_id, c.kind, c.id, h.pruned_below::text, pg_current_snapshot()::text
+      FROM fluent.change_horizon h
+      LEFT JOIN fluent.changes c ON c.xid >= pg_snapshot_xmin(p_seen::pg_snapshot)
+                                AND (NOT pg_visible_in_snapshot(c.xid, p_seen::pg_snapshot)
+                                     OR c.xid = pg_current_xact_id_if_assigned());
+END;
+REVOKE ALL ON FUNCTION fluent._load_changes(text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION fluent._load_changes(text) TO fluent_owner;
+
+-- Issue 20: fluent.effective_permissions at scale. The view joins the
+-- holders, each with their profile (workspace, active or not, roles,
+-- overrides), to the decisions, made once per profile (src/effective.rs), in
+-- place of one set-returning function that built every row; a filter on one
+-- user or one module reaches the two functions through a planner hook.
+CREATE FUNCTION fluent."_effective_support"(
+	"request" internal /* Internal */
+) RETURNS internal /* Internal */
+IMMUTABLE PARALLEL SAFE
+LANGUAGE c /* Rust */
+AS 'fluent-0.2.0', '_effective_support_wrapper';
+CREATE FUNCTION fluent."_effective_holders"(
+	"for_user" TEXT /* Option < & str > */
+) RETURNS TABLE (
+	"profile" INT,  /* i32 */
+	"user_key" TEXT,  /* String */
+	"user_status" TEXT  /* String */
+)
+STABLE PARALLEL RESTRICTED SUPPORT fluent."_effective_support"
+LANGUAGE c /* Rust */
+AS 'fluent-0.2.0', '_effective_holders_wrapper';
+CREATE FUNCTION fluent."_effective_profiles"(
+	"for_user" TEXT, /* Option < & str > */
+	"for_module" TEXT /* Option < & str > */
+) RETURNS TABLE (
+	"profile" INT,  /* i32 */
+	"workspace" TEXT,  /* String */
+	"module" TEXT,  /* String */
+	"action" TEXT,  /* String */
+	"scope" TEXT,  /* String */
+	"source" TEXT,  /* String */
+	"roles" TEXT[],  /* :: std :: option :: Option < Vec < String > > */
+	"override_scope" TEXT,  /* Option < String > */
+	"module_enabled" bool  /* bool */
+)
+STABLE PARALLEL RESTRICTED SUPPORT fluent."_effective_support"
+LANGUAGE c /* Rust */
+AS 'fluent-0.2.0', '_effective_profiles_wrapper';
+REVOKE ALL ON FUNCTION fluent._effective_support(internal), fluent._effective_holders(text),
+    fluent._effective_profiles(text, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION fluent._effective_holders(text), fluent._effective_profiles(text, text)
+    TO fluent_admin, fluent_reader;
+GRANT EXECUTE ON FUNCTION fluent._effective_support(internal), fluent._effective_holders(text),
+    fluent._effective_profiles(text, text) TO fluent_owner;
+CREATE OR REPLACE VIEW fluent.effective_permissions AS
+SELECT p.workspace, h.user_key, p.module, p.action, p.scope::fluent.scope AS scope, p.source, p.roles,
+       p.override_scope::fluent.scope AS override, p.module_enabled, h.user_status::fluent.user_status AS user_status
+  FROM fluent._effective_holders(NULL) h
+  JOIN fluent._effective_profiles(NULL, NULL) p ON p.profile = h.profile;
+DROP FUNCTION fluent._effective_permissions();

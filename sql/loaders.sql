@@ -39,10 +39,10 @@ BEGIN ATOMIC
      ORDER BY q.action_id NULLS FIRST;
 END;
 
--- Every role of a workspace with its explicit permissions, compiled once per
--- workspace (src/cache.rs); a role without permissions has one row with a
--- NULL action.
-CREATE FUNCTION fluent._load_roles(p_workspace_id int)
+-- The roles p_role_ids of a workspace (NULL: every role) with their explicit
+-- permissions, compiled once per workspace and again when they change
+-- (src/cache.rs); a role without permissions has one row with a NULL action.
+CREATE FUNCTION fluent._load_roles(p_workspace_id int, p_role_ids int[])
 RETURNS TABLE (role_id int, grants_sign_in boolean, action_id int, scope text, name text, template text,
                template_role text)
 LANGUAGE sql STABLE PARALLEL SAFE
@@ -50,7 +50,7 @@ BEGIN ATOMIC
     SELECT r.role_id, r.grants_sign_in, p.action_id, p.scope::text, r.name, r.template, r.template_role
       FROM fluent.roles r
       LEFT JOIN fluent.permissions p ON p.role_id = r.role_id
-     WHERE r.workspace_id = p_workspace_id
+     WHERE r.workspace_id = p_workspace_id AND (p_role_ids IS NULL OR r.role_id = ANY (p_role_ids))
      ORDER BY r.role_id;
 END;
 
@@ -183,15 +183,21 @@ BEGIN ATOMIC
      WHERE w.name = p_workspace;
 END;
 
--- What changed since transaction `p_since` (src/cache.rs), with the pruning
--- horizon and the reader's snapshot xmin (where its next look starts).
-CREATE FUNCTION fluent._load_changes(p_since text)
-RETURNS TABLE (workspace_id int, kind text, id bigint, pruned_below text, next_since text)
+-- What changed that snapshot p_seen did not see (src/cache.rs): the entries
+-- of transactions that committed after the reader's previous look, and only
+-- those, however long another transaction keeps the xmin back, and the
+-- reader's own transaction's, which its snapshots see as it writes them;
+-- none for a NULL p_seen (a first look). With the pruning horizon and the snapshot this
+-- look reads with (the next one's p_seen).
+CREATE FUNCTION fluent._load_changes(p_seen text)
+RETURNS TABLE (workspace_id int, kind text, id bigint, pruned_below text, seen text)
 LANGUAGE sql STABLE PARALLEL SAFE
 BEGIN ATOMIC
-    SELECT c.workspace_id, c.kind, c.id, h.pruned_below::text, pg_snapshot_xmin(pg_current_snapshot())::text
+    SELECT c.workspace_id, c.kind, c.id, h.pruned_below::text, pg_current_snapshot()::text
       FROM fluent.change_horizon h
-      LEFT JOIN fluent.changes c ON c.xid >= p_since::xid8;
+      LEFT JOIN fluent.changes c ON c.xid >= pg_snapshot_xmin(p_seen::pg_snapshot)
+                                AND (NOT pg_visible_in_snapshot(c.xid, p_seen::pg_snapshot)
+                                     OR c.xid = pg_current_xact_id_if_assigned());
 END;
 
 -- How tokens are verified (src/identity.rs).

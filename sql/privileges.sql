@@ -128,7 +128,7 @@ GRANT EXECUTE ON FUNCTION fluent._check_item_assignment(), fluent._check_item_ow
 -- Reporting tools and auditors check protections too.
 GRANT SELECT ON fluent.protected_tables, fluent.protected_columns TO fluent_reader;
 GRANT EXECUTE ON FUNCTION @extschema@.fluent_protection_problems(), fluent._descendants(regclass), fluent._policies_of(regclass),
-    fluent._permission_matrix(), fluent._effective_permissions()
+    fluent._permission_matrix(), fluent._effective_holders(text), fluent._effective_profiles(text, text)
     TO fluent_reader;
 -- ... and their column limits, against what fluent_protect_columns() makes.
 GRANT EXECUTE ON FUNCTION fluent._column_limit_problems(fluent.protected_tables), fluent._column_write_checks(fluent.protected_tables),
@@ -162,7 +162,7 @@ COMMENT ON FUNCTION @extschema@.fluent_can(text, text, text) IS
     'Whether the user may perform the action on the module (at any scope) in the current workspace; false for NULL, unknown, ghost, disabled and invited users';
 COMMENT ON FUNCTION @extschema@.fluent_can(text, text) IS 'fluent_can() for the acting user set by fluent_set_user()';
 COMMENT ON FUNCTION @extschema@.fluent_scope(text, text, text) IS
-    'The scope (none, own, team, all) the user has on the module''s action in the current workspace';
+    'The scope (none, own, direct, team, all) the user has on the module''s action in the current workspace';
 COMMENT ON FUNCTION @extschema@.fluent_scope(text, text) IS 'fluent_scope() for the acting user set by fluent_set_user()';
 COMMENT ON FUNCTION @extschema@.fluent_set_user(text, boolean) IS
     'Sets the acting end user for the session, or the transaction when local; superusers and fluent_admin at will, fluent_authenticator once per transaction or session';
@@ -218,7 +218,7 @@ COMMENT ON FUNCTION @extschema@.fluent_drop_module(text) IS 'Drops a module with
 COMMENT ON FUNCTION @extschema@.fluent_create_role(text, text) IS 'Creates a custom role in the current workspace';
 COMMENT ON FUNCTION @extschema@.fluent_drop_role(text, boolean) IS 'Drops a role with its permissions and grants';
 COMMENT ON FUNCTION @extschema@.fluent_set_permission(text, text, text, text) IS
-    'Sets the scope (none, own, team, all) a role has on a module''s action';
+    'Sets the scope (none, own, direct, team, all) a role has on a module''s action';
 COMMENT ON FUNCTION @extschema@.fluent_clear_permission(text, text, text) IS
     'Removes a role''s setting on an action, which then inherits from the parent module (or is none)';
 COMMENT ON FUNCTION @extschema@.fluent_create_user(text, text, text, text) IS 'Creates an end user, optionally with a manager and a status';

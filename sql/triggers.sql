@@ -76,11 +76,11 @@ DECLARE
     kind text;
     op text;
 BEGIN
-    FOR t, kind IN VALUES ('workspaces', 'workspace'), ('users', 'user'), ('modules', 'workspace'),
-                          ('actions', 'workspace'), ('roles', 'role'), ('permissions', 'role'),
+    FOR t, kind IN VALUES ('workspaces', 'workspace'), ('users', 'user'), ('modules', 'model'),
+                          ('actions', 'model'), ('roles', 'role'), ('permissions', 'role'),
                           ('grants', 'user'), ('overrides', 'user'), ('teams', 'teams'), ('team_members', 'teams'),
-                          ('requirements', 'workspace'), ('admin_rights', 'workspace'),
-                          ('item_roles', 'workspace'), ('item_role_actions', 'workspace')
+                          ('requirements', 'model'), ('admin_rights', 'model'),
+                          ('item_roles', 'model'), ('item_role_actions', 'model')
     LOOP
         EXECUTE format('CREATE TRIGGER invalidate_cache AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE
                         ON fluent.%I FOR EACH STATEMENT EXECUTE FUNCTION fluent.invalidate_cache()', t);

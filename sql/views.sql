@@ -10,9 +10,8 @@
 -- (see "Install-time safety" in README.md); the extension schema comes back at the end.
 SET LOCAL search_path TO pg_catalog, pg_temp;
 
--- The decisions, from the one place they are made (src/scope.rs, read by
--- src/reports.rs): what each role gives on each action, and what each user
--- who holds a role or an override may do.
+-- The decisions, from the one place they are made (src/scope.rs): what each
+-- role gives on each action (src/reports.rs) ...
 CREATE VIEW fluent.permission_matrix AS
 SELECT m.workspace, m.role, m.module, m.action, m.scope::fluent.scope AS scope, m.setting, m.set_on, m.module_enabled,
        m.template, m.template_role
@@ -20,12 +19,20 @@ SELECT m.workspace, m.role, m.module, m.action, m.scope::fluent.scope AS scope, 
 COMMENT ON VIEW fluent.permission_matrix IS
     'One row per (workspace, role, module, action) with the role''s scope: set on the action, inherited from a parent module, or unset (none). Pivot it into a matrix of roles by capability';
 
+-- ... and what each user who holds a role or an override may do
+-- (src/effective.rs): the holders, each with their profile (workspace,
+-- active or not, roles, overrides), joined to the decisions, made once per
+-- profile. The join multiplies the rows, so 100,000 users' 15 million are
+-- counted without being built; a filter on one user or one module reaches
+-- the two functions (through a planner hook), which then compute that
+-- user's or module's rows only.
 CREATE VIEW fluent.effective_permissions AS
-SELECT e.workspace, e.user_key, e.module, e.action, e.scope::fluent.scope AS scope, e.source, e.roles,
-       e.override_scope::fluent.scope AS override, e.module_enabled, e.user_status::fluent.user_status AS user_status
-  FROM fluent._effective_permissions() e;
+SELECT p.workspace, h.user_key, p.module, p.action, p.scope::fluent.scope AS scope, p.source, p.roles,
+       p.override_scope::fluent.scope AS override, p.module_enabled, h.user_status::fluent.user_status AS user_status
+  FROM fluent._effective_holders(NULL) h
+  JOIN fluent._effective_profiles(NULL, NULL) p ON p.profile = h.profile;
 COMMENT ON VIEW fluent.effective_permissions IS
-    'What each user holding a role or override in a workspace may do: one row per (workspace, user, module, action) with the effective scope and its source (roles, override, module_disabled, user_status, sign_in or no_role), the roles that give it and any override';
+    'What each user holding a role or override in a workspace may do: one row per (workspace, user, module, action) with the effective scope and its source (roles, override, module_disabled, requirement, user_status, sign_in or no_role), the roles that give it and any override';
 
 -- The item roles' matrix, beside the roles': what each item role gives
 -- on the items where it is held, and what its holders must hold.

@@ -11,17 +11,19 @@
 //! relcache invalidation for a sentinel relation (`fluent.workspaces`); it is
 //! delivered to every backend when the writing transaction commits (and to
 //! the writer itself at once), and our callback only bumps a generation
-//! counter. The next lookup sees the new generation and reads the change log
-//! (`fluent.changes`, written by the same transactions) from the snapshot
-//! xmin of its previous look, so no change that committed late is skipped;
-//! it drops only what the entries name: a user, the holders of a role, a
+//! counter. The next lookup sees the new generation and reads the entries of
+//! the change log (`fluent.changes`, written by the same transactions) that
+//! the snapshot of its previous look did not see, so no change that
+//! committed late is skipped and none is applied twice; it drops only what
+//! the entries name: a user, the holders of a role, a workspace's model, a
 //! workspace, team sets. A gap in the log (pruned entries) drops everything.
 //!
 //! One subtlety: in REPEATABLE READ or SERIALIZABLE, a load made after the
 //! invalidation arrived reads through the transaction's snapshot, older than
-//! the change. The log read of that transaction used the same snapshot, so
-//! its xmin is old: the transaction callback bumps the generation once more
-//! and the next look, from that xmin, drops what such loads may have missed.
+//! the change. The log read of that transaction used the same snapshot,
+//! which did not see the change: the transaction callback bumps the
+//! generation once more and the next look, reading what that snapshot did
+//! not see, drops what such loads may have missed.
 //! In READ COMMITTED every load takes a fresh snapshot, so nothing is
 //! reloaded twice.
 //!
@@ -43,6 +45,7 @@ use pgrx::pg_sys;
 use crate::error::FluentError;
 use crate::loaders::{self, Change, WorkspaceModel};
 use crate::owner;
+use crate::probes;
 use crate::scope::{
     effective_scopes, item_roles_give_by_scopes, may_assign_item_role, RolePermissions, Scope,
     Standing,
@@ -58,6 +61,8 @@ const SENTINEL_TABLE: &std::ffi::CStr = c"workspaces";
 static GENERATION: AtomicU64 = AtomicU64::new(0);
 /// An invalidation arrived during the current transaction.
 static INVALIDATED_IN_XACT: AtomicBool = AtomicBool::new(false);
+/// An invalidation arrived during the current statement.
+static INVALIDATED_IN_STATEMENT: AtomicBool = AtomicBool::new(false);
 /// The current transaction read an entry that expires.
 static EXPIRING_READ_IN_XACT: AtomicBool = AtomicBool::new(false);
 /// The current transaction wrote the catalog (sent the invalidation).
@@ -67,6 +72,11 @@ static WROTE_IN_XACT: AtomicBool = AtomicBool::new(false);
 static FLUSH: AtomicBool = AtomicBool::new(false);
 /// OID of the sentinel relation, or 0 while unknown.
 static SENTINEL: AtomicU32 = AtomicU32::new(0);
+
+/// What this backend loaded since it started (`fluent.cache_statistics()`):
+/// users and workspace models, each by one catalog query.
+static USER_LOADS: AtomicU64 = AtomicU64::new(0);
+static MODEL_LOADS: AtomicU64 = AtomicU64::new(0);
 
 /// `fluent.cache_users`: how many users a backend keeps, over all workspaces.
 static MAX_USERS: GucSetting<i32> = GucSetting::<i32>::new(200_000);
@@ -116,13 +126,16 @@ unsafe extern "C-unwind" fn relcache_callback(_arg: pg_sys::Datum, relid: pg_sys
     let sentinel = SENTINEL.load(Ordering::Relaxed);
     if relid == pg_sys::InvalidOid || sentinel == 0 || relid.to_u32() == sentinel {
         GENERATION.fetch_add(1, Ordering::Relaxed);
-        // Only a transaction snapshot can be older than the change: in READ
-        // COMMITTED every load and log read takes a fresh one, so what this
-        // transaction loads after the change is current and is paid once.
-        if pg_sys::XactIsoLevel >= pg_sys::XACT_REPEATABLE_READ as i32 {
-            INVALIDATED_IN_XACT.store(true, Ordering::Relaxed);
-        }
-        crate::plans::drop_sql_function_plans();
+        // The look this causes reads the log, and loads, through the
+        // snapshot of the statement running: in REPEATABLE READ the
+        // transaction's, and in READ COMMITTED too it may predate the
+        // change (a cursor's, or the statement's when the message arrives
+        // in the middle of it, at a lock). So the statement after it looks
+        // again, and so does the next transaction, each through a snapshot
+        // taken after the message arrived.
+        INVALIDATED_IN_XACT.store(true, Ordering::Relaxed);
+        INVALIDATED_IN_STATEMENT.store(true, Ordering::Relaxed);
+        crate::folds::drop_sql_function_plans();
     }
 }
 
@@ -136,12 +149,13 @@ pub fn transaction_ended(committed: bool) {
     if wrote && !committed {
         flush();
     }
+    INVALIDATED_IN_STATEMENT.store(false, Ordering::Relaxed);
     if INVALIDATED_IN_XACT.swap(false, Ordering::Relaxed) {
         GENERATION.fetch_add(1, Ordering::Relaxed);
         // Plans made from those loads go with them (src/plans.rs).
-        crate::plans::invalidate_identity_plans();
+        crate::folds::invalidate_identity_plans();
     } else if expiring {
-        crate::plans::invalidate_identity_plans();
+        crate::folds::invalidate_identity_plans();
     }
 }
 
@@ -161,7 +175,7 @@ pub fn subtransaction_rolled_back() {
 fn flush() {
     FLUSH.store(true, Ordering::Relaxed);
     GENERATION.fetch_add(1, Ordering::Relaxed);
-    crate::plans::invalidate_identity_plans();
+    crate::folds::invalidate_identity_plans();
 }
 
 /// Why a user is granted nothing in a workspace, whatever they hold.
@@ -245,8 +259,9 @@ impl WorkspaceEntry {
 struct Cache {
     /// The generation whose changes have been applied; `None`: nothing loaded.
     generation: Option<u64>,
-    /// Where the next look at the change log starts (a snapshot xmin).
-    since: Option<u64>,
+    /// The snapshot of the last look at the change log: the next reads
+    /// what it did not see.
+    seen: Option<String>,
     /// `None` caches that a workspace does not exist.
     workspaces: FastMap<String, Option<WorkspaceEntry>>,
 }
@@ -279,6 +294,12 @@ fn take_in_changes_once_per_statement() {
         }
         let started = pg_sys::GetCurrentStatementStartTimestamp();
         if STATEMENT_SEEN.replace(started) != started {
+            // What the previous statement looked at after a message arrived
+            // is looked at again (see relcache_callback).
+            if INVALIDATED_IN_STATEMENT.swap(false, Ordering::Relaxed) {
+                GENERATION.fetch_add(1, Ordering::Relaxed);
+                crate::folds::invalidate_identity_plans();
+            }
             // A change visible to this statement has sent its messages.
             crate::gate::pass();
             pg_sys::AcceptInvalidationMessages();
@@ -309,50 +330,120 @@ fn refresh_if_stale() {
         owner::catalog_relid(SENTINEL_TABLE).map_or(0, |o| o.to_u32()),
         Ordering::Relaxed,
     );
-    let since = CACHE.with_borrow(|c| c.since);
-    // A first look in REPEATABLE READ reads through a snapshot that may
-    // predate changes whose messages were processed before this library
-    // was loaded: look again when the transaction ends.
-    if since.is_none() && unsafe { pg_sys::XactIsoLevel } >= pg_sys::XACT_REPEATABLE_READ as i32 {
+    let seen = CACHE.with_borrow(|c| c.seen.clone());
+    // A first look reads through a snapshot that may predate changes whose
+    // messages were processed before this library was loaded: look again
+    // at the next statement and when the transaction ends.
+    if seen.is_none() {
         INVALIDATED_IN_XACT.store(true, Ordering::Relaxed);
+        INVALIDATED_IN_STATEMENT.store(true, Ordering::Relaxed);
     }
     // No borrow is held while SPI runs: loading may process invalidations.
-    let log = loaders::load_changes(since.unwrap_or(u64::MAX));
-    let recompile = CACHE.with_borrow_mut(|c| {
-        let mut recompile = Vec::new();
+    let log = loaders::load_changes(seen.as_deref());
+    let work = CACHE.with_borrow_mut(|c| {
+        let mut work = Reloads::default();
         let flush = FLUSH.swap(false, Ordering::Relaxed);
-        if !flush && since.is_some_and(|since| log.pruned_below <= since) {
+        if !flush && seen.as_deref().is_some_and(|seen| log.complete_since(seen)) {
             for change in &log.changes {
-                c.apply(change, &mut recompile);
+                c.apply(change, &mut work);
             }
         } else {
             c.workspaces.clear();
         }
-        c.generation = Some(current);
-        c.since = Some(log.next_since);
-        recompile
+        work
     });
-    // Each workspace whose role permissions changed compiles its roles once,
-    // however many changes named them.
-    for name in recompile {
+    // Each workspace is loaded again once, however many changes named it:
+    // its whole model when modules, actions, requirements, administrative
+    // rights or item roles changed, else only the roles that changed. No
+    // borrow is held while SPI runs.
+    let roles_only = work
+        .recompile
+        .iter()
+        .filter(|(n, _)| !work.remodel.contains(n))
+        .map(|(n, roles)| (n, Some(roles)));
+    let reloads = work.remodel.iter().map(|n| (n, None));
+    for (name, roles) in reloads.chain(roles_only) {
+        let whole = roles.is_none();
         let Some(model) =
-            CACHE.with_borrow(|c| Some(c.workspaces.get(&name)?.as_ref()?.model.clone()))
+            CACHE.with_borrow(|c| Some(c.workspaces.get(name)?.as_ref()?.model.clone()))
         else {
             continue;
         };
-        let model = Rc::new(loaders::reload_roles(&model));
-        CACHE.with_borrow_mut(|c| {
-            if let Some(Some(ws)) = c.workspaces.get_mut(&name) {
-                ws.model = model;
+        MODEL_LOADS.fetch_add(1, Ordering::Relaxed);
+        let model = if whole {
+            loaders::load_workspace(name).map(Rc::new)
+        } else {
+            Some(Rc::new(loaders::reload_roles(
+                &model,
+                roles.unwrap_or(&Vec::new()),
+            )))
+        };
+        CACHE.with_borrow_mut(|c| match model {
+            Some(model) => {
+                if let Some(Some(ws)) = c.workspaces.get_mut(name) {
+                    ws.take_model(model, whole);
+                }
+            }
+            None => {
+                c.workspaces.remove(name);
             }
         });
     }
+    // Only now is the look done: an error while loading (a timeout, a
+    // cancel) leaves the generation stale, and the next lookup reads the
+    // same entries again and loads what they name.
+    CACHE.with_borrow_mut(|c| {
+        c.generation = Some(current);
+        c.seen = Some(log.seen);
+    });
+}
+
+/// The workspaces a look at the change log must load again.
+#[derive(Default)]
+struct Reloads {
+    /// Those whose roles changed, with those roles.
+    recompile: Vec<(String, Vec<i32>)>,
+    /// Those whose modules, actions, requirements, administrative rights or
+    /// item roles changed.
+    remodel: Vec<String>,
+}
+
+impl WorkspaceEntry {
+    /// Takes a model loaded again. When more than roles changed (`whole`),
+    /// every role set still in use is resolved again on the new slots (a
+    /// module turned off, a requirement, a new action change what a role set
+    /// gives, not who holds what); users with overrides are loaded again, as
+    /// their own scopes are not kept apart from what they override.
+    fn take_model(&mut self, model: Rc<WorkspaceModel>, whole: bool) {
+        if whole {
+            for set in self.sets.iter_mut().flatten() {
+                set.scopes = role_set_scopes(&model, &set.roles);
+            }
+            self.users.retain(|_, u| u.own.is_none());
+        }
+        self.model = model;
+    }
+}
+
+/// The scopes a set of roles gives without overrides.
+fn role_set_scopes(model: &WorkspaceModel, roles: &[i32]) -> Box<[Scope]> {
+    let permissions: Vec<&RolePermissions> = roles
+        .iter()
+        .filter_map(|r| model.roles.get(r))
+        .map(|r| &r.permissions)
+        .collect();
+    effective_scopes(
+        &model.slots,
+        &permissions,
+        &RolePermissions::new(model.slots.len()),
+    )
+    .into()
 }
 
 impl Cache {
-    /// Drops what one logged change can affect; workspaces whose roles
-    /// must be compiled again are added to `recompile`.
-    fn apply(&mut self, change: &Change, recompile: &mut Vec<String>) {
+    /// Drops what one logged change can affect, and notes the workspaces
+    /// to load again.
+    fn apply(&mut self, change: &Change, work: &mut Reloads) {
         // A change names one workspace, or every one; a workspace cached as
         // missing may be the one just created.
         let matches = |ws: &Option<WorkspaceEntry>| {
@@ -361,7 +452,7 @@ impl Cache {
                     .as_ref()
                     .is_none_or(|ws| Some(ws.model.workspace_id) == change.workspace_id)
         };
-        if !matches!(change.kind.as_str(), "user" | "role" | "teams") {
+        if !matches!(change.kind.as_str(), "user" | "role" | "teams" | "model") {
             self.workspaces.retain(|_, w| !matches(w));
             return;
         }
@@ -385,8 +476,15 @@ impl Cache {
                         }
                     }
                     ws.set_of.retain(|roles, _| !roles.contains(&role));
-                    if !recompile.contains(name) {
-                        recompile.push(name.clone());
+                    match work.recompile.iter_mut().find(|(n, _)| n == name) {
+                        Some((_, roles)) if roles.contains(&role) => {}
+                        Some((_, roles)) => roles.push(role),
+                        None => work.recompile.push((name.clone(), vec![role])),
+                    }
+                }
+                "model" => {
+                    if !work.remodel.contains(name) {
+                        work.remodel.push(name.clone());
                     }
                 }
                 _ => {
@@ -434,6 +532,7 @@ fn workspace_model(workspace: &str) -> Option<Rc<WorkspaceModel>> {
         return cached;
     }
     // No borrow is held while SPI runs: loading may process invalidations.
+    MODEL_LOADS.fetch_add(1, Ordering::Relaxed);
     let loaded = loaders::load_workspace(workspace).map(Rc::new);
     CACHE.with_borrow_mut(|c| {
         c.workspaces.insert(
@@ -503,6 +602,7 @@ fn slot_of(
 }
 
 fn load_user_entry(workspace: &str, model: &WorkspaceModel, user: &str) -> UserEntry {
+    USER_LOADS.fetch_add(1, Ordering::Relaxed);
     let barred = |barred, user_id| UserEntry {
         own: None,
         user_id,
@@ -511,7 +611,10 @@ fn load_user_entry(workspace: &str, model: &WorkspaceModel, user: &str) -> UserE
         used: Cell::new(true),
         expires_at: NEVER,
     };
-    let Some(holdings) = loaders::load_user(model, user) else {
+    // Index probes; the kept-plan query where they cannot run.
+    let holdings =
+        probes::load_user(model, user).unwrap_or_else(|()| loaders::load_user(model, user));
+    let Some(holdings) = holdings else {
         return barred(Barred::Unknown, 0);
     };
     match holdings.status.as_str() {
@@ -539,7 +642,7 @@ fn load_user_entry(workspace: &str, model: &WorkspaceModel, user: &str) -> UserE
         let set = ws.sets.len() as u32;
         ws.sets.push(Some(RoleSet {
             roles: holdings.roles.clone().into(),
-            scopes: scopes_with(&RolePermissions::new(model.slots.len())),
+            scopes: role_set_scopes(model, &holdings.roles),
         }));
         ws.set_of.insert(holdings.roles.clone().into(), set);
         Some(set)
@@ -832,6 +935,39 @@ pub fn member_teams(workspace: &str, user: &str) -> Rc<Vec<String>> {
         }
     });
     teams
+}
+
+#[pgrx::pg_schema]
+mod fluent {
+    use super::*;
+    use pgrx::prelude::*;
+
+    /// What this backend's cache holds and has loaded: how precisely
+    /// changes are invalidated shows in how few loads follow them.
+    #[pg_extern(volatile, parallel_restricted)]
+    fn cache_statistics() -> TableIterator<
+        'static,
+        (
+            name!(cached_users, i64),
+            name!(user_loads, i64),
+            name!(model_loads, i64),
+        ),
+    > {
+        refresh_if_stale();
+        let cached = CACHE.with_borrow(Cache::cached_users) as i64;
+        TableIterator::once((
+            cached,
+            USER_LOADS.load(Ordering::Relaxed) as i64,
+            MODEL_LOADS.load(Ordering::Relaxed) as i64,
+        ))
+    }
+
+    extension_sql!(
+        "COMMENT ON FUNCTION fluent.cache_statistics() IS
+             'This backend''s permission cache: the users it holds, and how many users and workspace models it has loaded since it started (each load is one catalog query; a change loads again only what it changes)';",
+        name = "cache_statistics_comment",
+        requires = [cache_statistics]
+    );
 }
 
 // Statement trigger on the catalog tables: tells every backend to drop its

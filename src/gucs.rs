@@ -17,7 +17,7 @@ use std::ffi::{c_char, c_void, CStr, CString};
 use pgrx::guc::{GucContext, GucFlags, GucRegistry, GucSetting};
 use pgrx::pg_sys;
 
-use crate::plans;
+use crate::folds;
 
 static USER: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
 static WORKSPACE: GucSetting<Option<CString>> =
@@ -140,14 +140,14 @@ unsafe fn changes(setting: &GucSetting<Option<CString>>, new: *const c_char) -> 
 #[pgrx::pg_guard]
 unsafe extern "C-unwind" fn assign_user(new: *const c_char, _extra: *mut c_void) {
     if changes(&USER, new) {
-        plans::identity_changed();
+        folds::identity_changed();
     }
 }
 
 #[pgrx::pg_guard]
 unsafe extern "C-unwind" fn assign_workspace(new: *const c_char, _extra: *mut c_void) {
     if changes(&WORKSPACE, new) {
-        plans::identity_changed();
+        folds::identity_changed();
     }
 }
 

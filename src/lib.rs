@@ -1,26 +1,39 @@
 //! fluent: role-based, row-level permissions enforced inside PostgreSQL.
 //!
-//! Module map:
-//! - `scope`: scopes and their resolution over roles and module inheritance (pure logic)
-//! - `owner`: running catalog queries as the catalog owner, through kept plans
-//! - `loaders`: reading the catalog (`sql/loaders.sql`) into Rust values
-//! - `cache`: the per-backend cache and its invalidation
-//! - `gate`: the commit gate: no statement starts between a catalog change becoming visible and its invalidation
-//! - `hashing`: the fast hasher of the cache's maps
-//! - `gucs`: the settings that carry the acting user and workspace
-//! - `identity`: `fluent_authenticate`, `fluent_set_user` and friends: tokens, trust and the seal
-//! - `token`: verifying JSON Web Tokens (pure Rust)
-//! - `delegation`: who administers (DBA or delegated end user), and who may read others' permissions
-//! - `checks`: `fluent_can`, `fluent_scope`, `fluent_visible_modules` and the row-level policy helpers
-//! - `preload`: `fluent_preload`, the library name that loads the installed version
-//! - `plans`: folding the policy helpers into plans, and invalidating those plans when identity or catalog change
-//! - `rows`: reading the row `fluent_who_can` asks about without running its owner's code
-//! - `ddl`: what a DDL command did, for the event trigger that protects new children
-//! - `explain`: `fluent_explain`, the facts behind one decision
-//! - `reports`: the rows of the permission matrix and effective permissions views, from the same decision
-//! - `audit`: the trigger that writes every catalog change to `fluent.audit_log`
-//! - `trigger`: Rust trigger functions that refuse direct calls cleanly
-//! - `error`: every error raised from Rust, with its SQLSTATE
+//! Modules, in layers: each imports only modules of the layers above it in
+//! this list (`layers_run_one_way` below checks it), so that a change to a
+//! lower layer never has to reason about a higher one.
+//! 1. Foundations, importing nothing of fluent's but `error`:
+//!    - `error`: every error raised from Rust and from SQL, with its SQLSTATE
+//!    - `hashing`: the fast hasher of the cache's maps
+//!    - `scope`: the one decision: scopes and their resolution over roles, module inheritance and item roles (pure logic)
+//!    - `token`: verifying JSON Web Tokens (pure Rust)
+//!    - `ddl`: what a DDL command did, for the event trigger that protects new children
+//!    - `folds`: which plans folded the acting user's answers, and invalidating them
+//!    - `trigger`: Rust trigger functions that refuse direct calls cleanly
+//!    - `preload`: `fluent_preload`, the library name that loads the installed version
+//! 2. Reading the catalog:
+//!    - `owner`: running catalog queries as the catalog owner, through kept plans
+//!    - `loaders`: reading the catalog (`sql/loaders.sql`) into Rust values
+//!    - `rows`: reading the row `fluent_who_can` asks about without running its owner's code
+//!    - `probes`: one user's holdings by index probes, without the executor (a first check)
+//! 3. State:
+//!    - `gucs`: the settings that carry the acting user and workspace
+//!    - `gate`: the commit gate: no statement starts between a catalog change becoming visible and its invalidation messages being sent
+//!    - `cache`: the per-backend cache and its invalidation
+//! 4. Who acts:
+//!    - `identity`: `fluent_authenticate`, `fluent_set_user` and friends: tokens, trust and the seal
+//!    - `delegation`: who administers (DBA or delegated end user), and who may read others' permissions
+//! 5. Answers:
+//!    - `checks`: `fluent_can`, `fluent_scope`, `fluent_visible_modules` and the row-level policy helpers
+//!    - `plans`: folding the policy helpers into plans (planner support functions and hooks)
+//! 6. Readers and writers of the answers:
+//!    - `explain`: `fluent_explain`, the facts behind one decision
+//!    - `reports`: the rows of the permission matrix view, from the same decision
+//!    - `effective`: the rows of the effective permissions view, decided once per profile, and the planner hook that narrows it to a filtered user or module
+//!    - `who_can`: `fluent_who_can`, every user who can act on one row
+//!    - `items`: the item roles' assignment triggers and helpers
+//!    - `audit`: the trigger that writes every catalog change to `fluent.audit_log`
 //!
 //! Administration, templates, reporting views and `fluent_protect` are SQL
 //! and PL/pgSQL in `sql/`.
@@ -32,8 +45,10 @@ mod cache;
 mod checks;
 mod ddl;
 mod delegation;
+mod effective;
 mod error;
 mod explain;
+mod folds;
 mod gate;
 mod gucs;
 mod hashing;
@@ -43,6 +58,7 @@ mod loaders;
 mod owner;
 mod plans;
 mod preload;
+mod probes;
 mod reports;
 mod rows;
 mod scope;
@@ -54,6 +70,8 @@ mod who_can;
 pub mod tests;
 #[cfg(test)]
 pub use tests::pg_test;
+#[cfg(test)]
+mod layers;
 
 ::pgrx::pg_module_magic!();
 
@@ -105,7 +123,8 @@ extension_sql_file!(
     requires = [
         "templates",
         reports::fluent::_permission_matrix,
-        reports::fluent::_effective_permissions
+        effective::fluent::_effective_holders,
+        effective::fluent::_effective_profiles
     ]
 );
 extension_sql_file!(
@@ -164,8 +183,10 @@ pub extern "C-unwind" fn _PG_init() {
     }
     gucs::init();
     cache::init();
+    probes::init();
     identity::init();
     plans::init();
+    effective::init();
     unsafe {
         pg_sys::RegisterXactCallback(Some(transaction_ended), std::ptr::null_mut());
         pg_sys::RegisterSubXactCallback(Some(subtransaction_ended), std::ptr::null_mut());
@@ -187,7 +208,7 @@ unsafe extern "C-unwind" fn transaction_ended(
         _ => return,
     };
     cache::transaction_ended(committed);
-    plans::transaction_ended();
+    folds::transaction_ended();
     identity::transaction_ended(committed);
     delegation::transaction_ended();
     gate::transaction_ended();

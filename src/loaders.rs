@@ -332,18 +332,22 @@ pub fn load_workspace(name: &str) -> Option<WorkspaceModel> {
                 ws.item_roles_giving.entry(slot).or_default().push(index);
             }
         }
-        load_roles(client, &mut ws);
+        load_roles(client, &mut ws, None);
         Some(ws)
     })
 }
 
-/// Compiles the workspace's roles into `ws.roles`.
-fn load_roles(client: &SpiClient<'_>, ws: &mut WorkspaceModel) {
-    ws.roles.clear();
+/// Compiles the workspace's roles `only` (all of them for `None`) into
+/// `ws.roles`: those of them the catalog no longer has are dropped.
+fn load_roles(client: &SpiClient<'_>, ws: &mut WorkspaceModel, only: Option<&[i32]>) {
+    match only {
+        Some(ids) => ws.roles.retain(|id, _| !ids.contains(id)),
+        None => ws.roles.clear(),
+    }
     for row in select(
         client,
-        "SELECT * FROM fluent._load_roles($1)",
-        &[ws.workspace_id.into()],
+        "SELECT * FROM fluent._load_roles($1, $2)",
+        &[ws.workspace_id.into(), only.map(<[i32]>::to_vec).into()],
     ) {
         let role_id: i32 = column(&row, 1).unwrap_or_default();
         let slots = ws.slots.len();
@@ -361,11 +365,12 @@ fn load_roles(client: &SpiClient<'_>, ws: &mut WorkspaceModel) {
     }
 }
 
-/// The model with its roles compiled again (after a permission changed;
-/// modules and actions, whose changes reload the whole workspace, stay).
-pub fn reload_roles(model: &WorkspaceModel) -> WorkspaceModel {
+/// The model with the roles `changed` compiled again (after their
+/// permissions, flags or names changed, or they were made or dropped;
+/// modules and actions, whose changes reload the whole model, stay).
+pub fn reload_roles(model: &WorkspaceModel, changed: &[i32]) -> WorkspaceModel {
     let mut ws = model.clone();
-    as_catalog_owner(|client| load_roles(client, &mut ws));
+    as_catalog_owner(|client| load_roles(client, &mut ws, Some(changed)));
     ws
 }
 
@@ -380,30 +385,44 @@ pub struct Change {
     pub id: Option<i64>,
 }
 
-/// The change log from transaction `since` on.
+/// The change log entries the previous look's snapshot did not see.
 pub struct ChangeLog {
     pub changes: Vec<Change>,
     /// Entries below this transaction were pruned.
     pub pruned_below: u64,
-    /// Where the next look starts: this snapshot's xmin.
-    pub next_since: u64,
+    /// The snapshot this look read with (`pg_snapshot` text): the next
+    /// look reads what it did not see.
+    pub seen: String,
 }
 
-pub fn load_changes(since: u64) -> ChangeLog {
-    let xid = |text: Option<String>| text.and_then(|t| t.parse::<u64>().ok()).unwrap_or(0);
+impl ChangeLog {
+    /// Whether every entry a look from snapshot `seen` needs is still
+    /// there: none below its xmin is.
+    pub fn complete_since(&self, seen: &str) -> bool {
+        seen.split(':')
+            .next()
+            .and_then(|xmin| xmin.parse::<u64>().ok())
+            .is_some_and(|xmin| self.pruned_below <= xmin)
+    }
+}
+
+/// What changed that snapshot `seen` did not see (nothing for `None`).
+pub fn load_changes(seen: Option<&str>) -> ChangeLog {
     as_catalog_owner(|client| {
         let mut log = ChangeLog {
             changes: Vec::new(),
             pruned_below: u64::MAX,
-            next_since: 0,
+            seen: String::new(),
         };
         for row in select(
             client,
             "SELECT * FROM fluent._load_changes($1)",
-            &[since.to_string().into()],
+            &[seen.into()],
         ) {
-            log.pruned_below = xid(column(&row, 4));
-            log.next_since = xid(column(&row, 5));
+            log.pruned_below = column::<String>(&row, 4)
+                .and_then(|t| t.parse().ok())
+                .unwrap_or(0);
+            log.seen = column(&row, 5).unwrap_or_default();
             if let Some(kind) = column::<String>(&row, 2) {
                 log.changes.push(Change {
                     workspace_id: column(&row, 1),
@@ -455,6 +474,23 @@ pub fn load_user(ws: &WorkspaceModel, key: &str) -> Option<UserHoldings> {
         );
         let row = rows.into_iter().next()?;
         Some(holdings_from(ws, &row, 1))
+    })
+}
+
+/// What `key` holds in the workspace if it holds a role or an override
+/// there: the row `load_all_holdings` has for them, by one index probe.
+pub fn load_holder(ws: &WorkspaceModel, key: &str) -> Option<UserHoldings> {
+    as_catalog_owner(|client| {
+        let rows = select(
+            client,
+            "SELECT * FROM fluent._load_user($1, $2)",
+            &[ws.workspace_id.into(), key.into()],
+        );
+        let row = rows.into_iter().next()?;
+        // role_ids and override_actions (NULL without an override).
+        let holds = !column::<Vec<i32>>(&row, 3).unwrap_or_default().is_empty()
+            || column::<Vec<i32>>(&row, 4).is_some();
+        holds.then(|| holdings_from(ws, &row, 1))
     })
 }
 

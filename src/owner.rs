@@ -51,51 +51,7 @@ pub fn as_catalog_owner<R>(f: impl FnOnce(&mut SpiClient<'_>) -> R) -> R {
         );
     }
     let _restore = Restore(prev_user, prev_context);
-    let _snapshot = FreshSnapshot::take();
     Spi::connect_mut(|client| f(client))
-}
-
-/// In READ COMMITTED, a catalog read sees what committed before it ran.
-/// SPI gives a transaction that has written a fresh snapshot per query, but
-/// pgrx runs the queries of one that has not (no transaction id yet: the
-/// application's reads) through the active snapshot, taken when the
-/// statement started: before the statement took in the invalidation
-/// messages that make the cache look again (src/cache.rs). A change that
-/// committed in between would be read as absent, and the cache would count
-/// itself current until the next change: the load test of `.ci/bench`
-/// caught such stale answers. In REPEATABLE READ the transaction's snapshot
-/// is the one to read through (src/cache.rs handles it); parallel workers
-/// cannot take snapshots.
-struct FreshSnapshot(Option<pg_sys::Snapshot>);
-
-impl FreshSnapshot {
-    fn take() -> FreshSnapshot {
-        unsafe {
-            let reader = pg_sys::GetCurrentTransactionIdIfAny() == pg_sys::InvalidTransactionId;
-            if reader
-                && pg_sys::XactIsoLevel < pg_sys::XACT_REPEATABLE_READ as i32
-                && !pg_sys::IsInParallelMode()
-            {
-                pg_sys::PushActiveSnapshot(pg_sys::GetTransactionSnapshot());
-                return FreshSnapshot(Some(pg_sys::GetActiveSnapshot()));
-            }
-        }
-        FreshSnapshot(None)
-    }
-}
-
-impl Drop for FreshSnapshot {
-    fn drop(&mut self) {
-        // After an error SPI may have left snapshots above ours: the
-        // transaction's abort pops them all.
-        if let Some(snapshot) = self.0 {
-            unsafe {
-                if pg_sys::ActiveSnapshotSet() && pg_sys::GetActiveSnapshot() == snapshot {
-                    pg_sys::PopActiveSnapshot();
-                }
-            }
-        }
-    }
 }
 
 /// The owner of the catalog's tables, `fluent_owner` (sql/privileges.sql).
@@ -132,6 +88,11 @@ fn installed_catalog_owner() -> Option<pg_sys::Oid> {
 pub fn catalog_namespace() -> Option<pg_sys::Oid> {
     let nsp = unsafe { pg_sys::get_namespace_oid(CATALOG_SCHEMA.as_ptr(), true) };
     (nsp != pg_sys::InvalidOid).then_some(nsp)
+}
+
+/// Whether `nsp` is schema `fluent`.
+pub fn in_catalog_namespace(nsp: pg_sys::Oid) -> bool {
+    catalog_namespace() == Some(nsp)
 }
 
 /// Whether relation `rel` lives in schema `fluent`.

@@ -25,7 +25,7 @@
 //!   functions, as if their definitions had changed: only plans that folded
 //!   them are invalidated, and only when any were made since the last time.
 
-use std::cell::{Cell, RefCell};
+use std::cell::RefCell;
 
 use pgrx::pg_sys;
 use pgrx::prelude::*;
@@ -34,22 +34,11 @@ use pgrx::Internal;
 use crate::cache;
 use crate::checks;
 use crate::checks::Reach;
+use crate::folds;
 
 thread_local! {
-    /// Syscache hash values of the support functions of the helpers folded
-    /// into plans since the plans depending on them were last invalidated.
-    static FOLDED: RefCell<Vec<u32>> = const { RefCell::new(Vec::new()) };
     /// (helper, its support function, the support function's hash).
     static SUPPORT: RefCell<Vec<(pg_sys::Oid, pg_sys::Oid, u32)>> = const { RefCell::new(Vec::new()) };
-    /// How many plans are being made (nested: a function run while planning
-    /// may plan queries of its own).
-    static PLANNING: Cell<u32> = const { Cell::new(0) };
-    /// Counts the identity changes and the folds, so that planning can tell
-    /// whether one happened while it ran.
-    static IDENTITY_CHANGES: Cell<u64> = const { Cell::new(0) };
-    static FOLDS: Cell<u64> = const { Cell::new(0) };
-    /// A plan made in the current transaction folded the acting user's answers.
-    static FOLDED_IN_XACT: Cell<bool> = const { Cell::new(false) };
 }
 
 static mut PREVIOUS_PLANNER: pg_sys::planner_hook_type = None;
@@ -80,46 +69,14 @@ unsafe extern "C-unwind" fn plan_with_one_identity(
     cursor_options: std::ffi::c_int,
     bound_params: pg_sys::ParamListInfo,
 ) -> *mut pg_sys::PlannedStmt {
-    let (changes, folds) = (IDENTITY_CHANGES.get(), FOLDS.get());
-    PLANNING.set(PLANNING.get() + 1);
-    let plan = pgrx::PgTryBuilder::new(|| match PREVIOUS_PLANNER {
+    let (plan, mixed) = folds::planning(|| match PREVIOUS_PLANNER {
         Some(previous) => previous(parse, query_string, cursor_options, bound_params),
         None => pg_sys::standard_planner(parse, query_string, cursor_options, bound_params),
-    })
-    .finally(|| PLANNING.set(PLANNING.get() - 1))
-    .execute();
-    if IDENTITY_CHANGES.get() != changes && FOLDS.get() != folds {
+    });
+    if mixed {
         crate::error::FluentError::IdentityChangedWhilePlanning.report();
     }
     plan
-}
-
-/// The acting user or workspace changes (src/gucs.rs): plans folded for the
-/// old one must not run for the new one.
-pub fn identity_changed() {
-    IDENTITY_CHANGES.set(IDENTITY_CHANGES.get() + 1);
-    invalidate_identity_plans();
-    drop_sql_function_plans();
-}
-
-/// The identity or the catalog changed (src/cache.rs). A SQL function
-/// (LANGUAGE sql or BEGIN ATOMIC) that is not inlined plans its queries
-/// itself and keeps the plans, outside the plan cache, for as long as its
-/// caller's expression lives: a PL/pgSQL expression's lives for the
-/// transaction. PostgreSQL drops those plans when a plan calling the function
-/// is invalidated, so a change in the middle of a transaction that folded
-/// answers invalidates every plan that calls a function (the plan cache keeps
-/// no finer record of them). At the end of a transaction they go anyway.
-/// Only flips flags in the plan cache.
-pub fn drop_sql_function_plans() {
-    if FOLDED_IN_XACT.get() && unsafe { pg_sys::IsTransactionState() } {
-        unsafe { pg_sys::CallSyscacheCallbacks(pg_sys::SysCacheIdentifier::PROCOID as i32, 0) }
-    }
-}
-
-/// At the end of every transaction (src/lib.rs).
-pub fn transaction_ended() {
-    FOLDED_IN_XACT.set(false);
 }
 
 /// Whether a restriction is the constant false or NULL.
@@ -173,23 +130,6 @@ unsafe extern "C-unwind" fn empty_when_denied(
     );
     pg_sys::add_path(rel, empty.cast());
     pg_sys::set_cheapest(rel);
-}
-
-/// Invalidates every cached plan that folded the acting user's answers.
-/// Only flips flags in the plan cache, so it is safe in GUC assign hooks
-/// and transaction callbacks.
-pub fn invalidate_identity_plans() {
-    // While a plan is being made, the helpers it folded so far stay listed:
-    // that plan is not in the plan cache yet, so these callbacks miss it, and
-    // the next change must reach it.
-    let folded = if PLANNING.get() > 0 {
-        FOLDED.with_borrow(Vec::clone)
-    } else {
-        FOLDED.with_borrow_mut(std::mem::take)
-    };
-    for hash in folded {
-        unsafe { pg_sys::CallSyscacheCallbacks(pg_sys::SysCacheIdentifier::PROCOID as i32, hash) }
-    }
 }
 
 /// The text of a non-null text constant, borrowed from the plan tree.
@@ -287,13 +227,7 @@ unsafe fn depend_on_identity_and_catalog(root: *mut pg_sys::PlannerInfo, funcid:
             (*glob).relationOids = pg_sys::lappend_oid((*glob).relationOids, sentinel);
         }
     }
-    FOLDS.set(FOLDS.get() + 1);
-    FOLDED_IN_XACT.set(true);
-    FOLDED.with_borrow_mut(|folded| {
-        if !folded.contains(&hash) {
-            folded.push(hash);
-        }
-    });
+    folds::record_fold(hash);
 }
 
 /// Whether the plan being made already depends on the function whose

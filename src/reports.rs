@@ -1,9 +1,9 @@
-//! The rows of the reporting views that show decisions: what each role
-//! gives (`fluent.permission_matrix`) and what each user may do
-//! (`fluent.effective_permissions`), both from the one decision in
-//! src/scope.rs; and the role scopes and inheritance that delegated
-//! administration checks (sql/admin.sql). For superusers, fluent_admin and
-//! fluent_reader (the views' readers), who may read anyone's permissions.
+//! The rows of the reporting view of what each role gives
+//! (`fluent.permission_matrix`), from the one decision in src/scope.rs (what
+//! each user may do, `fluent.effective_permissions`, is src/effective.rs);
+//! and the role scopes and inheritance that delegated administration checks
+//! (sql/admin.sql). For superusers, fluent_admin and fluent_reader (the
+//! views' readers), who may read anyone's permissions.
 
 use pgrx::prelude::*;
 
@@ -12,16 +12,16 @@ use crate::error::FluentError;
 use crate::gucs;
 use crate::identity;
 use crate::loaders::{self, WorkspaceModel};
-use crate::scope::{decide, Scope, Source};
+use crate::scope::Scope;
 
-fn require_reader() {
+pub(crate) fn require_reader() {
     if !identity::current_role_reads_all() {
         FluentError::NotAdmin.report();
     }
 }
 
 /// Every workspace's model.
-fn models() -> Vec<(String, std::rc::Rc<WorkspaceModel>)> {
+pub(crate) fn models() -> Vec<(String, std::rc::Rc<WorkspaceModel>)> {
     loaders::workspace_names()
         .into_iter()
         .filter_map(|name| cache::model(&name).map(|model| (name, model)))
@@ -39,19 +39,6 @@ type MatrixRow = (
     bool,
     Option<String>,
     Option<String>,
-);
-
-type EffectiveRow = (
-    String,
-    String,
-    String,
-    String,
-    String,
-    String,
-    Option<Vec<String>>,
-    Option<String>,
-    bool,
-    String,
 );
 
 fn slot_name(model: &WorkspaceModel, slot: usize) -> String {
@@ -92,45 +79,6 @@ fn matrix_rows() -> Vec<MatrixRow> {
     rows
 }
 
-fn effective_rows() -> Vec<EffectiveRow> {
-    let mut rows = Vec::new();
-    for (workspace, model) in models() {
-        for (user, holdings) in loaders::load_all_holdings(&model) {
-            let inputs = holdings.decision_inputs(&model);
-            let facts = inputs.facts(&model);
-            for slot in 0..model.slots.len() {
-                let (module, action) = &model.slot_names[slot];
-                let decision = decide(&facts, slot);
-                let widest_roles = inputs.widest_roles(&model, slot);
-                rows.push((
-                    workspace.clone(),
-                    user.clone(),
-                    module.clone(),
-                    action.clone(),
-                    decision.scope.as_str().to_owned(),
-                    match decision.source {
-                        Source::NoSignInRole => "sign_in",
-                        Source::Inactive => "user_status",
-                        Source::ModuleDisabled => "module_disabled",
-                        Source::RequirementMissing { .. } => "requirement",
-                        Source::Override { .. } => "override",
-                        Source::Roles => "roles",
-                        Source::NoRole => "no_role",
-                    }
-                    .to_owned(),
-                    (!widest_roles.is_empty()).then_some(widest_roles),
-                    inputs
-                        .override_setting(&model, slot)
-                        .map(|s| s.as_str().to_owned()),
-                    model.disabled_by[slot].is_none(),
-                    holdings.status.clone(),
-                ));
-            }
-        }
-    }
-    rows
-}
-
 #[pg_schema]
 mod fluent {
     use super::*;
@@ -155,28 +103,6 @@ mod fluent {
     > {
         require_reader();
         TableIterator::new(matrix_rows())
-    }
-
-    /// The rows of `fluent.effective_permissions`.
-    #[allow(clippy::type_complexity)]
-    #[pg_extern(stable, parallel_restricted)]
-    fn _effective_permissions() -> TableIterator<
-        'static,
-        (
-            name!(workspace, String),
-            name!(user_key, String),
-            name!(module, String),
-            name!(action, String),
-            name!(scope, String),
-            name!(source, String),
-            name!(roles, Option<Vec<String>>),
-            name!(override_scope, Option<String>),
-            name!(module_enabled, bool),
-            name!(user_status, String),
-        ),
-    > {
-        require_reader();
-        TableIterator::new(effective_rows())
     }
 
     /// A role's scope on every action of the current workspace (by action id),

@@ -2,12 +2,13 @@
 //! obvious restore (`psql -f dump.sql`, `pg_restore` without options) brings
 //! back the same database: no entries rewritten, no errors. A schema-only
 //! restore leaves fluent's policies without their catalog rows, which one
-//! call makes right again.
+//! call makes right again. How tokens are verified is not dumped.
 
 use std::process::{Command, Output};
 
+use fluent_pgrx_tests::tokens::{self, sign};
 use fluent_pgrx_tests::{
-    connect, empty_database, ensure_role, fresh_database, pg_bin, test_server,
+    connect, empty_database, ensure_role, fresh_database, pg_bin, sqlstate, test_server,
 };
 
 fn run(program: &str, args: &[&str]) -> Output {
@@ -242,4 +243,79 @@ fn a_schema_only_restore_is_recovered_with_one_call() {
         .map(|r| (r.get(0), r.get(1)))
         .unwrap();
     assert_eq!((left, rls), (0, false));
+}
+
+/// README: "`pg_dump` keeps what is in the catalog and the audit log ...,
+/// except `fluent.token_settings`: how tokens are verified holds deployment
+/// secrets, so set it again after a restore". The HMAC secret, audience and
+/// issuer are nowhere in the dump; the restored database has the default
+/// row, so tokens are refused (`55000`) until the keys are set again.
+#[test]
+fn token_settings_are_not_dumped_and_are_set_again_after_a_restore() {
+    let source = fresh_database("dump_tokens");
+    let keys = tokens::jwks_with(&["hs-1"]);
+    let secret = serde_json::from_str::<serde_json::Value>(&keys).unwrap()["keys"][0]["k"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let settings = format!(
+        "UPDATE fluent.token_settings SET keys = '{keys}', audiences = '{{claims-audience}}',
+                issuer = 'https://claims-issuer.example', workspace_claim = 'claims_ws'"
+    );
+    let mut db = connect(&source, "postgres");
+    db.batch_execute(&format!(
+        "{settings};
+         SELECT fluent_create_user('ann');"
+    ))
+    .unwrap();
+    let token = sign(
+        "HS256",
+        None,
+        serde_json::json!({ "sub": "ann", "aud": "claims-audience", "iss": "https://claims-issuer.example",
+                            "claims_ws": "default", "exp": tokens::now() + 300 }),
+    );
+    let authenticate = |db: &mut postgres::Client| {
+        db.batch_execute("BEGIN").unwrap();
+        let state = sqlstate(db.execute("SELECT fluent_authenticate($1)", &[&token]));
+        db.batch_execute("ROLLBACK").unwrap();
+        state
+    };
+    assert_eq!(authenticate(&mut db), "ok", "the source verifies tokens");
+
+    let file = dump_file("fluent_it_dump_tokens.sql");
+    run("pg_dump", &["-d", &source, "-f", &file]);
+    let dump = std::fs::read_to_string(&file).unwrap();
+    for kept_out in [
+        secret.as_str(),
+        "claims-audience",
+        "claims-issuer",
+        "claims_ws",
+    ] {
+        assert!(!dump.contains(kept_out), "the dump holds {kept_out}");
+    }
+
+    let target = "fluent_it_dump_tokens_target";
+    empty_database(target, "postgres");
+    psql_file(target, &file);
+    let mut restored = connect(target, "postgres");
+    let row = restored
+        .query_one(
+            "SELECT keys IS NULL, audiences, issuer, workspace_claim FROM fluent.token_settings",
+            &[],
+        )
+        .unwrap();
+    assert_eq!(
+        (
+            row.get::<_, bool>(0),
+            row.get::<_, Vec<String>>(1),
+            row.get::<_, Option<String>>(2),
+            row.get::<_, Option<String>>(3),
+        ),
+        (true, vec![], None, None),
+        "the restored database has the default token settings"
+    );
+    // The catalog came back: the user exists, but no token is verified.
+    assert_eq!(authenticate(&mut restored), "55000");
+    restored.batch_execute(&settings).unwrap();
+    assert_eq!(authenticate(&mut restored), "ok", "set again");
 }

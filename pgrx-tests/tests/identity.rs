@@ -524,6 +524,73 @@ fn the_trusted_identity_cannot_be_handed_back() {
     c.batch_execute("COMMIT").unwrap();
 }
 
+/// What the application role sees in its session: the acting user, the
+/// workspace, the database role, and the notes it reads.
+fn seen(c: &mut Client) -> (Option<String>, Option<String>, String, i64) {
+    let row = c
+        .query_one(
+            "SELECT fluent_current_user(), fluent_current_workspace(), current_user::text,
+                    (SELECT count(*) FROM notes)",
+            &[],
+        )
+        .unwrap();
+    (row.get(0), row.get(1), row.get(2), row.get(3))
+}
+
+/// README, "A sealed session stays sealed": "`RESET ALL` by the application
+/// role drops the identity and resets the workspace to `default`".
+/// PostgreSQL's RESET ALL resets every setting the session may change or
+/// not, but not the role: the connection stays the application role's,
+/// sealed, and the authenticator cannot choose anyone again.
+#[test]
+fn reset_all_by_the_application_role_drops_the_identity_and_the_workspace() {
+    let db = database("reset_all", tokens::jwks());
+    connect(&db, "postgres")
+        .batch_execute(
+            "SELECT fluent_create_workspace('other'), fluent_set_workspace('other');
+             SELECT fluent_create_module('notes');
+             SELECT fluent_create_role('reader'), fluent_set_permission('reader', 'notes', 'read', 'all');
+             SELECT fluent_grant_role('ann', 'reader');",
+        )
+        .unwrap();
+    let ann_in_other = (
+        Some("ann".to_owned()),
+        Some("other".to_owned()),
+        APP.to_owned(),
+        3,
+    );
+    let nobody_in_default = (None, Some("default".to_owned()), APP.to_owned(), 0);
+    // For the session.
+    let mut c = connect(&db, AUTHENTICATOR);
+    c.batch_execute(&format!(
+        "SELECT fluent_set_workspace('other'); SELECT fluent_set_user('ann'); SET ROLE {APP}"
+    ))
+    .unwrap();
+    assert_eq!(seen(&mut c), ann_in_other);
+    c.batch_execute("RESET ALL").unwrap();
+    assert_eq!(seen(&mut c), nobody_in_default, "after RESET ALL");
+    c.batch_execute("RESET ROLE").unwrap();
+    for choice in SESSION_AND_TRANSACTION_CHOICES {
+        assert_eq!(sqlstate(c.execute(choice, &[])), "42501", "{choice}");
+    }
+    // For the transaction.
+    let mut t = connect(&db, AUTHENTICATOR);
+    t.batch_execute(&format!(
+        "BEGIN; SELECT fluent_set_workspace('other', true); SELECT fluent_set_user('ann', true);
+         SET LOCAL ROLE {APP}"
+    ))
+    .unwrap();
+    assert_eq!(seen(&mut t), ann_in_other);
+    t.batch_execute("RESET ALL").unwrap();
+    assert_eq!(seen(&mut t), nobody_in_default, "after RESET ALL");
+    t.batch_execute("RESET ROLE").unwrap();
+    assert_eq!(
+        sqlstate(t.execute("SELECT fluent_set_user('carol', true)", &[])),
+        "42501"
+    );
+    t.batch_execute("ROLLBACK").unwrap();
+}
+
 #[test]
 fn trust_ends_when_the_role_changes_even_if_nothing_was_chosen() {
     let db = database("role_change_seal", tokens::jwks());

@@ -67,7 +67,7 @@ fn each_kind_of_change_reaches_exactly_the_users_it_affects() {
     let mut observer = connect(&db, TESTER);
     let mut dba = connect(&db, "postgres");
     // (change, the answers it changes, as "before -> after")
-    let cases: [Case; 11] = [
+    let cases: [Case; 19] = [
         ("grant", "SELECT fluent_grant_role('ann', 'writer')", &[("ann: own none none", "ann: own all none")]),
         ("revoke", "SELECT fluent_revoke_role('bob', 'writer')", &[("bob: own all none", "bob: own none none")]),
         (
@@ -88,6 +88,51 @@ fn each_kind_of_change_reaches_exactly_the_users_it_affects() {
             &[("lea: none none none", "lea: none none team"), ("lea's team: ", "lea's team: lea,eve")],
         ),
         ("manager", "SELECT fluent_set_manager('ann', 'lea')", &[("lea's team: lea,eve", "lea's team: lea,ann,eve")]),
+        // The workspace model (modules, actions, requirements, administrative
+        // rights, item roles) is loaded again; its users are kept, their
+        // role sets resolved again, those with overrides (cat) loaded again.
+        ("new module (nobody's answer changes)", "SELECT fluent_create_module('files')", &[]),
+        (
+            "requirement (ann's notes.write now needs tasks.read, which she lacks)",
+            "SELECT fluent_set_requirement('notes', 'tasks', 'read', action => 'write')",
+            &[("ann: own own none", "ann: own none none")],
+        ),
+        (
+            "requirement cleared",
+            "SELECT fluent_clear_requirement('notes', action => 'write')",
+            &[("ann: own none none", "ann: own own none")],
+        ),
+        ("administrative right (nobody's answer changes)", "SELECT fluent_set_admin_right('manage_roles', 'tasks', 'read')", &[]),
+        (
+            "item role (nobody's answer changes)",
+            "SELECT fluent_create_item_role('notes', 'note_editor', ARRAY['read', 'write'])",
+            &[],
+        ),
+        (
+            "role flags and description (its holders are loaded again; nobody's answer changes)",
+            "SELECT fluent_alter_role('reader', privileged => true, description => 'reads notes')",
+            &[],
+        ),
+        (
+            "gate on a module a user with an override holds (cat) and role sets hold",
+            "SELECT fluent_set_module_enabled('notes', false)",
+            &[
+                ("ann: own own none", "ann: none none none"),
+                ("bob: own none none", "bob: none none none"),
+                ("cat: all none none", "cat: none none none"),
+                ("eve: own none none", "eve: none none none"),
+            ],
+        ),
+        (
+            "gate reopened",
+            "SELECT fluent_set_module_enabled('notes', true)",
+            &[
+                ("ann: none none none", "ann: own own none"),
+                ("bob: none none none", "bob: own none none"),
+                ("cat: none none none", "cat: all none none"),
+                ("eve: none none none", "eve: own none none"),
+            ],
+        ),
         (
             "new role, given a permission and granted (its holder only)",
             "SELECT fluent_create_role('auditor'), fluent_set_permission('auditor', 'notes', 'read', 'all'),
@@ -164,4 +209,185 @@ fn a_repeatable_read_transaction_keeps_no_stale_answer_after_it_ends() {
     assert_eq!(scope(&mut observer), "none", "the transaction's snapshot");
     observer.batch_execute("COMMIT").unwrap();
     assert_eq!(scope(&mut observer), "all", "after it ends");
+}
+
+/// This backend's (user loads, model loads) so far (`fluent.cache_statistics()`).
+fn loads(client: &mut Client) -> (i64, i64) {
+    let row = client
+        .query_one(
+            "SELECT user_loads, model_loads FROM fluent.cache_statistics()",
+            &[],
+        )
+        .unwrap();
+    (row.get(0), row.get(1))
+}
+
+#[test]
+fn a_change_loads_again_only_what_it_changes() {
+    let db = fresh_database("invalidation_loads");
+    seed(&db);
+    let mut dba = connect(&db, "postgres");
+    // Twenty bystanders hold the readers' role; cat has an override.
+    dba.batch_execute(
+        "SELECT fluent_create_user('by' || g), fluent_grant_role('by' || g, 'reader') FROM generate_series(1, 20) g;
+         SELECT fluent_set_override('cat', 'tasks', 'read', 'own');",
+    )
+    .unwrap();
+    let everyone: Vec<String> = USERS
+        .iter()
+        .map(|u| u.to_string())
+        .chain((1..=20).map(|g| format!("by{g}")))
+        .collect();
+    let mut observer = connect(&db, TESTER);
+    let check_everyone = |c: &mut Client| {
+        for user in &everyone {
+            c.query_one("SELECT fluent_scope($1, 'notes', 'read')", &[user])
+                .unwrap();
+        }
+    };
+    check_everyone(&mut observer);
+    // (change, users loaded again, models loaded again)
+    let cases: [(&str, &str, i64, i64); 10] = [
+        ("a grant: its user", "SELECT fluent_grant_role('ann', 'writer')", 1, 0),
+        ("a team membership: nobody's scopes", "SELECT fluent_add_team_member('desk', 'eve')", 0, 0),
+        (
+            "a permission of a role: its holders (bob, ann), the roles compiled once",
+            "SELECT fluent_set_permission('writer', 'notes', 'write', 'own')",
+            2,
+            1,
+        ),
+        (
+            "a new role, given a permission and granted: its holder",
+            "SELECT fluent_create_role('auditor'), fluent_set_permission('auditor', 'notes', 'read', 'all'),
+                    fluent_grant_role('eve', 'auditor')",
+            1,
+            1,
+        ),
+        ("a role's flags: its holder (lea)", "SELECT fluent_alter_role('lead', privileged => true)", 1, 1),
+        ("a new module: the users with overrides (cat)", "SELECT fluent_create_module('files')", 1, 1),
+        ("a gate: the users with overrides", "SELECT fluent_set_module_enabled('files', false)", 1, 1),
+        (
+            "a requirement: the users with overrides",
+            "SELECT fluent_set_requirement('files', 'notes', 'read')",
+            1,
+            1,
+        ),
+        (
+            "an administrative right: the users with overrides",
+            "SELECT fluent_set_admin_right('manage_roles', 'tasks', 'read')",
+            1,
+            1,
+        ),
+        (
+            "an item role: the users with overrides",
+            "SELECT fluent_create_item_role('notes', 'note_editor', ARRAY['read'])",
+            1,
+            1,
+        ),
+    ];
+    for (kind, change, users, models) in cases {
+        // Rolled back: no backend is told, nothing is loaded.
+        let before = loads(&mut observer);
+        let mut tx = dba.transaction().unwrap();
+        tx.batch_execute(change).unwrap();
+        tx.rollback().unwrap();
+        check_everyone(&mut observer);
+        assert_eq!(loads(&mut observer), before, "{kind}: rolled back");
+        dba.batch_execute(change).unwrap();
+        check_everyone(&mut observer);
+        let after = loads(&mut observer);
+        assert_eq!(
+            (after.0 - before.0, after.1 - before.1),
+            (users, models),
+            "{kind}: loads (users, models) after checking all {} users",
+            everyone.len()
+        );
+    }
+}
+
+fn can(client: &mut Client, user: &str) -> bool {
+    client
+        .query_one("SELECT fluent_can($1, 'notes', 'read')", &[&user])
+        .unwrap()
+        .get(0)
+}
+
+#[test]
+fn a_look_through_a_snapshot_older_than_the_change_is_taken_again() {
+    let db = fresh_database("invalidation_old_snapshot");
+    seed(&db);
+    let mut observer = connect(&db, TESTER);
+    let mut dba = connect(&db, "postgres");
+    assert!(can(&mut observer, "ann"));
+    // The change's message arrives at the FETCH, whose checks read through
+    // the cursor's snapshot, older than the revoke.
+    observer
+        .batch_execute(
+            "BEGIN; DECLARE c CURSOR FOR SELECT fluent_can('bob', 'notes', 'read') FROM generate_series(1, 3)",
+        )
+        .unwrap();
+    dba.batch_execute("SELECT fluent_revoke_role('ann', 'reader')")
+        .unwrap();
+    observer.batch_execute("FETCH 1 FROM c").unwrap();
+    assert!(!can(&mut observer, "ann"), "the next statement");
+    observer.batch_execute("COMMIT").unwrap();
+    assert!(!can(&mut observer, "ann"), "the next transaction");
+    // A cursor held past its transaction is materialised at COMMIT, through
+    // its snapshot.
+    observer
+        .batch_execute(
+            "BEGIN; DECLARE h CURSOR WITH HOLD FOR SELECT fluent_can('bob', 'notes', 'read') FROM generate_series(1, 3)",
+        )
+        .unwrap();
+    dba.batch_execute("SELECT fluent_revoke_role('bob', 'reader')")
+        .unwrap();
+    observer.batch_execute("COMMIT; CLOSE h").unwrap();
+    assert!(!can(&mut observer, "bob"), "after a held cursor");
+}
+
+#[test]
+fn an_error_while_loading_again_leaves_nothing_stale() {
+    let db = fresh_database("invalidation_error");
+    seed(&db);
+    let mut observer = connect(&db, TESTER);
+    let mut dba = connect(&db, "postgres");
+    let mut locker = connect(&db, "postgres");
+    assert!(can(&mut observer, "ann"));
+    for (lock, change, restore) in [
+        (
+            "fluent.requirements",
+            "SELECT fluent_set_module_enabled('notes', false)",
+            "SELECT fluent_set_module_enabled('notes', true)",
+        ),
+        (
+            "fluent.roles",
+            "SELECT fluent_set_permission('reader', 'notes', 'read', 'none')",
+            "SELECT fluent_set_permission('reader', 'notes', 'read', 'own')",
+        ),
+    ] {
+        // Loading the model (or the roles) again times out on a lock.
+        dba.batch_execute(change).unwrap();
+        locker
+            .batch_execute(&format!(
+                "BEGIN; LOCK TABLE {lock} IN ACCESS EXCLUSIVE MODE"
+            ))
+            .unwrap();
+        observer
+            .batch_execute("SET lock_timeout = '200ms'")
+            .unwrap();
+        let timed_out = observer.query_one("SELECT fluent_can('ann', 'notes', 'read')", &[]);
+        assert_eq!(
+            timed_out
+                .err()
+                .and_then(|e| e.code().map(|c| c.code().to_owned())),
+            Some("55P03".to_owned()),
+            "{change}: the load waits for {lock}"
+        );
+        locker.batch_execute("COMMIT").unwrap();
+        observer.batch_execute("RESET lock_timeout").unwrap();
+        assert!(!can(&mut observer, "ann"), "{change}: after the error");
+        assert!(!can(&mut observer, "bob"), "{change}: after the error");
+        dba.batch_execute(restore).unwrap();
+        assert!(can(&mut observer, "ann"), "{change}: restored");
+    }
 }

@@ -1,0 +1,173 @@
+//! A first check reads the user by index probes (src/probes.rs) in a
+//! transaction that has written nothing, and by the kept-plan query
+//! (`fluent._load_user`) in one that has: both must load the same
+//! holdings. Over a catalog with every kind of holding (roles, expired and
+//! future grants, overrides in force and expired, every status, a user of
+//! another workspace, an unknown key), every answer of a fresh backend
+//! reading through probes equals that of a fresh backend reading through
+//! the query.
+
+use fluent_pgrx_tests::{connect, fresh_database, TESTER};
+use postgres::Client;
+
+const USERS: [&str; 9] = [
+    "ana", "ben", "cleo", "dev", "eli", "fay", "gus", "hal", "nobody",
+];
+
+fn seed(database: &str) {
+    connect(database, "postgres")
+        .batch_execute(
+            "SELECT fluent_create_module('notes');
+             SELECT fluent_create_module('tasks', ARRAY['read', 'write', 'approve']);
+             SELECT fluent_create_module('files', parent => 'notes');
+             SELECT fluent_create_role('reader'), fluent_set_permission('reader', 'notes', 'read', 'own');
+             SELECT fluent_create_role('writer'), fluent_set_permission('writer', 'notes', 'write', 'all'),
+                    fluent_set_permission('writer', 'tasks', 'approve', 'team');
+             SELECT fluent_create_user(u) FROM unnest('{ana,ben,cleo,dev,eli,fay,gus,hal}'::text[]) u;
+             SELECT fluent_grant_role(u, 'reader') FROM unnest('{ana,ben,cleo,dev,eli,fay}'::text[]) u;
+             SELECT fluent_grant_role('ben', 'writer');
+             -- A grant that has expired and one that has not.
+             SELECT fluent_grant_role('cleo', 'writer', until => now() + interval '1 day');
+             SELECT fluent_grant_role('dev', 'writer', until => now() + interval '1 day');
+             UPDATE fluent.grants SET valid_until = now() - interval '1 day'
+              WHERE user_id = (SELECT user_id FROM fluent.users WHERE user_key = 'dev') AND valid_until IS NOT NULL;
+             -- Overrides: wider, narrower, expired.
+             SELECT fluent_set_override('eli', 'notes', 'read', 'all');
+             SELECT fluent_set_override('eli', 'tasks', 'read', 'own');
+             SELECT fluent_set_override('fay', 'notes', 'read', 'none');
+             SELECT fluent_set_override('ana', 'tasks', 'write', 'all', until => now() + interval '1 hour');
+             UPDATE fluent.overrides SET valid_until = now() - interval '1 hour'
+              WHERE user_id = (SELECT user_id FROM fluent.users WHERE user_key = 'ana');
+             SELECT fluent_set_user_status('fay', 'disabled');
+             -- gus holds nothing here, hal only in another workspace.
+             SELECT fluent_create_workspace('other');
+             SELECT fluent_set_workspace('other');
+             SELECT fluent_create_module('notes');
+             SELECT fluent_create_role('boss'), fluent_set_permission('boss', 'notes', 'read', 'all');
+             SELECT fluent_grant_role('hal', 'boss');
+             SELECT fluent_reset_user();",
+        )
+        .unwrap();
+}
+
+/// Every answer for every user, from a fresh backend.
+fn answers(client: &mut Client) -> Vec<String> {
+    let mut all = Vec::new();
+    for user in USERS {
+        for (module, action) in [
+            ("notes", "read"),
+            ("notes", "write"),
+            ("files", "read"),
+            ("tasks", "read"),
+            ("tasks", "write"),
+            ("tasks", "approve"),
+        ] {
+            let scope: String = client
+                .query_one(
+                    "SELECT fluent_scope($1, $2, $3)",
+                    &[&user, &module, &action],
+                )
+                .unwrap()
+                .get(0);
+            all.push(format!("{user} {module}.{action}: {scope}"));
+        }
+        let visible: Vec<String> = client
+            .query_one("SELECT ARRAY(SELECT fluent_visible_modules($1))", &[&user])
+            .unwrap()
+            .get(0);
+        all.push(format!("{user} sees {visible:?}"));
+    }
+    all
+}
+
+fn user_loads(client: &mut Client) -> i64 {
+    client
+        .query_one("SELECT user_loads FROM fluent.cache_statistics()", &[])
+        .unwrap()
+        .get(0)
+}
+
+#[test]
+fn probes_and_the_load_query_read_the_same_holdings() {
+    let db = fresh_database("cold_loads");
+    seed(&db);
+    // Probes: a read-only transaction.
+    let mut probing = connect(&db, TESTER);
+    probing.batch_execute("BEGIN").unwrap();
+    let probed = answers(&mut probing);
+    assert_eq!(
+        user_loads(&mut probing),
+        USERS.len() as i64,
+        "one load per user"
+    );
+    probing.batch_execute("COMMIT").unwrap();
+    // The kept-plan query: a transaction that has a transaction id.
+    let mut querying = connect(&db, TESTER);
+    querying
+        .batch_execute("BEGIN; SELECT pg_current_xact_id()")
+        .unwrap();
+    let queried = answers(&mut querying);
+    querying.batch_execute("COMMIT").unwrap();
+    assert_eq!(probed, queried);
+    // The catalog is what the answers say (a few spot checks, so that both
+    // paths being wrong the same way fails too).
+    for expected in [
+        "ben notes.write: all",
+        "cleo notes.write: all",
+        "dev notes.write: none",
+        "eli notes.read: all",
+        "eli tasks.read: own",
+        "ana tasks.write: none",
+        "fay notes.read: none",
+        "gus notes.read: none",
+        "hal notes.read: none",
+        "nobody notes.read: none",
+    ] {
+        assert!(
+            probed.iter().any(|a| a == expected),
+            "{expected}: {probed:#?}"
+        );
+    }
+}
+
+#[test]
+fn probes_follow_the_indexes_they_read() {
+    let db = fresh_database("cold_loads_indexes");
+    seed(&db);
+    let mut dba = connect(&db, "postgres");
+    let mut checker = connect(&db, TESTER);
+    let scope = |c: &mut Client, user: &str| -> String {
+        c.query_one("SELECT fluent_scope($1, 'notes', 'read')", &[&user])
+            .unwrap()
+            .get(0)
+    };
+    assert_eq!(scope(&mut checker, "ana"), "own");
+    // REINDEX CONCURRENTLY gives each index a new OID.
+    // (Each outside a transaction block.)
+    for reindex in [
+        "REINDEX INDEX CONCURRENTLY fluent.grants_workspace_user_idx",
+        "REINDEX TABLE CONCURRENTLY fluent.users",
+    ] {
+        dba.batch_execute(reindex).unwrap();
+    }
+    assert_eq!(
+        scope(&mut checker, "ben"),
+        "own",
+        "after REINDEX CONCURRENTLY"
+    );
+    // An index by that name that does not hold every row (a partial one) is
+    // not read: eli's override of notes.read (all) is not in it.
+    dba.batch_execute(
+        "DROP INDEX fluent.overrides_workspace_user_idx;
+         CREATE INDEX overrides_workspace_user_idx ON fluent.overrides (workspace_id, user_id)
+          WHERE scope <> 'all';",
+    )
+    .unwrap();
+    let mut fresh = connect(&db, TESTER);
+    assert_eq!(scope(&mut fresh, "eli"), "all", "with a partial index");
+    assert_eq!(
+        scope(&mut checker, "eli"),
+        "all",
+        "with a partial index, an older backend"
+    );
+}

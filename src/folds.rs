@@ -1,0 +1,95 @@
+//! What plans folded of the acting user's answers, and their invalidation.
+//!
+//! The planner support functions (src/plans.rs) fold the acting user's
+//! answers into plans and record it here; the modules that notice a change
+//! below them (the identity in src/gucs.rs, the catalog in src/cache.rs)
+//! invalidate those plans through here. Nothing in this module reads the
+//! catalog or the cache, so both can call it: dependencies run one way.
+//!
+//! Every function here only flips flags in the plan cache (through its
+//! syscache callbacks), so it is safe in GUC assign hooks, invalidation
+//! callbacks and transaction callbacks.
+
+use std::cell::{Cell, RefCell};
+
+use pgrx::pg_sys;
+
+thread_local! {
+    /// Syscache hash values of the support functions of the helpers folded
+    /// into plans since the plans depending on them were last invalidated.
+    static FOLDED: RefCell<Vec<u32>> = const { RefCell::new(Vec::new()) };
+    /// How many plans are being made (nested: a function run while planning
+    /// may plan queries of its own).
+    static PLANNING: Cell<u32> = const { Cell::new(0) };
+    /// Counts the identity changes and the folds, so that planning can tell
+    /// whether one happened while it ran.
+    static IDENTITY_CHANGES: Cell<u64> = const { Cell::new(0) };
+    static FOLDS: Cell<u64> = const { Cell::new(0) };
+    /// A plan made in the current transaction folded the acting user's answers.
+    static FOLDED_IN_XACT: Cell<bool> = const { Cell::new(false) };
+}
+
+/// A plan folded the helper whose support function has syscache hash `hash`.
+pub fn record_fold(hash: u32) {
+    FOLDS.set(FOLDS.get() + 1);
+    FOLDED_IN_XACT.set(true);
+    FOLDED.with_borrow_mut(|folded| {
+        if !folded.contains(&hash) {
+            folded.push(hash);
+        }
+    });
+}
+
+/// Runs `plan` (the planner); returns its result and whether the identity
+/// changed while it ran after answers of the previous one were folded.
+pub fn planning<R>(plan: impl FnOnce() -> R + std::panic::UnwindSafe) -> (R, bool) {
+    let (changes, folds) = (IDENTITY_CHANGES.get(), FOLDS.get());
+    PLANNING.set(PLANNING.get() + 1);
+    let result = pgrx::PgTryBuilder::new(plan)
+        .finally(|| PLANNING.set(PLANNING.get() - 1))
+        .execute();
+    let mixed = IDENTITY_CHANGES.get() != changes && FOLDS.get() != folds;
+    (result, mixed)
+}
+
+/// Invalidates every cached plan that folded the acting user's answers.
+pub fn invalidate_identity_plans() {
+    // While a plan is being made, the helpers it folded so far stay listed:
+    // that plan is not in the plan cache yet, so these callbacks miss it, and
+    // the next change must reach it.
+    let folded = if PLANNING.get() > 0 {
+        FOLDED.with_borrow(Vec::clone)
+    } else {
+        FOLDED.with_borrow_mut(std::mem::take)
+    };
+    for hash in folded {
+        unsafe { pg_sys::CallSyscacheCallbacks(pg_sys::SysCacheIdentifier::PROCOID as i32, hash) }
+    }
+}
+
+/// The acting user or workspace changes (src/gucs.rs): plans folded for the
+/// old one must not run for the new one.
+pub fn identity_changed() {
+    IDENTITY_CHANGES.set(IDENTITY_CHANGES.get() + 1);
+    invalidate_identity_plans();
+    drop_sql_function_plans();
+}
+
+/// The identity or the catalog changed (src/cache.rs). A SQL function
+/// (LANGUAGE sql or BEGIN ATOMIC) that is not inlined plans its queries
+/// itself and keeps the plans, outside the plan cache, for as long as its
+/// caller's expression lives: a PL/pgSQL expression's lives for the
+/// transaction. PostgreSQL drops those plans when a plan calling the function
+/// is invalidated, so a change in the middle of a transaction that folded
+/// answers invalidates every plan that calls a function (the plan cache keeps
+/// no finer record of them). At the end of a transaction they go anyway.
+pub fn drop_sql_function_plans() {
+    if FOLDED_IN_XACT.get() && unsafe { pg_sys::IsTransactionState() } {
+        unsafe { pg_sys::CallSyscacheCallbacks(pg_sys::SysCacheIdentifier::PROCOID as i32, 0) }
+    }
+}
+
+/// At the end of every transaction (src/lib.rs).
+pub fn transaction_ended() {
+    FOLDED_IN_XACT.set(false);
+}
