@@ -105,6 +105,7 @@ pub fn init() {
 /// (and this backend's at the next command). Called by the catalog triggers.
 pub fn invalidate_all_backends() {
     WROTE_IN_XACT.store(true, Ordering::Relaxed);
+    crate::gate::catalog_changed();
     if let Some(relid) = owner::catalog_relid(SENTINEL_TABLE) {
         unsafe { pg_sys::CacheInvalidateRelcacheByRelid(relid) }
     }
@@ -299,6 +300,8 @@ fn take_in_changes_once_per_statement() {
                 GENERATION.fetch_add(1, Ordering::Relaxed);
                 crate::folds::invalidate_identity_plans();
             }
+            // A change visible to this statement has sent its messages.
+            crate::gate::pass();
             pg_sys::AcceptInvalidationMessages();
         }
     }

@@ -49,18 +49,52 @@ pub fn current_role_is_superuser() -> bool {
     unsafe { pg_sys::superuser_arg(pg_sys::GetUserId()) }
 }
 
+type RoleList = &'static [&'static std::ffi::CStr];
+
+thread_local! {
+    /// What `role_is_one_of` answered, by role and list, until a role, a
+    /// membership, a database's owner or a relation's owner changes (the
+    /// syscache callbacks `forget_verdicts` is registered for): each
+    /// transaction of an application asks it when it chooses the user and
+    /// again when it sets its role, and PostgreSQL keeps the memberships of
+    /// one role at a time, so asking for two in turn recomputes both.
+    static VERDICTS: RefCell<Vec<(pg_sys::Oid, RoleList, bool)>> = const { RefCell::new(Vec::new()) };
+}
+
+#[pgrx::pg_guard]
+unsafe extern "C-unwind" fn forget_verdicts(_arg: pg_sys::Datum, _cache: i32, _hash: u32) {
+    // Only forget: no catalog access is allowed here.
+    VERDICTS.with_borrow_mut(Vec::clear);
+}
+
 /// Whether `role` is a superuser, the catalog owner (fluent's own elevated
 /// code) or has the privileges of one of `roles`.
-fn role_is_one_of(role: pg_sys::Oid, roles: &[&std::ffi::CStr]) -> bool {
+fn role_is_one_of(role: pg_sys::Oid, roles: RoleList) -> bool {
+    let known = VERDICTS.with_borrow(|v| {
+        v.iter()
+            .find(|(r, list, _)| *r == role && *list == roles)
+            .map(|(_, _, verdict)| *verdict)
+    });
+    if let Some(verdict) = known {
+        return verdict;
+    }
     let superuser = unsafe { pg_sys::superuser_arg(role) };
-    superuser
+    let verdict = superuser
         || existing_roles(roles).any(|(_, r)| unsafe { pg_sys::has_privs_of_role(role, r) })
-        || owner::is_catalog_owner(role)
+        || owner::is_catalog_owner(role);
+    VERDICTS.with_borrow_mut(|v| {
+        // A handful of roles per backend; a bound all the same.
+        if v.len() >= 64 {
+            v.clear();
+        }
+        v.push((role, roles, verdict));
+    });
+    verdict
 }
 
 /// Whether the current role is a superuser or has the privileges of one of
 /// `roles`.
-pub fn current_role_is_one_of(roles: &[&std::ffi::CStr]) -> bool {
+pub fn current_role_is_one_of(roles: RoleList) -> bool {
     role_is_one_of(unsafe { pg_sys::GetUserId() }, roles)
 }
 
@@ -84,7 +118,7 @@ pub fn require_primary() {
 
 /// Raises unless the current role is trusted with `roles`; a member that
 /// does not inherit their privileges is told to SET ROLE first.
-fn require_one_of(roles: &[&std::ffi::CStr], refused: impl FnOnce() -> FluentError) {
+fn require_one_of(roles: RoleList, refused: impl FnOnce() -> FluentError) {
     if current_role_is_one_of(roles) {
         return;
     }
@@ -260,7 +294,24 @@ fn refuse_if_sealed(what: &'static str, unchanged: bool) {
 }
 
 pub fn init() {
-    unsafe { watch_role_changes() };
+    unsafe {
+        watch_role_changes();
+        // What `role_is_one_of` depends on: roles (superuser, names),
+        // memberships, database owners (pg_database_owner) and the owner of
+        // fluent's catalog.
+        for cache in [
+            pg_sys::SysCacheIdentifier::AUTHOID,
+            pg_sys::SysCacheIdentifier::AUTHMEMROLEMEM,
+            pg_sys::SysCacheIdentifier::DATABASEOID,
+            pg_sys::SysCacheIdentifier::RELOID,
+        ] {
+            pg_sys::CacheRegisterSyscacheCallback(
+                cache as i32,
+                Some(forget_verdicts),
+                pg_sys::Datum::from(0),
+            );
+        }
+    }
 }
 
 /// At the end of every transaction (src/lib.rs): the transaction's seal and

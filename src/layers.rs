@@ -17,6 +17,7 @@ const ORDER: &[&str] = &[
     "rows",
     "probes",
     "gucs",
+    "gate",
     "cache",
     "identity",
     "delegation",
@@ -56,8 +57,8 @@ macro_rules! sources {
 fn layers_run_one_way() {
     let sources: &[(&str, &str)] = sources!(
         error, hashing, scope, token, ddl, folds, trigger, preload, owner, loaders, rows, probes,
-        gucs, cache, identity, delegation, checks, plans, explain, reports, effective, who_can,
-        items, audit
+        gucs, gate, cache, identity, delegation, checks, plans, explain, reports, effective,
+        who_can, items, audit
     );
     assert_eq!(sources.len(), ORDER.len());
     let mut wrong = Vec::new();

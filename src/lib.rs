@@ -19,6 +19,7 @@
 //!    - `probes`: one user's holdings by index probes, without the executor (a first check)
 //! 3. State:
 //!    - `gucs`: the settings that carry the acting user and workspace
+//!    - `gate`: the commit gate: no statement starts between a catalog change becoming visible and its invalidation messages being sent
 //!    - `cache`: the per-backend cache and its invalidation
 //! 4. Who acts:
 //!    - `identity`: `fluent_authenticate`, `fluent_set_user` and friends: tokens, trust and the seal
@@ -48,6 +49,7 @@ mod effective;
 mod error;
 mod explain;
 mod folds;
+mod gate;
 mod gucs;
 mod hashing;
 mod identity;
@@ -200,6 +202,7 @@ unsafe extern "C-unwind" fn transaction_ended(
 ) {
     use pg_sys::XactEvent::*;
     let committed = match event {
+        XACT_EVENT_PRE_COMMIT => return gate::pre_commit(),
         XACT_EVENT_COMMIT | XACT_EVENT_PARALLEL_COMMIT | XACT_EVENT_PREPARE => true,
         XACT_EVENT_ABORT | XACT_EVENT_PARALLEL_ABORT => false,
         _ => return,
@@ -208,6 +211,7 @@ unsafe extern "C-unwind" fn transaction_ended(
     folds::transaction_ended();
     identity::transaction_ended(committed);
     delegation::transaction_ended();
+    gate::transaction_ended();
 }
 
 /// Rolling back to a savepoint may undo catalog writes the cache has read.

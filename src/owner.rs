@@ -85,7 +85,7 @@ fn installed_catalog_owner() -> Option<pg_sys::Oid> {
 
 /// The OID of schema `fluent`, if the extension is installed in this
 /// database.
-fn catalog_namespace() -> Option<pg_sys::Oid> {
+pub fn catalog_namespace() -> Option<pg_sys::Oid> {
     let nsp = unsafe { pg_sys::get_namespace_oid(CATALOG_SCHEMA.as_ptr(), true) };
     (nsp != pg_sys::InvalidOid).then_some(nsp)
 }

@@ -144,31 +144,35 @@ unsafe fn text_constant<'a>(node: *mut pg_sys::Node) -> Option<&'a str> {
     <&str>::from_datum((*constant).constvalue, false)
 }
 
-/// The arguments of a call, when they are all text constants.
-unsafe fn text_arguments<'a>(call: *mut pg_sys::FuncExpr) -> Option<Vec<&'a str>> {
+/// The `N` arguments of a call, when it has `N` and all are text constants
+/// (no allocation: this runs for every helper folded into every plan).
+unsafe fn text_arguments<'a, const N: usize>(call: *mut pg_sys::FuncExpr) -> Option<[&'a str; N]> {
     let args = (*call).args;
-    if args.is_null() {
-        return Some(Vec::new());
+    let count = if args.is_null() {
+        0
+    } else {
+        (*args).length as usize
+    };
+    if count != N {
+        return None;
     }
-    (0..(*args).length as usize)
-        .map(|i| text_constant((*(*args).elements.add(i)).ptr_value.cast::<pg_sys::Node>()))
-        .collect()
+    let mut values = [""; N];
+    for (i, value) in values.iter_mut().enumerate() {
+        *value = text_constant((*(*args).elements.add(i)).ptr_value.cast::<pg_sys::Node>())?;
+    }
+    Some(values)
 }
 
 /// The two arguments of a call, when both are text constants.
 unsafe fn module_and_action<'a>(call: *mut pg_sys::FuncExpr) -> Option<(&'a str, &'a str)> {
-    match text_arguments(call)?[..] {
-        [module, action] => Some((module, action)),
-        _ => None,
-    }
+    let [module, action] = text_arguments(call)?;
+    Some((module, action))
 }
 
 /// The three arguments of `rls_items` and `rls_item_roles`.
 unsafe fn item_arguments<'a>(call: *mut pg_sys::FuncExpr) -> Option<(&'a str, &'a str, &'a str)> {
-    match text_arguments(call)?[..] {
-        [module, action, item_module] => Some((module, action, item_module)),
-        _ => None,
-    }
+    let [module, action, item_module] = text_arguments(call)?;
+    Some((module, action, item_module))
 }
 
 /// A `text[]` constant.
@@ -206,19 +210,39 @@ unsafe fn support_of(funcid: pg_sys::Oid) -> (pg_sys::Oid, u32) {
 }
 
 /// Records that the plan being made depends on the acting user and on the
-/// catalog.
+/// catalog (once per plan: a policy folds several helpers, a query may
+/// apply several policies).
 unsafe fn depend_on_identity_and_catalog(root: *mut pg_sys::PlannerInfo, funcid: pg_sys::Oid) {
     // The plan depends on the identity through the support function:
     // unlike the helper, it appears in no query tree, so invalidating it
     // reaches the plans that folded the helper and nothing else (the
     // statements' parse trees are kept, only the plans are redone).
     let (support, hash) = support_of(funcid);
-    pg_sys::record_plan_function_dependency(root, support);
     let glob = (*root).glob;
+    if !depends_on_function(glob, hash) {
+        pg_sys::record_plan_function_dependency(root, support);
+    }
     if let Some(sentinel) = cache::sentinel_relid() {
-        (*glob).relationOids = pg_sys::lappend_oid((*glob).relationOids, sentinel);
+        if !pg_sys::list_member_oid((*glob).relationOids, sentinel) {
+            (*glob).relationOids = pg_sys::lappend_oid((*glob).relationOids, sentinel);
+        }
     }
     folds::record_fold(hash);
+}
+
+/// Whether the plan being made already depends on the function whose
+/// syscache hash is `hash`.
+unsafe fn depends_on_function(glob: *mut pg_sys::PlannerGlobal, hash: u32) -> bool {
+    let items = (*glob).invalItems;
+    if items.is_null() {
+        return false;
+    }
+    (0..(*items).length as usize).any(|i| {
+        let item = (*(*items).elements.add(i))
+            .ptr_value
+            .cast::<pg_sys::PlanInvalItem>();
+        (*item).cacheId == pg_sys::SysCacheIdentifier::PROCOID as i32 && (*item).hashValue == hash
+    })
 }
 
 /// Answers a `SupportRequestSimplify` for a call of one of the policy
@@ -369,7 +393,7 @@ pub mod fluent {
     #[pg_extern(immutable, parallel_safe)]
     fn rls_teams_support(request: Internal) -> Internal {
         simplify(request, |call| unsafe {
-            text_arguments(call)?;
+            text_arguments::<0>(call)?;
             Some(text_array_constant(checks::acting_teams()))
         })
     }

@@ -6,7 +6,8 @@
 //! (`default_pool_size = 1`, `max_db_connections = 1`): every client of the
 //! same user is served, transaction by transaction, by the same PostgreSQL
 //! backend, which is what makes state left behind by one client visible to
-//! the next. It listens only on a unix socket in a fresh temporary directory
+//! the next. [`Bouncer::start_pool`] gives a larger pool, for the load test
+//! (`src/bin/loadtest.rs`). It listens only on a unix socket in a fresh temporary directory
 //! (no TCP port, so it cannot collide with a system pgbouncer on 6432) and
 //! forwards to `FLUENT_TEST_HOST` / `FLUENT_TEST_PORT`.
 //!
@@ -64,6 +65,12 @@ impl Bouncer {
     /// Starts a pgbouncer for `database` that lets in the given users
     /// (`auth_type = trust` still wants every user name listed).
     pub fn start_for(database: &str, users: &[&str]) -> Bouncer {
+        Bouncer::start_pool(database, users, 1)
+    }
+
+    /// Starts a pgbouncer for `database` that lets in the given users, with
+    /// `pool_size` server connections to the database in all.
+    pub fn start_pool(database: &str, users: &[&str], pool_size: u32) -> Bouncer {
         let binary = find_pgbouncer();
         let version = pgbouncer_version(&binary);
         let (host, port) = crate::test_server();
@@ -88,11 +95,11 @@ pidfile =
 auth_type = trust
 auth_file = {dir}/userlist.txt
 pool_mode = transaction
-; one server connection: consecutive clients share one backend
-default_pool_size = 1
+; with one server connection, consecutive clients share one backend
+default_pool_size = {pool_size}
 min_pool_size = 0
 reserve_pool_size = 0
-max_db_connections = 1
+max_db_connections = {pool_size}
 max_client_conn = 50
 ; not used in transaction mode anyway
 server_reset_query =

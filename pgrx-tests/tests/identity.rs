@@ -774,3 +774,33 @@ fn an_invited_subject_is_refused_until_the_invitation_is_accepted() {
         Ok(vec![4])
     );
 }
+
+/// fluent remembers which roles may choose identities (src/identity.rs,
+/// `role_is_one_of`) until a role or a membership changes: a login role
+/// whose membership in fluent_authenticator is revoked cannot choose in its
+/// next transaction, on the connection it already has, and can again once
+/// the membership is granted back.
+#[test]
+fn a_revoked_membership_ends_trust_in_an_open_session() {
+    const LOGIN: &str = "it_auth_revoked";
+    let db = fresh_database("identity_revoked_trust");
+    let mut dba = connect(&db, "postgres");
+    dba.batch_execute("SELECT fluent_create_user('ann'), fluent_create_user('bob')")
+        .unwrap();
+    ensure_role(&mut dba, LOGIN, true, &["fluent_authenticator", APP]);
+    let mut app = connect(&db, LOGIN);
+    app.batch_execute("BEGIN; SELECT fluent_set_user('ann', true); COMMIT")
+        .unwrap();
+    dba.batch_execute(&format!("REVOKE fluent_authenticator FROM {LOGIN}"))
+        .unwrap();
+    assert_eq!(
+        sqlstate(app.batch_execute("BEGIN; SELECT fluent_set_user('bob', true)")),
+        "42501",
+        "no longer trusted"
+    );
+    app.batch_execute("ROLLBACK").unwrap();
+    dba.batch_execute(&format!("GRANT fluent_authenticator TO {LOGIN}"))
+        .unwrap();
+    app.batch_execute("BEGIN; SELECT fluent_set_user('bob', true); COMMIT")
+        .unwrap();
+}

@@ -53,6 +53,17 @@ fn count(client: &mut Client, sql: &str) -> i64 {
     client.query_one(sql, &[]).unwrap().get(0)
 }
 
+/// The one number `sql` returns, through the simple query protocol.
+fn simple_count(client: &mut Client, sql: &str) -> i64 {
+    let messages = client.simple_query(sql).unwrap();
+    let row = messages.iter().find_map(|m| match m {
+        postgres::SimpleQueryMessage::Row(row) => Some(row),
+        _ => None,
+    });
+    row.and_then(|r| r.get(0)?.parse().ok())
+        .unwrap_or_else(|| panic!("{sql} returned no number"))
+}
+
 #[test]
 fn a_rolled_back_change_leaves_nothing_in_the_writers_cache() {
     let db = fresh_database("stale_rollback");
@@ -261,4 +272,63 @@ fn a_named_extended_protocol_statement_sees_a_revoke_once_the_transaction_takes_
         .unwrap();
     assert_eq!(count(&mut reader), 0, "in the next transaction");
     reader.batch_execute("COMMIT").unwrap();
+}
+
+/// A statement takes its snapshot before it locks its tables, and takes in
+/// other sessions' invalidation messages as it locks them. A grant committed
+/// while the statement waited for a lock arrives as a message the statement
+/// takes in; the reload it causes must read the catalog as committed then,
+/// not through the statement's older snapshot, or the cache would count
+/// itself current without the grant until the next change. (The simple
+/// protocol: it plans with the snapshot it parsed with, where the extended
+/// protocol takes a new one to plan at Bind.)
+#[test]
+fn a_grant_committed_while_a_statement_waited_for_a_lock_is_seen_by_the_next_statement() {
+    let db = fresh_database("stale_lock_wait");
+    seed(&db);
+    let mut dba = connect(&db, "postgres");
+    dba.batch_execute(&format!(
+        "CREATE TABLE waiter (x int); GRANT SELECT ON waiter TO {APP}"
+    ))
+    .unwrap();
+    let mut reader = connect(&db, TESTER);
+    reader
+        .batch_execute(&format!("SELECT fluent_set_user('ann'); SET ROLE {APP}"))
+        .unwrap();
+    assert_eq!(simple_count(&mut reader, "SELECT count(*) FROM docs"), 10);
+
+    let mut locker = connect(&db, "postgres");
+    locker
+        .batch_execute("BEGIN; LOCK TABLE waiter IN ACCESS EXCLUSIVE MODE")
+        .unwrap();
+    let waiting = std::thread::spawn(move || {
+        let n = simple_count(
+            &mut reader,
+            "SELECT count(*) FROM docs WHERE EXISTS (SELECT FROM waiter)",
+        );
+        (reader, n)
+    });
+    // Once the reader waits for the lock (its snapshot taken), grant.
+    let started = std::time::Instant::now();
+    while count(
+        &mut dba,
+        "SELECT count(*) FROM pg_locks WHERE relation = 'waiter'::regclass AND NOT granted",
+    ) == 0
+    {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(60),
+            "the reader never waited for the lock"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    dba.batch_execute("SELECT fluent_grant_role('ann', 'all_r')")
+        .unwrap();
+    locker.batch_execute("COMMIT").unwrap();
+    let (mut reader, n) = waiting.join().unwrap();
+    assert_eq!(n, 0, "waiter is empty");
+    assert_eq!(
+        simple_count(&mut reader, "SELECT count(*) FROM docs"),
+        33,
+        "the statement after the one that waited sees the grant"
+    );
 }
