@@ -29,7 +29,8 @@
 //! `FLUENT_LOAD_POOL` (server connections per side, 8), `FLUENT_LOAD_SECONDS`
 //! (per phase, 10), `FLUENT_LOAD_ROUNDS` (3), `FLUENT_LOAD_ADMIN_PAUSE_MS`
 //! (between two changes, 20). Exits with 1 if any answer was stale or wrong
-//! or any error was not one the workload provokes.
+//! or any error was not one the workload provokes (after stopping its
+//! bouncers).
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Mutex, RwLock};
@@ -685,6 +686,16 @@ fn run_phase(
 }
 
 fn main() {
+    // Exiting only once `load_test` has returned, its bouncers dropped (stopped):
+    // `std::process::exit` runs no destructors.
+    if !load_test() {
+        std::process::exit(1);
+    }
+}
+
+/// The whole load test; whether every answer was right and no error came
+/// but those provoked.
+fn load_test() -> bool {
     let database: String = env("FLUENT_LOAD_DATABASE", "load".to_owned());
     let clients: usize = env("FLUENT_LOAD_CLIENTS", 16);
     let pool: u32 = env("FLUENT_LOAD_POOL", 8);
@@ -781,7 +792,5 @@ fn main() {
     for failure in failures.iter() {
         eprintln!("  {failure}");
     }
-    if total(|c| &c.stale) + total(|c| &c.wrong) + total(|c| &c.errors) > 0 {
-        std::process::exit(1);
-    }
+    total(|c| &c.stale) + total(|c| &c.wrong) + total(|c| &c.errors) == 0
 }
