@@ -262,6 +262,9 @@ struct Cache {
     /// The snapshot of the last look at the change log: the next reads
     /// what it did not see.
     seen: Option<String>,
+    /// The transaction that made that look, if it had an id: a snapshot
+    /// counts its own transaction's later writes as seen.
+    seen_by: Option<u64>,
     /// `None` caches that a workspace does not exist.
     workspaces: FastMap<String, Option<WorkspaceEntry>>,
 }
@@ -330,7 +333,13 @@ fn refresh_if_stale() {
         owner::catalog_relid(SENTINEL_TABLE).map_or(0, |o| o.to_u32()),
         Ordering::Relaxed,
     );
-    let seen = CACHE.with_borrow(|c| c.seen.clone());
+    let current_xid = unsafe { pg_sys::GetTopFullTransactionIdIfAny().value };
+    let seen = CACHE.with_borrow(|c| match (&c.seen, c.seen_by) {
+        // The last look was made by an earlier transaction of this backend
+        // that had written: what it wrote after that look was not read.
+        (Some(seen), Some(xid)) if xid != current_xid => Some(unseen(seen, xid)),
+        (seen, _) => seen.clone(),
+    });
     // A first look reads through a snapshot that may predate changes whose
     // messages were processed before this library was loaded: look again
     // at the next statement and when the transaction ends.
@@ -395,7 +404,35 @@ fn refresh_if_stale() {
     CACHE.with_borrow_mut(|c| {
         c.generation = Some(current);
         c.seen = Some(log.seen);
+        c.seen_by = (current_xid != 0).then_some(current_xid);
     });
+}
+
+/// Snapshot `seen` (`pg_snapshot` text, `xmin:xmax:xip,...`) with
+/// transaction `xid` counted as not seen (running when it was taken).
+fn unseen(seen: &str, xid: u64) -> String {
+    let mut parts = seen.splitn(3, ':');
+    let (Some(xmin), Some(xmax)) = (
+        parts.next().and_then(|x| x.parse::<u64>().ok()),
+        parts.next().and_then(|x| x.parse::<u64>().ok()),
+    ) else {
+        return seen.to_owned();
+    };
+    let mut running: Vec<u64> = parts
+        .next()
+        .unwrap_or("")
+        .split(',')
+        .filter_map(|x| x.parse().ok())
+        .collect();
+    if xid >= xmax {
+        return seen.to_owned();
+    }
+    if !running.contains(&xid) {
+        running.push(xid);
+        running.sort_unstable();
+    }
+    let running: Vec<String> = running.iter().map(u64::to_string).collect();
+    format!("{}:{xmax}:{}", xmin.min(xid), running.join(","))
 }
 
 /// The workspaces a look at the change log must load again.

@@ -391,3 +391,36 @@ fn an_error_while_loading_again_leaves_nothing_stale() {
         assert!(can(&mut observer, "ann"), "{change}: restored");
     }
 }
+
+#[test]
+fn a_writer_sees_what_it_wrote_after_its_last_look() {
+    let db = fresh_database("invalidation_own_writes");
+    seed(&db);
+    let mut dba = connect(&db, "postgres");
+    let scope = |c: &mut Client, user: &str| -> String {
+        c.query_one("SELECT fluent_scope($1, 'notes', 'write')", &[&user])
+            .unwrap()
+            .get(0)
+    };
+    assert_eq!(scope(&mut dba, "cat"), "none");
+    // The look in the middle of the transaction sees its own first grant;
+    // the second comes after it. A later transaction id completed before
+    // the look (another session's), so the look's snapshot has its xmax
+    // past the writer's own id.
+    let mut other = connect(&db, TESTER);
+    dba.batch_execute("BEGIN; SELECT fluent_grant_role('ann', 'writer')")
+        .unwrap();
+    other.batch_execute("SELECT pg_current_xact_id()").unwrap();
+    dba.batch_execute(
+        "SELECT fluent_can('ann', 'notes', 'write');
+         SELECT fluent_grant_role('cat', 'writer');
+         COMMIT;",
+    )
+    .unwrap();
+    assert_eq!(
+        scope(&mut dba, "cat"),
+        "all",
+        "the writer, after its commit"
+    );
+    assert_eq!(scope(&mut other, "cat"), "all", "another session");
+}
