@@ -4655,7 +4655,7 @@ AS 'fluent-0.2.0', 'cache_statistics_wrapper';
 COMMENT ON FUNCTION fluent.cache_statistics() IS
              'This backend''s permission cache: the users it holds, and how many users and workspace models it has loaded since it started (each load is one catalog query; a change loads again only what it changes)';
 REVOKE ALL ON FUNCTION fluent.cache_statistics() FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION fluent.cache_statistics() TO fluent_admin;
+GRANT EXECUTE ON FUNCTION fluent.cache_statistics() TO fluent_admin, fluent_owner;
 
 -- Issue 20: comments that left out scope direct and the source requirement
 -- (restated as sql/privileges.sql, sql/views.sql and sql/catalog.sql now
