@@ -1,5 +1,5 @@
 -- Answers inside one backend, each part in a transaction rolled back
--- afterwards (these were the #[pg_test]s of src/tests.rs): the cache follows
+-- afterwards (formerly in-backend #[pg_test]s in Rust): the cache follows
 -- changes made earlier in the same transaction, submodules inherit only
 -- actions of the same name, team scope reaches led teams and the whole
 -- reporting line, an unknown module is an error, and NULL or unknown users
