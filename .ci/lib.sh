@@ -31,12 +31,10 @@ fluent_setup() {
 fluent_install() {
     cargo pgrx install --release "${PGRX_FEATURES[@]}" --pg-config "$PG_CONFIG" >/dev/null
     fluent_install_preload_name "$($PG_CONFIG --pkglibdir)"
-    # The install scripts of released versions, frozen (cargo pgrx installs
-    # the current version's and the upgrade scripts sql/fluent--A--B.sql).
-    local script
-    for script in sql/fluent--*.sql; do
-        [[ $script == sql/fluent--*--*.sql ]] || install -m 644 "$script" "$($PG_CONFIG --sharedir)/extension/"
-    done
+    # The install scripts of released versions, frozen next to the upgrade
+    # tests (cargo pgrx installs the current version's and the update scripts
+    # sql/fluent--A--B.sql).
+    install -m 644 "$(dirname "${BASH_SOURCE[0]}")"/../tests/upgrade/fluent--*.sql "$($PG_CONFIG --sharedir)/extension/"
 }
 
 # fluent_start_cluster DIR PORT: a fresh cluster in DIR listening on a unix

@@ -66,10 +66,6 @@ mod token;
 mod trigger;
 mod who_can;
 
-#[cfg(any(test, feature = "pg_test"))]
-pub mod tests;
-#[cfg(test)]
-pub use tests::pg_test;
 #[cfg(test)]
 mod layers;
 
