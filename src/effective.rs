@@ -374,10 +374,34 @@ unsafe fn joined_on_profile(
     })
 }
 
+/// Whether argument `n` (0-based) of the call relation `rti` scans is a
+/// NULL constant, as the view passes, or already `value` (this hook has
+/// narrowed it: it runs for each of the two relations). Only such an
+/// argument is narrowed: a value given in the call already decides what
+/// the function computes.
+unsafe fn argument_open(
+    root: *mut pg_sys::PlannerInfo,
+    rti: pg_sys::Index,
+    n: usize,
+    value: *mut pg_sys::Node,
+) -> bool {
+    let rte = *(*root).simple_rte_array.add(rti as usize);
+    let Some(call) = report_call(rte, HOLDERS).or_else(|| report_call(rte, PROFILES)) else {
+        return false;
+    };
+    cells::<pg_sys::Node>((*call).args)
+        .nth(n)
+        .is_some_and(|arg| {
+            ((*arg).type_ == pg_sys::NodeTag::T_Const && (*arg.cast::<pg_sys::Const>()).constisnull)
+                || pg_sys::equal(arg.cast(), value.cast())
+        })
+}
+
 /// The user a query's view of effective permissions is filtered on: the
 /// holders' `user_key = value`, when this query level scans the two
-/// functions once each, joined on the profile number (as the view does).
-/// Both calls then get it, so that they still share one report.
+/// functions once each, for every user (their first argument NULL, or
+/// narrowed already), joined on the profile number (as the view does). Both calls then get it, so
+/// that they still share one report.
 unsafe fn filtered_user(root: *mut pg_sys::PlannerInfo) -> Option<*mut pg_sys::Node> {
     let (holders, profiles) = (rels_calling(root, HOLDERS), rels_calling(root, PROFILES));
     let (&[holders], &[profiles]) = (&holders[..], &profiles[..]) else {
@@ -386,7 +410,9 @@ unsafe fn filtered_user(root: *mut pg_sys::PlannerInfo) -> Option<*mut pg_sys::N
     if !joined_on_profile(root, holders, profiles) {
         return None;
     }
-    equal_to(root, holders, USER_KEY_COLUMN)
+    let value = equal_to(root, holders, USER_KEY_COLUMN)?;
+    (argument_open(root, holders, 0, value) && argument_open(root, profiles, 0, value))
+        .then_some(value)
 }
 
 /// Passes the query's filters on one user or one module to the functions
@@ -405,7 +431,9 @@ unsafe extern "C-unwind" fn narrow_to_filters(
     let (call, module) = if let Some(call) = report_call(rte, HOLDERS) {
         (call, None)
     } else if let Some(call) = report_call(rte, PROFILES) {
-        (call, equal_to(root, rti, MODULE_COLUMN))
+        let module =
+            equal_to(root, rti, MODULE_COLUMN).filter(|&value| argument_open(root, rti, 1, value));
+        (call, module)
     } else {
         return;
     };

@@ -18,13 +18,19 @@
 //! change commits waits for that commit to finish, no longer; otherwise
 //! passing costs a fast-path lock and unlock in this backend's own array.
 //!
-//! The lock is a relation lock on the OID of schema `fluent`, which no
-//! relation has (PostgreSQL never locks a schema as a relation), so nothing
-//! else takes it: the checking sessions take `RowExclusiveLock` (weak modes
-//! take the fast path and do not conflict with each other), committing
-//! writers `ShareLock` (which conflicts with it, not with itself: writers do
-//! not wait for each other). A prepared transaction (two-phase commit) does
-//! not close the gate: it would keep it closed until `COMMIT PREPARED`.
+//! The lock is a relation lock in this database on `pg_database`, a shared
+//! catalog, which PostgreSQL always locks with no database in the tag: so no
+//! lock anybody takes has this tag. (Any role can lock any relation OID,
+//! existing or not: `nextval()` takes `RowExclusiveLock` on it before it
+//! checks anything, for the whole transaction even when a savepoint rolls
+//! its error back. On the OID of schema `fluent`, which the gate used, that
+//! lock made every committing catalog change wait, and every statement
+//! behind it; and after OID wraparound a relation may have a schema's OID.)
+//! The checking sessions take `RowExclusiveLock` (weak modes take the fast
+//! path and do not conflict with each other), committing writers
+//! `ShareLock` (which conflicts with it, not with itself: writers do not
+//! wait for each other). A prepared transaction (two-phase commit) does not
+//! close the gate: it would keep it closed until `COMMIT PREPARED`.
 
 use std::cell::Cell;
 
@@ -40,12 +46,13 @@ thread_local! {
 const PASS: pg_sys::LOCKMODE = pg_sys::RowExclusiveLock as pg_sys::LOCKMODE;
 const CLOSE: pg_sys::LOCKMODE = pg_sys::ShareLock as pg_sys::LOCKMODE;
 
-/// The gate's lock tag in this database, if fluent is installed in it.
+/// The gate's lock tag in this database, if fluent is installed in it (see
+/// the module comment: no other lock has it).
 fn tag() -> Option<pg_sys::LOCKTAG> {
-    let schema = owner::catalog_namespace()?;
+    owner::catalog_namespace()?;
     Some(pg_sys::LOCKTAG {
         locktag_field1: unsafe { pg_sys::MyDatabaseId }.to_u32(),
-        locktag_field2: schema.to_u32(),
+        locktag_field2: pg_sys::DatabaseRelationId.to_u32(),
         locktag_field3: 0,
         locktag_field4: 0,
         locktag_type: pg_sys::LockTagType::LOCKTAG_RELATION as u8,

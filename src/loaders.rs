@@ -388,7 +388,8 @@ pub struct Change {
 /// The change log entries the previous look's snapshot did not see.
 pub struct ChangeLog {
     pub changes: Vec<Change>,
-    /// Entries below this transaction were pruned.
+    /// The highest transaction id whose entries were pruned (entries at or
+    /// below it may be gone).
     pub pruned_below: u64,
     /// The snapshot this look read with (`pg_snapshot` text): the next
     /// look reads what it did not see.
@@ -397,12 +398,15 @@ pub struct ChangeLog {
 
 impl ChangeLog {
     /// Whether every entry a look from snapshot `seen` needs is still
-    /// there: none below its xmin is.
+    /// there: the entries pruned, whose transaction ids are at most
+    /// `pruned_below` (the highest pruned), are all below its xmin, so that
+    /// snapshot saw them. (The transaction at its xmin was running then: its
+    /// entries are needed.)
     pub fn complete_since(&self, seen: &str) -> bool {
         seen.split(':')
             .next()
             .and_then(|xmin| xmin.parse::<u64>().ok())
-            .is_some_and(|xmin| self.pruned_below <= xmin)
+            .is_some_and(|xmin| self.pruned_below < xmin)
     }
 }
 
