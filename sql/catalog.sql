@@ -280,7 +280,7 @@ CREATE TABLE fluent.change_horizon (
     pruned_below xid8 NOT NULL DEFAULT '0'
 );
 INSERT INTO fluent.change_horizon DEFAULT VALUES;
-COMMENT ON TABLE fluent.change_horizon IS 'Entries of fluent.changes below this transaction id were pruned';
+COMMENT ON TABLE fluent.change_horizon IS 'Entries of fluent.changes at or below this transaction id were pruned';
 
 -- How fluent_authenticate verifies tokens (src/identity.rs, src/token.rs).
 -- One row. Only superusers may write it (sql/triggers.sql) and nobody else

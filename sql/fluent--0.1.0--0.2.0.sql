@@ -6178,3 +6178,6 @@ BEGIN
     END IF;
     RETURN NEXT;
 END $$;
+
+-- Issue 20: the horizon is the highest transaction id pruned (its own entries included).
+COMMENT ON TABLE fluent.change_horizon IS 'Entries of fluent.changes at or below this transaction id were pruned';
