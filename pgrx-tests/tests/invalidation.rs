@@ -456,3 +456,49 @@ fn a_writer_sees_what_it_wrote_after_its_last_look() {
     );
     assert_eq!(scope(&mut other, "cat"), "all", "another session");
 }
+
+#[test]
+fn changed_users_marked_in_bulk_are_swept_and_seen() {
+    let db = fresh_database("invalidation_sweep");
+    seed(&db);
+    let mut dba = connect(&db, "postgres");
+    dba.batch_execute("SELECT count(fluent_create_user('m' || g)) FROM generate_series(1, 1200) g")
+        .unwrap();
+    let mut observer = connect(&db, TESTER);
+    let scope = |c: &mut Client, user: &str| -> String {
+        c.query_one("SELECT fluent_scope($1, 'notes', 'read')", &[&user])
+            .unwrap()
+            .get(0)
+    };
+    let cached: Vec<String> = (1..=10)
+        .map(|g| format!("m{g}"))
+        .chain(USERS.map(String::from))
+        .collect();
+    for user in &cached {
+        scope(&mut observer, user);
+    }
+    // 1,200 users changed in one transaction: more marks than the look
+    // keeps (src/cache.rs), so it sweeps the cached entries.
+    dba.batch_execute(
+        "SELECT count(fluent_grant_role('m' || g, 'reader')) FROM generate_series(1, 1200) g",
+    )
+    .unwrap();
+    let before = loads(&mut observer);
+    for user in &cached {
+        let expected = match user.as_str() {
+            "lea" => "none",
+            _ => "own",
+        };
+        assert_eq!(scope(&mut observer, user), expected, "{user}");
+    }
+    assert_eq!(
+        loads(&mut observer).0 - before.0,
+        10,
+        "the ten changed users, loaded again"
+    );
+    // A user changed after the sweep is marked again and seen.
+    dba.batch_execute("SELECT fluent_revoke_role('m3', 'reader')")
+        .unwrap();
+    assert_eq!(scope(&mut observer, "m3"), "none");
+    assert_eq!(scope(&mut observer, "m4"), "own");
+}
