@@ -281,6 +281,15 @@ CREATE TABLE fluent.change_horizon (
 );
 INSERT INTO fluent.change_horizon DEFAULT VALUES;
 COMMENT ON TABLE fluent.change_horizon IS 'Entries of fluent.changes at or below this transaction id were pruned';
+-- The relation whose relcache invalidation tells every backend that the
+-- catalog changed (src/cache.rs). It has no rows and no query reads it, so
+-- the message invalidates only the plans that record it on purpose (those
+-- that folded the acting user's answers, src/plans.rs): a catalog table as
+-- sentinel would make every backend plan again, at each change, each kept
+-- query that reads that table.
+CREATE TABLE fluent.cache_sentinel ();
+COMMENT ON TABLE fluent.cache_sentinel IS
+    'No rows: its relcache invalidation tells every backend that the permission catalog changed';
 
 -- How fluent_authenticate verifies tokens (src/identity.rs, src/token.rs).
 -- One row. Only superusers may write it (sql/triggers.sql) and nobody else

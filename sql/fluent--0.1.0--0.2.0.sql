@@ -6181,3 +6181,12 @@ END $$;
 
 -- Issue 20: the horizon is the highest transaction id pruned (its own entries included).
 COMMENT ON TABLE fluent.change_horizon IS 'Entries of fluent.changes at or below this transaction id were pruned';
+-- Issue 20: the cache's sentinel relation is one no query reads
+-- (src/cache.rs, sql/catalog.sql): with fluent.workspaces as sentinel,
+-- every change made every backend plan again its kept queries reading it.
+CREATE TABLE fluent.cache_sentinel ();
+COMMENT ON TABLE fluent.cache_sentinel IS
+    'No rows: its relcache invalidation tells every backend that the permission catalog changed';
+REVOKE ALL ON fluent.cache_sentinel FROM PUBLIC;
+GRANT SELECT ON fluent.cache_sentinel TO fluent_admin;
+ALTER TABLE fluent.cache_sentinel OWNER TO fluent_owner;

@@ -14,9 +14,19 @@
 //! counter. The next lookup sees the new generation and reads the entries of
 //! the change log (`fluent.changes`, written by the same transactions) that
 //! the snapshot of its previous look did not see, so no change that
-//! committed late is skipped and none is applied twice; it drops only what
-//! the entries name: a user, the holders of a role, a workspace's model, a
-//! workspace, team sets. A gap in the log (pruned entries) drops everything.
+//! committed late is skipped and none is applied twice; it changes only
+//! what the entries name: a user, a role, a workspace's model, a workspace,
+//! team sets. A gap in the log (pruned entries) drops everything.
+//!
+//! Applying a change costs the same however many users are cached: nothing
+//! walks them. A role or a model loaded again resolves the role sets'
+//! scopes again in place, which the users who hold a set share; a changed
+//! user is marked, with the number of the look that applied the change, and
+//! an entry loaded before the mark is stale when it is next read
+//! (`WorkspaceEntry::holds`), as are users cached as unknown after any user
+//! change and users with overrides after a change to their role set's roles
+//! or to the model. Marks are swept when they outnumber a quarter of the
+//! cached users, and at eviction.
 //!
 //! One subtlety: in REPEATABLE READ or SERIALIZABLE, a load made after the
 //! invalidation arrived reads through the transaction's snapshot, older than
@@ -52,9 +62,10 @@ use crate::scope::{
 };
 use crate::trigger::after_trigger;
 
-/// The catalog relation whose relcache invalidation means "the permission
-/// catalog changed" (sent by the `invalidate_cache` triggers).
-const SENTINEL_TABLE: &std::ffi::CStr = c"workspaces";
+/// The relation whose relcache invalidation means "the permission catalog
+/// changed" (sent by the `invalidate_cache` triggers): one no query reads
+/// (sql/catalog.sql).
+const SENTINEL_TABLE: &std::ffi::CStr = c"cache_sentinel";
 
 /// Bumped by the invalidation callbacks; the cache has looked at the change
 /// log for one value.
@@ -194,10 +205,14 @@ enum Barred {
 /// hundreds of thousands).
 struct UserEntry {
     /// Effective scope per slot when the user has overrides; otherwise the
-    /// scopes of their role set.
-    own: Option<Box<[Scope]>>,
+    /// scopes of their role set. (Boxed twice: a thin pointer keeps every
+    /// entry small, and few users have overrides.)
+    own: Option<Box<OwnScopes>>,
     /// 0 for an unknown user.
     user_id: i64,
+    /// The number of the look (`Cache::looks`) after which it was loaded:
+    /// it reflects the changes applied up to that look, and no later one.
+    loaded: u64,
     /// The set of roles held (`WorkspaceEntry::sets`); `NO_SET` when barred.
     set: u32,
     barred: Option<Barred>,
@@ -207,6 +222,9 @@ struct UserEntry {
     /// if none does.
     expires_at: pg_sys::TimestampTz,
 }
+
+/// A user's own effective scopes, by slot.
+struct OwnScopes(Box<[Scope]>);
 
 const NO_SET: u32 = u32::MAX;
 const NEVER: pg_sys::TimestampTz = pg_sys::TimestampTz::MAX;
@@ -229,13 +247,55 @@ impl UserEntry {
 struct RoleSet {
     roles: Box<[i32]>,
     scopes: Box<[Scope]>,
+    /// The last look that resolved `scopes` again (one of the roles or the
+    /// model changed): the users with overrides who hold the set and were
+    /// loaded before it are stale.
+    changed_at: u64,
+}
+
+/// The changes a look applied to users, which make the entries loaded
+/// before it stale.
+#[derive(Default)]
+struct UserMarks {
+    /// user_id -> the last look that applied a change to the user.
+    changed: FastMap<i64, u64>,
+    /// The last look that applied a change to any user: users cached as
+    /// unknown may have been created by it.
+    any_changed_at: u64,
+}
+
+impl UserMarks {
+    /// Whether a cached entry still holds: no look since it was loaded
+    /// changed its user (any user, for an unknown one) or, for a user with
+    /// overrides, the roles of their set or the model. Users without
+    /// overrides share their set's scopes, which such changes resolve again
+    /// in place.
+    fn hold(&self, sets: &[RoleSet], user: &UserEntry) -> bool {
+        if user.barred == Some(Barred::Unknown) {
+            return user.loaded >= self.any_changed_at;
+        }
+        if !self.changed.is_empty()
+            && self
+                .changed
+                .get(&user.user_id)
+                .is_some_and(|&at| at > user.loaded)
+        {
+            return false;
+        }
+        user.own.is_none()
+            || sets
+                .get(user.set as usize)
+                .is_some_and(|set| user.loaded >= set.changed_at)
+    }
 }
 
 struct WorkspaceEntry {
     model: Rc<WorkspaceModel>,
     users: FastMap<Box<str>, UserEntry>,
-    /// Role sets by index; `None` once retired (a role in it changed).
-    sets: Vec<Option<RoleSet>>,
+    /// What changed for users since entries were loaded.
+    marks: UserMarks,
+    /// Role sets by index.
+    sets: Vec<RoleSet>,
     set_of: FastMap<Box<[i32]>, u32>,
     /// (user_id, direct) -> the keys of the users their scope `team` (or
     /// `direct`) reaches besides them, loaded on first use.
@@ -248,17 +308,42 @@ struct WorkspaceEntry {
 impl WorkspaceEntry {
     fn scopes<'a>(&'a self, user: &'a UserEntry) -> &'a [Scope] {
         match (&user.own, self.sets.get(user.set as usize)) {
-            (Some(own), _) => own,
-            (None, Some(Some(set))) => &set.scopes,
+            (Some(own), _) => &own.0,
+            (None, Some(set)) => &set.scopes,
             _ => &[],
         }
     }
+
+    /// Whether a cached entry still holds (`UserMarks::hold`).
+    fn holds(&self, user: &UserEntry) -> bool {
+        self.marks.hold(&self.sets, user)
+    }
+
+    /// The cached entry of `user` if it still holds.
+    fn current_user(&self, user: &str) -> Option<&UserEntry> {
+        self.users
+            .get(user)
+            .filter(|e| e.current() && self.holds(e))
+    }
+
+    /// Drops the entries that no longer hold, and the marks with them.
+    fn sweep(&mut self) {
+        let (marks, sets) = (&self.marks, &self.sets);
+        self.users.retain(|_, u| marks.hold(sets, u));
+        self.marks.changed.clear();
+    }
 }
+
+/// Marks are swept when there are more than this many, and more than a
+/// quarter of the cached users.
+const SWEEP_MARKS: usize = 1024;
 
 #[derive(Default)]
 struct Cache {
     /// The generation whose changes have been applied; `None`: nothing loaded.
     generation: Option<u64>,
+    /// How many looks at the change log have applied changes.
+    looks: u64,
     /// The snapshot of the last look at the change log: the next reads
     /// what it did not see.
     seen: Option<String>,
@@ -349,30 +434,43 @@ fn refresh_if_stale() {
     }
     // No borrow is held while SPI runs: loading may process invalidations.
     let log = loaders::load_changes(seen.as_deref());
-    let work = CACHE.with_borrow_mut(|c| {
+    let (work, look) = CACHE.with_borrow_mut(|c| {
         let mut work = Reloads::default();
+        c.looks += 1;
         let flush = FLUSH.swap(false, Ordering::Relaxed);
         if !flush && seen.as_deref().is_some_and(|seen| log.complete_since(seen)) {
             for change in &log.changes {
-                c.apply(change, &mut work);
+                c.apply(change, c.looks, &mut work);
+            }
+            for ws in c.workspaces.values_mut().flatten() {
+                if ws.marks.changed.len() > SWEEP_MARKS.max(ws.users.len() / 4) {
+                    ws.sweep();
+                }
             }
         } else {
             c.workspaces.clear();
         }
-        work
+        (work, c.looks)
     });
     // Each workspace is loaded again once, however many changes named it:
     // its whole model when modules, actions, requirements, administrative
-    // rights or item roles changed, else only the roles that changed. No
+    // rights or item roles changed (keeping the compiled roles that did not
+    // change when no action moved), else only the roles that changed. No
     // borrow is held while SPI runs.
+    let no_roles = Vec::new();
+    let changed_roles = |name: &String| {
+        work.recompile
+            .iter()
+            .find(|(n, _)| n == name)
+            .map_or(&no_roles, |(_, roles)| roles)
+    };
     let roles_only = work
         .recompile
         .iter()
         .filter(|(n, _)| !work.remodel.contains(n))
-        .map(|(n, roles)| (n, Some(roles)));
-    let reloads = work.remodel.iter().map(|n| (n, None));
-    for (name, roles) in reloads.chain(roles_only) {
-        let whole = roles.is_none();
+        .map(|(n, roles)| (n, false, roles));
+    let reloads = work.remodel.iter().map(|n| (n, true, changed_roles(n)));
+    for (name, whole, roles) in reloads.chain(roles_only) {
         let Some(model) =
             CACHE.with_borrow(|c| Some(c.workspaces.get(name)?.as_ref()?.model.clone()))
         else {
@@ -380,17 +478,14 @@ fn refresh_if_stale() {
         };
         MODEL_LOADS.fetch_add(1, Ordering::Relaxed);
         let model = if whole {
-            loaders::load_workspace(name).map(Rc::new)
+            loaders::reload_workspace(name, &model, roles).map(Rc::new)
         } else {
-            Some(Rc::new(loaders::reload_roles(
-                &model,
-                roles.unwrap_or(&Vec::new()),
-            )))
+            Some(Rc::new(loaders::reload_roles(&model, roles)))
         };
         CACHE.with_borrow_mut(|c| match model {
             Some(model) => {
                 if let Some(Some(ws)) = c.workspaces.get_mut(name) {
-                    ws.take_model(model, whole);
+                    ws.take_model(model, (!whole).then_some(roles.as_slice()), look);
                 }
             }
             None => {
@@ -446,17 +541,21 @@ struct Reloads {
 }
 
 impl WorkspaceEntry {
-    /// Takes a model loaded again. When more than roles changed (`whole`),
-    /// every role set still in use is resolved again on the new slots (a
-    /// module turned off, a requirement, a new action change what a role set
-    /// gives, not who holds what); users with overrides are loaded again, as
-    /// their own scopes are not kept apart from what they override.
-    fn take_model(&mut self, model: Rc<WorkspaceModel>, whole: bool) {
-        if whole {
-            for set in self.sets.iter_mut().flatten() {
+    /// Takes a model loaded again at look `look`, after the roles `changed`
+    /// changed, or more than roles (`None`). The role sets those changes
+    /// can affect (those holding a changed role; all of them for `None`)
+    /// are resolved again in place: a role's permissions, a module turned
+    /// off, a requirement or a new action change what a role set gives,
+    /// not who holds what, so its holders keep their entries. Users with
+    /// overrides who hold such a set are loaded again when next read
+    /// (`UserMarks::hold`), as their own scopes are not kept apart from
+    /// what they override.
+    fn take_model(&mut self, model: Rc<WorkspaceModel>, changed: Option<&[i32]>, look: u64) {
+        for set in &mut self.sets {
+            if changed.is_none_or(|roles| set.roles.iter().any(|r| roles.contains(r))) {
                 set.scopes = role_set_scopes(&model, &set.roles);
+                set.changed_at = look;
             }
-            self.users.retain(|_, u| u.own.is_none());
         }
         self.model = model;
     }
@@ -478,9 +577,9 @@ fn role_set_scopes(model: &WorkspaceModel, roles: &[i32]) -> Box<[Scope]> {
 }
 
 impl Cache {
-    /// Drops what one logged change can affect, and notes the workspaces
-    /// to load again.
-    fn apply(&mut self, change: &Change, work: &mut Reloads) {
+    /// Drops or marks what one logged change, applied by look `look`, can
+    /// affect, and notes the workspaces to load again.
+    fn apply(&mut self, change: &Change, look: u64, work: &mut Reloads) {
         // A change names one workspace, or every one; a workspace cached as
         // missing may be the one just created.
         let matches = |ws: &Option<WorkspaceEntry>| {
@@ -497,22 +596,15 @@ impl Cache {
             let Some(ws) = ws else { continue };
             match change.kind.as_str() {
                 // The user, and anyone cached as unknown (they may be new).
-                "user" => ws.users.retain(|_, u| {
-                    u.user_id != change.id.unwrap_or(0) && u.barred != Some(Barred::Unknown)
-                }),
-                // The holders of the role, and the role sets it is in.
+                "user" => {
+                    ws.marks.any_changed_at = look;
+                    if let Some(id) = change.id {
+                        ws.marks.changed.insert(id, look);
+                    }
+                }
+                // The role, compiled again, and the role sets it is in.
                 "role" => {
                     let role = change.id.unwrap_or(0) as i32;
-                    let (sets, users) = (&ws.sets, &mut ws.users);
-                    users.retain(|_, u| {
-                        !matches!(sets.get(u.set as usize), Some(Some(set)) if set.roles.contains(&role))
-                    });
-                    for set in ws.sets.iter_mut() {
-                        if set.as_ref().is_some_and(|s| s.roles.contains(&role)) {
-                            *set = None;
-                        }
-                    }
-                    ws.set_of.retain(|roles, _| !roles.contains(&role));
                     match work.recompile.iter_mut().find(|(n, _)| n == name) {
                         Some((_, roles)) if roles.contains(&role) => {}
                         Some((_, roles)) => roles.push(role),
@@ -532,7 +624,17 @@ impl Cache {
         }
     }
 
+    /// The users cached whose entries still hold.
     fn cached_users(&self) -> usize {
+        self.workspaces
+            .values()
+            .flatten()
+            .map(|ws| ws.users.values().filter(|u| ws.holds(u)).count())
+            .sum()
+    }
+
+    /// The entries kept, stale or not.
+    fn entries(&self) -> usize {
         self.workspaces
             .values()
             .flatten()
@@ -541,16 +643,20 @@ impl Cache {
     }
 
     /// Keeps the cache within `fluent.cache_users`: drops the users not
-    /// checked since the last sweep (all of them if that is not enough).
+    /// checked since the last eviction and those that no longer hold (all
+    /// of them if that is not enough).
     fn evict_if_full(&mut self) {
         let max = MAX_USERS.get().max(1) as usize;
-        if self.cached_users() < max {
+        if self.entries() < max {
             return;
         }
         for ws in self.workspaces.values_mut().flatten() {
-            ws.users.retain(|_, u| u.used.replace(false));
+            let (marks, sets) = (&ws.marks, &ws.sets);
+            ws.users
+                .retain(|_, u| u.used.replace(false) && marks.hold(sets, u));
+            ws.marks.changed.clear();
         }
-        if self.cached_users() >= max {
+        if self.entries() >= max {
             for ws in self.workspaces.values_mut().flatten() {
                 ws.users.clear();
             }
@@ -577,6 +683,7 @@ fn workspace_model(workspace: &str) -> Option<Rc<WorkspaceModel>> {
             loaded.clone().map(|model| WorkspaceEntry {
                 model,
                 users: FastMap::default(),
+                marks: UserMarks::default(),
                 sets: Vec::new(),
                 set_of: FastMap::default(),
                 teams: FastMap::default(),
@@ -640,9 +747,11 @@ fn slot_of(
 
 fn load_user_entry(workspace: &str, model: &WorkspaceModel, user: &str) -> UserEntry {
     USER_LOADS.fetch_add(1, Ordering::Relaxed);
+    // Stamped when it is cached (with_user_entry).
     let barred = |barred, user_id| UserEntry {
         own: None,
         user_id,
+        loaded: 0,
         set: NO_SET,
         barred: Some(barred),
         used: Cell::new(true),
@@ -667,8 +776,10 @@ fn load_user_entry(workspace: &str, model: &WorkspaceModel, user: &str) -> UserE
     }
     let held = holdings.held(model);
     let permissions: Vec<&RolePermissions> = held.iter().map(|r| &r.permissions).collect();
-    let scopes_with = |overrides: &RolePermissions| -> Box<[Scope]> {
-        effective_scopes(&model.slots, &permissions, overrides).into()
+    let scopes_with = |overrides: &RolePermissions| {
+        Box::new(OwnScopes(
+            effective_scopes(&model.slots, &permissions, overrides).into(),
+        ))
     };
     // The role set's scopes, shared by every user who holds exactly these roles.
     let set = CACHE.with_borrow_mut(|c| {
@@ -677,10 +788,11 @@ fn load_user_entry(workspace: &str, model: &WorkspaceModel, user: &str) -> UserE
             return Some(set);
         }
         let set = ws.sets.len() as u32;
-        ws.sets.push(Some(RoleSet {
+        ws.sets.push(RoleSet {
             roles: holdings.roles.clone().into(),
             scopes: role_set_scopes(model, &holdings.roles),
-        }));
+            changed_at: 0,
+        });
         ws.set_of.insert(holdings.roles.clone().into(), set);
         Some(set)
     });
@@ -689,6 +801,7 @@ fn load_user_entry(workspace: &str, model: &WorkspaceModel, user: &str) -> UserE
     UserEntry {
         own,
         user_id: holdings.user_id,
+        loaded: 0,
         set: set.unwrap_or(NO_SET),
         barred: None,
         used: Cell::new(true),
@@ -711,12 +824,13 @@ fn with_user_entry<R>(
         c.workspaces
             .get(workspace)
             .and_then(|w| w.as_ref())
-            .is_some_and(|w| w.users.get(user).is_some_and(UserEntry::current))
+            .is_some_and(|w| w.current_user(user).is_some())
     });
     if !cached {
-        let entry = load_user_entry(workspace, &model, user);
+        let mut entry = load_user_entry(workspace, &model, user);
         CACHE.with_borrow_mut(|c| {
             c.evict_if_full();
+            entry.loaded = c.looks;
             if let Some(Some(ws)) = c.workspaces.get_mut(workspace) {
                 ws.users.insert(user.into(), entry);
             }
@@ -794,7 +908,7 @@ pub fn scope(
         }
         let ws = c.workspaces.get(workspace)?.as_ref()?;
         let slot = *ws.model.modules.get(module)?.get(action)?;
-        let entry = ws.users.get(user).filter(|e| e.current())?;
+        let entry = ws.current_user(user)?;
         entry.used.set(true);
         Some(ws.scopes(entry).get(slot).copied().unwrap_or_default())
     });
@@ -823,7 +937,7 @@ pub fn reached_users(workspace: &str, user: &str, scope: Scope) -> Rc<Vec<String
     let direct = scope == Scope::Direct;
     let cached = CACHE.with_borrow(|c| {
         let ws = c.workspaces.get(workspace)?.as_ref()?;
-        let entry = ws.users.get(user)?;
+        let entry = ws.users.get(user).filter(|e| ws.holds(e))?;
         Some((
             ws.teams.get(&(entry.user_id, direct)).cloned(),
             entry.user_id,
@@ -939,7 +1053,7 @@ fn held_roles(workspace: &str, user: &str) -> Vec<i32> {
         .with_borrow(|c| {
             let ws = c.workspaces.get(workspace)?.as_ref()?;
             let entry = ws.users.get(user)?;
-            Some(ws.sets.get(entry.set as usize)?.as_ref()?.roles.to_vec())
+            Some(ws.sets.get(entry.set as usize)?.roles.to_vec())
         })
         .unwrap_or_default()
 }

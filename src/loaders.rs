@@ -180,6 +180,25 @@ impl<'m> DecisionInputs<'m> {
 /// Loads the modules, actions and roles of a workspace; `None` if it does
 /// not exist.
 pub fn load_workspace(name: &str) -> Option<WorkspaceModel> {
+    load_workspace_keeping(name, None)
+}
+
+/// Loads the workspace again after its model changed, and its roles
+/// `changed`. When the actions are those of `old` (with new ones after
+/// them, as a new module's), the other roles compiled in `old` are taken
+/// as they are: their slots did not move.
+pub fn reload_workspace(
+    name: &str,
+    old: &WorkspaceModel,
+    changed: &[i32],
+) -> Option<WorkspaceModel> {
+    load_workspace_keeping(name, Some((old, changed)))
+}
+
+fn load_workspace_keeping(
+    name: &str,
+    keep: Option<(&WorkspaceModel, &[i32])>,
+) -> Option<WorkspaceModel> {
     as_catalog_owner(|client| {
         let rows = select(
             client,
@@ -332,7 +351,21 @@ pub fn load_workspace(name: &str) -> Option<WorkspaceModel> {
                 ws.item_roles_giving.entry(slot).or_default().push(index);
             }
         }
-        load_roles(client, &mut ws, None);
+        match keep {
+            Some((old, changed))
+                if old.workspace_id == ws.workspace_id
+                    && ws.action_ids.starts_with(&old.action_ids) =>
+            {
+                ws.roles = old.roles.clone();
+                for role in ws.roles.values_mut() {
+                    role.permissions.scopes.resize(ws.slots.len(), None);
+                }
+                if !changed.is_empty() {
+                    load_roles(client, &mut ws, Some(changed));
+                }
+            }
+            _ => load_roles(client, &mut ws, None),
+        }
         Some(ws)
     })
 }

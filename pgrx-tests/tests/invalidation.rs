@@ -67,7 +67,7 @@ fn each_kind_of_change_reaches_exactly_the_users_it_affects() {
     let mut observer = connect(&db, TESTER);
     let mut dba = connect(&db, "postgres");
     // (change, the answers it changes, as "before -> after")
-    let cases: [Case; 19] = [
+    let cases: [Case; 21] = [
         ("grant", "SELECT fluent_grant_role('ann', 'writer')", &[("ann: own none none", "ann: own all none")]),
         ("revoke", "SELECT fluent_revoke_role('bob', 'writer')", &[("bob: own all none", "bob: own none none")]),
         (
@@ -76,6 +76,30 @@ fn each_kind_of_change_reaches_exactly_the_users_it_affects() {
             &[("ann: own all none", "ann: own own none")],
         ),
         ("override", "SELECT fluent_set_override('cat', 'notes', 'read', 'all')", &[("cat: own none none", "cat: all none none")]),
+        // A role's permission resolves the scopes of the role sets holding
+        // it in place; cat, who holds it with an override, is loaded again.
+        (
+            "permission of a role held by a user with an override (cat)",
+            "SELECT fluent_set_permission('reader', 'tasks', 'read', 'own')",
+            &[
+                ("ann: own own none", "ann: own own own"),
+                ("bob: own none none", "bob: own none own"),
+                ("cat: all none none", "cat: all none own"),
+                ("dan: own none none", "dan: own none own"),
+                ("eve: own none none", "eve: own none own"),
+            ],
+        ),
+        (
+            "that permission cleared",
+            "SELECT fluent_clear_permission('reader', 'tasks', 'read')",
+            &[
+                ("ann: own own own", "ann: own own none"),
+                ("bob: own none own", "bob: own none none"),
+                ("cat: all none own", "cat: all none none"),
+                ("dan: own none own", "dan: own none none"),
+                ("eve: own none own", "eve: own none none"),
+            ],
+        ),
         (
             "gate",
             "SELECT fluent_set_module_enabled('tasks', false)",
@@ -109,7 +133,7 @@ fn each_kind_of_change_reaches_exactly_the_users_it_affects() {
             &[],
         ),
         (
-            "role flags and description (its holders are loaded again; nobody's answer changes)",
+            "role flags and description (nobody's answer changes)",
             "SELECT fluent_alter_role('reader', privileged => true, description => 'reads notes')",
             &[],
         ),
@@ -247,23 +271,31 @@ fn a_change_loads_again_only_what_it_changes() {
     };
     check_everyone(&mut observer);
     // (change, users loaded again, models loaded again)
-    let cases: [(&str, &str, i64, i64); 10] = [
+    // A role or model change resolves the role sets' scopes again in place:
+    // only users with overrides load again, never the role's other holders.
+    let cases: [(&str, &str, i64, i64); 11] = [
         ("a grant: its user", "SELECT fluent_grant_role('ann', 'writer')", 1, 0),
         ("a team membership: nobody's scopes", "SELECT fluent_add_team_member('desk', 'eve')", 0, 0),
         (
-            "a permission of a role: its holders (bob, ann), the roles compiled once",
+            "a permission of a role: none of its holders (bob, ann), the roles compiled once",
             "SELECT fluent_set_permission('writer', 'notes', 'write', 'own')",
-            2,
+            0,
             1,
         ),
         (
-            "a new role, given a permission and granted: its holder",
+            "a permission of a role 25 users hold: its holder with overrides (cat)",
+            "SELECT fluent_set_permission('reader', 'tasks', 'read', 'own')",
+            1,
+            1,
+        ),
+        (
+            "a new role, given a permission and granted: the user granted it",
             "SELECT fluent_create_role('auditor'), fluent_set_permission('auditor', 'notes', 'read', 'all'),
                     fluent_grant_role('eve', 'auditor')",
             1,
             1,
         ),
-        ("a role's flags: its holder (lea)", "SELECT fluent_alter_role('lead', privileged => true)", 1, 1),
+        ("a role's flags: none of its holders (lea)", "SELECT fluent_alter_role('lead', privileged => true)", 0, 1),
         ("a new module: the users with overrides (cat)", "SELECT fluent_create_module('files')", 1, 1),
         ("a gate: the users with overrides", "SELECT fluent_set_module_enabled('files', false)", 1, 1),
         (
@@ -423,4 +455,50 @@ fn a_writer_sees_what_it_wrote_after_its_last_look() {
         "the writer, after its commit"
     );
     assert_eq!(scope(&mut other, "cat"), "all", "another session");
+}
+
+#[test]
+fn changed_users_marked_in_bulk_are_swept_and_seen() {
+    let db = fresh_database("invalidation_sweep");
+    seed(&db);
+    let mut dba = connect(&db, "postgres");
+    dba.batch_execute("SELECT count(fluent_create_user('m' || g)) FROM generate_series(1, 1200) g")
+        .unwrap();
+    let mut observer = connect(&db, TESTER);
+    let scope = |c: &mut Client, user: &str| -> String {
+        c.query_one("SELECT fluent_scope($1, 'notes', 'read')", &[&user])
+            .unwrap()
+            .get(0)
+    };
+    let cached: Vec<String> = (1..=10)
+        .map(|g| format!("m{g}"))
+        .chain(USERS.map(String::from))
+        .collect();
+    for user in &cached {
+        scope(&mut observer, user);
+    }
+    // 1,200 users changed in one transaction: more marks than the look
+    // keeps (src/cache.rs), so it sweeps the cached entries.
+    dba.batch_execute(
+        "SELECT count(fluent_grant_role('m' || g, 'reader')) FROM generate_series(1, 1200) g",
+    )
+    .unwrap();
+    let before = loads(&mut observer);
+    for user in &cached {
+        let expected = match user.as_str() {
+            "lea" => "none",
+            _ => "own",
+        };
+        assert_eq!(scope(&mut observer, user), expected, "{user}");
+    }
+    assert_eq!(
+        loads(&mut observer).0 - before.0,
+        10,
+        "the ten changed users, loaded again"
+    );
+    // A user changed after the sweep is marked again and seen.
+    dba.batch_execute("SELECT fluent_revoke_role('m3', 'reader')")
+        .unwrap();
+    assert_eq!(scope(&mut observer, "m3"), "none");
+    assert_eq!(scope(&mut observer, "m4"), "own");
 }
