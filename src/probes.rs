@@ -14,7 +14,7 @@
 //! the query reads instead. They are looked up again whenever their tables'
 //! definitions change: a `REINDEX CONCURRENTLY` gives an index a new OID.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::ffi::CStr;
 
 use pgrx::pg_sys;
@@ -66,12 +66,14 @@ pub fn init() {
 
 #[pgrx::pg_guard]
 unsafe extern "C-unwind" fn relcache_callback(_arg: pg_sys::Datum, relid: pg_sys::Oid) {
-    // Only forget: no catalog access is allowed here.
+    // Only forget: no catalog access is allowed here. Open scans are closed
+    // at the next load.
     LAYOUT.with_borrow_mut(|l| {
         if l.is_some_and(|l| {
             relid == pg_sys::InvalidOid || [l.users, l.grants, l.overrides].contains(&relid)
         }) {
             *l = None;
+            GENERATION.set(GENERATION.get() + 1);
         }
     });
 }
@@ -177,56 +179,274 @@ fn layout() -> Option<Layout> {
     Some(layout)
 }
 
-/// An index scan of `rel` by equality on heap columns `keys`, each with its
-/// equality function and collation; `visit` sees every visible tuple.
-unsafe fn scan(
-    rel: pg_sys::Oid,
-    index: pg_sys::Oid,
-    snapshot: pg_sys::Snapshot,
-    keys: &[(i16, u32, pg_sys::Oid, pg_sys::Datum)],
-    mut visit: impl FnMut(pg_sys::HeapTuple, pg_sys::TupleDesc),
-) {
-    let relation = pg_sys::table_open(rel, pg_sys::AccessShareLock as _);
-    let desc = (*relation).rd_att;
-    let mut scankeys: Vec<pg_sys::ScanKeyData> = vec![std::mem::zeroed(); keys.len()];
-    for (key, &(attnum, equal, collation, value)) in scankeys.iter_mut().zip(keys) {
-        pg_sys::ScanKeyInit(
-            key,
-            attnum,
-            pg_sys::BTEqualStrategyNumber as _,
-            equal.into(),
-            value,
-        );
-        // The index orders a text column by the column's collation.
-        key.sk_collation = collation;
-    }
-    let scan = pg_sys::systable_beginscan(
-        relation,
-        index,
-        true,
-        snapshot,
-        keys.len() as _,
-        scankeys.as_mut_ptr(),
-    );
-    loop {
-        let tuple = pg_sys::systable_getnext(scan);
-        if tuple.is_null() {
-            break;
-        }
-        visit(tuple, desc);
-    }
-    pg_sys::systable_endscan(scan);
-    // The lock is kept until the transaction ends, as a query's would be.
-    pg_sys::table_close(relation, pg_sys::NoLock as _);
+/// One index scan kept open: `table` read through `index` by equality on
+/// the index's first columns, each key with its equality function and
+/// collation (only the arguments change from one load to the next).
+struct Probe {
+    table: pg_sys::Relation,
+    index: pg_sys::Relation,
+    scan: pg_sys::IndexScanDesc,
+    slot: *mut pg_sys::TupleTableSlot,
+    keys: Vec<pg_sys::ScanKeyData>,
 }
 
-unsafe fn attribute(
-    tuple: pg_sys::HeapTuple,
-    desc: pg_sys::TupleDesc,
-    attnum: i16,
-) -> Option<pg_sys::Datum> {
+impl Probe {
+    /// Opens the scan (within `within`: its references, locks and pins
+    /// belong to the probes' resource owner).
+    unsafe fn open(
+        table: pg_sys::Oid,
+        index: pg_sys::Oid,
+        snapshot: pg_sys::Snapshot,
+        keys: &[(u32, pg_sys::Oid)],
+    ) -> Probe {
+        let table = pg_sys::table_open(table, pg_sys::AccessShareLock as _);
+        let index = pg_sys::index_open(index, pg_sys::AccessShareLock as _);
+        let keys: Vec<pg_sys::ScanKeyData> = keys
+            .iter()
+            .enumerate()
+            .map(|(column, &(equal, collation))| {
+                let mut key: pg_sys::ScanKeyData = std::mem::zeroed();
+                pg_sys::ScanKeyInit(
+                    &mut key,
+                    // Index columns, numbered from 1.
+                    column as i16 + 1,
+                    pg_sys::BTEqualStrategyNumber as _,
+                    equal.into(),
+                    pg_sys::Datum::from(0),
+                );
+                // The index orders a text column by the column's collation.
+                key.sk_collation = collation;
+                key
+            })
+            .collect();
+        #[cfg(feature = "pg15")]
+        let scan = pg_sys::index_beginscan(table, index, snapshot, keys.len() as _, 0);
+        #[cfg(not(feature = "pg15"))]
+        let scan = pg_sys::index_beginscan(
+            table,
+            index,
+            snapshot,
+            std::ptr::null_mut(),
+            keys.len() as _,
+            0,
+        );
+        (*scan).xs_snapshot = std::ptr::null_mut();
+        let slot = pg_sys::table_slot_create(table, std::ptr::null_mut());
+        Probe {
+            table,
+            index,
+            scan,
+            slot,
+            keys,
+        }
+    }
+
+    /// Every tuple with the keys `values` visible to `snapshot`, each seen by
+    /// `visit` (which copies what it needs: the slot's tuple is gone after).
+    unsafe fn read(
+        &mut self,
+        snapshot: pg_sys::Snapshot,
+        values: &[pg_sys::Datum],
+        mut visit: impl FnMut(*mut pg_sys::TupleTableSlot),
+    ) {
+        for (key, &value) in self.keys.iter_mut().zip(values) {
+            key.sk_argument = value;
+        }
+        // The scan reads through the snapshot of the statement that runs
+        // the load, and keeps none between loads.
+        (*self.scan).xs_snapshot = snapshot;
+        pg_sys::index_rescan(
+            self.scan,
+            self.keys.as_mut_ptr(),
+            self.keys.len() as _,
+            std::ptr::null_mut(),
+            0,
+        );
+        while pg_sys::index_getnext_slot(
+            self.scan,
+            pg_sys::ScanDirection::ForwardScanDirection,
+            self.slot,
+        ) {
+            visit(self.slot);
+        }
+        // The end of the scan dropped the pins of the index and of the
+        // table's last page but the slot's: no page stays pinned between
+        // loads (a pin would hold up VACUUM's cleanup of it).
+        pg_sys::ExecClearTuple(self.slot);
+        (*self.scan).xs_snapshot = std::ptr::null_mut();
+    }
+
+    /// Closes the scan (within `within`). The locks stay until the
+    /// transaction ends, as a query's would.
+    unsafe fn close(self) {
+        pg_sys::ExecDropSingleTupleTableSlot(self.slot);
+        pg_sys::index_endscan(self.scan);
+        pg_sys::index_close(self.index, pg_sys::NoLock as _);
+        pg_sys::table_close(self.table, pg_sys::NoLock as _);
+    }
+}
+
+/// The three scans a load reads, open from the first load of a transaction
+/// that reads by probes until the transaction ends: the loads of one
+/// statement (or transaction) that meets many users for the first time
+/// each cost three rescans, not three scans opened and closed.
+struct Open {
+    /// `GENERATION` when they were opened.
+    generation: u64,
+    users: Probe,
+    grants: Probe,
+    overrides: Probe,
+}
+
+impl Open {
+    unsafe fn open(layout: &Layout, snapshot: pg_sys::Snapshot, generation: u64) -> Open {
+        let int = |equal| (equal, pg_sys::InvalidOid);
+        Open {
+            generation,
+            users: Probe::open(
+                layout.users,
+                layout.users_by_key,
+                snapshot,
+                &[(pg_sys::F_TEXTEQ, layout.key_collation)],
+            ),
+            grants: Probe::open(
+                layout.grants,
+                layout.grants_by_user,
+                snapshot,
+                &[int(pg_sys::F_INT4EQ), int(pg_sys::F_INT8EQ)],
+            ),
+            overrides: Probe::open(
+                layout.overrides,
+                layout.overrides_by_user,
+                snapshot,
+                &[int(pg_sys::F_INT4EQ), int(pg_sys::F_INT8EQ)],
+            ),
+        }
+    }
+
+    unsafe fn close(self) {
+        self.users.close();
+        self.grants.close();
+        self.overrides.close();
+    }
+}
+
+thread_local! {
+    /// The open scans, while no load runs. A load takes them out and puts
+    /// them back when it is done: if it fails half-way, they are gone and
+    /// their resource owner keeps what they held, released quietly at the
+    /// next load or when the transaction ends.
+    static OPEN: RefCell<Option<Open>> = const { RefCell::new(None) };
+    /// The transaction's resource owner for the scans (a child of the
+    /// transaction's, so that a rolled-back subtransaction leaves the scans
+    /// of its parent alone and an aborted transaction releases them with
+    /// its own), and their memory context; null when none.
+    static OWNER: Cell<pg_sys::ResourceOwner> = const { Cell::new(std::ptr::null_mut()) };
+    static CONTEXT: Cell<pg_sys::MemoryContext> = const { Cell::new(std::ptr::null_mut()) };
+    /// Counts the times the layout was forgotten: scans opened before are
+    /// closed and opened again from the new layout.
+    static GENERATION: Cell<u64> = const { Cell::new(0) };
+}
+
+/// Runs `f` with the scans' resource owner and memory context current (the
+/// scans' references, pins and memory must be taken and given back under
+/// the same owner), creating them for this transaction if needed.
+unsafe fn within<R>(f: impl FnOnce() -> R) -> R {
+    if OWNER.get().is_null() {
+        CONTEXT.set(pg_sys::AllocSetContextCreateInternal(
+            pg_sys::TopTransactionContext,
+            c"fluent probes".as_ptr(),
+            pg_sys::ALLOCSET_SMALL_MINSIZE as _,
+            pg_sys::ALLOCSET_SMALL_INITSIZE as _,
+            pg_sys::ALLOCSET_DEFAULT_MAXSIZE as _,
+        ));
+        OWNER.set(pg_sys::ResourceOwnerCreate(
+            pg_sys::TopTransactionResourceOwner,
+            c"fluent probes".as_ptr(),
+        ));
+    }
+    /// Puts the caller's owner and context back, also when `f` fails.
+    struct Restore(pg_sys::ResourceOwner, pg_sys::MemoryContext);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            unsafe {
+                pg_sys::CurrentResourceOwner = self.0;
+                pg_sys::CurrentMemoryContext = self.1;
+            }
+        }
+    }
+    let _restore = Restore(pg_sys::CurrentResourceOwner, pg_sys::CurrentMemoryContext);
+    pg_sys::CurrentResourceOwner = OWNER.get();
+    pg_sys::CurrentMemoryContext = CONTEXT.get();
+    f()
+}
+
+/// Releases the scans' resource owner: after the scans were closed, it
+/// holds only their locks, which go to the transaction (`closed`);
+/// otherwise what a load that failed half-way left, released quietly.
+unsafe fn release_owner(closed: bool) {
+    let owner = OWNER.replace(std::ptr::null_mut());
+    if owner.is_null() {
+        return;
+    }
+    use pg_sys::ResourceReleasePhase::*;
+    for phase in [
+        RESOURCE_RELEASE_BEFORE_LOCKS,
+        RESOURCE_RELEASE_LOCKS,
+        RESOURCE_RELEASE_AFTER_LOCKS,
+    ] {
+        pg_sys::ResourceOwnerRelease(owner, phase, closed, false);
+    }
+    pg_sys::ResourceOwnerDelete(owner);
+    let context = CONTEXT.replace(std::ptr::null_mut());
+    pg_sys::MemoryContextDelete(context);
+}
+
+/// Before the transaction commits or prepares, and when it has committed
+/// (src/lib.rs): closes the scans.
+pub fn transaction_ending() {
+    unsafe {
+        let open = OPEN.take();
+        let closed = open.is_some();
+        if let Some(open) = open {
+            within(|| open.close());
+        }
+        release_owner(closed);
+    }
+}
+
+/// When the transaction has aborted (src/lib.rs): the transaction's
+/// resource owner releases the scans' with its own; forget them.
+pub fn transaction_aborted() {
+    // No `Drop` runs: `Open` holds only pointers.
+    OPEN.take();
+    OWNER.set(std::ptr::null_mut());
+    CONTEXT.set(std::ptr::null_mut());
+}
+
+/// The open scans, opened first if this transaction has none or the layout
+/// changed since; `None` if the layout changed while opening them (the
+/// caller queries instead).
+unsafe fn take_open(layout: &Layout, snapshot: pg_sys::Snapshot, generation: u64) -> Option<Open> {
+    match OPEN.take() {
+        Some(open) if open.generation == generation => return Some(open),
+        Some(open) => within(|| open.close()),
+        // What a load that failed half-way left, if any.
+        None => release_owner(false),
+    }
+    let open = within(|| Open::open(layout, snapshot, generation));
+    // Opening a table may take in invalidation messages: the layout read
+    // before may be out of date.
+    if GENERATION.get() != generation {
+        within(|| open.close());
+        return None;
+    }
+    Some(open)
+}
+
+unsafe fn attribute(slot: *mut pg_sys::TupleTableSlot, attnum: i16) -> Option<pg_sys::Datum> {
     let mut null = false;
-    let value = pg_sys::heap_getattr(tuple, attnum as _, desc, &mut null);
+    let value = pg_sys::slot_getattr(slot, attnum as _, &mut null);
     (!null).then_some(value)
 }
 
@@ -262,114 +482,94 @@ fn in_force(until: Option<pg_sys::TimestampTz>, now: pg_sys::TimestampTz) -> boo
 /// `Err(())` where it cannot be read here (no snapshot, or the catalog's
 /// layout is not the one expected): the caller queries instead.
 pub fn load_user(ws: &WorkspaceModel, key: &str) -> Result<Option<UserHoldings>, ()> {
-    let layout = layout().ok_or(())?;
     unsafe {
         // The kept-plan query reads through the statement's snapshot only
         // while the transaction has written nothing; once it has, through a
         // new one that sees its own writes (SPI's read-only rule): leave
-        // those loads, and any without a snapshot, to it.
+        // those loads, and any without an MVCC snapshot, to it.
         if !pg_sys::ActiveSnapshotSet()
             || pg_sys::GetCurrentTransactionIdIfAny() != pg_sys::InvalidTransactionId
         {
             return Err(());
         }
-        let snapshot = pg_sys::RegisterSnapshot(pg_sys::GetActiveSnapshot());
+        let snapshot = pg_sys::GetActiveSnapshot();
+        if (*snapshot).snapshot_type != pg_sys::SnapshotType::SNAPSHOT_MVCC {
+            return Err(());
+        }
+        let generation = GENERATION.get();
+        let layout = layout().ok_or(())?;
+        let mut open = take_open(&layout, snapshot, generation).ok_or(())?;
         let now = pg_sys::GetCurrentTransactionStartTimestamp();
+        // In the caller's memory context, as the scans keep no key.
         let key_text = pg_sys::cstring_to_text_with_len(key.as_ptr().cast(), key.len() as _);
-        let mut user: Option<(i64, String)> = None;
-        scan(
-            layout.users,
-            layout.users_by_key,
-            snapshot,
-            &[(
-                layout.user_key,
-                pg_sys::F_TEXTEQ,
-                layout.key_collation,
-                pg_sys::Datum::from(key_text),
-            )],
-            |tuple, desc| {
-                let id = attribute(tuple, desc, layout.user_id).map_or(0, |d| d.value() as i64);
-                let status = attribute(tuple, desc, layout.status).map(label);
-                user = Some((id, status.unwrap_or_default()));
-            },
-        );
-        let Some((user_id, status)) = user else {
-            pg_sys::UnregisterSnapshot(snapshot);
-            return Ok(None);
-        };
-        let by_user = |workspace: i16, user: i16| {
-            [
-                (
-                    workspace,
-                    pg_sys::F_INT4EQ,
-                    pg_sys::InvalidOid,
-                    pg_sys::Datum::from(ws.workspace_id),
-                ),
-                (
-                    user,
-                    pg_sys::F_INT8EQ,
-                    pg_sys::InvalidOid,
-                    pg_sys::Datum::from(user_id),
-                ),
-            ]
-        };
-        let mut holdings = UserHoldings {
-            user_id,
-            status,
-            roles: Vec::new(),
-            overrides: Vec::new(),
-            override_set_by: Vec::new(),
-            expires_at: None,
-        };
-        let mut expires = |until: Option<pg_sys::TimestampTz>| {
-            if let Some(until) = until {
-                holdings.expires_at = Some(holdings.expires_at.map_or(until, |e| e.min(until)));
-            }
-        };
+        let mut user: Option<(i64, Option<pg_sys::Datum>)> = None;
         let mut roles = Vec::new();
-        scan(
-            layout.grants,
-            layout.grants_by_user,
-            snapshot,
-            &by_user(layout.grant_workspace, layout.grant_user),
-            |tuple, desc| {
-                let until = attribute(tuple, desc, layout.grant_until).map(|d| d.value() as i64);
+        // (action, scope, set by)
+        let mut overrides: Vec<(pg_sys::Datum, pg_sys::Datum, String)> = Vec::new();
+        let mut expires_at: Option<pg_sys::TimestampTz> = None;
+        within(|| {
+            open.users
+                .read(snapshot, &[pg_sys::Datum::from(key_text)], |slot| {
+                    let id = attribute(slot, layout.user_id).map_or(0, |d| d.value() as i64);
+                    user = Some((id, attribute(slot, layout.status)));
+                });
+            let Some((user_id, _)) = user else { return };
+            let by_user = [
+                pg_sys::Datum::from(ws.workspace_id),
+                pg_sys::Datum::from(user_id),
+            ];
+            let mut expires = |until: Option<pg_sys::TimestampTz>| {
+                if let Some(until) = until {
+                    expires_at = Some(expires_at.map_or(until, |e| e.min(until)));
+                }
+            };
+            open.grants.read(snapshot, &by_user, |slot| {
+                let until = attribute(slot, layout.grant_until).map(|d| d.value() as i64);
                 if in_force(until, now) {
                     expires(until);
-                    if let Some(role) = attribute(tuple, desc, layout.grant_role) {
+                    if let Some(role) = attribute(slot, layout.grant_role) {
                         roles.push(role.value() as i32);
                     }
                 }
-            },
-        );
-        let mut overrides: Vec<(i32, Scope, String)> = Vec::new();
-        scan(
-            layout.overrides,
-            layout.overrides_by_user,
-            snapshot,
-            &by_user(layout.override_workspace, layout.override_user),
-            |tuple, desc| {
-                let until = attribute(tuple, desc, layout.override_until).map(|d| d.value() as i64);
+            });
+            open.overrides.read(snapshot, &by_user, |slot| {
+                let until = attribute(slot, layout.override_until).map(|d| d.value() as i64);
                 if !in_force(until, now) {
                     return;
                 }
                 expires(until);
-                let action = attribute(tuple, desc, layout.override_action);
-                let scope = attribute(tuple, desc, layout.override_scope)
-                    .and_then(|d| label(d).parse::<Scope>().ok());
-                let set_by = attribute(tuple, desc, layout.override_set_by).map(|d| {
+                let action = attribute(slot, layout.override_action);
+                let scope = attribute(slot, layout.override_scope);
+                let set_by = attribute(slot, layout.override_set_by).map(|d| {
                     CStr::from_ptr(d.cast_mut_ptr::<std::ffi::c_char>())
                         .to_string_lossy()
                         .into_owned()
                 });
                 if let (Some(action), Some(scope)) = (action, scope) {
-                    overrides.push((action.value() as i32, scope, set_by.unwrap_or_default()));
+                    overrides.push((action, scope, set_by.unwrap_or_default()));
                 }
-            },
-        );
-        pg_sys::UnregisterSnapshot(snapshot);
+            });
+        });
+        OPEN.set(Some(open));
+        let Some((user_id, status)) = user else {
+            return Ok(None);
+        };
         roles.sort_unstable();
-        holdings.roles = roles;
+        let mut holdings = UserHoldings {
+            user_id,
+            status: status.map(label).unwrap_or_default(),
+            roles,
+            overrides: Vec::new(),
+            override_set_by: Vec::new(),
+            expires_at,
+        };
+        let mut overrides: Vec<(i32, Scope, String)> = overrides
+            .into_iter()
+            .filter_map(|(action, scope, set_by)| {
+                let scope = label(scope).parse::<Scope>().ok()?;
+                Some((action.value() as i32, scope, set_by))
+            })
+            .collect();
         overrides.sort_by_key(|o| o.0);
         for (action, scope, set_by) in overrides {
             if let Some(&slot) = ws.slot_of_action.get(&action) {
