@@ -13,6 +13,16 @@
 //! btrees on those columns, neither partial nor on expressions); otherwise
 //! the query reads instead. They are looked up again whenever their tables'
 //! definitions change: a `REINDEX CONCURRENTLY` gives an index a new OID.
+//!
+//! Opening an index scan costs more than the probe it makes, so the scans
+//! stay open from the first load of a transaction until it ends, and each
+//! load rescans them with its keys and its statement's snapshot. They keep
+//! no snapshot and no buffer pin between loads; their relation references,
+//! locks and memory belong to a resource owner and a memory context of
+//! their own under the transaction's: closed before it commits (src/lib.rs),
+//! released with the transaction's if it aborts, untouched by a
+//! subtransaction's end, and released quietly at the next load (or the end)
+//! after a load that failed half-way.
 
 use std::cell::{Cell, RefCell};
 use std::ffi::CStr;
@@ -286,50 +296,78 @@ impl Probe {
     }
 }
 
-/// The three scans a load reads, open from the first load of a transaction
-/// that reads by probes until the transaction ends: the loads of one
-/// statement (or transaction) that meets many users for the first time
-/// each cost three rescans, not three scans opened and closed.
+/// The scans loads read, each opened at the first load of a transaction
+/// that reads by probes and needs it, and kept until the transaction ends:
+/// the loads of a statement (or transaction) that meets many users for the
+/// first time each cost a rescan of each, not a scan opened and closed.
 struct Open {
-    /// `GENERATION` when they were opened.
+    /// `GENERATION` when the first was opened.
     generation: u64,
-    users: Probe,
-    grants: Probe,
-    overrides: Probe,
+    users: Option<Probe>,
+    grants: Option<Probe>,
+    overrides: Option<Probe>,
 }
 
 impl Open {
-    unsafe fn open(layout: &Layout, snapshot: pg_sys::Snapshot, generation: u64) -> Open {
-        let int = |equal| (equal, pg_sys::InvalidOid);
-        Open {
-            generation,
-            users: Probe::open(
+    /// Opens `probe` if needed (within `within`); `None` if the layout has
+    /// changed since `self` was made (opening a table may take in
+    /// invalidation messages).
+    unsafe fn ready(
+        probe: &mut Option<Probe>,
+        generation: u64,
+        open: impl FnOnce() -> Probe,
+    ) -> Option<&mut Probe> {
+        let probe = probe.get_or_insert_with(open);
+        (GENERATION.get() == generation).then_some(probe)
+    }
+
+    unsafe fn users(&mut self, layout: &Layout, snapshot: pg_sys::Snapshot) -> Option<&mut Probe> {
+        Open::ready(&mut self.users, self.generation, || {
+            Probe::open(
                 layout.users,
                 layout.users_by_key,
                 snapshot,
                 &[(pg_sys::F_TEXTEQ, layout.key_collation)],
-            ),
-            grants: Probe::open(
-                layout.grants,
-                layout.grants_by_user,
-                snapshot,
-                &[int(pg_sys::F_INT4EQ), int(pg_sys::F_INT8EQ)],
-            ),
-            overrides: Probe::open(
+            )
+        })
+    }
+
+    unsafe fn grants(&mut self, layout: &Layout, snapshot: pg_sys::Snapshot) -> Option<&mut Probe> {
+        Open::ready(&mut self.grants, self.generation, || {
+            Probe::open(layout.grants, layout.grants_by_user, snapshot, &BY_USER)
+        })
+    }
+
+    unsafe fn overrides(
+        &mut self,
+        layout: &Layout,
+        snapshot: pg_sys::Snapshot,
+    ) -> Option<&mut Probe> {
+        Open::ready(&mut self.overrides, self.generation, || {
+            Probe::open(
                 layout.overrides,
                 layout.overrides_by_user,
                 snapshot,
-                &[int(pg_sys::F_INT4EQ), int(pg_sys::F_INT8EQ)],
-            ),
-        }
+                &BY_USER,
+            )
+        })
     }
 
     unsafe fn close(self) {
-        self.users.close();
-        self.grants.close();
-        self.overrides.close();
+        for probe in [self.users, self.grants, self.overrides]
+            .into_iter()
+            .flatten()
+        {
+            probe.close();
+        }
     }
 }
+
+/// The keys of grants and overrides: (workspace_id, user_id).
+const BY_USER: [(u32, pg_sys::Oid); 2] = [
+    (pg_sys::F_INT4EQ, pg_sys::InvalidOid),
+    (pg_sys::F_INT8EQ, pg_sys::InvalidOid),
+];
 
 thread_local! {
     /// The open scans, while no load runs. A load takes them out and puts
@@ -424,24 +462,21 @@ pub fn transaction_aborted() {
     CONTEXT.set(std::ptr::null_mut());
 }
 
-/// The open scans, opened first if this transaction has none or the layout
-/// changed since; `None` if the layout changed while opening them (the
-/// caller queries instead).
-unsafe fn take_open(layout: &Layout, snapshot: pg_sys::Snapshot, generation: u64) -> Option<Open> {
+/// The open scans, if this transaction has any and the layout has not
+/// changed since they were opened; else none yet.
+unsafe fn take_open(generation: u64) -> Open {
     match OPEN.take() {
-        Some(open) if open.generation == generation => return Some(open),
+        Some(open) if open.generation == generation => return open,
         Some(open) => within(|| open.close()),
         // What a load that failed half-way left, if any.
         None => release_owner(false),
     }
-    let open = within(|| Open::open(layout, snapshot, generation));
-    // Opening a table may take in invalidation messages: the layout read
-    // before may be out of date.
-    if GENERATION.get() != generation {
-        within(|| open.close());
-        return None;
+    Open {
+        generation,
+        users: None,
+        grants: None,
+        overrides: None,
     }
-    Some(open)
 }
 
 unsafe fn attribute(slot: *mut pg_sys::TupleTableSlot, attnum: i16) -> Option<pg_sys::Datum> {
@@ -498,7 +533,7 @@ pub fn load_user(ws: &WorkspaceModel, key: &str) -> Result<Option<UserHoldings>,
         }
         let generation = GENERATION.get();
         let layout = layout().ok_or(())?;
-        let mut open = take_open(&layout, snapshot, generation).ok_or(())?;
+        let mut open = take_open(generation);
         let now = pg_sys::GetCurrentTransactionStartTimestamp();
         // In the caller's memory context, as the scans keep no key.
         let key_text = pg_sys::cstring_to_text_with_len(key.as_ptr().cast(), key.len() as _);
@@ -507,13 +542,18 @@ pub fn load_user(ws: &WorkspaceModel, key: &str) -> Result<Option<UserHoldings>,
         // (action, scope, set by)
         let mut overrides: Vec<(pg_sys::Datum, pg_sys::Datum, String)> = Vec::new();
         let mut expires_at: Option<pg_sys::TimestampTz> = None;
-        within(|| {
-            open.users
-                .read(snapshot, &[pg_sys::Datum::from(key_text)], |slot| {
-                    let id = attribute(slot, layout.user_id).map_or(0, |d| d.value() as i64);
-                    user = Some((id, attribute(slot, layout.status)));
-                });
-            let Some((user_id, _)) = user else { return };
+        // Whether the layout held throughout.
+        let held = within(|| {
+            let Some(users_scan) = open.users(&layout, snapshot) else {
+                return false;
+            };
+            users_scan.read(snapshot, &[pg_sys::Datum::from(key_text)], |slot| {
+                let id = attribute(slot, layout.user_id).map_or(0, |d| d.value() as i64);
+                user = Some((id, attribute(slot, layout.status)));
+            });
+            let Some((user_id, _)) = user else {
+                return true;
+            };
             let by_user = [
                 pg_sys::Datum::from(ws.workspace_id),
                 pg_sys::Datum::from(user_id),
@@ -523,7 +563,10 @@ pub fn load_user(ws: &WorkspaceModel, key: &str) -> Result<Option<UserHoldings>,
                     expires_at = Some(expires_at.map_or(until, |e| e.min(until)));
                 }
             };
-            open.grants.read(snapshot, &by_user, |slot| {
+            let Some(grants_scan) = open.grants(&layout, snapshot) else {
+                return false;
+            };
+            grants_scan.read(snapshot, &by_user, |slot| {
                 let until = attribute(slot, layout.grant_until).map(|d| d.value() as i64);
                 if in_force(until, now) {
                     expires(until);
@@ -532,7 +575,10 @@ pub fn load_user(ws: &WorkspaceModel, key: &str) -> Result<Option<UserHoldings>,
                     }
                 }
             });
-            open.overrides.read(snapshot, &by_user, |slot| {
+            let Some(overrides_scan) = open.overrides(&layout, snapshot) else {
+                return false;
+            };
+            overrides_scan.read(snapshot, &by_user, |slot| {
                 let until = attribute(slot, layout.override_until).map(|d| d.value() as i64);
                 if !in_force(until, now) {
                     return;
@@ -549,8 +595,12 @@ pub fn load_user(ws: &WorkspaceModel, key: &str) -> Result<Option<UserHoldings>,
                     overrides.push((action, scope, set_by.unwrap_or_default()));
                 }
             });
+            true
         });
         OPEN.set(Some(open));
+        if !held {
+            return Err(());
+        }
         let Some((user_id, status)) = user else {
             return Ok(None);
         };
