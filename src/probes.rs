@@ -17,12 +17,12 @@
 //! Opening an index scan costs more than the probe it makes, so the scans
 //! stay open from the first load of a transaction until it ends, and each
 //! load rescans them with its keys and its statement's snapshot. They keep
-//! no snapshot and no buffer pin between loads; their relation references,
-//! locks and memory belong to a resource owner and a memory context of
-//! their own under the transaction's: closed before it commits (src/lib.rs),
-//! released with the transaction's if it aborts, untouched by a
-//! subtransaction's end, and released quietly at the next load (or the end)
-//! after a load that failed half-way.
+//! no snapshot and no buffer pin between loads; their relation references
+//! and locks belong to a resource owner of their own under the
+//! transaction's: closed before it commits (src/lib.rs), released with the
+//! transaction's if it aborts, untouched by a subtransaction's end, and
+//! released quietly at the next load (or the end) after a load that failed
+//! half-way.
 
 use std::cell::{Cell, RefCell};
 use std::ffi::CStr;
@@ -378,26 +378,20 @@ thread_local! {
     /// The transaction's resource owner for the scans (a child of the
     /// transaction's, so that a rolled-back subtransaction leaves the scans
     /// of its parent alone and an aborted transaction releases them with
-    /// its own), and their memory context; null when none.
+    /// its own); null when none.
     static OWNER: Cell<pg_sys::ResourceOwner> = const { Cell::new(std::ptr::null_mut()) };
-    static CONTEXT: Cell<pg_sys::MemoryContext> = const { Cell::new(std::ptr::null_mut()) };
     /// Counts the times the layout was forgotten: scans opened before are
     /// closed and opened again from the new layout.
     static GENERATION: Cell<u64> = const { Cell::new(0) };
 }
 
-/// Runs `f` with the scans' resource owner and memory context current (the
-/// scans' references, pins and memory must be taken and given back under
-/// the same owner), creating them for this transaction if needed.
+/// Runs `f` with the scans' resource owner current (the scans' references
+/// and pins must be taken and given back under the same owner), creating it
+/// for this transaction if needed, and the transaction's memory context
+/// (which the scans' memory must outlive statements in; what a load that
+/// failed half-way left goes with the transaction).
 unsafe fn within<R>(f: impl FnOnce() -> R) -> R {
     if OWNER.get().is_null() {
-        CONTEXT.set(pg_sys::AllocSetContextCreateInternal(
-            pg_sys::TopTransactionContext,
-            c"fluent probes".as_ptr(),
-            pg_sys::ALLOCSET_SMALL_MINSIZE as _,
-            pg_sys::ALLOCSET_SMALL_INITSIZE as _,
-            pg_sys::ALLOCSET_DEFAULT_MAXSIZE as _,
-        ));
         OWNER.set(pg_sys::ResourceOwnerCreate(
             pg_sys::TopTransactionResourceOwner,
             c"fluent probes".as_ptr(),
@@ -415,7 +409,7 @@ unsafe fn within<R>(f: impl FnOnce() -> R) -> R {
     }
     let _restore = Restore(pg_sys::CurrentResourceOwner, pg_sys::CurrentMemoryContext);
     pg_sys::CurrentResourceOwner = OWNER.get();
-    pg_sys::CurrentMemoryContext = CONTEXT.get();
+    pg_sys::CurrentMemoryContext = pg_sys::TopTransactionContext;
     f()
 }
 
@@ -436,8 +430,6 @@ unsafe fn release_owner(closed: bool) {
         pg_sys::ResourceOwnerRelease(owner, phase, closed, false);
     }
     pg_sys::ResourceOwnerDelete(owner);
-    let context = CONTEXT.replace(std::ptr::null_mut());
-    pg_sys::MemoryContextDelete(context);
 }
 
 /// Before the transaction commits or prepares, and when it has committed
@@ -459,7 +451,6 @@ pub fn transaction_aborted() {
     // No `Drop` runs: `Open` holds only pointers.
     OPEN.take();
     OWNER.set(std::ptr::null_mut());
-    CONTEXT.set(std::ptr::null_mut());
 }
 
 /// The open scans, if this transaction has any and the layout has not
