@@ -77,9 +77,10 @@ pub fn init() {
 #[pgrx::pg_guard]
 unsafe extern "C-unwind" fn relcache_callback(_arg: pg_sys::Datum, relid: pg_sys::Oid) {
     // Only forget: no catalog access is allowed here. Open scans are closed
-    // at the next load.
+    // at the next load. While no layout is known (or one is being looked
+    // up), any relation may be one of those.
     LAYOUT.with_borrow_mut(|l| {
-        if l.is_some_and(|l| {
+        if l.is_none_or(|l| {
             relid == pg_sys::InvalidOid || [l.users, l.grants, l.overrides].contains(&relid)
         }) {
             *l = None;
@@ -137,6 +138,8 @@ fn layout() -> Option<Layout> {
     if let Some(layout) = LAYOUT.with_borrow(|l| *l) {
         return Some(layout);
     }
+    // The catalog lookups below may take in invalidation messages.
+    let generation = GENERATION.get();
     let users = owner::catalog_relid(c"users")?;
     let attnum = |rel: pg_sys::Oid, name: &CStr| -> Option<i16> {
         let n = unsafe { pg_sys::get_attnum(rel, name.as_ptr()) };
@@ -185,7 +188,11 @@ fn layout() -> Option<Layout> {
     if !usable {
         return None;
     }
-    LAYOUT.with_borrow_mut(|l| *l = Some(layout));
+    // Kept only if no table changed while it was looked up (the caller,
+    // which took `GENERATION` before, then queries instead).
+    if GENERATION.get() == generation {
+        LAYOUT.with_borrow_mut(|l| *l = Some(layout));
+    }
     Some(layout)
 }
 
