@@ -198,11 +198,23 @@ unsafe extern "C-unwind" fn transaction_ended(
 ) {
     use pg_sys::XactEvent::*;
     let committed = match event {
-        XACT_EVENT_PRE_COMMIT => return gate::pre_commit(),
+        XACT_EVENT_PRE_COMMIT => {
+            probes::transaction_ending();
+            return gate::pre_commit();
+        }
+        XACT_EVENT_PARALLEL_PRE_COMMIT | XACT_EVENT_PRE_PREPARE => {
+            return probes::transaction_ending()
+        }
         XACT_EVENT_COMMIT | XACT_EVENT_PARALLEL_COMMIT | XACT_EVENT_PREPARE => true,
         XACT_EVENT_ABORT | XACT_EVENT_PARALLEL_ABORT => false,
         _ => return,
     };
+    // Closed before the transaction's resource owner is released.
+    if committed {
+        probes::transaction_ending();
+    } else {
+        probes::transaction_aborted();
+    }
     cache::transaction_ended(committed);
     folds::transaction_ended();
     identity::transaction_ended(committed);

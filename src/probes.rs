@@ -13,8 +13,18 @@
 //! btrees on those columns, neither partial nor on expressions); otherwise
 //! the query reads instead. They are looked up again whenever their tables'
 //! definitions change: a `REINDEX CONCURRENTLY` gives an index a new OID.
+//!
+//! Opening an index scan costs more than the probe it makes, so the scans
+//! stay open from the first load of a transaction until it ends, and each
+//! load rescans them with its keys and its statement's snapshot. They keep
+//! no snapshot and no buffer pin between loads; their relation references
+//! and locks belong to a resource owner of their own under the
+//! transaction's: closed before it commits (src/lib.rs), released with the
+//! transaction's if it aborts, untouched by a subtransaction's end, and
+//! released quietly at the next load (or the end) after a load that failed
+//! half-way.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::ffi::CStr;
 
 use pgrx::pg_sys;
@@ -66,12 +76,15 @@ pub fn init() {
 
 #[pgrx::pg_guard]
 unsafe extern "C-unwind" fn relcache_callback(_arg: pg_sys::Datum, relid: pg_sys::Oid) {
-    // Only forget: no catalog access is allowed here.
+    // Only forget: no catalog access is allowed here. Open scans are closed
+    // at the next load. While no layout is known (or one is being looked
+    // up), any relation may be one of those.
     LAYOUT.with_borrow_mut(|l| {
-        if l.is_some_and(|l| {
+        if l.is_none_or(|l| {
             relid == pg_sys::InvalidOid || [l.users, l.grants, l.overrides].contains(&relid)
         }) {
             *l = None;
+            GENERATION.set(GENERATION.get() + 1);
         }
     });
 }
@@ -125,6 +138,8 @@ fn layout() -> Option<Layout> {
     if let Some(layout) = LAYOUT.with_borrow(|l| *l) {
         return Some(layout);
     }
+    // The catalog lookups below may take in invalidation messages.
+    let generation = GENERATION.get();
     let users = owner::catalog_relid(c"users")?;
     let attnum = |rel: pg_sys::Oid, name: &CStr| -> Option<i16> {
         let n = unsafe { pg_sys::get_attnum(rel, name.as_ptr()) };
@@ -173,60 +188,298 @@ fn layout() -> Option<Layout> {
     if !usable {
         return None;
     }
-    LAYOUT.with_borrow_mut(|l| *l = Some(layout));
+    // Kept only if no table changed while it was looked up (the caller,
+    // which took `GENERATION` before, then queries instead).
+    if GENERATION.get() == generation {
+        LAYOUT.with_borrow_mut(|l| *l = Some(layout));
+    }
     Some(layout)
 }
 
-/// An index scan of `rel` by equality on heap columns `keys`, each with its
-/// equality function and collation; `visit` sees every visible tuple.
-unsafe fn scan(
-    rel: pg_sys::Oid,
-    index: pg_sys::Oid,
-    snapshot: pg_sys::Snapshot,
-    keys: &[(i16, u32, pg_sys::Oid, pg_sys::Datum)],
-    mut visit: impl FnMut(pg_sys::HeapTuple, pg_sys::TupleDesc),
-) {
-    let relation = pg_sys::table_open(rel, pg_sys::AccessShareLock as _);
-    let desc = (*relation).rd_att;
-    let mut scankeys: Vec<pg_sys::ScanKeyData> = vec![std::mem::zeroed(); keys.len()];
-    for (key, &(attnum, equal, collation, value)) in scankeys.iter_mut().zip(keys) {
-        pg_sys::ScanKeyInit(
-            key,
-            attnum,
-            pg_sys::BTEqualStrategyNumber as _,
-            equal.into(),
-            value,
-        );
-        // The index orders a text column by the column's collation.
-        key.sk_collation = collation;
-    }
-    let scan = pg_sys::systable_beginscan(
-        relation,
-        index,
-        true,
-        snapshot,
-        keys.len() as _,
-        scankeys.as_mut_ptr(),
-    );
-    loop {
-        let tuple = pg_sys::systable_getnext(scan);
-        if tuple.is_null() {
-            break;
-        }
-        visit(tuple, desc);
-    }
-    pg_sys::systable_endscan(scan);
-    // The lock is kept until the transaction ends, as a query's would be.
-    pg_sys::table_close(relation, pg_sys::NoLock as _);
+/// One index scan kept open: `table` read through `index` by equality on
+/// the index's first columns, each key with its equality function and
+/// collation (only the arguments change from one load to the next).
+struct Probe {
+    table: pg_sys::Relation,
+    index: pg_sys::Relation,
+    scan: pg_sys::IndexScanDesc,
+    slot: *mut pg_sys::TupleTableSlot,
+    keys: Vec<pg_sys::ScanKeyData>,
 }
 
-unsafe fn attribute(
-    tuple: pg_sys::HeapTuple,
-    desc: pg_sys::TupleDesc,
-    attnum: i16,
-) -> Option<pg_sys::Datum> {
+impl Probe {
+    /// Opens the scan (within `within`: its references, locks and pins
+    /// belong to the probes' resource owner).
+    unsafe fn open(
+        table: pg_sys::Oid,
+        index: pg_sys::Oid,
+        snapshot: pg_sys::Snapshot,
+        keys: &[(u32, pg_sys::Oid)],
+    ) -> Probe {
+        let table = pg_sys::table_open(table, pg_sys::AccessShareLock as _);
+        let index = pg_sys::index_open(index, pg_sys::AccessShareLock as _);
+        let keys: Vec<pg_sys::ScanKeyData> = keys
+            .iter()
+            .enumerate()
+            .map(|(column, &(equal, collation))| {
+                let mut key: pg_sys::ScanKeyData = std::mem::zeroed();
+                pg_sys::ScanKeyInit(
+                    &mut key,
+                    // Index columns, numbered from 1.
+                    column as i16 + 1,
+                    pg_sys::BTEqualStrategyNumber as _,
+                    equal.into(),
+                    pg_sys::Datum::from(0),
+                );
+                // The index orders a text column by the column's collation.
+                key.sk_collation = collation;
+                key
+            })
+            .collect();
+        #[cfg(feature = "pg15")]
+        let scan = pg_sys::index_beginscan(table, index, snapshot, keys.len() as _, 0);
+        #[cfg(not(feature = "pg15"))]
+        let scan = pg_sys::index_beginscan(
+            table,
+            index,
+            snapshot,
+            std::ptr::null_mut(),
+            keys.len() as _,
+            0,
+        );
+        (*scan).xs_snapshot = std::ptr::null_mut();
+        let slot = pg_sys::table_slot_create(table, std::ptr::null_mut());
+        Probe {
+            table,
+            index,
+            scan,
+            slot,
+            keys,
+        }
+    }
+
+    /// Every tuple with the keys `values` visible to `snapshot`, each seen by
+    /// `visit` (which copies what it needs: the slot's tuple is gone after).
+    unsafe fn read(
+        &mut self,
+        snapshot: pg_sys::Snapshot,
+        values: &[pg_sys::Datum],
+        mut visit: impl FnMut(*mut pg_sys::TupleTableSlot),
+    ) {
+        for (key, &value) in self.keys.iter_mut().zip(values) {
+            key.sk_argument = value;
+        }
+        // The scan reads through the snapshot of the statement that runs
+        // the load, and keeps none between loads.
+        (*self.scan).xs_snapshot = snapshot;
+        pg_sys::index_rescan(
+            self.scan,
+            self.keys.as_mut_ptr(),
+            self.keys.len() as _,
+            std::ptr::null_mut(),
+            0,
+        );
+        while pg_sys::index_getnext_slot(
+            self.scan,
+            pg_sys::ScanDirection::ForwardScanDirection,
+            self.slot,
+        ) {
+            visit(self.slot);
+        }
+        // The end of the scan dropped the pins of the index and of the
+        // table's last page but the slot's: no page stays pinned between
+        // loads (a pin would hold up VACUUM's cleanup of it).
+        pg_sys::ExecClearTuple(self.slot);
+        (*self.scan).xs_snapshot = std::ptr::null_mut();
+    }
+
+    /// Closes the scan (within `within`). The locks stay until the
+    /// transaction ends, as a query's would.
+    unsafe fn close(self) {
+        pg_sys::ExecDropSingleTupleTableSlot(self.slot);
+        pg_sys::index_endscan(self.scan);
+        pg_sys::index_close(self.index, pg_sys::NoLock as _);
+        pg_sys::table_close(self.table, pg_sys::NoLock as _);
+    }
+}
+
+/// The scans loads read, each opened at the first load of a transaction
+/// that reads by probes and needs it, and kept until the transaction ends:
+/// the loads of a statement (or transaction) that meets many users for the
+/// first time each cost a rescan of each, not a scan opened and closed.
+struct Open {
+    /// `GENERATION` when the first was opened.
+    generation: u64,
+    users: Option<Probe>,
+    grants: Option<Probe>,
+    overrides: Option<Probe>,
+}
+
+impl Open {
+    /// Opens `probe` if needed (within `within`); `None` if the layout has
+    /// changed since `self` was made (opening a table may take in
+    /// invalidation messages).
+    unsafe fn ready(
+        probe: &mut Option<Probe>,
+        generation: u64,
+        open: impl FnOnce() -> Probe,
+    ) -> Option<&mut Probe> {
+        let probe = probe.get_or_insert_with(open);
+        (GENERATION.get() == generation).then_some(probe)
+    }
+
+    unsafe fn users(&mut self, layout: &Layout, snapshot: pg_sys::Snapshot) -> Option<&mut Probe> {
+        Open::ready(&mut self.users, self.generation, || {
+            Probe::open(
+                layout.users,
+                layout.users_by_key,
+                snapshot,
+                &[(pg_sys::F_TEXTEQ, layout.key_collation)],
+            )
+        })
+    }
+
+    unsafe fn grants(&mut self, layout: &Layout, snapshot: pg_sys::Snapshot) -> Option<&mut Probe> {
+        Open::ready(&mut self.grants, self.generation, || {
+            Probe::open(layout.grants, layout.grants_by_user, snapshot, &BY_USER)
+        })
+    }
+
+    unsafe fn overrides(
+        &mut self,
+        layout: &Layout,
+        snapshot: pg_sys::Snapshot,
+    ) -> Option<&mut Probe> {
+        Open::ready(&mut self.overrides, self.generation, || {
+            Probe::open(
+                layout.overrides,
+                layout.overrides_by_user,
+                snapshot,
+                &BY_USER,
+            )
+        })
+    }
+
+    unsafe fn close(self) {
+        for probe in [self.users, self.grants, self.overrides]
+            .into_iter()
+            .flatten()
+        {
+            probe.close();
+        }
+    }
+}
+
+/// The keys of grants and overrides: (workspace_id, user_id).
+const BY_USER: [(u32, pg_sys::Oid); 2] = [
+    (pg_sys::F_INT4EQ, pg_sys::InvalidOid),
+    (pg_sys::F_INT8EQ, pg_sys::InvalidOid),
+];
+
+thread_local! {
+    /// The open scans, while no load runs. A load takes them out and puts
+    /// them back when it is done: if it fails half-way, they are gone and
+    /// their resource owner keeps what they held, released quietly at the
+    /// next load or when the transaction ends.
+    static OPEN: RefCell<Option<Open>> = const { RefCell::new(None) };
+    /// The transaction's resource owner for the scans (a child of the
+    /// transaction's, so that a rolled-back subtransaction leaves the scans
+    /// of its parent alone and an aborted transaction releases them with
+    /// its own); null when none.
+    static OWNER: Cell<pg_sys::ResourceOwner> = const { Cell::new(std::ptr::null_mut()) };
+    /// Counts the times the layout was forgotten: scans opened before are
+    /// closed and opened again from the new layout.
+    static GENERATION: Cell<u64> = const { Cell::new(0) };
+}
+
+/// Runs `f` with the scans' resource owner current (the scans' references
+/// and pins must be taken and given back under the same owner), creating it
+/// for this transaction if needed, and the transaction's memory context
+/// (which the scans' memory must outlive statements in; what a load that
+/// failed half-way left goes with the transaction).
+unsafe fn within<R>(f: impl FnOnce() -> R) -> R {
+    if OWNER.get().is_null() {
+        OWNER.set(pg_sys::ResourceOwnerCreate(
+            pg_sys::TopTransactionResourceOwner,
+            c"fluent probes".as_ptr(),
+        ));
+    }
+    /// Puts the caller's owner and context back, also when `f` fails.
+    struct Restore(pg_sys::ResourceOwner, pg_sys::MemoryContext);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            unsafe {
+                pg_sys::CurrentResourceOwner = self.0;
+                pg_sys::CurrentMemoryContext = self.1;
+            }
+        }
+    }
+    let _restore = Restore(pg_sys::CurrentResourceOwner, pg_sys::CurrentMemoryContext);
+    pg_sys::CurrentResourceOwner = OWNER.get();
+    pg_sys::CurrentMemoryContext = pg_sys::TopTransactionContext;
+    f()
+}
+
+/// Releases the scans' resource owner: after the scans were closed, it
+/// holds only their locks, which go to the transaction (`closed`);
+/// otherwise what a load that failed half-way left, released quietly.
+unsafe fn release_owner(closed: bool) {
+    let owner = OWNER.replace(std::ptr::null_mut());
+    if owner.is_null() {
+        return;
+    }
+    use pg_sys::ResourceReleasePhase::*;
+    for phase in [
+        RESOURCE_RELEASE_BEFORE_LOCKS,
+        RESOURCE_RELEASE_LOCKS,
+        RESOURCE_RELEASE_AFTER_LOCKS,
+    ] {
+        pg_sys::ResourceOwnerRelease(owner, phase, closed, false);
+    }
+    pg_sys::ResourceOwnerDelete(owner);
+}
+
+/// Before the transaction commits or prepares, and when it has committed
+/// (src/lib.rs): closes the scans.
+pub fn transaction_ending() {
+    unsafe {
+        let open = OPEN.take();
+        let closed = open.is_some();
+        if let Some(open) = open {
+            within(|| open.close());
+        }
+        release_owner(closed);
+    }
+}
+
+/// When the transaction has aborted (src/lib.rs): the transaction's
+/// resource owner releases the scans' with its own; forget them.
+pub fn transaction_aborted() {
+    // No `Drop` runs: `Open` holds only pointers.
+    OPEN.take();
+    OWNER.set(std::ptr::null_mut());
+}
+
+/// The open scans, if this transaction has any and the layout has not
+/// changed since they were opened; else none yet.
+unsafe fn take_open(generation: u64) -> Open {
+    match OPEN.take() {
+        Some(open) if open.generation == generation => return open,
+        Some(open) => within(|| open.close()),
+        // What a load that failed half-way left, if any.
+        None => release_owner(false),
+    }
+    Open {
+        generation,
+        users: None,
+        grants: None,
+        overrides: None,
+    }
+}
+
+unsafe fn attribute(slot: *mut pg_sys::TupleTableSlot, attnum: i16) -> Option<pg_sys::Datum> {
     let mut null = false;
-    let value = pg_sys::heap_getattr(tuple, attnum as _, desc, &mut null);
+    let value = pg_sys::slot_getattr(slot, attnum as _, &mut null);
     (!null).then_some(value)
 }
 
@@ -262,114 +515,109 @@ fn in_force(until: Option<pg_sys::TimestampTz>, now: pg_sys::TimestampTz) -> boo
 /// `Err(())` where it cannot be read here (no snapshot, or the catalog's
 /// layout is not the one expected): the caller queries instead.
 pub fn load_user(ws: &WorkspaceModel, key: &str) -> Result<Option<UserHoldings>, ()> {
-    let layout = layout().ok_or(())?;
     unsafe {
         // The kept-plan query reads through the statement's snapshot only
         // while the transaction has written nothing; once it has, through a
         // new one that sees its own writes (SPI's read-only rule): leave
-        // those loads, and any without a snapshot, to it.
+        // those loads, and any without an MVCC snapshot, to it.
         if !pg_sys::ActiveSnapshotSet()
             || pg_sys::GetCurrentTransactionIdIfAny() != pg_sys::InvalidTransactionId
         {
             return Err(());
         }
-        let snapshot = pg_sys::RegisterSnapshot(pg_sys::GetActiveSnapshot());
+        let snapshot = pg_sys::GetActiveSnapshot();
+        if (*snapshot).snapshot_type != pg_sys::SnapshotType::SNAPSHOT_MVCC {
+            return Err(());
+        }
+        let generation = GENERATION.get();
+        let layout = layout().ok_or(())?;
+        let mut open = take_open(generation);
         let now = pg_sys::GetCurrentTransactionStartTimestamp();
+        // In the caller's memory context, as the scans keep no key.
         let key_text = pg_sys::cstring_to_text_with_len(key.as_ptr().cast(), key.len() as _);
-        let mut user: Option<(i64, String)> = None;
-        scan(
-            layout.users,
-            layout.users_by_key,
-            snapshot,
-            &[(
-                layout.user_key,
-                pg_sys::F_TEXTEQ,
-                layout.key_collation,
-                pg_sys::Datum::from(key_text),
-            )],
-            |tuple, desc| {
-                let id = attribute(tuple, desc, layout.user_id).map_or(0, |d| d.value() as i64);
-                let status = attribute(tuple, desc, layout.status).map(label);
-                user = Some((id, status.unwrap_or_default()));
-            },
-        );
-        let Some((user_id, status)) = user else {
-            pg_sys::UnregisterSnapshot(snapshot);
-            return Ok(None);
-        };
-        let by_user = |workspace: i16, user: i16| {
-            [
-                (
-                    workspace,
-                    pg_sys::F_INT4EQ,
-                    pg_sys::InvalidOid,
-                    pg_sys::Datum::from(ws.workspace_id),
-                ),
-                (
-                    user,
-                    pg_sys::F_INT8EQ,
-                    pg_sys::InvalidOid,
-                    pg_sys::Datum::from(user_id),
-                ),
-            ]
-        };
-        let mut holdings = UserHoldings {
-            user_id,
-            status,
-            roles: Vec::new(),
-            overrides: Vec::new(),
-            override_set_by: Vec::new(),
-            expires_at: None,
-        };
-        let mut expires = |until: Option<pg_sys::TimestampTz>| {
-            if let Some(until) = until {
-                holdings.expires_at = Some(holdings.expires_at.map_or(until, |e| e.min(until)));
-            }
-        };
+        let mut user: Option<(i64, Option<pg_sys::Datum>)> = None;
         let mut roles = Vec::new();
-        scan(
-            layout.grants,
-            layout.grants_by_user,
-            snapshot,
-            &by_user(layout.grant_workspace, layout.grant_user),
-            |tuple, desc| {
-                let until = attribute(tuple, desc, layout.grant_until).map(|d| d.value() as i64);
+        // (action, scope, set by)
+        let mut overrides: Vec<(pg_sys::Datum, pg_sys::Datum, String)> = Vec::new();
+        let mut expires_at: Option<pg_sys::TimestampTz> = None;
+        // Whether the layout held throughout.
+        let held = within(|| {
+            let Some(users_scan) = open.users(&layout, snapshot) else {
+                return false;
+            };
+            users_scan.read(snapshot, &[pg_sys::Datum::from(key_text)], |slot| {
+                let id = attribute(slot, layout.user_id).map_or(0, |d| d.value() as i64);
+                user = Some((id, attribute(slot, layout.status)));
+            });
+            let Some((user_id, _)) = user else {
+                return true;
+            };
+            let by_user = [
+                pg_sys::Datum::from(ws.workspace_id),
+                pg_sys::Datum::from(user_id),
+            ];
+            let mut expires = |until: Option<pg_sys::TimestampTz>| {
+                if let Some(until) = until {
+                    expires_at = Some(expires_at.map_or(until, |e| e.min(until)));
+                }
+            };
+            let Some(grants_scan) = open.grants(&layout, snapshot) else {
+                return false;
+            };
+            grants_scan.read(snapshot, &by_user, |slot| {
+                let until = attribute(slot, layout.grant_until).map(|d| d.value() as i64);
                 if in_force(until, now) {
                     expires(until);
-                    if let Some(role) = attribute(tuple, desc, layout.grant_role) {
+                    if let Some(role) = attribute(slot, layout.grant_role) {
                         roles.push(role.value() as i32);
                     }
                 }
-            },
-        );
-        let mut overrides: Vec<(i32, Scope, String)> = Vec::new();
-        scan(
-            layout.overrides,
-            layout.overrides_by_user,
-            snapshot,
-            &by_user(layout.override_workspace, layout.override_user),
-            |tuple, desc| {
-                let until = attribute(tuple, desc, layout.override_until).map(|d| d.value() as i64);
+            });
+            let Some(overrides_scan) = open.overrides(&layout, snapshot) else {
+                return false;
+            };
+            overrides_scan.read(snapshot, &by_user, |slot| {
+                let until = attribute(slot, layout.override_until).map(|d| d.value() as i64);
                 if !in_force(until, now) {
                     return;
                 }
                 expires(until);
-                let action = attribute(tuple, desc, layout.override_action);
-                let scope = attribute(tuple, desc, layout.override_scope)
-                    .and_then(|d| label(d).parse::<Scope>().ok());
-                let set_by = attribute(tuple, desc, layout.override_set_by).map(|d| {
+                let action = attribute(slot, layout.override_action);
+                let scope = attribute(slot, layout.override_scope);
+                let set_by = attribute(slot, layout.override_set_by).map(|d| {
                     CStr::from_ptr(d.cast_mut_ptr::<std::ffi::c_char>())
                         .to_string_lossy()
                         .into_owned()
                 });
                 if let (Some(action), Some(scope)) = (action, scope) {
-                    overrides.push((action.value() as i32, scope, set_by.unwrap_or_default()));
+                    overrides.push((action, scope, set_by.unwrap_or_default()));
                 }
-            },
-        );
-        pg_sys::UnregisterSnapshot(snapshot);
+            });
+            true
+        });
+        OPEN.set(Some(open));
+        if !held {
+            return Err(());
+        }
+        let Some((user_id, status)) = user else {
+            return Ok(None);
+        };
         roles.sort_unstable();
-        holdings.roles = roles;
+        let mut holdings = UserHoldings {
+            user_id,
+            status: status.map(label).unwrap_or_default(),
+            roles,
+            overrides: Vec::new(),
+            override_set_by: Vec::new(),
+            expires_at,
+        };
+        let mut overrides: Vec<(i32, Scope, String)> = overrides
+            .into_iter()
+            .filter_map(|(action, scope, set_by)| {
+                let scope = label(scope).parse::<Scope>().ok()?;
+                Some((action.value() as i32, scope, set_by))
+            })
+            .collect();
         overrides.sort_by_key(|o| o.0);
         for (action, scope, set_by) in overrides {
             if let Some(&slot) = ws.slot_of_action.get(&action) {

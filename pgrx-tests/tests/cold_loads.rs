@@ -6,8 +6,14 @@
 //! another workspace, an unknown key), every answer of a fresh backend
 //! reading through probes equals that of a fresh backend reading through
 //! the query.
+//!
+//! The probes keep their index scans open from the first load of a
+//! transaction until it ends: each later load reads through the snapshot of
+//! its own statement, and no error, rolled-back savepoint or load that
+//! failed half-way leaves a scan, reference or lock behind (the server warns
+//! at commit of any it finds: the tests collect warnings).
 
-use fluent_pgrx_tests::{connect, fresh_database, TESTER};
+use fluent_pgrx_tests::{connect, connect_collecting_notices, fresh_database, TESTER};
 use postgres::Client;
 
 const USERS: [&str; 9] = [
@@ -170,4 +176,145 @@ fn probes_follow_the_indexes_they_read() {
         "all",
         "with a partial index, an older backend"
     );
+}
+
+fn scope_of(client: &mut Client, user: &str, module: &str, action: &str) -> String {
+    client
+        .query_one(
+            "SELECT fluent_scope($1, $2, $3)",
+            &[&user, &module, &action],
+        )
+        .unwrap()
+        .get(0)
+}
+
+#[test]
+fn kept_scans_read_through_each_statements_snapshot() {
+    let db = fresh_database("cold_loads_snapshots");
+    seed(&db);
+    let mut admin = connect(&db, "postgres");
+    let (mut checker, notices) = connect_collecting_notices(&db, TESTER);
+    // READ COMMITTED: a later statement of the transaction sees what
+    // committed before it began, through the scans the first one opened.
+    checker.batch_execute("BEGIN").unwrap();
+    assert_eq!(scope_of(&mut checker, "ana", "notes", "write"), "none");
+    admin
+        .batch_execute("SELECT fluent_grant_role('gus', 'writer')")
+        .unwrap();
+    assert_eq!(scope_of(&mut checker, "gus", "notes", "write"), "all");
+    checker.batch_execute("COMMIT").unwrap();
+    // REPEATABLE READ: every statement reads through the transaction's
+    // snapshot.
+    let (mut repeatable, repeatable_notices) = connect_collecting_notices(&db, TESTER);
+    repeatable
+        .batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ")
+        .unwrap();
+    assert_eq!(scope_of(&mut repeatable, "ana", "notes", "write"), "none");
+    admin
+        .batch_execute("SELECT fluent_create_user('ivy'), fluent_grant_role('ivy', 'writer')")
+        .unwrap();
+    assert_eq!(
+        scope_of(&mut repeatable, "ivy", "notes", "write"),
+        "none",
+        "a user created after the transaction's snapshot"
+    );
+    repeatable.batch_execute("COMMIT").unwrap();
+    assert_eq!(scope_of(&mut repeatable, "ivy", "notes", "write"), "all");
+    for notices in [notices, repeatable_notices] {
+        assert!(
+            notices.lock().unwrap().is_empty(),
+            "{:?}",
+            notices.lock().unwrap()
+        );
+    }
+}
+
+#[test]
+fn errors_and_savepoints_leave_no_scan_behind() {
+    let db = fresh_database("cold_loads_errors");
+    seed(&db);
+    let expected = answers(&mut connect(&db, TESTER));
+    let (mut client, notices) = connect_collecting_notices(&db, TESTER);
+    // A statement that loads several users, then fails.
+    let failing = |users: &str| {
+        format!(
+            "SELECT fluent_scope(u, CASE WHEN u = 'dev' OR u = 'hal' THEN 'nothing' ELSE 'notes' END, 'read')
+               FROM unnest('{{{users}}}'::text[]) u"
+        )
+    };
+    client
+        .batch_execute(&failing("ana,ben,cleo,dev"))
+        .unwrap_err();
+    // In a transaction: scans opened in a savepoint rolled back, another in
+    // which a statement fails after loads, then more loads and a commit.
+    client
+        .batch_execute(
+            "BEGIN;
+             SAVEPOINT a; SELECT fluent_scope('eli', 'notes', 'read'); ROLLBACK TO a;
+             SAVEPOINT b; SELECT fluent_scope('fay', 'notes', 'read'); RELEASE b;
+             SAVEPOINT c;",
+        )
+        .unwrap();
+    client.batch_execute(&failing("gus,hal")).unwrap_err();
+    client.batch_execute("ROLLBACK TO c").unwrap();
+    let answered = answers(&mut client);
+    client.batch_execute("COMMIT").unwrap();
+    assert_eq!(answered, expected);
+    assert!(
+        notices.lock().unwrap().is_empty(),
+        "{:?}",
+        notices.lock().unwrap()
+    );
+}
+
+#[test]
+fn a_load_that_fails_half_way_leaves_nothing_behind() {
+    let db = fresh_database("cold_loads_half_way");
+    seed(&db);
+    let expected = answers(&mut connect(&db, TESTER));
+    let (mut client, notices) = connect_collecting_notices(&db, TESTER);
+    // The workspace and the change log are read; the users are not.
+    client
+        .batch_execute("SELECT fluent_visible_modules('nobody')")
+        .unwrap();
+    let mut locker = connect(&db, "postgres");
+    let blocked = |client: &mut Client, locker: &mut Client, user: &str| {
+        // The load opens the scan of users, then waits for the lock on
+        // grants until it gives up.
+        locker
+            .batch_execute("BEGIN; LOCK TABLE fluent.grants IN ACCESS EXCLUSIVE MODE")
+            .unwrap();
+        let error = client
+            .batch_execute(&format!("SELECT fluent_scope('{user}', 'notes', 'read')"))
+            .unwrap_err();
+        locker.batch_execute("COMMIT").unwrap();
+        assert_eq!(error.code().map(|c| c.code()), Some("55P03"), "{error}");
+    };
+    client.batch_execute("SET lock_timeout = '200ms'").unwrap();
+    // In a savepoint rolled back: the next load of the transaction opens
+    // the scans again.
+    client.batch_execute("BEGIN; SAVEPOINT a").unwrap();
+    blocked(&mut client, &mut locker, "ana");
+    client.batch_execute("ROLLBACK TO a").unwrap();
+    let answered = answers(&mut client);
+    client.batch_execute("COMMIT").unwrap();
+    assert_eq!(answered, expected);
+    // A transaction that commits right after.
+    let (mut client, later_notices) = connect_collecting_notices(&db, TESTER);
+    client
+        .batch_execute("SET lock_timeout = '200ms'; SELECT fluent_visible_modules('nobody')")
+        .unwrap();
+    client.batch_execute("BEGIN; SAVEPOINT a").unwrap();
+    blocked(&mut client, &mut locker, "ana");
+    client.batch_execute("ROLLBACK TO a; COMMIT").unwrap();
+    // Out of any transaction block.
+    blocked(&mut client, &mut locker, "ben");
+    assert_eq!(answers(&mut client), expected);
+    for notices in [notices, later_notices] {
+        assert!(
+            notices.lock().unwrap().is_empty(),
+            "{:?}",
+            notices.lock().unwrap()
+        );
+    }
 }
