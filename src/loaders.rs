@@ -10,7 +10,7 @@ use crate::hashing::FastMap;
 use pgrx::pg_sys;
 use pgrx::spi::SpiClient;
 
-use crate::owner::{as_catalog_owner, column, select};
+use crate::owner::{as_catalog_owner, column, select, select_generic};
 use crate::scope::{Condition, Facts, RolePermissions, Scope, Slot, Standing};
 
 /// One role of a workspace, compiled: its explicit permissions by slot.
@@ -451,7 +451,9 @@ pub fn load_changes(seen: Option<&str>) -> ChangeLog {
             pruned_below: u64::MAX,
             seen: String::new(),
         };
-        for row in select(
+        // Every look runs it: its generic plan reads the log's index on xid
+        // as a custom plan does, without planning the query at each look.
+        for row in select_generic(
             client,
             "SELECT * FROM fluent._load_changes($1)",
             &[seen.into()],

@@ -144,6 +144,31 @@ pub fn select<'conn>(
         .unwrap_or_else(|e| pgrx::error!("fluent catalog query failed: {e}"))
 }
 
+/// Reads the catalog with `sql` through its kept plan's generic plan: for a
+/// query run very often whose generic plan is as good as a custom one but
+/// which PostgreSQL's cost comparison would plan afresh at every run (its
+/// custom plans look cheaper because their estimates see the arguments).
+pub fn select_generic<'conn>(
+    client: &SpiClient<'conn>,
+    sql: &'static str,
+    args: &[DatumWithOid<'_>],
+) -> SpiTupleTable<'conn> {
+    struct Restore(std::ffi::c_int);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            unsafe { pg_sys::plan_cache_mode = self.0 }
+        }
+    }
+    // The setting is read when the plan cache chooses between its plans,
+    // not kept with them: set for this execution only, restored also on error.
+    let _restore = Restore(unsafe { pg_sys::plan_cache_mode });
+    unsafe {
+        pg_sys::plan_cache_mode =
+            pg_sys::PlanCacheMode::PLAN_CACHE_MODE_FORCE_GENERIC_PLAN as std::ffi::c_int
+    };
+    select(client, sql, args)
+}
+
 /// Writes the catalog with `sql` (through its kept plan).
 pub fn update<'conn>(client: &mut SpiClient<'conn>, sql: &'static str, args: &[DatumWithOid<'_>]) {
     let plan = kept_plan(client, sql, args);
