@@ -87,6 +87,8 @@ pub fn init() {
 /// the first check of a transaction, its `ALTER TABLE`, `TRUNCATE`,
 /// `CREATE INDEX`, `REINDEX`, `CLUSTER` or `DROP EXTENSION` of fluent's users,
 /// grants or overrides would fail. Their locks stay with the transaction.
+// The hook's signature is PostgreSQL's.
+#[allow(clippy::too_many_arguments)]
 #[pgrx::pg_guard]
 unsafe extern "C-unwind" fn process_utility(
     pstmt: *mut pg_sys::PlannedStmt,
