@@ -523,16 +523,6 @@ fn load_through_snapshot() {
         }
         &*pg_sys::GetActiveSnapshot()
     };
-    let Some(seen) = CACHE.with_borrow(|c| c.seen.clone()) else {
-        return;
-    };
-    let mut parts = seen.splitn(3, ':');
-    let (Some(seen_xmin), Some(seen_xmax)) = (
-        parts.next().and_then(|x| x.parse::<u64>().ok()),
-        parts.next().and_then(|x| x.parse::<u64>().ok()),
-    ) else {
-        return;
-    };
     // The snapshot's transaction ids as full ones (each within 2^31 of the
     // next one).
     let next = unsafe { pg_sys::ReadNextFullTransactionId() }.value;
@@ -546,33 +536,41 @@ fn load_through_snapshot() {
     };
     // Running when the snapshot was taken: its top-level transactions (in
     // recovery, all of them are kept with the subtransactions).
-    let running = unsafe {
-        if snapshot.takenDuringRecovery {
-            std::slice::from_raw_parts(snapshot.subxip, snapshot.subxcnt.max(0) as usize)
-        } else {
-            std::slice::from_raw_parts(snapshot.xip, snapshot.xcnt as usize)
-        }
+    let (xip, count) = if snapshot.takenDuringRecovery {
+        (snapshot.subxip, snapshot.subxcnt.max(0) as usize)
+    } else {
+        (snapshot.xip, snapshot.xcnt as usize)
     };
-    // Whether a transaction the look saw committed is one this snapshot
-    // does not see.
-    let sees_less = full(snapshot.xmax) < seen_xmax || {
-        let seen_running: Vec<u64> = parts
-            .next()
-            .unwrap_or("")
-            .split(',')
-            .filter_map(|x| x.parse().ok())
-            .collect();
-        running
-            .iter()
-            .map(|&x| full(x))
-            .any(|x| x < seen_xmax && !seen_running.contains(&x))
+    let running = if xip.is_null() || count == 0 {
+        &[][..]
+    } else {
+        unsafe { std::slice::from_raw_parts(xip, count) }
     };
-    if !sees_less {
+    let back = CACHE.with_borrow(|c| {
+        let mut parts = c.seen.as_deref()?.splitn(3, ':');
+        let seen_xmin = parts.next()?.parse::<u64>().ok()?;
+        let seen_xmax = parts.next()?.parse::<u64>().ok()?;
+        // Whether a transaction the look saw committed is one this
+        // snapshot does not see.
+        let sees_less = full(snapshot.xmax) < seen_xmax || {
+            let seen_running: Vec<u64> = parts
+                .next()
+                .unwrap_or("")
+                .split(',')
+                .filter_map(|x| x.parse().ok())
+                .collect();
+            running
+                .iter()
+                .map(|&x| full(x))
+                .any(|x| x < seen_xmax && !seen_running.contains(&x))
+        };
+        // Sees everything below it and nothing from it on: no more than
+        // either snapshot.
+        sees_less.then(|| seen_xmin.min(full(snapshot.xmin)))
+    });
+    let Some(back) = back else {
         return;
-    }
-    // Sees everything below it and nothing from it on: no more than either
-    // snapshot.
-    let back = seen_xmin.min(full(snapshot.xmin));
+    };
     CACHE.with_borrow_mut(|c| c.seen = Some(format!("{back}:{back}:")));
     INVALIDATED_IN_XACT.store(true, Ordering::Relaxed);
     INVALIDATED_IN_STATEMENT.store(true, Ordering::Relaxed);
