@@ -19,7 +19,8 @@
 //! load rescans them with its keys and its statement's snapshot. They keep
 //! no snapshot and no buffer pin between loads; their relation references
 //! and locks belong to a resource owner of their own under the
-//! transaction's: closed before it commits (src/lib.rs), released with the
+//! transaction's: closed before it commits (src/lib.rs) and before a utility
+//! statement that may be DDL on those tables (`process_utility`), released with the
 //! transaction's if it aborts, untouched by a subtransaction's end, and
 //! released quietly at the next load (or the end) after a load that failed
 //! half-way.
