@@ -503,6 +503,79 @@ fn refresh_if_stale() {
     });
 }
 
+/// Before a load whose result is cached. A load reads through the snapshot
+/// of the statement (or cursor, or portal) running the check while the
+/// (sub)transaction has written nothing (the probes, and SPI's read-only
+/// rule, src/owner.rs), which may see less than the snapshot the last look
+/// read the change log through: a cursor declared before a revoke
+/// committed, fetched after a later statement applied it. The entry it
+/// caches would be stamped as loaded after that change and kept until the
+/// user's next change. So the last look's snapshot is moved back to one
+/// that sees no more than this load's, and the next statement, and the next
+/// transaction, look again: what the load could not see is read again and
+/// marks what it names.
+fn load_through_snapshot() {
+    let snapshot = unsafe {
+        if !pg_sys::ActiveSnapshotSet()
+            || pg_sys::GetCurrentTransactionIdIfAny() != pg_sys::InvalidTransactionId
+        {
+            return;
+        }
+        &*pg_sys::GetActiveSnapshot()
+    };
+    // The snapshot's transaction ids as full ones (each within 2^31 of the
+    // next one).
+    let next = unsafe { pg_sys::ReadNextFullTransactionId() }.value;
+    let full = |xid: pg_sys::TransactionId| {
+        let full = (next & !0xFFFF_FFFF) | u64::from(xid.into_inner());
+        if full > next {
+            full.saturating_sub(1 << 32)
+        } else {
+            full
+        }
+    };
+    // Running when the snapshot was taken: its top-level transactions (in
+    // recovery, all of them are kept with the subtransactions).
+    let (xip, count) = if snapshot.takenDuringRecovery {
+        (snapshot.subxip, snapshot.subxcnt.max(0) as usize)
+    } else {
+        (snapshot.xip, snapshot.xcnt as usize)
+    };
+    let running = if xip.is_null() || count == 0 {
+        &[][..]
+    } else {
+        unsafe { std::slice::from_raw_parts(xip, count) }
+    };
+    let back = CACHE.with_borrow(|c| {
+        let mut parts = c.seen.as_deref()?.splitn(3, ':');
+        let seen_xmin = parts.next()?.parse::<u64>().ok()?;
+        let seen_xmax = parts.next()?.parse::<u64>().ok()?;
+        // Whether a transaction the look saw committed is one this
+        // snapshot does not see.
+        let sees_less = full(snapshot.xmax) < seen_xmax || {
+            let seen_running: Vec<u64> = parts
+                .next()
+                .unwrap_or("")
+                .split(',')
+                .filter_map(|x| x.parse().ok())
+                .collect();
+            running
+                .iter()
+                .map(|&x| full(x))
+                .any(|x| x < seen_xmax && !seen_running.contains(&x))
+        };
+        // Sees everything below it and nothing from it on: no more than
+        // either snapshot.
+        sees_less.then(|| seen_xmin.min(full(snapshot.xmin)))
+    });
+    let Some(back) = back else {
+        return;
+    };
+    CACHE.with_borrow_mut(|c| c.seen = Some(format!("{back}:{back}:")));
+    INVALIDATED_IN_XACT.store(true, Ordering::Relaxed);
+    INVALIDATED_IN_STATEMENT.store(true, Ordering::Relaxed);
+}
+
 /// Snapshot `seen` (`pg_snapshot` text, `xmin:xmax:xip,...`) with
 /// transaction `xid` counted as not seen (running when it was taken).
 fn unseen(seen: &str, xid: u64) -> String {
@@ -676,6 +749,7 @@ fn workspace_model(workspace: &str) -> Option<Rc<WorkspaceModel>> {
     }
     // No borrow is held while SPI runs: loading may process invalidations.
     MODEL_LOADS.fetch_add(1, Ordering::Relaxed);
+    load_through_snapshot();
     let loaded = loaders::load_workspace(workspace).map(Rc::new);
     CACHE.with_borrow_mut(|c| {
         c.workspaces.insert(
@@ -757,6 +831,7 @@ fn load_user_entry(workspace: &str, model: &WorkspaceModel, user: &str) -> UserE
         used: Cell::new(true),
         expires_at: NEVER,
     };
+    load_through_snapshot();
     // Index probes; the kept-plan query where they cannot run.
     let holdings =
         probes::load_user(model, user).unwrap_or_else(|()| loaders::load_user(model, user));
@@ -954,6 +1029,7 @@ pub fn reached_users(workspace: &str, user: &str, scope: Scope) -> Rc<Vec<String
         return Rc::new(vec![user.to_owned()]);
     }
     let mut keys = vec![user.to_owned()];
+    load_through_snapshot();
     keys.extend(loaders::load_team(workspace_id, user_id, direct));
     let keys = Rc::new(keys);
     CACHE.with_borrow_mut(|c| {
@@ -1079,6 +1155,7 @@ pub fn member_teams(workspace: &str, user: &str) -> Rc<Vec<String>> {
     if let Some(teams) = cached {
         return teams;
     }
+    load_through_snapshot();
     let teams = Rc::new(loaders::load_member_teams(workspace_id, user_id));
     CACHE.with_borrow_mut(|c| {
         if let Some(Some(ws)) = c.workspaces.get_mut(workspace) {
