@@ -433,7 +433,10 @@ fn refresh_if_stale() {
         INVALIDATED_IN_STATEMENT.store(true, Ordering::Relaxed);
     }
     // No borrow is held while SPI runs: loading may process invalidations.
-    let log = loaders::load_changes(seen.as_deref());
+    let mut log = loaders::load_changes(seen.as_deref());
+    if let Some(seen) = recovery_snapshot_text() {
+        log.seen = seen;
+    }
     let (work, look) = CACHE.with_borrow_mut(|c| {
         let mut work = Reloads::default();
         c.looks += 1;
@@ -503,6 +506,64 @@ fn refresh_if_stale() {
     });
 }
 
+/// `xid` as a full transaction id (it is within 2^31 of the next one).
+fn full_xid(next: u64, xid: pg_sys::TransactionId) -> u64 {
+    let full = (next & !0xFFFF_FFFF) | u64::from(xid.into_inner());
+    if full > next {
+        full.saturating_sub(1 << 32)
+    } else {
+        full
+    }
+}
+
+/// The transactions `snapshot` counts as running: its top-level ones, or on
+/// a hot standby every one (PostgreSQL keeps them all with the
+/// subtransactions there, and `xip` empty).
+fn running_in(snapshot: &pg_sys::SnapshotData) -> &[pg_sys::TransactionId] {
+    let (xip, count) = if snapshot.takenDuringRecovery {
+        (snapshot.subxip, snapshot.subxcnt.max(0) as usize)
+    } else {
+        (snapshot.xip, snapshot.xcnt as usize)
+    };
+    if xip.is_null() || count == 0 {
+        &[]
+    } else {
+        unsafe { std::slice::from_raw_parts(xip, count) }
+    }
+}
+
+/// On a hot standby, the snapshot a look read through as `pg_snapshot`
+/// text. `pg_current_snapshot()` there lists no running transaction (it
+/// reads only `xip`, which recovery leaves empty), so the look would record
+/// as seen a primary's transaction still running, and skip its entries
+/// once it commits: the replica would keep a revoked grant.
+fn recovery_snapshot_text() -> Option<String> {
+    let snapshot = unsafe {
+        if !pg_sys::ActiveSnapshotSet() {
+            return None;
+        }
+        &*pg_sys::GetActiveSnapshot()
+    };
+    if !snapshot.takenDuringRecovery {
+        return None;
+    }
+    let next = unsafe { pg_sys::ReadNextFullTransactionId() }.value;
+    let xmax = full_xid(next, snapshot.xmax);
+    let mut running: Vec<u64> = running_in(snapshot)
+        .iter()
+        .map(|&x| full_xid(next, x))
+        .filter(|&x| x < xmax)
+        .collect();
+    running.sort_unstable();
+    running.dedup();
+    let running: Vec<String> = running.iter().map(u64::to_string).collect();
+    Some(format!(
+        "{}:{xmax}:{}",
+        full_xid(next, snapshot.xmin),
+        running.join(",")
+    ))
+}
+
 /// Before a load whose result is cached. A load reads through the snapshot
 /// of the statement (or cursor, or portal) running the check while the
 /// (sub)transaction has written nothing (the probes, and SPI's read-only
@@ -523,29 +584,9 @@ fn load_through_snapshot() {
         }
         &*pg_sys::GetActiveSnapshot()
     };
-    // The snapshot's transaction ids as full ones (each within 2^31 of the
-    // next one).
     let next = unsafe { pg_sys::ReadNextFullTransactionId() }.value;
-    let full = |xid: pg_sys::TransactionId| {
-        let full = (next & !0xFFFF_FFFF) | u64::from(xid.into_inner());
-        if full > next {
-            full.saturating_sub(1 << 32)
-        } else {
-            full
-        }
-    };
-    // Running when the snapshot was taken: its top-level transactions (in
-    // recovery, all of them are kept with the subtransactions).
-    let (xip, count) = if snapshot.takenDuringRecovery {
-        (snapshot.subxip, snapshot.subxcnt.max(0) as usize)
-    } else {
-        (snapshot.xip, snapshot.xcnt as usize)
-    };
-    let running = if xip.is_null() || count == 0 {
-        &[][..]
-    } else {
-        unsafe { std::slice::from_raw_parts(xip, count) }
-    };
+    let full = |xid| full_xid(next, xid);
+    let running = running_in(snapshot);
     let back = CACHE.with_borrow(|c| {
         let mut parts = c.seen.as_deref()?.splitn(3, ':');
         let seen_xmin = parts.next()?.parse::<u64>().ok()?;
