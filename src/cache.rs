@@ -532,6 +532,36 @@ fn running_in(snapshot: &pg_sys::SnapshotData) -> &[pg_sys::TransactionId] {
     }
 }
 
+/// A look's snapshot as `pg_snapshot` text, `xmin:xmax:xip,...` (what
+/// `Cache::seen` holds), read.
+struct SeenText<'a> {
+    xmin: u64,
+    xmax: u64,
+    /// The running transactions' ids, comma-separated.
+    running: &'a str,
+}
+
+impl<'a> SeenText<'a> {
+    fn parse(text: &'a str) -> Option<Self> {
+        let mut parts = text.splitn(3, ':');
+        Some(SeenText {
+            xmin: parts.next()?.parse().ok()?,
+            xmax: parts.next()?.parse().ok()?,
+            running: parts.next().unwrap_or(""),
+        })
+    }
+
+    fn running(&self) -> impl Iterator<Item = u64> + '_ {
+        self.running.split(',').filter_map(|x| x.parse().ok())
+    }
+}
+
+/// `pg_snapshot` text of a snapshot (`running` sorted).
+fn snapshot_text(xmin: u64, xmax: u64, running: &[u64]) -> String {
+    let running: Vec<String> = running.iter().map(u64::to_string).collect();
+    format!("{xmin}:{xmax}:{}", running.join(","))
+}
+
 /// On a hot standby, the snapshot a look read through as `pg_snapshot`
 /// text. `pg_current_snapshot()` there lists no running transaction (it
 /// reads only `xip`, which recovery leaves empty), so the look would record
@@ -556,12 +586,7 @@ fn recovery_snapshot_text() -> Option<String> {
         .collect();
     running.sort_unstable();
     running.dedup();
-    let running: Vec<String> = running.iter().map(u64::to_string).collect();
-    Some(format!(
-        "{}:{xmax}:{}",
-        full_xid(next, snapshot.xmin),
-        running.join(",")
-    ))
+    Some(snapshot_text(full_xid(next, snapshot.xmin), xmax, &running))
 }
 
 /// Before a load whose result is cached. A load reads through the snapshot
@@ -588,31 +613,24 @@ fn load_through_snapshot() {
     let full = |xid| full_xid(next, xid);
     let running = running_in(snapshot);
     let back = CACHE.with_borrow(|c| {
-        let mut parts = c.seen.as_deref()?.splitn(3, ':');
-        let seen_xmin = parts.next()?.parse::<u64>().ok()?;
-        let seen_xmax = parts.next()?.parse::<u64>().ok()?;
+        let seen = SeenText::parse(c.seen.as_deref()?)?;
         // Whether a transaction the look saw committed is one this
         // snapshot does not see.
-        let sees_less = full(snapshot.xmax) < seen_xmax || {
-            let seen_running: Vec<u64> = parts
-                .next()
-                .unwrap_or("")
-                .split(',')
-                .filter_map(|x| x.parse().ok())
-                .collect();
+        let sees_less = full(snapshot.xmax) < seen.xmax || {
+            let seen_running: Vec<u64> = seen.running().collect();
             running
                 .iter()
                 .map(|&x| full(x))
-                .any(|x| x < seen_xmax && !seen_running.contains(&x))
+                .any(|x| x < seen.xmax && !seen_running.contains(&x))
         };
         // Sees everything below it and nothing from it on: no more than
         // either snapshot.
-        sees_less.then(|| seen_xmin.min(full(snapshot.xmin)))
+        sees_less.then(|| seen.xmin.min(full(snapshot.xmin)))
     });
     let Some(back) = back else {
         return;
     };
-    CACHE.with_borrow_mut(|c| c.seen = Some(format!("{back}:{back}:")));
+    CACHE.with_borrow_mut(|c| c.seen = Some(snapshot_text(back, back, &[])));
     INVALIDATED_IN_XACT.store(true, Ordering::Relaxed);
     INVALIDATED_IN_STATEMENT.store(true, Ordering::Relaxed);
 }
@@ -620,28 +638,18 @@ fn load_through_snapshot() {
 /// Snapshot `seen` (`pg_snapshot` text, `xmin:xmax:xip,...`) with
 /// transaction `xid` counted as not seen (running when it was taken).
 fn unseen(seen: &str, xid: u64) -> String {
-    let mut parts = seen.splitn(3, ':');
-    let (Some(xmin), Some(xmax)) = (
-        parts.next().and_then(|x| x.parse::<u64>().ok()),
-        parts.next().and_then(|x| x.parse::<u64>().ok()),
-    ) else {
+    let Some(text) = SeenText::parse(seen) else {
         return seen.to_owned();
     };
-    let mut running: Vec<u64> = parts
-        .next()
-        .unwrap_or("")
-        .split(',')
-        .filter_map(|x| x.parse().ok())
-        .collect();
-    if xid >= xmax {
+    if xid >= text.xmax {
         return seen.to_owned();
     }
+    let mut running: Vec<u64> = text.running().collect();
     if !running.contains(&xid) {
         running.push(xid);
         running.sort_unstable();
     }
-    let running: Vec<String> = running.iter().map(u64::to_string).collect();
-    format!("{}:{xmax}:{}", xmin.min(xid), running.join(","))
+    snapshot_text(text.xmin.min(xid), text.xmax, &running)
 }
 
 /// The workspaces a look at the change log must load again.
