@@ -47,8 +47,10 @@ fluent_start_cluster() {
     runuser -u postgres -- "$PG_BIN/initdb" -D "$dir/data" -U postgres --auth=trust \
         --encoding=UTF8 --locale=C >"$dir/initdb.log" 2>&1
     # A backtrace in every error DETAIL is for debugging pgrx, not for users.
+    # The WAL is capped: the suites write a few GB through a cluster, and
+    # PostgreSQL's default (1 GB kept) times four clusters is disk CI may lack.
     runuser -u postgres -- env -u RUST_BACKTRACE -u RUST_LIB_BACKTRACE "$PG_BIN/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w \
-        -o "-p $port -k $dir -c listen_addresses='' -c max_worker_processes=8 -c max_parallel_workers_per_gather=2" \
+        -o "-p $port -k $dir -c listen_addresses='' -c max_worker_processes=8 -c max_parallel_workers_per_gather=2 -c max_wal_size=96MB -c min_wal_size=32MB" \
         start >/dev/null
 }
 
@@ -73,4 +75,10 @@ fluent_install_script() {
 fluent_stop_cluster() {
     local dir=$1
     [ -d "$dir/data" ] && runuser -u postgres -- "$PG_BIN/pg_ctl" -D "$dir/data" -m fast -w stop >/dev/null 2>&1 || true
+}
+
+# fluent_drop_cluster DIR: stops the cluster and removes it with its log.
+fluent_drop_cluster() {
+    fluent_stop_cluster "$1"
+    rm -rf "$1"
 }
