@@ -82,3 +82,44 @@ fluent_drop_cluster() {
     fluent_stop_cluster "$1"
     rm -rf "$1"
 }
+
+# fluent_start_citus DIR PORT: a Citus cluster on PostgreSQL 15 for
+# pgrx-tests/tests/citus.rs: a coordinator on PORT and two workers on PORT+1
+# and PORT+2, each a throwaway cluster in DIR/<node> with its socket in DIR
+# (the node names Citus dials are that directory: no TCP port to collide
+# with). Citus comes from ../shared/citus (built by .ci/setup); fluent's
+# library is preloaded in every session, as on a production node.
+fluent_start_citus() {
+    local dir=$1 port=$2 node i bin=/usr/lib/postgresql/15/bin
+    rm -rf "$dir"
+    mkdir -p "$dir"
+    chown postgres:postgres "$dir"
+    for i in 0 1 2; do
+        node=$dir/node$i
+        runuser -u postgres -- "$bin/initdb" -D "$node" -U postgres --auth=trust --no-sync \
+            --encoding=UTF8 --locale=C >"$dir/initdb$i.log" 2>&1
+        cat >>"$node/postgresql.conf" <<CONF
+port = $((port + i))
+unix_socket_directories = '$dir'
+listen_addresses = ''
+shared_preload_libraries = 'citus'
+session_preload_libraries = 'fluent_preload'
+max_prepared_transactions = 50
+max_connections = 60
+max_wal_size = 96MB
+min_wal_size = 32MB
+fsync = off
+full_page_writes = off
+CONF
+        runuser -u postgres -- env -u RUST_BACKTRACE -u RUST_LIB_BACKTRACE "$bin/pg_ctl" -D "$node" \
+            -l "$dir/node$i.log" -w start >/dev/null
+    done
+}
+
+fluent_stop_citus() {
+    local dir=$1 i
+    for i in 0 1 2; do
+        [ -d "$dir/node$i" ] && runuser -u postgres -- /usr/lib/postgresql/15/bin/pg_ctl -D "$dir/node$i" \
+            -m fast -w stop >/dev/null 2>&1 || true
+    done
+}

@@ -35,11 +35,18 @@ BEGIN
     IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'fluent_reader') THEN
         CREATE ROLE fluent_reader NOLOGIN;
     END IF;
+    -- On Citus, the role the coordinator's catalog changes reach the
+    -- workers as (sql/citus.sql); it logs in only once fluent_citus_setup()
+    -- says so, and may do nothing but send them.
+    IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'fluent_replicator') THEN
+        CREATE ROLE fluent_replicator NOLOGIN NOINHERIT;
+    END IF;
 END
 $$;
 COMMENT ON ROLE fluent_admin IS 'fluent: may administer the permission catalog and protect tables';
 COMMENT ON ROLE fluent_authenticator IS 'fluent: may choose the acting end user and workspace (fluent_set_user)';
 COMMENT ON ROLE fluent_reader IS 'fluent: may read the reporting views and the audit log';
+COMMENT ON ROLE fluent_replicator IS 'fluent: on Citus, sends the coordinator''s catalog changes to the workers';
 
 REVOKE ALL ON ALL TABLES IN SCHEMA fluent FROM PUBLIC;
 REVOKE ALL ON ALL SEQUENCES IN SCHEMA fluent FROM PUBLIC;
@@ -117,7 +124,7 @@ BEGIN
         ELSIF fname NOT LIKE '\_load\_%' AND fname NOT IN ('_audit_insert', '_template_matrix',
                      '_take_caller', '_authorize', '_authorize_acceptance', '_scope_of', '_holds_right', '_create_token_user',
                      '_check_assignment', '_audit_assignment', '_assigned_item_actions', '_open_item_actions',
-                     '_open_item_role_names', '_has_rows')
+                     '_open_item_role_names', '_has_rows', '_citus_set_applying', '_citus_apply_rows', '_citus_bus_send')
            AND NOT EXISTS (SELECT 1 FROM pg_proc d WHERE d.pronamespace = 'fluent'::regnamespace AND d.proname = '_do' || fname) THEN
             EXECUTE format('GRANT EXECUTE ON FUNCTION %s TO fluent_admin', f);
         END IF;
@@ -145,6 +152,10 @@ GRANT EXECUTE ON FUNCTION fluent._column_limit_problems(fluent.protected_tables)
     fluent._unsupported_key_type(regclass, name, regtype, text)
     TO fluent_reader;
 
+-- On Citus, fluent_replicator sends the catalog changes (sql/citus.sql):
+-- the bus is the one table it may write, on every node (Citus gives the
+-- bus's placements the table's privileges when it places them).
+GRANT INSERT ON fluent.citus_bus TO fluent_replicator;
 GRANT SELECT ON fluent.admin_rights TO fluent_reader;
 -- Assignable roles (issue 19): catalog data like the rights, and shipped
 -- with the templates.

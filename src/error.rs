@@ -61,6 +61,11 @@ pub enum FluentError {
     NoCallerTicket,
     /// Administration attempted on a hot standby.
     OnStandby,
+    /// A write to the catalog on a Citus worker: the coordinator's catalog
+    /// is the one written (sql/citus.sql).
+    OnCitusWorker,
+    /// `fluent_citus_setup()` where it cannot run.
+    CitusSetup { reason: &'static str },
     /// A trigger function called as a plain function.
     NotCalledAsTrigger { function: &'static str },
     /// A `local` setting made outside a transaction block (a warning).
@@ -118,6 +123,9 @@ impl FluentError {
             }
             TokenRefused { .. } => PgSqlErrorCode::ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION,
             OnStandby => PgSqlErrorCode::ERRCODE_READ_ONLY_SQL_TRANSACTION,
+            OnCitusWorker | CitusSetup { .. } => {
+                PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE
+            }
             NotCatalogTable { .. } => PgSqlErrorCode::ERRCODE_WRONG_OBJECT_TYPE,
             NullArgument { .. } => PgSqlErrorCode::ERRCODE_NULL_VALUE_NOT_ALLOWED,
             NotTrusted { .. } | TrustedOnlyAfterSetRole { .. } | NotAdmin => {
@@ -178,6 +186,10 @@ impl FluentError {
             OnStandby => {
                 "fluent administration runs on the primary, and this server is a hot standby".into()
             }
+            OnCitusWorker => {
+                "fluent administration runs on the Citus coordinator, and this node is a worker".into()
+            }
+            CitusSetup { reason } => format!("fluent_citus_setup() cannot run: {reason}").into(),
             WhoCanNoRow {
                 table,
                 column,
@@ -266,6 +278,8 @@ impl FluentError {
             }
             NoCallerTicket => "Call the public fluent_* function instead.".into(),
             OnStandby => "Connect to the primary; its changes reach the standby's sessions as they are replayed.".into(),
+            OnCitusWorker => "Connect to the coordinator; its changes reach every worker when they commit.".into(),
+            CitusSetup { .. } => "Run it as a superuser on the coordinator of a Citus cluster, in the database where fluent is installed.".into(),
             IdentityChangedWhilePlanning => "A function run while planning (an IMMUTABLE one) called fluent_set_user, fluent_reset_user, fluent_authenticate or fluent_set_workspace: change the identity in a statement of its own.".into(),
             OtherVersionLoaded => "The extension was updated (ALTER EXTENSION fluent UPDATE) while this session used the previous version: reconnect.".into(),
             NotCatalogTable { .. } => "Drop the trigger; fluent installs its audit triggers itself.".into(),
@@ -379,6 +393,14 @@ mod fluent {
                 hint: "",
             },
             "not_admin" => FluentError::NotAdmin,
+            "on_citus_worker" => FluentError::OnCitusWorker,
+            "citus_setup" => FluentError::CitusSetup {
+                reason: match arg(0).as_str() {
+                    "superuser" => "only a superuser may set fluent up on Citus",
+                    "citus" => "the citus extension is not installed in this database",
+                    _ => "this node is a Citus worker, not the coordinator",
+                },
+            },
             other => pgrx::error!("fluent._raise: unknown error {other:?}"),
         };
         match hint {

@@ -13,6 +13,7 @@ const ORDER: &[&str] = &[
     "trigger",
     "preload",
     "owner",
+    "citus",
     "loaders",
     "rows",
     "probes",
@@ -56,9 +57,9 @@ macro_rules! sources {
 #[test]
 fn layers_run_one_way() {
     let sources: &[(&str, &str)] = sources!(
-        error, hashing, scope, token, ddl, folds, trigger, preload, owner, loaders, rows, probes,
-        gucs, gate, cache, identity, delegation, checks, plans, explain, reports, effective,
-        who_can, items, audit
+        error, hashing, scope, token, ddl, folds, trigger, preload, owner, citus, loaders, rows,
+        probes, gucs, gate, cache, identity, delegation, checks, plans, explain, reports,
+        effective, who_can, items, audit
     );
     assert_eq!(sources.len(), ORDER.len());
     let mut wrong = Vec::new();

@@ -14,6 +14,7 @@
 //!    - `preload`: `fluent_preload`, the library name that loads the installed version
 //! 2. Reading the catalog:
 //!    - `owner`: running catalog queries as the catalog owner, through kept plans
+//!    - `citus`: whether a Citus worker is applying the coordinator's catalog changes (`sql/citus.sql`)
 //!    - `loaders`: reading the catalog (`sql/loaders.sql`) into Rust values
 //!    - `rows`: reading the row `fluent_who_can` asks about without running its owner's code
 //!    - `probes`: one user's holdings by index probes, without the executor (a first check)
@@ -43,6 +44,7 @@ use pgrx::prelude::*;
 mod audit;
 mod cache;
 mod checks;
+mod citus;
 mod ddl;
 mod delegation;
 mod effective;
@@ -159,9 +161,18 @@ extension_sql_file!(
     ]
 );
 extension_sql_file!(
+    "../sql/citus.sql",
+    name = "citus",
+    requires = [
+        "items",
+        citus::fluent::_citus_set_applying,
+        citus::fluent::_citus_applying
+    ]
+);
+extension_sql_file!(
     "../sql/testing.sql",
     name = "testing",
-    requires = ["items", identity::fluent::_session_user_is_dba]
+    requires = ["citus", identity::fluent::_session_user_is_dba]
 );
 extension_sql_file!("../sql/privileges.sql", name = "privileges", finalize);
 
@@ -219,6 +230,7 @@ unsafe extern "C-unwind" fn transaction_ended(
     folds::transaction_ended();
     identity::transaction_ended(committed);
     delegation::transaction_ended();
+    citus::transaction_ended();
     gate::transaction_ended();
 }
 

@@ -5,6 +5,7 @@
 //! (a socket directory or host name) and `FLUENT_TEST_PORT` point at it.
 
 pub mod bouncer;
+pub mod citus;
 pub mod tokens;
 
 use std::sync::{Arc, Mutex};

@@ -1,0 +1,271 @@
+-- fluent on a Citus cluster: one catalog, written on the coordinator, on
+-- every node.
+--
+-- Each node keeps fluent's catalog in its own local tables (Citus installs
+-- the extension on every node), so the caches, the change log and the
+-- policies on the shards read it locally, by the node's own snapshots, as
+-- on one server. Writes happen on the coordinator only; each statement's
+-- rows are sent through fluent.citus_bus, a Citus reference table.
+-- Citus writes a reference table on every node's placement within the
+-- writing transaction, with two-phase commit: a change reaches every worker
+-- when it commits there, and a rolled-back one reaches none. On each
+-- worker's placement a BEFORE trigger applies the rows to the local catalog
+-- (whose own triggers then log the change and invalidate the caches at the
+-- worker's commit) and returns NULL, so the bus keeps nothing.
+--
+-- fluent_citus_setup() turns it on, from the coordinator: it makes the bus a
+-- reference table and sends the whole catalog once. Until then nothing is
+-- sent, and on a server without Citus these triggers return at once.
+
+-- Everything below resolves names in pg_catalog and fluent's own schema only
+-- (see "Install-time safety" in README.md); the extension schema comes back at the end.
+SET LOCAL search_path TO pg_catalog, pg_temp;
+
+-- The catalog tables the workers need, parents before children: the
+-- workspace model and everything the decisions read.
+CREATE FUNCTION fluent._citus_tables() RETURNS name[]
+LANGUAGE sql IMMUTABLE
+RETURN ARRAY['workspaces', 'users', 'modules', 'actions', 'roles', 'permissions', 'grants', 'overrides',
+             'teams', 'team_members', 'requirements', 'admin_rights', 'item_roles', 'item_role_actions',
+             'assignable_roles']::name[];
+
+-- This node's part: 'coordinator', 'worker', or 'none' without Citus. Citus
+-- is looked up in pg_catalog only (nobody but a superuser creates there).
+CREATE FUNCTION fluent._citus_node() RETURNS text
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    coordinator boolean;
+BEGIN
+    IF to_regprocedure('pg_catalog.citus_is_coordinator()') IS NULL THEN
+        RETURN 'none';
+    END IF;
+    EXECUTE 'SELECT pg_catalog.citus_is_coordinator()' INTO coordinator;
+    RETURN CASE WHEN coordinator THEN 'coordinator' ELSE 'worker' END;
+END $$;
+
+-- Whether fluent_citus_setup() made the bus a reference table.
+CREATE FUNCTION fluent._citus_bus_active() RETURNS boolean
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    active boolean;
+BEGIN
+    IF to_regclass('pg_catalog.pg_dist_partition') IS NULL THEN
+        RETURN false;
+    END IF;
+    EXECUTE 'SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_dist_partition WHERE logicalrelid = $1)'
+       INTO active USING 'fluent.citus_bus'::regclass;
+    RETURN active;
+END $$;
+
+-- The bus: one row per catalog statement, in the order the coordinator ran
+-- them (op: i insert, u update, d delete, t truncate, s the whole catalog).
+CREATE TABLE fluent.citus_bus (
+    tbl      name NOT NULL,
+    op       "char" NOT NULL CHECK (op IN ('i', 'u', 'd', 't', 's')),
+    old_rows jsonb,
+    new_rows jsonb
+);
+COMMENT ON TABLE fluent.citus_bus IS
+    'On Citus: the catalog changes the coordinator sends to every worker, applied there and never kept (see "Running on Citus" in README.md)';
+
+-- Applies one table's rows to this node's catalog, by primary key, with the
+-- ids the coordinator gave them.
+CREATE FUNCTION fluent._citus_apply_rows(tbl name, op "char", old_rows jsonb, new_rows jsonb) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    rel regclass := format('fluent.%I', tbl)::regclass;
+    keys text;
+    sets text;
+BEGIN
+    IF NOT tbl = ANY (fluent._citus_tables()) THEN
+        RAISE EXCEPTION 'fluent.citus_bus names "%", which is not a replicated catalog table', tbl
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    SELECT string_agg(format('t.%1$I = r.%1$I', a.attname), ' AND ')
+      INTO keys
+      FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY (i.indkey)
+     WHERE i.indrelid = rel AND i.indisprimary;
+    IF keys IS NULL THEN
+        -- requirements: unique on (module_id, action_id), nulls not distinct.
+        SELECT string_agg(format('t.%1$I IS NOT DISTINCT FROM r.%1$I', a.attname), ' AND ')
+          INTO keys
+          FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY (i.indkey)
+         WHERE i.indrelid = rel AND i.indisunique
+           AND i.indexrelid = (SELECT min(indexrelid) FROM pg_index WHERE indrelid = rel AND indisunique);
+    END IF;
+    CASE op
+    WHEN 'i' THEN
+        EXECUTE format('INSERT INTO %s OVERRIDING SYSTEM VALUE SELECT * FROM jsonb_populate_recordset(NULL::%s, $1)',
+                       rel, rel) USING new_rows;
+    WHEN 'd' THEN
+        EXECUTE format('DELETE FROM %s t USING jsonb_populate_recordset(NULL::%s, $1) r WHERE %s', rel, rel, keys)
+          USING old_rows;
+    WHEN 'u' THEN
+        SELECT string_agg(format('%1$I = r.%1$I', a.attname), ', ')
+          INTO sets
+          FROM pg_attribute a
+         WHERE a.attrelid = rel AND a.attnum > 0 AND NOT a.attisdropped AND a.attidentity = '' AND a.attgenerated = '';
+        -- A changed primary key is a delete and an insert.
+        EXECUTE format('DELETE FROM %s t USING jsonb_populate_recordset(NULL::%s, $1) r WHERE %s
+                          AND NOT EXISTS (SELECT FROM jsonb_populate_recordset(NULL::%s, $2) n WHERE %s)',
+                       rel, rel, keys, rel, replace(keys, 't.', 'n.'))
+          USING old_rows, new_rows;
+        EXECUTE format('UPDATE %s t SET %s FROM jsonb_populate_recordset(NULL::%s, $1) r WHERE %s', rel, sets, rel, keys)
+          USING new_rows;
+        EXECUTE format('INSERT INTO %s OVERRIDING SYSTEM VALUE SELECT * FROM jsonb_populate_recordset(NULL::%s, $1) r
+                         WHERE NOT EXISTS (SELECT FROM %s t WHERE %s)', rel, rel, rel, keys)
+          USING new_rows;
+    WHEN 't' THEN
+        EXECUTE format('DELETE FROM %s', rel);
+    END CASE;
+END $$;
+
+-- The trigger on every placement of the bus: on a worker, applies the row
+-- to the local catalog as the catalog owner; keeps nothing anywhere (the
+-- coordinator's own placement has nothing to apply). Only the roles allowed
+-- to insert into the bus reach it: fluent_replicator, through
+-- fluent._citus_send(), and superusers.
+CREATE FUNCTION fluent._citus_receive() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    t name;
+BEGIN
+    IF fluent._citus_node() <> 'worker' THEN
+        RETURN NULL;
+    END IF;
+    PERFORM fluent._citus_set_applying(true);
+    IF NEW.op = 's' THEN
+        -- The whole catalog: emptied children first, then filled parents first.
+        FOREACH t IN ARRAY (SELECT array_agg(x ORDER BY o DESC) FROM unnest(fluent._citus_tables()) WITH ORDINALITY u (x, o)) LOOP
+            PERFORM fluent._citus_apply_rows(t, 't', NULL, NULL);
+        END LOOP;
+        FOREACH t IN ARRAY fluent._citus_tables() LOOP
+            PERFORM fluent._citus_apply_rows(t, 'i', NULL, coalesce(NEW.new_rows -> t, '[]'));
+        END LOOP;
+    ELSE
+        PERFORM fluent._citus_apply_rows(NEW.tbl, NEW.op, NEW.old_rows, NEW.new_rows);
+    END IF;
+    PERFORM fluent._citus_set_applying(false);
+    RETURN NULL;
+END $$;
+CREATE TRIGGER receive BEFORE INSERT ON fluent.citus_bus FOR EACH ROW EXECUTE FUNCTION fluent._citus_receive();
+
+-- Inserts into the bus as fluent_replicator: Citus connects to the workers
+-- as the current role, which must be able to log in there (the catalog
+-- owner cannot). fluent_citus_setup() makes fluent_replicator its owner;
+-- only the catalog owner may execute it.
+CREATE FUNCTION fluent._citus_bus_send(tbl name, op "char", old_rows jsonb, new_rows jsonb) RETURNS void
+LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+BEGIN ATOMIC
+    INSERT INTO fluent.citus_bus (tbl, op, old_rows, new_rows) VALUES (tbl, op, old_rows, new_rows);
+END;
+
+-- On the coordinator, once set up: sends each statement's rows. As the
+-- catalog owner, whoever writes.
+CREATE FUNCTION fluent._citus_send() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    old_rows jsonb;
+    new_rows jsonb;
+BEGIN
+    IF fluent._citus_node() <> 'coordinator' OR NOT fluent._citus_bus_active() THEN
+        RETURN NULL;
+    END IF;
+    IF TG_OP = 'TRUNCATE' THEN
+        PERFORM fluent._citus_bus_send(TG_TABLE_NAME, 't', NULL, NULL);
+        RETURN NULL;
+    END IF;
+    IF TG_OP IN ('UPDATE', 'DELETE') THEN
+        EXECUTE 'SELECT jsonb_agg(to_jsonb(o)) FROM old_rows o' INTO old_rows;
+    END IF;
+    IF TG_OP IN ('INSERT', 'UPDATE') THEN
+        EXECUTE 'SELECT jsonb_agg(to_jsonb(n)) FROM new_rows n' INTO new_rows;
+    END IF;
+    IF old_rows IS NOT NULL OR new_rows IS NOT NULL THEN
+        PERFORM fluent._citus_bus_send(TG_TABLE_NAME, lower(left(TG_OP, 1))::"char", old_rows, new_rows);
+    END IF;
+    RETURN NULL;
+END $$;
+
+-- On a worker, the catalog is written by the coordinator's changes only.
+CREATE FUNCTION fluent._citus_refuse_on_worker() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF NOT fluent._citus_applying() AND fluent._citus_node() = 'worker' THEN
+        PERFORM fluent._raise('on_citus_worker', '{}');
+    END IF;
+    RETURN NULL;
+END $$;
+
+DO $$
+DECLARE
+    t name;
+    op text;
+BEGIN
+    FOREACH t IN ARRAY fluent._citus_tables() LOOP
+        EXECUTE format('CREATE TRIGGER citus_refuse_on_worker BEFORE INSERT OR UPDATE OR DELETE OR TRUNCATE
+                        ON fluent.%I FOR EACH STATEMENT EXECUTE FUNCTION fluent._citus_refuse_on_worker()', t);
+        FOREACH op IN ARRAY ARRAY['INSERT', 'UPDATE', 'DELETE'] LOOP
+            EXECUTE format('CREATE TRIGGER citus_send_%s AFTER %s ON fluent.%I REFERENCING %s
+                            FOR EACH STATEMENT EXECUTE FUNCTION fluent._citus_send()',
+                           lower(op), op, t,
+                           CASE op WHEN 'INSERT' THEN 'NEW TABLE AS new_rows'
+                                   WHEN 'UPDATE' THEN 'OLD TABLE AS old_rows NEW TABLE AS new_rows'
+                                   ELSE 'OLD TABLE AS old_rows' END);
+        END LOOP;
+        EXECUTE format('CREATE TRIGGER citus_send_truncate AFTER TRUNCATE ON fluent.%I
+                        FOR EACH STATEMENT EXECUTE FUNCTION fluent._citus_send()', t);
+    END LOOP;
+END
+$$;
+
+-- Sets fluent up on a Citus cluster, from the coordinator, as a superuser:
+-- the role the bus connects to the workers as, the bus as a reference
+-- table, and the whole catalog sent to every worker (replacing what each
+-- had). Run it again after adding a node. Returns the number of workers.
+CREATE FUNCTION @extschema@.fluent_citus_setup() RETURNS int
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    t name;
+    catalog jsonb := '{}';
+    rows jsonb;
+    workers int;
+BEGIN
+    IF NOT fluent._current_role_is_superuser() THEN
+        PERFORM fluent._raise('citus_setup', ARRAY['superuser']);
+    ELSIF fluent._citus_node() = 'none' THEN
+        PERFORM fluent._raise('citus_setup', ARRAY['citus']);
+    ELSIF fluent._citus_node() = 'worker' THEN
+        PERFORM fluent._raise('citus_setup', ARRAY['worker']);
+    END IF;
+    -- Citus dials the workers as fluent_replicator (made on every node by
+    -- the install script): it must log in there. (A role's attributes are
+    -- sent to the workers only from a top-level ALTER ROLE.)
+    ALTER ROLE fluent_replicator LOGIN;
+    EXECUTE 'SELECT pg_catalog.run_command_on_workers($1)' USING 'ALTER ROLE fluent_replicator LOGIN';
+    ALTER FUNCTION fluent._citus_bus_send(name, "char", jsonb, jsonb) OWNER TO fluent_replicator;
+    GRANT EXECUTE ON FUNCTION fluent._citus_bus_send(name, "char", jsonb, jsonb) TO fluent_owner;
+    IF NOT fluent._citus_bus_active() THEN
+        -- The bus's trigger goes to every placement (Citus copies a
+        -- table's triggers to its shards only when told they are safe).
+        SET LOCAL citus.enable_unsafe_triggers = on;
+        EXECUTE 'SELECT pg_catalog.create_reference_table($1)' USING 'fluent.citus_bus'::regclass;
+    END IF;
+    -- One consistent copy: no catalog write may commit while it is taken.
+    FOREACH t IN ARRAY fluent._citus_tables() LOOP
+        EXECUTE format('LOCK TABLE fluent.%I IN SHARE MODE', t);
+    END LOOP;
+    FOREACH t IN ARRAY fluent._citus_tables() LOOP
+        EXECUTE format('SELECT coalesce(jsonb_agg(to_jsonb(r)), ''[]'') FROM fluent.%I r', t) INTO rows;
+        catalog := catalog || jsonb_build_object(t, rows);
+    END LOOP;
+    -- Sent as the calling superuser: Citus refuses a second role on the
+    -- placements a transaction wrote (create_reference_table wrote them).
+    INSERT INTO fluent.citus_bus (tbl, op, new_rows) VALUES ('*', 's', catalog);
+    EXECUTE 'SELECT count(*) FROM pg_catalog.pg_dist_node WHERE groupid <> 0 AND isactive' INTO workers;
+    RETURN workers;
+END $$;
+COMMENT ON FUNCTION @extschema@.fluent_citus_setup() IS
+    'On a Citus coordinator, as a superuser: sends the catalog to every worker and from then on every catalog change, in its transaction; run again after adding a node';
+
+SET LOCAL search_path TO @extschema@, pg_catalog, pg_temp;
