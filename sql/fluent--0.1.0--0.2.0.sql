@@ -6511,6 +6511,7 @@ REVOKE ALL ON FUNCTION fluent._citus_applying(), fluent._citus_tables(), fluent.
     @extschema@.fluent_citus_setup() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION fluent._citus_applying(), fluent._citus_tables(), fluent._citus_node(), fluent._citus_bus_active(),
     @extschema@.fluent_citus_setup() TO fluent_admin;
+GRANT EXECUTE ON FUNCTION fluent._citus_node() TO fluent_reader;
 DO $$
 DECLARE
     f regprocedure;
@@ -6529,3 +6530,36 @@ BEGIN
     END LOOP;
 END
 $$;
+
+-- Issue 21: the team and workspace keys fold to constants (src/plans.rs), so
+-- a policy may compare with the bare call, as the policies of Citus tables
+-- do: Citus sends no sub-select to the shards.
+CREATE FUNCTION fluent."rls_keys_support"("request" internal) RETURNS internal
+IMMUTABLE PARALLEL SAFE
+LANGUAGE c /* Rust */
+AS 'fluent-0.2.0', 'rls_keys_support_wrapper';
+REVOKE ALL ON FUNCTION fluent.rls_keys_support(internal) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION fluent.rls_keys_support(internal) TO fluent_owner;
+ALTER FUNCTION fluent.rls_owner_keys(text, text) SUPPORT fluent.rls_keys_support;
+ALTER FUNCTION fluent.rls_owner_ids(text, text) SUPPORT fluent.rls_keys_support;
+ALTER FUNCTION fluent.rls_owner_uuids(text, text) SUPPORT fluent.rls_keys_support;
+ALTER FUNCTION fluent.rls_workspace_keys() SUPPORT fluent.rls_keys_support;
+ALTER FUNCTION fluent.rls_workspace_ids() SUPPORT fluent.rls_keys_support;
+ALTER FUNCTION fluent.rls_workspace_uuids() SUPPORT fluent.rls_keys_support;
+-- The sub-select calling an rls_* helper in the variant typed for a column
+-- kind: rls_owner_keys / _ids / _uuids return text[] / bigint[] / uuid[]. The
+-- cast also makes `col = ANY ((SELECT ...)::type)` compare with the array's
+-- elements instead of reading the sub-select as a set of rows. The planner
+-- folds the helper to the keys either way (src/plans.rs); as a sub-select,
+-- an InitPlan, the keys are not estimated one by one however many there are.
+-- On a Citus node the call is bare: Citus sends no sub-select to the shards
+-- (sql/citus.sql).
+CREATE OR REPLACE FUNCTION fluent._typed_keys_sql(helper text, kind text, args text) RETURNS text
+LANGUAGE sql STABLE
+RETURN CASE WHEN fluent._citus_node() = 'none'
+            THEN format('(SELECT fluent.%s_%s(%s))::%s', helper,
+                        CASE kind WHEN 'text' THEN 'keys' WHEN 'int' THEN 'ids' ELSE 'uuids' END, args,
+                        CASE kind WHEN 'text' THEN 'text[]' WHEN 'int' THEN 'bigint[]' ELSE 'uuid[]' END)
+            ELSE format('fluent.%s_%s(%s)', helper,
+                        CASE kind WHEN 'text' THEN 'keys' WHEN 'int' THEN 'ids' ELSE 'uuids' END, args) END;
+

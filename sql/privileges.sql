@@ -149,7 +149,7 @@ GRANT EXECUTE ON FUNCTION fluent._column_limit_problems(fluent.protected_tables)
     fluent._has_item_foreign_key(regclass, name, regclass, name, boolean),
     fluent._reach_sql(text, text, text, text), fluent._key_test_sql(text, text, text, boolean), fluent._user_key_sql(text),
     fluent._reached_keys_sql(text, text, text), fluent._typed_keys_sql(text, text, text), fluent._key_kind(regclass, name, text),
-    fluent._unsupported_key_type(regclass, name, regtype, text)
+    fluent._unsupported_key_type(regclass, name, regtype, text), fluent._citus_node()
     TO fluent_reader;
 
 -- On Citus, fluent_replicator sends the catalog changes (sql/citus.sql):

@@ -52,12 +52,19 @@ END $$;
 -- The sub-select calling an rls_* helper in the variant typed for a column
 -- kind: rls_owner_keys / _ids / _uuids return text[] / bigint[] / uuid[]. The
 -- cast also makes `col = ANY ((SELECT ...)::type)` compare with the array's
--- elements instead of reading the sub-select as a set of rows.
+-- elements instead of reading the sub-select as a set of rows. The planner
+-- folds the helper to the keys either way (src/plans.rs); as a sub-select,
+-- an InitPlan, the keys are not estimated one by one however many there are.
+-- On a Citus node the call is bare: Citus sends no sub-select to the shards
+-- (sql/citus.sql).
 CREATE FUNCTION fluent._typed_keys_sql(helper text, kind text, args text) RETURNS text
-LANGUAGE sql IMMUTABLE
-RETURN format('(SELECT fluent.%s_%s(%s))::%s', helper,
-              CASE kind WHEN 'text' THEN 'keys' WHEN 'int' THEN 'ids' ELSE 'uuids' END, args,
-              CASE kind WHEN 'text' THEN 'text[]' WHEN 'int' THEN 'bigint[]' ELSE 'uuid[]' END);
+LANGUAGE sql STABLE
+RETURN CASE WHEN fluent._citus_node() = 'none'
+            THEN format('(SELECT fluent.%s_%s(%s))::%s', helper,
+                        CASE kind WHEN 'text' THEN 'keys' WHEN 'int' THEN 'ids' ELSE 'uuids' END, args,
+                        CASE kind WHEN 'text' THEN 'text[]' WHEN 'int' THEN 'bigint[]' ELSE 'uuid[]' END)
+            ELSE format('fluent.%s_%s(%s)', helper,
+                        CASE kind WHEN 'text' THEN 'keys' WHEN 'int' THEN 'ids' ELSE 'uuids' END, args) END;
 
 -- The keys of the users the acting user reaches with module.action.
 CREATE FUNCTION fluent._reached_keys_sql(kind text, module text, action text) RETURNS text

@@ -185,7 +185,7 @@ pub fn acting_reach(module: &str, action: &str) -> Reach {
     })
 }
 
-fn reached_keys<K: KeyType>(module: &str, action: &str) -> Vec<K> {
+pub fn reached_keys<K: KeyType>(module: &str, action: &str) -> Vec<K> {
     gucs::with_acting(|user, workspace| {
         let scope = policy_scope(workspace, user, module, action);
         let Some(user) = user else { return Vec::new() };
@@ -228,7 +228,7 @@ pub fn acting_key<K: KeyType>() -> Option<K> {
     gucs::with_acting(|user, _| user.and_then(K::parse))
 }
 
-fn workspace_keys<K: KeyType>() -> Vec<K> {
+pub fn workspace_keys<K: KeyType>() -> Vec<K> {
     gucs::with_acting(|_, workspace| K::parse(workspace).into_iter().collect())
 }
 
@@ -339,37 +339,37 @@ mod fluent {
 
     /// Keys of the users whose rows the acting user reaches on
     /// `module.action`, for text owner columns.
-    #[pg_extern(stable, parallel_safe)]
+    #[pg_extern(stable, parallel_safe, support = plans::fluent::rls_keys_support)]
     fn rls_owner_keys(module: &str, action: &str) -> Vec<String> {
         reached_keys(module, action)
     }
 
     /// The same keys, for integer owner columns.
-    #[pg_extern(stable, parallel_safe)]
+    #[pg_extern(stable, parallel_safe, support = plans::fluent::rls_keys_support)]
     fn rls_owner_ids(module: &str, action: &str) -> Vec<i64> {
         reached_keys(module, action)
     }
 
     /// The same keys, for uuid owner columns.
-    #[pg_extern(stable, parallel_safe)]
+    #[pg_extern(stable, parallel_safe, support = plans::fluent::rls_keys_support)]
     fn rls_owner_uuids(module: &str, action: &str) -> Vec<pgrx::Uuid> {
         reached_keys(module, action)
     }
 
     /// The current workspace as a one-element array, for text workspace columns.
-    #[pg_extern(stable, parallel_safe)]
+    #[pg_extern(stable, parallel_safe, support = plans::fluent::rls_keys_support)]
     fn rls_workspace_keys() -> Vec<String> {
         workspace_keys()
     }
 
     /// The current workspace, for integer workspace columns.
-    #[pg_extern(stable, parallel_safe)]
+    #[pg_extern(stable, parallel_safe, support = plans::fluent::rls_keys_support)]
     fn rls_workspace_ids() -> Vec<i64> {
         workspace_keys()
     }
 
     /// The current workspace, for uuid workspace columns.
-    #[pg_extern(stable, parallel_safe)]
+    #[pg_extern(stable, parallel_safe, support = plans::fluent::rls_keys_support)]
     fn rls_workspace_uuids() -> Vec<pgrx::Uuid> {
         workspace_keys()
     }

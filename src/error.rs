@@ -189,7 +189,7 @@ impl FluentError {
             OnCitusWorker => {
                 "fluent administration runs on the Citus coordinator, and this node is a worker".into()
             }
-            CitusSetup { reason } => format!("fluent_citus_setup() cannot run: {reason}").into(),
+            CitusSetup { reason } => format!("fluent_citus_setup() cannot run: {reason}"),
             WhoCanNoRow {
                 table,
                 column,

@@ -126,10 +126,19 @@ extension_sql_file!(
     ]
 );
 extension_sql_file!(
+    "../sql/citus.sql",
+    name = "citus",
+    requires = [
+        "views",
+        citus::fluent::_citus_set_applying,
+        citus::fluent::_citus_applying
+    ]
+);
+extension_sql_file!(
     "../sql/rls.sql",
     name = "rls",
     requires = [
-        "views",
+        "citus",
         checks::fluent::rls_all,
         checks::fluent::rls_own,
         checks::fluent::rls_users,
@@ -161,18 +170,9 @@ extension_sql_file!(
     ]
 );
 extension_sql_file!(
-    "../sql/citus.sql",
-    name = "citus",
-    requires = [
-        "items",
-        citus::fluent::_citus_set_applying,
-        citus::fluent::_citus_applying
-    ]
-);
-extension_sql_file!(
     "../sql/testing.sql",
     name = "testing",
-    requires = ["citus", identity::fluent::_session_user_is_dba]
+    requires = ["items", identity::fluent::_session_user_is_dba]
 );
 extension_sql_file!("../sql/privileges.sql", name = "privileges", finalize);
 

@@ -190,6 +190,41 @@ unsafe fn text_array_constant(values: Vec<String>) -> *mut pg_sys::Node {
     .cast()
 }
 
+/// An array constant of the keys a call of `rls_owner_keys`, `_ids` or
+/// `_uuids` (two arguments) or of `rls_workspace_keys`, `_ids` or `_uuids`
+/// (none) returns for the acting user, typed as the call is.
+unsafe fn keys_constant(call: *mut pg_sys::FuncExpr) -> Option<*mut pg_sys::Node> {
+    fn keys<K: checks::KeyType>(call: *mut pg_sys::FuncExpr) -> Option<Vec<K>> {
+        unsafe {
+            match text_arguments::<2>(call) {
+                Some([module, action]) => Some(checks::reached_keys(module, action)),
+                None => text_arguments::<0>(call).map(|_| checks::workspace_keys()),
+            }
+        }
+    }
+    let (datum, collation) = match (*call).funcresulttype {
+        pg_sys::TEXTARRAYOID => (
+            keys::<String>(call)?.into_datum(),
+            pg_sys::DEFAULT_COLLATION_OID,
+        ),
+        pg_sys::INT8ARRAYOID => (keys::<i64>(call)?.into_datum(), pg_sys::InvalidOid),
+        pg_sys::UUIDARRAYOID => (keys::<pgrx::Uuid>(call)?.into_datum(), pg_sys::InvalidOid),
+        _ => return None,
+    };
+    Some(
+        pg_sys::makeConst(
+            (*call).funcresulttype,
+            -1,
+            collation,
+            -1,
+            datum.unwrap_or(pg_sys::Datum::from(0)),
+            datum.is_none(),
+            false,
+        )
+        .cast(),
+    )
+}
+
 /// A helper's support function and its syscache hash, looked up once per
 /// helper and backend. Keyed by the helper's OID, so an extension dropped and
 /// created again (new OIDs) is looked up afresh.
@@ -396,6 +431,16 @@ pub mod fluent {
             text_arguments::<0>(call)?;
             Some(text_array_constant(checks::acting_teams()))
         })
+    }
+
+    /// Planner support for `fluent.rls_owner_keys`, `_ids` and `_uuids`
+    /// and `fluent.rls_workspace_keys`, `_ids` and `_uuids`: folds them to
+    /// the acting user's keys, an array constant. A policy may then compare
+    /// with the call itself (`owner = ANY (fluent.rls_owner_keys(...))`),
+    /// as the policies of Citus tables do (no sub-select goes to a shard).
+    #[pg_extern(immutable, parallel_safe)]
+    fn rls_keys_support(request: Internal) -> Internal {
+        simplify(request, |call| unsafe { keys_constant(call) })
     }
 
     /// Planner support for `fluent.rls_user_key`, `_id` and `_uuid`: folds

@@ -5,7 +5,7 @@
 //! refused; nobody but fluent writes the bus.
 
 use fluent_pgrx_tests::citus::{connect, database};
-use fluent_pgrx_tests::{sqlstate, TESTER};
+use fluent_pgrx_tests::{sqlstate, APP, TESTER};
 use postgres::Client;
 
 /// What node `node` answers for `user` on notes.read, as a DBA would ask.
@@ -196,4 +196,137 @@ fn only_fluent_writes_the_bus() {
         "42501"
     );
     assert_eq!(scope(&mut w1, "ann"), "own");
+}
+
+/// The rows `user` sees on worker `node`'s own shards of `table`, read
+/// there directly as the application role: the shards' policies, folded
+/// for the worker session's acting user.
+fn shard_rows(db: &str, node: usize, table: &str, user: &str) -> Vec<i64> {
+    let shards: Vec<String> = connect(node, db, "postgres")
+        .query(
+            "SELECT shard_name($1::text::regclass, s.shardid) FROM pg_dist_shard s JOIN pg_dist_placement p USING (shardid)
+              WHERE s.logicalrelid = $1::text::regclass AND p.groupid = (SELECT groupid FROM pg_dist_local_group)",
+            &[&table],
+        )
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert!(!shards.is_empty(), "node {node} holds shards of {table}");
+    let mut client = connect(node, db, TESTER);
+    client
+        .execute("SELECT fluent_set_user($1)", &[&user])
+        .unwrap();
+    client.batch_execute(&format!("SET ROLE {APP}")).unwrap();
+    let mut ids: Vec<i64> = shards
+        .iter()
+        .flat_map(|shard| {
+            client
+                .query(&format!("SELECT id FROM {shard}"), &[])
+                .unwrap()
+                .into_iter()
+                .map(|r| r.get::<_, i64>(0))
+        })
+        .collect();
+    ids.sort();
+    ids
+}
+
+#[test]
+fn a_distributed_table_is_protected_on_every_shard_with_the_plans_folded() {
+    let db = database("protect");
+    let mut coordinator = connect(0, &db, "postgres");
+    coordinator
+        .batch_execute("SELECT fluent_citus_setup()")
+        .unwrap();
+    coordinator
+        .batch_execute(&format!(
+            "SELECT fluent_create_module('notes');
+             SELECT fluent_create_role('reader'), fluent_set_permission('reader', 'notes', 'read', 'own');
+             SELECT fluent_create_role('lead'), fluent_set_permission('lead', 'notes', 'read', 'team');
+             SELECT fluent_create_role('auditor'), fluent_set_permission('auditor', 'notes', 'read', 'all');
+             SELECT fluent_create_user(u) FROM unnest('{{ann,bob,cat,dan,lea}}'::text[]) u;
+             SELECT fluent_grant_role('ann', 'reader'), fluent_grant_role('lea', 'lead'),
+                    fluent_grant_role('cat', 'auditor');
+             SELECT fluent_create_team('desk'), fluent_add_team_member('desk', 'lea', true),
+                    fluent_add_team_member('desk', 'ann'), fluent_add_team_member('desk', 'bob');
+             CREATE TABLE notes (id bigint, tenant int, owner text, body text);
+             SELECT create_distributed_table('notes', 'tenant', shard_count => 4);
+             INSERT INTO notes SELECT g, g % 8, (ARRAY['ann','bob','cat','dan','lea'])[g % 5 + 1], 'x'
+               FROM generate_series(1, 40) g;
+             GRANT SELECT ON notes TO {APP};
+             SELECT fluent_protect('notes', 'notes', owner_column => 'owner');"
+        ))
+        .unwrap();
+    let owners = ["ann", "bob", "cat", "dan", "lea"];
+    let owned = |keys: &[&str]| -> Vec<i64> {
+        (1..=40)
+            .filter(|g: &i64| keys.contains(&owners[(*g % 5) as usize]))
+            .collect()
+    };
+    // Each scope, over both workers' shards: what one node would show.
+    for (user, expected) in [
+        ("ann", owned(&["ann"])),
+        ("lea", owned(&["lea", "ann", "bob"])),
+        ("cat", (1..=40).collect()),
+        ("dan", vec![]),
+    ] {
+        let mut seen: Vec<i64> = [1, 2]
+            .iter()
+            .flat_map(|&node| shard_rows(&db, node, "notes", user))
+            .collect();
+        seen.sort();
+        assert_eq!(seen, expected, "{user}");
+    }
+    // The shards' policies call no sub-select, and their plans call no
+    // fluent function: the acting user's keys are constants.
+    let mut w1 = connect(1, &db, "postgres");
+    w1.batch_execute("SET citus.show_shards_for_app_name_prefixes = '*'")
+        .unwrap();
+    let sublinks: i64 = w1
+        .query_one(
+            "SELECT count(*) FROM pg_policy p JOIN pg_class c ON c.oid = p.polrelid
+              WHERE c.relname LIKE 'notes\\_%' AND pg_get_expr(p.polqual, p.polrelid) LIKE '%SELECT%'",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(sublinks, 0);
+    let shard: String = w1
+        .query_one(
+            "SELECT shard_name('notes'::regclass, s.shardid) FROM pg_dist_shard s JOIN pg_dist_placement p USING (shardid)
+              WHERE s.logicalrelid = 'notes'::regclass AND p.groupid = (SELECT groupid FROM pg_dist_local_group) LIMIT 1",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    let mut client = connect(1, &db, TESTER);
+    client
+        .batch_execute(&format!("SELECT fluent_set_user('lea'); SET ROLE {APP}"))
+        .unwrap();
+    let plan: String = client
+        .query(
+            &format!("EXPLAIN (VERBOSE, COSTS OFF) SELECT id FROM {shard}"),
+            &[],
+        )
+        .unwrap()
+        .iter()
+        .map(|r| r.get::<_, String>(0))
+        .collect::<Vec<_>>()
+        .join("\n");
+    assert!(!plan.contains("rls_"), "{plan}");
+    assert!(plan.contains("ANY ('{"), "{plan}");
+
+    // Through the coordinator, the workers do not know who acts yet: no
+    // rows, even for the user whose scope is all (it fails closed). (Citus
+    // dials the workers as the querying role, which must log in there: the
+    // tester, not the NOLOGIN application role.)
+    let mut app = connect(0, &db, TESTER);
+    app.batch_execute("BEGIN; SELECT fluent_set_user('cat', true)")
+        .unwrap();
+    let count: i64 = app
+        .query_one("SELECT count(*) FROM notes", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(count, 0);
 }
