@@ -6227,14 +6227,22 @@ BEGIN
 END
 $$;
 COMMENT ON ROLE fluent_replicator IS 'fluent: on Citus, sends the coordinator''s catalog changes to the workers';
-CREATE FUNCTION fluent."_citus_set_applying"("on" bool) RETURNS void
-STRICT VOLATILE PARALLEL UNSAFE
+CREATE FUNCTION fluent."_citus_send_rows"("tbl" TEXT, "op" TEXT, "old_rows" jsonb, "new_rows" jsonb) RETURNS void
+VOLATILE PARALLEL UNSAFE
 LANGUAGE c /* Rust */
-AS 'fluent-0.2.0', '_citus_set_applying_wrapper';
+AS 'fluent-0.2.0', '_citus_send_rows_wrapper';
+CREATE FUNCTION fluent."_citus_bus_active"() RETURNS bool
+STRICT VOLATILE PARALLEL SAFE
+LANGUAGE c /* Rust */
+AS 'fluent-0.2.0', '_citus_bus_active_wrapper';
 CREATE FUNCTION fluent."_citus_applying"() RETURNS bool
 STRICT STABLE PARALLEL SAFE
 LANGUAGE c /* Rust */
 AS 'fluent-0.2.0', '_citus_applying_wrapper';
+CREATE FUNCTION fluent."_citus_set_applying"("on" bool) RETURNS void
+STRICT VOLATILE PARALLEL UNSAFE
+LANGUAGE c /* Rust */
+AS 'fluent-0.2.0', '_citus_set_applying_wrapper';
 -- fluent on a Citus cluster: one catalog, written on the coordinator, on
 -- every node.
 --
@@ -6277,20 +6285,6 @@ BEGIN
     RETURN CASE WHEN coordinator THEN 'coordinator' ELSE 'worker' END;
 END $$;
 
--- Whether fluent_citus_setup() made the bus a reference table.
-CREATE FUNCTION fluent._citus_bus_active() RETURNS boolean
-LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
-DECLARE
-    active boolean;
-BEGIN
-    IF to_regclass('pg_catalog.pg_dist_partition') IS NULL THEN
-        RETURN false;
-    END IF;
-    EXECUTE 'SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_dist_partition WHERE logicalrelid = $1)'
-       INTO active USING 'fluent.citus_bus'::regclass;
-    RETURN active;
-END $$;
-
 -- The bus: one row per catalog statement, in the order the coordinator ran
 -- them (op: i insert, u update, d delete, t truncate, s the whole catalog).
 CREATE TABLE fluent.citus_bus (
@@ -6301,6 +6295,22 @@ CREATE TABLE fluent.citus_bus (
 );
 COMMENT ON TABLE fluent.citus_bus IS
     'On Citus: the catalog changes the coordinator sends to every worker, applied there and never kept (see "Running on Citus" in README.md)';
+
+-- The condition that rows t and r of a catalog table have the same key: its
+-- primary key, or for requirements its unique (module_id, action_id), where
+-- NULLs are not distinct.
+CREATE FUNCTION fluent._citus_key_match(rel regclass) RETURNS text
+LANGUAGE sql STABLE
+BEGIN ATOMIC
+    SELECT coalesce(
+        (SELECT string_agg(format('t.%1$I = r.%1$I', a.attname), ' AND ')
+           FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY (i.indkey)
+          WHERE i.indrelid = rel AND i.indisprimary),
+        (SELECT string_agg(format('t.%1$I IS NOT DISTINCT FROM r.%1$I', a.attname), ' AND ')
+           FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY (i.indkey)
+          WHERE i.indrelid = rel AND i.indisunique
+            AND i.indexrelid = (SELECT min(x.indexrelid) FROM pg_index x WHERE x.indrelid = rel AND x.indisunique)));
+END;
 
 -- Applies one table's rows to this node's catalog, by primary key, with the
 -- ids the coordinator gave them.
@@ -6315,18 +6325,7 @@ BEGIN
         RAISE EXCEPTION 'fluent.citus_bus names "%", which is not a replicated catalog table', tbl
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
-    SELECT string_agg(format('t.%1$I = r.%1$I', a.attname), ' AND ')
-      INTO keys
-      FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY (i.indkey)
-     WHERE i.indrelid = rel AND i.indisprimary;
-    IF keys IS NULL THEN
-        -- requirements: unique on (module_id, action_id), nulls not distinct.
-        SELECT string_agg(format('t.%1$I IS NOT DISTINCT FROM r.%1$I', a.attname), ' AND ')
-          INTO keys
-          FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY (i.indkey)
-         WHERE i.indrelid = rel AND i.indisunique
-           AND i.indexrelid = (SELECT min(indexrelid) FROM pg_index WHERE indrelid = rel AND indisunique);
-    END IF;
+    keys := fluent._citus_key_match(rel);
     CASE op
     WHEN 'i' THEN
         EXECUTE format('INSERT INTO %s OVERRIDING SYSTEM VALUE SELECT * FROM jsonb_populate_recordset(NULL::%s, $1)',
@@ -6339,15 +6338,8 @@ BEGIN
           INTO sets
           FROM pg_attribute a
          WHERE a.attrelid = rel AND a.attnum > 0 AND NOT a.attisdropped AND a.attidentity = '' AND a.attgenerated = '';
-        -- A changed primary key is a delete and an insert.
-        EXECUTE format('DELETE FROM %s t USING jsonb_populate_recordset(NULL::%s, $1) r WHERE %s
-                          AND NOT EXISTS (SELECT FROM jsonb_populate_recordset(NULL::%s, $2) n WHERE %s)',
-                       rel, rel, keys, rel, replace(keys, 't.', 'n.'))
-          USING old_rows, new_rows;
+        -- (The coordinator refuses a changed primary key: fluent._citus_send.)
         EXECUTE format('UPDATE %s t SET %s FROM jsonb_populate_recordset(NULL::%s, $1) r WHERE %s', rel, sets, rel, keys)
-          USING new_rows;
-        EXECUTE format('INSERT INTO %s OVERRIDING SYSTEM VALUE SELECT * FROM jsonb_populate_recordset(NULL::%s, $1) r
-                         WHERE NOT EXISTS (SELECT FROM %s t WHERE %s)', rel, rel, rel, keys)
           USING new_rows;
     WHEN 't' THEN
         EXECUTE format('DELETE FROM %s', rel);
@@ -6357,8 +6349,10 @@ END $$;
 -- The trigger on every placement of the bus: on a worker, applies the row
 -- to the local catalog as the catalog owner; keeps nothing anywhere (the
 -- coordinator's own placement has nothing to apply). Only the roles allowed
--- to insert into the bus reach it: fluent_replicator, through
--- fluent._citus_send(), and superusers.
+-- to insert into the bus reach it: fluent_replicator, which
+-- fluent._citus_send() becomes to send, and superusers. Whoever can log in
+-- as fluent_replicator writes the workers' catalogs: keep its credentials
+-- for the coordinator.
 CREATE FUNCTION fluent._citus_receive() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -6384,30 +6378,33 @@ BEGIN
 END $$;
 CREATE TRIGGER receive BEFORE INSERT ON fluent.citus_bus FOR EACH ROW EXECUTE FUNCTION fluent._citus_receive();
 
--- Inserts into the bus as fluent_replicator: Citus connects to the workers
--- as the current role, which must be able to log in there (the catalog
--- owner cannot). fluent_citus_setup() makes fluent_replicator its owner;
--- only the catalog owner may execute it.
-CREATE FUNCTION fluent._citus_bus_send(tbl name, op "char", old_rows jsonb, new_rows jsonb) RETURNS void
-LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
-BEGIN ATOMIC
-    INSERT INTO fluent.citus_bus (tbl, op, old_rows, new_rows) VALUES (tbl, op, old_rows, new_rows);
-END;
-
--- On the coordinator, once set up: sends each statement's rows. As the
--- catalog owner, whoever writes.
+-- On the coordinator, once set up: sends each statement's rows, as
+-- fluent_replicator (fluent._citus_send_rows, src/citus.rs). As the catalog
+-- owner, whoever writes. A changed primary key is refused: the rows that
+-- point at the old one would keep it here and lose it on the workers.
 CREATE FUNCTION fluent._citus_send() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     old_rows jsonb;
     new_rows jsonb;
+    moved boolean;
 BEGIN
     IF fluent._citus_node() <> 'coordinator' OR NOT fluent._citus_bus_active() THEN
         RETURN NULL;
     END IF;
     IF TG_OP = 'TRUNCATE' THEN
-        PERFORM fluent._citus_bus_send(TG_TABLE_NAME, 't', NULL, NULL);
+        PERFORM fluent._citus_send_rows(TG_TABLE_NAME, 't', NULL, NULL);
         RETURN NULL;
+    END IF;
+    IF TG_OP = 'UPDATE' THEN
+        EXECUTE format('SELECT EXISTS (SELECT FROM old_rows r WHERE NOT EXISTS (SELECT FROM new_rows t WHERE %s))',
+                       fluent._citus_key_match(format('fluent.%I', TG_TABLE_NAME)::regclass))
+           INTO moved;
+        IF moved THEN
+            RAISE EXCEPTION 'cannot change the primary key of a row of fluent.% on Citus', TG_TABLE_NAME
+                USING ERRCODE = 'feature_not_supported',
+                      HINT = 'Delete the row and insert it again.';
+        END IF;
     END IF;
     IF TG_OP IN ('UPDATE', 'DELETE') THEN
         EXECUTE 'SELECT jsonb_agg(to_jsonb(o)) FROM old_rows o' INTO old_rows;
@@ -6416,19 +6413,23 @@ BEGIN
         EXECUTE 'SELECT jsonb_agg(to_jsonb(n)) FROM new_rows n' INTO new_rows;
     END IF;
     IF old_rows IS NOT NULL OR new_rows IS NOT NULL THEN
-        PERFORM fluent._citus_bus_send(TG_TABLE_NAME, lower(left(TG_OP, 1))::"char", old_rows, new_rows);
+        PERFORM fluent._citus_send_rows(TG_TABLE_NAME, lower(left(TG_OP, 1)), old_rows, new_rows);
     END IF;
     RETURN NULL;
 END $$;
 
 -- On a worker, the catalog is written by the coordinator's changes only.
+-- (Elsewhere, a row goes on as it is.)
 CREATE FUNCTION fluent._citus_refuse_on_worker() RETURNS trigger
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     IF NOT fluent._citus_applying() AND fluent._citus_node() = 'worker' THEN
         PERFORM fluent._raise('on_citus_worker', '{}');
     END IF;
-    RETURN NULL;
+    IF TG_LEVEL = 'ROW' AND TG_OP = 'DELETE' THEN
+        RETURN OLD;
+    END IF;
+    RETURN NEW;
 END $$;
 
 DO $$
@@ -6436,6 +6437,17 @@ DECLARE
     t name;
     op text;
 BEGIN
+    -- What the workers do not need is not sent, and not written there either:
+    -- protections and template applications are made on the coordinator,
+    -- and tokens are verified there. For each row written: the event
+    -- trigger that forgets dropped tables deletes from protected_tables on
+    -- every DROP, which Citus also runs on the workers, and deletes nothing.
+    FOREACH t IN ARRAY ARRAY['protected_tables', 'protected_columns', 'template_applications', 'token_settings']::name[] LOOP
+        EXECUTE format('CREATE TRIGGER citus_refuse_on_worker BEFORE INSERT OR UPDATE OR DELETE
+                        ON fluent.%I FOR EACH ROW EXECUTE FUNCTION fluent._citus_refuse_on_worker()', t);
+        EXECUTE format('CREATE TRIGGER citus_refuse_truncate_on_worker BEFORE TRUNCATE
+                        ON fluent.%I FOR EACH STATEMENT EXECUTE FUNCTION fluent._citus_refuse_on_worker()', t);
+    END LOOP;
     FOREACH t IN ARRAY fluent._citus_tables() LOOP
         EXECUTE format('CREATE TRIGGER citus_refuse_on_worker BEFORE INSERT OR UPDATE OR DELETE OR TRUNCATE
                         ON fluent.%I FOR EACH STATEMENT EXECUTE FUNCTION fluent._citus_refuse_on_worker()', t);
@@ -6473,12 +6485,11 @@ BEGIN
         PERFORM fluent._raise('citus_setup', ARRAY['worker']);
     END IF;
     -- Citus dials the workers as fluent_replicator (made on every node by
-    -- the install script): it must log in there. (A role's attributes are
-    -- sent to the workers only from a top-level ALTER ROLE.)
-    ALTER ROLE fluent_replicator LOGIN;
+    -- the install script): it must log in there. The workers first, on
+    -- connections of their own: once the role is Citus's, the ALTER ROLE
+    -- here goes to them in this transaction and holds the role's row.
     EXECUTE 'SELECT pg_catalog.run_command_on_workers($1)' USING 'ALTER ROLE fluent_replicator LOGIN';
-    ALTER FUNCTION fluent._citus_bus_send(name, "char", jsonb, jsonb) OWNER TO fluent_replicator;
-    GRANT EXECUTE ON FUNCTION fluent._citus_bus_send(name, "char", jsonb, jsonb) TO fluent_owner;
+    ALTER ROLE fluent_replicator LOGIN;
     IF NOT fluent._citus_bus_active() THEN
         -- The bus's trigger goes to every placement (Citus copies a
         -- table's triggers to its shards only when told they are safe).
@@ -6508,19 +6519,19 @@ GRANT SELECT ON fluent.citus_bus TO fluent_admin;
 GRANT INSERT ON fluent.citus_bus TO fluent_replicator;
 ALTER TABLE fluent.citus_bus OWNER TO fluent_owner;
 REVOKE ALL ON FUNCTION fluent._citus_applying(), fluent._citus_tables(), fluent._citus_node(), fluent._citus_bus_active(),
-    @extschema@.fluent_citus_setup() FROM PUBLIC;
+    fluent._citus_key_match(regclass), @extschema@.fluent_citus_setup() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION fluent._citus_applying(), fluent._citus_tables(), fluent._citus_node(), fluent._citus_bus_active(),
-    @extschema@.fluent_citus_setup() TO fluent_admin;
+    fluent._citus_key_match(regclass), @extschema@.fluent_citus_setup() TO fluent_admin;
 GRANT EXECUTE ON FUNCTION fluent._citus_node() TO fluent_reader;
 DO $$
 DECLARE
     f regprocedure;
 BEGIN
-    FOREACH f IN ARRAY ARRAY['fluent._citus_set_applying(boolean)', 'fluent._citus_applying()', 'fluent._citus_tables()',
-                             'fluent._citus_node()', 'fluent._citus_bus_active()',
+    FOREACH f IN ARRAY ARRAY['fluent._citus_send_rows(text, text, jsonb, jsonb)', 'fluent._citus_bus_active()',
+                             'fluent._citus_applying()', 'fluent._citus_set_applying(boolean)', 'fluent._citus_tables()',
+                             'fluent._citus_node()', 'fluent._citus_key_match(regclass)',
                              'fluent._citus_apply_rows(name, "char", jsonb, jsonb)', 'fluent._citus_receive()',
-                             'fluent._citus_bus_send(name, "char", jsonb, jsonb)', 'fluent._citus_send()',
-                             'fluent._citus_refuse_on_worker()']::regprocedure[] LOOP
+                             'fluent._citus_send()', 'fluent._citus_refuse_on_worker()']::regprocedure[] LOOP
         EXECUTE format('REVOKE ALL ON FUNCTION %s FROM PUBLIC', f);
         IF (SELECT p.prosecdef FROM pg_proc p WHERE p.oid = f) THEN
             EXECUTE format('ALTER FUNCTION %s OWNER TO fluent_owner', f);

@@ -131,7 +131,9 @@ extension_sql_file!(
     requires = [
         "views",
         citus::fluent::_citus_set_applying,
-        citus::fluent::_citus_applying
+        citus::fluent::_citus_applying,
+        citus::fluent::_citus_bus_active,
+        citus::fluent::_citus_send_rows
     ]
 );
 extension_sql_file!(
@@ -244,5 +246,6 @@ unsafe extern "C-unwind" fn subtransaction_ended(
 ) {
     if event == pg_sys::SubXactEvent::SUBXACT_EVENT_ABORT_SUB {
         cache::subtransaction_rolled_back();
+        citus::transaction_ended();
     }
 }

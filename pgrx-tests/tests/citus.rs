@@ -258,6 +258,11 @@ fn a_distributed_table_is_protected_on_every_shard_with_the_plans_folded() {
              SELECT fluent_protect('notes', 'notes', owner_column => 'owner');"
         ))
         .unwrap();
+    let recorded: i64 = coordinator
+        .query_one("SELECT count(*) FROM fluent.protected_tables", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(recorded, 1, "the protection is recorded on the coordinator");
     let owners = ["ann", "bob", "cat", "dan", "lea"];
     let owned = |keys: &[&str]| -> Vec<i64> {
         (1..=40)
@@ -329,4 +334,145 @@ fn a_distributed_table_is_protected_on_every_shard_with_the_plans_folded() {
         .unwrap()
         .get(0);
     assert_eq!(count, 0);
+}
+
+#[test]
+fn a_transaction_whose_snapshot_predates_the_setup_still_sends_its_changes() {
+    let db = database("snapshot");
+    let mut coordinator = connect(0, &db, "postgres");
+    seed(&mut coordinator);
+    let mut early = connect(0, &db, TESTER);
+    early
+        .batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ; SELECT count(*) FROM fluent.users")
+        .unwrap();
+    coordinator
+        .query_one("SELECT fluent_citus_setup()", &[])
+        .unwrap();
+    early
+        .batch_execute("SELECT fluent_grant_role('bob', 'reader'); COMMIT")
+        .unwrap();
+    assert_eq!(scope(&mut connect(1, &db, "postgres"), "bob"), "own");
+    assert_eq!(scope(&mut connect(2, &db, "postgres"), "bob"), "own");
+}
+
+#[test]
+fn setup_runs_again_and_the_replicator_owns_nothing_it_could_hand_out() {
+    let db = database("again");
+    let mut coordinator = connect(0, &db, "postgres");
+    seed(&mut coordinator);
+    // A second run (after adding a node) must not wait on its own lock.
+    coordinator
+        .batch_execute("SET statement_timeout = '30s'")
+        .unwrap();
+    for _ in 0..2 {
+        coordinator
+            .query_one("SELECT fluent_citus_setup()", &[])
+            .unwrap();
+    }
+    connect(0, &db, TESTER)
+        .batch_execute("SELECT fluent_grant_role('cat', 'reader')")
+        .unwrap();
+    assert_eq!(scope(&mut connect(2, &db, "postgres"), "cat"), "own");
+
+    // fluent_replicator logs in (Citus dials the workers as it), owns no
+    // function to hand out, and cannot send rows but through the bus.
+    let mut replicator = connect(0, &db, "fluent_replicator");
+    let owned: i64 = replicator
+        .query_one(
+            "SELECT count(*) FROM pg_proc WHERE proowner = 'fluent_replicator'::regrole",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(owned, 0);
+    assert_eq!(
+        sqlstate(replicator.batch_execute(
+            "GRANT EXECUTE ON FUNCTION fluent._citus_send_rows(text, text, jsonb, jsonb) TO PUBLIC"
+        )),
+        "42501"
+    );
+    assert_eq!(
+        sqlstate(
+            connect(0, &db, TESTER)
+                .batch_execute("SELECT fluent._citus_send_rows('grants', 't', NULL, NULL)")
+        ),
+        "42501"
+    );
+}
+
+#[test]
+fn a_failed_apply_rolled_back_to_a_savepoint_leaves_the_worker_refusing() {
+    let db = database("savepoint");
+    let mut coordinator = connect(0, &db, "postgres");
+    seed(&mut coordinator);
+    coordinator
+        .query_one("SELECT fluent_citus_setup()", &[])
+        .unwrap();
+    let mut w1 = connect(1, &db, "postgres");
+    w1.batch_execute("SET citus.show_shards_for_app_name_prefixes = '*'")
+        .unwrap();
+    let shard: String = w1
+        .query_one(
+            "SELECT c.oid::regclass::text FROM pg_class c
+              WHERE c.relnamespace = 'fluent'::regnamespace AND c.relname LIKE 'citus\\_bus\\_%'",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    // An apply that fails half-way (a duplicate user id), undone by a
+    // rollback to a savepoint: the worker refuses catalog writes again.
+    w1.batch_execute("BEGIN; SAVEPOINT s").unwrap();
+    let duplicate = format!(
+        "INSERT INTO {shard} VALUES ('users', 'i', NULL,
+           (SELECT jsonb_agg(to_jsonb(u)) FROM fluent.users u))"
+    );
+    assert_eq!(sqlstate(w1.batch_execute(&duplicate)), "23505");
+    w1.batch_execute("ROLLBACK TO SAVEPOINT s").unwrap();
+    let applying: bool = w1
+        .query_one("SELECT fluent._citus_applying()", &[])
+        .unwrap()
+        .get(0);
+    assert!(!applying);
+    assert_eq!(
+        sqlstate(w1.batch_execute("DELETE FROM fluent.grants")),
+        "55000"
+    );
+}
+
+#[test]
+fn a_changed_primary_key_and_protections_made_on_a_worker_are_refused() {
+    let db = database("keys");
+    let mut coordinator = connect(0, &db, "postgres");
+    seed(&mut coordinator);
+    coordinator
+        .query_one("SELECT fluent_citus_setup()", &[])
+        .unwrap();
+    let mut admin = connect(0, &db, TESTER);
+    admin
+        .batch_execute(
+            "SELECT fluent_create_user('boss'), fluent_create_user('emp');
+             SELECT fluent_set_manager('emp', 'boss');",
+        )
+        .unwrap();
+    // The reports would keep the old id here and lose it on the workers.
+    assert_eq!(
+        sqlstate(
+            admin
+                .batch_execute("UPDATE fluent.users SET user_id = DEFAULT WHERE user_key = 'boss'")
+        ),
+        "0A000"
+    );
+    let expected = catalog(&mut coordinator);
+    assert_eq!(catalog(&mut connect(1, &db, "postgres")), expected);
+
+    let mut worker = connect(1, &db, TESTER);
+    worker
+        .batch_execute("CREATE TABLE local_notes (id int, owner text)")
+        .unwrap();
+    assert_eq!(
+        sqlstate(worker.batch_execute(
+            "SELECT fluent_protect('local_notes', 'notes', owner_column => 'owner')"
+        )),
+        "55000"
+    );
 }
