@@ -107,6 +107,7 @@ session_preload_libraries = 'fluent_preload'
 max_prepared_transactions = 50
 max_connections = 60
 max_wal_size = 96MB
+max_worker_processes = 64
 min_wal_size = 32MB
 fsync = off
 full_page_writes = off

@@ -6285,6 +6285,15 @@ BEGIN
     RETURN CASE WHEN coordinator THEN 'coordinator' ELSE 'worker' END;
 END $$;
 
+-- The secret that signs the acting user sent to the workers (src/citus.rs):
+-- the same on every node, readable by the catalog owner only.
+CREATE TABLE fluent.citus_secret (
+    singleton boolean PRIMARY KEY DEFAULT true CHECK (singleton),
+    secret    text NOT NULL
+);
+COMMENT ON TABLE fluent.citus_secret IS
+    'On Citus: the key that signs the identity the coordinator sends to the workers; the catalog owner''s only';
+
 -- The bus: one row per catalog statement, in the order the coordinator ran
 -- them (op: i insert, u update, d delete, t truncate, s the whole catalog).
 CREATE TABLE fluent.citus_bus (
@@ -6363,6 +6372,8 @@ BEGIN
     END IF;
     PERFORM fluent._citus_set_applying(true);
     IF NEW.op = 's' THEN
+        DELETE FROM fluent.citus_secret;
+        INSERT INTO fluent.citus_secret (secret) VALUES (NEW.new_rows ->> '#secret');
         -- The whole catalog: emptied children first, then filled parents first.
         FOREACH t IN ARRAY (SELECT array_agg(x ORDER BY o DESC) FROM unnest(fluent._citus_tables()) WITH ORDINALITY u (x, o)) LOOP
             PERFORM fluent._citus_apply_rows(t, 't', NULL, NULL);
@@ -6442,7 +6453,8 @@ BEGIN
     -- and tokens are verified there. For each row written: the event
     -- trigger that forgets dropped tables deletes from protected_tables on
     -- every DROP, which Citus also runs on the workers, and deletes nothing.
-    FOREACH t IN ARRAY ARRAY['protected_tables', 'protected_columns', 'template_applications', 'token_settings']::name[] LOOP
+    FOREACH t IN ARRAY ARRAY['protected_tables', 'protected_columns', 'template_applications', 'token_settings',
+                             'citus_secret']::name[] LOOP
         EXECUTE format('CREATE TRIGGER citus_refuse_on_worker BEFORE INSERT OR UPDATE OR DELETE
                         ON fluent.%I FOR EACH ROW EXECUTE FUNCTION fluent._citus_refuse_on_worker()', t);
         EXECUTE format('CREATE TRIGGER citus_refuse_truncate_on_worker BEFORE TRUNCATE
@@ -6504,6 +6516,12 @@ BEGIN
         EXECUTE format('SELECT coalesce(jsonb_agg(to_jsonb(r)), ''[]'') FROM fluent.%I r', t) INTO rows;
         catalog := catalog || jsonb_build_object(t, rows);
     END LOOP;
+    -- The cluster's secret, made once (gen_random_uuid() draws from the
+    -- server's strong random source).
+    INSERT INTO fluent.citus_secret (secret)
+    VALUES (replace(gen_random_uuid()::text || gen_random_uuid()::text, '-', ''))
+    ON CONFLICT (singleton) DO NOTHING;
+    catalog := catalog || jsonb_build_object('#secret', (SELECT c.secret FROM fluent.citus_secret c));
     -- Sent as the calling superuser: Citus refuses a second role on the
     -- placements a transaction wrote (create_reference_table wrote them).
     INSERT INTO fluent.citus_bus (tbl, op, new_rows) VALUES ('*', 's', catalog);
@@ -6514,10 +6532,11 @@ COMMENT ON FUNCTION @extschema@.fluent_citus_setup() IS
     'On a Citus coordinator, as a superuser: sends the catalog to every worker and from then on every catalog change, in its transaction; run again after adding a node';
 
 
-REVOKE ALL ON fluent.citus_bus FROM PUBLIC;
+REVOKE ALL ON fluent.citus_bus, fluent.citus_secret FROM PUBLIC;
 GRANT SELECT ON fluent.citus_bus TO fluent_admin;
 GRANT INSERT ON fluent.citus_bus TO fluent_replicator;
 ALTER TABLE fluent.citus_bus OWNER TO fluent_owner;
+ALTER TABLE fluent.citus_secret OWNER TO fluent_owner;
 REVOKE ALL ON FUNCTION fluent._citus_applying(), fluent._citus_tables(), fluent._citus_node(), fluent._citus_bus_active(),
     fluent._citus_key_match(regclass), @extschema@.fluent_citus_setup() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION fluent._citus_applying(), fluent._citus_tables(), fluent._citus_node(), fluent._citus_bus_active(),

@@ -59,6 +59,8 @@ GRANT USAGE ON SCHEMA fluent TO PUBLIC;
 GRANT SELECT ON ALL TABLES IN SCHEMA fluent TO fluent_admin;
 -- ... except the token settings, which hold secrets (superusers only).
 REVOKE ALL ON fluent.token_settings FROM fluent_admin;
+-- ... and the key that signs the identity sent to Citus workers.
+REVOKE ALL ON fluent.citus_secret FROM fluent_admin;
 GRANT INSERT, UPDATE, DELETE ON fluent.workspaces, fluent.users, fluent.modules, fluent.actions, fluent.roles,
     fluent.permissions, fluent.grants, fluent.overrides, fluent.teams, fluent.team_members, fluent.admin_rights,
     fluent.requirements, fluent.item_roles, fluent.item_role_actions,

@@ -20,18 +20,51 @@
 //!   and attribution triggers keep the rows as the coordinator made them.
 //!   Only the catalog owner may set it; a rolled-back subtransaction and the
 //!   end of the transaction clear it.
+//! - The acting user on the workers: Citus runs a statement's shard queries
+//!   on connections of its own, where nobody acts. When the identity is
+//!   chosen inside a transaction block on the coordinator,
+//!   [`carry_identity`] issues `SET LOCAL fluent.remote_identity = <carrier>`
+//!   with `citus.propagate_set_commands = 'local'`, which Citus sends to
+//!   every worker connection of the transaction. The carrier names the user,
+//!   the workspace and Citus's distributed transaction id, signed (HMAC)
+//!   with a secret only the catalog owners of the cluster's nodes read. A
+//!   worker acts for it ([`remote_identity`]) only inside that distributed
+//!   transaction: a carrier copied, replayed on a reused connection, or set
+//!   by hand on a worker is nobody.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
+use std::rc::Rc;
 
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use pgrx::pg_sys;
 use pgrx::spi::Spi;
 use pgrx::JsonB;
+use serde::{Deserialize, Serialize};
 
 use crate::error::FluentError;
 use crate::owner;
 
 thread_local! {
     static APPLYING: Cell<bool> = const { Cell::new(false) };
+    /// This transaction's verified carrier: its text and whom it names.
+    static REMOTE: RefCell<Option<(String, Option<Remote>)>> = const { RefCell::new(None) };
+}
+
+/// The identity a verified carrier names.
+#[derive(Clone)]
+pub struct Remote {
+    pub user: Rc<str>,
+    pub workspace: Rc<str>,
+}
+
+/// What the carrier signs: the identity and Citus's distributed transaction.
+#[derive(Serialize, Deserialize, PartialEq)]
+struct Carrier {
+    user: String,
+    workspace: String,
+    initiator: i32,
+    transaction: i64,
+    stamp: String,
 }
 
 /// Whether this backend is applying a change sent by the coordinator.
@@ -43,6 +76,134 @@ pub fn applying() -> bool {
 /// (src/lib.rs): an apply that failed half-way leaves no flag behind.
 pub fn transaction_ended() {
     APPLYING.set(false);
+    REMOTE.set(None);
+}
+
+/// Whether Citus is loaded in this backend (it is preloaded on every node).
+fn citus_loaded() -> bool {
+    unsafe { !pg_sys::GetConfigOption(c"citus.version".as_ptr(), true, false).is_null() }
+}
+
+/// This node's part: "coordinator", "worker" or "none" (sql/citus.sql).
+fn node() -> String {
+    Spi::get_one::<String>("SELECT fluent._citus_node()")
+        .ok()
+        .flatten()
+        .unwrap_or_default()
+}
+
+/// Citus's distributed transaction id of this backend: (initiator node,
+/// transaction number, timestamp); number 0 when there is none.
+fn distributed_transaction() -> (i32, i64, String) {
+    Spi::get_three::<i32, i64, String>(
+        "SELECT initiator_node_identifier, transaction_number, transaction_stamp::text
+           FROM pg_catalog.get_current_transaction_id()",
+    )
+    .map(|(i, n, s)| (i.unwrap_or(0), n.unwrap_or(0), s.unwrap_or_default()))
+    .unwrap_or_else(|e| pgrx::error!("{e}"))
+}
+
+/// The cluster's secret (`fluent.citus_secret`), read as the catalog owner.
+fn secret() -> Option<String> {
+    owner::as_catalog_owner(|client| {
+        client
+            .select("SELECT secret FROM fluent.citus_secret", None, &[])
+            .ok()?
+            .first()
+            .get::<String>(1)
+            .ok()
+            .flatten()
+    })
+}
+
+/// On the coordinator, inside a transaction block, once fluent is set up for
+/// Citus: sends `user` and `workspace` to every worker connection of this
+/// transaction (see the module comment). Elsewhere it does nothing.
+pub fn carry_identity(user: Option<&str>, workspace: &str) {
+    if !citus_loaded() || !unsafe { pg_sys::IsTransactionBlock() } {
+        return;
+    }
+    if node() != "coordinator" || !bus_distributed() {
+        return;
+    }
+    let Some(secret) = secret() else { return };
+    unsafe {
+        // Citus gives the transaction its distributed id when it first
+        // needs one; the carrier names it, so it is needed now.
+        let start = pg_sys::load_external_function(
+            c"citus".as_ptr(),
+            c"UseCoordinatedTransaction".as_ptr(),
+            true,
+            std::ptr::null_mut(),
+        );
+        let start: unsafe extern "C-unwind" fn() = std::mem::transmute(start);
+        start();
+    }
+    let (initiator, transaction, stamp) = distributed_transaction();
+    let carrier = Carrier {
+        user: user.unwrap_or_default().to_owned(),
+        workspace: workspace.to_owned(),
+        initiator,
+        transaction,
+        stamp,
+    };
+    let token = jsonwebtoken::encode(
+        &Header::new(Algorithm::HS256),
+        &carrier,
+        &EncodingKey::from_secret(secret.as_bytes()),
+    )
+    .unwrap_or_else(|e| {
+        pgrx::error!("fluent could not sign the identity for the Citus workers: {e}")
+    });
+    // A token is base64url and dots: nothing to quote.
+    Spi::run("SELECT pg_catalog.set_config('citus.propagate_set_commands', 'local', true)")
+        .and_then(|_| Spi::run(&format!("SET LOCAL fluent.remote_identity = '{token}'")))
+        .unwrap_or_else(|e| pgrx::error!("{e}"));
+}
+
+/// On a Citus worker, the identity `carrier` (the value of
+/// `fluent.remote_identity`) names, if it verifies and belongs to this
+/// backend's distributed transaction; verified once per transaction.
+pub fn remote_identity(carrier: &str) -> Option<Remote> {
+    if let Some(known) = REMOTE.with_borrow(|r| {
+        r.as_ref()
+            .filter(|(text, _)| text == carrier)
+            .map(|(_, remote)| remote.clone())
+    }) {
+        return known;
+    }
+    let remote = verify(carrier);
+    REMOTE.set(Some((carrier.to_owned(), remote.clone())));
+    remote
+}
+
+fn verify(carrier: &str) -> Option<Remote> {
+    if !citus_loaded() || !unsafe { pg_sys::IsTransactionState() } || node() != "worker" {
+        return None;
+    }
+    let secret = secret()?;
+    let mut validation = Validation::new(Algorithm::HS256);
+    validation.required_spec_claims.clear();
+    validation.validate_exp = false;
+    let claims = jsonwebtoken::decode::<Carrier>(
+        carrier,
+        &DecodingKey::from_secret(secret.as_bytes()),
+        &validation,
+    )
+    .ok()?
+    .claims;
+    let (initiator, transaction, stamp) = distributed_transaction();
+    if transaction == 0
+        || (claims.initiator, claims.transaction, claims.stamp.as_str())
+            != (initiator, transaction, stamp.as_str())
+        || claims.user.is_empty()
+    {
+        return None;
+    }
+    Some(Remote {
+        user: claims.user.into(),
+        workspace: claims.workspace.into(),
+    })
 }
 
 fn require_catalog_owner() {

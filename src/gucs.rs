@@ -17,6 +17,7 @@ use std::ffi::{c_char, c_void, CStr, CString};
 use pgrx::guc::{GucContext, GucFlags, GucRegistry, GucSetting};
 use pgrx::pg_sys;
 
+use crate::citus;
 use crate::folds;
 
 static USER: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
@@ -26,6 +27,12 @@ static WORKSPACE: GucSetting<Option<CString>> =
 pub const USER_GUC: &CStr = c"fluent.acting_user";
 pub const WORKSPACE_GUC: &CStr = c"fluent.workspace";
 pub const CALLER_ROLE_GUC: &CStr = c"fluent.caller_role";
+
+/// On a Citus worker, the identity the coordinator sent (src/citus.rs). Any
+/// role may set it (Citus's connections log in as the querying role); only a
+/// carrier signed for this backend's distributed transaction counts.
+static REMOTE_IDENTITY: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
+pub const REMOTE_IDENTITY_GUC: &CStr = c"fluent.remote_identity";
 
 static LOG_IDENTITY_CHANGES: GucSetting<bool> = GucSetting::<bool>::new(false);
 static CALLER_ROLE: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
@@ -84,6 +91,19 @@ pub fn init() {
             GucFlags::default(),
             None,
             Some(assign_workspace),
+            None,
+        );
+    }
+    unsafe {
+        GucRegistry::define_string_guc_with_hooks(
+            REMOTE_IDENTITY_GUC,
+            c"On a Citus worker: the acting user and workspace the coordinator sent.",
+            c"Set by fluent on the coordinator, sent by Citus; honoured only inside the distributed transaction it was signed for.",
+            &REMOTE_IDENTITY,
+            GucContext::Userset,
+            GucFlags::NO_SHOW_ALL | GucFlags::NO_RESET_ALL | GucFlags::SUPERUSER_ONLY,
+            None,
+            Some(assign_remote_identity),
             None,
         );
     }
@@ -151,6 +171,13 @@ unsafe extern "C-unwind" fn assign_workspace(new: *const c_char, _extra: *mut c_
     }
 }
 
+#[pgrx::pg_guard]
+unsafe extern "C-unwind" fn assign_remote_identity(new: *const c_char, _extra: *mut c_void) {
+    if changes(&REMOTE_IDENTITY, new) {
+        folds::identity_changed();
+    }
+}
+
 pub fn log_identity_changes() -> bool {
     LOG_IDENTITY_CHANGES.get()
 }
@@ -167,7 +194,16 @@ pub fn with_workspace<R>(f: impl FnOnce(&str) -> R) -> R {
 }
 
 /// Calls `f` with the acting user (if any) and the current workspace.
+///
+/// With no acting user set here, on a Citus worker, the identity the
+/// coordinator sent for this distributed transaction (src/citus.rs).
 pub fn with_acting<R>(f: impl FnOnce(Option<&str>, &str) -> R) -> R {
+    if let (None, Some(carrier)) = (read(&USER), read(&REMOTE_IDENTITY)) {
+        if let Some(remote) = citus::remote_identity(carrier) {
+            return f(Some(&remote.user), &remote.workspace);
+        }
+        return f(None, read(&WORKSPACE).unwrap_or("default"));
+    }
     f(read(&USER), read(&WORKSPACE).unwrap_or("default"))
 }
 

@@ -22,6 +22,7 @@ use pgrx::pg_sys;
 use pgrx::prelude::*;
 
 use crate::cache;
+use crate::citus;
 use crate::error::FluentError;
 use crate::gucs;
 use crate::loaders;
@@ -372,6 +373,9 @@ fn set_identity(name: &std::ffi::CStr, value: &str, local: bool, function: &'sta
         FluentError::LocalOutsideTransaction { function }.warn();
     }
     gucs::set(name, value, local);
+    // On a Citus coordinator, the workers' connections of this transaction
+    // learn the identity too.
+    gucs::with_acting(citus::carry_identity);
 }
 
 #[pg_schema]

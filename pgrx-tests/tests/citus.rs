@@ -321,19 +321,6 @@ fn a_distributed_table_is_protected_on_every_shard_with_the_plans_folded() {
         .join("\n");
     assert!(!plan.contains("rls_"), "{plan}");
     assert!(plan.contains("ANY ('{"), "{plan}");
-
-    // Through the coordinator, the workers do not know who acts yet: no
-    // rows, even for the user whose scope is all (it fails closed). (Citus
-    // dials the workers as the querying role, which must log in there: the
-    // tester, not the NOLOGIN application role.)
-    let mut app = connect(0, &db, TESTER);
-    app.batch_execute("BEGIN; SELECT fluent_set_user('cat', true)")
-        .unwrap();
-    let count: i64 = app
-        .query_one("SELECT count(*) FROM notes", &[])
-        .unwrap()
-        .get(0);
-    assert_eq!(count, 0);
 }
 
 #[test]
@@ -475,4 +462,178 @@ fn a_changed_primary_key_and_protections_made_on_a_worker_are_refused() {
         )),
         "55000"
     );
+}
+
+/// A database with `notes` distributed over both workers and protected,
+/// users at each scope, and fluent set up for Citus.
+fn distributed_notes(name: &str) -> String {
+    let db = database(name);
+    let mut coordinator = connect(0, &db, "postgres");
+    coordinator
+        .batch_execute("SELECT fluent_citus_setup()")
+        .unwrap();
+    coordinator
+        .batch_execute(&format!(
+            "SELECT fluent_create_module('notes');
+             SELECT fluent_create_role('reader'), fluent_set_permission('reader', 'notes', 'read', 'own');
+             SELECT fluent_create_role('lead'), fluent_set_permission('lead', 'notes', 'read', 'team');
+             SELECT fluent_create_role('auditor'), fluent_set_permission('auditor', 'notes', 'read', 'all');
+             SELECT fluent_create_user(u) FROM unnest('{{ann,bob,cat,dan,lea}}'::text[]) u;
+             SELECT fluent_grant_role('ann', 'reader'), fluent_grant_role('lea', 'lead'),
+                    fluent_grant_role('cat', 'auditor');
+             SELECT fluent_create_team('desk'), fluent_add_team_member('desk', 'lea', true),
+                    fluent_add_team_member('desk', 'ann'), fluent_add_team_member('desk', 'bob');
+             CREATE TABLE notes (id bigint, tenant int, owner text, body text);
+             SELECT create_distributed_table('notes', 'tenant', shard_count => 4);
+             INSERT INTO notes SELECT g, g % 8, (ARRAY['ann','bob','cat','dan','lea'])[g % 5 + 1], 'x'
+               FROM generate_series(1, 40) g;
+             GRANT SELECT ON notes TO {APP}, {TESTER};
+             SELECT fluent_protect('notes', 'notes', owner_column => 'owner');"
+        ))
+        .unwrap();
+    db
+}
+
+/// The ids of notes owned by `keys` (row g is owned by the (g % 5)th user).
+fn owned(keys: &[&str]) -> Vec<i64> {
+    let owners = ["ann", "bob", "cat", "dan", "lea"];
+    (1..=40)
+        .filter(|g: &i64| keys.contains(&owners[(*g % 5) as usize]))
+        .collect()
+}
+
+fn ids(client: &mut Client, sql: &str) -> Vec<i64> {
+    client
+        .query(sql, &[])
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect()
+}
+
+#[test]
+fn the_acting_user_chosen_on_the_coordinator_reaches_every_shard_of_the_transaction() {
+    let db = distributed_notes("identity");
+    // The tester logs in (Citus dials the workers as the querying role).
+    let mut app = connect(0, &db, TESTER);
+    for (user, expected) in [
+        ("ann", owned(&["ann"])),
+        ("lea", owned(&["lea", "ann", "bob"])),
+        ("cat", (1..=40).collect()),
+        ("dan", vec![]),
+    ] {
+        app.batch_execute(&format!("BEGIN; SELECT fluent_set_user('{user}', true)"))
+            .unwrap();
+        // Multi-shard, and a router query (one tenant, one shard).
+        let all = ids(&mut app, "SELECT id FROM notes ORDER BY id");
+        let tenant = ids(
+            &mut app,
+            "SELECT id FROM notes WHERE tenant = 3 ORDER BY id",
+        );
+        let router: Vec<String> = app
+            .query("EXPLAIN SELECT id FROM notes WHERE tenant = 3", &[])
+            .unwrap()
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        assert!(
+            router.iter().any(|l| l.contains("Task Count: 1")),
+            "one tenant, one shard: {router:#?}"
+        );
+        app.batch_execute("COMMIT").unwrap();
+        assert_eq!(all, expected, "{user}");
+        let expected_tenant: Vec<i64> = expected.iter().copied().filter(|g| g % 8 == 3).collect();
+        assert_eq!(tenant, expected_tenant, "{user}, tenant 3");
+    }
+    // The next transaction, on the connections Citus keeps, without an
+    // identity: nobody.
+    assert_eq!(ids(&mut app, "SELECT id FROM notes"), Vec::<i64>::new());
+}
+
+#[test]
+fn a_carrier_copied_forged_or_set_by_hand_on_a_worker_is_nobody() {
+    let db = distributed_notes("carrier");
+    // A genuine carrier (a superuser may read it on the coordinator).
+    let mut su = connect(0, &db, "postgres");
+    su.batch_execute("BEGIN; SELECT fluent_set_user('cat', true)")
+        .unwrap();
+    let carrier: String = su
+        .query_one("SELECT current_setting('fluent.remote_identity')", &[])
+        .unwrap()
+        .get(0);
+    su.batch_execute("COMMIT").unwrap();
+    assert_eq!(carrier.split('.').count(), 3, "a signed token: {carrier}");
+    // The application role cannot read it.
+    let mut app = connect(0, &db, TESTER);
+    app.batch_execute("BEGIN; SELECT fluent_set_user('ann', true)")
+        .unwrap();
+    assert_eq!(
+        sqlstate(app.query_one("SELECT current_setting('fluent.remote_identity')", &[])),
+        "42501"
+    );
+    app.batch_execute("ROLLBACK").unwrap();
+
+    let mut w1 = connect(1, &db, "postgres");
+    w1.batch_execute("SET citus.show_shards_for_app_name_prefixes = '*'")
+        .unwrap();
+    let shard: String = w1
+        .query_one(
+            "SELECT shard_name('notes'::regclass, s.shardid) FROM pg_dist_shard s JOIN pg_dist_placement p USING (shardid)
+              WHERE s.logicalrelid = 'notes'::regclass AND p.groupid = (SELECT groupid FROM pg_dist_local_group) LIMIT 1",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    let mut worker = connect(1, &db, TESTER);
+    let count = |client: &mut Client| -> i64 {
+        client
+            .query_one(&format!("SELECT count(*) FROM {shard}"), &[])
+            .unwrap()
+            .get(0)
+    };
+    // Copied onto a worker, outside its distributed transaction.
+    worker
+        .batch_execute(&format!(
+            "BEGIN; SET LOCAL fluent.remote_identity = '{carrier}'"
+        ))
+        .unwrap();
+    assert_eq!(count(&mut worker), 0);
+    // ... inside another distributed transaction.
+    worker
+        .batch_execute("SELECT assign_distributed_transaction_id(1, 424242, now())")
+        .unwrap();
+    assert_eq!(count(&mut worker), 0);
+    worker.batch_execute("ROLLBACK").unwrap();
+    // Forged: signed with another key, naming this backend's transaction.
+    let forged = forge(&mut worker, "cat");
+    worker
+        .batch_execute(&format!("SET fluent.remote_identity = '{forged}'"))
+        .unwrap();
+    assert_eq!(count(&mut worker), 0);
+    worker.batch_execute("COMMIT").unwrap();
+}
+
+/// A carrier for `user` naming the worker session's distributed
+/// transaction (which it assigns), signed with a key of the attacker's.
+fn forge(worker: &mut Client, user: &str) -> String {
+    worker
+        .batch_execute("BEGIN; SELECT assign_distributed_transaction_id(1, 777, '2026-01-01')")
+        .unwrap();
+    let row = worker
+        .query_one(
+            "SELECT initiator_node_identifier, transaction_number, transaction_stamp::text
+               FROM get_current_transaction_id()",
+            &[],
+        )
+        .unwrap();
+    let (initiator, number, stamp): (i32, i64, String) = (row.get(0), row.get(1), row.get(2));
+    jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+        &serde_json::json!({
+            "user": user, "workspace": "default", "initiator": initiator,
+            "transaction": number, "stamp": stamp
+        }),
+        &jsonwebtoken::EncodingKey::from_secret(b"attacker's key"),
+    )
+    .unwrap()
 }
