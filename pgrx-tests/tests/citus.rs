@@ -637,3 +637,50 @@ fn forge(worker: &mut Client, user: &str) -> String {
     )
     .unwrap()
 }
+
+/// The count a simple-protocol batch's last row holds (PgBouncer in
+/// transaction mode takes the simple protocol, see src/bouncer.rs).
+fn last_count(client: &mut Client, sql: &str) -> i64 {
+    client
+        .simple_query(sql)
+        .unwrap()
+        .iter()
+        .filter_map(|m| match m {
+            postgres::SimpleQueryMessage::Row(row) => row.get(0).map(|v| v.parse().unwrap()),
+            _ => None,
+        })
+        .next_back()
+        .unwrap()
+}
+
+#[test]
+fn behind_pgbouncer_each_transaction_acts_for_its_own_user_only() {
+    let db = distributed_notes("pooled");
+    // A transaction pool of one server connection in front of the
+    // coordinator: every client's transactions share one backend, and that
+    // backend's Citus connections to the workers.
+    let (host, ports) = fluent_pgrx_tests::citus::nodes();
+    std::env::set_var("FLUENT_TEST_HOST", &host);
+    std::env::set_var("FLUENT_TEST_PORT", ports[0].to_string());
+    let bouncer = fluent_pgrx_tests::bouncer::Bouncer::start_for(&db, &[TESTER]);
+    let mut first = bouncer.connect(TESTER);
+    let mut second = bouncer.connect(TESTER);
+    for _ in 0..2 {
+        assert_eq!(
+            last_count(
+                &mut first,
+                "BEGIN; SELECT fluent_set_user('cat', true); SELECT count(*) FROM notes; COMMIT"
+            ),
+            40
+        );
+        assert_eq!(
+            last_count(
+                &mut second,
+                "BEGIN; SELECT fluent_set_user('ann', true); SELECT count(*) FROM notes; COMMIT"
+            ),
+            owned(&["ann"]).len() as i64
+        );
+        // A transaction that chose nobody, after both, on the same backend.
+        assert_eq!(last_count(&mut first, "SELECT count(*) FROM notes"), 0);
+    }
+}
