@@ -6502,6 +6502,14 @@ BEGIN
     -- here goes to them in this transaction and holds the role's row.
     EXECUTE 'SELECT pg_catalog.run_command_on_workers($1)' USING 'ALTER ROLE fluent_replicator LOGIN';
     ALTER ROLE fluent_replicator LOGIN;
+    -- Citus's assign_distributed_transaction_id() is PUBLIC: on the
+    -- coordinator a session could give its transaction the distributed id of
+    -- another's, whose signed identity the workers would then honour
+    -- (src/citus.rs). Only Citus's connections to the workers need it: it is
+    -- taken back here, and here only.
+    SET LOCAL citus.enable_ddl_propagation = off;
+    EXECUTE 'REVOKE EXECUTE ON FUNCTION pg_catalog.assign_distributed_transaction_id(integer, bigint, timestamp with time zone) FROM PUBLIC';
+    RESET citus.enable_ddl_propagation;
     IF NOT fluent._citus_bus_active() THEN
         -- The bus's trigger goes to every placement (Citus copies a
         -- table's triggers to its shards only when told they are safe).

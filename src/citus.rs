@@ -46,6 +46,8 @@ use crate::owner;
 
 thread_local! {
     static APPLYING: Cell<bool> = const { Cell::new(false) };
+    /// fluent itself is setting `fluent.remote_identity` (carry_identity).
+    static CARRYING: Cell<bool> = const { Cell::new(false) };
     /// This transaction's verified carrier: its text and whom it names.
     static REMOTE: RefCell<Option<(String, Option<Remote>)>> = const { RefCell::new(None) };
 }
@@ -84,19 +86,65 @@ fn citus_loaded() -> bool {
     unsafe { !pg_sys::GetConfigOption(c"citus.version".as_ptr(), true, false).is_null() }
 }
 
-/// This node's part: "coordinator", "worker" or "none" (sql/citus.sql).
+/// This node's part: "coordinator", "worker" or "none" (sql/citus.sql),
+/// asked as the catalog owner (the acting role may not execute fluent's
+/// internals).
 fn node() -> String {
-    Spi::get_one::<String>("SELECT fluent._citus_node()")
-        .ok()
-        .flatten()
-        .unwrap_or_default()
+    owner::as_catalog_owner(|client| {
+        client
+            .select("SELECT fluent._citus_node()", None, &[])
+            .ok()?
+            .first()
+            .get::<String>(1)
+            .ok()
+            .flatten()
+    })
+    .unwrap_or_default()
+}
+
+/// Whether this node is the coordinator, by Citus's own cached metadata
+/// (no SQL: usable in a setting's check hook).
+fn citus_is_coordinator() -> bool {
+    unsafe {
+        let is_coordinator = pg_sys::load_external_function(
+            c"citus".as_ptr(),
+            c"IsCoordinator".as_ptr(),
+            true,
+            std::ptr::null_mut(),
+        );
+        let is_coordinator: unsafe extern "C-unwind" fn() -> bool =
+            std::mem::transmute(is_coordinator);
+        is_coordinator()
+    }
+}
+
+/// Whether `fluent.remote_identity` may take a value from `source`. Empty
+/// (nobody) always. Otherwise only where Citus is loaded, inside a
+/// transaction, from a `SET` (not from a role's or database's defaults), and
+/// on the coordinator only when fluent itself sets it (`carry_identity`): an
+/// application role on the coordinator cannot hand the workers a carrier it
+/// copied.
+pub fn may_set_remote_identity(value: &str, source: pg_sys::GucSource::Type) -> bool {
+    if value.is_empty() || source == pg_sys::GucSource::PGC_S_DEFAULT {
+        return true;
+    }
+    if !citus_loaded() {
+        return true;
+    }
+    if source != pg_sys::GucSource::PGC_S_SESSION || !unsafe { pg_sys::IsTransactionState() } {
+        return false;
+    }
+    CARRYING.get() || !citus_is_coordinator()
 }
 
 /// Citus's distributed transaction id of this backend: (initiator node,
 /// transaction number, timestamp); number 0 when there is none.
 fn distributed_transaction() -> (i32, i64, String) {
     Spi::get_three::<i32, i64, String>(
-        "SELECT initiator_node_identifier, transaction_number, transaction_stamp::text
+        // The stamp as microseconds since the epoch: its text would follow
+        // the session's TimeZone and DateStyle, which the workers' do not.
+        "SELECT initiator_node_identifier, transaction_number,
+                (extract(epoch FROM transaction_stamp) * 1000000)::bigint::text
            FROM pg_catalog.get_current_transaction_id()",
     )
     .map(|(i, n, s)| (i.unwrap_or(0), n.unwrap_or(0), s.unwrap_or_default()))
@@ -118,7 +166,8 @@ fn secret() -> Option<String> {
 
 /// On the coordinator, inside a transaction block, once fluent is set up for
 /// Citus: sends `user` and `workspace` to every worker connection of this
-/// transaction (see the module comment). Elsewhere it does nothing.
+/// transaction (see the module comment); nobody (`None`) empties it there.
+/// Elsewhere it does nothing.
 pub fn carry_identity(user: Option<&str>, workspace: &str) {
     if !citus_loaded() || !unsafe { pg_sys::IsTransactionBlock() } {
         return;
@@ -126,7 +175,24 @@ pub fn carry_identity(user: Option<&str>, workspace: &str) {
     if node() != "coordinator" || !bus_distributed() {
         return;
     }
-    let Some(secret) = secret() else { return };
+    let token = match user {
+        None => String::new(),
+        Some(user) => match secret() {
+            None => return,
+            Some(secret) => sign(user, workspace, &secret),
+        },
+    };
+    // A token is base64url and dots: nothing to quote.
+    CARRYING.set(true);
+    let set =
+        Spi::run("SELECT pg_catalog.set_config('citus.propagate_set_commands', 'local', true)")
+            .and_then(|_| Spi::run(&format!("SET LOCAL fluent.remote_identity = '{token}'")));
+    CARRYING.set(false);
+    set.unwrap_or_else(|e| pgrx::error!("{e}"));
+}
+
+/// The carrier of `user` and `workspace` for this transaction.
+fn sign(user: &str, workspace: &str, secret: &str) -> String {
     unsafe {
         // Citus gives the transaction its distributed id when it first
         // needs one; the carrier names it, so it is needed now.
@@ -141,24 +207,20 @@ pub fn carry_identity(user: Option<&str>, workspace: &str) {
     }
     let (initiator, transaction, stamp) = distributed_transaction();
     let carrier = Carrier {
-        user: user.unwrap_or_default().to_owned(),
+        user: user.to_owned(),
         workspace: workspace.to_owned(),
         initiator,
         transaction,
         stamp,
     };
-    let token = jsonwebtoken::encode(
+    jsonwebtoken::encode(
         &Header::new(Algorithm::HS256),
         &carrier,
         &EncodingKey::from_secret(secret.as_bytes()),
     )
     .unwrap_or_else(|e| {
         pgrx::error!("fluent could not sign the identity for the Citus workers: {e}")
-    });
-    // A token is base64url and dots: nothing to quote.
-    Spi::run("SELECT pg_catalog.set_config('citus.propagate_set_commands', 'local', true)")
-        .and_then(|_| Spi::run(&format!("SET LOCAL fluent.remote_identity = '{token}'")))
-        .unwrap_or_else(|e| pgrx::error!("{e}"));
+    })
 }
 
 /// On a Citus worker, the identity `carrier` (the value of

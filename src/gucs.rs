@@ -102,7 +102,7 @@ pub fn init() {
             &REMOTE_IDENTITY,
             GucContext::Userset,
             GucFlags::NO_SHOW_ALL | GucFlags::NO_RESET_ALL | GucFlags::SUPERUSER_ONLY,
-            None,
+            Some(check_remote_identity),
             Some(assign_remote_identity),
             None,
         );
@@ -169,6 +169,20 @@ unsafe extern "C-unwind" fn assign_workspace(new: *const c_char, _extra: *mut c_
     if changes(&WORKSPACE, new) {
         folds::identity_changed();
     }
+}
+
+#[pgrx::pg_guard]
+unsafe extern "C-unwind" fn check_remote_identity(
+    new: *mut *mut c_char,
+    _extra: *mut *mut c_void,
+    source: pg_sys::GucSource::Type,
+) -> bool {
+    let value = if new.is_null() || (*new).is_null() {
+        ""
+    } else {
+        CStr::from_ptr(*new).to_str().unwrap_or("-")
+    };
+    citus::may_set_remote_identity(value, source)
 }
 
 #[pgrx::pg_guard]

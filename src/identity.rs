@@ -582,6 +582,8 @@ fn create_user_from_token(user: &str, workspace: &str, roles: &[&str], caller: &
 fn fluent_reset_user() {
     // Dropping one's identity only ever narrows access, so anyone may.
     gucs::set(gucs::USER_GUC, "", false);
+    // ... on the Citus workers of this transaction too.
+    gucs::with_acting(citus::carry_identity);
 }
 extension_sql!(
     r#"COMMENT ON FUNCTION @extschema@.fluent_reset_user() IS 'Acts for nobody: every check is denied';"#,

@@ -9,7 +9,7 @@
 
 use postgres::{Client, NoTls};
 
-use crate::{APP, TESTER};
+use crate::{APP, AUTHENTICATOR, TESTER};
 
 /// The socket directory and the ports of the coordinator and the workers.
 pub fn nodes() -> (String, [u16; 3]) {
@@ -49,7 +49,11 @@ pub fn database(name: &str) -> String {
         ] {
             admin.batch_execute(&statement).unwrap();
         }
-        for (role, login) in [(APP, "NOLOGIN"), (TESTER, "LOGIN")] {
+        for (role, login) in [
+            (APP, "NOLOGIN"),
+            (TESTER, "LOGIN"),
+            (AUTHENTICATOR, "LOGIN"),
+        ] {
             admin
                 .batch_execute(&format!(
                     "DO $$ BEGIN
@@ -78,7 +82,8 @@ pub fn database(name: &str) -> String {
         connect(node, &database, "postgres")
             .batch_execute(&format!(
                 "SET citus.enable_ddl_propagation = off;
-                 GRANT fluent_admin, {APP} TO {TESTER}; GRANT ALL ON SCHEMA public TO {APP}"
+                 GRANT fluent_admin, {APP} TO {TESTER}; GRANT fluent_authenticator, {APP} TO {AUTHENTICATOR};
+                 GRANT ALL ON SCHEMA public TO {APP}"
             ))
             .unwrap();
     }

@@ -5,7 +5,7 @@
 //! refused; nobody but fluent writes the bus.
 
 use fluent_pgrx_tests::citus::{connect, database};
-use fluent_pgrx_tests::{sqlstate, APP, TESTER};
+use fluent_pgrx_tests::{sqlstate, APP, AUTHENTICATOR, TESTER};
 use postgres::Client;
 
 /// What node `node` answers for `user` on notes.read, as a DBA would ask.
@@ -487,8 +487,19 @@ fn distributed_notes(name: &str) -> String {
              SELECT create_distributed_table('notes', 'tenant', shard_count => 4);
              INSERT INTO notes SELECT g, g % 8, (ARRAY['ann','bob','cat','dan','lea'])[g % 5 + 1], 'x'
                FROM generate_series(1, 40) g;
-             GRANT SELECT ON notes TO {APP}, {TESTER};
+             GRANT SELECT ON notes TO {APP}, {TESTER}, {AUTHENTICATOR};
              SELECT fluent_protect('notes', 'notes', owner_column => 'owner');"
+        ))
+        .unwrap();
+    // (A transaction that wrote the catalog cannot write a reference table
+    // too: see the README.)
+    coordinator
+        .batch_execute(&format!(
+            "CREATE TABLE shared_notes (id bigint PRIMARY KEY, owner text);
+             SELECT create_reference_table('shared_notes');
+             INSERT INTO shared_notes SELECT id, owner FROM notes;
+             GRANT SELECT ON shared_notes TO {TESTER};
+             SELECT fluent_protect('shared_notes', 'notes', owner_column => 'owner');"
         ))
         .unwrap();
     db
@@ -526,6 +537,7 @@ fn the_acting_user_chosen_on_the_coordinator_reaches_every_shard_of_the_transact
             .unwrap();
         // Multi-shard, and a router query (one tenant, one shard).
         let all = ids(&mut app, "SELECT id FROM notes ORDER BY id");
+        let reference = ids(&mut app, "SELECT id FROM shared_notes ORDER BY id");
         let tenant = ids(
             &mut app,
             "SELECT id FROM notes WHERE tenant = 3 ORDER BY id",
@@ -542,6 +554,7 @@ fn the_acting_user_chosen_on_the_coordinator_reaches_every_shard_of_the_transact
         );
         app.batch_execute("COMMIT").unwrap();
         assert_eq!(all, expected, "{user}");
+        assert_eq!(reference, expected, "{user}, the reference table");
         let expected_tenant: Vec<i64> = expected.iter().copied().filter(|g| g % 8 == 3).collect();
         assert_eq!(tenant, expected_tenant, "{user}, tenant 3");
     }
@@ -683,4 +696,100 @@ fn behind_pgbouncer_each_transaction_acts_for_its_own_user_only() {
         // A transaction that chose nobody, after both, on the same backend.
         assert_eq!(last_count(&mut first, "SELECT count(*) FROM notes"), 0);
     }
+}
+
+#[test]
+fn a_catalog_change_and_a_reference_table_write_in_one_transaction_are_refused_whole() {
+    let db = distributed_notes("reference_write");
+    let mut admin = connect(0, &db, "postgres");
+    admin
+        .batch_execute(&format!(
+            "CREATE TABLE lookup (id int PRIMARY KEY, label text);
+             SELECT create_reference_table('lookup');
+             GRANT SELECT, INSERT ON lookup TO {TESTER};"
+        ))
+        .unwrap();
+    let mut tester = connect(0, &db, TESTER);
+    for batch in [
+        "BEGIN; SELECT fluent_grant_role('dan', 'auditor'); INSERT INTO lookup VALUES (1, 'one')",
+        "BEGIN; INSERT INTO lookup VALUES (1, 'one'); SELECT fluent_grant_role('dan', 'auditor')",
+    ] {
+        assert_eq!(sqlstate(tester.batch_execute(batch)), "25001", "{batch}");
+        tester.batch_execute("ROLLBACK").unwrap();
+    }
+    // Nothing of either was kept, on any node.
+    for node in 0..3 {
+        assert_eq!(scope(&mut connect(node, &db, "postgres"), "dan"), "none");
+    }
+    let rows: i64 = admin
+        .query_one("SELECT count(*) FROM lookup", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(rows, 0);
+}
+
+#[test]
+fn authenticators_resets_and_time_zones_reach_the_workers_and_a_copied_carrier_does_not() {
+    let db = distributed_notes("carrier_routes");
+    // An authenticator (fluent_authenticator only, sealed once it chose),
+    // in a session whose time zone and date style differ from the workers'.
+    let mut app = connect(0, &db, AUTHENTICATOR);
+    app.batch_execute("SET TimeZone = 'Asia/Tokyo'; SET DateStyle = 'SQL, DMY'")
+        .unwrap();
+    app.batch_execute("BEGIN; SELECT fluent_set_user('ann', true)")
+        .unwrap();
+    assert_eq!(ids(&mut app, "SELECT id FROM notes WHERE tenant = 5"), [5]);
+    assert_eq!(
+        ids(&mut app, "SELECT id FROM notes ORDER BY id"),
+        owned(&["ann"])
+    );
+    // Dropping the identity drops it on the workers too.
+    app.batch_execute("SELECT fluent_reset_user()").unwrap();
+    assert_eq!(
+        ids(&mut app, "SELECT id FROM notes WHERE tenant = 5"),
+        Vec::<i64>::new()
+    );
+    app.batch_execute("COMMIT").unwrap();
+
+    // A genuine carrier for cat (scope all), read by a superuser.
+    let mut su = connect(0, &db, "postgres");
+    su.batch_execute("BEGIN; SELECT fluent_set_user('cat', true)")
+        .unwrap();
+    let row = su
+        .query_one(
+            "SELECT current_setting('fluent.remote_identity'), initiator_node_identifier, transaction_number,
+                    transaction_stamp::text
+               FROM get_current_transaction_id()",
+            &[],
+        )
+        .unwrap();
+    let (carrier, initiator, number, stamp): (String, i32, i64, String) =
+        (row.get(0), row.get(1), row.get(2), row.get(3));
+    su.batch_execute("COMMIT").unwrap();
+    // On the coordinator the authenticator can neither take that
+    // transaction's distributed id nor hand the carrier to the workers.
+    let mut sealed = connect(0, &db, AUTHENTICATOR);
+    sealed
+        .batch_execute("SELECT fluent_set_user('ann', false)")
+        .unwrap();
+    sealed.batch_execute("BEGIN").unwrap();
+    assert_eq!(
+        sqlstate(sealed.batch_execute(&format!(
+            "SELECT assign_distributed_transaction_id({initiator}, {number}, '{stamp}')"
+        ))),
+        "42501"
+    );
+    sealed.batch_execute("ROLLBACK; BEGIN").unwrap();
+    assert_eq!(
+        sqlstate(sealed.batch_execute(&format!(
+            "SET LOCAL citus.propagate_set_commands = 'local'; SET LOCAL fluent.remote_identity = '{carrier}'"
+        ))),
+        "22023"
+    );
+    sealed.batch_execute("ROLLBACK").unwrap();
+    // ... nor from its role's defaults.
+    let defaults = sealed.batch_execute(&format!(
+        "ALTER ROLE {AUTHENTICATOR} SET fluent.remote_identity = '{carrier}'"
+    ));
+    assert_eq!(sqlstate(defaults), "22023");
 }
