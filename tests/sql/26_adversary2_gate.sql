@@ -44,7 +44,7 @@ DECLARE
     sql text := 'SET lock_timeout = ''10s''; SELECT fluent_grant_role(''adv2_gate_user'', ''adv2_gate_role'')';
 BEGIN
     EXECUTE format('COPY (SELECT 1) TO PROGRAM %L',
-                   format('%s -X -q -h %s -p %s -U %s -d %s -c "%s" >/dev/null 2>&1 || true',
+                   format('cat >/dev/null; %s -X -q -h %s -p %s -U %s -d %s -c "%s" >/dev/null 2>&1 || true',
                           psql, split_part(current_setting('unix_socket_directories'), ',', 1),
                           current_setting('port'), current_user, current_database(), sql));
 END $$;

@@ -22,7 +22,7 @@ DECLARE
     psql text := (SELECT c.setting FROM pg_catalog.pg_config c WHERE c.name = 'BINDIR') || '/psql';
 BEGIN
     EXECUTE format('COPY (SELECT 1) TO PROGRAM %L',
-                   format('%s -X -q -h %s -p %s -U %s -d %s -c "%s" </dev/null >/dev/null 2>&1 %s',
+                   format('cat >/dev/null; %s -X -q -h %s -p %s -U %s -d %s -c "%s" </dev/null >/dev/null 2>&1 %s',
                           psql, split_part(current_setting('unix_socket_directories'), ',', 1),
                           current_setting('port'), current_user, current_database(), sql,
                           CASE WHEN background THEN '&' ELSE '|| true' END));
