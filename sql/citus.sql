@@ -243,6 +243,7 @@ CREATE FUNCTION @extschema@.fluent_citus_setup() RETURNS int
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     t name;
+    f regprocedure;
     catalog jsonb := '{}';
     rows jsonb;
     workers int;
@@ -267,6 +268,20 @@ BEGIN
     -- taken back here, and here only.
     SET LOCAL citus.enable_ddl_propagation = off;
     EXECUTE 'REVOKE EXECUTE ON FUNCTION pg_catalog.assign_distributed_transaction_id(integer, bigint, timestamp with time zone) FROM PUBLIC';
+    -- Citus's run_command_on_* open connections of their own, as the caller,
+    -- to any node, and run any SQL there: a session could claim a
+    -- transaction id on a worker that way. They are PUBLIC; taken back on
+    -- every node (the workers first: this uses one of them).
+    FOR f IN
+        SELECT p.oid::regprocedure FROM pg_proc p
+         WHERE p.pronamespace = 'pg_catalog'::regnamespace
+           AND p.proname IN ('master_run_on_worker', 'run_command_on_workers', 'run_command_on_all_nodes',
+                             'run_command_on_coordinator', 'run_command_on_placements',
+                             'run_command_on_colocated_placements', 'run_command_on_shards')
+    LOOP
+        EXECUTE 'SELECT pg_catalog.run_command_on_workers($1)' USING format('REVOKE EXECUTE ON FUNCTION %s FROM PUBLIC', f);
+        EXECUTE format('REVOKE EXECUTE ON FUNCTION %s FROM PUBLIC', f);
+    END LOOP;
     RESET citus.enable_ddl_propagation;
     IF NOT fluent._citus_bus_active() THEN
         -- The bus's trigger goes to every placement (Citus copies a

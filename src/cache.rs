@@ -52,6 +52,7 @@ use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use pgrx::guc::{GucContext, GucFlags, GucRegistry, GucSetting};
 use pgrx::pg_sys;
 
+use crate::citus;
 use crate::error::FluentError;
 use crate::loaders::{self, Change, WorkspaceModel};
 use crate::owner;
@@ -403,6 +404,11 @@ unsafe extern "C-unwind" fn statement_parsed(
 ) {
     if let Some(previous) = PREVIOUS_POST_PARSE_ANALYZE {
         previous(pstate, query, jstate);
+    }
+    // No portal runs while a client's statement is parsed; one does while a
+    // function's statements are.
+    if pg_sys::ActivePortal.is_null() {
+        citus::statement_started();
     }
     take_in_changes_once_per_statement();
 }

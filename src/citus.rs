@@ -48,6 +48,9 @@ thread_local! {
     static APPLYING: Cell<bool> = const { Cell::new(false) };
     /// fluent itself is setting `fluent.remote_identity` (carry_identity).
     static CARRYING: Cell<bool> = const { Cell::new(false) };
+    /// Citus's distributed transaction number when the current top-level
+    /// statement began (0: none).
+    static STATEMENT_TRANSACTION: Cell<u64> = const { Cell::new(0) };
     /// This transaction's verified carrier: its text and whom it names.
     static REMOTE: RefCell<Option<(String, Option<Remote>)>> = const { RefCell::new(None) };
 }
@@ -79,6 +82,28 @@ pub fn applying() -> bool {
 pub fn transaction_ended() {
     APPLYING.set(false);
     REMOTE.set(None);
+    STATEMENT_TRANSACTION.set(0);
+}
+
+/// A top-level statement begins (src/cache.rs): notes the distributed
+/// transaction it runs in. A carrier counts only for the transaction a
+/// statement began in: one that a function claims mid-statement
+/// (`assign_distributed_transaction_id`, public on the workers) is nobody's.
+pub fn statement_started() {
+    if !citus_loaded() {
+        return;
+    }
+    let number = unsafe {
+        let current = pg_sys::load_external_function(
+            c"citus".as_ptr(),
+            c"CurrentDistributedTransactionNumber".as_ptr(),
+            true,
+            std::ptr::null_mut(),
+        );
+        let current: unsafe extern "C-unwind" fn() -> u64 = std::mem::transmute(current);
+        current()
+    };
+    STATEMENT_TRANSACTION.set(number);
 }
 
 /// Whether Citus is loaded in this backend (it is preloaded on every node).
@@ -100,6 +125,11 @@ fn node() -> String {
             .flatten()
     })
     .unwrap_or_default()
+}
+
+/// Whether this node is a Citus worker.
+pub fn on_worker() -> bool {
+    citus_loaded() && node() == "worker"
 }
 
 /// Whether this node is the coordinator, by Citus's own cached metadata
@@ -256,6 +286,7 @@ fn verify(carrier: &str) -> Option<Remote> {
     .claims;
     let (initiator, transaction, stamp) = distributed_transaction();
     if transaction == 0
+        || transaction as u64 != STATEMENT_TRANSACTION.get()
         || (claims.initiator, claims.transaction, claims.stamp.as_str())
             != (initiator, transaction, stamp.as_str())
         || claims.user.is_empty()

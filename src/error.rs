@@ -64,6 +64,8 @@ pub enum FluentError {
     /// A write to the catalog on a Citus worker: the coordinator's catalog
     /// is the one written (sql/citus.sql).
     OnCitusWorker,
+    /// Choosing the acting user on a Citus worker (it is the coordinator's).
+    IdentityOnCitusWorker,
     /// `fluent_citus_setup()` where it cannot run.
     CitusSetup { reason: &'static str },
     /// A trigger function called as a plain function.
@@ -123,7 +125,7 @@ impl FluentError {
             }
             TokenRefused { .. } => PgSqlErrorCode::ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION,
             OnStandby => PgSqlErrorCode::ERRCODE_READ_ONLY_SQL_TRANSACTION,
-            OnCitusWorker | CitusSetup { .. } => {
+            OnCitusWorker | IdentityOnCitusWorker | CitusSetup { .. } => {
                 PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE
             }
             NotCatalogTable { .. } => PgSqlErrorCode::ERRCODE_WRONG_OBJECT_TYPE,
@@ -188,6 +190,9 @@ impl FluentError {
             }
             OnCitusWorker => {
                 "fluent administration runs on the Citus coordinator, and this node is a worker".into()
+            }
+            IdentityOnCitusWorker => {
+                "the fluent acting user is chosen on the Citus coordinator, and this node is a worker".into()
             }
             CitusSetup { reason } => format!("fluent_citus_setup() cannot run: {reason}"),
             WhoCanNoRow {
@@ -279,6 +284,7 @@ impl FluentError {
             NoCallerTicket => "Call the public fluent_* function instead.".into(),
             OnStandby => "Connect to the primary; its changes reach the standby's sessions as they are replayed.".into(),
             OnCitusWorker => "Connect to the coordinator; its changes reach every worker when they commit.".into(),
+            IdentityOnCitusWorker => "Choose it on the coordinator, with local, inside the transaction: it reaches the workers' connections of that transaction.".into(),
             CitusSetup { .. } => "Run it as a superuser on the coordinator of a Citus cluster, in the database where fluent is installed.".into(),
             IdentityChangedWhilePlanning => "A function run while planning (an IMMUTABLE one) called fluent_set_user, fluent_reset_user, fluent_authenticate or fluent_set_workspace: change the identity in a statement of its own.".into(),
             OtherVersionLoaded => "The extension was updated (ALTER EXTENSION fluent UPDATE) while this session used the previous version: reconnect.".into(),

@@ -369,6 +369,12 @@ fn local_or_error(local: Option<bool>) -> bool {
 /// Like `SET LOCAL`, a local setting outside a transaction block warns: it
 /// ends with the statement.
 fn set_identity(name: &std::ffi::CStr, value: &str, local: bool, function: &'static str) {
+    // On a Citus worker the identity is the coordinator's (src/citus.rs): a
+    // call pushed down into a shard query would otherwise choose again, past
+    // the seal, on a connection Citus keeps for later transactions.
+    if !current_role_is_superuser() && citus::on_worker() {
+        FluentError::IdentityOnCitusWorker.report();
+    }
     if local && !unsafe { pg_sys::IsTransactionBlock() } {
         FluentError::LocalOutsideTransaction { function }.warn();
     }

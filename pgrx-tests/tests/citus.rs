@@ -213,7 +213,8 @@ fn shard_rows(db: &str, node: usize, table: &str, user: &str) -> Vec<i64> {
         .map(|r| r.get(0))
         .collect();
     assert!(!shards.is_empty(), "node {node} holds shards of {table}");
-    let mut client = connect(node, db, TESTER);
+    // (On a worker only a superuser may choose the acting user.)
+    let mut client = connect(node, db, "postgres");
     client
         .execute("SELECT fluent_set_user($1)", &[&user])
         .unwrap();
@@ -305,7 +306,7 @@ fn a_distributed_table_is_protected_on_every_shard_with_the_plans_folded() {
         )
         .unwrap()
         .get(0);
-    let mut client = connect(1, &db, TESTER);
+    let mut client = connect(1, &db, "postgres");
     client
         .batch_execute(&format!("SELECT fluent_set_user('lea'); SET ROLE {APP}"))
         .unwrap();
@@ -787,9 +788,117 @@ fn authenticators_resets_and_time_zones_reach_the_workers_and_a_copied_carrier_d
         "22023"
     );
     sealed.batch_execute("ROLLBACK").unwrap();
+    // ... nor reach a worker through Citus's run_command_on_* (they would
+    // open connections where it could claim the id).
+    assert_eq!(
+        sqlstate(sealed.batch_execute("SELECT run_command_on_workers('SELECT 1')")),
+        "42501"
+    );
     // ... nor from its role's defaults.
     let defaults = sealed.batch_execute(&format!(
         "ALTER ROLE {AUTHENTICATOR} SET fluent.remote_identity = '{carrier}'"
     ));
     assert_eq!(sqlstate(defaults), "22023");
+}
+
+#[test]
+fn code_pushed_down_to_a_worker_can_neither_choose_again_nor_claim_a_carrier() {
+    let db = distributed_notes("pushed_down");
+    // A carrier for cat (scope all) and its distributed transaction.
+    let mut su = connect(0, &db, "postgres");
+    su.batch_execute("BEGIN; SELECT fluent_set_user('cat', true)")
+        .unwrap();
+    let row = su
+        .query_one(
+            "SELECT current_setting('fluent.remote_identity'), initiator_node_identifier, transaction_number,
+                    transaction_stamp
+               FROM get_current_transaction_id()",
+            &[],
+        )
+        .unwrap();
+    let (carrier, initiator, number): (String, i32, i64) = (row.get(0), row.get(1), row.get(2));
+    let stamp: std::time::SystemTime = row.get(3);
+    let stamp = stamp
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_micros();
+    su.batch_execute("COMMIT").unwrap();
+
+    let mut w1 = connect(1, &db, "postgres");
+    w1.batch_execute("SET citus.show_shards_for_app_name_prefixes = '*'")
+        .unwrap();
+    let shards: Vec<String> = w1
+        .query(
+            "SELECT shard_name('notes'::regclass, s.shardid) FROM pg_dist_shard s JOIN pg_dist_placement p USING (shardid)
+              WHERE s.logicalrelid = 'notes'::regclass AND p.groupid = (SELECT groupid FROM pg_dist_local_group)",
+            &[],
+        )
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    let every_local_row = shards
+        .iter()
+        .map(|s| format!("SELECT id FROM {s}"))
+        .collect::<Vec<_>>()
+        .join(" UNION ALL ");
+
+    let mut app = connect(0, &db, AUTHENTICATOR);
+    // A second choice, past the seal, inside a shard query: refused there.
+    app.batch_execute("BEGIN; SELECT fluent_set_user('ann', true)")
+        .unwrap();
+    assert_eq!(
+        sqlstate(app.batch_execute(
+            "SELECT count(*), fluent_set_user('cat')::text FROM notes WHERE tenant = 1"
+        )),
+        "55000"
+    );
+    app.batch_execute("ROLLBACK").unwrap();
+    // The next transaction on the same connections acts for its own user.
+    app.batch_execute("BEGIN; SELECT fluent_set_user('lea', true)")
+        .unwrap();
+    assert_eq!(
+        ids(&mut app, "SELECT id FROM notes ORDER BY id"),
+        owned(&["ann", "bob", "lea"])
+    );
+    app.batch_execute("COMMIT").unwrap();
+
+    // A function of the application's own, pushed down, that claims the
+    // carrier's distributed transaction on the worker and sets the carrier:
+    // the statement began in no transaction, so the carrier is nobody's.
+    connect(0, &db, TESTER)
+        .batch_execute(
+            "CREATE FUNCTION public.claim(i int, n bigint, s bigint, carrier text, q text) RETURNS bigint
+             LANGUAGE plpgsql AS $$
+             DECLARE c bigint;
+             BEGIN
+                 IF (SELECT transaction_number FROM get_current_transaction_id()) = 0 THEN
+                     EXECUTE format('SELECT assign_distributed_transaction_id(%s, %s, %L)',
+                                    i, n, 'epoch'::timestamptz + s * interval '1 microsecond');
+                 END IF;
+                 EXECUTE format('SET LOCAL fluent.remote_identity = %L', carrier);
+                 EXECUTE format('SELECT count(*) FROM (%s) x', q) INTO c;
+                 RETURN c;
+             END $$;",
+        )
+        .unwrap();
+    let mut app = connect(0, &db, AUTHENTICATOR);
+    app.batch_execute("SELECT fluent_set_user('ann', false)")
+        .unwrap();
+    let claimed: i64 = app
+        .query_one(
+            // (Router: the whole statement runs on the worker, the function
+            // once on the count's row.)
+            "SELECT public.claim($1, $2, $3, $4, $5), count(*) FROM notes WHERE tenant = 1",
+            &[
+                &initiator,
+                &number,
+                &(stamp as i64),
+                &carrier,
+                &every_local_row,
+            ],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(claimed, 0, "the rows of the worker's shards, as cat");
 }
