@@ -94,16 +94,34 @@ pub fn statement_started() {
         return;
     }
     let number = unsafe {
-        let current = pg_sys::load_external_function(
-            c"citus".as_ptr(),
-            c"CurrentDistributedTransactionNumber".as_ptr(),
-            true,
-            std::ptr::null_mut(),
-        );
-        let current: unsafe extern "C-unwind" fn() -> u64 = std::mem::transmute(current);
+        let current: unsafe extern "C-unwind" fn() -> u64 =
+            std::mem::transmute(citus_function(c"CurrentDistributedTransactionNumber"));
         current()
     };
     STATEMENT_TRANSACTION.set(number);
+}
+
+/// The address of C function `name` of Citus's library (loaded: see
+/// `citus_loaded`), looked up once per backend: `load_external_function`
+/// checks the library's file at every call, and one runs per statement.
+/// Missing, it raises an error.
+unsafe fn citus_function(name: &'static std::ffi::CStr) -> *const std::ffi::c_void {
+    thread_local! {
+        static FOUND: RefCell<Vec<(&'static std::ffi::CStr, usize)>> = const { RefCell::new(Vec::new()) };
+    }
+    if let Some(address) =
+        FOUND.with_borrow(|f| f.iter().find(|(n, _)| *n == name).map(|(_, a)| *a))
+    {
+        return address as *const std::ffi::c_void;
+    }
+    let function = pg_sys::load_external_function(
+        c"citus".as_ptr(),
+        name.as_ptr(),
+        true,
+        std::ptr::null_mut(),
+    ) as usize;
+    FOUND.with_borrow_mut(|f| f.push((name, function)));
+    function as *const std::ffi::c_void
 }
 
 /// Whether Citus is loaded in this backend (it is preloaded on every node).
@@ -136,14 +154,8 @@ pub fn on_worker() -> bool {
 /// (no SQL: usable in a setting's check hook).
 fn citus_is_coordinator() -> bool {
     unsafe {
-        let is_coordinator = pg_sys::load_external_function(
-            c"citus".as_ptr(),
-            c"IsCoordinator".as_ptr(),
-            true,
-            std::ptr::null_mut(),
-        );
         let is_coordinator: unsafe extern "C-unwind" fn() -> bool =
-            std::mem::transmute(is_coordinator);
+            std::mem::transmute(citus_function(c"IsCoordinator"));
         is_coordinator()
     }
 }
@@ -226,13 +238,8 @@ fn sign(user: &str, workspace: &str, secret: &str) -> String {
     unsafe {
         // Citus gives the transaction its distributed id when it first
         // needs one; the carrier names it, so it is needed now.
-        let start = pg_sys::load_external_function(
-            c"citus".as_ptr(),
-            c"UseCoordinatedTransaction".as_ptr(),
-            true,
-            std::ptr::null_mut(),
-        );
-        let start: unsafe extern "C-unwind" fn() = std::mem::transmute(start);
+        let start: unsafe extern "C-unwind" fn() =
+            std::mem::transmute(citus_function(c"UseCoordinatedTransaction"));
         start();
     }
     let (initiator, transaction, stamp) = distributed_transaction();
@@ -373,28 +380,14 @@ mod fluent {
     fn _citus_send_rows(tbl: &str, op: &str, old_rows: Option<JsonB>, new_rows: Option<JsonB>) {
         require_catalog_owner();
         let replicator = unsafe { pg_sys::get_role_oid(c"fluent_replicator".as_ptr(), false) };
-        struct Restore(pg_sys::Oid, i32);
-        impl Drop for Restore {
-            fn drop(&mut self) {
-                unsafe { pg_sys::SetUserIdAndSecContext(self.0, self.1) }
-            }
-        }
-        let mut prev_user = pg_sys::InvalidOid;
-        let mut prev_context = 0;
-        unsafe {
-            pg_sys::GetUserIdAndSecContext(&mut prev_user, &mut prev_context);
-            pg_sys::SetUserIdAndSecContext(
-                replicator,
-                prev_context
-                    | pg_sys::SECURITY_LOCAL_USERID_CHANGE as i32
-                    | pg_sys::SECURITY_RESTRICTED_OPERATION as i32,
-            );
-        }
-        let _restore = Restore(prev_user, prev_context);
-        Spi::run_with_args(
-            "INSERT INTO fluent.citus_bus (tbl, op, old_rows, new_rows) VALUES ($1, $2::\"char\", $3, $4)",
-            &[tbl.into(), op.into(), old_rows.into(), new_rows.into()],
-        )
+        owner::as_role(replicator, |client| {
+            client.update(
+                "INSERT INTO fluent.citus_bus (tbl, op, old_rows, new_rows) VALUES ($1, $2::\"char\", $3, $4)",
+                None,
+                &[tbl.into(), op.into(), old_rows.into(), new_rows.into()],
+            )
+            .map(|_| ())
+        })
         .unwrap_or_else(|e| pgrx::error!("{e}"));
     }
 }

@@ -31,6 +31,12 @@ thread_local! {
 /// security-restricted operation, and restores the caller's identity
 /// afterwards.
 pub fn as_catalog_owner<R>(f: impl FnOnce(&mut SpiClient<'_>) -> R) -> R {
+    as_role(catalog_owner(), f)
+}
+
+/// Runs `f` with `role` as current user, in a security-restricted
+/// operation, and restores the caller's identity afterwards (also on error).
+pub fn as_role<R>(role: pg_sys::Oid, f: impl FnOnce(&mut SpiClient<'_>) -> R) -> R {
     struct Restore(pg_sys::Oid, i32);
     impl Drop for Restore {
         fn drop(&mut self) {
@@ -38,13 +44,12 @@ pub fn as_catalog_owner<R>(f: impl FnOnce(&mut SpiClient<'_>) -> R) -> R {
         }
     }
 
-    let owner = catalog_owner();
     let mut prev_user = pg_sys::InvalidOid;
     let mut prev_context = 0;
     unsafe {
         pg_sys::GetUserIdAndSecContext(&mut prev_user, &mut prev_context);
         pg_sys::SetUserIdAndSecContext(
-            owner,
+            role,
             prev_context
                 | pg_sys::SECURITY_LOCAL_USERID_CHANGE as i32
                 | pg_sys::SECURITY_RESTRICTED_OPERATION as i32,

@@ -198,10 +198,8 @@ fn only_fluent_writes_the_bus() {
     assert_eq!(scope(&mut w1, "ann"), "own");
 }
 
-/// The rows `user` sees on worker `node`'s own shards of `table`, read
-/// there directly as the application role: the shards' policies, folded
-/// for the worker session's acting user.
-fn shard_rows(db: &str, node: usize, table: &str, user: &str) -> Vec<i64> {
+/// The shards of `table` that worker `node` holds.
+fn local_shards(db: &str, node: usize, table: &str) -> Vec<String> {
     let shards: Vec<String> = connect(node, db, "postgres")
         .query(
             "SELECT shard_name($1::text::regclass, s.shardid) FROM pg_dist_shard s JOIN pg_dist_placement p USING (shardid)
@@ -213,6 +211,14 @@ fn shard_rows(db: &str, node: usize, table: &str, user: &str) -> Vec<i64> {
         .map(|r| r.get(0))
         .collect();
     assert!(!shards.is_empty(), "node {node} holds shards of {table}");
+    shards
+}
+
+/// The rows `user` sees on worker `node`'s own shards of `table`, read
+/// there directly as the application role: the shards' policies, folded
+/// for the worker session's acting user.
+fn shard_rows(db: &str, node: usize, table: &str, user: &str) -> Vec<i64> {
+    let shards = local_shards(db, node, table);
     // (On a worker only a superuser may choose the acting user.)
     let mut client = connect(node, db, "postgres");
     client
@@ -235,41 +241,15 @@ fn shard_rows(db: &str, node: usize, table: &str, user: &str) -> Vec<i64> {
 
 #[test]
 fn a_distributed_table_is_protected_on_every_shard_with_the_plans_folded() {
-    let db = database("protect");
-    let mut coordinator = connect(0, &db, "postgres");
-    coordinator
-        .batch_execute("SELECT fluent_citus_setup()")
-        .unwrap();
-    coordinator
-        .batch_execute(&format!(
-            "SELECT fluent_create_module('notes');
-             SELECT fluent_create_role('reader'), fluent_set_permission('reader', 'notes', 'read', 'own');
-             SELECT fluent_create_role('lead'), fluent_set_permission('lead', 'notes', 'read', 'team');
-             SELECT fluent_create_role('auditor'), fluent_set_permission('auditor', 'notes', 'read', 'all');
-             SELECT fluent_create_user(u) FROM unnest('{{ann,bob,cat,dan,lea}}'::text[]) u;
-             SELECT fluent_grant_role('ann', 'reader'), fluent_grant_role('lea', 'lead'),
-                    fluent_grant_role('cat', 'auditor');
-             SELECT fluent_create_team('desk'), fluent_add_team_member('desk', 'lea', true),
-                    fluent_add_team_member('desk', 'ann'), fluent_add_team_member('desk', 'bob');
-             CREATE TABLE notes (id bigint, tenant int, owner text, body text);
-             SELECT create_distributed_table('notes', 'tenant', shard_count => 4);
-             INSERT INTO notes SELECT g, g % 8, (ARRAY['ann','bob','cat','dan','lea'])[g % 5 + 1], 'x'
-               FROM generate_series(1, 40) g;
-             GRANT SELECT ON notes TO {APP};
-             SELECT fluent_protect('notes', 'notes', owner_column => 'owner');"
-        ))
-        .unwrap();
-    let recorded: i64 = coordinator
-        .query_one("SELECT count(*) FROM fluent.protected_tables", &[])
+    let db = distributed_notes("protect");
+    let recorded: i64 = connect(0, &db, "postgres")
+        .query_one(
+            "SELECT count(*) FROM fluent.protected_tables WHERE table_name = 'notes'::regclass",
+            &[],
+        )
         .unwrap()
         .get(0);
     assert_eq!(recorded, 1, "the protection is recorded on the coordinator");
-    let owners = ["ann", "bob", "cat", "dan", "lea"];
-    let owned = |keys: &[&str]| -> Vec<i64> {
-        (1..=40)
-            .filter(|g: &i64| keys.contains(&owners[(*g % 5) as usize]))
-            .collect()
-    };
     // Each scope, over both workers' shards: what one node would show.
     for (user, expected) in [
         ("ann", owned(&["ann"])),
@@ -298,14 +278,7 @@ fn a_distributed_table_is_protected_on_every_shard_with_the_plans_folded() {
         .unwrap()
         .get(0);
     assert_eq!(sublinks, 0);
-    let shard: String = w1
-        .query_one(
-            "SELECT shard_name('notes'::regclass, s.shardid) FROM pg_dist_shard s JOIN pg_dist_placement p USING (shardid)
-              WHERE s.logicalrelid = 'notes'::regclass AND p.groupid = (SELECT groupid FROM pg_dist_local_group) LIMIT 1",
-            &[],
-        )
-        .unwrap()
-        .get(0);
+    let shard = local_shards(&db, 1, "notes").remove(0);
     let mut client = connect(1, &db, "postgres");
     client
         .batch_execute(&format!("SELECT fluent_set_user('lea'); SET ROLE {APP}"))
@@ -590,14 +563,7 @@ fn a_carrier_copied_forged_or_set_by_hand_on_a_worker_is_nobody() {
     let mut w1 = connect(1, &db, "postgres");
     w1.batch_execute("SET citus.show_shards_for_app_name_prefixes = '*'")
         .unwrap();
-    let shard: String = w1
-        .query_one(
-            "SELECT shard_name('notes'::regclass, s.shardid) FROM pg_dist_shard s JOIN pg_dist_placement p USING (shardid)
-              WHERE s.logicalrelid = 'notes'::regclass AND p.groupid = (SELECT groupid FROM pg_dist_local_group) LIMIT 1",
-            &[],
-        )
-        .unwrap()
-        .get(0);
+    let shard = local_shards(&db, 1, "notes").remove(0);
     let mut worker = connect(1, &db, TESTER);
     let count = |client: &mut Client| -> i64 {
         client
@@ -827,16 +793,7 @@ fn code_pushed_down_to_a_worker_can_neither_choose_again_nor_claim_a_carrier() {
     let mut w1 = connect(1, &db, "postgres");
     w1.batch_execute("SET citus.show_shards_for_app_name_prefixes = '*'")
         .unwrap();
-    let shards: Vec<String> = w1
-        .query(
-            "SELECT shard_name('notes'::regclass, s.shardid) FROM pg_dist_shard s JOIN pg_dist_placement p USING (shardid)
-              WHERE s.logicalrelid = 'notes'::regclass AND p.groupid = (SELECT groupid FROM pg_dist_local_group)",
-            &[],
-        )
-        .unwrap()
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
+    let shards = local_shards(&db, 1, "notes");
     let every_local_row = shards
         .iter()
         .map(|s| format!("SELECT id FROM {s}"))
