@@ -43,6 +43,49 @@ BEGIN
     RETURN CASE WHEN coordinator THEN 'coordinator' ELSE 'worker' END;
 END $$;
 
+-- The relations a policy reads tbl's rows from on this node
+-- (src/placements.rs): this node's placements of tbl when it is a Citus
+-- table (none on a node that holds none), tbl itself otherwise; and the
+-- type of its column col, for an empty array.
+CREATE FUNCTION fluent._local_rows_from(tbl regclass, col name, OUT relations text[], OUT col_type text)
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    SELECT format_type(a.atttypid, a.atttypmod) INTO col_type
+      FROM pg_attribute a WHERE a.attrelid = tbl AND a.attname = col AND NOT a.attisdropped;
+    IF fluent._citus_node() <> 'none' THEN
+        EXECUTE 'SELECT CASE WHEN EXISTS (SELECT 1 FROM pg_dist_partition WHERE logicalrelid = $1)
+                 THEN ARRAY(SELECT shard_name(s.logicalrelid, s.shardid, false)
+                              FROM pg_dist_shard s JOIN pg_dist_placement p ON p.shardid = s.shardid
+                             WHERE s.logicalrelid = $1 AND p.shardstate = 1
+                               AND p.groupid = (SELECT groupid FROM pg_dist_local_group)
+                             ORDER BY s.shardid) END'
+            INTO relations USING tbl;
+    END IF;
+    relations := coalesce(relations, ARRAY[tbl::text]);
+END $$;
+
+-- On Citus, a policy of tbl that reads table other (its membership or
+-- assignment table, or its parent's) reads it on the node that runs it
+-- (src/placements.rs), and so does other's membership policy read tbl:
+-- other's rows must be on the same nodes as tbl's. Refused unless both are
+-- plain tables, both reference tables, or both distributed and co-located.
+CREATE FUNCTION fluent._citus_check_layout(tbl regclass, other regclass) RETURNS void
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    same boolean;
+BEGIN
+    IF fluent._citus_node() = 'none' THEN
+        RETURN;
+    END IF;
+    EXECUTE 'SELECT (SELECT ROW(partmethod, repmodel, colocationid) FROM pg_dist_partition WHERE logicalrelid = $1)
+                    IS NOT DISTINCT FROM
+                    (SELECT ROW(partmethod, repmodel, colocationid) FROM pg_dist_partition WHERE logicalrelid = $2)'
+        INTO same USING tbl, other;
+    IF NOT same THEN
+        PERFORM fluent._raise('citus_layout', ARRAY[tbl::text, other::text]);
+    END IF;
+END $$;
+
 -- The secret that signs the acting user sent to the workers (src/citus.rs):
 -- the same on every node, readable by the catalog owner only.
 CREATE TABLE fluent.citus_secret (

@@ -6285,6 +6285,49 @@ BEGIN
     RETURN CASE WHEN coordinator THEN 'coordinator' ELSE 'worker' END;
 END $$;
 
+-- The relations a policy reads tbl's rows from on this node
+-- (src/placements.rs): this node's placements of tbl when it is a Citus
+-- table (none on a node that holds none), tbl itself otherwise; and the
+-- type of its column col, for an empty array.
+CREATE FUNCTION fluent._local_rows_from(tbl regclass, col name, OUT relations text[], OUT col_type text)
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    SELECT format_type(a.atttypid, a.atttypmod) INTO col_type
+      FROM pg_attribute a WHERE a.attrelid = tbl AND a.attname = col AND NOT a.attisdropped;
+    IF fluent._citus_node() <> 'none' THEN
+        EXECUTE 'SELECT CASE WHEN EXISTS (SELECT 1 FROM pg_dist_partition WHERE logicalrelid = $1)
+                 THEN ARRAY(SELECT shard_name(s.logicalrelid, s.shardid, false)
+                              FROM pg_dist_shard s JOIN pg_dist_placement p ON p.shardid = s.shardid
+                             WHERE s.logicalrelid = $1 AND p.shardstate = 1
+                               AND p.groupid = (SELECT groupid FROM pg_dist_local_group)
+                             ORDER BY s.shardid) END'
+            INTO relations USING tbl;
+    END IF;
+    relations := coalesce(relations, ARRAY[tbl::text]);
+END $$;
+
+-- On Citus, a policy of tbl that reads table other (its membership or
+-- assignment table, or its parent's) reads it on the node that runs it
+-- (src/placements.rs), and so does other's membership policy read tbl:
+-- other's rows must be on the same nodes as tbl's. Refused unless both are
+-- plain tables, both reference tables, or both distributed and co-located.
+CREATE FUNCTION fluent._citus_check_layout(tbl regclass, other regclass) RETURNS void
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    same boolean;
+BEGIN
+    IF fluent._citus_node() = 'none' THEN
+        RETURN;
+    END IF;
+    EXECUTE 'SELECT (SELECT ROW(partmethod, repmodel, colocationid) FROM pg_dist_partition WHERE logicalrelid = $1)
+                    IS NOT DISTINCT FROM
+                    (SELECT ROW(partmethod, repmodel, colocationid) FROM pg_dist_partition WHERE logicalrelid = $2)'
+        INTO same USING tbl, other;
+    IF NOT same THEN
+        PERFORM fluent._raise('citus_layout', ARRAY[tbl::text, other::text]);
+    END IF;
+END $$;
+
 -- The secret that signs the acting user sent to the workers (src/citus.rs):
 -- the same on every node, readable by the catalog owner only.
 CREATE TABLE fluent.citus_secret (
@@ -6616,3 +6659,411 @@ RETURN CASE WHEN fluent._citus_node() = 'none'
             ELSE format('fluent.%s_%s(%s)', helper,
                         CASE kind WHEN 'text' THEN 'keys' WHEN 'int' THEN 'ids' ELSE 'uuids' END, args) END;
 
+
+-- Issue 21: membership tables on Citus: the policies read another table
+-- through fluent.rls_local_rows, which the planner replaces with a
+-- sub-select over the node's own placements (src/placements.rs).
+CREATE FUNCTION fluent."_local_rows_sql"("table" oid, "column" TEXT, "condition" TEXT) RETURNS TEXT
+STRICT STABLE PARALLEL SAFE
+LANGUAGE c /* Rust */
+AS 'fluent-0.2.0', '_local_rows_sql_wrapper';
+CREATE FUNCTION fluent."rls_local_rows_support"("request" internal) RETURNS internal
+IMMUTABLE PARALLEL SAFE
+LANGUAGE c /* Rust */
+AS 'fluent-0.2.0', 'rls_local_rows_support_wrapper';
+-- The values of tbl's column col in its rows that meet condition (about
+-- alias m), as an array: an uncorrelated ARRAY(SELECT ...), an InitPlan run
+-- once per query. On a Citus node a call of fluent.rls_local_rows, which the
+-- planner replaces with the same sub-select over the node's own placements
+-- of tbl (src/placements.rs): Citus sends no sub-select to the shards, and a
+-- shard's query may not read a distributed table.
+CREATE FUNCTION fluent._rows_of_sql(tbl regclass, col name, condition text) RETURNS text
+LANGUAGE sql STABLE
+RETURN CASE WHEN fluent._citus_node() = 'none'
+            THEN format('ARRAY(SELECT m.%I FROM %s m WHERE %s)', col, tbl, condition)
+            ELSE format('fluent.rls_local_rows(NULL::%s, %L::regclass, %L, %L)',
+                        (SELECT format_type(a.atttypid, a.atttypmod) FROM pg_attribute a
+                          WHERE a.attrelid = tbl AND a.attname = col AND NOT a.attisdropped),
+                        tbl, col, condition) END;
+
+-- On a Citus node, the policies' sub-selects (fluent._rows_of_sql). The
+-- planner replaces each call with its sub-select over this node's placements
+-- of tbl (src/plans.rs); this body runs only where a call is not planned
+-- away, and reads the same. sample gives the result's type.
+CREATE FUNCTION fluent.rls_local_rows(sample anyelement, tbl regclass, col text, condition text) RETURNS anyarray
+LANGUAGE plpgsql STABLE PARALLEL SAFE SUPPORT fluent.rls_local_rows_support AS $$
+DECLARE
+    result ALIAS FOR $0;
+BEGIN
+    EXECUTE 'SELECT ' || fluent._local_rows_sql(tbl, col, condition) INTO result;
+    RETURN result;
+END $$;
+CREATE OR REPLACE FUNCTION fluent._scope_rows_sql(p fluent.protected_tables, module text, act text) RETURNS text
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    member_kind text;
+    own boolean;
+    rows_of text[] := '{}';
+    assigns boolean := p.membership_table IS NOT NULL AND p.membership_role_column IS NULL;
+BEGIN
+    IF assigns THEN
+        member_kind := fluent._key_kind(p.membership_table, p.membership_user_column, 'membership user column');
+    END IF;
+    FOREACH own IN ARRAY ARRAY[true, false] LOOP
+        rows_of := rows_of || coalesce(nullif(concat_ws(' OR ',
+            CASE WHEN p.owner_column IS NOT NULL THEN
+                format('%I %s', p.owner_column, fluent._key_test_sql(p.owner_type, module, act, own)) END,
+            CASE WHEN assigns THEN
+                format('%I = ANY (%s)', p.row_column,
+                       fluent._rows_of_sql(p.membership_table, p.membership_row_column,
+                                           format('m.%I %s', p.membership_user_column,
+                                                  fluent._key_test_sql(member_kind, module, act, own)))) END), ''), 'false');
+    END LOOP;
+    RETURN fluent._reach_sql(module, act, rows_of[1], rows_of[2]);
+END $$;
+CREATE OR REPLACE FUNCTION fluent._item_rows_sql(p fluent.protected_tables, module text, act text) RETURNS text
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    a fluent.protected_tables := p;
+    item_column name := p.row_column;
+BEGIN
+    IF p.parent_table IS NOT NULL THEN
+        SELECT x.* INTO a FROM fluent.protected_tables x WHERE x.table_name = p.parent_table;
+        item_column := p.parent_column;
+    END IF;
+    IF a.membership_role_column IS NULL THEN
+        RETURN NULL;
+    END IF;
+    RETURN format('(fluent.rls_items(%L, %L, %L) AND %I = ANY (%s))', module, act, a.module, item_column,
+        fluent._rows_of_sql(a.membership_table, a.membership_row_column,
+            format('(m.%1$I %2$s%3$s) AND m.%4$I = ANY (fluent.rls_item_roles(%5$L, %6$L, %7$L))',
+                a.membership_user_column,
+                fluent._key_test_sql(fluent._key_kind(a.membership_table, a.membership_user_column, 'membership user column'),
+                                     module, act, true),
+                -- (cardinality() of the folded teams is folded too: without teams,
+                -- the team test goes, and with it the team index scan.)
+                CASE WHEN a.membership_team_column IS NOT NULL
+                     THEN format(' OR cardinality(fluent.rls_user_teams()) > 0 AND m.%I = ANY (fluent.rls_user_teams())',
+                                 a.membership_team_column) ELSE '' END,
+                a.membership_role_column, module, act, a.module)));
+END $$;
+CREATE OR REPLACE FUNCTION fluent._policy_definitions(p fluent.protected_tables, member_rel regclass)
+RETURNS TABLE (on_membership boolean, policy name, command text, using_expr text, check_expr text)
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    workspace_filter text;
+    reach jsonb := '{}';
+    act text;
+    member_in_reach text;
+    member_written text;
+BEGIN
+    IF p.workspace_column IS NOT NULL THEN
+        workspace_filter := format('%I = ANY (%s)', p.workspace_column,
+            fluent._workspace_keys_sql(fluent._key_kind(p.table_name, p.workspace_column, 'workspace column')));
+    END IF;
+    FOREACH act IN ARRAY ARRAY[p.select_action, p.insert_action, p.update_action, p.delete_action] LOOP
+        CONTINUE WHEN reach ? act;
+        reach := reach || jsonb_build_object(act,
+            concat_ws(' AND ', workspace_filter, fluent._rows_reached_sql(p, p.module, act)));
+    END LOOP;
+    -- A row written (by the action that governs the command) must land in
+    -- reach: with an owner column, owned by a user the action's scope
+    -- reaches. Without one, ownership is given by the membership table: a
+    -- new row has no membership rows yet, so any scope will do to insert;
+    -- an updated row must stay where the update reached it (the USING
+    -- predicate again: an uncorrelated ARRAY(SELECT ...), run once per
+    -- statement), or a user could move a row out of their reach (with
+    -- membership_row_column naming a project, into another project).
+    RETURN QUERY VALUES
+        (false, 'fluent_select'::name, 'SELECT', reach->>p.select_action, NULL::text),
+        (false, 'fluent_insert', 'INSERT', NULL, fluent._write_check_sql(p, workspace_filter, p.insert_action, false)),
+        (false, 'fluent_update', 'UPDATE', reach->>p.update_action,
+         CASE WHEN p.owner_column IS NULL THEN reach->>p.update_action
+              ELSE fluent._write_check_sql(p, workspace_filter, p.update_action, true) END),
+        (false, 'fluent_delete', 'DELETE', reach->>p.delete_action, NULL);
+    IF p.membership_table IS NOT NULL THEN
+        -- A membership row may be added, changed or removed only by someone
+        -- whose write scope reaches the row it points at. (Membership rows
+        -- stay readable: the table's own policies read them.) This is a
+        -- write-path check, one primary-key probe per row written. (The
+        -- reach reads the whole membership table, partitions and children
+        -- included: assignments count wherever they are stored.)
+        -- By scope only: an item role on the row (an editor's) does not
+        -- let its holder assign item roles there, herself included.
+        -- On a Citus node the same test is uncorrelated (Citus sends no
+        -- sub-select to a shard): the row pointed at is among the rows in
+        -- reach, read once per statement from the node's placements.
+        member_in_reach := CASE WHEN fluent._citus_node() = 'none'
+            THEN format('EXISTS (SELECT 1 FROM %s t WHERE t.%I = %s.%I AND %s)',
+                        p.table_name, p.row_column, member_rel, p.membership_row_column,
+                        concat_ws(' AND ', workspace_filter, fluent._scope_rows_sql(p, p.module, p.update_action)))
+            ELSE format('%I = ANY (%s)', p.membership_row_column,
+                        fluent._rows_of_sql(p.table_name, p.row_column,
+                            concat_ws(' AND ', workspace_filter, fluent._scope_rows_sql(p, p.module, p.update_action)))) END;
+        -- An assignment written names an item role whose every action the
+        -- writer's scope gives her on the item (folded into a list).
+        member_written := member_in_reach || CASE WHEN p.membership_role_column IS NULL THEN '' ELSE
+            format(' AND %I = ANY (fluent.rls_assignable_item_roles(%L, %L))',
+                   p.membership_role_column, p.module, p.update_action) END;
+        RETURN QUERY VALUES
+            (true, 'fluent_member_select'::name, 'SELECT', 'true', NULL::text),
+            (true, 'fluent_member_insert', 'INSERT', NULL, member_written),
+            (true, 'fluent_member_update', 'UPDATE', member_in_reach, member_written),
+            (true, 'fluent_member_delete', 'DELETE', member_in_reach, NULL);
+    END IF;
+END $$;
+CREATE OR REPLACE FUNCTION @extschema@.fluent_protect(
+    tbl regclass,
+    module text,
+    owner_column name DEFAULT NULL,
+    membership_table regclass DEFAULT NULL,
+    membership_row_column name DEFAULT NULL,
+    membership_user_column name DEFAULT NULL,
+    row_column name DEFAULT NULL,
+    workspace_column name DEFAULT NULL,
+    select_action text DEFAULT 'read',
+    insert_action text DEFAULT 'write',
+    update_action text DEFAULT 'write',
+    delete_action text DEFAULT 'delete',
+    membership_role_column name DEFAULT NULL,
+    membership_team_column name DEFAULT NULL,
+    parent_table regclass DEFAULT NULL,
+    parent_column name DEFAULT NULL
+) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    p fluent.protected_tables;
+    parent fluent.protected_tables;
+    kind "char";
+    was_enabled boolean;
+    was_forced boolean;
+    owner_kind text;
+    member_was_enabled boolean;
+    member_was_forced boolean;
+    missing text[];
+    related regclass;
+    child regclass;
+BEGIN
+    PERFORM fluent._require_admin();
+    PERFORM fluent._not_null(tbl, 'table');
+    PERFORM fluent._module_id(module);
+
+    SELECT c.relkind, c.relrowsecurity, c.relforcerowsecurity INTO kind, was_enabled, was_forced
+      FROM pg_class c WHERE c.oid = tbl;
+    IF kind NOT IN ('r', 'p') THEN
+        RAISE EXCEPTION '"%" is not a table', tbl USING ERRCODE = 'wrong_object_type';
+    END IF;
+    IF EXISTS (SELECT 1 FROM fluent.protected_tables x WHERE x.table_name = tbl) THEN
+        RAISE EXCEPTION 'table "%" is already protected by fluent', tbl
+            USING ERRCODE = 'duplicate_object', HINT = 'Call fluent_unprotect() first to change how it is protected.';
+    END IF;
+    related := fluent._protected_root(tbl);
+    IF related IS NOT NULL THEN
+        RAISE EXCEPTION 'table "%" is already protected by fluent through "%", which it inherits from', tbl, related
+            USING ERRCODE = 'duplicate_object',
+                  HINT = 'Partitions and inheritance children share the protection of their parent.';
+    END IF;
+    SELECT x.table_name INTO related FROM fluent.protected_tables x WHERE x.table_name IN (SELECT fluent._descendants(tbl));
+    IF related IS NOT NULL THEN
+        RAISE EXCEPTION 'table "%" has a partition or child, "%", that fluent protects on its own', tbl, related
+            USING ERRCODE = 'object_in_use', HINT = 'Unprotect it first: fluent protects a table with all its partitions and children.';
+    END IF;
+    IF owner_column IS NULL AND membership_table IS NULL AND parent_table IS NULL THEN
+        RAISE EXCEPTION 'fluent_protect needs an owner column, a membership table or a parent table'
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF (membership_role_column IS NOT NULL OR membership_team_column IS NOT NULL) AND membership_table IS NULL
+       OR membership_team_column IS NOT NULL AND membership_role_column IS NULL THEN
+        RAISE EXCEPTION 'a team or role column takes an assignment table'
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'Name the membership table, and its role column (membership_role_column) with the team column.';
+    END IF;
+    IF parent_table IS NOT NULL THEN
+        -- A child table's rows are reached through their parent's item
+        -- roles: one level, the parent's own assignments.
+        SELECT x.* INTO parent FROM fluent.protected_tables x WHERE x.table_name = fluent_protect.parent_table;
+        IF parent.membership_role_column IS NULL THEN
+            RAISE EXCEPTION 'table "%" is not protected with item roles', parent_table
+                USING ERRCODE = 'invalid_parameter_value',
+                      HINT = 'Protect the parent first, with an assignment table (membership_role_column).';
+        END IF;
+        IF parent_table = tbl OR membership_table IS NOT NULL OR parent_column IS NULL THEN
+            RAISE EXCEPTION 'a child table names another parent table and its parent_column, and has no membership table'
+                USING ERRCODE = 'invalid_parameter_value';
+        END IF;
+        -- Its rows are then kept to the workspace as its parent's are: an
+        -- assignment gives nothing in another workspace.
+        IF parent.workspace_column IS NOT NULL AND workspace_column IS NULL THEN
+            RAISE EXCEPTION 'table "%" needs a workspace column, as its parent "%" has one', tbl, parent_table
+                USING ERRCODE = 'invalid_parameter_value', HINT = 'Name it with workspace_column.';
+        END IF;
+        IF (SELECT atttypid FROM pg_attribute WHERE attrelid = tbl AND attname = parent_column AND NOT attisdropped)
+           IS DISTINCT FROM
+           (SELECT atttypid FROM pg_attribute WHERE attrelid = parent.membership_table
+                                                AND attname = parent.membership_row_column AND NOT attisdropped) THEN
+            RAISE EXCEPTION 'column "%" of "%" must exist and have the type of "%"''s items (column "%" of "%")',
+                parent_column, tbl, parent_table, parent.membership_row_column, parent.membership_table
+                USING ERRCODE = 'datatype_mismatch';
+        END IF;
+        PERFORM fluent._citus_check_layout(tbl, parent.membership_table);
+    ELSIF parent_column IS NOT NULL THEN
+        RAISE EXCEPTION 'parent_column takes a parent table' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    -- Policies fluent created for a protection whose record is gone (a
+    -- schema-only restore) are replaced.
+    IF fluent._has_orphaned_policies(tbl) THEN
+        RAISE NOTICE 'replacing the policies fluent created on "%" earlier, which fluent.protected_tables does not record', tbl;
+        PERFORM fluent._remove_policies(tbl, NULL);
+        SELECT c.relrowsecurity, c.relforcerowsecurity INTO was_enabled, was_forced FROM pg_class c WHERE c.oid = tbl;
+    END IF;
+    FOR related IN SELECT tbl UNION ALL SELECT fluent._descendants(tbl)
+                   UNION ALL SELECT membership_table WHERE membership_table IS NOT NULL
+                   UNION ALL SELECT fluent._descendants(membership_table) WHERE membership_table IS NOT NULL LOOP
+        IF EXISTS (SELECT 1 FROM pg_policy WHERE polrelid = related AND polpermissive) THEN
+            RAISE EXCEPTION 'table "%" already has permissive row-level security policies', related
+                USING ERRCODE = 'object_in_use',
+                      HINT = 'Permissive policies are OR-ed with fluent''s and would widen access: drop them or make them AS RESTRICTIVE.';
+        END IF;
+    END LOOP;
+
+    IF owner_column IS NOT NULL THEN
+        owner_kind := fluent._key_kind(tbl, owner_column, 'owner column');
+    END IF;
+    IF membership_table IS NOT NULL THEN
+        IF membership_row_column IS NULL OR membership_user_column IS NULL THEN
+            RAISE EXCEPTION 'a membership table needs membership_row_column and membership_user_column'
+                USING ERRCODE = 'invalid_parameter_value';
+        END IF;
+        IF membership_table = tbl THEN
+            RAISE EXCEPTION 'table "%" cannot be its own membership table', tbl USING ERRCODE = 'invalid_parameter_value';
+        END IF;
+        IF EXISTS (SELECT 1 FROM fluent.protected_tables x WHERE x.membership_table = fluent_protect.membership_table) THEN
+            RAISE EXCEPTION 'table "%" is already the membership table of another protected table', membership_table
+                USING ERRCODE = 'object_in_use', HINT = 'Give each protected table a membership table of its own.';
+        END IF;
+        IF row_column IS NULL THEN
+            -- The membership rows point at the table's single-column primary key.
+            row_column := fluent._primary_key_column(tbl);
+            IF row_column IS NULL THEN
+                RAISE EXCEPTION 'table "%" has no single-column primary key for membership rows to point at', tbl
+                    USING ERRCODE = 'invalid_parameter_value', HINT = 'Name the column with row_column.';
+            END IF;
+        END IF;
+        PERFORM fluent._key_kind(membership_table, membership_user_column, 'membership user column');
+        -- Item roles and teams are named by their names.
+        IF membership_role_column IS NOT NULL
+           AND fluent._key_kind(membership_table, membership_role_column, 'membership role column') <> 'text'
+           OR membership_team_column IS NOT NULL
+           AND fluent._key_kind(membership_table, membership_team_column, 'membership team column') <> 'text' THEN
+            RAISE EXCEPTION 'the role and team columns of "%" must be of type text or varchar', membership_table
+                USING ERRCODE = 'datatype_mismatch', HINT = 'They hold item role and team names.';
+        END IF;
+        IF membership_team_column IS NOT NULL
+           AND NOT EXISTS (SELECT 1 FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]
+                            WHERE i.indrelid = membership_table AND a.attname = membership_team_column) THEN
+            RAISE NOTICE 'no index on %(%): every query on "%" will scan it', membership_table, membership_team_column, tbl
+                USING HINT = format('CREATE INDEX ON %s (%I);', membership_table, membership_team_column);
+        END IF;
+        IF (SELECT atttypid FROM pg_attribute WHERE attrelid = tbl AND attname = row_column AND NOT attisdropped)
+           IS DISTINCT FROM
+           (SELECT atttypid FROM pg_attribute WHERE attrelid = membership_table AND attname = membership_row_column AND NOT attisdropped) THEN
+            RAISE EXCEPTION 'column "%" of "%" and column "%" of "%" must exist and have the same type',
+                row_column, tbl, membership_row_column, membership_table USING ERRCODE = 'datatype_mismatch';
+        END IF;
+        IF NOT EXISTS (SELECT 1 FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]
+                        WHERE i.indrelid = membership_table AND a.attname = membership_user_column) THEN
+            RAISE NOTICE 'no index on %(%): every query on "%" will scan it', membership_table, membership_user_column, tbl
+                USING HINT = format('CREATE INDEX ON %s (%I);', membership_table, membership_user_column);
+        END IF;
+        PERFORM fluent._citus_check_layout(tbl, membership_table);
+        SELECT c.relrowsecurity, c.relforcerowsecurity INTO member_was_enabled, member_was_forced
+          FROM pg_class c WHERE c.oid = membership_table;
+    END IF;
+    -- Item roles name their items by key: the key must be the items', and
+    -- an assignment must go with its item (sql/items.sql). A row moved to
+    -- another partition is deleted and inserted again, out of reach of the
+    -- checks of its update, and a unique key or a foreign key does not span
+    -- inheritance children: item tables and child tables stand alone, and
+    -- an assignment table's children are its partitions.
+    IF (membership_role_column IS NOT NULL OR parent_table IS NOT NULL)
+       AND (kind = 'p' OR EXISTS (SELECT 1 FROM fluent._descendants(tbl))) THEN
+        RAISE EXCEPTION 'table "%" has partitions or inheritance children, which item roles do not support', tbl
+            USING ERRCODE = 'feature_not_supported',
+                  HINT = 'Protect a table without partitions or children with item roles, or without item roles.';
+    END IF;
+    IF membership_role_column IS NOT NULL
+       AND EXISTS (SELECT 1 FROM fluent._descendants(membership_table) d JOIN pg_class c ON c.oid = d
+                    WHERE NOT c.relispartition OR c.relkind NOT IN ('r', 'p')) THEN
+        RAISE EXCEPTION 'assignment table "%" has inheritance children, which its foreign key does not cover', membership_table
+            USING ERRCODE = 'feature_not_supported', HINT = 'Partition it instead: partitions share its foreign key.';
+    END IF;
+    IF membership_role_column IS NOT NULL
+       AND fluent._key_kind(membership_table, membership_user_column, 'membership user column') <> 'text' THEN
+        RAISE EXCEPTION 'the user column of assignment table "%" must be of type text or varchar', membership_table
+            USING ERRCODE = 'datatype_mismatch', HINT = 'Assignments name users by their user keys.';
+    END IF;
+    IF membership_role_column IS NOT NULL
+       AND NOT fluent._has_item_foreign_key(membership_table, membership_row_column, tbl, row_column, true) THEN
+        RAISE EXCEPTION 'assignment table "%" needs a foreign key to "%" that cascades deletes and moves no row to another item on update',
+            membership_table, tbl
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = format('ALTER TABLE %s ADD FOREIGN KEY (%I) REFERENCES %s (%I) ON DELETE CASCADE;',
+                                membership_table, membership_row_column, tbl, row_column);
+    END IF;
+    IF parent_table IS NOT NULL
+       AND NOT fluent._has_item_foreign_key(tbl, parent_column, parent_table, parent.row_column, false) THEN
+        RAISE EXCEPTION 'child table "%" needs a foreign key to its parent "%"', tbl, parent_table
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = format('ALTER TABLE %s ADD FOREIGN KEY (%I) REFERENCES %s (%I);', tbl, parent_column, parent_table, parent.row_column);
+    END IF;
+    -- The catalog row, by column name.
+    p := jsonb_populate_record(NULL::fluent.protected_tables, jsonb_build_object(
+        'table_name', tbl, 'module', module, 'owner_column', owner_column, 'owner_type', owner_kind,
+        'membership_table', membership_table, 'membership_row_column', membership_row_column,
+        'membership_user_column', membership_user_column, 'row_column', row_column, 'workspace_column', workspace_column,
+        'select_action', fluent._name(select_action, 'action'), 'insert_action', fluent._name(insert_action, 'action'),
+        'update_action', fluent._name(update_action, 'action'), 'delete_action', fluent._name(delete_action, 'action'),
+        'rls_was_enabled', was_enabled, 'rls_was_forced', was_forced,
+        'membership_rls_was_enabled', member_was_enabled, 'membership_rls_was_forced', member_was_forced,
+        'membership_role_column', membership_role_column, 'membership_team_column', membership_team_column,
+        'parent_table', parent_table, 'parent_column', parent_column));
+
+    SELECT array_agg(DISTINCT a) INTO missing
+      FROM unnest(ARRAY[p.select_action, p.insert_action, p.update_action, p.delete_action]) a
+     WHERE NOT EXISTS (SELECT 1 FROM fluent.actions x WHERE x.module_id = fluent._module_id(module) AND x.name = a);
+    IF missing IS NOT NULL THEN
+        RAISE WARNING 'fluent module "%" has no action %: those commands on "%" will be denied to everyone',
+            module, array_to_string(missing, ', '), tbl;
+    END IF;
+
+    PERFORM fluent._install_policies(tbl, p, false);
+    PERFORM fluent._install_item_triggers(tbl, p, false);
+    FOR child IN SELECT fluent._descendants(tbl) LOOP
+        PERFORM fluent._install_policies(child, p, false);
+        PERFORM fluent._install_item_triggers(child, p, false);
+    END LOOP;
+    IF membership_table IS NOT NULL THEN
+        -- Its partitions and children too: the table's policies read them
+        -- (through the membership table), so writing one directly must be
+        -- kept within reach as well.
+        FOR child IN SELECT membership_table UNION ALL SELECT fluent._descendants(membership_table) LOOP
+            PERFORM fluent._install_policies(child, p, true);
+            PERFORM fluent._install_item_triggers(child, p, true);
+        END LOOP;
+    END IF;
+    -- What was created, as fluent_protection_problems() will compare it.
+    p := jsonb_populate_record(p, jsonb_build_object(
+        'policies', fluent._policies_of(tbl),
+        'membership_policies', CASE WHEN membership_table IS NOT NULL THEN fluent._policies_of(membership_table) END));
+    INSERT INTO fluent.protected_tables SELECT p.*;
+END $$;
+REVOKE ALL ON FUNCTION fluent.rls_local_rows_support(internal), fluent._rows_of_sql(regclass, name, text),
+    fluent._local_rows_from(regclass, name), fluent._citus_check_layout(regclass, regclass),
+    fluent._local_rows_sql(oid, text, text), fluent.rls_local_rows(anyelement, regclass, text, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION fluent._local_rows_sql(oid, text, text), fluent.rls_local_rows(anyelement, regclass, text, text) TO PUBLIC;
+GRANT EXECUTE ON FUNCTION fluent._rows_of_sql(regclass, name, text), fluent._local_rows_from(regclass, name),
+    fluent._citus_check_layout(regclass, regclass) TO fluent_admin;
+GRANT EXECUTE ON FUNCTION fluent._rows_of_sql(regclass, name, text) TO fluent_reader;
+GRANT EXECUTE ON FUNCTION fluent.rls_local_rows_support(internal), fluent._rows_of_sql(regclass, name, text),
+    fluent._local_rows_from(regclass, name), fluent._citus_check_layout(regclass, regclass),
+    fluent._local_rows_sql(oid, text, text), fluent.rls_local_rows(anyelement, regclass, text, text) TO fluent_owner;

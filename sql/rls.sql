@@ -96,6 +96,34 @@ LANGUAGE sql IMMUTABLE
 RETURN format('(fluent.rls_all(%1$L, %2$L) OR (fluent.rls_own(%1$L, %2$L) AND (%3$s)) OR (fluent.rls_users(%1$L, %2$L) AND (%4$s)))',
               module, action, own_rows, users_rows);
 
+-- The values of tbl's column col in its rows that meet condition (about
+-- alias m), as an array: an uncorrelated ARRAY(SELECT ...), an InitPlan run
+-- once per query. On a Citus node a call of fluent.rls_local_rows, which the
+-- planner replaces with the same sub-select over the node's own placements
+-- of tbl (src/placements.rs): Citus sends no sub-select to the shards, and a
+-- shard's query may not read a distributed table.
+CREATE FUNCTION fluent._rows_of_sql(tbl regclass, col name, condition text) RETURNS text
+LANGUAGE sql STABLE
+RETURN CASE WHEN fluent._citus_node() = 'none'
+            THEN format('ARRAY(SELECT m.%I FROM %s m WHERE %s)', col, tbl, condition)
+            ELSE format('fluent.rls_local_rows(NULL::%s, %L::regclass, %L, %L)',
+                        (SELECT format_type(a.atttypid, a.atttypmod) FROM pg_attribute a
+                          WHERE a.attrelid = tbl AND a.attname = col AND NOT a.attisdropped),
+                        tbl, col, condition) END;
+
+-- On a Citus node, the policies' sub-selects (fluent._rows_of_sql). The
+-- planner replaces each call with its sub-select over this node's placements
+-- of tbl (src/plans.rs); this body runs only where a call is not planned
+-- away, and reads the same. sample gives the result's type.
+CREATE FUNCTION fluent.rls_local_rows(sample anyelement, tbl regclass, col text, condition text) RETURNS anyarray
+LANGUAGE plpgsql STABLE PARALLEL SAFE SUPPORT fluent.rls_local_rows_support AS $$
+DECLARE
+    result ALIAS FOR $0;
+BEGIN
+    EXECUTE 'SELECT ' || fluent._local_rows_sql(tbl, col, condition) INTO result;
+    RETURN result;
+END $$;
+
 -- The current workspace, as a one-element array.
 CREATE FUNCTION fluent._workspace_keys_sql(kind text) RETURNS text
 LANGUAGE sql IMMUTABLE
@@ -222,9 +250,10 @@ BEGIN
             CASE WHEN p.owner_column IS NOT NULL THEN
                 format('%I %s', p.owner_column, fluent._key_test_sql(p.owner_type, module, act, own)) END,
             CASE WHEN assigns THEN
-                format('%I = ANY (ARRAY(SELECT m.%I FROM %s m WHERE m.%I %s))',
-                       p.row_column, p.membership_row_column, p.membership_table, p.membership_user_column,
-                       fluent._key_test_sql(member_kind, module, act, own)) END), ''), 'false');
+                format('%I = ANY (%s)', p.row_column,
+                       fluent._rows_of_sql(p.membership_table, p.membership_row_column,
+                                           format('m.%I %s', p.membership_user_column,
+                                                  fluent._key_test_sql(member_kind, module, act, own)))) END), ''), 'false');
     END LOOP;
     RETURN fluent._reach_sql(module, act, rows_of[1], rows_of[2]);
 END $$;
@@ -251,17 +280,18 @@ BEGIN
     IF a.membership_role_column IS NULL THEN
         RETURN NULL;
     END IF;
-    RETURN format('(fluent.rls_items(%1$L, %2$L, %3$L) AND %4$I = ANY (ARRAY(SELECT m.%5$I FROM %6$s m '
-                  'WHERE (m.%7$I %8$s%9$s) AND m.%10$I = ANY (fluent.rls_item_roles(%1$L, %2$L, %3$L)))))',
-        module, act, a.module, item_column, a.membership_row_column, a.membership_table, a.membership_user_column,
-        fluent._key_test_sql(fluent._key_kind(a.membership_table, a.membership_user_column, 'membership user column'),
-                             module, act, true),
-        -- (cardinality() of the folded teams is folded too: without teams,
-        -- the team test goes, and with it the team index scan.)
-        CASE WHEN a.membership_team_column IS NOT NULL
-             THEN format(' OR cardinality(fluent.rls_user_teams()) > 0 AND m.%I = ANY (fluent.rls_user_teams())',
-                         a.membership_team_column) ELSE '' END,
-        a.membership_role_column);
+    RETURN format('(fluent.rls_items(%L, %L, %L) AND %I = ANY (%s))', module, act, a.module, item_column,
+        fluent._rows_of_sql(a.membership_table, a.membership_row_column,
+            format('(m.%1$I %2$s%3$s) AND m.%4$I = ANY (fluent.rls_item_roles(%5$L, %6$L, %7$L))',
+                a.membership_user_column,
+                fluent._key_test_sql(fluent._key_kind(a.membership_table, a.membership_user_column, 'membership user column'),
+                                     module, act, true),
+                -- (cardinality() of the folded teams is folded too: without teams,
+                -- the team test goes, and with it the team index scan.)
+                CASE WHEN a.membership_team_column IS NOT NULL
+                     THEN format(' OR cardinality(fluent.rls_user_teams()) > 0 AND m.%I = ANY (fluent.rls_user_teams())',
+                                 a.membership_team_column) ELSE '' END,
+                a.membership_role_column, module, act, a.module)));
 END $$;
 
 -- Which rows of p's table module.action reaches for the acting user (the
@@ -323,9 +353,16 @@ BEGIN
         -- included: assignments count wherever they are stored.)
         -- By scope only: an item role on the row (an editor's) does not
         -- let its holder assign item roles there, herself included.
-        member_in_reach := format('EXISTS (SELECT 1 FROM %s t WHERE t.%I = %s.%I AND %s)',
-            p.table_name, p.row_column, member_rel, p.membership_row_column,
-            concat_ws(' AND ', workspace_filter, fluent._scope_rows_sql(p, p.module, p.update_action)));
+        -- On a Citus node the same test is uncorrelated (Citus sends no
+        -- sub-select to a shard): the row pointed at is among the rows in
+        -- reach, read once per statement from the node's placements.
+        member_in_reach := CASE WHEN fluent._citus_node() = 'none'
+            THEN format('EXISTS (SELECT 1 FROM %s t WHERE t.%I = %s.%I AND %s)',
+                        p.table_name, p.row_column, member_rel, p.membership_row_column,
+                        concat_ws(' AND ', workspace_filter, fluent._scope_rows_sql(p, p.module, p.update_action)))
+            ELSE format('%I = ANY (%s)', p.membership_row_column,
+                        fluent._rows_of_sql(p.table_name, p.row_column,
+                            concat_ws(' AND ', workspace_filter, fluent._scope_rows_sql(p, p.module, p.update_action)))) END;
         -- An assignment written names an item role whose every action the
         -- writer's scope gives her on the item (folded into a list).
         member_written := member_in_reach || CASE WHEN p.membership_role_column IS NULL THEN '' ELSE
@@ -522,6 +559,7 @@ BEGIN
                 parent_column, tbl, parent_table, parent.membership_row_column, parent.membership_table
                 USING ERRCODE = 'datatype_mismatch';
         END IF;
+        PERFORM fluent._citus_check_layout(tbl, parent.membership_table);
     ELSIF parent_column IS NOT NULL THEN
         RAISE EXCEPTION 'parent_column takes a parent table' USING ERRCODE = 'invalid_parameter_value';
     END IF;
@@ -591,6 +629,7 @@ BEGIN
             RAISE NOTICE 'no index on %(%): every query on "%" will scan it', membership_table, membership_user_column, tbl
                 USING HINT = format('CREATE INDEX ON %s (%I);', membership_table, membership_user_column);
         END IF;
+        PERFORM fluent._citus_check_layout(tbl, membership_table);
         SELECT c.relrowsecurity, c.relforcerowsecurity INTO member_was_enabled, member_was_forced
           FROM pg_class c WHERE c.oid = membership_table;
     END IF;

@@ -101,6 +101,50 @@ pub fn statement_started() {
     STATEMENT_TRANSACTION.set(number);
 }
 
+/// A statement was parsed (src/cache.rs). Refuses, on the coordinator, a
+/// `SET LOCAL` (or `RESET`, `SET TRANSACTION`) that Citus would propagate
+/// when it shares its query string with other statements: Citus sends the
+/// whole string to the workers' connections of the transaction, and keeps
+/// it for each connection opened later (the replicator's too), so the other
+/// statements would run on the workers as the application role, which could
+/// then claim another transaction's id and replay its carrier.
+pub unsafe fn statement_parsed(pstate: *mut pg_sys::ParseState, query: *mut pg_sys::Query) {
+    let statement = (*query).utilityStmt;
+    if statement.is_null()
+        || (*statement).type_ != pg_sys::NodeTag::T_VariableSetStmt
+        || !citus_loaded()
+    {
+        return;
+    }
+    let set = statement.cast::<pg_sys::VariableSetStmt>();
+    let propagated = (*set).is_local
+        || matches!(
+            (*set).kind,
+            pg_sys::VariableSetKind::VAR_RESET
+                | pg_sys::VariableSetKind::VAR_RESET_ALL
+                | pg_sys::VariableSetKind::VAR_SET_MULTI
+        );
+    let propagating = || {
+        let setting =
+            pg_sys::GetConfigOption(c"citus.propagate_set_commands".as_ptr(), true, false);
+        !setting.is_null() && std::ffi::CStr::from_ptr(setting).to_bytes() == b"local"
+    };
+    if !propagated || (*pstate).p_sourcetext.is_null() || !propagating() || !citus_is_coordinator()
+    {
+        return;
+    }
+    let text = std::ffi::CStr::from_ptr((*pstate).p_sourcetext).to_bytes();
+    let start = ((*query).stmt_location.max(0) as usize).min(text.len());
+    let end = match (*query).stmt_len {
+        0 => text.len(),
+        len => (start + len as usize).min(text.len()),
+    };
+    let alone = |part: &[u8]| part.iter().all(|b| b.is_ascii_whitespace() || *b == b';');
+    if !alone(&text[..start]) || !alone(&text[end..]) {
+        FluentError::CitusSetBesideStatements.report();
+    }
+}
+
 /// The address of C function `name` of Citus's library (loaded: see
 /// `citus_loaded`), looked up once per backend: `load_external_function`
 /// checks the library's file at every call, and one runs per statement.

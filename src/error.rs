@@ -68,6 +68,12 @@ pub enum FluentError {
     IdentityOnCitusWorker,
     /// `fluent_citus_setup()` where it cannot run.
     CitusSetup { reason: &'static str },
+    /// On the Citus coordinator, a propagated `SET LOCAL` sharing its query
+    /// string with other statements (src/citus.rs).
+    CitusSetBesideStatements,
+    /// On Citus, a protected table whose policies would read another table
+    /// that is not on the same nodes as the rows they protect.
+    CitusLayout { table: String, other: String },
     /// A trigger function called as a plain function.
     NotCalledAsTrigger { function: &'static str },
     /// A `local` setting made outside a transaction block (a warning).
@@ -127,6 +133,9 @@ impl FluentError {
             OnStandby => PgSqlErrorCode::ERRCODE_READ_ONLY_SQL_TRANSACTION,
             OnCitusWorker | IdentityOnCitusWorker | CitusSetup { .. } => {
                 PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE
+            }
+            CitusLayout { .. } | CitusSetBesideStatements => {
+                PgSqlErrorCode::ERRCODE_FEATURE_NOT_SUPPORTED
             }
             NotCatalogTable { .. } => PgSqlErrorCode::ERRCODE_WRONG_OBJECT_TYPE,
             NullArgument { .. } => PgSqlErrorCode::ERRCODE_NULL_VALUE_NOT_ALLOWED,
@@ -195,6 +204,10 @@ impl FluentError {
                 "the fluent acting user is chosen on the Citus coordinator, and this node is a worker".into()
             }
             CitusSetup { reason } => format!("fluent_citus_setup() cannot run: {reason}"),
+            CitusSetBesideStatements => "on Citus, SET LOCAL, RESET and SET TRANSACTION must be sent alone, not with other statements in one query string".into(),
+            CitusLayout { table, other } => format!(
+                "on Citus, the policies of \"{table}\" can read \"{other}\" only if both are reference tables or both are distributed and co-located"
+            ),
             WhoCanNoRow {
                 table,
                 column,
@@ -286,6 +299,8 @@ impl FluentError {
             OnCitusWorker => "Connect to the coordinator; its changes reach every worker when they commit.".into(),
             IdentityOnCitusWorker => "Choose it on the coordinator, with local, inside the transaction: it reaches the workers' connections of that transaction.".into(),
             CitusSetup { .. } => "Run it as a superuser on the coordinator of a Citus cluster, in the database where fluent is installed.".into(),
+            CitusSetBesideStatements => "Citus sends the whole query string of a propagated SET to the workers: send each SET as a statement of its own.".into(),
+            CitusLayout { table, other } => format!("Distribute \"{other}\" by the column that distributes \"{table}\", with colocate_with => '{table}' (each row carrying the distribution value of the row it points at), or make both reference tables; then protect."),
             IdentityChangedWhilePlanning => "A function run while planning (an IMMUTABLE one) called fluent_set_user, fluent_reset_user, fluent_authenticate or fluent_set_workspace: change the identity in a statement of its own.".into(),
             OtherVersionLoaded => "The extension was updated (ALTER EXTENSION fluent UPDATE) while this session used the previous version: reconnect.".into(),
             NotCatalogTable { .. } => "Drop the trigger; fluent installs its audit triggers itself.".into(),
@@ -406,6 +421,10 @@ mod fluent {
                     "citus" => "the citus extension is not installed in this database",
                     _ => "this node is a Citus worker, not the coordinator",
                 },
+            },
+            "citus_layout" => FluentError::CitusLayout {
+                table: arg(0),
+                other: arg(1),
             },
             other => pgrx::error!("fluent._raise: unknown error {other:?}"),
         };

@@ -15,6 +15,7 @@
 //! 2. Reading the catalog:
 //!    - `owner`: running catalog queries as the catalog owner, through kept plans
 //!    - `citus`: whether a Citus worker is applying the coordinator's catalog changes (`sql/citus.sql`)
+//!    - `placements`: on Citus, the SQL that reads a table's rows on this node's own placements, for policies
 //!    - `loaders`: reading the catalog (`sql/loaders.sql`) into Rust values
 //!    - `rows`: reading the row `fluent_who_can` asks about without running its owner's code
 //!    - `probes`: one user's holdings by index probes, without the executor (a first check)
@@ -58,6 +59,7 @@ mod identity;
 mod items;
 mod loaders;
 mod owner;
+mod placements;
 mod plans;
 mod preload;
 mod probes;
@@ -133,7 +135,8 @@ extension_sql_file!(
         citus::fluent::_citus_set_applying,
         citus::fluent::_citus_applying,
         citus::fluent::_citus_bus_active,
-        citus::fluent::_citus_send_rows
+        citus::fluent::_citus_send_rows,
+        placements::fluent::_local_rows_sql
     ]
 );
 extension_sql_file!(
@@ -158,7 +161,8 @@ extension_sql_file!(
         checks::fluent::rls_item_roles,
         checks::fluent::rls_user_teams,
         checks::fluent::rls_assignable_item_roles,
-        who_can::fluent::_who_can
+        who_can::fluent::_who_can,
+        plans::fluent::rls_local_rows_support
     ]
 );
 extension_sql_file!("../sql/columns.sql", name = "columns", requires = ["rls"]);

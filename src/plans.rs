@@ -35,6 +35,7 @@ use crate::cache;
 use crate::checks;
 use crate::checks::Reach;
 use crate::folds;
+use crate::placements;
 
 thread_local! {
     /// (helper, its support function, the support function's hash).
@@ -280,12 +281,12 @@ unsafe fn depends_on_function(glob: *mut pg_sys::PlannerGlobal, hash: u32) -> bo
     })
 }
 
-/// Answers a `SupportRequestSimplify` for a call of one of the policy
-/// helpers: `fold(call)` (a constant) when the call is planned as part of a
-/// query and `fold` can answer, nothing otherwise (a null pointer: no change).
-fn simplify(
+/// Answers a `SupportRequestSimplify` for a call of one of fluent's helpers
+/// with `replace(root, call)` when the call is planned as part of a query and
+/// `replace` has a replacement, nothing otherwise (a null pointer: no change).
+fn replace_call(
     request: Internal,
-    fold: impl FnOnce(*mut pg_sys::FuncExpr) -> Option<*mut pg_sys::Node>,
+    replace: impl FnOnce(*mut pg_sys::PlannerInfo, *mut pg_sys::FuncExpr) -> Option<*mut pg_sys::Node>,
 ) -> Internal {
     let unchanged = Internal::from(Some(pg_sys::Datum::from(0)));
     let Some(request) = request.unwrap() else {
@@ -303,13 +304,82 @@ fn simplify(
         if root.is_null() || (*root).glob.is_null() {
             return unchanged;
         }
-        let call = (*request).fcall;
-        let Some(constant) = fold(call) else {
-            return unchanged;
-        };
-        depend_on_identity_and_catalog(root, (*call).funcid);
-        Internal::from(Some(pg_sys::Datum::from(constant)))
+        match replace(root, (*request).fcall) {
+            Some(replacement) => Internal::from(Some(pg_sys::Datum::from(replacement))),
+            None => unchanged,
+        }
     }
+}
+
+/// Folds a call of one of the policy helpers to `fold(call)`, a constant of
+/// the acting user's answers, and records what the plan then depends on.
+fn simplify(
+    request: Internal,
+    fold: impl FnOnce(*mut pg_sys::FuncExpr) -> Option<*mut pg_sys::Node>,
+) -> Internal {
+    replace_call(request, |root, call| unsafe {
+        let constant = fold(call)?;
+        depend_on_identity_and_catalog(root, (*call).funcid);
+        Some(constant)
+    })
+}
+
+/// The `n`th argument of a call.
+unsafe fn argument(call: *mut pg_sys::FuncExpr, n: usize) -> Option<*mut pg_sys::Node> {
+    let args = (*call).args;
+    (!args.is_null() && n < (*args).length as usize)
+        .then(|| (*(*args).elements.add(n)).ptr_value.cast::<pg_sys::Node>())
+}
+
+/// Replaces a call of `fluent.rls_local_rows(sample, table, column,
+/// condition)` with the `ARRAY(SELECT ...)` it stands for on this node
+/// (src/placements.rs), parsed and rewritten here (row security included),
+/// which the planner then turns into an InitPlan, as it does the sub-select
+/// a policy holds on one server. The plan depends on what it reads as any
+/// plan does (its relations, and the helpers folded inside).
+unsafe fn local_rows_subquery(
+    root: *mut pg_sys::PlannerInfo,
+    call: *mut pg_sys::FuncExpr,
+) -> Option<*mut pg_sys::Node> {
+    let table = argument(call, 1)?;
+    if (*table).type_ != pg_sys::NodeTag::T_Const {
+        return None;
+    }
+    let table = table.cast::<pg_sys::Const>();
+    if (*table).constisnull || (*table).consttype != pg_sys::REGCLASSOID {
+        return None;
+    }
+    let table = pg_sys::Oid::from_datum((*table).constvalue, false)?;
+    let column = text_constant(argument(call, 2)?)?;
+    let condition = text_constant(argument(call, 3)?)?;
+    let sql = format!(
+        "SELECT {}",
+        placements::local_rows_sql(table, column, condition)
+    );
+    let sql = std::ffi::CString::new(sql).ok()?;
+    let raw = pg_sys::pg_parse_query(sql.as_ptr());
+    if raw.is_null() || (*raw).length != 1 {
+        return None;
+    }
+    let queries = pg_sys::pg_analyze_and_rewrite_fixedparams(
+        (*(*raw).elements).ptr_value.cast(),
+        sql.as_ptr(),
+        std::ptr::null_mut(),
+        0,
+        std::ptr::null_mut(),
+    );
+    let query = (*(*queries).elements).ptr_value.cast::<pg_sys::Query>();
+    let target = (*(*(*query).targetList).elements)
+        .ptr_value
+        .cast::<pg_sys::TargetEntry>();
+    let array = (*target).expr.cast::<pg_sys::Node>();
+    if pg_sys::exprType(array) != (*call).funcresulttype {
+        return None;
+    }
+    // The planner turns sub-selects into plans only in queries it knows
+    // hold some; this one does now.
+    (*(*root).parse).hasSubLinks = true;
+    Some(array)
 }
 
 /// Folds a test of the acting user's reach to its answer.
@@ -441,6 +511,15 @@ pub mod fluent {
     #[pg_extern(immutable, parallel_safe)]
     fn rls_keys_support(request: Internal) -> Internal {
         simplify(request, |call| unsafe { keys_constant(call) })
+    }
+
+    /// Planner support for `fluent.rls_local_rows`: replaces it with the
+    /// sub-select over this node's placements it stands for.
+    #[pg_extern(immutable, parallel_safe)]
+    fn rls_local_rows_support(request: Internal) -> Internal {
+        replace_call(request, |root, call| unsafe {
+            local_rows_subquery(root, call)
+        })
     }
 
     /// Planner support for `fluent.rls_user_key`, `_id` and `_uuid`: folds

@@ -746,11 +746,11 @@ fn authenticators_resets_and_time_zones_reach_the_workers_and_a_copied_carrier_d
         ))),
         "42501"
     );
-    sealed.batch_execute("ROLLBACK; BEGIN").unwrap();
+    sealed
+        .batch_execute("ROLLBACK; BEGIN; SET LOCAL citus.propagate_set_commands = 'local'")
+        .unwrap();
     assert_eq!(
-        sqlstate(sealed.batch_execute(&format!(
-            "SET LOCAL citus.propagate_set_commands = 'local'; SET LOCAL fluent.remote_identity = '{carrier}'"
-        ))),
+        sqlstate(sealed.batch_execute(&format!("SET LOCAL fluent.remote_identity = '{carrier}'"))),
         "22023"
     );
     sealed.batch_execute("ROLLBACK").unwrap();
@@ -858,4 +858,320 @@ fn code_pushed_down_to_a_worker_can_neither_choose_again_nor_claim_a_carrier() {
         .unwrap()
         .get(0);
     assert_eq!(claimed, 0, "the rows of the worker's shards, as cat");
+}
+
+/// Projects distributed by tenant over 4 shards with a co-located
+/// membership table, and a copy of both as reference tables, protected
+/// through the membership (no owner column). Project g (1 to 20) is in
+/// tenant g % 4; its member is ann, bob or dan (g % 3 = 0, 1, 2). ann and
+/// bob read and write their own, lea leads a team with ann, cat reads and
+/// writes all, dan holds nothing.
+fn distributed_projects(name: &str) -> String {
+    let db = database(name);
+    let mut coordinator = connect(0, &db, "postgres");
+    coordinator
+        .batch_execute("SELECT fluent_citus_setup()")
+        .unwrap();
+    coordinator
+        .batch_execute(
+            "SELECT fluent_create_module('projects');
+             SELECT fluent_create_role('member'), fluent_set_permission('member', 'projects', 'read', 'own'),
+                    fluent_set_permission('member', 'projects', 'write', 'own');
+             SELECT fluent_create_role('lead'), fluent_set_permission('lead', 'projects', 'read', 'team');
+             SELECT fluent_create_role('boss'), fluent_set_permission('boss', 'projects', 'read', 'all'),
+                    fluent_set_permission('boss', 'projects', 'write', 'all');
+             SELECT fluent_create_user(u) FROM unnest('{ann,bob,cat,dan,lea}'::text[]) u;
+             SELECT fluent_grant_role('ann', 'member'), fluent_grant_role('bob', 'member'),
+                    fluent_grant_role('lea', 'lead'), fluent_grant_role('cat', 'boss');
+             SELECT fluent_create_team('desk'), fluent_add_team_member('desk', 'lea', true),
+                    fluent_add_team_member('desk', 'ann');",
+        )
+        .unwrap();
+    for (kind, projects, members) in [
+        (
+            "create_distributed_table('projects', 'tenant', shard_count => 4)",
+            "projects",
+            "create_distributed_table('project_members', 'tenant', colocate_with => 'projects')",
+        ),
+        (
+            "create_reference_table('ref_projects')",
+            "ref_projects",
+            "create_reference_table('ref_members')",
+        ),
+    ] {
+        let members_table = if projects == "projects" {
+            "project_members"
+        } else {
+            "ref_members"
+        };
+        coordinator
+            .batch_execute(&format!(
+                "CREATE TABLE {projects} (tenant int, id bigint, name text, PRIMARY KEY (tenant, id));
+                 CREATE TABLE {members_table} (tenant int, project_id bigint, user_key text,
+                                               PRIMARY KEY (tenant, project_id, user_key));
+                 CREATE INDEX ON {members_table} (user_key);
+                 SELECT {kind};
+                 SELECT {members};
+                 INSERT INTO {projects} SELECT g % 4, g, 'p' || g FROM generate_series(1, 20) g;
+                 INSERT INTO {members_table}
+                   SELECT g % 4, g, (ARRAY['ann', 'bob', 'dan'])[g % 3 + 1] FROM generate_series(1, 20) g;
+                 GRANT SELECT, INSERT, UPDATE, DELETE ON {projects}, {members_table} TO {TESTER};"
+            ))
+            .unwrap();
+        // (Its own transaction: one that wrote the catalog cannot write a
+        // reference table too.)
+        coordinator
+            .batch_execute(&format!(
+                "SELECT fluent_protect('{projects}', 'projects', row_column => 'id',
+                                       membership_table => '{members_table}',
+                                       membership_row_column => 'project_id',
+                                       membership_user_column => 'user_key')"
+            ))
+            .unwrap();
+    }
+    db
+}
+
+/// The projects whose member is one of `keys` (project g's is the
+/// (g % 3)th of ann, bob, dan).
+fn member_of(keys: &[&str]) -> Vec<i64> {
+    let members = ["ann", "bob", "dan"];
+    (1..=20)
+        .filter(|g: &i64| keys.contains(&members[(*g % 3) as usize]))
+        .collect()
+}
+
+/// Runs `sql` through the coordinator as the tester acting for `user`.
+fn acting(client: &mut Client, user: &str, sql: &str) -> Vec<i64> {
+    client
+        .batch_execute(&format!("BEGIN; SELECT fluent_set_user('{user}', true)"))
+        .unwrap();
+    let rows = ids(client, sql);
+    client.batch_execute("COMMIT").unwrap();
+    rows
+}
+
+#[test]
+fn a_co_located_membership_table_gives_each_user_the_rows_one_node_shows() {
+    let db = distributed_projects("membership");
+    let mut app = connect(0, &db, TESTER);
+    for (user, expected) in [
+        ("ann", member_of(&["ann"])),
+        ("bob", member_of(&["bob"])),
+        ("lea", member_of(&["ann"])),
+        ("cat", (1..=20).collect()),
+        ("dan", vec![]),
+    ] {
+        let all = acting(&mut app, user, "SELECT id FROM projects ORDER BY id");
+        assert_eq!(all, expected, "{user}");
+        let tenant = acting(
+            &mut app,
+            user,
+            "SELECT id FROM projects WHERE tenant = 3 ORDER BY id",
+        );
+        let expected_tenant: Vec<i64> = expected.iter().copied().filter(|g| g % 4 == 3).collect();
+        assert_eq!(tenant, expected_tenant, "{user}, tenant 3");
+        let reference = acting(&mut app, user, "SELECT id FROM ref_projects ORDER BY id");
+        assert_eq!(reference, expected, "{user}, the reference tables");
+    }
+    // A router query stays on one shard, and the shard's plan reads the
+    // node's own placement of the membership table once (an InitPlan) with
+    // the acting user's key folded in: no fluent function is called.
+    app.batch_execute("BEGIN; SELECT fluent_set_user('ann', true)")
+        .unwrap();
+    let plan: String = app
+        .query(
+            "EXPLAIN (VERBOSE, COSTS OFF) SELECT id FROM projects WHERE tenant = 3",
+            &[],
+        )
+        .unwrap()
+        .iter()
+        .map(|r| r.get::<_, String>(0))
+        .collect::<Vec<_>>()
+        .join("\n");
+    app.batch_execute("COMMIT").unwrap();
+    assert!(plan.contains("Task Count: 1"), "{plan}");
+    assert!(plan.contains("InitPlan"), "{plan}");
+    assert!(plan.contains("project_members_"), "{plan}");
+    assert!(plan.contains("'ann'::text"), "{plan}");
+    assert!(!plan.contains("rls_"), "{plan}");
+}
+
+#[test]
+fn a_membership_change_is_seen_at_the_next_statement_also_by_a_kept_plan() {
+    let db = distributed_projects("membership_change");
+    let mut app = connect(0, &db, TESTER);
+    let mut dba = connect(0, &db, "postgres");
+    // A prepared router query, its generic plan kept by the coordinator.
+    app.batch_execute(
+        "SET plan_cache_mode = force_generic_plan;
+         PREPARE mine(int) AS SELECT id FROM projects WHERE tenant = $1 ORDER BY id",
+    )
+    .unwrap();
+    let before = acting(&mut app, "bob", "EXECUTE mine(3)");
+    assert_eq!(before, vec![7, 19]);
+    dba.batch_execute("INSERT INTO project_members VALUES (3, 3, 'bob')")
+        .unwrap();
+    assert_eq!(acting(&mut app, "bob", "EXECUTE mine(3)"), vec![3, 7, 19]);
+    dba.batch_execute("DELETE FROM project_members WHERE project_id = 7")
+        .unwrap();
+    assert_eq!(acting(&mut app, "bob", "EXECUTE mine(3)"), vec![3, 19]);
+    // A rolled-back change is never seen.
+    dba.batch_execute("BEGIN; INSERT INTO project_members VALUES (3, 11, 'bob'); ROLLBACK")
+        .unwrap();
+    assert_eq!(acting(&mut app, "bob", "EXECUTE mine(3)"), vec![3, 19]);
+}
+
+#[test]
+fn membership_rows_are_written_only_within_the_writers_reach() {
+    let db = distributed_projects("membership_writes");
+    let mut app = connect(0, &db, TESTER);
+    // The rows written, or the SQLSTATE of the refusal.
+    let write = |app: &mut Client, user: &str, sql: &str| -> Result<u64, String> {
+        app.batch_execute(&format!("BEGIN; SELECT fluent_set_user('{user}', true)"))
+            .unwrap();
+        let result = app.execute(sql, &[]);
+        app.batch_execute("ROLLBACK").unwrap();
+        result.map_err(|e| sqlstate(Err::<(), _>(e)))
+    };
+    for (table, members) in [
+        ("projects", "project_members"),
+        ("ref_projects", "ref_members"),
+    ] {
+        // ann (write own) adds a member to her project 3, not to bob's 1.
+        assert_eq!(
+            write(
+                &mut app,
+                "ann",
+                &format!("INSERT INTO {members} VALUES (3, 3, 'lea')")
+            ),
+            Ok(1),
+            "{table}"
+        );
+        assert_eq!(
+            write(
+                &mut app,
+                "ann",
+                &format!("INSERT INTO {members} VALUES (1, 1, 'lea')")
+            ),
+            Err("42501".into()),
+            "{table}"
+        );
+        // She may change her project's membership, not move it to bob's.
+        assert_eq!(
+            write(
+                &mut app,
+                "ann",
+                &format!("UPDATE {members} SET user_key = 'lea' WHERE project_id = 3")
+            ),
+            Ok(1),
+            "{table}"
+        );
+        assert_eq!(
+            write(
+                &mut app,
+                "ann",
+                &format!("UPDATE {members} SET project_id = 7 WHERE tenant = 3 AND project_id = 3")
+            ),
+            Err("42501".into()),
+            "{table}"
+        );
+        // bob removes nothing of ann's; cat (write all) adds anywhere.
+        assert_eq!(
+            write(
+                &mut app,
+                "bob",
+                &format!("DELETE FROM {members} WHERE project_id = 3")
+            ),
+            Ok(0),
+            "{table}"
+        );
+        assert_eq!(
+            write(
+                &mut app,
+                "cat",
+                &format!("INSERT INTO {members} VALUES (1, 1, 'lea')")
+            ),
+            Ok(1),
+            "{table}"
+        );
+        // dan holds nothing: adds nothing.
+        assert_eq!(
+            write(
+                &mut app,
+                "dan",
+                &format!("INSERT INTO {members} VALUES (1, 1, 'dan')")
+            ),
+            Err("42501".into()),
+            "{table}"
+        );
+    }
+}
+
+#[test]
+fn a_membership_table_on_other_nodes_than_its_items_is_refused() {
+    let db = database("layout");
+    let mut coordinator = connect(0, &db, "postgres");
+    coordinator
+        .batch_execute("SELECT fluent_citus_setup()")
+        .unwrap();
+    coordinator
+        .batch_execute("SELECT fluent_create_module('projects')")
+        .unwrap();
+    coordinator
+        .batch_execute(
+            "CREATE TABLE tasks (tenant int, id bigint PRIMARY KEY);
+             CREATE TABLE task_members (tenant int, task_id bigint, user_key text);
+             CREATE INDEX ON task_members (user_key);
+             SELECT create_distributed_table('tasks', 'id', shard_count => 4);
+             SELECT create_distributed_table('task_members', 'tenant', shard_count => 3);
+             CREATE TABLE local_members (tenant int, task_id bigint, user_key text);
+             CREATE INDEX ON local_members (user_key);",
+        )
+        .unwrap();
+    for members in ["task_members", "local_members"] {
+        let refused = coordinator.batch_execute(&format!(
+            "SELECT fluent_protect('tasks', 'projects', membership_table => '{members}',
+                                   membership_row_column => 'task_id', membership_user_column => 'user_key')"
+        ));
+        assert_eq!(sqlstate(refused), "0A000", "{members}");
+    }
+    let protected: i64 = coordinator
+        .query_one("SELECT count(*) FROM fluent.protected_tables", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(protected, 0, "nothing is left half-done");
+}
+
+#[test]
+fn a_propagated_set_sent_with_other_statements_is_refused_before_it_reaches_a_worker() {
+    let db = distributed_notes("set_injection");
+    let (_, ports) = fluent_pgrx_tests::citus::nodes();
+    let mut app = connect(0, &db, TESTER);
+    // Citus would send the whole query string of a propagated SET LOCAL to
+    // the workers' connections of the transaction: the DO block would run
+    // there as the application role (and again on every connection the
+    // transaction opens later).
+    let payload = format!(
+        "SET LOCAL work_mem = '5MB'; DO $$ BEGIN IF current_setting('port') <> '{}' THEN
+           RAISE EXCEPTION 'ran on a worker'; END IF; END $$",
+        ports[0]
+    );
+    for opening in [
+        "SELECT fluent_set_user('ann', true); SELECT count(*) FROM notes",
+        "SET LOCAL citus.propagate_set_commands = 'local'; SELECT count(*) FROM notes",
+    ] {
+        app.batch_execute("BEGIN").unwrap();
+        app.batch_execute(opening).unwrap();
+        let refused = app.batch_execute(&payload);
+        app.batch_execute("ROLLBACK").unwrap();
+        assert_eq!(sqlstate(refused), "0A000", "after {opening}");
+        // The same SET alone goes through, and so does the DO block.
+        app.batch_execute("BEGIN").unwrap();
+        app.batch_execute(opening).unwrap();
+        app.batch_execute("SET LOCAL work_mem = '5MB'").unwrap();
+        app.batch_execute(&payload[payload.find("DO").unwrap()..])
+            .unwrap();
+        app.batch_execute("COMMIT").unwrap();
+    }
 }
