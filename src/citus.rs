@@ -51,6 +51,8 @@ thread_local! {
     /// Citus's distributed transaction number when the current top-level
     /// statement began (0: none).
     static STATEMENT_TRANSACTION: Cell<u64> = const { Cell::new(0) };
+    /// This transaction sent catalog changes to the workers (the coordinator).
+    static SENT: Cell<bool> = const { Cell::new(false) };
     /// This transaction's verified carrier: its text and whom it names.
     static REMOTE: RefCell<Option<(String, Option<Remote>)>> = const { RefCell::new(None) };
 }
@@ -77,12 +79,74 @@ pub fn applying() -> bool {
     APPLYING.get()
 }
 
-/// At the end of every transaction and of every rolled-back subtransaction
-/// (src/lib.rs): an apply that failed half-way leaves no flag behind.
-pub fn transaction_ended() {
+/// At the end of every transaction (`top`) and of every rolled-back
+/// subtransaction (src/lib.rs): an apply that failed half-way leaves no flag
+/// behind.
+pub fn transaction_ended(top: bool) {
     APPLYING.set(false);
     REMOTE.set(None);
     STATEMENT_TRANSACTION.set(0);
+    if top {
+        SENT.set(false);
+    }
+}
+
+/// A query is planned (src/plans.rs) on the coordinator. After this
+/// transaction sent catalog changes to the workers, it may not read a Citus
+/// table that fluent protects: the workers apply the changes on the
+/// replicator's connections, so the shard queries of this transaction would
+/// see the catalog as it was committed, not as the coordinator sees it.
+pub unsafe fn refuse_reading_own_changes(query: *mut pg_sys::Query) {
+    unsafe extern "C-unwind" fn protected_citus_table(
+        node: *mut pg_sys::Node,
+        _context: *mut std::ffi::c_void,
+    ) -> bool {
+        if node.is_null() {
+            return false;
+        }
+        if (*node).type_ == pg_sys::NodeTag::T_RangeTblEntry {
+            let rte = node.cast::<pg_sys::RangeTblEntry>();
+            if (*rte).rtekind == pg_sys::RTEKind::RTE_RELATION
+                && is_protected_citus_table((*rte).relid)
+            {
+                return true;
+            }
+            return false;
+        }
+        if (*node).type_ == pg_sys::NodeTag::T_Query {
+            return pg_sys::query_tree_walker(
+                node.cast(),
+                Some(protected_citus_table),
+                std::ptr::null_mut(),
+                pg_sys::QTW_EXAMINE_RTES_BEFORE as i32,
+            );
+        }
+        pg_sys::expression_tree_walker(node, Some(protected_citus_table), std::ptr::null_mut())
+    }
+    if SENT.get() && protected_citus_table(query.cast(), std::ptr::null_mut()) {
+        FluentError::CitusReadAfterChange.report();
+    }
+}
+
+/// Whether `relid` is a Citus table with row security (fluent's policies,
+/// or any: a table that has none reads the same everywhere).
+unsafe fn is_protected_citus_table(relid: pg_sys::Oid) -> bool {
+    let is_citus_table: unsafe extern "C-unwind" fn(pg_sys::Oid) -> bool =
+        std::mem::transmute(citus_function(c"IsCitusTable"));
+    if !is_citus_table(relid) {
+        return false;
+    }
+    let tuple = pg_sys::SearchSysCache1(
+        pg_sys::SysCacheIdentifier::RELOID as _,
+        pg_sys::Datum::from(relid),
+    );
+    if tuple.is_null() {
+        return false;
+    }
+    let secured =
+        (*pg_sys::heap_tuple_get_struct::<pg_sys::FormData_pg_class>(tuple)).relrowsecurity;
+    pg_sys::ReleaseSysCache(tuple);
+    secured
 }
 
 /// A top-level statement begins (src/cache.rs): notes the distributed
@@ -132,6 +196,16 @@ pub unsafe fn statement_parsed(pstate: *mut pg_sys::ParseState, query: *mut pg_s
     if !propagated || (*pstate).p_sourcetext.is_null() || !propagating() || !citus_is_coordinator()
     {
         return;
+    }
+    // Nor may it set search_path: Citus replays it on every connection of
+    // the transaction, the replicator's too, whose insert into the bus
+    // names types (`'...'::jsonb`) that a domain of the same name earlier in
+    // the path would capture, running its owner's check as the replicator.
+    if (*set).is_local
+        && !(*set).name.is_null()
+        && std::ffi::CStr::from_ptr((*set).name).to_bytes() == b"search_path"
+    {
+        FluentError::CitusSetSearchPath.report();
     }
     let text = std::ffi::CStr::from_ptr((*pstate).p_sourcetext).to_bytes();
     let start = ((*query).stmt_location.max(0) as usize).min(text.len());
@@ -423,6 +497,7 @@ mod fluent {
     #[pgrx::pg_extern(volatile, parallel_unsafe)]
     fn _citus_send_rows(tbl: &str, op: &str, old_rows: Option<JsonB>, new_rows: Option<JsonB>) {
         require_catalog_owner();
+        SENT.set(true);
         let replicator = unsafe { pg_sys::get_role_oid(c"fluent_replicator".as_ptr(), false) };
         owner::as_role(replicator, |client| {
             client.update(

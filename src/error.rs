@@ -71,6 +71,11 @@ pub enum FluentError {
     /// On the Citus coordinator, a propagated `SET LOCAL` sharing its query
     /// string with other statements (src/citus.rs).
     CitusSetBesideStatements,
+    /// On the Citus coordinator, a protected Citus table read after the
+    /// transaction changed the catalog (src/citus.rs).
+    CitusReadAfterChange,
+    /// On the Citus coordinator, a propagated `SET LOCAL search_path`.
+    CitusSetSearchPath,
     /// On Citus, a protected table whose policies would read another table
     /// that is not on the same nodes as the rows they protect.
     CitusLayout { table: String, other: String },
@@ -134,9 +139,10 @@ impl FluentError {
             OnCitusWorker | IdentityOnCitusWorker | CitusSetup { .. } => {
                 PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE
             }
-            CitusLayout { .. } | CitusSetBesideStatements => {
-                PgSqlErrorCode::ERRCODE_FEATURE_NOT_SUPPORTED
-            }
+            CitusLayout { .. }
+            | CitusSetBesideStatements
+            | CitusSetSearchPath
+            | CitusReadAfterChange => PgSqlErrorCode::ERRCODE_FEATURE_NOT_SUPPORTED,
             NotCatalogTable { .. } => PgSqlErrorCode::ERRCODE_WRONG_OBJECT_TYPE,
             NullArgument { .. } => PgSqlErrorCode::ERRCODE_NULL_VALUE_NOT_ALLOWED,
             NotTrusted { .. } | TrustedOnlyAfterSetRole { .. } | NotAdmin => {
@@ -204,6 +210,8 @@ impl FluentError {
                 "the fluent acting user is chosen on the Citus coordinator, and this node is a worker".into()
             }
             CitusSetup { reason } => format!("fluent_citus_setup() cannot run: {reason}"),
+            CitusReadAfterChange => "on Citus, a transaction that changed fluent's catalog cannot read the tables fluent protects on the workers".into(),
+            CitusSetSearchPath => "on Citus, SET LOCAL search_path cannot be propagated to the workers".into(),
             CitusSetBesideStatements => "on Citus, SET LOCAL, RESET and SET TRANSACTION must be sent alone, not with other statements in one query string".into(),
             CitusLayout { table, other } => format!(
                 "on Citus, the policies of \"{table}\" can read \"{other}\" only if both are reference tables or both are distributed and co-located"
@@ -299,6 +307,8 @@ impl FluentError {
             OnCitusWorker => "Connect to the coordinator; its changes reach every worker when they commit.".into(),
             IdentityOnCitusWorker => "Choose it on the coordinator, with local, inside the transaction: it reaches the workers' connections of that transaction.".into(),
             CitusSetup { .. } => "Run it as a superuser on the coordinator of a Citus cluster, in the database where fluent is installed.".into(),
+            CitusReadAfterChange => "The workers see the change when the transaction commits: read in the next transaction.".into(),
+            CitusSetSearchPath => "Use set_config('search_path', ..., true) on the coordinator instead: Citus does not send it.".into(),
             CitusSetBesideStatements => "Citus sends the whole query string of a propagated SET to the workers: send each SET as a statement of its own.".into(),
             CitusLayout { table, other } => format!("Distribute \"{other}\" by the column that distributes \"{table}\", with colocate_with => '{table}' (each row carrying the distribution value of the row it points at), or make both reference tables; then protect."),
             IdentityChangedWhilePlanning => "A function run while planning (an IMMUTABLE one) called fluent_set_user, fluent_reset_user, fluent_authenticate or fluent_set_workspace: change the identity in a statement of its own.".into(),

@@ -40,16 +40,31 @@ pub fn record_fold(hash: u32) {
     });
 }
 
-/// Runs `plan` (the planner); returns its result and whether the identity
-/// changed while it ran after answers of the previous one were folded.
-pub fn planning<R>(plan: impl FnOnce() -> R + std::panic::UnwindSafe) -> (R, bool) {
+/// What a planner run did with the acting user's answers.
+pub struct Planned {
+    /// It folded some.
+    pub folded: bool,
+    /// The identity changed while it ran after answers of the previous one
+    /// were folded.
+    pub mixed: bool,
+}
+
+/// Runs `plan` (the planner); returns its result and what it folded.
+pub fn planning<R>(plan: impl FnOnce() -> R + std::panic::UnwindSafe) -> (R, Planned) {
     let (changes, folds) = (IDENTITY_CHANGES.get(), FOLDS.get());
     PLANNING.set(PLANNING.get() + 1);
     let result = pgrx::PgTryBuilder::new(plan)
         .finally(|| PLANNING.set(PLANNING.get() - 1))
         .execute();
-    let mixed = IDENTITY_CHANGES.get() != changes && FOLDS.get() != folds;
-    (result, mixed)
+    let folded = FOLDS.get() != folds;
+    let mixed = IDENTITY_CHANGES.get() != changes && folded;
+    (result, Planned { folded, mixed })
+}
+
+/// The syscache hash values of the support functions folded into plans
+/// since the plans depending on them were last invalidated.
+pub fn folded_functions() -> Vec<u32> {
+    FOLDED.with_borrow(Vec::clone)
 }
 
 /// Invalidates every cached plan that folded the acting user's answers.

@@ -236,7 +236,7 @@ unsafe extern "C-unwind" fn transaction_ended(
     folds::transaction_ended();
     identity::transaction_ended(committed);
     delegation::transaction_ended();
-    citus::transaction_ended();
+    citus::transaction_ended(true);
     gate::transaction_ended();
 }
 
@@ -250,6 +250,6 @@ unsafe extern "C-unwind" fn subtransaction_ended(
 ) {
     if event == pg_sys::SubXactEvent::SUBXACT_EVENT_ABORT_SUB {
         cache::subtransaction_rolled_back();
-        citus::transaction_ended();
+        citus::transaction_ended(false);
     }
 }

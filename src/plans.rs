@@ -34,6 +34,7 @@ use pgrx::Internal;
 use crate::cache;
 use crate::checks;
 use crate::checks::Reach;
+use crate::citus;
 use crate::folds;
 use crate::placements;
 
@@ -70,14 +71,51 @@ unsafe extern "C-unwind" fn plan_with_one_identity(
     cursor_options: std::ffi::c_int,
     bound_params: pg_sys::ParamListInfo,
 ) -> *mut pg_sys::PlannedStmt {
-    let (plan, mixed) = folds::planning(|| match PREVIOUS_PLANNER {
+    citus::refuse_reading_own_changes(parse);
+    let (plan, planned) = folds::planning(|| match PREVIOUS_PLANNER {
         Some(previous) => previous(parse, query_string, cursor_options, bound_params),
         None => pg_sys::standard_planner(parse, query_string, cursor_options, bound_params),
     });
-    if mixed {
+    if planned.mixed {
         crate::error::FluentError::IdentityChangedWhilePlanning.report();
     }
+    if planned.folded && !plan.is_null() {
+        keep_dependencies(plan);
+    }
     plan
+}
+
+/// Makes sure a plan that folded the acting user's answers records what it
+/// depends on. The support functions record it while the plan is made
+/// (`depend_on_identity_and_catalog`), but a planner that runs before this
+/// one and builds a plan of its own from the one PostgreSQL made (Citus's,
+/// for a distributed query) may leave it out: such a plan would outlive the
+/// identity and the catalog it was folded for.
+unsafe fn keep_dependencies(plan: *mut pg_sys::PlannedStmt) {
+    for hash in folds::folded_functions() {
+        let items = (*plan).invalItems;
+        let known = !items.is_null()
+            && (0..(*items).length as usize).any(|i| {
+                let item = (*(*items).elements.add(i))
+                    .ptr_value
+                    .cast::<pg_sys::PlanInvalItem>();
+                (*item).cacheId == pg_sys::SysCacheIdentifier::PROCOID as i32
+                    && (*item).hashValue == hash
+            });
+        if !known {
+            let item = pg_sys::palloc0(std::mem::size_of::<pg_sys::PlanInvalItem>())
+                .cast::<pg_sys::PlanInvalItem>();
+            (*item).type_ = pg_sys::NodeTag::T_PlanInvalItem;
+            (*item).cacheId = pg_sys::SysCacheIdentifier::PROCOID as i32;
+            (*item).hashValue = hash;
+            (*plan).invalItems = pg_sys::lappend((*plan).invalItems, item.cast());
+        }
+    }
+    if let Some(sentinel) = cache::sentinel_relid() {
+        if !pg_sys::list_member_oid((*plan).relationOids, sentinel) {
+            (*plan).relationOids = pg_sys::lappend_oid((*plan).relationOids, sentinel);
+        }
+    }
 }
 
 /// Whether a restriction is the constant false or NULL.
@@ -361,6 +399,21 @@ unsafe fn local_rows_subquery(
     if raw.is_null() || (*raw).length != 1 {
         return None;
     }
+    // Its names resolve in pg_catalog and fluent's own schema only, as a
+    // policy's did when it was created (its relations are qualified): an
+    // operator or function of the querying role's search_path must not
+    // stand in for `=` or `cardinality` here.
+    let nest = pg_sys::NewGUCNestLevel();
+    pg_sys::set_config_option(
+        c"search_path".as_ptr(),
+        c"pg_catalog, pg_temp".as_ptr(),
+        pg_sys::GucContext::PGC_USERSET,
+        pg_sys::GucSource::PGC_S_SESSION,
+        pg_sys::GucAction::GUC_ACTION_SAVE,
+        true,
+        0,
+        false,
+    );
     let queries = pg_sys::pg_analyze_and_rewrite_fixedparams(
         (*(*raw).elements).ptr_value.cast(),
         sql.as_ptr(),
@@ -368,6 +421,7 @@ unsafe fn local_rows_subquery(
         0,
         std::ptr::null_mut(),
     );
+    pg_sys::AtEOXact_GUC(true, nest);
     let query = (*(*queries).elements).ptr_value.cast::<pg_sys::Query>();
     let target = (*(*(*query).targetList).elements)
         .ptr_value

@@ -1175,3 +1175,124 @@ fn a_propagated_set_sent_with_other_statements_is_refused_before_it_reaches_a_wo
         app.batch_execute("COMMIT").unwrap();
     }
 }
+
+#[test]
+fn a_search_path_of_the_querying_role_neither_captures_the_replicator_nor_the_membership_read() {
+    let db = distributed_projects("search_path");
+    let mut app = connect(0, &db, TESTER);
+    // A domain named like the type of the bus's rows, earlier in a search
+    // path, would take the replicator's insert on the workers (Citus replays
+    // the transaction's SET LOCAL on every connection it opens): its check
+    // would run as fluent_replicator, which may write the bus.
+    app.batch_execute(
+        "CREATE FUNCTION public.tattle(j pg_catalog.jsonb) RETURNS boolean LANGUAGE plpgsql
+           AS $$ BEGIN RAISE EXCEPTION 'ran as %', current_user; END $$;
+         CREATE DOMAIN public.jsonb AS pg_catalog.jsonb CHECK (public.tattle(VALUE));",
+    )
+    .unwrap();
+    app.batch_execute("BEGIN; SET LOCAL citus.propagate_set_commands = 'local'")
+        .unwrap();
+    let refused = app.batch_execute("SET LOCAL search_path = public, pg_catalog");
+    app.batch_execute("ROLLBACK").unwrap();
+    assert_eq!(sqlstate(refused), "0A000");
+    // The same path through set_config() stays on the coordinator.
+    app.batch_execute(
+        "BEGIN; SET LOCAL citus.propagate_set_commands = 'local';
+         SELECT set_config('search_path', 'public, pg_catalog', true);",
+    )
+    .unwrap();
+    app.batch_execute("SELECT fluent_create_user('zed')")
+        .unwrap();
+    app.batch_execute("COMMIT").unwrap();
+    for node in [1, 2] {
+        let users: i64 = connect(node, &db, "postgres")
+            .query_one(
+                "SELECT count(*) FROM fluent.users WHERE user_key = 'zed'",
+                &[],
+            )
+            .unwrap()
+            .get(0);
+        assert_eq!(users, 1, "worker {node}");
+    }
+    // On a worker, an `=` of the session's search path does not stand in
+    // for the one the membership read compares the user with.
+    let mut worker = connect(1, &db, "postgres");
+    worker
+        .batch_execute(
+            "SET citus.enable_ddl_propagation = off;
+             CREATE SCHEMA evil;
+             CREATE FUNCTION evil.yes(text, text) RETURNS boolean LANGUAGE sql AS 'SELECT true';
+             CREATE OPERATOR evil.= (LEFTARG = text, RIGHTARG = text, FUNCTION = evil.yes);",
+        )
+        .unwrap();
+    worker
+        .batch_execute(&format!(
+            "GRANT USAGE ON SCHEMA evil TO {TESTER}; SELECT fluent_set_user('bob'); SET ROLE {TESTER};
+             SET search_path = evil, pg_catalog, public"
+        ))
+        .unwrap();
+    let mut seen: Vec<i64> = local_shards(&db, 1, "projects")
+        .iter()
+        .flat_map(|shard| ids(&mut worker, &format!("SELECT id FROM {shard}")))
+        .collect();
+    seen.sort();
+    assert!(!seen.is_empty());
+    assert!(
+        seen.iter().all(|g| member_of(&["bob"]).contains(g)),
+        "bob's projects only: {seen:?}"
+    );
+}
+
+#[test]
+fn a_prepared_distributed_query_follows_the_acting_user_and_the_catalog() {
+    let db = distributed_notes("prepared");
+    let mut app = connect(0, &db, TESTER);
+    let mut dba = connect(0, &db, "postgres");
+    // Citus builds the final plan of a multi-shard query anew: the one
+    // first made for dan (no access) folded his answer, and must not serve
+    // cat, nor dan once he is granted more.
+    let statement = app.prepare("SELECT count(*) FROM notes").unwrap();
+    let mut count = |app: &mut Client, user: &str| -> i64 {
+        app.batch_execute(&format!("BEGIN; SELECT fluent_set_user('{user}', true)"))
+            .unwrap();
+        let n: i64 = app.query_one(&statement, &[]).unwrap().get(0);
+        app.batch_execute("COMMIT").unwrap();
+        n
+    };
+    assert_eq!(count(&mut app, "dan"), 0);
+    assert_eq!(count(&mut app, "cat"), 40);
+    assert_eq!(count(&mut app, "ann"), owned(&["ann"]).len() as i64);
+    dba.batch_execute("SELECT fluent_grant_role('dan', 'auditor')")
+        .unwrap();
+    assert_eq!(count(&mut app, "dan"), 40);
+}
+
+#[test]
+fn a_transaction_that_changed_the_catalog_reads_no_protected_citus_table() {
+    let db = distributed_notes("read_own_change");
+    let mut app = connect(0, &db, TESTER);
+    // The workers apply the change on the replicator's connections: this
+    // transaction's shard queries would read the catalog as committed.
+    for read in [
+        "SELECT count(*) FROM notes",
+        "SELECT count(*) FROM notes WHERE tenant = 1",
+        "SELECT count(*) FROM shared_notes",
+        "SELECT count(*) FROM (SELECT 1 FROM notes n JOIN shared_notes s USING (id)) j",
+        "SELECT 1 WHERE EXISTS (SELECT 1 FROM notes)",
+    ] {
+        app.batch_execute(
+            "BEGIN; SELECT fluent_grant_role('dan', 'auditor'); SELECT fluent_set_user('dan', true)",
+        )
+        .unwrap();
+        let refused = app.batch_execute(read);
+        app.batch_execute("ROLLBACK").unwrap();
+        assert_eq!(sqlstate(refused), "0A000", "{read}");
+    }
+    // Committed, the next transaction reads it everywhere.
+    app.batch_execute("SELECT fluent_grant_role('dan', 'auditor')")
+        .unwrap();
+    app.batch_execute("BEGIN; SELECT fluent_set_user('dan', true)")
+        .unwrap();
+    assert_eq!(last_count(&mut app, "SELECT count(*) FROM notes"), 40);
+    app.batch_execute("COMMIT").unwrap();
+}
