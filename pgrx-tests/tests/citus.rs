@@ -1252,7 +1252,7 @@ fn a_prepared_distributed_query_follows_the_acting_user_and_the_catalog() {
     // first made for dan (no access) folded his answer, and must not serve
     // cat, nor dan once he is granted more.
     let statement = app.prepare("SELECT count(*) FROM notes").unwrap();
-    let mut count = |app: &mut Client, user: &str| -> i64 {
+    let count = |app: &mut Client, user: &str| -> i64 {
         app.batch_execute(&format!("BEGIN; SELECT fluent_set_user('{user}', true)"))
             .unwrap();
         let n: i64 = app.query_one(&statement, &[]).unwrap().get(0);
