@@ -6691,7 +6691,8 @@ RETURN CASE WHEN fluent._citus_node() = 'none'
 -- of tbl (src/plans.rs); this body runs only where a call is not planned
 -- away, and reads the same. sample gives the result's type.
 CREATE FUNCTION fluent.rls_local_rows(sample anyelement, tbl regclass, col text, condition text) RETURNS anyarray
-LANGUAGE plpgsql STABLE PARALLEL SAFE SUPPORT fluent.rls_local_rows_support AS $$
+LANGUAGE plpgsql STABLE PARALLEL SAFE SUPPORT fluent.rls_local_rows_support
+SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     result ALIAS FOR $0;
 BEGIN

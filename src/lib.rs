@@ -14,7 +14,7 @@
 //!    - `preload`: `fluent_preload`, the library name that loads the installed version
 //! 2. Reading the catalog:
 //!    - `owner`: running catalog queries as the catalog owner, through kept plans
-//!    - `citus`: whether a Citus worker is applying the coordinator's catalog changes (`sql/citus.sql`)
+//!    - `citus`: on Citus, the catalog bus, the identity carrier and the `SET`s Citus would propagate (`sql/citus.sql`)
 //!    - `placements`: on Citus, the SQL that reads a table's rows on this node's own placements, for policies
 //!    - `loaders`: reading the catalog (`sql/loaders.sql`) into Rust values
 //!    - `rows`: reading the row `fluent_who_can` asks about without running its owner's code

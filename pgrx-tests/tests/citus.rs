@@ -1296,3 +1296,37 @@ fn a_transaction_that_changed_the_catalog_reads_no_protected_citus_table() {
     assert_eq!(last_count(&mut app, "SELECT count(*) FROM notes"), 40);
     app.batch_execute("COMMIT").unwrap();
 }
+
+#[test]
+fn set_local_role_before_a_catalog_change_fails_and_set_config_does_not() {
+    let db = distributed_notes("set_role");
+    let mut app = connect(0, &db, TESTER);
+    // Citus replays the transaction's SET LOCALs on the replicator's
+    // connection, where the role cannot be set.
+    app.batch_execute("BEGIN; SELECT fluent_set_user('ann', true)")
+        .unwrap();
+    app.batch_execute(&format!("SET LOCAL ROLE {TESTER}"))
+        .unwrap();
+    let failed = app.batch_execute("SELECT fluent_create_user('zed')");
+    app.batch_execute("ROLLBACK").unwrap();
+    assert_ne!(sqlstate(failed), "ok");
+    app.batch_execute(&format!(
+        "BEGIN; SELECT fluent_set_user('ann', true); SELECT set_config('role', '{TESTER}', true);
+         SELECT fluent_create_user('zed'); COMMIT;"
+    ))
+    .unwrap();
+    let users: i64 = connect(1, &db, "postgres")
+        .query_one(
+            "SELECT count(*) FROM fluent.users WHERE user_key = 'zed'",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(users, 1);
+    // The setup took run_command_on_all_nodes from PUBLIC, and with it
+    // citus_stat_activity.
+    assert_eq!(
+        sqlstate(app.batch_execute("SELECT count(*) FROM citus_stat_activity")),
+        "42501"
+    );
+}
