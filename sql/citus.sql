@@ -64,24 +64,49 @@ BEGIN
     relations := coalesce(relations, ARRAY[tbl::text]);
 END $$;
 
--- On Citus, a policy of tbl that reads table other (its membership or
--- assignment table, or its parent's) reads it on the node that runs it
--- (src/placements.rs), and so does other's membership policy read tbl:
--- other's rows must be on the same nodes as tbl's. Refused unless both are
--- plain tables, both reference tables, or both distributed and co-located.
-CREATE FUNCTION fluent._citus_check_layout(tbl regclass, other regclass) RETURNS void
+-- On Citus, a policy of tbl that reads table other (its membership table)
+-- reads it on the node that runs it (src/placements.rs), and so does
+-- other's membership policy read tbl: other's rows must be on the same
+-- nodes as the rows of tbl they point at. Refused unless both are plain
+-- tables, both reference tables, or both distributed, co-located, with a
+-- foreign key from other to tbl that maps other's distribution column to
+-- tbl's (so each membership row carries its item's distribution value).
+-- Item roles (item_roles: an assignment table or a parent table) are not
+-- supported on Citus tables: their triggers would need Citus's
+-- enable_unsafe_triggers.
+CREATE FUNCTION fluent._citus_check_layout(tbl regclass, other regclass, item_roles boolean) RETURNS void
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
+    citus_table boolean;
     same boolean;
+    keyed boolean;
 BEGIN
     IF fluent._citus_node() = 'none' THEN
         RETURN;
     END IF;
+    EXECUTE 'SELECT EXISTS (SELECT 1 FROM pg_dist_partition WHERE logicalrelid = $1)' INTO citus_table USING tbl;
+    IF item_roles AND citus_table THEN
+        PERFORM fluent._raise('citus_item_roles', ARRAY[tbl::text]);
+    END IF;
+    IF other IS NULL THEN
+        RETURN;
+    END IF;
     EXECUTE 'SELECT (SELECT ROW(partmethod, repmodel, colocationid) FROM pg_dist_partition WHERE logicalrelid = $1)
                     IS NOT DISTINCT FROM
-                    (SELECT ROW(partmethod, repmodel, colocationid) FROM pg_dist_partition WHERE logicalrelid = $2)'
-        INTO same USING tbl, other;
-    IF NOT same THEN
+                    (SELECT ROW(partmethod, repmodel, colocationid) FROM pg_dist_partition WHERE logicalrelid = $2),
+                    EXISTS (SELECT 1 FROM pg_dist_partition WHERE logicalrelid = $1 AND partmethod <> ''h'')
+                    OR NOT EXISTS (SELECT 1 FROM pg_dist_partition WHERE logicalrelid = $1)
+                    OR EXISTS (
+                        SELECT 1 FROM pg_constraint c, generate_subscripts(c.conkey, 1) i
+                         WHERE c.contype = ''f'' AND c.conrelid = $2 AND c.confrelid = $1
+                           AND c.conkey[i] = (SELECT a.attnum FROM pg_attribute a, pg_dist_partition d
+                                               WHERE d.logicalrelid = $2 AND a.attrelid = $2
+                                                 AND a.attname = column_to_column_name(d.logicalrelid, d.partkey))
+                           AND c.confkey[i] = (SELECT a.attnum FROM pg_attribute a, pg_dist_partition d
+                                                WHERE d.logicalrelid = $1 AND a.attrelid = $1
+                                                  AND a.attname = column_to_column_name(d.logicalrelid, d.partkey)))'
+        INTO same, keyed USING tbl, other;
+    IF NOT same OR NOT keyed THEN
         PERFORM fluent._raise('citus_layout', ARRAY[tbl::text, other::text]);
     END IF;
 END $$;

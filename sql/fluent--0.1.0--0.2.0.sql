@@ -6306,24 +6306,49 @@ BEGIN
     relations := coalesce(relations, ARRAY[tbl::text]);
 END $$;
 
--- On Citus, a policy of tbl that reads table other (its membership or
--- assignment table, or its parent's) reads it on the node that runs it
--- (src/placements.rs), and so does other's membership policy read tbl:
--- other's rows must be on the same nodes as tbl's. Refused unless both are
--- plain tables, both reference tables, or both distributed and co-located.
-CREATE FUNCTION fluent._citus_check_layout(tbl regclass, other regclass) RETURNS void
+-- On Citus, a policy of tbl that reads table other (its membership table)
+-- reads it on the node that runs it (src/placements.rs), and so does
+-- other's membership policy read tbl: other's rows must be on the same
+-- nodes as the rows of tbl they point at. Refused unless both are plain
+-- tables, both reference tables, or both distributed, co-located, with a
+-- foreign key from other to tbl that maps other's distribution column to
+-- tbl's (so each membership row carries its item's distribution value).
+-- Item roles (item_roles: an assignment table or a parent table) are not
+-- supported on Citus tables: their triggers would need Citus's
+-- enable_unsafe_triggers.
+CREATE FUNCTION fluent._citus_check_layout(tbl regclass, other regclass, item_roles boolean) RETURNS void
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
+    citus_table boolean;
     same boolean;
+    keyed boolean;
 BEGIN
     IF fluent._citus_node() = 'none' THEN
         RETURN;
     END IF;
+    EXECUTE 'SELECT EXISTS (SELECT 1 FROM pg_dist_partition WHERE logicalrelid = $1)' INTO citus_table USING tbl;
+    IF item_roles AND citus_table THEN
+        PERFORM fluent._raise('citus_item_roles', ARRAY[tbl::text]);
+    END IF;
+    IF other IS NULL THEN
+        RETURN;
+    END IF;
     EXECUTE 'SELECT (SELECT ROW(partmethod, repmodel, colocationid) FROM pg_dist_partition WHERE logicalrelid = $1)
                     IS NOT DISTINCT FROM
-                    (SELECT ROW(partmethod, repmodel, colocationid) FROM pg_dist_partition WHERE logicalrelid = $2)'
-        INTO same USING tbl, other;
-    IF NOT same THEN
+                    (SELECT ROW(partmethod, repmodel, colocationid) FROM pg_dist_partition WHERE logicalrelid = $2),
+                    EXISTS (SELECT 1 FROM pg_dist_partition WHERE logicalrelid = $1 AND partmethod <> ''h'')
+                    OR NOT EXISTS (SELECT 1 FROM pg_dist_partition WHERE logicalrelid = $1)
+                    OR EXISTS (
+                        SELECT 1 FROM pg_constraint c, generate_subscripts(c.conkey, 1) i
+                         WHERE c.contype = ''f'' AND c.conrelid = $2 AND c.confrelid = $1
+                           AND c.conkey[i] = (SELECT a.attnum FROM pg_attribute a, pg_dist_partition d
+                                               WHERE d.logicalrelid = $2 AND a.attrelid = $2
+                                                 AND a.attname = column_to_column_name(d.logicalrelid, d.partkey))
+                           AND c.confkey[i] = (SELECT a.attnum FROM pg_attribute a, pg_dist_partition d
+                                                WHERE d.logicalrelid = $1 AND a.attrelid = $1
+                                                  AND a.attname = column_to_column_name(d.logicalrelid, d.partkey)))'
+        INTO same, keyed USING tbl, other;
+    IF NOT same OR NOT keyed THEN
         PERFORM fluent._raise('citus_layout', ARRAY[tbl::text, other::text]);
     END IF;
 END $$;
@@ -6906,7 +6931,6 @@ BEGIN
                 parent_column, tbl, parent_table, parent.membership_row_column, parent.membership_table
                 USING ERRCODE = 'datatype_mismatch';
         END IF;
-        PERFORM fluent._citus_check_layout(tbl, parent.membership_table);
     ELSIF parent_column IS NOT NULL THEN
         RAISE EXCEPTION 'parent_column takes a parent table' USING ERRCODE = 'invalid_parameter_value';
     END IF;
@@ -6976,10 +7000,10 @@ BEGIN
             RAISE NOTICE 'no index on %(%): every query on "%" will scan it', membership_table, membership_user_column, tbl
                 USING HINT = format('CREATE INDEX ON %s (%I);', membership_table, membership_user_column);
         END IF;
-        PERFORM fluent._citus_check_layout(tbl, membership_table);
         SELECT c.relrowsecurity, c.relforcerowsecurity INTO member_was_enabled, member_was_forced
           FROM pg_class c WHERE c.oid = membership_table;
     END IF;
+    PERFORM fluent._citus_check_layout(tbl, membership_table, membership_role_column IS NOT NULL OR parent_table IS NOT NULL);
     -- Item roles name their items by key: the key must be the items', and
     -- an assignment must go with its item (sql/items.sql). A row moved to
     -- another partition is deleted and inserted again, out of reach of the
@@ -7059,12 +7083,12 @@ BEGIN
     INSERT INTO fluent.protected_tables SELECT p.*;
 END $$;
 REVOKE ALL ON FUNCTION fluent.rls_local_rows_support(internal), fluent._rows_of_sql(regclass, name, text),
-    fluent._local_rows_from(regclass, name), fluent._citus_check_layout(regclass, regclass),
+    fluent._local_rows_from(regclass, name), fluent._citus_check_layout(regclass, regclass, boolean),
     fluent._local_rows_sql(oid, text, text), fluent.rls_local_rows(anyelement, regclass, text, text) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION fluent._local_rows_sql(oid, text, text), fluent.rls_local_rows(anyelement, regclass, text, text) TO PUBLIC;
 GRANT EXECUTE ON FUNCTION fluent._rows_of_sql(regclass, name, text), fluent._local_rows_from(regclass, name),
-    fluent._citus_check_layout(regclass, regclass) TO fluent_admin;
+    fluent._citus_check_layout(regclass, regclass, boolean) TO fluent_admin;
 GRANT EXECUTE ON FUNCTION fluent._rows_of_sql(regclass, name, text) TO fluent_reader;
 GRANT EXECUTE ON FUNCTION fluent.rls_local_rows_support(internal), fluent._rows_of_sql(regclass, name, text),
-    fluent._local_rows_from(regclass, name), fluent._citus_check_layout(regclass, regclass),
+    fluent._local_rows_from(regclass, name), fluent._citus_check_layout(regclass, regclass, boolean),
     fluent._local_rows_sql(oid, text, text), fluent.rls_local_rows(anyelement, regclass, text, text) TO fluent_owner;

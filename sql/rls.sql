@@ -560,7 +560,6 @@ BEGIN
                 parent_column, tbl, parent_table, parent.membership_row_column, parent.membership_table
                 USING ERRCODE = 'datatype_mismatch';
         END IF;
-        PERFORM fluent._citus_check_layout(tbl, parent.membership_table);
     ELSIF parent_column IS NOT NULL THEN
         RAISE EXCEPTION 'parent_column takes a parent table' USING ERRCODE = 'invalid_parameter_value';
     END IF;
@@ -630,10 +629,10 @@ BEGIN
             RAISE NOTICE 'no index on %(%): every query on "%" will scan it', membership_table, membership_user_column, tbl
                 USING HINT = format('CREATE INDEX ON %s (%I);', membership_table, membership_user_column);
         END IF;
-        PERFORM fluent._citus_check_layout(tbl, membership_table);
         SELECT c.relrowsecurity, c.relforcerowsecurity INTO member_was_enabled, member_was_forced
           FROM pg_class c WHERE c.oid = membership_table;
     END IF;
+    PERFORM fluent._citus_check_layout(tbl, membership_table, membership_role_column IS NOT NULL OR parent_table IS NOT NULL);
     -- Item roles name their items by key: the key must be the items', and
     -- an assignment must go with its item (sql/items.sql). A row moved to
     -- another partition is deleted and inserted again, out of reach of the

@@ -410,7 +410,6 @@ unsafe extern "C-unwind" fn statement_parsed(
     if pg_sys::ActivePortal.is_null() {
         citus::statement_started();
     }
-    citus::statement_parsed(pstate, query);
     take_in_changes_once_per_statement();
 }
 

@@ -165,19 +165,70 @@ pub fn statement_started() {
     STATEMENT_TRANSACTION.set(number);
 }
 
-/// A statement was parsed (src/cache.rs). Refuses, on the coordinator, a
-/// `SET LOCAL` (or `RESET`, `SET TRANSACTION`) that Citus would propagate
-/// when it shares its query string with other statements: Citus sends the
-/// whole string to the workers' connections of the transaction, and keeps
-/// it for each connection opened later (the replicator's too), so the other
-/// statements would run on the workers as the application role, which could
-/// then claim another transaction's id and replay its carrier.
-pub unsafe fn statement_parsed(pstate: *mut pg_sys::ParseState, query: *mut pg_sys::Query) {
-    let statement = (*query).utilityStmt;
-    if statement.is_null()
-        || (*statement).type_ != pg_sys::NodeTag::T_VariableSetStmt
-        || !citus_loaded()
-    {
+static mut PREVIOUS_PROCESS_UTILITY: pg_sys::ProcessUtility_hook_type = None;
+
+/// Installs the utility hook; called once from `_PG_init`.
+pub fn init() {
+    unsafe {
+        PREVIOUS_PROCESS_UTILITY = pg_sys::ProcessUtility_hook;
+        pg_sys::ProcessUtility_hook = Some(process_utility);
+    }
+}
+
+/// Before a utility statement runs (and before Citus's hook sees it):
+/// refuses, on the coordinator, a `SET LOCAL` (or `RESET`, `SET
+/// TRANSACTION`) that Citus will propagate when it shares its query string
+/// with other statements. Citus sends the whole string to the workers'
+/// connections of the transaction, and keeps it for each connection opened
+/// later (the replicator's too): the other statements would run on the
+/// workers as the application role, or as the replicator. Checked as the
+/// statement runs, with the propagation setting as it is then (a SQL
+/// function's statements are all parsed before the first one runs).
+// The hook's signature is PostgreSQL's.
+#[allow(clippy::too_many_arguments)]
+#[pgrx::pg_guard]
+unsafe extern "C-unwind" fn process_utility(
+    pstmt: *mut pg_sys::PlannedStmt,
+    query_string: *const std::ffi::c_char,
+    read_only_tree: bool,
+    context: pg_sys::ProcessUtilityContext::Type,
+    params: pg_sys::ParamListInfo,
+    query_env: *mut pg_sys::QueryEnvironment,
+    dest: *mut pg_sys::DestReceiver,
+    qc: *mut pg_sys::QueryCompletion,
+) {
+    refuse_unsafe_propagation(pstmt, query_string);
+    match PREVIOUS_PROCESS_UTILITY {
+        Some(previous) => previous(
+            pstmt,
+            query_string,
+            read_only_tree,
+            context,
+            params,
+            query_env,
+            dest,
+            qc,
+        ),
+        None => pg_sys::standard_ProcessUtility(
+            pstmt,
+            query_string,
+            read_only_tree,
+            context,
+            params,
+            query_env,
+            dest,
+            qc,
+        ),
+    }
+}
+
+/// The checks of `process_utility`.
+unsafe fn refuse_unsafe_propagation(
+    pstmt: *mut pg_sys::PlannedStmt,
+    query_string: *const std::ffi::c_char,
+) {
+    let statement = (*pstmt).utilityStmt;
+    if statement.is_null() || (*statement).type_ != pg_sys::NodeTag::T_VariableSetStmt {
         return;
     }
     let set = statement.cast::<pg_sys::VariableSetStmt>();
@@ -193,7 +244,11 @@ pub unsafe fn statement_parsed(pstate: *mut pg_sys::ParseState, query: *mut pg_s
             pg_sys::GetConfigOption(c"citus.propagate_set_commands".as_ptr(), true, false);
         !setting.is_null() && std::ffi::CStr::from_ptr(setting).to_bytes() == b"local"
     };
-    if !propagated || (*pstate).p_sourcetext.is_null() || !propagating() || !citus_is_coordinator()
+    if !propagated
+        || query_string.is_null()
+        || !propagating()
+        || !citus_active()
+        || !citus_is_coordinator()
     {
         return;
     }
@@ -207,9 +262,9 @@ pub unsafe fn statement_parsed(pstate: *mut pg_sys::ParseState, query: *mut pg_s
     {
         FluentError::CitusSetSearchPath.report();
     }
-    let text = std::ffi::CStr::from_ptr((*pstate).p_sourcetext).to_bytes();
-    let start = ((*query).stmt_location.max(0) as usize).min(text.len());
-    let end = match (*query).stmt_len {
+    let text = std::ffi::CStr::from_ptr(query_string).to_bytes();
+    let start = ((*pstmt).stmt_location.max(0) as usize).min(text.len());
+    let end = match (*pstmt).stmt_len {
         0 => text.len(),
         len => (start + len as usize).min(text.len()),
     };
@@ -245,6 +300,18 @@ unsafe fn citus_function(name: &'static std::ffi::CStr) -> *const std::ffi::c_vo
 /// Whether Citus is loaded in this backend (it is preloaded on every node).
 fn citus_loaded() -> bool {
     unsafe { !pg_sys::GetConfigOption(c"citus.version".as_ptr(), true, false).is_null() }
+}
+
+/// Whether Citus is loaded and its extension is in this database (Citus's
+/// own cached answer): a server that preloads Citus also has databases
+/// without it, where its metadata functions fail.
+fn citus_active() -> bool {
+    citus_loaded()
+        && unsafe {
+            let has_been_loaded: unsafe extern "C-unwind" fn() -> bool =
+                std::mem::transmute(citus_function(c"CitusHasBeenLoaded"));
+            has_been_loaded()
+        }
 }
 
 /// This node's part: "coordinator", "worker" or "none" (sql/citus.sql),
@@ -294,7 +361,8 @@ pub fn may_set_remote_identity(value: &str, source: pg_sys::GucSource::Type) -> 
     if source != pg_sys::GucSource::PGC_S_SESSION || !unsafe { pg_sys::IsTransactionState() } {
         return false;
     }
-    CARRYING.get() || !citus_is_coordinator()
+    // (In a database without the citus extension nothing reads it.)
+    CARRYING.get() || !citus_active() || !citus_is_coordinator()
 }
 
 /// Citus's distributed transaction id of this backend: (initiator node,

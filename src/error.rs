@@ -79,6 +79,8 @@ pub enum FluentError {
     /// On Citus, a protected table whose policies would read another table
     /// that is not on the same nodes as the rows they protect.
     CitusLayout { table: String, other: String },
+    /// On Citus, item roles on a Citus table.
+    CitusItemRoles { table: String },
     /// A trigger function called as a plain function.
     NotCalledAsTrigger { function: &'static str },
     /// A `local` setting made outside a transaction block (a warning).
@@ -140,6 +142,7 @@ impl FluentError {
                 PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE
             }
             CitusLayout { .. }
+            | CitusItemRoles { .. }
             | CitusSetBesideStatements
             | CitusSetSearchPath
             | CitusReadAfterChange => PgSqlErrorCode::ERRCODE_FEATURE_NOT_SUPPORTED,
@@ -214,7 +217,10 @@ impl FluentError {
             CitusSetSearchPath => "on Citus, SET LOCAL search_path cannot be propagated to the workers".into(),
             CitusSetBesideStatements => "on Citus, SET LOCAL, RESET and SET TRANSACTION must be sent alone, not with other statements in one query string".into(),
             CitusLayout { table, other } => format!(
-                "on Citus, the policies of \"{table}\" can read \"{other}\" only if both are reference tables or both are distributed and co-located"
+                "on Citus, the policies of \"{table}\" can read \"{other}\" only if both are reference tables or both are distributed, co-located and joined by a foreign key on their distribution columns"
+            ),
+            CitusItemRoles { table } => format!(
+                "on Citus, fluent does not support item roles (assignment and child tables) on \"{table}\" yet"
             ),
             WhoCanNoRow {
                 table,
@@ -310,7 +316,8 @@ impl FluentError {
             CitusReadAfterChange => "The workers see the change when the transaction commits: read in the next transaction.".into(),
             CitusSetSearchPath => "Use set_config('search_path', ..., true) on the coordinator instead: Citus does not send it.".into(),
             CitusSetBesideStatements => "Citus sends the whole query string of a propagated SET to the workers: send each SET as a statement of its own.".into(),
-            CitusLayout { table, other } => format!("Distribute \"{other}\" by the column that distributes \"{table}\", with colocate_with => '{table}' (each row carrying the distribution value of the row it points at), or make both reference tables; then protect."),
+            CitusLayout { table, other } => format!("Distribute \"{other}\" by the column that distributes \"{table}\", with colocate_with => '{table}', and give it a foreign key to \"{table}\" that includes both distribution columns (each row then carries the distribution value of the row it points at); or make both reference tables. Then protect."),
+            CitusItemRoles { .. } => "Protect it with an owner column or a membership table without a role column.".into(),
             IdentityChangedWhilePlanning => "A function run while planning (an IMMUTABLE one) called fluent_set_user, fluent_reset_user, fluent_authenticate or fluent_set_workspace: change the identity in a statement of its own.".into(),
             OtherVersionLoaded => "The extension was updated (ALTER EXTENSION fluent UPDATE) while this session used the previous version: reconnect.".into(),
             NotCatalogTable { .. } => "Drop the trigger; fluent installs its audit triggers itself.".into(),
@@ -432,6 +439,7 @@ mod fluent {
                     _ => "this node is a Citus worker, not the coordinator",
                 },
             },
+            "citus_item_roles" => FluentError::CitusItemRoles { table: arg(0) },
             "citus_layout" => FluentError::CitusLayout {
                 table: arg(0),
                 other: arg(1),

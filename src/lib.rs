@@ -197,6 +197,7 @@ pub extern "C-unwind" fn _PG_init() {
     gucs::init();
     cache::init();
     probes::init();
+    citus::init();
     identity::init();
     plans::init();
     effective::init();

@@ -908,7 +908,8 @@ fn distributed_projects(name: &str) -> String {
             .batch_execute(&format!(
                 "CREATE TABLE {projects} (tenant int, id bigint, name text, PRIMARY KEY (tenant, id));
                  CREATE TABLE {members_table} (tenant int, project_id bigint, user_key text,
-                                               PRIMARY KEY (tenant, project_id, user_key));
+                                               PRIMARY KEY (tenant, project_id, user_key),
+                                               FOREIGN KEY (tenant, project_id) REFERENCES {projects} (tenant, id));
                  CREATE INDEX ON {members_table} (user_key);
                  SELECT {kind};
                  SELECT {members};
@@ -1126,16 +1127,36 @@ fn a_membership_table_on_other_nodes_than_its_items_is_refused() {
              SELECT create_distributed_table('tasks', 'id', shard_count => 4);
              SELECT create_distributed_table('task_members', 'tenant', shard_count => 3);
              CREATE TABLE local_members (tenant int, task_id bigint, user_key text);
-             CREATE INDEX ON local_members (user_key);",
+             CREATE INDEX ON local_members (user_key);
+             CREATE TABLE unkeyed_members (tenant int, task_id bigint, user_key text);
+             CREATE INDEX ON unkeyed_members (user_key);
+             SELECT create_distributed_table('unkeyed_members', 'task_id', colocate_with => 'tasks');",
         )
         .unwrap();
-    for members in ["task_members", "local_members"] {
+    // Not on the same nodes, or co-located without a foreign key that says
+    // each membership row is where its task is.
+    for members in ["task_members", "local_members", "unkeyed_members"] {
         let refused = coordinator.batch_execute(&format!(
             "SELECT fluent_protect('tasks', 'projects', membership_table => '{members}',
                                    membership_row_column => 'task_id', membership_user_column => 'user_key')"
         ));
         assert_eq!(sqlstate(refused), "0A000", "{members}");
     }
+    // Item roles: an assignment table (its triggers would need Citus's
+    // enable_unsafe_triggers).
+    coordinator
+        .batch_execute(
+            "SELECT fluent_create_item_role('projects', 'editor', '{read}');
+             CREATE TABLE task_roles (task_id bigint REFERENCES tasks ON DELETE CASCADE, user_key text, role text);
+             SELECT create_distributed_table('task_roles', 'task_id', colocate_with => 'tasks');",
+        )
+        .unwrap();
+    let refused = coordinator.batch_execute(
+        "SELECT fluent_protect('tasks', 'projects', membership_table => 'task_roles',
+                               membership_row_column => 'task_id', membership_user_column => 'user_key',
+                               membership_role_column => 'role')",
+    );
+    assert_eq!(sqlstate(refused), "0A000", "item roles");
     let protected: i64 = coordinator
         .query_one("SELECT count(*) FROM fluent.protected_tables", &[])
         .unwrap()
@@ -1174,6 +1195,37 @@ fn a_propagated_set_sent_with_other_statements_is_refused_before_it_reaches_a_wo
             .unwrap();
         app.batch_execute("COMMIT").unwrap();
     }
+    // A SQL function's statements are all parsed before the first runs:
+    // the SET is checked as it runs, with propagation as it is then.
+    app.batch_execute(&format!(
+        "CREATE FUNCTION public.inject() RETURNS int LANGUAGE sql AS $f$
+           SELECT pg_catalog.set_config('citus.propagate_set_commands', 'local', true);
+           SET LOCAL work_mem = '5MB';
+           DO $d$ BEGIN IF current_setting('port') <> '{}' THEN RAISE EXCEPTION 'ran on a worker'; END IF; END $d$;
+           SELECT 1 $f$",
+        ports[0]
+    ))
+    .unwrap();
+    app.batch_execute("BEGIN; SELECT count(*) FROM notes")
+        .unwrap();
+    let refused = app.batch_execute("SELECT public.inject()");
+    app.batch_execute("ROLLBACK").unwrap();
+    assert_eq!(sqlstate(refused), "0A000", "through a SQL function");
+    // In a database without Citus (on a server that preloads it) nothing
+    // is propagated, and nothing is refused.
+    let mut admin = connect(0, "postgres", "postgres");
+    for statement in [
+        "DROP DATABASE IF EXISTS fluent_citus_plain WITH (FORCE)",
+        "CREATE DATABASE fluent_citus_plain",
+    ] {
+        admin.batch_execute(statement).unwrap();
+    }
+    connect(0, "fluent_citus_plain", "postgres")
+        .batch_execute(
+            "BEGIN; SET LOCAL citus.propagate_set_commands = 'local';
+             SET LOCAL work_mem = '2MB'; SET LOCAL search_path = public; COMMIT",
+        )
+        .unwrap();
 }
 
 #[test]
@@ -1329,4 +1381,27 @@ fn set_local_role_before_a_catalog_change_fails_and_set_config_does_not() {
         sqlstate(app.batch_execute("SELECT count(*) FROM citus_stat_activity")),
         "42501"
     );
+}
+
+#[test]
+fn after_the_setup_only_a_superuser_distributes_tables_on_a_coordinator_with_placements() {
+    let db = database("distribute_after_setup");
+    let mut coordinator = connect(0, &db, "postgres");
+    coordinator
+        .batch_execute("SELECT fluent_citus_setup()")
+        .unwrap();
+    // The coordinator holds the bus's placement (a reference table), and
+    // Citus's connection to itself claims a distributed transaction id,
+    // which the setup took from PUBLIC there.
+    let mut owner = connect(0, &db, TESTER);
+    owner
+        .batch_execute("CREATE TABLE mine (tenant int, body text)")
+        .unwrap();
+    assert_eq!(
+        sqlstate(owner.batch_execute("SELECT create_reference_table('mine')")),
+        "42501"
+    );
+    coordinator
+        .batch_execute("SELECT create_reference_table('mine')")
+        .unwrap();
 }
