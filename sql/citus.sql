@@ -46,12 +46,13 @@ END $$;
 -- The relations a policy reads tbl's rows from on this node
 -- (src/placements.rs): this node's placements of tbl when it is a Citus
 -- table (none on a node that holds none), tbl itself otherwise; and the
--- type of its column col, for an empty array.
-CREATE FUNCTION fluent._local_rows_from(tbl regclass, col name, OUT relations text[], OUT col_type text)
+-- type of what it reads of them, for an empty array: its column's, or
+-- record for several columns.
+CREATE FUNCTION fluent._local_rows_from(tbl regclass, cols name[], OUT relations text[], OUT col_type text)
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
-    SELECT format_type(a.atttypid, a.atttypmod) INTO col_type
-      FROM pg_attribute a WHERE a.attrelid = tbl AND a.attname = col AND NOT a.attisdropped;
+    SELECT CASE WHEN cardinality(cols) = 1 THEN format_type(a.atttypid, a.atttypmod) ELSE 'record' END INTO col_type
+      FROM pg_attribute a WHERE a.attrelid = tbl AND a.attname = cols[1] AND NOT a.attisdropped;
     IF fluent._citus_node() <> 'none' THEN
         EXECUTE 'SELECT CASE WHEN EXISTS (SELECT 1 FROM pg_dist_partition WHERE logicalrelid = $1)
                  THEN ARRAY(SELECT shard_name(s.logicalrelid, s.shardid, false)
@@ -64,17 +65,34 @@ BEGIN
     relations := coalesce(relations, ARRAY[tbl::text]);
 END $$;
 
+-- The column that distributes tbl by hash on Citus; NULL for any other
+-- table (a reference table, a plain one, no Citus).
+CREATE FUNCTION fluent._citus_distribution_column(tbl regclass) RETURNS name
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    col name;
+BEGIN
+    IF fluent._citus_node() = 'none' THEN
+        RETURN NULL;
+    END IF;
+    EXECUTE 'SELECT column_to_column_name(logicalrelid, partkey) FROM pg_dist_partition
+              WHERE logicalrelid = $1 AND partmethod = ''h'''
+        INTO col USING tbl;
+    RETURN col;
+END $$;
+
 -- On Citus, a policy of tbl that reads table other (its membership table)
 -- reads it on the node that runs it (src/placements.rs), and so does
 -- other's membership policy read tbl: other's rows must be on the same
--- nodes as the rows of tbl they point at. Refused unless both are plain
--- tables, both reference tables, or both distributed, co-located, with a
--- foreign key from other to tbl that maps other's distribution column to
--- tbl's (so each membership row carries its item's distribution value).
--- Item roles (item_roles: an assignment table or a parent table) are not
--- supported on Citus tables: their triggers would need Citus's
--- enable_unsafe_triggers.
-CREATE FUNCTION fluent._citus_check_layout(tbl regclass, other regclass, item_roles boolean) RETURNS void
+-- nodes as the rows of tbl they point at (other_col naming tbl's col).
+-- Refused unless both are plain tables, both reference tables, or both
+-- distributed, co-located, with a validated foreign key from other to tbl
+-- that maps other's distribution column to tbl's and other_col to col (so
+-- each membership row carries its item's distribution value). Item roles
+-- (item_roles: an assignment table or a parent table) are not supported on
+-- Citus tables: their triggers would need Citus's enable_unsafe_triggers.
+CREATE FUNCTION fluent._citus_check_layout(tbl regclass, other regclass, item_roles boolean, col name, other_col name)
+RETURNS void
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     citus_table boolean;
@@ -93,19 +111,19 @@ BEGIN
     END IF;
     EXECUTE 'SELECT (SELECT ROW(partmethod, repmodel, colocationid) FROM pg_dist_partition WHERE logicalrelid = $1)
                     IS NOT DISTINCT FROM
-                    (SELECT ROW(partmethod, repmodel, colocationid) FROM pg_dist_partition WHERE logicalrelid = $2),
-                    EXISTS (SELECT 1 FROM pg_dist_partition WHERE logicalrelid = $1 AND partmethod <> ''h'')
-                    OR NOT EXISTS (SELECT 1 FROM pg_dist_partition WHERE logicalrelid = $1)
-                    OR EXISTS (
-                        SELECT 1 FROM pg_constraint c, generate_subscripts(c.conkey, 1) i
-                         WHERE c.contype = ''f'' AND c.conrelid = $2 AND c.confrelid = $1
-                           AND c.conkey[i] = (SELECT a.attnum FROM pg_attribute a, pg_dist_partition d
-                                               WHERE d.logicalrelid = $2 AND a.attrelid = $2
-                                                 AND a.attname = column_to_column_name(d.logicalrelid, d.partkey))
-                           AND c.confkey[i] = (SELECT a.attnum FROM pg_attribute a, pg_dist_partition d
-                                                WHERE d.logicalrelid = $1 AND a.attrelid = $1
-                                                  AND a.attname = column_to_column_name(d.logicalrelid, d.partkey)))'
-        INTO same, keyed USING tbl, other;
+                    (SELECT ROW(partmethod, repmodel, colocationid) FROM pg_dist_partition WHERE logicalrelid = $2)'
+        INTO same USING tbl, other;
+    keyed := true;
+    IF fluent._citus_distribution_column(tbl) IS NOT NULL AND fluent._citus_distribution_column(other) IS NOT NULL THEN
+        keyed := EXISTS (SELECT 1 FROM pg_constraint c
+                      WHERE c.contype = 'f' AND c.convalidated AND c.conrelid = other AND c.confrelid = tbl
+                        AND (SELECT array_agg(format('%I=%I', o.attname, t.attname))
+                               FROM unnest(c.conkey, c.confkey) k(ok, tk)
+                               JOIN pg_attribute o ON o.attrelid = other AND o.attnum = k.ok
+                               JOIN pg_attribute t ON t.attrelid = tbl AND t.attnum = k.tk)
+                            @> ARRAY[format('%I=%I', fluent._citus_distribution_column(other), fluent._citus_distribution_column(tbl)),
+                                     format('%I=%I', other_col, col)]);
+    END IF;
     IF NOT same OR NOT keyed THEN
         PERFORM fluent._raise('citus_layout', ARRAY[tbl::text, other::text]);
     END IF;
@@ -329,6 +347,14 @@ BEGIN
     -- here goes to them in this transaction and holds the role's row.
     EXECUTE 'SELECT pg_catalog.run_command_on_workers($1)' USING 'ALTER ROLE fluent_replicator LOGIN';
     ALTER ROLE fluent_replicator LOGIN;
+    -- Its insert into the bus names types ('...'::jsonb) that a domain of
+    -- the same name earlier in a database's default search_path would
+    -- capture, running the domain owner's check as the replicator. Its own
+    -- setting comes first (and fluent ignores the SETs Citus replays on its
+    -- connections: src/citus.rs).
+    EXECUTE 'SELECT pg_catalog.run_command_on_workers($1)'
+        USING 'ALTER ROLE fluent_replicator SET search_path = pg_catalog, pg_temp';
+    ALTER ROLE fluent_replicator SET search_path = pg_catalog, pg_temp;
     -- Citus's assign_distributed_transaction_id() is PUBLIC: on the
     -- coordinator a session could give its transaction the distributed id of
     -- another's, whose signed identity the workers would then honour

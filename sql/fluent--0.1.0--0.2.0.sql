@@ -6288,12 +6288,13 @@ END $$;
 -- The relations a policy reads tbl's rows from on this node
 -- (src/placements.rs): this node's placements of tbl when it is a Citus
 -- table (none on a node that holds none), tbl itself otherwise; and the
--- type of its column col, for an empty array.
-CREATE FUNCTION fluent._local_rows_from(tbl regclass, col name, OUT relations text[], OUT col_type text)
+-- type of what it reads of them, for an empty array: its column's, or
+-- record for several columns.
+CREATE FUNCTION fluent._local_rows_from(tbl regclass, cols name[], OUT relations text[], OUT col_type text)
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
-    SELECT format_type(a.atttypid, a.atttypmod) INTO col_type
-      FROM pg_attribute a WHERE a.attrelid = tbl AND a.attname = col AND NOT a.attisdropped;
+    SELECT CASE WHEN cardinality(cols) = 1 THEN format_type(a.atttypid, a.atttypmod) ELSE 'record' END INTO col_type
+      FROM pg_attribute a WHERE a.attrelid = tbl AND a.attname = cols[1] AND NOT a.attisdropped;
     IF fluent._citus_node() <> 'none' THEN
         EXECUTE 'SELECT CASE WHEN EXISTS (SELECT 1 FROM pg_dist_partition WHERE logicalrelid = $1)
                  THEN ARRAY(SELECT shard_name(s.logicalrelid, s.shardid, false)
@@ -6306,17 +6307,34 @@ BEGIN
     relations := coalesce(relations, ARRAY[tbl::text]);
 END $$;
 
+-- The column that distributes tbl by hash on Citus; NULL for any other
+-- table (a reference table, a plain one, no Citus).
+CREATE FUNCTION fluent._citus_distribution_column(tbl regclass) RETURNS name
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    col name;
+BEGIN
+    IF fluent._citus_node() = 'none' THEN
+        RETURN NULL;
+    END IF;
+    EXECUTE 'SELECT column_to_column_name(logicalrelid, partkey) FROM pg_dist_partition
+              WHERE logicalrelid = $1 AND partmethod = ''h'''
+        INTO col USING tbl;
+    RETURN col;
+END $$;
+
 -- On Citus, a policy of tbl that reads table other (its membership table)
 -- reads it on the node that runs it (src/placements.rs), and so does
 -- other's membership policy read tbl: other's rows must be on the same
--- nodes as the rows of tbl they point at. Refused unless both are plain
--- tables, both reference tables, or both distributed, co-located, with a
--- foreign key from other to tbl that maps other's distribution column to
--- tbl's (so each membership row carries its item's distribution value).
--- Item roles (item_roles: an assignment table or a parent table) are not
--- supported on Citus tables: their triggers would need Citus's
--- enable_unsafe_triggers.
-CREATE FUNCTION fluent._citus_check_layout(tbl regclass, other regclass, item_roles boolean) RETURNS void
+-- nodes as the rows of tbl they point at (other_col naming tbl's col).
+-- Refused unless both are plain tables, both reference tables, or both
+-- distributed, co-located, with a validated foreign key from other to tbl
+-- that maps other's distribution column to tbl's and other_col to col (so
+-- each membership row carries its item's distribution value). Item roles
+-- (item_roles: an assignment table or a parent table) are not supported on
+-- Citus tables: their triggers would need Citus's enable_unsafe_triggers.
+CREATE FUNCTION fluent._citus_check_layout(tbl regclass, other regclass, item_roles boolean, col name, other_col name)
+RETURNS void
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     citus_table boolean;
@@ -6335,19 +6353,19 @@ BEGIN
     END IF;
     EXECUTE 'SELECT (SELECT ROW(partmethod, repmodel, colocationid) FROM pg_dist_partition WHERE logicalrelid = $1)
                     IS NOT DISTINCT FROM
-                    (SELECT ROW(partmethod, repmodel, colocationid) FROM pg_dist_partition WHERE logicalrelid = $2),
-                    EXISTS (SELECT 1 FROM pg_dist_partition WHERE logicalrelid = $1 AND partmethod <> ''h'')
-                    OR NOT EXISTS (SELECT 1 FROM pg_dist_partition WHERE logicalrelid = $1)
-                    OR EXISTS (
-                        SELECT 1 FROM pg_constraint c, generate_subscripts(c.conkey, 1) i
-                         WHERE c.contype = ''f'' AND c.conrelid = $2 AND c.confrelid = $1
-                           AND c.conkey[i] = (SELECT a.attnum FROM pg_attribute a, pg_dist_partition d
-                                               WHERE d.logicalrelid = $2 AND a.attrelid = $2
-                                                 AND a.attname = column_to_column_name(d.logicalrelid, d.partkey))
-                           AND c.confkey[i] = (SELECT a.attnum FROM pg_attribute a, pg_dist_partition d
-                                                WHERE d.logicalrelid = $1 AND a.attrelid = $1
-                                                  AND a.attname = column_to_column_name(d.logicalrelid, d.partkey)))'
-        INTO same, keyed USING tbl, other;
+                    (SELECT ROW(partmethod, repmodel, colocationid) FROM pg_dist_partition WHERE logicalrelid = $2)'
+        INTO same USING tbl, other;
+    keyed := true;
+    IF fluent._citus_distribution_column(tbl) IS NOT NULL AND fluent._citus_distribution_column(other) IS NOT NULL THEN
+        keyed := EXISTS (SELECT 1 FROM pg_constraint c
+                      WHERE c.contype = 'f' AND c.convalidated AND c.conrelid = other AND c.confrelid = tbl
+                        AND (SELECT array_agg(format('%I=%I', o.attname, t.attname))
+                               FROM unnest(c.conkey, c.confkey) k(ok, tk)
+                               JOIN pg_attribute o ON o.attrelid = other AND o.attnum = k.ok
+                               JOIN pg_attribute t ON t.attrelid = tbl AND t.attnum = k.tk)
+                            @> ARRAY[format('%I=%I', fluent._citus_distribution_column(other), fluent._citus_distribution_column(tbl)),
+                                     format('%I=%I', other_col, col)]);
+    END IF;
     IF NOT same OR NOT keyed THEN
         PERFORM fluent._raise('citus_layout', ARRAY[tbl::text, other::text]);
     END IF;
@@ -6571,6 +6589,14 @@ BEGIN
     -- here goes to them in this transaction and holds the role's row.
     EXECUTE 'SELECT pg_catalog.run_command_on_workers($1)' USING 'ALTER ROLE fluent_replicator LOGIN';
     ALTER ROLE fluent_replicator LOGIN;
+    -- Its insert into the bus names types ('...'::jsonb) that a domain of
+    -- the same name earlier in a database's default search_path would
+    -- capture, running the domain owner's check as the replicator. Its own
+    -- setting comes first (and fluent ignores the SETs Citus replays on its
+    -- connections: src/citus.rs).
+    EXECUTE 'SELECT pg_catalog.run_command_on_workers($1)'
+        USING 'ALTER ROLE fluent_replicator SET search_path = pg_catalog, pg_temp';
+    ALTER ROLE fluent_replicator SET search_path = pg_catalog, pg_temp;
     -- Citus's assign_distributed_transaction_id() is PUBLIC: on the
     -- coordinator a session could give its transaction the distributed id of
     -- another's, whose signed identity the workers would then honour
@@ -6688,7 +6714,7 @@ RETURN CASE WHEN fluent._citus_node() = 'none'
 -- Issue 21: membership tables on Citus: the policies read another table
 -- through fluent.rls_local_rows, which the planner replaces with a
 -- sub-select over the node's own placements (src/placements.rs).
-CREATE FUNCTION fluent."_local_rows_sql"("table" oid, "column" TEXT, "condition" TEXT) RETURNS TEXT
+CREATE FUNCTION fluent."_local_rows_sql"("table" oid, "columns" TEXT[], "condition" TEXT) RETURNS TEXT
 STRICT STABLE PARALLEL SAFE
 LANGUAGE c /* Rust */
 AS 'fluent-0.2.0', '_local_rows_sql_wrapper';
@@ -6696,34 +6722,44 @@ CREATE FUNCTION fluent."rls_local_rows_support"("request" internal) RETURNS inte
 IMMUTABLE PARALLEL SAFE
 LANGUAGE c /* Rust */
 AS 'fluent-0.2.0', 'rls_local_rows_support_wrapper';
--- The values of tbl's column col in its rows that meet condition (about
--- alias m), as an array: an uncorrelated ARRAY(SELECT ...), an InitPlan run
--- once per query. On a Citus node a call of fluent.rls_local_rows, which the
--- planner replaces with the same sub-select over the node's own placements
--- of tbl (src/placements.rs): Citus sends no sub-select to the shards, and a
--- shard's query may not read a distributed table.
-CREATE FUNCTION fluent._rows_of_sql(tbl regclass, col name, condition text) RETURNS text
+CREATE FUNCTION fluent."rls_local_rows"("sample" anyelement, "tbl" oid, "cols" TEXT[], "condition" TEXT) RETURNS anyarray
+STABLE PARALLEL SAFE SUPPORT fluent."rls_local_rows_support"
+SET search_path TO pg_catalog, pg_temp
+LANGUAGE c /* Rust */
+AS 'fluent-0.2.0', 'rls_local_rows_wrapper';
+-- The values of tbl's columns cols (one: its values; two: rows of both) in
+-- its rows that meet condition (about alias m), as an array: an
+-- uncorrelated ARRAY(SELECT ...), an InitPlan run once per query
+-- (src/placements.rs writes it). On a Citus node a call of
+-- fluent.rls_local_rows, which the planner replaces with the same
+-- sub-select over the node's own placements of tbl: Citus sends no
+-- sub-select to the shards, and a shard's query may not read a distributed
+-- table.
+CREATE FUNCTION fluent._rows_of_sql(tbl regclass, cols name[], condition text) RETURNS text
 LANGUAGE sql STABLE
 RETURN CASE WHEN fluent._citus_node() = 'none'
-            THEN format('ARRAY(SELECT m.%I FROM %s m WHERE %s)', col, tbl, condition)
-            ELSE format('fluent.rls_local_rows(NULL::%s, %L::regclass, %L, %L)',
-                        (SELECT format_type(a.atttypid, a.atttypmod) FROM pg_attribute a
-                          WHERE a.attrelid = tbl AND a.attname = col AND NOT a.attisdropped),
-                        tbl, col, condition) END;
+            THEN fluent._local_rows_sql(tbl, cols::text[], condition)
+            ELSE format('fluent.rls_local_rows(NULL::%s, %L::regclass, %L::text[], %L)',
+                        CASE WHEN cardinality(cols) = 1
+                             THEN (SELECT format_type(a.atttypid, a.atttypmod) FROM pg_attribute a
+                                    WHERE a.attrelid = tbl AND a.attname = cols[1] AND NOT a.attisdropped)
+                             ELSE 'record' END,
+                        tbl, cols, condition) END;
 
--- On a Citus node, the policies' sub-selects (fluent._rows_of_sql). The
--- planner replaces each call with its sub-select over this node's placements
--- of tbl (src/plans.rs); this body runs only where a call is not planned
--- away, and reads the same. sample gives the result's type.
-CREATE FUNCTION fluent.rls_local_rows(sample anyelement, tbl regclass, col text, condition text) RETURNS anyarray
-LANGUAGE plpgsql STABLE PARALLEL SAFE SUPPORT fluent.rls_local_rows_support
-SET search_path = pg_catalog, pg_temp AS $$
-DECLARE
-    result ALIAS FOR $0;
-BEGIN
-    EXECUTE 'SELECT ' || fluent._local_rows_sql(tbl, col, condition) INTO result;
-    RETURN result;
-END $$;
+-- The test that a row of tbl is pointed at by a row of other that meets
+-- condition: other's column other_col names tbl's col. On Citus, between
+-- distributed tables, their distribution values must match too: a key need
+-- not be unique across tenants there (a distributed table's unique keys
+-- include its distribution column), and one tenant's membership row must
+-- not reach another tenant's item with the same key.
+CREATE FUNCTION fluent._pointed_at_sql(tbl regclass, col name, other regclass, other_col name, condition text)
+RETURNS text
+LANGUAGE sql STABLE
+RETURN format('%I = ANY (%s)', col, fluent._rows_of_sql(other, ARRAY[other_col], condition))
+    || CASE WHEN fluent._citus_distribution_column(tbl) IS NULL OR fluent._citus_distribution_column(other) IS NULL
+            THEN ''
+            ELSE format(' AND (%I, %I) = ANY (%s)', fluent._citus_distribution_column(tbl), col,
+                        fluent._rows_of_sql(other, ARRAY[fluent._citus_distribution_column(other), other_col], condition)) END;
 CREATE OR REPLACE FUNCTION fluent._scope_rows_sql(p fluent.protected_tables, module text, act text) RETURNS text
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -6740,10 +6776,9 @@ BEGIN
             CASE WHEN p.owner_column IS NOT NULL THEN
                 format('%I %s', p.owner_column, fluent._key_test_sql(p.owner_type, module, act, own)) END,
             CASE WHEN assigns THEN
-                format('%I = ANY (%s)', p.row_column,
-                       fluent._rows_of_sql(p.membership_table, p.membership_row_column,
-                                           format('m.%I %s', p.membership_user_column,
-                                                  fluent._key_test_sql(member_kind, module, act, own)))) END), ''), 'false');
+                fluent._pointed_at_sql(p.table_name, p.row_column, p.membership_table, p.membership_row_column,
+                                       format('m.%I %s', p.membership_user_column,
+                                              fluent._key_test_sql(member_kind, module, act, own))) END), ''), 'false');
     END LOOP;
     RETURN fluent._reach_sql(module, act, rows_of[1], rows_of[2]);
 END $$;
@@ -6761,7 +6796,7 @@ BEGIN
         RETURN NULL;
     END IF;
     RETURN format('(fluent.rls_items(%L, %L, %L) AND %I = ANY (%s))', module, act, a.module, item_column,
-        fluent._rows_of_sql(a.membership_table, a.membership_row_column,
+        fluent._rows_of_sql(a.membership_table, ARRAY[a.membership_row_column],
             format('(m.%1$I %2$s%3$s) AND m.%4$I = ANY (fluent.rls_item_roles(%5$L, %6$L, %7$L))',
                 a.membership_user_column,
                 fluent._key_test_sql(fluent._key_kind(a.membership_table, a.membership_user_column, 'membership user column'),
@@ -6823,9 +6858,8 @@ BEGIN
             THEN format('EXISTS (SELECT 1 FROM %s t WHERE t.%I = %s.%I AND %s)',
                         p.table_name, p.row_column, member_rel, p.membership_row_column,
                         concat_ws(' AND ', workspace_filter, fluent._scope_rows_sql(p, p.module, p.update_action)))
-            ELSE format('%I = ANY (%s)', p.membership_row_column,
-                        fluent._rows_of_sql(p.table_name, p.row_column,
-                            concat_ws(' AND ', workspace_filter, fluent._scope_rows_sql(p, p.module, p.update_action)))) END;
+            ELSE fluent._pointed_at_sql(p.membership_table, p.membership_row_column, p.table_name, p.row_column,
+                     concat_ws(' AND ', workspace_filter, fluent._scope_rows_sql(p, p.module, p.update_action))) END;
         -- An assignment written names an item role whose every action the
         -- writer's scope gives her on the item (folded into a list).
         member_written := member_in_reach || CASE WHEN p.membership_role_column IS NULL THEN '' ELSE
@@ -7003,7 +7037,8 @@ BEGIN
         SELECT c.relrowsecurity, c.relforcerowsecurity INTO member_was_enabled, member_was_forced
           FROM pg_class c WHERE c.oid = membership_table;
     END IF;
-    PERFORM fluent._citus_check_layout(tbl, membership_table, membership_role_column IS NOT NULL OR parent_table IS NOT NULL);
+    PERFORM fluent._citus_check_layout(tbl, membership_table, membership_role_column IS NOT NULL OR parent_table IS NOT NULL,
+                                       row_column, membership_row_column);
     -- Item roles name their items by key: the key must be the items', and
     -- an assignment must go with its item (sql/items.sql). A row moved to
     -- another partition is deleted and inserted again, out of reach of the
@@ -7082,13 +7117,17 @@ BEGIN
         'membership_policies', CASE WHEN membership_table IS NOT NULL THEN fluent._policies_of(membership_table) END));
     INSERT INTO fluent.protected_tables SELECT p.*;
 END $$;
-REVOKE ALL ON FUNCTION fluent.rls_local_rows_support(internal), fluent._rows_of_sql(regclass, name, text),
-    fluent._local_rows_from(regclass, name), fluent._citus_check_layout(regclass, regclass, boolean),
-    fluent._local_rows_sql(oid, text, text), fluent.rls_local_rows(anyelement, regclass, text, text) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION fluent._local_rows_sql(oid, text, text), fluent.rls_local_rows(anyelement, regclass, text, text) TO PUBLIC;
-GRANT EXECUTE ON FUNCTION fluent._rows_of_sql(regclass, name, text), fluent._local_rows_from(regclass, name),
-    fluent._citus_check_layout(regclass, regclass, boolean) TO fluent_admin;
-GRANT EXECUTE ON FUNCTION fluent._rows_of_sql(regclass, name, text) TO fluent_reader;
-GRANT EXECUTE ON FUNCTION fluent.rls_local_rows_support(internal), fluent._rows_of_sql(regclass, name, text),
-    fluent._local_rows_from(regclass, name), fluent._citus_check_layout(regclass, regclass, boolean),
-    fluent._local_rows_sql(oid, text, text), fluent.rls_local_rows(anyelement, regclass, text, text) TO fluent_owner;
+REVOKE ALL ON FUNCTION fluent.rls_local_rows_support(internal), fluent._rows_of_sql(regclass, name[], text),
+    fluent._pointed_at_sql(regclass, name, regclass, name, text), fluent._citus_distribution_column(regclass),
+    fluent._local_rows_from(regclass, name[]), fluent._citus_check_layout(regclass, regclass, boolean, name, name),
+    fluent._local_rows_sql(oid, text[], text), fluent.rls_local_rows(anyelement, oid, text[], text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION fluent.rls_local_rows(anyelement, oid, text[], text) TO PUBLIC;
+GRANT EXECUTE ON FUNCTION fluent._rows_of_sql(regclass, name[], text), fluent._pointed_at_sql(regclass, name, regclass, name, text),
+    fluent._citus_distribution_column(regclass), fluent._local_rows_from(regclass, name[]),
+    fluent._citus_check_layout(regclass, regclass, boolean, name, name), fluent._local_rows_sql(oid, text[], text) TO fluent_admin;
+GRANT EXECUTE ON FUNCTION fluent._rows_of_sql(regclass, name[], text), fluent._pointed_at_sql(regclass, name, regclass, name, text),
+    fluent._citus_distribution_column(regclass) TO fluent_reader;
+GRANT EXECUTE ON FUNCTION fluent.rls_local_rows_support(internal), fluent._rows_of_sql(regclass, name[], text),
+    fluent._pointed_at_sql(regclass, name, regclass, name, text), fluent._citus_distribution_column(regclass),
+    fluent._local_rows_from(regclass, name[]), fluent._citus_check_layout(regclass, regclass, boolean, name, name),
+    fluent._local_rows_sql(oid, text[], text), fluent.rls_local_rows(anyelement, oid, text[], text) TO fluent_owner;

@@ -96,34 +96,39 @@ LANGUAGE sql IMMUTABLE
 RETURN format('(fluent.rls_all(%1$L, %2$L) OR (fluent.rls_own(%1$L, %2$L) AND (%3$s)) OR (fluent.rls_users(%1$L, %2$L) AND (%4$s)))',
               module, action, own_rows, users_rows);
 
--- The values of tbl's column col in its rows that meet condition (about
--- alias m), as an array: an uncorrelated ARRAY(SELECT ...), an InitPlan run
--- once per query. On a Citus node a call of fluent.rls_local_rows, which the
--- planner replaces with the same sub-select over the node's own placements
--- of tbl (src/placements.rs): Citus sends no sub-select to the shards, and a
--- shard's query may not read a distributed table.
-CREATE FUNCTION fluent._rows_of_sql(tbl regclass, col name, condition text) RETURNS text
+-- The values of tbl's columns cols (one: its values; two: rows of both) in
+-- its rows that meet condition (about alias m), as an array: an
+-- uncorrelated ARRAY(SELECT ...), an InitPlan run once per query
+-- (src/placements.rs writes it). On a Citus node a call of
+-- fluent.rls_local_rows, which the planner replaces with the same
+-- sub-select over the node's own placements of tbl: Citus sends no
+-- sub-select to the shards, and a shard's query may not read a distributed
+-- table.
+CREATE FUNCTION fluent._rows_of_sql(tbl regclass, cols name[], condition text) RETURNS text
 LANGUAGE sql STABLE
 RETURN CASE WHEN fluent._citus_node() = 'none'
-            THEN format('ARRAY(SELECT m.%I FROM %s m WHERE %s)', col, tbl, condition)
-            ELSE format('fluent.rls_local_rows(NULL::%s, %L::regclass, %L, %L)',
-                        (SELECT format_type(a.atttypid, a.atttypmod) FROM pg_attribute a
-                          WHERE a.attrelid = tbl AND a.attname = col AND NOT a.attisdropped),
-                        tbl, col, condition) END;
+            THEN fluent._local_rows_sql(tbl, cols::text[], condition)
+            ELSE format('fluent.rls_local_rows(NULL::%s, %L::regclass, %L::text[], %L)',
+                        CASE WHEN cardinality(cols) = 1
+                             THEN (SELECT format_type(a.atttypid, a.atttypmod) FROM pg_attribute a
+                                    WHERE a.attrelid = tbl AND a.attname = cols[1] AND NOT a.attisdropped)
+                             ELSE 'record' END,
+                        tbl, cols, condition) END;
 
--- On a Citus node, the policies' sub-selects (fluent._rows_of_sql). The
--- planner replaces each call with its sub-select over this node's placements
--- of tbl (src/plans.rs); this body runs only where a call is not planned
--- away, and reads the same. sample gives the result's type.
-CREATE FUNCTION fluent.rls_local_rows(sample anyelement, tbl regclass, col text, condition text) RETURNS anyarray
-LANGUAGE plpgsql STABLE PARALLEL SAFE SUPPORT fluent.rls_local_rows_support
-SET search_path = pg_catalog, pg_temp AS $$
-DECLARE
-    result ALIAS FOR $0;
-BEGIN
-    EXECUTE 'SELECT ' || fluent._local_rows_sql(tbl, col, condition) INTO result;
-    RETURN result;
-END $$;
+-- The test that a row of tbl is pointed at by a row of other that meets
+-- condition: other's column other_col names tbl's col. On Citus, between
+-- distributed tables, their distribution values must match too: a key need
+-- not be unique across tenants there (a distributed table's unique keys
+-- include its distribution column), and one tenant's membership row must
+-- not reach another tenant's item with the same key.
+CREATE FUNCTION fluent._pointed_at_sql(tbl regclass, col name, other regclass, other_col name, condition text)
+RETURNS text
+LANGUAGE sql STABLE
+RETURN format('%I = ANY (%s)', col, fluent._rows_of_sql(other, ARRAY[other_col], condition))
+    || CASE WHEN fluent._citus_distribution_column(tbl) IS NULL OR fluent._citus_distribution_column(other) IS NULL
+            THEN ''
+            ELSE format(' AND (%I, %I) = ANY (%s)', fluent._citus_distribution_column(tbl), col,
+                        fluent._rows_of_sql(other, ARRAY[fluent._citus_distribution_column(other), other_col], condition)) END;
 
 -- The current workspace, as a one-element array.
 CREATE FUNCTION fluent._workspace_keys_sql(kind text) RETURNS text
@@ -251,10 +256,9 @@ BEGIN
             CASE WHEN p.owner_column IS NOT NULL THEN
                 format('%I %s', p.owner_column, fluent._key_test_sql(p.owner_type, module, act, own)) END,
             CASE WHEN assigns THEN
-                format('%I = ANY (%s)', p.row_column,
-                       fluent._rows_of_sql(p.membership_table, p.membership_row_column,
-                                           format('m.%I %s', p.membership_user_column,
-                                                  fluent._key_test_sql(member_kind, module, act, own)))) END), ''), 'false');
+                fluent._pointed_at_sql(p.table_name, p.row_column, p.membership_table, p.membership_row_column,
+                                       format('m.%I %s', p.membership_user_column,
+                                              fluent._key_test_sql(member_kind, module, act, own))) END), ''), 'false');
     END LOOP;
     RETURN fluent._reach_sql(module, act, rows_of[1], rows_of[2]);
 END $$;
@@ -282,7 +286,7 @@ BEGIN
         RETURN NULL;
     END IF;
     RETURN format('(fluent.rls_items(%L, %L, %L) AND %I = ANY (%s))', module, act, a.module, item_column,
-        fluent._rows_of_sql(a.membership_table, a.membership_row_column,
+        fluent._rows_of_sql(a.membership_table, ARRAY[a.membership_row_column],
             format('(m.%1$I %2$s%3$s) AND m.%4$I = ANY (fluent.rls_item_roles(%5$L, %6$L, %7$L))',
                 a.membership_user_column,
                 fluent._key_test_sql(fluent._key_kind(a.membership_table, a.membership_user_column, 'membership user column'),
@@ -361,9 +365,8 @@ BEGIN
             THEN format('EXISTS (SELECT 1 FROM %s t WHERE t.%I = %s.%I AND %s)',
                         p.table_name, p.row_column, member_rel, p.membership_row_column,
                         concat_ws(' AND ', workspace_filter, fluent._scope_rows_sql(p, p.module, p.update_action)))
-            ELSE format('%I = ANY (%s)', p.membership_row_column,
-                        fluent._rows_of_sql(p.table_name, p.row_column,
-                            concat_ws(' AND ', workspace_filter, fluent._scope_rows_sql(p, p.module, p.update_action)))) END;
+            ELSE fluent._pointed_at_sql(p.membership_table, p.membership_row_column, p.table_name, p.row_column,
+                     concat_ws(' AND ', workspace_filter, fluent._scope_rows_sql(p, p.module, p.update_action))) END;
         -- An assignment written names an item role whose every action the
         -- writer's scope gives her on the item (folded into a list).
         member_written := member_in_reach || CASE WHEN p.membership_role_column IS NULL THEN '' ELSE
@@ -632,7 +635,8 @@ BEGIN
         SELECT c.relrowsecurity, c.relforcerowsecurity INTO member_was_enabled, member_was_forced
           FROM pg_class c WHERE c.oid = membership_table;
     END IF;
-    PERFORM fluent._citus_check_layout(tbl, membership_table, membership_role_column IS NOT NULL OR parent_table IS NOT NULL);
+    PERFORM fluent._citus_check_layout(tbl, membership_table, membership_role_column IS NOT NULL OR parent_table IS NOT NULL,
+                                       row_column, membership_row_column);
     -- Item roles name their items by key: the key must be the items', and
     -- an assignment must go with its item (sql/items.sql). A row moved to
     -- another partition is deleted and inserted again, out of reach of the

@@ -128,11 +128,20 @@ pub unsafe fn refuse_reading_own_changes(query: *mut pg_sys::Query) {
     }
 }
 
+/// Whether `relid` is a Citus table (distributed, reference or Citus
+/// local): its rows are in its placements, not in the table itself.
+pub fn is_citus_table(relid: pg_sys::Oid) -> bool {
+    citus_active()
+        && unsafe {
+            let is_citus_table: unsafe extern "C-unwind" fn(pg_sys::Oid) -> bool =
+                std::mem::transmute(citus_function(c"IsCitusTable"));
+            is_citus_table(relid)
+        }
+}
+
 /// Whether `relid` is a Citus table with row security (fluent's policies,
 /// or any: a table that has none reads the same everywhere).
 unsafe fn is_protected_citus_table(relid: pg_sys::Oid) -> bool {
-    let is_citus_table: unsafe extern "C-unwind" fn(pg_sys::Oid) -> bool =
-        std::mem::transmute(citus_function(c"IsCitusTable"));
     if !is_citus_table(relid) {
         return false;
     }
@@ -197,7 +206,20 @@ unsafe extern "C-unwind" fn process_utility(
     dest: *mut pg_sys::DestReceiver,
     qc: *mut pg_sys::QueryCompletion,
 ) {
-    refuse_unsafe_propagation(pstmt, query_string);
+    let statement = (*pstmt).utilityStmt;
+    if !statement.is_null() && (*statement).type_ == pg_sys::NodeTag::T_VariableSetStmt {
+        if replicator_session() {
+            // The SETs Citus replays on the replicator's connection were
+            // the application's: none applies to the bus's insert. (Its
+            // search_path is pinned: a domain named like the insert's types
+            // would run its owner's check as the replicator.)
+            return;
+        }
+        refuse_unsafe_propagation(pstmt, query_string);
+    }
+    if !statement.is_null() && (*statement).type_ == pg_sys::NodeTag::T_CopyStmt {
+        refuse_copying_after_own_changes(statement.cast());
+    }
     match PREVIOUS_PROCESS_UTILITY {
         Some(previous) => previous(
             pstmt,
@@ -227,11 +249,7 @@ unsafe fn refuse_unsafe_propagation(
     pstmt: *mut pg_sys::PlannedStmt,
     query_string: *const std::ffi::c_char,
 ) {
-    let statement = (*pstmt).utilityStmt;
-    if statement.is_null() || (*statement).type_ != pg_sys::NodeTag::T_VariableSetStmt {
-        return;
-    }
-    let set = statement.cast::<pg_sys::VariableSetStmt>();
+    let set = (*pstmt).utilityStmt.cast::<pg_sys::VariableSetStmt>();
     let propagated = (*set).is_local
         || matches!(
             (*set).kind,
@@ -258,7 +276,9 @@ unsafe fn refuse_unsafe_propagation(
     // the path would capture, running its owner's check as the replicator.
     if (*set).is_local
         && !(*set).name.is_null()
-        && std::ffi::CStr::from_ptr((*set).name).to_bytes() == b"search_path"
+        && std::ffi::CStr::from_ptr((*set).name)
+            .to_bytes()
+            .eq_ignore_ascii_case(b"search_path")
     {
         FluentError::CitusSetSearchPath.report();
     }
@@ -271,6 +291,36 @@ unsafe fn refuse_unsafe_propagation(
     let alone = |part: &[u8]| part.iter().all(|b| b.is_ascii_whitespace() || *b == b';');
     if !alone(&text[..start]) || !alone(&text[end..]) {
         FluentError::CitusSetBesideStatements.report();
+    }
+}
+
+/// Whether this session logged in as `fluent_replicator` (by OID), on a
+/// Citus node.
+fn replicator_session() -> bool {
+    citus_loaded()
+        && unsafe {
+            let replicator = pg_sys::get_role_oid(c"fluent_replicator".as_ptr(), true);
+            replicator != pg_sys::InvalidOid && pg_sys::GetSessionUserId() == replicator
+        }
+}
+
+/// `COPY` of a table reads or writes it without a plan: after this
+/// transaction sent catalog changes, a protected Citus table is refused
+/// here as the planner refuses it (`refuse_reading_own_changes`). (`COPY
+/// (query)` is planned.)
+unsafe fn refuse_copying_after_own_changes(copy: *mut pg_sys::CopyStmt) {
+    if !SENT.get() || (*copy).relation.is_null() {
+        return;
+    }
+    let relid = pg_sys::RangeVarGetRelidExtended(
+        (*copy).relation,
+        pg_sys::NoLock as pg_sys::LOCKMODE,
+        pg_sys::RVROption::RVR_MISSING_OK,
+        None,
+        std::ptr::null_mut(),
+    );
+    if relid != pg_sys::InvalidOid && is_protected_citus_table(relid) {
+        FluentError::CitusReadAfterChange.report();
     }
 }
 

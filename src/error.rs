@@ -79,6 +79,8 @@ pub enum FluentError {
     /// On Citus, a protected table whose policies would read another table
     /// that is not on the same nodes as the rows they protect.
     CitusLayout { table: String, other: String },
+    /// `fluent_who_can` on a Citus table.
+    WhoCanOnCitus { table: String },
     /// On Citus, item roles on a Citus table.
     CitusItemRoles { table: String },
     /// A trigger function called as a plain function.
@@ -143,6 +145,7 @@ impl FluentError {
             }
             CitusLayout { .. }
             | CitusItemRoles { .. }
+            | WhoCanOnCitus { .. }
             | CitusSetBesideStatements
             | CitusSetSearchPath
             | CitusReadAfterChange => PgSqlErrorCode::ERRCODE_FEATURE_NOT_SUPPORTED,
@@ -218,6 +221,9 @@ impl FluentError {
             CitusSetBesideStatements => "on Citus, SET LOCAL, RESET and SET TRANSACTION must be sent alone, not with other statements in one query string".into(),
             CitusLayout { table, other } => format!(
                 "on Citus, the policies of \"{table}\" can read \"{other}\" only if both are reference tables or both are distributed, co-located and joined by a foreign key on their distribution columns"
+            ),
+            WhoCanOnCitus { table } => format!(
+                "fluent_who_can does not read the rows of Citus table \"{table}\" yet: they are on the workers"
             ),
             CitusItemRoles { table } => format!(
                 "on Citus, fluent does not support item roles (assignment and child tables) on \"{table}\" yet"
@@ -317,6 +323,7 @@ impl FluentError {
             CitusSetSearchPath => "Use set_config('search_path', ..., true) on the coordinator instead: Citus does not send it.".into(),
             CitusSetBesideStatements => "Citus sends the whole query string of a propagated SET to the workers: send each SET as a statement of its own.".into(),
             CitusLayout { table, other } => format!("Distribute \"{other}\" by the column that distributes \"{table}\", with colocate_with => '{table}', and give it a foreign key to \"{table}\" that includes both distribution columns (each row then carries the distribution value of the row it points at); or make both reference tables. Then protect."),
+            WhoCanOnCitus { .. } => "fluent_explain(user, module, action) gives each user's decision on the coordinator.".into(),
             CitusItemRoles { .. } => "Protect it with an owner column or a membership table without a role column.".into(),
             IdentityChangedWhilePlanning => "A function run while planning (an IMMUTABLE one) called fluent_set_user, fluent_reset_user, fluent_authenticate or fluent_set_workspace: change the identity in a statement of its own.".into(),
             OtherVersionLoaded => "The extension was updated (ALTER EXTENSION fluent UPDATE) while this session used the previous version: reconnect.".into(),

@@ -162,7 +162,7 @@ extension_sql_file!(
         checks::fluent::rls_user_teams,
         checks::fluent::rls_assignable_item_roles,
         who_can::fluent::_who_can,
-        plans::fluent::rls_local_rows_support
+        plans::fluent::rls_local_rows
     ]
 );
 extension_sql_file!("../sql/columns.sql", name = "columns", requires = ["rls"]);

@@ -25,19 +25,20 @@ use pgrx::pg_sys;
 
 use crate::owner;
 
-/// The SQL of `ARRAY(SELECT m.<column> FROM <t> m WHERE <condition>)` over
-/// `table` itself when it is no Citus table, over this node's placements of
-/// it (joined by `UNION ALL`) when it is one, or the empty array of the
-/// column's type when this node holds none. The relations and the type come
-/// from `fluent._local_rows_from` (sql/citus.sql), asked as the catalog
-/// owner (Citus's catalogs).
-pub fn local_rows_sql(table: pg_sys::Oid, column: &str, condition: &str) -> String {
+/// The SQL of `ARRAY(SELECT m.<column> FROM <t> m WHERE <condition>)` (or
+/// of `ROW(m.<a>, m.<b>)` for several columns) over `table` itself when it
+/// is no Citus table, over this node's placements of it (joined by `UNION
+/// ALL`) when it is one, or the empty array of its type when this node
+/// holds none. The relations and the type come from
+/// `fluent._local_rows_from` (sql/citus.sql), asked as the catalog owner
+/// (Citus's catalogs).
+pub fn local_rows_sql(table: pg_sys::Oid, columns: &[String], condition: &str) -> String {
     let (relations, typ) = owner::as_catalog_owner(|client| {
         let row = client
             .select(
-                "SELECT relations, col_type FROM fluent._local_rows_from($1, $2)",
+                "SELECT relations, col_type FROM fluent._local_rows_from($1, $2::pg_catalog.name[])",
                 Some(1),
-                &[table.into(), column.into()],
+                &[table.into(), columns.to_vec().into()],
             )
             .unwrap_or_else(|e| pgrx::error!("{e}"))
             .first();
@@ -49,10 +50,17 @@ pub fn local_rows_sql(table: pg_sys::Oid, column: &str, condition: &str) -> Stri
     if relations.is_empty() {
         return format!("ARRAY[]::{typ}[]");
     }
-    let column = pgrx::spi::quote_identifier(column);
+    let quoted: Vec<String> = columns
+        .iter()
+        .map(|c| format!("m.{}", pgrx::spi::quote_identifier(c)))
+        .collect();
+    let selected = match quoted.as_slice() {
+        [one] => one.clone(),
+        several => format!("ROW({})", several.join(", ")),
+    };
     let selects: Vec<String> = relations
         .iter()
-        .map(|from| format!("SELECT m.{column} FROM {from} m WHERE {condition}"))
+        .map(|from| format!("SELECT {selected} FROM {from} m WHERE {condition}"))
         .collect();
     format!("ARRAY({})", selects.join(" UNION ALL "))
 }
@@ -62,9 +70,10 @@ pub mod fluent {
     use pgrx::prelude::*;
 
     /// The SQL `fluent.rls_local_rows` stands for on this node
-    /// (sql/rls.sql runs it when a call is not planned away).
+    /// (sql/rls.sql runs it when a call is not planned away), and the
+    /// sub-select one server's policies hold.
     #[pg_extern(stable, parallel_safe)]
-    fn _local_rows_sql(table: pg_sys::Oid, column: &str, condition: &str) -> String {
-        super::local_rows_sql(table, column, condition)
+    fn _local_rows_sql(table: pg_sys::Oid, columns: Vec<String>, condition: &str) -> String {
+        super::local_rows_sql(table, &columns, condition)
     }
 }

@@ -369,7 +369,7 @@ unsafe fn argument(call: *mut pg_sys::FuncExpr, n: usize) -> Option<*mut pg_sys:
         .then(|| (*(*args).elements.add(n)).ptr_value.cast::<pg_sys::Node>())
 }
 
-/// Replaces a call of `fluent.rls_local_rows(sample, table, column,
+/// Replaces a call of `fluent.rls_local_rows(sample, table, columns,
 /// condition)` with the `ARRAY(SELECT ...)` it stands for on this node
 /// (src/placements.rs), parsed and rewritten here (row security included),
 /// which the planner then turns into an InitPlan, as it does the sub-select
@@ -384,15 +384,23 @@ unsafe fn local_rows_subquery(
         return None;
     }
     let table = table.cast::<pg_sys::Const>();
-    if (*table).constisnull || (*table).consttype != pg_sys::REGCLASSOID {
+    if (*table).constisnull || !matches!((*table).consttype, pg_sys::REGCLASSOID | pg_sys::OIDOID) {
         return None;
     }
     let table = pg_sys::Oid::from_datum((*table).constvalue, false)?;
-    let column = text_constant(argument(call, 2)?)?;
+    let columns = argument(call, 2)?;
+    if (*columns).type_ != pg_sys::NodeTag::T_Const {
+        return None;
+    }
+    let columns = columns.cast::<pg_sys::Const>();
+    if (*columns).constisnull || (*columns).consttype != pg_sys::TEXTARRAYOID {
+        return None;
+    }
+    let columns = Vec::<String>::from_datum((*columns).constvalue, false)?;
     let condition = text_constant(argument(call, 3)?)?;
     let sql = format!(
         "SELECT {}",
-        placements::local_rows_sql(table, column, condition)
+        placements::local_rows_sql(table, &columns, condition)
     );
     let sql = std::ffi::CString::new(sql).ok()?;
     let raw = pg_sys::pg_parse_query(sql.as_ptr());
@@ -573,6 +581,44 @@ pub mod fluent {
     fn rls_local_rows_support(request: Internal) -> Internal {
         replace_call(request, |root, call| unsafe {
             local_rows_subquery(root, call)
+        })
+    }
+
+    /// On a Citus node, the values of `cols` of `tbl`'s rows on this node
+    /// that meet `condition` (sql/rls.sql, `fluent._rows_of_sql`): policies
+    /// call it where one server's hold a sub-select. The planner replaces
+    /// each call with that sub-select (`rls_local_rows_support`); this runs
+    /// it, as the caller, only where a call is not planned away. `sample`
+    /// gives the result's element type (a record for several columns).
+    #[pg_extern(stable, parallel_safe, support = rls_local_rows_support)]
+    #[search_path(pg_catalog, pg_temp)]
+    fn rls_local_rows(
+        sample: Option<pgrx::AnyElement>,
+        tbl: pg_sys::Oid,
+        cols: Vec<String>,
+        condition: &str,
+    ) -> Option<pgrx::AnyArray> {
+        let _ = sample;
+        let sql = format!(
+            "SELECT {}",
+            placements::local_rows_sql(tbl, &cols, condition)
+        );
+        // The array is copied out of SPI's memory, which goes when SPI ends.
+        let outer = unsafe { pg_sys::CurrentMemoryContext };
+        pgrx::spi::Spi::connect(|client| {
+            let table = client
+                .select(&sql, Some(1), &[])
+                .unwrap_or_else(|e| pgrx::error!("{e}"));
+            let typoid = table.column_type_oid(1).ok()?.value();
+            let datum = table.first().get_datum_by_ordinal(1).ok().flatten()?;
+            unsafe {
+                let previous = pg_sys::MemoryContextSwitchTo(outer);
+                let copied = pg_sys::Datum::from(pg_sys::pg_detoast_datum_copy(
+                    datum.cast_mut_ptr::<pg_sys::varlena>(),
+                ));
+                pg_sys::MemoryContextSwitchTo(previous);
+                pgrx::AnyArray::from_polymorphic_datum(copied, false, typoid)
+            }
         })
     }
 

@@ -18,6 +18,7 @@ use pgrx::pg_sys;
 use pgrx::prelude::*;
 
 use crate::cache;
+use crate::citus;
 use crate::delegation;
 use crate::error::FluentError;
 use crate::gucs;
@@ -183,6 +184,14 @@ fn who_can(table: pg_sys::Oid, row_key: &str, action: &str) -> Vec<WhoRow> {
     let acting_workspace = gucs::with_workspace(str::to_owned);
     if !delegation::may_read_everyones_permissions(&acting_workspace) {
         FluentError::WhoCanDenied {
+            table: table_name(),
+        }
+        .report();
+    }
+    // On Citus the rows are in the table's placements, on the workers; the
+    // table itself, read here, holds none.
+    if citus::is_citus_table(table) {
+        FluentError::WhoCanOnCitus {
             table: table_name(),
         }
         .report();

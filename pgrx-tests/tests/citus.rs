@@ -1247,6 +1247,37 @@ fn a_search_path_of_the_querying_role_neither_captures_the_replicator_nor_the_me
     let refused = app.batch_execute("SET LOCAL search_path = public, pg_catalog");
     app.batch_execute("ROLLBACK").unwrap();
     assert_eq!(sqlstate(refused), "0A000");
+    // Setting names are case-insensitive.
+    app.batch_execute("BEGIN; SET LOCAL citus.propagate_set_commands = 'local'")
+        .unwrap();
+    let refused = app.batch_execute("SET LOCAL \"Search_Path\" = public, pg_catalog");
+    app.batch_execute("ROLLBACK").unwrap();
+    assert_eq!(sqlstate(refused), "0A000", "a quoted spelling");
+    // On the workers, the replicator's sessions keep their own search_path
+    // (pinned by the setup) whatever Citus replays on them, and whatever the
+    // database's default.
+    for node in [1, 2] {
+        let mut replicator = connect(node, &db, "fluent_replicator");
+        replicator
+            .batch_execute("SET search_path = public, pg_catalog; SET LOCAL search_path = public")
+            .unwrap();
+        let path: String = replicator
+            .query_one("SELECT current_setting('search_path')", &[])
+            .unwrap()
+            .get(0);
+        assert_eq!(path, "pg_catalog, pg_temp", "worker {node}");
+    }
+    for node in 0..3 {
+        connect(node, "postgres", "postgres")
+            .batch_execute(&format!(
+                "ALTER DATABASE {db} SET search_path = public, pg_catalog"
+            ))
+            .unwrap();
+    }
+    let mut admin = connect(0, &db, TESTER);
+    admin
+        .batch_execute("SELECT fluent_create_user('yan')")
+        .unwrap();
     // The same path through set_config() stays on the coordinator.
     app.batch_execute(
         "BEGIN; SET LOCAL citus.propagate_set_commands = 'local';
@@ -1259,12 +1290,12 @@ fn a_search_path_of_the_querying_role_neither_captures_the_replicator_nor_the_me
     for node in [1, 2] {
         let users: i64 = connect(node, &db, "postgres")
             .query_one(
-                "SELECT count(*) FROM fluent.users WHERE user_key = 'zed'",
+                "SELECT count(*) FROM fluent.users WHERE user_key IN ('zed', 'yan')",
                 &[],
             )
             .unwrap()
             .get(0);
-        assert_eq!(users, 1, "worker {node}");
+        assert_eq!(users, 2, "worker {node}");
     }
     // On a worker, an `=` of the session's search path does not stand in
     // for the one the membership read compares the user with.
@@ -1340,6 +1371,16 @@ fn a_transaction_that_changed_the_catalog_reads_no_protected_citus_table() {
         app.batch_execute("ROLLBACK").unwrap();
         assert_eq!(sqlstate(refused), "0A000", "{read}");
     }
+    // COPY reads and writes a table without a plan.
+    for copy in ["COPY notes TO STDOUT", "COPY shared_notes TO STDOUT"] {
+        app.batch_execute(
+            "BEGIN; SELECT fluent_revoke_role('cat', 'auditor'); SELECT fluent_set_user('cat', true)",
+        )
+        .unwrap();
+        let refused = app.copy_out(copy).map(|_| ());
+        app.batch_execute("ROLLBACK").unwrap();
+        assert_eq!(sqlstate(refused), "0A000", "{copy}");
+    }
     // Committed, the next transaction reads it everywhere.
     app.batch_execute("SELECT fluent_grant_role('dan', 'auditor')")
         .unwrap();
@@ -1350,18 +1391,19 @@ fn a_transaction_that_changed_the_catalog_reads_no_protected_citus_table() {
 }
 
 #[test]
-fn set_local_role_before_a_catalog_change_fails_and_set_config_does_not() {
+fn sets_before_a_catalog_change_do_not_reach_the_replicator() {
     let db = distributed_notes("set_role");
     let mut app = connect(0, &db, TESTER);
     // Citus replays the transaction's SET LOCALs on the replicator's
-    // connection, where the role cannot be set.
+    // connection, where fluent ignores them: the role there stays the
+    // replicator, whichever way the application chose its own.
     app.batch_execute("BEGIN; SELECT fluent_set_user('ann', true)")
         .unwrap();
     app.batch_execute(&format!("SET LOCAL ROLE {TESTER}"))
         .unwrap();
-    let failed = app.batch_execute("SELECT fluent_create_user('zed')");
-    app.batch_execute("ROLLBACK").unwrap();
-    assert_ne!(sqlstate(failed), "ok");
+    app.batch_execute("SET LOCAL work_mem = '5MB'").unwrap();
+    app.batch_execute("SELECT fluent_create_user('yan'); COMMIT")
+        .unwrap();
     app.batch_execute(&format!(
         "BEGIN; SELECT fluent_set_user('ann', true); SELECT set_config('role', '{TESTER}', true);
          SELECT fluent_create_user('zed'); COMMIT;"
@@ -1404,4 +1446,119 @@ fn after_the_setup_only_a_superuser_distributes_tables_on_a_coordinator_with_pla
     coordinator
         .batch_execute("SELECT create_reference_table('mine')")
         .unwrap();
+}
+
+#[test]
+fn explain_and_the_views_answer_on_the_coordinator_and_who_can_refuses_citus_tables() {
+    let db = distributed_notes("explain");
+    // A reporting role on the coordinator, where the catalog is written.
+    let mut reader = connect(0, &db, "postgres");
+    reader
+        .batch_execute(&format!(
+            "GRANT fluent_reader TO {AUTHENTICATOR}; SET ROLE {AUTHENTICATOR}"
+        ))
+        .unwrap();
+    let status: Vec<(String, bool)> = reader
+        .query(
+            "SELECT table_name::text, intact FROM fluent.protection_status ORDER BY 1",
+            &[],
+        )
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    assert_eq!(
+        status,
+        vec![
+            ("notes".to_owned(), true),
+            ("shared_notes".to_owned(), true)
+        ]
+    );
+    for (user, scope) in [
+        ("ann", "own"),
+        ("lea", "team"),
+        ("cat", "all"),
+        ("dan", "none"),
+    ] {
+        let effective: String = reader
+            .query_one(
+                "SELECT coalesce(max(scope::text), 'none') FROM fluent.effective_permissions
+                  WHERE user_key = $1 AND module = 'notes' AND action = 'read'",
+                &[&user],
+            )
+            .unwrap()
+            .get(0);
+        assert_eq!(effective, scope, "{user}");
+        let explained: i64 = reader
+            .query_one(
+                "SELECT count(*) FROM fluent_explain($1, 'notes', 'read') WHERE scope::text = $2",
+                &[&user, &scope],
+            )
+            .unwrap()
+            .get(0);
+        assert!(explained > 0 || scope == "none", "{user}");
+    }
+    // fluent_who_can reads a table's own rows, and a Citus table's are on
+    // the workers: refused rather than "no row".
+    for table in ["notes", "shared_notes"] {
+        assert_eq!(
+            sqlstate(
+                reader.batch_execute(&format!("SELECT * FROM fluent_who_can('{table}', '1')"))
+            ),
+            "0A000",
+            "{table}"
+        );
+    }
+}
+
+#[test]
+fn a_membership_row_reaches_only_the_item_of_its_own_tenant() {
+    let db = distributed_projects("membership_tenants");
+    let mut dba = connect(0, &db, "postgres");
+    // Keys repeat across tenants (a distributed table's unique keys include
+    // its distribution column): project 3 of tenant 1 is not ann's, whose
+    // membership names project 3 of tenant 3.
+    dba.batch_execute("INSERT INTO projects VALUES (1, 3, 'another tenant''s 3')")
+        .unwrap();
+    let mut app = connect(0, &db, TESTER);
+    let rows: Vec<(i32, i64)> = {
+        app.batch_execute("BEGIN; SELECT fluent_set_user('ann', true)")
+            .unwrap();
+        let rows = app
+            .query("SELECT tenant, id FROM projects WHERE id = 3", &[])
+            .unwrap()
+            .iter()
+            .map(|r| (r.get(0), r.get(1)))
+            .collect();
+        app.batch_execute("COMMIT").unwrap();
+        rows
+    };
+    assert_eq!(rows, vec![(3, 3)]);
+    // Nor may she write a membership row for it.
+    app.batch_execute("BEGIN; SELECT fluent_set_user('ann', true)")
+        .unwrap();
+    let refused = app.batch_execute("INSERT INTO project_members VALUES (1, 3, 'lea')");
+    app.batch_execute("ROLLBACK").unwrap();
+    assert_eq!(sqlstate(refused), "42501");
+    // A key that does not tie a membership row to its item's tenant, or one
+    // not validated, does not make the layout.
+    dba.batch_execute(
+        "CREATE TABLE loose_members (tenant int, project_id bigint, other bigint, user_key text,
+                                     FOREIGN KEY (tenant, other) REFERENCES projects (tenant, id));
+         SELECT create_distributed_table('loose_members', 'tenant', colocate_with => 'projects');
+         CREATE TABLE unchecked_members (tenant int, project_id bigint, user_key text);
+         SELECT create_distributed_table('unchecked_members', 'tenant', colocate_with => 'projects');
+         ALTER TABLE unchecked_members ADD FOREIGN KEY (tenant, project_id) REFERENCES projects (tenant, id) NOT VALID;
+         CREATE TABLE other_projects (tenant int, id bigint, PRIMARY KEY (tenant, id));
+         SELECT create_distributed_table('other_projects', 'tenant', colocate_with => 'projects');",
+    )
+    .unwrap();
+    for members in ["loose_members", "unchecked_members"] {
+        let refused = dba.batch_execute(&format!(
+            "SELECT fluent_protect('other_projects', 'projects', row_column => 'id',
+                                   membership_table => '{members}', membership_row_column => 'project_id',
+                                   membership_user_column => 'user_key')"
+        ));
+        assert_eq!(sqlstate(refused), "0A000", "{members}");
+    }
 }
