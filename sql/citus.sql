@@ -214,6 +214,12 @@ BEGIN
     IF fluent._citus_node() <> 'worker' THEN
         RETURN NULL;
     END IF;
+    -- The coordinator wrote the rows' literals for standard_conforming_strings
+    -- on (the replicator's setting, fluent_citus_setup): read otherwise,
+    -- they would not be the rows it sent.
+    IF current_setting('standard_conforming_strings') <> 'on' THEN
+        PERFORM fluent._raise('citus_apply_settings', ARRAY['standard_conforming_strings']);
+    END IF;
     PERFORM fluent._citus_set_applying(true);
     IF NEW.op = 's' THEN
         DELETE FROM fluent.citus_secret;
@@ -333,6 +339,10 @@ DECLARE
     catalog jsonb := '{}';
     rows jsonb;
     workers int;
+    pin text;
+    replicator_settings text[] := ARRAY['search_path = pg_catalog, pg_temp', 'standard_conforming_strings = on',
+                                        'default_transaction_read_only = off', 'statement_timeout = 0',
+                                        'lock_timeout = 0', 'idle_in_transaction_session_timeout = 0'];
 BEGIN
     IF NOT fluent._current_role_is_superuser() THEN
         PERFORM fluent._raise('citus_setup', ARRAY['superuser']);
@@ -347,14 +357,24 @@ BEGIN
     -- here goes to them in this transaction and holds the role's row.
     EXECUTE 'SELECT pg_catalog.run_command_on_workers($1)' USING 'ALTER ROLE fluent_replicator LOGIN';
     ALTER ROLE fluent_replicator LOGIN;
-    -- Its insert into the bus names types ('...'::jsonb) that a domain of
-    -- the same name earlier in a database's default search_path would
-    -- capture, running the domain owner's check as the replicator. Its own
-    -- setting comes first (and fluent ignores the SETs Citus replays on its
-    -- connections: src/citus.rs).
-    EXECUTE 'SELECT pg_catalog.run_command_on_workers($1)'
-        USING 'ALTER ROLE fluent_replicator SET search_path = pg_catalog, pg_temp';
-    ALTER ROLE fluent_replicator SET search_path = pg_catalog, pg_temp;
+    -- The replicator's sessions on the workers take no setting from the
+    -- database's defaults, which its (non-superuser) owner may choose (and
+    -- fluent ignores the SETs Citus replays on them: src/citus.rs): its own
+    -- come first. Its insert into the bus names types ('...'::jsonb) that a
+    -- domain of the same name earlier in the search_path would capture,
+    -- running the domain owner's check as the replicator; its string
+    -- literals are written for standard_conforming_strings on (off, a
+    -- backslash in a catalog value would turn \" into a bare quote and
+    -- rewrite the rows); and a read-only default or a timeout would stop
+    -- every catalog change, revokes included.
+    -- (The workers first, as above: the coordinator's ALTER ROLE goes to
+    -- them in this transaction and holds the role's settings there.)
+    FOREACH pin IN ARRAY replicator_settings LOOP
+        EXECUTE 'SELECT pg_catalog.run_command_on_workers($1)' USING 'ALTER ROLE fluent_replicator SET ' || pin;
+    END LOOP;
+    FOREACH pin IN ARRAY replicator_settings LOOP
+        EXECUTE 'ALTER ROLE fluent_replicator SET ' || pin;
+    END LOOP;
     -- Citus's assign_distributed_transaction_id() is PUBLIC: on the
     -- coordinator a session could give its transaction the distributed id of
     -- another's, whose signed identity the workers would then honour

@@ -79,6 +79,11 @@ pub enum FluentError {
     /// On Citus, a protected table whose policies would read another table
     /// that is not on the same nodes as the rows they protect.
     CitusLayout { table: String, other: String },
+    /// A Citus worker asked to apply catalog rows with a setting that reads
+    /// them otherwise than the coordinator wrote them.
+    CitusApplySettings { setting: String },
+    /// `fluent.rls_local_rows` asked for another type than its sample's.
+    LocalRowsType { expected: String, found: String },
     /// `fluent_who_can` on a Citus table.
     WhoCanOnCitus { table: String },
     /// On Citus, item roles on a Citus table.
@@ -140,9 +145,11 @@ impl FluentError {
             }
             TokenRefused { .. } => PgSqlErrorCode::ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION,
             OnStandby => PgSqlErrorCode::ERRCODE_READ_ONLY_SQL_TRANSACTION,
-            OnCitusWorker | IdentityOnCitusWorker | CitusSetup { .. } => {
-                PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE
-            }
+            OnCitusWorker
+            | IdentityOnCitusWorker
+            | CitusSetup { .. }
+            | CitusApplySettings { .. } => PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+            LocalRowsType { .. } => PgSqlErrorCode::ERRCODE_DATATYPE_MISMATCH,
             CitusLayout { .. }
             | CitusItemRoles { .. }
             | WhoCanOnCitus { .. }
@@ -221,6 +228,12 @@ impl FluentError {
             CitusSetBesideStatements => "on Citus, SET LOCAL, RESET and SET TRANSACTION must be sent alone, not with other statements in one query string".into(),
             CitusLayout { table, other } => format!(
                 "on Citus, the policies of \"{table}\" can read \"{other}\" only if both are reference tables or both are distributed, co-located and joined by a foreign key on their distribution columns"
+            ),
+            CitusApplySettings { setting } => format!(
+                "fluent applies the coordinator's catalog changes only with the replicator's {setting}"
+            ),
+            LocalRowsType { expected, found } => format!(
+                "fluent.rls_local_rows: the rows read are of type {found}, not {expected} as the sample says"
             ),
             WhoCanOnCitus { table } => format!(
                 "fluent_who_can does not read the rows of Citus table \"{table}\" yet: they are on the workers"
@@ -323,6 +336,8 @@ impl FluentError {
             CitusSetSearchPath => "Use set_config('search_path', ..., true) on the coordinator instead: Citus does not send it.".into(),
             CitusSetBesideStatements => "Citus sends the whole query string of a propagated SET to the workers: send each SET as a statement of its own.".into(),
             CitusLayout { table, other } => format!("Distribute \"{other}\" by the column that distributes \"{table}\", with colocate_with => '{table}', and give it a foreign key to \"{table}\" that includes both distribution columns (each row then carries the distribution value of the row it points at); or make both reference tables. Then protect."),
+            CitusApplySettings { .. } => "Run fluent_citus_setup() on the coordinator again: it pins the replicator's settings on every node.".into(),
+            LocalRowsType { .. } => "Pass a sample of the column's type (NULL::<type>, or NULL::record for several columns).".into(),
             WhoCanOnCitus { .. } => "fluent_explain(user, module, action) gives each user's decision on the coordinator.".into(),
             CitusItemRoles { .. } => "Protect it with an owner column or a membership table without a role column.".into(),
             IdentityChangedWhilePlanning => "A function run while planning (an IMMUTABLE one) called fluent_set_user, fluent_reset_user, fluent_authenticate or fluent_set_workspace: change the identity in a statement of its own.".into(),
@@ -447,6 +462,7 @@ mod fluent {
                 },
             },
             "citus_item_roles" => FluentError::CitusItemRoles { table: arg(0) },
+            "citus_apply_settings" => FluentError::CitusApplySettings { setting: arg(0) },
             "citus_layout" => FluentError::CitusLayout {
                 table: arg(0),
                 other: arg(1),

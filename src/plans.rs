@@ -35,6 +35,7 @@ use crate::cache;
 use crate::checks;
 use crate::checks::Reach;
 use crate::citus;
+use crate::error::FluentError;
 use crate::folds;
 use crate::placements;
 
@@ -597,8 +598,12 @@ pub mod fluent {
         tbl: pg_sys::Oid,
         cols: Vec<String>,
         condition: &str,
+        fcinfo: pg_sys::FunctionCallInfo,
     ) -> Option<pgrx::AnyArray> {
         let _ = sample;
+        // The type the call resolved (the sample's array type): what is
+        // returned must be of it.
+        let expected = unsafe { pg_sys::get_fn_expr_rettype((*fcinfo).flinfo) };
         let sql = format!(
             "SELECT {}",
             placements::local_rows_sql(tbl, &cols, condition)
@@ -610,6 +615,18 @@ pub mod fluent {
                 .select(&sql, Some(1), &[])
                 .unwrap_or_else(|e| pgrx::error!("{e}"));
             let typoid = table.column_type_oid(1).ok()?.value();
+            if typoid != expected {
+                let name = |t: pg_sys::Oid| unsafe {
+                    std::ffi::CStr::from_ptr(pg_sys::format_type_be(t))
+                        .to_string_lossy()
+                        .into_owned()
+                };
+                FluentError::LocalRowsType {
+                    expected: name(expected),
+                    found: name(typoid),
+                }
+                .report();
+            }
             let datum = table.first().get_datum_by_ordinal(1).ok().flatten()?;
             unsafe {
                 let previous = pg_sys::MemoryContextSwitchTo(outer);

@@ -1562,3 +1562,70 @@ fn a_membership_row_reaches_only_the_item_of_its_own_tenant() {
         assert_eq!(sqlstate(refused), "0A000", "{members}");
     }
 }
+
+#[test]
+fn the_replicator_takes_no_setting_from_the_database_defaults() {
+    let db = distributed_notes("replicator_settings");
+    // The workers' database defaults, which a database owner may choose:
+    // off, a backslash escape in a catalog value would turn into a bare
+    // quote and rewrite the rows; read-only, every change would fail.
+    for node in [1, 2] {
+        connect(node, "postgres", "postgres")
+            .batch_execute(&format!(
+                "ALTER DATABASE {db} SET standard_conforming_strings = off;
+                 ALTER DATABASE {db} SET default_transaction_read_only = on;
+                 ALTER DATABASE {db} SET statement_timeout = 1;"
+            ))
+            .unwrap();
+    }
+    let mut admin = connect(0, &db, TESTER);
+    admin
+        .batch_execute(
+            r#"SELECT fluent_create_user('mallory', 'x", "user_key": "forged", "z": "');
+               SELECT fluent_revoke_role('cat', 'auditor');"#,
+        )
+        .unwrap();
+    for node in [1, 2] {
+        let mut worker = connect(node, &db, "postgres");
+        worker
+            .batch_execute("SET default_transaction_read_only = off; SET statement_timeout = 0")
+            .unwrap();
+        let users: Vec<(String, Option<String>)> = worker
+            .query(
+                "SELECT user_key, display_name FROM fluent.users WHERE user_key IN ('mallory', 'forged')",
+                &[],
+            )
+            .unwrap()
+            .iter()
+            .map(|r| (r.get(0), r.get(1)))
+            .collect();
+        assert_eq!(
+            users,
+            vec![(
+                "mallory".to_owned(),
+                Some(r#"x", "user_key": "forged", "z": ""#.to_owned())
+            )],
+            "worker {node}"
+        );
+        assert_eq!(scope(&mut worker, "cat"), "none", "worker {node}");
+    }
+    // The function the Citus policies call returns its sample's type or
+    // nothing: another type's array is refused, not returned.
+    admin
+        .batch_execute("CREATE TABLE nums (n int); INSERT INTO nums VALUES (1000000000)")
+        .unwrap();
+    assert_eq!(
+        sqlstate(admin.batch_execute(
+            "SELECT (fluent.rls_local_rows(NULL::text, 'nums'::regclass, '{n}', 'true'))[1]"
+        )),
+        "42804"
+    );
+    let n: i32 = admin
+        .query_one(
+            "SELECT (fluent.rls_local_rows(NULL::int, 'nums'::regclass, '{n}', 'true'))[1]",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(n, 1_000_000_000);
+}
