@@ -340,6 +340,7 @@ DECLARE
     rows jsonb;
     workers int;
     pin text;
+    missing boolean;
     replicator_settings text[] := ARRAY['search_path = pg_catalog, pg_temp', 'standard_conforming_strings = on',
                                         'default_transaction_read_only = off', 'statement_timeout = 0',
                                         'lock_timeout = 0', 'idle_in_transaction_session_timeout = 0'];
@@ -403,6 +404,18 @@ BEGIN
         SET LOCAL citus.enable_unsafe_triggers = on;
         EXECUTE 'SELECT pg_catalog.create_reference_table($1)' USING 'fluent.citus_bus'::regclass;
     END IF;
+    -- A worker added since the bus was distributed holds no placement of it
+    -- until Citus copies the reference tables there: the catalog would not
+    -- reach it.
+    EXECUTE 'SELECT EXISTS (SELECT 1 FROM pg_dist_node n
+                             WHERE n.isactive AND n.noderole = ''primary'' AND n.groupid <> 0
+                               AND n.groupid NOT IN (SELECT p.groupid FROM pg_dist_placement p
+                                                       JOIN pg_dist_shard s ON s.shardid = p.shardid
+                                                      WHERE s.logicalrelid = ''fluent.citus_bus''::regclass))'
+        INTO missing;
+    IF missing THEN
+        PERFORM fluent._raise('citus_setup', ARRAY['placements']);
+    END IF;
     -- One consistent copy: no catalog write may commit while it is taken.
     FOREACH t IN ARRAY fluent._citus_tables() LOOP
         EXECUTE format('LOCK TABLE fluent.%I IN SHARE MODE', t);
@@ -419,6 +432,10 @@ BEGIN
     catalog := catalog || jsonb_build_object('#secret', (SELECT c.secret FROM fluent.citus_secret c));
     -- Sent as the calling superuser: Citus refuses a second role on the
     -- placements a transaction wrote (create_reference_table wrote them).
+    -- Written as literals for standard_conforming_strings on, which the
+    -- workers' replicator sessions read them with (not propagated: a
+    -- set_config).
+    PERFORM set_config('standard_conforming_strings', 'on', true);
     INSERT INTO fluent.citus_bus (tbl, op, new_rows) VALUES ('*', 's', catalog);
     EXECUTE 'SELECT count(*) FROM pg_catalog.pg_dist_node WHERE groupid <> 0 AND isactive' INTO workers;
     RETURN workers;

@@ -406,8 +406,10 @@ unsafe extern "C-unwind" fn statement_parsed(
         previous(pstate, query, jstate);
     }
     // No portal runs while a client's statement is parsed; one does while a
-    // function's statements are.
-    if pg_sys::ActivePortal.is_null() {
+    // function's statements are, except for the functions the planner runs
+    // (constant folding, selectivity estimates), which run while nothing is
+    // planned at the top level.
+    if pg_sys::ActivePortal.is_null() && !crate::folds::planning_now() {
         citus::statement_started();
     }
     take_in_changes_once_per_statement();

@@ -617,14 +617,31 @@ mod fluent {
         require_catalog_owner();
         SENT.set(true);
         let replicator = unsafe { pg_sys::get_role_oid(c"fluent_replicator".as_ptr(), false) };
-        owner::as_role(replicator, |client| {
+        // Citus writes the rows into the workers' statement as string
+        // literals for this session's standard_conforming_strings, and the
+        // replicator's sessions read them with it on (fluent_citus_setup).
+        let nest = unsafe { pg_sys::NewGUCNestLevel() };
+        unsafe {
+            pg_sys::set_config_option(
+                c"standard_conforming_strings".as_ptr(),
+                c"on".as_ptr(),
+                pg_sys::GucContext::PGC_USERSET,
+                pg_sys::GucSource::PGC_S_SESSION,
+                pg_sys::GucAction::GUC_ACTION_SAVE,
+                true,
+                0,
+                false,
+            );
+        }
+        let sent = owner::as_role(replicator, |client| {
             client.update(
                 "INSERT INTO fluent.citus_bus (tbl, op, old_rows, new_rows) VALUES ($1, $2::\"char\", $3, $4)",
                 None,
                 &[tbl.into(), op.into(), old_rows.into(), new_rows.into()],
             )
             .map(|_| ())
-        })
-        .unwrap_or_else(|e| pgrx::error!("{e}"));
+        });
+        unsafe { pg_sys::AtEOXact_GUC(true, nest) };
+        sent.unwrap_or_else(|e| pgrx::error!("{e}"));
     }
 }

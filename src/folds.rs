@@ -61,6 +61,11 @@ pub fn planning<R>(plan: impl FnOnce() -> R + std::panic::UnwindSafe) -> (R, Pla
     (result, Planned { folded, mixed })
 }
 
+/// Whether a plan is being made (a function the planner runs is running).
+pub fn planning_now() -> bool {
+    PLANNING.get() > 0
+}
+
 /// The syscache hash values of the support functions folded into plans
 /// since the plans depending on them were last invalidated.
 pub fn folded_functions() -> Vec<u32> {

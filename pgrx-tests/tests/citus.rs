@@ -1629,3 +1629,90 @@ fn the_replicator_takes_no_setting_from_the_database_defaults() {
         .get(0);
     assert_eq!(n, 1_000_000_000);
 }
+
+#[test]
+fn a_function_the_planner_runs_on_a_worker_cannot_claim_a_carrier() {
+    let db = distributed_notes("claim_at_plan");
+    // A carrier for cat (scope all) and its distributed transaction.
+    let mut su = connect(0, &db, "postgres");
+    su.batch_execute("BEGIN; SELECT fluent_set_user('cat', true)")
+        .unwrap();
+    let carrier: String = su
+        .query_one("SELECT current_setting('fluent.remote_identity')", &[])
+        .unwrap()
+        .get(0);
+    su.batch_execute("COMMIT").unwrap();
+    // STABLE, compared with a constant: the worker's planner runs it while
+    // it estimates the shard query, before the query runs. It claims the
+    // carrier's distributed transaction, sets the carrier, and reads every
+    // local shard: the statement began in no transaction, so nobody acts.
+    connect(0, &db, TESTER)
+        .batch_execute(
+            "CREATE FUNCTION public.setit(carrier text) RETURNS void LANGUAGE plpgsql VOLATILE
+               AS $$ BEGIN EXECUTE format('SET LOCAL fluent.remote_identity = %L', carrier); END $$;
+             CREATE FUNCTION public.grab(carrier text) RETURNS text LANGUAGE plpgsql STABLE AS $$
+             DECLARE c jsonb; p text; q text; n bigint;
+             BEGIN
+                 IF pg_catalog.citus_is_coordinator() THEN RETURN NULL; END IF;
+                 p := translate(split_part(carrier, '.', 2), '-_', '+/');
+                 p := p || repeat('=', (4 - length(p) % 4) % 4);
+                 c := convert_from(decode(p, 'base64'), 'UTF8')::jsonb;
+                 PERFORM pg_catalog.assign_distributed_transaction_id((c->>'initiator')::int, (c->>'transaction')::bigint,
+                         'epoch'::timestamptz + (c->>'stamp')::bigint * interval '1 microsecond');
+                 PERFORM public.setit(carrier);
+                 SELECT string_agg(format('SELECT 1 FROM public.%I', shard_name('public.notes'::regclass, s.shardid)),
+                                   ' UNION ALL ')
+                   INTO q FROM pg_dist_shard s JOIN pg_dist_placement pl USING (shardid)
+                  WHERE s.logicalrelid = 'public.notes'::regclass
+                    AND pl.groupid = (SELECT groupid FROM pg_dist_local_group);
+                 EXECUTE 'SELECT count(*) FROM (' || q || ') x' INTO n;
+                 RAISE EXCEPTION 'saw % rows', n;
+             END $$;",
+        )
+        .unwrap();
+    let mut app = connect(0, &db, TESTER);
+    let error = app
+        .batch_execute(&format!(
+            "SELECT * FROM notes WHERE tenant = 2 AND body = public.grab('{carrier}')"
+        ))
+        .unwrap_err();
+    let message = error
+        .as_db_error()
+        .map(|e| e.message().to_owned())
+        .unwrap_or_default();
+    assert!(message.contains("saw 0 rows"), "{message}");
+}
+
+#[test]
+fn a_writer_without_standard_conforming_strings_sends_the_rows_it_wrote() {
+    let db = distributed_notes("scs_off");
+    let mut admin = connect(0, &db, TESTER);
+    // (A statement of its own: a query string is lexed before it runs.)
+    admin
+        .batch_execute("SET standard_conforming_strings = off")
+        .unwrap();
+    admin
+        .batch_execute(r#"SELECT fluent_create_user('back\\slash', 'a\\b "quoted"')"#)
+        .unwrap();
+    let expected: (String, String) = connect(0, &db, "postgres")
+        .query_one(
+            "SELECT user_key, display_name FROM fluent.users WHERE user_key LIKE 'back%'",
+            &[],
+        )
+        .map(|r| (r.get(0), r.get(1)))
+        .unwrap();
+    assert_eq!(
+        expected,
+        (r"back\slash".to_owned(), r#"a\b "quoted""#.to_owned())
+    );
+    for node in [1, 2] {
+        let seen: (String, String) = connect(node, &db, "postgres")
+            .query_one(
+                "SELECT user_key, display_name FROM fluent.users WHERE user_key LIKE 'back%'",
+                &[],
+            )
+            .map(|r| (r.get(0), r.get(1)))
+            .unwrap();
+        assert_eq!(seen, expected, "worker {node}");
+    }
+}
