@@ -1716,3 +1716,44 @@ fn a_writer_without_standard_conforming_strings_sends_the_rows_it_wrote() {
         assert_eq!(seen, expected, "worker {node}");
     }
 }
+
+#[test]
+fn a_worker_refuses_to_apply_rows_read_without_standard_conforming_strings() {
+    let db = distributed_notes("scs_refused");
+    // Only a superuser can undo the setup's pin on the replicator; if one
+    // does, the worker refuses the rows rather than read them otherwise.
+    let mut w1 = connect(1, "postgres", "postgres");
+    w1.batch_execute(&format!(
+        "ALTER ROLE fluent_replicator IN DATABASE {db} SET standard_conforming_strings = off"
+    ))
+    .unwrap();
+    let mut admin = connect(0, &db, TESTER);
+    let refused = admin.batch_execute("SELECT fluent_create_user('zed')");
+    w1.batch_execute(&format!(
+        "ALTER ROLE fluent_replicator IN DATABASE {db} RESET standard_conforming_strings"
+    ))
+    .unwrap();
+    assert_eq!(sqlstate(refused), "55000");
+    // Nothing was half-applied: no node has the user.
+    for node in 0..3 {
+        let users: i64 = connect(node, &db, "postgres")
+            .query_one(
+                "SELECT count(*) FROM fluent.users WHERE user_key = 'zed'",
+                &[],
+            )
+            .unwrap()
+            .get(0);
+        assert_eq!(users, 0, "node {node}");
+    }
+    // The function the Citus policies call reads as its caller: a table the
+    // caller may not read, it may not read either.
+    connect(0, &db, "postgres")
+        .batch_execute("CREATE TABLE secret_nums (n int); INSERT INTO secret_nums VALUES (7)")
+        .unwrap();
+    assert_eq!(
+        sqlstate(admin.batch_execute(
+            "SELECT fluent.rls_local_rows(NULL::int, 'secret_nums'::regclass, '{n}', 'true')"
+        )),
+        "42501"
+    );
+}
