@@ -174,38 +174,20 @@ pub fn statement_started() {
     STATEMENT_TRANSACTION.set(number);
 }
 
-static mut PREVIOUS_PROCESS_UTILITY: pg_sys::ProcessUtility_hook_type = None;
-
-/// Installs the utility hook; called once from `_PG_init`.
-pub fn init() {
-    unsafe {
-        PREVIOUS_PROCESS_UTILITY = pg_sys::ProcessUtility_hook;
-        pg_sys::ProcessUtility_hook = Some(process_utility);
-    }
-}
-
-/// Before a utility statement runs (and before Citus's hook sees it):
-/// refuses, on the coordinator, a `SET LOCAL` (or `RESET`, `SET
-/// TRANSACTION`) that Citus will propagate when it shares its query string
-/// with other statements. Citus sends the whole string to the workers'
-/// connections of the transaction, and keeps it for each connection opened
-/// later (the replicator's too): the other statements would run on the
-/// workers as the application role, or as the replicator. Checked as the
-/// statement runs, with the propagation setting as it is then (a SQL
-/// function's statements are all parsed before the first one runs).
-// The hook's signature is PostgreSQL's.
-#[allow(clippy::too_many_arguments)]
-#[pgrx::pg_guard]
-unsafe extern "C-unwind" fn process_utility(
+/// Before a utility statement runs (src/lib.rs's utility hook, ahead of
+/// Citus's): whether it may run at all. Refuses, on the coordinator, a `SET
+/// LOCAL` (or `RESET`, `SET TRANSACTION`) that Citus will propagate when it
+/// shares its query string with other statements. Citus sends the whole
+/// string to the workers' connections of the transaction, and keeps it for
+/// each connection opened later (the replicator's too): the other
+/// statements would run on the workers as the application role, or as the
+/// replicator. Checked as the statement runs, with the propagation setting
+/// as it is then (a SQL function's statements are all parsed before the
+/// first one runs). Skips every `SET` in the replicator's sessions.
+pub unsafe fn before_utility(
     pstmt: *mut pg_sys::PlannedStmt,
     query_string: *const std::ffi::c_char,
-    read_only_tree: bool,
-    context: pg_sys::ProcessUtilityContext::Type,
-    params: pg_sys::ParamListInfo,
-    query_env: *mut pg_sys::QueryEnvironment,
-    dest: *mut pg_sys::DestReceiver,
-    qc: *mut pg_sys::QueryCompletion,
-) {
+) -> bool {
     let statement = (*pstmt).utilityStmt;
     if !statement.is_null() && (*statement).type_ == pg_sys::NodeTag::T_VariableSetStmt {
         if replicator_session() {
@@ -213,38 +195,17 @@ unsafe extern "C-unwind" fn process_utility(
             // the application's: none applies to the bus's insert. (Its
             // search_path is pinned: a domain named like the insert's types
             // would run its owner's check as the replicator.)
-            return;
+            return false;
         }
         refuse_unsafe_propagation(pstmt, query_string);
     }
     if !statement.is_null() && (*statement).type_ == pg_sys::NodeTag::T_CopyStmt {
         refuse_copying_after_own_changes(statement.cast());
     }
-    match PREVIOUS_PROCESS_UTILITY {
-        Some(previous) => previous(
-            pstmt,
-            query_string,
-            read_only_tree,
-            context,
-            params,
-            query_env,
-            dest,
-            qc,
-        ),
-        None => pg_sys::standard_ProcessUtility(
-            pstmt,
-            query_string,
-            read_only_tree,
-            context,
-            params,
-            query_env,
-            dest,
-            qc,
-        ),
-    }
+    true
 }
 
-/// The checks of `process_utility`.
+/// The checks of a `SET` (`before_utility`).
 unsafe fn refuse_unsafe_propagation(
     pstmt: *mut pg_sys::PlannedStmt,
     query_string: *const std::ffi::c_char,
@@ -620,28 +581,16 @@ mod fluent {
         // Citus writes the rows into the workers' statement as string
         // literals for this session's standard_conforming_strings, and the
         // replicator's sessions read them with it on (fluent_citus_setup).
-        let nest = unsafe { pg_sys::NewGUCNestLevel() };
-        unsafe {
-            pg_sys::set_config_option(
-                c"standard_conforming_strings".as_ptr(),
-                c"on".as_ptr(),
-                pg_sys::GucContext::PGC_USERSET,
-                pg_sys::GucSource::PGC_S_SESSION,
-                pg_sys::GucAction::GUC_ACTION_SAVE,
-                true,
-                0,
-                false,
-            );
-        }
-        let sent = owner::as_role(replicator, |client| {
-            client.update(
-                "INSERT INTO fluent.citus_bus (tbl, op, old_rows, new_rows) VALUES ($1, $2::\"char\", $3, $4)",
-                None,
-                &[tbl.into(), op.into(), old_rows.into(), new_rows.into()],
-            )
-            .map(|_| ())
-        });
-        unsafe { pg_sys::AtEOXact_GUC(true, nest) };
-        sent.unwrap_or_else(|e| pgrx::error!("{e}"));
+        owner::with_setting(c"standard_conforming_strings", c"on", || {
+            owner::as_role(replicator, |client| {
+                client.update(
+                    "INSERT INTO fluent.citus_bus (tbl, op, old_rows, new_rows) VALUES ($1, $2::\"char\", $3, $4)",
+                    None,
+                    &[tbl.into(), op.into(), old_rows.into(), new_rows.into()],
+                )
+                .map(|_| ())
+            })
+        })
+        .unwrap_or_else(|e| pgrx::error!("{e}"));
     }
 }

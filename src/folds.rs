@@ -66,10 +66,10 @@ pub fn planning_now() -> bool {
     PLANNING.get() > 0
 }
 
-/// The syscache hash values of the support functions folded into plans
-/// since the plans depending on them were last invalidated.
-pub fn folded_functions() -> Vec<u32> {
-    FOLDED.with_borrow(Vec::clone)
+/// Runs `f` over the syscache hash values of the support functions folded
+/// into plans since the plans depending on them were last invalidated.
+pub fn with_folded_functions<R>(f: impl FnOnce(&[u32]) -> R) -> R {
+    FOLDED.with_borrow(|folded| f(folded))
 }
 
 /// Invalidates every cached plan that folded the acting user's answers.

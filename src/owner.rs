@@ -59,6 +59,28 @@ pub fn as_role<R>(role: pg_sys::Oid, f: impl FnOnce(&mut SpiClient<'_>) -> R) ->
     Spi::connect_mut(|client| f(client))
 }
 
+/// Runs `f` with setting `name` at `value`, as a function's `SET` clause
+/// would, and restores the caller's value afterwards (an error restores it
+/// with the (sub)transaction it aborts).
+pub fn with_setting<R>(name: &std::ffi::CStr, value: &std::ffi::CStr, f: impl FnOnce() -> R) -> R {
+    let nest = unsafe { pg_sys::NewGUCNestLevel() };
+    unsafe {
+        pg_sys::set_config_option(
+            name.as_ptr(),
+            value.as_ptr(),
+            pg_sys::GucContext::PGC_USERSET,
+            pg_sys::GucSource::PGC_S_SESSION,
+            pg_sys::GucAction::GUC_ACTION_SAVE,
+            true,
+            0,
+            false,
+        );
+    }
+    let result = f();
+    unsafe { pg_sys::AtEOXact_GUC(true, nest) };
+    result
+}
+
 /// The owner of the catalog's tables, `fluent_owner` (sql/privileges.sql).
 fn catalog_owner() -> pg_sys::Oid {
     installed_catalog_owner()

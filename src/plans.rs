@@ -37,6 +37,7 @@ use crate::checks::Reach;
 use crate::citus;
 use crate::error::FluentError;
 use crate::folds;
+use crate::owner;
 use crate::placements;
 
 thread_local! {
@@ -93,29 +94,20 @@ unsafe extern "C-unwind" fn plan_with_one_identity(
 /// for a distributed query) may leave it out: such a plan would outlive the
 /// identity and the catalog it was folded for.
 unsafe fn keep_dependencies(plan: *mut pg_sys::PlannedStmt) {
-    for hash in folds::folded_functions() {
-        let items = (*plan).invalItems;
-        let known = !items.is_null()
-            && (0..(*items).length as usize).any(|i| {
-                let item = (*(*items).elements.add(i))
-                    .ptr_value
+    folds::with_folded_functions(|folded| {
+        for &hash in folded {
+            if !names_function((*plan).invalItems, hash) {
+                let item = pg_sys::palloc0(std::mem::size_of::<pg_sys::PlanInvalItem>())
                     .cast::<pg_sys::PlanInvalItem>();
-                (*item).cacheId == pg_sys::SysCacheIdentifier::PROCOID as i32
-                    && (*item).hashValue == hash
-            });
-        if !known {
-            let item = pg_sys::palloc0(std::mem::size_of::<pg_sys::PlanInvalItem>())
-                .cast::<pg_sys::PlanInvalItem>();
-            (*item).type_ = pg_sys::NodeTag::T_PlanInvalItem;
-            (*item).cacheId = pg_sys::SysCacheIdentifier::PROCOID as i32;
-            (*item).hashValue = hash;
-            (*plan).invalItems = pg_sys::lappend((*plan).invalItems, item.cast());
+                (*item).type_ = pg_sys::NodeTag::T_PlanInvalItem;
+                (*item).cacheId = pg_sys::SysCacheIdentifier::PROCOID as i32;
+                (*item).hashValue = hash;
+                (*plan).invalItems = pg_sys::lappend((*plan).invalItems, item.cast());
+            }
         }
-    }
+    });
     if let Some(sentinel) = cache::sentinel_relid() {
-        if !pg_sys::list_member_oid((*plan).relationOids, sentinel) {
-            (*plan).relationOids = pg_sys::lappend_oid((*plan).relationOids, sentinel);
-        }
+        (*plan).relationOids = pg_sys::list_append_unique_oid((*plan).relationOids, sentinel);
     }
 }
 
@@ -294,21 +286,18 @@ unsafe fn depend_on_identity_and_catalog(root: *mut pg_sys::PlannerInfo, funcid:
     // statements' parse trees are kept, only the plans are redone).
     let (support, hash) = support_of(funcid);
     let glob = (*root).glob;
-    if !depends_on_function(glob, hash) {
+    if !names_function((*glob).invalItems, hash) {
         pg_sys::record_plan_function_dependency(root, support);
     }
     if let Some(sentinel) = cache::sentinel_relid() {
-        if !pg_sys::list_member_oid((*glob).relationOids, sentinel) {
-            (*glob).relationOids = pg_sys::lappend_oid((*glob).relationOids, sentinel);
-        }
+        (*glob).relationOids = pg_sys::list_append_unique_oid((*glob).relationOids, sentinel);
     }
     folds::record_fold(hash);
 }
 
-/// Whether the plan being made already depends on the function whose
-/// syscache hash is `hash`.
-unsafe fn depends_on_function(glob: *mut pg_sys::PlannerGlobal, hash: u32) -> bool {
-    let items = (*glob).invalItems;
+/// Whether plan invalidation items `items` (a plan's, or one being made)
+/// name the function whose syscache hash is `hash`.
+unsafe fn names_function(items: *mut pg_sys::List, hash: u32) -> bool {
     if items.is_null() {
         return false;
     }
@@ -412,25 +401,15 @@ unsafe fn local_rows_subquery(
     // policy's did when it was created (its relations are qualified): an
     // operator or function of the querying role's search_path must not
     // stand in for `=` or `cardinality` here.
-    let nest = pg_sys::NewGUCNestLevel();
-    pg_sys::set_config_option(
-        c"search_path".as_ptr(),
-        c"pg_catalog, pg_temp".as_ptr(),
-        pg_sys::GucContext::PGC_USERSET,
-        pg_sys::GucSource::PGC_S_SESSION,
-        pg_sys::GucAction::GUC_ACTION_SAVE,
-        true,
-        0,
-        false,
-    );
-    let queries = pg_sys::pg_analyze_and_rewrite_fixedparams(
-        (*(*raw).elements).ptr_value.cast(),
-        sql.as_ptr(),
-        std::ptr::null_mut(),
-        0,
-        std::ptr::null_mut(),
-    );
-    pg_sys::AtEOXact_GUC(true, nest);
+    let queries = owner::with_setting(c"search_path", c"pg_catalog, pg_temp", || {
+        pg_sys::pg_analyze_and_rewrite_fixedparams(
+            (*(*raw).elements).ptr_value.cast(),
+            sql.as_ptr(),
+            std::ptr::null_mut(),
+            0,
+            std::ptr::null_mut(),
+        )
+    });
     let query = (*(*queries).elements).ptr_value.cast::<pg_sys::Query>();
     let target = (*(*(*query).targetList).elements)
         .ptr_value

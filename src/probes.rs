@@ -20,7 +20,7 @@
 //! no snapshot and no buffer pin between loads; their relation references
 //! and locks belong to a resource owner of their own under the
 //! transaction's: closed before it commits (src/lib.rs) and before a utility
-//! statement that may be DDL on those tables (`process_utility`), released with the
+//! statement that may be DDL on those tables (`before_utility`), released with the
 //! transaction's if it aborts, untouched by a subtransaction's end, and
 //! released quietly at the next load (or the end) after a load that failed
 //! half-way.
@@ -68,40 +68,23 @@ thread_local! {
     static LABELS: RefCell<FastMap<u32, String>> = RefCell::new(FastMap::default());
 }
 
-static mut PREVIOUS_PROCESS_UTILITY: pg_sys::ProcessUtility_hook_type = None;
-
-/// Registers the invalidation callback and the utility hook; called once
-/// from `_PG_init`.
+/// Registers the invalidation callback; called once from `_PG_init`.
 pub fn init() {
     unsafe {
         pg_sys::CacheRegisterRelcacheCallback(Some(relcache_callback), pg_sys::Datum::from(0));
-        PREVIOUS_PROCESS_UTILITY = pg_sys::ProcessUtility_hook;
-        pg_sys::ProcessUtility_hook = Some(process_utility);
     }
 }
 
-/// Before a utility statement: closes the scans kept open, but for the
-/// statements a transaction reading permissions runs between its checks
-/// (fetching from a cursor, transaction control, settings). The scans hold
-/// references to the tables and indexes they read, and PostgreSQL refuses
-/// DDL on a relation "being used by active queries in this session": after
-/// the first check of a transaction, its `ALTER TABLE`, `TRUNCATE`,
-/// `CREATE INDEX`, `REINDEX`, `CLUSTER` or `DROP EXTENSION` of fluent's users,
-/// grants or overrides would fail. Their locks stay with the transaction.
-// The hook's signature is PostgreSQL's.
-#[allow(clippy::too_many_arguments)]
-#[pgrx::pg_guard]
-unsafe extern "C-unwind" fn process_utility(
-    pstmt: *mut pg_sys::PlannedStmt,
-    query_string: *const std::ffi::c_char,
-    read_only_tree: bool,
-    context: pg_sys::ProcessUtilityContext::Type,
-    params: pg_sys::ParamListInfo,
-    query_env: *mut pg_sys::QueryEnvironment,
-    dest: *mut pg_sys::DestReceiver,
-    qc: *mut pg_sys::QueryCompletion,
-) {
-    let statement = (*pstmt).utilityStmt;
+/// Before a utility statement (src/lib.rs's utility hook): closes the scans
+/// kept open, but for the statements a transaction reading permissions runs
+/// between its checks (fetching from a cursor, transaction control,
+/// settings). The scans hold references to the tables and indexes they
+/// read, and PostgreSQL refuses DDL on a relation "being used by active
+/// queries in this session": after the first check of a transaction, its
+/// `ALTER TABLE`, `TRUNCATE`, `CREATE INDEX`, `REINDEX`, `CLUSTER` or `DROP
+/// EXTENSION` of fluent's users, grants or overrides would fail. Their locks
+/// stay with the transaction.
+pub unsafe fn before_utility(statement: *mut pg_sys::Node) {
     let between_checks = !statement.is_null()
         && matches!(
             (*statement).type_,
@@ -116,28 +99,6 @@ unsafe extern "C-unwind" fn process_utility(
             within(|| open.close());
             release_owner(true);
         }
-    }
-    match PREVIOUS_PROCESS_UTILITY {
-        Some(previous) => previous(
-            pstmt,
-            query_string,
-            read_only_tree,
-            context,
-            params,
-            query_env,
-            dest,
-            qc,
-        ),
-        None => pg_sys::standard_ProcessUtility(
-            pstmt,
-            query_string,
-            read_only_tree,
-            context,
-            params,
-            query_env,
-            dest,
-            qc,
-        ),
     }
 }
 

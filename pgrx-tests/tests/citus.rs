@@ -214,6 +214,17 @@ fn local_shards(db: &str, node: usize, table: &str) -> Vec<String> {
     shards
 }
 
+/// How many of the users `keys` node `node`'s catalog has.
+fn users_named(db: &str, node: usize, keys: &[&str]) -> i64 {
+    connect(node, db, "postgres")
+        .query_one(
+            "SELECT count(*) FROM fluent.users WHERE user_key = ANY ($1)",
+            &[&keys],
+        )
+        .unwrap()
+        .get(0)
+}
+
 /// The rows `user` sees on worker `node`'s own shards of `table`, read
 /// there directly as the application role: the shards' policies, folded
 /// for the worker session's acting user.
@@ -1288,14 +1299,7 @@ fn a_search_path_of_the_querying_role_neither_captures_the_replicator_nor_the_me
         .unwrap();
     app.batch_execute("COMMIT").unwrap();
     for node in [1, 2] {
-        let users: i64 = connect(node, &db, "postgres")
-            .query_one(
-                "SELECT count(*) FROM fluent.users WHERE user_key IN ('zed', 'yan')",
-                &[],
-            )
-            .unwrap()
-            .get(0);
-        assert_eq!(users, 2, "worker {node}");
+        assert_eq!(users_named(&db, node, &["zed", "yan"]), 2, "worker {node}");
     }
     // On a worker, an `=` of the session's search path does not stand in
     // for the one the membership read compares the user with.
@@ -1409,14 +1413,7 @@ fn sets_before_a_catalog_change_do_not_reach_the_replicator() {
          SELECT fluent_create_user('zed'); COMMIT;"
     ))
     .unwrap();
-    let users: i64 = connect(1, &db, "postgres")
-        .query_one(
-            "SELECT count(*) FROM fluent.users WHERE user_key = 'zed'",
-            &[],
-        )
-        .unwrap()
-        .get(0);
-    assert_eq!(users, 1);
+    assert_eq!(users_named(&db, 1, &["yan", "zed"]), 2);
     // The setup took run_command_on_all_nodes from PUBLIC, and with it
     // citus_stat_activity.
     assert_eq!(
@@ -1736,14 +1733,7 @@ fn a_worker_refuses_to_apply_rows_read_without_standard_conforming_strings() {
     assert_eq!(sqlstate(refused), "55000");
     // Nothing was half-applied: no node has the user.
     for node in 0..3 {
-        let users: i64 = connect(node, &db, "postgres")
-            .query_one(
-                "SELECT count(*) FROM fluent.users WHERE user_key = 'zed'",
-                &[],
-            )
-            .unwrap()
-            .get(0);
-        assert_eq!(users, 0, "node {node}");
+        assert_eq!(users_named(&db, node, &["zed"]), 0, "node {node}");
     }
     // The function the Citus policies call reads as its caller: a table the
     // caller may not read, it may not read either.
