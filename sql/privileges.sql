@@ -114,7 +114,7 @@ BEGIN
         ELSIF fname IN ('fluent_can', 'fluent_scope', 'fluent_visible_modules', 'fluent_current_user',
                      'fluent_current_workspace', 'fluent_reset_user', 'fluent_explain',
                      'fluent_set_user', 'fluent_set_workspace', 'fluent_authenticate', 'fluent_verified_user',
-                     'fluent_who_can', '_who_can', 'fluent_test_act_as', 'fluent_test_reset', '_test_role',
+                     'fluent_who_can', '_who_can', '_citus_placed_rows', 'fluent_test_act_as', 'fluent_test_reset', '_test_role',
                      '_current_role_is_superuser', '_restoring', '_caller', '_column_limits_apply')
            OR fname LIKE 'rls\_%' OR fname LIKE '\_do\_%'
            OR (fname LIKE 'fluent\_%' AND EXISTS (SELECT 1 FROM pg_proc d

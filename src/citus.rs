@@ -285,6 +285,94 @@ unsafe fn refuse_copying_after_own_changes(copy: *mut pg_sys::CopyStmt) {
     }
 }
 
+/// Runs `command` on each of `nodes` (name, port) through Citus's
+/// `master_run_on_worker`, in parallel, each on a new connection as the
+/// current role outside this transaction, and returns each node's success
+/// and result (its one value, or its error). Called directly: the SQL
+/// function is taken back from PUBLIC (`fluent_citus_setup()`), for it would
+/// run any SQL; this runs only fluent's.
+pub fn run_on_nodes(nodes: &[(String, i32)], command: &str) -> Vec<(String, i32, bool, String)> {
+    use pgrx::{FromDatum, IntoDatum};
+    let names: Vec<String> = nodes.iter().map(|(name, _)| name.clone()).collect();
+    let ports: Vec<i32> = nodes.iter().map(|(_, port)| *port).collect();
+    let commands: Vec<String> = vec![command.to_owned(); nodes.len()];
+    let args = [
+        names.into_datum(),
+        ports.into_datum(),
+        commands.into_datum(),
+        true.into_datum(),
+    ];
+    let mut answers = Vec::new();
+    unsafe {
+        let function: unsafe extern "C-unwind" fn(pg_sys::FunctionCallInfo) -> pg_sys::Datum =
+            std::mem::transmute(citus_function(c"master_run_on_worker"));
+        let desc = pg_sys::CreateTemplateTupleDesc(4);
+        for (at, typ) in [
+            pg_sys::TEXTOID,
+            pg_sys::INT4OID,
+            pg_sys::BOOLOID,
+            pg_sys::TEXTOID,
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            pg_sys::TupleDescInitEntry(desc, at as i16 + 1, std::ptr::null(), typ, -1, 0);
+        }
+        let econtext = pg_sys::CreateStandaloneExprContext();
+        let mut rsinfo = pg_sys::ReturnSetInfo {
+            type_: pg_sys::NodeTag::T_ReturnSetInfo,
+            econtext,
+            expectedDesc: desc,
+            allowedModes: pg_sys::SetFunctionReturnMode::SFRM_Materialize as i32,
+            ..Default::default()
+        };
+        let mut flinfo = pg_sys::FmgrInfo {
+            fn_nargs: 4,
+            fn_retset: true,
+            fn_mcxt: pg_sys::CurrentMemoryContext,
+            ..Default::default()
+        };
+        let size = std::mem::size_of::<pg_sys::FunctionCallInfoBaseData>()
+            + args.len() * std::mem::size_of::<pg_sys::NullableDatum>();
+        let fcinfo = pg_sys::palloc0(size) as pg_sys::FunctionCallInfo;
+        (*fcinfo).flinfo = &mut flinfo;
+        (*fcinfo).resultinfo = (&mut rsinfo as *mut pg_sys::ReturnSetInfo).cast();
+        (*fcinfo).nargs = args.len() as i16;
+        let slots = (*fcinfo).args.as_mut_slice(args.len());
+        for (slot, arg) in slots.iter_mut().zip(args) {
+            *slot = pg_sys::NullableDatum {
+                value: arg.unwrap_or_else(|| pg_sys::Datum::from(0)),
+                isnull: false,
+            };
+        }
+        function(fcinfo);
+        if !rsinfo.setResult.is_null() {
+            let slot = pg_sys::MakeSingleTupleTableSlot(desc, &pg_sys::TTSOpsMinimalTuple);
+            while pg_sys::tuplestore_gettupleslot(rsinfo.setResult, true, false, slot) {
+                let value = |at: i32| {
+                    let mut null = false;
+                    let datum = pg_sys::slot_getattr(slot, at, &mut null);
+                    (datum, null)
+                };
+                let text = |at: i32| match value(at) {
+                    (_, true) => String::new(),
+                    (datum, false) => String::from_datum(datum, false).unwrap_or_default(),
+                };
+                answers.push((
+                    text(1),
+                    value(2).0.value() as i32,
+                    value(3).0.value() != 0,
+                    text(4),
+                ));
+            }
+            pg_sys::ExecDropSingleTupleTableSlot(slot);
+            pg_sys::tuplestore_end(rsinfo.setResult);
+        }
+        pg_sys::FreeExprContext(econtext, true);
+    }
+    answers
+}
+
 /// The address of C function `name` of Citus's library (loaded: see
 /// `citus_loaded`), looked up once per backend: `load_external_function`
 /// checks the library's file at every call, and one runs per statement.
@@ -391,7 +479,7 @@ fn distributed_transaction() -> (i32, i64, String) {
 }
 
 /// The cluster's secret (`fluent.citus_secret`), read as the catalog owner.
-fn secret() -> Option<String> {
+pub fn secret() -> Option<String> {
     owner::as_catalog_owner(|client| {
         client
             .select("SELECT secret FROM fluent.citus_secret", None, &[])

@@ -84,8 +84,15 @@ pub enum FluentError {
     CitusApplySettings { setting: String },
     /// `fluent.rls_local_rows` asked for another type than its sample's.
     LocalRowsType { expected: String, found: String },
-    /// `fluent_who_can` on a Citus table.
-    WhoCanOnCitus { table: String },
+    /// `fluent_who_can` on a Citus table could not read its rows on a node.
+    CitusRowsUnread {
+        table: String,
+        node: String,
+        message: String,
+    },
+    /// On a Citus node, a request to read a row that the coordinator did not
+    /// sign for this role, or that expired.
+    CitusRowRequest,
     /// On Citus, item roles on a Citus table.
     CitusItemRoles { table: String },
     /// A trigger function called as a plain function.
@@ -150,9 +157,10 @@ impl FluentError {
             | CitusSetup { .. }
             | CitusApplySettings { .. } => PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
             LocalRowsType { .. } => PgSqlErrorCode::ERRCODE_DATATYPE_MISMATCH,
+            CitusRowsUnread { .. } => PgSqlErrorCode::ERRCODE_CONNECTION_EXCEPTION,
+            CitusRowRequest => PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
             CitusLayout { .. }
             | CitusItemRoles { .. }
-            | WhoCanOnCitus { .. }
             | CitusSetBesideStatements
             | CitusSetSearchPath
             | CitusReadAfterChange => PgSqlErrorCode::ERRCODE_FEATURE_NOT_SUPPORTED,
@@ -235,9 +243,14 @@ impl FluentError {
             LocalRowsType { expected, found } => format!(
                 "fluent.rls_local_rows: the rows read are of type {found}, not {expected} as the sample says"
             ),
-            WhoCanOnCitus { table } => format!(
-                "fluent_who_can does not read the rows of Citus table \"{table}\" yet: they are on the workers"
+            CitusRowsUnread {
+                table,
+                node,
+                message,
+            } => format!(
+                "fluent_who_can could not read the rows of \"{table}\" on Citus node {node}: {message}"
             ),
+            CitusRowRequest => "this request to read a row was not made by fluent_who_can on the coordinator for the current role, or it expired".into(),
             CitusItemRoles { table } => format!(
                 "on Citus, fluent does not support item roles (assignment and child tables) on \"{table}\" yet"
             ),
@@ -338,7 +351,8 @@ impl FluentError {
             CitusLayout { table, other } => format!("Distribute \"{other}\" by the column that distributes \"{table}\", with colocate_with => '{table}', and give it a foreign key to \"{table}\" that includes both distribution columns (each row then carries the distribution value of the row it points at); or make both reference tables. Then protect."),
             CitusApplySettings { .. } => "Run fluent_citus_setup() on the coordinator again: it pins the replicator's settings on every node.".into(),
             LocalRowsType { .. } => "Pass a sample of the column's type (NULL::<type>, or NULL::record for several columns).".into(),
-            WhoCanOnCitus { .. } => "fluent_explain(user, module, action) gives each user's decision on the coordinator.".into(),
+            CitusRowsUnread { .. } => "fluent_who_can reads a Citus table's rows on the nodes that hold them, connecting as the calling role: each node must accept that connection from the coordinator.".into(),
+            CitusRowRequest => "Call fluent_who_can on the coordinator.".into(),
             CitusItemRoles { .. } => "Protect it with an owner column or a membership table without a role column.".into(),
             IdentityChangedWhilePlanning => "A function run while planning (an IMMUTABLE one) called fluent_set_user, fluent_reset_user, fluent_authenticate or fluent_set_workspace: change the identity in a statement of its own.".into(),
             OtherVersionLoaded => "The extension was updated (ALTER EXTENSION fluent UPDATE) while this session used the previous version: reconnect.".into(),

@@ -17,6 +17,7 @@ const ORDER: &[&str] = &[
     "placements",
     "loaders",
     "rows",
+    "placed_rows",
     "probes",
     "gucs",
     "gate",
@@ -58,9 +59,34 @@ macro_rules! sources {
 #[test]
 fn layers_run_one_way() {
     let sources: &[(&str, &str)] = sources!(
-        error, hashing, scope, token, ddl, folds, trigger, preload, owner, citus, placements,
-        loaders, rows, probes, gucs, gate, cache, identity, delegation, checks, plans, explain,
-        reports, effective, who_can, items, audit
+        error,
+        hashing,
+        scope,
+        token,
+        ddl,
+        folds,
+        trigger,
+        preload,
+        owner,
+        citus,
+        placements,
+        loaders,
+        rows,
+        placed_rows,
+        probes,
+        gucs,
+        gate,
+        cache,
+        identity,
+        delegation,
+        checks,
+        plans,
+        explain,
+        reports,
+        effective,
+        who_can,
+        items,
+        audit
     );
     assert_eq!(sources.len(), ORDER.len());
     let mut wrong = Vec::new();

@@ -18,6 +18,7 @@
 //!    - `placements`: on Citus, the SQL that reads a table's rows on this node's own placements, for policies
 //!    - `loaders`: reading the catalog (`sql/loaders.sql`) into Rust values
 //!    - `rows`: reading the row `fluent_who_can` asks about without running its owner's code
+//!    - `placed_rows`: on Citus, reading that row on the nodes holding the table's placements, by signed requests
 //!    - `probes`: one user's holdings by index probes, without the executor (a first check)
 //! 3. State:
 //!    - `gucs`: the settings that carry the acting user and workspace
@@ -59,6 +60,7 @@ mod identity;
 mod items;
 mod loaders;
 mod owner;
+mod placed_rows;
 mod placements;
 mod plans;
 mod preload;

@@ -256,6 +256,57 @@ pub fn has_rows(table: pg_sys::Oid) -> bool {
     }
 }
 
+/// The one row found by the key, or the error saying there is none or more
+/// than one (`in_workspace`: the workspace the caller is confined to).
+pub fn only_row<T>(
+    mut found: Vec<T>,
+    table: pg_sys::Oid,
+    key_column: &str,
+    row_key: &str,
+    in_workspace: Option<&str>,
+) -> T {
+    match found.len() {
+        1 => found.remove(0),
+        0 => FluentError::WhoCanNoRow {
+            table: relation_text(table),
+            column: key_column.to_owned(),
+            key: row_key.to_owned(),
+            workspace: in_workspace.map(str::to_owned),
+        }
+        .report(),
+        rows => FluentError::WhoCanManyRows {
+            table: relation_text(table),
+            rows: rows as i64,
+            column: key_column.to_owned(),
+            key: row_key.to_owned(),
+        }
+        .report(),
+    }
+}
+
+/// Parses `row_key` as `column` of `table` reads it, refusing a key type
+/// whose input could run a user's code (as `read` does).
+pub fn check_key(table: pg_sys::Oid, column: &str, row_key: &str) {
+    parse_key(table, column, row_key);
+}
+
+/// The rows of `relations` (tables of the same columns) whose `column`
+/// equals `row_key`, each as the text of `columns` (None where no column is
+/// named, or the value is NULL), read as `read` reads rows. No relations:
+/// no rows.
+pub fn keyed_rows(
+    relations: &[pg_sys::Oid],
+    column: &str,
+    row_key: &str,
+    columns: &[Option<&str>],
+) -> Vec<Vec<Option<String>>> {
+    let Some(&first) = relations.first() else {
+        return Vec::new();
+    };
+    let key = parse_key(first, column, row_key);
+    matching_rows(relations, column, &key, columns)
+}
+
 /// The row of `table` keyed `row_key` (in `in_workspace` only, for a caller
 /// confined to one) and the users assigned to it.
 pub fn read(
@@ -266,7 +317,7 @@ pub fn read(
 ) -> RowFacts {
     let key = parse_key(table, &lookup.key_column, row_key);
     let confined = in_workspace.filter(|_| lookup.workspace_column.is_some());
-    let mut found: Vec<Vec<Option<String>>> = matching_rows(
+    let found: Vec<Vec<Option<String>>> = matching_rows(
         &lookup.relations,
         &lookup.key_column,
         &key,
@@ -279,26 +330,8 @@ pub fn read(
     .into_iter()
     .filter(|row| confined.is_none() || row[1].as_deref() == confined)
     .collect();
-    if found.len() != 1 {
-        if found.is_empty() {
-            FluentError::WhoCanNoRow {
-                table: relation_text(table),
-                column: lookup.key_column.clone(),
-                key: row_key.to_owned(),
-                workspace: confined.map(str::to_owned),
-            }
-            .report();
-        }
-        FluentError::WhoCanManyRows {
-            table: relation_text(table),
-            rows: found.len() as i64,
-            column: lookup.key_column.clone(),
-            key: row_key.to_owned(),
-        }
-        .report();
-    }
     let (owner, workspace, item) = {
-        let mut row = found.remove(0);
+        let mut row = only_row(found, table, &lookup.key_column, row_key, confined);
         (
             row.pop().flatten(),
             row.pop().flatten(),

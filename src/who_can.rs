@@ -10,7 +10,8 @@
 //! line and teams reach. Where the scope does not reach the row, an item
 //! role the user holds on it (or on its parent), directly or through a
 //! team, and that gives the action, does, where the decisions admit item
-//! roles.
+//! roles. On Citus, the row is read on the nodes holding the table's
+//! placements (src/placed_rows.rs).
 
 use std::collections::HashSet;
 
@@ -24,6 +25,7 @@ use crate::error::FluentError;
 use crate::gucs;
 use crate::identity;
 use crate::loaders::{self, Assignment, ItemRole, Reacher, RowFacts, UserHoldings, WorkspaceModel};
+use crate::placed_rows;
 use crate::rows;
 use crate::scope::{decide, item_roles_give, Scope, Source};
 
@@ -188,23 +190,17 @@ fn who_can(table: pg_sys::Oid, row_key: &str, action: &str) -> Vec<WhoRow> {
         }
         .report();
     }
-    // On Citus the rows are in the table's placements, on the workers; the
-    // table itself, read here, holds none.
-    if citus::is_citus_table(table) {
-        FluentError::WhoCanOnCitus {
-            table: table_name(),
-        }
-        .report();
-    }
     // A delegated administrator's lookup is confined to their workspace:
-    // rows of others are neither found nor counted.
+    // rows of others are neither found nor counted. On Citus the rows are in
+    // the table's placements; the table itself holds none.
     let reads_all = identity::current_role_reads_all();
-    let row = rows::read(
-        table,
-        loaders::row_lookup(table),
-        row_key,
-        (!reads_all).then_some(acting_workspace.as_str()),
-    );
+    let confined = (!reads_all).then_some(acting_workspace.as_str());
+    let lookup = loaders::row_lookup(table);
+    let row = if citus::is_citus_table(table) {
+        placed_rows::read(table, lookup, row_key, confined)
+    } else {
+        rows::read(table, lookup, row_key, confined)
+    };
     let workspace = match &row.workspace {
         None => acting_workspace,
         // A row in no workspace, or in another one than the delegated

@@ -7,6 +7,8 @@
 //! it, the workers added to the coordinator's metadata, fluent installed (on
 //! the coordinator, which Citus propagates) and the test roles on every node.
 
+use std::sync::{Arc, Mutex};
+
 use postgres::{Client, NoTls};
 
 use crate::{APP, AUTHENTICATOR, TESTER};
@@ -22,16 +24,38 @@ pub fn nodes() -> (String, [u16; 3]) {
     (host, [port, port + 1, port + 2])
 }
 
-/// A connection to node `node` (0: the coordinator, 1 and 2: the workers).
-pub fn connect(node: usize, database: &str, user: &str) -> Client {
+fn config(node: usize, database: &str, user: &str) -> postgres::Config {
     let (host, ports) = nodes();
-    postgres::Config::new()
+    let mut config = postgres::Config::new();
+    config
         .host(&host)
         .port(ports[node])
         .dbname(database)
-        .user(user)
+        .user(user);
+    config
+}
+
+/// A connection to node `node` (0: the coordinator, 1 and 2: the workers).
+pub fn connect(node: usize, database: &str, user: &str) -> Client {
+    config(node, database, user)
         .connect(NoTls)
         .unwrap_or_else(|e| panic!("connect to node {node}, {database} as {user}: {e}"))
+}
+
+/// A connection to node `node` whose notices and log messages (their text)
+/// are collected in the returned list.
+pub fn connect_collecting_notices(
+    node: usize,
+    database: &str,
+    user: &str,
+) -> (Client, Arc<Mutex<Vec<String>>>) {
+    let notices = Arc::new(Mutex::new(Vec::new()));
+    let sink = notices.clone();
+    let client = config(node, database, user)
+        .notice_callback(move |n| sink.lock().unwrap().push(n.message().to_owned()))
+        .connect(NoTls)
+        .unwrap_or_else(|e| panic!("connect to node {node}, {database} as {user}: {e}"));
+    (client, notices)
 }
 
 /// A fresh database `fluent_citus_<name>` on every node, joined into one

@@ -4,7 +4,7 @@
 //! sessions see it at their next statement; administration on a worker is
 //! refused; nobody but fluent writes the bus.
 
-use fluent_pgrx_tests::citus::{connect, database};
+use fluent_pgrx_tests::citus::{connect, connect_collecting_notices, database};
 use fluent_pgrx_tests::{sqlstate, APP, AUTHENTICATOR, TESTER};
 use postgres::Client;
 
@@ -1446,7 +1446,7 @@ fn after_the_setup_only_a_superuser_distributes_tables_on_a_coordinator_with_pla
 }
 
 #[test]
-fn explain_and_the_views_answer_on_the_coordinator_and_who_can_refuses_citus_tables() {
+fn explain_the_views_and_who_can_answer_on_the_coordinator() {
     let db = distributed_notes("explain");
     // A reporting role on the coordinator, where the catalog is written.
     let mut reader = connect(0, &db, "postgres");
@@ -1495,255 +1495,193 @@ fn explain_and_the_views_answer_on_the_coordinator_and_who_can_refuses_citus_tab
             .get(0);
         assert!(explained > 0 || scope == "none", "{user}");
     }
-    // fluent_who_can reads a table's own rows, and a Citus table's are on
-    // the workers: refused rather than "no row".
-    for table in ["notes", "shared_notes"] {
-        assert_eq!(
-            sqlstate(
-                reader.batch_execute(&format!("SELECT * FROM fluent_who_can('{table}', '1')"))
-            ),
-            "0A000",
-            "{table}"
-        );
-    }
+    // fluent_who_can reads a Citus table's rows where they are: the
+    // reference table's on one of its nodes. (Note 5 is ann's.)
+    assert_eq!(
+        who_can(&mut reader, "shared_notes", "5"),
+        [
+            ("ann".into(), "own".into(), "owner".into()),
+            ("cat".into(), "all".into(), "all".into()),
+            ("lea".into(), "team".into(), "team lead".into()),
+        ]
+    );
+}
+
+/// `fluent_who_can(table, key)`'s users, scopes and reaches, by user.
+fn who_can(client: &mut Client, table: &str, key: &str) -> Vec<(String, String, String)> {
+    client
+        .query(
+            &format!("SELECT user_key, scope, reach FROM fluent_who_can('{table}', $1) ORDER BY 1"),
+            &[&key],
+        )
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2)))
+        .collect()
 }
 
 #[test]
-fn a_membership_row_reaches_only_the_item_of_its_own_tenant() {
-    let db = distributed_projects("membership_tenants");
+fn who_can_reads_a_citus_tables_row_on_the_node_holding_it() {
+    let db = distributed_projects("who_can");
     let mut dba = connect(0, &db, "postgres");
-    // Keys repeat across tenants (a distributed table's unique keys include
-    // its distribution column): project 3 of tenant 1 is not ann's, whose
-    // membership names project 3 of tenant 3.
+    dba.batch_execute(&format!("GRANT fluent_reader TO {AUTHENTICATOR}"))
+        .unwrap();
+    let mut reader = connect(0, &db, AUTHENTICATOR);
+    // Project 3 (tenant 3) has ann as member: she reaches it as assignee,
+    // lea as her team's lead, cat by scope all; project 4's member is bob.
+    let project_3 = vec![
+        ("ann".to_owned(), "own".to_owned(), "assignee".to_owned()),
+        ("cat".into(), "all".into(), "all".into()),
+        ("lea".into(), "team".into(), "team lead".into()),
+    ];
+    assert_eq!(who_can(&mut reader, "projects", "3"), project_3);
+    assert_eq!(who_can(&mut reader, "ref_projects", "3"), project_3);
+    assert_eq!(
+        who_can(&mut reader, "projects", "4"),
+        [
+            ("bob".to_owned(), "own".to_owned(), "assignee".to_owned()),
+            ("cat".into(), "all".into(), "all".into()),
+        ]
+    );
+    // No row, and a key that two tenants' rows share, as on one node.
+    let sqlstate_of = |client: &mut Client, sql: &str| sqlstate(client.batch_execute(sql));
+    assert_eq!(
+        sqlstate_of(
+            &mut reader,
+            "SELECT * FROM fluent_who_can('projects', '99')"
+        ),
+        "P0002"
+    );
     dba.batch_execute("INSERT INTO projects VALUES (1, 3, 'another tenant''s 3')")
         .unwrap();
+    assert_eq!(
+        sqlstate_of(&mut reader, "SELECT * FROM fluent_who_can('projects', '3')"),
+        "21000"
+    );
+    // Nobody else may ask, on the coordinator or on a worker directly.
     let mut app = connect(0, &db, TESTER);
-    let rows: Vec<(i32, i64)> = {
-        app.batch_execute("BEGIN; SELECT fluent_set_user('ann', true)")
-            .unwrap();
-        let rows = app
-            .query("SELECT tenant, id FROM projects WHERE id = 3", &[])
-            .unwrap()
-            .iter()
-            .map(|r| (r.get(0), r.get(1)))
-            .collect();
-        app.batch_execute("COMMIT").unwrap();
-        rows
-    };
-    assert_eq!(rows, vec![(3, 3)]);
-    // Nor may she write a membership row for it.
-    app.batch_execute("BEGIN; SELECT fluent_set_user('ann', true)")
-        .unwrap();
-    let refused = app.batch_execute("INSERT INTO project_members VALUES (1, 3, 'lea')");
-    app.batch_execute("ROLLBACK").unwrap();
-    assert_eq!(sqlstate(refused), "42501");
-    // A key that does not tie a membership row to its item's tenant, or one
-    // not validated, does not make the layout.
-    dba.batch_execute(
-        "CREATE TABLE loose_members (tenant int, project_id bigint, other bigint, user_key text,
-                                     FOREIGN KEY (tenant, other) REFERENCES projects (tenant, id));
-         SELECT create_distributed_table('loose_members', 'tenant', colocate_with => 'projects');
-         CREATE TABLE unchecked_members (tenant int, project_id bigint, user_key text);
-         SELECT create_distributed_table('unchecked_members', 'tenant', colocate_with => 'projects');
-         ALTER TABLE unchecked_members ADD FOREIGN KEY (tenant, project_id) REFERENCES projects (tenant, id) NOT VALID;
-         CREATE TABLE other_projects (tenant int, id bigint, PRIMARY KEY (tenant, id));
-         SELECT create_distributed_table('other_projects', 'tenant', colocate_with => 'projects');",
-    )
-    .unwrap();
-    for members in ["loose_members", "unchecked_members"] {
-        let refused = dba.batch_execute(&format!(
-            "SELECT fluent_protect('other_projects', 'projects', row_column => 'id',
-                                   membership_table => '{members}', membership_row_column => 'project_id',
-                                   membership_user_column => 'user_key')"
-        ));
-        assert_eq!(sqlstate(refused), "0A000", "{members}");
-    }
+    app.batch_execute(&format!("SET ROLE {APP}")).unwrap();
+    assert_eq!(
+        sqlstate_of(&mut app, "SELECT * FROM fluent_who_can('projects', '4')"),
+        "42501"
+    );
 }
 
+/// A login role that only chooses users (fluent_authenticator).
+const DELEGATE: &str = "it_citus_delegate";
+
+/// A delegated administrator is confined to their workspace on Citus too:
+/// the row of another workspace with the same key is not found, and a
+/// membership row of that other row names nobody on this one.
 #[test]
-fn the_replicator_takes_no_setting_from_the_database_defaults() {
-    let db = distributed_notes("replicator_settings");
-    // The workers' database defaults, which a database owner may choose:
-    // off, a backslash escape in a catalog value would turn into a bare
-    // quote and rewrite the rows; read-only, every change would fail.
-    for node in [1, 2] {
-        connect(node, "postgres", "postgres")
+fn who_can_on_citus_confines_a_delegated_administrator_to_their_workspace() {
+    let db = distributed_projects("who_can_confined");
+    let mut dba = connect(0, &db, "postgres");
+    dba.batch_execute(
+        "SELECT fluent_create_workspace('other');
+         SELECT fluent_set_admin_right('manage_users', 'projects', 'read');
+         CREATE TABLE ws_projects (ws text, id bigint, PRIMARY KEY (ws, id));
+         CREATE TABLE ws_members (ws text, project_id bigint, user_key text,
+                                  FOREIGN KEY (ws, project_id) REFERENCES ws_projects (ws, id));
+         SELECT create_distributed_table('ws_projects', 'ws', shard_count => 4);
+         SELECT create_distributed_table('ws_members', 'ws', colocate_with => 'ws_projects');
+         INSERT INTO ws_projects VALUES ('default', 3), ('other', 3), ('other', 5);
+         INSERT INTO ws_members VALUES ('default', 3, 'ann'), ('other', 3, 'bob'), ('other', 5, 'bob');",
+    )
+    .unwrap();
+    dba.batch_execute(
+        "SELECT fluent_protect('ws_projects', 'projects', row_column => 'id', workspace_column => 'ws',
+                               membership_table => 'ws_members', membership_row_column => 'project_id',
+                               membership_user_column => 'user_key')",
+    )
+    .unwrap();
+    // cat holds projects read at scope all in the default workspace, which
+    // the right manage_users takes: she administers it, through a role
+    // that chooses users and reads nobody's permissions itself.
+    for node in 0..3 {
+        connect(node, &db, "postgres")
             .batch_execute(&format!(
-                "ALTER DATABASE {db} SET standard_conforming_strings = off;
-                 ALTER DATABASE {db} SET default_transaction_read_only = on;
-                 ALTER DATABASE {db} SET statement_timeout = 1;"
+                "SET citus.enable_ddl_propagation = off;
+                 DO $$ BEGIN
+                   IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '{DELEGATE}') THEN
+                     CREATE ROLE {DELEGATE} LOGIN;
+                   END IF;
+                 END $$;
+                 GRANT fluent_authenticator TO {DELEGATE};"
             ))
             .unwrap();
     }
-    let mut admin = connect(0, &db, TESTER);
+    let mut admin = connect(0, &db, DELEGATE);
     admin
-        .batch_execute(
-            r#"SELECT fluent_create_user('mallory', 'x", "user_key": "forged", "z": "');
-               SELECT fluent_revoke_role('cat', 'auditor');"#,
-        )
+        .batch_execute("BEGIN; SELECT fluent_set_user('cat', true)")
         .unwrap();
-    for node in [1, 2] {
-        let mut worker = connect(node, &db, "postgres");
-        worker
-            .batch_execute("SET default_transaction_read_only = off; SET statement_timeout = 0")
-            .unwrap();
-        let users: Vec<(String, Option<String>)> = worker
-            .query(
-                "SELECT user_key, display_name FROM fluent.users WHERE user_key IN ('mallory', 'forged')",
-                &[],
-            )
-            .unwrap()
-            .iter()
-            .map(|r| (r.get(0), r.get(1)))
-            .collect();
-        assert_eq!(
-            users,
-            vec![(
-                "mallory".to_owned(),
-                Some(r#"x", "user_key": "forged", "z": ""#.to_owned())
-            )],
-            "worker {node}"
-        );
-        assert_eq!(scope(&mut worker, "cat"), "none", "worker {node}");
-    }
-    // The function the Citus policies call returns its sample's type or
-    // nothing: another type's array is refused, not returned.
-    admin
-        .batch_execute("CREATE TABLE nums (n int); INSERT INTO nums VALUES (1000000000)")
-        .unwrap();
+    let listed = who_can(&mut admin, "ws_projects", "3");
+    let other = sqlstate(admin.batch_execute("SELECT * FROM fluent_who_can('ws_projects', '5')"));
+    admin.batch_execute("COMMIT").unwrap();
     assert_eq!(
-        sqlstate(admin.batch_execute(
-            "SELECT (fluent.rls_local_rows(NULL::text, 'nums'::regclass, '{n}', 'true'))[1]"
-        )),
-        "42804"
+        listed,
+        [
+            ("ann".to_owned(), "own".to_owned(), "assignee".to_owned()),
+            ("cat".into(), "all".into(), "all".into()),
+            ("lea".into(), "team".into(), "team lead".into()),
+        ]
     );
-    let n: i32 = admin
-        .query_one(
-            "SELECT (fluent.rls_local_rows(NULL::int, 'nums'::regclass, '{n}', 'true'))[1]",
-            &[],
-        )
-        .unwrap()
-        .get(0);
-    assert_eq!(n, 1_000_000_000);
+    assert_eq!(other, "P0002");
 }
 
+/// A worker answers only a request the coordinator signed, for the role it
+/// runs as: not one copied into another role's session, changed, or written
+/// by hand.
 #[test]
-fn a_function_the_planner_runs_on_a_worker_cannot_claim_a_carrier() {
-    let db = distributed_notes("claim_at_plan");
-    // A carrier for cat (scope all) and its distributed transaction.
-    let mut su = connect(0, &db, "postgres");
-    su.batch_execute("BEGIN; SELECT fluent_set_user('cat', true)")
+fn a_worker_answers_only_requests_signed_for_its_session_role() {
+    let db = distributed_projects("who_can_requests");
+    let mut dba = connect(0, &db, "postgres");
+    dba.batch_execute(&format!("GRANT fluent_reader TO {AUTHENTICATOR}"))
         .unwrap();
-    let carrier: String = su
-        .query_one("SELECT current_setting('fluent.remote_identity')", &[])
-        .unwrap()
-        .get(0);
-    su.batch_execute("COMMIT").unwrap();
-    // STABLE, compared with a constant: the worker's planner runs it while
-    // it estimates the shard query, before the query runs. It claims the
-    // carrier's distributed transaction, sets the carrier, and reads every
-    // local shard: the statement began in no transaction, so nobody acts.
-    connect(0, &db, TESTER)
-        .batch_execute(
-            "CREATE FUNCTION public.setit(carrier text) RETURNS void LANGUAGE plpgsql VOLATILE
-               AS $$ BEGIN EXECUTE format('SET LOCAL fluent.remote_identity = %L', carrier); END $$;
-             CREATE FUNCTION public.grab(carrier text) RETURNS text LANGUAGE plpgsql STABLE AS $$
-             DECLARE c jsonb; p text; q text; n bigint;
-             BEGIN
-                 IF pg_catalog.citus_is_coordinator() THEN RETURN NULL; END IF;
-                 p := translate(split_part(carrier, '.', 2), '-_', '+/');
-                 p := p || repeat('=', (4 - length(p) % 4) % 4);
-                 c := convert_from(decode(p, 'base64'), 'UTF8')::jsonb;
-                 PERFORM pg_catalog.assign_distributed_transaction_id((c->>'initiator')::int, (c->>'transaction')::bigint,
-                         'epoch'::timestamptz + (c->>'stamp')::bigint * interval '1 microsecond');
-                 PERFORM public.setit(carrier);
-                 SELECT string_agg(format('SELECT 1 FROM public.%I', shard_name('public.notes'::regclass, s.shardid)),
-                                   ' UNION ALL ')
-                   INTO q FROM pg_dist_shard s JOIN pg_dist_placement pl USING (shardid)
-                  WHERE s.logicalrelid = 'public.notes'::regclass
-                    AND pl.groupid = (SELECT groupid FROM pg_dist_local_group);
-                 EXECUTE 'SELECT count(*) FROM (' || q || ') x' INTO n;
-                 RAISE EXCEPTION 'saw % rows', n;
-             END $$;",
-        )
+    // The request fluent_who_can sends, as Citus logs it to the caller.
+    let (mut reader, notices) = connect_collecting_notices(0, &db, AUTHENTICATOR);
+    reader
+        .batch_execute("SET citus.log_remote_commands = on; SET client_min_messages = log")
         .unwrap();
-    let mut app = connect(0, &db, TESTER);
-    let error = app
-        .batch_execute(&format!(
-            "SELECT * FROM notes WHERE tenant = 2 AND body = public.grab('{carrier}')"
-        ))
-        .unwrap_err();
-    let message = error
-        .as_db_error()
-        .map(|e| e.message().to_owned())
-        .unwrap_or_default();
-    assert!(message.contains("saw 0 rows"), "{message}");
-}
-
-#[test]
-fn a_writer_without_standard_conforming_strings_sends_the_rows_it_wrote() {
-    let db = distributed_notes("scs_off");
-    let mut admin = connect(0, &db, TESTER);
-    // (A statement of its own: a query string is lexed before it runs.)
-    admin
-        .batch_execute("SET standard_conforming_strings = off")
-        .unwrap();
-    admin
-        .batch_execute(r#"SELECT fluent_create_user('back\\slash', 'a\\b "quoted"')"#)
-        .unwrap();
-    let expected: (String, String) = connect(0, &db, "postgres")
-        .query_one(
-            "SELECT user_key, display_name FROM fluent.users WHERE user_key LIKE 'back%'",
-            &[],
-        )
-        .map(|r| (r.get(0), r.get(1)))
-        .unwrap();
-    assert_eq!(
-        expected,
-        (r"back\slash".to_owned(), r#"a\b "quoted""#.to_owned())
+    assert_eq!(who_can(&mut reader, "projects", "4").len(), 2);
+    let logged = notices.lock().unwrap().join("\n");
+    let at = logged
+        .find("_citus_placed_rows('")
+        .unwrap_or_else(|| panic!("no request logged: {logged}"))
+        + "_citus_placed_rows('".len();
+    let request = &logged[at..at + logged[at..].find('\'').unwrap()];
+    let ask = |client: &mut Client, request: &str| {
+        client.query_one("SELECT fluent._citus_placed_rows($1)", &[&request])
+    };
+    // Its own role, on a worker: answered (the row is on one of them).
+    let answers: Vec<String> = (1..=2)
+        .map(|node| {
+            ask(&mut connect(node, &db, AUTHENTICATOR), request)
+                .unwrap()
+                .get(0)
+        })
+        .collect();
+    assert!(answers.iter().any(|a| a.contains("\"bob\"")), "{answers:?}");
+    // Another role, a changed request, one written by hand: refused.
+    let mut changed = request.to_owned();
+    let dot = changed.find('.').unwrap();
+    changed.replace_range(
+        dot + 2..dot + 3,
+        if &request[dot + 2..dot + 3] == "A" {
+            "B"
+        } else {
+            "A"
+        },
     );
-    for node in [1, 2] {
-        let seen: (String, String) = connect(node, &db, "postgres")
-            .query_one(
-                "SELECT user_key, display_name FROM fluent.users WHERE user_key LIKE 'back%'",
-                &[],
-            )
-            .map(|r| (r.get(0), r.get(1)))
-            .unwrap();
-        assert_eq!(seen, expected, "worker {node}");
+    // {"alg":"none"} . {"role":"it_tester", ...}: no signature.
+    let unsigned = "eyJhbGciOiJub25lIn0.eyJyb2xlIjoiaXRfdGVzdGVyIn0.";
+    for (node, role, request) in [
+        (1, TESTER, request),
+        (1, AUTHENTICATOR, changed.as_str()),
+        (1, TESTER, unsigned),
+        (0, AUTHENTICATOR, unsigned),
+    ] {
+        let refused = ask(&mut connect(node, &db, role), request).map(|_| ());
+        assert_eq!(sqlstate(refused), "42501", "{request}");
     }
-}
-
-#[test]
-fn a_worker_refuses_to_apply_rows_read_without_standard_conforming_strings() {
-    let db = distributed_notes("scs_refused");
-    // Only a superuser can undo the setup's pin on the replicator; if one
-    // does, the worker refuses the rows rather than read them otherwise.
-    let mut w1 = connect(1, "postgres", "postgres");
-    w1.batch_execute(&format!(
-        "ALTER ROLE fluent_replicator IN DATABASE {db} SET standard_conforming_strings = off"
-    ))
-    .unwrap();
-    let mut admin = connect(0, &db, TESTER);
-    let refused = admin.batch_execute("SELECT fluent_create_user('zed')");
-    w1.batch_execute(&format!(
-        "ALTER ROLE fluent_replicator IN DATABASE {db} RESET standard_conforming_strings"
-    ))
-    .unwrap();
-    assert_eq!(sqlstate(refused), "55000");
-    // Nothing was half-applied: no node has the user.
-    for node in 0..3 {
-        assert_eq!(users_named(&db, node, &["zed"]), 0, "node {node}");
-    }
-    // The function the Citus policies call reads as its caller: a table the
-    // caller may not read, it may not read either.
-    connect(0, &db, "postgres")
-        .batch_execute("CREATE TABLE secret_nums (n int); INSERT INTO secret_nums VALUES (7)")
-        .unwrap();
-    assert_eq!(
-        sqlstate(admin.batch_execute(
-            "SELECT fluent.rls_local_rows(NULL::int, 'secret_nums'::regclass, '{n}', 'true')"
-        )),
-        "42501"
-    );
 }
