@@ -6285,26 +6285,63 @@ BEGIN
     RETURN CASE WHEN coordinator THEN 'coordinator' ELSE 'worker' END;
 END $$;
 
+-- This node's placements of tbl when tbl is a Citus table (none on a node
+-- that holds none); NULL when it is no Citus table.
+CREATE FUNCTION fluent._local_placements(tbl regclass) RETURNS regclass[]
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    placements regclass[];
+BEGIN
+    IF fluent._citus_node() <> 'none' THEN
+        EXECUTE 'SELECT CASE WHEN EXISTS (SELECT 1 FROM pg_dist_partition WHERE logicalrelid = $1)
+                 THEN ARRAY(SELECT shard_name(s.logicalrelid, s.shardid, false)::regclass
+                              FROM pg_dist_shard s JOIN pg_dist_placement p ON p.shardid = s.shardid
+                             WHERE s.logicalrelid = $1 AND p.shardstate = 1
+                               AND p.groupid = (SELECT groupid FROM pg_dist_local_group)
+                             ORDER BY s.shardid) END'
+            INTO placements USING tbl;
+    END IF;
+    RETURN placements;
+END $$;
+
+-- This node's placements of the relations names name (schema-qualified, as
+-- src/placed_rows.rs's requests name them the same on every node).
+CREATE FUNCTION fluent._local_placements_named(names text[]) RETURNS regclass[]
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
+BEGIN ATOMIC
+    SELECT coalesce(array_agg(p), '{}')
+      FROM unnest(names) r, unnest(fluent._local_placements(r::regclass)) p;
+END;
+
 -- The relations a policy reads tbl's rows from on this node
 -- (src/placements.rs): this node's placements of tbl when it is a Citus
--- table (none on a node that holds none), tbl itself otherwise; and the
--- type of what it reads of them, for an empty array: its column's, or
--- record for several columns.
+-- table, tbl itself otherwise; and the type of what it reads of them, for
+-- an empty array: its column's, or record for several columns.
 CREATE FUNCTION fluent._local_rows_from(tbl regclass, cols name[], OUT relations text[], OUT col_type text)
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     SELECT CASE WHEN cardinality(cols) = 1 THEN format_type(a.atttypid, a.atttypmod) ELSE 'record' END INTO col_type
       FROM pg_attribute a WHERE a.attrelid = tbl AND a.attname = cols[1] AND NOT a.attisdropped;
-    IF fluent._citus_node() <> 'none' THEN
-        EXECUTE 'SELECT CASE WHEN EXISTS (SELECT 1 FROM pg_dist_partition WHERE logicalrelid = $1)
-                 THEN ARRAY(SELECT shard_name(s.logicalrelid, s.shardid, false)
-                              FROM pg_dist_shard s JOIN pg_dist_placement p ON p.shardid = s.shardid
-                             WHERE s.logicalrelid = $1 AND p.shardstate = 1
-                               AND p.groupid = (SELECT groupid FROM pg_dist_local_group)
-                             ORDER BY s.shardid) END'
-            INTO relations USING tbl;
-    END IF;
-    relations := coalesce(relations, ARRAY[tbl::text]);
+    relations := coalesce(fluent._local_placements(tbl)::text[], ARRAY[tbl::text]);
+END $$;
+
+-- The nodes fluent_who_can reads a Citus table's rows on
+-- (src/placed_rows.rs): each node holding a placement of tbl, or, for a
+-- table every holder has whole (a reference table), one of them, this node
+-- when it is one; and whether the node is this one.
+CREATE FUNCTION fluent._citus_row_nodes(tbl regclass, OUT node_name text, OUT node_port integer, OUT here boolean)
+RETURNS SETOF record
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    RETURN QUERY EXECUTE
+        'SELECT n.nodename::text, n.nodeport, n.groupid = l.groupid
+           FROM pg_dist_node n, pg_dist_local_group l
+          WHERE n.noderole = ''primary'' AND n.isactive
+            AND n.groupid IN (SELECT p.groupid FROM pg_dist_shard s JOIN pg_dist_placement p ON p.shardid = s.shardid
+                               WHERE s.logicalrelid = $1 AND p.shardstate = 1)
+          ORDER BY n.groupid = l.groupid DESC, n.groupid
+          LIMIT CASE WHEN (SELECT partmethod FROM pg_dist_partition WHERE logicalrelid = $1) = ''n'' THEN 1 END'
+        USING tbl;
 END $$;
 
 -- The column that distributes tbl by hash on Citus; NULL for any other
@@ -7168,3 +7205,17 @@ GRANT EXECUTE ON FUNCTION fluent.rls_local_rows_support(internal), fluent._rows_
     fluent._pointed_at_sql(regclass, name, regclass, name, text), fluent._citus_distribution_column(regclass),
     fluent._local_rows_from(regclass, name[]), fluent._citus_check_layout(regclass, regclass, boolean, name, name),
     fluent._local_rows_sql(oid, text[], text), fluent.rls_local_rows(anyelement, oid, text[], text) TO fluent_owner;
+
+-- Issue 21: fluent_who_can over Citus tables reads the row on the nodes
+-- holding the table's placements, by requests the coordinator signs.
+CREATE FUNCTION fluent."_citus_placed_rows"("request" TEXT) RETURNS TEXT
+STRICT STABLE PARALLEL RESTRICTED
+LANGUAGE c /* Rust */
+AS 'fluent-0.2.0', '_citus_placed_rows_wrapper';
+REVOKE ALL ON FUNCTION fluent._local_placements(regclass), fluent._local_placements_named(text[]),
+    fluent._citus_row_nodes(regclass), fluent._citus_placed_rows(text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION fluent._citus_placed_rows(text) TO PUBLIC;
+GRANT EXECUTE ON FUNCTION fluent._local_placements(regclass), fluent._local_placements_named(text[]),
+    fluent._citus_row_nodes(regclass) TO fluent_admin;
+GRANT EXECUTE ON FUNCTION fluent._local_placements(regclass), fluent._local_placements_named(text[]),
+    fluent._citus_row_nodes(regclass), fluent._citus_placed_rows(text) TO fluent_owner;

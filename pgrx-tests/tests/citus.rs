@@ -1558,6 +1558,28 @@ fn who_can_reads_a_citus_tables_row_on_the_node_holding_it() {
         sqlstate_of(&mut reader, "SELECT * FROM fluent_who_can('projects', '3')"),
         "21000"
     );
+    // The nodes are asked as the calling role: one that may not log in
+    // there gets the node's refusal, named.
+    dba.batch_execute(
+        "DO $$ BEGIN
+           IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'it_citus_nologin_reader') THEN
+             CREATE ROLE it_citus_nologin_reader NOLOGIN;
+           END IF;
+         END $$;
+         GRANT fluent_reader TO it_citus_nologin_reader;
+         SET ROLE it_citus_nologin_reader",
+    )
+    .unwrap();
+    let refused = dba.batch_execute("SELECT * FROM fluent_who_can('projects', '3')");
+    let message = refused
+        .as_ref()
+        .err()
+        .and_then(|e| e.as_db_error())
+        .map(|e| e.message().to_owned())
+        .unwrap_or_default();
+    assert_eq!(sqlstate(refused), "08000");
+    assert!(message.contains("on Citus node"), "{message}");
+    dba.batch_execute("RESET ROLE").unwrap();
     // Nobody else may ask, on the coordinator or on a worker directly.
     let mut app = connect(0, &db, TESTER);
     app.batch_execute(&format!("SET ROLE {APP}")).unwrap();
