@@ -102,6 +102,19 @@ BEGIN
         USING tbl;
 END $$;
 
+-- Whether tbl is a Citus table (distributed, reference or Citus local): its
+-- rows are in its placements.
+CREATE FUNCTION fluent._is_citus_table(tbl regclass) RETURNS boolean
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    found boolean := false;
+BEGIN
+    IF fluent._citus_node() <> 'none' THEN
+        EXECUTE 'SELECT EXISTS (SELECT 1 FROM pg_dist_partition WHERE logicalrelid = $1)' INTO found USING tbl;
+    END IF;
+    RETURN found;
+END $$;
+
 -- The column that distributes tbl by hash on Citus; NULL for any other
 -- table (a reference table, a plain one, no Citus).
 CREATE FUNCTION fluent._citus_distribution_column(tbl regclass) RETURNS name
@@ -132,15 +145,13 @@ CREATE FUNCTION fluent._citus_check_layout(tbl regclass, other regclass, item_ro
 RETURNS void
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
-    citus_table boolean;
     same boolean;
     keyed boolean;
 BEGIN
     IF fluent._citus_node() = 'none' THEN
         RETURN;
     END IF;
-    EXECUTE 'SELECT EXISTS (SELECT 1 FROM pg_dist_partition WHERE logicalrelid = $1)' INTO citus_table USING tbl;
-    IF item_roles AND citus_table THEN
+    IF item_roles AND fluent._is_citus_table(tbl) THEN
         PERFORM fluent._raise('citus_item_roles', ARRAY[tbl::text]);
     END IF;
     IF other IS NULL THEN

@@ -193,6 +193,11 @@ BEGIN
             RAISE EXCEPTION 'column "%" of relation "%" does not exist', col, tbl USING ERRCODE = 'undefined_column';
         END IF;
     END LOOP;
+    -- On Citus the view's shard queries run as the querying role, not as the
+    -- view's owner: they could not read the limited columns on the workers.
+    IF fluent._is_citus_table(tbl) THEN
+        PERFORM fluent._raise('citus_column_limits', ARRAY[tbl::text]);
+    END IF;
     -- The view reads the table with its owner's rights: the owner must be
     -- subject to row-level security, or the view would show every row.
     SELECT r.rolsuper OR r.rolbypassrls INTO owner_is_exempt

@@ -6344,6 +6344,19 @@ BEGIN
         USING tbl;
 END $$;
 
+-- Whether tbl is a Citus table (distributed, reference or Citus local): its
+-- rows are in its placements.
+CREATE FUNCTION fluent._is_citus_table(tbl regclass) RETURNS boolean
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    found boolean := false;
+BEGIN
+    IF fluent._citus_node() <> 'none' THEN
+        EXECUTE 'SELECT EXISTS (SELECT 1 FROM pg_dist_partition WHERE logicalrelid = $1)' INTO found USING tbl;
+    END IF;
+    RETURN found;
+END $$;
+
 -- The column that distributes tbl by hash on Citus; NULL for any other
 -- table (a reference table, a plain one, no Citus).
 CREATE FUNCTION fluent._citus_distribution_column(tbl regclass) RETURNS name
@@ -6374,15 +6387,13 @@ CREATE FUNCTION fluent._citus_check_layout(tbl regclass, other regclass, item_ro
 RETURNS void
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
-    citus_table boolean;
     same boolean;
     keyed boolean;
 BEGIN
     IF fluent._citus_node() = 'none' THEN
         RETURN;
     END IF;
-    EXECUTE 'SELECT EXISTS (SELECT 1 FROM pg_dist_partition WHERE logicalrelid = $1)' INTO citus_table USING tbl;
-    IF item_roles AND citus_table THEN
+    IF item_roles AND fluent._is_citus_table(tbl) THEN
         PERFORM fluent._raise('citus_item_roles', ARRAY[tbl::text]);
     END IF;
     IF other IS NULL THEN
@@ -7213,9 +7224,97 @@ STRICT STABLE PARALLEL RESTRICTED
 LANGUAGE c /* Rust */
 AS 'fluent-0.2.0', '_citus_placed_rows_wrapper';
 REVOKE ALL ON FUNCTION fluent._local_placements(regclass), fluent._local_placements_named(text[]),
-    fluent._citus_row_nodes(regclass), fluent._citus_placed_rows(text) FROM PUBLIC;
+    fluent._citus_row_nodes(regclass), fluent._citus_placed_rows(text), fluent._is_citus_table(regclass) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION fluent._citus_placed_rows(text) TO PUBLIC;
 GRANT EXECUTE ON FUNCTION fluent._local_placements(regclass), fluent._local_placements_named(text[]),
-    fluent._citus_row_nodes(regclass) TO fluent_admin;
+    fluent._citus_row_nodes(regclass), fluent._is_citus_table(regclass) TO fluent_admin;
 GRANT EXECUTE ON FUNCTION fluent._local_placements(regclass), fluent._local_placements_named(text[]),
-    fluent._citus_row_nodes(regclass), fluent._citus_placed_rows(text) TO fluent_owner;
+    fluent._citus_row_nodes(regclass), fluent._citus_placed_rows(text), fluent._is_citus_table(regclass) TO fluent_owner;
+
+-- Column limits are refused on Citus tables (sql/columns.sql).
+CREATE OR REPLACE FUNCTION @extschema@.fluent_protect_columns(
+    tbl regclass,
+    columns name[],
+    module text,
+    read_action text DEFAULT 'read',
+    write_action text DEFAULT 'write',
+    masked_view text DEFAULT NULL
+) RETURNS regclass
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    p fluent.protected_tables;
+    col name;
+    view_name text;
+    parts text[];
+    owner_is_exempt boolean;
+    missing text[];
+BEGIN
+    PERFORM fluent._require_admin();
+    PERFORM fluent._not_null(tbl, 'table');
+    PERFORM fluent._not_null(columns, 'columns');
+    PERFORM fluent._module_id(module);
+    read_action := fluent._name(read_action, 'action');
+    write_action := fluent._name(write_action, 'action');
+    SELECT x.* INTO p FROM fluent.protected_tables x WHERE x.table_name = tbl;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'table "%" is not protected by fluent', tbl
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  HINT = 'Protect its rows with fluent_protect() first: column limits apply within the rows a user may see.';
+    END IF;
+    IF cardinality(columns) = 0 THEN
+        RAISE EXCEPTION 'fluent_protect_columns needs at least one column' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    FOREACH col IN ARRAY columns LOOP
+        IF NOT EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = tbl AND a.attname = col AND a.attnum > 0 AND NOT a.attisdropped) THEN
+            RAISE EXCEPTION 'column "%" of relation "%" does not exist', col, tbl USING ERRCODE = 'undefined_column';
+        END IF;
+    END LOOP;
+    -- On Citus the view's shard queries run as the querying role, not as the
+    -- view's owner: they could not read the limited columns on the workers.
+    IF fluent._is_citus_table(tbl) THEN
+        PERFORM fluent._raise('citus_column_limits', ARRAY[tbl::text]);
+    END IF;
+    -- The view reads the table with its owner's rights: the owner must be
+    -- subject to row-level security, or the view would show every row.
+    SELECT r.rolsuper OR r.rolbypassrls INTO owner_is_exempt
+      FROM pg_class c JOIN pg_roles r ON r.oid = c.relowner WHERE c.oid = tbl;
+    IF owner_is_exempt THEN
+        RAISE EXCEPTION 'table "%" is owned by a role that bypasses row-level security', tbl
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  HINT = 'The masked view reads the table as its owner: give the table a non-superuser owner without BYPASSRLS (ALTER TABLE ... OWNER TO).';
+    END IF;
+    SELECT array_agg(DISTINCT a) INTO missing FROM unnest(ARRAY[read_action, write_action]) a
+     WHERE NOT EXISTS (SELECT 1 FROM fluent.actions x WHERE x.module_id = fluent._module_id(module) AND x.name = a);
+    IF missing IS NOT NULL THEN
+        RAISE WARNING 'fluent module "%" has no action %: the columns are limited for everyone', module, array_to_string(missing, ', ');
+    END IF;
+    -- The view: the one named (in the table's schema unless qualified), the
+    -- one made before, or <table>_masked beside the table.
+    IF masked_view IS NOT NULL THEN
+        parts := parse_ident(masked_view);
+        IF cardinality(parts) > 2 THEN
+            RAISE EXCEPTION 'improper view name "%"', masked_view USING ERRCODE = 'invalid_name';
+        END IF;
+        SELECT format('%I.%I', coalesce(parts[cardinality(parts) - 1], n.nspname), parts[cardinality(parts)]) INTO view_name
+          FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = tbl;
+    ELSIF p.masked_view IS NOT NULL THEN
+        view_name := p.masked_view::text;
+    ELSE
+        SELECT format('%I.%I', n.nspname, c.relname || '_masked') INTO view_name
+          FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = tbl;
+    END IF;
+    IF p.masked_view IS NOT NULL AND to_regclass(view_name) IS DISTINCT FROM p.masked_view THEN
+        RAISE EXCEPTION 'the columns of "%" are masked in view "%" already', tbl, p.masked_view
+            USING ERRCODE = 'duplicate_object', HINT = 'Leave masked_view out to add columns to it.';
+    END IF;
+    IF p.masked_view IS NULL AND to_regclass(view_name) IS NOT NULL THEN
+        RAISE EXCEPTION 'relation "%" already exists', view_name
+            USING ERRCODE = 'duplicate_table', HINT = 'Name another view with masked_view.';
+    END IF;
+    INSERT INTO fluent.protected_columns AS x (table_name, column_name, module, read_action, write_action)
+    SELECT tbl, c, module, read_action, write_action FROM unnest(columns) c
+    ON CONFLICT (table_name, column_name) DO UPDATE
+       SET module = EXCLUDED.module, read_action = EXCLUDED.read_action, write_action = EXCLUDED.write_action;
+    PERFORM fluent._install_column_limits(p, view_name);
+    RETURN to_regclass(view_name);
+END $$;

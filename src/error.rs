@@ -95,6 +95,8 @@ pub enum FluentError {
     CitusRowRequest,
     /// On Citus, item roles on a Citus table.
     CitusItemRoles { table: String },
+    /// On Citus, column limits on a Citus table.
+    CitusColumnLimits { table: String },
     /// A trigger function called as a plain function.
     NotCalledAsTrigger { function: &'static str },
     /// A `local` setting made outside a transaction block (a warning).
@@ -161,6 +163,7 @@ impl FluentError {
             CitusRowRequest => PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
             CitusLayout { .. }
             | CitusItemRoles { .. }
+            | CitusColumnLimits { .. }
             | CitusSetBesideStatements
             | CitusSetSearchPath
             | CitusReadAfterChange => PgSqlErrorCode::ERRCODE_FEATURE_NOT_SUPPORTED,
@@ -251,6 +254,9 @@ impl FluentError {
                 "fluent_who_can could not read the rows of \"{table}\" on Citus node {node}: {message}"
             ),
             CitusRowRequest => "this request to read a row was not made by fluent_who_can on the coordinator for the current role, or it expired".into(),
+            CitusColumnLimits { table } => format!(
+                "on Citus, fluent does not support column limits on \"{table}\" yet"
+            ),
             CitusItemRoles { table } => format!(
                 "on Citus, fluent does not support item roles (assignment and child tables) on \"{table}\" yet"
             ),
@@ -354,6 +360,7 @@ impl FluentError {
             CitusRowsUnread { .. } => "fluent_who_can reads a Citus table's rows on the nodes that hold them, connecting as the calling role: each node must accept that connection from the coordinator.".into(),
             CitusRowRequest => "Call fluent_who_can on the coordinator.".into(),
             CitusItemRoles { .. } => "Protect it with an owner column or a membership table without a role column.".into(),
+            CitusColumnLimits { .. } => "Citus runs a view's shard queries as the querying role, not as the view's owner, so the masked view could not read the limited columns on the workers: keep such columns in a table that is not distributed.".into(),
             IdentityChangedWhilePlanning => "A function run while planning (an IMMUTABLE one) called fluent_set_user, fluent_reset_user, fluent_authenticate or fluent_set_workspace: change the identity in a statement of its own.".into(),
             OtherVersionLoaded => "The extension was updated (ALTER EXTENSION fluent UPDATE) while this session used the previous version: reconnect.".into(),
             NotCatalogTable { .. } => "Drop the trigger; fluent installs its audit triggers itself.".into(),
@@ -477,6 +484,7 @@ mod fluent {
                 },
             },
             "citus_item_roles" => FluentError::CitusItemRoles { table: arg(0) },
+            "citus_column_limits" => FluentError::CitusColumnLimits { table: arg(0) },
             "citus_apply_settings" => FluentError::CitusApplySettings { setting: arg(0) },
             "citus_layout" => FluentError::CitusLayout {
                 table: arg(0),

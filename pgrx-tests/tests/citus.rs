@@ -1608,7 +1608,9 @@ fn who_can_on_citus_confines_a_delegated_administrator_to_their_workspace() {
          SELECT create_distributed_table('ws_projects', 'ws', shard_count => 4);
          SELECT create_distributed_table('ws_members', 'ws', colocate_with => 'ws_projects');
          INSERT INTO ws_projects VALUES ('default', 3), ('other', 3), ('other', 5);
-         INSERT INTO ws_members VALUES ('default', 3, 'ann'), ('other', 3, 'bob'), ('other', 5, 'bob');",
+         INSERT INTO ws_members VALUES ('default', 3, 'ann'), ('other', 3, 'ann'), ('other', 3, 'bob'),
+                                       ('other', 5, 'bob');
+         GRANT SELECT ON ws_projects, ws_members TO it_tester;",
     )
     .unwrap();
     dba.batch_execute(
@@ -1649,6 +1651,89 @@ fn who_can_on_citus_confines_a_delegated_administrator_to_their_workspace() {
         ]
     );
     assert_eq!(other, "P0002");
+    // The policies confine the rows to the acting workspace too: ann, a
+    // member of both projects 3, reads the default workspace's only.
+    let mut app = connect(0, &db, TESTER);
+    app.batch_execute("BEGIN; SELECT fluent_set_user('ann', true)")
+        .unwrap();
+    let rows: Vec<(String, i64)> = app
+        .query("SELECT ws, id FROM ws_projects", &[])
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    app.batch_execute("COMMIT").unwrap();
+    assert_eq!(rows, [("default".to_owned(), 3)]);
+}
+
+#[test]
+fn a_partitioned_distributed_table_is_protected_with_its_partitions_and_column_limits_are_refused()
+{
+    let db = database("partitions");
+    let mut dba = connect(0, &db, "postgres");
+    dba.batch_execute("SELECT fluent_citus_setup()").unwrap();
+    dba.batch_execute(&format!(
+        "SELECT fluent_create_module('notes'), fluent_create_module('secrets');
+         SELECT fluent_create_role('reader'), fluent_set_permission('reader', 'notes', 'read', 'own');
+         SELECT fluent_create_user('ann'), fluent_create_user('bob'), fluent_grant_role('ann', 'reader');
+         CREATE TABLE pnotes (tenant int, id bigint, owner text, secret text, PRIMARY KEY (tenant, id))
+           PARTITION BY RANGE (tenant);
+         CREATE TABLE pnotes_a PARTITION OF pnotes FOR VALUES FROM (0) TO (4);
+         CREATE TABLE pnotes_b PARTITION OF pnotes FOR VALUES FROM (4) TO (8);
+         SELECT create_distributed_table('pnotes', 'tenant', shard_count => 4);
+         INSERT INTO pnotes SELECT g % 8, g, (ARRAY['ann', 'bob'])[g % 2 + 1], 's' FROM generate_series(1, 20) g;
+         GRANT SELECT ON pnotes, pnotes_b TO {TESTER};"
+    ))
+    .unwrap();
+    dba.batch_execute("SELECT fluent_protect('pnotes', 'notes', owner_column => 'owner')")
+        .unwrap();
+    // A partition made after the protection gets its policies too.
+    dba.batch_execute(&format!(
+        "CREATE TABLE pnotes_c PARTITION OF pnotes FOR VALUES FROM (8) TO (12);
+         INSERT INTO pnotes VALUES (9, 98, 'ann', 's'), (9, 99, 'bob', 's');
+         GRANT SELECT ON pnotes_c TO {TESTER};"
+    ))
+    .unwrap();
+    let mut app = connect(0, &db, TESTER);
+    let anns: Vec<i64> = (1..=20).filter(|g| g % 2 == 0).chain([98]).collect();
+    assert_eq!(
+        acting(&mut app, "ann", "SELECT id FROM pnotes ORDER BY id"),
+        anns
+    );
+    assert_eq!(
+        acting(&mut app, "ann", "SELECT id FROM pnotes_b ORDER BY id"),
+        anns.iter()
+            .copied()
+            .filter(|g| (4..8).contains(&(g % 8)) && *g <= 20)
+            .collect::<Vec<_>>()
+    );
+    assert_eq!(acting(&mut app, "ann", "SELECT id FROM pnotes_c"), [98]);
+    assert_eq!(
+        acting(&mut app, "bob", "SELECT id FROM pnotes ORDER BY id"),
+        Vec::<i64>::new()
+    );
+    let intact = |dba: &mut Client| -> bool {
+        dba.query_one(
+            "SELECT intact FROM fluent.protection_status WHERE table_name = 'pnotes'::regclass",
+            &[],
+        )
+        .unwrap()
+        .get(0)
+    };
+    assert!(intact(&mut dba));
+    // Column limits are refused before anything is made.
+    assert_eq!(
+        sqlstate(
+            dba.batch_execute("SELECT fluent_protect_columns('pnotes', '{secret}', 'secrets')")
+        ),
+        "0A000"
+    );
+    let masked: Option<String> = dba
+        .query_one("SELECT to_regclass('pnotes_masked')::text", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(masked, None);
+    assert!(intact(&mut dba));
 }
 
 /// A worker answers only a request the coordinator signed, for the role it
