@@ -43,18 +43,31 @@ BEGIN
     RETURN CASE WHEN coordinator THEN 'coordinator' ELSE 'worker' END;
 END $$;
 
+-- The relation a schema-qualified name (as quote_ident writes it) names, or
+-- NULL: looked up in the catalog, without the schema's USAGE check that
+-- regclass input makes (fluent_owner, and a reporting role, need none on the
+-- schemas of the tables they read about).
+CREATE FUNCTION fluent._relation_named(qualified text) RETURNS regclass
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp SET citus.override_table_visibility = off
+BEGIN ATOMIC
+    SELECT c.oid::regclass
+      FROM parse_ident(qualified) x, pg_namespace n JOIN pg_class c ON c.relnamespace = n.oid
+     WHERE cardinality(x) = 2 AND n.nspname = x[1] AND c.relname = x[2];
+END;
+
 -- This node's placements of tbl when tbl is a Citus table (none on a node
--- that holds none); NULL when it is no Citus table.
+-- that holds none); NULL when it is no Citus table. (Citus hides shards from
+-- pg_class, and names them in tbl's schema.)
 CREATE FUNCTION fluent._local_placements(tbl regclass) RETURNS regclass[]
-LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp SET citus.override_table_visibility = off AS $$
 DECLARE
     placements regclass[];
 BEGIN
     IF fluent._citus_node() <> 'none' THEN
         EXECUTE 'SELECT CASE WHEN EXISTS (SELECT 1 FROM pg_dist_partition WHERE logicalrelid = $1)
-                 THEN ARRAY(SELECT shard_name(s.logicalrelid, s.shardid, false)::regclass
-                              FROM pg_dist_shard s JOIN pg_dist_placement p ON p.shardid = s.shardid
-                             WHERE s.logicalrelid = $1 AND p.shardstate = 1
+                 THEN ARRAY(SELECT r FROM pg_dist_shard s JOIN pg_dist_placement p ON p.shardid = s.shardid,
+                                          fluent._relation_named(shard_name(s.logicalrelid, s.shardid, false)) r
+                             WHERE s.logicalrelid = $1 AND p.shardstate = 1 AND r IS NOT NULL
                                AND p.groupid = (SELECT groupid FROM pg_dist_local_group)
                              ORDER BY s.shardid) END'
             INTO placements USING tbl;
@@ -68,7 +81,7 @@ CREATE FUNCTION fluent._local_placements_named(names text[]) RETURNS regclass[]
 LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
 BEGIN ATOMIC
     SELECT coalesce(array_agg(p), '{}')
-      FROM unnest(names) r, unnest(fluent._local_placements(r::regclass)) p;
+      FROM unnest(names) r, unnest(fluent._local_placements(fluent._relation_named(r))) p;
 END;
 
 -- The relations a policy reads tbl's rows from on this node
@@ -83,11 +96,13 @@ BEGIN
     relations := coalesce(fluent._local_placements(tbl)::text[], ARRAY[tbl::text]);
 END $$;
 
--- The nodes fluent_who_can reads a Citus table's rows on
--- (src/placed_rows.rs): each node holding a placement of tbl, or, for a
--- table every holder has whole (a reference table), one of them, this node
--- when it is one; and whether the node is this one.
-CREATE FUNCTION fluent._citus_row_nodes(tbl regclass, OUT node_name text, OUT node_port integer, OUT here boolean)
+-- The nodes holding a placement of tbl, and whether each is this node. With
+-- one_copy, for a table every holder has whole (a reference table), one of
+-- them: this node when it is one. (fluent_who_can reads the row on them,
+-- src/placed_rows.rs; fluent_protection_problems checks their shards,
+-- src/shard_checks.rs.)
+CREATE FUNCTION fluent._citus_placement_nodes(tbl regclass, one_copy boolean,
+                                              OUT node_name text, OUT node_port integer, OUT here boolean)
 RETURNS SETOF record
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
@@ -98,8 +113,82 @@ BEGIN
             AND n.groupid IN (SELECT p.groupid FROM pg_dist_shard s JOIN pg_dist_placement p ON p.shardid = s.shardid
                                WHERE s.logicalrelid = $1 AND p.shardstate = 1)
           ORDER BY n.groupid = l.groupid DESC, n.groupid
-          LIMIT CASE WHEN (SELECT partmethod FROM pg_dist_partition WHERE logicalrelid = $1) = ''n'' THEN 1 END'
-        USING tbl;
+          LIMIT CASE WHEN $2 AND (SELECT partmethod FROM pg_dist_partition WHERE logicalrelid = $1) = ''n'' THEN 1 END'
+        USING tbl, one_copy;
+END $$;
+
+-- The policies of tbl as fluent._policies_of gives them, with the roles
+-- named (role OIDs differ between nodes): what each shard of tbl must carry
+-- (fluent._citus_local_shard_problems).
+CREATE FUNCTION fluent._policies_named(tbl regclass) RETURNS jsonb
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
+BEGIN ATOMIC
+    SELECT coalesce(jsonb_object_agg(pol.polname, jsonb_build_object(
+               'command', pol.polcmd::text, 'permissive', pol.polpermissive,
+               'roles', (SELECT array_agg(CASE WHEN r = 0 THEN 'public' ELSE pg_get_userbyid(r)::text END ORDER BY 1)
+                           FROM unnest(pol.polroles) r),
+               'using', pg_get_expr(pol.polqual, pol.polrelid), 'check', pg_get_expr(pol.polwithcheck, pol.polrelid))),
+           '{}'::jsonb)
+      FROM pg_policy pol WHERE pol.polrelid = tbl;
+END;
+
+-- On a Citus node, what no longer matches on this node's shards of the
+-- relations expected names (schema-qualified names, each with its policies
+-- as fluent._policies_named gives them on the coordinator): row security
+-- disabled or not forced, policies missing or changed, permissive ones
+-- added. A shard's
+-- policies name the shard where the coordinator's name the table. Returns
+-- [{relation, shard, problem, detail}]. It reads only PostgreSQL's catalogs,
+-- as the caller (fluent_protection_problems on the coordinator asks each
+-- node, src/shard_checks.rs), with Citus's hiding of shards from pg_class
+-- turned off (it would hide the rows checked).
+CREATE FUNCTION fluent._citus_local_shard_problems(expected jsonb) RETURNS jsonb
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp SET citus.override_table_visibility = off AS $$
+DECLARE
+    rel text;
+    policies jsonb;
+    shard regclass;
+    flags record;
+    actual jsonb;
+    want jsonb;
+    k text;
+    table_ref text;
+    shard_ref text;
+    found jsonb := '[]';
+BEGIN
+    FOR rel, policies IN SELECT * FROM jsonb_each(expected) LOOP
+        FOREACH shard IN ARRAY coalesce(fluent._local_placements(fluent._relation_named(rel)), '{}') LOOP
+            SELECT cl.relrowsecurity, cl.relforcerowsecurity INTO flags FROM pg_class cl WHERE cl.oid = shard;
+            IF NOT flags.relrowsecurity THEN
+                found := found || jsonb_build_object('relation', rel, 'shard', shard::text,
+                    'problem', 'row-level security disabled', 'detail', 'every role with privileges on the shard sees and changes its rows');
+            END IF;
+            IF NOT flags.relforcerowsecurity THEN
+                found := found || jsonb_build_object('relation', rel, 'shard', shard::text,
+                    'problem', 'row-level security not forced', 'detail', 'the owner sees and changes the shard''s rows');
+            END IF;
+            actual := fluent._policies_named(shard);
+            table_ref := (SELECT quote_ident(cl.relname) FROM pg_class cl WHERE cl.oid = fluent._relation_named(rel)) || '.';
+            shard_ref := (SELECT quote_ident(cl.relname) FROM pg_class cl WHERE cl.oid = shard) || '.';
+            FOR k IN SELECT jsonb_object_keys(policies) LOOP
+                want := policies -> k || jsonb_build_object('using', replace(policies -> k ->> 'using', table_ref, shard_ref),
+                                                            'check', replace(policies -> k ->> 'check', table_ref, shard_ref));
+                IF NOT actual ? k THEN
+                    found := found || jsonb_build_object('relation', rel, 'shard', shard::text,
+                        'problem', 'policy missing', 'detail', format('%s was dropped on the shard', k));
+                ELSIF actual -> k <> want THEN
+                    found := found || jsonb_build_object('relation', rel, 'shard', shard::text,
+                        'problem', 'policy changed', 'detail', format('%s on the shard is not the table''s', k));
+                END IF;
+            END LOOP;
+            FOR k IN SELECT x FROM jsonb_object_keys(actual) x
+                      WHERE NOT policies ? x AND (actual -> x ->> 'permissive')::boolean LOOP
+                found := found || jsonb_build_object('relation', rel, 'shard', shard::text,
+                    'problem', 'permissive policy added', 'detail', format('%s is OR-ed with fluent''s policies on the shard and widens access', k));
+            END LOOP;
+        END LOOP;
+    END LOOP;
+    RETURN found;
 END $$;
 
 -- Whether tbl is a Citus table (distributed, reference or Citus local): its

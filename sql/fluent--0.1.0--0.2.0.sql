@@ -6285,18 +6285,31 @@ BEGIN
     RETURN CASE WHEN coordinator THEN 'coordinator' ELSE 'worker' END;
 END $$;
 
+-- The relation a schema-qualified name (as quote_ident writes it) names, or
+-- NULL: looked up in the catalog, without the schema's USAGE check that
+-- regclass input makes (fluent_owner, and a reporting role, need none on the
+-- schemas of the tables they read about).
+CREATE FUNCTION fluent._relation_named(qualified text) RETURNS regclass
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp SET citus.override_table_visibility = off
+BEGIN ATOMIC
+    SELECT c.oid::regclass
+      FROM parse_ident(qualified) x, pg_namespace n JOIN pg_class c ON c.relnamespace = n.oid
+     WHERE cardinality(x) = 2 AND n.nspname = x[1] AND c.relname = x[2];
+END;
+
 -- This node's placements of tbl when tbl is a Citus table (none on a node
--- that holds none); NULL when it is no Citus table.
+-- that holds none); NULL when it is no Citus table. (Citus hides shards from
+-- pg_class, and names them in tbl's schema.)
 CREATE FUNCTION fluent._local_placements(tbl regclass) RETURNS regclass[]
-LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp SET citus.override_table_visibility = off AS $$
 DECLARE
     placements regclass[];
 BEGIN
     IF fluent._citus_node() <> 'none' THEN
         EXECUTE 'SELECT CASE WHEN EXISTS (SELECT 1 FROM pg_dist_partition WHERE logicalrelid = $1)
-                 THEN ARRAY(SELECT shard_name(s.logicalrelid, s.shardid, false)::regclass
-                              FROM pg_dist_shard s JOIN pg_dist_placement p ON p.shardid = s.shardid
-                             WHERE s.logicalrelid = $1 AND p.shardstate = 1
+                 THEN ARRAY(SELECT r FROM pg_dist_shard s JOIN pg_dist_placement p ON p.shardid = s.shardid,
+                                          fluent._relation_named(shard_name(s.logicalrelid, s.shardid, false)) r
+                             WHERE s.logicalrelid = $1 AND p.shardstate = 1 AND r IS NOT NULL
                                AND p.groupid = (SELECT groupid FROM pg_dist_local_group)
                              ORDER BY s.shardid) END'
             INTO placements USING tbl;
@@ -6310,7 +6323,7 @@ CREATE FUNCTION fluent._local_placements_named(names text[]) RETURNS regclass[]
 LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
 BEGIN ATOMIC
     SELECT coalesce(array_agg(p), '{}')
-      FROM unnest(names) r, unnest(fluent._local_placements(r::regclass)) p;
+      FROM unnest(names) r, unnest(fluent._local_placements(fluent._relation_named(r))) p;
 END;
 
 -- The relations a policy reads tbl's rows from on this node
@@ -6325,11 +6338,13 @@ BEGIN
     relations := coalesce(fluent._local_placements(tbl)::text[], ARRAY[tbl::text]);
 END $$;
 
--- The nodes fluent_who_can reads a Citus table's rows on
--- (src/placed_rows.rs): each node holding a placement of tbl, or, for a
--- table every holder has whole (a reference table), one of them, this node
--- when it is one; and whether the node is this one.
-CREATE FUNCTION fluent._citus_row_nodes(tbl regclass, OUT node_name text, OUT node_port integer, OUT here boolean)
+-- The nodes holding a placement of tbl, and whether each is this node. With
+-- one_copy, for a table every holder has whole (a reference table), one of
+-- them: this node when it is one. (fluent_who_can reads the row on them,
+-- src/placed_rows.rs; fluent_protection_problems checks their shards,
+-- src/shard_checks.rs.)
+CREATE FUNCTION fluent._citus_placement_nodes(tbl regclass, one_copy boolean,
+                                              OUT node_name text, OUT node_port integer, OUT here boolean)
 RETURNS SETOF record
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
@@ -6340,8 +6355,82 @@ BEGIN
             AND n.groupid IN (SELECT p.groupid FROM pg_dist_shard s JOIN pg_dist_placement p ON p.shardid = s.shardid
                                WHERE s.logicalrelid = $1 AND p.shardstate = 1)
           ORDER BY n.groupid = l.groupid DESC, n.groupid
-          LIMIT CASE WHEN (SELECT partmethod FROM pg_dist_partition WHERE logicalrelid = $1) = ''n'' THEN 1 END'
-        USING tbl;
+          LIMIT CASE WHEN $2 AND (SELECT partmethod FROM pg_dist_partition WHERE logicalrelid = $1) = ''n'' THEN 1 END'
+        USING tbl, one_copy;
+END $$;
+
+-- The policies of tbl as fluent._policies_of gives them, with the roles
+-- named (role OIDs differ between nodes): what each shard of tbl must carry
+-- (fluent._citus_local_shard_problems).
+CREATE FUNCTION fluent._policies_named(tbl regclass) RETURNS jsonb
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
+BEGIN ATOMIC
+    SELECT coalesce(jsonb_object_agg(pol.polname, jsonb_build_object(
+               'command', pol.polcmd::text, 'permissive', pol.polpermissive,
+               'roles', (SELECT array_agg(CASE WHEN r = 0 THEN 'public' ELSE pg_get_userbyid(r)::text END ORDER BY 1)
+                           FROM unnest(pol.polroles) r),
+               'using', pg_get_expr(pol.polqual, pol.polrelid), 'check', pg_get_expr(pol.polwithcheck, pol.polrelid))),
+           '{}'::jsonb)
+      FROM pg_policy pol WHERE pol.polrelid = tbl;
+END;
+
+-- On a Citus node, what no longer matches on this node's shards of the
+-- relations expected names (schema-qualified names, each with its policies
+-- as fluent._policies_named gives them on the coordinator): row security
+-- disabled or not forced, policies missing or changed, permissive ones
+-- added. A shard's
+-- policies name the shard where the coordinator's name the table. Returns
+-- [{relation, shard, problem, detail}]. It reads only PostgreSQL's catalogs,
+-- as the caller (fluent_protection_problems on the coordinator asks each
+-- node, src/shard_checks.rs), with Citus's hiding of shards from pg_class
+-- turned off (it would hide the rows checked).
+CREATE FUNCTION fluent._citus_local_shard_problems(expected jsonb) RETURNS jsonb
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp SET citus.override_table_visibility = off AS $$
+DECLARE
+    rel text;
+    policies jsonb;
+    shard regclass;
+    flags record;
+    actual jsonb;
+    want jsonb;
+    k text;
+    table_ref text;
+    shard_ref text;
+    found jsonb := '[]';
+BEGIN
+    FOR rel, policies IN SELECT * FROM jsonb_each(expected) LOOP
+        FOREACH shard IN ARRAY coalesce(fluent._local_placements(fluent._relation_named(rel)), '{}') LOOP
+            SELECT cl.relrowsecurity, cl.relforcerowsecurity INTO flags FROM pg_class cl WHERE cl.oid = shard;
+            IF NOT flags.relrowsecurity THEN
+                found := found || jsonb_build_object('relation', rel, 'shard', shard::text,
+                    'problem', 'row-level security disabled', 'detail', 'every role with privileges on the shard sees and changes its rows');
+            END IF;
+            IF NOT flags.relforcerowsecurity THEN
+                found := found || jsonb_build_object('relation', rel, 'shard', shard::text,
+                    'problem', 'row-level security not forced', 'detail', 'the owner sees and changes the shard''s rows');
+            END IF;
+            actual := fluent._policies_named(shard);
+            table_ref := (SELECT quote_ident(cl.relname) FROM pg_class cl WHERE cl.oid = fluent._relation_named(rel)) || '.';
+            shard_ref := (SELECT quote_ident(cl.relname) FROM pg_class cl WHERE cl.oid = shard) || '.';
+            FOR k IN SELECT jsonb_object_keys(policies) LOOP
+                want := policies -> k || jsonb_build_object('using', replace(policies -> k ->> 'using', table_ref, shard_ref),
+                                                            'check', replace(policies -> k ->> 'check', table_ref, shard_ref));
+                IF NOT actual ? k THEN
+                    found := found || jsonb_build_object('relation', rel, 'shard', shard::text,
+                        'problem', 'policy missing', 'detail', format('%s was dropped on the shard', k));
+                ELSIF actual -> k <> want THEN
+                    found := found || jsonb_build_object('relation', rel, 'shard', shard::text,
+                        'problem', 'policy changed', 'detail', format('%s on the shard is not the table''s', k));
+                END IF;
+            END LOOP;
+            FOR k IN SELECT x FROM jsonb_object_keys(actual) x
+                      WHERE NOT policies ? x AND (actual -> x ->> 'permissive')::boolean LOOP
+                found := found || jsonb_build_object('relation', rel, 'shard', shard::text,
+                    'problem', 'permissive policy added', 'detail', format('%s is OR-ed with fluent''s policies on the shard and widens access', k));
+            END LOOP;
+        END LOOP;
+    END LOOP;
+    RETURN found;
 END $$;
 
 -- Whether tbl is a Citus table (distributed, reference or Citus local): its
@@ -7218,18 +7307,36 @@ GRANT EXECUTE ON FUNCTION fluent.rls_local_rows_support(internal), fluent._rows_
     fluent._local_rows_sql(oid, text[], text), fluent.rls_local_rows(anyelement, oid, text[], text) TO fluent_owner;
 
 -- Issue 21: fluent_who_can over Citus tables reads the row on the nodes
--- holding the table's placements, by requests the coordinator signs.
+-- holding the table's placements, by requests the coordinator signs; and
+-- fluent_protection_problems asks each node about its shards.
 CREATE FUNCTION fluent."_citus_placed_rows"("request" TEXT) RETURNS TEXT
 STRICT STABLE PARALLEL RESTRICTED
 LANGUAGE c /* Rust */
 AS 'fluent-0.2.0', '_citus_placed_rows_wrapper';
+CREATE FUNCTION fluent."_citus_shard_problems"("tbl" oid, "expected" jsonb)
+RETURNS TABLE ("relation" TEXT, "problem" TEXT, "detail" TEXT)
+STRICT VOLATILE PARALLEL RESTRICTED
+LANGUAGE c /* Rust */
+AS 'fluent-0.2.0', '_citus_shard_problems_wrapper';
 REVOKE ALL ON FUNCTION fluent._local_placements(regclass), fluent._local_placements_named(text[]),
-    fluent._citus_row_nodes(regclass), fluent._citus_placed_rows(text), fluent._is_citus_table(regclass) FROM PUBLIC;
+    fluent._citus_placement_nodes(regclass, boolean), fluent._citus_placed_rows(text), fluent._is_citus_table(regclass),
+    fluent._relation_named(text), fluent._policies_named(regclass), fluent._citus_local_shard_problems(jsonb),
+    fluent._citus_shard_problems(oid, jsonb) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION fluent._citus_placed_rows(text) TO PUBLIC;
 GRANT EXECUTE ON FUNCTION fluent._local_placements(regclass), fluent._local_placements_named(text[]),
-    fluent._citus_row_nodes(regclass), fluent._is_citus_table(regclass) TO fluent_admin;
+    fluent._citus_placement_nodes(regclass, boolean), fluent._is_citus_table(regclass), fluent._relation_named(text),
+    fluent._policies_named(regclass), fluent._citus_local_shard_problems(jsonb), fluent._citus_shard_problems(oid, jsonb)
+    TO fluent_admin;
+GRANT EXECUTE ON FUNCTION fluent._is_citus_table(regclass), fluent._policies_named(regclass), fluent._citus_shard_problems(oid, jsonb),
+    fluent._citus_local_shard_problems(jsonb), fluent._local_placements(regclass), fluent._relation_named(text)
+    TO fluent_reader;
 GRANT EXECUTE ON FUNCTION fluent._local_placements(regclass), fluent._local_placements_named(text[]),
-    fluent._citus_row_nodes(regclass), fluent._citus_placed_rows(text), fluent._is_citus_table(regclass) TO fluent_owner;
+    fluent._citus_placement_nodes(regclass, boolean), fluent._citus_placed_rows(text), fluent._is_citus_table(regclass),
+    fluent._relation_named(text), fluent._policies_named(regclass), fluent._citus_local_shard_problems(jsonb),
+    fluent._citus_shard_problems(oid, jsonb) TO fluent_owner;
+-- pg_read_all_data reads past grants, not past row security.
+ALTER TABLE fluent.token_settings ENABLE ROW LEVEL SECURITY;
+ALTER TABLE fluent.citus_secret ENABLE ROW LEVEL SECURITY;
 
 -- Column limits are refused on Citus tables (sql/columns.sql).
 CREATE OR REPLACE FUNCTION @extschema@.fluent_protect_columns(
@@ -7317,4 +7424,191 @@ BEGIN
        SET module = EXCLUDED.module, read_action = EXCLUDED.read_action, write_action = EXCLUDED.write_action;
     PERFORM fluent._install_column_limits(p, view_name);
     RETURN to_regclass(view_name);
+END $$;
+CREATE OR REPLACE FUNCTION @extschema@.fluent_protection_problems()
+RETURNS TABLE (table_name regclass, relation regclass, problem text, detail text)
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    p fluent.protected_tables;
+    expected jsonb;
+    actual jsonb;
+    c record;
+    k text;
+    on_membership boolean;
+BEGIN
+    FOR p IN SELECT * FROM fluent.protected_tables x ORDER BY x.table_name::text LOOP
+        table_name := p.table_name;
+        FOR relation, expected, on_membership IN
+            SELECT p.table_name, p.policies, false
+            UNION ALL SELECT d, p.policies, false FROM fluent._descendants(p.table_name) d
+            UNION ALL SELECT p.membership_table, p.membership_policies, true WHERE p.membership_table IS NOT NULL
+            -- The membership table's partitions and children (but those
+            -- under another protection's membership table, checked there)
+            -- carry its policies, where the row written is named by the
+            -- partition or child: the recorded text with that name in place
+            -- of the membership table's, as PostgreSQL prints it (the
+            -- relation's name, quoted as needed, then the column). One named
+            -- t or m, as the policies' inner aliases are, is printed with
+            -- those renamed (t_1), and reported as changed although it is not.
+            UNION ALL
+            SELECT d, (SELECT jsonb_object_agg(x.policy, x.def || jsonb_build_object(
+                                  'using', replace(x.def->>'using', member_ref, child_ref),
+                                  'check', replace(x.def->>'check', member_ref, child_ref)))
+                         FROM jsonb_each(p.membership_policies) x (policy, def)), true
+              FROM fluent._descendants(p.membership_table) d
+             CROSS JOIN LATERAL (
+                 SELECT (SELECT quote_ident(cl.relname) FROM pg_class cl WHERE cl.oid = p.membership_table)
+                            || '.' || quote_ident(p.membership_row_column),
+                        (SELECT quote_ident(cl.relname) FROM pg_class cl WHERE cl.oid = d)
+                            || '.' || quote_ident(p.membership_row_column)) r (member_ref, child_ref)
+             WHERE p.membership_table IS NOT NULL
+               AND NOT EXISTS (SELECT 1 FROM fluent.protected_tables o
+                                WHERE o.table_name <> p.table_name
+                                  AND (o.membership_table = d OR d IN (SELECT fluent._descendants(o.membership_table))))
+        LOOP
+            SELECT cl.relrowsecurity, cl.relforcerowsecurity INTO c FROM pg_class cl WHERE cl.oid = relation;
+            IF NOT c.relrowsecurity THEN
+                problem := 'row-level security disabled';
+                detail := 'every role with privileges on it sees and changes every row';
+                RETURN NEXT;
+            END IF;
+            IF NOT c.relforcerowsecurity THEN
+                problem := 'row-level security not forced';
+                detail := 'its owner sees and changes every row';
+                RETURN NEXT;
+            END IF;
+            actual := fluent._policies_of(relation);
+            FOR k IN SELECT jsonb_object_keys(expected) LOOP
+                IF NOT actual ? k THEN
+                    problem := 'policy missing';
+                    detail := format('%s was dropped', k);
+                    RETURN NEXT;
+                ELSIF actual -> k <> expected -> k THEN
+                    problem := 'policy changed';
+                    detail := format('%s is not what fluent_protect() created', k);
+                    RETURN NEXT;
+                END IF;
+            END LOOP;
+            FOR k IN SELECT x FROM jsonb_object_keys(actual) x
+                      WHERE NOT expected ? x AND (actual -> x ->> 'permissive')::boolean LOOP
+                problem := 'permissive policy added';
+                detail := format('%s is OR-ed with fluent''s policies and widens access', k);
+                RETURN NEXT;
+            END LOOP;
+            -- A query reads a child's rows under the policies of the table
+            -- it names: a parent outside the protection (INHERIT, ATTACH
+            -- PARTITION) reads and changes them past fluent's. (The
+            -- membership table's partitions and children have it, or its
+            -- partitions and children, as parents.)
+            FOR c IN
+                SELECT i.inhparent::regclass AS parent, pt.module
+                  FROM pg_inherits i LEFT JOIN fluent.protected_tables pt ON pt.table_name = i.inhparent
+                 WHERE i.inhrelid = relation AND i.inhparent <> p.table_name
+                   AND i.inhparent NOT IN (SELECT fluent._descendants(p.table_name))
+                   AND NOT (on_membership AND (i.inhparent = p.membership_table
+                                               OR i.inhparent IN (SELECT fluent._descendants(p.membership_table))))
+                 ORDER BY 1
+            LOOP
+                problem := 'parent outside the protection';
+                detail := format('it inherits from %s, which %s: queries on %s read and change its rows without these policies; detach it (NO INHERIT or DETACH PARTITION)',
+                                 c.parent, coalesce('fluent protects for module ' || c.module, 'fluent does not protect'), c.parent);
+                RETURN NEXT;
+            END LOOP;
+        END LOOP;
+        -- Limited columns the table, or one of its partitions and children,
+        -- lets roles read directly, past the masked view.
+        FOR c IN
+            SELECT DISTINCT cl.oid::regclass AS rel, pc.column_name,
+                   CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE quote_ident(r.rolname) END AS grantee,
+                   cl.oid = p.table_name AS on_table
+              FROM fluent.protected_columns pc
+              JOIN pg_class cl ON cl.oid = pc.table_name OR cl.oid IN (SELECT fluent._descendants(p.table_name))
+              JOIN pg_attribute att ON att.attrelid = cl.oid AND att.attname = pc.column_name
+             CROSS JOIN LATERAL (SELECT * FROM aclexplode(cl.relacl) UNION ALL SELECT * FROM aclexplode(att.attacl)) a
+              LEFT JOIN pg_roles r ON r.oid = a.grantee
+             WHERE pc.table_name = p.table_name AND a.privilege_type = 'SELECT' AND a.grantee <> cl.relowner
+             ORDER BY 4 DESC, 1, 2, 3
+        LOOP
+            relation := c.rel;
+            problem := 'limited column readable';
+            detail := CASE WHEN c.rel = p.table_name
+                THEN format('%s may read column %I of the table itself, unmasked: revoke it and grant the other columns', c.grantee, c.column_name)
+                ELSE format('%s may read column %I of this partition or child directly, unmasked: revoke it', c.grantee, c.column_name) END;
+            RETURN NEXT;
+        END LOOP;
+        IF p.masked_view IS NOT NULL THEN
+            RETURN QUERY SELECT p.table_name, x.relation, x.problem, x.detail FROM fluent._column_limit_problems(p) x;
+        END IF;
+        RETURN QUERY SELECT p.table_name, x.relation, x.problem, x.detail FROM fluent._item_trigger_problems(p) x;
+        -- On Citus, each node's shards of the table and of its membership
+        -- table, against the policies their tables carry here.
+        IF fluent._is_citus_table(p.table_name) THEN
+            RETURN QUERY
+                SELECT p.table_name, coalesce(x.relation::regclass, p.table_name), x.problem, x.detail
+                  FROM fluent._citus_shard_problems(p.table_name,
+                           -- (Named schema-qualified: the search path here is pg_catalog's.)
+                           (SELECT jsonb_object_agg(r::text, fluent._policies_named(r))
+                              FROM (SELECT p.table_name UNION SELECT fluent._descendants(p.table_name)
+                                    UNION SELECT p.membership_table WHERE p.membership_table IS NOT NULL
+                                    UNION SELECT fluent._descendants(p.membership_table)
+                                     WHERE p.membership_table IS NOT NULL) t (r))) x;
+        END IF;
+        FOR c IN
+            WITH RECURSIVE protected_rels (relid) AS (
+                SELECT p.table_name::oid UNION ALL SELECT d::oid FROM fluent._descendants(p.table_name) d
+            ), readers (viewid) AS (
+                SELECT r.ev_class FROM pg_rewrite r JOIN pg_depend d ON d.classid = 'pg_rewrite'::regclass AND d.objid = r.oid
+                 WHERE d.refclassid = 'pg_class'::regclass AND d.refobjid IN (SELECT relid FROM protected_rels)
+                   AND r.ev_class <> d.refobjid
+                UNION
+                SELECT r.ev_class FROM pg_rewrite r JOIN pg_depend d ON d.classid = 'pg_rewrite'::regclass AND d.objid = r.oid
+                  JOIN readers ON d.refclassid = 'pg_class'::regclass AND d.refobjid = readers.viewid
+                 WHERE r.ev_class <> d.refobjid
+            ), views (viewid, relkind, invoker) AS (
+                SELECT v.oid, v.relkind, v.relkind = 'v' AND EXISTS (SELECT 1 FROM unnest(v.reloptions) opt
+                        WHERE lower(opt) IN ('security_invoker=true', 'security_invoker=on', 'security_invoker=1', 'security_invoker=yes'))
+                  FROM readers JOIN pg_class v ON v.oid = readers.viewid
+            ), reads (viewid, relid, attnum) AS (
+                -- the columns each reader's query names (0: a whole row, or none)
+                SELECT r.ev_class, d.refobjid, d.refobjsubid FROM pg_rewrite r JOIN views ON views.viewid = r.ev_class
+                  JOIN pg_depend d ON d.classid = 'pg_rewrite'::regclass AND d.objid = r.oid AND d.refclassid = 'pg_class'::regclass
+                 WHERE d.refobjid <> r.ev_class
+            ), limited (relid, attnum) AS (
+                -- the limited columns of the table and its partitions and
+                -- children (a security_invoker view reads them with the
+                -- privileges of the current user, also under another view)
+                SELECT a.attrelid, a.attnum FROM pg_attribute a JOIN fluent.protected_columns pc ON pc.column_name = a.attname
+                 WHERE pc.table_name = p.table_name AND a.attrelid IN (SELECT relid FROM protected_rels) AND NOT a.attisdropped
+            )
+            SELECT v.oid::regclass AS viewid, v.relkind, o.rolname, o.rolsuper, o.rolbypassrls, views.invoker,
+                   (SELECT string_agg(DISTINCT quote_ident(a.attname), ', ') FROM reads JOIN limited USING (relid, attnum)
+                      JOIN pg_attribute a ON a.attrelid = limited.relid AND a.attnum = limited.attnum
+                     WHERE reads.viewid = v.oid) AS limited_columns,
+                   -- a whole-row reference (a Var with varattno 0) to a relation with limited columns
+                   EXISTS (SELECT 1 FROM reads JOIN pg_rewrite r ON r.ev_class = reads.viewid
+                            WHERE reads.viewid = v.oid AND reads.relid IN (SELECT relid FROM limited)
+                              AND r.ev_action::text LIKE '%:varattno 0 %') AS whole_rows
+              FROM views JOIN pg_class v ON v.oid = views.viewid JOIN pg_roles o ON o.oid = v.relowner
+             ORDER BY 1
+        LOOP
+            CONTINUE WHEN c.invoker;
+            relation := c.viewid;
+            IF c.relkind = 'm' THEN
+                problem := 'materialized view bypasses the policies';
+                detail := format('owned by %s%s: it stores the rows and columns its last refresh read, whoever was acting then, and shows them to whoever may read it',
+                                 quote_ident(c.rolname), CASE WHEN c.rolsuper THEN ', a superuser' WHEN c.rolbypassrls THEN ', a BYPASSRLS role' ELSE '' END);
+            ELSIF c.rolsuper OR c.rolbypassrls THEN
+                problem := 'view bypasses the policies';
+                detail := format('owned by %s, a %s, without security_invoker', quote_ident(c.rolname),
+                                 CASE WHEN c.rolsuper THEN 'superuser' ELSE 'BYPASSRLS role' END);
+            ELSIF (c.limited_columns IS NOT NULL OR c.whole_rows) AND c.viewid IS DISTINCT FROM p.masked_view THEN
+                problem := 'view exposes limited columns';
+                detail := format('owned by %s, without security_invoker: whoever may read it reads %s unmasked, with its owner''s column privileges (the policies still filter the rows)',
+                                 quote_ident(c.rolname), coalesce('column ' || c.limited_columns, 'whole rows'));
+            ELSE
+                CONTINUE;
+            END IF;
+            RETURN NEXT;
+        END LOOP;
+    END LOOP;
 END $$;

@@ -61,6 +61,11 @@ GRANT SELECT ON ALL TABLES IN SCHEMA fluent TO fluent_admin;
 REVOKE ALL ON fluent.token_settings FROM fluent_admin;
 -- ... and the key that signs the identity sent to Citus workers.
 REVOKE ALL ON fluent.citus_secret FROM fluent_admin;
+-- Both also have row security, with no policy: pg_read_all_data (a backup
+-- or analytics role) reads every table past its grants, but not past row
+-- security. Their owner, the catalog owner, and superusers still read them.
+ALTER TABLE fluent.token_settings ENABLE ROW LEVEL SECURITY;
+ALTER TABLE fluent.citus_secret ENABLE ROW LEVEL SECURITY;
 GRANT INSERT, UPDATE, DELETE ON fluent.workspaces, fluent.users, fluent.modules, fluent.actions, fluent.roles,
     fluent.permissions, fluent.grants, fluent.overrides, fluent.teams, fluent.team_members, fluent.admin_rights,
     fluent.requirements, fluent.item_roles, fluent.item_role_actions,
@@ -152,7 +157,9 @@ GRANT EXECUTE ON FUNCTION fluent._column_limit_problems(fluent.protected_tables)
     fluent._reach_sql(text, text, text, text), fluent._key_test_sql(text, text, text, boolean), fluent._user_key_sql(text),
     fluent._reached_keys_sql(text, text, text), fluent._typed_keys_sql(text, text, text), fluent._key_kind(regclass, name, text),
     fluent._unsupported_key_type(regclass, name, regtype, text), fluent._citus_node(), fluent._rows_of_sql(regclass, name[], text),
-    fluent._pointed_at_sql(regclass, name, regclass, name, text), fluent._citus_distribution_column(regclass)
+    fluent._pointed_at_sql(regclass, name, regclass, name, text), fluent._citus_distribution_column(regclass),
+    fluent._is_citus_table(regclass), fluent._policies_named(regclass), fluent._citus_shard_problems(oid, jsonb),
+    fluent._citus_local_shard_problems(jsonb), fluent._local_placements(regclass), fluent._relation_named(text)
     TO fluent_reader;
 
 -- On Citus, fluent_replicator sends the catalog changes (sql/citus.sql):

@@ -345,7 +345,9 @@ pub fn run_on_nodes(nodes: &[(String, i32)], command: &str) -> Vec<(String, i32,
                 isnull: false,
             };
         }
-        function(fcinfo);
+        // Citus would log the command to the caller: a request it carries
+        // is for the nodes only.
+        owner::with_setting(c"citus.log_remote_commands", c"off", || function(fcinfo));
         if !rsinfo.setResult.is_null() {
             let slot = pg_sys::MakeSingleTupleTableSlot(desc, &pg_sys::TTSOpsMinimalTuple);
             while pg_sys::tuplestore_gettupleslot(rsinfo.setResult, true, false, slot) {

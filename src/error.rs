@@ -90,6 +90,8 @@ pub enum FluentError {
         node: String,
         message: String,
     },
+    /// `fluent_who_can` on a Citus table this transaction locked exclusively.
+    CitusRowsLocked { table: String },
     /// On a Citus node, a request to read a row that the coordinator did not
     /// sign for this role, or that expired.
     CitusRowRequest,
@@ -161,6 +163,7 @@ impl FluentError {
             LocalRowsType { .. } => PgSqlErrorCode::ERRCODE_DATATYPE_MISMATCH,
             CitusRowsUnread { .. } => PgSqlErrorCode::ERRCODE_CONNECTION_EXCEPTION,
             CitusRowRequest => PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
+            CitusRowsLocked { .. } => PgSqlErrorCode::ERRCODE_OBJECT_IN_USE,
             CitusLayout { .. }
             | CitusItemRoles { .. }
             | CitusColumnLimits { .. }
@@ -252,6 +255,9 @@ impl FluentError {
                 message,
             } => format!(
                 "fluent_who_can could not read the rows of \"{table}\" on Citus node {node}: {message}"
+            ),
+            CitusRowsLocked { table } => format!(
+                "fluent_who_can cannot read the rows of \"{table}\" on the Citus nodes in a transaction that locked it exclusively"
             ),
             CitusRowRequest => "this request to read a row was not made by fluent_who_can on the coordinator for the current role, or it expired".into(),
             CitusColumnLimits { table } => format!(
@@ -359,6 +365,7 @@ impl FluentError {
             LocalRowsType { .. } => "Pass a sample of the column's type (NULL::<type>, or NULL::record for several columns).".into(),
             CitusRowsUnread { .. } => "fluent_who_can reads a Citus table's rows on the nodes that hold them, connecting as the calling role: each node must accept that connection from the coordinator.".into(),
             CitusRowRequest => "Call fluent_who_can on the coordinator.".into(),
+            CitusRowsLocked { .. } => "The nodes read the rows on connections of their own, which would wait for this transaction's lock (ALTER TABLE, LOCK TABLE): ask in another transaction.".into(),
             CitusItemRoles { .. } => "Protect it with an owner column or a membership table without a role column.".into(),
             CitusColumnLimits { .. } => "Citus runs a view's shard queries as the querying role, not as the view's owner, so the masked view could not read the limited columns on the workers: keep such columns in a table that is not distributed.".into(),
             IdentityChangedWhilePlanning => "A function run while planning (an IMMUTABLE one) called fluent_set_user, fluent_reset_user, fluent_authenticate or fluent_set_workspace: change the identity in a statement of its own.".into(),

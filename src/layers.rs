@@ -18,6 +18,7 @@ const ORDER: &[&str] = &[
     "loaders",
     "rows",
     "placed_rows",
+    "shard_checks",
     "probes",
     "gucs",
     "gate",

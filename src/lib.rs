@@ -19,6 +19,7 @@
 //!    - `loaders`: reading the catalog (`sql/loaders.sql`) into Rust values
 //!    - `rows`: reading the row `fluent_who_can` asks about without running its owner's code
 //!    - `placed_rows`: on Citus, reading that row on the nodes holding the table's placements, by signed requests
+//!    - `shard_checks`: on Citus, asking each node whether its shards still carry their tables' row security and policies
 //!    - `probes`: one user's holdings by index probes, without the executor (a first check)
 //! 3. State:
 //!    - `gucs`: the settings that carry the acting user and workspace
@@ -68,6 +69,7 @@ mod probes;
 mod reports;
 mod rows;
 mod scope;
+mod shard_checks;
 mod token;
 mod trigger;
 mod who_can;

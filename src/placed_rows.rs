@@ -34,9 +34,10 @@ use crate::loaders::{RowFacts, RowLookup};
 use crate::owner;
 use crate::rows;
 
-/// How long a request is valid, in seconds (plus the default leeway of the
-/// verification, 60 s, for clocks that differ between nodes).
-const REQUEST_LIFETIME: u64 = 30;
+/// How long a request is valid, in seconds: long enough for the nodes to be
+/// dialled; plus `REQUEST_LEEWAY` for clocks that differ between nodes.
+const REQUEST_LIFETIME: u64 = 10;
+const REQUEST_LEEWAY: u64 = 5;
 
 /// What a node reads: relations as qualified names (the same on every node),
 /// columns by name.
@@ -82,12 +83,13 @@ pub fn read(
     in_workspace: Option<&str>,
 ) -> RowFacts {
     rows::check_key(table, &lookup.key_column, row_key);
+    refuse_own_exclusive_locks(table, &lookup);
     let confined = in_workspace.filter(|_| lookup.workspace_column.is_some());
     let request = request(table, &lookup, row_key, confined);
     let nodes: Vec<(String, i32, bool)> = owner::as_catalog_owner(|client| {
         owner::select(
             client,
-            "SELECT node_name, node_port, here FROM fluent._citus_row_nodes($1)",
+            "SELECT node_name, node_port, here FROM fluent._citus_placement_nodes($1, true)",
             &[table.into()],
         )
         .map(|row| {
@@ -120,6 +122,28 @@ pub fn read(
         // Item roles on Citus tables are refused (sql/citus.sql).
         item_module: None,
         assignments: Vec::new(),
+    }
+}
+
+/// Refuses to ask the nodes while this transaction holds an exclusive lock
+/// on the table or its membership table (`ALTER TABLE`, `LOCK TABLE`): Citus
+/// holds it on their shards too, so the nodes' new connections would wait
+/// for this transaction, which waits for them.
+fn refuse_own_exclusive_locks(table: pg_sys::Oid, lookup: &RowLookup) {
+    for &relation in lookup.relations.iter().chain(&lookup.membership_relations) {
+        let locked = unsafe {
+            let rel = pg_sys::table_open(relation, pg_sys::AccessShareLock as i32);
+            let locked =
+                pg_sys::CheckRelationLockedByMe(rel, pg_sys::AccessExclusiveLock as i32, false);
+            pg_sys::table_close(rel, pg_sys::NoLock as i32);
+            locked
+        };
+        if locked {
+            FluentError::CitusRowsLocked {
+                table: qualified(table),
+            }
+            .report();
+        }
     }
 }
 
@@ -230,8 +254,7 @@ fn placed(request: &Request) -> Vec<Placed> {
     };
     rows::keyed_rows(
         &relations,
-        &request.key_column,
-        &request.key,
+        &[(&request.key_column, &request.key)],
         &[
             request.owner_column.as_deref(),
             request.workspace_column.as_deref(),
@@ -249,28 +272,33 @@ fn placed(request: &Request) -> Vec<Placed> {
             &request.membership_user_column,
         ) {
             (Some(row_column), Some(user_column)) => {
-                let mut users: Vec<String> = rows::keyed_rows(
-                    &membership_relations,
-                    row_column,
-                    &request.key,
-                    &[Some(user_column), member_distribution],
-                )
-                .into_iter()
-                // A membership row of another tenant's item with this key.
-                .filter(|m| member_distribution.is_none() || m[1] == distributed_by)
-                .filter_map(|mut m| m.swap_remove(0))
-                .collect();
+                // Between distributed tables, the membership rows of this
+                // item's tenant only: its distribution value, compared as
+                // the column's type compares it (1.0 is 1.00).
+                let mut keys = vec![(row_column.as_str(), request.key.as_str())];
+                match (member_distribution, &distributed_by) {
+                    (Some(column), Some(value)) => keys.push((column, value.as_str())),
+                    // A row without a distribution value has no members.
+                    (Some(_), None) => return (owner, workspace, Vec::new()),
+                    (None, _) => {}
+                }
+                let mut users: Vec<String> =
+                    rows::keyed_rows(&membership_relations, &keys, &[Some(user_column)])
+                        .into_iter()
+                        .filter_map(|mut m| m.pop().flatten())
+                        .collect();
                 users.sort();
                 users.dedup();
                 users
             }
             _ => Vec::new(),
         };
-        Placed {
-            owner,
-            workspace,
-            assignees,
-        }
+        (owner, workspace, assignees)
+    })
+    .map(|(owner, workspace, assignees)| Placed {
+        owner,
+        workspace,
+        assignees,
     })
     .collect()
 }
@@ -310,6 +338,7 @@ fn verified(signed: &str) -> Option<Request> {
     let secret = citus::secret()?;
     let mut validation = Validation::new(Algorithm::HS256);
     validation.set_required_spec_claims(&["exp"]);
+    validation.leeway = REQUEST_LEEWAY;
     let request = jsonwebtoken::decode::<Request>(
         signed,
         &DecodingKey::from_secret(secret.as_bytes()),

@@ -128,13 +128,12 @@ impl Printed {
     }
 }
 
-/// The rows of the heap tables among `relations` whose `column` equals the
-/// key, each as the text of the `columns` asked for (None where no column is
-/// named, or the value is NULL).
+/// The rows of the heap tables among `relations` whose columns equal the
+/// keys (column, key), each as the text of the `columns` asked for (None
+/// where no column is named, or the value is NULL).
 fn matching_rows(
     relations: &[pg_sys::Oid],
-    column: &str,
-    key: &Key,
+    keys: &[(&str, &Key)],
     columns: &[Option<&str>],
 ) -> Vec<Vec<Option<String>>> {
     let mut rows = Vec::new();
@@ -152,39 +151,43 @@ fn matching_rows(
                 }
                 .report();
             }
-            let attnum = attnum(oid, column);
-            let typ = pg_sys::get_atttype(oid, attnum);
-            if pg_sys::getBaseType(typ) != key.base {
-                FluentError::WhoCanKeyType {
-                    table: relation_text(oid),
-                    column: column.to_owned(),
-                    typ: CStr::from_ptr(pg_sys::format_type_be(typ))
-                        .to_string_lossy()
-                        .into_owned(),
+            let mut scan_keys: Vec<pg_sys::ScanKeyData> = Vec::with_capacity(keys.len());
+            for &(column, key) in keys {
+                let attnum = attnum(oid, column);
+                let typ = pg_sys::get_atttype(oid, attnum);
+                if pg_sys::getBaseType(typ) != key.base {
+                    FluentError::WhoCanKeyType {
+                        table: relation_text(oid),
+                        column: column.to_owned(),
+                        typ: CStr::from_ptr(pg_sys::format_type_be(typ))
+                            .to_string_lossy()
+                            .into_owned(),
+                    }
+                    .report();
                 }
-                .report();
+                let mut scan_key: pg_sys::ScanKeyData = std::mem::zeroed();
+                pg_sys::ScanKeyEntryInitialize(
+                    &mut scan_key,
+                    0,
+                    attnum,
+                    pg_sys::BTEqualStrategyNumber as u16,
+                    pg_sys::InvalidOid,
+                    key.collation,
+                    key.equal,
+                    key.datum,
+                );
+                scan_keys.push(scan_key);
             }
             let printed: Vec<Option<Printed>> = columns
                 .iter()
                 .map(|c| c.map(|c| Printed::of(oid, c)))
                 .collect();
-            let mut scan_key: pg_sys::ScanKeyData = std::mem::zeroed();
-            pg_sys::ScanKeyEntryInitialize(
-                &mut scan_key,
-                0,
-                attnum,
-                pg_sys::BTEqualStrategyNumber as u16,
-                pg_sys::InvalidOid,
-                key.collation,
-                key.equal,
-                key.datum,
-            );
             use pg_sys::ScanOptions::*;
             let scan = pg_sys::heap_beginscan(
                 rel,
                 pg_sys::GetActiveSnapshot(),
-                1,
-                &mut scan_key,
+                scan_keys.len() as i32,
+                scan_keys.as_mut_ptr(),
                 std::ptr::null_mut(),
                 SO_TYPE_SEQSCAN | SO_ALLOW_STRAT | SO_ALLOW_SYNC | SO_ALLOW_PAGEMODE,
             );
@@ -222,7 +225,7 @@ pub fn item_roles_naming(
         return Vec::new();
     };
     let key = parse_key(first, column, name);
-    matching_rows(relations, column, &key, &[Some(role_column)])
+    matching_rows(relations, &[(column, &key)], &[Some(role_column)])
         .into_iter()
         .filter_map(|mut row| row.pop().flatten())
         .collect()
@@ -290,21 +293,29 @@ pub fn check_key(table: pg_sys::Oid, column: &str, row_key: &str) {
     parse_key(table, column, row_key);
 }
 
-/// The rows of `relations` (tables of the same columns) whose `column`
-/// equals `row_key`, each as the text of `columns` (None where no column is
-/// named, or the value is NULL), read as `read` reads rows. No relations:
-/// no rows.
+/// The rows of `relations` (tables of the same columns) whose columns equal
+/// the values of `keys` (column, value as text, compared as the column's
+/// type compares them), each as the text of `columns` (None where no column
+/// is named, or the value is NULL), read as `read` reads rows. No
+/// relations: no rows.
 pub fn keyed_rows(
     relations: &[pg_sys::Oid],
-    column: &str,
-    row_key: &str,
+    keys: &[(&str, &str)],
     columns: &[Option<&str>],
 ) -> Vec<Vec<Option<String>>> {
     let Some(&first) = relations.first() else {
         return Vec::new();
     };
-    let key = parse_key(first, column, row_key);
-    matching_rows(relations, column, &key, columns)
+    let parsed: Vec<Key> = keys
+        .iter()
+        .map(|&(column, value)| parse_key(first, column, value))
+        .collect();
+    let keys: Vec<(&str, &Key)> = keys
+        .iter()
+        .zip(&parsed)
+        .map(|(&(column, _), key)| (column, key))
+        .collect();
+    matching_rows(relations, &keys, columns)
 }
 
 /// The row of `table` keyed `row_key` (in `in_workspace` only, for a caller
@@ -319,8 +330,7 @@ pub fn read(
     let confined = in_workspace.filter(|_| lookup.workspace_column.is_some());
     let found: Vec<Vec<Option<String>>> = matching_rows(
         &lookup.relations,
-        &lookup.key_column,
-        &key,
+        &[(&lookup.key_column, &key)],
         &[
             lookup.item_column.as_deref(),
             lookup.workspace_column.as_deref(),
@@ -344,8 +354,7 @@ pub fn read(
     ) {
         (Some(row_column), Some(user_column)) => matching_rows(
             &lookup.membership_relations,
-            row_column,
-            &key,
+            &[(row_column, &key)],
             &[Some(user_column)],
         )
         .into_iter()
@@ -367,8 +376,7 @@ pub fn read(
             let item_key = parse_key(assignment_table, row_column, &item);
             matching_rows(
                 &lookup.assignment_relations,
-                row_column,
-                &item_key,
+                &[(row_column, &item_key)],
                 &[
                     lookup.assignment_user_column.as_deref(),
                     lookup.assignment_team_column.as_deref(),

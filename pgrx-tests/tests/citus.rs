@@ -1495,6 +1495,48 @@ fn explain_the_views_and_who_can_answer_on_the_coordinator() {
             .get(0);
         assert!(explained > 0 || scope == "none", "{user}");
     }
+    // The shards are checked on their nodes: a table owner (a superuser
+    // here) on a worker unforces row security on one, drops a policy of
+    // another, and adds a permissive policy to a reference table's.
+    let notes = local_shards(&db, 1, "notes");
+    let shared = local_shards(&db, 2, "shared_notes");
+    connect(1, &db, "postgres")
+        .batch_execute(&format!(
+            "ALTER TABLE {} NO FORCE ROW LEVEL SECURITY; DROP POLICY fluent_select ON {};",
+            notes[0], notes[1]
+        ))
+        .unwrap();
+    connect(2, &db, "postgres")
+        .batch_execute(&format!("CREATE POLICY open ON {} USING (true)", shared[0]))
+        .unwrap();
+    let problems: Vec<(String, String)> = reader
+        .query(
+            "SELECT relation::text, problem || ': ' || detail FROM fluent_protection_problems() ORDER BY 1, 2",
+            &[],
+        )
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    let (host, ports) = fluent_pgrx_tests::citus::nodes();
+    let on = |node: usize| format!("on node {host}:{}", ports[node]);
+    assert_eq!(
+        problems,
+        [
+            (
+                "notes".to_owned(),
+                format!("policy missing: shard public.{} {}: fluent_select was dropped on the shard", notes[1], on(1))
+            ),
+            (
+                "notes".to_owned(),
+                format!("row-level security not forced: shard public.{} {}: the owner sees and changes the shard's rows", notes[0], on(1))
+            ),
+            (
+                "shared_notes".to_owned(),
+                format!("permissive policy added: shard public.{} {}: open is OR-ed with fluent's policies on the shard and widens access", shared[0], on(2))
+            ),
+        ]
+    );
     // fluent_who_can reads a Citus table's rows where they are: the
     // reference table's on one of its nodes. (Note 5 is ann's.)
     assert_eq!(
@@ -1737,58 +1779,152 @@ fn a_partitioned_distributed_table_is_protected_with_its_partitions_and_column_l
 }
 
 /// A worker answers only a request the coordinator signed, for the role it
-/// runs as: not one copied into another role's session, changed, or written
-/// by hand.
+/// runs as, unexpired: not one for another role, changed, expired, or
+/// written by hand. The coordinator does not show the request to the caller
+/// (Citus logs remote commands on request).
 #[test]
 fn a_worker_answers_only_requests_signed_for_its_session_role() {
     let db = distributed_projects("who_can_requests");
     let mut dba = connect(0, &db, "postgres");
-    dba.batch_execute(&format!("GRANT fluent_reader TO {AUTHENTICATOR}"))
-        .unwrap();
-    // The request fluent_who_can sends, as Citus logs it to the caller.
+    dba.batch_execute(&format!(
+        "GRANT fluent_reader TO {AUTHENTICATOR}; GRANT SELECT ON projects TO {AUTHENTICATOR}"
+    ))
+    .unwrap();
     let (mut reader, notices) = connect_collecting_notices(0, &db, AUTHENTICATOR);
     reader
         .batch_execute("SET citus.log_remote_commands = on; SET client_min_messages = log")
         .unwrap();
     assert_eq!(who_can(&mut reader, "projects", "4").len(), 2);
+    reader
+        .batch_execute("SELECT count(*) FROM projects")
+        .unwrap();
     let logged = notices.lock().unwrap().join("\n");
-    let at = logged
-        .find("_citus_placed_rows('")
-        .unwrap_or_else(|| panic!("no request logged: {logged}"))
-        + "_citus_placed_rows('".len();
-    let request = &logged[at..at + logged[at..].find('\'').unwrap()];
-    let ask = |client: &mut Client, request: &str| {
-        client.query_one("SELECT fluent._citus_placed_rows($1)", &[&request])
+    assert!(logged.contains("FROM (SELECT"), "{logged}");
+    assert!(!logged.contains("_citus_placed_rows"), "{logged}");
+    // Requests as the coordinator writes them, signed with the cluster's
+    // secret (read here by a superuser).
+    let secret: String = dba
+        .query_one("SELECT secret FROM fluent.citus_secret", &[])
+        .unwrap()
+        .get(0);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let sign = |role: &str, exp: u64| {
+        let claims = serde_json::json!({
+            "role": role, "relations": ["public.projects"], "key_column": "id",
+            "owner_column": null, "workspace_column": null, "distribution": ["tenant", "tenant"],
+            "membership_relations": ["public.project_members"], "membership_row_column": "project_id",
+            "membership_user_column": "user_key", "key": "4", "workspace": null, "exp": exp,
+        });
+        jsonwebtoken::encode(
+            &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+            &claims,
+            &jsonwebtoken::EncodingKey::from_secret(secret.as_bytes()),
+        )
+        .unwrap()
+    };
+    let ask = |node: usize, role: &str, request: &str| {
+        connect(node, &db, role).query_one("SELECT fluent._citus_placed_rows($1)", &[&request])
     };
     // Its own role, on a worker: answered (the row is on one of them).
+    let request = sign(AUTHENTICATOR, now + 10);
     let answers: Vec<String> = (1..=2)
-        .map(|node| {
-            ask(&mut connect(node, &db, AUTHENTICATOR), request)
-                .unwrap()
-                .get(0)
-        })
+        .map(|node| ask(node, AUTHENTICATOR, &request).unwrap().get(0))
         .collect();
     assert!(answers.iter().any(|a| a.contains("\"bob\"")), "{answers:?}");
-    // Another role, a changed request, one written by hand: refused.
-    let mut changed = request.to_owned();
+    // Another role, a changed request, an expired one, one written by hand:
+    // refused.
+    let mut changed = request.clone();
     let dot = changed.find('.').unwrap();
-    changed.replace_range(
-        dot + 2..dot + 3,
-        if &request[dot + 2..dot + 3] == "A" {
-            "B"
-        } else {
-            "A"
-        },
-    );
-    // {"alg":"none"} . {"role":"it_tester", ...}: no signature.
-    let unsigned = "eyJhbGciOiJub25lIn0.eyJyb2xlIjoiaXRfdGVzdGVyIn0.";
+    let swapped = if &request[dot + 2..dot + 3] == "A" {
+        "B"
+    } else {
+        "A"
+    };
+    changed.replace_range(dot + 2..dot + 3, swapped);
+    // {"alg":"none"} . {"role":"it_tester"}: no signature.
+    let unsigned = "eyJhbGciOiJub25lIn0.eyJyb2xlIjoiaXRfdGVzdGVyIn0.".to_owned();
     for (node, role, request) in [
-        (1, TESTER, request),
-        (1, AUTHENTICATOR, changed.as_str()),
-        (1, TESTER, unsigned),
+        (1, TESTER, request.clone()),
+        (1, AUTHENTICATOR, changed),
+        (1, AUTHENTICATOR, sign(AUTHENTICATOR, now - 30)),
+        (1, TESTER, unsigned.clone()),
         (0, AUTHENTICATOR, unsigned),
     ] {
-        let refused = ask(&mut connect(node, &db, role), request).map(|_| ());
-        assert_eq!(sqlstate(refused), "42501", "{request}");
+        let refused = ask(node, role, &request).map(|_| ());
+        assert_eq!(sqlstate(refused), "42501", "{role}: {request}");
     }
+    // A role that reads all data reads no secret on any node.
+    for node in 0..3 {
+        connect(node, &db, "postgres")
+            .batch_execute(
+                "SET citus.enable_ddl_propagation = off;
+                 DO $$ BEGIN
+                   IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'it_citus_read_all') THEN
+                     CREATE ROLE it_citus_read_all LOGIN;
+                   END IF;
+                 END $$;
+                 GRANT pg_read_all_data TO it_citus_read_all;",
+            )
+            .unwrap();
+        let secrets: i64 = connect(node, &db, "it_citus_read_all")
+            .query_one("SELECT count(*) FROM fluent.citus_secret", &[])
+            .unwrap()
+            .get(0);
+        assert_eq!(secrets, 0, "node {node}");
+    }
+}
+
+/// fluent_who_can and the policies read a Citus table in a schema the
+/// catalog owner has no privilege on; a membership row's tenant is compared
+/// as its type compares it (1.00 is tenant 1.0); and asking about a table
+/// this transaction locked exclusively is refused, not left waiting for
+/// itself.
+#[test]
+fn who_can_on_citus_reads_any_schema_compares_tenants_by_type_and_waits_for_no_own_lock() {
+    let db = database("who_can_odd");
+    let mut dba = connect(0, &db, "postgres");
+    dba.batch_execute("SELECT fluent_citus_setup()").unwrap();
+    dba.batch_execute(&format!(
+        "SELECT fluent_create_module('tasks');
+         SELECT fluent_create_role('member'), fluent_set_permission('member', 'tasks', 'read', 'own');
+         SELECT fluent_create_user(u), fluent_grant_role(u, 'member') FROM unnest('{{bob,zed}}'::text[]) u;
+         CREATE SCHEMA s;
+         GRANT USAGE ON SCHEMA s TO {TESTER}, {AUTHENTICATOR};
+         CREATE TABLE s.tasks (tenant numeric, id bigint, owner text, PRIMARY KEY (tenant, id));
+         CREATE TABLE s.task_members (tenant numeric, task_id bigint, user_key text,
+                                      FOREIGN KEY (tenant, task_id) REFERENCES s.tasks (tenant, id));
+         SELECT create_distributed_table('s.tasks', 'tenant', shard_count => 4);
+         SELECT create_distributed_table('s.task_members', 'tenant', colocate_with => 's.tasks');
+         INSERT INTO s.tasks VALUES (1.0, 10, 'bob');
+         INSERT INTO s.task_members VALUES (1.00, 10, 'zed');
+         GRANT SELECT ON s.tasks, s.task_members TO {TESTER};
+         GRANT fluent_reader TO {AUTHENTICATOR};"
+    ))
+    .unwrap();
+    dba.batch_execute(
+        "SELECT fluent_protect('s.tasks', 'tasks', owner_column => 'owner', row_column => 'id',
+                               membership_table => 's.task_members', membership_row_column => 'task_id',
+                               membership_user_column => 'user_key')",
+    )
+    .unwrap();
+    let mut app = connect(0, &db, TESTER);
+    assert_eq!(acting(&mut app, "zed", "SELECT id FROM s.tasks"), [10]);
+    let mut reader = connect(0, &db, AUTHENTICATOR);
+    assert_eq!(
+        who_can(&mut reader, "s.tasks", "10"),
+        [
+            ("bob".to_owned(), "own".to_owned(), "owner".to_owned()),
+            ("zed".into(), "own".into(), "assignee".into()),
+        ]
+    );
+    dba.batch_execute(
+        "SET statement_timeout = '20s'; BEGIN; ALTER TABLE s.tasks ADD COLUMN zz int",
+    )
+    .unwrap();
+    let refused = dba.batch_execute("SELECT * FROM fluent_who_can('s.tasks', '10')");
+    dba.batch_execute("ROLLBACK").unwrap();
+    assert_eq!(sqlstate(refused), "55006");
 }

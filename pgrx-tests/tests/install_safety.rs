@@ -3,7 +3,7 @@
 //! (non-superuser) owner of the database, and in the installing session's
 //! `pg_temp`, never run, at install time or later.
 
-use fluent_pgrx_tests::{connect, empty_database, ensure_role};
+use fluent_pgrx_tests::{connect, empty_database, ensure_role, fresh_database};
 
 /// Every planted function and operator records who ran it.
 const PLANT: &str = r#"
@@ -312,4 +312,42 @@ fn the_catalog_owner_changes_no_definitions() {
          CREATE TRIGGER t BEFORE INSERT ON other FOR EACH ROW EXECUTE FUNCTION suppress_redundant_updates_trigger();",
     )
     .unwrap();
+}
+
+/// A role that reads all data (`pg_read_all_data`: a backup or analytics
+/// role) reads the catalog, but not the token settings, which hold the
+/// secrets that verify tokens (nor, on Citus, `fluent.citus_secret`:
+/// pgrx-tests/tests/citus.rs): row security with no policy keeps it out.
+#[test]
+fn a_role_that_reads_all_data_reads_no_secrets() {
+    let db = fresh_database("read_all_data");
+    let mut su = connect(&db, "postgres");
+    ensure_role(&mut su, "it_read_all", true, &["pg_read_all_data"]);
+    su.batch_execute(
+        "UPDATE fluent.token_settings
+            SET keys = '{\"keys\": [{\"kty\": \"oct\", \"kid\": \"k\", \"k\": \"c2VjcmV0\"}]}'",
+    )
+    .unwrap();
+    let mut reader = connect(&db, "it_read_all");
+    let (settings, workspaces): (i64, i64) = {
+        let row = reader
+            .query_one(
+                "SELECT (SELECT count(*) FROM fluent.token_settings),
+                        (SELECT count(*) FROM fluent.workspaces)",
+                &[],
+            )
+            .unwrap();
+        (row.get(0), row.get(1))
+    };
+    assert_eq!((settings, workspaces), (0, 1));
+    // A superuser still reads them (and the catalog owner, as every token
+    // test shows).
+    let keys: i64 = su
+        .query_one(
+            "SELECT count(*) FROM fluent.token_settings WHERE keys IS NOT NULL",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(keys, 1);
 }
