@@ -285,6 +285,27 @@ unsafe fn refuse_copying_after_own_changes(copy: *mut pg_sys::CopyStmt) {
     }
 }
 
+/// The nodes holding a placement of `table`, as (name, port, whether it is
+/// this node); with `one_copy`, one node for a table each holds whole (a
+/// reference table), this one when it holds it (`fluent._citus_placement_nodes`).
+pub fn placement_nodes(table: pg_sys::Oid, one_copy: bool) -> Vec<(String, i32, bool)> {
+    owner::as_catalog_owner(|client| {
+        owner::select(
+            client,
+            "SELECT node_name, node_port, here FROM fluent._citus_placement_nodes($1, $2)",
+            &[table.into(), one_copy.into()],
+        )
+        .map(|row| {
+            (
+                owner::column(&row, 1).unwrap_or_default(),
+                owner::column(&row, 2).unwrap_or_default(),
+                owner::column(&row, 3).unwrap_or_default(),
+            )
+        })
+        .collect()
+    })
+}
+
 /// Runs `command` on each of `nodes` (name, port) through Citus's
 /// `master_run_on_worker`, in parallel, each on a new connection as the
 /// current role outside this transaction, and returns each node's success

@@ -86,21 +86,7 @@ pub fn read(
     refuse_own_exclusive_locks(table, &lookup);
     let confined = in_workspace.filter(|_| lookup.workspace_column.is_some());
     let request = request(table, &lookup, row_key, confined);
-    let nodes: Vec<(String, i32, bool)> = owner::as_catalog_owner(|client| {
-        owner::select(
-            client,
-            "SELECT node_name, node_port, here FROM fluent._citus_placement_nodes($1, true)",
-            &[table.into()],
-        )
-        .map(|row| {
-            (
-                owner::column(&row, 1).unwrap_or_default(),
-                owner::column(&row, 2).unwrap_or_default(),
-                owner::column(&row, 3).unwrap_or_default(),
-            )
-        })
-        .collect()
-    });
+    let nodes = citus::placement_nodes(table, true);
     let mut found: Vec<Placed> = Vec::new();
     let remote: Vec<(String, i32)> = nodes
         .iter()

@@ -16,7 +16,6 @@ use pgrx::JsonB;
 use serde::Deserialize;
 
 use crate::citus;
-use crate::owner;
 
 /// One problem a node found on one of its shards.
 #[derive(Deserialize)]
@@ -31,21 +30,7 @@ struct ShardProblem {
 /// with their policies: (relation, problem, detail naming shard and node);
 /// no relation for a node that could not be asked.
 fn shard_problems(table: pg_sys::Oid, expected: &JsonB) -> Vec<(Option<String>, String, String)> {
-    let nodes: Vec<(String, i32, bool)> = owner::as_catalog_owner(|client| {
-        owner::select(
-            client,
-            "SELECT node_name, node_port, here FROM fluent._citus_placement_nodes($1, false)",
-            &[table.into()],
-        )
-        .map(|row| {
-            (
-                owner::column(&row, 1).unwrap_or_default(),
-                owner::column(&row, 2).unwrap_or_default(),
-                owner::column(&row, 3).unwrap_or_default(),
-            )
-        })
-        .collect()
-    });
+    let nodes = citus::placement_nodes(table, false);
     let expected_text = expected.0.to_string();
     let mut answers: Vec<(String, bool, String)> = Vec::new();
     let (here, remote): (Vec<_>, Vec<_>) = nodes.into_iter().partition(|(_, _, here)| *here);
