@@ -74,6 +74,7 @@ fn layers_run_one_way() {
         loaders,
         rows,
         placed_rows,
+        shard_checks,
         probes,
         gucs,
         gate,
