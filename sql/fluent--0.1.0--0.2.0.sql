@@ -6374,60 +6374,76 @@ BEGIN ATOMIC
       FROM pg_policy pol WHERE pol.polrelid = tbl;
 END;
 
--- On a Citus node, what no longer matches on this node's shards of the
--- relations expected names (schema-qualified names, each with its policies
--- as fluent._policies_named gives them on the coordinator): row security
--- disabled or not forced, policies missing or changed, permissive ones
--- added. A shard's
--- policies name the shard where the coordinator's name the table. Returns
--- [{relation, shard, problem, detail}]. It reads only PostgreSQL's catalogs,
--- as the caller (fluent_protection_problems on the coordinator asks each
--- node, src/shard_checks.rs), with Citus's hiding of shards from pg_class
--- turned off (it would hide the rows checked).
+-- Each placement of the relations rels, with its node (name, port, whether
+-- it is this one) and its shard's schema-qualified name, from this node's
+-- metadata (src/shard_checks.rs).
+CREATE FUNCTION fluent._citus_shards_by_node(rels regclass[], OUT node_name text, OUT node_port integer,
+                                             OUT here boolean, OUT shard text, OUT relation regclass)
+RETURNS SETOF record
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    RETURN QUERY EXECUTE
+        'SELECT n.nodename::text, n.nodeport, n.groupid = l.groupid, shard_name(s.logicalrelid, s.shardid, false),
+                s.logicalrelid::regclass
+           FROM pg_dist_shard s JOIN pg_dist_placement p ON p.shardid = s.shardid
+           JOIN pg_dist_node n ON n.groupid = p.groupid, pg_dist_local_group l
+          WHERE s.logicalrelid = ANY ($1) AND p.shardstate = 1 AND n.noderole = ''primary'' AND n.isactive
+          ORDER BY 1, 2, 4'
+        USING rels;
+END $$;
+
+-- On a Citus node, what no longer matches on the shards expected names
+-- (schema-qualified, from the coordinator's metadata), each with its table
+-- and the table's policies as fluent._policies_named gives them on the
+-- coordinator: a shard missing, row security disabled or not forced,
+-- policies missing or changed, permissive ones added. Compared as text:
+-- Citus writes a table's policies on its shards as they read on the table
+-- (its policies hold no sub-select, so no column is qualified with the
+-- table's name). Returns [{relation, shard, problem, detail}]. It reads only
+-- PostgreSQL's catalogs, as the caller (fluent_protection_problems on the
+-- coordinator asks each node, src/shard_checks.rs), with Citus's hiding of
+-- shards from pg_class turned off (it would hide the rows checked).
 CREATE FUNCTION fluent._citus_local_shard_problems(expected jsonb) RETURNS jsonb
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp SET citus.override_table_visibility = off AS $$
 DECLARE
-    rel text;
-    policies jsonb;
+    name text;
+    spec jsonb;
     shard regclass;
     flags record;
     actual jsonb;
-    want jsonb;
     k text;
-    table_ref text;
-    shard_ref text;
     found jsonb := '[]';
 BEGIN
-    FOR rel, policies IN SELECT * FROM jsonb_each(expected) LOOP
-        FOREACH shard IN ARRAY coalesce(fluent._local_placements(fluent._relation_named(rel)), '{}') LOOP
-            SELECT cl.relrowsecurity, cl.relforcerowsecurity INTO flags FROM pg_class cl WHERE cl.oid = shard;
-            IF NOT flags.relrowsecurity THEN
-                found := found || jsonb_build_object('relation', rel, 'shard', shard::text,
-                    'problem', 'row-level security disabled', 'detail', 'every role with privileges on the shard sees and changes its rows');
+    FOR name, spec IN SELECT * FROM jsonb_each(expected) LOOP
+        shard := fluent._relation_named(name);
+        IF shard IS NULL THEN
+            found := found || jsonb_build_object('relation', spec ->> 'relation', 'shard', name,
+                'problem', 'shard missing', 'detail', 'the node has no such relation: queries routed to it fail');
+            CONTINUE;
+        END IF;
+        SELECT cl.relrowsecurity, cl.relforcerowsecurity INTO flags FROM pg_class cl WHERE cl.oid = shard;
+        IF NOT flags.relrowsecurity THEN
+            found := found || jsonb_build_object('relation', spec ->> 'relation', 'shard', name,
+                'problem', 'row-level security disabled', 'detail', 'every role with privileges on the shard sees and changes its rows');
+        END IF;
+        IF NOT flags.relforcerowsecurity THEN
+            found := found || jsonb_build_object('relation', spec ->> 'relation', 'shard', name,
+                'problem', 'row-level security not forced', 'detail', 'the owner sees and changes the shard''s rows');
+        END IF;
+        actual := fluent._policies_named(shard);
+        FOR k IN SELECT jsonb_object_keys(spec -> 'policies') LOOP
+            IF NOT actual ? k THEN
+                found := found || jsonb_build_object('relation', spec ->> 'relation', 'shard', name,
+                    'problem', 'policy missing', 'detail', format('%s was dropped on the shard', k));
+            ELSIF actual -> k <> spec -> 'policies' -> k THEN
+                found := found || jsonb_build_object('relation', spec ->> 'relation', 'shard', name,
+                    'problem', 'policy changed', 'detail', format('%s on the shard is not the table''s', k));
             END IF;
-            IF NOT flags.relforcerowsecurity THEN
-                found := found || jsonb_build_object('relation', rel, 'shard', shard::text,
-                    'problem', 'row-level security not forced', 'detail', 'the owner sees and changes the shard''s rows');
-            END IF;
-            actual := fluent._policies_named(shard);
-            table_ref := (SELECT quote_ident(cl.relname) FROM pg_class cl WHERE cl.oid = fluent._relation_named(rel)) || '.';
-            shard_ref := (SELECT quote_ident(cl.relname) FROM pg_class cl WHERE cl.oid = shard) || '.';
-            FOR k IN SELECT jsonb_object_keys(policies) LOOP
-                want := policies -> k || jsonb_build_object('using', replace(policies -> k ->> 'using', table_ref, shard_ref),
-                                                            'check', replace(policies -> k ->> 'check', table_ref, shard_ref));
-                IF NOT actual ? k THEN
-                    found := found || jsonb_build_object('relation', rel, 'shard', shard::text,
-                        'problem', 'policy missing', 'detail', format('%s was dropped on the shard', k));
-                ELSIF actual -> k <> want THEN
-                    found := found || jsonb_build_object('relation', rel, 'shard', shard::text,
-                        'problem', 'policy changed', 'detail', format('%s on the shard is not the table''s', k));
-                END IF;
-            END LOOP;
-            FOR k IN SELECT x FROM jsonb_object_keys(actual) x
-                      WHERE NOT policies ? x AND (actual -> x ->> 'permissive')::boolean LOOP
-                found := found || jsonb_build_object('relation', rel, 'shard', shard::text,
-                    'problem', 'permissive policy added', 'detail', format('%s is OR-ed with fluent''s policies on the shard and widens access', k));
-            END LOOP;
+        END LOOP;
+        FOR k IN SELECT x FROM jsonb_object_keys(actual) x
+                  WHERE NOT spec -> 'policies' ? x AND (actual -> x ->> 'permissive')::boolean LOOP
+            found := found || jsonb_build_object('relation', spec ->> 'relation', 'shard', name,
+                'problem', 'permissive policy added', 'detail', format('%s is OR-ed with fluent''s policies on the shard and widens access', k));
         END LOOP;
     END LOOP;
     RETURN found;
@@ -6525,6 +6541,10 @@ CREATE TABLE fluent.citus_bus (
     old_rows jsonb,
     new_rows jsonb
 );
+-- Citus copies a reference table to a node added later by logical
+-- replication (replicate_reference_tables(), the rebalancer), which needs a
+-- replica identity; the bus keeps no rows, so a full one costs nothing.
+ALTER TABLE fluent.citus_bus REPLICA IDENTITY FULL;
 COMMENT ON TABLE fluent.citus_bus IS
     'On Citus: the catalog changes the coordinator sends to every worker, applied there and never kept (see "Running on Citus" in README.md)';
 
@@ -6706,6 +6726,25 @@ BEGIN
 END
 $$;
 
+-- Runs command on every worker, on a connection of its own that commits on
+-- its own (Citus's run_command_on_workers), and raises the first failure.
+CREATE FUNCTION fluent._citus_on_workers(command text) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    failed text;
+BEGIN
+    -- (In a DO block that pins the search path first: the workers' sessions
+    -- take theirs from the database's defaults, which its owner may set.)
+    EXECUTE 'SELECT format(''%s:%s: %s'', nodename, nodeport, result)
+               FROM pg_catalog.run_command_on_workers($1) WHERE NOT success LIMIT 1'
+        INTO failed
+        USING format('DO $do$ BEGIN SET LOCAL search_path TO pg_catalog, pg_temp; EXECUTE %L; END $do$', command);
+    IF failed IS NOT NULL THEN
+        RAISE EXCEPTION 'fluent_citus_setup() could not run "%" on a worker: %', command, failed
+            USING ERRCODE = 'connection_exception';
+    END IF;
+END $$;
+
 -- Sets fluent up on a Citus cluster, from the coordinator, as a superuser:
 -- the role the bus connects to the workers as, the bus as a reference
 -- table, and the whole catalog sent to every worker (replacing what each
@@ -6720,6 +6759,7 @@ DECLARE
     workers int;
     pin text;
     missing boolean;
+    distributed boolean;
     replicator_settings text[] := ARRAY['search_path = pg_catalog, pg_temp', 'standard_conforming_strings = on',
                                         'default_transaction_read_only = off', 'statement_timeout = 0',
                                         'lock_timeout = 0', 'idle_in_transaction_session_timeout = 0'];
@@ -6731,27 +6771,40 @@ BEGIN
     ELSIF fluent._citus_node() = 'worker' THEN
         PERFORM fluent._raise('citus_setup', ARRAY['worker']);
     END IF;
+    -- Every statement Citus sends to the workers in this transaction runs
+    -- there with a search path nothing can capture: the workers' sessions
+    -- take theirs from the database's defaults, which its (non-superuser)
+    -- owner may set, and the catalog's rows go out as literals cast to types
+    -- named without a schema ('...'::jsonb), whose domains would run their
+    -- owner's code as this superuser, the cluster's secret in hand.
+    -- (Citus sends a SET LOCAL on when it runs inside a statement, not
+    -- directly in a function's body: hence the DO block.)
+    PERFORM set_config('citus.propagate_set_commands', 'local', true);
+    DO $pin$ BEGIN SET LOCAL search_path TO pg_catalog, pg_temp; END $pin$;
     -- Citus dials the workers as fluent_replicator (made on every node by
-    -- the install script): it must log in there. The workers first, on
-    -- connections of their own: once the role is Citus's, the ALTER ROLE
-    -- here goes to them in this transaction and holds the role's row.
-    EXECUTE 'SELECT pg_catalog.run_command_on_workers($1)' USING 'ALTER ROLE fluent_replicator LOGIN';
+    -- the install script): it must log in there. The replicator's sessions
+    -- on the workers take no setting from the database's defaults, which
+    -- its (non-superuser) owner may choose (and fluent ignores the SETs Citus
+    -- replays on them: src/citus.rs): its own come first. Its insert into the
+    -- bus names types ('...'::jsonb) that a domain of the same name earlier
+    -- in the search_path would capture, running the domain owner's check as
+    -- the replicator; its string literals are written for
+    -- standard_conforming_strings on (off, a backslash in a catalog value
+    -- would turn \" into a bare quote and rewrite the rows); and a read-only
+    -- default or a timeout would stop every catalog change, revokes
+    -- included.
+    -- Once the role is a Citus object (after the first setup), Citus sends
+    -- the ALTER ROLEs below to every node in this transaction, a node added
+    -- since included. Before, they reach the workers only through
+    -- connections of their own, each checked.
+    EXECUTE 'SELECT EXISTS (SELECT 1 FROM pg_dist_object WHERE classid = ''pg_authid''::regclass AND objid = $1)'
+        INTO distributed USING 'fluent_replicator'::regrole;
+    IF NOT distributed THEN
+        FOREACH pin IN ARRAY ARRAY['LOGIN'] || ARRAY(SELECT 'SET ' || x FROM unnest(replicator_settings) x) LOOP
+            PERFORM fluent._citus_on_workers('ALTER ROLE fluent_replicator ' || pin);
+        END LOOP;
+    END IF;
     ALTER ROLE fluent_replicator LOGIN;
-    -- The replicator's sessions on the workers take no setting from the
-    -- database's defaults, which its (non-superuser) owner may choose (and
-    -- fluent ignores the SETs Citus replays on them: src/citus.rs): its own
-    -- come first. Its insert into the bus names types ('...'::jsonb) that a
-    -- domain of the same name earlier in the search_path would capture,
-    -- running the domain owner's check as the replicator; its string
-    -- literals are written for standard_conforming_strings on (off, a
-    -- backslash in a catalog value would turn \" into a bare quote and
-    -- rewrite the rows); and a read-only default or a timeout would stop
-    -- every catalog change, revokes included.
-    -- (The workers first, as above: the coordinator's ALTER ROLE goes to
-    -- them in this transaction and holds the role's settings there.)
-    FOREACH pin IN ARRAY replicator_settings LOOP
-        EXECUTE 'SELECT pg_catalog.run_command_on_workers($1)' USING 'ALTER ROLE fluent_replicator SET ' || pin;
-    END LOOP;
     FOREACH pin IN ARRAY replicator_settings LOOP
         EXECUTE 'ALTER ROLE fluent_replicator SET ' || pin;
     END LOOP;
@@ -6773,11 +6826,15 @@ BEGIN
                              'run_command_on_coordinator', 'run_command_on_placements',
                              'run_command_on_colocated_placements', 'run_command_on_shards')
     LOOP
-        EXECUTE 'SELECT pg_catalog.run_command_on_workers($1)' USING format('REVOKE EXECUTE ON FUNCTION %s FROM PUBLIC', f);
+        PERFORM fluent._citus_on_workers(format('REVOKE EXECUTE ON FUNCTION %s FROM PUBLIC', f));
         EXECUTE format('REVOKE EXECUTE ON FUNCTION %s FROM PUBLIC', f);
     END LOOP;
     RESET citus.enable_ddl_propagation;
     IF NOT fluent._citus_bus_active() THEN
+        -- Citus copies a reference table to a node added later as the
+        -- table's owner, who must log in there: the bus is the calling
+        -- superuser's, not the catalog owner's (who cannot).
+        EXECUTE format('ALTER TABLE fluent.citus_bus OWNER TO %I', current_user);
         -- The bus's trigger goes to every placement (Citus copies a
         -- table's triggers to its shards only when told they are safe).
         SET LOCAL citus.enable_unsafe_triggers = on;
@@ -7313,7 +7370,7 @@ CREATE FUNCTION fluent."_citus_placed_rows"("request" TEXT) RETURNS TEXT
 STRICT STABLE PARALLEL RESTRICTED
 LANGUAGE c /* Rust */
 AS 'fluent-0.2.0', '_citus_placed_rows_wrapper';
-CREATE FUNCTION fluent."_citus_shard_problems"("tbl" oid, "expected" jsonb)
+CREATE FUNCTION fluent."_citus_shard_problems"("relations" oid[])
 RETURNS TABLE ("relation" TEXT, "problem" TEXT, "detail" TEXT)
 STRICT VOLATILE PARALLEL RESTRICTED
 LANGUAGE c /* Rust */
@@ -7321,19 +7378,19 @@ AS 'fluent-0.2.0', '_citus_shard_problems_wrapper';
 REVOKE ALL ON FUNCTION fluent._local_placements(regclass), fluent._local_placements_named(text[]),
     fluent._citus_placement_nodes(regclass, boolean), fluent._citus_placed_rows(text), fluent._is_citus_table(regclass),
     fluent._relation_named(text), fluent._policies_named(regclass), fluent._citus_local_shard_problems(jsonb),
-    fluent._citus_shard_problems(oid, jsonb) FROM PUBLIC;
+    fluent._citus_shard_problems(oid[]), fluent._citus_shards_by_node(regclass[]), fluent._citus_on_workers(text) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION fluent._citus_placed_rows(text) TO PUBLIC;
 GRANT EXECUTE ON FUNCTION fluent._local_placements(regclass), fluent._local_placements_named(text[]),
     fluent._citus_placement_nodes(regclass, boolean), fluent._is_citus_table(regclass), fluent._relation_named(text),
-    fluent._policies_named(regclass), fluent._citus_local_shard_problems(jsonb), fluent._citus_shard_problems(oid, jsonb)
-    TO fluent_admin;
-GRANT EXECUTE ON FUNCTION fluent._is_citus_table(regclass), fluent._policies_named(regclass), fluent._citus_shard_problems(oid, jsonb),
+    fluent._policies_named(regclass), fluent._citus_local_shard_problems(jsonb), fluent._citus_shard_problems(oid[]),
+    fluent._citus_shards_by_node(regclass[]) TO fluent_admin;
+GRANT EXECUTE ON FUNCTION fluent._is_citus_table(regclass), fluent._policies_named(regclass), fluent._citus_shard_problems(oid[]),
     fluent._citus_local_shard_problems(jsonb), fluent._local_placements(regclass), fluent._relation_named(text)
     TO fluent_reader;
 GRANT EXECUTE ON FUNCTION fluent._local_placements(regclass), fluent._local_placements_named(text[]),
     fluent._citus_placement_nodes(regclass, boolean), fluent._citus_placed_rows(text), fluent._is_citus_table(regclass),
     fluent._relation_named(text), fluent._policies_named(regclass), fluent._citus_local_shard_problems(jsonb),
-    fluent._citus_shard_problems(oid, jsonb) TO fluent_owner;
+    fluent._citus_shard_problems(oid[]), fluent._citus_shards_by_node(regclass[]), fluent._citus_on_workers(text) TO fluent_owner;
 -- pg_read_all_data reads past grants, not past row security.
 ALTER TABLE fluent.token_settings ENABLE ROW LEVEL SECURITY;
 ALTER TABLE fluent.citus_secret ENABLE ROW LEVEL SECURITY;
@@ -7540,18 +7597,16 @@ BEGIN
             RETURN QUERY SELECT p.table_name, x.relation, x.problem, x.detail FROM fluent._column_limit_problems(p) x;
         END IF;
         RETURN QUERY SELECT p.table_name, x.relation, x.problem, x.detail FROM fluent._item_trigger_problems(p) x;
-        -- On Citus, each node's shards of the table and of its membership
-        -- table, against the policies their tables carry here.
+        -- On Citus, each node's shards of the table, of its membership
+        -- table and of their partitions, against the policies their tables
+        -- carry here.
         IF fluent._is_citus_table(p.table_name) THEN
             RETURN QUERY
                 SELECT p.table_name, coalesce(x.relation::regclass, p.table_name), x.problem, x.detail
-                  FROM fluent._citus_shard_problems(p.table_name,
-                           -- (Named schema-qualified: the search path here is pg_catalog's.)
-                           (SELECT jsonb_object_agg(r::text, fluent._policies_named(r))
-                              FROM (SELECT p.table_name UNION SELECT fluent._descendants(p.table_name)
-                                    UNION SELECT p.membership_table WHERE p.membership_table IS NOT NULL
-                                    UNION SELECT fluent._descendants(p.membership_table)
-                                     WHERE p.membership_table IS NOT NULL) t (r))) x;
+                  FROM fluent._citus_shard_problems(ARRAY(
+                           SELECT p.table_name UNION SELECT fluent._descendants(p.table_name)
+                           UNION SELECT p.membership_table WHERE p.membership_table IS NOT NULL
+                           UNION SELECT fluent._descendants(p.membership_table) WHERE p.membership_table IS NOT NULL)::oid[]) x;
         END IF;
         FOR c IN
             WITH RECURSIVE protected_rels (relid) AS (

@@ -131,7 +131,8 @@ BEGIN
         ELSIF fname NOT LIKE '\_load\_%' AND fname NOT IN ('_audit_insert', '_template_matrix',
                      '_take_caller', '_authorize', '_authorize_acceptance', '_scope_of', '_holds_right', '_create_token_user',
                      '_check_assignment', '_audit_assignment', '_assigned_item_actions', '_open_item_actions',
-                     '_open_item_role_names', '_has_rows', '_citus_set_applying', '_citus_apply_rows', '_citus_send_rows')
+                     '_open_item_role_names', '_has_rows', '_citus_set_applying', '_citus_apply_rows', '_citus_send_rows',
+                     '_citus_on_workers')
            AND NOT EXISTS (SELECT 1 FROM pg_proc d WHERE d.pronamespace = 'fluent'::regnamespace AND d.proname = '_do' || fname) THEN
             EXECUTE format('GRANT EXECUTE ON FUNCTION %s TO fluent_admin', f);
         END IF;
@@ -158,7 +159,7 @@ GRANT EXECUTE ON FUNCTION fluent._column_limit_problems(fluent.protected_tables)
     fluent._reached_keys_sql(text, text, text), fluent._typed_keys_sql(text, text, text), fluent._key_kind(regclass, name, text),
     fluent._unsupported_key_type(regclass, name, regtype, text), fluent._citus_node(), fluent._rows_of_sql(regclass, name[], text),
     fluent._pointed_at_sql(regclass, name, regclass, name, text), fluent._citus_distribution_column(regclass),
-    fluent._is_citus_table(regclass), fluent._policies_named(regclass), fluent._citus_shard_problems(oid, jsonb),
+    fluent._is_citus_table(regclass), fluent._policies_named(regclass), fluent._citus_shard_problems(oid[]),
     fluent._citus_local_shard_problems(jsonb), fluent._local_placements(regclass), fluent._relation_named(text)
     TO fluent_reader;
 

@@ -991,18 +991,16 @@ BEGIN
             RETURN QUERY SELECT p.table_name, x.relation, x.problem, x.detail FROM fluent._column_limit_problems(p) x;
         END IF;
         RETURN QUERY SELECT p.table_name, x.relation, x.problem, x.detail FROM fluent._item_trigger_problems(p) x;
-        -- On Citus, each node's shards of the table and of its membership
-        -- table, against the policies their tables carry here.
+        -- On Citus, each node's shards of the table, of its membership
+        -- table and of their partitions, against the policies their tables
+        -- carry here.
         IF fluent._is_citus_table(p.table_name) THEN
             RETURN QUERY
                 SELECT p.table_name, coalesce(x.relation::regclass, p.table_name), x.problem, x.detail
-                  FROM fluent._citus_shard_problems(p.table_name,
-                           -- (Named schema-qualified: the search path here is pg_catalog's.)
-                           (SELECT jsonb_object_agg(r::text, fluent._policies_named(r))
-                              FROM (SELECT p.table_name UNION SELECT fluent._descendants(p.table_name)
-                                    UNION SELECT p.membership_table WHERE p.membership_table IS NOT NULL
-                                    UNION SELECT fluent._descendants(p.membership_table)
-                                     WHERE p.membership_table IS NOT NULL) t (r))) x;
+                  FROM fluent._citus_shard_problems(ARRAY(
+                           SELECT p.table_name UNION SELECT fluent._descendants(p.table_name)
+                           UNION SELECT p.membership_table WHERE p.membership_table IS NOT NULL
+                           UNION SELECT fluent._descendants(p.membership_table) WHERE p.membership_table IS NOT NULL)::oid[]) x;
         END IF;
         FOR c IN
             WITH RECURSIVE protected_rels (relid) AS (

@@ -235,11 +235,14 @@ unsafe fn refuse_unsafe_propagation(
     // the transaction, the replicator's too, whose insert into the bus
     // names types (`'...'::jsonb`) that a domain of the same name earlier in
     // the path would capture, running its owner's check as the replicator.
+    // Only `pg_catalog, pg_temp` (what fluent_citus_setup() pins), which
+    // nothing can capture, goes through.
     if (*set).is_local
         && !(*set).name.is_null()
         && std::ffi::CStr::from_ptr((*set).name)
             .to_bytes()
             .eq_ignore_ascii_case(b"search_path")
+        && string_arguments(set) != [b"pg_catalog".as_slice(), b"pg_temp"]
     {
         FluentError::CitusSetSearchPath.report();
     }
@@ -253,6 +256,32 @@ unsafe fn refuse_unsafe_propagation(
     if !alone(&text[..start]) || !alone(&text[end..]) {
         FluentError::CitusSetBesideStatements.report();
     }
+}
+
+/// The values of a `SET` given as strings (identifiers or literals); an
+/// empty list when any is of another kind.
+unsafe fn string_arguments<'a>(set: *const pg_sys::VariableSetStmt) -> Vec<&'a [u8]> {
+    let args = (*set).args;
+    let count = if args.is_null() {
+        0
+    } else {
+        (*args).length as usize
+    };
+    let mut values = Vec::with_capacity(count);
+    for i in 0..count {
+        let node = (*(*args).elements.add(i))
+            .ptr_value
+            .cast::<pg_sys::A_Const>();
+        if node.is_null()
+            || (*node).type_ != pg_sys::NodeTag::T_A_Const
+            || (*node).isnull
+            || (*node).val.sval.type_ != pg_sys::NodeTag::T_String
+        {
+            return Vec::new();
+        }
+        values.push(std::ffi::CStr::from_ptr((*node).val.sval.sval).to_bytes());
+    }
+    values
 }
 
 /// Whether this session logged in as `fluent_replicator` (by OID), on a
@@ -306,17 +335,22 @@ pub fn placement_nodes(table: pg_sys::Oid, one_copy: bool) -> Vec<(String, i32, 
     })
 }
 
-/// Runs `command` on each of `nodes` (name, port) through Citus's
+/// Runs each command on its node (name, port, command) through Citus's
 /// `master_run_on_worker`, in parallel, each on a new connection as the
 /// current role outside this transaction, and returns each node's success
 /// and result (its one value, or its error). Called directly: the SQL
 /// function is taken back from PUBLIC (`fluent_citus_setup()`), for it would
-/// run any SQL; this runs only fluent's.
-pub fn run_on_nodes(nodes: &[(String, i32)], command: &str) -> Vec<(String, i32, bool, String)> {
+/// run any SQL; this runs only fluent's. The node's session has the search
+/// path of the database's defaults there: a command names everything with
+/// its schema.
+pub fn run_on_nodes(nodes: &[(String, i32, String)]) -> Vec<(String, i32, bool, String)> {
     use pgrx::{FromDatum, IntoDatum};
-    let names: Vec<String> = nodes.iter().map(|(name, _)| name.clone()).collect();
-    let ports: Vec<i32> = nodes.iter().map(|(_, port)| *port).collect();
-    let commands: Vec<String> = vec![command.to_owned(); nodes.len()];
+    let names: Vec<String> = nodes.iter().map(|(name, _, _)| name.clone()).collect();
+    let ports: Vec<i32> = nodes.iter().map(|(_, port, _)| *port).collect();
+    let commands: Vec<String> = nodes
+        .iter()
+        .map(|(_, _, command)| command.clone())
+        .collect();
     let args = [
         names.into_datum(),
         ports.into_datum(),

@@ -486,7 +486,7 @@ mod fluent {
                 reason: match arg(0).as_str() {
                     "superuser" => "only a superuser may set fluent up on Citus",
                     "citus" => "the citus extension is not installed in this database",
-                    "placements" => "a worker holds no placement of fluent.citus_bus yet (added since the last setup); run SELECT replicate_reference_tables() first",
+                    "placements" => "a worker holds no placement of fluent.citus_bus yet (added since the last setup); run SELECT replicate_reference_tables() first (with 'block_writes' where wal_level is not logical)",
                     _ => "this node is a Citus worker, not the coordinator",
                 },
             },

@@ -192,9 +192,12 @@ fn ask(table: pg_sys::Oid, request: &Request, nodes: &[(String, i32)]) -> Vec<Pl
     )
     .unwrap_or_else(|e| pgrx::error!("fluent could not sign the request for the Citus nodes: {e}"));
     // A signed request is base64url and dots: nothing to quote.
+    let command = format!("SELECT fluent._citus_placed_rows('{signed}'::pg_catalog.text)");
     let answers = citus::run_on_nodes(
-        nodes,
-        &format!("SELECT fluent._citus_placed_rows('{signed}')"),
+        &nodes
+            .iter()
+            .map(|(name, port)| (name.clone(), *port, command.clone()))
+            .collect::<Vec<_>>(),
     );
     let mut found = Vec::new();
     for (name, port, success, result) in answers {

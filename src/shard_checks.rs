@@ -2,20 +2,26 @@
 //! too: Citus gives each shard the table's row security and policies, and
 //! a table owner who can log in on a worker can change a shard's there.
 //!
-//! The coordinator sends each node holding a placement of the table the
-//! policies each relation must carry (its own, with the roles named: role
-//! OIDs differ between nodes) and asks it, as the calling role through
-//! Citus (`citus::run_on_nodes`), what its shards lack
+//! The coordinator lists, from its own metadata, the shards each node holds
+//! of the table's relations (`fluent._citus_shards_by_node`), with the
+//! policies each shard must carry: its table's here, with the roles named
+//! (role OIDs differ between nodes). It asks each node, as the calling role
+//! through Citus (`citus::run_on_nodes`), what those shards lack
 //! (`fluent._citus_local_shard_problems`, sql/citus.sql, which reads only
-//! PostgreSQL's catalogs). A node that cannot be asked is reported, not
-//! skipped.
+//! PostgreSQL's catalogs and finds each shard by the name the coordinator
+//! routes queries to, not through the node's own metadata or tables). A node
+//! that cannot be asked is reported, not skipped.
+
+use std::collections::BTreeMap;
 
 use pgrx::pg_sys;
 use pgrx::prelude::*;
 use pgrx::JsonB;
 use serde::Deserialize;
+use serde_json::{json, Map, Value};
 
 use crate::citus;
+use crate::owner;
 
 /// One problem a node found on one of its shards.
 #[derive(Deserialize)]
@@ -26,35 +32,61 @@ struct ShardProblem {
     detail: String,
 }
 
-/// The problems of the shards of `table`'s relations, named in `expected`
-/// with their policies: (relation, problem, detail naming shard and node);
-/// no relation for a node that could not be asked.
-fn shard_problems(table: pg_sys::Oid, expected: &JsonB) -> Vec<(Option<String>, String, String)> {
-    let nodes = citus::placement_nodes(table, false);
-    let expected_text = expected.0.to_string();
+/// The problems of the shards of `relations`: (relation, problem, detail
+/// naming the shard and its node); no relation for a node that could not be
+/// asked.
+fn shard_problems(relations: Vec<pg_sys::Oid>) -> Vec<(Option<String>, String, String)> {
+    // Per node (name, port, whether it is this one): shard -> its table and
+    // the table's policies.
+    let mut nodes: BTreeMap<(String, i32, bool), Map<String, Value>> = BTreeMap::new();
+    owner::as_catalog_owner(|client| {
+        for row in owner::select(
+            client,
+            "SELECT node_name, node_port, here, shard, relation::pg_catalog.text, fluent._policies_named(relation)
+               FROM fluent._citus_shards_by_node($1::pg_catalog.regclass[])",
+            &[relations.into()],
+        ) {
+            let node = (
+                owner::column::<String>(&row, 1).unwrap_or_default(),
+                owner::column::<i32>(&row, 2).unwrap_or_default(),
+                owner::column::<bool>(&row, 3).unwrap_or_default(),
+            );
+            let shard: String = owner::column(&row, 4).unwrap_or_default();
+            let relation: String = owner::column(&row, 5).unwrap_or_default();
+            let policies = owner::column::<JsonB>(&row, 6).map(|j| j.0).unwrap_or_default();
+            nodes
+                .entry(node)
+                .or_default()
+                .insert(shard, json!({ "relation": relation, "policies": policies }));
+        }
+    });
     let mut answers: Vec<(String, bool, String)> = Vec::new();
-    let (here, remote): (Vec<_>, Vec<_>) = nodes.into_iter().partition(|(_, _, here)| *here);
-    for (name, port, _) in here {
-        // As the caller, as the remote nodes are asked.
-        let found = Spi::get_one_with_args::<JsonB>(
-            "SELECT fluent._citus_local_shard_problems($1)",
-            &[JsonB(expected.0.clone()).into()],
-        )
-        .unwrap_or_else(|e| pgrx::error!("{e}"));
-        answers.push((
-            format!("{name}:{port}"),
-            true,
-            found.map(|j| j.0.to_string()).unwrap_or_default(),
-        ));
+    let mut remote: Vec<(String, i32, String)> = Vec::new();
+    for ((name, port, here), expected) in nodes {
+        let expected = Value::Object(expected);
+        if here {
+            // As the caller, as the remote nodes are asked.
+            let found = Spi::get_one_with_args::<JsonB>(
+                "SELECT fluent._citus_local_shard_problems($1)",
+                &[JsonB(expected).into()],
+            )
+            .unwrap_or_else(|e| pgrx::error!("{e}"));
+            answers.push((
+                format!("{name}:{port}"),
+                true,
+                found.map(|j| j.0.to_string()).unwrap_or_default(),
+            ));
+        } else {
+            let command = format!(
+                "SELECT fluent._citus_local_shard_problems({}::pg_catalog.jsonb)",
+                pgrx::spi::quote_literal(expected.to_string())
+            );
+            remote.push((name, port, command));
+        }
     }
     if !remote.is_empty() {
-        let nodes: Vec<(String, i32)> = remote.into_iter().map(|(n, p, _)| (n, p)).collect();
-        let command = format!(
-            "SELECT fluent._citus_local_shard_problems({}::jsonb)",
-            pgrx::spi::quote_literal(&expected_text)
-        );
         answers.extend(
-            citus::run_on_nodes(&nodes, &command)
+            citus::run_on_nodes(&remote)
                 .into_iter()
                 .map(|(name, port, success, result)| (format!("{name}:{port}"), success, result)),
         );
@@ -86,13 +118,13 @@ fn shard_problems(table: pg_sys::Oid, expected: &JsonB) -> Vec<(Option<String>, 
 pub mod fluent {
     use super::*;
 
-    /// The problems of the shards of `tbl`'s relations (the keys of
-    /// `expected`), as `fluent_protection_problems` lists them.
+    /// The problems of the shards of `relations` (a protected Citus table,
+    /// its membership table and their partitions), as
+    /// `fluent_protection_problems` lists them.
     #[allow(clippy::type_complexity)]
     #[pg_extern(volatile, parallel_restricted)]
     fn _citus_shard_problems(
-        tbl: pg_sys::Oid,
-        expected: JsonB,
+        relations: Vec<pg_sys::Oid>,
     ) -> TableIterator<
         'static,
         (
@@ -101,6 +133,6 @@ pub mod fluent {
             name!(detail, String),
         ),
     > {
-        TableIterator::new(shard_problems(tbl, &expected))
+        TableIterator::new(shard_problems(relations))
     }
 }

@@ -113,3 +113,99 @@ pub fn database(name: &str) -> String {
     }
     database
 }
+
+/// A fourth node, started for one test and not in the cluster until the test
+/// adds it (`citus_add_node`) to its database; stopped and removed when
+/// dropped. Its socket is in the cluster's directory, its port the next after
+/// the workers'.
+pub struct AddedNode {
+    dir: std::path::PathBuf,
+    pub port: u16,
+}
+
+/// Citus is built for Debian's PostgreSQL 15 (`fluent_start_citus`).
+const CITUS_BIN: &str = "/usr/lib/postgresql/15/bin";
+
+fn run_as_postgres(tool: &str, args: &[&str]) {
+    let binary = std::path::Path::new(CITUS_BIN).join(tool);
+    let mut command = if crate::bouncer::running_as_root() {
+        let mut c = std::process::Command::new("runuser");
+        c.args(["-u", "postgres", "--"]).arg(binary);
+        c
+    } else {
+        std::process::Command::new(binary)
+    };
+    let output = command.args(args).output().expect("run a PostgreSQL tool");
+    assert!(
+        output.status.success(),
+        "{tool} {args:?}: {}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+impl AddedNode {
+    /// Starts the node, configured as `fluent_start_citus` configures the
+    /// others, with `database` in it and Citus installed there.
+    pub fn start(database: &str) -> AddedNode {
+        let (host, ports) = nodes();
+        let port = ports[2] + 1;
+        let dir = std::path::Path::new(&host).join("node3");
+        let _ = std::fs::remove_dir_all(&dir);
+        let data = dir.to_str().unwrap();
+        run_as_postgres(
+            "initdb",
+            &[
+                "-D",
+                data,
+                "-U",
+                "postgres",
+                "--auth=trust",
+                "--no-sync",
+                "--encoding=UTF8",
+                "--locale=C",
+            ],
+        );
+        let options = format!(
+            "-p {port} -k {host} -c listen_addresses='' -c shared_preload_libraries=citus \
+             -c session_preload_libraries=fluent_preload -c max_prepared_transactions=50 -c fsync=off"
+        );
+        let log = format!("{host}/node3.log");
+        run_as_postgres(
+            "pg_ctl",
+            &["-D", data, "-l", &log, "-w", "-o", &options, "start"],
+        );
+        let node = AddedNode { dir, port };
+        node.connect("postgres", "postgres")
+            .batch_execute(&format!("CREATE DATABASE {database}"))
+            .unwrap();
+        node.connect(database, "postgres")
+            .batch_execute("CREATE EXTENSION citus")
+            .unwrap();
+        node
+    }
+
+    pub fn connect(&self, database: &str, user: &str) -> Client {
+        let (host, _) = nodes();
+        postgres::Config::new()
+            .host(&host)
+            .port(self.port)
+            .dbname(database)
+            .user(user)
+            .connect(NoTls)
+            .unwrap_or_else(|e| panic!("connect to the added node, {database} as {user}: {e}"))
+    }
+}
+
+impl Drop for AddedNode {
+    fn drop(&mut self) {
+        let data = self.dir.clone();
+        let _ = std::panic::catch_unwind(|| {
+            run_as_postgres(
+                "pg_ctl",
+                &["-D", data.to_str().unwrap(), "-m", "fast", "-w", "stop"],
+            )
+        });
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}

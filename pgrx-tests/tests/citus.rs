@@ -1509,6 +1509,13 @@ fn explain_the_views_and_who_can_answer_on_the_coordinator() {
     connect(2, &db, "postgres")
         .batch_execute(&format!("CREATE POLICY open ON {} USING (true)", shared[0]))
         .unwrap();
+    // The shards are found by the names the coordinator routes queries to,
+    // whatever the worker's own table is called.
+    connect(1, &db, "postgres")
+        .batch_execute(
+            "SET citus.enable_ddl_propagation = off; ALTER TABLE notes RENAME TO notes_elsewhere",
+        )
+        .unwrap();
     let problems: Vec<(String, String)> = reader
         .query(
             "SELECT relation::text, problem || ': ' || detail FROM fluent_protection_problems() ORDER BY 1, 2",
@@ -1518,6 +1525,11 @@ fn explain_the_views_and_who_can_answer_on_the_coordinator() {
         .iter()
         .map(|r| (r.get(0), r.get(1)))
         .collect();
+    connect(1, &db, "postgres")
+        .batch_execute(
+            "SET citus.enable_ddl_propagation = off; ALTER TABLE notes_elsewhere RENAME TO notes",
+        )
+        .unwrap();
     let (host, ports) = fluent_pgrx_tests::citus::nodes();
     let on = |node: usize| format!("on node {host}:{}", ports[node]);
     assert_eq!(
@@ -1927,4 +1939,143 @@ fn who_can_on_citus_reads_any_schema_compares_tenants_by_type_and_waits_for_no_o
     let refused = dba.batch_execute("SELECT * FROM fluent_who_can('s.tasks', '10')");
     dba.batch_execute("ROLLBACK").unwrap();
     assert_eq!(sqlstate(refused), "55006");
+}
+
+/// A node added after the setup: the setup refuses until the bus has a
+/// placement there (Citus copies reference tables to a new node only when
+/// told), then sends it the whole catalog, and later changes reach it.
+#[test]
+fn a_node_added_after_the_setup_gets_the_catalog_when_the_setup_runs_again() {
+    let db = distributed_notes("node_added");
+    let node = fluent_pgrx_tests::citus::AddedNode::start(&db);
+    let (host, _) = fluent_pgrx_tests::citus::nodes();
+    let mut dba = connect(0, &db, "postgres");
+    // Citus copies placements through connections to "localhost" unless
+    // told the node's own name; this cluster listens on its socket only.
+    for node_client in [
+        &mut connect(0, &db, "postgres"),
+        &mut node.connect(&db, "postgres"),
+    ]
+    .into_iter()
+    .chain([
+        &mut connect(1, &db, "postgres"),
+        &mut connect(2, &db, "postgres"),
+    ]) {
+        node_client
+            .batch_execute(&format!(
+                "SET citus.enable_ddl_propagation = off;
+                 ALTER DATABASE {db} SET citus.local_hostname = '{host}'"
+            ))
+            .unwrap();
+    }
+    dba.batch_execute(&format!("SELECT citus_add_node('{host}', {})", node.port))
+        .unwrap();
+    assert_eq!(
+        sqlstate(dba.batch_execute("SELECT fluent_citus_setup()")),
+        "55000"
+    );
+    // (This cluster's wal_level is not logical.)
+    let mut dba = connect(0, &db, "postgres");
+    dba.batch_execute("SELECT replicate_reference_tables('block_writes')")
+        .unwrap();
+    let workers: i32 = dba
+        .query_one("SELECT fluent_citus_setup()", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(workers, 3);
+    let users = |client: &mut Client| -> Vec<String> {
+        client
+            .query("SELECT user_key FROM fluent.users ORDER BY 1", &[])
+            .unwrap()
+            .iter()
+            .map(|r| r.get(0))
+            .collect()
+    };
+    let mut added = node.connect(&db, "postgres");
+    assert_eq!(users(&mut added), users(&mut dba));
+    assert_eq!(scope(&mut added, "ann"), "own");
+    dba.batch_execute("SELECT fluent_revoke_role('ann', 'reader')")
+        .unwrap();
+    assert_eq!(scope(&mut added, "ann"), "none");
+    // The replicator logs in there, with its settings pinned.
+    let settings: Vec<String> = added
+        .query(
+            "SELECT unnest(s.setconfig) FROM pg_db_role_setting s
+              WHERE s.setrole = 'fluent_replicator'::regrole AND s.setdatabase = 0 ORDER BY 1",
+            &[],
+        )
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert!(
+        settings.contains(&"search_path=pg_catalog, pg_temp".to_owned()),
+        "{settings:?}"
+    );
+}
+
+/// A worker's database may belong to a non-superuser, who may set its
+/// default search path: a domain named like a type fluent sends (jsonb)
+/// captures nothing of the setup (the cluster's secret goes out then, as
+/// the calling superuser), of the shard checks or of fluent_who_can. And a
+/// table named like fluent's schema reads intact.
+#[test]
+fn a_workers_database_owner_captures_nothing_of_the_setup_or_the_checks() {
+    let db = database("owner_capture");
+    connect(2, &db, "postgres")
+        .batch_execute(&format!(
+            "SET citus.enable_ddl_propagation = off;
+             DO $$ BEGIN
+               IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'it_citus_dbowner') THEN
+                 CREATE ROLE it_citus_dbowner LOGIN;
+               END IF;
+             END $$;
+             ALTER DATABASE {db} OWNER TO it_citus_dbowner;"
+        ))
+        .unwrap();
+    connect(2, &db, "it_citus_dbowner")
+        .batch_execute(&format!(
+            "SET citus.enable_ddl_propagation = off;
+             CREATE TABLE public.loot (who text, superuser boolean, secret text);
+             GRANT INSERT ON public.loot TO PUBLIC;
+             CREATE FUNCTION public.capture(v pg_catalog.jsonb) RETURNS boolean LANGUAGE plpgsql AS $$
+             BEGIN
+               INSERT INTO public.loot SELECT current_user, rolsuper, v ->> '#secret'
+                 FROM pg_catalog.pg_roles WHERE rolname = current_user;
+               RETURN true;
+             END $$;
+             CREATE DOMAIN public.jsonb AS pg_catalog.jsonb CHECK (public.capture(VALUE));
+             ALTER DATABASE {db} SET search_path = public, pg_catalog;"
+        ))
+        .unwrap();
+    let mut dba = connect(0, &db, "postgres");
+    dba.batch_execute("SELECT fluent_citus_setup()").unwrap();
+    dba.batch_execute(&format!(
+        "SELECT fluent_create_module('notes');
+         SELECT fluent_create_role('reader'), fluent_set_permission('reader', 'notes', 'read', 'own');
+         SELECT fluent_create_user('ann'), fluent_grant_role('ann', 'reader');
+         CREATE TABLE public.fluent (tenant int, id bigint, owner text, PRIMARY KEY (tenant, id));
+         SELECT create_distributed_table('public.fluent', 'tenant', shard_count => 4);
+         INSERT INTO public.fluent SELECT g, g, 'ann' FROM generate_series(1, 8) g;
+         GRANT fluent_reader TO {AUTHENTICATOR};"
+    ))
+    .unwrap();
+    dba.batch_execute(
+        "SELECT fluent_protect('public.fluent', 'notes', owner_column => 'owner', row_column => 'id')",
+    )
+    .unwrap();
+    let mut reader = connect(0, &db, AUTHENTICATOR);
+    let status: Vec<(bool, Vec<String>)> = reader
+        .query("SELECT intact, problems FROM fluent.protection_status", &[])
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    assert_eq!(status, [(true, vec![])]);
+    assert_eq!(who_can(&mut reader, "public.fluent", "3").len(), 1);
+    let loot: i64 = connect(2, &db, "postgres")
+        .query_one("SELECT count(*) FROM public.loot", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(loot, 0);
 }
