@@ -2079,3 +2079,33 @@ fn a_workers_database_owner_captures_nothing_of_the_setup_or_the_checks() {
         .get(0);
     assert_eq!(loot, 0);
 }
+
+/// The setup's commands on the workers' own connections are checked: one
+/// that fails on a worker stops the setup, and nothing is set up.
+#[test]
+fn a_setup_command_failing_on_a_worker_stops_the_setup_whole() {
+    let db = database("setup_fails");
+    // Worker 1's sessions are read-only by default (the replicator's are
+    // not: the setup pins it, once it can).
+    connect(1, &db, "postgres")
+        .batch_execute(&format!(
+            "SET citus.enable_ddl_propagation = off;
+             ALTER DATABASE {db} SET default_transaction_read_only = on;"
+        ))
+        .unwrap();
+    let mut dba = connect(0, &db, "postgres");
+    let refused = dba.batch_execute("SELECT fluent_citus_setup()");
+    let message = refused
+        .as_ref()
+        .err()
+        .and_then(|e| e.as_db_error())
+        .map(|e| e.message().to_owned())
+        .unwrap_or_default();
+    assert_eq!(sqlstate(refused), "08000");
+    assert!(message.contains("fluent_replicator"), "{message}");
+    let active: bool = dba
+        .query_one("SELECT fluent._citus_bus_active()", &[])
+        .unwrap()
+        .get(0);
+    assert!(!active);
+}
