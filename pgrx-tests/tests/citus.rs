@@ -2056,10 +2056,17 @@ fn a_workers_database_owner_captures_nothing_of_the_setup_or_the_checks() {
          SELECT fluent_create_user('ann'), fluent_grant_role('ann', 'reader');
          CREATE TABLE public.fluent (tenant int, id bigint, owner text, PRIMARY KEY (tenant, id));
          SELECT create_distributed_table('public.fluent', 'tenant', shard_count => 4);
-         INSERT INTO public.fluent SELECT g, g, 'ann' FROM generate_series(1, 8) g;
-         GRANT fluent_reader TO {AUTHENTICATOR};"
+         INSERT INTO public.fluent SELECT g, g, 'ann' FROM generate_series(1, 8) g;"
     ))
     .unwrap();
+    // The reporting role reads on every node (the nodes' checks run as it).
+    for node in 0..3 {
+        connect(node, &db, "postgres")
+            .batch_execute(&format!(
+                "SET citus.enable_ddl_propagation = off; GRANT fluent_reader TO {AUTHENTICATOR}"
+            ))
+            .unwrap();
+    }
     dba.batch_execute(
         "SELECT fluent_protect('public.fluent', 'notes', owner_column => 'owner', row_column => 'id')",
     )
