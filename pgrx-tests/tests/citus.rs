@@ -2050,14 +2050,14 @@ fn a_workers_database_owner_captures_nothing_of_the_setup_or_the_checks() {
         .unwrap();
     let mut dba = connect(0, &db, "postgres");
     dba.batch_execute("SELECT fluent_citus_setup()").unwrap();
-    dba.batch_execute(&format!(
+    dba.batch_execute(
         "SELECT fluent_create_module('notes');
          SELECT fluent_create_role('reader'), fluent_set_permission('reader', 'notes', 'read', 'own');
          SELECT fluent_create_user('ann'), fluent_grant_role('ann', 'reader');
          CREATE TABLE public.fluent (tenant int, id bigint, owner text, PRIMARY KEY (tenant, id));
          SELECT create_distributed_table('public.fluent', 'tenant', shard_count => 4);
          INSERT INTO public.fluent SELECT g, g, 'ann' FROM generate_series(1, 8) g;"
-    ))
+    )
     .unwrap();
     // The reporting role reads on every node (the nodes' checks run as it).
     for node in 0..3 {
