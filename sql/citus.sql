@@ -75,13 +75,13 @@ BEGIN
     RETURN placements;
 END $$;
 
--- This node's placements of the relations names name (schema-qualified, as
--- src/placed_rows.rs's requests name them the same on every node).
-CREATE FUNCTION fluent._local_placements_named(names text[]) RETURNS regclass[]
+-- The relations names name (schema-qualified), in order, NULL for a name
+-- this node has no relation of: the shards a request of fluent_who_can
+-- names, from the coordinator's metadata (src/placed_rows.rs).
+CREATE FUNCTION fluent._relations_named(names text[]) RETURNS oid[]
 LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
 BEGIN ATOMIC
-    SELECT coalesce(array_agg(p), '{}')
-      FROM unnest(names) r, unnest(fluent._local_placements(fluent._relation_named(r))) p;
+    SELECT ARRAY(SELECT fluent._relation_named(n)::oid FROM unnest(names) WITH ORDINALITY x (n, i) ORDER BY i);
 END;
 
 -- The relations a policy reads tbl's rows from on this node
@@ -94,27 +94,6 @@ BEGIN
     SELECT CASE WHEN cardinality(cols) = 1 THEN format_type(a.atttypid, a.atttypmod) ELSE 'record' END INTO col_type
       FROM pg_attribute a WHERE a.attrelid = tbl AND a.attname = cols[1] AND NOT a.attisdropped;
     relations := coalesce(fluent._local_placements(tbl)::text[], ARRAY[tbl::text]);
-END $$;
-
--- The nodes holding a placement of tbl, and whether each is this node. With
--- one_copy, for a table every holder has whole (a reference table), one of
--- them: this node when it is one. (fluent_who_can reads the row on them,
--- src/placed_rows.rs; fluent_protection_problems checks their shards,
--- src/shard_checks.rs.)
-CREATE FUNCTION fluent._citus_placement_nodes(tbl regclass, one_copy boolean,
-                                              OUT node_name text, OUT node_port integer, OUT here boolean)
-RETURNS SETOF record
-LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
-BEGIN
-    RETURN QUERY EXECUTE
-        'SELECT n.nodename::text, n.nodeport, n.groupid = l.groupid
-           FROM pg_dist_node n, pg_dist_local_group l
-          WHERE n.noderole = ''primary'' AND n.isactive
-            AND n.groupid IN (SELECT p.groupid FROM pg_dist_shard s JOIN pg_dist_placement p ON p.shardid = s.shardid
-                               WHERE s.logicalrelid = $1 AND p.shardstate = 1)
-          ORDER BY n.groupid = l.groupid DESC, n.groupid
-          LIMIT CASE WHEN $2 AND (SELECT partmethod FROM pg_dist_partition WHERE logicalrelid = $1) = ''n'' THEN 1 END'
-        USING tbl, one_copy;
 END $$;
 
 -- The policies of tbl as fluent._policies_of gives them, with the roles

@@ -6317,13 +6317,13 @@ BEGIN
     RETURN placements;
 END $$;
 
--- This node's placements of the relations names name (schema-qualified, as
--- src/placed_rows.rs's requests name them the same on every node).
-CREATE FUNCTION fluent._local_placements_named(names text[]) RETURNS regclass[]
+-- The relations names name (schema-qualified), in order, NULL for a name
+-- this node has no relation of: the shards a request of fluent_who_can
+-- names, from the coordinator's metadata (src/placed_rows.rs).
+CREATE FUNCTION fluent._relations_named(names text[]) RETURNS oid[]
 LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
 BEGIN ATOMIC
-    SELECT coalesce(array_agg(p), '{}')
-      FROM unnest(names) r, unnest(fluent._local_placements(fluent._relation_named(r))) p;
+    SELECT ARRAY(SELECT fluent._relation_named(n)::oid FROM unnest(names) WITH ORDINALITY x (n, i) ORDER BY i);
 END;
 
 -- The relations a policy reads tbl's rows from on this node
@@ -6336,27 +6336,6 @@ BEGIN
     SELECT CASE WHEN cardinality(cols) = 1 THEN format_type(a.atttypid, a.atttypmod) ELSE 'record' END INTO col_type
       FROM pg_attribute a WHERE a.attrelid = tbl AND a.attname = cols[1] AND NOT a.attisdropped;
     relations := coalesce(fluent._local_placements(tbl)::text[], ARRAY[tbl::text]);
-END $$;
-
--- The nodes holding a placement of tbl, and whether each is this node. With
--- one_copy, for a table every holder has whole (a reference table), one of
--- them: this node when it is one. (fluent_who_can reads the row on them,
--- src/placed_rows.rs; fluent_protection_problems checks their shards,
--- src/shard_checks.rs.)
-CREATE FUNCTION fluent._citus_placement_nodes(tbl regclass, one_copy boolean,
-                                              OUT node_name text, OUT node_port integer, OUT here boolean)
-RETURNS SETOF record
-LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
-BEGIN
-    RETURN QUERY EXECUTE
-        'SELECT n.nodename::text, n.nodeport, n.groupid = l.groupid
-           FROM pg_dist_node n, pg_dist_local_group l
-          WHERE n.noderole = ''primary'' AND n.isactive
-            AND n.groupid IN (SELECT p.groupid FROM pg_dist_shard s JOIN pg_dist_placement p ON p.shardid = s.shardid
-                               WHERE s.logicalrelid = $1 AND p.shardstate = 1)
-          ORDER BY n.groupid = l.groupid DESC, n.groupid
-          LIMIT CASE WHEN $2 AND (SELECT partmethod FROM pg_dist_partition WHERE logicalrelid = $1) = ''n'' THEN 1 END'
-        USING tbl, one_copy;
 END $$;
 
 -- The policies of tbl as fluent._policies_of gives them, with the roles
@@ -7375,20 +7354,20 @@ RETURNS TABLE ("relation" TEXT, "problem" TEXT, "detail" TEXT)
 STRICT VOLATILE PARALLEL RESTRICTED
 LANGUAGE c /* Rust */
 AS 'fluent-0.2.0', '_citus_shard_problems_wrapper';
-REVOKE ALL ON FUNCTION fluent._local_placements(regclass), fluent._local_placements_named(text[]),
-    fluent._citus_placement_nodes(regclass, boolean), fluent._citus_placed_rows(text), fluent._is_citus_table(regclass),
+REVOKE ALL ON FUNCTION fluent._local_placements(regclass), fluent._relations_named(text[]),
+    fluent._citus_placed_rows(text), fluent._is_citus_table(regclass),
     fluent._relation_named(text), fluent._policies_named(regclass), fluent._citus_local_shard_problems(jsonb),
     fluent._citus_shard_problems(oid[]), fluent._citus_shards_by_node(regclass[]), fluent._citus_on_workers(text) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION fluent._citus_placed_rows(text) TO PUBLIC;
-GRANT EXECUTE ON FUNCTION fluent._local_placements(regclass), fluent._local_placements_named(text[]),
-    fluent._citus_placement_nodes(regclass, boolean), fluent._is_citus_table(regclass), fluent._relation_named(text),
+GRANT EXECUTE ON FUNCTION fluent._local_placements(regclass), fluent._relations_named(text[]),
+    fluent._is_citus_table(regclass), fluent._relation_named(text),
     fluent._policies_named(regclass), fluent._citus_local_shard_problems(jsonb), fluent._citus_shard_problems(oid[]),
     fluent._citus_shards_by_node(regclass[]) TO fluent_admin;
 GRANT EXECUTE ON FUNCTION fluent._is_citus_table(regclass), fluent._policies_named(regclass), fluent._citus_shard_problems(oid[]),
-    fluent._citus_local_shard_problems(jsonb), fluent._local_placements(regclass), fluent._relation_named(text)
+    fluent._citus_local_shard_problems(jsonb), fluent._relation_named(text)
     TO fluent_reader;
-GRANT EXECUTE ON FUNCTION fluent._local_placements(regclass), fluent._local_placements_named(text[]),
-    fluent._citus_placement_nodes(regclass, boolean), fluent._citus_placed_rows(text), fluent._is_citus_table(regclass),
+GRANT EXECUTE ON FUNCTION fluent._local_placements(regclass), fluent._relations_named(text[]),
+    fluent._citus_placed_rows(text), fluent._is_citus_table(regclass),
     fluent._relation_named(text), fluent._policies_named(regclass), fluent._citus_local_shard_problems(jsonb),
     fluent._citus_shard_problems(oid[]), fluent._citus_shards_by_node(regclass[]), fluent._citus_on_workers(text) TO fluent_owner;
 -- pg_read_all_data reads past grants, not past row security.

@@ -314,25 +314,36 @@ unsafe fn refuse_copying_after_own_changes(copy: *mut pg_sys::CopyStmt) {
     }
 }
 
-/// The nodes holding a placement of `table`, as (name, port, whether it is
-/// this node); with `one_copy`, one node for a table each holds whole (a
-/// reference table), this one when it holds it (`fluent._citus_placement_nodes`).
-pub fn placement_nodes(table: pg_sys::Oid, one_copy: bool) -> Vec<(String, i32, bool)> {
+/// A node holding placements: its name, port, and whether it is this one.
+pub type Node = (String, i32, bool);
+
+/// The shards each node holds of `relations`, from this node's metadata
+/// (`fluent._citus_shards_by_node`): per node, each shard's schema-qualified
+/// name and its relation. A node's own tables, which its owner could rename,
+/// are not consulted.
+pub fn shards_by_node(
+    relations: &[pg_sys::Oid],
+) -> std::collections::BTreeMap<Node, Vec<(String, pg_sys::Oid)>> {
+    let mut nodes: std::collections::BTreeMap<Node, Vec<(String, pg_sys::Oid)>> =
+        Default::default();
     owner::as_catalog_owner(|client| {
-        owner::select(
+        for row in owner::select(
             client,
-            "SELECT node_name, node_port, here FROM fluent._citus_placement_nodes($1, $2)",
-            &[table.into(), one_copy.into()],
-        )
-        .map(|row| {
-            (
-                owner::column(&row, 1).unwrap_or_default(),
-                owner::column(&row, 2).unwrap_or_default(),
-                owner::column(&row, 3).unwrap_or_default(),
-            )
-        })
-        .collect()
-    })
+            "SELECT node_name, node_port, here, shard, relation::pg_catalog.oid
+               FROM fluent._citus_shards_by_node($1::pg_catalog.regclass[])",
+            &[relations.to_vec().into()],
+        ) {
+            let node = (
+                owner::column::<String>(&row, 1).unwrap_or_default(),
+                owner::column::<i32>(&row, 2).unwrap_or_default(),
+                owner::column::<bool>(&row, 3).unwrap_or_default(),
+            );
+            let shard: String = owner::column(&row, 4).unwrap_or_default();
+            let relation: pg_sys::Oid = owner::column(&row, 5).unwrap_or(pg_sys::InvalidOid);
+            nodes.entry(node).or_default().push((shard, relation));
+        }
+    });
+    nodes
 }
 
 /// Runs each command on its node (name, port, command) through Citus's

@@ -90,6 +90,9 @@ pub enum FluentError {
         node: String,
         message: String,
     },
+    /// On a Citus node, a shard that a request of `fluent_who_can` names is
+    /// not there.
+    CitusShardMissing { shard: String },
     /// `fluent_who_can` on a Citus table this transaction locked exclusively.
     CitusRowsLocked { table: String },
     /// On a Citus node, a request to read a row that the coordinator did not
@@ -164,6 +167,7 @@ impl FluentError {
             CitusRowsUnread { .. } => PgSqlErrorCode::ERRCODE_CONNECTION_EXCEPTION,
             CitusRowRequest => PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
             CitusRowsLocked { .. } => PgSqlErrorCode::ERRCODE_OBJECT_IN_USE,
+            CitusShardMissing { .. } => PgSqlErrorCode::ERRCODE_UNDEFINED_TABLE,
             CitusLayout { .. }
             | CitusItemRoles { .. }
             | CitusColumnLimits { .. }
@@ -255,6 +259,9 @@ impl FluentError {
                 message,
             } => format!(
                 "fluent_who_can could not read the rows of \"{table}\" on Citus node {node}: {message}"
+            ),
+            CitusShardMissing { shard } => format!(
+                "shard {shard} of a protected table is not on this Citus node"
             ),
             CitusRowsLocked { table } => format!(
                 "fluent_who_can cannot read the rows of \"{table}\" on the Citus nodes in a transaction that locked it exclusively"
@@ -365,6 +372,7 @@ impl FluentError {
             LocalRowsType { .. } => "Pass a sample of the column's type (NULL::<type>, or NULL::record for several columns).".into(),
             CitusRowsUnread { .. } => "fluent_who_can reads a Citus table's rows on the nodes that hold them, connecting as the calling role: each node must accept that connection from the coordinator.".into(),
             CitusRowRequest => "Call fluent_who_can on the coordinator.".into(),
+            CitusShardMissing { .. } => "The coordinator's metadata places it on this node (citus_shards): the node lost it or it was renamed.".into(),
             CitusRowsLocked { .. } => "The nodes read the rows on connections of their own, which would wait for this transaction's lock (ALTER TABLE, LOCK TABLE): ask in another transaction.".into(),
             CitusItemRoles { .. } => "Protect it with an owner column or a membership table without a role column.".into(),
             CitusColumnLimits { .. } => "Citus runs a view's shard queries as the querying role, not as the view's owner, so the masked view could not read the limited columns on the workers: keep such columns in a table that is not distributed.".into(),

@@ -4,10 +4,12 @@
 //!
 //! The coordinator knows where the row is to be found (the catalog's
 //! protections are kept there only) and who may ask; each node holding
-//! placements of the table has the rows. So the coordinator writes a
-//! request, signed with the cluster's secret (`fluent.citus_secret`), naming
-//! the relations and columns to read, the key, the workspace the caller is
-//! confined to, the role it is for and when it expires; it sends
+//! placements of the table has the rows. So the coordinator writes each
+//! node a request, signed with the cluster's secret (`fluent.citus_secret`),
+//! naming the node's shards to read (from the coordinator's metadata, which
+//! routes queries, not the node's own tables), the columns, the key, the
+//! workspace the caller is confined to, the role it is for and when it
+//! expires; it sends
 //! `SELECT fluent._citus_placed_rows(<request>)` to each node through
 //! Citus (`citus::run_on_nodes`), connecting as the calling role. The node
 //! reads its own placements as src/rows.rs reads a table (no code of the
@@ -18,8 +20,8 @@
 //!
 //! Between distributed tables a membership row belongs to its item's tenant:
 //! it is matched on the item's distribution value as well as its key, as the
-//! policies match it (src/placements.rs). The nodes read the rows as
-//! committed, not this transaction's own changes.
+//! policies match it (src/placements.rs). The remote nodes read the rows
+//! as committed, not this transaction's own changes.
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -46,15 +48,16 @@ struct Request {
     /// The role the request is for: the one the node's session runs as. (A
     /// role's OID differs between nodes; Citus keeps roles alike by name.)
     role: String,
-    /// The table with its partitions.
-    relations: Vec<String>,
+    /// This node's shards of the table and its partitions.
+    shards: Vec<String>,
     key_column: String,
     owner_column: Option<String>,
     workspace_column: Option<String>,
     /// The table's distribution column, and the membership table's, when
     /// both are distributed.
     distribution: Option<(String, String)>,
-    membership_relations: Vec<String>,
+    /// This node's shards of the membership table and its partitions.
+    membership_shards: Vec<String>,
     membership_row_column: Option<String>,
     membership_user_column: Option<String>,
     key: String,
@@ -85,19 +88,53 @@ pub fn read(
     rows::check_key(table, &lookup.key_column, row_key);
     refuse_own_exclusive_locks(table, &lookup);
     let confined = in_workspace.filter(|_| lookup.workspace_column.is_some());
-    let request = request(table, &lookup, row_key, confined);
-    let nodes = citus::placement_nodes(table, true);
+    // Each shard is read once, on this node when it holds it: a reference
+    // table's (the same shard on every node) on one node only.
+    let mut nodes: Vec<(citus::Node, Vec<(String, pg_sys::Oid)>)> = citus::shards_by_node(
+        &lookup
+            .relations
+            .iter()
+            .chain(&lookup.membership_relations)
+            .copied()
+            .collect::<Vec<_>>(),
+    )
+    .into_iter()
+    .collect();
+    nodes.sort_by_key(|((_, _, here), _)| !here);
+    let mut taken = std::collections::HashSet::new();
     let mut found: Vec<Placed> = Vec::new();
-    let remote: Vec<(String, i32)> = nodes
-        .iter()
-        .filter(|(_, _, here)| !here)
-        .map(|(name, port, _)| (name.clone(), *port))
-        .collect();
-    if nodes.iter().any(|(_, _, here)| *here) {
-        found.extend(placed(&request));
+    let mut remote: Vec<(String, i32, Request)> = Vec::new();
+    for ((name, port, here), shards) in nodes {
+        let shards: Vec<(String, pg_sys::Oid)> = shards
+            .into_iter()
+            .filter(|(shard, _)| taken.insert(shard.clone()))
+            .collect();
+        if shards.is_empty() {
+            continue;
+        }
+        let of = |relations: &[pg_sys::Oid]| -> Vec<String> {
+            shards
+                .iter()
+                .filter(|(_, relation)| relations.contains(relation))
+                .map(|(shard, _)| shard.clone())
+                .collect()
+        };
+        let request = request(
+            &lookup,
+            of(&lookup.relations),
+            of(&lookup.membership_relations),
+            table,
+            row_key,
+            confined,
+        );
+        if here {
+            found.extend(placed(&request));
+        } else {
+            remote.push((name, port, request));
+        }
     }
     if !remote.is_empty() {
-        found.extend(ask(table, &request, &remote));
+        found.extend(ask(table, &remote));
     }
     let row = rows::only_row(found, table, &lookup.key_column, row_key, confined);
     RowFacts {
@@ -126,21 +163,23 @@ fn refuse_own_exclusive_locks(table: pg_sys::Oid, lookup: &RowLookup) {
         };
         if locked {
             FluentError::CitusRowsLocked {
-                table: qualified(table),
+                table: rows::qualified_name(table),
             }
             .report();
         }
     }
 }
 
-/// The request for the row, for the calling role.
+/// The request for the row on one node, whose shards of the table and of
+/// the membership table are named, for the calling role.
 fn request(
-    table: pg_sys::Oid,
     lookup: &RowLookup,
+    shards: Vec<String>,
+    membership_shards: Vec<String>,
+    table: pg_sys::Oid,
     row_key: &str,
     workspace: Option<&str>,
 ) -> Request {
-    let names = |relations: &[pg_sys::Oid]| relations.iter().map(|&r| qualified(r)).collect();
     let membership = lookup.membership_relations.first().copied();
     let distribution = membership.and_then(|membership| {
         owner::as_catalog_owner(|client| {
@@ -156,12 +195,12 @@ fn request(
     });
     Request {
         role: role_name(),
-        relations: names(&lookup.relations),
+        shards,
         key_column: lookup.key_column.clone(),
         owner_column: lookup.owner_column.clone(),
         workspace_column: lookup.workspace_column.clone(),
         distribution,
-        membership_relations: names(&lookup.membership_relations),
+        membership_shards,
         membership_row_column: lookup.membership_row_column.clone(),
         membership_user_column: lookup.membership_user_column.clone(),
         key: row_key.to_owned(),
@@ -174,31 +213,34 @@ fn request(
     }
 }
 
-/// Sends the signed request to the remote `nodes`, as the calling role, and
+/// Sends each remote node its request, signed, as the calling role, and
 /// gathers their rows.
-fn ask(table: pg_sys::Oid, request: &Request, nodes: &[(String, i32)]) -> Vec<Placed> {
+fn ask(table: pg_sys::Oid, requests: &[(String, i32, Request)]) -> Vec<Placed> {
     let secret = citus::secret().unwrap_or_else(|| {
         FluentError::CitusRowsUnread {
-            table: qualified(table),
+            table: rows::qualified_name(table),
             node: "(all)".into(),
             message: "fluent is not set up for Citus (fluent_citus_setup())".into(),
         }
         .report()
     });
-    let signed = jsonwebtoken::encode(
-        &Header::new(Algorithm::HS256),
-        request,
-        &EncodingKey::from_secret(secret.as_bytes()),
-    )
-    .unwrap_or_else(|e| pgrx::error!("fluent could not sign the request for the Citus nodes: {e}"));
-    // A signed request is base64url and dots: nothing to quote.
-    let command = format!("SELECT fluent._citus_placed_rows('{signed}'::pg_catalog.text)");
-    let answers = citus::run_on_nodes(
-        &nodes
-            .iter()
-            .map(|(name, port)| (name.clone(), *port, command.clone()))
-            .collect::<Vec<_>>(),
-    );
+    let commands: Vec<(String, i32, String)> = requests
+        .iter()
+        .map(|(name, port, request)| {
+            let signed = jsonwebtoken::encode(
+                &Header::new(Algorithm::HS256),
+                request,
+                &EncodingKey::from_secret(secret.as_bytes()),
+            )
+            .unwrap_or_else(|e| {
+                pgrx::error!("fluent could not sign the request for the Citus nodes: {e}")
+            });
+            // A signed request is base64url and dots: nothing to quote.
+            let command = format!("SELECT fluent._citus_placed_rows('{signed}'::pg_catalog.text)");
+            (name.clone(), *port, command)
+        })
+        .collect();
+    let answers = citus::run_on_nodes(&commands);
     let mut found = Vec::new();
     for (name, port, success, result) in answers {
         let rows: Option<Vec<Placed>> = success
@@ -207,7 +249,7 @@ fn ask(table: pg_sys::Oid, request: &Request, nodes: &[(String, i32)]) -> Vec<Pl
         match rows {
             Some(rows) => found.extend(rows),
             None => FluentError::CitusRowsUnread {
-                table: qualified(table),
+                table: rows::qualified_name(table),
                 node: format!("{name}:{port}"),
                 message: result,
             }
@@ -217,25 +259,35 @@ fn ask(table: pg_sys::Oid, request: &Request, nodes: &[(String, i32)]) -> Vec<Pl
     found
 }
 
-/// The rows this node's placements hold for `request`.
+/// The rows the shards `request` names hold on this node. A shard the node
+/// does not have stops the read: the coordinator routes queries to it.
 fn placed(request: &Request) -> Vec<Placed> {
     let (relations, membership_relations) = owner::as_catalog_owner(|client| {
-        let local = |names: &[String]| -> Vec<pg_sys::Oid> {
-            owner::select(
+        let named = |names: &[String]| -> Vec<pg_sys::Oid> {
+            let found = owner::select(
                 client,
-                "SELECT fluent._local_placements_named($1)::pg_catalog.oid[]",
+                "SELECT fluent._relations_named($1)",
                 &[names.to_vec().into()],
             )
             .first()
-            .get::<Vec<pg_sys::Oid>>(1)
+            .get::<Vec<Option<pg_sys::Oid>>>(1)
             .ok()
             .flatten()
-            .unwrap_or_default()
+            .unwrap_or_default();
+            names
+                .iter()
+                .zip(found.iter().chain(std::iter::repeat(&None)))
+                .map(|(name, oid)| {
+                    oid.unwrap_or_else(|| {
+                        FluentError::CitusShardMissing {
+                            shard: name.clone(),
+                        }
+                        .report()
+                    })
+                })
+                .collect()
         };
-        (
-            local(&request.relations),
-            local(&request.membership_relations),
-        )
+        (named(&request.shards), named(&request.membership_shards))
     });
     let (row_distribution, member_distribution) = match &request.distribution {
         Some((row, member)) => (Some(row.as_str()), Some(member.as_str())),
@@ -299,25 +351,6 @@ fn role_name() -> String {
         std::ffi::CStr::from_ptr(name)
             .to_string_lossy()
             .into_owned()
-    }
-}
-
-/// The relation's schema-qualified, quoted name, which reads the same on
-/// every node whatever the search path.
-fn qualified(rel: pg_sys::Oid) -> String {
-    unsafe {
-        let schema = pg_sys::get_namespace_name(pg_sys::get_rel_namespace(rel));
-        let name = pg_sys::get_rel_name(rel);
-        if schema.is_null() || name.is_null() {
-            return rel.to_u32().to_string();
-        }
-        let text =
-            |p: *mut std::ffi::c_char| std::ffi::CStr::from_ptr(p).to_string_lossy().into_owned();
-        format!(
-            "{}.{}",
-            pgrx::spi::quote_identifier(text(schema)),
-            pgrx::spi::quote_identifier(text(name))
-        )
     }
 }
 

@@ -41,6 +41,25 @@ fn relation_text(rel: pg_sys::Oid) -> String {
     }
 }
 
+/// The relation's schema-qualified, quoted name, which reads the same on
+/// every node whatever the search path.
+pub fn qualified_name(rel: pg_sys::Oid) -> String {
+    unsafe {
+        let schema = pg_sys::get_namespace_name(pg_sys::get_rel_namespace(rel));
+        let name = pg_sys::get_rel_name(rel);
+        if schema.is_null() || name.is_null() {
+            return rel.to_u32().to_string();
+        }
+        let text =
+            |p: *mut std::ffi::c_char| std::ffi::CStr::from_ptr(p).to_string_lossy().into_owned();
+        format!(
+            "{}.{}",
+            pgrx::spi::quote_identifier(text(schema)),
+            pgrx::spi::quote_identifier(text(name))
+        )
+    }
+}
+
 fn attnum(rel: pg_sys::Oid, column: &str) -> i16 {
     let name = CString::new(column).unwrap_or_default();
     let attnum = unsafe { pg_sys::get_attnum(rel, name.as_ptr()) };

@@ -36,30 +36,44 @@ struct ShardProblem {
 /// naming the shard and its node); no relation for a node that could not be
 /// asked.
 fn shard_problems(relations: Vec<pg_sys::Oid>) -> Vec<(Option<String>, String, String)> {
-    // Per node (name, port, whether it is this one): shard -> its table and
-    // the table's policies.
-    let mut nodes: BTreeMap<(String, i32, bool), Map<String, Value>> = BTreeMap::new();
-    owner::as_catalog_owner(|client| {
-        for row in owner::select(
-            client,
-            "SELECT node_name, node_port, here, shard, relation::pg_catalog.text, fluent._policies_named(relation)
-               FROM fluent._citus_shards_by_node($1::pg_catalog.regclass[])",
-            &[relations.into()],
-        ) {
-            let node = (
-                owner::column::<String>(&row, 1).unwrap_or_default(),
-                owner::column::<i32>(&row, 2).unwrap_or_default(),
-                owner::column::<bool>(&row, 3).unwrap_or_default(),
-            );
-            let shard: String = owner::column(&row, 4).unwrap_or_default();
-            let relation: String = owner::column(&row, 5).unwrap_or_default();
-            let policies = owner::column::<JsonB>(&row, 6).map(|j| j.0).unwrap_or_default();
-            nodes
-                .entry(node)
-                .or_default()
-                .insert(shard, json!({ "relation": relation, "policies": policies }));
-        }
+    // Each relation's name and policies, as its shards must carry them.
+    let specs: Vec<(pg_sys::Oid, Value)> = owner::as_catalog_owner(|client| {
+        relations
+            .iter()
+            .map(|&relation| {
+                let row = owner::select(
+                    client,
+                    "SELECT $1::pg_catalog.regclass::pg_catalog.text, fluent._policies_named($1)",
+                    &[relation.into()],
+                )
+                .first();
+                let name = row.get::<String>(1).ok().flatten().unwrap_or_default();
+                let policies = row.get::<JsonB>(2).ok().flatten().map(|j| j.0);
+                (
+                    relation,
+                    json!({ "relation": name, "policies": policies.unwrap_or_default() }),
+                )
+            })
+            .collect()
     });
+    let spec = |relation: pg_sys::Oid| {
+        specs
+            .iter()
+            .find(|(r, _)| *r == relation)
+            .map(|(_, spec)| spec.clone())
+            .unwrap_or_default()
+    };
+    // Per node: shard -> its table and the table's policies.
+    let nodes: BTreeMap<citus::Node, Map<String, Value>> = citus::shards_by_node(&relations)
+        .into_iter()
+        .map(|(node, shards)| {
+            let expected = shards
+                .into_iter()
+                .map(|(shard, relation)| (shard, spec(relation)))
+                .collect();
+            (node, expected)
+        })
+        .collect();
     let mut answers: Vec<(String, bool, String)> = Vec::new();
     let mut remote: Vec<(String, i32, String)> = Vec::new();
     for ((name, port, here), expected) in nodes {

@@ -1597,6 +1597,21 @@ fn who_can_reads_a_citus_tables_row_on_the_node_holding_it() {
             ("cat".into(), "all".into(), "all".into()),
         ]
     );
+    // The nodes read the shards the coordinator names, whatever their own
+    // tables are called.
+    let rename = |from: &str, to: &str| {
+        for node in 1..=2 {
+            connect(node, &db, "postgres")
+                .batch_execute(&format!(
+                    "SET citus.enable_ddl_propagation = off; ALTER TABLE {from} RENAME TO {to}"
+                ))
+                .unwrap();
+        }
+    };
+    rename("projects", "projects_elsewhere");
+    let renamed = who_can(&mut reader, "projects", "3");
+    rename("projects_elsewhere", "projects");
+    assert_eq!(renamed, project_3);
     // No row, and a key that two tenants' rows share, as on one node.
     let sqlstate_of = |client: &mut Client, sql: &str| sqlstate(client.batch_execute(sql));
     assert_eq!(
@@ -1823,11 +1838,18 @@ fn a_worker_answers_only_requests_signed_for_its_session_role() {
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_secs();
-    let sign = |role: &str, exp: u64| {
+    // Each worker's request names its own shards of both tables.
+    let shards = |node: usize, table: &str| -> Vec<String> {
+        local_shards(&db, node, table)
+            .into_iter()
+            .map(|s| format!("public.{s}"))
+            .collect()
+    };
+    let sign = |node: usize, role: &str, exp: u64| {
         let claims = serde_json::json!({
-            "role": role, "relations": ["public.projects"], "key_column": "id",
+            "role": role, "shards": shards(node, "projects"), "key_column": "id",
             "owner_column": null, "workspace_column": null, "distribution": ["tenant", "tenant"],
-            "membership_relations": ["public.project_members"], "membership_row_column": "project_id",
+            "membership_shards": shards(node, "project_members"), "membership_row_column": "project_id",
             "membership_user_column": "user_key", "key": "4", "workspace": null, "exp": exp,
         });
         jsonwebtoken::encode(
@@ -1840,14 +1862,23 @@ fn a_worker_answers_only_requests_signed_for_its_session_role() {
     let ask = |node: usize, role: &str, request: &str| {
         connect(node, &db, role).query_one("SELECT fluent._citus_placed_rows($1)", &[&request])
     };
-    // Its own role, on a worker: answered (the row is on one of them).
-    let request = sign(AUTHENTICATOR, now + 10);
+    // Its own role, on each worker: answered (project 4 is on one of them).
     let answers: Vec<String> = (1..=2)
-        .map(|node| ask(node, AUTHENTICATOR, &request).unwrap().get(0))
+        .map(|node| {
+            ask(node, AUTHENTICATOR, &sign(node, AUTHENTICATOR, now + 10))
+                .unwrap()
+                .get(0)
+        })
         .collect();
     assert!(answers.iter().any(|a| a.contains("\"bob\"")), "{answers:?}");
+    // A shard the node does not have is not skipped.
+    assert_eq!(
+        sqlstate(ask(2, AUTHENTICATOR, &sign(1, AUTHENTICATOR, now + 10)).map(|_| ())),
+        "42P01"
+    );
     // Another role, a changed request, an expired one, one written by hand:
     // refused.
+    let request = sign(1, AUTHENTICATOR, now + 10);
     let mut changed = request.clone();
     let dot = changed.find('.').unwrap();
     let swapped = if &request[dot + 2..dot + 3] == "A" {
@@ -1861,7 +1892,7 @@ fn a_worker_answers_only_requests_signed_for_its_session_role() {
     for (node, role, request) in [
         (1, TESTER, request.clone()),
         (1, AUTHENTICATOR, changed),
-        (1, AUTHENTICATOR, sign(AUTHENTICATOR, now - 30)),
+        (1, AUTHENTICATOR, sign(1, AUTHENTICATOR, now - 30)),
         (1, TESTER, unsigned.clone()),
         (0, AUTHENTICATOR, unsigned),
     ] {
