@@ -6375,7 +6375,8 @@ END $$;
 -- (schema-qualified, from the coordinator's metadata), each with its table
 -- and the table's policies as fluent._policies_named gives them on the
 -- coordinator: a shard missing, row security disabled or not forced,
--- policies missing or changed, permissive ones added. Compared as text:
+-- policies missing or changed, permissive ones added, a parent that is not
+-- one of the shards named. Compared as text:
 -- Citus writes a table's policies on its shards as they read on the table
 -- (its policies hold no sub-select, so no column is qualified with the
 -- table's name). Returns [{relation, shard, problem, detail}]. It reads only
@@ -6423,6 +6424,17 @@ BEGIN
                   WHERE NOT spec -> 'policies' ? x AND (actual -> x ->> 'permissive')::boolean LOOP
             found := found || jsonb_build_object('relation', spec ->> 'relation', 'shard', name,
                 'problem', 'permissive policy added', 'detail', format('%s is OR-ed with fluent''s policies on the shard and widens access', k));
+        END LOOP;
+        -- A query reads a shard's rows under the policies of the table it
+        -- names: a parent other than a shard of the protection (INHERIT,
+        -- ATTACH PARTITION on the node) reads them past fluent's.
+        FOR k IN SELECT i.inhparent::regclass::text FROM pg_inherits i
+                  WHERE i.inhrelid = shard
+                    AND i.inhparent NOT IN (SELECT fluent._relation_named(x) FROM jsonb_object_keys(expected) x)
+                  ORDER BY 1 LOOP
+            found := found || jsonb_build_object('relation', spec ->> 'relation', 'shard', name,
+                'problem', 'parent outside the protection',
+                'detail', format('the shard inherits from %s: queries on it read and change the shard''s rows without these policies', k));
         END LOOP;
     END LOOP;
     RETURN found;
@@ -6705,6 +6717,24 @@ BEGIN
 END
 $$;
 
+-- Raises unless this node's placements of fluent.citus_bus have PostgreSQL's
+-- own column types. Citus creates a placement with the types named without
+-- a schema (jsonb), resolved by the node's default search path, which its
+-- database's owner may set: a domain named jsonb there would run its owner's
+-- check on every row the bus takes, the setup's (the whole catalog and the
+-- cluster's secret, as the superuser) included.
+CREATE FUNCTION fluent._citus_check_bus_types() RETURNS void
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp SET citus.override_table_visibility = off AS $$
+BEGIN
+    IF EXISTS (SELECT 1 FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid JOIN pg_type t ON t.oid = a.atttypid
+                WHERE c.relnamespace = 'fluent'::regnamespace AND c.relname LIKE 'citus\_bus%' AND a.attnum > 0
+                  AND t.typnamespace <> 'pg_catalog'::regnamespace) THEN
+        RAISE EXCEPTION 'a placement of fluent.citus_bus on this node has a column of a type outside pg_catalog'
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  HINT = 'The database''s default search path named another type first when Citus created it: drop the placement and copy it again with a safe search path.';
+    END IF;
+END $$;
+
 -- Runs command on every worker, on a connection of its own that commits on
 -- its own (Citus's run_command_on_workers), and raises the first failure.
 CREATE FUNCTION fluent._citus_on_workers(command text) RETURNS void
@@ -6819,6 +6849,10 @@ BEGIN
         SET LOCAL citus.enable_unsafe_triggers = on;
         EXECUTE 'SELECT pg_catalog.create_reference_table($1)' USING 'fluent.citus_bus'::regclass;
     END IF;
+    -- Every placement of the bus has PostgreSQL's types, before anything is
+    -- sent through it.
+    PERFORM fluent._citus_check_bus_types();
+    PERFORM fluent._citus_on_workers('SELECT fluent._citus_check_bus_types()');
     -- A worker added since the bus was distributed holds no placement of it
     -- until Citus copies the reference tables there: the catalog would not
     -- reach it.
@@ -7357,7 +7391,8 @@ AS 'fluent-0.2.0', '_citus_shard_problems_wrapper';
 REVOKE ALL ON FUNCTION fluent._local_placements(regclass), fluent._relations_named(text[]),
     fluent._citus_placed_rows(text), fluent._is_citus_table(regclass),
     fluent._relation_named(text), fluent._policies_named(regclass), fluent._citus_local_shard_problems(jsonb),
-    fluent._citus_shard_problems(oid[]), fluent._citus_shards_by_node(regclass[]), fluent._citus_on_workers(text) FROM PUBLIC;
+    fluent._citus_shard_problems(oid[]), fluent._citus_shards_by_node(regclass[]), fluent._citus_on_workers(text),
+    fluent._citus_check_bus_types() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION fluent._citus_placed_rows(text) TO PUBLIC;
 GRANT EXECUTE ON FUNCTION fluent._local_placements(regclass), fluent._relations_named(text[]),
     fluent._is_citus_table(regclass), fluent._relation_named(text),
@@ -7369,7 +7404,8 @@ GRANT EXECUTE ON FUNCTION fluent._is_citus_table(regclass), fluent._policies_nam
 GRANT EXECUTE ON FUNCTION fluent._local_placements(regclass), fluent._relations_named(text[]),
     fluent._citus_placed_rows(text), fluent._is_citus_table(regclass),
     fluent._relation_named(text), fluent._policies_named(regclass), fluent._citus_local_shard_problems(jsonb),
-    fluent._citus_shard_problems(oid[]), fluent._citus_shards_by_node(regclass[]), fluent._citus_on_workers(text) TO fluent_owner;
+    fluent._citus_shard_problems(oid[]), fluent._citus_shards_by_node(regclass[]), fluent._citus_on_workers(text),
+    fluent._citus_check_bus_types() TO fluent_owner;
 -- pg_read_all_data reads past grants, not past row security.
 ALTER TABLE fluent.token_settings ENABLE ROW LEVEL SECURITY;
 ALTER TABLE fluent.citus_secret ENABLE ROW LEVEL SECURITY;

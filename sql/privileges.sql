@@ -132,7 +132,7 @@ BEGIN
                      '_take_caller', '_authorize', '_authorize_acceptance', '_scope_of', '_holds_right', '_create_token_user',
                      '_check_assignment', '_audit_assignment', '_assigned_item_actions', '_open_item_actions',
                      '_open_item_role_names', '_has_rows', '_citus_set_applying', '_citus_apply_rows', '_citus_send_rows',
-                     '_citus_on_workers')
+                     '_citus_on_workers', '_citus_check_bus_types')
            AND NOT EXISTS (SELECT 1 FROM pg_proc d WHERE d.pronamespace = 'fluent'::regnamespace AND d.proname = '_do' || fname) THEN
             EXECUTE format('GRANT EXECUTE ON FUNCTION %s TO fluent_admin', f);
         END IF;

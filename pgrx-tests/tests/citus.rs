@@ -1502,8 +1502,11 @@ fn explain_the_views_and_who_can_answer_on_the_coordinator() {
     let shared = local_shards(&db, 2, "shared_notes");
     connect(1, &db, "postgres")
         .batch_execute(&format!(
-            "ALTER TABLE {} NO FORCE ROW LEVEL SECURITY; DROP POLICY fluent_select ON {};",
-            notes[0], notes[1]
+            "ALTER TABLE {} NO FORCE ROW LEVEL SECURITY; DROP POLICY fluent_select ON {};
+             SET citus.enable_ddl_propagation = off;
+             CREATE TABLE peek (id bigint, tenant int, owner text, body text);
+             ALTER TABLE {} INHERIT peek;",
+            notes[0], notes[1], notes[1]
         ))
         .unwrap();
     connect(2, &db, "postgres")
@@ -1535,6 +1538,10 @@ fn explain_the_views_and_who_can_answer_on_the_coordinator() {
     assert_eq!(
         problems,
         [
+            (
+                "notes".to_owned(),
+                format!("parent outside the protection: shard public.{} {}: the shard inherits from public.peek: queries on it read and change the shard's rows without these policies", notes[1], on(1))
+            ),
             (
                 "notes".to_owned(),
                 format!("policy missing: shard public.{} {}: fluent_select was dropped on the shard", notes[1], on(1))
@@ -2043,6 +2050,13 @@ fn a_node_added_after_the_setup_gets_the_catalog_when_the_setup_runs_again() {
         settings.contains(&"search_path=pg_catalog, pg_temp".to_owned()),
         "{settings:?}"
     );
+    // (Out of the cluster again before the node stops: Citus's maintenance
+    // would keep dialling it.)
+    dba.batch_execute(&format!(
+        "SELECT citus_remove_node('{host}', {})",
+        node.port
+    ))
+    .unwrap();
 }
 
 /// A worker's database may belong to a non-superuser, who may set its
@@ -2146,4 +2160,79 @@ fn a_setup_command_failing_on_a_worker_stops_the_setup_whole() {
         .unwrap()
         .get(0);
     assert!(!active);
+}
+
+/// A node added later whose database's owner (not a superuser) put a domain
+/// named jsonb first in its default search path: Citus creates the bus's
+/// placement there with that type, and the setup refuses before it sends
+/// anything through it, so the domain's check never runs as the superuser.
+#[test]
+fn a_node_whose_bus_placement_has_another_jsonb_is_refused_before_anything_is_sent() {
+    let db = distributed_notes("node_captured");
+    let node = fluent_pgrx_tests::citus::AddedNode::start(&db);
+    let (host, _) = fluent_pgrx_tests::citus::nodes();
+    for node_client in [
+        &mut connect(0, &db, "postgres"),
+        &mut node.connect(&db, "postgres"),
+    ]
+    .into_iter()
+    .chain([
+        &mut connect(1, &db, "postgres"),
+        &mut connect(2, &db, "postgres"),
+    ]) {
+        node_client
+            .batch_execute(&format!(
+                "SET citus.enable_ddl_propagation = off;
+                 ALTER DATABASE {db} SET citus.local_hostname = '{host}'"
+            ))
+            .unwrap();
+    }
+    // The new node's database belongs to a non-superuser who has put a
+    // domain named jsonb first in its default search path: Citus's
+    // placements made there take it.
+    node.connect(&db, "postgres")
+        .batch_execute(&format!(
+            "DO $$ BEGIN
+               IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'it_citus_dbowner') THEN
+                 CREATE ROLE it_citus_dbowner LOGIN;
+               END IF;
+             END $$;
+             ALTER DATABASE {db} OWNER TO it_citus_dbowner;"
+        ))
+        .unwrap();
+    node.connect(&db, "it_citus_dbowner")
+        .batch_execute(&format!(
+            "CREATE TABLE public.loot (who text);
+             GRANT INSERT ON public.loot TO PUBLIC;
+             CREATE FUNCTION public.capture(v pg_catalog.jsonb) RETURNS boolean LANGUAGE plpgsql AS $$
+             BEGIN INSERT INTO public.loot VALUES (current_user); RETURN true; END $$;
+             CREATE DOMAIN public.jsonb AS pg_catalog.jsonb CHECK (public.capture(VALUE));
+             ALTER DATABASE {db} SET search_path = public, pg_catalog;"
+        ))
+        .unwrap();
+    let mut dba = connect(0, &db, "postgres");
+    dba.batch_execute(&format!("SELECT citus_add_node('{host}', {})", node.port))
+        .unwrap();
+    dba.batch_execute("SELECT replicate_reference_tables('block_writes')")
+        .unwrap();
+    let refused = dba.batch_execute("SELECT fluent_citus_setup()");
+    let message = refused
+        .as_ref()
+        .err()
+        .and_then(|e| e.as_db_error())
+        .map(|e| e.message().to_owned())
+        .unwrap_or_default();
+    assert_eq!(sqlstate(refused), "08000");
+    assert!(message.contains("type outside pg_catalog"), "{message}");
+    let loot: i64 = node
+        .connect(&db, "postgres")
+        .query_one("SELECT count(*) FROM public.loot", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(loot, 0);
+    dba.batch_execute(&format!(
+        "SELECT citus_remove_node('{host}', {})",
+        node.port
+    ))
+    .unwrap();
 }
