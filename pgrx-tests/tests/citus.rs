@@ -2125,6 +2125,32 @@ fn a_workers_database_owner_captures_nothing_of_the_setup_or_the_checks() {
         .collect();
     assert_eq!(status, [(true, vec![])]);
     assert_eq!(who_can(&mut reader, "public.fluent", "3").len(), 1);
+    // A role that reports on the coordinator only cannot have the shards
+    // checked: the nodes refuse it, and the status says so.
+    for node in 0..3 {
+        connect(node, &db, "postgres")
+            .batch_execute(
+                "SET citus.enable_ddl_propagation = off;
+                 DO $$ BEGIN
+                   IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'it_citus_coordinator_reader') THEN
+                     CREATE ROLE it_citus_coordinator_reader LOGIN;
+                   END IF;
+                 END $$;",
+            )
+            .unwrap();
+    }
+    connect(0, &db, "postgres")
+        .batch_execute(
+            "SET citus.enable_ddl_propagation = off; GRANT fluent_reader TO it_citus_coordinator_reader",
+        )
+        .unwrap();
+    let problems: Vec<String> = connect(0, &db, "it_citus_coordinator_reader")
+        .query("SELECT problem FROM fluent_protection_problems()", &[])
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(problems, ["shards not checked", "shards not checked"]);
     let loot: i64 = connect(2, &db, "postgres")
         .query_one("SELECT count(*) FROM public.loot", &[])
         .unwrap()
