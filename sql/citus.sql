@@ -129,12 +129,27 @@ BEGIN
         USING rels;
 END $$;
 
+-- The relations that inherit from one of parents (directly or not) and are
+-- not among known: on a Citus node, tables hung under shards, whose rows
+-- queries on the shards read (src/placed_rows.rs refuses them,
+-- fluent._citus_local_shard_problems reports them).
+CREATE FUNCTION fluent._outside_children(parents oid[], known oid[]) RETURNS SETOF text
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp SET citus.override_table_visibility = off
+BEGIN ATOMIC
+    WITH RECURSIVE below (relid) AS (
+        SELECT i.inhrelid FROM pg_inherits i WHERE i.inhparent = ANY (parents)
+        UNION
+        SELECT i.inhrelid FROM pg_inherits i JOIN below b ON i.inhparent = b.relid
+    )
+    SELECT b.relid::regclass::text FROM below b WHERE b.relid <> ALL (known) ORDER BY 1;
+END;
+
 -- On a Citus node, what no longer matches on the shards expected names
 -- (schema-qualified, from the coordinator's metadata), each with its table
 -- and the table's policies as fluent._policies_named gives them on the
 -- coordinator: a shard missing, row security disabled or not forced,
--- policies missing or changed, permissive ones added, a parent that is not
--- one of the shards named. Compared as text:
+-- policies missing or changed, permissive ones added, a parent or a child
+-- that is not one of the shards named. Compared as text:
 -- Citus writes a table's policies on its shards as they read on the table
 -- (its policies hold no sub-select, so no column is qualified with the
 -- table's name). Returns [{relation, shard, problem, detail}]. It reads only
@@ -193,6 +208,15 @@ BEGIN
             found := found || jsonb_build_object('relation', spec ->> 'relation', 'shard', name,
                 'problem', 'parent outside the protection',
                 'detail', format('the shard inherits from %s: queries on it read and change the shard''s rows without these policies', k));
+        END LOOP;
+        -- A child of a shard holds rows that queries on the shard read, kept
+        -- past the shard's own row security (a shard swapped for a look-alike
+        -- that the real one inherits from).
+        FOR k IN SELECT fluent._outside_children(ARRAY[shard],
+                                                 ARRAY(SELECT fluent._relation_named(x) FROM jsonb_object_keys(expected) x)) LOOP
+            found := found || jsonb_build_object('relation', spec ->> 'relation', 'shard', name,
+                'problem', 'child outside the protection',
+                'detail', format('%s inherits from the shard: queries on the shard read its rows, which it keeps past the shard''s row security', k));
         END LOOP;
     END LOOP;
     RETURN found;

@@ -538,8 +538,10 @@ fn distributed_transaction() -> (i32, i64, String) {
     Spi::get_three::<i32, i64, String>(
         // The stamp as microseconds since the epoch: its text would follow
         // the session's TimeZone and DateStyle, which the workers' do not.
+        // (Qualified throughout: the session's search path may be a
+        // database owner's.)
         "SELECT initiator_node_identifier, transaction_number,
-                (extract(epoch FROM transaction_stamp) * 1000000)::bigint::text
+                (extract(epoch FROM transaction_stamp) OPERATOR(pg_catalog.*) 1000000)::bigint::pg_catalog.text
            FROM pg_catalog.get_current_transaction_id()",
     )
     .map(|(i, n, s)| (i.unwrap_or(0), n.unwrap_or(0), s.unwrap_or_default()))
@@ -740,7 +742,7 @@ mod fluent {
         owner::with_setting(c"standard_conforming_strings", c"on", || {
             owner::as_role(replicator, |client| {
                 client.update(
-                    "INSERT INTO fluent.citus_bus (tbl, op, old_rows, new_rows) VALUES ($1, $2::\"char\", $3, $4)",
+                    "INSERT INTO fluent.citus_bus (tbl, op, old_rows, new_rows) VALUES ($1, $2::pg_catalog.\"char\", $3, $4)",
                     None,
                     &[tbl.into(), op.into(), old_rows.into(), new_rows.into()],
                 )

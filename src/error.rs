@@ -95,6 +95,8 @@ pub enum FluentError {
     CitusShardMissing { shard: String },
     /// `fluent_who_can` on a Citus table this transaction locked exclusively.
     CitusRowsLocked { table: String },
+    /// On a Citus node, a table inherits from a shard `fluent_who_can` reads.
+    CitusShardChild { child: String },
     /// On a Citus node, a request to read a row that the coordinator did not
     /// sign for this role, or that expired.
     CitusRowRequest,
@@ -168,6 +170,7 @@ impl FluentError {
             CitusRowRequest => PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
             CitusRowsLocked { .. } => PgSqlErrorCode::ERRCODE_OBJECT_IN_USE,
             CitusShardMissing { .. } => PgSqlErrorCode::ERRCODE_UNDEFINED_TABLE,
+            CitusShardChild { .. } => PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
             CitusLayout { .. }
             | CitusItemRoles { .. }
             | CitusColumnLimits { .. }
@@ -262,6 +265,9 @@ impl FluentError {
             ),
             CitusShardMissing { shard } => format!(
                 "shard {shard} of a protected table is not on this Citus node"
+            ),
+            CitusShardChild { child } => format!(
+                "{child} inherits from a shard of a protected table on this Citus node"
             ),
             CitusRowsLocked { table } => format!(
                 "fluent_who_can cannot read the rows of \"{table}\" on the Citus nodes in a transaction that locked it exclusively"
@@ -373,6 +379,7 @@ impl FluentError {
             CitusRowsUnread { .. } => "fluent_who_can reads a Citus table's rows on the nodes that hold them, connecting as the calling role: each node must accept that connection from the coordinator.".into(),
             CitusRowRequest => "Call fluent_who_can on the coordinator.".into(),
             CitusShardMissing { .. } => "The coordinator's metadata places it on this node (citus_shards): the node lost it or it was renamed.".into(),
+            CitusShardChild { .. } => "Its rows are read through the shard past the shard's row security: detach it (NO INHERIT) and move its rows back; fluent.protection_status lists it.".into(),
             CitusRowsLocked { .. } => "The nodes read the rows on connections of their own, which would wait for this transaction's lock (ALTER TABLE, LOCK TABLE): ask in another transaction.".into(),
             CitusItemRoles { .. } => "Protect it with an owner column or a membership table without a role column.".into(),
             CitusColumnLimits { .. } => "Citus runs a view's shard queries as the querying role, not as the view's owner, so the masked view could not read the limited columns on the workers: keep such columns in a table that is not distributed.".into(),

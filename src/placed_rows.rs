@@ -287,7 +287,22 @@ fn placed(request: &Request) -> Vec<Placed> {
                 })
                 .collect()
         };
-        (named(&request.shards), named(&request.membership_shards))
+        let (shards, membership_shards) =
+            (named(&request.shards), named(&request.membership_shards));
+        // A table hung under a shard holds rows that queries on the shard
+        // read, and that the scan below would not see: refused.
+        let all: Vec<pg_sys::Oid> = shards.iter().chain(&membership_shards).copied().collect();
+        if let Some(child) = owner::select(
+            client,
+            "SELECT fluent._outside_children($1, $1) LIMIT 1",
+            &[all.into()],
+        )
+        .next()
+        .and_then(|row| owner::column::<String>(&row, 1))
+        {
+            FluentError::CitusShardChild { child }.report();
+        }
+        (shards, membership_shards)
     });
     let (row_distribution, member_distribution) = match &request.distribution {
         Some((row, member)) => (Some(row.as_str()), Some(member.as_str())),

@@ -64,12 +64,18 @@ pub fn load_installed_version() {
         if snapshot {
             pg_sys::PushActiveSnapshot(pg_sys::GetTransactionSnapshot());
         }
+        // Every name qualified, the operators too: the session's search path
+        // is the database's default, which its owner (perhaps not a
+        // superuser) may set, and this runs as whoever connects.
         let library = Spi::get_one::<String>(
             "SELECT p.probin FROM pg_catalog.pg_extension e
-               JOIN pg_catalog.pg_depend d ON d.refclassid = 'pg_catalog.pg_extension'::pg_catalog.regclass
-                AND d.refobjid = e.oid AND d.classid = 'pg_catalog.pg_proc'::pg_catalog.regclass AND d.deptype = 'e'
-               JOIN pg_catalog.pg_proc p ON p.oid = d.objid
-              WHERE e.extname = 'fluent' AND p.probin IS NOT NULL
+               JOIN pg_catalog.pg_depend d
+                 ON d.refclassid OPERATOR(pg_catalog.=) 'pg_catalog.pg_extension'::pg_catalog.regclass
+                AND d.refobjid OPERATOR(pg_catalog.=) e.oid
+                AND d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_proc'::pg_catalog.regclass
+                AND d.deptype OPERATOR(pg_catalog.=) 'e'::pg_catalog.\"char\"
+               JOIN pg_catalog.pg_proc p ON p.oid OPERATOR(pg_catalog.=) d.objid
+              WHERE e.extname OPERATOR(pg_catalog.=) 'fluent'::pg_catalog.name AND p.probin IS NOT NULL
               ORDER BY p.oid LIMIT 1",
         )
         .unwrap_or(None);

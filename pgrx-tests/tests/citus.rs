@@ -1505,8 +1505,9 @@ fn explain_the_views_and_who_can_answer_on_the_coordinator() {
             "ALTER TABLE {} NO FORCE ROW LEVEL SECURITY; DROP POLICY fluent_select ON {};
              SET citus.enable_ddl_propagation = off;
              CREATE TABLE peek (id bigint, tenant int, owner text, body text);
-             ALTER TABLE {} INHERIT peek;",
-            notes[0], notes[1], notes[1]
+             ALTER TABLE {} INHERIT peek;
+             CREATE TABLE hidden () INHERITS ({});",
+            notes[0], notes[1], notes[1], notes[0]
         ))
         .unwrap();
     connect(2, &db, "postgres")
@@ -1538,6 +1539,10 @@ fn explain_the_views_and_who_can_answer_on_the_coordinator() {
     assert_eq!(
         problems,
         [
+            (
+                "notes".to_owned(),
+                format!("child outside the protection: shard public.{} {}: public.hidden inherits from the shard: queries on the shard read its rows, which it keeps past the shard's row security", notes[0], on(1))
+            ),
             (
                 "notes".to_owned(),
                 format!("parent outside the protection: shard public.{} {}: the shard inherits from public.peek: queries on it read and change the shard's rows without these policies", notes[1], on(1))
@@ -1619,6 +1624,40 @@ fn who_can_reads_a_citus_tables_row_on_the_node_holding_it() {
     let renamed = who_can(&mut reader, "projects", "3");
     rename("projects_elsewhere", "projects");
     assert_eq!(renamed, project_3);
+    // A table hung under a shard holds rows the shard's queries read, which
+    // a read of the shard alone would miss: refused, naming it.
+    for node in 1..=2 {
+        let mut worker = connect(node, &db, "postgres");
+        for shard in local_shards(&db, node, "projects") {
+            worker
+                .batch_execute(&format!(
+                    "SET citus.enable_ddl_propagation = off; CREATE TABLE {shard}_hidden () INHERITS ({shard})"
+                ))
+                .unwrap();
+        }
+    }
+    let refused = reader.batch_execute("SELECT * FROM fluent_who_can('projects', '3')");
+    let message = refused
+        .as_ref()
+        .err()
+        .and_then(|e| e.as_db_error())
+        .map(|e| e.message().to_owned())
+        .unwrap_or_default();
+    assert_eq!(sqlstate(refused), "08000");
+    assert!(
+        message.contains("_hidden inherits from a shard"),
+        "{message}"
+    );
+    for node in 1..=2 {
+        let mut worker = connect(node, &db, "postgres");
+        for shard in local_shards(&db, node, "projects") {
+            worker
+                .batch_execute(&format!(
+                    "SET citus.enable_ddl_propagation = off; DROP TABLE {shard}_hidden"
+                ))
+                .unwrap();
+        }
+    }
     // No row, and a key that two tenants' rows share, as on one node.
     let sqlstate_of = |client: &mut Client, sql: &str| sqlstate(client.batch_execute(sql));
     assert_eq!(

@@ -91,3 +91,39 @@ fn the_preload_name_loads_nothing_in_a_database_without_fluent() {
         1
     );
 }
+
+/// The preloader's look at the installed version runs as whoever connects,
+/// with the database's default search path, which the database's owner
+/// (perhaps not a superuser) sets: an operator of theirs named `=` first in
+/// that path runs for no one, a superuser's session included.
+#[test]
+fn a_database_owners_operator_runs_for_no_one_as_a_preloaded_session_starts() {
+    let db = "fluent_it_preload_owner";
+    let mut admin = connect("postgres", "postgres");
+    fluent_pgrx_tests::ensure_role(&mut admin, "it_db_owner", true, &[]);
+    empty_database(db, "it_db_owner");
+    connect(db, "postgres")
+        .batch_execute("CREATE EXTENSION fluent")
+        .unwrap();
+    connect(db, "it_db_owner")
+        .batch_execute(&format!(
+            "CREATE SCHEMA evil;
+             CREATE TABLE evil.log (who name);
+             GRANT USAGE ON SCHEMA evil TO PUBLIC; GRANT INSERT ON evil.log TO PUBLIC;
+             CREATE FUNCTION evil.char_eq(\"char\", \"char\") RETURNS boolean LANGUAGE plpgsql AS $$
+             BEGIN INSERT INTO evil.log VALUES (current_user); RETURN $1::text = $2::text; END $$;
+             CREATE OPERATOR evil.= (leftarg = \"char\", rightarg = \"char\", function = evil.char_eq);
+             CREATE FUNCTION evil.name_eq(name, name) RETURNS boolean LANGUAGE plpgsql AS $$
+             BEGIN INSERT INTO evil.log VALUES (current_user); RETURN $1::text = $2::text; END $$;
+             CREATE OPERATOR evil.= (leftarg = name, rightarg = name, function = evil.name_eq);
+             ALTER DATABASE {db} SET search_path = evil, pg_catalog, public;"
+        ))
+        .unwrap();
+    let mut preloaded = connect_with_options(db, "postgres", PRELOAD);
+    assert!(fluent_loaded(&mut preloaded));
+    let captured: i64 = preloaded
+        .query_one("SELECT count(*) FROM evil.log", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(captured, 0);
+}
