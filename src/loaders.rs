@@ -539,7 +539,8 @@ pub fn belongs_elsewhere_only(key: &str) -> bool {
     as_catalog_owner(|client| {
         select(
             client,
-            "SELECT fluent._belongs_elsewhere_only(u.user_id) FROM fluent.users u WHERE u.user_key = $1",
+            "SELECT fluent._belongs_elsewhere_only(u.user_id) FROM fluent.users u
+              WHERE u.user_key OPERATOR(pg_catalog.=) $1",
             &[key.into()],
         )
         .next()
@@ -645,11 +646,13 @@ pub fn row_lookup(table: pg_sys::Oid) -> RowLookup {
     as_catalog_owner(|client| {
         let row = select(
             client,
-            "SELECT module, key_column::text, owner_column::text, workspace_column::text,
-                    membership_row_column::text, membership_user_column::text,
-                    relations::oid[], membership_relations::oid[], item_module, item_column::text,
-                    assignment_row_column::text, assignment_user_column::text, assignment_team_column::text,
-                    assignment_role_column::text, assignment_relations::oid[]
+            "SELECT module, key_column::pg_catalog.text, owner_column::pg_catalog.text,
+                    workspace_column::pg_catalog.text, membership_row_column::pg_catalog.text,
+                    membership_user_column::pg_catalog.text, relations::pg_catalog.oid[],
+                    membership_relations::pg_catalog.oid[], item_module, item_column::pg_catalog.text,
+                    assignment_row_column::pg_catalog.text, assignment_user_column::pg_catalog.text,
+                    assignment_team_column::pg_catalog.text, assignment_role_column::pg_catalog.text,
+                    assignment_relations::pg_catalog.oid[]
                FROM fluent._row_lookup($1)",
             &[table.into()],
         )

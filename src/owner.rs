@@ -6,7 +6,9 @@
 //! PostgreSQL runs a SECURITY DEFINER function or a foreign-key check) and
 //! switches back before returning, also on error. The queries call
 //! SQL-standard functions in `sql/loaders.sql`, bound at CREATE EXTENSION
-//! time, so no search_path of the caller takes part. Each query is prepared
+//! time, and name every other type, function and operator with its schema,
+//! so no search_path of the caller takes part (their kept plans are made
+//! with the caller's). Each query is prepared
 //! once per backend and its plan kept (PostgreSQL's plan cache replans it
 //! when what it depends on changes), so a load parses and plans nothing.
 

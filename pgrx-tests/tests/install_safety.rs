@@ -3,7 +3,7 @@
 //! (non-superuser) owner of the database, and in the installing session's
 //! `pg_temp`, never run, at install time or later.
 
-use fluent_pgrx_tests::{connect, empty_database, ensure_role, fresh_database};
+use fluent_pgrx_tests::{connect, empty_database, ensure_role, fresh_database, TESTER};
 
 /// Every planted function and operator records who ran it.
 const PLANT: &str = r#"
@@ -350,4 +350,46 @@ fn a_role_that_reads_all_data_reads_no_secrets() {
         .unwrap()
         .get(0);
     assert_eq!(keys, 1);
+}
+
+/// fluent's catalog queries run as the catalog owner with the caller's
+/// search path: a domain named `text` and an operator `=` of the caller's,
+/// first in that path, run for no one but the caller.
+#[test]
+fn a_callers_search_path_runs_nothing_as_the_catalog_owner() {
+    let db = fresh_database("caller_search_path");
+    let mut su = connect(&db, "postgres");
+    su.batch_execute(&format!(
+        "CREATE TABLE notes (id int PRIMARY KEY, owner text);
+         SELECT fluent_create_module('notes');
+         SELECT fluent_protect('notes', 'notes', owner_column => 'owner');
+         INSERT INTO notes VALUES (1, 'ann');
+         CREATE SCHEMA evil AUTHORIZATION {TESTER};
+         CREATE TABLE public.ran (who name);
+         GRANT INSERT ON public.ran TO PUBLIC;"
+    ))
+    .unwrap();
+    let mut tester = connect(&db, TESTER);
+    tester
+        .batch_execute(
+            "GRANT USAGE ON SCHEMA evil TO PUBLIC;
+             CREATE FUNCTION evil.record(v pg_catalog.text) RETURNS boolean LANGUAGE plpgsql AS $$
+             BEGIN INSERT INTO public.ran VALUES (current_user); RETURN true; END $$;
+             CREATE DOMAIN evil.text AS pg_catalog.text CHECK (evil.record(VALUE));
+             CREATE FUNCTION evil.text_eq(pg_catalog.text, pg_catalog.text) RETURNS boolean
+             LANGUAGE plpgsql AS $$
+             BEGIN INSERT INTO public.ran VALUES (current_user); RETURN $1 OPERATOR(pg_catalog.=) $2; END $$;
+             CREATE OPERATOR evil.= (leftarg = pg_catalog.text, rightarg = pg_catalog.text,
+                                     function = evil.text_eq);
+             SET search_path = evil, pg_catalog, public;
+             SELECT * FROM fluent_who_can('public.notes', '1');",
+        )
+        .unwrap();
+    let ran: Vec<String> = su
+        .query("SELECT DISTINCT who::text FROM public.ran", &[])
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert!(ran.iter().all(|who| who == TESTER), "{ran:?}");
 }
