@@ -7423,7 +7423,8 @@ GRANT EXECUTE ON FUNCTION fluent._local_placements(regclass), fluent._relations_
     fluent._policies_named(regclass), fluent._citus_local_shard_problems(jsonb), fluent._citus_shard_problems(oid[]),
     fluent._citus_shards_by_node(regclass[]), fluent._outside_children(oid[], oid[]) TO fluent_admin;
 GRANT EXECUTE ON FUNCTION fluent._is_citus_table(regclass), fluent._policies_named(regclass), fluent._citus_shard_problems(oid[]),
-    fluent._citus_local_shard_problems(jsonb), fluent._relation_named(text), fluent._outside_children(oid[], oid[])
+    fluent._citus_local_shard_problems(jsonb), fluent._relation_named(text), fluent._outside_children(oid[], oid[]),
+    fluent._local_rows_sql(oid, text[], text)
     TO fluent_reader;
 GRANT EXECUTE ON FUNCTION fluent._local_placements(regclass), fluent._relations_named(text[]),
     fluent._citus_placed_rows(text), fluent._is_citus_table(regclass),

@@ -160,7 +160,8 @@ GRANT EXECUTE ON FUNCTION fluent._column_limit_problems(fluent.protected_tables)
     fluent._unsupported_key_type(regclass, name, regtype, text), fluent._citus_node(), fluent._rows_of_sql(regclass, name[], text),
     fluent._pointed_at_sql(regclass, name, regclass, name, text), fluent._citus_distribution_column(regclass),
     fluent._is_citus_table(regclass), fluent._policies_named(regclass), fluent._citus_shard_problems(oid[]),
-    fluent._citus_local_shard_problems(jsonb), fluent._relation_named(text), fluent._outside_children(oid[], oid[])
+    fluent._citus_local_shard_problems(jsonb), fluent._relation_named(text), fluent._outside_children(oid[], oid[]),
+    fluent._local_rows_sql(oid, text[], text)
     TO fluent_reader;
 
 -- On Citus, fluent_replicator sends the catalog changes (sql/citus.sql):

@@ -99,6 +99,10 @@ GRANT SELECT ON interpreters TO web;
 SELECT intact, cardinality(problems) AS problems, problems[1] AS first
   FROM fluent.protection_status WHERE table_name = 'interpreters'::regclass;
 REVOKE SELECT ON interpreters FROM web;
+-- A reporting role (app holds fluent_reader) reads the status too.
+SET ROLE app;
+SELECT intact FROM fluent.protection_status WHERE table_name = 'interpreters'::regclass;
+RESET ROLE;
 
 -- Mistakes are refused, and nothing is half-applied.
 CREATE TABLE plain_directory (id int PRIMARY KEY, manager text, email text);
