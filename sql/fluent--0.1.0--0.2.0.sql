@@ -7394,7 +7394,7 @@ GRANT EXECUTE ON FUNCTION fluent._rows_of_sql(regclass, name[], text), fluent._p
     fluent._citus_distribution_column(regclass), fluent._local_rows_from(regclass, name[]),
     fluent._citus_check_layout(regclass, regclass, boolean, name, name), fluent._local_rows_sql(oid, text[], text) TO fluent_admin;
 GRANT EXECUTE ON FUNCTION fluent._rows_of_sql(regclass, name[], text), fluent._pointed_at_sql(regclass, name, regclass, name, text),
-    fluent._citus_distribution_column(regclass) TO fluent_reader;
+    fluent._citus_distribution_column(regclass), fluent._local_rows_sql(oid, text[], text) TO fluent_reader;
 GRANT EXECUTE ON FUNCTION fluent.rls_local_rows_support(internal), fluent._rows_of_sql(regclass, name[], text),
     fluent._pointed_at_sql(regclass, name, regclass, name, text), fluent._citus_distribution_column(regclass),
     fluent._local_rows_from(regclass, name[]), fluent._citus_check_layout(regclass, regclass, boolean, name, name),
@@ -7423,8 +7423,7 @@ GRANT EXECUTE ON FUNCTION fluent._local_placements(regclass), fluent._relations_
     fluent._policies_named(regclass), fluent._citus_local_shard_problems(jsonb), fluent._citus_shard_problems(oid[]),
     fluent._citus_shards_by_node(regclass[]), fluent._outside_children(oid[], oid[]) TO fluent_admin;
 GRANT EXECUTE ON FUNCTION fluent._is_citus_table(regclass), fluent._policies_named(regclass), fluent._citus_shard_problems(oid[]),
-    fluent._citus_local_shard_problems(jsonb), fluent._relation_named(text), fluent._outside_children(oid[], oid[]),
-    fluent._local_rows_sql(oid, text[], text)
+    fluent._citus_local_shard_problems(jsonb), fluent._relation_named(text), fluent._outside_children(oid[], oid[])
     TO fluent_reader;
 GRANT EXECUTE ON FUNCTION fluent._local_placements(regclass), fluent._relations_named(text[]),
     fluent._citus_placed_rows(text), fluent._is_citus_table(regclass),
