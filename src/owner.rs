@@ -7,8 +7,8 @@
 //! switches back before returning, also on error. The queries call
 //! SQL-standard functions in `sql/loaders.sql`, bound at CREATE EXTENSION
 //! time, and name every other type, function and operator with its schema,
-//! so no search_path of the caller takes part (their kept plans are made
-//! with the caller's). Each query is prepared
+//! so no search_path of the caller takes part (it is the session's: a kept
+//! plan is made again under it when it changes). Each query is prepared
 //! once per backend and its plan kept (PostgreSQL's plan cache replans it
 //! when what it depends on changes), so a load parses and plans nothing.
 
