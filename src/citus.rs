@@ -605,14 +605,42 @@ fn sign(user: &str, workspace: &str, secret: &str) -> String {
         transaction,
         stamp,
     };
+    signed(&carrier, secret)
+}
+
+/// `claims` signed with the cluster's secret (HS256), for another node to
+/// verify (`verified`).
+pub fn signed<T: Serialize>(claims: &T, secret: &str) -> String {
     jsonwebtoken::encode(
         &Header::new(Algorithm::HS256),
-        &carrier,
+        claims,
         &EncodingKey::from_secret(secret.as_bytes()),
     )
-    .unwrap_or_else(|e| {
-        pgrx::error!("fluent could not sign the identity for the Citus workers: {e}")
-    })
+    .unwrap_or_else(|e| pgrx::error!("fluent could not sign for the Citus nodes: {e}"))
+}
+
+/// The claims of `signed` if this cluster's secret signed them; with
+/// `leeway` (seconds), only until their `exp`.
+pub fn verified<T: serde::de::DeserializeOwned>(signed: &str, leeway: Option<u64>) -> Option<T> {
+    let secret = secret()?;
+    let mut validation = Validation::new(Algorithm::HS256);
+    match leeway {
+        Some(leeway) => {
+            validation.set_required_spec_claims(&["exp"]);
+            validation.leeway = leeway;
+        }
+        None => {
+            validation.required_spec_claims.clear();
+            validation.validate_exp = false;
+        }
+    }
+    jsonwebtoken::decode::<T>(
+        signed,
+        &DecodingKey::from_secret(secret.as_bytes()),
+        &validation,
+    )
+    .ok()
+    .map(|data| data.claims)
 }
 
 /// On a Citus worker, the identity `carrier` (the value of
@@ -635,17 +663,7 @@ fn verify(carrier: &str) -> Option<Remote> {
     if !citus_loaded() || !unsafe { pg_sys::IsTransactionState() } || node() != "worker" {
         return None;
     }
-    let secret = secret()?;
-    let mut validation = Validation::new(Algorithm::HS256);
-    validation.required_spec_claims.clear();
-    validation.validate_exp = false;
-    let claims = jsonwebtoken::decode::<Carrier>(
-        carrier,
-        &DecodingKey::from_secret(secret.as_bytes()),
-        &validation,
-    )
-    .ok()?
-    .claims;
+    let claims: Carrier = verified(carrier, None)?;
     let (initiator, transaction, stamp) = distributed_transaction();
     if transaction == 0
         || transaction as u64 != STATEMENT_TRANSACTION.get()

@@ -25,7 +25,6 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use pgrx::pg_sys;
 use pgrx::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -227,14 +226,7 @@ fn ask(table: pg_sys::Oid, requests: &[(String, i32, Request)]) -> Vec<Placed> {
     let commands: Vec<(String, i32, String)> = requests
         .iter()
         .map(|(name, port, request)| {
-            let signed = jsonwebtoken::encode(
-                &Header::new(Algorithm::HS256),
-                request,
-                &EncodingKey::from_secret(secret.as_bytes()),
-            )
-            .unwrap_or_else(|e| {
-                pgrx::error!("fluent could not sign the request for the Citus nodes: {e}")
-            });
+            let signed = citus::signed(request, &secret);
             // A signed request is base64url and dots: nothing to quote.
             let command = format!("SELECT fluent._citus_placed_rows('{signed}'::pg_catalog.text)");
             (name.clone(), *port, command)
@@ -372,17 +364,7 @@ fn role_name() -> String {
 /// The request `signed`, if this cluster's coordinator signed it for the
 /// current role and it has not expired.
 fn verified(signed: &str) -> Option<Request> {
-    let secret = citus::secret()?;
-    let mut validation = Validation::new(Algorithm::HS256);
-    validation.set_required_spec_claims(&["exp"]);
-    validation.leeway = REQUEST_LEEWAY;
-    let request = jsonwebtoken::decode::<Request>(
-        signed,
-        &DecodingKey::from_secret(secret.as_bytes()),
-        &validation,
-    )
-    .ok()?
-    .claims;
+    let request: Request = citus::verified(signed, Some(REQUEST_LEEWAY))?;
     (request.role == role_name()).then_some(request)
 }
 
