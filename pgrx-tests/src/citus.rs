@@ -127,26 +127,13 @@ pub struct AddedNode {
 const CITUS_BIN: &str = "/usr/lib/postgresql/15/bin";
 
 fn run_as_postgres(tool: &str, args: &[&str]) {
-    let binary = std::path::Path::new(CITUS_BIN).join(tool);
-    let mut command = if crate::bouncer::running_as_root() {
-        let mut c = std::process::Command::new("runuser");
-        c.args(["-u", "postgres", "--"]).arg(binary);
-        c
-    } else {
-        std::process::Command::new(binary)
-    };
-    let output = command.args(args).output().expect("run a PostgreSQL tool");
-    assert!(
-        output.status.success(),
-        "{tool} {args:?}: {}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
+    crate::run_as_postgres(&std::path::Path::new(CITUS_BIN).join(tool), args);
 }
 
 impl AddedNode {
     /// Starts the node, configured as `fluent_start_citus` configures the
-    /// others, with `database` in it and Citus installed there.
+    /// others, with `database` in it and Citus installed there, and lets
+    /// Citus copy placements between the nodes' sockets in `database`.
     pub fn start(database: &str) -> AddedNode {
         let (host, ports) = nodes();
         let port = ports[2] + 1;
@@ -182,6 +169,19 @@ impl AddedNode {
         node.connect(database, "postgres")
             .batch_execute("CREATE EXTENSION citus")
             .unwrap();
+        // Citus copies placements to a node through connections to
+        // "localhost" unless told the node's own name; this cluster listens
+        // on its socket only.
+        let mut clients = vec![node.connect(database, "postgres")];
+        clients.extend((0..3).map(|n| connect(n, database, "postgres")));
+        for mut client in clients {
+            client
+                .batch_execute(&format!(
+                    "SET citus.enable_ddl_propagation = off;
+                     ALTER DATABASE {database} SET citus.local_hostname = '{host}'"
+                ))
+                .unwrap();
+        }
         node
     }
 

@@ -174,6 +174,37 @@ pub fn tester_session(database: &str, user: &str) -> Client {
     client
 }
 
+/// The message of a failed statement (empty when it did not fail with a
+/// server error).
+pub fn error_message(result: &Result<impl Sized, postgres::Error>) -> String {
+    result
+        .as_ref()
+        .err()
+        .and_then(|e| e.as_db_error())
+        .map(|e| e.message().to_owned())
+        .unwrap_or_default()
+}
+
+/// Runs a PostgreSQL program as the `postgres` OS user when we are root
+/// (initdb and the server refuse root), and asserts that it succeeded.
+pub fn run_as_postgres(program: &std::path::Path, args: &[&str]) {
+    let mut command = if bouncer::running_as_root() {
+        let mut c = std::process::Command::new("runuser");
+        c.args(["-u", "postgres", "--"]).arg(program);
+        c
+    } else {
+        std::process::Command::new(program)
+    };
+    let output = command.args(args).output().expect("run a PostgreSQL tool");
+    assert!(
+        output.status.success(),
+        "{} {args:?}: {}{}",
+        program.display(),
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
 /// The SQLSTATE of a failed statement.
 pub fn sqlstate(result: Result<impl Sized, postgres::Error>) -> String {
     match result {

@@ -5,7 +5,7 @@
 //! refused; nobody but fluent writes the bus.
 
 use fluent_pgrx_tests::citus::{connect, connect_collecting_notices, database};
-use fluent_pgrx_tests::{sqlstate, APP, AUTHENTICATOR, TESTER};
+use fluent_pgrx_tests::{ensure_role, error_message, sqlstate, APP, AUTHENTICATOR, TESTER};
 use postgres::Client;
 
 /// What node `node` answers for `user` on notes.read, as a DBA would ask.
@@ -14,6 +14,16 @@ fn scope(client: &mut Client, user: &str) -> String {
         .query_one("SELECT fluent_scope($1, 'notes', 'read')::text", &[&user])
         .unwrap()
         .get(0)
+}
+
+/// A superuser's connection to node `node` whose DDL Citus does not send to
+/// the other nodes: for what each node makes for itself (roles, grants).
+fn unpropagated(node: usize, db: &str) -> Client {
+    let mut client = connect(node, db, "postgres");
+    client
+        .batch_execute("SET citus.enable_ddl_propagation = off")
+        .unwrap();
+    client
 }
 
 /// Every replicated catalog table's rows on a node, one text per table, to
@@ -1637,12 +1647,7 @@ fn who_can_reads_a_citus_tables_row_on_the_node_holding_it() {
         }
     }
     let refused = reader.batch_execute("SELECT * FROM fluent_who_can('projects', '3')");
-    let message = refused
-        .as_ref()
-        .err()
-        .and_then(|e| e.as_db_error())
-        .map(|e| e.message().to_owned())
-        .unwrap_or_default();
+    let message = error_message(&refused);
     assert_eq!(sqlstate(refused), "08000");
     assert!(
         message.contains("_hidden inherits from a shard"),
@@ -1675,23 +1680,16 @@ fn who_can_reads_a_citus_tables_row_on_the_node_holding_it() {
     );
     // The nodes are asked as the calling role: one that may not log in
     // there gets the node's refusal, named.
-    dba.batch_execute(
-        "DO $$ BEGIN
-           IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'it_citus_nologin_reader') THEN
-             CREATE ROLE it_citus_nologin_reader NOLOGIN;
-           END IF;
-         END $$;
-         GRANT fluent_reader TO it_citus_nologin_reader;
-         SET ROLE it_citus_nologin_reader",
-    )
-    .unwrap();
+    ensure_role(
+        &mut dba,
+        "it_citus_nologin_reader",
+        false,
+        &["fluent_reader"],
+    );
+    dba.batch_execute("SET ROLE it_citus_nologin_reader")
+        .unwrap();
     let refused = dba.batch_execute("SELECT * FROM fluent_who_can('projects', '3')");
-    let message = refused
-        .as_ref()
-        .err()
-        .and_then(|e| e.as_db_error())
-        .map(|e| e.message().to_owned())
-        .unwrap_or_default();
+    let message = error_message(&refused);
     assert_eq!(sqlstate(refused), "08000");
     assert!(message.contains("on Citus node"), "{message}");
     dba.batch_execute("RESET ROLE").unwrap();
@@ -1738,17 +1736,8 @@ fn who_can_on_citus_confines_a_delegated_administrator_to_their_workspace() {
     // the right manage_users takes: she administers it, through a role
     // that chooses users and reads nobody's permissions itself.
     for node in 0..3 {
-        connect(node, &db, "postgres")
-            .batch_execute(&format!(
-                "SET citus.enable_ddl_propagation = off;
-                 DO $$ BEGIN
-                   IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '{DELEGATE}') THEN
-                     CREATE ROLE {DELEGATE} LOGIN;
-                   END IF;
-                 END $$;
-                 GRANT fluent_authenticator TO {DELEGATE};"
-            ))
-            .unwrap();
+        let mut client = unpropagated(node, &db);
+        ensure_role(&mut client, DELEGATE, true, &["fluent_authenticator"]);
     }
     let mut admin = connect(0, &db, DELEGATE);
     admin
@@ -1947,17 +1936,12 @@ fn a_worker_answers_only_requests_signed_for_its_session_role() {
     }
     // A role that reads all data reads no secret on any node.
     for node in 0..3 {
-        connect(node, &db, "postgres")
-            .batch_execute(
-                "SET citus.enable_ddl_propagation = off;
-                 DO $$ BEGIN
-                   IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'it_citus_read_all') THEN
-                     CREATE ROLE it_citus_read_all LOGIN;
-                   END IF;
-                 END $$;
-                 GRANT pg_read_all_data TO it_citus_read_all;",
-            )
-            .unwrap();
+        ensure_role(
+            &mut unpropagated(node, &db),
+            "it_citus_read_all",
+            true,
+            &["pg_read_all_data"],
+        );
         let secrets: i64 = connect(node, &db, "it_citus_read_all")
             .query_one("SELECT count(*) FROM fluent.citus_secret", &[])
             .unwrap()
@@ -2027,24 +2011,6 @@ fn a_node_added_after_the_setup_gets_the_catalog_when_the_setup_runs_again() {
     let node = fluent_pgrx_tests::citus::AddedNode::start(&db);
     let (host, _) = fluent_pgrx_tests::citus::nodes();
     let mut dba = connect(0, &db, "postgres");
-    // Citus copies placements through connections to "localhost" unless
-    // told the node's own name; this cluster listens on its socket only.
-    for node_client in [
-        &mut connect(0, &db, "postgres"),
-        &mut node.connect(&db, "postgres"),
-    ]
-    .into_iter()
-    .chain([
-        &mut connect(1, &db, "postgres"),
-        &mut connect(2, &db, "postgres"),
-    ]) {
-        node_client
-            .batch_execute(&format!(
-                "SET citus.enable_ddl_propagation = off;
-                 ALTER DATABASE {db} SET citus.local_hostname = '{host}'"
-            ))
-            .unwrap();
-    }
     dba.batch_execute(&format!("SELECT citus_add_node('{host}', {})", node.port))
         .unwrap();
     assert_eq!(
@@ -2106,16 +2072,10 @@ fn a_node_added_after_the_setup_gets_the_catalog_when_the_setup_runs_again() {
 #[test]
 fn a_workers_database_owner_captures_nothing_of_the_setup_or_the_checks() {
     let db = database("owner_capture");
-    connect(2, &db, "postgres")
-        .batch_execute(&format!(
-            "SET citus.enable_ddl_propagation = off;
-             DO $$ BEGIN
-               IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'it_citus_dbowner') THEN
-                 CREATE ROLE it_citus_dbowner LOGIN;
-               END IF;
-             END $$;
-             ALTER DATABASE {db} OWNER TO it_citus_dbowner;"
-        ))
+    let mut worker = unpropagated(2, &db);
+    ensure_role(&mut worker, "it_citus_dbowner", true, &[]);
+    worker
+        .batch_execute(&format!("ALTER DATABASE {db} OWNER TO it_citus_dbowner"))
         .unwrap();
     connect(2, &db, "it_citus_dbowner")
         .batch_execute(&format!(
@@ -2167,16 +2127,12 @@ fn a_workers_database_owner_captures_nothing_of_the_setup_or_the_checks() {
     // A role that reports on the coordinator only cannot have the shards
     // checked: the nodes refuse it, and the status says so.
     for node in 0..3 {
-        connect(node, &db, "postgres")
-            .batch_execute(
-                "SET citus.enable_ddl_propagation = off;
-                 DO $$ BEGIN
-                   IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'it_citus_coordinator_reader') THEN
-                     CREATE ROLE it_citus_coordinator_reader LOGIN;
-                   END IF;
-                 END $$;",
-            )
-            .unwrap();
+        ensure_role(
+            &mut unpropagated(node, &db),
+            "it_citus_coordinator_reader",
+            true,
+            &[],
+        );
     }
     connect(0, &db, "postgres")
         .batch_execute(
@@ -2212,12 +2168,7 @@ fn a_setup_command_failing_on_a_worker_stops_the_setup_whole() {
         .unwrap();
     let mut dba = connect(0, &db, "postgres");
     let refused = dba.batch_execute("SELECT fluent_citus_setup()");
-    let message = refused
-        .as_ref()
-        .err()
-        .and_then(|e| e.as_db_error())
-        .map(|e| e.message().to_owned())
-        .unwrap_or_default();
+    let message = error_message(&refused);
     assert_eq!(sqlstate(refused), "08000");
     assert!(message.contains("fluent_replicator"), "{message}");
     let active: bool = dba
@@ -2236,34 +2187,13 @@ fn a_node_whose_bus_placement_has_another_jsonb_is_refused_before_anything_is_se
     let db = distributed_notes("node_captured");
     let node = fluent_pgrx_tests::citus::AddedNode::start(&db);
     let (host, _) = fluent_pgrx_tests::citus::nodes();
-    for node_client in [
-        &mut connect(0, &db, "postgres"),
-        &mut node.connect(&db, "postgres"),
-    ]
-    .into_iter()
-    .chain([
-        &mut connect(1, &db, "postgres"),
-        &mut connect(2, &db, "postgres"),
-    ]) {
-        node_client
-            .batch_execute(&format!(
-                "SET citus.enable_ddl_propagation = off;
-                 ALTER DATABASE {db} SET citus.local_hostname = '{host}'"
-            ))
-            .unwrap();
-    }
     // The new node's database belongs to a non-superuser who has put a
     // domain named jsonb first in its default search path: Citus's
     // placements made there take it.
-    node.connect(&db, "postgres")
-        .batch_execute(&format!(
-            "DO $$ BEGIN
-               IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'it_citus_dbowner') THEN
-                 CREATE ROLE it_citus_dbowner LOGIN;
-               END IF;
-             END $$;
-             ALTER DATABASE {db} OWNER TO it_citus_dbowner;"
-        ))
+    let mut added = node.connect(&db, "postgres");
+    ensure_role(&mut added, "it_citus_dbowner", true, &[]);
+    added
+        .batch_execute(&format!("ALTER DATABASE {db} OWNER TO it_citus_dbowner"))
         .unwrap();
     node.connect(&db, "it_citus_dbowner")
         .batch_execute(&format!(
@@ -2281,12 +2211,7 @@ fn a_node_whose_bus_placement_has_another_jsonb_is_refused_before_anything_is_se
     dba.batch_execute("SELECT replicate_reference_tables('block_writes')")
         .unwrap();
     let refused = dba.batch_execute("SELECT fluent_citus_setup()");
-    let message = refused
-        .as_ref()
-        .err()
-        .and_then(|e| e.as_db_error())
-        .map(|e| e.message().to_owned())
-        .unwrap_or_default();
+    let message = error_message(&refused);
     assert_eq!(sqlstate(refused), "08000");
     assert!(message.contains("type outside pg_catalog"), "{message}");
     let loot: i64 = node

@@ -12,23 +12,9 @@ use fluent_pgrx_tests::bouncer::running_as_root;
 use fluent_pgrx_tests::{connect, fresh_database, pg_bin, test_server, APP, AUTHENTICATOR};
 use postgres::{Client, NoTls};
 
-/// Runs a PostgreSQL tool as the `postgres` OS user when we are root
-/// (initdb and the server refuse root).
+/// Runs PostgreSQL tool `tool` as the `postgres` OS user when we are root.
 fn run_as_postgres(tool: &str, args: &[&str]) {
-    let mut command = if running_as_root() {
-        let mut c = Command::new("runuser");
-        c.args(["-u", "postgres", "--"]).arg(pg_bin(tool));
-        c
-    } else {
-        Command::new(pg_bin(tool))
-    };
-    let output = command.args(args).output().expect("run a PostgreSQL tool");
-    assert!(
-        output.status.success(),
-        "{tool} {args:?}: {}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
+    fluent_pgrx_tests::run_as_postgres(&pg_bin(tool), args);
 }
 
 /// A replica of the test cluster, stopped and removed when dropped.
