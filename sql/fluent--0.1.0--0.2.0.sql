@@ -6408,6 +6408,9 @@ DECLARE
     actual jsonb;
     k text;
     found jsonb := '[]';
+    -- The shards named, as this node has them: the parents and children
+    -- they may have among themselves.
+    known oid[] := ARRAY(SELECT fluent._relation_named(x) FROM jsonb_object_keys(expected) x);
 BEGIN
     FOR name, spec IN SELECT * FROM jsonb_each(expected) LOOP
         shard := fluent._relation_named(name);
@@ -6444,8 +6447,7 @@ BEGIN
         -- names: a parent other than a shard of the protection (INHERIT,
         -- ATTACH PARTITION on the node) reads them past fluent's.
         FOR k IN SELECT i.inhparent::regclass::text FROM pg_inherits i
-                  WHERE i.inhrelid = shard
-                    AND i.inhparent NOT IN (SELECT fluent._relation_named(x) FROM jsonb_object_keys(expected) x)
+                  WHERE i.inhrelid = shard AND i.inhparent <> ALL (known)
                   ORDER BY 1 LOOP
             found := found || jsonb_build_object('relation', spec ->> 'relation', 'shard', name,
                 'problem', 'parent outside the protection',
@@ -6454,8 +6456,7 @@ BEGIN
         -- A child of a shard holds rows that queries on the shard read, kept
         -- past the shard's own row security (a shard swapped for a look-alike
         -- that the real one inherits from).
-        FOR k IN SELECT fluent._outside_children(ARRAY[shard],
-                                                 ARRAY(SELECT fluent._relation_named(x) FROM jsonb_object_keys(expected) x)) LOOP
+        FOR k IN SELECT fluent._outside_children(ARRAY[shard], known) LOOP
             found := found || jsonb_build_object('relation', spec ->> 'relation', 'shard', name,
                 'problem', 'child outside the protection',
                 'detail', format('%s inherits from the shard: queries on the shard read its rows, which it keeps past the shard''s row security', k));
