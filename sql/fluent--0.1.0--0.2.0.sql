@@ -6409,8 +6409,9 @@ DECLARE
     k text;
     found jsonb := '[]';
     -- The shards named, as this node has them: the parents and children
-    -- they may have among themselves.
-    known oid[] := ARRAY(SELECT fluent._relation_named(x) FROM jsonb_object_keys(expected) x);
+    -- they may have among themselves. (Not a missing one's NULL: "<> ALL"
+    -- with a NULL in the array is never true, and would hide every other.)
+    known oid[] := ARRAY(SELECT r FROM jsonb_object_keys(expected) x, fluent._relation_named(x) r WHERE r IS NOT NULL);
 BEGIN
     FOR name, spec IN SELECT * FROM jsonb_each(expected) LOOP
         shard := fluent._relation_named(name);

@@ -1571,6 +1571,32 @@ fn explain_the_views_and_who_can_answer_on_the_coordinator() {
             ),
         ]
     );
+    // A shard gone from its node is reported, and leaves the checks of the
+    // node's other shards whole (the missing one's name once hid every
+    // parent and child outside the protection there).
+    connect(1, &db, "postgres")
+        .batch_execute(&format!(
+            "SET citus.enable_ddl_propagation = off; ALTER TABLE {} RENAME TO notes_gone",
+            notes[1]
+        ))
+        .unwrap();
+    let problems: Vec<String> = reader
+        .query(
+            "SELECT problem || ': ' || detail FROM fluent_protection_problems() WHERE relation = 'notes'::regclass ORDER BY 1",
+            &[],
+        )
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(
+        problems,
+        [
+            format!("child outside the protection: shard public.{} {}: public.hidden inherits from the shard: queries on the shard read its rows, which it keeps past the shard's row security", notes[0], on(1)),
+            format!("row-level security not forced: shard public.{} {}: the owner sees and changes the shard's rows", notes[0], on(1)),
+            format!("shard missing: shard public.{} {}: the node has no such relation: queries routed to it fail", notes[1], on(1)),
+        ]
+    );
     // fluent_who_can reads a Citus table's rows where they are: the
     // reference table's on one of its nodes. (Note 5 is ann's.)
     assert_eq!(
