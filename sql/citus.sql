@@ -145,11 +145,12 @@ BEGIN ATOMIC
 END;
 
 -- On a Citus node, what no longer matches on the shards expected names
--- (schema-qualified, from the coordinator's metadata), each with its table
--- and the table's policies as fluent._policies_named gives them on the
--- coordinator: a shard missing, row security disabled or not forced,
--- policies missing or changed, permissive ones added, a parent or a child
--- that is not one of the shards named. Compared as text:
+-- (schema-qualified, from the coordinator's metadata), each with its table,
+-- the table's policies as fluent._policies_named gives them on the
+-- coordinator and its item roles' triggers (fluent._item_triggers_named): a
+-- shard missing, row security disabled or not forced, policies missing or
+-- changed, permissive ones added, triggers missing, disabled or changed, a
+-- parent or a child that is not one of the shards named. Compared as text:
 -- Citus writes a table's policies on its shards as they read on the table
 -- (its policies hold no sub-select, so no column is qualified with the
 -- table's name). Returns [{relation, shard, problem, detail}]. It reads only
@@ -165,6 +166,8 @@ DECLARE
     flags record;
     actual jsonb;
     k text;
+    t jsonb;
+    tg record;
     found jsonb := '[]';
     -- The shards named, as this node has them: the parents and children
     -- they may have among themselves. (Not a missing one's NULL: "<> ALL"
@@ -201,6 +204,26 @@ BEGIN
                   WHERE NOT spec -> 'policies' ? x AND (actual -> x ->> 'permissive')::boolean LOOP
             found := found || jsonb_build_object('relation', spec ->> 'relation', 'shard', name,
                 'problem', 'permissive policy added', 'detail', format('%s is OR-ed with fluent''s policies on the shard and widens access', k));
+        END LOOP;
+        -- The item roles' triggers, as Citus created them on the shard.
+        FOR t IN SELECT x FROM jsonb_array_elements(coalesce(spec -> 'triggers', '[]')) x LOOP
+            SELECT x.tgenabled,
+                   x.tgattr::text = ''
+                   AND x.tgargs = coalesce((SELECT string_agg(convert_to(y.arg, getdatabaseencoding()) || '\x00'::bytea, ''::bytea ORDER BY y.n)
+                                              FROM jsonb_array_elements_text(t -> 'args') WITH ORDINALITY y (arg, n)), ''::bytea)
+                   AND CASE WHEN t ->> 'condition' IS NULL THEN x.tgqual IS NULL
+                            ELSE position(format(' WHEN ((%s)) ', t ->> 'condition') IN pg_get_triggerdef(x.oid)) > 0 END AS as_created
+              INTO tg FROM pg_trigger x
+             WHERE x.tgrelid = shard AND x.tgfoid = (t ->> 'fn')::regprocedure AND x.tgtype = (t ->> 'tgtype')::int2
+             ORDER BY x.tgenabled = 'O' DESC LIMIT 1;
+            -- (No trigger found: tgenabled NULL. FOUND is the list here.)
+            IF tg.tgenabled IS NULL OR NOT tg.as_created OR tg.tgenabled <> 'O' THEN
+                found := found || jsonb_build_object('relation', spec ->> 'relation', 'shard', name,
+                    'problem', CASE WHEN tg.tgenabled IS NULL THEN 'item role trigger missing'
+                                    WHEN tg.tgenabled = 'D' THEN 'item role trigger disabled'
+                                    ELSE 'item role trigger changed' END,
+                    'detail', format('%s on the shard: %s', t ->> 'name', fluent._item_trigger_detail(t ->> 'name')));
+            END IF;
         END LOOP;
         -- A query reads a shard's rows under the policies of the table it
         -- names: a parent other than a shard of the protection (INHERIT,
@@ -260,10 +283,11 @@ END $$;
 -- Refused unless both are plain tables, both reference tables, or both
 -- distributed, co-located, with a validated foreign key from other to tbl
 -- that maps other's distribution column to tbl's and other_col to col (so
--- each membership row carries its item's distribution value). Item roles
--- (item_roles: an assignment table or a parent table) are not supported on
--- Citus tables: their triggers would need Citus's enable_unsafe_triggers.
-CREATE FUNCTION fluent._citus_check_layout(tbl regclass, other regclass, item_roles boolean, col name, other_col name)
+-- each membership row carries its item's distribution value). The same
+-- holds for a child table (other) and its parent (tbl): the child's
+-- policies read the parent's assignments, and its trigger the parent's row,
+-- on the child's node.
+CREATE FUNCTION fluent._citus_check_layout(tbl regclass, other regclass, col name, other_col name)
 RETURNS void
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -272,9 +296,6 @@ DECLARE
 BEGIN
     IF fluent._citus_node() = 'none' THEN
         RETURN;
-    END IF;
-    IF item_roles AND fluent._is_citus_table(tbl) THEN
-        PERFORM fluent._raise('citus_item_roles', ARRAY[tbl::text]);
     END IF;
     IF other IS NULL THEN
         RETURN;

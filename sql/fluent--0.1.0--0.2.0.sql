@@ -6387,11 +6387,12 @@ BEGIN ATOMIC
 END;
 
 -- On a Citus node, what no longer matches on the shards expected names
--- (schema-qualified, from the coordinator's metadata), each with its table
--- and the table's policies as fluent._policies_named gives them on the
--- coordinator: a shard missing, row security disabled or not forced,
--- policies missing or changed, permissive ones added, a parent or a child
--- that is not one of the shards named. Compared as text:
+-- (schema-qualified, from the coordinator's metadata), each with its table,
+-- the table's policies as fluent._policies_named gives them on the
+-- coordinator and its item roles' triggers (fluent._item_triggers_named): a
+-- shard missing, row security disabled or not forced, policies missing or
+-- changed, permissive ones added, triggers missing, disabled or changed, a
+-- parent or a child that is not one of the shards named. Compared as text:
 -- Citus writes a table's policies on its shards as they read on the table
 -- (its policies hold no sub-select, so no column is qualified with the
 -- table's name). Returns [{relation, shard, problem, detail}]. It reads only
@@ -6407,6 +6408,8 @@ DECLARE
     flags record;
     actual jsonb;
     k text;
+    t jsonb;
+    tg record;
     found jsonb := '[]';
     -- The shards named, as this node has them: the parents and children
     -- they may have among themselves. (Not a missing one's NULL: "<> ALL"
@@ -6443,6 +6446,26 @@ BEGIN
                   WHERE NOT spec -> 'policies' ? x AND (actual -> x ->> 'permissive')::boolean LOOP
             found := found || jsonb_build_object('relation', spec ->> 'relation', 'shard', name,
                 'problem', 'permissive policy added', 'detail', format('%s is OR-ed with fluent''s policies on the shard and widens access', k));
+        END LOOP;
+        -- The item roles' triggers, as Citus created them on the shard.
+        FOR t IN SELECT x FROM jsonb_array_elements(coalesce(spec -> 'triggers', '[]')) x LOOP
+            SELECT x.tgenabled,
+                   x.tgattr::text = ''
+                   AND x.tgargs = coalesce((SELECT string_agg(convert_to(y.arg, getdatabaseencoding()) || '\x00'::bytea, ''::bytea ORDER BY y.n)
+                                              FROM jsonb_array_elements_text(t -> 'args') WITH ORDINALITY y (arg, n)), ''::bytea)
+                   AND CASE WHEN t ->> 'condition' IS NULL THEN x.tgqual IS NULL
+                            ELSE position(format(' WHEN ((%s)) ', t ->> 'condition') IN pg_get_triggerdef(x.oid)) > 0 END AS as_created
+              INTO tg FROM pg_trigger x
+             WHERE x.tgrelid = shard AND x.tgfoid = (t ->> 'fn')::regprocedure AND x.tgtype = (t ->> 'tgtype')::int2
+             ORDER BY x.tgenabled = 'O' DESC LIMIT 1;
+            -- (No trigger found: tgenabled NULL. FOUND is the list here.)
+            IF tg.tgenabled IS NULL OR NOT tg.as_created OR tg.tgenabled <> 'O' THEN
+                found := found || jsonb_build_object('relation', spec ->> 'relation', 'shard', name,
+                    'problem', CASE WHEN tg.tgenabled IS NULL THEN 'item role trigger missing'
+                                    WHEN tg.tgenabled = 'D' THEN 'item role trigger disabled'
+                                    ELSE 'item role trigger changed' END,
+                    'detail', format('%s on the shard: %s', t ->> 'name', fluent._item_trigger_detail(t ->> 'name')));
+            END IF;
         END LOOP;
         -- A query reads a shard's rows under the policies of the table it
         -- names: a parent other than a shard of the protection (INHERIT,
@@ -6502,10 +6525,11 @@ END $$;
 -- Refused unless both are plain tables, both reference tables, or both
 -- distributed, co-located, with a validated foreign key from other to tbl
 -- that maps other's distribution column to tbl's and other_col to col (so
--- each membership row carries its item's distribution value). Item roles
--- (item_roles: an assignment table or a parent table) are not supported on
--- Citus tables: their triggers would need Citus's enable_unsafe_triggers.
-CREATE FUNCTION fluent._citus_check_layout(tbl regclass, other regclass, item_roles boolean, col name, other_col name)
+-- each membership row carries its item's distribution value). The same
+-- holds for a child table (other) and its parent (tbl): the child's
+-- policies read the parent's assignments, and its trigger the parent's row,
+-- on the child's node.
+CREATE FUNCTION fluent._citus_check_layout(tbl regclass, other regclass, col name, other_col name)
 RETURNS void
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -6514,9 +6538,6 @@ DECLARE
 BEGIN
     IF fluent._citus_node() = 'none' THEN
         RETURN;
-    END IF;
-    IF item_roles AND fluent._is_citus_table(tbl) THEN
-        PERFORM fluent._raise('citus_item_roles', ARRAY[tbl::text]);
     END IF;
     IF other IS NULL THEN
         RETURN;
@@ -7065,8 +7086,8 @@ BEGIN
     IF a.membership_role_column IS NULL THEN
         RETURN NULL;
     END IF;
-    RETURN format('(fluent.rls_items(%L, %L, %L) AND %I = ANY (%s))', module, act, a.module, item_column,
-        fluent._rows_of_sql(a.membership_table, ARRAY[a.membership_row_column],
+    RETURN format('(fluent.rls_items(%L, %L, %L) AND %s)', module, act, a.module,
+        fluent._pointed_at_sql(p.table_name, item_column, a.membership_table, a.membership_row_column,
             format('(m.%1$I %2$s%3$s) AND m.%4$I = ANY (fluent.rls_item_roles(%5$L, %6$L, %7$L))',
                 a.membership_user_column,
                 fluent._key_test_sql(fluent._key_kind(a.membership_table, a.membership_user_column, 'membership user column'),
@@ -7307,8 +7328,16 @@ BEGIN
         SELECT c.relrowsecurity, c.relforcerowsecurity INTO member_was_enabled, member_was_forced
           FROM pg_class c WHERE c.oid = membership_table;
     END IF;
-    PERFORM fluent._citus_check_layout(tbl, membership_table, membership_role_column IS NOT NULL OR parent_table IS NOT NULL,
-                                       row_column, membership_row_column);
+    PERFORM fluent._citus_check_layout(tbl, membership_table, row_column, membership_row_column);
+    IF parent_table IS NOT NULL THEN
+        PERFORM fluent._citus_check_layout(parent_table, tbl, parent.row_column, parent_column);
+    END IF;
+    -- Citus writes a reference table's rows on every node holding it, where
+    -- the item roles' triggers would each check (and lock) and record them.
+    IF (membership_role_column IS NOT NULL OR parent_table IS NOT NULL)
+       AND fluent._is_citus_table(tbl) AND fluent._citus_distribution_column(tbl) IS NULL THEN
+        PERFORM fluent._raise('citus_item_roles', ARRAY[tbl::text]);
+    END IF;
     -- Item roles name their items by key: the key must be the items', and
     -- an assignment must go with its item (sql/items.sql). A row moved to
     -- another partition is deleted and inserted again, out of reach of the
@@ -7337,14 +7366,17 @@ BEGIN
         RAISE EXCEPTION 'assignment table "%" needs a foreign key to "%" that cascades deletes and moves no row to another item on update',
             membership_table, tbl
             USING ERRCODE = 'invalid_parameter_value',
-                  HINT = format('ALTER TABLE %s ADD FOREIGN KEY (%I) REFERENCES %s (%I) ON DELETE CASCADE;',
-                                membership_table, membership_row_column, tbl, row_column);
+                  HINT = (SELECT format('ALTER TABLE %s ADD FOREIGN KEY (%s) REFERENCES %s (%s) ON DELETE CASCADE;',
+                                  membership_table, l.referencing_list, tbl, l.referenced_list)
+                      FROM fluent._item_key_lists(membership_table, membership_row_column, tbl, row_column) l);
     END IF;
     IF parent_table IS NOT NULL
        AND NOT fluent._has_item_foreign_key(tbl, parent_column, parent_table, parent.row_column, false) THEN
         RAISE EXCEPTION 'child table "%" needs a foreign key to its parent "%"', tbl, parent_table
             USING ERRCODE = 'invalid_parameter_value',
-                  HINT = format('ALTER TABLE %s ADD FOREIGN KEY (%I) REFERENCES %s (%I);', tbl, parent_column, parent_table, parent.row_column);
+                  HINT = (SELECT format('ALTER TABLE %s ADD FOREIGN KEY (%s) REFERENCES %s (%s);',
+                                        tbl, l.referencing_list, parent_table, l.referenced_list)
+                            FROM fluent._item_key_lists(tbl, parent_column, parent_table, parent.row_column) l);
     END IF;
     -- The catalog row, by column name.
     p := jsonb_populate_record(NULL::fluent.protected_tables, jsonb_build_object(
@@ -7389,17 +7421,17 @@ BEGIN
 END $$;
 REVOKE ALL ON FUNCTION fluent.rls_local_rows_support(internal), fluent._rows_of_sql(regclass, name[], text),
     fluent._pointed_at_sql(regclass, name, regclass, name, text), fluent._citus_distribution_column(regclass),
-    fluent._local_rows_from(regclass, name[]), fluent._citus_check_layout(regclass, regclass, boolean, name, name),
+    fluent._local_rows_from(regclass, name[]), fluent._citus_check_layout(regclass, regclass, name, name),
     fluent._local_rows_sql(oid, text[], text), fluent.rls_local_rows(anyelement, oid, text[], text) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION fluent.rls_local_rows(anyelement, oid, text[], text) TO PUBLIC;
 GRANT EXECUTE ON FUNCTION fluent._rows_of_sql(regclass, name[], text), fluent._pointed_at_sql(regclass, name, regclass, name, text),
     fluent._citus_distribution_column(regclass), fluent._local_rows_from(regclass, name[]),
-    fluent._citus_check_layout(regclass, regclass, boolean, name, name), fluent._local_rows_sql(oid, text[], text) TO fluent_admin;
+    fluent._citus_check_layout(regclass, regclass, name, name), fluent._local_rows_sql(oid, text[], text) TO fluent_admin;
 GRANT EXECUTE ON FUNCTION fluent._rows_of_sql(regclass, name[], text), fluent._pointed_at_sql(regclass, name, regclass, name, text),
     fluent._citus_distribution_column(regclass), fluent._local_rows_sql(oid, text[], text) TO fluent_reader;
 GRANT EXECUTE ON FUNCTION fluent.rls_local_rows_support(internal), fluent._rows_of_sql(regclass, name[], text),
     fluent._pointed_at_sql(regclass, name, regclass, name, text), fluent._citus_distribution_column(regclass),
-    fluent._local_rows_from(regclass, name[]), fluent._citus_check_layout(regclass, regclass, boolean, name, name),
+    fluent._local_rows_from(regclass, name[]), fluent._citus_check_layout(regclass, regclass, name, name),
     fluent._local_rows_sql(oid, text[], text), fluent.rls_local_rows(anyelement, oid, text[], text) TO fluent_owner;
 
 -- Issue 21: fluent_who_can over Citus tables reads the row on the nodes
@@ -7708,3 +7740,276 @@ BEGIN
         END LOOP;
     END LOOP;
 END $$;
+
+-- Issue 21: item roles on Citus tables: their triggers run on the shards,
+-- and a child's parent is looked up by its distribution value too.
+CREATE FUNCTION fluent."_table_name_of"("rel" oid) RETURNS TEXT
+STRICT STABLE PARALLEL SAFE
+LANGUAGE c /* Rust */
+AS 'fluent-0.2.0', '_table_name_of_wrapper';
+CREATE FUNCTION fluent."_citus_colocated"("parent" oid, "shard" oid) RETURNS bool
+STRICT STABLE PARALLEL SAFE
+LANGUAGE c /* Rust */
+AS 'fluent-0.2.0', '_citus_colocated_wrapper';
+REVOKE ALL ON FUNCTION fluent._table_name_of(oid), fluent._citus_colocated(oid, oid) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION fluent._table_name_of(oid), fluent._citus_colocated(oid, oid) TO PUBLIC;
+GRANT EXECUTE ON FUNCTION fluent._table_name_of(oid), fluent._citus_colocated(oid, oid) TO fluent_owner;
+CREATE OR REPLACE FUNCTION fluent._check_item_owner() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    test text := format('SELECT %s FROM (SELECT ($1).*) AS r', CASE TG_OP WHEN 'INSERT' THEN TG_ARGV[2] ELSE TG_ARGV[1] END);
+    owner_of text := format('SELECT ($1).%I IS NULL', TG_ARGV[0]);
+    unowned boolean;
+    changed boolean := true;
+    reaches boolean := true;
+BEGIN
+    IF NOT fluent._column_limits_apply(TG_RELID) THEN
+        RETURN NULL;
+    END IF;
+    IF TG_OP = 'UPDATE' THEN
+        EXECUTE format('SELECT ($1).%1$I IS DISTINCT FROM ($2).%1$I', TG_ARGV[0]) INTO changed USING NEW, OLD;
+        IF changed THEN
+            EXECUTE test INTO reaches USING OLD;
+        END IF;
+    ELSE
+        EXECUTE owner_of INTO unowned USING NEW;
+        changed := NOT unowned;
+    END IF;
+    IF changed AND coalesce(reaches, false) THEN
+        EXECUTE test INTO reaches USING NEW;
+    END IF;
+    IF changed AND NOT coalesce(reaches, false) THEN
+        RAISE EXCEPTION 'permission denied to hand over a row of "%"', fluent._table_name_of(TG_RELID)
+            USING ERRCODE = 'insufficient_privilege',
+                  HINT = format('Column "%s" names the row''s owner: setting it takes the module''s permission at a scope that reaches the row, as it is and as written; item roles do not give it.', TG_ARGV[0]);
+    END IF;
+    RETURN NULL;
+END $$;
+CREATE OR REPLACE FUNCTION fluent._check_item_parent() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    moved boolean := true;
+    found_parent int;
+BEGIN
+    IF NOT fluent._column_limits_apply(TG_RELID) THEN
+        RETURN NULL;
+    END IF;
+    -- On a Citus node the parent is named as on the coordinator: it must be
+    -- the distributed table co-located with this shard's, not a table a
+    -- table owner put under its name on this node.
+    IF TG_NARGS > 3 AND NOT fluent._citus_colocated(TG_ARGV[1]::regclass, TG_RELID) THEN
+        RAISE EXCEPTION 'relation "%" on this node is not the Citus table co-located with "%"', TG_ARGV[1],
+                        fluent._table_name_of(TG_RELID)
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  HINT = 'The parent table was renamed or replaced on this node: give the name back to the distributed table.';
+    END IF;
+    IF TG_OP = 'UPDATE' THEN
+        EXECUTE format('SELECT ($1).%1$I IS DISTINCT FROM ($2).%1$I', TG_ARGV[0]) INTO moved USING NEW, OLD;
+    END IF;
+    IF NOT moved THEN
+        RETURN NULL;
+    END IF;
+    EXECUTE format('SELECT 1 FROM %s p WHERE p.%I = ($1).%I%s FOR KEY SHARE', TG_ARGV[1], TG_ARGV[2], TG_ARGV[0],
+                   CASE WHEN TG_NARGS > 3 THEN format(' AND p.%I = ($1).%I', TG_ARGV[4], TG_ARGV[3]) ELSE '' END)
+       INTO found_parent USING NEW;
+    IF found_parent IS NULL THEN
+        RAISE EXCEPTION 'permission denied to put a row of "%" under a row of "%" it may not write',
+                        fluent._table_name_of(TG_RELID), TG_ARGV[1]
+            USING ERRCODE = 'insufficient_privilege',
+                  HINT = format('Column "%s" names a row of %s: the writer must be able to update it.', TG_ARGV[0], TG_ARGV[1]);
+    END IF;
+    RETURN NULL;
+END $$;
+CREATE OR REPLACE FUNCTION fluent._item_triggers(p fluent.protected_tables)
+RETURNS TABLE (on_assignments boolean, name name, events text, per_row boolean, condition text, fn regprocedure,
+               args text[], tgtype int2)
+LANGUAGE sql STABLE
+BEGIN ATOMIC
+    SELECT true, x.name, x.events, x.per_row, NULL::text, 'fluent._check_item_assignment()'::regprocedure,
+           ARRAY[p.module::text, p.membership_user_column::text, coalesce(p.membership_team_column, '')::text,
+                 p.membership_role_column::text],
+           x.tgtype
+      FROM (VALUES ('fluent_item_role_conditions'::name, 'AFTER INSERT OR UPDATE OR DELETE', true,
+                    29::int2),   -- ROW 1, INSERT 4, DELETE 8, UPDATE 16 (AFTER)
+                   ('fluent_item_role_truncate'::name, 'AFTER TRUNCATE', false, 32::int2)) x (name, events, per_row, tgtype)
+     WHERE p.membership_role_column IS NOT NULL
+    UNION ALL
+    SELECT false, x.name, x.events, true, x.condition, 'fluent._check_item_owner()'::regprocedure,
+           ARRAY[p.owner_column::text, fluent._scope_rows_sql(p, p.module, p.update_action),
+                 fluent._scope_rows_sql(p, p.module, p.insert_action)],
+           x.tgtype
+      FROM (VALUES ('fluent_item_owner'::name, 'AFTER INSERT', format('new.%I IS NOT NULL', p.owner_column), 5::int2),
+                   ('fluent_item_handover'::name, 'AFTER UPDATE', format('old.%1$I IS DISTINCT FROM new.%1$I', p.owner_column),
+                    17::int2)) x (name, events, condition, tgtype)
+     WHERE (p.membership_role_column IS NOT NULL OR p.parent_table IS NOT NULL) AND p.owner_column IS NOT NULL
+    UNION ALL
+    SELECT false, x.name, x.events, true, x.condition, 'fluent._check_item_parent()'::regprocedure,
+           ARRAY[p.parent_column::text, p.parent_table::text,
+                 (SELECT r.row_column::text FROM fluent.protected_tables r WHERE r.table_name = p.parent_table)]
+           || CASE WHEN fluent._citus_distribution_column(p.table_name) IS NOT NULL
+                    AND fluent._citus_distribution_column(p.parent_table) IS NOT NULL
+                   THEN ARRAY[fluent._citus_distribution_column(p.table_name)::text,
+                              fluent._citus_distribution_column(p.parent_table)::text] ELSE '{}' END,
+           x.tgtype
+      FROM (VALUES ('fluent_item_parent'::name, 'AFTER INSERT', NULL::text, 5::int2),
+                   ('fluent_item_moved'::name, 'AFTER UPDATE', format('old.%1$I IS DISTINCT FROM new.%1$I', p.parent_column),
+                    17::int2)) x (name, events, condition, tgtype)
+     WHERE p.parent_table IS NOT NULL;
+END;
+CREATE OR REPLACE FUNCTION fluent._install_item_triggers(rel regclass, p fluent.protected_tables, on_assignments boolean)
+RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    trigger_name name;
+    t record;
+    unsafe_triggers text;
+BEGIN
+    IF fluent._is_citus_table(rel) THEN
+        unsafe_triggers := current_setting('citus.enable_unsafe_triggers');
+        PERFORM set_config('citus.enable_unsafe_triggers', 'on', true);
+    END IF;
+    FOR trigger_name IN SELECT tg.tgname FROM pg_trigger tg
+                         WHERE tg.tgrelid = rel AND tg.tgparentid = 0
+                           AND (tg.tgfoid = 'fluent._check_item_assignment()'::regprocedure) = on_assignments
+                           AND tg.tgfoid IN ('fluent._check_item_assignment()'::regprocedure,
+                                             'fluent._check_item_owner()'::regprocedure,
+                                             'fluent._check_item_parent()'::regprocedure) LOOP
+        EXECUTE format('DROP TRIGGER %I ON %s', trigger_name, rel);
+    END LOOP;
+    -- (A partition has its parent's row triggers as clones, but no
+    -- statement trigger: a TRUNCATE of the partition itself fires its own.)
+    FOR t IN SELECT * FROM fluent._item_triggers(p) x
+              WHERE p.table_name IS NOT NULL AND x.on_assignments = _install_item_triggers.on_assignments
+                AND NOT (x.per_row AND (SELECT c.relispartition FROM pg_class c WHERE c.oid = rel)) LOOP
+        EXECUTE format('CREATE TRIGGER %I %s ON %s FOR EACH %s%s EXECUTE FUNCTION %s(%s)', t.name, t.events, rel,
+                       CASE WHEN t.per_row THEN 'ROW' ELSE 'STATEMENT' END,
+                       ' WHEN (' || t.condition || ')',
+                       (SELECT format('%I.%I', n.nspname, f.proname) FROM pg_proc f JOIN pg_namespace n ON n.oid = f.pronamespace
+                         WHERE f.oid = t.fn),
+                       (SELECT string_agg(quote_literal(a), ', ' ORDER BY k) FROM unnest(t.args) WITH ORDINALITY x (a, k)));
+    END LOOP;
+    IF unsafe_triggers IS NOT NULL THEN
+        PERFORM set_config('citus.enable_unsafe_triggers', unsafe_triggers, true);
+    END IF;
+END $$;
+-- The column pairs of the foreign key item roles rely on from referencing
+-- to referenced: the item's key, and on Citus, between distributed tables,
+-- their distribution columns first (a distributed table's keys include its
+-- distribution column: an item's key is its tenant's and its own).
+CREATE FUNCTION fluent._item_key_pairs(referencing regclass, referencing_column name, referenced regclass,
+                                       referenced_column name)
+RETURNS TABLE (referencing_key name, referenced_key name)
+LANGUAGE sql STABLE
+BEGIN ATOMIC
+    SELECT x.r, x.f
+      FROM (VALUES (1, fluent._citus_distribution_column(referencing), fluent._citus_distribution_column(referenced)),
+                   (2, referencing_column, referenced_column)) x (k, r, f)
+     WHERE x.r IS NOT NULL AND x.f IS NOT NULL
+       AND NOT (x.k = 1 AND x.r = referencing_column AND x.f = referenced_column)
+     ORDER BY x.k;
+END;
+CREATE OR REPLACE FUNCTION fluent._has_item_foreign_key(referencing regclass, referencing_column name, referenced regclass,
+                                             referenced_column name, cascades boolean)
+RETURNS boolean
+LANGUAGE sql STABLE
+BEGIN ATOMIC
+    SELECT EXISTS (
+        SELECT 1 FROM pg_constraint c
+         WHERE c.contype = 'f' AND c.conrelid = referencing AND c.confrelid = referenced
+           AND ARRAY(SELECT format('%I=%I', ra.attname, fa.attname) FROM unnest(c.conkey, c.confkey) k (r, f)
+                       JOIN pg_attribute ra ON ra.attrelid = referencing AND ra.attnum = k.r
+                       JOIN pg_attribute fa ON fa.attrelid = referenced AND fa.attnum = k.f ORDER BY 1)
+               = ARRAY(SELECT format('%I=%I', x.referencing_key, x.referenced_key)
+                         FROM fluent._item_key_pairs(referencing, referencing_column, referenced, referenced_column) x
+                        ORDER BY 1)
+           AND (NOT cascades OR c.confdeltype = 'c')
+           -- a changed key must not hand the rows to another item
+           AND c.confupdtype IN ('a', 'r', 'c'));
+END;
+-- The columns of that foreign key, each side's as a list.
+CREATE FUNCTION fluent._item_key_lists(referencing regclass, referencing_column name, referenced regclass,
+                                       referenced_column name, OUT referencing_list text, OUT referenced_list text)
+LANGUAGE sql STABLE
+BEGIN ATOMIC
+    SELECT string_agg(quote_ident(x.referencing_key), ', ' ORDER BY x.k), string_agg(quote_ident(x.referenced_key), ', ' ORDER BY x.k)
+      FROM fluent._item_key_pairs(referencing, referencing_column, referenced, referenced_column)
+           WITH ORDINALITY x (referencing_key, referenced_key, k);
+END;
+-- What an item role trigger missing, disabled or changed lets through.
+CREATE FUNCTION fluent._item_trigger_detail(trigger_name name) RETURNS text
+LANGUAGE sql IMMUTABLE
+RETURN CASE trigger_name
+    WHEN 'fluent_item_role_conditions' THEN 'assignments are not checked against their item roles and conditions'
+    WHEN 'fluent_item_role_truncate' THEN 'a TRUNCATE of the assignments is not in the audit trail'
+    WHEN 'fluent_item_owner' THEN 'a row may be created in another user''s reach by whoever holds an item role that writes it'
+    WHEN 'fluent_item_handover' THEN 'a row''s owner may be changed by whoever holds an item role that writes it'
+    ELSE 'a row may be put under a parent its writer may not update' END;
+-- On Citus, the item roles' triggers rel's shards must have, as JSON for
+-- their nodes' check (fluent._citus_local_shard_problems): [{name, fn,
+-- tgtype, args, condition}], for rel a protected table or an assignment
+-- table, or one of their partitions (which have the row triggers as
+-- clones). Citus creates the row triggers on every shard; a TRUNCATE runs
+-- on the table itself too, on the coordinator, whose statement trigger
+-- records it.
+CREATE FUNCTION fluent._item_triggers_named(rel regclass) RETURNS jsonb
+LANGUAGE sql STABLE
+BEGIN ATOMIC
+    SELECT coalesce(jsonb_agg(jsonb_build_object('name', t.name, 'fn', t.fn::text, 'tgtype', t.tgtype,
+                                                 'args', to_jsonb(t.args), 'condition', t.condition) ORDER BY t.name), '[]')
+      FROM fluent.protected_tables p, fluent._item_triggers(p) t
+     WHERE t.per_row
+       AND rel IN (SELECT r FROM (VALUES (CASE WHEN t.on_assignments THEN p.membership_table ELSE p.table_name END)) v (r)
+                   UNION ALL
+                   SELECT d FROM fluent._descendants(CASE WHEN t.on_assignments THEN p.membership_table ELSE p.table_name END) d);
+END;
+CREATE OR REPLACE FUNCTION fluent._item_trigger_problems(p fluent.protected_tables)
+RETURNS TABLE (relation regclass, problem text, detail text)
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    t record;
+    tg record;
+BEGIN
+    FOR t IN SELECT * FROM fluent._item_triggers(p) LOOP
+        FOR relation IN SELECT CASE WHEN t.on_assignments THEN p.membership_table ELSE p.table_name END
+                        UNION ALL SELECT fluent._descendants(CASE WHEN t.on_assignments THEN p.membership_table ELSE p.table_name END) LOOP
+            SELECT x.tgname, x.tgenabled, x.tgtype = t.tgtype AND x.tgattr::text = ''
+                       AND CASE WHEN t.condition IS NULL THEN x.tgqual IS NULL
+                                ELSE position(format(' WHEN ((%s)) ', t.condition) IN pg_get_triggerdef(x.oid)) > 0 END
+                       AND x.tgargs = (SELECT string_agg(convert_to(a, getdatabaseencoding()) || '\x00'::bytea, ''::bytea ORDER BY k)
+                                         FROM unnest(t.args) WITH ORDINALITY y (a, k)) AS as_created
+              INTO tg FROM pg_trigger x WHERE x.tgrelid = relation AND x.tgfoid = t.fn AND x.tgtype = t.tgtype
+             ORDER BY x.tgenabled = 'O' DESC LIMIT 1;
+            IF NOT FOUND THEN
+                problem := 'item role trigger missing';
+            ELSIF NOT tg.as_created OR tg.tgenabled <> 'O' THEN
+                problem := CASE WHEN tg.tgenabled = 'D' THEN 'item role trigger disabled' ELSE 'item role trigger changed' END;
+            ELSE
+                CONTINUE;
+            END IF;
+            detail := fluent._item_trigger_detail(t.name);
+            RETURN NEXT;
+        END LOOP;
+    END LOOP;
+    FOR relation, detail IN
+        SELECT k.referencing, format('no foreign key from %s (%s) to %s (%s)%s', k.referencing, l.referencing_list,
+                                     k.referenced, l.referenced_list, CASE WHEN k.cascades THEN ' ON DELETE CASCADE' ELSE '' END)
+          FROM fluent._item_foreign_keys(p) k,
+               fluent._item_key_lists(k.referencing, k.referencing_column, k.referenced, k.referenced_column) l
+         WHERE NOT fluent._has_item_foreign_key(k.referencing, k.referencing_column, k.referenced, k.referenced_column, k.cascades)
+    LOOP
+        problem := 'item foreign key missing';
+        RETURN NEXT;
+    END LOOP;
+END $$;
+REVOKE ALL ON FUNCTION
+    fluent._item_key_pairs(regclass, name, regclass, name), fluent._item_key_lists(regclass, name, regclass, name),
+    fluent._item_trigger_detail(name), fluent._item_triggers_named(regclass) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION
+    fluent._item_key_pairs(regclass, name, regclass, name), fluent._item_key_lists(regclass, name, regclass, name),
+    fluent._item_trigger_detail(name), fluent._item_triggers_named(regclass) TO fluent_admin;
+GRANT EXECUTE ON FUNCTION
+    fluent._item_key_pairs(regclass, name, regclass, name), fluent._item_key_lists(regclass, name, regclass, name),
+    fluent._item_trigger_detail(name), fluent._item_triggers_named(regclass) TO fluent_reader;
+GRANT EXECUTE ON FUNCTION
+    fluent._item_key_pairs(regclass, name, regclass, name), fluent._item_key_lists(regclass, name, regclass, name),
+    fluent._item_trigger_detail(name), fluent._item_triggers_named(regclass) TO fluent_owner;

@@ -198,7 +198,7 @@ BEGIN
         EXECUTE test INTO reaches USING NEW;
     END IF;
     IF changed AND NOT coalesce(reaches, false) THEN
-        RAISE EXCEPTION 'permission denied to hand over a row of "%"', TG_TABLE_NAME
+        RAISE EXCEPTION 'permission denied to hand over a row of "%"', fluent._table_name_of(TG_RELID)
             USING ERRCODE = 'insufficient_privilege',
                   HINT = format('Column "%s" names the row''s owner: setting it takes the module''s permission at a scope that reaches the row, as it is and as written; item roles do not give it.', TG_ARGV[0]);
     END IF;
@@ -210,7 +210,11 @@ END $$;
 -- else lets her write the row. The parent is locked FOR KEY SHARE, as a
 -- foreign key does, which applies its UPDATE policy as the writer (who thus
 -- needs UPDATE on the parent table). Arguments: the parent column, the
--- parent table and its key column. SECURITY INVOKER.
+-- parent table and its key column; on Citus, between distributed tables,
+-- also the child's and the parent's distribution columns: the trigger runs
+-- on the child's shard, and the parent's row is looked up by its
+-- distribution value too, on the co-located shard of the same node (Citus
+-- runs no query on other nodes from a shard's trigger). SECURITY INVOKER.
 CREATE FUNCTION fluent._check_item_parent() RETURNS trigger
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -220,16 +224,27 @@ BEGIN
     IF NOT fluent._column_limits_apply(TG_RELID) THEN
         RETURN NULL;
     END IF;
+    -- On a Citus node the parent is named as on the coordinator: it must be
+    -- the distributed table co-located with this shard's, not a table a
+    -- table owner put under its name on this node.
+    IF TG_NARGS > 3 AND NOT fluent._citus_colocated(TG_ARGV[1]::regclass, TG_RELID) THEN
+        RAISE EXCEPTION 'relation "%" on this node is not the Citus table co-located with "%"', TG_ARGV[1],
+                        fluent._table_name_of(TG_RELID)
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  HINT = 'The parent table was renamed or replaced on this node: give the name back to the distributed table.';
+    END IF;
     IF TG_OP = 'UPDATE' THEN
         EXECUTE format('SELECT ($1).%1$I IS DISTINCT FROM ($2).%1$I', TG_ARGV[0]) INTO moved USING NEW, OLD;
     END IF;
     IF NOT moved THEN
         RETURN NULL;
     END IF;
-    EXECUTE format('SELECT 1 FROM %s p WHERE p.%I = ($1).%I FOR KEY SHARE', TG_ARGV[1], TG_ARGV[2], TG_ARGV[0])
+    EXECUTE format('SELECT 1 FROM %s p WHERE p.%I = ($1).%I%s FOR KEY SHARE', TG_ARGV[1], TG_ARGV[2], TG_ARGV[0],
+                   CASE WHEN TG_NARGS > 3 THEN format(' AND p.%I = ($1).%I', TG_ARGV[4], TG_ARGV[3]) ELSE '' END)
        INTO found_parent USING NEW;
     IF found_parent IS NULL THEN
-        RAISE EXCEPTION 'permission denied to put a row of "%" under a row of "%" it may not write', TG_TABLE_NAME, TG_ARGV[1]
+        RAISE EXCEPTION 'permission denied to put a row of "%" under a row of "%" it may not write',
+                        fluent._table_name_of(TG_RELID), TG_ARGV[1]
             USING ERRCODE = 'insufficient_privilege',
                   HINT = format('Column "%s" names a row of %s: the writer must be able to update it.', TG_ARGV[0], TG_ARGV[1]);
     END IF;
@@ -271,7 +286,11 @@ BEGIN ATOMIC
     UNION ALL
     SELECT false, x.name, x.events, true, x.condition, 'fluent._check_item_parent()'::regprocedure,
            ARRAY[p.parent_column::text, p.parent_table::text,
-                 (SELECT r.row_column::text FROM fluent.protected_tables r WHERE r.table_name = p.parent_table)],
+                 (SELECT r.row_column::text FROM fluent.protected_tables r WHERE r.table_name = p.parent_table)]
+           || CASE WHEN fluent._citus_distribution_column(p.table_name) IS NOT NULL
+                    AND fluent._citus_distribution_column(p.parent_table) IS NOT NULL
+                   THEN ARRAY[fluent._citus_distribution_column(p.table_name)::text,
+                              fluent._citus_distribution_column(p.parent_table)::text] ELSE '{}' END,
            x.tgtype
       FROM (VALUES ('fluent_item_parent'::name, 'AFTER INSERT', NULL::text, 5::int2),
                    ('fluent_item_moved'::name, 'AFTER UPDATE', format('old.%1$I IS DISTINCT FROM new.%1$I', p.parent_column),
@@ -282,13 +301,22 @@ END;
 -- Replaces the item roles' triggers on rel (p's assignment table when
 -- on_assignments, else p's table; or one of their partitions or children);
 -- with p NULL, removes them. A partition gets them as clones of its parent's.
+-- On a Citus table, Citus creates them on every shard, where they run (it
+-- asks for citus.enable_unsafe_triggers, on for this function only: the
+-- triggers read only the shard's row and, on the same node, the catalog and
+-- the co-located shards).
 CREATE FUNCTION fluent._install_item_triggers(rel regclass, p fluent.protected_tables, on_assignments boolean)
 RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     trigger_name name;
     t record;
+    unsafe_triggers text;
 BEGIN
+    IF fluent._is_citus_table(rel) THEN
+        unsafe_triggers := current_setting('citus.enable_unsafe_triggers');
+        PERFORM set_config('citus.enable_unsafe_triggers', 'on', true);
+    END IF;
     FOR trigger_name IN SELECT tg.tgname FROM pg_trigger tg
                          WHERE tg.tgrelid = rel AND tg.tgparentid = 0
                            AND (tg.tgfoid = 'fluent._check_item_assignment()'::regprocedure) = on_assignments
@@ -297,13 +325,10 @@ BEGIN
                                              'fluent._check_item_parent()'::regprocedure) LOOP
         EXECUTE format('DROP TRIGGER %I ON %s', trigger_name, rel);
     END LOOP;
-    IF p.table_name IS NULL THEN
-        RETURN;
-    END IF;
     -- (A partition has its parent's row triggers as clones, but no
     -- statement trigger: a TRUNCATE of the partition itself fires its own.)
     FOR t IN SELECT * FROM fluent._item_triggers(p) x
-              WHERE x.on_assignments = _install_item_triggers.on_assignments
+              WHERE p.table_name IS NOT NULL AND x.on_assignments = _install_item_triggers.on_assignments
                 AND NOT (x.per_row AND (SELECT c.relispartition FROM pg_class c WHERE c.oid = rel)) LOOP
         EXECUTE format('CREATE TRIGGER %I %s ON %s FOR EACH %s%s EXECUTE FUNCTION %s(%s)', t.name, t.events, rel,
                        CASE WHEN t.per_row THEN 'ROW' ELSE 'STATEMENT' END,
@@ -312,7 +337,27 @@ BEGIN
                          WHERE f.oid = t.fn),
                        (SELECT string_agg(quote_literal(a), ', ' ORDER BY k) FROM unnest(t.args) WITH ORDINALITY x (a, k)));
     END LOOP;
+    IF unsafe_triggers IS NOT NULL THEN
+        PERFORM set_config('citus.enable_unsafe_triggers', unsafe_triggers, true);
+    END IF;
 END $$;
+
+-- The column pairs of the foreign key item roles rely on from referencing
+-- to referenced: the item's key, and on Citus, between distributed tables,
+-- their distribution columns first (a distributed table's keys include its
+-- distribution column: an item's key is its tenant's and its own).
+CREATE FUNCTION fluent._item_key_pairs(referencing regclass, referencing_column name, referenced regclass,
+                                       referenced_column name)
+RETURNS TABLE (referencing_key name, referenced_key name)
+LANGUAGE sql STABLE
+BEGIN ATOMIC
+    SELECT x.r, x.f
+      FROM (VALUES (1, fluent._citus_distribution_column(referencing), fluent._citus_distribution_column(referenced)),
+                   (2, referencing_column, referenced_column)) x (k, r, f)
+     WHERE x.r IS NOT NULL AND x.f IS NOT NULL
+       AND NOT (x.k = 1 AND x.r = referencing_column AND x.f = referenced_column)
+     ORDER BY x.k;
+END;
 
 -- The foreign keys item roles rely on: an assignment table's rows go with
 -- their item (ON DELETE CASCADE), so that a new item taking a deleted one's
@@ -340,16 +385,59 @@ BEGIN ATOMIC
     SELECT EXISTS (
         SELECT 1 FROM pg_constraint c
          WHERE c.contype = 'f' AND c.conrelid = referencing AND c.confrelid = referenced
-           AND c.conkey = ARRAY[(SELECT a.attnum FROM pg_attribute a WHERE a.attrelid = referencing AND a.attname = referencing_column)]
-           AND c.confkey = ARRAY[(SELECT a.attnum FROM pg_attribute a WHERE a.attrelid = referenced AND a.attname = referenced_column)]
+           AND ARRAY(SELECT format('%I=%I', ra.attname, fa.attname) FROM unnest(c.conkey, c.confkey) k (r, f)
+                       JOIN pg_attribute ra ON ra.attrelid = referencing AND ra.attnum = k.r
+                       JOIN pg_attribute fa ON fa.attrelid = referenced AND fa.attnum = k.f ORDER BY 1)
+               = ARRAY(SELECT format('%I=%I', x.referencing_key, x.referenced_key)
+                         FROM fluent._item_key_pairs(referencing, referencing_column, referenced, referenced_column) x
+                        ORDER BY 1)
            AND (NOT cascades OR c.confdeltype = 'c')
            -- a changed key must not hand the rows to another item
            AND c.confupdtype IN ('a', 'r', 'c'));
 END;
 
+-- The columns of that foreign key, each side's as a list.
+CREATE FUNCTION fluent._item_key_lists(referencing regclass, referencing_column name, referenced regclass,
+                                       referenced_column name, OUT referencing_list text, OUT referenced_list text)
+LANGUAGE sql STABLE
+BEGIN ATOMIC
+    SELECT string_agg(quote_ident(x.referencing_key), ', ' ORDER BY x.k), string_agg(quote_ident(x.referenced_key), ', ' ORDER BY x.k)
+      FROM fluent._item_key_pairs(referencing, referencing_column, referenced, referenced_column)
+           WITH ORDINALITY x (referencing_key, referenced_key, k);
+END;
+
 -- What drifted in the item roles' triggers (fluent._item_triggers) on p's
 -- table, its assignment table and their partitions and children: missing,
 -- disabled, or not as created.
+-- What an item role trigger missing, disabled or changed lets through.
+CREATE FUNCTION fluent._item_trigger_detail(trigger_name name) RETURNS text
+LANGUAGE sql IMMUTABLE
+RETURN CASE trigger_name
+    WHEN 'fluent_item_role_conditions' THEN 'assignments are not checked against their item roles and conditions'
+    WHEN 'fluent_item_role_truncate' THEN 'a TRUNCATE of the assignments is not in the audit trail'
+    WHEN 'fluent_item_owner' THEN 'a row may be created in another user''s reach by whoever holds an item role that writes it'
+    WHEN 'fluent_item_handover' THEN 'a row''s owner may be changed by whoever holds an item role that writes it'
+    ELSE 'a row may be put under a parent its writer may not update' END;
+
+-- On Citus, the item roles' triggers rel's shards must have, as JSON for
+-- their nodes' check (fluent._citus_local_shard_problems): [{name, fn,
+-- tgtype, args, condition}], for rel a protected table or an assignment
+-- table, or one of their partitions (which have the row triggers as
+-- clones). Citus creates the row triggers on every shard; a TRUNCATE runs
+-- on the table itself too, on the coordinator, whose statement trigger
+-- records it.
+CREATE FUNCTION fluent._item_triggers_named(rel regclass) RETURNS jsonb
+LANGUAGE sql STABLE
+BEGIN ATOMIC
+    SELECT coalesce(jsonb_agg(jsonb_build_object('name', t.name, 'fn', t.fn::text, 'tgtype', t.tgtype,
+                                                 'args', to_jsonb(t.args), 'condition', t.condition) ORDER BY t.name), '[]')
+      FROM fluent.protected_tables p, fluent._item_triggers(p) t
+     WHERE t.per_row
+       AND rel IN (SELECT r FROM (VALUES (CASE WHEN t.on_assignments THEN p.membership_table ELSE p.table_name END)) v (r)
+                   UNION ALL
+                   SELECT d FROM fluent._descendants(CASE WHEN t.on_assignments THEN p.membership_table ELSE p.table_name END) d);
+END;
+
 CREATE FUNCTION fluent._item_trigger_problems(p fluent.protected_tables)
 RETURNS TABLE (relation regclass, problem text, detail text)
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
@@ -374,19 +462,15 @@ BEGIN
             ELSE
                 CONTINUE;
             END IF;
-            detail := CASE t.name
-                WHEN 'fluent_item_role_conditions' THEN 'assignments are not checked against their item roles and conditions'
-                WHEN 'fluent_item_role_truncate' THEN 'a TRUNCATE of the assignments is not in the audit trail'
-                WHEN 'fluent_item_owner' THEN 'a row may be created in another user''s reach by whoever holds an item role that writes it'
-                WHEN 'fluent_item_handover' THEN 'a row''s owner may be changed by whoever holds an item role that writes it'
-                ELSE 'a row may be put under a parent its writer may not update' END;
+            detail := fluent._item_trigger_detail(t.name);
             RETURN NEXT;
         END LOOP;
     END LOOP;
     FOR relation, detail IN
-        SELECT k.referencing, format('no foreign key from %s (%I) to %s (%I)%s', k.referencing, k.referencing_column,
-                                     k.referenced, k.referenced_column, CASE WHEN k.cascades THEN ' ON DELETE CASCADE' ELSE '' END)
-          FROM fluent._item_foreign_keys(p) k
+        SELECT k.referencing, format('no foreign key from %s (%s) to %s (%s)%s', k.referencing, l.referencing_list,
+                                     k.referenced, l.referenced_list, CASE WHEN k.cascades THEN ' ON DELETE CASCADE' ELSE '' END)
+          FROM fluent._item_foreign_keys(p) k,
+               fluent._item_key_lists(k.referencing, k.referencing_column, k.referenced, k.referenced_column) l
          WHERE NOT fluent._has_item_foreign_key(k.referencing, k.referencing_column, k.referenced, k.referenced_column, k.cascades)
     LOOP
         problem := 'item foreign key missing';

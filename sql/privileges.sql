@@ -120,7 +120,7 @@ BEGIN
                      'fluent_current_workspace', 'fluent_reset_user', 'fluent_explain',
                      'fluent_set_user', 'fluent_set_workspace', 'fluent_authenticate', 'fluent_verified_user',
                      'fluent_who_can', '_who_can', '_citus_placed_rows', 'fluent_test_act_as', 'fluent_test_reset', '_test_role',
-                     '_current_role_is_superuser', '_restoring', '_caller', '_column_limits_apply')
+                     '_current_role_is_superuser', '_restoring', '_caller', '_column_limits_apply', '_table_name_of', '_citus_colocated')
            OR fname LIKE 'rls\_%' OR fname LIKE '\_do\_%'
            OR (fname LIKE 'fluent\_%' AND EXISTS (SELECT 1 FROM pg_proc d
                                                   WHERE d.pronamespace = 'fluent'::regnamespace
@@ -155,6 +155,8 @@ GRANT EXECUTE ON FUNCTION fluent._column_limit_problems(fluent.protected_tables)
     fluent._item_trigger_problems(fluent.protected_tables), fluent._item_triggers(fluent.protected_tables),
     fluent._item_foreign_keys(fluent.protected_tables),
     fluent._has_item_foreign_key(regclass, name, regclass, name, boolean),
+    fluent._item_key_pairs(regclass, name, regclass, name), fluent._item_key_lists(regclass, name, regclass, name),
+    fluent._item_trigger_detail(name), fluent._item_triggers_named(regclass),
     fluent._reach_sql(text, text, text, text), fluent._key_test_sql(text, text, text, boolean), fluent._user_key_sql(text),
     fluent._reached_keys_sql(text, text, text), fluent._typed_keys_sql(text, text, text), fluent._key_kind(regclass, name, text),
     fluent._unsupported_key_type(regclass, name, regtype, text), fluent._citus_node(), fluent._rows_of_sql(regclass, name[], text),

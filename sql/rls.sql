@@ -285,8 +285,8 @@ BEGIN
     IF a.membership_role_column IS NULL THEN
         RETURN NULL;
     END IF;
-    RETURN format('(fluent.rls_items(%L, %L, %L) AND %I = ANY (%s))', module, act, a.module, item_column,
-        fluent._rows_of_sql(a.membership_table, ARRAY[a.membership_row_column],
+    RETURN format('(fluent.rls_items(%L, %L, %L) AND %s)', module, act, a.module,
+        fluent._pointed_at_sql(p.table_name, item_column, a.membership_table, a.membership_row_column,
             format('(m.%1$I %2$s%3$s) AND m.%4$I = ANY (fluent.rls_item_roles(%5$L, %6$L, %7$L))',
                 a.membership_user_column,
                 fluent._key_test_sql(fluent._key_kind(a.membership_table, a.membership_user_column, 'membership user column'),
@@ -635,8 +635,16 @@ BEGIN
         SELECT c.relrowsecurity, c.relforcerowsecurity INTO member_was_enabled, member_was_forced
           FROM pg_class c WHERE c.oid = membership_table;
     END IF;
-    PERFORM fluent._citus_check_layout(tbl, membership_table, membership_role_column IS NOT NULL OR parent_table IS NOT NULL,
-                                       row_column, membership_row_column);
+    PERFORM fluent._citus_check_layout(tbl, membership_table, row_column, membership_row_column);
+    IF parent_table IS NOT NULL THEN
+        PERFORM fluent._citus_check_layout(parent_table, tbl, parent.row_column, parent_column);
+    END IF;
+    -- Citus writes a reference table's rows on every node holding it, where
+    -- the item roles' triggers would each check (and lock) and record them.
+    IF (membership_role_column IS NOT NULL OR parent_table IS NOT NULL)
+       AND fluent._is_citus_table(tbl) AND fluent._citus_distribution_column(tbl) IS NULL THEN
+        PERFORM fluent._raise('citus_item_roles', ARRAY[tbl::text]);
+    END IF;
     -- Item roles name their items by key: the key must be the items', and
     -- an assignment must go with its item (sql/items.sql). A row moved to
     -- another partition is deleted and inserted again, out of reach of the
@@ -665,14 +673,17 @@ BEGIN
         RAISE EXCEPTION 'assignment table "%" needs a foreign key to "%" that cascades deletes and moves no row to another item on update',
             membership_table, tbl
             USING ERRCODE = 'invalid_parameter_value',
-                  HINT = format('ALTER TABLE %s ADD FOREIGN KEY (%I) REFERENCES %s (%I) ON DELETE CASCADE;',
-                                membership_table, membership_row_column, tbl, row_column);
+                  HINT = (SELECT format('ALTER TABLE %s ADD FOREIGN KEY (%s) REFERENCES %s (%s) ON DELETE CASCADE;',
+                                  membership_table, l.referencing_list, tbl, l.referenced_list)
+                      FROM fluent._item_key_lists(membership_table, membership_row_column, tbl, row_column) l);
     END IF;
     IF parent_table IS NOT NULL
        AND NOT fluent._has_item_foreign_key(tbl, parent_column, parent_table, parent.row_column, false) THEN
         RAISE EXCEPTION 'child table "%" needs a foreign key to its parent "%"', tbl, parent_table
             USING ERRCODE = 'invalid_parameter_value',
-                  HINT = format('ALTER TABLE %s ADD FOREIGN KEY (%I) REFERENCES %s (%I);', tbl, parent_column, parent_table, parent.row_column);
+                  HINT = (SELECT format('ALTER TABLE %s ADD FOREIGN KEY (%s) REFERENCES %s (%s);',
+                                        tbl, l.referencing_list, parent_table, l.referenced_list)
+                            FROM fluent._item_key_lists(tbl, parent_column, parent_table, parent.row_column) l);
     END IF;
     -- The catalog row, by column name.
     p := jsonb_populate_record(NULL::fluent.protected_tables, jsonb_build_object(

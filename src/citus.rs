@@ -139,6 +139,33 @@ pub fn is_citus_table(relid: pg_sys::Oid) -> bool {
         }
 }
 
+/// The Citus table `relid` is a shard of, on a node holding its placements
+/// (an assignment table's trigger runs on the shard, and the audit trail
+/// names the table), or None.
+pub fn table_of_shard(relid: pg_sys::Oid) -> Option<pg_sys::Oid> {
+    if !citus_active() {
+        return None;
+    }
+    unsafe {
+        // Citus's own test: the name is a shard's, and its shard is known.
+        let is_shard: unsafe extern "C-unwind" fn(pg_sys::Oid) -> bool =
+            std::mem::transmute(citus_function(c"RelationIsAKnownShard"));
+        if !is_shard(relid) {
+            return None;
+        }
+        let shard_id: unsafe extern "C-unwind" fn(*const std::ffi::c_char, bool) -> u64 =
+            std::mem::transmute(citus_function(c"ExtractShardIdFromTableName"));
+        let table_of: unsafe extern "C-unwind" fn(i64, bool) -> pg_sys::Oid =
+            std::mem::transmute(citus_function(c"LookupShardRelationFromCatalog"));
+        let name = pg_sys::get_rel_name(relid);
+        if name.is_null() {
+            return None;
+        }
+        let table = table_of(shard_id(name, true) as i64, true);
+        (table != pg_sys::InvalidOid).then_some(table)
+    }
+}
+
 /// Whether `relid` is a Citus table with row security (fluent's policies,
 /// or any: a table that has none reads the same everywhere).
 unsafe fn is_protected_citus_table(relid: pg_sys::Oid) -> bool {
@@ -739,6 +766,37 @@ mod fluent {
     #[pgrx::pg_extern(stable, parallel_safe)]
     fn _citus_applying() -> bool {
         applying()
+    }
+
+    /// The name of the table `rel` is, or on a Citus node is a shard of:
+    /// what the item roles' triggers, which run on the shards, name in their
+    /// errors.
+    #[pgrx::pg_extern(stable, parallel_safe)]
+    fn _table_name_of(rel: pg_sys::Oid) -> Option<String> {
+        let table = table_of_shard(rel).unwrap_or(rel);
+        let name = unsafe { pg_sys::get_rel_name(table) };
+        (!name.is_null()).then(|| unsafe {
+            std::ffi::CStr::from_ptr(name)
+                .to_string_lossy()
+                .into_owned()
+        })
+    }
+
+    /// Whether `parent` is a Citus table co-located with the table whose
+    /// shard `shard` is: a child table's trigger, on a shard, finds its
+    /// parent by name, which a table owner on the node could give to a
+    /// look-alike of their own (only Citus makes Citus tables).
+    #[pgrx::pg_extern(stable, parallel_safe)]
+    fn _citus_colocated(parent: pg_sys::Oid, shard: pg_sys::Oid) -> bool {
+        let Some(child) = table_of_shard(shard) else {
+            return false;
+        };
+        is_citus_table(parent)
+            && unsafe {
+                let colocation: unsafe extern "C-unwind" fn(pg_sys::Oid) -> u32 =
+                    std::mem::transmute(citus_function(c"TableColocationId"));
+                colocation(parent) == colocation(child)
+            }
     }
 
     /// Whether the bus is a Citus table: `fluent_citus_setup()` ran.

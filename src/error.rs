@@ -100,7 +100,7 @@ pub enum FluentError {
     /// On a Citus node, a request to read a row that the coordinator did not
     /// sign for this role, or that expired.
     CitusRowRequest,
-    /// On Citus, item roles on a Citus table.
+    /// On Citus, item roles on a reference table.
     CitusItemRoles { table: String },
     /// On Citus, column limits on a Citus table.
     CitusColumnLimits { table: String },
@@ -273,11 +273,11 @@ impl FluentError {
                 "fluent_who_can cannot read the rows of \"{table}\" on the Citus nodes in a transaction that locked it exclusively"
             ),
             CitusRowRequest => "this request to read a row was not made by fluent_who_can on the coordinator for the current role, or it expired".into(),
+            CitusItemRoles { table } => format!(
+                "on Citus, item roles need distributed tables, and \"{table}\" is a reference table"
+            ),
             CitusColumnLimits { table } => format!(
                 "on Citus, fluent does not support column limits on \"{table}\" yet"
-            ),
-            CitusItemRoles { table } => format!(
-                "on Citus, fluent does not support item roles (assignment and child tables) on \"{table}\" yet"
             ),
             WhoCanNoRow {
                 table,
@@ -381,7 +381,7 @@ impl FluentError {
             CitusShardMissing { .. } => "The coordinator's metadata places it on this node (citus_shards): the node lost it or it was renamed.".into(),
             CitusShardChild { .. } => "Its rows are read through the shard past the shard's row security: detach it (NO INHERIT) and move its rows back; fluent.protection_status lists it.".into(),
             CitusRowsLocked { .. } => "The nodes read the rows on connections of their own, which would wait for this transaction's lock (ALTER TABLE, LOCK TABLE): ask in another transaction.".into(),
-            CitusItemRoles { .. } => "Protect it with an owner column or a membership table without a role column.".into(),
+            CitusItemRoles { .. } => "Citus writes a reference table's rows on every node, where the item roles' triggers would each check and record them: distribute the items, their assignments and their children by tenant, co-located.".into(),
             CitusColumnLimits { .. } => "Citus runs a view's shard queries as the querying role, not as the view's owner, so the masked view could not read the limited columns on the workers: keep such columns in a table that is not distributed.".into(),
             IdentityChangedWhilePlanning => "A function run while planning (an IMMUTABLE one) called fluent_set_user, fluent_reset_user, fluent_authenticate or fluent_set_workspace: change the identity in a statement of its own.".into(),
             OtherVersionLoaded => "The extension was updated (ALTER EXTENSION fluent UPDATE) while this session used the previous version: reconnect.".into(),

@@ -15,6 +15,7 @@ use pgrx::trigger_support::{PgTrigger, PgTriggerOperation};
 use pgrx::AllocatedByPostgres;
 
 use crate::cache;
+use crate::citus;
 use crate::gucs;
 use crate::identity;
 use crate::loaders::WorkspaceModel;
@@ -32,6 +33,8 @@ fn check_item_assignment(trigger: &PgTrigger<'_>) {
         pgrx::error!("fluent._check_item_assignment() takes four arguments");
     };
     let relation = trigger.relation().unwrap_or_else(|e| fail(&e));
+    // On Citus the trigger runs on a shard: what it names is the table.
+    let table = citus::table_of_shard(relation.oid()).unwrap_or(relation.oid());
     // (A TRUNCATE, statement-level, has no row: it is only recorded.)
     if let Some(row) = trigger.new() {
         let text = |column: &str| -> Option<String> {
@@ -51,12 +54,12 @@ fn check_item_assignment(trigger: &PgTrigger<'_>) {
                     item_role.as_deref().into(),
                     user.as_deref().into(),
                     team.as_deref().into(),
-                    relation.oid().into(),
+                    table.into(),
                 ],
             )
         });
     }
-    record(trigger, &relation);
+    record(trigger, &relation, table);
 }
 
 /// The row as JSON, made as the writer: the application's types and their
@@ -74,8 +77,8 @@ fn as_json(
 }
 
 /// Records the assignment written or removed in the audit trail, in the
-/// current workspace, as `fluent._audit_assignment` does.
-fn record(trigger: &PgTrigger<'_>, relation: &pgrx::PgRelation) {
+/// current workspace, as `fluent._audit_assignment` does, naming `table`.
+fn record(trigger: &PgTrigger<'_>, relation: &pgrx::PgRelation, table: pg_sys::Oid) {
     let operation = match trigger.op().unwrap_or_else(|e| fail(&e)) {
         PgTriggerOperation::Insert => "INSERT",
         PgTriggerOperation::Update => "UPDATE",
@@ -85,11 +88,14 @@ fn record(trigger: &PgTrigger<'_>, relation: &pgrx::PgRelation) {
     let row_type = unsafe { (*relation.rd_rel).reltype };
     let before = as_json(trigger.old(), row_type);
     let after = as_json(trigger.new(), row_type);
-    let table = format!(
-        "{}.{}",
-        trigger.table_schema().unwrap_or_else(|e| fail(&e)),
-        trigger.table_name().unwrap_or_else(|e| fail(&e))
-    );
+    let table = unsafe {
+        let name = |s: *const std::ffi::c_char| std::ffi::CStr::from_ptr(s).to_string_lossy();
+        format!(
+            "{}.{}",
+            name(pg_sys::get_namespace_name(pg_sys::get_rel_namespace(table))),
+            name(pg_sys::get_rel_name(table))
+        )
+    };
     let db_role = identity::role_name(unsafe { pg_sys::GetUserId() });
     let acting = gucs::with_acting(|user, _| user.map(str::to_owned));
     as_catalog_owner(|client| {
@@ -110,8 +116,14 @@ fn record(trigger: &PgTrigger<'_>, relation: &pgrx::PgRelation) {
 
 /// The (module, item role) pairs the application's assignment tables give
 /// to `user` (a user key) and to `teams` (team names), the tables listed
-/// once for all of them.
-fn assigned_item_roles(user: Option<&str>, teams: &[String]) -> Vec<(String, String)> {
+/// once for all of them. A Citus table's assignments are on the nodes
+/// holding its placements, which this does not read: it may give any of
+/// the module's item roles.
+fn assigned_item_roles(
+    model: &WorkspaceModel,
+    user: Option<&str>,
+    teams: &[String],
+) -> Vec<(String, String)> {
     let tables = as_catalog_owner(|client| {
         select(
             client,
@@ -131,6 +143,16 @@ fn assigned_item_roles(user: Option<&str>, teams: &[String]) -> Vec<(String, Str
     });
     let mut given = Vec::new();
     for (module, relations, user_column, team_column, role_column) in tables {
+        if relations.iter().any(|&r| citus::is_citus_table(r)) {
+            given.extend(
+                model
+                    .item_roles
+                    .iter()
+                    .filter(|r| r.module == module)
+                    .map(|r| (module.clone(), r.name.clone())),
+            );
+            continue;
+        }
         let named = user.zip(user_column.as_deref()).into_iter().chain(
             team_column
                 .as_deref()
@@ -216,8 +238,8 @@ fn assigned_item_actions(user: Option<&str>, team: Option<&str>) -> Vec<ItemActi
             return Vec::new();
         };
         let assigned = match (user, team) {
-            (Some(user), _) => assigned_item_roles(Some(user), &[]),
-            (None, Some(team)) => assigned_item_roles(None, &[team.to_owned()]),
+            (Some(user), _) => assigned_item_roles(&model, Some(user), &[]),
+            (None, Some(team)) => assigned_item_roles(&model, None, &[team.to_owned()]),
             (None, None) => Vec::new(),
         };
         item_actions(&model, &assigned, |_| true)
@@ -232,7 +254,8 @@ fn open_item_actions(user: &str) -> Vec<ItemAction> {
         let Some(model) = cache::model(workspace) else {
             return Vec::new();
         };
-        let assigned = assigned_item_roles(Some(user), &cache::member_teams(workspace, user));
+        let assigned =
+            assigned_item_roles(&model, Some(user), &cache::member_teams(workspace, user));
         item_actions(&model, &assigned, |a| {
             cache::item_roles(workspace, user, &a.module, &a.action, &a.item_module)
                 .contains(&a.item_role)
@@ -280,11 +303,12 @@ mod fluent {
 
     /// Whether a plain table holds a row (a partitioned one holds none of
     /// its own): a table joins an assignment table empty. Read with a heap
-    /// scan, so that no code of its owner runs as the caller.
+    /// scan, so that no code of its owner runs as the caller. A Citus
+    /// table's rows are in its placements: it may hold some.
     #[pg_extern(stable, parallel_restricted)]
     fn _has_rows(tbl: pg_sys::Oid) -> bool {
         let kind = unsafe { pg_sys::get_rel_relkind(tbl) } as u8;
-        kind == pg_sys::RELKIND_RELATION && rows::has_rows(tbl)
+        kind == pg_sys::RELKIND_RELATION && (citus::is_citus_table(tbl) || rows::has_rows(tbl))
     }
 
     /// Those of a user's that give them the action now: compared before and

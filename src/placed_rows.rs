@@ -18,10 +18,11 @@
 //! runs as: a request copied from a log answers nobody else, and no one can
 //! write one.
 //!
-//! Between distributed tables a membership row belongs to its item's tenant:
-//! it is matched on the item's distribution value as well as its key, as the
-//! policies match it (src/placements.rs). The remote nodes read the rows
-//! as committed, not this transaction's own changes.
+//! Between distributed tables a membership row, or an assignment of an item
+//! role, belongs to its item's tenant: it is matched on the item's
+//! distribution value as well as its key, as the policies match it
+//! (src/placements.rs). The remote nodes read the rows as committed, not
+//! this transaction's own changes.
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -31,7 +32,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::citus;
 use crate::error::FluentError;
-use crate::loaders::{RowFacts, RowLookup};
+use crate::loaders::{Assignment, RowFacts, RowLookup};
 use crate::owner;
 use crate::rows;
 
@@ -52,26 +53,40 @@ struct Request {
     key_column: String,
     owner_column: Option<String>,
     workspace_column: Option<String>,
-    /// The table's distribution column, and the membership table's, when
-    /// both are distributed.
-    distribution: Option<(String, String)>,
-    /// This node's shards of the membership table and its partitions.
+    /// The table's distribution column, when it is distributed.
+    distribution: Option<String>,
+    /// This node's shards of the membership table and its partitions, its
+    /// columns, and its distribution column when both tables are
+    /// distributed.
     membership_shards: Vec<String>,
     membership_row_column: Option<String>,
     membership_user_column: Option<String>,
+    membership_distribution: Option<String>,
+    /// Item roles: the table's column naming the item (its key, or its
+    /// parent's), this node's shards of the assignment table (the table's
+    /// own membership table, or its parent's), its columns, and its
+    /// distribution column when both tables are distributed.
+    item_column: Option<String>,
+    assignment_shards: Vec<String>,
+    assignment_row_column: Option<String>,
+    assignment_user_column: Option<String>,
+    assignment_team_column: Option<String>,
+    assignment_role_column: Option<String>,
+    assignment_distribution: Option<String>,
     key: String,
     /// The workspace the caller is confined to (a delegated administrator).
     workspace: Option<String>,
     exp: u64,
 }
 
-/// A row found on a node: its owner, its workspace and the users its
-/// membership rows name.
+/// A row found on a node: its owner, its workspace, the users its
+/// membership rows name, and its item's assignments (user, team, item role).
 #[derive(Serialize, Deserialize)]
 struct Placed {
     owner: Option<String>,
     workspace: Option<String>,
     assignees: Vec<String>,
+    assignments: Vec<(Option<String>, Option<String>, String)>,
 }
 
 /// The row of Citus table `table` keyed `row_key` (in `in_workspace` only,
@@ -94,6 +109,7 @@ pub fn read(
             .relations
             .iter()
             .chain(&lookup.membership_relations)
+            .chain(&lookup.assignment_relations)
             .copied()
             .collect::<Vec<_>>(),
     )
@@ -120,8 +136,11 @@ pub fn read(
         };
         let request = request(
             &lookup,
-            of(&lookup.relations),
-            of(&lookup.membership_relations),
+            [
+                of(&lookup.relations),
+                of(&lookup.membership_relations),
+                of(&lookup.assignment_relations),
+            ],
             table,
             row_key,
             confined,
@@ -141,18 +160,30 @@ pub fn read(
         owner: row.owner,
         workspace: lookup.workspace_column.is_some().then_some(row.workspace),
         assignees: row.assignees,
-        // Item roles on Citus tables are refused (sql/citus.sql).
-        item_module: None,
-        assignments: Vec::new(),
+        item_module: lookup.item_module,
+        assignments: row
+            .assignments
+            .into_iter()
+            .map(|(user, team, item_role)| Assignment {
+                user,
+                team,
+                item_role,
+            })
+            .collect(),
     }
 }
 
 /// Refuses to ask the nodes while this transaction holds an exclusive lock
-/// on the table or its membership table (`ALTER TABLE`, `LOCK TABLE`): Citus
+/// on the table, its membership table or its assignment table (`ALTER TABLE`, `LOCK TABLE`): Citus
 /// holds it on their shards too, so the nodes' new connections would wait
 /// for this transaction, which waits for them.
 fn refuse_own_exclusive_locks(table: pg_sys::Oid, lookup: &RowLookup) {
-    for &relation in lookup.relations.iter().chain(&lookup.membership_relations) {
+    for &relation in lookup
+        .relations
+        .iter()
+        .chain(&lookup.membership_relations)
+        .chain(&lookup.assignment_relations)
+    {
         let locked = unsafe {
             let rel = pg_sys::table_open(relation, pg_sys::AccessShareLock as i32);
             let locked =
@@ -169,39 +200,59 @@ fn refuse_own_exclusive_locks(table: pg_sys::Oid, lookup: &RowLookup) {
     }
 }
 
-/// The request for the row on one node, whose shards of the table and of
-/// the membership table are named, for the calling role.
+/// The request for the row on one node, whose shards of the table, of the
+/// membership table and of the assignment table are named, for the calling
+/// role.
 fn request(
     lookup: &RowLookup,
-    shards: Vec<String>,
-    membership_shards: Vec<String>,
+    [shards, membership_shards, assignment_shards]: [Vec<String>; 3],
     table: pg_sys::Oid,
     row_key: &str,
     workspace: Option<&str>,
 ) -> Request {
-    let membership = lookup.membership_relations.first().copied();
-    let distribution = membership.and_then(|membership| {
-        owner::as_catalog_owner(|client| {
+    // The distribution columns of the table, its membership table and its
+    // assignment table.
+    let distributed: Vec<Option<String>> = owner::as_catalog_owner(|client| {
+        [
+            Some(table),
+            lookup.membership_relations.first().copied(),
+            lookup.assignment_relations.first().copied(),
+        ]
+        .into_iter()
+        .map(|relation| {
+            let relation = relation?;
             let row = owner::select(
                 client,
-                "SELECT fluent._citus_distribution_column($1)::pg_catalog.text,
-                        fluent._citus_distribution_column($2)::pg_catalog.text",
-                &[table.into(), membership.into()],
+                "SELECT fluent._citus_distribution_column($1)::pg_catalog.text",
+                &[relation.into()],
             )
             .next()?;
-            Some((owner::column(&row, 1)?, owner::column(&row, 2)?))
+            owner::column(&row, 1)
         })
+        .collect()
     });
+    let [distribution, membership, assignment] = [0, 1, 2].map(|i| distributed[i].clone());
+    // Another table's distribution value is compared only between
+    // distributed tables.
+    let paired = |other: Option<String>| other.filter(|_| distribution.is_some());
     Request {
         role: role_name(),
         shards,
         key_column: lookup.key_column.clone(),
         owner_column: lookup.owner_column.clone(),
         workspace_column: lookup.workspace_column.clone(),
+        membership_distribution: paired(membership),
+        assignment_distribution: paired(assignment),
         distribution,
         membership_shards,
         membership_row_column: lookup.membership_row_column.clone(),
         membership_user_column: lookup.membership_user_column.clone(),
+        item_column: lookup.item_column.clone(),
+        assignment_shards,
+        assignment_row_column: lookup.assignment_row_column.clone(),
+        assignment_user_column: lookup.assignment_user_column.clone(),
+        assignment_team_column: lookup.assignment_team_column.clone(),
+        assignment_role_column: lookup.assignment_role_column.clone(),
         key: row_key.to_owned(),
         workspace: workspace.map(str::to_owned),
         exp: SystemTime::now()
@@ -254,51 +305,70 @@ fn ask(table: pg_sys::Oid, requests: &[(String, i32, Request)]) -> Vec<Placed> {
 /// The rows the shards `request` names hold on this node. A shard the node
 /// does not have stops the read: the coordinator routes queries to it.
 fn placed(request: &Request) -> Vec<Placed> {
-    let (relations, membership_relations) = owner::as_catalog_owner(|client| {
-        let named = |names: &[String]| -> Vec<pg_sys::Oid> {
-            let found = owner::select(
-                client,
-                "SELECT fluent._relations_named($1)",
-                &[names.to_vec().into()],
-            )
-            .first()
-            .get::<Vec<Option<pg_sys::Oid>>>(1)
-            .ok()
-            .flatten()
-            .unwrap_or_default();
-            names
-                .iter()
-                .zip(found.iter().chain(std::iter::repeat(&None)))
-                .map(|(name, oid)| {
-                    oid.unwrap_or_else(|| {
-                        FluentError::CitusShardMissing {
-                            shard: name.clone(),
-                        }
-                        .report()
+    let [relations, membership_relations, assignment_relations] =
+        owner::as_catalog_owner(|client| {
+            let named = |names: &[String]| -> Vec<pg_sys::Oid> {
+                let found = owner::select(
+                    client,
+                    "SELECT fluent._relations_named($1)",
+                    &[names.to_vec().into()],
+                )
+                .first()
+                .get::<Vec<Option<pg_sys::Oid>>>(1)
+                .ok()
+                .flatten()
+                .unwrap_or_default();
+                names
+                    .iter()
+                    .zip(found.iter().chain(std::iter::repeat(&None)))
+                    .map(|(name, oid)| {
+                        oid.unwrap_or_else(|| {
+                            FluentError::CitusShardMissing {
+                                shard: name.clone(),
+                            }
+                            .report()
+                        })
                     })
-                })
-                .collect()
-        };
-        let (shards, membership_shards) =
-            (named(&request.shards), named(&request.membership_shards));
-        // A table hung under a shard holds rows that queries on the shard
-        // read, and that the scan below would not see: refused.
-        let all: Vec<pg_sys::Oid> = shards.iter().chain(&membership_shards).copied().collect();
-        if let Some(child) = owner::select(
-            client,
-            "SELECT fluent._outside_children($1, $1) LIMIT 1",
-            &[all.into()],
-        )
-        .next()
-        .and_then(|row| owner::column::<String>(&row, 1))
-        {
-            FluentError::CitusShardChild { child }.report();
+                    .collect()
+            };
+            let named = [
+                named(&request.shards),
+                named(&request.membership_shards),
+                named(&request.assignment_shards),
+            ];
+            // A table hung under a shard holds rows that queries on the
+            // shard read, and that the scans below would not see: refused.
+            let all: Vec<pg_sys::Oid> = named.iter().flatten().copied().collect();
+            if let Some(child) = owner::select(
+                client,
+                "SELECT fluent._outside_children($1, $1) LIMIT 1",
+                &[all.into()],
+            )
+            .next()
+            .and_then(|row| owner::column::<String>(&row, 1))
+            {
+                FluentError::CitusShardChild { child }.report();
+            }
+            named
+        });
+    // The rows of `relations` whose `row_column` is `key` and, between
+    // distributed tables, whose `distributed_by` column holds the item's
+    // distribution value too (compared as the column's type compares it:
+    // 1.0 is 1.00); None for a row without one, which has no such rows.
+    let of_item = |relations: &[pg_sys::Oid],
+                   row_column: &str,
+                   key: &str,
+                   distributed_by: Option<&str>,
+                   value: Option<&str>,
+                   columns: &[Option<&str>]|
+     -> Vec<Vec<Option<String>>> {
+        let mut keys = vec![(row_column, key)];
+        match (distributed_by, value) {
+            (Some(column), Some(value)) => keys.push((column, value)),
+            (Some(_), None) => return Vec::new(),
+            (None, _) => {}
         }
-        (shards, membership_shards)
-    });
-    let (row_distribution, member_distribution) = match &request.distribution {
-        Some((row, member)) => (Some(row.as_str()), Some(member.as_str())),
-        None => (None, None),
+        rows::keyed_rows(relations, &keys, columns)
     };
     rows::keyed_rows(
         &relations,
@@ -306,47 +376,68 @@ fn placed(request: &Request) -> Vec<Placed> {
         &[
             request.owner_column.as_deref(),
             request.workspace_column.as_deref(),
-            row_distribution,
+            request.distribution.as_deref(),
+            request.item_column.as_deref(),
         ],
     )
     .into_iter()
     .filter(|row| request.workspace.is_none() || row[1] == request.workspace)
     .map(|mut row| {
+        let item = row.pop().flatten();
         let distributed_by = row.pop().flatten();
         let workspace = row.pop().flatten();
         let owner = row.pop().flatten();
-        let assignees = match (
+        let mut assignees: Vec<String> = match (
             &request.membership_row_column,
             &request.membership_user_column,
         ) {
-            (Some(row_column), Some(user_column)) => {
-                // Between distributed tables, the membership rows of this
-                // item's tenant only: its distribution value, compared as
-                // the column's type compares it (1.0 is 1.00).
-                let mut keys = vec![(row_column.as_str(), request.key.as_str())];
-                match (member_distribution, &distributed_by) {
-                    (Some(column), Some(value)) => keys.push((column, value.as_str())),
-                    // A row without a distribution value has no members.
-                    (Some(_), None) => return (owner, workspace, Vec::new()),
-                    (None, _) => {}
-                }
-                let mut users: Vec<String> =
-                    rows::keyed_rows(&membership_relations, &keys, &[Some(user_column)])
-                        .into_iter()
-                        .filter_map(|mut m| m.pop().flatten())
-                        .collect();
-                users.sort();
-                users.dedup();
-                users
-            }
+            (Some(row_column), Some(user_column)) => of_item(
+                &membership_relations,
+                row_column,
+                &request.key,
+                request.membership_distribution.as_deref(),
+                distributed_by.as_deref(),
+                &[Some(user_column)],
+            )
+            .into_iter()
+            .filter_map(|mut m| m.pop().flatten())
+            .collect(),
             _ => Vec::new(),
         };
-        (owner, workspace, assignees)
-    })
-    .map(|(owner, workspace, assignees)| Placed {
-        owner,
-        workspace,
-        assignees,
+        assignees.sort();
+        assignees.dedup();
+        let assignments = match (
+            &item,
+            &request.assignment_row_column,
+            &request.assignment_role_column,
+        ) {
+            (Some(item), Some(row_column), Some(role_column)) => of_item(
+                &assignment_relations,
+                row_column,
+                item,
+                request.assignment_distribution.as_deref(),
+                distributed_by.as_deref(),
+                &[
+                    request.assignment_user_column.as_deref(),
+                    request.assignment_team_column.as_deref(),
+                    Some(role_column),
+                ],
+            )
+            .into_iter()
+            .filter_map(|mut a| {
+                let item_role = a.pop().flatten()?;
+                let team = a.pop().flatten();
+                Some((a.pop().flatten(), team, item_role))
+            })
+            .collect(),
+            _ => Vec::new(),
+        };
+        Placed {
+            owner,
+            workspace,
+            assignees,
+            assignments,
+        }
     })
     .collect()
 }

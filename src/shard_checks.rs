@@ -4,8 +4,8 @@
 //!
 //! The coordinator lists, from its own metadata, the shards each node holds
 //! of the table's relations (`fluent._citus_shards_by_node`), with the
-//! policies each shard must carry: its table's here, with the roles named
-//! (role OIDs differ between nodes). It asks each node, as the calling role
+//! policies each shard must carry (its table's here, with the roles named:
+//! role OIDs differ between nodes) and the item roles' triggers. It asks each node, as the calling role
 //! through Citus (`citus::run_on_nodes`), what those shards lack
 //! (`fluent._citus_local_shard_problems`, sql/citus.sql, which reads only
 //! PostgreSQL's catalogs and finds each shard by the name the coordinator
@@ -43,15 +43,21 @@ fn shard_problems(relations: Vec<pg_sys::Oid>) -> Vec<(Option<String>, String, S
             .map(|&relation| {
                 let row = owner::select(
                     client,
-                    "SELECT $1::pg_catalog.regclass::pg_catalog.text, fluent._policies_named($1)",
+                    "SELECT $1::pg_catalog.regclass::pg_catalog.text, fluent._policies_named($1),
+                            fluent._item_triggers_named($1)",
                     &[relation.into()],
                 )
                 .first();
                 let name = row.get::<String>(1).ok().flatten().unwrap_or_default();
                 let policies = row.get::<JsonB>(2).ok().flatten().map(|j| j.0);
+                let triggers = row.get::<JsonB>(3).ok().flatten().map(|j| j.0);
                 (
                     relation,
-                    json!({ "relation": name, "policies": policies.unwrap_or_default() }),
+                    json!({
+                        "relation": name,
+                        "policies": policies.unwrap_or_default(),
+                        "triggers": triggers.unwrap_or_default(),
+                    }),
                 )
             })
             .collect()

@@ -1163,21 +1163,45 @@ fn a_membership_table_on_other_nodes_than_its_items_is_refused() {
         ));
         assert_eq!(sqlstate(refused), "0A000", "{members}");
     }
-    // Item roles: an assignment table (its triggers would need Citus's
-    // enable_unsafe_triggers).
+    // Item roles: on reference tables (Citus writes their rows on every
+    // node, where the triggers would each check and record them), and a
+    // child table on other nodes than its parent's assignments.
+    coordinator
+        .batch_execute("SELECT fluent_create_item_role('projects', 'editor', '{read}')")
+        .unwrap();
     coordinator
         .batch_execute(
-            "SELECT fluent_create_item_role('projects', 'editor', '{read}');
+            "CREATE TABLE ref_tasks (id bigint PRIMARY KEY, owner text);
+             CREATE TABLE ref_task_roles (task_id bigint REFERENCES ref_tasks ON DELETE CASCADE, user_key text, role text);
+             SELECT create_reference_table('ref_tasks');
+             SELECT create_reference_table('ref_task_roles');
              CREATE TABLE task_roles (task_id bigint REFERENCES tasks ON DELETE CASCADE, user_key text, role text);
-             SELECT create_distributed_table('task_roles', 'task_id', colocate_with => 'tasks');",
+             SELECT create_distributed_table('task_roles', 'task_id', colocate_with => 'tasks');
+             -- (Citus refuses a foreign key between tables that are not co-located.)
+             CREATE TABLE task_notes (id bigint PRIMARY KEY, task_id bigint, owner text);
+             SELECT create_distributed_table('task_notes', 'id', shard_count => 3);",
         )
         .unwrap();
     let refused = coordinator.batch_execute(
-        "SELECT fluent_protect('tasks', 'projects', membership_table => 'task_roles',
+        "SELECT fluent_protect('ref_tasks', 'projects', 'owner', membership_table => 'ref_task_roles',
                                membership_row_column => 'task_id', membership_user_column => 'user_key',
                                membership_role_column => 'role')",
     );
-    assert_eq!(sqlstate(refused), "0A000", "item roles");
+    assert_eq!(sqlstate(refused), "0A000", "item roles on reference tables");
+    coordinator
+        .batch_execute(
+            "SELECT fluent_protect('tasks', 'projects', membership_table => 'task_roles',
+                                   membership_row_column => 'task_id', membership_user_column => 'user_key',
+                                   membership_role_column => 'role')",
+        )
+        .unwrap();
+    let refused = coordinator.batch_execute(
+        "SELECT fluent_protect('task_notes', 'projects', 'owner', parent_table => 'tasks', parent_column => 'task_id')",
+    );
+    assert_eq!(sqlstate(refused), "0A000", "a child on other nodes");
+    coordinator
+        .batch_execute("SELECT fluent_unprotect('tasks')")
+        .unwrap();
     let protected: i64 = coordinator
         .query_one("SELECT count(*) FROM fluent.protected_tables", &[])
         .unwrap()
@@ -1909,9 +1933,12 @@ fn a_worker_answers_only_requests_signed_for_its_session_role() {
     let sign = |node: usize, role: &str, exp: u64| {
         let claims = serde_json::json!({
             "role": role, "shards": shards(node, "projects"), "key_column": "id",
-            "owner_column": null, "workspace_column": null, "distribution": ["tenant", "tenant"],
+            "owner_column": null, "workspace_column": null, "distribution": "tenant",
             "membership_shards": shards(node, "project_members"), "membership_row_column": "project_id",
-            "membership_user_column": "user_key", "key": "4", "workspace": null, "exp": exp,
+            "membership_user_column": "user_key", "membership_distribution": "tenant",
+            "item_column": null, "assignment_shards": [], "assignment_row_column": null,
+            "assignment_user_column": null, "assignment_team_column": null, "assignment_role_column": null,
+            "assignment_distribution": null, "key": "4", "workspace": null, "exp": exp,
         });
         jsonwebtoken::encode(
             &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
@@ -2251,4 +2278,593 @@ fn a_node_whose_bus_placement_has_another_jsonb_is_refused_before_anything_is_se
         node.port
     ))
     .unwrap();
+}
+
+/// A database with seed 002's projects on Citus, item roles on them and a
+/// child table (their tasks), distributed by tenant with the assignments
+/// and the tasks co-located. ann owns every project and task; every user
+/// holds `staff` (own scope on read, write and create, not delete); vic is
+/// in team `design`.
+fn item_projects(name: &str) -> String {
+    let db = database(name);
+    let mut coordinator = connect(0, &db, "postgres");
+    coordinator
+        .batch_execute("SELECT fluent_citus_setup()")
+        .unwrap();
+    coordinator
+        .batch_execute(&format!(
+            "SELECT fluent_create_module('projects', '{{read,write,delete,create}}');
+             SELECT fluent_create_item_role('projects', 'manager', '{{read,write,delete}}'),
+                    fluent_create_item_role('projects', 'editor', '{{read,write}}'),
+                    fluent_create_item_role('projects', 'viewer', '{{read}}');
+             SELECT fluent_create_role('staff'), fluent_set_permission('staff', 'projects', 'read', 'own'),
+                    fluent_set_permission('staff', 'projects', 'write', 'own'),
+                    fluent_set_permission('staff', 'projects', 'create', 'own');
+             SELECT fluent_create_user(u), fluent_grant_role(u, 'staff')
+               FROM unnest('{{ann,eddy,vic,zoe}}'::text[]) u;
+             SELECT fluent_create_team('design'), fluent_add_team_member('design', 'vic');
+             -- A distributed table's keys include its distribution column.
+             CREATE TABLE projects (tenant int, id int, owner text, name text, PRIMARY KEY (tenant, id));
+             CREATE TABLE project_roles (tenant int, project_id int, user_key text, team text, role text,
+                 FOREIGN KEY (tenant, project_id) REFERENCES projects (tenant, id) ON DELETE CASCADE);
+             CREATE INDEX ON project_roles (user_key);
+             CREATE INDEX ON project_roles (team);
+             CREATE TABLE tasks (tenant int, id int, project_id int, owner text, body text,
+                 PRIMARY KEY (tenant, id), FOREIGN KEY (tenant, project_id) REFERENCES projects (tenant, id));
+             SELECT create_distributed_table('projects', 'tenant', shard_count => 4);
+             SELECT create_distributed_table('project_roles', 'tenant', colocate_with => 'projects');
+             SELECT create_distributed_table('tasks', 'tenant', colocate_with => 'projects');
+             INSERT INTO projects SELECT g % 4, g, 'ann', 'p' || g FROM generate_series(1, 8) g;
+             INSERT INTO tasks SELECT g % 4, 100 + g, g, 'ann', 't' || g FROM generate_series(1, 8) g;
+             GRANT SELECT, INSERT, UPDATE, DELETE ON projects, project_roles, tasks TO {TESTER};"
+        ))
+        .unwrap();
+    // (Each statement its own transaction, as in psql: Citus has the tables
+    // on the workers once they are distributed.)
+    coordinator
+        .batch_execute(
+            "SELECT fluent_protect('projects', 'projects', 'owner', row_column => 'id',
+                                   membership_table => 'project_roles',
+                                   membership_row_column => 'project_id', membership_user_column => 'user_key',
+                                   membership_role_column => 'role', membership_team_column => 'team',
+                                   insert_action => 'create')",
+        )
+        .unwrap();
+    coordinator
+        .batch_execute(
+            "SELECT fluent_protect('tasks', 'projects', 'owner', row_column => 'id',
+                                   parent_table => 'projects', parent_column => 'project_id',
+                                   insert_action => 'create')",
+        )
+        .unwrap();
+    db
+}
+
+/// Runs `sql` through the coordinator as the tester acting for `user`, in a
+/// transaction of its own: the rows written, or the refusal's SQLSTATE.
+fn commit_as(app: &mut Client, user: &str, sql: &str) -> Result<u64, String> {
+    app.batch_execute(&format!("BEGIN; SELECT fluent_set_user('{user}', true)"))
+        .unwrap();
+    match app.execute(sql, &[]) {
+        Ok(rows) => {
+            app.batch_execute("COMMIT").unwrap();
+            Ok(rows)
+        }
+        Err(e) => {
+            app.batch_execute("ROLLBACK").unwrap();
+            Err(sqlstate(Err::<(), _>(e)))
+        }
+    }
+}
+
+#[test]
+fn item_roles_on_citus_tables_give_their_items_and_check_writes_on_the_shards() {
+    let db = item_projects("item_roles");
+    let mut app = connect(0, &db, TESTER);
+    let (projects, roles, tasks) = ("projects", "project_roles", "tasks");
+    // A child table without its foreign key is refused, before anything is
+    // made: the hint says what it takes.
+    let mut dba = connect(0, &db, "postgres");
+    dba.batch_execute(
+        "CREATE TABLE notes (tenant int, id int, project_id int, owner text, PRIMARY KEY (tenant, id));
+         SELECT create_distributed_table('notes', 'tenant', colocate_with => 'projects');",
+    )
+    .unwrap();
+    let refused = dba
+        .batch_execute(
+            "SELECT fluent_protect('notes', 'projects', 'owner', row_column => 'id',
+                                   parent_table => 'projects', parent_column => 'project_id')",
+        )
+        .unwrap_err();
+    let refused = refused.as_db_error().unwrap();
+    assert_eq!(refused.code().code(), "0A000");
+    assert!(
+        refused.hint().is_some_and(|h| h.contains(
+            "a foreign key to \"public.projects\" that includes both distribution columns"
+        )),
+        "{refused:?}"
+    );
+    // ann, who owns project 1 and 2 with scope own on write (not
+    // delete), names an editor and a team of viewers, not a manager.
+    assert_eq!(
+        commit_as(
+            &mut app,
+            "ann",
+            &format!("INSERT INTO {roles} VALUES (1, 1, 'eddy', NULL, 'editor'), (2, 2, NULL, 'design', 'viewer')")
+        ),
+        Ok(2)
+    );
+    assert_eq!(
+        commit_as(
+            &mut app,
+            "ann",
+            &format!("INSERT INTO {roles} VALUES (3, 3, 'zoe', NULL, 'manager')")
+        ),
+        Err("42501".into())
+    );
+    // Checked on the shard, after row security: a user fluent does not
+    // know.
+    assert_eq!(
+        commit_as(
+            &mut app,
+            "ann",
+            &format!("INSERT INTO {roles} VALUES (3, 3, 'nobody', NULL, 'editor')")
+        ),
+        Err("42704".into())
+    );
+    // Each user reads the projects their item roles give, and their
+    // tasks; a router query too.
+    for (user, expected, expected_tasks) in [
+        ("eddy", vec![1], vec![101]),
+        ("vic", vec![2], vec![102]),
+        ("zoe", vec![], vec![]),
+        ("ann", (1..=8).collect(), (101..=108).collect()),
+    ] {
+        let seen = acting(
+            &mut app,
+            user,
+            &format!("SELECT id::bigint FROM {projects} ORDER BY id"),
+        );
+        assert_eq!(seen, expected, "{user}");
+        let seen = acting(
+            &mut app,
+            user,
+            &format!("SELECT id::bigint FROM {tasks} ORDER BY id"),
+        );
+        assert_eq!(seen, expected_tasks, "{user} tasks");
+    }
+    assert_eq!(
+        acting(
+            &mut app,
+            "eddy",
+            &format!("SELECT id::bigint FROM {projects} WHERE tenant = 1")
+        ),
+        vec![1]
+    );
+    // An editor names no one, herself included; she adds a task under
+    // her project and edits it, but takes neither it nor a task over.
+    assert_eq!(
+        commit_as(
+            &mut app,
+            "eddy",
+            &format!("INSERT INTO {roles} VALUES (1, 1, 'eddy', NULL, 'manager')")
+        ),
+        Err("42501".into())
+    );
+    assert_eq!(
+        commit_as(
+            &mut app,
+            "eddy",
+            &format!("INSERT INTO {tasks} VALUES (1, 201, 1, 'eddy', 'new')")
+        ),
+        Ok(1)
+    );
+    assert_eq!(
+        commit_as(
+            &mut app,
+            "eddy",
+            &format!("UPDATE {projects} SET name = 'renamed' WHERE id = 1")
+        ),
+        Ok(1)
+    );
+    assert_eq!(
+        commit_as(
+            &mut app,
+            "eddy",
+            &format!("UPDATE {projects} SET owner = 'eddy' WHERE id = 1")
+        ),
+        Err("42501".into())
+    );
+    assert_eq!(
+        commit_as(
+            &mut app,
+            "eddy",
+            &format!("INSERT INTO {tasks} VALUES (1, 202, 1, 'zoe', 'planted')")
+        ),
+        Err("42501".into())
+    );
+    // A viewer puts no task under her project.
+    assert_eq!(
+        commit_as(
+            &mut app,
+            "vic",
+            &format!("INSERT INTO {tasks} VALUES (2, 203, 2, 'vic', 'x')")
+        ),
+        Err("42501".into())
+    );
+    // Taken back, the item role gives nothing at the next statement.
+    assert_eq!(
+        commit_as(
+            &mut app,
+            "ann",
+            &format!("DELETE FROM {roles} WHERE user_key = 'eddy'")
+        ),
+        Ok(1)
+    );
+    assert_eq!(
+        acting(
+            &mut app,
+            "eddy",
+            &format!("SELECT id::bigint FROM {projects}")
+        ),
+        Vec::<i64>::new()
+    );
+}
+
+/// The audit rows of assignments on node `node`: (database role, acting
+/// user, table, operation).
+fn assignment_audit(db: &str, node: usize) -> Vec<(String, Option<String>, String, String)> {
+    connect(node, db, "postgres")
+        .query(
+            "SELECT db_role, acting_user, table_name, operation FROM fluent.audit_log
+              WHERE table_name LIKE '%project_roles%' ORDER BY audit_id",
+            &[],
+        )
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3)))
+        .collect()
+}
+
+#[test]
+fn item_roles_on_citus_are_audited_found_checked_and_kept_within_a_delegates_powers() {
+    let db = item_projects("item_readers");
+    let mut app = connect(0, &db, TESTER);
+    assert_eq!(
+        commit_as(
+            &mut app,
+            "ann",
+            "INSERT INTO project_roles VALUES (1, 1, 'eddy', NULL, 'editor'), (2, 2, NULL, 'design', 'viewer')"
+        ),
+        Ok(2)
+    );
+    // Audited on the node holding the assignment, in its transaction,
+    // naming the table (not its shard); a TRUNCATE on the coordinator.
+    let on_workers: Vec<_> = [1, 2]
+        .into_iter()
+        .flat_map(|node| assignment_audit(&db, node))
+        .collect();
+    let inserted = (
+        TESTER.to_owned(),
+        Some("ann".to_owned()),
+        "public.project_roles".to_owned(),
+        "INSERT".to_owned(),
+    );
+    assert_eq!(on_workers, [inserted.clone(), inserted]);
+    assert_eq!(assignment_audit(&db, 0), []);
+    // fluent_who_can reads the assignments where they are: the item's, and
+    // its parent's for a task.
+    let mut dba = connect(0, &db, "postgres");
+    assert_eq!(
+        who_can(&mut dba, "projects", "1"),
+        [
+            ("ann".to_owned(), "own".to_owned(), "owner".to_owned()),
+            ("eddy".into(), "own".into(), "item role".into()),
+        ]
+    );
+    assert_eq!(
+        who_can(&mut dba, "tasks", "102"),
+        [
+            ("ann".to_owned(), "own".to_owned(), "owner".to_owned()),
+            ("vic".into(), "own".into(), "item role".into()),
+        ]
+    );
+    // A child's trigger finds its parent by name on the shard's node: a
+    // look-alike that a table owner puts under that name there (one that
+    // any writer may update) is not the co-located Citus table.
+    let swap = |from: &str, to: &str, look_alike: bool| {
+        for node in 1..=2 {
+            connect(node, &db, "postgres")
+                .batch_execute(&format!(
+                    "SET citus.enable_ddl_propagation = off; ALTER TABLE {from} RENAME TO {to};{}",
+                    if look_alike {
+                        "CREATE TABLE projects (tenant int, id int);
+                         INSERT INTO projects SELECT t, g FROM generate_series(0, 3) t, generate_series(1, 8) g;
+                         GRANT SELECT, UPDATE ON projects TO PUBLIC;"
+                    } else {
+                        ""
+                    }
+                ))
+                .unwrap();
+        }
+    };
+    swap("projects", "projects_shell", true);
+    let planted = commit_as(
+        &mut app,
+        "vic",
+        "INSERT INTO tasks VALUES (2, 301, 2, 'vic', 'x')",
+    );
+    for node in 1..=2 {
+        connect(node, &db, "postgres")
+            .batch_execute("DROP TABLE projects")
+            .unwrap();
+    }
+    swap("projects_shell", "projects", false);
+    assert_eq!(planted, Err("55000".into()));
+    // The item roles' triggers are checked on every shard.
+    let roles_shard = local_shards(&db, 1, "project_roles").remove(0);
+    let tasks_shard = local_shards(&db, 2, "tasks").remove(0);
+    let shard_id = |shard: &str| shard.rsplit('_').next().unwrap().to_owned();
+    connect(1, &db, "postgres")
+        .batch_execute(&format!(
+            "ALTER TABLE {roles_shard} DISABLE TRIGGER fluent_item_role_conditions_{}",
+            shard_id(&roles_shard)
+        ))
+        .unwrap();
+    connect(2, &db, "postgres")
+        .batch_execute(&format!(
+            "DROP TRIGGER fluent_item_parent_{} ON {tasks_shard}",
+            shard_id(&tasks_shard)
+        ))
+        .unwrap();
+    let problems: Vec<String> = dba
+        .query(
+            "SELECT problem || ': ' || detail FROM fluent_protection_problems() ORDER BY 1",
+            &[],
+        )
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    let (host, ports) = fluent_pgrx_tests::citus::nodes();
+    assert_eq!(
+        problems,
+        [
+            format!("item role trigger disabled: shard public.{roles_shard} on node {host}:{}: fluent_item_role_conditions on the shard: assignments are not checked against their item roles and conditions", ports[1]),
+            format!("item role trigger missing: shard public.{tasks_shard} on node {host}:{}: fluent_item_parent on the shard: a row may be put under a parent its writer may not update", ports[2]),
+        ]
+    );
+    dba.batch_execute("TRUNCATE project_roles").unwrap();
+    assert_eq!(
+        assignment_audit(&db, 0),
+        [(
+            "postgres".to_owned(),
+            None,
+            "public.project_roles".to_owned(),
+            "TRUNCATE".to_owned()
+        )]
+    );
+    // A delegated administrator (manage_users, from projects.read at scope
+    // all) does not open item roles beyond her powers. The coordinator does
+    // not read the assignments on the workers: it takes every item role of
+    // the module as given. So she activates zoe, who holds less than she
+    // does and has no assignment, only once she holds every action the
+    // item roles give at scope all (delete: manager).
+    dba.batch_execute(
+        "SELECT fluent_create_role('reader'), fluent_set_permission('reader', 'projects', 'read', 'all'),
+                fluent_set_permission('reader', 'projects', 'write', 'all'),
+                fluent_set_permission('reader', 'projects', 'create', 'all');
+         SELECT fluent_create_user('rita'), fluent_grant_role('rita', 'reader');
+         SELECT fluent_set_admin_right('manage_users', 'projects', 'read');
+         SELECT fluent_set_user_status('zoe', 'disabled');",
+    )
+    .unwrap();
+    // (Through a role that only chooses users: the tester's fluent_admin
+    // would make her a DBA.)
+    for node in 0..3 {
+        ensure_role(
+            &mut unpropagated(node, &db),
+            DELEGATE,
+            true,
+            &["fluent_authenticator"],
+        );
+    }
+    let mut delegate = connect(0, &db, DELEGATE);
+    let activate = |client: &mut Client| {
+        commit_as(
+            client,
+            "rita",
+            "SELECT fluent_set_user_status('zoe', 'active')",
+        )
+    };
+    assert_eq!(activate(&mut delegate), Err("42501".into()));
+    // Nor does she create users, or add members to teams.
+    for change in [
+        "SELECT fluent_create_user('newbie')",
+        "SELECT fluent_add_team_member('design', 'ann')",
+    ] {
+        assert_eq!(
+            commit_as(&mut delegate, "rita", change),
+            Err("42501".into()),
+            "{change}"
+        );
+    }
+    dba.batch_execute("SELECT fluent_set_permission('reader', 'projects', 'delete', 'all')")
+        .unwrap();
+    assert_eq!(activate(&mut delegate), Ok(1));
+}
+
+#[test]
+fn a_partitioned_assignment_table_on_citus_takes_new_partitions_checked_and_no_table_attached() {
+    let db = database("item_partitions");
+    let mut dba = connect(0, &db, "postgres");
+    dba.batch_execute("SELECT fluent_citus_setup()").unwrap();
+    dba.batch_execute(
+        "SELECT fluent_create_module('projects', '{read,write}');
+         SELECT fluent_create_item_role('projects', 'editor', '{read,write}');
+         SELECT fluent_create_item_role('projects', 'viewer', '{read}');
+         SELECT fluent_create_role('staff'), fluent_set_permission('staff', 'projects', 'write', 'own'),
+                fluent_set_permission('staff', 'projects', 'read', 'own');
+         SELECT fluent_create_user('ann'), fluent_grant_role('ann', 'staff');
+         CREATE TABLE projects (tenant int, id int, owner text, PRIMARY KEY (tenant, id));
+         CREATE TABLE project_roles (tenant int, project_id int, user_key text, role text,
+             FOREIGN KEY (tenant, project_id) REFERENCES projects (tenant, id) ON DELETE CASCADE)
+             PARTITION BY LIST (role);
+         CREATE TABLE project_roles_editors PARTITION OF project_roles FOR VALUES IN ('editor');
+         CREATE INDEX ON project_roles (user_key);
+         SELECT create_distributed_table('projects', 'tenant', shard_count => 4);
+         SELECT create_distributed_table('project_roles', 'tenant', colocate_with => 'projects');
+         INSERT INTO projects VALUES (1, 1, 'ann');",
+    )
+    .unwrap();
+    dba.batch_execute(&format!(
+        "SELECT fluent_protect('projects', 'projects', 'owner', row_column => 'id',
+                               membership_table => 'project_roles', membership_row_column => 'project_id',
+                               membership_user_column => 'user_key', membership_role_column => 'role');
+         GRANT SELECT, INSERT ON projects, project_roles TO {TESTER};"
+    ))
+    .unwrap();
+    // Citus distributes a new partition, and refuses one with triggers
+    // unless told it may.
+    assert!(dba
+        .batch_execute(
+            "CREATE TABLE project_roles_viewers PARTITION OF project_roles FOR VALUES IN ('viewer')"
+        )
+        .is_err());
+    dba.batch_execute(
+        "SET citus.enable_unsafe_triggers = on;
+         CREATE TABLE project_roles_viewers PARTITION OF project_roles FOR VALUES IN ('viewer');
+         RESET citus.enable_unsafe_triggers;",
+    )
+    .unwrap();
+    // Its shards check what is written into them, and are checked.
+    let mut app = connect(0, &db, TESTER);
+    assert_eq!(
+        commit_as(
+            &mut app,
+            "ann",
+            "INSERT INTO project_roles VALUES (1, 1, 'nobody', 'viewer')"
+        ),
+        Err("42704".into())
+    );
+    let problems = |dba: &mut Client| -> Vec<String> {
+        dba.query(
+            "SELECT relation::text || ': ' || problem FROM fluent_protection_problems() ORDER BY 1",
+            &[],
+        )
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect()
+    };
+    assert_eq!(problems(&mut dba), Vec::<String>::new());
+    // A partition's shards have the triggers as clones, checked too.
+    let shard = local_shards(&db, 1, "project_roles_viewers").remove(0);
+    let mut worker = connect(1, &db, "postgres");
+    let clone: String = worker
+        .query_one(
+            "SELECT tgname::text FROM pg_trigger WHERE tgrelid = $1::text::regclass
+                AND tgname LIKE 'fluent_item_role_conditions%'",
+            &[&shard],
+        )
+        .unwrap()
+        .get(0);
+    worker
+        .batch_execute(&format!("ALTER TABLE {shard} DISABLE TRIGGER {clone}"))
+        .unwrap();
+    assert_eq!(
+        problems(&mut dba),
+        ["project_roles_viewers: item role trigger disabled"]
+    );
+    worker
+        .batch_execute(&format!("ALTER TABLE {shard} ENABLE TRIGGER {clone}"))
+        .unwrap();
+    // A distributed table attached: fluent cannot see that it is empty.
+    dba.batch_execute(
+        "CREATE TABLE project_roles_more (LIKE project_roles);
+         SELECT create_distributed_table('project_roles_more', 'tenant', colocate_with => 'projects');",
+    )
+    .unwrap();
+    assert_eq!(
+        sqlstate(dba.batch_execute(
+            "ALTER TABLE project_roles ATTACH PARTITION project_roles_more FOR VALUES IN ('more')"
+        )),
+        "0A000"
+    );
+}
+
+/// A table owner who is neither a superuser nor a member of fluent_admin.
+const OWNER: &str = "it_citus_owner";
+
+#[test]
+fn moving_a_shard_of_an_item_table_takes_its_owner_the_right_to_make_the_triggers() {
+    let db = database("item_move");
+    let mut dba = connect(0, &db, "postgres");
+    dba.batch_execute("SELECT fluent_citus_setup()").unwrap();
+    for node in 0..3 {
+        let mut client = unpropagated(node, &db);
+        ensure_role(&mut client, OWNER, true, &[]);
+        client
+            .batch_execute(&format!("GRANT CREATE ON SCHEMA public TO {OWNER}"))
+            .unwrap();
+    }
+    let (host, ports) = fluent_pgrx_tests::citus::nodes();
+    dba.batch_execute(&format!(
+        "SELECT fluent_create_module('projects', '{{read,write}}');
+         SELECT fluent_create_item_role('projects', 'editor', '{{read,write}}');
+         SET ROLE {OWNER};
+         CREATE TABLE projects (tenant int, id int, owner text, PRIMARY KEY (tenant, id));
+         CREATE TABLE project_roles (tenant int, project_id int, user_key text, role text,
+             FOREIGN KEY (tenant, project_id) REFERENCES projects (tenant, id) ON DELETE CASCADE);
+         SELECT create_distributed_table('projects', 'tenant', shard_count => 4);
+         SELECT create_distributed_table('project_roles', 'tenant', colocate_with => 'projects');
+         RESET ROLE;
+         SET citus.local_hostname = '{host}';"
+    ))
+    .unwrap();
+    dba.batch_execute(
+        "SELECT fluent_protect('projects', 'projects', 'owner', row_column => 'id',
+                               membership_table => 'project_roles', membership_row_column => 'project_id',
+                               membership_user_column => 'user_key', membership_role_column => 'role')",
+    )
+    .unwrap();
+    // Citus makes the moved placement as the table's owner, triggers
+    // included, which takes EXECUTE on fluent's trigger functions.
+    let shard = local_shards(&db, 2, "projects").remove(0);
+    let shard_id: i64 = shard.rsplit('_').next().unwrap().parse().unwrap();
+    let move_shard = |dba: &mut Client| {
+        dba.batch_execute(&format!(
+            "SELECT citus_move_shard_placement({shard_id}, '{host}', {}, '{host}', {},
+                                               shard_transfer_mode => 'block_writes')",
+            ports[2], ports[1]
+        ))
+    };
+    let refused = move_shard(&mut dba);
+    assert!(
+        error_message(&refused).starts_with("permission denied for function fluent._check_item"),
+        "{refused:?}"
+    );
+    // Granted on every node for the move, and taken back after.
+    let functions =
+        "fluent._check_item_assignment(), fluent._check_item_owner(), fluent._check_item_parent()";
+    for node in 0..3 {
+        unpropagated(node, &db)
+            .batch_execute(&format!("GRANT EXECUTE ON FUNCTION {functions} TO {OWNER}"))
+            .unwrap();
+    }
+    move_shard(&mut dba).unwrap();
+    for node in 0..3 {
+        unpropagated(node, &db)
+            .batch_execute(&format!(
+                "REVOKE EXECUTE ON FUNCTION {functions} FROM {OWNER}"
+            ))
+            .unwrap();
+    }
+    // The moved placement has its triggers.
+    assert!(local_shards(&db, 1, "projects").contains(&shard));
+    let problems: i64 = dba
+        .query_one("SELECT count(*) FROM fluent_protection_problems()", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(problems, 0);
 }
