@@ -7785,6 +7785,26 @@ BEGIN
     END IF;
     RETURN NULL;
 END $$;
+CREATE OR REPLACE FUNCTION fluent._forget_dropped_tables() RETURNS event_trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    parent text;
+    child regclass;
+BEGIN
+    SELECT d.object_identity, c.table_name INTO parent, child
+      FROM fluent.protected_tables c JOIN pg_event_trigger_dropped_objects() d
+        ON d.classid = 'pg_class'::regclass AND d.objsubid = 0 AND d.objid = c.parent_table::oid
+     WHERE NOT EXISTS (SELECT 1 FROM pg_event_trigger_dropped_objects() e
+                        WHERE e.classid = 'pg_class'::regclass AND e.objsubid = 0 AND e.objid = c.table_name::oid)
+     ORDER BY c.table_name::text LIMIT 1;
+    IF FOUND THEN
+        RAISE EXCEPTION 'table "%" gives its item roles to the rows of "%"', parent, child
+            USING ERRCODE = 'dependent_objects_still_exist', HINT = format('Unprotect %s first, or drop it too.', child);
+    END IF;
+    DELETE FROM fluent.protected_tables p
+     USING pg_event_trigger_dropped_objects() d
+     WHERE d.classid = 'pg_class'::regclass AND d.objsubid = 0 AND p.table_name::oid = d.objid;
+END $$;
 CREATE OR REPLACE FUNCTION fluent._check_item_parent() RETURNS trigger
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE

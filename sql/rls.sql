@@ -1166,12 +1166,28 @@ SELECT p.table_name, p.module, count(x.problem) = 0 AS intact,
 COMMENT ON VIEW fluent.protection_status IS
     'Each protected table and whether its protection is intact; problems lists what no longer matches what fluent_protect() set up (see fluent_protection_problems())';
 
--- A dropped table is no longer protected. SECURITY DEFINER because whoever
--- drops a table may not write the catalog; it can only be called by the
--- event trigger system (pg_event_trigger_dropped_objects() fails elsewhere).
+-- A dropped table is no longer protected. A table whose item roles a child
+-- table still uses is dropped only with it, as fluent_unprotect refuses to
+-- unprotect it: the child's parent check would otherwise name whatever table
+-- takes the name next. SECURITY DEFINER because whoever drops a table may not
+-- write the catalog; it can only be called by the event trigger system
+-- (pg_event_trigger_dropped_objects() fails elsewhere).
 CREATE FUNCTION fluent._forget_dropped_tables() RETURNS event_trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    parent text;
+    child regclass;
 BEGIN
+    SELECT d.object_identity, c.table_name INTO parent, child
+      FROM fluent.protected_tables c JOIN pg_event_trigger_dropped_objects() d
+        ON d.classid = 'pg_class'::regclass AND d.objsubid = 0 AND d.objid = c.parent_table::oid
+     WHERE NOT EXISTS (SELECT 1 FROM pg_event_trigger_dropped_objects() e
+                        WHERE e.classid = 'pg_class'::regclass AND e.objsubid = 0 AND e.objid = c.table_name::oid)
+     ORDER BY c.table_name::text LIMIT 1;
+    IF FOUND THEN
+        RAISE EXCEPTION 'table "%" gives its item roles to the rows of "%"', parent, child
+            USING ERRCODE = 'dependent_objects_still_exist', HINT = format('Unprotect %s first, or drop it too.', child);
+    END IF;
     DELETE FROM fluent.protected_tables p
      USING pg_event_trigger_dropped_objects() d
      WHERE d.classid = 'pg_class'::regclass AND d.objsubid = 0 AND p.table_name::oid = d.objid;

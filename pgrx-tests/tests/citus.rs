@@ -1202,6 +1202,26 @@ fn a_membership_table_on_other_nodes_than_its_items_is_refused() {
     coordinator
         .batch_execute("SELECT fluent_unprotect('tasks')")
         .unwrap();
+    // Distributed and protected in one transaction: Citus sends the
+    // policies, which name the membership table, on connections of its own,
+    // where that table does not exist yet.
+    let create = "CREATE TABLE late (tenant int, id bigint, PRIMARY KEY (tenant, id));
+         CREATE TABLE late_members (tenant int, late_id bigint, user_key text,
+                                    FOREIGN KEY (tenant, late_id) REFERENCES late (tenant, id));
+         CREATE INDEX ON late_members (user_key);
+         SELECT create_distributed_table('late', 'tenant', shard_count => 4);
+         SELECT create_distributed_table('late_members', 'tenant', colocate_with => 'late');";
+    let protect = "SELECT fluent_protect('late', 'projects', row_column => 'id', membership_table => 'late_members',
+                                         membership_row_column => 'late_id', membership_user_column => 'user_key')";
+    assert_eq!(
+        sqlstate(coordinator.batch_execute(&format!("{create} {protect}"))),
+        "42P01"
+    );
+    coordinator.batch_execute(create).unwrap();
+    coordinator.batch_execute(protect).unwrap();
+    coordinator
+        .batch_execute("SELECT fluent_unprotect('late')")
+        .unwrap();
     let protected: i64 = coordinator
         .query_one("SELECT count(*) FROM fluent.protected_tables", &[])
         .unwrap()

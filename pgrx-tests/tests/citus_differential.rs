@@ -45,6 +45,9 @@ const INSIDE_SEEDS: [u64; 1] = [5];
 const NOTES: usize = 120;
 const TENANTS: u64 = 6;
 const SHARED: usize = 40;
+/// Projects, reached by item roles assigned to users and teams.
+const PROJECTS: usize = 30;
+const ASSIGNMENTS: usize = 40;
 
 const SCOPES: [&str; 5] = ["none", "own", "direct", "team", "all"];
 
@@ -114,10 +117,11 @@ struct Reader {
 }
 
 /// The prepared queries (`$1`: a tenant).
-const PREPARED: [&str; 3] = [
+const PREPARED: [&str; 4] = [
     "SELECT n.id::text FROM notes n ORDER BY n.id",
     "SELECT n.id::text FROM notes n WHERE n.tenant = $1 ORDER BY n.id",
     "SELECT s.id::text FROM shared_notes s ORDER BY s.id",
+    "SELECT p.id::text FROM projects p WHERE p.tenant = $1 ORDER BY p.id",
 ];
 
 impl Reader {
@@ -200,6 +204,13 @@ fn create_catalog(rng: &mut Rng, script: &mut Vec<String>) -> Model {
         if ws.shared {
             batch.push("SELECT fluent_create_module('shared', parent => 'notes')".into());
         }
+        // Projects and their item roles (seed 002).
+        batch.push(
+            "SELECT fluent_create_module('projects');
+             SELECT fluent_create_item_role('projects', 'editor', '{read}');
+             SELECT fluent_create_item_role('projects', 'viewer', '{read}')"
+                .into(),
+        );
         for r in 0..2 + rng.below(3) {
             let role = format!("r{r}");
             batch.push(format!("SELECT fluent_create_role('{role}')"));
@@ -214,6 +225,12 @@ fn create_catalog(rng: &mut Rng, script: &mut Vec<String>) -> Model {
             if let Some(scope) = notes {
                 batch.push(format!(
                     "SELECT fluent_set_permission('{role}', 'notes', 'read', '{scope}')"
+                ));
+            }
+            if rng.chance(70) {
+                let scope = rng.pick(&SCOPES);
+                batch.push(format!(
+                    "SELECT fluent_set_permission('{role}', 'projects', 'read', '{scope}')"
                 ));
             }
             // Unset: the child module inherits the parent's scope.
@@ -308,6 +325,7 @@ fn random_change(rng: &mut Rng, model: &Model) -> String {
     } else {
         "notes"
     };
+    let module = if rng.chance(25) { "projects" } else { module };
     let scope = rng.pick(&SCOPES);
     let sql = match rng.below(17) {
         0 | 1 => format!("SELECT fluent_grant_role('{user}', '{role}')"),
@@ -343,7 +361,7 @@ fn random_change(rng: &mut Rng, model: &Model) -> String {
             let module = if ws.shared && rng.chance(70) {
                 "shared"
             } else {
-                "notes"
+                *rng.pick(&["notes", "projects"])
             };
             let enabled = rng.chance(50);
             format!("SELECT fluent_set_module_enabled('{module}', {enabled})")
@@ -442,6 +460,9 @@ fn observe(
         // Pushed down whole on Citus: a distributed table joined to a
         // reference table, both protected.
         "SELECT count(*)::text FROM notes n JOIN shared_notes s ON s.owner = n.owner".into(),
+        // By scope or by an item role, the user's own or a team's.
+        "SELECT p.id::text FROM projects p ORDER BY p.id".into(),
+        format!("SELECT p.id::text FROM projects p WHERE p.tenant = {tenant} ORDER BY p.id"),
     ];
     let mut seen = vec![];
     let mut failed = false;
@@ -686,6 +707,39 @@ fn fixture(name: &str, seed: u64, mode: Mode) -> Fixture {
         .enumerate()
         .map(|(i, owner)| format!("({}, {owner})", 1001 + i))
         .collect();
+    let project_owners = owners(&mut rng, &model.users, PROJECTS);
+    let project_tenants: Vec<u64> = (0..PROJECTS).map(|_| rng.next() % TENANTS).collect();
+    let projects: Vec<String> = project_owners
+        .iter()
+        .zip(&project_tenants)
+        .enumerate()
+        .map(|(i, (owner, tenant))| format!("({tenant}, {}, {owner})", i + 1))
+        .collect();
+    // Assignments name users (any, also ones dropped later) or the default
+    // workspace's teams, where the superuser writing them acts. The last
+    // user, who holds no role, views project 1 (checked below).
+    let last = model.users.last().unwrap();
+    let mut assignments = vec![format!(
+        "({}, 1, '{last}', NULL, 'viewer')",
+        project_tenants[0]
+    )];
+    assignments.extend((0..ASSIGNMENTS).map(|_| {
+        let project = rng.below(PROJECTS);
+        let (user, team) = if rng.chance(70) {
+            (format!("'{}'", rng.pick(&model.users)), "NULL".to_owned())
+        } else {
+            (
+                "NULL".to_owned(),
+                format!("'{}'", rng.pick(&model.workspaces[0].teams)),
+            )
+        };
+        let role = rng.pick(&["editor", "viewer"]);
+        format!(
+            "({}, {}, {user}, {team}, '{role}')",
+            project_tenants[project],
+            project + 1
+        )
+    }));
     for side in sides.iter_mut() {
         let citus = side.label == "citus";
         let mut su = connect(0, &side.db, "postgres");
@@ -711,6 +765,40 @@ fn fixture(name: &str, seed: u64, mode: Mode) -> Fixture {
             distribute("SELECT create_reference_table('shared_notes');"),
             shared.join(", ")
         ))
+        .unwrap();
+        // An item's key: on one server its id (unique here), on Citus with
+        // the distribution column, which a distributed table's keys include.
+        let (key, points) = if citus {
+            ("tenant, id", "tenant, project_id")
+        } else {
+            ("id", "project_id")
+        };
+        su.batch_execute(&format!(
+            "CREATE TABLE projects (tenant int, id bigint, owner text, PRIMARY KEY ({key}));
+             CREATE TABLE project_roles (tenant int, project_id bigint, user_key text, team text, role text,
+                 FOREIGN KEY ({points}) REFERENCES projects ({key}) ON DELETE CASCADE);
+             CREATE INDEX ON project_roles (user_key);
+             CREATE INDEX ON project_roles (team);
+             {}
+             INSERT INTO projects VALUES {};
+             INSERT INTO project_roles VALUES {};
+             GRANT SELECT ON projects, project_roles TO {APP}, {TESTER}, {AUTHENTICATOR};",
+            distribute(
+                "SELECT create_distributed_table('projects', 'tenant', shard_count => 8);
+                 SELECT create_distributed_table('project_roles', 'tenant', colocate_with => 'projects');"
+            ),
+            projects.join(", "),
+            assignments.join(", ")
+        ))
+        .unwrap();
+        // (Once the tables are on the workers: Citus sends the policies,
+        // which name the assignment table, on connections of its own.)
+        su.batch_execute(
+            "SELECT fluent_protect('projects', 'projects', 'owner', row_column => 'id',
+                                   membership_table => 'project_roles', membership_row_column => 'project_id',
+                                   membership_user_column => 'user_key', membership_role_column => 'role',
+                                   membership_team_column => 'team')",
+        )
         .unwrap();
         side.admin.prepare();
         for reader in side.readers.iter_mut() {
@@ -749,6 +837,24 @@ fn fixture(name: &str, seed: u64, mode: Mode) -> Fixture {
         .map(|(i, _)| i as i64 + 1)
         .collect();
     sanity(&answers, &own, model.users.last().unwrap());
+    // Item roles take part: the last user, who holds no role, reads the
+    // project she views, on both sides.
+    for side in sides.iter_mut() {
+        let client = &mut side.readers[0].client;
+        client
+            .batch_execute(&format!(
+                "BEGIN; SELECT fluent_set_user('{}', true)",
+                model.users.last().unwrap()
+            ))
+            .unwrap();
+        let seen = texts(
+            client,
+            "SELECT p.id::text FROM projects p WHERE p.id = 1",
+            &[],
+        );
+        client.batch_execute("COMMIT").unwrap();
+        assert_eq!(seen.as_deref(), Ok("1"), "{}: an item role", side.label);
+    }
     Fixture {
         seed,
         rng,

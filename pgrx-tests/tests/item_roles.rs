@@ -377,3 +377,19 @@ fn the_plan_calls_no_fluent_function_per_row() {
         assert_eq!(rows, expected, "{user} on {table}: rows");
     }
 }
+
+#[test]
+fn a_parent_table_is_dropped_only_with_the_children_its_item_roles_reach() {
+    let database = database("drop_parent");
+    let mut db = connect(&database, "postgres");
+    // Its tasks would otherwise be put under whatever table takes its name.
+    let refused = db.batch_execute("DROP TABLE projects CASCADE");
+    assert_eq!(fluent_pgrx_tests::sqlstate(refused), "2BP01");
+    db.batch_execute("DROP TABLE projects, tasks CASCADE")
+        .unwrap();
+    let left: i64 = db
+        .query_one("SELECT count(*) FROM fluent.protected_tables", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(left, 0);
+}
