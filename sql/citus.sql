@@ -247,6 +247,26 @@ BEGIN
     RETURN found;
 END $$;
 
+-- On the Citus coordinator, the other primary nodes that are active.
+CREATE FUNCTION fluent._citus_other_nodes(OUT node_name text, OUT node_port int) RETURNS SETOF record
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF fluent._citus_node() <> 'none' THEN
+        RETURN QUERY EXECUTE 'SELECT n.nodename, n.nodeport FROM pg_dist_node n, pg_dist_local_group l
+                               WHERE n.noderole = ''primary'' AND n.isactive AND n.groupid <> l.groupid ORDER BY 1, 2';
+    END IF;
+END $$;
+
+-- The audit rows the other nodes hold (src/node_audit.rs): on Citus, the
+-- assignments of item roles on Citus tables, which are recorded on the node
+-- that holds them. Read as the caller, who must read fluent.audit_log on
+-- every node.
+CREATE VIEW fluent.citus_audit_log AS
+SELECT n.node, r.*
+  FROM fluent._citus_node_audit_logs() n, jsonb_populate_recordset(NULL::fluent.audit_log, n.entries) r;
+COMMENT ON VIEW fluent.citus_audit_log IS
+    'On Citus: the audit logs of the other nodes (assignments of item roles on Citus tables are recorded on the node that holds them), read as the caller';
+
 -- Whether tbl is a Citus table (distributed, reference or Citus local): its
 -- rows are in its placements.
 CREATE FUNCTION fluent._is_citus_table(tbl regclass) RETURNS boolean

@@ -6243,6 +6243,13 @@ CREATE FUNCTION fluent."_citus_set_applying"("on" bool) RETURNS void
 STRICT VOLATILE PARALLEL UNSAFE
 LANGUAGE c /* Rust */
 AS 'fluent-0.2.0', '_citus_set_applying_wrapper';
+CREATE FUNCTION fluent."_citus_node_audit_logs"() RETURNS TABLE (
+	"node" TEXT,  /* String */
+	"entries" jsonb  /* JsonB */
+)
+STRICT VOLATILE PARALLEL RESTRICTED
+LANGUAGE c /* Rust */
+AS 'fluent-0.2.0', '_citus_node_audit_logs_wrapper';
 -- fluent on a Citus cluster: one catalog, written on the coordinator, on
 -- every node.
 --
@@ -6488,6 +6495,26 @@ BEGIN
     END LOOP;
     RETURN found;
 END $$;
+
+-- On the Citus coordinator, the other primary nodes that are active.
+CREATE FUNCTION fluent._citus_other_nodes(OUT node_name text, OUT node_port int) RETURNS SETOF record
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF fluent._citus_node() <> 'none' THEN
+        RETURN QUERY EXECUTE 'SELECT n.nodename, n.nodeport FROM pg_dist_node n, pg_dist_local_group l
+                               WHERE n.noderole = ''primary'' AND n.isactive AND n.groupid <> l.groupid ORDER BY 1, 2';
+    END IF;
+END $$;
+
+-- The audit rows the other nodes hold (src/node_audit.rs): on Citus, the
+-- assignments of item roles on Citus tables, which are recorded on the node
+-- that holds them. Read as the caller, who must read fluent.audit_log on
+-- every node.
+CREATE VIEW fluent.citus_audit_log AS
+SELECT n.node, r.*
+  FROM fluent._citus_node_audit_logs() n, jsonb_populate_recordset(NULL::fluent.audit_log, n.entries) r;
+COMMENT ON VIEW fluent.citus_audit_log IS
+    'On Citus: the audit logs of the other nodes (assignments of item roles on Citus tables are recorded on the node that holds them), read as the caller';
 
 -- Whether tbl is a Citus table (distributed, reference or Citus local): its
 -- rows are in its placements.
@@ -7751,6 +7778,13 @@ CREATE FUNCTION fluent."_citus_colocated"("parent" oid, "shard" oid) RETURNS boo
 STRICT STABLE PARALLEL SAFE
 LANGUAGE c /* Rust */
 AS 'fluent-0.2.0', '_citus_colocated_wrapper';
+REVOKE ALL ON FUNCTION fluent._citus_node_audit_logs(), fluent._citus_other_nodes() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION fluent._citus_node_audit_logs(), fluent._citus_other_nodes() TO fluent_admin;
+GRANT EXECUTE ON FUNCTION fluent._citus_node_audit_logs(), fluent._citus_other_nodes() TO fluent_reader;
+GRANT EXECUTE ON FUNCTION fluent._citus_node_audit_logs(), fluent._citus_other_nodes() TO fluent_owner;
+GRANT SELECT ON fluent.citus_audit_log TO fluent_admin;
+GRANT SELECT ON fluent.citus_audit_log TO fluent_reader;
+ALTER VIEW fluent.citus_audit_log OWNER TO fluent_owner;
 REVOKE ALL ON FUNCTION fluent._table_name_of(oid), fluent._citus_colocated(oid, oid) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION fluent._table_name_of(oid), fluent._citus_colocated(oid, oid) TO PUBLIC;
 GRANT EXECUTE ON FUNCTION fluent._table_name_of(oid), fluent._citus_colocated(oid, oid) TO fluent_owner;

@@ -181,8 +181,10 @@ GRANT EXECUTE ON FUNCTION fluent._reporting_lines() TO fluent_reader;
 GRANT SELECT ON fluent.permission_matrix, fluent.item_role_matrix, fluent.effective_permissions, fluent.role_members, fluent.users_without_roles,
     fluent.privileged_users, fluent.access_review, fluent.grants_due_for_review, fluent.expiring_access, fluent.role_template_diff,
     fluent.audit_log, fluent.protection_status, fluent.templates, fluent.template_modules, fluent.template_roles, fluent.template_permissions,
-    fluent.template_item_roles, fluent.item_roles, fluent.item_role_actions
+    fluent.template_item_roles, fluent.item_roles, fluent.item_role_actions, fluent.citus_audit_log
     TO fluent_reader;
+-- ... which reads the other Citus nodes' audit logs as the caller.
+GRANT EXECUTE ON FUNCTION fluent._citus_node_audit_logs(), fluent._citus_other_nodes() TO fluent_reader;
 
 -- The comments of the checks src/checks.rs defines (every other function's
 -- is next to its definition).

@@ -90,6 +90,8 @@ pub enum FluentError {
         node: String,
         message: String,
     },
+    /// `fluent.citus_audit_log` could not read a node's audit log.
+    CitusAuditUnread { node: String, message: String },
     /// On a Citus node, a shard that a request of `fluent_who_can` names is
     /// not there.
     CitusShardMissing { shard: String },
@@ -166,7 +168,9 @@ impl FluentError {
             | CitusSetup { .. }
             | CitusApplySettings { .. } => PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
             LocalRowsType { .. } => PgSqlErrorCode::ERRCODE_DATATYPE_MISMATCH,
-            CitusRowsUnread { .. } => PgSqlErrorCode::ERRCODE_CONNECTION_EXCEPTION,
+            CitusRowsUnread { .. } | CitusAuditUnread { .. } => {
+                PgSqlErrorCode::ERRCODE_CONNECTION_EXCEPTION
+            }
             CitusRowRequest => PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
             CitusRowsLocked { .. } => PgSqlErrorCode::ERRCODE_OBJECT_IN_USE,
             CitusShardMissing { .. } => PgSqlErrorCode::ERRCODE_UNDEFINED_TABLE,
@@ -255,6 +259,9 @@ impl FluentError {
             ),
             LocalRowsType { expected, found } => format!(
                 "fluent.rls_local_rows: the rows read are of type {found}, not {expected} as the sample says"
+            ),
+            CitusAuditUnread { node, message } => format!(
+                "fluent could not read the audit log of Citus node {node}: {message}"
             ),
             CitusRowsUnread {
                 table,
@@ -376,6 +383,7 @@ impl FluentError {
             CitusLayout { table, other } => format!("Distribute \"{other}\" by the column that distributes \"{table}\", with colocate_with => '{table}', and give it a foreign key to \"{table}\" that includes both distribution columns (each row then carries the distribution value of the row it points at); or make both reference tables. Then protect."),
             CitusApplySettings { .. } => "Run fluent_citus_setup() on the coordinator again: it pins the replicator's settings on every node.".into(),
             LocalRowsType { .. } => "Pass a sample of the column's type (NULL::<type>, or NULL::record for several columns).".into(),
+            CitusAuditUnread { .. } => "The coordinator reads each node's audit log connecting as the calling role: each node must accept that connection, and the role must read fluent.audit_log there (fluent_reader on every node).".into(),
             CitusRowsUnread { .. } => "fluent_who_can reads a Citus table's rows on the nodes that hold them, connecting as the calling role: each node must accept that connection from the coordinator.".into(),
             CitusRowRequest => "Call fluent_who_can on the coordinator.".into(),
             CitusShardMissing { .. } => "The coordinator's metadata places it on this node (citus_shards): the node lost it or it was renamed.".into(),

@@ -20,6 +20,7 @@
 //!    - `rows`: reading the row `fluent_who_can` asks about without running its owner's code
 //!    - `placed_rows`: on Citus, reading that row on the nodes holding the table's placements, by signed requests
 //!    - `shard_checks`: on Citus, asking each node whether its shards still carry their tables' row security and policies
+//!    - `node_audit`: on Citus, reading the audit logs the workers hold (assignments on Citus tables)
 //!    - `probes`: one user's holdings by index probes, without the executor (a first check)
 //! 3. State:
 //!    - `gucs`: the settings that carry the acting user and workspace
@@ -60,6 +61,7 @@ mod hashing;
 mod identity;
 mod items;
 mod loaders;
+mod node_audit;
 mod owner;
 mod placed_rows;
 mod placements;
@@ -140,7 +142,8 @@ extension_sql_file!(
         citus::fluent::_citus_applying,
         citus::fluent::_citus_bus_active,
         citus::fluent::_citus_send_rows,
-        placements::fluent::_local_rows_sql
+        placements::fluent::_local_rows_sql,
+        node_audit::fluent::_citus_node_audit_logs
     ]
 );
 extension_sql_file!(

@@ -2572,6 +2572,47 @@ fn item_roles_on_citus_are_audited_found_checked_and_kept_within_a_delegates_pow
     );
     assert_eq!(on_workers, [inserted.clone(), inserted]);
     assert_eq!(assignment_audit(&db, 0), []);
+    // The coordinator shows the workers' logs, to those who may read the
+    // log on every node.
+    let reading = |node: usize, grant: &str| {
+        let mut client = unpropagated(node, &db);
+        ensure_role(&mut client, AUDITOR, true, &[]);
+        client.batch_execute(&grant.replace("{}", AUDITOR)).unwrap();
+    };
+    for node in 0..3 {
+        reading(node, "REVOKE fluent_reader FROM {}");
+    }
+    let mut reader = connect(0, &db, AUDITOR);
+    let citus_log = |reader: &mut Client| {
+        reader.query(
+            "SELECT node, acting_user, table_name, operation FROM fluent.citus_audit_log
+              WHERE table_name = 'public.project_roles' ORDER BY node",
+            &[],
+        )
+    };
+    assert_eq!(sqlstate(citus_log(&mut reader)), "42501");
+    // Allowed on the coordinator only: the workers refuse, and nothing is
+    // shown in part.
+    reading(0, "GRANT fluent_reader TO {}");
+    assert_eq!(sqlstate(citus_log(&mut reader)), "08000");
+    for node in 1..3 {
+        reading(node, "GRANT fluent_reader TO {}");
+    }
+    let (host, ports) = fluent_pgrx_tests::citus::nodes();
+    let gathered: Vec<(String, String, String, String)> = citus_log(&mut reader)
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3)))
+        .collect();
+    let entry = |node: usize| {
+        (
+            format!("{host}:{}", ports[node]),
+            "ann".to_owned(),
+            "public.project_roles".to_owned(),
+            "INSERT".to_owned(),
+        )
+    };
+    assert_eq!(gathered, [entry(1), entry(2)]);
     // fluent_who_can reads the assignments where they are: the item's, and
     // its parent's for a task.
     let mut dba = connect(0, &db, "postgres");
@@ -2812,6 +2853,9 @@ fn a_partitioned_assignment_table_on_citus_takes_new_partitions_checked_and_no_t
         "0A000"
     );
 }
+
+/// A login role that reads the audit logs once it holds fluent_reader.
+const AUDITOR: &str = "it_citus_auditor";
 
 /// A table owner who is neither a superuser nor a member of fluent_admin.
 const OWNER: &str = "it_citus_owner";
