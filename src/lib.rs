@@ -19,7 +19,7 @@
 //!    - `loaders`: reading the catalog (`sql/loaders.sql`) into Rust values
 //!    - `rows`: reading the row `fluent_who_can` asks about without running its owner's code
 //!    - `placed_rows`: on Citus, reading that row on the nodes holding the table's placements, by signed requests
-//!    - `shard_checks`: on Citus, asking each node whether its shards still carry their tables' row security and policies
+//!    - `shard_checks`: on Citus, asking each node whether its shards still carry their tables' row security, policies and item role triggers
 //!    - `node_audit`: on Citus, reading the audit logs the workers hold (assignments on Citus tables)
 //!    - `probes`: one user's holdings by index probes, without the executor (a first check)
 //! 3. State:
