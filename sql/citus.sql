@@ -263,7 +263,7 @@ END $$;
 -- every node.
 CREATE VIEW fluent.citus_audit_log AS
 SELECT n.node, r.*
-  FROM fluent._citus_node_audit_logs() n, jsonb_populate_recordset(NULL::fluent.audit_log, n.entries) r;
+  FROM fluent._citus_node_audit_logs() n, jsonb_populate_recordset(NULL::fluent.audit_log, n.entries::jsonb) r;
 COMMENT ON VIEW fluent.citus_audit_log IS
     'On Citus: the audit logs of the other nodes (assignments of item roles on Citus tables are recorded on the node that holds them), read as the caller';
 

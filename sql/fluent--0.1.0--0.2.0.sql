@@ -6245,7 +6245,7 @@ LANGUAGE c /* Rust */
 AS 'fluent-0.2.0', '_citus_set_applying_wrapper';
 CREATE FUNCTION fluent."_citus_node_audit_logs"() RETURNS TABLE (
 	"node" TEXT,  /* String */
-	"entries" jsonb  /* JsonB */
+	"entries" TEXT  /* String */
 )
 STRICT VOLATILE PARALLEL RESTRICTED
 LANGUAGE c /* Rust */
@@ -6512,7 +6512,7 @@ END $$;
 -- every node.
 CREATE VIEW fluent.citus_audit_log AS
 SELECT n.node, r.*
-  FROM fluent._citus_node_audit_logs() n, jsonb_populate_recordset(NULL::fluent.audit_log, n.entries) r;
+  FROM fluent._citus_node_audit_logs() n, jsonb_populate_recordset(NULL::fluent.audit_log, n.entries::jsonb) r;
 COMMENT ON VIEW fluent.citus_audit_log IS
     'On Citus: the audit logs of the other nodes (assignments of item roles on Citus tables are recorded on the node that holds them), read as the caller';
 

@@ -62,15 +62,17 @@ fn check_item_assignment(trigger: &PgTrigger<'_>) {
     record(trigger, &relation, table);
 }
 
-/// The row as JSON, made as the writer: the application's types and their
-/// casts to JSON are its owner's code, which never runs as the catalog owner.
+/// The row as JSON text, made as the writer: the application's types and
+/// their casts to JSON are its owner's code, which never runs as the catalog
+/// owner. Kept as text to the log: parsed into Rust values, a number would
+/// lose digits and a deep value would not parse.
 fn as_json(
     row: Option<PgHeapTuple<'_, AllocatedByPostgres>>,
     row_type: pg_sys::Oid,
-) -> Option<pgrx::JsonB> {
+) -> Option<String> {
     let datum = row.and_then(|row| row.into_composite_datum())?;
-    Spi::get_one_with_args::<pgrx::JsonB>(
-        "SELECT pg_catalog.to_jsonb($1)",
+    Spi::get_one_with_args::<String>(
+        "SELECT pg_catalog.to_jsonb($1)::pg_catalog.text",
         &[unsafe { DatumWithOid::new(datum, row_type) }],
     )
     .unwrap_or_else(|e| fail(&e))
@@ -101,7 +103,7 @@ fn record(trigger: &PgTrigger<'_>, relation: &pgrx::PgRelation, table: pg_sys::O
     as_catalog_owner(|client| {
         update(
             client,
-            "SELECT fluent._audit_assignment($1, $2, $3, $4, $5, $6)",
+            "SELECT fluent._audit_assignment($1, $2, $3, $4, $5::pg_catalog.jsonb, $6::pg_catalog.jsonb)",
             &[
                 db_role.as_str().into(),
                 acting.as_deref().into(),

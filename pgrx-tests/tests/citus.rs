@@ -2613,6 +2613,62 @@ fn item_roles_on_citus_are_audited_found_checked_and_kept_within_a_delegates_pow
         )
     };
     assert_eq!(gathered, [entry(1), entry(2)]);
+    // Every entry, as written: a numeric value to its last digit, a value
+    // nested deep, and more entries than one page holds.
+    connect(0, &db, "postgres")
+        .batch_execute("ALTER TABLE project_roles ADD COLUMN weight numeric, ADD COLUMN meta jsonb")
+        .unwrap();
+    let deep = format!("{}{}", "[".repeat(125), "]".repeat(125));
+    assert_eq!(
+        commit_as(
+            &mut app,
+            "ann",
+            &format!(
+                "INSERT INTO project_roles VALUES {}",
+                vec![
+                    format!("(1, 1, 'zoe', NULL, 'viewer', 0.10000000000000000555, '{deep}')");
+                    1001
+                ]
+                .join(", ")
+            )
+        ),
+        Ok(1001)
+    );
+    let on_node = |node: usize| -> i64 {
+        connect(node, &db, "postgres")
+            .query_one("SELECT count(*) FROM fluent.audit_log", &[])
+            .unwrap()
+            .get(0)
+    };
+    let read: Vec<(String, i64, Option<String>)> = reader
+        .query(
+            "SELECT node, count(*), max(after ->> 'weight') FROM fluent.citus_audit_log GROUP BY node ORDER BY node",
+            &[],
+        )
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2)))
+        .collect();
+    let weight = Some("0.10000000000000000555".to_owned());
+    let tenant_1 = if on_node(1) > 1001 { 1 } else { 2 };
+    assert_eq!(
+        read,
+        [1, 2]
+            .map(|node| (
+                format!("{host}:{}", ports[node]),
+                on_node(node),
+                (node == tenant_1).then(|| weight.clone()).flatten()
+            ))
+            .to_vec()
+    );
+    assert_eq!(
+        commit_as(
+            &mut app,
+            "ann",
+            "DELETE FROM project_roles WHERE user_key = 'zoe'"
+        ),
+        Ok(1001)
+    );
     // fluent_who_can reads the assignments where they are: the item's, and
     // its parent's for a task.
     let mut dba = connect(0, &db, "postgres");

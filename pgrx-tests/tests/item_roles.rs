@@ -393,3 +393,27 @@ fn a_parent_table_is_dropped_only_with_the_children_its_item_roles_reach() {
         .get(0);
     assert_eq!(left, 0);
 }
+
+#[test]
+fn an_assignment_is_audited_as_written() {
+    let database = database("audit_exact");
+    let mut db = connect(&database, "postgres");
+    // A number to its last digit, and a value nested deeper than a Rust
+    // JSON parser would read.
+    let deep = format!("{}{}", "[".repeat(200), "]".repeat(200));
+    db.batch_execute(&format!(
+        "ALTER TABLE project_roles ADD COLUMN weight numeric, ADD COLUMN meta jsonb;
+         INSERT INTO project_roles VALUES (4, 'eve', NULL, 'viewer', 0.10000000000000000555, '{deep}');"
+    ))
+    .unwrap();
+    let (weight, meta): (String, String) = db
+        .query_one(
+            "SELECT after ->> 'weight', after ->> 'meta' FROM fluent.audit_log
+              WHERE table_name = 'public.project_roles' AND after ->> 'user_key' = 'eve'",
+            &[],
+        )
+        .map(|r| (r.get(0), r.get(1)))
+        .unwrap();
+    assert_eq!(weight, "0.10000000000000000555");
+    assert_eq!(meta, deep);
+}
