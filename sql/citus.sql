@@ -296,6 +296,19 @@ BEGIN
     RETURN col;
 END $$;
 
+-- The column pairs of foreign key constraint fk, each as
+-- 'referencing=referenced' (names quoted as identifiers), sorted.
+CREATE FUNCTION fluent._foreign_key_pairs(fk oid) RETURNS text[]
+LANGUAGE sql STABLE
+BEGIN ATOMIC
+    SELECT ARRAY(SELECT format('%I=%I', ra.attname, fa.attname)
+                   FROM pg_constraint c CROSS JOIN LATERAL unnest(c.conkey, c.confkey) k (r, f)
+                   JOIN pg_attribute ra ON ra.attrelid = c.conrelid AND ra.attnum = k.r
+                   JOIN pg_attribute fa ON fa.attrelid = c.confrelid AND fa.attnum = k.f
+                  WHERE c.oid = fk
+                  ORDER BY 1);
+END;
+
 -- On Citus, a policy of tbl that reads table other (its membership table)
 -- reads it on the node that runs it (src/placements.rs), and so does
 -- other's membership policy read tbl: other's rows must be on the same
@@ -328,10 +341,7 @@ BEGIN
     IF fluent._citus_distribution_column(tbl) IS NOT NULL AND fluent._citus_distribution_column(other) IS NOT NULL THEN
         keyed := EXISTS (SELECT 1 FROM pg_constraint c
                       WHERE c.contype = 'f' AND c.convalidated AND c.conrelid = other AND c.confrelid = tbl
-                        AND (SELECT array_agg(format('%I=%I', o.attname, t.attname))
-                               FROM unnest(c.conkey, c.confkey) k(ok, tk)
-                               JOIN pg_attribute o ON o.attrelid = other AND o.attnum = k.ok
-                               JOIN pg_attribute t ON t.attrelid = tbl AND t.attnum = k.tk)
+                        AND fluent._foreign_key_pairs(c.oid)
                             @> ARRAY[format('%I=%I', fluent._citus_distribution_column(other), fluent._citus_distribution_column(tbl)),
                                      format('%I=%I', other_col, col)]);
     END IF;

@@ -385,9 +385,7 @@ BEGIN ATOMIC
     SELECT EXISTS (
         SELECT 1 FROM pg_constraint c
          WHERE c.contype = 'f' AND c.conrelid = referencing AND c.confrelid = referenced
-           AND ARRAY(SELECT format('%I=%I', ra.attname, fa.attname) FROM unnest(c.conkey, c.confkey) k (r, f)
-                       JOIN pg_attribute ra ON ra.attrelid = referencing AND ra.attnum = k.r
-                       JOIN pg_attribute fa ON fa.attrelid = referenced AND fa.attnum = k.f ORDER BY 1)
+           AND fluent._foreign_key_pairs(c.oid)
                = ARRAY(SELECT format('%I=%I', x.referencing_key, x.referenced_key)
                          FROM fluent._item_key_pairs(referencing, referencing_column, referenced, referenced_column) x
                         ORDER BY 1)

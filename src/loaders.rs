@@ -610,7 +610,8 @@ pub struct RowFacts {
 }
 
 /// One assignment of an item role on a row (or on its parent): to a user or
-/// to a team.
+/// to a team. (On Citus, read on the node holding it and sent back.)
+#[derive(serde::Serialize, serde::Deserialize)]
 pub struct Assignment {
     pub user: Option<String>,
     pub team: Option<String>,

@@ -80,13 +80,13 @@ struct Request {
 }
 
 /// A row found on a node: its owner, its workspace, the users its
-/// membership rows name, and its item's assignments (user, team, item role).
+/// membership rows name, and its item's assignments.
 #[derive(Serialize, Deserialize)]
 struct Placed {
     owner: Option<String>,
     workspace: Option<String>,
     assignees: Vec<String>,
-    assignments: Vec<(Option<String>, Option<String>, String)>,
+    assignments: Vec<Assignment>,
 }
 
 /// The row of Citus table `table` keyed `row_key` (in `in_workspace` only,
@@ -161,15 +161,7 @@ pub fn read(
         workspace: lookup.workspace_column.is_some().then_some(row.workspace),
         assignees: row.assignees,
         item_module: lookup.item_module,
-        assignments: row
-            .assignments
-            .into_iter()
-            .map(|(user, team, item_role)| Assignment {
-                user,
-                team,
-                item_role,
-            })
-            .collect(),
+        assignments: row.assignments,
     }
 }
 
@@ -424,11 +416,7 @@ fn placed(request: &Request) -> Vec<Placed> {
                 ],
             )
             .into_iter()
-            .filter_map(|mut a| {
-                let item_role = a.pop().flatten()?;
-                let team = a.pop().flatten();
-                Some((a.pop().flatten(), team, item_role))
-            })
+            .filter_map(rows::assignment)
             .collect(),
             _ => Vec::new(),
         };

@@ -337,6 +337,19 @@ pub fn keyed_rows(
     matching_rows(relations, &keys, columns)
 }
 
+/// An assignment from its row's user, team and role columns, read in that
+/// order; none without a role.
+pub fn assignment(mut row: Vec<Option<String>>) -> Option<Assignment> {
+    let item_role = row.pop().flatten()?;
+    let team = row.pop().flatten();
+    let user = row.pop().flatten();
+    Some(Assignment {
+        user,
+        team,
+        item_role,
+    })
+}
+
 /// The row of `table` keyed `row_key` (in `in_workspace` only, for a caller
 /// confined to one) and the users assigned to it.
 pub fn read(
@@ -403,16 +416,7 @@ pub fn read(
                 ],
             )
             .into_iter()
-            .filter_map(|mut row| {
-                let item_role = row.pop().flatten()?;
-                let team = row.pop().flatten();
-                let user = row.pop().flatten();
-                Some(Assignment {
-                    user,
-                    team,
-                    item_role,
-                })
-            })
+            .filter_map(assignment)
             .collect()
         }
         _ => Vec::new(),

@@ -1706,16 +1706,20 @@ fn who_can_reads_a_citus_tables_row_on_the_node_holding_it() {
     assert_eq!(renamed, project_3);
     // A table hung under a shard holds rows the shard's queries read, which
     // a read of the shard alone would miss: refused, naming it.
-    for node in 1..=2 {
-        let mut worker = connect(node, &db, "postgres");
-        for shard in local_shards(&db, node, "projects") {
-            worker
-                .batch_execute(&format!(
-                    "SET citus.enable_ddl_propagation = off; CREATE TABLE {shard}_hidden () INHERITS ({shard})"
-                ))
-                .unwrap();
+    let on_each_shard = |sql: &str| {
+        for node in 1..=2 {
+            let mut worker = connect(node, &db, "postgres");
+            for shard in local_shards(&db, node, "projects") {
+                worker
+                    .batch_execute(&format!(
+                        "SET citus.enable_ddl_propagation = off; {}",
+                        sql.replace("{shard}", &shard)
+                    ))
+                    .unwrap();
+            }
         }
-    }
+    };
+    on_each_shard("CREATE TABLE {shard}_hidden () INHERITS ({shard})");
     let refused = reader.batch_execute("SELECT * FROM fluent_who_can('projects', '3')");
     let message = error_message(&refused);
     assert_eq!(sqlstate(refused), "08000");
@@ -1723,16 +1727,7 @@ fn who_can_reads_a_citus_tables_row_on_the_node_holding_it() {
         message.contains("_hidden inherits from a shard"),
         "{message}"
     );
-    for node in 1..=2 {
-        let mut worker = connect(node, &db, "postgres");
-        for shard in local_shards(&db, node, "projects") {
-            worker
-                .batch_execute(&format!(
-                    "SET citus.enable_ddl_propagation = off; DROP TABLE {shard}_hidden"
-                ))
-                .unwrap();
-        }
-    }
+    on_each_shard("DROP TABLE {shard}_hidden");
     // No row, and a key that two tenants' rows share, as on one node.
     let sqlstate_of = |client: &mut Client, sql: &str| sqlstate(client.batch_execute(sql));
     assert_eq!(
