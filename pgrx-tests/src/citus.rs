@@ -59,15 +59,20 @@ pub fn connect_collecting_notices(
 }
 
 /// A fresh database `fluent_citus_<name>` on every node, joined into one
-/// Citus cluster, with fluent installed; returns its name. fluent is not
-/// set up for Citus yet (`fluent_citus_setup()`), so tests can see what
-/// that does.
+/// Citus cluster, with fluent installed and the test roles on every node;
+/// returns its name. fluent is not set up for Citus yet
+/// (`fluent_citus_setup()`), so tests can see what that does.
+///
+/// Each node's database is a copy of that node's database of a template
+/// cluster, made once per installed build of fluent (`cluster_template`):
+/// copies of one name on every node form a cluster like the template's, as
+/// Citus finds a node's database by the coordinator's database name, and
+/// each node's objects keep their OIDs in the copy.
 pub fn database(name: &str) -> String {
     let database = format!("fluent_citus_{name}");
-    let (host, ports) = nodes();
+    let template = cluster_template();
     for node in 0..3 {
         let mut admin = connect(node, "postgres", "postgres");
-        let template = citus_template(&mut admin, node);
         // The databases of earlier tests go: Citus keeps a maintenance
         // daemon in each, which checks for distributed deadlocks every two
         // seconds over connections of its own, and by the end of the suite
@@ -82,68 +87,126 @@ pub fn database(name: &str) -> String {
             .iter()
             .map(|row| row.get(0))
             .collect();
-        for name in earlier.iter().chain([&database]) {
+        for name in earlier {
             admin
                 .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
                 .unwrap();
         }
-        admin
-            .batch_execute(&format!("CREATE DATABASE {database} TEMPLATE {template}"))
-            .unwrap();
-        // `CREATE EXTENSION citus` lists the database it is made in among
-        // Citus' distributed objects, by OID: the copy lists itself, not the
-        // template (which a node added later would be told to find).
-        connect(node, &database, "postgres")
-            .batch_execute(
-                "UPDATE pg_catalog.pg_dist_object SET objid = d.oid
-                   FROM pg_catalog.pg_database d
-                  WHERE classid = 'pg_catalog.pg_database'::regclass AND d.datname = current_database()",
-            )
-            .unwrap();
-        for (role, login) in [
-            (APP, "NOLOGIN"),
-            (TESTER, "LOGIN"),
-            (AUTHENTICATOR, "LOGIN"),
-        ] {
-            admin
-                .batch_execute(&format!(
-                    "DO $$ BEGIN
-                       IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '{role}') THEN CREATE ROLE {role} {login}; END IF;
-                     END $$;"
-                ))
-                .unwrap();
-        }
-    }
-    let mut coordinator = connect(0, &database, "postgres");
-    coordinator
-        .batch_execute(&format!(
-            "SELECT citus_set_coordinator_host('{host}', {});
-             SELECT citus_add_node('{host}', {});
-             SELECT citus_add_node('{host}', {});
-             CREATE EXTENSION fluent;",
-            ports[0], ports[1], ports[2]
-        ))
-        .unwrap();
-    // The roles were made on each node, so Citus does not track them: each
-    // node grants them itself.
-    for node in 0..3 {
-        connect(node, &database, "postgres")
-            .batch_execute(&format!(
-                "SET citus.enable_ddl_propagation = off;
-                 GRANT fluent_admin, {APP} TO {TESTER}; GRANT fluent_authenticator, {APP} TO {AUTHENTICATOR};
-                 GRANT ALL ON SCHEMA public TO {APP}"
-            ))
-            .unwrap();
+        copy_database(&mut admin, node, &database, &template);
     }
     database
 }
 
-/// The database each test's database copies on `node`: Citus installed and
-/// nothing else. `CREATE EXTENSION citus` takes about half a second a node,
-/// a copy a tenth of that; over the suite's tests that is a minute. Made
-/// once per node and Citus version (`make_template`: no session may connect
-/// to it, and Citus starts a maintenance daemon in a database where it is
-/// used).
+/// Makes `name` on `node` (dropped first if it exists) a copy of `template`.
+fn copy_database(admin: &mut Client, node: usize, name: &str, template: &str) {
+    for statement in [
+        format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
+        format!("CREATE DATABASE {name} TEMPLATE {template}"),
+    ] {
+        admin.batch_execute(&statement).unwrap();
+    }
+    // `CREATE EXTENSION citus` lists the database it is made in among Citus'
+    // distributed objects, by OID: the copy lists itself, not the template
+    // (which a node added later would be told to find).
+    connect(node, name, "postgres")
+        .batch_execute(
+            "UPDATE pg_catalog.pg_dist_object SET objid = d.oid
+               FROM pg_catalog.pg_database d
+              WHERE classid = 'pg_catalog.pg_database'::regclass AND d.datname = current_database()",
+        )
+        .unwrap();
+}
+
+/// The template cluster's database, of one name on every node: Citus in
+/// it, the workers added to the coordinator's metadata, fluent installed
+/// (on the coordinator, which Citus propagates) and the test roles granted
+/// on every node. Adding the nodes and installing fluent take about two
+/// thirds of a second a test, a copy on each node a tenth. Made once per
+/// installed build of fluent, on every node, or again on every node if a
+/// node lacks it (an interrupted run).
+fn cluster_template() -> String {
+    let (host, ports) = nodes();
+    let mut admins: Vec<Client> = (0..3)
+        .map(|node| connect(node, "postgres", "postgres"))
+        .collect();
+    let build = crate::installed_build(&mut admins[0]);
+    let template = format!("fluent_citus_template_cluster_{build}");
+    admins[0]
+        .batch_execute("SELECT pg_advisory_lock(hashtext('fluent_template'))")
+        .unwrap();
+    let complete = admins.iter_mut().all(|admin| {
+        admin
+            .query_opt("SELECT 1 FROM pg_database WHERE datname = $1", &[&template])
+            .unwrap()
+            .is_some()
+    });
+    if !complete {
+        let making = format!("{template}_making");
+        for (node, admin) in admins.iter_mut().enumerate() {
+            let citus = citus_template(admin, node);
+            admin
+                .batch_execute(&format!(
+                    "DO $$ BEGIN
+                       IF EXISTS (SELECT 1 FROM pg_database WHERE datname = '{template}') THEN
+                         ALTER DATABASE {template} WITH IS_TEMPLATE false;
+                       END IF;
+                     END $$"
+                ))
+                .unwrap();
+            admin
+                .batch_execute(&format!("DROP DATABASE IF EXISTS {template} WITH (FORCE)"))
+                .unwrap();
+            copy_database(admin, node, &making, &citus);
+            for (role, login) in [
+                (APP, "NOLOGIN"),
+                (TESTER, "LOGIN"),
+                (AUTHENTICATOR, "LOGIN"),
+            ] {
+                admin
+                    .batch_execute(&format!(
+                        "DO $$ BEGIN
+                           IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '{role}') THEN CREATE ROLE {role} {login}; END IF;
+                         END $$;"
+                    ))
+                    .unwrap();
+            }
+        }
+        connect(0, &making, "postgres")
+            .batch_execute(&format!(
+                "SELECT citus_set_coordinator_host('{host}', {});
+                 SELECT citus_add_node('{host}', {});
+                 SELECT citus_add_node('{host}', {});
+                 CREATE EXTENSION fluent;",
+                ports[0], ports[1], ports[2]
+            ))
+            .unwrap();
+        // The roles were made on each node, so Citus does not track them:
+        // each node grants them itself.
+        for node in 0..3 {
+            connect(node, &making, "postgres")
+                .batch_execute(&format!(
+                    "SET citus.enable_ddl_propagation = off;
+                     GRANT fluent_admin, {APP} TO {TESTER}; GRANT fluent_authenticator, {APP} TO {AUTHENTICATOR};
+                     GRANT ALL ON SCHEMA public TO {APP}"
+                ))
+                .unwrap();
+        }
+        for admin in &mut admins {
+            crate::freeze_template(admin, &making, &template);
+        }
+    }
+    admins[0]
+        .batch_execute("SELECT pg_advisory_unlock(hashtext('fluent_template'))")
+        .unwrap();
+    template
+}
+
+/// The database the template cluster's database copies on `node`: Citus
+/// installed and nothing else.
+/// `CREATE EXTENSION citus` takes about half a second a node, a copy a
+/// tenth of that. Made once per node and Citus version (`make_template`: no
+/// session may connect to it, and Citus starts a maintenance daemon in a
+/// database where it is used).
 fn citus_template(admin: &mut Client, node: usize) -> String {
     let version: String = admin
         .query_one(

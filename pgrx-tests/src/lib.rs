@@ -132,18 +132,7 @@ pub fn fresh_database(name: &str) -> String {
 /// modification times name it) and schema.
 fn fluent_template() -> String {
     let mut admin = connect("postgres", "postgres");
-    let build: String = admin
-        .query_one(
-            "SELECT left(md5(string_agg((pg_stat_file(f)).modification::text, ',')), 12)
-               FROM unnest(ARRAY[
-                      (SELECT setting FROM pg_config WHERE name = 'SHAREDIR') || '/extension/fluent--'
-                        || (SELECT default_version FROM pg_available_extensions WHERE name = 'fluent') || '.sql',
-                      (SELECT setting FROM pg_config WHERE name = 'PKGLIBDIR') || '/fluent-'
-                        || (SELECT default_version FROM pg_available_extensions WHERE name = 'fluent') || '.so']) f",
-            &[],
-        )
-        .unwrap()
-        .get(0);
+    let build = installed_build(&mut admin);
     let schema = api_schema();
     let template = format!(
         "fluent_template_{build}{}",
@@ -166,6 +155,24 @@ fn fluent_template() -> String {
         }
     });
     template
+}
+
+/// The build of fluent installed in the server of `admin` (a superuser's
+/// connection): a short digest of its install script's and library's
+/// modification times, which name the template databases made from it.
+pub fn installed_build(admin: &mut Client) -> String {
+    admin
+        .query_one(
+            "SELECT left(md5(string_agg((pg_stat_file(f)).modification::text, ',')), 12)
+               FROM unnest(ARRAY[
+                      (SELECT setting FROM pg_config WHERE name = 'SHAREDIR') || '/extension/fluent--'
+                        || (SELECT default_version FROM pg_available_extensions WHERE name = 'fluent') || '.sql',
+                      (SELECT setting FROM pg_config WHERE name = 'PKGLIBDIR') || '/fluent-'
+                        || (SELECT default_version FROM pg_available_extensions WHERE name = 'fluent') || '.so']) f",
+            &[],
+        )
+        .unwrap()
+        .get(0)
 }
 
 /// Makes the template database `template`, unless it exists, through
@@ -192,19 +199,25 @@ pub fn make_template(admin: &mut Client, template: &str, fill: impl FnOnce(&str)
             admin.batch_execute(&statement).unwrap();
         }
         fill(&making);
-        for statement in [
-            format!("ALTER DATABASE {making} WITH ALLOW_CONNECTIONS false IS_TEMPLATE true"),
-            format!(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{making}'"
-            ),
-            format!("ALTER DATABASE {making} RENAME TO {template}"),
-        ] {
-            admin.batch_execute(&statement).unwrap();
-        }
+        freeze_template(admin, &making, template);
     }
     admin
         .batch_execute("SELECT pg_advisory_unlock(hashtext('fluent_template'))")
         .unwrap();
+}
+
+/// Makes the database `making` the template `template`: connections refused
+/// from now on, those open ended, and renamed.
+pub fn freeze_template(admin: &mut Client, making: &str, template: &str) {
+    for statement in [
+        format!("ALTER DATABASE {making} WITH ALLOW_CONNECTIONS false IS_TEMPLATE true"),
+        format!(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{making}'"
+        ),
+        format!("ALTER DATABASE {making} RENAME TO {template}"),
+    ] {
+        admin.batch_execute(&statement).unwrap();
+    }
 }
 
 /// The schema of fluent's API in the databases the tests create, when not
