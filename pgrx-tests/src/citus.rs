@@ -122,15 +122,20 @@ fn copy_database(admin: &mut Client, node: usize, name: &str, template: &str) {
 /// (on the coordinator, which Citus propagates) and the test roles granted
 /// on every node. Adding the nodes and installing fluent take about two
 /// thirds of a second a test, a copy on each node a tenth. Made once per
-/// installed build of fluent, on every node, or again on every node if a
-/// node lacks it (an interrupted run).
+/// Citus version and installed build of fluent, on every node, or again on
+/// every node if a node lacks it (an interrupted run).
 fn cluster_template() -> String {
     let (host, ports) = nodes();
     let mut admins: Vec<Client> = (0..3)
         .map(|node| connect(node, "postgres", "postgres"))
         .collect();
+    let citus: Vec<String> = admins
+        .iter_mut()
+        .enumerate()
+        .map(|(node, admin)| citus_template(admin, node))
+        .collect();
     let build = crate::installed_build(&mut admins[0]);
-    let template = format!("fluent_citus_template_cluster_{build}");
+    let template = format!("{}_cluster_{build}", citus[0]);
     admins[0]
         .batch_execute("SELECT pg_advisory_lock(hashtext('fluent_template'))")
         .unwrap();
@@ -143,7 +148,6 @@ fn cluster_template() -> String {
     if !complete {
         let making = format!("{template}_making");
         for (node, admin) in admins.iter_mut().enumerate() {
-            let citus = citus_template(admin, node);
             admin
                 .batch_execute(&format!(
                     "DO $$ BEGIN
@@ -156,7 +160,7 @@ fn cluster_template() -> String {
             admin
                 .batch_execute(&format!("DROP DATABASE IF EXISTS {template} WITH (FORCE)"))
                 .unwrap();
-            copy_database(admin, node, &making, &citus);
+            copy_database(admin, node, &making, &citus[node]);
             for (role, login) in [
                 (APP, "NOLOGIN"),
                 (TESTER, "LOGIN"),
