@@ -70,9 +70,11 @@ pub fn connect_collecting_notices(
 /// each node's objects keep their OIDs in the copy.
 pub fn database(name: &str) -> String {
     let database = format!("fluent_citus_{name}");
-    let template = cluster_template();
-    for node in 0..3 {
-        let mut admin = connect(node, "postgres", "postgres");
+    let mut admins: Vec<Client> = (0..3)
+        .map(|node| connect(node, "postgres", "postgres"))
+        .collect();
+    let template = cluster_template(&mut admins);
+    for (node, admin) in admins.iter_mut().enumerate() {
         // The databases of earlier tests go: Citus keeps a maintenance
         // daemon in each, which checks for distributed deadlocks every two
         // seconds over connections of its own, and by the end of the suite
@@ -92,19 +94,14 @@ pub fn database(name: &str) -> String {
                 .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
                 .unwrap();
         }
-        copy_database(&mut admin, node, &database, &template);
+        copy_database(admin, node, &database, &template);
     }
     database
 }
 
 /// Makes `name` on `node` (dropped first if it exists) a copy of `template`.
 fn copy_database(admin: &mut Client, node: usize, name: &str, template: &str) {
-    for statement in [
-        format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
-        format!("CREATE DATABASE {name} TEMPLATE {template}"),
-    ] {
-        admin.batch_execute(&statement).unwrap();
-    }
+    crate::recreate_database(admin, name, "postgres", template);
     // `CREATE EXTENSION citus` lists the database it is made in among Citus'
     // distributed objects, by OID: the copy lists itself, not the template
     // (which a node added later would be told to find).
@@ -117,37 +114,28 @@ fn copy_database(admin: &mut Client, node: usize, name: &str, template: &str) {
         .unwrap();
 }
 
-/// The template cluster's database, of one name on every node: Citus in
-/// it, the workers added to the coordinator's metadata, fluent installed
-/// (on the coordinator, which Citus propagates) and the test roles granted
-/// on every node. Adding the nodes and installing fluent take about two
-/// thirds of a second a test, a copy on each node a tenth. Made once per
-/// Citus version and installed build of fluent, on every node, or again on
-/// every node if a node lacks it (an interrupted run).
-fn cluster_template() -> String {
+/// The template cluster's database, of one name on every node (`admins`:
+/// the nodes' `postgres` databases, coordinator first): Citus in it, the
+/// workers added to the coordinator's metadata, fluent installed (on the
+/// coordinator, which Citus propagates) and the test roles granted on
+/// every node. Adding the nodes and installing fluent take about two thirds
+/// of a second a test, a copy on each node a tenth. Made once per Citus
+/// version and installed build of fluent, on every node, or again on every
+/// node if a node lacks it (an interrupted run).
+fn cluster_template(admins: &mut [Client]) -> String {
     let (host, ports) = nodes();
-    let mut admins: Vec<Client> = (0..3)
-        .map(|node| connect(node, "postgres", "postgres"))
-        .collect();
-    let citus: Vec<String> = admins
-        .iter_mut()
-        .enumerate()
-        .map(|(node, admin)| citus_template(admin, node))
-        .collect();
     let build = crate::installed_build(&mut admins[0]);
-    let template = format!("{}_cluster_{build}", citus[0]);
+    let template = format!("{}_cluster_{build}", citus_template_name(&mut admins[0]));
     admins[0]
         .batch_execute("SELECT pg_advisory_lock(hashtext('fluent_template'))")
         .unwrap();
-    let complete = admins.iter_mut().all(|admin| {
-        admin
-            .query_opt("SELECT 1 FROM pg_database WHERE datname = $1", &[&template])
-            .unwrap()
-            .is_some()
-    });
-    if !complete {
+    if !admins
+        .iter_mut()
+        .all(|admin| crate::database_exists(admin, &template))
+    {
         let making = format!("{template}_making");
         for (node, admin) in admins.iter_mut().enumerate() {
+            let citus = citus_template(admin, node);
             admin
                 .batch_execute(&format!(
                     "DO $$ BEGIN
@@ -160,19 +148,9 @@ fn cluster_template() -> String {
             admin
                 .batch_execute(&format!("DROP DATABASE IF EXISTS {template} WITH (FORCE)"))
                 .unwrap();
-            copy_database(admin, node, &making, &citus[node]);
-            for (role, login) in [
-                (APP, "NOLOGIN"),
-                (TESTER, "LOGIN"),
-                (AUTHENTICATOR, "LOGIN"),
-            ] {
-                admin
-                    .batch_execute(&format!(
-                        "DO $$ BEGIN
-                           IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '{role}') THEN CREATE ROLE {role} {login}; END IF;
-                         END $$;"
-                    ))
-                    .unwrap();
+            copy_database(admin, node, &making, &citus);
+            for (role, login) in [(APP, false), (TESTER, true), (AUTHENTICATOR, true)] {
+                crate::ensure_role(admin, role, login, &[]);
             }
         }
         connect(0, &making, "postgres")
@@ -195,7 +173,7 @@ fn cluster_template() -> String {
                 ))
                 .unwrap();
         }
-        for admin in &mut admins {
+        for admin in admins.iter_mut() {
             crate::freeze_template(admin, &making, &template);
         }
     }
@@ -205,13 +183,9 @@ fn cluster_template() -> String {
     template
 }
 
-/// The database the template cluster's database copies on `node`: Citus
-/// installed and nothing else.
-/// `CREATE EXTENSION citus` takes about half a second a node, a copy a
-/// tenth of that. Made once per node and Citus version (`make_template`: no
-/// session may connect to it, and Citus starts a maintenance daemon in a
-/// database where it is used).
-fn citus_template(admin: &mut Client, node: usize) -> String {
+/// The name of `citus_template` for the Citus version the node of `admin`
+/// has.
+fn citus_template_name(admin: &mut Client) -> String {
     let version: String = admin
         .query_one(
             "SELECT default_version FROM pg_available_extensions WHERE name = 'citus'",
@@ -219,7 +193,17 @@ fn citus_template(admin: &mut Client, node: usize) -> String {
         )
         .unwrap()
         .get(0);
-    let template = format!("fluent_citus_template_{}", version.replace(['.', '-'], "_"));
+    format!("fluent_citus_template_{}", version.replace(['.', '-'], "_"))
+}
+
+/// The database the template cluster's database copies on `node`: Citus
+/// installed and nothing else.
+/// `CREATE EXTENSION citus` takes about half a second a node, a copy a
+/// tenth of that. Made once per node and Citus version (`make_template`: no
+/// session may connect to it, and Citus starts a maintenance daemon in a
+/// database where it is used).
+fn citus_template(admin: &mut Client, node: usize) -> String {
+    let template = citus_template_name(admin);
     crate::make_template(admin, &template, |making| {
         connect(node, making, "postgres")
             .batch_execute("CREATE EXTENSION citus")

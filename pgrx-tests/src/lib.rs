@@ -83,21 +83,18 @@ pub fn connect_collecting_notices(database: &str, user: &str) -> (Client, Arc<Mu
 /// With `FLUENT_TEST_SCHEMA` set, its sessions find that schema on their
 /// search_path after `public` (also where a dump is restored into it).
 pub fn empty_database(name: &str, owner: &str) {
-    database_from(name, owner, "template1");
+    database_from(
+        &mut connect("postgres", "postgres"),
+        name,
+        owner,
+        "template1",
+    );
 }
 
 /// Creates (or re-creates) the database `name` owned by `owner` as a copy of
 /// `template`, with the search_path of `empty_database`.
-fn database_from(name: &str, owner: &str, template: &str) {
-    let mut admin = connect("postgres", "postgres");
-    admin
-        .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-        .unwrap();
-    admin
-        .batch_execute(&format!(
-            "CREATE DATABASE {name} OWNER {owner} TEMPLATE {template}"
-        ))
-        .unwrap();
+fn database_from(admin: &mut Client, name: &str, owner: &str, template: &str) {
+    recreate_database(admin, name, owner, template);
     if let Some(schema) = api_schema() {
         admin
             .batch_execute(&format!(
@@ -105,6 +102,26 @@ fn database_from(name: &str, owner: &str, template: &str) {
             ))
             .unwrap();
     }
+}
+
+/// Drops the database `name` if it exists and makes it again, owned by
+/// `owner`, as a copy of `template`, through `admin` (a superuser's
+/// connection to another database of the server).
+pub fn recreate_database(admin: &mut Client, name: &str, owner: &str, template: &str) {
+    for statement in [
+        format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
+        format!("CREATE DATABASE {name} OWNER {owner} TEMPLATE {template}"),
+    ] {
+        admin.batch_execute(&statement).unwrap();
+    }
+}
+
+/// Whether the server of `admin` has a database `name`.
+pub fn database_exists(admin: &mut Client, name: &str) -> bool {
+    admin
+        .query_opt("SELECT 1 FROM pg_database WHERE datname = $1", &[&name])
+        .unwrap()
+        .is_some()
 }
 
 /// Creates an empty database with fluent installed and the test roles in
@@ -116,8 +133,9 @@ fn database_from(name: &str, owner: &str, template: &str) {
 /// ways.
 pub fn fresh_database(name: &str) -> String {
     let database = format!("fluent_it_{name}");
-    let template = fluent_template();
-    database_from(&database, "postgres", &template);
+    let mut admin = connect("postgres", "postgres");
+    let template = fluent_template(&mut admin);
+    database_from(&mut admin, &database, "postgres", &template);
     let mut db = connect(&database, "postgres");
     ensure_role(&mut db, APP, false, &[]);
     ensure_role(&mut db, AUTHENTICATOR, true, &["fluent_authenticator", APP]);
@@ -130,9 +148,8 @@ pub fn fresh_database(name: &str) -> String {
 /// fluent` takes about a quarter of a second, a copy a fifth of that. One
 /// template per installed build (the install script's and the library's
 /// modification times name it) and schema.
-fn fluent_template() -> String {
-    let mut admin = connect("postgres", "postgres");
-    let build = installed_build(&mut admin);
+fn fluent_template(admin: &mut Client) -> String {
+    let build = installed_build(admin);
     let schema = api_schema();
     let template = format!(
         "fluent_template_{build}{}",
@@ -141,7 +158,7 @@ fn fluent_template() -> String {
             .map(|s| format!("_{s}"))
             .unwrap_or_default()
     );
-    make_template(&mut admin, &template, |making| {
+    make_template(admin, &template, |making| {
         let mut db = connect(making, "postgres");
         match &schema {
             None => db.batch_execute("CREATE EXTENSION fluent").unwrap(),
@@ -186,18 +203,9 @@ pub fn make_template(admin: &mut Client, template: &str, fill: impl FnOnce(&str)
     admin
         .batch_execute("SELECT pg_advisory_lock(hashtext('fluent_template'))")
         .unwrap();
-    let exists = admin
-        .query_opt("SELECT 1 FROM pg_database WHERE datname = $1", &[&template])
-        .unwrap()
-        .is_some();
-    if !exists {
+    if !database_exists(admin, template) {
         let making = format!("{template}_making");
-        for statement in [
-            format!("DROP DATABASE IF EXISTS {making} WITH (FORCE)"),
-            format!("CREATE DATABASE {making}"),
-        ] {
-            admin.batch_execute(&statement).unwrap();
-        }
+        recreate_database(admin, &making, "postgres", "template1");
         fill(&making);
         freeze_template(admin, &making, template);
     }

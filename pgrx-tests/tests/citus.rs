@@ -459,14 +459,21 @@ fn a_changed_primary_key_and_protections_made_on_a_worker_are_refused() {
     );
 }
 
-/// A database with `notes` distributed over both workers and protected,
-/// users at each scope, and fluent set up for Citus.
-fn distributed_notes(name: &str) -> String {
+/// A database (`database`) with fluent set up for Citus, and a superuser's
+/// connection to its coordinator.
+fn set_up(name: &str) -> (String, Client) {
     let db = database(name);
     let mut coordinator = connect(0, &db, "postgres");
     coordinator
         .batch_execute("SELECT fluent_citus_setup()")
         .unwrap();
+    (db, coordinator)
+}
+
+/// A database with `notes` distributed over both workers and protected,
+/// users at each scope, and fluent set up for Citus.
+fn distributed_notes(name: &str) -> String {
+    let (db, mut coordinator) = set_up(name);
     coordinator
         .batch_execute(&format!(
             "SELECT fluent_create_module('notes');
@@ -888,11 +895,7 @@ fn code_pushed_down_to_a_worker_can_neither_choose_again_nor_claim_a_carrier() {
 /// bob read and write their own, lea leads a team with ann, cat reads and
 /// writes all, dan holds nothing.
 fn distributed_projects(name: &str) -> String {
-    let db = database(name);
-    let mut coordinator = connect(0, &db, "postgres");
-    coordinator
-        .batch_execute("SELECT fluent_citus_setup()")
-        .unwrap();
+    let (db, mut coordinator) = set_up(name);
     coordinator
         .batch_execute(
             "SELECT fluent_create_module('projects');
@@ -1132,11 +1135,7 @@ fn membership_rows_are_written_only_within_the_writers_reach() {
 
 #[test]
 fn a_membership_table_on_other_nodes_than_its_items_is_refused() {
-    let db = database("layout");
-    let mut coordinator = connect(0, &db, "postgres");
-    coordinator
-        .batch_execute("SELECT fluent_citus_setup()")
-        .unwrap();
+    let (_, mut coordinator) = set_up("layout");
     coordinator
         .batch_execute("SELECT fluent_create_module('projects')")
         .unwrap();
@@ -1478,11 +1477,7 @@ fn sets_before_a_catalog_change_do_not_reach_the_replicator() {
 
 #[test]
 fn after_the_setup_only_a_superuser_distributes_tables_on_a_coordinator_with_placements() {
-    let db = database("distribute_after_setup");
-    let mut coordinator = connect(0, &db, "postgres");
-    coordinator
-        .batch_execute("SELECT fluent_citus_setup()")
-        .unwrap();
+    let (db, mut coordinator) = set_up("distribute_after_setup");
     // The coordinator holds the bus's placement (a reference table), and
     // Citus's connection to itself claims a distributed transaction id,
     // which the setup took from PUBLIC there.
@@ -1838,9 +1833,7 @@ fn who_can_on_citus_confines_a_delegated_administrator_to_their_workspace() {
 #[test]
 fn a_partitioned_distributed_table_is_protected_with_its_partitions_and_column_limits_are_refused()
 {
-    let db = database("partitions");
-    let mut dba = connect(0, &db, "postgres");
-    dba.batch_execute("SELECT fluent_citus_setup()").unwrap();
+    let (db, mut dba) = set_up("partitions");
     dba.batch_execute(&format!(
         "SELECT fluent_create_module('notes'), fluent_create_module('secrets');
          SELECT fluent_create_role('reader'), fluent_set_permission('reader', 'notes', 'read', 'own');
@@ -2025,9 +2018,7 @@ fn a_worker_answers_only_requests_signed_for_its_session_role() {
 /// itself.
 #[test]
 fn who_can_on_citus_reads_any_schema_compares_tenants_by_type_and_waits_for_no_own_lock() {
-    let db = database("who_can_odd");
-    let mut dba = connect(0, &db, "postgres");
-    dba.batch_execute("SELECT fluent_citus_setup()").unwrap();
+    let (db, mut dba) = set_up("who_can_odd");
     dba.batch_execute(&format!(
         "SELECT fluent_create_module('tasks');
          SELECT fluent_create_role('member'), fluent_set_permission('member', 'tasks', 'read', 'own');
@@ -2301,11 +2292,7 @@ fn a_node_whose_bus_placement_has_another_jsonb_is_refused_before_anything_is_se
 /// holds `staff` (own scope on read, write and create, not delete); vic is
 /// in team `design`.
 fn item_projects(name: &str) -> String {
-    let db = database(name);
-    let mut coordinator = connect(0, &db, "postgres");
-    coordinator
-        .batch_execute("SELECT fluent_citus_setup()")
-        .unwrap();
+    let (db, mut coordinator) = set_up(name);
     coordinator
         .batch_execute(&format!(
             "SELECT fluent_create_module('projects', '{{read,write,delete,create}}');
@@ -2808,9 +2795,7 @@ fn item_roles_on_citus_are_audited_found_checked_and_kept_within_a_delegates_pow
 
 #[test]
 fn a_partitioned_assignment_table_on_citus_takes_new_partitions_checked_and_no_table_attached() {
-    let db = database("item_partitions");
-    let mut dba = connect(0, &db, "postgres");
-    dba.batch_execute("SELECT fluent_citus_setup()").unwrap();
+    let (db, mut dba) = set_up("item_partitions");
     dba.batch_execute(
         "SELECT fluent_create_module('projects', '{read,write}');
          SELECT fluent_create_item_role('projects', 'editor', '{read,write}');
@@ -2913,9 +2898,7 @@ const OWNER: &str = "it_citus_owner";
 
 #[test]
 fn moving_a_shard_of_an_item_table_takes_its_owner_the_right_to_make_the_triggers() {
-    let db = database("item_move");
-    let mut dba = connect(0, &db, "postgres");
-    dba.batch_execute("SELECT fluent_citus_setup()").unwrap();
+    let (db, mut dba) = set_up("item_move");
     for node in 0..3 {
         let mut client = unpropagated(node, &db);
         ensure_role(&mut client, OWNER, true, &[]);
