@@ -8075,3 +8075,88 @@ GRANT EXECUTE ON FUNCTION
 GRANT EXECUTE ON FUNCTION
     fluent._item_key_pairs(regclass, name, regclass, name), fluent._item_key_lists(regclass, name, regclass, name),
     fluent._item_trigger_detail(name), fluent._item_triggers_named(regclass), fluent._foreign_key_pairs(oid) TO fluent_owner;
+
+
+-- Issue 20: a table with an owner column gets one call per policy,
+-- fluent.rls_reaches, which the planner replaces with the test it stands
+-- for (src/plans.rs). Tables protected before the update keep the policies
+-- they have, which still hold; protecting such a table again gives it the
+-- one call.
+CREATE FUNCTION fluent."rls_reaches_support"("request" internal) RETURNS internal
+IMMUTABLE PARALLEL SAFE
+LANGUAGE c /* Rust */
+AS 'fluent-0.2.0', 'rls_reaches_support_wrapper';
+CREATE FUNCTION fluent."rls_reaches"("module" TEXT, "action" TEXT, "owner" anyelement) RETURNS bool
+STRICT STABLE PARALLEL SAFE SUPPORT fluent."rls_reaches_support"
+LANGUAGE c /* Rust */
+AS 'fluent-0.2.0', 'rls_reaches_wrapper';
+-- Which rows module.action reaches on a table whose rows are tied to users
+-- by an owner column alone: one call, which the planner replaces with the
+-- test it stands for the acting user (src/plans.rs): nothing, `col =
+-- <key>`, `col = ANY (<keys>)` or false. What _reach_sql writes for the
+-- same rows makes four calls and a sub-select, which every statement
+-- copies into its query before the planner folds them away.
+CREATE FUNCTION fluent._owner_reach_sql(module text, action text, col name) RETURNS text
+LANGUAGE sql IMMUTABLE
+RETURN format('fluent.rls_reaches(%L, %L, %I)', module, action, col);
+-- The WITH CHECK of a write governed by `act`: the row written is owned by
+-- a user the scope reaches, or is an item (or the child of one) where the
+-- writer holds an item role that gives `act`; a table whose rows are tied to
+-- users by its membership table only takes some scope (a new row has no
+-- assignments yet). A new item (not updating) takes the scope: assignments
+-- left by a deleted item with the same key give nothing to its successor.
+CREATE OR REPLACE FUNCTION fluent._write_check_sql(p fluent.protected_tables, workspace_filter text, act text, updating boolean)
+RETURNS text
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    scope text;
+    items text;
+BEGIN
+    IF p.parent_table IS NOT NULL OR updating THEN
+        items := fluent._item_rows_sql(p, p.module, act);
+    END IF;
+    IF p.owner_column IS NOT NULL THEN
+        scope := fluent._owner_reach_sql(p.module, act, p.owner_column);
+    ELSIF p.parent_table IS NOT NULL THEN
+        scope := fluent._reach_sql(p.module, act, 'false', 'false');
+    ELSE
+        scope := format('fluent.rls_any(%L, %L)', p.module, act);
+    END IF;
+    RETURN concat_ws(' AND ', workspace_filter, CASE WHEN items IS NULL THEN scope ELSE format('(%s OR %s)', scope, items) END);
+END $$;
+-- Which rows of p's table module.action reaches for the acting user by the
+-- scope of their permission (the workspace filter aside): those owned by, or
+-- assigned through the membership table to, the acting user (own) or the
+-- users their scope reaches. An assignment table (membership_role_column)
+-- assigns item roles, not ownership: its rows count in _item_rows_sql only.
+CREATE OR REPLACE FUNCTION fluent._scope_rows_sql(p fluent.protected_tables, module text, act text) RETURNS text
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    member_kind text;
+    own boolean;
+    rows_of text[] := '{}';
+    assigns boolean := p.membership_table IS NOT NULL AND p.membership_role_column IS NULL;
+BEGIN
+    IF NOT assigns AND p.owner_column IS NOT NULL THEN
+        RETURN fluent._owner_reach_sql(module, act, p.owner_column);
+    END IF;
+    IF assigns THEN
+        member_kind := fluent._key_kind(p.membership_table, p.membership_user_column, 'membership user column');
+    END IF;
+    FOREACH own IN ARRAY ARRAY[true, false] LOOP
+        rows_of := rows_of || coalesce(nullif(concat_ws(' OR ',
+            CASE WHEN p.owner_column IS NOT NULL THEN
+                format('%I %s', p.owner_column, fluent._key_test_sql(p.owner_type, module, act, own)) END,
+            CASE WHEN assigns THEN
+                fluent._pointed_at_sql(p.table_name, p.row_column, p.membership_table, p.membership_row_column,
+                                       format('m.%I %s', p.membership_user_column,
+                                              fluent._key_test_sql(member_kind, module, act, own))) END), ''), 'false');
+    END LOOP;
+    RETURN fluent._reach_sql(module, act, rows_of[1], rows_of[2]);
+END $$;
+REVOKE ALL ON FUNCTION fluent.rls_reaches_support(internal), fluent.rls_reaches(text, text, anyelement),
+    fluent._owner_reach_sql(text, text, name) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION fluent.rls_reaches(text, text, anyelement) TO PUBLIC;
+GRANT EXECUTE ON FUNCTION fluent._owner_reach_sql(text, text, name) TO fluent_admin, fluent_reader;
+GRANT EXECUTE ON FUNCTION fluent.rls_reaches_support(internal), fluent.rls_reaches(text, text, anyelement),
+    fluent._owner_reach_sql(text, text, name) TO fluent_owner;

@@ -96,6 +96,16 @@ LANGUAGE sql IMMUTABLE
 RETURN format('(fluent.rls_all(%1$L, %2$L) OR (fluent.rls_own(%1$L, %2$L) AND (%3$s)) OR (fluent.rls_users(%1$L, %2$L) AND (%4$s)))',
               module, action, own_rows, users_rows);
 
+-- Which rows module.action reaches on a table whose rows are tied to users
+-- by an owner column alone: one call, which the planner replaces with the
+-- test it stands for the acting user (src/plans.rs): nothing, `col =
+-- <key>`, `col = ANY (<keys>)` or false. What _reach_sql writes for the
+-- same rows makes four calls and a sub-select, which every statement
+-- copies into its query before the planner folds them away.
+CREATE FUNCTION fluent._owner_reach_sql(module text, action text, col name) RETURNS text
+LANGUAGE sql IMMUTABLE
+RETURN format('fluent.rls_reaches(%L, %L, %I)', module, action, col);
+
 -- The values of tbl's columns cols (one: its values; two: rows of both) in
 -- its rows that meet condition (about alias m), as an array: an
 -- uncorrelated ARRAY(SELECT ...), an InitPlan run once per query
@@ -223,12 +233,10 @@ BEGIN
     IF p.parent_table IS NOT NULL OR updating THEN
         items := fluent._item_rows_sql(p, p.module, act);
     END IF;
-    IF p.owner_column IS NOT NULL OR p.parent_table IS NOT NULL THEN
-        scope := fluent._reach_sql(p.module, act,
-            CASE WHEN p.owner_column IS NULL THEN 'false'
-                 ELSE format('%I %s', p.owner_column, fluent._key_test_sql(p.owner_type, p.module, act, true)) END,
-            CASE WHEN p.owner_column IS NULL THEN 'false'
-                 ELSE format('%I %s', p.owner_column, fluent._key_test_sql(p.owner_type, p.module, act, false)) END);
+    IF p.owner_column IS NOT NULL THEN
+        scope := fluent._owner_reach_sql(p.module, act, p.owner_column);
+    ELSIF p.parent_table IS NOT NULL THEN
+        scope := fluent._reach_sql(p.module, act, 'false', 'false');
     ELSE
         scope := format('fluent.rls_any(%L, %L)', p.module, act);
     END IF;
@@ -248,6 +256,9 @@ DECLARE
     rows_of text[] := '{}';
     assigns boolean := p.membership_table IS NOT NULL AND p.membership_role_column IS NULL;
 BEGIN
+    IF NOT assigns AND p.owner_column IS NOT NULL THEN
+        RETURN fluent._owner_reach_sql(module, act, p.owner_column);
+    END IF;
     IF assigns THEN
         member_kind := fluent._key_kind(p.membership_table, p.membership_user_column, 'membership user column');
     END IF;

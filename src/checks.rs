@@ -1,10 +1,10 @@
 //! Permission checks: `fluent_can`, `fluent_scope`, and the functions the
 //! generated row-level policies call (schema `fluent`, prefix `rls_`).
 //!
-//! All answer from the per-backend cache (src/cache.rs). The policy helpers
-//! take no row values: a policy wraps each call in a scalar sub-select, so it
-//! runs once per query as an InitPlan and the rows are compared against its
-//! result with `= ANY(...)`.
+//! All answer from the per-backend cache (src/cache.rs). The planner
+//! replaces every call of a policy helper with its answer for the acting
+//! user (src/plans.rs), so none runs per row; each also runs as written,
+//! with the same answer, where a call is not planned away.
 
 use pgrx::prelude::*;
 
@@ -228,6 +228,18 @@ pub fn acting_key<K: KeyType>() -> Option<K> {
     gucs::with_acting(|user, _| user.and_then(K::parse))
 }
 
+/// Whether the acting user's reach on `module.action` takes in a row whose
+/// owner column holds `owner`: what `fluent.rls_reaches` answers, and what
+/// the test the planner puts in its place (src/plans.rs) keeps.
+fn owner_reached<K: KeyType + PartialEq>(module: &str, action: &str, owner: K) -> bool {
+    match acting_reach(module, action) {
+        Reach::Nothing => false,
+        Reach::Everything => true,
+        Reach::Own => acting_key::<K>() == Some(owner),
+        Reach::Users => reached_keys::<K>(module, action).contains(&owner),
+    }
+}
+
 pub fn workspace_keys<K: KeyType>() -> Vec<K> {
     gucs::with_acting(|_, workspace| K::parse(workspace).into_iter().collect())
 }
@@ -335,6 +347,36 @@ mod fluent {
     #[pg_extern(stable, parallel_safe, support = plans::fluent::rls_user_support)]
     fn rls_user_uuid() -> Option<pgrx::Uuid> {
         acting_key()
+    }
+
+    /// Whether the acting user reaches, on `module.action`, a row whose owner
+    /// column holds `owner` (text, varchar, an integer or a uuid): the one
+    /// call a policy makes for a table with an owner column. The planner
+    /// replaces it with the test it stands for (src/plans.rs): nothing,
+    /// `owner = <key>`, `owner = ANY(<keys>)` or false. This runs only where
+    /// a call is not planned away, and compares keys byte for byte (a
+    /// nondeterministic collation of the column does not widen it). NULL for
+    /// a NULL owner, or a type fluent does not take as a key: no row.
+    #[pg_extern(stable, parallel_safe, support = plans::fluent::rls_reaches_support)]
+    fn rls_reaches(module: &str, action: &str, owner: pgrx::AnyElement) -> Option<bool> {
+        let datum = owner.datum();
+        unsafe {
+            match owner.oid() {
+                pg_sys::TEXTOID | pg_sys::VARCHAROID => {
+                    String::from_datum(datum, false).map(|key| owner_reached(module, action, key))
+                }
+                pg_sys::INT2OID => i16::from_datum(datum, false)
+                    .map(|key| owner_reached(module, action, i64::from(key))),
+                pg_sys::INT4OID => i32::from_datum(datum, false)
+                    .map(|key| owner_reached(module, action, i64::from(key))),
+                pg_sys::INT8OID => {
+                    i64::from_datum(datum, false).map(|key| owner_reached(module, action, key))
+                }
+                pg_sys::UUIDOID => pgrx::Uuid::from_datum(datum, false)
+                    .map(|key| owner_reached(module, action, key)),
+                _ => None,
+            }
+        }
     }
 
     /// Keys of the users whose rows the acting user reaches on

@@ -155,6 +155,7 @@ extension_sql_file!(
         checks::fluent::rls_own,
         checks::fluent::rls_users,
         checks::fluent::rls_any,
+        checks::fluent::rls_reaches,
         checks::fluent::rls_user_key,
         checks::fluent::rls_user_id,
         checks::fluent::rls_user_uuid,

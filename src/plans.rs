@@ -1,16 +1,18 @@
 //! Plans that follow the acting user.
 //!
-//! The policies `fluent_protect()` writes (sql/rls.sql) are made of four
-//! tests of the acting user's reach (src/checks.rs): `fluent.rls_all`,
-//! `rls_own`, `rls_users` and `rls_any`, each called with constant module
-//! and action names, and of the acting user's key, `fluent.rls_user_key()`
-//! (or `_id`, `_uuid`). Each has a planner support function that replaces
-//! the call by its value for the acting user, a constant, when a query is
-//! planned. The planner then folds the policy: scope `all` leaves no row
-//! filter at all; `own` leaves `owner = 'ann'`, as if written by hand;
-//! `team` leaves `owner = ANY(<keys>)`, the keys an InitPlan evaluated at
-//! execution; `none` leaves a constant false, which the planner hook below
-//! turns into reading nothing.
+//! The policies `fluent_protect()` writes (sql/rls.sql) call helpers of the
+//! acting user's reach (src/checks.rs) with constant module and action
+//! names. A table with an owner column gets one call per policy,
+//! `fluent.rls_reaches(module, action, owner)`; the others are made of the
+//! tests `fluent.rls_all`, `rls_own`, `rls_users` and `rls_any` and of the
+//! acting user's keys (`fluent.rls_user_key()`, `rls_owner_keys(...)`, and
+//! their `_id`/`_uuid` forms). Each helper has a planner support function
+//! that replaces the call, when a query is planned, with what it stands for
+//! the acting user: scope `all` leaves no row filter at all; `own` leaves
+//! `owner = 'ann'`, as if written by hand; `team` leaves `owner =
+//! ANY(<keys>)`; `none` leaves a constant false, which the planner hook
+//! below turns into reading nothing. The one call is replaced by that test
+//! directly; the tests and keys fold to constants that the planner folds on.
 //!
 //! Such a plan is only right for the identity and catalog it was made with,
 //! so the planner is told what it depends on, the way it records the
@@ -222,39 +224,222 @@ unsafe fn text_array_constant(values: Vec<String>) -> *mut pg_sys::Node {
     .cast()
 }
 
+/// Where the keys of an array constant come from: the users the acting
+/// user reaches on a module's action, or the current workspace.
+#[derive(Clone, Copy)]
+enum Keys<'a> {
+    Reached(&'a str, &'a str),
+    Workspace,
+}
+
+/// An array constant of type `array_type` (`text[]`, `bigint[]` or
+/// `uuid[]`) of the acting user's keys from `source`, and how many it holds;
+/// None for another type.
+unsafe fn keys_array(array_type: pg_sys::Oid, source: Keys) -> Option<(*mut pg_sys::Node, usize)> {
+    fn keys<K: checks::KeyType>(source: Keys) -> Vec<K> {
+        match source {
+            Keys::Reached(module, action) => checks::reached_keys(module, action),
+            Keys::Workspace => checks::workspace_keys(),
+        }
+    }
+    fn counted<K: IntoDatum>(keys: Vec<K>) -> (Option<pg_sys::Datum>, usize) {
+        let count = keys.len();
+        (keys.into_datum(), count)
+    }
+    let ((datum, count), collation) = match array_type {
+        pg_sys::TEXTARRAYOID => (
+            counted(keys::<String>(source)),
+            pg_sys::DEFAULT_COLLATION_OID,
+        ),
+        pg_sys::INT8ARRAYOID => (counted(keys::<i64>(source)), pg_sys::InvalidOid),
+        pg_sys::UUIDARRAYOID => (counted(keys::<pgrx::Uuid>(source)), pg_sys::InvalidOid),
+        _ => return None,
+    };
+    let constant = pg_sys::makeConst(
+        array_type,
+        -1,
+        collation,
+        -1,
+        datum.unwrap_or(pg_sys::Datum::from(0)),
+        datum.is_none(),
+        false,
+    );
+    Some((constant.cast(), count))
+}
+
 /// An array constant of the keys a call of `rls_owner_keys`, `_ids` or
 /// `_uuids` (two arguments) or of `rls_workspace_keys`, `_ids` or `_uuids`
 /// (none) returns for the acting user, typed as the call is.
 unsafe fn keys_constant(call: *mut pg_sys::FuncExpr) -> Option<*mut pg_sys::Node> {
-    fn keys<K: checks::KeyType>(call: *mut pg_sys::FuncExpr) -> Option<Vec<K>> {
-        unsafe {
-            match text_arguments::<2>(call) {
-                Some([module, action]) => Some(checks::reached_keys(module, action)),
-                None => text_arguments::<0>(call).map(|_| checks::workspace_keys()),
-            }
-        }
-    }
-    let (datum, collation) = match (*call).funcresulttype {
-        pg_sys::TEXTARRAYOID => (
-            keys::<String>(call)?.into_datum(),
+    let source = match text_arguments::<2>(call) {
+        Some([module, action]) => Keys::Reached(module, action),
+        None => text_arguments::<0>(call).map(|_| Keys::Workspace)?,
+    };
+    keys_array((*call).funcresulttype, source).map(|(constant, _)| constant)
+}
+
+/// The acting user's key as a constant of type `key_type` (`text`, `bigint`
+/// or `uuid`), NULL when nobody acts or the key is not of that type; None
+/// for another type.
+unsafe fn acting_key_constant(key_type: pg_sys::Oid) -> Option<*mut pg_sys::Node> {
+    let (datum, len, byval, collation) = match key_type {
+        pg_sys::TEXTOID => (
+            checks::acting_key::<String>().into_datum(),
+            -1,
+            false,
             pg_sys::DEFAULT_COLLATION_OID,
         ),
-        pg_sys::INT8ARRAYOID => (keys::<i64>(call)?.into_datum(), pg_sys::InvalidOid),
-        pg_sys::UUIDARRAYOID => (keys::<pgrx::Uuid>(call)?.into_datum(), pg_sys::InvalidOid),
+        pg_sys::INT8OID => (
+            checks::acting_key::<i64>().into_datum(),
+            8,
+            true,
+            pg_sys::InvalidOid,
+        ),
+        pg_sys::UUIDOID => (
+            checks::acting_key::<pgrx::Uuid>().into_datum(),
+            16,
+            false,
+            pg_sys::InvalidOid,
+        ),
         _ => return None,
     };
-    Some(
-        pg_sys::makeConst(
-            (*call).funcresulttype,
-            -1,
-            collation,
-            -1,
-            datum.unwrap_or(pg_sys::Datum::from(0)),
-            datum.is_none(),
-            false,
+    let constant = pg_sys::makeConst(
+        key_type,
+        -1,
+        collation,
+        len,
+        datum.unwrap_or(pg_sys::Datum::from(0)),
+        datum.is_none(),
+        byval,
+    );
+    Some(constant.cast())
+}
+
+/// The types of key an owner column of type `column_type` is compared with
+/// (as `fluent._key_kind` takes them): the key's, its array's, and the
+/// suffix of the `rls_owner_*` helper returning such keys.
+fn key_types(column_type: pg_sys::Oid) -> Option<(pg_sys::Oid, pg_sys::Oid, &'static str)> {
+    match column_type {
+        pg_sys::TEXTOID | pg_sys::VARCHAROID => {
+            Some((pg_sys::TEXTOID, pg_sys::TEXTARRAYOID, "keys"))
+        }
+        pg_sys::INT2OID | pg_sys::INT4OID | pg_sys::INT8OID => {
+            Some((pg_sys::INT8OID, pg_sys::INT8ARRAYOID, "ids"))
+        }
+        pg_sys::UUIDOID => Some((pg_sys::UUIDOID, pg_sys::UUIDARRAYOID, "uuids")),
+        _ => None,
+    }
+}
+
+/// `owner = key`, or with `any` `owner = ANY (keys)`, made as the parser
+/// makes them from that text: `pg_catalog.=` for the two types (the column's
+/// and the key's, so an `integer` column keeps its index against a `bigint`
+/// key), the arguments coerced, the collation the column's.
+unsafe fn equals(owner: *mut pg_sys::Node, key: *mut pg_sys::Node, any: bool) -> *mut pg_sys::Node {
+    let pstate = pg_sys::make_parsestate(std::ptr::null_mut());
+    let mut name = std::ptr::null_mut();
+    for part in [c"pg_catalog", c"="] {
+        name = pg_sys::lappend(
+            name,
+            pg_sys::makeString(pg_sys::pstrdup(part.as_ptr())).cast(),
+        );
+    }
+    let test = if any {
+        pg_sys::make_scalar_array_op(pstate, name, true, owner, key, -1)
+    } else {
+        pg_sys::make_op(pstate, name, owner, key, std::ptr::null_mut(), -1)
+    };
+    pg_sys::assign_expr_collations(pstate, test.cast());
+    pg_sys::free_parsestate(pstate);
+    test.cast()
+}
+
+/// At most this many reached keys go into a plan as an array constant,
+/// which the planner estimates key by key; more are read by a sub-select,
+/// an InitPlan, estimated as one.
+const SPELLED_OUT_KEYS: usize = 100;
+
+/// The test a call of `fluent.rls_reaches(module, action, owner)` stands
+/// for, made for the acting user: true (scope `all`), `owner = <key>`
+/// (their own rows), `owner = ANY (<keys>)` (the users a team scope
+/// reaches: an array constant, or a sub-select for many), or false.
+unsafe fn owner_test(
+    root: *mut pg_sys::PlannerInfo,
+    call: *mut pg_sys::FuncExpr,
+) -> Option<*mut pg_sys::Node> {
+    if (*(*call).args).length != 3 {
+        return None;
+    }
+    let module = text_constant(argument(call, 0)?)?;
+    let action = text_constant(argument(call, 1)?)?;
+    let owner = argument(call, 2)?;
+    let (key_type, array_type, suffix) = key_types(pg_sys::exprType(owner))?;
+    let deny = || pg_sys::makeBoolConst(false, false).cast();
+    Some(match checks::acting_reach(module, action) {
+        Reach::Nothing => deny(),
+        Reach::Everything => pg_sys::makeBoolConst(true, false).cast(),
+        Reach::Own => {
+            let key = acting_key_constant(key_type)?;
+            if (*key.cast::<pg_sys::Const>()).constisnull {
+                deny()
+            } else {
+                equals(owner, key, false)
+            }
+        }
+        Reach::Users => {
+            let (keys, count) = keys_array(array_type, Keys::Reached(module, action))?;
+            if count <= SPELLED_OUT_KEYS {
+                equals(owner, keys, true)
+            } else {
+                let quoted = |text: &str| {
+                    let text = std::ffi::CString::new(text).ok()?;
+                    let quoted = pg_sys::quote_literal_cstr(text.as_ptr());
+                    Some(
+                        std::ffi::CStr::from_ptr(quoted)
+                            .to_string_lossy()
+                            .into_owned(),
+                    )
+                };
+                let sql = format!(
+                    "SELECT (SELECT fluent.rls_owner_{suffix}({}, {}))",
+                    quoted(module)?,
+                    quoted(action)?
+                );
+                let keys = selected_expression(&sql)?;
+                // The planner turns sub-selects into plans only in queries
+                // it knows hold some; this one does now.
+                (*(*root).parse).hasSubLinks = true;
+                equals(owner, keys, true)
+            }
+        }
+    })
+}
+
+/// The one expression `sql` (`SELECT <expression>`) selects, parsed and
+/// analyzed (row security included) with names resolving in pg_catalog and
+/// fluent's own schema only, as a policy's did when it was created (its
+/// relations and functions are qualified): an operator or function of the
+/// querying role's search_path must not stand in for one of fluent's.
+unsafe fn selected_expression(sql: &str) -> Option<*mut pg_sys::Node> {
+    let sql = std::ffi::CString::new(sql).ok()?;
+    let raw = pg_sys::pg_parse_query(sql.as_ptr());
+    if raw.is_null() || (*raw).length != 1 {
+        return None;
+    }
+    let queries = owner::with_setting(c"search_path", c"pg_catalog, pg_temp", || {
+        pg_sys::pg_analyze_and_rewrite_fixedparams(
+            (*(*raw).elements).ptr_value.cast(),
+            sql.as_ptr(),
+            std::ptr::null_mut(),
+            0,
+            std::ptr::null_mut(),
         )
-        .cast(),
-    )
+    });
+    let query = (*(*queries).elements).ptr_value.cast::<pg_sys::Query>();
+    let target = (*(*(*query).targetList).elements)
+        .ptr_value
+        .cast::<pg_sys::TargetEntry>();
+    Some((*target).expr.cast())
 }
 
 /// A helper's support function and its syscache hash, looked up once per
@@ -388,33 +573,10 @@ unsafe fn local_rows_subquery(
     }
     let columns = Vec::<String>::from_datum((*columns).constvalue, false)?;
     let condition = text_constant(argument(call, 3)?)?;
-    let sql = format!(
+    let array = selected_expression(&format!(
         "SELECT {}",
         placements::local_rows_sql(table, &columns, condition)
-    );
-    let sql = std::ffi::CString::new(sql).ok()?;
-    let raw = pg_sys::pg_parse_query(sql.as_ptr());
-    if raw.is_null() || (*raw).length != 1 {
-        return None;
-    }
-    // Its names resolve in pg_catalog and fluent's own schema only, as a
-    // policy's did when it was created (its relations are qualified): an
-    // operator or function of the querying role's search_path must not
-    // stand in for `=` or `cardinality` here.
-    let queries = owner::with_setting(c"search_path", c"pg_catalog, pg_temp", || {
-        pg_sys::pg_analyze_and_rewrite_fixedparams(
-            (*(*raw).elements).ptr_value.cast(),
-            sql.as_ptr(),
-            std::ptr::null_mut(),
-            0,
-            std::ptr::null_mut(),
-        )
-    });
-    let query = (*(*queries).elements).ptr_value.cast::<pg_sys::Query>();
-    let target = (*(*(*query).targetList).elements)
-        .ptr_value
-        .cast::<pg_sys::TargetEntry>();
-    let array = (*target).expr.cast::<pg_sys::Node>();
+    ))?;
     if pg_sys::exprType(array) != (*call).funcresulttype {
         return None;
     }
@@ -438,39 +600,7 @@ fn fold_reach(request: Internal, decide: fn(Reach) -> bool) -> Internal {
 /// one of `owner = 'ann'` written by hand, estimates included.
 fn fold_user_key(request: Internal) -> Internal {
     simplify(request, |call| unsafe {
-        let (datum, len, byval, collation) = match (*call).funcresulttype {
-            pg_sys::TEXTOID => (
-                checks::acting_key::<String>().into_datum(),
-                -1,
-                false,
-                pg_sys::DEFAULT_COLLATION_OID,
-            ),
-            pg_sys::INT8OID => (
-                checks::acting_key::<i64>().into_datum(),
-                8,
-                true,
-                pg_sys::InvalidOid,
-            ),
-            pg_sys::UUIDOID => (
-                checks::acting_key::<pgrx::Uuid>().into_datum(),
-                16,
-                false,
-                pg_sys::InvalidOid,
-            ),
-            _ => return None,
-        };
-        Some(
-            pg_sys::makeConst(
-                (*call).funcresulttype,
-                -1,
-                collation,
-                len,
-                datum.unwrap_or(pg_sys::Datum::from(0)),
-                datum.is_none(),
-                byval,
-            )
-            .cast(),
-        )
+        acting_key_constant((*call).funcresulttype)
     })
 }
 
@@ -500,6 +630,17 @@ pub mod fluent {
     #[pg_extern(immutable, parallel_safe)]
     fn rls_any_support(request: Internal) -> Internal {
         fold_reach(request, |reach| reach != Reach::Nothing)
+    }
+
+    /// Planner support for `fluent.rls_reaches`: replaces it with the test
+    /// of the owner column it stands for, made for the acting user.
+    #[pg_extern(immutable, parallel_safe)]
+    fn rls_reaches_support(request: Internal) -> Internal {
+        replace_call(request, |root, call| unsafe {
+            let test = owner_test(root, call)?;
+            depend_on_identity_and_catalog(root, (*call).funcid);
+            Some(test)
+        })
     }
 
     /// Planner support for `fluent.rls_items`: folds it to the acting user's answer.

@@ -384,7 +384,7 @@ fn the_first_query_of_a_fresh_backend_is_planned_for_its_user() {
             .map(|r| r.get(0))
             .collect();
         assert!(
-            !plan.join("\n").contains("rls_all"),
+            !plan.join("\n").contains("rls_"),
             "the policy was folded on the first query: {plan:?}"
         );
     }

@@ -161,4 +161,36 @@ SELECT act_as('u1');
 EXPLAIN (COSTS OFF) SELECT count(*) FROM notes;
 SELECT count(*) FROM notes;
 RESET ROLE;
+
+-- a table with an owner column: one call per policy, which the planner
+-- replaces with the test it stands for (above)
+SELECT polname, pg_get_expr(polqual, polrelid) AS using_expr, pg_get_expr(polwithcheck, polrelid) AS check_expr
+  FROM pg_policy WHERE polrelid = 'notes_by_id'::regclass ORDER BY polname;
+-- where no plan is made (a CHECK constraint), the call itself runs, with
+-- the same answers: text, integer and NULL owners
+CREATE TEMP TABLE reach_probe (
+    owner text, reached boolean, n int, n_reached boolean,
+    CHECK (fluent.rls_reaches('notes', 'read', owner) IS NOT DISTINCT FROM reached),
+    CHECK (fluent.rls_reaches('notes', 'read', n) IS NOT DISTINCT FROM n_reached));
+GRANT INSERT ON reach_probe TO app;
+SET ROLE app;
+SELECT act_as('u2');
+INSERT INTO reach_probe VALUES ('u4', true, NULL, NULL), ('u6', false, 4, false), ('u2', true, NULL, NULL);
+SELECT try($$INSERT INTO reach_probe VALUES ('u6', true, NULL, NULL)$$);
+SELECT act_as('1');
+INSERT INTO reach_probe VALUES ('u1', false, 1, true), (NULL, NULL, 2, false);
+SELECT try($$INSERT INTO reach_probe VALUES (NULL, NULL, 2, true)$$);
+SELECT act_as('u3');
+INSERT INTO reach_probe VALUES ('anyone', true, 7, true);
+SELECT act_as('u9');
+INSERT INTO reach_probe VALUES ('u9', false, 9, false);
+RESET ROLE;
+-- a team of more than 100 users: the keys come from one sub-select (an
+-- InitPlan), estimated as one, not as an array estimated key by key
+SELECT count(fluent_add_team_member('desk', 'u' || g)) FROM generate_series(10, 130) g;
+SET ROLE app;
+SELECT act_as('u2');
+EXPLAIN (COSTS OFF) SELECT count(*) FROM notes;
+SELECT count(DISTINCT owner) FROM notes;
+RESET ROLE;
 ROLLBACK;
