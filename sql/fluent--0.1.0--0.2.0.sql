@@ -8087,7 +8087,7 @@ IMMUTABLE PARALLEL SAFE
 LANGUAGE c /* Rust */
 AS 'fluent-0.2.0', 'rls_reaches_support_wrapper';
 CREATE FUNCTION fluent."rls_reaches"("module" TEXT, "action" TEXT, "owner" anyelement) RETURNS bool
-STRICT STABLE PARALLEL SAFE SUPPORT fluent."rls_reaches_support"
+STABLE PARALLEL SAFE SUPPORT fluent."rls_reaches_support"
 LANGUAGE c /* Rust */
 AS 'fluent-0.2.0', 'rls_reaches_wrapper';
 -- Which rows module.action reaches on a table whose rows are tied to users
@@ -8160,3 +8160,91 @@ GRANT EXECUTE ON FUNCTION fluent.rls_reaches(text, text, anyelement) TO PUBLIC;
 GRANT EXECUTE ON FUNCTION fluent._owner_reach_sql(text, text, name) TO fluent_admin, fluent_reader;
 GRANT EXECUTE ON FUNCTION fluent.rls_reaches_support(internal), fluent.rls_reaches(text, text, anyelement),
     fluent._owner_reach_sql(text, text, name) TO fluent_owner;
+
+-- Issue 20: key columns under a nondeterministic collation are refused; the
+-- drift check reads policies and triggers with standard_conforming_strings
+-- on, whatever the session's.
+-- The kind of key a column holds: text, int or uuid; an error otherwise.
+-- A text key column must compare by its bytes: under a nondeterministic
+-- collation another user's key (ann in other case, or followed by a
+-- zero-width space) would equal the acting user's, and the policies, which
+-- compare in the column's collation so that its index serves them, would
+-- hand that user's rows over.
+CREATE OR REPLACE FUNCTION fluent._key_kind(tbl regclass, col name, what text) RETURNS text
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    typ regtype;
+    coll regcollation;
+BEGIN
+    SELECT atttypid, attcollation INTO typ, coll FROM pg_attribute
+     WHERE attrelid = tbl AND attname = col AND attnum > 0 AND NOT attisdropped;
+    IF typ IS NULL THEN
+        RAISE EXCEPTION 'column "%" of relation "%" does not exist', col, tbl
+            USING ERRCODE = 'undefined_column', HINT = format('It was given as the %s.', what);
+    END IF;
+    IF EXISTS (SELECT 1 FROM pg_collation c WHERE c.oid = coll AND NOT c.collisdeterministic) THEN
+        RAISE EXCEPTION 'column "%" of relation "%" has the nondeterministic collation %, which fluent cannot use for the %', col, tbl, coll, what
+            USING ERRCODE = 'feature_not_supported',
+                  HINT = 'Keys must match byte for byte: give the column a deterministic collation, such as COLLATE "C" or the database''s default.';
+    END IF;
+    RETURN CASE
+        WHEN typ IN ('text'::regtype, 'varchar'::regtype) THEN 'text'
+        WHEN typ IN ('int2'::regtype, 'int4'::regtype, 'int8'::regtype) THEN 'int'
+        WHEN typ = 'uuid'::regtype THEN 'uuid'
+        ELSE fluent._unsupported_key_type(tbl, col, typ, what)
+    END;
+END $$;
+-- Every policy on a table as PostgreSQL prints it, by name: what
+-- fluent_protect() records and fluent_protection_problems() compares. The
+-- pinned search_path and standard_conforming_strings keep the printed form
+-- stable (a name with a backslash prints as E'...' with the latter off).
+CREATE OR REPLACE FUNCTION fluent._policies_of(tbl regclass) RETURNS jsonb
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp SET standard_conforming_strings = on
+BEGIN ATOMIC
+    SELECT coalesce(jsonb_object_agg(pol.polname, jsonb_build_object(
+               'command', pol.polcmd::text, 'permissive', pol.polpermissive, 'roles', pol.polroles::text,
+               'using', pg_get_expr(pol.polqual, pol.polrelid), 'check', pg_get_expr(pol.polwithcheck, pol.polrelid))),
+           '{}'::jsonb)
+      FROM pg_policy pol WHERE pol.polrelid = tbl;
+END;
+-- (standard_conforming_strings pinned: a trigger's condition prints as the
+-- recorded one whatever the session's setting.)
+CREATE OR REPLACE FUNCTION fluent._item_trigger_problems(p fluent.protected_tables)
+RETURNS TABLE (relation regclass, problem text, detail text)
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp SET standard_conforming_strings = on AS $$
+DECLARE
+    t record;
+    tg record;
+BEGIN
+    FOR t IN SELECT * FROM fluent._item_triggers(p) LOOP
+        FOR relation IN SELECT CASE WHEN t.on_assignments THEN p.membership_table ELSE p.table_name END
+                        UNION ALL SELECT fluent._descendants(CASE WHEN t.on_assignments THEN p.membership_table ELSE p.table_name END) LOOP
+            SELECT x.tgname, x.tgenabled, x.tgtype = t.tgtype AND x.tgattr::text = ''
+                       AND CASE WHEN t.condition IS NULL THEN x.tgqual IS NULL
+                                ELSE position(format(' WHEN ((%s)) ', t.condition) IN pg_get_triggerdef(x.oid)) > 0 END
+                       AND x.tgargs = (SELECT string_agg(convert_to(a, getdatabaseencoding()) || decode('00', 'hex'), ''::bytea ORDER BY k)
+                                         FROM unnest(t.args) WITH ORDINALITY y (a, k)) AS as_created
+              INTO tg FROM pg_trigger x WHERE x.tgrelid = relation AND x.tgfoid = t.fn AND x.tgtype = t.tgtype
+             ORDER BY x.tgenabled = 'O' DESC LIMIT 1;
+            IF NOT FOUND THEN
+                problem := 'item role trigger missing';
+            ELSIF NOT tg.as_created OR tg.tgenabled <> 'O' THEN
+                problem := CASE WHEN tg.tgenabled = 'D' THEN 'item role trigger disabled' ELSE 'item role trigger changed' END;
+            ELSE
+                CONTINUE;
+            END IF;
+            detail := fluent._item_trigger_detail(t.name);
+            RETURN NEXT;
+        END LOOP;
+    END LOOP;
+    FOR relation, detail IN
+        SELECT k.referencing, format('no foreign key from %s (%s) to %s (%s)%s', k.referencing, l.referencing_list,
+                                     k.referenced, l.referenced_list, CASE WHEN k.cascades THEN ' ON DELETE CASCADE' ELSE '' END)
+          FROM fluent._item_foreign_keys(p) k,
+               fluent._item_key_lists(k.referencing, k.referencing_column, k.referenced, k.referenced_column) l
+         WHERE NOT fluent._has_item_foreign_key(k.referencing, k.referencing_column, k.referenced, k.referenced_column, k.cascades)
+    LOOP
+        problem := 'item foreign key missing';
+        RETURN NEXT;
+    END LOOP;
+END $$;

@@ -436,9 +436,11 @@ BEGIN ATOMIC
                    SELECT d FROM fluent._descendants(CASE WHEN t.on_assignments THEN p.membership_table ELSE p.table_name END) d);
 END;
 
+-- (standard_conforming_strings pinned: a trigger's condition prints as the
+-- recorded one whatever the session's setting.)
 CREATE FUNCTION fluent._item_trigger_problems(p fluent.protected_tables)
 RETURNS TABLE (relation regclass, problem text, detail text)
-LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp SET standard_conforming_strings = on AS $$
 DECLARE
     t record;
     tg record;
@@ -449,7 +451,7 @@ BEGIN
             SELECT x.tgname, x.tgenabled, x.tgtype = t.tgtype AND x.tgattr::text = ''
                        AND CASE WHEN t.condition IS NULL THEN x.tgqual IS NULL
                                 ELSE position(format(' WHEN ((%s)) ', t.condition) IN pg_get_triggerdef(x.oid)) > 0 END
-                       AND x.tgargs = (SELECT string_agg(convert_to(a, getdatabaseencoding()) || '\x00'::bytea, ''::bytea ORDER BY k)
+                       AND x.tgargs = (SELECT string_agg(convert_to(a, getdatabaseencoding()) || decode('00', 'hex'), ''::bytea ORDER BY k)
                                          FROM unnest(t.args) WITH ORDINALITY y (a, k)) AS as_created
               INTO tg FROM pg_trigger x WHERE x.tgrelid = relation AND x.tgfoid = t.fn AND x.tgtype = t.tgtype
              ORDER BY x.tgenabled = 'O' DESC LIMIT 1;

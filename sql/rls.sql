@@ -23,16 +23,27 @@
 SET LOCAL search_path TO pg_catalog, pg_temp;
 
 -- The kind of key a column holds: text, int or uuid; an error otherwise.
+-- A text key column must compare by its bytes: under a nondeterministic
+-- collation another user's key (ann in other case, or followed by a
+-- zero-width space) would equal the acting user's, and the policies, which
+-- compare in the column's collation so that its index serves them, would
+-- hand that user's rows over.
 CREATE FUNCTION fluent._key_kind(tbl regclass, col name, what text) RETURNS text
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     typ regtype;
+    coll regcollation;
 BEGIN
-    SELECT atttypid INTO typ FROM pg_attribute
+    SELECT atttypid, attcollation INTO typ, coll FROM pg_attribute
      WHERE attrelid = tbl AND attname = col AND attnum > 0 AND NOT attisdropped;
     IF typ IS NULL THEN
         RAISE EXCEPTION 'column "%" of relation "%" does not exist', col, tbl
             USING ERRCODE = 'undefined_column', HINT = format('It was given as the %s.', what);
+    END IF;
+    IF EXISTS (SELECT 1 FROM pg_collation c WHERE c.oid = coll AND NOT c.collisdeterministic) THEN
+        RAISE EXCEPTION 'column "%" of relation "%" has the nondeterministic collation %, which fluent cannot use for the %', col, tbl, coll, what
+            USING ERRCODE = 'feature_not_supported',
+                  HINT = 'Keys must match byte for byte: give the column a deterministic collation, such as COLLATE "C" or the database''s default.';
     END IF;
     RETURN CASE
         WHEN typ IN ('text'::regtype, 'varchar'::regtype) THEN 'text'
@@ -206,9 +217,10 @@ END;
 
 -- Every policy on a table as PostgreSQL prints it, by name: what
 -- fluent_protect() records and fluent_protection_problems() compares. The
--- pinned search_path keeps the printed form stable.
+-- pinned search_path and standard_conforming_strings keep the printed form
+-- stable (a name with a backslash prints as E'...' with the latter off).
 CREATE FUNCTION fluent._policies_of(tbl regclass) RETURNS jsonb
-LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp SET standard_conforming_strings = on
 BEGIN ATOMIC
     SELECT coalesce(jsonb_object_agg(pol.polname, jsonb_build_object(
                'command', pol.polcmd::text, 'permissive', pol.polpermissive, 'roles', pol.polroles::text,

@@ -354,11 +354,25 @@ mod fluent {
     /// call a policy makes for a table with an owner column. The planner
     /// replaces it with the test it stands for (src/plans.rs): nothing,
     /// `owner = <key>`, `owner = ANY(<keys>)` or false. This runs only where
-    /// a call is not planned away, and compares keys byte for byte (a
-    /// nondeterministic collation of the column does not widen it). NULL for
-    /// a NULL owner, or a type fluent does not take as a key: no row.
+    /// a call is not planned away, with the same answers: keys compare byte
+    /// for byte (fluent refuses key columns whose collation does otherwise),
+    /// a NULL owner is reached at scope `all`, not at `none`, and otherwise
+    /// gives NULL, as a comparison with NULL does. NULL for a type fluent does
+    /// not take as a key, or a NULL module or action: no row.
     #[pg_extern(stable, parallel_safe, support = plans::fluent::rls_reaches_support)]
-    fn rls_reaches(module: &str, action: &str, owner: pgrx::AnyElement) -> Option<bool> {
+    fn rls_reaches(
+        module: Option<&str>,
+        action: Option<&str>,
+        owner: Option<pgrx::AnyElement>,
+    ) -> Option<bool> {
+        let (module, action) = (module?, action?);
+        let Some(owner) = owner else {
+            return match acting_reach(module, action) {
+                Reach::Everything => Some(true),
+                Reach::Nothing => Some(false),
+                Reach::Own | Reach::Users => None,
+            };
+        };
         let datum = owner.datum();
         unsafe {
             match owner.oid() {

@@ -491,15 +491,31 @@ unsafe fn citus_function(name: &'static std::ffi::CStr) -> *const std::ffi::c_vo
     function as *const std::ffi::c_void
 }
 
-/// Whether Citus is loaded in this backend (it is preloaded on every node).
+/// Whether Citus is loaded in this backend: its `citus.version` setting is
+/// defined, and not as a placeholder, which any role may make with `SET`.
+/// Citus loads only from `shared_preload_libraries`, before any backend
+/// starts, so the answer holds for the backend's life and is looked up once
+/// (it is asked at every statement).
 fn citus_loaded() -> bool {
-    unsafe { !pg_sys::GetConfigOption(c"citus.version".as_ptr(), true, false).is_null() }
+    thread_local! {
+        static LOADED: Cell<Option<bool>> = const { Cell::new(None) };
+    }
+    if let Some(loaded) = LOADED.get() {
+        return loaded;
+    }
+    let loaded = unsafe {
+        let name = c"citus.version".as_ptr();
+        !pg_sys::GetConfigOption(name, true, false).is_null()
+            && pg_sys::GetConfigOptionFlags(name, true) & pg_sys::GUC_CUSTOM_PLACEHOLDER as i32 == 0
+    };
+    LOADED.set(Some(loaded));
+    loaded
 }
 
 /// Whether Citus is loaded and its extension is in this database (Citus's
 /// own cached answer): a server that preloads Citus also has databases
 /// without it, where its metadata functions fail.
-fn citus_active() -> bool {
+pub fn citus_active() -> bool {
     citus_loaded()
         && unsafe {
             let has_been_loaded: unsafe extern "C-unwind" fn() -> bool =

@@ -61,6 +61,16 @@ pub fn init() {
         pg_sys::set_rel_pathlist_hook = Some(empty_when_denied);
         PREVIOUS_PLANNER = pg_sys::planner_hook;
         pg_sys::planner_hook = Some(plan_with_one_identity);
+        for cache in [
+            pg_sys::SysCacheIdentifier::OPERNAMENSP,
+            pg_sys::SysCacheIdentifier::CASTSOURCETARGET,
+        ] {
+            pg_sys::CacheRegisterSyscacheCallback(
+                cache as i32,
+                Some(forget_equalities),
+                pg_sys::Datum::from(0),
+            );
+        }
     }
 }
 
@@ -331,12 +341,44 @@ fn key_types(column_type: pg_sys::Oid) -> Option<(pg_sys::Oid, pg_sys::Oid, &'st
     }
 }
 
-/// `owner = key`, or with `any` `owner = ANY (keys)`, made as the parser
-/// makes them from that text: `pg_catalog.=` for the two types (the column's
-/// and the key's, so an `integer` column keeps its index against a `bigint`
-/// key), the arguments coerced, the collation the column's.
-unsafe fn equals(owner: *mut pg_sys::Node, key: *mut pg_sys::Node, any: bool) -> *mut pg_sys::Node {
-    let pstate = pg_sys::make_parsestate(std::ptr::null_mut());
+/// `pg_catalog.=` for an owner column's type and a key's, as the parser
+/// resolves it for `owner = key`: the operator, its function and the types
+/// it takes.
+#[derive(Clone, Copy)]
+struct Equality {
+    operator: pg_sys::Oid,
+    function: pg_sys::Oid,
+    left: pg_sys::Oid,
+    right: pg_sys::Oid,
+}
+
+thread_local! {
+    /// The equalities looked up, by (column type, key type): the lookup
+    /// resolves the schema and searches the candidates, many times the cost
+    /// of building the test. Forgotten when operators or casts change, as
+    /// PostgreSQL's own cache of operator lookups is.
+    static EQUALITIES: RefCell<Vec<(pg_sys::Oid, pg_sys::Oid, Equality)>> = const { RefCell::new(Vec::new()) };
+}
+
+#[pgrx::pg_guard]
+unsafe extern "C-unwind" fn forget_equalities(
+    _arg: pg_sys::Datum,
+    _cache: std::ffi::c_int,
+    _hash: u32,
+) {
+    EQUALITIES.with_borrow_mut(Vec::clear);
+}
+
+/// The equality between `column_type` and `key_type` (see `Equality`).
+unsafe fn equality(column_type: pg_sys::Oid, key_type: pg_sys::Oid) -> Equality {
+    let known = EQUALITIES.with_borrow(|e| {
+        e.iter()
+            .find(|(c, k, _)| *c == column_type && *k == key_type)
+            .map(|(_, _, found)| *found)
+    });
+    if let Some(found) = known {
+        return found;
+    }
     let mut name = std::ptr::null_mut();
     for part in [c"pg_catalog", c"="] {
         name = pg_sys::lappend(
@@ -344,25 +386,100 @@ unsafe fn equals(owner: *mut pg_sys::Node, key: *mut pg_sys::Node, any: bool) ->
             pg_sys::makeString(pg_sys::pstrdup(part.as_ptr())).cast(),
         );
     }
-    let test = if any {
-        pg_sys::make_scalar_array_op(pstate, name, true, owner, key, -1)
-    } else {
-        pg_sys::make_op(pstate, name, owner, key, std::ptr::null_mut(), -1)
+    let tuple = pg_sys::oper(std::ptr::null_mut(), name, column_type, key_type, false, -1);
+    let form = pg_sys::heap_tuple_get_struct::<pg_sys::FormData_pg_operator>(tuple);
+    let found = Equality {
+        operator: (*form).oid,
+        function: (*form).oprcode,
+        left: (*form).oprleft,
+        right: (*form).oprright,
     };
-    pg_sys::assign_expr_collations(pstate, test.cast());
-    pg_sys::free_parsestate(pstate);
-    test.cast()
+    pg_sys::ReleaseSysCache(tuple);
+    EQUALITIES.with_borrow_mut(|e| e.push((column_type, key_type, found)));
+    found
+}
+
+/// `owner = key`, or with `any` `owner = ANY (keys)`, as the parser makes
+/// them from that text: `pg_catalog.=` for the column's type and the key's
+/// (`key_type`; so an `integer` column keeps its index against a `bigint`
+/// key), the column coerced to the operator's input as needed (`varchar` to
+/// `text`), compared in the column's collation (a column's collation wins
+/// over the constant's default).
+unsafe fn equals(
+    owner: *mut pg_sys::Node,
+    key: *mut pg_sys::Node,
+    key_type: pg_sys::Oid,
+    any: bool,
+) -> Option<*mut pg_sys::Node> {
+    let column_type = pg_sys::exprType(owner);
+    let equality = equality(column_type, key_type);
+    // The keys are built of the key type: an operator taking another (none
+    // of the built-in ones for the key types) is not one to build here.
+    if equality.right != key_type {
+        return None;
+    }
+    let left = if equality.left == column_type {
+        owner
+    } else {
+        pg_sys::coerce_type(
+            std::ptr::null_mut(),
+            owner,
+            column_type,
+            equality.left,
+            -1,
+            pg_sys::CoercionContext::COERCION_IMPLICIT,
+            pg_sys::CoercionForm::COERCE_IMPLICIT_CAST,
+            -1,
+        )
+    };
+    let collation = match pg_sys::exprCollation(left) {
+        pg_sys::InvalidOid => pg_sys::exprCollation(key),
+        collation => collation,
+    };
+    let args = pg_sys::list_make2_impl(
+        pg_sys::NodeTag::T_List,
+        pg_sys::ListCell {
+            ptr_value: left.cast(),
+        },
+        pg_sys::ListCell {
+            ptr_value: key.cast(),
+        },
+    );
+    Some(if any {
+        let test = pg_sys::palloc0(std::mem::size_of::<pg_sys::ScalarArrayOpExpr>())
+            .cast::<pg_sys::ScalarArrayOpExpr>();
+        (*test).xpr.type_ = pg_sys::NodeTag::T_ScalarArrayOpExpr;
+        (*test).opno = equality.operator;
+        (*test).opfuncid = equality.function;
+        (*test).useOr = true;
+        (*test).inputcollid = collation;
+        (*test).args = args;
+        (*test).location = -1;
+        test.cast()
+    } else {
+        let test = pg_sys::palloc0(std::mem::size_of::<pg_sys::OpExpr>()).cast::<pg_sys::OpExpr>();
+        (*test).xpr.type_ = pg_sys::NodeTag::T_OpExpr;
+        (*test).opno = equality.operator;
+        (*test).opfuncid = equality.function;
+        (*test).opresulttype = pg_sys::BOOLOID;
+        (*test).inputcollid = collation;
+        (*test).args = args;
+        (*test).location = -1;
+        test.cast()
+    })
 }
 
 /// At most this many reached keys go into a plan as an array constant,
 /// which the planner estimates key by key; more are read by a sub-select,
-/// an InitPlan, estimated as one.
+/// an InitPlan, estimated as one. On a Citus node they are always spelled
+/// out: Citus sends no sub-select to a shard.
 const SPELLED_OUT_KEYS: usize = 100;
 
 /// The test a call of `fluent.rls_reaches(module, action, owner)` stands
 /// for, made for the acting user: true (scope `all`), `owner = <key>`
 /// (their own rows), `owner = ANY (<keys>)` (the users a team scope
-/// reaches: an array constant, or a sub-select for many), or false.
+/// reaches: an array constant, or a sub-select for many), or false. The
+/// plan then depends on the identity and the catalog, as a fold's does.
 unsafe fn owner_test(
     root: *mut pg_sys::PlannerInfo,
     call: *mut pg_sys::FuncExpr,
@@ -383,13 +500,13 @@ unsafe fn owner_test(
             if (*key.cast::<pg_sys::Const>()).constisnull {
                 deny()
             } else {
-                equals(owner, key, false)
+                equals(owner, key, key_type, false)?
             }
         }
         Reach::Users => {
             let (keys, count) = keys_array(array_type, Keys::Reached(module, action))?;
-            if count <= SPELLED_OUT_KEYS {
-                equals(owner, keys, true)
+            if count <= SPELLED_OUT_KEYS || citus::citus_active() {
+                equals(owner, keys, key_type, true)?
             } else {
                 let quoted = |text: &str| {
                     let text = std::ffi::CString::new(text).ok()?;
@@ -409,7 +526,7 @@ unsafe fn owner_test(
                 // The planner turns sub-selects into plans only in queries
                 // it knows hold some; this one does now.
                 (*(*root).parse).hasSubLinks = true;
-                equals(owner, keys, true)
+                equals(owner, keys, key_type, true)?
             }
         }
     })

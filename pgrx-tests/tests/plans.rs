@@ -389,3 +389,77 @@ fn the_first_query_of_a_fresh_backend_is_planned_for_its_user() {
         );
     }
 }
+
+/// The policies compare keys in the key column's collation, so that its
+/// index serves them; under a nondeterministic one another user's key would
+/// equal the acting user's (`ann` and `ANN`, or `ann` followed by a
+/// zero-width space), and that user would read and write the acting user's
+/// rows. A key column with such a collation is refused, whatever its role,
+/// and nothing of the protection is left behind. (Nondeterministic
+/// collations come from ICU: a build without it has none.)
+#[test]
+fn a_key_column_under_a_nondeterministic_collation_is_refused() {
+    let database = fresh_database("nondeterministic_keys");
+    let mut db = connect(&database, "postgres");
+    let icu: bool = db
+        .query_one(
+            "SELECT EXISTS (SELECT 1 FROM pg_collation WHERE collprovider = 'i')",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    if !icu {
+        eprintln!("skipped: this PostgreSQL has no ICU, so no nondeterministic collation");
+        return;
+    }
+    db.batch_execute(
+        "CREATE COLLATION nd (provider = icu, locale = 'und', deterministic = false);
+         SELECT fluent_create_module('notes');
+         CREATE TABLE by_owner (id int PRIMARY KEY, owner text COLLATE nd NOT NULL);
+         CREATE TABLE by_workspace (id int PRIMARY KEY, owner text NOT NULL, ws varchar COLLATE nd NOT NULL);
+         CREATE TABLE by_reader (id int PRIMARY KEY, owner text NOT NULL);
+         CREATE TABLE readers (note_id int NOT NULL, user_key text COLLATE nd NOT NULL);
+         CREATE TABLE by_c_owner (id int PRIMARY KEY, owner text COLLATE \"C\" NOT NULL);",
+    )
+    .unwrap();
+    for (protect, table, what) in [
+        (
+            "fluent_protect('by_owner', 'notes', 'owner')",
+            "by_owner",
+            "owner column",
+        ),
+        (
+            "fluent_protect('by_workspace', 'notes', 'owner', workspace_column => 'ws')",
+            "by_workspace",
+            "workspace column",
+        ),
+        (
+            "fluent_protect('by_reader', 'notes', 'owner', 'readers', 'note_id', 'user_key')",
+            "by_reader",
+            "membership user column",
+        ),
+    ] {
+        let error = db
+            .batch_execute(&format!("SELECT {protect}"))
+            .expect_err(protect);
+        let error = error.as_db_error().expect("a server error");
+        assert_eq!(error.code().code(), "0A000", "{protect}: {error}");
+        assert!(
+            error.message().contains("nondeterministic") && error.message().contains(what),
+            "{protect}: {}",
+            error.message()
+        );
+        let left: i64 = db
+            .query_one(
+                "SELECT (SELECT count(*) FROM pg_policy WHERE polrelid IN ($1::text::regclass, 'readers'::regclass))
+                      + (SELECT count(*) FROM fluent.protected_tables WHERE table_name = $1::text::regclass)",
+                &[&table],
+            )
+            .unwrap()
+            .get(0);
+        assert_eq!(left, 0, "{protect} left policies or a record behind");
+    }
+    // A deterministic collation other than the default is fine.
+    db.batch_execute("SELECT fluent_protect('by_c_owner', 'notes', 'owner')")
+        .unwrap();
+}

@@ -180,10 +180,11 @@ SELECT try($$INSERT INTO reach_probe VALUES ('u6', true, NULL, NULL)$$);
 SELECT act_as('1');
 INSERT INTO reach_probe VALUES ('u1', false, 1, true), (NULL, NULL, 2, false);
 SELECT try($$INSERT INTO reach_probe VALUES (NULL, NULL, 2, true)$$);
+-- a NULL owner: reached at scope all, not at none, NULL otherwise (above)
 SELECT act_as('u3');
-INSERT INTO reach_probe VALUES ('anyone', true, 7, true);
+INSERT INTO reach_probe VALUES ('anyone', true, 7, true), (NULL, true, NULL, true);
 SELECT act_as('u9');
-INSERT INTO reach_probe VALUES ('u9', false, 9, false);
+INSERT INTO reach_probe VALUES ('u9', false, 9, false), (NULL, false, NULL, false);
 RESET ROLE;
 -- a team of more than 100 users: the keys come from one sub-select (an
 -- InitPlan), estimated as one, not as an array estimated key by key

@@ -270,7 +270,17 @@ ROLLBACK TO SAVEPOINT member_partition_changed;
 SELECT count(*) AS problems FROM project_problems;
 SELECT fluent_unprotect('projects');
 
--- 7. The masked view's definition is compared by making fluent's as a
+-- 7. A module named with a backslash: its policies print as recorded
+-- whatever the session's standard_conforming_strings, so none reads as changed.
+SELECT fluent_create_module('back\slash');
+CREATE TABLE slashed (id int PRIMARY KEY, owner text NOT NULL);
+SELECT fluent_protect('slashed', 'back\slash', 'owner');
+SET LOCAL standard_conforming_strings = off;
+SELECT relation::text, problem FROM fluent_protection_problems() WHERE table_name = 'slashed'::regclass;
+RESET standard_conforming_strings;
+SELECT fluent_unprotect('slashed');
+
+-- 8. The masked view's definition is compared by making fluent's as a
 -- temporary view, which a read-only transaction cannot: reported as not checked.
 SET transaction_read_only = on;
 SELECT * FROM staff_problems;

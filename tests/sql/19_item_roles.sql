@@ -279,7 +279,11 @@ SELECT operation, db_role, acting_user, coalesce(after, before) ->> 'user_key' A
 ALTER TABLE project_roles DISABLE TRIGGER fluent_item_role_conditions;
 DROP TRIGGER fluent_item_owner ON tasks;
 ALTER TABLE project_financials DROP CONSTRAINT project_financials_project_id_fkey;
+-- (whatever the session's standard_conforming_strings: the checks read
+-- triggers with it on)
+SET LOCAL standard_conforming_strings = off;
 SELECT relation, problem FROM fluent_protection_problems() WHERE problem LIKE 'item %' ORDER BY relation::text, problem;
+RESET standard_conforming_strings;
 ALTER TABLE project_roles ENABLE TRIGGER fluent_item_role_conditions;
 
 -- Mistakes are refused whole.
