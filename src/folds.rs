@@ -25,14 +25,14 @@ thread_local! {
     /// whether one happened while it ran.
     static IDENTITY_CHANGES: Cell<u64> = const { Cell::new(0) };
     static FOLDS: Cell<u64> = const { Cell::new(0) };
-    /// A plan made in the current transaction folded the acting user's answers.
-    static FOLDED_IN_XACT: Cell<bool> = const { Cell::new(false) };
+    /// A plan made in the current transaction for a statement run inside
+    /// another one (a function's) folded the acting user's answers.
+    static FOLDED_INSIDE_IN_XACT: Cell<bool> = const { Cell::new(false) };
 }
 
 /// A plan folded the helper whose support function has syscache hash `hash`.
 pub fn record_fold(hash: u32) {
     FOLDS.set(FOLDS.get() + 1);
-    FOLDED_IN_XACT.set(true);
     FOLDED.with_borrow_mut(|folded| {
         if !folded.contains(&hash) {
             folded.push(hash);
@@ -49,14 +49,22 @@ pub struct Planned {
     pub mixed: bool,
 }
 
-/// Runs `plan` (the planner); returns its result and what it folded.
-pub fn planning<R>(plan: impl FnOnce() -> R + std::panic::UnwindSafe) -> (R, Planned) {
+/// Runs `plan` (the planner) for a statement, the client's own or, with
+/// `inside`, one run inside another (a function's); returns its result and
+/// what it folded.
+pub fn planning<R>(
+    inside: bool,
+    plan: impl FnOnce() -> R + std::panic::UnwindSafe,
+) -> (R, Planned) {
     let (changes, folds) = (IDENTITY_CHANGES.get(), FOLDS.get());
     PLANNING.set(PLANNING.get() + 1);
     let result = pgrx::PgTryBuilder::new(plan)
         .finally(|| PLANNING.set(PLANNING.get() - 1))
         .execute();
     let folded = FOLDS.get() != folds;
+    if folded && inside {
+        FOLDED_INSIDE_IN_XACT.set(true);
+    }
     let mixed = IDENTITY_CHANGES.get() != changes && folded;
     (result, Planned { folded, mixed })
 }
@@ -100,16 +108,21 @@ pub fn identity_changed() {
 /// itself and keeps the plans, outside the plan cache, for as long as its
 /// caller's expression lives: a PL/pgSQL expression's lives for the
 /// transaction. PostgreSQL drops those plans when a plan calling the function
-/// is invalidated, so a change in the middle of a transaction that folded
-/// answers invalidates every plan that calls a function (the plan cache keeps
-/// no finer record of them). At the end of a transaction they go anyway.
+/// is invalidated, so a change in the middle of a transaction where a
+/// statement run inside another folded answers invalidates every plan that
+/// calls a function (the plan cache keeps no finer record of them). Only
+/// then: the plans of the client's own statements are in the plan cache,
+/// where `invalidate_identity_plans` reaches them, and every plan calling a
+/// function includes fluent's kept catalog queries, which would all be
+/// planned again after each change. At the end of a transaction they go
+/// anyway.
 pub fn drop_sql_function_plans() {
-    if FOLDED_IN_XACT.get() && unsafe { pg_sys::IsTransactionState() } {
+    if FOLDED_INSIDE_IN_XACT.get() && unsafe { pg_sys::IsTransactionState() } {
         unsafe { pg_sys::CallSyscacheCallbacks(pg_sys::SysCacheIdentifier::PROCOID as i32, 0) }
     }
 }
 
 /// At the end of every transaction (src/lib.rs).
 pub fn transaction_ended() {
-    FOLDED_IN_XACT.set(false);
+    FOLDED_INSIDE_IN_XACT.set(false);
 }

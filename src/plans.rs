@@ -86,7 +86,11 @@ unsafe extern "C-unwind" fn plan_with_one_identity(
     bound_params: pg_sys::ParamListInfo,
 ) -> *mut pg_sys::PlannedStmt {
     citus::refuse_reading_own_changes(parse);
-    let (plan, planned) = folds::planning(|| match PREVIOUS_PLANNER {
+    // A client's statement is planned with the string the client sent (the
+    // simple and the extended protocol, EXPLAIN); a statement run inside
+    // another (a function's, fluent's own) with its own.
+    let inside = query_string != pg_sys::debug_query_string;
+    let (plan, planned) = folds::planning(inside, || match PREVIOUS_PLANNER {
         Some(previous) => previous(parse, query_string, cursor_options, bound_params),
         None => pg_sys::standard_planner(parse, query_string, cursor_options, bound_params),
     });
