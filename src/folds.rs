@@ -33,6 +33,13 @@ thread_local! {
 /// A plan folded the helper whose support function has syscache hash `hash`.
 pub fn record_fold(hash: u32) {
     FOLDS.set(FOLDS.get() + 1);
+    // Outside the planner hook: the library loaded in the middle of this
+    // planner call (which looked the hook up before), or an expression
+    // planned without the planner (PL/pgSQL's casts). Whose statement it
+    // plans is unknown, so it counts as one run inside another.
+    if PLANNING.get() == 0 {
+        FOLDED_INSIDE_IN_XACT.set(true);
+    }
     FOLDED.with_borrow_mut(|folded| {
         if !folded.contains(&hash) {
             folded.push(hash);

@@ -4,7 +4,7 @@
 //! transaction stays open. Each answer must be the one of the catalog and
 //! identity in force at the statement.
 
-use fluent_pgrx_tests::{connect, fresh_database, sqlstate, APP, TESTER};
+use fluent_pgrx_tests::{connect, connect_with_options, fresh_database, sqlstate, APP, TESTER};
 use postgres::Client;
 
 /// ann may read her own docs; boss all of them (docs 1..=10 are ann's, 33 in
@@ -331,4 +331,45 @@ fn a_grant_committed_while_a_statement_waited_for_a_lock_is_seen_by_the_next_sta
         33,
         "the statement after the one that waited sees the grant"
     );
+}
+
+/// Without preloading, fluent loads in the middle of the first planner call
+/// that reaches a policy, a call PostgreSQL began without fluent's planner
+/// hook. When that call plans a SQL function's query for a PL/pgSQL
+/// expression, the folded plan lives for the transaction all the same, and
+/// a revoke taken in later in it must reach it.
+#[test]
+fn a_sql_function_planned_while_fluent_loads_follows_a_revoke() {
+    let db = fresh_database("stale_first_load");
+    seed(&db);
+    let mut dba = connect(&db, "postgres");
+    // One SQL function: the first plan that reaches the policy is its query's.
+    dba.batch_execute(
+        "CREATE FUNCTION pl_one_sqlfn() RETURNS bigint LANGUAGE plpgsql AS 'BEGIN RETURN count_docs(); END'",
+    )
+    .unwrap();
+    let mut session = connect_with_options(&db, "postgres", "-c fluent.acting_user=boss");
+    let loaded: i64 = session
+        .query_one(
+            "SELECT count(*) FROM pg_settings WHERE name = 'fluent.acting_user'",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(
+        loaded, 0,
+        "fluent is not loaded before the first protected query"
+    );
+    session
+        .batch_execute(&format!("SET ROLE {APP}; BEGIN"))
+        .unwrap();
+    assert_eq!(count(&mut session, "SELECT pl_one_sqlfn()"), 33);
+    dba.batch_execute("SELECT fluent_revoke_role('boss', 'all_r')")
+        .unwrap();
+    assert_eq!(
+        count(&mut session, "SELECT pl_one_sqlfn()"),
+        0,
+        "after the revoke"
+    );
+    session.batch_execute("COMMIT").unwrap();
 }
