@@ -512,19 +512,10 @@ unsafe fn owner_test(
             if count <= SPELLED_OUT_KEYS || citus::citus_active() {
                 equals(owner, keys, key_type, true)?
             } else {
-                let quoted = |text: &str| {
-                    let text = std::ffi::CString::new(text).ok()?;
-                    let quoted = pg_sys::quote_literal_cstr(text.as_ptr());
-                    Some(
-                        std::ffi::CStr::from_ptr(quoted)
-                            .to_string_lossy()
-                            .into_owned(),
-                    )
-                };
                 let sql = format!(
                     "SELECT (SELECT fluent.rls_owner_{suffix}({}, {}))",
-                    quoted(module)?,
-                    quoted(action)?
+                    pgrx::spi::quote_literal(module),
+                    pgrx::spi::quote_literal(action)
                 );
                 let keys = selected_expression(&sql)?;
                 // The planner turns sub-selects into plans only in queries
