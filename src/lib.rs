@@ -203,6 +203,7 @@ pub extern "C-unwind" fn _PG_init() {
         error::FluentError::OtherVersionLoaded.report();
     }
     gucs::init();
+    owner::init();
     cache::init();
     probes::init();
     identity::init();

@@ -12,7 +12,7 @@
 //! once per backend and its plan kept (PostgreSQL's plan cache replans it
 //! when what it depends on changes), so a load parses and plans nothing.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 
 use pgrx::datum::DatumWithOid;
@@ -25,8 +25,15 @@ use crate::hashing::FastMap;
 
 pub const CATALOG_SCHEMA: &std::ffi::CStr = c"fluent";
 
+/// A query's kept plan and the argument types it was prepared for.
+struct KeptPlan {
+    types: Box<[pg_sys::Oid]>,
+    plan: Rc<OwnedPreparedStatement>,
+}
+
 thread_local! {
-    static PLANS: RefCell<FastMap<&'static str, Rc<OwnedPreparedStatement>>> = RefCell::new(FastMap::default());
+    /// The kept plans of each query, one per list of argument types.
+    static PLANS: RefCell<FastMap<&'static str, Vec<KeptPlan>>> = RefCell::new(FastMap::default());
 }
 
 /// Runs `f` with the catalog owner, `fluent_owner`, as current user, in a
@@ -112,11 +119,55 @@ fn installed_catalog_owner() -> Option<pg_sys::Oid> {
     }
 }
 
+thread_local! {
+    /// Schema `fluent`'s OID as last looked up (`Some(None)`: not there);
+    /// `None` until it is looked up again. Every statement asks for it (the
+    /// commit gate's lock tag), so it is kept as PostgreSQL keeps its own
+    /// lookups: until a change to `pg_namespace` is announced.
+    static NAMESPACE: Cell<Option<Option<pg_sys::Oid>>> = const { Cell::new(None) };
+    /// Bumped by every such announcement, so that a lookup that took one in
+    /// while it ran does not keep what it found.
+    static NAMESPACE_CHANGES: Cell<u64> = const { Cell::new(0) };
+}
+
+/// Registers the invalidation callback; called once from `_PG_init`.
+pub fn init() {
+    unsafe {
+        pg_sys::CacheRegisterSyscacheCallback(
+            pg_sys::SysCacheIdentifier::NAMESPACEOID as i32,
+            Some(forget_namespace),
+            pg_sys::Datum::from(0),
+        );
+    }
+}
+
+/// A schema was created, renamed or dropped (in this backend at its next
+/// command, in another at the next statement here), or the caches were
+/// reset: only forget, no catalog access is allowed here.
+#[pgrx::pg_guard]
+unsafe extern "C-unwind" fn forget_namespace(
+    _arg: pg_sys::Datum,
+    _cache: std::ffi::c_int,
+    _hash: u32,
+) {
+    NAMESPACE.set(None);
+    NAMESPACE_CHANGES.set(NAMESPACE_CHANGES.get() + 1);
+}
+
 /// The OID of schema `fluent`, if the extension is installed in this
 /// database.
 pub fn catalog_namespace() -> Option<pg_sys::Oid> {
+    if let Some(known) = NAMESPACE.get() {
+        return known;
+    }
+    // The lookup may take in invalidation messages.
+    let changes = NAMESPACE_CHANGES.get();
     let nsp = unsafe { pg_sys::get_namespace_oid(CATALOG_SCHEMA.as_ptr(), true) };
-    (nsp != pg_sys::InvalidOid).then_some(nsp)
+    let found = (nsp != pg_sys::InvalidOid).then_some(nsp);
+    if NAMESPACE_CHANGES.get() == changes {
+        NAMESPACE.set(Some(found));
+    }
+    found
 }
 
 /// Whether `nsp` is schema `fluent`.
@@ -139,15 +190,27 @@ pub fn catalog_relid(name: &std::ffi::CStr) -> Option<pg_sys::Oid> {
     }
 }
 
-/// The kept plan of `sql`, prepared on first use in this backend. (The map
-/// is not borrowed while a plan runs: a plan may fire a trigger that runs
-/// another catalog query.)
+/// The kept plan of `sql` for the types of `args`, prepared on first use in
+/// this backend. A plan is for its argument types: the audit trigger passes
+/// the rows of every catalog table to one query, each table's of its own
+/// type, and a type dropped with the extension must not stay in a plan (an
+/// extension created again gets plans of its own; with the old types every
+/// catalog write of the session failed). (The map is not borrowed while a
+/// plan runs: a plan may fire a trigger that runs another catalog query.)
 fn kept_plan(
     client: &SpiClient<'_>,
     sql: &'static str,
     args: &[DatumWithOid<'_>],
 ) -> Rc<OwnedPreparedStatement> {
-    if let Some(plan) = PLANS.with_borrow(|p| p.get(sql).cloned()) {
+    let prepared_for = |kept: &KeptPlan| {
+        kept.types.len() == args.len() && kept.types.iter().zip(args).all(|(t, a)| *t == a.oid())
+    };
+    let known = PLANS.with_borrow(|p| {
+        p.get(sql)
+            .and_then(|kept| kept.iter().find(|k| prepared_for(k)))
+            .map(|k| k.plan.clone())
+    });
+    if let Some(plan) = known {
         return plan;
     }
     let types: Vec<PgOid> = args.iter().map(|a| PgOid::from(a.oid())).collect();
@@ -157,7 +220,12 @@ fn kept_plan(
             .unwrap_or_else(|e| pgrx::error!("fluent catalog query failed: {e}"))
             .keep(),
     );
-    PLANS.with_borrow_mut(|p| p.insert(sql, plan.clone()));
+    PLANS.with_borrow_mut(|p| {
+        p.entry(sql).or_default().push(KeptPlan {
+            types: args.iter().map(|a| a.oid()).collect(),
+            plan: plan.clone(),
+        })
+    });
     plan
 }
 

@@ -4,7 +4,9 @@
 //! transaction stays open. Each answer must be the one of the catalog and
 //! identity in force at the statement.
 
-use fluent_pgrx_tests::{connect, connect_with_options, fresh_database, sqlstate, APP, TESTER};
+use fluent_pgrx_tests::{
+    api_schema, connect, connect_with_options, fresh_database, sqlstate, APP, TESTER,
+};
 use postgres::Client;
 
 /// ann may read her own docs; boss all of them (docs 1..=10 are ann's, 33 in
@@ -372,4 +374,48 @@ fn a_sql_function_planned_while_fluent_loads_follows_a_revoke() {
         "after the revoke"
     );
     session.batch_execute("COMMIT").unwrap();
+}
+
+/// The extension dropped and created again (new OIDs, its schema's included)
+/// is found at the next statement by a session that used the old one and by
+/// the session that made it: a backend keeps schema `fluent`'s OID only until
+/// PostgreSQL announces a change to `pg_namespace`. With the old OID every
+/// check failed ("fluent's catalog is not installed").
+#[test]
+fn an_extension_created_again_is_found_at_the_next_statement() {
+    let db = fresh_database("stale_reinstall");
+    let create = match api_schema() {
+        Some(schema) => format!("CREATE EXTENSION fluent SCHEMA {schema}"),
+        None => "CREATE EXTENSION fluent".to_owned(),
+    };
+    let catalog = |scope: &str| {
+        format!(
+            "SELECT fluent_create_module('docs');
+             SELECT fluent_create_role('r'), fluent_set_permission('r', 'docs', 'read', '{scope}');
+             SELECT fluent_create_user('ann'), fluent_grant_role('ann', 'r');"
+        )
+    };
+    let reinstall = |scope: &str| {
+        format!(
+            "DROP EXTENSION fluent CASCADE; {create}; {}",
+            catalog(scope)
+        )
+    };
+    let mut dba = connect(&db, "postgres");
+    dba.batch_execute(&catalog("own")).unwrap();
+    let mut session = connect(&db, "postgres");
+    assert_eq!(scope(&mut session, "ann"), "own");
+    dba.batch_execute(&reinstall("all")).unwrap();
+    assert_eq!(
+        scope(&mut session, "ann"),
+        "all",
+        "created again by another session"
+    );
+    session.batch_execute(&reinstall("team")).unwrap();
+    assert_eq!(
+        scope(&mut session, "ann"),
+        "team",
+        "created again by this session"
+    );
+    assert_eq!(scope(&mut dba, "ann"), "team");
 }
