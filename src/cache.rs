@@ -445,6 +445,16 @@ fn refresh_if_stale() {
     if let Some(seen) = recovery_snapshot_text() {
         log.seen = seen;
     }
+    // No snapshot comes back when the statement's snapshot sees no change
+    // horizon: it predates the catalog (the extension was created again by
+    // a transaction that committed after it was taken). Nothing was seen:
+    // the next look is a first look again, at the next statement and when
+    // the transaction ends. (Kept as an empty snapshot, it failed every
+    // later look of the session.)
+    if log.seen.is_empty() {
+        INVALIDATED_IN_XACT.store(true, Ordering::Relaxed);
+        INVALIDATED_IN_STATEMENT.store(true, Ordering::Relaxed);
+    }
     let (work, look) = CACHE.with_borrow_mut(|c| {
         let mut work = Reloads::default();
         c.looks += 1;
@@ -507,9 +517,10 @@ fn refresh_if_stale() {
     // Only now is the look done: an error while loading (a timeout, a
     // cancel) leaves the generation stale, and the next lookup reads the
     // same entries again and loads what they name.
+    // (An empty snapshot: nothing was seen, see above.)
     CACHE.with_borrow_mut(|c| {
         c.generation = Some(current);
-        c.seen = Some(log.seen);
+        c.seen = (!log.seen.is_empty()).then_some(log.seen);
         c.seen_by = (current_xid != 0).then_some(current_xid);
     });
 }
