@@ -804,3 +804,56 @@ fn a_revoked_membership_ends_trust_in_an_open_session() {
     app.batch_execute("BEGIN; SELECT fluent_set_user('bob', true); COMMIT")
         .unwrap();
 }
+
+/// A role set in a session before fluent was loaded in it counts as a
+/// hand-over, even a trusted one, since fluent could not watch the move:
+/// choosing is refused (42501) with a hint that says so and how to avoid it.
+/// Set after fluent is loaded, the same role chooses: the README's recipe
+/// for a NOINHERIT member of fluent_authenticator.
+#[test]
+fn a_role_set_before_fluent_loads_counts_as_a_hand_over() {
+    let database = fresh_database("identity_role_before_load");
+    let mut db = connect(&database, "postgres");
+    ensure_role(
+        &mut db,
+        "it_noinherit_auth",
+        true,
+        &["fluent_authenticator"],
+    );
+    db.batch_execute(
+        "ALTER ROLE it_noinherit_auth NOINHERIT;
+         SELECT fluent_create_user('ann');",
+    )
+    .unwrap();
+    let choose = "SET ROLE fluent_authenticator; BEGIN; SELECT fluent_set_user('ann', true)";
+
+    let mut before = connect(&database, "it_noinherit_auth");
+    let loaded: i64 = before
+        .query_one(
+            "SELECT count(*) FROM pg_settings WHERE name = 'fluent.acting_user'",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(loaded, 0, "fluent is not loaded before its first call");
+    let refused = before.batch_execute(choose);
+    let hint = refused
+        .as_ref()
+        .err()
+        .and_then(|e| e.as_db_error())
+        .and_then(|e| e.hint())
+        .unwrap_or_default()
+        .to_owned();
+    assert_eq!(sqlstate(refused), "42501");
+    assert!(hint.contains("before fluent was loaded"), "{hint}");
+    assert!(hint.contains("session_preload_libraries"), "{hint}");
+
+    let mut after = connect(&database, "it_noinherit_auth");
+    after.batch_execute("SELECT fluent_current_user()").unwrap();
+    after.batch_execute(choose).unwrap();
+    let acting: Option<String> = after
+        .query_one("SELECT fluent_current_user()", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(acting.as_deref(), Some("ann"));
+}
