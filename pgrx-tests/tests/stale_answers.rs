@@ -434,12 +434,10 @@ fn a_snapshot_older_than_a_reinstall_leaves_the_session_working() {
         Some(schema) => format!("CREATE EXTENSION fluent SCHEMA {schema}"),
         None => "CREATE EXTENSION fluent".to_owned(),
     };
-    let catalog = format!(
-        "SELECT fluent_create_module('docs');
+    let catalog = "SELECT fluent_create_module('docs');
          SELECT fluent_create_role('r'), fluent_set_permission('r', 'docs', 'read', 'own');
          SELECT fluent_create_user('ann'), fluent_grant_role('ann', 'r');
-         SELECT fluent_protect('docs', 'docs', 'owner');"
-    );
+         SELECT fluent_protect('docs', 'docs', 'owner');";
     let mut dba = connect(&db, "postgres");
     dba.batch_execute(&format!(
         "CREATE TABLE docs (id int PRIMARY KEY, owner text);
