@@ -361,7 +361,7 @@ impl FluentError {
                     .into()
             }
             IdentitySealed { .. } => {
-                "A role trusted through fluent_authenticator chooses the identity once per transaction (local => true) or session, before it hands over with SET ROLE; after that only fluent_authenticate(token) changes it. Start a new transaction. A role set in the session before fluent was loaded in it counts as a hand-over: call fluent before SET ROLE, or preload it (session_preload_libraries = 'fluent_preload')."
+                "A role trusted through fluent_authenticator chooses the identity once per transaction (local => true) or session, before it hands over with SET ROLE; after that only fluent_authenticate(token) changes it. Start a new transaction. A role set by SET ROLE before fluent was loaded in the session, and still set then, counts as a hand-over: call fluent before SET ROLE, or preload it (session_preload_libraries = 'fluent_preload')."
                     .into()
             }
             TokensNotConfigured => {

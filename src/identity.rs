@@ -184,9 +184,30 @@ thread_local! {
     static SESSION_MOVE_PENDING: Cell<bool> = const { Cell::new(false) };
     /// The user the last token verified, and whether only for the transaction.
     static VERIFIED: RefCell<Option<(String, bool)>> = const { RefCell::new(None) };
+    /// The role the session was started as (a startup option, `ALTER ROLE`
+    /// or `ALTER DATABASE ... SET role`), as it was when the library loaded:
+    /// judged at the first question about the seal, in a transaction (the
+    /// library may load outside one, where no catalog can be read).
+    static START_ROLE: Cell<Option<pg_sys::Oid>> = const { Cell::new(None) };
 }
 
 fn sealed() -> bool {
+    let judged = unsafe { pg_sys::IsTransactionState() }
+        .then(|| START_ROLE.take())
+        .flatten();
+    if let Some(role) = judged {
+        // A session started as a role not trusted to choose identities has
+        // handed over before it ran anything: `SET ROLE NONE` must not give
+        // its SQL the login role's trust.
+        if !role_is_one_of(role, &TRUSTED_ROLES) {
+            SEAL.with(|s| {
+                s.set(Seal {
+                    session: true,
+                    ..s.get()
+                })
+            });
+        }
+    }
     let seal = SEAL.with(Cell::get);
     seal.session || seal.transaction
 }
@@ -269,6 +290,13 @@ unsafe fn watch_role_changes() {
                 ..s.get()
             })
         });
+    } else if (*generic).source > pg_sys::GucSource::PGC_S_DEFAULT {
+        // Set before any SQL ran, so no SQL chose it: the session's starting
+        // role, judged when the seal is first asked about (`sealed`).
+        let role = pg_sys::GetCurrentRoleId();
+        if role != pg_sys::InvalidOid {
+            START_ROLE.set(Some(role));
+        }
     }
     // _PG_init runs once per backend, so this chains once.
     ROLE_SETTING = generic;
@@ -317,7 +345,8 @@ pub fn init() {
 
 /// At the end of every transaction (src/lib.rs): the transaction's seal and
 /// verified user end with it; a session-level move to an untrusted role that
-/// commits seals the session for good, one rolled back does not.
+/// commits seals the session for good, one rolled back with the transaction
+/// does not (one rolled back to a savepoint still does: it fails closed).
 pub fn transaction_ended(committed: bool) {
     SEAL.with(|s| {
         let moved = SESSION_MOVE_PENDING.with(|p| p.replace(false));

@@ -857,3 +857,39 @@ fn a_role_set_before_fluent_loads_counts_as_a_hand_over() {
         .get(0);
     assert_eq!(acting.as_deref(), Some("ann"));
 }
+
+/// A session-level hand-over rolled back with its transaction leaves the
+/// session's trust as it was; one rolled back to a savepoint still seals the
+/// session (README, "The trust model": it fails closed).
+#[test]
+fn a_hand_over_rolled_back_with_its_transaction_does_not_seal_the_session() {
+    let database = fresh_database("identity_rolled_back_hand_over");
+    connect(&database, "postgres")
+        .batch_execute("SELECT fluent_create_user('ann')")
+        .unwrap();
+    let choose = |session: &mut Client| {
+        sqlstate(session.execute("SELECT fluent_set_user('ann', true)", &[]))
+    };
+    let mut session = connect(&database, AUTHENTICATOR);
+    session
+        .batch_execute("SELECT fluent_current_user()")
+        .unwrap();
+    session
+        .batch_execute(&format!("BEGIN; SET ROLE {APP}; ROLLBACK"))
+        .unwrap();
+    assert_eq!(
+        choose(&mut session),
+        "ok",
+        "rolled back with the transaction"
+    );
+    let mut session = connect(&database, AUTHENTICATOR);
+    session
+        .batch_execute("SELECT fluent_current_user()")
+        .unwrap();
+    session
+        .batch_execute(&format!(
+            "BEGIN; SAVEPOINT s; SET ROLE {APP}; ROLLBACK TO s; COMMIT"
+        ))
+        .unwrap();
+    assert_eq!(choose(&mut session), "42501", "rolled back to a savepoint");
+}

@@ -127,3 +127,63 @@ fn a_database_owners_operator_runs_for_no_one_as_a_preloaded_session_starts() {
         .get(0);
     assert_eq!(captured, 0);
 }
+
+/// A session started as the application role (a startup option, or `ALTER
+/// ROLE ... SET role`) has handed over before it ran anything: `SET ROLE
+/// NONE` back to the login role must not give its SQL the authenticator's
+/// trust, whether fluent was preloaded or loads at that first call. (Found by
+/// an adversarial review: preloaded, fluent saw the role only as a setting
+/// made before the session, and the authenticator chose anyone.)
+#[test]
+fn a_session_started_as_the_application_role_is_sealed() {
+    let db = fresh_database("preload_start_role");
+    let mut dba = connect(&db, "postgres");
+    dba.batch_execute("SELECT fluent_create_user('ann')")
+        .unwrap();
+    // Back to the login role, then choose.
+    let choose = |session: &mut Client| {
+        sqlstate(session.batch_execute("SET ROLE NONE; SELECT fluent_set_user('ann')"))
+    };
+    let started_as_app = format!("-c role={APP}");
+    assert_eq!(
+        sqlstate(connect(&db, AUTHENTICATOR).execute("SELECT fluent_set_user('ann')", &[])),
+        "ok",
+        "started as itself"
+    );
+    assert_eq!(
+        choose(&mut connect_with_options(
+            &db,
+            AUTHENTICATOR,
+            &started_as_app
+        )),
+        "42501",
+        "not preloaded"
+    );
+    dba.batch_execute(&format!(
+        "ALTER ROLE {AUTHENTICATOR} IN DATABASE {db} SET session_preload_libraries = 'fluent_preload'"
+    ))
+    .unwrap();
+    let mut session = connect_with_options(&db, AUTHENTICATOR, &started_as_app);
+    assert!(fluent_loaded(&mut session));
+    assert_eq!(choose(&mut session), "42501", "preloaded, startup option");
+    dba.batch_execute(&format!(
+        "ALTER ROLE {AUTHENTICATOR} IN DATABASE {db} SET role = {APP}"
+    ))
+    .unwrap();
+    assert_eq!(
+        choose(&mut connect(&db, AUTHENTICATOR)),
+        "42501",
+        "preloaded, ALTER ROLE ... SET role"
+    );
+    let mut session = connect_with_options(&db, AUTHENTICATOR, "-c role=none");
+    assert!(fluent_loaded(&mut session));
+    assert_eq!(
+        choose(&mut session),
+        "ok",
+        "preloaded, started as itself, overriding the default"
+    );
+    dba.batch_execute(&format!(
+        "ALTER ROLE {AUTHENTICATOR} IN DATABASE {db} RESET ALL"
+    ))
+    .unwrap();
+}
