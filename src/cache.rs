@@ -442,18 +442,18 @@ fn refresh_if_stale() {
     }
     // No borrow is held while SPI runs: loading may process invalidations.
     let mut log = loaders::load_changes(seen.as_deref());
-    if let Some(seen) = recovery_snapshot_text() {
-        log.seen = seen;
-    }
     // No snapshot comes back when the statement's snapshot sees no change
     // horizon: it predates the catalog (the extension was created again by
-    // a transaction that committed after it was taken). Nothing was seen:
-    // the next look is a first look again, at the next statement and when
-    // the transaction ends. (Kept as an empty snapshot, it failed every
-    // later look of the session.)
+    // a transaction that committed after it was taken), on a replica too.
+    // Nothing was seen: the next look is a first look again, at the next
+    // statement and when the transaction ends. (Kept as an empty snapshot,
+    // it failed every later look of the session; on a replica, kept as the
+    // recovery snapshot, it left the catalog seen as empty.)
     if log.seen.is_empty() {
         INVALIDATED_IN_XACT.store(true, Ordering::Relaxed);
         INVALIDATED_IN_STATEMENT.store(true, Ordering::Relaxed);
+    } else if let Some(seen) = recovery_snapshot_text() {
+        log.seen = seen;
     }
     let (work, look) = CACHE.with_borrow_mut(|c| {
         let mut work = Reloads::default();

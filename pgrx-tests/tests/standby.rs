@@ -9,7 +9,9 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use fluent_pgrx_tests::bouncer::running_as_root;
-use fluent_pgrx_tests::{connect, fresh_database, pg_bin, test_server, APP, AUTHENTICATOR};
+use fluent_pgrx_tests::{
+    api_schema, connect, fresh_database, pg_bin, test_server, APP, AUTHENTICATOR,
+};
 use postgres::{Client, NoTls};
 
 /// Runs PostgreSQL tool `tool` as the `postgres` OS user when we are root.
@@ -201,4 +203,41 @@ fn checks_and_protected_reads_work_on_a_replica_and_follow_the_primary() {
         .unwrap();
     caught_up(&mut primary, &mut dba);
     assert_eq!(scope(&mut app), "none");
+
+    // A replica session whose snapshot predates a reinstall replayed from
+    // the primary reads the new catalog as empty (its answers are that
+    // snapshot's); its next transaction has the new catalog's. On a replica
+    // the look at the change log names the statement's recovery snapshot as
+    // seen: an empty look must still count as no look, as on the primary
+    // (before, the session kept answering from the empty catalog).
+    app.batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ; SELECT 1")
+        .unwrap();
+    let create = match api_schema() {
+        Some(schema) => format!("CREATE EXTENSION fluent SCHEMA {schema}"),
+        None => "CREATE EXTENSION fluent".to_owned(),
+    };
+    primary
+        .batch_execute(&format!(
+            "DROP EXTENSION fluent CASCADE; {create};
+             SELECT fluent_create_module('notes');
+             SELECT fluent_create_role('reader'), fluent_set_permission('reader', 'notes', 'read', 'all');
+             SELECT fluent_create_user('ann'), fluent_grant_role('ann', 'reader');
+             SELECT fluent_protect('notes', 'notes', 'owner');"
+        ))
+        .unwrap();
+    caught_up(&mut primary, &mut dba);
+    let count = |client: &mut Client| -> i64 {
+        client
+            .query_one("SELECT count(*) FROM notes", &[])
+            .unwrap()
+            .get(0)
+    };
+    assert_eq!(
+        count(&mut app),
+        0,
+        "the snapshot sees the new catalog empty"
+    );
+    app.batch_execute("COMMIT").unwrap();
+    assert_eq!(count(&mut app), 3, "the next transaction: the new catalog");
+    assert_eq!(scope(&mut app), "all");
 }
