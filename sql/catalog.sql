@@ -34,7 +34,7 @@ INSERT INTO fluent.workspaces (name) VALUES ('default');
 
 CREATE TABLE fluent.users (
     user_id      bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-    user_key     text NOT NULL UNIQUE CHECK (user_key <> '' AND char_length(user_key) <= 256),
+    user_key     text NOT NULL CHECK (user_key <> '' AND char_length(user_key) <= 256),
     display_name text,
     status       fluent.user_status NOT NULL DEFAULT 'active',
     -- A user, or NULL; a deleted manager's reports get NULL (sql/triggers.sql:
@@ -48,7 +48,11 @@ CREATE TABLE fluent.users (
     -- update adds the label 'invited' in its own transaction, where
     -- PostgreSQL refuses the new label as a value.
     invited_until timestamptz,
-    CONSTRAINT users_invited_until_check CHECK (invited_until IS NULL OR status::text = 'invited')
+    CONSTRAINT users_invited_until_check CHECK (invited_until IS NULL OR status::text = 'invited'),
+    -- The index holds what a user's first check reads (src/probes.rs reads
+    -- it as an index-only scan would); so does each index by (workspace_id,
+    -- user_id) below.
+    CONSTRAINT users_user_key_key UNIQUE (user_key) INCLUDE (user_id, status)
 );
 CREATE INDEX users_manager_id_idx ON fluent.users (manager_id);
 COMMENT ON TABLE fluent.users IS 'End users of the application, identified by the key the application uses (id, uuid or e-mail); manager_id forms the reporting line';
@@ -130,7 +134,7 @@ CREATE TABLE fluent.grants (
     PRIMARY KEY (user_id, role_id),
     FOREIGN KEY (workspace_id, role_id) REFERENCES fluent.roles (workspace_id, role_id) ON DELETE CASCADE
 );
-CREATE INDEX grants_workspace_user_idx ON fluent.grants (workspace_id, user_id);
+CREATE INDEX grants_workspace_user_idx ON fluent.grants (workspace_id, user_id) INCLUDE (role_id, valid_until);
 CREATE INDEX grants_role_idx ON fluent.grants (role_id);
 COMMENT ON TABLE fluent.grants IS 'Roles held by users; a user''s scope on an action is the widest over the roles they hold';
 COMMENT ON COLUMN fluent.grants.reviewed_at IS 'When the grant was last confirmed in an access review (fluent_mark_reviewed); NULL if never';
@@ -147,7 +151,8 @@ CREATE TABLE fluent.overrides (
     PRIMARY KEY (user_id, action_id),
     FOREIGN KEY (workspace_id, action_id) REFERENCES fluent.actions (workspace_id, action_id) ON DELETE CASCADE
 );
-CREATE INDEX overrides_workspace_user_idx ON fluent.overrides (workspace_id, user_id);
+CREATE INDEX overrides_workspace_user_idx ON fluent.overrides (workspace_id, user_id)
+    INCLUDE (action_id, scope, set_by, valid_until);
 CREATE INDEX overrides_action_idx ON fluent.overrides (action_id);
 COMMENT ON TABLE fluent.overrides IS
     'Per-user exceptions: the scope replaces what the user''s roles give on that action (wider or narrower; none denies), and on the same action of submodules without an override of their own';

@@ -8248,3 +8248,13 @@ BEGIN
         RETURN NEXT;
     END LOOP;
 END $$;
+
+-- A user's first check reads users, grants and overrides from their indexes
+-- alone (src/probes.rs): the indexes by user hold the columns it reads.
+ALTER TABLE fluent.users DROP CONSTRAINT users_user_key_key,
+    ADD CONSTRAINT users_user_key_key UNIQUE (user_key) INCLUDE (user_id, status);
+DROP INDEX fluent.grants_workspace_user_idx;
+CREATE INDEX grants_workspace_user_idx ON fluent.grants (workspace_id, user_id) INCLUDE (role_id, valid_until);
+DROP INDEX fluent.overrides_workspace_user_idx;
+CREATE INDEX overrides_workspace_user_idx ON fluent.overrides (workspace_id, user_id)
+    INCLUDE (action_id, scope, set_by, valid_until);

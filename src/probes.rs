@@ -8,16 +8,20 @@
 //! the kept-plan query does in a transaction that has written nothing; the
 //! cache falls back to that query in one that has. Only built-in
 //! comparisons run (text and integer equality): no code a user controls.
+//! The indexes hold the columns read (`INCLUDE`, sql/catalog.sql), so a load
+//! reads them as an index-only scan would: a table's page only where the
+//! visibility map does not say all of it is visible.
 //!
 //! The indexes are used only while they are what the catalog declares (valid
-//! btrees on those columns, neither partial nor on expressions); otherwise
-//! the query reads instead. They are looked up again whenever their tables'
+//! btrees on those columns, neither partial nor on expressions, holding the
+//! columns read); otherwise the query reads instead. They are looked up again whenever their tables'
 //! definitions change: a `REINDEX CONCURRENTLY` gives an index a new OID.
 //!
 //! Opening an index scan costs more than the probe it makes, so the scans
 //! stay open from the first load of a transaction until it ends, and each
 //! load rescans them with its keys and its statement's snapshot. They keep
-//! no snapshot and no buffer pin between loads; their relation references
+//! no snapshot and no index or table page pinned between loads (only the
+//! visibility map's); their relation references, pins
 //! and locks belong to a resource owner of their own under the
 //! transaction's: closed before it commits (src/lib.rs) and before a utility
 //! statement that may be DDL on those tables (`before_utility`), released with the
@@ -35,8 +39,9 @@ use crate::loaders::{UserHoldings, WorkspaceModel};
 use crate::owner;
 use crate::scope::Scope;
 
-/// The relations read and the attribute numbers of the columns used,
-/// resolved once per installation (keyed by the users table's OID).
+/// The relations read, and where the columns read are in the indexes'
+/// tuples (positions from 0, key or `INCLUDE` column), resolved once per
+/// installation (keyed by the users table's OID).
 #[derive(Clone, Copy)]
 struct Layout {
     users: pg_sys::Oid,
@@ -45,21 +50,16 @@ struct Layout {
     grants_by_user: pg_sys::Oid,
     overrides: pg_sys::Oid,
     overrides_by_user: pg_sys::Oid,
-    user_key: i16,
     /// The collation `users (user_key)` is ordered by.
     key_collation: pg_sys::Oid,
-    user_id: i16,
-    status: i16,
-    grant_workspace: i16,
-    grant_user: i16,
-    grant_role: i16,
-    grant_until: i16,
-    override_workspace: i16,
-    override_user: i16,
-    override_action: i16,
-    override_scope: i16,
-    override_set_by: i16,
-    override_until: i16,
+    user_id: usize,
+    status: usize,
+    grant_role: usize,
+    grant_until: usize,
+    override_action: usize,
+    override_scope: usize,
+    override_set_by: usize,
+    override_until: usize,
 }
 
 thread_local! {
@@ -117,16 +117,18 @@ unsafe extern "C-unwind" fn relcache_callback(_arg: pg_sys::Datum, relid: pg_sys
     });
 }
 
-/// Whether `index` is a valid btree on `table`'s columns `columns` first,
-/// neither partial nor on expressions: one that holds every row by them.
-fn btree_on(index: pg_sys::Oid, table: pg_sys::Oid, columns: &[i16]) -> bool {
+/// The table columns `index` holds (key columns first, then `INCLUDE`
+/// ones), if it is a valid btree on `table` with `keys` as its first key
+/// columns, neither partial nor on expressions: one that holds every row by
+/// them.
+fn btree_on(index: pg_sys::Oid, table: pg_sys::Oid, keys: &[i16]) -> Option<Vec<i16>> {
     unsafe {
         let class = pg_sys::SearchSysCache1(
             pg_sys::SysCacheIdentifier::RELOID as _,
             pg_sys::Datum::from(index),
         );
         if class.is_null() {
-            return false;
+            return None;
         }
         let btree = (*pg_sys::heap_tuple_get_struct::<pg_sys::FormData_pg_class>(class)).relam
             == pg_sys::BTREE_AM_OID;
@@ -136,17 +138,21 @@ fn btree_on(index: pg_sys::Oid, table: pg_sys::Oid, columns: &[i16]) -> bool {
             pg_sys::Datum::from(index),
         );
         if tuple.is_null() {
-            return false;
+            return None;
         }
         let form = pg_sys::heap_tuple_get_struct::<pg_sys::FormData_pg_index>(tuple);
-        let keys = (*form).indkey.values.as_slice(columns.len());
+        let columns = (*form)
+            .indkey
+            .values
+            .as_slice((*form).indnatts as usize)
+            .to_vec();
         let usable = btree
             && (*form).indrelid == table
             && (*form).indisvalid
             && (*form).indisready
             && (*form).indislive
-            && (*form).indnatts as usize >= columns.len()
-            && keys == columns
+            && (*form).indnkeyatts as usize >= keys.len()
+            && columns.starts_with(keys)
             && pg_sys::heap_attisnull(
                 tuple,
                 pg_sys::Anum_pg_index_indpred as _,
@@ -158,7 +164,7 @@ fn btree_on(index: pg_sys::Oid, table: pg_sys::Oid, columns: &[i16]) -> bool {
                 std::ptr::null_mut(),
             );
         pg_sys::ReleaseSysCache(tuple);
-        usable
+        usable.then_some(columns)
     }
 }
 
@@ -168,54 +174,69 @@ fn layout() -> Option<Layout> {
     }
     // The catalog lookups below may take in invalidation messages.
     let generation = GENERATION.get();
-    let users = owner::catalog_relid(c"users")?;
     let attnum = |rel: pg_sys::Oid, name: &CStr| -> Option<i16> {
         let n = unsafe { pg_sys::get_attnum(rel, name.as_ptr()) };
         (n > 0).then_some(n)
     };
+    // Where each of `names` is in the tuples of `index`, a btree on `table`
+    // by `keys` first.
+    let read = |table: pg_sys::Oid, index: pg_sys::Oid, keys: &[&CStr], names: &[&CStr]| {
+        let keys = keys
+            .iter()
+            .map(|k| attnum(table, k))
+            .collect::<Option<Vec<i16>>>()?;
+        let columns = btree_on(index, table, &keys)?;
+        names
+            .iter()
+            .map(|n| {
+                let n = attnum(table, n)?;
+                columns.iter().position(|&c| c == n)
+            })
+            .collect::<Option<Vec<usize>>>()
+    };
+    let users = owner::catalog_relid(c"users")?;
     let user_key = attnum(users, c"user_key")?;
     let (mut typid, mut typmod, mut key_collation) = (pg_sys::InvalidOid, 0, pg_sys::InvalidOid);
     unsafe {
         pg_sys::get_atttypetypmodcoll(users, user_key, &mut typid, &mut typmod, &mut key_collation)
     };
+    let users_by_key = owner::catalog_relid(c"users_user_key_key")?;
     let grants = owner::catalog_relid(c"grants")?;
+    let grants_by_user = owner::catalog_relid(c"grants_workspace_user_idx")?;
     let overrides = owner::catalog_relid(c"overrides")?;
+    let overrides_by_user = owner::catalog_relid(c"overrides_workspace_user_idx")?;
+    let by_user = [c"workspace_id", c"user_id"];
+    let user = read(
+        users,
+        users_by_key,
+        &[c"user_key"],
+        &[c"user_id", c"status"],
+    )?;
+    let grant = read(
+        grants,
+        grants_by_user,
+        &by_user,
+        &[c"role_id", c"valid_until"],
+    )?;
+    let set = [c"action_id", c"scope", c"set_by", c"valid_until"];
+    let set = read(overrides, overrides_by_user, &by_user, &set)?;
     let layout = Layout {
         users,
-        users_by_key: owner::catalog_relid(c"users_user_key_key")?,
+        users_by_key,
         grants,
-        grants_by_user: owner::catalog_relid(c"grants_workspace_user_idx")?,
+        grants_by_user,
         overrides,
-        overrides_by_user: owner::catalog_relid(c"overrides_workspace_user_idx")?,
-        user_key,
+        overrides_by_user,
         key_collation,
-        user_id: attnum(users, c"user_id")?,
-        status: attnum(users, c"status")?,
-        grant_workspace: attnum(grants, c"workspace_id")?,
-        grant_user: attnum(grants, c"user_id")?,
-        grant_role: attnum(grants, c"role_id")?,
-        grant_until: attnum(grants, c"valid_until")?,
-        override_workspace: attnum(overrides, c"workspace_id")?,
-        override_user: attnum(overrides, c"user_id")?,
-        override_action: attnum(overrides, c"action_id")?,
-        override_scope: attnum(overrides, c"scope")?,
-        override_set_by: attnum(overrides, c"set_by")?,
-        override_until: attnum(overrides, c"valid_until")?,
+        user_id: user[0],
+        status: user[1],
+        grant_role: grant[0],
+        grant_until: grant[1],
+        override_action: set[0],
+        override_scope: set[1],
+        override_set_by: set[2],
+        override_until: set[3],
     };
-    let usable = btree_on(layout.users_by_key, users, &[layout.user_key])
-        && btree_on(
-            layout.grants_by_user,
-            grants,
-            &[layout.grant_workspace, layout.grant_user],
-        )
-        && btree_on(
-            layout.overrides_by_user,
-            overrides,
-            &[layout.override_workspace, layout.override_user],
-        );
-    if !usable {
-        return None;
-    }
     // Kept only if no table changed while it was looked up (the caller,
     // which took `GENERATION` before, then queries instead).
     if GENERATION.get() == generation {
@@ -231,8 +252,26 @@ struct Probe {
     table: pg_sys::Relation,
     index: pg_sys::Relation,
     scan: pg_sys::IndexScanDesc,
+    /// Where the table's tuple goes when its page must be read.
     slot: *mut pg_sys::TupleTableSlot,
     keys: Vec<pg_sys::ScanKeyData>,
+    /// The visibility map page last read, kept pinned until the scan
+    /// closes: unlike a table's page, a pin on it holds up no VACUUM (which
+    /// sets its bits under a content lock, and truncates it only under a
+    /// lock that conflicts with the scan's).
+    vm_buffer: pg_sys::Buffer,
+}
+
+/// The columns of one index tuple, by position.
+struct Row {
+    values: [pg_sys::Datum; pg_sys::INDEX_MAX_KEYS as usize],
+    nulls: [bool; pg_sys::INDEX_MAX_KEYS as usize],
+}
+
+impl Row {
+    fn get(&self, column: usize) -> Option<pg_sys::Datum> {
+        (!self.nulls[column]).then_some(self.values[column])
+    }
 }
 
 impl Probe {
@@ -276,6 +315,9 @@ impl Probe {
             0,
         );
         (*scan).xs_snapshot = std::ptr::null_mut();
+        // The values are read from the index's tuples, as an index-only
+        // scan reads them.
+        (*scan).xs_want_itup = true;
         let slot = pg_sys::table_slot_create(table, std::ptr::null_mut());
         Probe {
             table,
@@ -283,16 +325,26 @@ impl Probe {
             scan,
             slot,
             keys,
+            vm_buffer: pg_sys::InvalidBuffer as pg_sys::Buffer,
         }
     }
 
     /// Every tuple with the keys `values` visible to `snapshot`, each seen by
-    /// `visit` (which copies what it needs: the slot's tuple is gone after).
+    /// `visit` (which copies what it needs: the row is gone after).
+    ///
+    /// Read as an index-only scan reads (nodeIndexonlyscan.c): the columns
+    /// from the index tuple, and the table's page only where the visibility
+    /// map does not say that every tuple on it is visible to everyone, to
+    /// decide whether this one is visible to `snapshot` (the index holds
+    /// every column read, so no update of them is HOT: an index tuple's
+    /// values are those of every version it leads to). In a serializable
+    /// transaction the table's page is always read: reading it takes the
+    /// predicate lock on the tuple.
     unsafe fn read(
         &mut self,
         snapshot: pg_sys::Snapshot,
         values: &[pg_sys::Datum],
-        mut visit: impl FnMut(*mut pg_sys::TupleTableSlot),
+        mut visit: impl FnMut(&Row),
     ) {
         for (key, &value) in self.keys.iter_mut().zip(values) {
             key.sk_argument = value;
@@ -307,16 +359,36 @@ impl Probe {
             std::ptr::null_mut(),
             0,
         );
-        while pg_sys::index_getnext_slot(
-            self.scan,
-            pg_sys::ScanDirection::ForwardScanDirection,
-            self.slot,
-        ) {
-            visit(self.slot);
+        let serializable = pg_sys::XactIsoLevel == pg_sys::XACT_SERIALIZABLE as i32;
+        let mut row = Row {
+            values: [pg_sys::Datum::from(0); pg_sys::INDEX_MAX_KEYS as usize],
+            nulls: [true; pg_sys::INDEX_MAX_KEYS as usize],
+        };
+        loop {
+            let tid =
+                pg_sys::index_getnext_tid(self.scan, pg_sys::ScanDirection::ForwardScanDirection);
+            if tid.is_null() {
+                break;
+            }
+            let block = pgrx::itemptr::item_pointer_get_block_number_no_check(*tid);
+            let all_visible = !serializable
+                && pg_sys::visibilitymap_get_status(self.table, block, &mut self.vm_buffer)
+                    & pg_sys::VISIBILITYMAP_ALL_VISIBLE as u8
+                    != 0;
+            if !all_visible && !pg_sys::index_fetch_heap(self.scan, self.slot) {
+                continue;
+            }
+            pg_sys::index_deform_tuple(
+                (*self.scan).xs_itup,
+                (*self.scan).xs_itupdesc,
+                row.values.as_mut_ptr(),
+                row.nulls.as_mut_ptr(),
+            );
+            visit(&row);
         }
         // The end of the scan dropped the pins of the index and of the
-        // table's last page but the slot's: no page stays pinned between
-        // loads (a pin would hold up VACUUM's cleanup of it).
+        // table's last page but the slot's: no index or table page stays
+        // pinned between loads (a pin would hold up VACUUM's cleanup of it).
         pg_sys::ExecClearTuple(self.slot);
         (*self.scan).xs_snapshot = std::ptr::null_mut();
     }
@@ -324,6 +396,9 @@ impl Probe {
     /// Closes the scan (within `within`). The locks stay until the
     /// transaction ends, as a query's would.
     unsafe fn close(self) {
+        if self.vm_buffer != pg_sys::InvalidBuffer as pg_sys::Buffer {
+            pg_sys::ReleaseBuffer(self.vm_buffer);
+        }
         pg_sys::ExecDropSingleTupleTableSlot(self.slot);
         pg_sys::index_endscan(self.scan);
         pg_sys::index_close(self.index, pg_sys::NoLock as _);
@@ -505,12 +580,6 @@ unsafe fn take_open(generation: u64) -> Open {
     }
 }
 
-unsafe fn attribute(slot: *mut pg_sys::TupleTableSlot, attnum: i16) -> Option<pg_sys::Datum> {
-    let mut null = false;
-    let value = pg_sys::slot_getattr(slot, attnum as _, &mut null);
-    (!null).then_some(value)
-}
-
 /// The label of an enum value.
 fn label(value: pg_sys::Datum) -> String {
     let oid = value.value() as u32;
@@ -573,9 +642,9 @@ pub fn load_user(ws: &WorkspaceModel, key: &str) -> Result<Option<UserHoldings>,
             let Some(users_scan) = open.users(&layout, snapshot) else {
                 return false;
             };
-            users_scan.read(snapshot, &[pg_sys::Datum::from(key_text)], |slot| {
-                let id = attribute(slot, layout.user_id).map_or(0, |d| d.value() as i64);
-                user = Some((id, attribute(slot, layout.status)));
+            users_scan.read(snapshot, &[pg_sys::Datum::from(key_text)], |row| {
+                let id = row.get(layout.user_id).map_or(0, |d| d.value() as i64);
+                user = Some((id, row.get(layout.status)));
             });
             let Some((user_id, _)) = user else {
                 return true;
@@ -592,11 +661,11 @@ pub fn load_user(ws: &WorkspaceModel, key: &str) -> Result<Option<UserHoldings>,
             let Some(grants_scan) = open.grants(&layout, snapshot) else {
                 return false;
             };
-            grants_scan.read(snapshot, &by_user, |slot| {
-                let until = attribute(slot, layout.grant_until).map(|d| d.value() as i64);
+            grants_scan.read(snapshot, &by_user, |row| {
+                let until = row.get(layout.grant_until).map(|d| d.value() as i64);
                 if in_force(until, now) {
                     expires(until);
-                    if let Some(role) = attribute(slot, layout.grant_role) {
+                    if let Some(role) = row.get(layout.grant_role) {
                         roles.push(role.value() as i32);
                     }
                 }
@@ -604,15 +673,15 @@ pub fn load_user(ws: &WorkspaceModel, key: &str) -> Result<Option<UserHoldings>,
             let Some(overrides_scan) = open.overrides(&layout, snapshot) else {
                 return false;
             };
-            overrides_scan.read(snapshot, &by_user, |slot| {
-                let until = attribute(slot, layout.override_until).map(|d| d.value() as i64);
+            overrides_scan.read(snapshot, &by_user, |row| {
+                let until = row.get(layout.override_until).map(|d| d.value() as i64);
                 if !in_force(until, now) {
                     return;
                 }
                 expires(until);
-                let action = attribute(slot, layout.override_action);
-                let scope = attribute(slot, layout.override_scope);
-                let set_by = attribute(slot, layout.override_set_by).map(|d| {
+                let action = row.get(layout.override_action);
+                let scope = row.get(layout.override_scope);
+                let set_by = row.get(layout.override_set_by).map(|d| {
                     CStr::from_ptr(d.cast_mut_ptr::<std::ffi::c_char>())
                         .to_string_lossy()
                         .into_owned()

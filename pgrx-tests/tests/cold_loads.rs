@@ -178,6 +178,106 @@ fn probes_follow_the_indexes_they_read() {
     );
 }
 
+/// How many table tuples the probes' indexes have led to
+/// (`pg_stat_user_indexes.idx_tup_fetch`), once every backend but the
+/// caller's has reported its counts.
+fn tuples_fetched_through(dba: &mut Client, indexes: &[&str]) -> (i64, i64) {
+    let reported = "SELECT count(*) = 0 FROM pg_stat_activity
+                     WHERE datname = current_database() AND pid <> pg_backend_pid()";
+    for _ in 0..200 {
+        if dba.query_one(reported, &[]).unwrap().get::<_, bool>(0) {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(25));
+    }
+    dba.batch_execute("SELECT pg_stat_clear_snapshot()")
+        .unwrap();
+    let row = dba
+        .query_one(
+            "SELECT sum(idx_scan)::bigint, sum(idx_tup_fetch)::bigint FROM pg_stat_user_indexes
+              WHERE schemaname = 'fluent' AND indexrelname = ANY ($1)",
+            &[&indexes],
+        )
+        .unwrap();
+    (row.get(0), row.get(1))
+}
+
+#[test]
+fn an_all_visible_catalog_is_read_from_the_indexes_alone() {
+    let db = fresh_database("cold_loads_index_only");
+    seed(&db);
+    let mut dba = connect(&db, "postgres");
+    let mut querying = connect(&db, TESTER);
+    querying
+        .batch_execute("BEGIN; SELECT pg_current_xact_id()")
+        .unwrap();
+    let queried = answers(&mut querying);
+    querying.batch_execute("COMMIT").unwrap();
+    drop(querying);
+    // Every page all-visible, and the counters from zero.
+    dba.batch_execute("VACUUM fluent.users, fluent.grants, fluent.overrides")
+        .unwrap();
+    dba.batch_execute(
+        "SELECT pg_stat_reset_single_table_counters(i)
+           FROM unnest(ARRAY['fluent.users_user_key_key', 'fluent.grants_workspace_user_idx',
+                             'fluent.overrides_workspace_user_idx']::regclass[]) i;",
+    )
+    .unwrap();
+    let indexes = [
+        "users_user_key_key",
+        "grants_workspace_user_idx",
+        "overrides_workspace_user_idx",
+    ];
+    let mut probing = connect(&db, TESTER);
+    probing.batch_execute("BEGIN").unwrap();
+    let probed = answers(&mut probing);
+    assert_eq!(user_loads(&mut probing), USERS.len() as i64);
+    probing.batch_execute("COMMIT").unwrap();
+    drop(probing);
+    assert_eq!(probed, queried, "read from the indexes alone");
+    let (scans, fetched) = tuples_fetched_through(&mut dba, &indexes);
+    assert!(scans >= 3 * USERS.len() as i64 - 2, "{scans} index scans");
+    assert_eq!(fetched, 0, "table tuples read through the indexes");
+    // A change clears its pages' bits: a load through a snapshot older than
+    // the change reads those pages and sees the rows as they were; a later
+    // one sees the change.
+    let mut repeatable = connect(&db, TESTER);
+    repeatable
+        .batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ; SELECT 1")
+        .unwrap();
+    dba.batch_execute(
+        "SELECT fluent_revoke_role('ana', 'reader');
+         SELECT fluent_grant_role('gus', 'writer');
+         SELECT fluent_set_user_status('ben', 'disabled');
+         SELECT fluent_set_override('cleo', 'notes', 'read', 'none');",
+    )
+    .unwrap();
+    let before = [
+        ("ana", "notes", "read", "own"),
+        ("gus", "notes", "write", "none"),
+        ("ben", "notes", "write", "all"),
+        ("cleo", "notes", "read", "own"),
+    ];
+    for (user, module, action, scope) in before {
+        assert_eq!(
+            scope_of(&mut repeatable, user, module, action),
+            scope,
+            "{user} {module}.{action} before the change"
+        );
+    }
+    repeatable.batch_execute("COMMIT").unwrap();
+    let mut fresh = connect(&db, TESTER);
+    for ((user, module, action, _), scope) in
+        before.into_iter().zip(["none", "all", "none", "none"])
+    {
+        assert_eq!(
+            scope_of(&mut fresh, user, module, action),
+            scope,
+            "{user} {module}.{action} after the change"
+        );
+    }
+}
+
 fn scope_of(client: &mut Client, user: &str, module: &str, action: &str) -> String {
     client
         .query_one(
