@@ -29,7 +29,7 @@ WITH members AS (
                        WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped),
                      (SELECT string_agg(format('constraint %s %s', co.conname, pg_get_constraintdef(co.oid)), E'\n' ORDER BY co.conname)
                         FROM pg_constraint co WHERE co.conrelid = c.oid),
-                     (SELECT string_agg('index ' || pg_get_indexdef(i.indexrelid), E'\n' ORDER BY 1)
+                     (SELECT string_agg('index ' || pg_get_indexdef(i.indexrelid), E'\n' ORDER BY i.indexrelid::regclass::text COLLATE "C")
                         FROM pg_index i WHERE i.indrelid = c.oid),
                      (SELECT string_agg('trigger ' || pg_get_triggerdef(t.oid), E'\n' ORDER BY t.tgname)
                         FROM pg_trigger t WHERE t.tgrelid = c.oid AND NOT t.tgisinternal),
