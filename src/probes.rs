@@ -20,8 +20,7 @@
 //! Opening an index scan costs more than the probe it makes, so the scans
 //! stay open from the first load of a transaction until it ends, and each
 //! load rescans them with its keys and its statement's snapshot. They keep
-//! no snapshot and no index or table page pinned between loads (only the
-//! visibility map's); their relation references, pins
+//! no snapshot and no buffer pin between loads; their relation references
 //! and locks belong to a resource owner of their own under the
 //! transaction's: closed before it commits (src/lib.rs) and before a utility
 //! statement that may be DDL on those tables (`before_utility`), released with the
@@ -50,8 +49,14 @@ struct Layout {
     grants_by_user: pg_sys::Oid,
     overrides: pg_sys::Oid,
     overrides_by_user: pg_sys::Oid,
-    /// The collation `users (user_key)` is ordered by.
+    /// The collation of `users (user_key)` and of its index.
     key_collation: pg_sys::Oid,
+    /// The newest transaction that built one of the indexes while a
+    /// snapshot could still see an older version of a row whose columns it
+    /// holds (`pg_index.indcheckxmin`): such an index holds the values of
+    /// the newest version, so, as the planner does, only transactions whose
+    /// oldest snapshot follows it read it. Invalid: none.
+    built_by: pg_sys::TransactionId,
     user_id: usize,
     status: usize,
     grant_role: usize,
@@ -95,9 +100,13 @@ pub unsafe fn before_utility(statement: *mut pg_sys::Node) {
         );
     // Not while a load runs (it took the scans out; none runs a statement).
     if !between_checks {
-        if let Some(open) = OPEN.take() {
-            within(|| open.close());
-            release_owner(true);
+        match OPEN.take() {
+            Some(open) => {
+                within(|| open.close());
+                release_owner(true);
+            }
+            // What a load that failed half-way left, if any.
+            None => release_owner(false),
         }
     }
 }
@@ -117,11 +126,19 @@ unsafe extern "C-unwind" fn relcache_callback(_arg: pg_sys::Datum, relid: pg_sys
     });
 }
 
-/// The table columns `index` holds (key columns first, then `INCLUDE`
-/// ones), if it is a valid btree on `table` with `keys` as its first key
+/// What `btree_on` found of a usable index.
+struct Usable {
+    /// The table columns it holds, key columns first, then `INCLUDE` ones.
+    columns: Vec<i16>,
+    /// The transaction that built it, if snapshots older than that must not
+    /// read it (see `Layout::built_by`).
+    built_by: Option<pg_sys::TransactionId>,
+}
+
+/// `index`, if it is a valid btree on `table` with `keys` as its first key
 /// columns, neither partial nor on expressions: one that holds every row by
 /// them.
-fn btree_on(index: pg_sys::Oid, table: pg_sys::Oid, keys: &[i16]) -> Option<Vec<i16>> {
+fn btree_on(index: pg_sys::Oid, table: pg_sys::Oid, keys: &[i16]) -> Option<Usable> {
     unsafe {
         let class = pg_sys::SearchSysCache1(
             pg_sys::SysCacheIdentifier::RELOID as _,
@@ -146,6 +163,9 @@ fn btree_on(index: pg_sys::Oid, table: pg_sys::Oid, keys: &[i16]) -> Option<Vec<
             .values
             .as_slice((*form).indnatts as usize)
             .to_vec();
+        let built_by = (*form)
+            .indcheckxmin
+            .then(|| pg_sys::HeapTupleHeaderGetXmin((*tuple).t_data));
         let usable = btree
             && (*form).indrelid == table
             && (*form).indisvalid
@@ -164,8 +184,16 @@ fn btree_on(index: pg_sys::Oid, table: pg_sys::Oid, keys: &[i16]) -> Option<Vec<
                 std::ptr::null_mut(),
             );
         pg_sys::ReleaseSysCache(tuple);
-        usable.then_some(columns)
+        usable.then_some(Usable { columns, built_by })
     }
+}
+
+/// The collation of column `attnum` of relation `rel` (of a table, or of an
+/// index, whose columns have the collation it orders them by).
+fn collation_of(rel: pg_sys::Oid, attnum: i16) -> pg_sys::Oid {
+    let (mut typid, mut typmod, mut collation) = (pg_sys::InvalidOid, 0, pg_sys::InvalidOid);
+    unsafe { pg_sys::get_atttypetypmodcoll(rel, attnum, &mut typid, &mut typmod, &mut collation) };
+    collation
 }
 
 fn layout() -> Option<Layout> {
@@ -178,29 +206,38 @@ fn layout() -> Option<Layout> {
         let n = unsafe { pg_sys::get_attnum(rel, name.as_ptr()) };
         (n > 0).then_some(n)
     };
+    let mut built_by = pg_sys::InvalidTransactionId;
     // Where each of `names` is in the tuples of `index`, a btree on `table`
     // by `keys` first.
-    let read = |table: pg_sys::Oid, index: pg_sys::Oid, keys: &[&CStr], names: &[&CStr]| {
+    let mut read = |table: pg_sys::Oid, index: pg_sys::Oid, keys: &[&CStr], names: &[&CStr]| {
         let keys = keys
             .iter()
             .map(|k| attnum(table, k))
             .collect::<Option<Vec<i16>>>()?;
-        let columns = btree_on(index, table, &keys)?;
+        let usable = btree_on(index, table, &keys)?;
+        if let Some(xid) = usable.built_by {
+            if built_by == pg_sys::InvalidTransactionId
+                || unsafe { pg_sys::TransactionIdPrecedes(built_by, xid) }
+            {
+                built_by = xid;
+            }
+        }
         names
             .iter()
             .map(|n| {
                 let n = attnum(table, n)?;
-                columns.iter().position(|&c| c == n)
+                usable.columns.iter().position(|&c| c == n)
             })
             .collect::<Option<Vec<usize>>>()
     };
     let users = owner::catalog_relid(c"users")?;
-    let user_key = attnum(users, c"user_key")?;
-    let (mut typid, mut typmod, mut key_collation) = (pg_sys::InvalidOid, 0, pg_sys::InvalidOid);
-    unsafe {
-        pg_sys::get_atttypetypmodcoll(users, user_key, &mut typid, &mut typmod, &mut key_collation)
-    };
     let users_by_key = owner::catalog_relid(c"users_user_key_key")?;
+    // The keys are compared in the column's collation: an index ordered by
+    // another would be searched in the wrong order.
+    let key_collation = collation_of(users, attnum(users, c"user_key")?);
+    if collation_of(users_by_key, 1) != key_collation {
+        return None;
+    }
     let grants = owner::catalog_relid(c"grants")?;
     let grants_by_user = owner::catalog_relid(c"grants_workspace_user_idx")?;
     let overrides = owner::catalog_relid(c"overrides")?;
@@ -228,6 +265,7 @@ fn layout() -> Option<Layout> {
         overrides,
         overrides_by_user,
         key_collation,
+        built_by,
         user_id: user[0],
         status: user[1],
         grant_role: grant[0],
@@ -255,10 +293,9 @@ struct Probe {
     /// Where the table's tuple goes when its page must be read.
     slot: *mut pg_sys::TupleTableSlot,
     keys: Vec<pg_sys::ScanKeyData>,
-    /// The visibility map page last read, kept pinned until the scan
-    /// closes: unlike a table's page, a pin on it holds up no VACUUM (which
-    /// sets its bits under a content lock, and truncates it only under a
-    /// lock that conflicts with the scan's).
+    /// The visibility map page last read, pinned during a read only (a
+    /// function such as `pg_truncate_visibility_map()`, run by the same
+    /// transaction between two loads, drops the map's pages).
     vm_buffer: pg_sys::Buffer,
 }
 
@@ -387,18 +424,20 @@ impl Probe {
             visit(&row);
         }
         // The end of the scan dropped the pins of the index and of the
-        // table's last page but the slot's: no index or table page stays
-        // pinned between loads (a pin would hold up VACUUM's cleanup of it).
+        // table's last page but the slot's and the visibility map's: no page
+        // stays pinned between loads (a pin would hold up VACUUM's cleanup
+        // of it, and make dropping it fail).
         pg_sys::ExecClearTuple(self.slot);
+        if self.vm_buffer != pg_sys::InvalidBuffer as pg_sys::Buffer {
+            pg_sys::ReleaseBuffer(self.vm_buffer);
+            self.vm_buffer = pg_sys::InvalidBuffer as pg_sys::Buffer;
+        }
         (*self.scan).xs_snapshot = std::ptr::null_mut();
     }
 
     /// Closes the scan (within `within`). The locks stay until the
     /// transaction ends, as a query's would.
     unsafe fn close(self) {
-        if self.vm_buffer != pg_sys::InvalidBuffer as pg_sys::Buffer {
-            pg_sys::ReleaseBuffer(self.vm_buffer);
-        }
         pg_sys::ExecDropSingleTupleTableSlot(self.slot);
         pg_sys::index_endscan(self.scan);
         pg_sys::index_close(self.index, pg_sys::NoLock as _);
@@ -628,6 +667,11 @@ pub fn load_user(ws: &WorkspaceModel, key: &str) -> Result<Option<UserHoldings>,
         }
         let generation = GENERATION.get();
         let layout = layout().ok_or(())?;
+        if layout.built_by != pg_sys::InvalidTransactionId
+            && !pg_sys::TransactionIdPrecedes(layout.built_by, pg_sys::TransactionXmin)
+        {
+            return Err(());
+        }
         let mut open = take_open(generation);
         let now = pg_sys::GetCurrentTransactionStartTimestamp();
         // In the caller's memory context, as the scans keep no key.

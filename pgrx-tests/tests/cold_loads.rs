@@ -278,6 +278,110 @@ fn an_all_visible_catalog_is_read_from_the_indexes_alone() {
     }
 }
 
+#[test]
+fn an_index_built_while_older_snapshots_see_other_values_is_not_read_by_them() {
+    let db = fresh_database("cold_loads_check_xmin");
+    seed(&db);
+    let mut dba = connect(&db, "postgres");
+    // Without the scope in the index, changing it is a HOT update.
+    dba.batch_execute(
+        "DROP INDEX fluent.overrides_workspace_user_idx;
+         CREATE INDEX overrides_workspace_user_idx ON fluent.overrides (workspace_id, user_id)",
+    )
+    .unwrap();
+    let mut older = connect(&db, TESTER);
+    older
+        .batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ; SELECT 1")
+        .unwrap();
+    dba.batch_execute("SELECT fluent_set_override('eli', 'notes', 'read', 'none')")
+        .unwrap();
+    // Built while `older` may still read the version before that update,
+    // the index holds the newest scope (`indcheckxmin`).
+    dba.batch_execute(
+        "DROP INDEX fluent.overrides_workspace_user_idx;
+         CREATE INDEX overrides_workspace_user_idx ON fluent.overrides (workspace_id, user_id)
+             INCLUDE (action_id, scope, set_by, valid_until)",
+    )
+    .unwrap();
+    let check_xmin: bool = dba
+        .query_one(
+            "SELECT indcheckxmin FROM pg_index WHERE indexrelid = 'fluent.overrides_workspace_user_idx'::regclass",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert!(check_xmin, "the index is marked for older snapshots");
+    assert_eq!(
+        scope_of(&mut older, "eli", "notes", "read"),
+        "all",
+        "the snapshot from before the change"
+    );
+    older.batch_execute("COMMIT").unwrap();
+    assert_eq!(
+        scope_of(&mut connect(&db, TESTER), "eli", "notes", "read"),
+        "none"
+    );
+}
+
+#[test]
+fn dropping_the_visibility_map_after_a_check_is_safe() {
+    let db = fresh_database("cold_loads_vm");
+    seed(&db);
+    let mut dba = connect(&db, "postgres");
+    dba.batch_execute("CREATE EXTENSION pg_visibility").unwrap();
+    dba.batch_execute("VACUUM fluent.users, fluent.grants, fluent.overrides")
+        .unwrap();
+    // A check, then the maps dropped in the same transaction: no page of
+    // them may still be pinned.
+    dba.batch_execute(
+        "BEGIN;
+         SELECT fluent_scope('ana', 'notes', 'read');
+         SELECT pg_truncate_visibility_map(t)
+           FROM unnest(ARRAY['fluent.users', 'fluent.grants', 'fluent.overrides']::regclass[]) t;
+         SELECT fluent_scope('ben', 'notes', 'read');
+         COMMIT",
+    )
+    .unwrap();
+    assert_eq!(scope_of(&mut dba, "cleo", "notes", "read"), "own");
+}
+
+#[test]
+fn an_index_in_another_collation_is_not_read() {
+    let db = fresh_database("cold_loads_collation");
+    seed(&db);
+    let mut dba = connect(&db, "postgres");
+    let icu: bool = dba
+        .query_one(
+            "SELECT EXISTS (SELECT FROM pg_collation WHERE collname = 'und-x-icu')",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    if !icu {
+        eprintln!("skipped: this server has no ICU collations");
+        return;
+    }
+    // Ordered case-insensitively first, the keys are not where a search in
+    // the column's collation looks for them.
+    dba.batch_execute(
+        "SELECT fluent_create_user(k), fluent_grant_role(k, 'writer')
+           FROM unnest('{Zed,Bob,Dave,Abe,Yul,Cal}'::text[]) k;
+         ALTER TABLE fluent.users DROP CONSTRAINT users_user_key_key;
+         CREATE UNIQUE INDEX users_user_key_key ON fluent.users (user_key COLLATE \"und-x-icu\")
+             INCLUDE (user_id, status);",
+    )
+    .unwrap();
+    let mut checker = connect(&db, TESTER);
+    for key in ["Zed", "Bob", "Dave", "Abe", "Yul", "Cal", "ana"] {
+        let expected = if key == "ana" { "none" } else { "all" };
+        assert_eq!(
+            scope_of(&mut checker, key, "notes", "write"),
+            expected,
+            "{key}"
+        );
+    }
+}
+
 fn scope_of(client: &mut Client, user: &str, module: &str, action: &str) -> String {
     client
         .query_one(
@@ -410,7 +514,18 @@ fn a_load_that_fails_half_way_leaves_nothing_behind() {
     // Out of any transaction block.
     blocked(&mut client, &mut locker, "ben");
     assert_eq!(answers(&mut client), expected);
-    for notices in [notices, later_notices] {
+    // DDL on those tables later in the transaction (by their owner) is not
+    // refused for what the failed load left open.
+    let (mut dba, dba_notices) = connect_collecting_notices(&db, "postgres");
+    dba.batch_execute("SET lock_timeout = '200ms'; SELECT fluent_visible_modules('nobody')")
+        .unwrap();
+    dba.batch_execute("BEGIN; SAVEPOINT a").unwrap();
+    blocked(&mut dba, &mut locker, "cleo");
+    dba.batch_execute("ROLLBACK TO a").unwrap();
+    dba.batch_execute("ALTER TABLE fluent.users SET (fillfactor = 90)")
+        .unwrap_or_else(|e| panic!("DDL after a failed load: {e}"));
+    dba.batch_execute("ROLLBACK").unwrap();
+    for notices in [notices, later_notices, dba_notices] {
         assert!(
             notices.lock().unwrap().is_empty(),
             "{:?}",
