@@ -273,13 +273,13 @@ CREATE TABLE fluent.changes (
     xid          xid8 NOT NULL DEFAULT pg_current_xact_id(),
     at           timestamptz NOT NULL DEFAULT now(),
     workspace_id int,
-    kind         text NOT NULL CHECK (kind IN ('user', 'role', 'workspace', 'teams', 'model')),
+    kind         text NOT NULL CHECK (kind IN ('user', 'role', 'workspace', 'teams', 'lead', 'model')),
     id           bigint
 );
 CREATE INDEX changes_xid_idx ON fluent.changes (xid);
 CREATE INDEX changes_at_idx ON fluent.changes (at);
 COMMENT ON TABLE fluent.changes IS
-    'Which cached users (id = user_id), compiled roles (id = role_id), workspace models (kind model), workspaces and team sets each catalog write can affect; NULL workspace_id: every workspace';
+    'Which cached users (id = user_id), compiled roles (id = role_id), workspace models (kind model), workspaces and team sets (kind teams: of the leads of team id, every one for a NULL id; kind lead: of user id) each catalog write can affect; NULL workspace_id: every workspace';
 CREATE TABLE fluent.change_horizon (
     singleton    boolean PRIMARY KEY DEFAULT true CHECK (singleton),
     pruned_below xid8 NOT NULL DEFAULT '0'

@@ -8258,3 +8258,64 @@ CREATE INDEX grants_workspace_user_idx ON fluent.grants (workspace_id, user_id) 
 DROP INDEX fluent.overrides_workspace_user_idx;
 CREATE INDEX overrides_workspace_user_idx ON fluent.overrides (workspace_id, user_id)
     INCLUDE (action_id, scope, set_by, valid_until);
+
+-- A team membership drops the team sets of the team's leads, and a lead's
+-- own, not every team set of the workspace (src/cache.rs).
+ALTER TABLE fluent.changes DROP CONSTRAINT changes_kind_check;
+ALTER TABLE fluent.changes ADD CONSTRAINT changes_kind_check
+    CHECK (kind IN ('user', 'role', 'workspace', 'teams', 'lead', 'model'));
+COMMENT ON TABLE fluent.changes IS
+    'Which cached users (id = user_id), compiled roles (id = role_id), workspace models (kind model), workspaces and team sets (kind teams: of the leads of team id, every one for a NULL id; kind lead: of user id) each catalog write can affect; NULL workspace_id: every workspace';
+CREATE OR REPLACE FUNCTION fluent._log_changes() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    kind text := TG_ARGV[0];
+    rows jsonb := '[]';
+BEGIN
+    IF TG_OP = 'TRUNCATE' THEN
+        INSERT INTO fluent.changes (workspace_id, kind) VALUES (NULL, 'workspace');
+        RETURN NULL;
+    END IF;
+    IF TG_OP IN ('INSERT', 'UPDATE') THEN
+        rows := rows || coalesce((SELECT jsonb_agg(to_jsonb(n)) FROM new_rows n), '[]');
+    END IF;
+    IF TG_OP IN ('UPDATE', 'DELETE') THEN
+        rows := rows || coalesce((SELECT jsonb_agg(to_jsonb(o)) FROM old_rows o), '[]');
+    END IF;
+    -- A role drops its holders (a new role has none); a sign-in role, made,
+    -- changed or dropped, decides whether everyone else may act: the
+    -- workspace.
+    -- A team's row or membership drops the team sets that hold its members
+    -- (of the users who lead it); a lead, made or unmade, their own.
+    INSERT INTO fluent.changes (workspace_id, kind, id)
+    SELECT DISTINCT (r ->> 'workspace_id')::int, e.kind,
+           CASE e.kind WHEN 'user' THEN (r ->> 'user_id')::bigint WHEN 'role' THEN (r ->> 'role_id')::bigint
+                       WHEN 'teams' THEN (r ->> 'team_id')::bigint WHEN 'lead' THEN (r ->> 'user_id')::bigint END
+      FROM jsonb_array_elements(rows) r
+     CROSS JOIN LATERAL (SELECT CASE WHEN TG_TABLE_NAME = 'roles' AND (r ->> 'grants_sign_in')::boolean
+                                     THEN 'workspace' ELSE kind END
+                         UNION ALL
+                         SELECT 'lead' WHERE TG_TABLE_NAME = 'team_members' AND (r ->> 'is_lead')::boolean) e (kind);
+    -- A user's manager is their place in every workspace's reporting line.
+    IF TG_TABLE_NAME = 'users' THEN
+        INSERT INTO fluent.changes (workspace_id, kind) VALUES (NULL, 'teams');
+    END IF;
+    -- Entries no backend can still need; those that looked earlier drop all.
+    WITH pruned AS (
+        DELETE FROM fluent.changes c WHERE c.at < now() - interval '10 minutes' RETURNING c.xid
+    )
+    UPDATE fluent.change_horizon h SET pruned_below = (SELECT max(xid) FROM pruned)
+     WHERE EXISTS (SELECT 1 FROM pruned) AND h.pruned_below < (SELECT max(xid) FROM pruned);
+    RETURN NULL;
+END $$;
+
+CREATE FUNCTION fluent._load_led_teams(p_workspace_id int, p_user_id bigint)
+RETURNS bigint[]
+LANGUAGE sql STABLE PARALLEL SAFE
+BEGIN ATOMIC
+    SELECT coalesce(array_agg(l.team_id::bigint ORDER BY l.team_id), '{}')
+      FROM fluent.team_members l
+     WHERE l.user_id = p_user_id AND l.is_lead AND l.workspace_id = p_workspace_id;
+END;
+REVOKE ALL ON FUNCTION fluent._load_led_teams(int, bigint) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION fluent._load_led_teams(int, bigint) TO fluent_owner;

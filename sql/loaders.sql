@@ -186,6 +186,17 @@ BEGIN ATOMIC
      ORDER BY r.user_key;
 END;
 
+-- The teams the user leads in the workspace: besides the reporting line, what
+-- the user's team set depends on (src/cache.rs drops it when one changes).
+CREATE FUNCTION fluent._load_led_teams(p_workspace_id int, p_user_id bigint)
+RETURNS bigint[]
+LANGUAGE sql STABLE PARALLEL SAFE
+BEGIN ATOMIC
+    SELECT coalesce(array_agg(l.team_id::bigint ORDER BY l.team_id), '{}')
+      FROM fluent.team_members l
+     WHERE l.user_id = p_user_id AND l.is_lead AND l.workspace_id = p_workspace_id;
+END;
+
 -- The permissions that give each administrative right, part of the workspace
 -- model (src/loaders.rs, read by src/delegation.rs).
 CREATE FUNCTION fluent._load_admin_rights(p_workspace text)

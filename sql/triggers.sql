@@ -51,12 +51,17 @@ BEGIN
     -- A role drops its holders (a new role has none); a sign-in role, made,
     -- changed or dropped, decides whether everyone else may act: the
     -- workspace.
+    -- A team's row or membership drops the team sets that hold its members
+    -- (of the users who lead it); a lead, made or unmade, their own.
     INSERT INTO fluent.changes (workspace_id, kind, id)
-    SELECT DISTINCT (r ->> 'workspace_id')::int, k.kind,
-           CASE k.kind WHEN 'user' THEN (r ->> 'user_id')::bigint WHEN 'role' THEN (r ->> 'role_id')::bigint END
+    SELECT DISTINCT (r ->> 'workspace_id')::int, e.kind,
+           CASE e.kind WHEN 'user' THEN (r ->> 'user_id')::bigint WHEN 'role' THEN (r ->> 'role_id')::bigint
+                       WHEN 'teams' THEN (r ->> 'team_id')::bigint WHEN 'lead' THEN (r ->> 'user_id')::bigint END
       FROM jsonb_array_elements(rows) r
      CROSS JOIN LATERAL (SELECT CASE WHEN TG_TABLE_NAME = 'roles' AND (r ->> 'grants_sign_in')::boolean
-                                     THEN 'workspace' ELSE kind END) k (kind);
+                                     THEN 'workspace' ELSE kind END
+                         UNION ALL
+                         SELECT 'lead' WHERE TG_TABLE_NAME = 'team_members' AND (r ->> 'is_lead')::boolean) e (kind);
     -- A user's manager is their place in every workspace's reporting line.
     IF TG_TABLE_NAME = 'users' THEN
         INSERT INTO fluent.changes (workspace_id, kind) VALUES (NULL, 'teams');

@@ -298,12 +298,21 @@ struct WorkspaceEntry {
     /// Role sets by index.
     sets: Vec<RoleSet>,
     set_of: FastMap<Box<[i32]>, u32>,
-    /// (user_id, direct) -> the keys of the users their scope `team` (or
-    /// `direct`) reaches besides them, loaded on first use.
-    teams: FastMap<(i64, bool), Rc<Vec<String>>>,
+    /// (user_id, direct) -> the users their scope `team` (or `direct`)
+    /// reaches, loaded on first use.
+    teams: FastMap<(i64, bool), TeamSet>,
     /// user_id -> the names of the teams they are a member of (assignments
     /// to a team give its members item roles), loaded on first use.
     member_of: FastMap<i64, Rc<Vec<String>>>,
+}
+
+/// The users a user's scope `team` or `direct` reaches.
+struct TeamSet {
+    /// Their keys, the user's first.
+    keys: Rc<Vec<String>>,
+    /// The teams the user leads, whose members are among them: a change to
+    /// one of these teams drops the set (`Cache::apply`).
+    led: Vec<i64>,
 }
 
 impl WorkspaceEntry {
@@ -729,7 +738,10 @@ impl Cache {
                     .as_ref()
                     .is_none_or(|ws| Some(ws.model.workspace_id) == change.workspace_id)
         };
-        if !matches!(change.kind.as_str(), "user" | "role" | "teams" | "model") {
+        if !matches!(
+            change.kind.as_str(),
+            "user" | "role" | "teams" | "lead" | "model"
+        ) {
             self.workspaces.retain(|_, w| !matches(w));
             return;
         }
@@ -757,10 +769,23 @@ impl Cache {
                         work.remodel.push(name.clone());
                     }
                 }
-                _ => {
-                    ws.teams.clear();
+                // The sets of the team's leads (of every lead, for a change
+                // to every reporting line), and everyone's teams.
+                "teams" => {
+                    match change.id {
+                        Some(team) => ws.teams.retain(|_, set| !set.led.contains(&team)),
+                        None => ws.teams.clear(),
+                    }
                     ws.member_of.clear();
                 }
+                // A lead made or unmade: their sets.
+                _ => match change.id {
+                    Some(lead) => {
+                        ws.teams.remove(&(lead, false));
+                        ws.teams.remove(&(lead, true));
+                    }
+                    None => ws.teams.clear(),
+                },
             }
         }
     }
@@ -1082,7 +1107,9 @@ pub fn reached_users(workspace: &str, user: &str, scope: Scope) -> Rc<Vec<String
         let ws = c.workspaces.get(workspace)?.as_ref()?;
         let entry = ws.users.get(user).filter(|e| ws.holds(e))?;
         Some((
-            ws.teams.get(&(entry.user_id, direct)).cloned(),
+            ws.teams
+                .get(&(entry.user_id, direct))
+                .map(|set| set.keys.clone()),
             entry.user_id,
             ws.model.workspace_id,
         ))
@@ -1098,11 +1125,16 @@ pub fn reached_users(workspace: &str, user: &str, scope: Scope) -> Rc<Vec<String
     }
     let mut keys = vec![user.to_owned()];
     load_through_snapshot();
-    keys.extend(loaders::load_team(workspace_id, user_id, direct));
+    let (team, led) = loaders::load_team(workspace_id, user_id, direct);
+    keys.extend(team);
     let keys = Rc::new(keys);
     CACHE.with_borrow_mut(|c| {
         if let Some(Some(ws)) = c.workspaces.get_mut(workspace) {
-            ws.teams.insert((user_id, direct), keys.clone());
+            let set = TeamSet {
+                keys: keys.clone(),
+                led,
+            };
+            ws.teams.insert((user_id, direct), set);
         }
     });
     keys

@@ -689,16 +689,25 @@ pub fn workspace_names() -> Vec<String> {
 }
 
 /// Keys of the users whose rows scope `team` (or, with `direct`, scope
-/// `direct`) adds for this user.
-pub fn load_team(workspace_id: i32, user_id: i64, direct: bool) -> Vec<String> {
+/// `direct`) adds for this user, and the teams the user leads (the team
+/// changes that change those keys, besides the reporting line's), read in
+/// one snapshot.
+pub fn load_team(workspace_id: i32, user_id: i64, direct: bool) -> (Vec<String>, Vec<i64>) {
     as_catalog_owner(|client| {
         select(
             client,
-            "SELECT * FROM fluent._load_team($1, $2, $3)",
+            "SELECT ARRAY(SELECT t.user_key FROM fluent._load_team($1, $2, $3) t),
+                    fluent._load_led_teams($1, $2)",
             &[workspace_id.into(), user_id.into(), direct.into()],
         )
-        .filter_map(|row| column::<String>(&row, 1))
-        .collect()
+        .next()
+        .map(|row| {
+            (
+                column::<Vec<String>>(&row, 1).unwrap_or_default(),
+                column::<Vec<i64>>(&row, 2).unwrap_or_default(),
+            )
+        })
+        .unwrap_or_default()
     })
 }
 

@@ -502,3 +502,123 @@ fn changed_users_marked_in_bulk_are_swept_and_seen() {
     assert_eq!(scope(&mut observer, "m3"), "none");
     assert_eq!(scope(&mut observer, "m4"), "own");
 }
+
+/// A team change drops the team sets of that team's leads, and a lead made
+/// or unmade drops their own: another session sees the change at its next
+/// statement, and loads no other lead's set again.
+#[test]
+fn a_team_change_drops_the_sets_of_its_leads_only() {
+    let db = fresh_database("invalidation_teams");
+    let mut dba = connect(&db, "postgres");
+    dba.batch_execute(&format!(
+        "ALTER DATABASE {db} SET track_functions = 'all';
+         SELECT fluent_create_module('tasks');
+         SELECT fluent_create_role('lead'), fluent_set_permission('lead', 'tasks', 'read', 'team');
+         SELECT fluent_create_user(u) FROM unnest('{{lea,lou,ann,bob,cat}}'::text[]) u;
+         SELECT fluent_grant_role('lea', 'lead'), fluent_grant_role('lou', 'lead');
+         SELECT fluent_create_team('desk'), fluent_add_team_member('desk', 'lea', true),
+                fluent_add_team_member('desk', 'ann');
+         SELECT fluent_create_team('ops'), fluent_add_team_member('ops', 'lou', true),
+                fluent_add_team_member('ops', 'bob');"
+    ))
+    .unwrap();
+    let mut observer = connect(&db, TESTER);
+    // Each lead's team as the policies see it, in one transaction of the
+    // observer, and how many team sets it loaded.
+    // (Counted as the calls the backend has not yet reported, which no
+    // report empties inside a transaction.)
+    let calls = |observer: &mut Client| -> i64 {
+        observer
+            .query_one(
+                "SELECT coalesce(pg_stat_get_xact_function_calls('fluent._load_led_teams(int, bigint)'::regprocedure), 0)",
+                &[],
+            )
+            .unwrap()
+            .get(0)
+    };
+    let teams = |observer: &mut Client| -> (String, String, i64) {
+        observer.batch_execute("BEGIN").unwrap();
+        let before = calls(observer);
+        let mut team = |lead: &str| -> String {
+            // (The call is folded when its statement is planned: after the
+            // identity is chosen, in a statement of its own.)
+            observer
+                .execute("SELECT fluent_set_user($1, true)", &[&lead])
+                .unwrap();
+            let keys: Vec<String> = observer
+                .query_one("SELECT fluent.rls_owner_keys('tasks', 'read')", &[])
+                .unwrap()
+                .get(0);
+            keys.join(",")
+        };
+        let (lea, lou) = (team("lea"), team("lou"));
+        let loads = calls(observer) - before;
+        observer.batch_execute("COMMIT").unwrap();
+        (lea, lou, loads)
+    };
+    assert_eq!(
+        teams(&mut observer),
+        ("lea,ann".into(), "lou,bob".into(), 2)
+    );
+    assert_eq!(
+        teams(&mut observer),
+        ("lea,ann".into(), "lou,bob".into(), 0),
+        "cached"
+    );
+    // (change, lea's team after, lou's team after, sets loaded again)
+    let cases = [
+        (
+            "SELECT fluent_add_team_member('desk', 'cat')",
+            "lea,ann,cat",
+            "lou,bob",
+            1,
+        ),
+        (
+            "SELECT fluent_remove_team_member('desk', 'ann')",
+            "lea,cat",
+            "lou,bob",
+            1,
+        ),
+        (
+            "SELECT fluent_add_team_member('ops', 'ann')",
+            "lea,cat",
+            "lou,ann,bob",
+            1,
+        ),
+        // lou made a lead of desk too: lou's set, and desk's leads'.
+        (
+            "SELECT fluent_add_team_member('desk', 'lou', true)",
+            "lea,cat,lou",
+            "lou,ann,bob,cat,lea",
+            2,
+        ),
+        (
+            "SELECT fluent_remove_team_member('desk', 'lou')",
+            "lea,cat",
+            "lou,ann,bob",
+            2,
+        ),
+        // A manager changes a reporting line: every set.
+        (
+            "SELECT fluent_set_manager('cat', 'lou')",
+            "lea,cat",
+            "lou,ann,bob,cat",
+            2,
+        ),
+    ];
+    for (change, lea, lou, loads) in cases {
+        dba.batch_execute(change).unwrap();
+        assert_eq!(
+            teams(&mut observer),
+            (lea.into(), lou.into(), loads),
+            "after {change}"
+        );
+    }
+    // A rolled-back change is never seen, and drops nothing.
+    dba.batch_execute("BEGIN; SELECT fluent_remove_team_member('ops', 'bob'); ROLLBACK")
+        .unwrap();
+    assert_eq!(
+        teams(&mut observer),
+        ("lea,cat".into(), "lou,ann,bob,cat".into(), 0)
+    );
+}
