@@ -305,6 +305,7 @@ unsafe extern "C-unwind" fn subtransaction_ended(
     _arg: *mut std::ffi::c_void,
 ) {
     if event == pg_sys::SubXactEvent::SUBXACT_EVENT_ABORT_SUB {
+        probes::subtransaction_aborted();
         cache::subtransaction_rolled_back();
         citus::transaction_ended(false);
     }

@@ -24,9 +24,10 @@
 //! and locks belong to a resource owner of their own under the
 //! transaction's: closed before it commits (src/lib.rs) and before a utility
 //! statement that may be DDL on those tables (`before_utility`), released with the
-//! transaction's if it aborts, untouched by a subtransaction's end, and
-//! released quietly at the next load (or the end) after a load that failed
-//! half-way.
+//! transaction's if it aborts, and untouched by a subtransaction's end;
+//! a load that failed half-way (which ends its subtransaction or
+//! transaction) leaves its pins and references released quietly when that
+//! ends, its locks to the transaction.
 
 use std::cell::{Cell, RefCell};
 use std::ffi::CStr;
@@ -165,7 +166,7 @@ fn btree_on(index: pg_sys::Oid, table: pg_sys::Oid, keys: &[i16]) -> Option<Usab
             .to_vec();
         let built_by = (*form)
             .indcheckxmin
-            .then(|| pg_sys::HeapTupleHeaderGetXmin((*tuple).t_data));
+            .then(|| pg_sys::submodules::htup::HeapTupleHeaderGetXmin((*tuple).t_data));
         let usable = btree
             && (*form).indrelid == table
             && (*form).indisvalid
@@ -521,8 +522,9 @@ const BY_USER: [(u32, pg_sys::Oid); 2] = [
 thread_local! {
     /// The open scans, while no load runs. A load takes them out and puts
     /// them back when it is done: if it fails half-way, they are gone and
-    /// their resource owner keeps what they held, released quietly at the
-    /// next load or when the transaction ends.
+    /// their resource owner keeps what they held, released quietly when its
+    /// subtransaction or transaction ends (or at the next load, or utility
+    /// statement, if that comes first).
     static OPEN: RefCell<Option<Open>> = const { RefCell::new(None) };
     /// The transaction's resource owner for the scans (a child of the
     /// transaction's, so that a rolled-back subtransaction leaves the scans
@@ -564,7 +566,8 @@ unsafe fn within<R>(f: impl FnOnce() -> R) -> R {
 
 /// Releases the scans' resource owner: after the scans were closed, it
 /// holds only their locks, which go to the transaction (`closed`);
-/// otherwise what a load that failed half-way left, released quietly.
+/// otherwise what a load that failed half-way left, released quietly but
+/// for the locks, which go to the transaction too.
 unsafe fn release_owner(closed: bool) {
     let owner = OWNER.replace(std::ptr::null_mut());
     if owner.is_null() {
@@ -576,7 +579,10 @@ unsafe fn release_owner(closed: bool) {
         RESOURCE_RELEASE_LOCKS,
         RESOURCE_RELEASE_AFTER_LOCKS,
     ] {
-        pg_sys::ResourceOwnerRelease(owner, phase, closed, false);
+        // The locks go to the transaction either way: those of the loads
+        // that finished are held until it ends, as a query's would be.
+        let keep = closed || phase == RESOURCE_RELEASE_LOCKS;
+        pg_sys::ResourceOwnerRelease(owner, phase, keep, false);
     }
     pg_sys::ResourceOwnerDelete(owner);
 }
@@ -591,6 +597,16 @@ pub fn transaction_ending() {
             within(|| open.close());
         }
         release_owner(closed);
+    }
+}
+
+/// When a subtransaction has aborted (src/lib.rs): a load it interrupted (a
+/// timeout, a cancel) left what it held to the scans' resource owner, buffer
+/// pins included; released now, not at the next load or statement (a pin
+/// holds up VACUUM, and makes dropping the page fail).
+pub fn subtransaction_aborted() {
+    if OPEN.with_borrow(Option::is_none) {
+        unsafe { release_owner(false) };
     }
 }
 

@@ -382,6 +382,95 @@ fn an_index_in_another_collation_is_not_read() {
     }
 }
 
+#[test]
+fn a_load_stopped_half_way_keeps_the_transactions_locks_and_no_pin() {
+    let db = fresh_database("cold_loads_stopped");
+    seed(&db);
+    let mut dba = connect(&db, "postgres");
+    // Many index entries for one user (not valid grants: written with the
+    // triggers off), so that reading them takes a while.
+    dba.batch_execute(
+        "CREATE EXTENSION pg_buffercache;
+         SET session_replication_role = replica;
+         INSERT INTO fluent.grants (workspace_id, user_id, role_id, valid_until)
+         SELECT 1, u.user_id, g, now() - interval '1 day'
+           FROM fluent.users u, generate_series(1000, 400000) g WHERE u.user_key = 'gus';
+         RESET session_replication_role;",
+    )
+    .unwrap();
+    dba.batch_execute("VACUUM fluent.grants").unwrap();
+    let (mut client, notices) = connect_collecting_notices(&db, "postgres");
+    // A check that loads only the user (unknown: no grants read), then one
+    // stopped while it opens the grants' scan, then one stopped while it
+    // reads them: each in a savepoint rolled back.
+    client
+        .batch_execute(
+            "BEGIN ISOLATION LEVEL REPEATABLE READ;
+             SELECT fluent_scope('nobody', 'notes', 'read');
+             SAVEPOINT a;",
+        )
+        .unwrap();
+    let mut locker = connect(&db, "postgres");
+    locker
+        .batch_execute("BEGIN; LOCK TABLE fluent.grants IN ACCESS EXCLUSIVE MODE")
+        .unwrap();
+    let error = client
+        .batch_execute(
+            "SET LOCAL lock_timeout = '200ms'; SELECT fluent_scope('ana', 'notes', 'read')",
+        )
+        .unwrap_err();
+    assert_eq!(error.code().map(|c| c.code()), Some("55P03"), "{error}");
+    locker.batch_execute("ROLLBACK").unwrap();
+    client
+        .batch_execute("ROLLBACK TO a; SELECT fluent_scope('ana', 'notes', 'read'); SAVEPOINT b")
+        .unwrap();
+    let error = client
+        .batch_execute(
+            "SET LOCAL statement_timeout = '10ms'; SELECT fluent_scope('gus', 'notes', 'read')",
+        )
+        .unwrap_err();
+    assert_eq!(error.code().map(|c| c.code()), Some("57014"), "{error}");
+    client
+        .batch_execute("ROLLBACK TO b; DECLARE c CURSOR FOR SELECT 1")
+        .unwrap();
+    // The locks of the loads that finished are the transaction's until it
+    // ends, as a query's would be.
+    let locked: Vec<String> = client
+        .query(
+            "SELECT DISTINCT relation::regclass::text FROM pg_locks
+              WHERE pid = pg_backend_pid() AND relation IN ('fluent.users'::regclass,
+                    'fluent.grants'::regclass, 'fluent.overrides'::regclass)
+              ORDER BY 1",
+            &[],
+        )
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(
+        locked,
+        ["fluent.grants", "fluent.overrides", "fluent.users"]
+    );
+    // And no page stays pinned: another session's VACUUM waits for none.
+    let pinned: i64 = client
+        .query_one(
+            "SELECT coalesce(sum(pinning_backends), 0) FROM pg_buffercache
+              WHERE relfilenode IN (pg_relation_filenode('fluent.grants'),
+                                    pg_relation_filenode('fluent.grants_workspace_user_idx'))",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(pinned, 0, "pages of grants pinned");
+    assert_eq!(scope_of(&mut client, "gus", "notes", "read"), "none");
+    client.batch_execute("COMMIT").unwrap();
+    assert!(
+        notices.lock().unwrap().is_empty(),
+        "{:?}",
+        notices.lock().unwrap()
+    );
+}
+
 fn scope_of(client: &mut Client, user: &str, module: &str, action: &str) -> String {
     client
         .query_one(
