@@ -288,7 +288,10 @@ unsafe extern "C-unwind" fn transaction_ended(
     } else {
         probes::transaction_aborted();
     }
-    cache::transaction_ended(committed);
+    // A prepared transaction's catalog writes may yet be rolled back, and
+    // ROLLBACK PREPARED sends no message: what this backend read of them
+    // goes as after a rollback (COMMIT PREPARED sends the messages).
+    cache::transaction_ended(committed && event != XACT_EVENT_PREPARE);
     folds::transaction_ended();
     identity::transaction_ended(committed);
     delegation::transaction_ended();

@@ -113,6 +113,19 @@ fn a_rolled_back_change_leaves_nothing_in_the_writers_cache() {
     // Every other session agrees.
     let mut other = connect(&db, TESTER);
     assert_eq!(scope(&mut other, "ann"), "own");
+    // Prepared (two-phase commit), then rolled back by another session,
+    // which sends no message.
+    app.batch_execute(&format!(
+        "SET ROLE {APP}; BEGIN; SELECT fluent_grant_role('ann', 'all_r')"
+    ))
+    .unwrap();
+    assert_eq!(scope(&mut app, "ann"), "all", "the prepared grant");
+    app.batch_execute("PREPARE TRANSACTION 'grant_ann'")
+        .unwrap();
+    connect(&db, "postgres")
+        .batch_execute("ROLLBACK PREPARED 'grant_ann'")
+        .unwrap_or_else(|e| panic!("ROLLBACK PREPARED: {e}"));
+    assert_eq!(scope(&mut app, "ann"), "own", "after ROLLBACK PREPARED");
 }
 
 #[test]
@@ -469,4 +482,87 @@ fn a_snapshot_older_than_a_reinstall_leaves_the_session_working() {
         count(&mut session, "SELECT count(*) FROM docs WHERE id <= 5"),
         5
     );
+}
+
+#[test]
+fn a_look_through_an_older_snapshot_is_taken_again() {
+    let db = fresh_database("stale_older_look");
+    seed(&db);
+    let mut exporter = connect(&db, TESTER);
+    exporter
+        .batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ")
+        .unwrap();
+    let snapshot: String = exporter
+        .query_one("SELECT pg_export_snapshot()", &[])
+        .unwrap()
+        .get(0);
+    connect(&db, "postgres")
+        .batch_execute("SELECT fluent_revoke_role('boss', 'all_r')")
+        .unwrap();
+    let mut checker = connect(&db, TESTER);
+    // A look that sees the revoke (boss is not cached here).
+    assert_eq!(scope(&mut checker, "ann"), "own");
+    // A transaction through the snapshot exported before it: boss still
+    // holds the role there, and is loaded so.
+    checker
+        .batch_execute(&format!(
+            "BEGIN ISOLATION LEVEL REPEATABLE READ; SET TRANSACTION SNAPSHOT '{snapshot}'"
+        ))
+        .unwrap();
+    assert_eq!(
+        scope(&mut checker, "boss"),
+        "all",
+        "through the old snapshot"
+    );
+    checker.batch_execute("COMMIT").unwrap();
+    exporter.batch_execute("COMMIT").unwrap();
+    assert_eq!(
+        scope(&mut checker, "boss"),
+        "none",
+        "after that transaction"
+    );
+}
+
+#[test]
+fn a_team_loaded_through_a_cursors_snapshot_is_read_again() {
+    let db = fresh_database("stale_cursor_team");
+    seed(&db);
+    connect(&db, "postgres")
+        .batch_execute(
+            "SELECT fluent_create_role('lead_r'), fluent_set_permission('lead_r', 'docs', 'read', 'team');
+             SELECT fluent_create_user(u) FROM unnest('{lea,max}'::text[]) u;
+             SELECT fluent_grant_role('lea', 'lead_r');
+             SELECT fluent_create_team('desk'), fluent_add_team_member('desk', 'lea', true),
+                    fluent_add_team_member('desk', 'max');
+             CREATE FUNCTION team_keys() RETURNS text[] LANGUAGE plpgsql STABLE
+                 AS 'BEGIN RETURN fluent.rls_owner_keys(''docs'', ''read''); END';",
+        )
+        .unwrap();
+    let mut checker = connect(&db, TESTER);
+    assert_eq!(scope(&mut checker, "ann"), "own");
+    checker
+        .batch_execute(
+            "BEGIN; SELECT fluent_set_user('lea', true);
+             DECLARE c CURSOR FOR SELECT team_keys() FROM generate_series(1, 2)",
+        )
+        .unwrap();
+    connect(&db, "postgres")
+        .batch_execute("SELECT fluent_remove_team_member('desk', 'max')")
+        .unwrap();
+    let keys = |checker: &mut Client, sql: &str| -> String {
+        let keys: Vec<String> = checker.query_one(sql, &[]).unwrap().get(0);
+        keys.join(",")
+    };
+    assert_eq!(keys(&mut checker, "SELECT ARRAY['x']"), "x");
+    // The cursor reads through the snapshot it was declared with.
+    assert_eq!(keys(&mut checker, "FETCH 1 FROM c"), "lea,max");
+    // The next statements, through their own.
+    for _ in 0..2 {
+        assert_eq!(
+            keys(&mut checker, "SELECT fluent.rls_owner_keys('docs', 'read')"),
+            "lea",
+            "after the cursor's fetch"
+        );
+    }
+    checker.batch_execute("COMMIT").unwrap();
 }
