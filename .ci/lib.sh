@@ -45,12 +45,15 @@ fluent_start_cluster() {
     chown postgres:postgres "$dir"
     runuser -u postgres -- "$PG_BIN/initdb" -D "$dir/data" -U postgres --auth=trust \
         --encoding=UTF8 --locale=C >"$dir/initdb.log" 2>&1
+    # Prepared transactions: the suites test two-phase commit. In the
+    # configuration file, which a replica's base backup copies (a hot
+    # standby needs at least the primary's number).
+    echo "max_prepared_transactions = 10" >>"$dir/data/postgresql.conf"
     # A backtrace in every error DETAIL is for debugging pgrx, not for users.
-    # Prepared transactions: the suites test two-phase commit.
     # The WAL is capped: the suites write a few GB through a cluster, and
     # PostgreSQL's default (1 GB kept) times four clusters is disk CI may lack.
     runuser -u postgres -- env -u RUST_BACKTRACE -u RUST_LIB_BACKTRACE "$PG_BIN/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w \
-        -o "-p $port -k $dir -c listen_addresses='' -c max_worker_processes=8 -c max_parallel_workers_per_gather=2 -c max_wal_size=96MB -c min_wal_size=32MB -c max_prepared_transactions=10" \
+        -o "-p $port -k $dir -c listen_addresses='' -c max_worker_processes=8 -c max_parallel_workers_per_gather=2 -c max_wal_size=96MB -c min_wal_size=32MB" \
         start >/dev/null
 }
 

@@ -84,10 +84,6 @@ static WROTE_IN_XACT: AtomicBool = AtomicBool::new(false);
 static FLUSH: AtomicBool = AtomicBool::new(false);
 /// OID of the sentinel relation, or 0 while unknown.
 static SENTINEL: AtomicU32 = AtomicU32::new(0);
-/// PostgreSQL's count of completed transactions when the last invalidation
-/// arrived: a snapshot taken since (its `snapXactCompletionCount` at least
-/// this) sees every change whose message had arrived.
-static ARRIVED_AT: AtomicU64 = AtomicU64::new(0);
 
 /// What this backend loaded since it started (`fluent.cache_statistics()`):
 /// users and workspace models, each by one catalog query.
@@ -142,7 +138,6 @@ unsafe extern "C-unwind" fn relcache_callback(_arg: pg_sys::Datum, relid: pg_sys
     let sentinel = SENTINEL.load(Ordering::Relaxed);
     if relid == pg_sys::InvalidOid || sentinel == 0 || relid.to_u32() == sentinel {
         GENERATION.fetch_add(1, Ordering::Relaxed);
-        ARRIVED_AT.store(completed_transactions(), Ordering::Relaxed);
         // The look this causes reads the log, and loads, through the
         // snapshot of the statement running: in REPEATABLE READ the
         // transaction's, and in READ COMMITTED too it may predate the
@@ -608,35 +603,12 @@ impl<'a> SeenText<'a> {
 /// a later snapshot sees: the next statement and the end of the transaction
 /// look again, as after a first look (else what was loaded through it stayed
 /// until the next change). So it is when the snapshot is older than the last
-/// look's (a REPEATABLE READ transaction's, imported with SET TRANSACTION
-/// SNAPSHOT), or than an invalidation this backend took in: a cursor's,
-/// fetched after a statement that made no check took in the message of a
-/// change the cursor's snapshot does not see.
+/// look's: a REPEATABLE READ transaction's, imported with SET TRANSACTION
+/// SNAPSHOT.
 fn look_may_miss_changes(before: Option<&str>, now: &str) -> bool {
-    let older_than_last = before
+    before
         .and_then(SeenText::parse)
-        .is_some_and(|before| SeenText::parse(now).is_some_and(|now| now.sees_less_than(&before)));
-    let older_than_a_message = unsafe {
-        pg_sys::ActiveSnapshotSet()
-            && (*pg_sys::GetActiveSnapshot()).snapXactCompletionCount
-                < ARRIVED_AT.load(Ordering::Relaxed)
-    };
-    older_than_last || older_than_a_message
-}
-
-/// PostgreSQL's count of completed transactions (`xactCompletionCount`,
-/// which each snapshot records as `snapXactCompletionCount`). Read without
-/// its lock: the invalidation callback reads it after taking in the
-/// messages (under the invalidation queue's lock), so it counts the
-/// commits that sent them.
-fn completed_transactions() -> u64 {
-    unsafe {
-        #[cfg(feature = "pg15")]
-        let shared = pg_sys::ShmemVariableCache;
-        #[cfg(not(feature = "pg15"))]
-        let shared = pg_sys::TransamVariables;
-        (*shared).xactCompletionCount
-    }
+        .is_some_and(|before| SeenText::parse(now).is_some_and(|now| now.sees_less_than(&before)))
 }
 
 /// `pg_snapshot` text of a snapshot (`running` sorted).
