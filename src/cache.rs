@@ -93,6 +93,13 @@ static MODEL_LOADS: AtomicU64 = AtomicU64::new(0);
 /// `fluent.cache_users`: how many users a backend keeps, over all workspaces.
 static MAX_USERS: GucSetting<i32> = GucSetting::<i32>::new(200_000);
 
+/// The next statement, and the end of the transaction, look at the change
+/// log again (`INVALIDATED_IN_STATEMENT`, `INVALIDATED_IN_XACT`).
+fn look_again() {
+    INVALIDATED_IN_XACT.store(true, Ordering::Relaxed);
+    INVALIDATED_IN_STATEMENT.store(true, Ordering::Relaxed);
+}
+
 /// Registers the invalidation callbacks and the cache setting; called once
 /// from `_PG_init`.
 pub fn init() {
@@ -145,8 +152,7 @@ unsafe extern "C-unwind" fn relcache_callback(_arg: pg_sys::Datum, relid: pg_sys
         // in the middle of it, at a lock). So the statement after it looks
         // again, and so does the next transaction, each through a snapshot
         // taken after the message arrived.
-        INVALIDATED_IN_XACT.store(true, Ordering::Relaxed);
-        INVALIDATED_IN_STATEMENT.store(true, Ordering::Relaxed);
+        look_again();
         crate::folds::drop_sql_function_plans();
     }
 }
@@ -446,27 +452,17 @@ fn refresh_if_stale() {
     // messages were processed before this library was loaded: look again
     // at the next statement and when the transaction ends.
     if seen.is_none() {
-        INVALIDATED_IN_XACT.store(true, Ordering::Relaxed);
-        INVALIDATED_IN_STATEMENT.store(true, Ordering::Relaxed);
+        look_again();
     }
     // No borrow is held while SPI runs: loading may process invalidations.
     let mut log = loaders::load_changes(seen.as_deref());
-    // No snapshot comes back when the statement's snapshot sees no change
-    // horizon: it predates the catalog (the extension was created again by
-    // a transaction that committed after it was taken), on a replica too.
-    // Nothing was seen: the next look is a first look again, at the next
-    // statement and when the transaction ends. (Kept as an empty snapshot,
-    // it failed every later look of the session; on a replica, kept as the
-    // recovery snapshot, it left the catalog seen as empty.)
-    if log.seen.is_empty() {
-        INVALIDATED_IN_XACT.store(true, Ordering::Relaxed);
-        INVALIDATED_IN_STATEMENT.store(true, Ordering::Relaxed);
-    } else if let Some(seen) = recovery_snapshot_text() {
-        log.seen = seen;
+    if !log.seen.is_empty() {
+        if let Some(seen) = recovery_snapshot_text() {
+            log.seen = seen;
+        }
     }
     if look_may_miss_changes(seen.as_deref(), &log.seen) {
-        INVALIDATED_IN_XACT.store(true, Ordering::Relaxed);
-        INVALIDATED_IN_STATEMENT.store(true, Ordering::Relaxed);
+        look_again();
     }
     let (work, look) = CACHE.with_borrow_mut(|c| {
         let mut work = Reloads::default();
@@ -586,29 +582,36 @@ impl<'a> SeenText<'a> {
     fn running(&self) -> impl Iterator<Item = u64> + '_ {
         self.running.split(',').filter_map(|x| x.parse().ok())
     }
+}
 
-    /// Whether a transaction `other` sees as committed is one this does not
-    /// see.
-    fn sees_less_than(&self, other: &SeenText) -> bool {
-        let running: Vec<u64> = other.running().collect();
-        self.xmax < other.xmax
-            || self
-                .running()
-                .any(|x| x < other.xmax && !running.contains(&x))
-    }
+/// Whether a snapshot (its `xmax` and `running` transactions, as full ids)
+/// does not see a transaction that `seen` sees as committed.
+fn sees_less(xmax: u64, mut running: impl Iterator<Item = u64>, seen: &SeenText) -> bool {
+    let seen_running: Vec<u64> = seen.running().collect();
+    xmax < seen.xmax || running.any(|x| x < seen.xmax && !seen_running.contains(&x))
 }
 
 /// Whether a look, through the running statement's snapshot, saw `now`
 /// where the last look had seen `before`, and may have missed changes that
 /// a later snapshot sees: the next statement and the end of the transaction
-/// look again, as after a first look (else what was loaded through it stayed
-/// until the next change). So it is when the snapshot is older than the last
-/// look's: a REPEATABLE READ transaction's, imported with SET TRANSACTION
-/// SNAPSHOT.
+/// look again, as after a first look. So it is
+/// - when no snapshot came back (`now` empty): the statement's sees no
+///   change horizon, as it predates the catalog (the extension was created
+///   again by a transaction that committed after it was taken), on a replica
+///   too; nothing was seen, and the next look is a first look again (kept as
+///   an empty snapshot, it failed every later look of the session; on a
+///   replica, kept as the recovery snapshot, it left the catalog seen as
+///   empty);
+/// - when the snapshot is older than the last look's (a REPEATABLE READ
+///   transaction's, imported with SET TRANSACTION SNAPSHOT): else what was
+///   loaded through it stayed until the next change.
 fn look_may_miss_changes(before: Option<&str>, now: &str) -> bool {
-    before
-        .and_then(SeenText::parse)
-        .is_some_and(|before| SeenText::parse(now).is_some_and(|now| now.sees_less_than(&before)))
+    let older = || {
+        let before = before.and_then(SeenText::parse)?;
+        let now = SeenText::parse(now)?;
+        Some(sees_less(now.xmax, now.running(), &before))
+    };
+    now.is_empty() || older().unwrap_or(false)
 }
 
 /// `pg_snapshot` text of a snapshot (`running` sorted).
@@ -669,25 +672,16 @@ fn load_through_snapshot() {
     let running = running_in(snapshot);
     let back = CACHE.with_borrow(|c| {
         let seen = SeenText::parse(c.seen.as_deref()?)?;
-        // Whether a transaction the look saw committed is one this
-        // snapshot does not see.
-        let sees_less = full(snapshot.xmax) < seen.xmax || {
-            let seen_running: Vec<u64> = seen.running().collect();
-            running
-                .iter()
-                .map(|&x| full(x))
-                .any(|x| x < seen.xmax && !seen_running.contains(&x))
-        };
+        let less = sees_less(full(snapshot.xmax), running.iter().map(|&x| full(x)), &seen);
         // Sees everything below it and nothing from it on: no more than
         // either snapshot.
-        sees_less.then(|| seen.xmin.min(full(snapshot.xmin)))
+        less.then(|| seen.xmin.min(full(snapshot.xmin)))
     });
     let Some(back) = back else {
         return;
     };
     CACHE.with_borrow_mut(|c| c.seen = Some(snapshot_text(back, back, &[])));
-    INVALIDATED_IN_XACT.store(true, Ordering::Relaxed);
-    INVALIDATED_IN_STATEMENT.store(true, Ordering::Relaxed);
+    look_again();
 }
 
 /// Snapshot `seen` (`pg_snapshot` text, `xmin:xmax:xip,...`) with
