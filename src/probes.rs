@@ -101,13 +101,9 @@ pub unsafe fn before_utility(statement: *mut pg_sys::Node) {
         );
     // Not while a load runs (it took the scans out; none runs a statement).
     if !between_checks {
-        match OPEN.take() {
-            Some(open) => {
-                within(|| open.close());
-                release_owner(true);
-            }
-            // What a load that failed half-way left, if any.
-            None => release_owner(false),
+        if let Some(open) = OPEN.take() {
+            within(|| open.close());
+            release_owner(true);
         }
     }
 }
@@ -522,9 +518,8 @@ const BY_USER: [(u32, pg_sys::Oid); 2] = [
 thread_local! {
     /// The open scans, while no load runs. A load takes them out and puts
     /// them back when it is done: if it fails half-way, they are gone and
-    /// their resource owner keeps what they held, released quietly when its
-    /// subtransaction or transaction ends (or at the next load, or utility
-    /// statement, if that comes first).
+    /// their resource owner keeps what they held, released quietly when the
+    /// error ends its subtransaction or transaction.
     static OPEN: RefCell<Option<Open>> = const { RefCell::new(None) };
     /// The transaction's resource owner for the scans (a child of the
     /// transaction's, so that a rolled-back subtransaction leaves the scans
@@ -621,11 +616,13 @@ pub fn transaction_aborted() {
 /// The open scans, if this transaction has any and the layout has not
 /// changed since they were opened; else none yet.
 unsafe fn take_open(generation: u64) -> Open {
-    match OPEN.take() {
-        Some(open) if open.generation == generation => return open,
-        Some(open) => within(|| open.close()),
-        // What a load that failed half-way left, if any.
-        None => release_owner(false),
+    // (What a load that failed half-way left went when the error ended its
+    // subtransaction or transaction.)
+    if let Some(open) = OPEN.take() {
+        if open.generation == generation {
+            return open;
+        }
+        within(|| open.close());
     }
     Open {
         generation,

@@ -411,16 +411,10 @@ fn a_load_stopped_half_way_keeps_the_transactions_locks_and_no_pin() {
         )
         .unwrap();
     let mut locker = connect(&db, "postgres");
-    locker
-        .batch_execute("BEGIN; LOCK TABLE fluent.grants IN ACCESS EXCLUSIVE MODE")
+    client
+        .batch_execute("SET LOCAL lock_timeout = '200ms'")
         .unwrap();
-    let error = client
-        .batch_execute(
-            "SET LOCAL lock_timeout = '200ms'; SELECT fluent_scope('ana', 'notes', 'read')",
-        )
-        .unwrap_err();
-    assert_eq!(error.code().map(|c| c.code()), Some("55P03"), "{error}");
-    locker.batch_execute("ROLLBACK").unwrap();
+    blocked_at_grants(&mut client, &mut locker, "ana");
     client
         .batch_execute("ROLLBACK TO a; SELECT fluent_scope('ana', 'notes', 'read'); SAVEPOINT b")
         .unwrap();
@@ -469,6 +463,20 @@ fn a_load_stopped_half_way_keeps_the_transactions_locks_and_no_pin() {
         "{:?}",
         notices.lock().unwrap()
     );
+}
+
+/// A first check of `user` that opens the scan of users, then waits for the
+/// lock on grants, which `locker` holds meanwhile, until it gives up
+/// (`client` has a `lock_timeout`).
+fn blocked_at_grants(client: &mut Client, locker: &mut Client, user: &str) {
+    locker
+        .batch_execute("BEGIN; LOCK TABLE fluent.grants IN ACCESS EXCLUSIVE MODE")
+        .unwrap();
+    let error = client
+        .batch_execute(&format!("SELECT fluent_scope('{user}', 'notes', 'read')"))
+        .unwrap_err();
+    locker.batch_execute("COMMIT").unwrap();
+    assert_eq!(error.code().map(|c| c.code()), Some("55P03"), "{error}");
 }
 
 fn scope_of(client: &mut Client, user: &str, module: &str, action: &str) -> String {
@@ -571,23 +579,11 @@ fn a_load_that_fails_half_way_leaves_nothing_behind() {
         .batch_execute("SELECT fluent_visible_modules('nobody')")
         .unwrap();
     let mut locker = connect(&db, "postgres");
-    let blocked = |client: &mut Client, locker: &mut Client, user: &str| {
-        // The load opens the scan of users, then waits for the lock on
-        // grants until it gives up.
-        locker
-            .batch_execute("BEGIN; LOCK TABLE fluent.grants IN ACCESS EXCLUSIVE MODE")
-            .unwrap();
-        let error = client
-            .batch_execute(&format!("SELECT fluent_scope('{user}', 'notes', 'read')"))
-            .unwrap_err();
-        locker.batch_execute("COMMIT").unwrap();
-        assert_eq!(error.code().map(|c| c.code()), Some("55P03"), "{error}");
-    };
     client.batch_execute("SET lock_timeout = '200ms'").unwrap();
     // In a savepoint rolled back: the next load of the transaction opens
     // the scans again.
     client.batch_execute("BEGIN; SAVEPOINT a").unwrap();
-    blocked(&mut client, &mut locker, "ana");
+    blocked_at_grants(&mut client, &mut locker, "ana");
     client.batch_execute("ROLLBACK TO a").unwrap();
     let answered = answers(&mut client);
     client.batch_execute("COMMIT").unwrap();
@@ -598,10 +594,10 @@ fn a_load_that_fails_half_way_leaves_nothing_behind() {
         .batch_execute("SET lock_timeout = '200ms'; SELECT fluent_visible_modules('nobody')")
         .unwrap();
     client.batch_execute("BEGIN; SAVEPOINT a").unwrap();
-    blocked(&mut client, &mut locker, "ana");
+    blocked_at_grants(&mut client, &mut locker, "ana");
     client.batch_execute("ROLLBACK TO a; COMMIT").unwrap();
     // Out of any transaction block.
-    blocked(&mut client, &mut locker, "ben");
+    blocked_at_grants(&mut client, &mut locker, "ben");
     assert_eq!(answers(&mut client), expected);
     // DDL on those tables later in the transaction (by their owner) is not
     // refused for what the failed load left open.
@@ -609,7 +605,7 @@ fn a_load_that_fails_half_way_leaves_nothing_behind() {
     dba.batch_execute("SET lock_timeout = '200ms'; SELECT fluent_visible_modules('nobody')")
         .unwrap();
     dba.batch_execute("BEGIN; SAVEPOINT a").unwrap();
-    blocked(&mut dba, &mut locker, "cleo");
+    blocked_at_grants(&mut dba, &mut locker, "cleo");
     dba.batch_execute("ROLLBACK TO a").unwrap();
     dba.batch_execute("ALTER TABLE fluent.users SET (fillfactor = 90)")
         .unwrap_or_else(|e| panic!("DDL after a failed load: {e}"));
