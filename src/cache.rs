@@ -84,6 +84,10 @@ static WROTE_IN_XACT: AtomicBool = AtomicBool::new(false);
 static FLUSH: AtomicBool = AtomicBool::new(false);
 /// OID of the sentinel relation, or 0 while unknown.
 static SENTINEL: AtomicU32 = AtomicU32::new(0);
+/// Every catalog change whose message this backend has taken in has a
+/// transaction id below this one (the newest completed one, plus one, when
+/// the last message arrived), or 0 before the first.
+static MESSAGES_BELOW: AtomicU64 = AtomicU64::new(0);
 
 /// What this backend loaded since it started (`fluent.cache_statistics()`):
 /// users and workspace models, each by one catalog query.
@@ -139,12 +143,23 @@ pub fn sentinel_relid() -> Option<pg_sys::Oid> {
     }
 }
 
+/// The sentinel relation as resolved when the cache was last refreshed,
+/// without looking it up: a backend that folded nothing since it started
+/// may not know it.
+pub fn known_sentinel_relid() -> Option<pg_sys::Oid> {
+    match SENTINEL.load(Ordering::Relaxed) {
+        0 => None,
+        oid => Some(pg_sys::Oid::from(oid)),
+    }
+}
+
 #[pgrx::pg_guard]
 unsafe extern "C-unwind" fn relcache_callback(_arg: pg_sys::Datum, relid: pg_sys::Oid) {
     // Only mark stale: no catalog access is allowed here.
     let sentinel = SENTINEL.load(Ordering::Relaxed);
     if relid == pg_sys::InvalidOid || sentinel == 0 || relid.to_u32() == sentinel {
         GENERATION.fetch_add(1, Ordering::Relaxed);
+        MESSAGES_BELOW.fetch_max(latest_completed_xid() + 1, Ordering::Relaxed);
         // The look this causes reads the log, and loads, through the
         // snapshot of the statement running: in REPEATABLE READ the
         // transaction's, and in READ COMMITTED too it may predate the
@@ -389,7 +404,7 @@ static mut PREVIOUS_POST_PARSE_ANALYZE: pg_sys::post_parse_analyze_hook_type = N
 /// the plan cache checks the plans it will run (a prepared statement's
 /// EXECUTE, a PL/pgSQL function's plans), once: the queries parsed while it
 /// runs see what it saw.
-fn take_in_changes_once_per_statement() {
+pub fn take_in_changes_once_per_statement() {
     unsafe {
         if pg_sys::XactIsoLevel >= pg_sys::XACT_REPEATABLE_READ as i32
             || !pg_sys::IsTransactionState()
@@ -461,7 +476,7 @@ fn refresh_if_stale() {
             log.seen = seen;
         }
     }
-    if look_may_miss_changes(seen.as_deref(), &log.seen) {
+    if look_may_miss_changes(seen.as_deref(), &log.seen) || misses_a_message(&log.seen) {
         look_again();
     }
     let (work, look) = CACHE.with_borrow_mut(|c| {
@@ -612,6 +627,40 @@ fn look_may_miss_changes(before: Option<&str>, now: &str) -> bool {
         Some(sees_less(now.xmax, now.running(), &before))
     };
     now.is_empty() || older().unwrap_or(false)
+}
+
+/// Whether a look through snapshot `now` (`pg_snapshot` text) may not see
+/// a change whose message this backend took in before it: the snapshot was
+/// taken before that change committed (a cursor's, declared before it, and
+/// fetched after a statement that took the message in and looked at
+/// nothing). The change's transaction id is below `MESSAGES_BELOW`, so
+/// either the snapshot's `xmax` is too, or the change was running when the
+/// snapshot was taken and has committed since. A running transaction that
+/// committed after the message only costs one more look.
+fn misses_a_message(now: &str) -> bool {
+    let below = MESSAGES_BELOW.load(Ordering::Relaxed);
+    let Some(now) = SeenText::parse(now) else {
+        return false;
+    };
+    now.xmax < below
+        || now.running().any(|xid| {
+            xid < below
+                && unsafe {
+                    pg_sys::TransactionIdDidCommit(pg_sys::TransactionId::from(xid as u32))
+                }
+        })
+}
+
+/// The newest transaction id that has completed (committed or aborted), as
+/// a full id.
+fn latest_completed_xid() -> u64 {
+    unsafe {
+        #[cfg(feature = "pg15")]
+        let variables = pg_sys::ShmemVariableCache;
+        #[cfg(not(feature = "pg15"))]
+        let variables = pg_sys::TransamVariables;
+        (*variables).latestCompletedXid.value
+    }
 }
 
 /// `pg_snapshot` text of a snapshot (`running` sorted).

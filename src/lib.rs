@@ -26,6 +26,7 @@
 //!    - `gucs`: the settings that carry the acting user and workspace
 //!    - `gate`: the commit gate: no statement starts between a catalog change becoming visible and its invalidation messages being sent
 //!    - `cache`: the per-backend cache and its invalidation
+//!    - `kept_plans`: kept plans run again without a parse (a prepared statement bound again) take in the catalog's changes
 //! 4. Who acts:
 //!    - `identity`: `fluent_authenticate`, `fluent_set_user` and friends: tokens, trust and the seal
 //!    - `delegation`: who administers (DBA or delegated end user), and who may read others' permissions
@@ -60,6 +61,7 @@ mod gucs;
 mod hashing;
 mod identity;
 mod items;
+mod kept_plans;
 mod loaders;
 mod node_audit;
 mod owner;
@@ -205,6 +207,7 @@ pub extern "C-unwind" fn _PG_init() {
     gucs::init();
     owner::init();
     cache::init();
+    kept_plans::init();
     probes::init();
     identity::init();
     plans::init();

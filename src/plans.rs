@@ -39,6 +39,7 @@ use crate::checks::Reach;
 use crate::citus;
 use crate::error::FluentError;
 use crate::folds;
+use crate::kept_plans;
 use crate::owner;
 use crate::placements;
 
@@ -90,6 +91,12 @@ unsafe extern "C-unwind" fn plan_with_one_identity(
     // simple and the extended protocol, EXPLAIN); a statement run inside
     // another (a function's, fluent's own) with its own.
     let inside = query_string != pg_sys::debug_query_string;
+    // A client's statement planned at Bind (a custom plan, or a kept one
+    // planned again) was not parsed: it takes the catalog's changes in here,
+    // before it folds (src/kept_plans.rs).
+    if !inside {
+        cache::take_in_changes_once_per_statement();
+    }
     let (plan, planned) = folds::planning(inside, || match PREVIOUS_PLANNER {
         Some(previous) => previous(parse, query_string, cursor_options, bound_params),
         None => pg_sys::standard_planner(parse, query_string, cursor_options, bound_params),
@@ -124,6 +131,7 @@ unsafe fn keep_dependencies(plan: *mut pg_sys::PlannedStmt) {
     });
     if let Some(sentinel) = cache::sentinel_relid() {
         (*plan).relationOids = pg_sys::list_append_unique_oid((*plan).relationOids, sentinel);
+        kept_plans::lock_sentinel_when_bound(plan, sentinel);
     }
 }
 

@@ -237,56 +237,73 @@ fn sql_function_plans_follow_identity_changes_and_revokes_inside_a_transaction()
     session.batch_execute("COMMIT").unwrap();
 }
 
-/// What holds for the extended protocol (README, "How plans follow identity
-/// and the catalog"): a statement prepared there and bound again in the same
-/// transaction is not parsed again, so it sees a revoke once the transaction
-/// takes in invalidation messages: at its next parsed statement, whatever it
-/// is, or in the next transaction. `fluent_can` in such a statement too.
+/// The extended protocol (README, "How plans follow identity and the
+/// catalog"): a statement prepared there and bound again in the same
+/// transaction is not parsed again, and PostgreSQL checks its kept plan at
+/// Bind, where it takes no new lock and so no invalidation message. A folded
+/// plan locks the sentinel relation, whose lock each execution leaves to be
+/// taken anew: the next Bind takes the revoke in and plans again. Each
+/// `plan_cache_mode`, a plan that folds nothing (`fluent_can`) and a
+/// function's plan under a statement bound again.
 #[test]
-fn a_named_extended_protocol_statement_sees_a_revoke_once_the_transaction_takes_it_in() {
+fn a_named_extended_protocol_statement_sees_a_revoke_at_its_next_bind() {
     let db = fresh_database("stale_bind");
     seed(&db);
     let mut dba = connect(&db, "postgres");
     let mut reader = connect(&db, TESTER);
-    reader
-        .batch_execute(&format!(
-            "BEGIN; SELECT fluent_set_user('boss', true); SET LOCAL ROLE {APP}"
-        ))
-        .unwrap();
-    let stmt = reader.prepare("SELECT count(*) FROM docs").unwrap();
-    let count = |reader: &mut Client| -> i64 { reader.query_one(&stmt, &[]).unwrap().get(0) };
-    let can_stmt = reader.prepare("SELECT fluent_can('docs', 'read')").unwrap();
-    let can = |reader: &mut Client| -> bool { reader.query_one(&can_stmt, &[]).unwrap().get(0) };
-    assert_eq!(count(&mut reader), 33);
-    assert!(can(&mut reader));
-    dba.batch_execute("SELECT fluent_revoke_role('boss', 'all_r')")
-        .unwrap();
-    assert_eq!(
-        count(&mut reader),
-        33,
-        "bound again, before anything takes the revoke in"
-    );
-    assert!(can(&mut reader), "fluent_can bound again, likewise");
-    reader.batch_execute("SELECT 1").unwrap();
-    assert_eq!(count(&mut reader), 0, "after a parsed statement");
-    assert!(!can(&mut reader), "fluent_can after a parsed statement");
-    dba.batch_execute("SELECT fluent_grant_role('boss', 'all_r')")
-        .unwrap();
-    reader
-        .query_one("SELECT fluent_can('docs', 'read')", &[])
-        .unwrap();
-    assert_eq!(count(&mut reader), 33, "after a parsed fluent check");
-    reader.batch_execute("COMMIT").unwrap();
-    // A new transaction always sees it.
-    dba.batch_execute("SELECT fluent_revoke_role('boss', 'all_r')")
-        .unwrap();
-    reader
-        .batch_execute(&format!(
-            "BEGIN; SELECT fluent_set_user('boss', true); SET LOCAL ROLE {APP}"
-        ))
-        .unwrap();
-    assert_eq!(count(&mut reader), 0, "in the next transaction");
-    reader.batch_execute("COMMIT").unwrap();
+    for mode in ["auto", "force_generic_plan", "force_custom_plan"] {
+        reader
+            .batch_execute(&format!(
+                "BEGIN; SET LOCAL plan_cache_mode = {mode};
+                 SELECT fluent_set_user('boss', true); SET LOCAL ROLE {APP}"
+            ))
+            .unwrap();
+        let plain = reader.prepare("SELECT count(*) FROM docs").unwrap();
+        let bound = reader
+            .prepare("SELECT count(*) FROM docs WHERE id > $1")
+            .unwrap();
+        let can_stmt = reader.prepare("SELECT fluent_can('docs', 'read')").unwrap();
+        let in_function = reader.prepare("SELECT count_docs_pl()").unwrap();
+        // The one with a parameter first: planned at Bind in
+        // force_custom_plan, before anything else takes the change in.
+        let counts = |reader: &mut Client| -> [i64; 3] {
+            [
+                reader.query_one(&bound, &[&0i32]).unwrap().get(0),
+                reader.query_one(&plain, &[]).unwrap().get(0),
+                reader.query_one(&in_function, &[]).unwrap().get(0),
+            ]
+        };
+        let can =
+            |reader: &mut Client| -> bool { reader.query_one(&can_stmt, &[]).unwrap().get(0) };
+        // Past the five custom plans `auto` makes before a generic one.
+        for _ in 0..6 {
+            assert_eq!(counts(&mut reader), [33, 33, 33], "{mode}");
+        }
+        assert!(can(&mut reader));
+        dba.batch_execute("SELECT fluent_revoke_role('boss', 'all_r')")
+            .unwrap();
+        assert_eq!(
+            counts(&mut reader),
+            [0, 0, 0],
+            "{mode}: bound again after a revoke"
+        );
+        assert!(
+            !can(&mut reader),
+            "{mode}: fluent_can bound again after a revoke"
+        );
+        dba.batch_execute("SELECT fluent_grant_role('boss', 'all_r')")
+            .unwrap();
+        assert!(
+            can(&mut reader),
+            "{mode}: fluent_can bound again after a grant"
+        );
+        assert_eq!(
+            counts(&mut reader),
+            [33, 33, 33],
+            "{mode}: bound again after a grant"
+        );
+        reader.batch_execute("COMMIT").unwrap();
+    }
 }
 
 /// A statement takes its snapshot before it locks its tables, and takes in
@@ -521,4 +538,52 @@ fn a_look_through_an_older_snapshot_is_taken_again() {
         "none",
         "after that transaction"
     );
+}
+
+/// A cursor declared before a team change, fetched after a statement that took
+/// the change's message in and checked nothing: its fetch looks at the change
+/// log, and loads, through the cursor's snapshot, which does not see the
+/// change; the statements after it look again through their own.
+#[test]
+fn a_team_loaded_through_a_cursors_snapshot_is_read_again() {
+    let db = fresh_database("stale_cursor_team");
+    seed(&db);
+    connect(&db, "postgres")
+        .batch_execute(
+            "SELECT fluent_create_role('lead_r'), fluent_set_permission('lead_r', 'docs', 'read', 'team');
+             SELECT fluent_create_user(u) FROM unnest('{lea,max}'::text[]) u;
+             SELECT fluent_grant_role('lea', 'lead_r');
+             SELECT fluent_create_team('desk'), fluent_add_team_member('desk', 'lea', true),
+                    fluent_add_team_member('desk', 'max');
+             CREATE FUNCTION team_keys() RETURNS text[] LANGUAGE plpgsql STABLE
+                 AS 'BEGIN RETURN fluent.rls_owner_keys(''docs'', ''read''); END';",
+        )
+        .unwrap();
+    let mut checker = connect(&db, TESTER);
+    assert_eq!(scope(&mut checker, "ann"), "own");
+    checker
+        .batch_execute(
+            "BEGIN; SELECT fluent_set_user('lea', true);
+             DECLARE c CURSOR FOR SELECT team_keys() FROM generate_series(1, 2)",
+        )
+        .unwrap();
+    connect(&db, "postgres")
+        .batch_execute("SELECT fluent_remove_team_member('desk', 'max')")
+        .unwrap();
+    let keys = |checker: &mut Client, sql: &str| -> String {
+        let keys: Vec<String> = checker.query_one(sql, &[]).unwrap().get(0);
+        keys.join(",")
+    };
+    assert_eq!(keys(&mut checker, "SELECT ARRAY['x']"), "x");
+    // The cursor reads through the snapshot it was declared with.
+    assert_eq!(keys(&mut checker, "FETCH 1 FROM c"), "lea,max");
+    // The next statements, through their own.
+    for _ in 0..2 {
+        assert_eq!(
+            keys(&mut checker, "SELECT fluent.rls_owner_keys('docs', 'read')"),
+            "lea",
+            "after the cursor's fetch"
+        );
+    }
+    checker.batch_execute("COMMIT").unwrap();
 }
