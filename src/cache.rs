@@ -62,6 +62,7 @@ use crate::scope::{
     Standing,
 };
 use crate::trigger::after_trigger;
+use crate::unguarded;
 
 /// The relation whose relcache invalidation means "the permission catalog
 /// changed" (sent by the `invalidate_cache` triggers): one no query reads
@@ -407,11 +408,11 @@ static mut PREVIOUS_POST_PARSE_ANALYZE: pg_sys::post_parse_analyze_hook_type = N
 pub fn take_in_changes_once_per_statement() {
     unsafe {
         if pg_sys::XactIsoLevel >= pg_sys::XACT_REPEATABLE_READ as i32
-            || !pg_sys::IsTransactionState()
+            || !unguarded::in_transaction()
         {
             return;
         }
-        let started = pg_sys::GetCurrentStatementStartTimestamp();
+        let started = unguarded::statement_started();
         if STATEMENT_SEEN.replace(started) != started {
             // What the previous statement looked at after a message arrived
             // is looked at again (see relcache_callback).

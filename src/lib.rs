@@ -12,6 +12,7 @@
 //!    - `folds`: which plans folded the acting user's answers, and invalidating them
 //!    - `trigger`: Rust trigger functions that refuse direct calls cleanly
 //!    - `preload`: `fluent_preload`, the library name that loads the installed version
+//!    - `unguarded`: PostgreSQL functions that cannot raise an error, called without pgrx's guard on per-statement paths
 //! 2. Reading the catalog:
 //!    - `owner`: running catalog queries as the catalog owner, through kept plans
 //!    - `citus`: on Citus, the catalog bus, the identity carrier and the `SET`s Citus would propagate (`sql/citus.sql`)
@@ -76,6 +77,7 @@ mod scope;
 mod shard_checks;
 mod token;
 mod trigger;
+mod unguarded;
 mod who_can;
 
 #[cfg(test)]
