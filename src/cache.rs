@@ -85,6 +85,8 @@ static WROTE_IN_XACT: AtomicBool = AtomicBool::new(false);
 static FLUSH: AtomicBool = AtomicBool::new(false);
 /// OID of the sentinel relation, or 0 while unknown.
 static SENTINEL: AtomicU32 = AtomicU32::new(0);
+/// A message arrived since the last look at the change log began.
+static MESSAGE_SINCE_LOOK: AtomicBool = AtomicBool::new(true);
 /// Every catalog change whose message this backend has taken in has a
 /// transaction id below this one (the newest completed one, plus one, when
 /// the last message arrived), or 0 before the first.
@@ -144,16 +146,6 @@ pub fn sentinel_relid() -> Option<pg_sys::Oid> {
     }
 }
 
-/// The sentinel relation as resolved when the cache was last refreshed,
-/// without looking it up: a backend that folded nothing since it started
-/// may not know it.
-pub fn known_sentinel_relid() -> Option<pg_sys::Oid> {
-    match SENTINEL.load(Ordering::Relaxed) {
-        0 => None,
-        oid => Some(pg_sys::Oid::from(oid)),
-    }
-}
-
 #[pgrx::pg_guard]
 unsafe extern "C-unwind" fn relcache_callback(_arg: pg_sys::Datum, relid: pg_sys::Oid) {
     // Only mark stale: no catalog access is allowed here.
@@ -161,6 +153,7 @@ unsafe extern "C-unwind" fn relcache_callback(_arg: pg_sys::Datum, relid: pg_sys
     if relid == pg_sys::InvalidOid || sentinel == 0 || relid.to_u32() == sentinel {
         GENERATION.fetch_add(1, Ordering::Relaxed);
         MESSAGES_BELOW.fetch_max(latest_completed_xid() + 1, Ordering::Relaxed);
+        MESSAGE_SINCE_LOOK.store(true, Ordering::Relaxed);
         // The look this causes reads the log, and loads, through the
         // snapshot of the statement running: in REPEATABLE READ the
         // transaction's, and in READ COMMITTED too it may predate the
@@ -404,8 +397,22 @@ static mut PREVIOUS_POST_PARSE_ANALYZE: pg_sys::post_parse_analyze_hook_type = N
 /// not touched. So each statement takes them in when it is parsed, before
 /// the plan cache checks the plans it will run (a prepared statement's
 /// EXECUTE, a PL/pgSQL function's plans), once: the queries parsed while it
-/// runs see what it saw.
+/// runs see what it saw. A statement bound again without a parse takes them
+/// in as it is planned or starts running (src/kept_plans.rs).
 pub fn take_in_changes_once_per_statement() {
+    take_in_changes(false);
+}
+
+/// `take_in_changes_once_per_statement` for a client's statement being
+/// parsed. The statements of one simple-protocol message share its start
+/// time; each after the first takes in the messages that arrived while the
+/// ones before it ran (without the commit gate: a change its client saw
+/// committed has sent its messages).
+fn take_in_changes_for_client_statement() {
+    take_in_changes(true);
+}
+
+fn take_in_changes(client_statement: bool) {
     unsafe {
         if pg_sys::XactIsoLevel >= pg_sys::XACT_REPEATABLE_READ as i32
             || !unguarded::in_transaction()
@@ -413,7 +420,8 @@ pub fn take_in_changes_once_per_statement() {
             return;
         }
         let started = unguarded::statement_started();
-        if STATEMENT_SEEN.replace(started) != started {
+        let new_message = STATEMENT_SEEN.replace(started) != started;
+        if new_message || client_statement {
             // What the previous statement looked at after a message arrived
             // is looked at again (see relcache_callback).
             if INVALIDATED_IN_STATEMENT.swap(false, Ordering::Relaxed) {
@@ -421,7 +429,9 @@ pub fn take_in_changes_once_per_statement() {
                 crate::folds::invalidate_identity_plans();
             }
             // A change visible to this statement has sent its messages.
-            crate::gate::pass();
+            if new_message {
+                crate::gate::pass();
+            }
             pg_sys::AcceptInvalidationMessages();
         }
     }
@@ -442,8 +452,10 @@ unsafe extern "C-unwind" fn statement_parsed(
     // planned at the top level.
     if pg_sys::ActivePortal.is_null() && !crate::folds::planning_now() {
         citus::statement_started();
+        take_in_changes_for_client_statement();
+    } else {
+        take_in_changes_once_per_statement();
     }
-    take_in_changes_once_per_statement();
 }
 
 fn refresh_if_stale() {
@@ -464,6 +476,25 @@ fn refresh_if_stale() {
         (Some(seen), Some(xid)) if xid != current_xid => Some(unseen(seen, xid)),
         (seen, _) => seen.clone(),
     });
+    // A look asked for again (see look_again) through the very snapshot the
+    // last one read through (a cursor's, fetched again) would read nothing
+    // new, unless a message arrived since (a change that is not MVCC-safe:
+    // an extension created again, a TRUNCATE), this transaction wrote since
+    // (its own entries show through any snapshot) or rolled writes back: it
+    // is skipped, or a cursor declared before a change would read the log
+    // at each fetch, each asking the next to look again.
+    if !MESSAGE_SINCE_LOOK.load(Ordering::Relaxed)
+        && current_xid == 0
+        && !FLUSH.load(Ordering::Relaxed)
+        && seen.is_some()
+        && active_snapshot_text() == seen
+    {
+        if seen.as_deref().is_some_and(misses_a_message) {
+            look_again();
+        }
+        CACHE.with_borrow_mut(|c| c.generation = Some(current));
+        return;
+    }
     // A first look reads through a snapshot that may predate changes whose
     // messages were processed before this library was loaded: look again
     // at the next statement and when the transaction ends.
@@ -471,6 +502,7 @@ fn refresh_if_stale() {
         look_again();
     }
     // No borrow is held while SPI runs: loading may process invalidations.
+    MESSAGE_SINCE_LOOK.store(false, Ordering::Relaxed);
     let mut log = loaders::load_changes(seen.as_deref());
     if !log.seen.is_empty() {
         if let Some(seen) = recovery_snapshot_text() {
@@ -676,15 +708,26 @@ fn snapshot_text(xmin: u64, xmax: u64, running: &[u64]) -> String {
 /// as seen a primary's transaction still running, and skip its entries
 /// once it commits: the replica would keep a revoked grant.
 fn recovery_snapshot_text() -> Option<String> {
+    let recovery = unsafe {
+        pg_sys::ActiveSnapshotSet() && (*pg_sys::GetActiveSnapshot()).takenDuringRecovery
+    };
+    if recovery {
+        active_snapshot_text()
+    } else {
+        None
+    }
+}
+
+/// The snapshot of the running statement as `pg_snapshot` text, as
+/// `pg_current_snapshot()` gives it (or, on a hot standby, as
+/// `recovery_snapshot_text` tells it).
+fn active_snapshot_text() -> Option<String> {
     let snapshot = unsafe {
         if !pg_sys::ActiveSnapshotSet() {
             return None;
         }
         &*pg_sys::GetActiveSnapshot()
     };
-    if !snapshot.takenDuringRecovery {
-        return None;
-    }
     let next = unsafe { pg_sys::ReadNextFullTransactionId() }.value;
     let xmax = full_xid(next, snapshot.xmax);
     let mut running: Vec<u64> = running_in(snapshot)

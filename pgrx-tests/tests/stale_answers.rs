@@ -280,6 +280,15 @@ fn a_named_extended_protocol_statement_sees_a_revoke_at_its_next_bind() {
             assert_eq!(counts(&mut reader), [33, 33, 33], "{mode}");
         }
         assert!(can(&mut reader));
+        // What locks the relations these plans depend on in other ways
+        // (EXPLAIN opens every entry of a plan's range table) leaves the
+        // next Bind to take the change in.
+        reader
+            .simple_query(
+                "EXPLAIN (COSTS OFF) SELECT count(*) FROM docs;
+                 SELECT pg_relation_size('fluent.cache_sentinel'), pg_relation_size('pg_database')",
+            )
+            .unwrap();
         dba.batch_execute("SELECT fluent_revoke_role('boss', 'all_r')")
             .unwrap();
         assert_eq!(
@@ -586,4 +595,114 @@ fn a_team_loaded_through_a_cursors_snapshot_is_read_again() {
         );
     }
     checker.batch_execute("COMMIT").unwrap();
+}
+
+/// A cursor declared before a change and fetched after a statement that
+/// took the change's message in looks at the change log through its own
+/// snapshot, and asks the next statement to look again. Fetched again, it
+/// does not read the log at each fetch: through the same snapshot, a look
+/// would read nothing new. A statement with a snapshot of its own looks.
+#[test]
+fn a_cursor_older_than_a_change_does_not_read_the_log_at_each_fetch() {
+    let db = fresh_database("stale_cursor_looks");
+    seed(&db);
+    let mut dba = connect(&db, "postgres");
+    let horizon: u32 = dba
+        .query_one("SELECT 'fluent.change_horizon'::regclass::oid", &[])
+        .unwrap()
+        .get(0);
+    let mut reader = connect(&db, TESTER);
+    reader
+        .batch_execute(
+            "BEGIN; SELECT fluent_set_user('ann', true);
+             DECLARE c CURSOR FOR SELECT g, fluent_scope('ann', 'docs', 'read')
+                 FROM generate_series(1, 100000) g;
+             FETCH 2 FROM c",
+        )
+        .unwrap();
+    dba.batch_execute("SELECT fluent_grant_role('ann', 'all_r')")
+        .unwrap();
+    let looks = |reader: &mut Client| -> i64 {
+        reader
+            .query_one("SELECT pg_stat_get_xact_numscans($1)", &[&horizon])
+            .unwrap()
+            .get(0)
+    };
+    let fetch =
+        |reader: &mut Client| -> String { reader.query_one("FETCH 1 FROM c", &[]).unwrap().get(1) };
+    reader.batch_execute("SELECT 1").unwrap();
+    // Through the cursor's snapshot, from before the grant.
+    assert_eq!(fetch(&mut reader), "own");
+    let before = looks(&mut reader);
+    for _ in 0..20 {
+        assert_eq!(fetch(&mut reader), "own");
+    }
+    let after = looks(&mut reader);
+    assert!(
+        after - before <= 2,
+        "20 fetches read the change log {} times",
+        after - before
+    );
+    assert_eq!(
+        scope(&mut reader, "ann"),
+        "all",
+        "a statement of its own sees the grant"
+    );
+    reader.batch_execute("COMMIT").unwrap();
+}
+
+/// The statements of one simple-protocol message share one start time. A
+/// change committed while the first one ran reaches the next ones, even
+/// when they lock nothing new (`fluent_can` reads the cache alone).
+#[test]
+fn a_later_statement_of_one_message_sees_a_change_made_while_an_earlier_one_ran() {
+    let db = fresh_database("stale_one_message");
+    seed(&db);
+    let mut dba = connect(&db, "postgres");
+    let mut locker = connect(&db, "postgres");
+    locker.batch_execute("SELECT pg_advisory_lock(7)").unwrap();
+    let mut reader = connect(&db, TESTER);
+    reader
+        .batch_execute("SELECT fluent_set_user('boss')")
+        .unwrap();
+    assert_eq!(scope(&mut reader, "boss"), "all");
+    let waiting = std::thread::spawn(move || {
+        let messages = reader
+            .simple_query(
+                "SELECT fluent_can('docs', 'read'); SELECT pg_advisory_lock(7);
+                 SELECT fluent_can('docs', 'read')",
+            )
+            .unwrap();
+        let answers: Vec<String> = messages
+            .iter()
+            .filter_map(|m| match m {
+                postgres::SimpleQueryMessage::Row(row) => row.get(0).map(str::to_owned),
+                _ => None,
+            })
+            .collect();
+        answers
+    });
+    let started = std::time::Instant::now();
+    while count(
+        &mut dba,
+        "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted",
+    ) == 0
+    {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(60),
+            "the reader never waited for the lock"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    dba.batch_execute("SELECT fluent_revoke_role('boss', 'all_r')")
+        .unwrap();
+    locker
+        .batch_execute("SELECT pg_advisory_unlock(7)")
+        .unwrap();
+    let answers = waiting.join().unwrap();
+    assert_eq!(
+        answers,
+        ["t", "", "f"],
+        "the third statement sees the revoke"
+    );
 }
