@@ -706,3 +706,44 @@ fn a_later_statement_of_one_message_sees_a_change_made_while_an_earlier_one_ran(
         "the third statement sees the revoke"
     );
 }
+
+/// The one sequence left (README): a kept plan of a statement that starts
+/// running at Execute (a write), bound and closed without an Execute, leaves
+/// the Bind lock marked as having taken messages in, as PostgreSQL marks it;
+/// nothing of fluent's runs before the next Bind, whose kept plan answers
+/// once as before a revoke committed meanwhile. The statement after it sees
+/// the revoke.
+#[test]
+fn a_write_bound_and_closed_without_execute_leaves_one_bind_stale() {
+    let db = fresh_database("stale_bind_no_execute");
+    seed(&db);
+    let mut dba = connect(&db, "postgres");
+    dba.batch_execute(&format!("GRANT UPDATE ON docs TO {APP}"))
+        .unwrap();
+    let mut reader = connect(&db, TESTER);
+    let mut tx = reader.transaction().unwrap();
+    tx.batch_execute(&format!(
+        "SET LOCAL plan_cache_mode = force_generic_plan;
+         SELECT fluent_set_user('boss', true); SET LOCAL ROLE {APP}"
+    ))
+    .unwrap();
+    let read = tx.prepare("SELECT count(*) FROM docs").unwrap();
+    let write = tx
+        .prepare("UPDATE docs SET owner = owner WHERE id = 1")
+        .unwrap();
+    for _ in 0..2 {
+        assert_eq!(tx.query_one(&read, &[]).unwrap().get::<_, i64>(0), 33);
+        tx.execute(&write, &[]).unwrap();
+    }
+    assert_eq!(tx.query_one(&read, &[]).unwrap().get::<_, i64>(0), 33);
+    drop(tx.bind(&write, &[]).unwrap());
+    dba.batch_execute("SELECT fluent_revoke_role('boss', 'all_r')")
+        .unwrap();
+    assert_eq!(
+        tx.query_one(&read, &[]).unwrap().get::<_, i64>(0),
+        33,
+        "the Bind after a write bound without an Execute"
+    );
+    assert_eq!(tx.query_one(&read, &[]).unwrap().get::<_, i64>(0), 0);
+    tx.commit().unwrap();
+}
