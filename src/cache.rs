@@ -405,9 +405,8 @@ pub fn take_in_changes_once_per_statement() {
 
 /// `take_in_changes_once_per_statement` for a client's statement being
 /// parsed. The statements of one simple-protocol message share its start
-/// time; each after the first takes in the messages that arrived while the
-/// ones before it ran (without the commit gate: a change its client saw
-/// committed has sent its messages).
+/// time; each after the first takes in, past the commit gate, the messages
+/// that arrived while the ones before it ran.
 fn take_in_changes_for_client_statement() {
     take_in_changes(true);
 }
@@ -429,9 +428,7 @@ fn take_in_changes(client_statement: bool) {
                 crate::folds::invalidate_identity_plans();
             }
             // A change visible to this statement has sent its messages.
-            if new_message {
-                crate::gate::pass();
-            }
+            crate::gate::pass();
             pg_sys::AcceptInvalidationMessages();
         }
     }

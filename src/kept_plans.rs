@@ -27,16 +27,23 @@
 //!   and for the kept plans of the functions it calls, checked later.
 //!
 //! The lock must be one nothing else takes, or taking it would clear the
-//! flag before the next Bind: `pg_database` in `RowShareLock`. A relation is
-//! locked so by `SELECT ... FOR SHARE` and `LOCK TABLE`, which on a catalog
-//! only a superuser may run (from PostgreSQL 17 on, `pg_maintain` too, which
-//! may lock every table anyway); EXPLAIN, `pg_relation_size()` and the like
-//! lock in `AccessShareLock`, a lock of its own. (On fluent's sentinel, in
-//! `AccessShareLock`, any EXPLAIN of a folded query cleared the flag.) And
-//! only `ExclusiveLock` or stronger conflicts with it, which the same roles
-//! alone can ask for on a shared catalog, where a database owner may `VACUUM
-//! FULL` any table of the database: queued behind a lock any role can hold
-//! (`nextval()` on the OID), that would stop every Bind of a folded plan.
+//! flag before the next Bind, and one no role can queue a conflicting lock
+//! on, or that role would stop every Bind behind it. So it is the TOAST
+//! relation of `fluent.users` in `RowShareLock`: a relation in schema
+//! `pg_toast`, which no role but a superuser (and members of
+//! `pg_read_all_data`, who read everything) can name, so none can lock it
+//! with `LOCK TABLE`, `SELECT ... FOR SHARE` or `CREATE RULE` (which locks
+//! its table before it checks anything); EXPLAIN, `pg_relation_size()` and
+//! the like lock in `AccessShareLock`, a lock of its own. It is in this
+//! database, so taken by the fast path. Earlier choices failed: fluent's
+//! sentinel in `AccessShareLock` (an EXPLAIN of any folded query cleared the
+//! flag, and a database owner's `VACUUM FULL` of it, queued behind a lock
+//! any role holds with `nextval()`, stopped every Bind); `pg_database` in
+//! `RowShareLock` (any role can name it: a `PREPARE` of `SELECT ... FOR
+//! SHARE` on it cleared the flag, and `CREATE RULE` on it, queued, stopped
+//! every Bind in every database). A database owner's `VACUUM FULL` of
+//! `fluent.users` still waits for, and stops, Binds, as it stops every
+//! first check reading that table.
 //!
 //! What remains:
 //! - a window as narrow as the one a parsed statement has between its parse
@@ -48,15 +55,24 @@
 //!   cleared: the next kept plan bound answers once as before the changes
 //!   that arrived since.
 
+use std::cell::Cell;
+
 use pgrx::pg_sys;
 
 use crate::cache;
+use crate::owner;
 
 static mut PREVIOUS_EXECUTOR_START: pg_sys::ExecutorStart_hook_type = None;
 
 /// The lock a folded plan takes at Bind (see the module comment).
-const BIND_LOCK_RELATION: pg_sys::Oid = pg_sys::DatabaseRelationId;
 const BIND_LOCK: pg_sys::LOCKMODE = pg_sys::RowShareLock as pg_sys::LOCKMODE;
+
+thread_local! {
+    /// (the sentinel relation, the relation locked at Bind) as last
+    /// resolved: a catalog created again has new ones.
+    static BIND_LOCK_RELATION: Cell<(pg_sys::Oid, pg_sys::Oid)> =
+        const { Cell::new((pg_sys::InvalidOid, pg_sys::InvalidOid)) };
+}
 
 /// Installs the executor start hook; called once from `_PG_init`.
 pub fn init() {
@@ -68,25 +84,57 @@ pub fn init() {
 
 /// Adds the entry whose lock takes messages in to a folded plan's range
 /// table, so that a kept copy of the plan takes it when it is bound again.
-pub unsafe fn lock_when_bound(plan: *mut pg_sys::PlannedStmt) {
-    if locked_when_bound((*plan).rtable) {
+/// `sentinel` is the sentinel relation the plan depends on.
+pub unsafe fn lock_when_bound(plan: *mut pg_sys::PlannedStmt, sentinel: pg_sys::Oid) {
+    let Some(relation) = bind_lock_relation(sentinel) else {
+        return;
+    };
+    if locked_when_bound((*plan).rtable, relation) {
         return;
     }
     let rte = pg_sys::palloc0(std::mem::size_of::<pg_sys::RangeTblEntry>())
         .cast::<pg_sys::RangeTblEntry>();
     (*rte).type_ = pg_sys::NodeTag::T_RangeTblEntry;
     (*rte).rtekind = pg_sys::RTEKind::RTE_RELATION;
-    (*rte).relid = BIND_LOCK_RELATION;
-    (*rte).relkind = pg_sys::RELKIND_RELATION as std::ffi::c_char;
+    (*rte).relid = relation;
+    (*rte).relkind = pg_sys::RELKIND_TOASTVALUE as std::ffi::c_char;
     (*rte).rellockmode = BIND_LOCK;
     // EXPLAIN names every entry; no privilege is checked on it (no
     // required permissions on 15, no permission entry from 16 on).
-    (*rte).eref = pg_sys::makeAlias(c"pg_database".as_ptr(), std::ptr::null_mut());
+    (*rte).eref = pg_sys::makeAlias(c"fluent_bind_lock".as_ptr(), std::ptr::null_mut());
     (*plan).rtable = pg_sys::lappend((*plan).rtable, rte.cast());
 }
 
+/// The TOAST relation of `fluent.users` of the catalog whose sentinel is
+/// `sentinel`, looked up once per catalog.
+fn bind_lock_relation(sentinel: pg_sys::Oid) -> Option<pg_sys::Oid> {
+    let (known_sentinel, known) = BIND_LOCK_RELATION.get();
+    if known_sentinel == sentinel && known != pg_sys::InvalidOid {
+        return Some(known);
+    }
+    let users = owner::catalog_relid(c"users")?;
+    let toast = unsafe {
+        let class = pg_sys::SearchSysCache1(
+            pg_sys::SysCacheIdentifier::RELOID as _,
+            pg_sys::Datum::from(users),
+        );
+        if class.is_null() {
+            return None;
+        }
+        let toast =
+            (*pg_sys::heap_tuple_get_struct::<pg_sys::FormData_pg_class>(class)).reltoastrelid;
+        pg_sys::ReleaseSysCache(class);
+        toast
+    };
+    if toast == pg_sys::InvalidOid {
+        return None;
+    }
+    BIND_LOCK_RELATION.set((sentinel, toast));
+    Some(toast)
+}
+
 /// Whether range table `rtable` holds the entry `lock_when_bound` adds.
-unsafe fn locked_when_bound(rtable: *mut pg_sys::List) -> bool {
+unsafe fn locked_when_bound(rtable: *mut pg_sys::List, relation: pg_sys::Oid) -> bool {
     if rtable.is_null() {
         return false;
     }
@@ -95,7 +143,7 @@ unsafe fn locked_when_bound(rtable: *mut pg_sys::List) -> bool {
     entries.iter().rev().any(|cell| {
         let rte = cell.ptr_value.cast::<pg_sys::RangeTblEntry>();
         (*rte).rtekind == pg_sys::RTEKind::RTE_RELATION
-            && (*rte).relid == BIND_LOCK_RELATION
+            && (*rte).relid == relation
             && (*rte).rellockmode == BIND_LOCK
     })
 }
@@ -107,8 +155,11 @@ unsafe extern "C-unwind" fn executor_start(query: *mut pg_sys::QueryDesc, eflags
         // Once per client statement, whatever runs first: the statement
         // bound (a portal's copy of its text), or one it runs inside.
         cache::take_in_changes_once_per_statement();
-        if locked_when_bound((*(*query).plannedstmt).rtable) {
-            take_messages_in_at_next_lock();
+        let (_, relation) = BIND_LOCK_RELATION.get();
+        if relation != pg_sys::InvalidOid
+            && locked_when_bound((*(*query).plannedstmt).rtable, relation)
+        {
+            take_messages_in_at_next_lock(relation);
         }
     }
     match PREVIOUS_EXECUTOR_START {
@@ -120,11 +171,10 @@ unsafe extern "C-unwind" fn executor_start(query: *mut pg_sys::QueryDesc, eflags
 /// Leaves this transaction's Bind lock, if it holds it, as not having taken
 /// messages in: the next `LockRelationOid` on it takes them in (its count
 /// of holds is left as it was).
-unsafe fn take_messages_in_at_next_lock() {
-    // A shared catalog's lock names no database.
+unsafe fn take_messages_in_at_next_lock(relation: pg_sys::Oid) {
     let tag = pg_sys::LOCKTAG {
-        locktag_field1: 0,
-        locktag_field2: BIND_LOCK_RELATION.to_u32(),
+        locktag_field1: pg_sys::MyDatabaseId.to_u32(),
+        locktag_field2: relation.to_u32(),
         locktag_field3: 0,
         locktag_field4: 0,
         locktag_type: pg_sys::LockTagType::LOCKTAG_RELATION as u8,

@@ -131,8 +131,8 @@ unsafe fn keep_dependencies(plan: *mut pg_sys::PlannedStmt) {
     });
     if let Some(sentinel) = cache::sentinel_relid() {
         (*plan).relationOids = pg_sys::list_append_unique_oid((*plan).relationOids, sentinel);
+        kept_plans::lock_when_bound(plan, sentinel);
     }
-    kept_plans::lock_when_bound(plan);
 }
 
 /// Whether a restriction is the constant false or NULL.

@@ -286,7 +286,9 @@ fn a_named_extended_protocol_statement_sees_a_revoke_at_its_next_bind() {
         reader
             .simple_query(
                 "EXPLAIN (COSTS OFF) SELECT count(*) FROM docs;
-                 SELECT pg_relation_size('fluent.cache_sentinel'), pg_relation_size('pg_database')",
+                 SELECT pg_relation_size('fluent.cache_sentinel'), pg_relation_size('pg_database');
+                 PREPARE lock_catalog AS SELECT 1 FROM pg_database FOR SHARE;
+                 DEALLOCATE lock_catalog",
             )
             .unwrap();
         dba.batch_execute("SELECT fluent_revoke_role('boss', 'all_r')")
@@ -746,4 +748,62 @@ fn a_write_bound_and_closed_without_execute_leaves_one_bind_stale() {
     );
     assert_eq!(tx.query_one(&read, &[]).unwrap().get::<_, i64>(0), 0);
     tx.commit().unwrap();
+}
+
+/// A kept plan's Bind takes a lock no role can queue a conflicting request
+/// on: a role that names a relation can ask for `AccessExclusiveLock` on it
+/// before anything is checked (`CREATE RULE` locks its table first), and
+/// while such a request waits behind one session's Bind lock, every other
+/// session's Bind would wait behind it. The lock is on a relation of schema
+/// `pg_toast`, which such a role cannot name.
+#[test]
+fn a_role_that_queues_a_lock_does_not_stop_the_binds_of_kept_plans() {
+    let db = fresh_database("stale_bind_lock_queue");
+    seed(&db);
+    let mut dba = connect(&db, "postgres");
+    let toast: String = dba
+        .query_one(
+            "SELECT reltoastrelid::regclass::text FROM pg_class WHERE oid = 'fluent.users'::regclass",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    let open_and_bind_twice = |client: &mut Client| {
+        client
+            .batch_execute(&format!(
+                "BEGIN; SET LOCAL plan_cache_mode = force_generic_plan; SET LOCAL lock_timeout = '2s';
+                 SELECT fluent_set_user('boss', true); SET LOCAL ROLE {APP}"
+            ))
+            .unwrap();
+        let read = client.prepare("SELECT count(*) FROM docs").unwrap();
+        for _ in 0..2 {
+            let n: Result<i64, _> = client.query_one(&read, &[]).map(|row| row.get(0));
+            assert_eq!(
+                n.map_err(|e| e.to_string()),
+                Ok(33),
+                "a Bind of a kept plan"
+            );
+        }
+    };
+    let mut holder = connect(&db, TESTER);
+    open_and_bind_twice(&mut holder);
+    for target in ["pg_database", "fluent.cache_sentinel", toast.as_str()] {
+        // Connected first: a request queued on pg_database stops new
+        // connections too (PostgreSQL's own doing).
+        let mut binder = connect(&db, TESTER);
+        let mut attacker = connect(&db, TESTER);
+        let rule = format!(
+            "SET statement_timeout = '3s'; CREATE RULE r AS ON INSERT TO {target} DO INSTEAD NOTHING"
+        );
+        let queued = std::thread::spawn(move || sqlstate(attacker.batch_execute(&rule)));
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        open_and_bind_twice(&mut binder);
+        binder.batch_execute("COMMIT").unwrap();
+        let code = queued.join().unwrap();
+        assert!(
+            code == "42501" || code == "57014",
+            "CREATE RULE on {target}: {code}"
+        );
+    }
+    holder.batch_execute("COMMIT").unwrap();
 }
