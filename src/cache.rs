@@ -177,6 +177,7 @@ pub fn transaction_ended(committed: bool) {
         flush();
     }
     INVALIDATED_IN_STATEMENT.store(false, Ordering::Relaxed);
+    GATE_PENDING.set(false);
     if INVALIDATED_IN_XACT.swap(false, Ordering::Relaxed) {
         GENERATION.fetch_add(1, Ordering::Relaxed);
         // Plans made from those loads go with them (src/plans.rs).
@@ -386,6 +387,9 @@ thread_local! {
 thread_local! {
     /// The start of the statement that last took in invalidation messages.
     static STATEMENT_SEEN: Cell<pg_sys::TimestampTz> = const { Cell::new(0) };
+    /// The running statement has not passed the commit gate: it does when
+    /// it first reads the cache (`refresh_if_stale`).
+    static GATE_PENDING: Cell<bool> = const { Cell::new(false) };
 }
 
 static mut PREVIOUS_POST_PARSE_ANALYZE: pg_sys::post_parse_analyze_hook_type = None;
@@ -405,8 +409,10 @@ pub fn take_in_changes_once_per_statement() {
 
 /// `take_in_changes_once_per_statement` for a client's statement being
 /// parsed. The statements of one simple-protocol message share its start
-/// time; each after the first takes in, past the commit gate, the messages
-/// that arrived while the ones before it ran.
+/// time; each after the first takes in the messages that arrived while the
+/// ones before it ran, and passes the commit gate when it first reads the
+/// cache: most (`COMMIT`, `SET`, a query of unprotected tables) never do,
+/// and each pass may wait for a committing change.
 fn take_in_changes_for_client_statement() {
     take_in_changes(true);
 }
@@ -428,7 +434,10 @@ fn take_in_changes(client_statement: bool) {
                 crate::folds::invalidate_identity_plans();
             }
             // A change visible to this statement has sent its messages.
-            crate::gate::pass();
+            if new_message {
+                crate::gate::pass();
+            }
+            GATE_PENDING.set(!new_message);
             pg_sys::AcceptInvalidationMessages();
         }
     }
@@ -456,6 +465,10 @@ unsafe extern "C-unwind" fn statement_parsed(
 }
 
 fn refresh_if_stale() {
+    if GATE_PENDING.replace(false) {
+        crate::gate::pass();
+        unsafe { pg_sys::AcceptInvalidationMessages() };
+    }
     let current = GENERATION.load(Ordering::Relaxed);
     if CACHE.with_borrow(|c| c.generation == Some(current)) {
         return;
