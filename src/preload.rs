@@ -53,7 +53,14 @@ pub fn loaded_as_preloader() -> bool {
 /// any (a backend of the postmaster or of no database loads nothing).
 pub fn load_installed_version() {
     unsafe {
-        if !pg_sys::IsUnderPostmaster || pg_sys::MyDatabaseId == pg_sys::InvalidOid {
+        // A parallel worker loads its leader's libraries, the versioned one
+        // too, and may not look anything up here: its transaction state is
+        // the leader's, where a query of its own assigns no transaction id
+        // ("cannot assign XIDs during a parallel operation").
+        if !pg_sys::IsUnderPostmaster
+            || pg_sys::MyDatabaseId == pg_sys::InvalidOid
+            || pg_sys::InitializingParallelWorker
+        {
             return;
         }
         let in_transaction = pg_sys::IsTransactionState();

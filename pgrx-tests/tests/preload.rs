@@ -187,3 +187,40 @@ fn a_session_started_as_the_application_role_is_sealed() {
     ))
     .unwrap();
 }
+
+/// A parallel worker loads its leader's libraries, the preload name too:
+/// there it loads nothing of its own (its lookup failed every parallel query
+/// and parallel index build of a preloaded session with "cannot assign XIDs
+/// during a parallel operation").
+#[test]
+fn a_preloaded_session_runs_parallel_queries() {
+    let db = fresh_database("preload_parallel");
+    let mut dba = connect(&db, "postgres");
+    dba.batch_execute(
+        "CREATE TABLE big AS SELECT g AS id FROM generate_series(1, 200000) g; ANALYZE big",
+    )
+    .unwrap();
+    let mut preloaded = connect_with_options(&db, "postgres", PRELOAD);
+    assert!(fluent_loaded(&mut preloaded));
+    preloaded
+        .batch_execute(
+            "SET parallel_setup_cost = 0; SET parallel_tuple_cost = 0;
+             SET min_parallel_table_scan_size = 0; SET max_parallel_workers_per_gather = 2",
+        )
+        .unwrap();
+    let plan: Vec<String> = preloaded
+        .query("EXPLAIN (COSTS OFF) SELECT count(*) FROM big", &[])
+        .unwrap()
+        .iter()
+        .map(|row| row.get(0))
+        .collect();
+    assert!(plan.iter().any(|line| line.contains("Gather")), "{plan:?}");
+    let count: i64 = preloaded
+        .query_one("SELECT count(*) FROM big", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(count, 200000);
+    preloaded
+        .batch_execute("SET max_parallel_maintenance_workers = 2; CREATE INDEX ON big (id)")
+        .unwrap();
+}
