@@ -807,3 +807,62 @@ fn a_role_that_queues_a_lock_does_not_stop_the_binds_of_kept_plans() {
     }
     holder.batch_execute("COMMIT").unwrap();
 }
+
+/// A writer closes the commit gate before it commits, and a commit may wait
+/// after that on a lock any role can hold: the truncation of an `ON COMMIT
+/// DELETE ROWS` table waits for a `nextval()` on its OID. The statements of
+/// other sessions do not wait for such a writer, whose change they cannot
+/// see yet (they froze until the lock's holder ended).
+#[test]
+fn a_commit_waiting_before_it_is_visible_stops_no_statement() {
+    let db = fresh_database("stale_gate_held");
+    seed(&db);
+    let mut dba = connect(&db, "postgres");
+    let mut writer = connect(&db, "postgres");
+    writer
+        .batch_execute("CREATE TEMP TABLE t (i int) ON COMMIT DELETE ROWS")
+        .unwrap();
+    let table: u32 = writer
+        .query_one("SELECT 't'::regclass::oid", &[])
+        .unwrap()
+        .get(0);
+    let mut holder = connect(&db, TESTER);
+    holder
+        .batch_execute(&format!(
+            "BEGIN; SAVEPOINT a; SELECT nextval({table}::oid::regclass)"
+        ))
+        .unwrap_err();
+    holder.batch_execute("ROLLBACK TO a").unwrap();
+    let mut reader = connect(&db, TESTER);
+    reader
+        .batch_execute("SET statement_timeout = '5s'")
+        .unwrap();
+    assert_eq!(scope(&mut reader, "boss"), "all");
+    let committing = std::thread::spawn(move || {
+        writer
+            .batch_execute(
+                "BEGIN; SELECT count(*) FROM t; SELECT fluent_revoke_role('boss', 'all_r'); COMMIT",
+            )
+            .unwrap();
+    });
+    let started = std::time::Instant::now();
+    while count(
+        &mut dba,
+        &format!("SELECT count(*) FROM pg_locks WHERE relation = {table} AND NOT granted"),
+    ) == 0
+    {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(60),
+            "the commit never waited"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    assert_eq!(
+        scope(&mut reader, "boss"),
+        "all",
+        "a statement while the revoke waits to commit"
+    );
+    holder.batch_execute("ROLLBACK").unwrap();
+    committing.join().unwrap();
+    assert_eq!(scope(&mut reader, "boss"), "none", "after it committed");
+}
