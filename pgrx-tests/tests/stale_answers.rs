@@ -55,6 +55,19 @@ fn count(client: &mut Client, sql: &str) -> i64 {
     client.query_one(sql, &[]).unwrap().get(0)
 }
 
+/// Polls `sql` (a count) until it is not 0: another session has reached the
+/// point the test waits for.
+fn wait_until(client: &mut Client, sql: &str, what: &str) {
+    let started = std::time::Instant::now();
+    while count(client, sql) == 0 {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(60),
+            "{what}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+}
+
 /// The one number `sql` returns, through the simple query protocol.
 fn simple_count(client: &mut Client, sql: &str) -> i64 {
     let messages = client.simple_query(sql).unwrap();
@@ -352,18 +365,11 @@ fn a_grant_committed_while_a_statement_waited_for_a_lock_is_seen_by_the_next_sta
         (reader, n)
     });
     // Once the reader waits for the lock (its snapshot taken), grant.
-    let started = std::time::Instant::now();
-    while count(
+    wait_until(
         &mut dba,
         "SELECT count(*) FROM pg_locks WHERE relation = 'waiter'::regclass AND NOT granted",
-    ) == 0
-    {
-        assert!(
-            started.elapsed() < std::time::Duration::from_secs(60),
-            "the reader never waited for the lock"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(10));
-    }
+        "the reader never waited for the lock",
+    );
     dba.batch_execute("SELECT fluent_grant_role('ann', 'all_r')")
         .unwrap();
     locker.batch_execute("COMMIT").unwrap();
@@ -684,18 +690,11 @@ fn a_later_statement_of_one_message_sees_a_change_made_while_an_earlier_one_ran(
             .collect();
         answers
     });
-    let started = std::time::Instant::now();
-    while count(
+    wait_until(
         &mut dba,
         "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted",
-    ) == 0
-    {
-        assert!(
-            started.elapsed() < std::time::Duration::from_secs(60),
-            "the reader never waited for the lock"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(10));
-    }
+        "the reader never waited for the lock",
+    );
     dba.batch_execute("SELECT fluent_revoke_role('boss', 'all_r')")
         .unwrap();
     locker
@@ -845,18 +844,11 @@ fn a_commit_waiting_before_it_is_visible_stops_no_statement() {
             )
             .unwrap();
     });
-    let started = std::time::Instant::now();
-    while count(
+    wait_until(
         &mut dba,
         &format!("SELECT count(*) FROM pg_locks WHERE relation = {table} AND NOT granted"),
-    ) == 0
-    {
-        assert!(
-            started.elapsed() < std::time::Duration::from_secs(60),
-            "the commit never waited"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(10));
-    }
+        "the commit never waited",
+    );
     assert_eq!(
         scope(&mut reader, "boss"),
         "all",
