@@ -84,62 +84,13 @@ pub fn transaction_ended() {
 /// Waits until no catalog change is between becoming visible and sending
 /// its invalidation messages. Called once per statement, before the
 /// statement takes in messages.
-///
-/// A writer closes the gate before it commits and opens it after: for its
-/// commit record and WAL flush, a wait for a synchronous standby, and the
-/// truncation of its `ON COMMIT DELETE ROWS` tables, which waits for any
-/// lock another role holds on them (`nextval()` on their OID). So a closed
-/// gate is waited for only through the writers whose commit is already
-/// visible (which have no transaction id in the process array any more):
-/// one still committing is invisible to this statement's snapshot, taken
-/// before, and its messages do not concern it.
 pub fn pass() {
     let Some(tag) = tag() else { return };
     unsafe {
-        match pg_sys::LockAcquire(&tag, PASS, false, true) {
-            pg_sys::LockAcquireResult::LOCKACQUIRE_OK => {
-                pg_sys::LockRelease(&tag, PASS, false);
-                return;
-            }
-            pg_sys::LockAcquireResult::LOCKACQUIRE_NOT_AVAIL => {}
-            _ => return,
-        }
-        let writers = pg_sys::GetLockConflicts(&tag, PASS, std::ptr::null_mut());
-        let mut next = writers;
-        while valid(*next) {
-            if already_visible(*next) {
-                pg_sys::VirtualXactLock(*next, true);
-            }
-            next = next.add(1);
+        if pg_sys::LockAcquire(&tag, PASS, false, false)
+            == pg_sys::LockAcquireResult::LOCKACQUIRE_OK
+        {
+            pg_sys::LockRelease(&tag, PASS, false);
         }
     }
-}
-
-#[cfg(feature = "pg15")]
-fn valid(vxid: pg_sys::VirtualTransactionId) -> bool {
-    vxid.backendId != pg_sys::InvalidBackendId && vxid.localTransactionId != 0
-}
-
-#[cfg(not(feature = "pg15"))]
-fn valid(vxid: pg_sys::VirtualTransactionId) -> bool {
-    vxid.procNumber != pg_sys::INVALID_PROC_NUMBER && vxid.localTransactionId != 0
-}
-
-/// Whether the transaction `vxid` still runs and has no transaction id in
-/// the process array: its commit is visible (its messages may not be sent
-/// yet). One that has ended, or whose id is still there, is not waited for.
-unsafe fn already_visible(vxid: pg_sys::VirtualTransactionId) -> bool {
-    #[cfg(feature = "pg15")]
-    let (proc, lxid) = {
-        let proc = crate::unguarded::backend_proc(vxid.backendId);
-        (proc, if proc.is_null() { 0 } else { (*proc).lxid })
-    };
-    #[cfg(not(feature = "pg15"))]
-    let (proc, lxid) = {
-        let proc = pg_sys::ProcNumberGetProc(vxid.procNumber);
-        (proc, if proc.is_null() { 0 } else { (*proc).vxid.lxid })
-    };
-    !proc.is_null()
-        && lxid == vxid.localTransactionId
-        && std::ptr::read_volatile(&(*proc).xid) == pg_sys::InvalidTransactionId
 }

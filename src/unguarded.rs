@@ -3,7 +3,7 @@
 //! pgrx wraps each call into PostgreSQL in a `sigsetjmp`, so that an error
 //! raised there unwinds Rust frames properly: about 150 instructions a call.
 //! The functions here cannot raise an error (each reads a variable), and
-//! most run several times at every statement (src/cache.rs takes in the
+//! run several times at every statement (src/cache.rs takes in the
 //! catalog's changes at each parse, plan and executor start), so they are
 //! declared again without it.
 
@@ -15,8 +15,6 @@ mod raw {
     extern "C" {
         pub fn IsTransactionState() -> bool;
         pub fn GetCurrentStatementStartTimestamp() -> pg_sys::TimestampTz;
-        #[cfg(feature = "pg15")]
-        pub fn BackendIdGetProc(backend: std::ffi::c_int) -> *mut pg_sys::PGPROC;
     }
 }
 
@@ -28,11 +26,4 @@ pub fn in_transaction() -> bool {
 /// When the current client statement started (`statement_timestamp()`).
 pub fn statement_started() -> pg_sys::TimestampTz {
     unsafe { raw::GetCurrentStatementStartTimestamp() }
-}
-
-/// The process of backend `backend` (PostgreSQL 15: the bindings lack it),
-/// or null.
-#[cfg(feature = "pg15")]
-pub fn backend_proc(backend: pg_sys::BackendId) -> *mut pg_sys::PGPROC {
-    unsafe { raw::BackendIdGetProc(backend) }
 }
