@@ -519,7 +519,7 @@ fn refresh_if_stale() {
             log.seen = seen;
         }
     }
-    if look_may_miss_changes(seen.as_deref(), &log.seen) || misses_a_message(&log.seen) {
+    if look_may_miss_changes(seen.as_deref(), &log.seen) {
         look_again();
     }
     let (work, look) = CACHE.with_borrow_mut(|c| {
@@ -662,14 +662,16 @@ fn sees_less(xmax: u64, mut running: impl Iterator<Item = u64>, seen: &SeenText)
 ///   empty);
 /// - when the snapshot is older than the last look's (a REPEATABLE READ
 ///   transaction's, imported with SET TRANSACTION SNAPSHOT): else what was
-///   loaded through it stayed until the next change.
+///   loaded through it stayed until the next change;
+/// - when it may not see a change whose message was already taken in
+///   (`misses_a_message`).
 fn look_may_miss_changes(before: Option<&str>, now: &str) -> bool {
     let older = || {
         let before = before.and_then(SeenText::parse)?;
         let now = SeenText::parse(now)?;
         Some(sees_less(now.xmax, now.running(), &before))
     };
-    now.is_empty() || older().unwrap_or(false)
+    now.is_empty() || older().unwrap_or(false) || misses_a_message(now)
 }
 
 /// Whether a look through snapshot `now` (`pg_snapshot` text) may not see
