@@ -138,6 +138,10 @@ pub enum FluentError {
     /// The acting user or workspace changed while a statement that folded
     /// the previous one's answers was being planned.
     IdentityChangedWhilePlanning,
+    /// A catalog change whose commit this backend stopped waiting for became
+    /// visible between the folding of a plan's answers and its run
+    /// (src/gate.rs).
+    ChangedWhilePlanning,
 }
 
 impl FluentError {
@@ -161,6 +165,7 @@ impl FluentError {
             | IdentityChangedWhilePlanning => {
                 PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE
             }
+            ChangedWhilePlanning => PgSqlErrorCode::ERRCODE_T_R_SERIALIZATION_FAILURE,
             TokenRefused { .. } => PgSqlErrorCode::ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION,
             OnStandby => PgSqlErrorCode::ERRCODE_READ_ONLY_SQL_TRANSACTION,
             OnCitusWorker
@@ -313,6 +318,9 @@ impl FluentError {
             IdentityChangedWhilePlanning => {
                 "the fluent acting user or workspace changed while the statement was planned".into()
             }
+            ChangedWhilePlanning => {
+                "could not run the statement: a change of permissions became visible while it was planned".into()
+            }
             NotCatalogTable { table } => {
                 format!("fluent.audit_change() audits the fluent catalog only, not \"{table}\"")
             }
@@ -391,6 +399,7 @@ impl FluentError {
             CitusRowsLocked { .. } => "The nodes read the rows on connections of their own, which would wait for this transaction's lock (ALTER TABLE, LOCK TABLE): ask in another transaction.".into(),
             CitusItemRoles { .. } => "Citus writes a reference table's rows on every node, where the item roles' triggers would each check and record them: distribute the items, their assignments and their children by tenant, co-located.".into(),
             CitusColumnLimits { .. } => "Citus runs a view's shard queries as the querying role, not as the view's owner, so the masked view could not read the limited columns on the workers: keep such columns in a table that is not distributed.".into(),
+            ChangedWhilePlanning => "The change's commit had waited (for a lock or a synchronous standby) longer than a statement waits for one; run the statement again.".into(),
             IdentityChangedWhilePlanning => "A function run while planning (an IMMUTABLE one) called fluent_set_user, fluent_reset_user, fluent_authenticate or fluent_set_workspace: change the identity in a statement of its own.".into(),
             OtherVersionLoaded => "The extension was updated (ALTER EXTENSION fluent UPDATE) while this session used the previous version: reconnect.".into(),
             NotCatalogTable { .. } => "Drop the trigger; fluent installs its audit triggers itself.".into(),

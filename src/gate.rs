@@ -15,7 +15,8 @@
 //! are released, after its messages were sent; and each statement passes the
 //! gate before it takes in messages (src/cache.rs): it takes a conflicting
 //! lock and lets it go at once. A statement that starts while a catalog
-//! change commits waits for that commit to finish, no longer; otherwise
+//! change commits waits for that commit to finish (but see below);
+//! otherwise
 //! passing costs a fast-path lock and unlock in this backend's own array.
 //!
 //! The lock is a relation lock in this database on `pg_database`, a shared
@@ -30,17 +31,34 @@
 //! path and do not conflict with each other), committing writers
 //! `ShareLock` (which conflicts with it, not with itself: writers do not
 //! wait for each other). A prepared transaction (two-phase commit) does not
-//! close the gate: it would keep it closed until `COMMIT PREPARED`.
+//! close the gate: it would keep it closed until `COMMIT PREPARED`; nor does
+//! a transaction without an id, which wrote nothing that becomes visible.
+//!
+//! A writer's commit may wait after it closed the gate and before it is
+//! visible: for a synchronous standby, or for a lock (the truncation of its
+//! `ON COMMIT DELETE ROWS` tables waits for any lock on them, and any role
+//! can hold one with `nextval()`). Waiting for it all along would stop every
+//! statement of the database behind one lock of a role with no privilege.
+//! So a statement waits for a writer whose commit is not visible yet only
+//! up to `PATIENCE`, and no statement of its backend waits for that writer
+//! again: it is stalled, and its change is invisible to the snapshots taken
+//! until it is visible. The one statement that can be caught by it is one
+//! whose plan folded answers before the change became visible and which
+//! starts running after it, with a snapshot that shows it: that plan is
+//! refused with `40001` (src/kept_plans.rs), and run again it sees the change.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 
 use pgrx::pg_sys;
 
+use crate::error::FluentError;
 use crate::owner;
 
 thread_local! {
     /// The current transaction wrote the catalog.
     static CHANGED: Cell<bool> = const { Cell::new(false) };
+    /// The writers this backend stopped waiting for (see `pass`).
+    static STALLED: RefCell<Vec<Stalled>> = const { RefCell::new(Vec::new()) };
 }
 
 const PASS: pg_sys::LOCKMODE = pg_sys::RowExclusiveLock as pg_sys::LOCKMODE;
@@ -68,7 +86,11 @@ pub fn catalog_changed() {
 /// Just before the current transaction commits (src/lib.rs): if it wrote
 /// the catalog, close the gate until its locks are released.
 pub fn pre_commit() {
-    if !CHANGED.get() {
+    // A transaction without an id wrote nothing that becomes visible (its
+    // triggers fired on no row): readers need not wait for it.
+    if !CHANGED.get()
+        || unsafe { pg_sys::GetTopTransactionIdIfAny() } == pg_sys::InvalidTransactionId
+    {
         return;
     }
     if let Some(tag) = tag() {
@@ -84,13 +106,152 @@ pub fn transaction_ended() {
 /// Waits until no catalog change is between becoming visible and sending
 /// its invalidation messages. Called once per statement, before the
 /// statement takes in messages.
+///
+/// A writer closes the gate before its commit is visible: for its commit
+/// record, a wait for a synchronous standby, and the truncation of its
+/// `ON COMMIT DELETE ROWS` tables, which waits for any lock another role
+/// holds on them (`nextval()` on their OID). A writer whose commit is
+/// visible is waited for until it ends, which is soon: nothing it does then
+/// waits for another session. One still committing is waited for, polling,
+/// up to `PATIENCE`; after that this backend stops waiting for it (it is
+/// stalled), and its statements go on as before the change until it becomes
+/// visible. A folded plan that starts running with a snapshot in which such
+/// a writer became visible since is refused (`refuse_plans_older_than`).
 pub fn pass() {
     let Some(tag) = tag() else { return };
     unsafe {
-        if pg_sys::LockAcquire(&tag, PASS, false, false)
-            == pg_sys::LockAcquireResult::LOCKACQUIRE_OK
-        {
-            pg_sys::LockRelease(&tag, PASS, false);
+        match pg_sys::LockAcquire(&tag, PASS, false, true) {
+            pg_sys::LockAcquireResult::LOCKACQUIRE_OK => {
+                pg_sys::LockRelease(&tag, PASS, false);
+                // No writer holds the gate: the stalled ones have ended.
+                STALLED.with_borrow_mut(Vec::clear);
+            }
+            pg_sys::LockAcquireResult::LOCKACQUIRE_NOT_AVAIL => wait_for_writers(&tag),
+            _ => {}
         }
+    }
+}
+
+/// How long a statement waits at the gate for a writer whose commit is not
+/// visible yet (a commit record's flush takes milliseconds; a synchronous
+/// standby's answer, at most about a second on a working one).
+const PATIENCE: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Where a writer that holds the gate stands.
+enum Writer {
+    /// Its transaction has ended (it released the gate since).
+    Ended,
+    /// Its commit is visible; it is sending its messages.
+    Visible,
+    /// Its commit is not visible yet: it still runs as transaction `xid`.
+    Committing(pg_sys::TransactionId),
+}
+
+unsafe fn wait_for_writers(tag: &pg_sys::LOCKTAG) {
+    let started = std::time::Instant::now();
+    let mut nap: std::ffi::c_long = 20;
+    loop {
+        let holders = pg_sys::GetLockConflicts(tag, PASS, std::ptr::null_mut());
+        let mut waiting = false;
+        let mut stalled = Vec::new();
+        let mut next = holders;
+        while valid(*next) {
+            match writer(*next) {
+                Writer::Ended => {}
+                Writer::Visible => {
+                    pg_sys::VirtualXactLock(*next, true);
+                }
+                Writer::Committing(xid) => {
+                    let known = STALLED.with_borrow(|s| s.iter().any(|w| w.xid == xid));
+                    if known || started.elapsed() >= PATIENCE {
+                        stalled.push(Stalled { xid });
+                    } else {
+                        waiting = true;
+                    }
+                }
+            }
+            next = next.add(1);
+        }
+        pg_sys::pfree(holders.cast());
+        if !waiting {
+            STALLED.set(stalled);
+            return;
+        }
+        pg_sys::pg_usleep(nap);
+        pg_sys::check_for_interrupts!();
+        nap = (nap * 2).min(1000);
+    }
+}
+
+/// A writer this backend stopped waiting for while its commit was not
+/// visible (see `pass`).
+struct Stalled {
+    xid: pg_sys::TransactionId,
+}
+
+/// Refuses to run a plan that folded answers (src/kept_plans.rs) with
+/// `snapshot` if a writer this backend stopped waiting for is visible in
+/// it: the answers were folded before its change, the rows are read after.
+pub fn refuse_plans_older_than(snapshot: pg_sys::Snapshot) {
+    if STALLED.with_borrow(Vec::is_empty)
+        || snapshot.is_null()
+        || unsafe { (*snapshot).snapshot_type } != pg_sys::SnapshotType::SNAPSHOT_MVCC
+    {
+        return;
+    }
+    let visible = STALLED.with_borrow(|stalled| {
+        stalled.iter().any(|w| unsafe {
+            !pg_sys::XidInMVCCSnapshot(w.xid, snapshot) && pg_sys::TransactionIdDidCommit(w.xid)
+        })
+    });
+    if visible {
+        FluentError::ChangedWhilePlanning.report();
+    }
+}
+
+#[cfg(feature = "pg15")]
+fn valid(vxid: pg_sys::VirtualTransactionId) -> bool {
+    vxid.backendId != pg_sys::InvalidBackendId && vxid.localTransactionId != 0
+}
+
+#[cfg(not(feature = "pg15"))]
+fn valid(vxid: pg_sys::VirtualTransactionId) -> bool {
+    vxid.procNumber != pg_sys::INVALID_PROC_NUMBER && vxid.localTransactionId != 0
+}
+
+/// The process of backend `backend` (PostgreSQL 15's bindings lack it).
+#[cfg(feature = "pg15")]
+unsafe fn backend_proc(backend: pg_sys::BackendId) -> *mut pg_sys::PGPROC {
+    extern "C-unwind" {
+        fn BackendIdGetProc(backend: std::ffi::c_int) -> *mut pg_sys::PGPROC;
+    }
+    pg_sys::submodules::ffi::pg_guard_ffi_boundary(|| BackendIdGetProc(backend))
+}
+
+/// Where the writer `vxid`, which held the gate, stands. Its process is
+/// read without a lock: the local transaction number, read before and after
+/// the transaction id, tells whether both belong to that writer.
+unsafe fn writer(vxid: pg_sys::VirtualTransactionId) -> Writer {
+    #[cfg(feature = "pg15")]
+    let proc = backend_proc(vxid.backendId);
+    #[cfg(not(feature = "pg15"))]
+    let proc = pg_sys::ProcNumberGetProc(vxid.procNumber);
+    if proc.is_null() {
+        return Writer::Ended;
+    }
+    #[cfg(feature = "pg15")]
+    let lxid = || std::ptr::read_volatile(&(*proc).lxid);
+    #[cfg(not(feature = "pg15"))]
+    let lxid = || std::ptr::read_volatile(&(*proc).vxid.lxid);
+    if lxid() != vxid.localTransactionId {
+        return Writer::Ended;
+    }
+    let xid = std::ptr::read_volatile(&(*proc).xid);
+    if lxid() != vxid.localTransactionId {
+        Writer::Ended
+    } else if xid == pg_sys::InvalidTransactionId {
+        Writer::Visible
+    } else {
+        Writer::Committing(xid)
     }
 }

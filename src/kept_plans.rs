@@ -60,6 +60,7 @@ use std::cell::Cell;
 use pgrx::pg_sys;
 
 use crate::cache;
+use crate::gate;
 use crate::owner;
 
 static mut PREVIOUS_EXECUTOR_START: pg_sys::ExecutorStart_hook_type = None;
@@ -160,6 +161,7 @@ unsafe extern "C-unwind" fn executor_start(query: *mut pg_sys::QueryDesc, eflags
             && locked_when_bound((*(*query).plannedstmt).rtable, relation)
         {
             take_messages_in_at_next_lock(relation);
+            gate::refuse_plans_older_than((*query).snapshot);
         }
     }
     match PREVIOUS_EXECUTOR_START {
