@@ -708,6 +708,20 @@ fn latest_completed_xid() -> u64 {
     }
 }
 
+/// Whether the last look at the change log read through a snapshot that
+/// sees `xid` as completed: the cache holds what that transaction changed
+/// (src/gate.rs asks it of a commit it stopped waiting for).
+pub fn last_look_saw(xid: pg_sys::TransactionId) -> bool {
+    let next = unsafe { pg_sys::ReadNextFullTransactionId() }.value;
+    let xid = full_xid(next, xid);
+    CACHE.with_borrow(|c| {
+        c.seen
+            .as_deref()
+            .and_then(SeenText::parse)
+            .is_some_and(|seen| xid < seen.xmax && !seen.running().any(|x| x == xid))
+    })
+}
+
 /// `pg_snapshot` text of a snapshot (`running` sorted).
 fn snapshot_text(xmin: u64, xmax: u64, running: &[u64]) -> String {
     let running: Vec<String> = running.iter().map(u64::to_string).collect();

@@ -43,9 +43,10 @@
 //! up to `PATIENCE`, and no statement of its backend waits for that writer
 //! again: it is stalled, and its change is invisible to the snapshots taken
 //! until it is visible. The one statement that can be caught by it is one
-//! whose plan folded answers before the change became visible and which
-//! starts running after it, with a snapshot that shows it: that plan is
-//! refused with `40001` (src/kept_plans.rs), and run again it sees the change.
+//! whose plan folded answers from a cache that had not taken the change in,
+//! and which starts running after it became visible, with a snapshot that
+//! shows it: that plan is refused with `40001` (src/kept_plans.rs), and run
+//! again it sees the change.
 
 use std::cell::{Cell, RefCell};
 
@@ -190,21 +191,30 @@ struct Stalled {
 }
 
 /// Refuses to run a plan that folded answers (src/kept_plans.rs) with
-/// `snapshot` if a writer this backend stopped waiting for is visible in
-/// it: the answers were folded before its change, the rows are read after.
-pub fn refuse_plans_older_than(snapshot: pg_sys::Snapshot) {
+/// `snapshot` if a writer this backend stopped waiting for is visible in it
+/// and was not in the cache the answers were folded from (`in_cache`: the
+/// cache's last look saw it): the answers would be from before its change,
+/// the rows read after it.
+pub fn refuse_plans_older_than(
+    snapshot: pg_sys::Snapshot,
+    in_cache: impl Fn(pg_sys::TransactionId) -> bool,
+) {
     if STALLED.with_borrow(Vec::is_empty)
         || snapshot.is_null()
         || unsafe { (*snapshot).snapshot_type } != pg_sys::SnapshotType::SNAPSHOT_MVCC
     {
         return;
     }
-    let visible = STALLED.with_borrow(|stalled| {
-        stalled.iter().any(|w| unsafe {
-            !pg_sys::XidInMVCCSnapshot(w.xid, snapshot) && pg_sys::TransactionIdDidCommit(w.xid)
-        })
+    let visible: Vec<pg_sys::TransactionId> = STALLED.with_borrow(|stalled| {
+        stalled
+            .iter()
+            .map(|w| w.xid)
+            .filter(|&xid| unsafe {
+                !pg_sys::XidInMVCCSnapshot(xid, snapshot) && pg_sys::TransactionIdDidCommit(xid)
+            })
+            .collect()
     });
-    if visible {
+    if visible.into_iter().any(|xid| !in_cache(xid)) {
         FluentError::ChangedWhilePlanning.report();
     }
 }

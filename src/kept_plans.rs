@@ -161,7 +161,7 @@ unsafe extern "C-unwind" fn executor_start(query: *mut pg_sys::QueryDesc, eflags
             && locked_when_bound((*(*query).plannedstmt).rtable, relation)
         {
             take_messages_in_at_next_lock(relation);
-            gate::refuse_plans_older_than((*query).snapshot);
+            gate::refuse_plans_older_than((*query).snapshot, cache::last_look_saw);
         }
     }
     match PREVIOUS_EXECUTOR_START {

@@ -22,7 +22,12 @@ fn seed(database: &str) {
          GRANT SELECT ON docs TO {APP};
          -- Run while its caller is planned (constant folding), not inlined.
          CREATE FUNCTION slow_one() RETURNS int LANGUAGE sql IMMUTABLE
-             AS 'SELECT pg_sleep(2); SELECT 1';"
+             AS 'SELECT pg_sleep(2); SELECT 1';
+         -- After the sleep, a check (a look at the catalog through a
+         -- snapshot of its own), then a query planned from what it saw.
+         CREATE FUNCTION count_docs_later() RETURNS bigint LANGUAGE plpgsql
+             AS 'BEGIN PERFORM pg_sleep(2); PERFORM fluent_can(''docs'', ''read''); RETURN (SELECT count(*) FROM docs); END';
+         GRANT EXECUTE ON FUNCTION count_docs_later() TO {APP};"
     ))
     .unwrap();
 }
@@ -240,5 +245,55 @@ fn a_plan_folded_before_a_stalled_change_became_visible_is_refused() {
         ),
         0,
         "run again"
+    );
+}
+
+/// A statement that started while a change stalled, and plans a query from
+/// a cache that took the change in once it was visible (a function's query,
+/// after a check through a snapshot of its own), runs it with the change:
+/// neither refused (as it was before the cache's look was asked whether it
+/// saw the change) nor answered as before it.
+#[test]
+fn a_plan_folded_after_a_stalled_change_was_taken_in_runs() {
+    let db = fresh_database("gate_stalled_inner");
+    seed(&db);
+    let mut dba = connect(&db, "postgres");
+    let (writer, mut holder, table) = writer_held_at_commit(&db);
+    let mut reader = app_session(&db, "boss");
+    reader
+        .batch_execute("SET statement_timeout = '30s'")
+        .unwrap();
+    let reader_pid: i32 = reader
+        .query_one("SELECT pg_backend_pid()", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(count(&mut reader, "SELECT count(*) FROM docs"), 33);
+    let committing = commit_behind_the_lock(
+        &mut dba,
+        writer,
+        table,
+        "SELECT fluent_revoke_role('boss', 'all_r')",
+    );
+    let running = std::thread::spawn(move || {
+        let result = reader.query_one("SELECT count_docs_later()", &[]);
+        let answer = match &result {
+            Ok(row) => row.get::<_, i64>(0).to_string(),
+            Err(_) => String::new(),
+        };
+        (sqlstate(result), answer)
+    });
+    wait_until(
+        &mut dba,
+        &format!(
+            "SELECT count(*) FROM pg_stat_activity WHERE pid = {reader_pid} AND wait_event = 'PgSleep'"
+        ),
+        "the function never started while the revoke waited",
+    );
+    holder.batch_execute("COMMIT").unwrap();
+    committing.join().unwrap();
+    assert_eq!(
+        running.join().unwrap(),
+        ("ok".to_owned(), "0".to_owned()),
+        "the function's query, planned after the revoke was visible"
     );
 }
