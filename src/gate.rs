@@ -42,11 +42,11 @@
 //! So a statement waits for a writer whose commit is not visible yet only
 //! up to `PATIENCE`, and no statement of its backend waits for that writer
 //! again: it is stalled, and its change is invisible to the snapshots taken
-//! until it is visible. The one statement that can be caught by it is one
-//! whose plan folded answers from a cache that had not taken the change in,
-//! and which starts running after it became visible, with a snapshot that
-//! shows it: that plan is refused with `40001` (src/kept_plans.rs), and run
-//! again it sees the change.
+//! until it is visible. A statement that passed the gate before it was
+//! visible and starts running after, with a snapshot that shows it, catches
+//! up with it as it starts (src/kept_plans.rs): its checks take the change
+//! in, and a plan whose answers were folded from a cache that had not taken
+//! it in is refused with `40001` (run again, it sees the change).
 
 use std::cell::{Cell, RefCell};
 
@@ -116,8 +116,9 @@ pub fn transaction_ended() {
 /// waits for another session. One still committing is waited for, polling,
 /// up to `PATIENCE`; after that this backend stops waiting for it (it is
 /// stalled), and its statements go on as before the change until it becomes
-/// visible. A folded plan that starts running with a snapshot in which such
-/// a writer became visible since is refused (`refuse_plans_older_than`).
+/// visible. A plan that starts running with a snapshot in which such a
+/// writer became visible since catches up with it
+/// (`catch_up_with_stalled_commits`).
 pub fn pass() {
     let Some(tag) = tag() else { return };
     unsafe {
@@ -190,13 +191,17 @@ struct Stalled {
     xid: pg_sys::TransactionId,
 }
 
-/// Refuses to run a plan that folded answers (src/kept_plans.rs) with
-/// `snapshot` if a writer this backend stopped waiting for is visible in it
-/// and was not in the cache the answers were folded from (`in_cache`: the
-/// cache's last look saw it): the answers would be from before its change,
-/// the rows read after it.
-pub fn refuse_plans_older_than(
+/// As a plan starts running with `snapshot`: if a writer this backend
+/// stopped waiting for is visible in it, the statement's checks must see its
+/// change. A plan that `folded` answers from a cache that had not taken the
+/// change in (`in_cache`: the cache's last look saw the writer's
+/// transaction) would answer from before it while reading rows after it:
+/// it is refused. Otherwise the writer's messages are taken in (it is
+/// waited for until it sends them), and the checks the plan makes as it
+/// runs look at the change through this snapshot.
+pub fn catch_up_with_stalled_commits(
     snapshot: pg_sys::Snapshot,
+    folded: bool,
     in_cache: impl Fn(pg_sys::TransactionId) -> bool,
 ) {
     if STALLED.with_borrow(Vec::is_empty)
@@ -214,9 +219,14 @@ pub fn refuse_plans_older_than(
             })
             .collect()
     });
-    if visible.into_iter().any(|xid| !in_cache(xid)) {
+    if visible.is_empty() {
+        return;
+    }
+    if folded && visible.into_iter().any(|xid| !in_cache(xid)) {
         FluentError::ChangedWhilePlanning.report();
     }
+    pass();
+    unsafe { pg_sys::AcceptInvalidationMessages() };
 }
 
 #[cfg(feature = "pg15")]

@@ -157,12 +157,12 @@ unsafe extern "C-unwind" fn executor_start(query: *mut pg_sys::QueryDesc, eflags
         // bound (a portal's copy of its text), or one it runs inside.
         cache::take_in_changes_once_per_statement();
         let (_, relation) = BIND_LOCK_RELATION.get();
-        if relation != pg_sys::InvalidOid
-            && locked_when_bound((*(*query).plannedstmt).rtable, relation)
-        {
+        let folded = relation != pg_sys::InvalidOid
+            && locked_when_bound((*(*query).plannedstmt).rtable, relation);
+        if folded {
             take_messages_in_at_next_lock(relation);
-            gate::refuse_plans_older_than((*query).snapshot, cache::last_look_saw);
         }
+        gate::catch_up_with_stalled_commits((*query).snapshot, folded, cache::last_look_saw);
     }
     match PREVIOUS_EXECUTOR_START {
         Some(previous) => previous(query, eflags),

@@ -297,3 +297,59 @@ fn a_plan_folded_after_a_stalled_change_was_taken_in_runs() {
         "the function's query, planned after the revoke was visible"
     );
 }
+
+/// A statement that folds nothing (`fluent_can` answers as it runs),
+/// planned while a change stalled and started after it became visible,
+/// checks with the change: its snapshot shows it.
+#[test]
+fn a_check_that_starts_after_a_stalled_change_became_visible_sees_it() {
+    let db = fresh_database("gate_stalled_check");
+    seed(&db);
+    let mut dba = connect(&db, "postgres");
+    let (writer, mut holder, table) = writer_held_at_commit(&db);
+    let mut reader = app_session(&db, "boss");
+    reader
+        .batch_execute("SET statement_timeout = '30s'")
+        .unwrap();
+    let reader_pid: i32 = reader
+        .query_one("SELECT pg_backend_pid()", &[])
+        .unwrap()
+        .get(0);
+    // The cache looked through a snapshot of its own (a session's first
+    // looks are taken again).
+    for _ in 0..3 {
+        assert!(reader
+            .query_one("SELECT fluent_can('docs', 'read')", &[])
+            .unwrap()
+            .get::<_, bool>(0));
+    }
+    let committing = commit_behind_the_lock(
+        &mut dba,
+        writer,
+        table,
+        "SELECT fluent_revoke_role('boss', 'all_r')",
+    );
+    let checking = std::thread::spawn(move || {
+        reader
+            .query_one(
+                "SELECT fluent_can('docs', 'read') WHERE slow_one() = 1",
+                &[],
+            )
+            .map(|row| row.get::<_, bool>(0))
+            .map_err(|e| e.to_string())
+    });
+    wait_until(
+        &mut dba,
+        &format!(
+            "SELECT count(*) FROM pg_stat_activity WHERE pid = {reader_pid} AND wait_event = 'PgSleep'"
+        ),
+        "the check was never planned while the revoke waited",
+    );
+    holder.batch_execute("COMMIT").unwrap();
+    committing.join().unwrap();
+    assert_eq!(
+        checking.join().unwrap(),
+        Ok(false),
+        "a check planned before the revoke was visible, run after"
+    );
+}
