@@ -317,3 +317,16 @@ pub fn sqlstate(result: Result<impl Sized, postgres::Error>) -> String {
             .unwrap_or_else(|| format!("no sqlstate: {e}")),
     }
 }
+
+/// Polls `sql` (a count) until it is not 0: another session has reached the
+/// point the test waits for (`what` says which, if it never does).
+pub fn wait_until(client: &mut Client, sql: &str, what: &str) {
+    let started = std::time::Instant::now();
+    while client.query_one(sql, &[]).unwrap().get::<_, i64>(0) == 0 {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(60),
+            "{what}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+}

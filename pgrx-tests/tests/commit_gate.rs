@@ -5,7 +5,7 @@
 //! other sessions, and no statement answers with permissions older than the
 //! rows it reads.
 
-use fluent_pgrx_tests::{app_session, connect, fresh_database, sqlstate, APP, TESTER};
+use fluent_pgrx_tests::{app_session, connect, fresh_database, sqlstate, wait_until, APP, TESTER};
 use postgres::Client;
 
 /// boss reads all 33 docs through role all_r.
@@ -45,18 +45,6 @@ fn gate_closed(dba: &mut Client) -> i64 {
            AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
            AND mode = 'ShareLock' AND granted",
     )
-}
-
-/// Polls `sql` (a count) until it is not 0.
-fn wait_until(client: &mut Client, sql: &str, what: &str) {
-    let started = std::time::Instant::now();
-    while count(client, sql) == 0 {
-        assert!(
-            started.elapsed() < std::time::Duration::from_secs(60),
-            "{what}"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(10));
-    }
 }
 
 /// A session as `postgres` with an `ON COMMIT DELETE ROWS` table, and a
@@ -188,13 +176,17 @@ fn a_commit_that_wrote_nothing_closes_no_gate() {
     assert_eq!(count(&mut reader, "SELECT count(*) FROM docs"), 33);
 }
 
-/// A statement planned while a stalled change was not visible, which
-/// starts running after it became visible, would read rows through a
-/// snapshot that shows the change with answers folded before it: it is
-/// refused with 40001, and run again it sees the change.
-#[test]
-fn a_plan_folded_before_a_stalled_change_became_visible_is_refused() {
-    let db = fresh_database("gate_stalled_plan");
+/// Runs `sql` (one text value) in a session acting for boss, planned while
+/// a revoke of boss's role waits at its commit and started after the revoke
+/// became visible (`sql` sleeps while it is planned or runs, and the lock's
+/// holder lets the revoke commit meanwhile), after `warm` (statements run
+/// before the revoke). Returns its SQLSTATE and its value, and the session.
+fn run_across_a_stalled_revoke(
+    name: &str,
+    warm: &[&str],
+    sql: &'static str,
+) -> (String, String, Client) {
+    let db = fresh_database(name);
     seed(&db);
     let mut dba = connect(&db, "postgres");
     let (writer, mut holder, table) = writer_held_at_commit(&db);
@@ -206,44 +198,52 @@ fn a_plan_folded_before_a_stalled_change_became_visible_is_refused() {
         .query_one("SELECT pg_backend_pid()", &[])
         .unwrap()
         .get(0);
-    assert_eq!(count(&mut reader, "SELECT count(*) FROM docs"), 33);
+    for statement in warm {
+        reader.batch_execute(statement).unwrap();
+    }
     let committing = commit_behind_the_lock(
         &mut dba,
         writer,
         table,
         "SELECT fluent_revoke_role('boss', 'all_r')",
     );
-    // Planned (its answers folded, as before the revoke) while the revoke
-    // waits; slow_one() keeps the planner busy while the revoke commits.
-    let planned = std::thread::spawn(move || {
-        let result = reader.query_one("SELECT count(*) FROM docs WHERE slow_one() = 1", &[]);
-        let answer = match &result {
-            Ok(row) => row.get::<_, i64>(0).to_string(),
+    let running = std::thread::spawn(move || {
+        let result = reader.query_one(sql, &[]);
+        let value = match &result {
+            Ok(row) => row.get::<_, String>(0),
             Err(_) => String::new(),
         };
-        (sqlstate(result), answer, reader)
+        (sqlstate(result), value, reader)
     });
     wait_until(
         &mut dba,
         &format!(
             "SELECT count(*) FROM pg_stat_activity WHERE pid = {reader_pid} AND wait_event = 'PgSleep'"
         ),
-        "the statement was never planned while the revoke waited",
+        "the statement never slept while the revoke waited",
     );
     holder.batch_execute("COMMIT").unwrap();
     committing.join().unwrap();
-    let (state, answer, mut reader) = planned.join().unwrap();
+    running.join().unwrap()
+}
+
+/// A statement planned while a stalled change was not visible, which
+/// starts running after it became visible, would read rows through a
+/// snapshot that shows the change with answers folded before it: it is
+/// refused with 40001, and run again it sees the change.
+#[test]
+fn a_plan_folded_before_a_stalled_change_became_visible_is_refused() {
+    let sql = "SELECT count(*)::text FROM docs WHERE slow_one() = 1";
+    let (state, value, mut reader) =
+        run_across_a_stalled_revoke("gate_stalled_plan", &["SELECT count(*) FROM docs"], sql);
     assert_eq!(
-        (state.as_str(), answer.as_str()),
+        (state.as_str(), value.as_str()),
         ("40001", ""),
         "the statement planned before the revoke, run after it"
     );
     assert_eq!(
-        count(
-            &mut reader,
-            "SELECT count(*) FROM docs WHERE slow_one() = 1"
-        ),
-        0,
+        reader.query_one(sql, &[]).unwrap().get::<_, String>(0),
+        "0",
         "run again"
     );
 }
@@ -255,45 +255,14 @@ fn a_plan_folded_before_a_stalled_change_became_visible_is_refused() {
 /// saw the change) nor answered as before it.
 #[test]
 fn a_plan_folded_after_a_stalled_change_was_taken_in_runs() {
-    let db = fresh_database("gate_stalled_inner");
-    seed(&db);
-    let mut dba = connect(&db, "postgres");
-    let (writer, mut holder, table) = writer_held_at_commit(&db);
-    let mut reader = app_session(&db, "boss");
-    reader
-        .batch_execute("SET statement_timeout = '30s'")
-        .unwrap();
-    let reader_pid: i32 = reader
-        .query_one("SELECT pg_backend_pid()", &[])
-        .unwrap()
-        .get(0);
-    assert_eq!(count(&mut reader, "SELECT count(*) FROM docs"), 33);
-    let committing = commit_behind_the_lock(
-        &mut dba,
-        writer,
-        table,
-        "SELECT fluent_revoke_role('boss', 'all_r')",
+    let (state, value, _) = run_across_a_stalled_revoke(
+        "gate_stalled_inner",
+        &["SELECT count(*) FROM docs"],
+        "SELECT count_docs_later()::text",
     );
-    let running = std::thread::spawn(move || {
-        let result = reader.query_one("SELECT count_docs_later()", &[]);
-        let answer = match &result {
-            Ok(row) => row.get::<_, i64>(0).to_string(),
-            Err(_) => String::new(),
-        };
-        (sqlstate(result), answer)
-    });
-    wait_until(
-        &mut dba,
-        &format!(
-            "SELECT count(*) FROM pg_stat_activity WHERE pid = {reader_pid} AND wait_event = 'PgSleep'"
-        ),
-        "the function never started while the revoke waited",
-    );
-    holder.batch_execute("COMMIT").unwrap();
-    committing.join().unwrap();
     assert_eq!(
-        running.join().unwrap(),
-        ("ok".to_owned(), "0".to_owned()),
+        (state.as_str(), value.as_str()),
+        ("ok", "0"),
         "the function's query, planned after the revoke was visible"
     );
 }
@@ -303,53 +272,17 @@ fn a_plan_folded_after_a_stalled_change_was_taken_in_runs() {
 /// checks with the change: its snapshot shows it.
 #[test]
 fn a_check_that_starts_after_a_stalled_change_became_visible_sees_it() {
-    let db = fresh_database("gate_stalled_check");
-    seed(&db);
-    let mut dba = connect(&db, "postgres");
-    let (writer, mut holder, table) = writer_held_at_commit(&db);
-    let mut reader = app_session(&db, "boss");
-    reader
-        .batch_execute("SET statement_timeout = '30s'")
-        .unwrap();
-    let reader_pid: i32 = reader
-        .query_one("SELECT pg_backend_pid()", &[])
-        .unwrap()
-        .get(0);
-    // The cache looked through a snapshot of its own (a session's first
-    // looks are taken again).
-    for _ in 0..3 {
-        assert!(reader
-            .query_one("SELECT fluent_can('docs', 'read')", &[])
-            .unwrap()
-            .get::<_, bool>(0));
-    }
-    let committing = commit_behind_the_lock(
-        &mut dba,
-        writer,
-        table,
-        "SELECT fluent_revoke_role('boss', 'all_r')",
+    // The cache looked through a snapshot of its own first (a session's
+    // first looks are taken again).
+    let warm = ["SELECT fluent_can('docs', 'read')"; 3];
+    let (state, value, _) = run_across_a_stalled_revoke(
+        "gate_stalled_check",
+        &warm,
+        "SELECT fluent_can('docs', 'read')::text WHERE slow_one() = 1",
     );
-    let checking = std::thread::spawn(move || {
-        reader
-            .query_one(
-                "SELECT fluent_can('docs', 'read') WHERE slow_one() = 1",
-                &[],
-            )
-            .map(|row| row.get::<_, bool>(0))
-            .map_err(|e| e.to_string())
-    });
-    wait_until(
-        &mut dba,
-        &format!(
-            "SELECT count(*) FROM pg_stat_activity WHERE pid = {reader_pid} AND wait_event = 'PgSleep'"
-        ),
-        "the check was never planned while the revoke waited",
-    );
-    holder.batch_execute("COMMIT").unwrap();
-    committing.join().unwrap();
     assert_eq!(
-        checking.join().unwrap(),
-        Ok(false),
+        (state.as_str(), value.as_str()),
+        ("ok", "false"),
         "a check planned before the revoke was visible, run after"
     );
 }

@@ -5,7 +5,7 @@
 //! identity in force at the statement.
 
 use fluent_pgrx_tests::{
-    api_schema, connect, connect_with_options, fresh_database, sqlstate, APP, TESTER,
+    api_schema, connect, connect_with_options, fresh_database, sqlstate, wait_until, APP, TESTER,
 };
 use postgres::Client;
 
@@ -53,19 +53,6 @@ fn scope(client: &mut Client, user: &str) -> String {
 
 fn count(client: &mut Client, sql: &str) -> i64 {
     client.query_one(sql, &[]).unwrap().get(0)
-}
-
-/// Polls `sql` (a count) until it is not 0: another session has reached the
-/// point the test waits for.
-fn wait_until(client: &mut Client, sql: &str, what: &str) {
-    let started = std::time::Instant::now();
-    while count(client, sql) == 0 {
-        assert!(
-            started.elapsed() < std::time::Duration::from_secs(60),
-            "{what}"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(10));
-    }
 }
 
 /// The one number `sql` returns, through the simple query protocol.
