@@ -56,8 +56,9 @@ use crate::error::FluentError;
 use crate::owner;
 
 thread_local! {
-    /// The current transaction wrote the catalog.
-    static CHANGED: Cell<bool> = const { Cell::new(false) };
+    /// The outermost (sub)transaction nesting level whose catalog writes
+    /// still stand, or 0 if none: the transaction wrote the catalog.
+    static CHANGED_AT: Cell<i32> = const { Cell::new(0) };
     /// The writers this backend stopped waiting for (see `pass`).
     static STALLED: RefCell<Vec<Stalled>> = const { RefCell::new(Vec::new()) };
 }
@@ -79,29 +80,50 @@ fn tag() -> Option<pg_sys::LOCKTAG> {
     })
 }
 
-/// The current transaction wrote the catalog (its statement triggers).
+/// The current (sub)transaction wrote the catalog (its statement triggers).
 pub fn catalog_changed() {
-    CHANGED.set(true);
+    let level = unsafe { pg_sys::GetCurrentTransactionNestLevel() };
+    if CHANGED_AT.get() == 0 || level < CHANGED_AT.get() {
+        CHANGED_AT.set(level);
+    }
+}
+
+/// A subtransaction ended (src/lib.rs): its catalog writes now stand in its
+/// parent, or were rolled back (a statement rolled back to a savepoint
+/// closes no gate: nothing of it becomes visible).
+pub fn subtransaction_ended(committed: bool) {
+    let level = unsafe { pg_sys::GetCurrentTransactionNestLevel() };
+    if CHANGED_AT.get() >= level {
+        CHANGED_AT.set(if committed { level - 1 } else { 0 });
+    }
 }
 
 /// Just before the current transaction commits (src/lib.rs): if it wrote
-/// the catalog, close the gate until its locks are released.
+/// the catalog, close the gate until its locks are released. Its
+/// `ON COMMIT` actions on temporary tables run first: truncating one waits
+/// for any lock on it, which any role can hold with `nextval()` on its OID,
+/// and that wait must not hold the gate closed. (PostgreSQL runs them again
+/// after this callback: the tables are empty, and dropped ones are gone
+/// from the list.)
 pub fn pre_commit() {
     // A transaction without an id wrote nothing that becomes visible (its
     // triggers fired on no row): readers need not wait for it.
-    if !CHANGED.get()
+    if CHANGED_AT.get() == 0
         || unsafe { pg_sys::GetTopTransactionIdIfAny() } == pg_sys::InvalidTransactionId
     {
         return;
     }
     if let Some(tag) = tag() {
-        unsafe { pg_sys::LockAcquire(&tag, CLOSE, false, false) };
+        unsafe {
+            pg_sys::PreCommit_on_commit_actions();
+            pg_sys::LockAcquire(&tag, CLOSE, false, false);
+        }
     }
 }
 
 /// At the end of every transaction (src/lib.rs).
 pub fn transaction_ended() {
-    CHANGED.set(false);
+    CHANGED_AT.set(0);
 }
 
 /// Waits until no catalog change is between becoming visible and sending
@@ -139,42 +161,78 @@ pub fn pass() {
 /// standby's answer, at most about a second on a working one).
 const PATIENCE: std::time::Duration = std::time::Duration::from_secs(1);
 
-/// Where a writer that holds the gate stands.
+/// Where a transaction that a statement waits for stands, read from its
+/// process without a lock (the local transaction number, read before and
+/// after, tells whether the rest belongs to that transaction).
 enum Writer {
-    /// Its transaction has ended (it released the gate since).
+    /// Its locks are released: it sent its messages (or it was another
+    /// transaction, which began as it was looked at).
     Ended,
-    /// Its commit is visible; it is sending its messages.
+    /// Its commit is visible; it is sending its messages. PostgreSQL
+    /// clears its local transaction number then, and `GetLockConflicts` no
+    /// longer lists it.
     Visible,
     /// Its commit is not visible yet: it still runs as transaction `xid`.
     Committing(pg_sys::TransactionId),
+    /// It runs without a transaction id (it began as it was looked at).
+    Running,
+}
+
+/// A transaction a statement waits for: its process, and its local
+/// transaction number.
+#[derive(Clone, Copy, PartialEq)]
+struct Watched {
+    proc: *mut pg_sys::PGPROC,
+    lxid: pg_sys::LocalTransactionId,
 }
 
 unsafe fn wait_for_writers(tag: &pg_sys::LOCKTAG) {
     let started = std::time::Instant::now();
     let mut nap: std::ffi::c_long = 20;
+    let mut watched: Vec<Watched> = Vec::new();
+    let mut first = true;
     loop {
+        // The writers still committing: PostgreSQL lists the holders whose
+        // local transaction number is set.
         let holders = pg_sys::GetLockConflicts(tag, PASS, std::ptr::null_mut());
-        let mut waiting = false;
-        let mut stalled = Vec::new();
         let mut next = holders;
         while valid(*next) {
-            match writer(*next) {
-                Writer::Ended => {}
-                Writer::Visible => {
-                    pg_sys::VirtualXactLock(*next, true);
-                }
-                Writer::Committing(xid) => {
-                    let known = STALLED.with_borrow(|s| s.iter().any(|w| w.xid == xid));
-                    if known || started.elapsed() >= PATIENCE {
-                        stalled.push(Stalled { xid });
-                    } else {
-                        waiting = true;
-                    }
-                }
+            let holder = Watched {
+                proc: proc_of(*next),
+                lxid: (*next).localTransactionId,
+            };
+            if !holder.proc.is_null() && !watched.contains(&holder) {
+                watched.push(holder);
             }
             next = next.add(1);
         }
         pg_sys::pfree(holders.cast());
+        // The writers whose commit was visible already: every process of
+        // this database between its commit and the release of its locks
+        // (the others' tails are as short).
+        if first {
+            first = false;
+            watched.extend(processes_in_their_commits_tail());
+        }
+        let mut waiting = false;
+        let mut stalled = Vec::new();
+        watched.retain(|w| match writer(*w) {
+            Writer::Ended => false,
+            Writer::Visible => {
+                waiting = true;
+                true
+            }
+            Writer::Committing(xid) => {
+                let known = STALLED.with_borrow(|s| s.iter().any(|w| w.xid == xid));
+                if known || started.elapsed() >= PATIENCE {
+                    stalled.push(Stalled { xid });
+                } else {
+                    waiting = true;
+                }
+                true
+            }
+            Writer::Running => true,
+        });
         if !waiting {
             STALLED.set(stalled);
             return;
@@ -183,6 +241,25 @@ unsafe fn wait_for_writers(tag: &pg_sys::LOCKTAG) {
         pg_sys::check_for_interrupts!();
         nap = (nap * 2).min(1000);
     }
+}
+
+/// The transactions of this database's other processes that made their
+/// commit (or abort) visible and have not released their locks yet.
+unsafe fn processes_in_their_commits_tail() -> Vec<Watched> {
+    let global = pg_sys::ProcGlobal;
+    let all = std::slice::from_raw_parts_mut((*global).allProcs, (*global).allProcCount as usize);
+    all.iter_mut()
+        .map(|proc| Watched {
+            proc: proc as *mut pg_sys::PGPROC,
+            lxid: std::ptr::read_volatile(&proc.fpLocalTransactionId),
+        })
+        .filter(|w| {
+            w.proc != pg_sys::MyProc
+                && w.lxid != 0
+                && (*w.proc).databaseId == pg_sys::MyDatabaseId
+                && matches!(writer(*w), Writer::Visible)
+        })
+        .collect()
 }
 
 /// A writer this backend stopped waiting for while its commit was not
@@ -248,29 +325,40 @@ unsafe fn backend_proc(backend: pg_sys::BackendId) -> *mut pg_sys::PGPROC {
     pg_sys::submodules::ffi::pg_guard_ffi_boundary(|| BackendIdGetProc(backend))
 }
 
-/// Where the writer `vxid`, which held the gate, stands. Its process is
-/// read without a lock: the local transaction number, read before and after
-/// the transaction id, tells whether both belong to that writer.
-unsafe fn writer(vxid: pg_sys::VirtualTransactionId) -> Writer {
+/// The process of the transaction `vxid` (null if none).
+unsafe fn proc_of(vxid: pg_sys::VirtualTransactionId) -> *mut pg_sys::PGPROC {
     #[cfg(feature = "pg15")]
-    let proc = backend_proc(vxid.backendId);
+    return backend_proc(vxid.backendId);
     #[cfg(not(feature = "pg15"))]
-    let proc = pg_sys::ProcNumberGetProc(vxid.procNumber);
-    if proc.is_null() {
-        return Writer::Ended;
-    }
+    return pg_sys::ProcNumberGetProc(vxid.procNumber);
+}
+
+/// Where the transaction `w` stands (see `Writer`). Its process keeps its
+/// local transaction number for its virtual transaction lock
+/// (`fpLocalTransactionId`) until it releases its locks, after its messages
+/// are sent, and clears the advertised one when its commit becomes visible.
+unsafe fn writer(w: Watched) -> Writer {
+    let proc = w.proc;
     #[cfg(feature = "pg15")]
-    let lxid = || std::ptr::read_volatile(&(*proc).lxid);
+    let advertised = || std::ptr::read_volatile(&(*proc).lxid);
     #[cfg(not(feature = "pg15"))]
-    let lxid = || std::ptr::read_volatile(&(*proc).vxid.lxid);
-    if lxid() != vxid.localTransactionId {
+    let advertised = || std::ptr::read_volatile(&(*proc).vxid.lxid);
+    let locked = || std::ptr::read_volatile(&(*proc).fpLocalTransactionId);
+    if locked() != w.lxid {
         return Writer::Ended;
     }
     let xid = std::ptr::read_volatile(&(*proc).xid);
-    if lxid() != vxid.localTransactionId {
+    let now = advertised();
+    if locked() != w.lxid {
+        Writer::Ended
+    } else if now == 0 {
+        Writer::Visible
+    } else if now != w.lxid {
         Writer::Ended
     } else if xid == pg_sys::InvalidTransactionId {
-        Writer::Visible
+        // Or its id was cleared as its commit became visible, just before
+        // its local number: the next look sees it visible.
+        Writer::Running
     } else {
         Writer::Committing(xid)
     }

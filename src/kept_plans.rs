@@ -153,16 +153,18 @@ unsafe fn locked_when_bound(rtable: *mut pg_sys::List, relation: pg_sys::Oid) ->
 unsafe extern "C-unwind" fn executor_start(query: *mut pg_sys::QueryDesc, eflags: std::ffi::c_int) {
     // A parallel worker runs its leader's plan, which did all this.
     if pg_sys::ParallelWorkerNumber < 0 {
-        // Once per client statement, whatever runs first: the statement
-        // bound (a portal's copy of its text), or one it runs inside.
-        cache::take_in_changes_once_per_statement();
         let (_, relation) = BIND_LOCK_RELATION.get();
         let folded = relation != pg_sys::InvalidOid
             && locked_when_bound((*(*query).plannedstmt).rtable, relation);
+        // Before the gate is passed below, which forgets the commits it
+        // stopped waiting for once they ended.
+        gate::catch_up_with_stalled_commits((*query).snapshot, folded, cache::last_look_saw);
+        // Once per client statement, whatever runs first: the statement
+        // bound (a portal's copy of its text), or one it runs inside.
+        cache::take_in_changes_once_per_statement();
         if folded {
             take_messages_in_at_next_lock(relation);
         }
-        gate::catch_up_with_stalled_commits((*query).snapshot, folded, cache::last_look_saw);
     }
     match PREVIOUS_EXECUTOR_START {
         Some(previous) => previous(query, eflags),

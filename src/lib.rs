@@ -312,9 +312,14 @@ unsafe extern "C-unwind" fn subtransaction_ended(
     _parent: pg_sys::SubTransactionId,
     _arg: *mut std::ffi::c_void,
 ) {
-    if event == pg_sys::SubXactEvent::SUBXACT_EVENT_ABORT_SUB {
-        probes::subtransaction_aborted();
-        cache::subtransaction_rolled_back();
-        citus::transaction_ended(false);
+    match event {
+        pg_sys::SubXactEvent::SUBXACT_EVENT_ABORT_SUB => {
+            probes::subtransaction_aborted();
+            cache::subtransaction_rolled_back();
+            citus::transaction_ended(false);
+            gate::subtransaction_ended(false);
+        }
+        pg_sys::SubXactEvent::SUBXACT_EVENT_COMMIT_SUB => gate::subtransaction_ended(true),
+        _ => {}
     }
 }

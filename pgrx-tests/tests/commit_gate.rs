@@ -1,9 +1,15 @@
-//! The commit gate (src/gate.rs) against commits that wait before they are
-//! visible, over real connections: a catalog change whose commit waits for a
-//! lock any role can hold (the truncation of the writer's `ON COMMIT DELETE
-//! ROWS` table waits for a `nextval()` on its OID) stops no statement of
-//! other sessions, and no statement answers with permissions older than the
+//! The commit gate (src/gate.rs), over real connections, with a committing
+//! backend held at a chosen point of its commit by gdb: before its commit is
+//! visible (as a commit waits for a synchronous standby), and between its
+//! commit becoming visible and its invalidation messages being sent (as a
+//! backend descheduled there under load). A commit that waits before it is
+//! visible stops no statement of other sessions; one that is visible is
+//! waited for; and no statement answers with permissions older than the
 //! rows it reads.
+
+use std::io::Write;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
 
 use fluent_pgrx_tests::{app_session, connect, fresh_database, sqlstate, wait_until, APP, TESTER};
 use postgres::Client;
@@ -47,72 +53,132 @@ fn gate_closed(dba: &mut Client) -> i64 {
     )
 }
 
-/// A session as `postgres` with an `ON COMMIT DELETE ROWS` table, and a
-/// session of a role with no privilege on it holding a lock on its OID
-/// (`nextval()` locks before it checks anything; the savepoint rolls the
-/// error back, not the lock). Returns (writer, holder, the table's OID).
-fn writer_held_at_commit(db: &str) -> (Client, Client, u32) {
-    let mut writer = connect(db, "postgres");
-    writer
-        .batch_execute("CREATE TEMP TABLE t (i int) ON COMMIT DELETE ROWS")
-        .unwrap();
-    let table: u32 = writer
-        .query_one("SELECT 't'::regclass::oid", &[])
-        .unwrap()
-        .get(0);
-    let mut holder = connect(db, TESTER);
-    holder
-        .batch_execute(&format!(
-            "BEGIN; SAVEPOINT a; SELECT nextval({table}::oid::regclass)"
-        ))
-        .unwrap_err();
-    holder.batch_execute("ROLLBACK TO a").unwrap();
-    (writer, holder, table)
+/// The state letter of process `pid` (`t`: stopped by a tracer).
+fn process_state(pid: i32) -> char {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let after_name = &stat[stat.rfind(')').unwrap() + 2..];
+    after_name.chars().next().unwrap()
 }
 
-/// Commits `change` in `writer`'s session after reading its temporary
-/// table (so its commit truncates it), in a thread; returns once the commit
-/// waits for the holder's lock.
-fn commit_behind_the_lock(
-    dba: &mut Client,
-    mut writer: Client,
-    table: u32,
-    change: &'static str,
-) -> std::thread::JoinHandle<()> {
-    let committing = std::thread::spawn(move || {
-        writer
-            .batch_execute(&format!("BEGIN; SELECT count(*) FROM t; {change}; COMMIT"))
-            .unwrap();
-    });
-    wait_until(
-        dba,
-        &format!("SELECT count(*) FROM pg_locks WHERE relation = {table} AND NOT granted"),
-        "the commit never waited",
-    );
-    committing
+/// A backend held by gdb at a breakpoint, let go when dropped.
+struct Held {
+    gdb: Child,
+    pid: i32,
 }
+
+impl Held {
+    /// Attaches gdb to backend `pid` with a breakpoint at PostgreSQL
+    /// function `function`, and lets it run on until it gets there.
+    fn at(pid: i32, function: &str) -> Held {
+        let mut gdb = Command::new("gdb")
+            .args(["-q", "-nx", "-p", &pid.to_string()])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("gdb is installed (.ci/setup)");
+        let commands = format!("set pagination off\nset confirm off\nbreak {function}\ncontinue\n");
+        gdb.stdin
+            .as_mut()
+            .unwrap()
+            .write_all(commands.as_bytes())
+            .unwrap();
+        // Attached (stopped), then running again.
+        let started = std::time::Instant::now();
+        while process_state(pid) != 't' {
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "gdb never attached"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        while process_state(pid) == 't' {
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "gdb never continued"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        Held { gdb, pid }
+    }
+
+    /// Waits until the backend stops at the breakpoint.
+    fn reached(&self) {
+        let started = std::time::Instant::now();
+        while process_state(self.pid) != 't' {
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "the backend never reached the breakpoint"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Lets the backend go on.
+    fn release(mut self) {
+        self.detach();
+    }
+
+    fn detach(&mut self) {
+        if let Some(mut stdin) = self.gdb.stdin.take() {
+            let _ = stdin.write_all(b"detach\nquit\n");
+        }
+        let _ = self.gdb.wait();
+    }
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        self.detach();
+    }
+}
+
+/// Starts committing `change` in a session as `postgres`, held by gdb at
+/// `function`. Returns the hold and the committing thread.
+fn commit_held_at(
+    db: &str,
+    change: &'static str,
+    function: &str,
+) -> (Held, std::thread::JoinHandle<()>) {
+    let mut writer = connect(db, "postgres");
+    writer
+        .batch_execute("CREATE TEMP TABLE scratch (i int); BEGIN")
+        .unwrap();
+    writer.batch_execute(change).unwrap();
+    let pid: i32 = writer
+        .query_one("SELECT pg_backend_pid()", &[])
+        .unwrap()
+        .get(0);
+    let held = Held::at(pid, function);
+    let committing = std::thread::spawn(move || writer.batch_execute("COMMIT").unwrap());
+    held.reached();
+    (held, committing)
+}
+
+const REVOKE: &str = "SELECT fluent_revoke_role('boss', 'all_r')";
+
+/// Held where a commit waits for a synchronous standby: after it closed the
+/// gate, before it is visible (`PreCommit_Notify` runs just before the
+/// commit record).
+const BEFORE_VISIBLE: &str = "PreCommit_Notify";
+/// Held after its commit became visible, before its messages are sent.
+const VISIBLE_UNSENT: &str = "AtEOXact_Inval";
 
 /// A catalog change whose commit waits before it is visible stops no
 /// statement: each session waits for it a moment once, then answers as
 /// before it, until it is visible (every statement of every session waited
-/// until the lock's holder ended).
+/// until the commit went on).
 #[test]
 fn a_commit_waiting_before_it_is_visible_stops_no_statement() {
     let db = fresh_database("gate_stalled");
     seed(&db);
     let mut dba = connect(&db, "postgres");
-    let (writer, mut holder, table) = writer_held_at_commit(&db);
     let mut reader = app_session(&db, "boss");
     reader
         .batch_execute("SET statement_timeout = '20s'")
         .unwrap();
     assert_eq!(count(&mut reader, "SELECT count(*) FROM docs"), 33);
-    let committing = commit_behind_the_lock(
-        &mut dba,
-        writer,
-        table,
-        "SELECT fluent_revoke_role('boss', 'all_r')",
-    );
+    let (held, committing) = commit_held_at(&db, REVOKE, BEFORE_VISIBLE);
     assert_eq!(gate_closed(&mut dba), 1, "the revoke closed the gate");
     for round in 0..3 {
         assert_eq!(
@@ -134,7 +200,7 @@ fn a_commit_waiting_before_it_is_visible_stops_no_statement() {
         33,
         "a session that started while the revoke waits"
     );
-    holder.batch_execute("COMMIT").unwrap();
+    held.release();
     committing.join().unwrap();
     assert_eq!(
         count(&mut reader, "SELECT count(*) FROM docs"),
@@ -144,43 +210,127 @@ fn a_commit_waiting_before_it_is_visible_stops_no_statement() {
     assert_eq!(count(&mut newcomer, "SELECT count(*) FROM docs"), 0);
 }
 
-/// A transaction that called the administration and wrote nothing (it has
-/// no transaction id) does not close the gate: nothing of it becomes
-/// visible. (Waiting for it, every statement waited until the lock's holder
-/// ended.)
+/// A commit that is visible and has not sent its messages yet is waited
+/// for: a statement starting then would see the change in its rows and not
+/// in its answers. (PostgreSQL clears the committing transaction's local
+/// number as it becomes visible, and `GetLockConflicts` stops listing it:
+/// such a commit was not waited for.)
 #[test]
-fn a_commit_that_wrote_nothing_closes_no_gate() {
-    let db = fresh_database("gate_no_xid");
+fn a_visible_commit_is_waited_for_until_its_messages_are_sent() {
+    let db = fresh_database("gate_visible");
     seed(&db);
     let mut dba = connect(&db, "postgres");
-    let (writer, mut holder, table) = writer_held_at_commit(&db);
+    let mut reader = app_session(&db, "boss");
+    assert_eq!(count(&mut reader, "SELECT count(*) FROM docs"), 33);
+    let (held, committing) = commit_held_at(
+        &db,
+        "SELECT fluent_revoke_role('boss', 'all_r'); INSERT INTO docs VALUES (99, 'ann')",
+        VISIBLE_UNSENT,
+    );
+    assert_eq!(
+        count(&mut dba, "SELECT count(*) FROM docs WHERE id = 99"),
+        1,
+        "the commit is visible"
+    );
+    let reading = std::thread::spawn(move || count(&mut reader, "SELECT count(*) FROM docs"));
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(!reading.is_finished(), "the statement did not wait");
+    held.release();
+    committing.join().unwrap();
+    assert_eq!(
+        reading.join().unwrap(),
+        0,
+        "a statement started between the revoke's commit and its messages"
+    );
+}
+
+/// The truncation of the writer's `ON COMMIT DELETE ROWS` tables waits for
+/// any lock on them, which any role can hold with `nextval()` on their OID:
+/// it runs before the gate closes, so the wait stops no other statement
+/// (every statement of every session waited until the lock's holder ended).
+#[test]
+fn a_commit_waiting_for_a_lock_on_its_temporary_table_closes_no_gate() {
+    let db = fresh_database("gate_on_commit");
+    seed(&db);
+    let mut dba = connect(&db, "postgres");
+    let mut writer = connect(&db, "postgres");
+    writer
+        .batch_execute("CREATE TEMP TABLE t (i int) ON COMMIT DELETE ROWS")
+        .unwrap();
+    let table: u32 = writer
+        .query_one("SELECT 't'::regclass::oid", &[])
+        .unwrap()
+        .get(0);
+    let mut holder = connect(&db, TESTER);
+    holder
+        .batch_execute(&format!(
+            "BEGIN; SAVEPOINT a; SELECT nextval({table}::oid::regclass)"
+        ))
+        .unwrap_err();
+    holder.batch_execute("ROLLBACK TO a").unwrap();
     let mut reader = app_session(&db, "boss");
     reader
         .batch_execute("SET statement_timeout = '20s'")
         .unwrap();
-    // The catalog's statement triggers fire on no row.
-    let committing = commit_behind_the_lock(
+    let committing = std::thread::spawn(move || {
+        writer
+            .batch_execute(&format!("BEGIN; SELECT count(*) FROM t; {REVOKE}; COMMIT"))
+            .unwrap();
+    });
+    wait_until(
         &mut dba,
-        writer,
-        table,
-        "UPDATE fluent.roles SET name = name WHERE false",
+        &format!("SELECT count(*) FROM pg_locks WHERE relation = {table} AND NOT granted"),
+        "the commit never waited",
     );
-    assert_eq!(gate_closed(&mut dba), 0, "the empty commit closed the gate");
+    assert_eq!(
+        gate_closed(&mut dba),
+        0,
+        "the waiting commit closed the gate"
+    );
     assert_eq!(
         count(&mut reader, "SELECT count(*) FROM docs"),
         33,
-        "a statement while the empty commit waits"
+        "a statement while the revoke waits for the lock"
     );
     holder.batch_execute("COMMIT").unwrap();
     committing.join().unwrap();
-    assert_eq!(count(&mut reader, "SELECT count(*) FROM docs"), 33);
+    assert_eq!(count(&mut reader, "SELECT count(*) FROM docs"), 0);
+}
+
+/// A transaction whose catalog writes were rolled back to a savepoint
+/// closes no gate: nothing of it becomes visible (an application role that
+/// may write the catalog, accepting an invitation, closed it at will).
+#[test]
+fn a_commit_whose_catalog_writes_were_rolled_back_closes_no_gate() {
+    let db = fresh_database("gate_rolled_back");
+    seed(&db);
+    let mut dba = connect(&db, "postgres");
+    // With a transaction id (the insert).
+    let (held, committing) = commit_held_at(
+        &db,
+        "INSERT INTO scratch VALUES (1);
+         SAVEPOINT x; SELECT fluent_revoke_role('boss', 'all_r'); ROLLBACK TO x",
+        BEFORE_VISIBLE,
+    );
+    assert_eq!(gate_closed(&mut dba), 0, "a revoke rolled back to a savepoint");
+    held.release();
+    committing.join().unwrap();
+    // A savepoint released keeps its writes.
+    let (held, committing) = commit_held_at(
+        &db,
+        "SAVEPOINT x; SELECT fluent_revoke_role('boss', 'all_r'); RELEASE x",
+        BEFORE_VISIBLE,
+    );
+    assert_eq!(gate_closed(&mut dba), 1, "a released savepoint's revoke");
+    held.release();
+    committing.join().unwrap();
 }
 
 /// Runs `sql` (one text value) in a session acting for boss, planned while
-/// a revoke of boss's role waits at its commit and started after the revoke
-/// became visible (`sql` sleeps while it is planned or runs, and the lock's
-/// holder lets the revoke commit meanwhile), after `warm` (statements run
-/// before the revoke). Returns its SQLSTATE and its value, and the session.
+/// a revoke of boss's role waits before it is visible and started after
+/// the revoke became visible (`sql` sleeps while it is planned or runs, and
+/// the revoke goes on meanwhile), after `warm` (statements run before the
+/// revoke). Returns its SQLSTATE and its value, and the session.
 fn run_across_a_stalled_revoke(
     name: &str,
     warm: &[&str],
@@ -189,7 +339,6 @@ fn run_across_a_stalled_revoke(
     let db = fresh_database(name);
     seed(&db);
     let mut dba = connect(&db, "postgres");
-    let (writer, mut holder, table) = writer_held_at_commit(&db);
     let mut reader = app_session(&db, "boss");
     reader
         .batch_execute("SET statement_timeout = '30s'")
@@ -201,12 +350,7 @@ fn run_across_a_stalled_revoke(
     for statement in warm {
         reader.batch_execute(statement).unwrap();
     }
-    let committing = commit_behind_the_lock(
-        &mut dba,
-        writer,
-        table,
-        "SELECT fluent_revoke_role('boss', 'all_r')",
-    );
+    let (held, committing) = commit_held_at(&db, REVOKE, BEFORE_VISIBLE);
     let running = std::thread::spawn(move || {
         let result = reader.query_one(sql, &[]);
         let value = match &result {
@@ -222,7 +366,7 @@ fn run_across_a_stalled_revoke(
         ),
         "the statement never slept while the revoke waited",
     );
-    holder.batch_execute("COMMIT").unwrap();
+    held.release();
     committing.join().unwrap();
     running.join().unwrap()
 }
@@ -284,5 +428,38 @@ fn a_check_that_starts_after_a_stalled_change_became_visible_sees_it() {
         (state.as_str(), value.as_str()),
         ("ok", "false"),
         "a check planned before the revoke was visible, run after"
+    );
+}
+
+/// A write's plan (a portal that starts running at Execute) bound through
+/// the extended protocol while a change stalled, and executed after the
+/// change became visible, is refused: the messages taken in at Execute must
+/// not make the backend forget the stalled commit before the check.
+#[test]
+fn a_write_bound_before_a_stalled_change_and_executed_after_is_refused() {
+    let db = fresh_database("gate_stalled_execute");
+    seed(&db);
+    let mut reader = app_session(&db, "boss");
+    reader
+        .batch_execute("SET statement_timeout = '30s'; CREATE TEMP TABLE scratch (i int)")
+        .unwrap();
+    assert_eq!(count(&mut reader, "SELECT count(*) FROM docs"), 33);
+    let mut transaction = reader.transaction().unwrap();
+    let statement = transaction
+        .prepare(
+            "WITH w AS (INSERT INTO scratch VALUES (1) RETURNING i)
+             SELECT count(*) FROM docs, (SELECT count(*) FROM w) written",
+        )
+        .unwrap();
+    let (held, committing) = commit_held_at(&db, REVOKE, BEFORE_VISIBLE);
+    let portal = transaction.bind(&statement, &[]).unwrap();
+    held.release();
+    committing.join().unwrap();
+    let result = transaction.query_portal(&portal, 0);
+    let answer = result.as_ref().ok().map(|rows| rows[0].get::<_, i64>(0));
+    assert_eq!(
+        (sqlstate(result), answer),
+        ("40001".to_owned(), None),
+        "bound before the revoke was visible, executed after"
     );
 }
