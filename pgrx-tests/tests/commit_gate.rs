@@ -312,7 +312,11 @@ fn a_commit_whose_catalog_writes_were_rolled_back_closes_no_gate() {
          SAVEPOINT x; SELECT fluent_revoke_role('boss', 'all_r'); ROLLBACK TO x",
         BEFORE_VISIBLE,
     );
-    assert_eq!(gate_closed(&mut dba), 0, "a revoke rolled back to a savepoint");
+    assert_eq!(
+        gate_closed(&mut dba),
+        0,
+        "a revoke rolled back to a savepoint"
+    );
     held.release();
     committing.join().unwrap();
     // A savepoint released keeps its writes.
