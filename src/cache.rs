@@ -151,19 +151,34 @@ unsafe extern "C-unwind" fn relcache_callback(_arg: pg_sys::Datum, relid: pg_sys
     // Only mark stale: no catalog access is allowed here.
     let sentinel = SENTINEL.load(Ordering::Relaxed);
     if relid == pg_sys::InvalidOid || sentinel == 0 || relid.to_u32() == sentinel {
-        GENERATION.fetch_add(1, Ordering::Relaxed);
-        MESSAGES_BELOW.fetch_max(latest_completed_xid() + 1, Ordering::Relaxed);
-        MESSAGE_SINCE_LOOK.store(true, Ordering::Relaxed);
-        // The look this causes reads the log, and loads, through the
-        // snapshot of the statement running: in REPEATABLE READ the
-        // transaction's, and in READ COMMITTED too it may predate the
-        // change (a cursor's, or the statement's when the message arrives
-        // in the middle of it, at a lock). So the statement after it looks
-        // again, and so does the next transaction, each through a snapshot
-        // taken after the message arrived.
-        look_again();
-        crate::folds::drop_sql_function_plans();
+        message_arrived();
     }
+}
+
+/// A change of the catalog may be visible whose messages have not arrived
+/// (src/gate.rs: its writer is visible and still holds the gate): taken in
+/// as if they had, and the plans that folded answers go, as the messages
+/// would make them go.
+pub fn take_in_unsent_change() {
+    message_arrived();
+    crate::folds::invalidate_identity_plans();
+}
+
+/// What an invalidation message of the catalog does here (it only flips
+/// flags: no catalog access is allowed in the callback).
+fn message_arrived() {
+    GENERATION.fetch_add(1, Ordering::Relaxed);
+    MESSAGES_BELOW.fetch_max(latest_completed_xid() + 1, Ordering::Relaxed);
+    MESSAGE_SINCE_LOOK.store(true, Ordering::Relaxed);
+    // The look this causes reads the log, and loads, through the
+    // snapshot of the statement running: in REPEATABLE READ the
+    // transaction's, and in READ COMMITTED too it may predate the
+    // change (a cursor's, or the statement's when the message arrives
+    // in the middle of it, at a lock). So the statement after it looks
+    // again, and so does the next transaction, each through a snapshot
+    // taken after the message arrived.
+    look_again();
+    crate::folds::drop_sql_function_plans();
 }
 
 /// At the end of every transaction (src/lib.rs): if an invalidation arrived
@@ -434,8 +449,8 @@ fn take_in_changes(client_statement: bool) {
                 crate::folds::invalidate_identity_plans();
             }
             // A change visible to this statement has sent its messages.
-            if new_message {
-                crate::gate::pass();
+            if new_message && crate::gate::pass() {
+                take_in_unsent_change();
             }
             GATE_PENDING.set(!new_message);
             pg_sys::AcceptInvalidationMessages();
@@ -466,7 +481,9 @@ unsafe extern "C-unwind" fn statement_parsed(
 
 fn refresh_if_stale() {
     if GATE_PENDING.replace(false) {
-        crate::gate::pass();
+        if crate::gate::pass() {
+            take_in_unsent_change();
+        }
         unsafe { pg_sys::AcceptInvalidationMessages() };
     }
     let current = GENERATION.load(Ordering::Relaxed);

@@ -70,14 +70,27 @@ const CLOSE: pg_sys::LOCKMODE = pg_sys::ShareLock as pg_sys::LOCKMODE;
 /// the module comment: no other lock has it).
 fn tag() -> Option<pg_sys::LOCKTAG> {
     owner::catalog_namespace()?;
-    Some(pg_sys::LOCKTAG {
+    Some(relation_tag(0))
+}
+
+/// A relation lock tag on `pg_database` in this database: with `writer` 0,
+/// the gate; otherwise the lock by which the writer whose process is number
+/// `writer - 1` says it holds the gate closed (PostgreSQL's relation locks
+/// have 0 there: no other lock has these tags either).
+fn relation_tag(writer: u32) -> pg_sys::LOCKTAG {
+    pg_sys::LOCKTAG {
         locktag_field1: unsafe { pg_sys::MyDatabaseId }.to_u32(),
         locktag_field2: pg_sys::DatabaseRelationId.to_u32(),
-        locktag_field3: 0,
+        locktag_field3: writer,
         locktag_field4: 0,
         locktag_type: pg_sys::LockTagType::LOCKTAG_RELATION as u8,
         locktag_lockmethodid: pg_sys::DEFAULT_LOCKMETHOD as u8,
-    })
+    }
+}
+
+/// The number of process `proc` in PostgreSQL's array of processes.
+unsafe fn process_number(proc: *const pg_sys::PGPROC) -> u32 {
+    proc.offset_from((*pg_sys::ProcGlobal).allProcs) as u32
 }
 
 /// The current (sub)transaction wrote the catalog (its statement triggers).
@@ -99,7 +112,9 @@ pub fn subtransaction_ended(committed: bool) {
 }
 
 /// Just before the current transaction commits (src/lib.rs): if it wrote
-/// the catalog, close the gate until its locks are released. Its
+/// the catalog, close the gate until its locks are released, and say so by
+/// a lock of its own (readers find a writer whose commit is visible by it:
+/// PostgreSQL no longer lists it among the gate's holders). Its
 /// `ON COMMIT` actions on temporary tables run first: truncating one waits
 /// for any lock on it, which any role can hold with `nextval()` on its OID,
 /// and that wait must not hold the gate closed. (PostgreSQL runs them again
@@ -117,6 +132,8 @@ pub fn pre_commit() {
         unsafe {
             pg_sys::PreCommit_on_commit_actions();
             pg_sys::LockAcquire(&tag, CLOSE, false, false);
+            let own = relation_tag(process_number(pg_sys::MyProc) + 1);
+            pg_sys::LockAcquire(&own, CLOSE, false, false);
         }
     }
 }
@@ -126,32 +143,37 @@ pub fn transaction_ended() {
     CHANGED_AT.set(0);
 }
 
-/// Waits until no catalog change is between becoming visible and sending
-/// its invalidation messages. Called once per statement, before the
-/// statement takes in messages.
+/// Passes the gate: makes sure that the statement takes in every catalog
+/// change visible to it. Called once per statement, before the statement
+/// takes in messages. Returns whether a change is visible whose messages
+/// may not have arrived: the caller takes it in as if they had (a look at
+/// the change log finds it).
 ///
 /// A writer closes the gate before its commit is visible: for its commit
-/// record, a wait for a synchronous standby, and the truncation of its
-/// `ON COMMIT DELETE ROWS` tables, which waits for any lock another role
-/// holds on them (`nextval()` on their OID). A writer whose commit is
-/// visible is waited for until it ends, which is soon: nothing it does then
-/// waits for another session. One still committing is waited for, polling,
-/// up to `PATIENCE`; after that this backend stops waiting for it (it is
-/// stalled), and its statements go on as before the change until it becomes
-/// visible. A plan that starts running with a snapshot in which such a
-/// writer became visible since catches up with it
-/// (`catch_up_with_stalled_commits`).
-pub fn pass() {
-    let Some(tag) = tag() else { return };
+/// record and a wait for a synchronous standby (and any wait a client can
+/// cause while PostgreSQL sends it a notice there). One still committing is
+/// waited for, polling, up to `PATIENCE`; after that this backend stops
+/// waiting for it (it is stalled), and its statements go on as before the
+/// change until it becomes visible. A plan that starts running with a
+/// snapshot in which such a writer became visible since catches up with it
+/// (`catch_up_with_stalled_commits`). A writer whose commit is visible is
+/// not waited for at all: its messages could be held up as long as its
+/// client does not read (a notice sent while they are sent, with interrupts
+/// held), and those of any process, writer or not, as long. Its change is
+/// taken in without them.
+#[must_use]
+pub fn pass() -> bool {
+    let Some(tag) = tag() else { return false };
     unsafe {
         match pg_sys::LockAcquire(&tag, PASS, false, true) {
             pg_sys::LockAcquireResult::LOCKACQUIRE_OK => {
                 pg_sys::LockRelease(&tag, PASS, false);
                 // No writer holds the gate: the stalled ones have ended.
                 STALLED.with_borrow_mut(Vec::clear);
+                false
             }
             pg_sys::LockAcquireResult::LOCKACQUIRE_NOT_AVAIL => wait_for_writers(&tag),
-            _ => {}
+            _ => false,
         }
     }
 }
@@ -161,81 +183,48 @@ pub fn pass() {
 /// standby's answer, at most about a second on a working one).
 const PATIENCE: std::time::Duration = std::time::Duration::from_secs(1);
 
-/// Where a transaction that a statement waits for stands, read from its
-/// process without a lock (the local transaction number, read before and
-/// after, tells whether the rest belongs to that transaction).
+/// Where a writer that holds the gate stands, read from its process without
+/// a lock (the local transaction number, read again, tells whether the rest
+/// belongs to that transaction).
 enum Writer {
-    /// Its locks are released: it sent its messages (or it was another
-    /// transaction, which began as it was looked at).
-    Ended,
-    /// Its commit is visible; it is sending its messages. PostgreSQL
-    /// clears its local transaction number then, and `GetLockConflicts` no
-    /// longer lists it.
-    Visible,
+    /// Its commit is visible, or it has ended.
+    Done,
     /// Its commit is not visible yet: it still runs as transaction `xid`.
     Committing(pg_sys::TransactionId),
-    /// It runs without a transaction id (it began as it was looked at).
-    Running,
+    /// Its id is cleared and its local number not yet (its commit is
+    /// becoming visible).
+    Clearing,
 }
 
-/// A transaction a statement waits for: its process, and its local
-/// transaction number.
-#[derive(Clone, Copy, PartialEq)]
-struct Watched {
-    proc: *mut pg_sys::PGPROC,
-    lxid: pg_sys::LocalTransactionId,
-}
-
-unsafe fn wait_for_writers(tag: &pg_sys::LOCKTAG) {
+unsafe fn wait_for_writers(tag: &pg_sys::LOCKTAG) -> bool {
     let started = std::time::Instant::now();
     let mut nap: std::ffi::c_long = 20;
-    let mut watched: Vec<Watched> = Vec::new();
-    let mut first = true;
     loop {
         // The writers still committing: PostgreSQL lists the holders whose
         // local transaction number is set.
         let holders = pg_sys::GetLockConflicts(tag, PASS, std::ptr::null_mut());
+        let mut waiting = false;
+        let mut stalled = Vec::new();
         let mut next = holders;
         while valid(*next) {
-            let holder = Watched {
-                proc: proc_of(*next),
-                lxid: (*next).localTransactionId,
-            };
-            if !holder.proc.is_null() && !watched.contains(&holder) {
-                watched.push(holder);
+            match writer(proc_of(*next), (*next).localTransactionId) {
+                Writer::Done => {}
+                Writer::Committing(xid) => {
+                    let known = STALLED.with_borrow(|s| s.iter().any(|w| w.xid == xid));
+                    if known || started.elapsed() >= PATIENCE {
+                        stalled.push(Stalled { xid });
+                    } else {
+                        waiting = true;
+                    }
+                }
+                Writer::Clearing => waiting = started.elapsed() < PATIENCE,
             }
             next = next.add(1);
         }
         pg_sys::pfree(holders.cast());
-        // The writers whose commit was visible already: every process of
-        // this database between its commit and the release of its locks
-        // (the others' tails are as short).
-        if first {
-            first = false;
-            watched.extend(processes_in_their_commits_tail());
-        }
-        let mut waiting = false;
-        let mut stalled = Vec::new();
-        watched.retain(|w| match writer(*w) {
-            Writer::Ended => false,
-            Writer::Visible => {
-                waiting = true;
-                true
-            }
-            Writer::Committing(xid) => {
-                let known = STALLED.with_borrow(|s| s.iter().any(|w| w.xid == xid));
-                if known || started.elapsed() >= PATIENCE {
-                    stalled.push(Stalled { xid });
-                } else {
-                    waiting = true;
-                }
-                true
-            }
-            Writer::Running => true,
-        });
         if !waiting {
             STALLED.set(stalled);
-            return;
+            return writer_visible_and_holding_the_gate();
         }
         pg_sys::pg_usleep(nap);
         pg_sys::check_for_interrupts!();
@@ -243,23 +232,31 @@ unsafe fn wait_for_writers(tag: &pg_sys::LOCKTAG) {
     }
 }
 
-/// The transactions of this database's other processes that made their
-/// commit (or abort) visible and have not released their locks yet.
-unsafe fn processes_in_their_commits_tail() -> Vec<Watched> {
+/// Whether a process of this database made its catalog change visible and
+/// still holds the gate (its messages may not be sent): one whose local
+/// transaction number is cleared, and whose own lock says it is a writer.
+unsafe fn writer_visible_and_holding_the_gate() -> bool {
     let global = pg_sys::ProcGlobal;
-    let all = std::slice::from_raw_parts_mut((*global).allProcs, (*global).allProcCount as usize);
-    all.iter_mut()
-        .map(|proc| Watched {
-            proc: proc as *mut pg_sys::PGPROC,
-            lxid: std::ptr::read_volatile(&proc.fpLocalTransactionId),
-        })
-        .filter(|w| {
-            w.proc != pg_sys::MyProc
-                && w.lxid != 0
-                && (*w.proc).databaseId == pg_sys::MyDatabaseId
-                && matches!(writer(*w), Writer::Visible)
-        })
-        .collect()
+    let all = std::slice::from_raw_parts((*global).allProcs, (*global).allProcCount as usize);
+    all.iter().any(|proc| {
+        let proc = proc as *const pg_sys::PGPROC;
+        if proc == pg_sys::MyProc.cast_const()
+            || (*proc).databaseId != pg_sys::MyDatabaseId
+            || std::ptr::read_volatile(&(*proc).fpLocalTransactionId) == 0
+            || advertised_lxid(proc) != 0
+        {
+            return false;
+        }
+        let own = relation_tag(process_number(proc) + 1);
+        match pg_sys::LockAcquire(&own, PASS, false, true) {
+            pg_sys::LockAcquireResult::LOCKACQUIRE_OK => {
+                pg_sys::LockRelease(&own, PASS, false);
+                false
+            }
+            pg_sys::LockAcquireResult::LOCKACQUIRE_NOT_AVAIL => true,
+            _ => false,
+        }
+    })
 }
 
 /// A writer this backend stopped waiting for while its commit was not
@@ -273,19 +270,20 @@ struct Stalled {
 /// change. A plan that `folded` answers from a cache that had not taken the
 /// change in (`in_cache`: the cache's last look saw the writer's
 /// transaction) would answer from before it while reading rows after it:
-/// it is refused. Otherwise the writer's messages are taken in (it is
-/// waited for until it sends them), and the checks the plan makes as it
-/// runs look at the change through this snapshot.
+/// it is refused. Otherwise the gate is passed again and messages taken in,
+/// and the checks the plan makes as it runs look at the change through this
+/// snapshot. Returns what `pass` does.
+#[must_use]
 pub fn catch_up_with_stalled_commits(
     snapshot: pg_sys::Snapshot,
     folded: bool,
     in_cache: impl Fn(pg_sys::TransactionId) -> bool,
-) {
+) -> bool {
     if STALLED.with_borrow(Vec::is_empty)
         || snapshot.is_null()
         || unsafe { (*snapshot).snapshot_type } != pg_sys::SnapshotType::SNAPSHOT_MVCC
     {
-        return;
+        return false;
     }
     let visible: Vec<pg_sys::TransactionId> = STALLED.with_borrow(|stalled| {
         stalled
@@ -297,13 +295,14 @@ pub fn catch_up_with_stalled_commits(
             .collect()
     });
     if visible.is_empty() {
-        return;
+        return false;
     }
     if folded && visible.into_iter().any(|xid| !in_cache(xid)) {
         FluentError::ChangedWhilePlanning.report();
     }
-    pass();
+    let unsent = pass();
     unsafe { pg_sys::AcceptInvalidationMessages() };
+    unsent
 }
 
 #[cfg(feature = "pg15")]
@@ -333,32 +332,26 @@ unsafe fn proc_of(vxid: pg_sys::VirtualTransactionId) -> *mut pg_sys::PGPROC {
     return pg_sys::ProcNumberGetProc(vxid.procNumber);
 }
 
-/// Where the transaction `w` stands (see `Writer`). Its process keeps its
-/// local transaction number for its virtual transaction lock
-/// (`fpLocalTransactionId`) until it releases its locks, after its messages
-/// are sent, and clears the advertised one when its commit becomes visible.
-unsafe fn writer(w: Watched) -> Writer {
-    let proc = w.proc;
+/// The local transaction number process `proc` advertises (cleared as its
+/// commit becomes visible).
+unsafe fn advertised_lxid(proc: *const pg_sys::PGPROC) -> pg_sys::LocalTransactionId {
     #[cfg(feature = "pg15")]
-    let advertised = || std::ptr::read_volatile(&(*proc).lxid);
+    return std::ptr::read_volatile(&(*proc).lxid);
     #[cfg(not(feature = "pg15"))]
-    let advertised = || std::ptr::read_volatile(&(*proc).vxid.lxid);
-    let locked = || std::ptr::read_volatile(&(*proc).fpLocalTransactionId);
-    if locked() != w.lxid {
-        return Writer::Ended;
+    return std::ptr::read_volatile(&(*proc).vxid.lxid);
+}
+
+/// Where the writer running local transaction `lxid` in process `proc`
+/// stands (see `Writer`).
+unsafe fn writer(proc: *const pg_sys::PGPROC, lxid: pg_sys::LocalTransactionId) -> Writer {
+    if proc.is_null() || advertised_lxid(proc) != lxid {
+        return Writer::Done;
     }
     let xid = std::ptr::read_volatile(&(*proc).xid);
-    let now = advertised();
-    if locked() != w.lxid {
-        Writer::Ended
-    } else if now == 0 {
-        Writer::Visible
-    } else if now != w.lxid {
-        Writer::Ended
+    if advertised_lxid(proc) != lxid {
+        Writer::Done
     } else if xid == pg_sys::InvalidTransactionId {
-        // Or its id was cleared as its commit became visible, just before
-        // its local number: the next look sees it visible.
-        Writer::Running
+        Writer::Clearing
     } else {
         Writer::Committing(xid)
     }

@@ -158,7 +158,9 @@ unsafe extern "C-unwind" fn executor_start(query: *mut pg_sys::QueryDesc, eflags
             && locked_when_bound((*(*query).plannedstmt).rtable, relation);
         // Before the gate is passed below, which forgets the commits it
         // stopped waiting for once they ended.
-        gate::catch_up_with_stalled_commits((*query).snapshot, folded, cache::last_look_saw);
+        if gate::catch_up_with_stalled_commits((*query).snapshot, folded, cache::last_look_saw) {
+            cache::take_in_unsent_change();
+        }
         // Once per client statement, whatever runs first: the statement
         // bound (a portal's copy of its text), or one it runs inside.
         cache::take_in_changes_once_per_statement();
