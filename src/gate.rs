@@ -13,11 +13,9 @@
 //! So a transaction that wrote the catalog closes the gate as it commits:
 //! at `XACT_EVENT_PRE_COMMIT` it takes a lock that it holds until its locks
 //! are released, after its messages were sent; and each statement passes the
-//! gate before it takes in messages (src/cache.rs): it takes a conflicting
-//! lock and lets it go at once. A statement that starts while a catalog
-//! change commits waits for that commit to finish (but see below);
-//! otherwise
-//! passing costs a fast-path lock and unlock in this backend's own array.
+//! gate before it takes in messages (src/cache.rs). When no change is
+//! committing, passing costs a fast-path lock and unlock in this backend's
+//! own array.
 //!
 //! The lock is a relation lock in this database on `pg_database`, a shared
 //! catalog, which PostgreSQL always locks with no database in the tag: so no
@@ -32,21 +30,28 @@
 //! `ShareLock` (which conflicts with it, not with itself: writers do not
 //! wait for each other). A prepared transaction (two-phase commit) does not
 //! close the gate: it would keep it closed until `COMMIT PREPARED`; nor does
-//! a transaction without an id, which wrote nothing that becomes visible.
+//! a transaction without an id, or whose catalog writes were all rolled back
+//! to savepoints: nothing of it becomes visible.
 //!
-//! A writer's commit may wait after it closed the gate and before it is
-//! visible: for a synchronous standby, or for a lock (the truncation of its
-//! `ON COMMIT DELETE ROWS` tables waits for any lock on them, and any role
-//! can hold one with `nextval()`). Waiting for it all along would stop every
-//! statement of the database behind one lock of a role with no privilege.
-//! So a statement waits for a writer whose commit is not visible yet only
-//! up to `PATIENCE`, and no statement of its backend waits for that writer
-//! again: it is stalled, and its change is invisible to the snapshots taken
-//! until it is visible. A statement that passed the gate before it was
-//! visible and starts running after, with a snapshot that shows it, catches
-//! up with it as it starts (src/kept_plans.rs): its checks take the change
-//! in, and a plan whose answers were folded from a cache that had not taken
-//! it in is refused with `40001` (run again, it sees the change).
+//! Nothing here waits for a session that another session can hold up:
+//! - A writer whose commit is visible is not waited for: its messages can be
+//!   held up as long as its client does not read a notice PostgreSQL sends
+//!   it while it sends them, with interrupts held. Its change is taken in as
+//!   if they had arrived (src/cache.rs, `take_in_unsent_change`: a look at
+//!   the change log finds it). PostgreSQL stops listing it among the gate's
+//!   holders as it becomes visible, so it also takes a lock of its own,
+//!   which says it is a writer.
+//! - A writer whose commit is not visible yet is waited for up to
+//!   `PATIENCE`: it may wait for a synchronous standby. (The truncation of
+//!   its `ON COMMIT DELETE ROWS` tables, which waits for any lock on them,
+//!   runs before it closes the gate.) After that, no statement of this
+//!   backend waits for it again: it is stalled, and its change is invisible
+//!   to the snapshots taken until it is visible. A statement that passed the
+//!   gate before it was visible and starts running after, with a snapshot
+//!   that shows it, catches up with it as it starts (src/kept_plans.rs): its
+//!   checks take the change in, and a plan whose answers were folded from a
+//!   cache that had not taken it in is refused with `40001` (run again, it
+//!   sees the change).
 
 use std::cell::{Cell, RefCell};
 
