@@ -66,6 +66,10 @@ thread_local! {
     static CHANGED_AT: Cell<i32> = const { Cell::new(0) };
     /// The writers this backend stopped waiting for (see `pass`).
     static STALLED: RefCell<Vec<Stalled>> = const { RefCell::new(Vec::new()) };
+    /// The writers whose visible change this backend took in before their
+    /// messages arrived, by process number and local transaction number.
+    static TAKEN_IN: RefCell<Vec<(u32, pg_sys::LocalTransactionId)>> =
+        const { RefCell::new(Vec::new()) };
 }
 
 const PASS: pg_sys::LOCKMODE = pg_sys::RowExclusiveLock as pg_sys::LOCKMODE;
@@ -173,8 +177,9 @@ pub fn pass() -> bool {
         match pg_sys::LockAcquire(&tag, PASS, false, true) {
             pg_sys::LockAcquireResult::LOCKACQUIRE_OK => {
                 pg_sys::LockRelease(&tag, PASS, false);
-                // No writer holds the gate: the stalled ones have ended.
+                // No writer holds the gate: the ones remembered have ended.
                 STALLED.with_borrow_mut(Vec::clear);
+                TAKEN_IN.with_borrow_mut(Vec::clear);
                 false
             }
             pg_sys::LockAcquireResult::LOCKACQUIRE_NOT_AVAIL => wait_for_writers(&tag),
@@ -238,30 +243,42 @@ unsafe fn wait_for_writers(tag: &pg_sys::LOCKTAG) -> bool {
 }
 
 /// Whether a process of this database made its catalog change visible and
-/// still holds the gate (its messages may not be sent): one whose local
-/// transaction number is cleared, and whose own lock says it is a writer.
+/// still holds the gate (its messages may not be sent), and this backend
+/// has not taken its change in yet: one whose local transaction number is
+/// cleared, and whose own lock says it is a writer. Each is taken in once
+/// (the look that follows, or the one after it if that look's snapshot is
+/// older than the change, reads it), not at every statement while its
+/// messages are held up.
 unsafe fn writer_visible_and_holding_the_gate() -> bool {
     let global = pg_sys::ProcGlobal;
     let all = std::slice::from_raw_parts((*global).allProcs, (*global).allProcCount as usize);
-    all.iter().any(|proc| {
-        let proc = proc as *const pg_sys::PGPROC;
-        if proc == pg_sys::MyProc.cast_const()
-            || (*proc).databaseId != pg_sys::MyDatabaseId
-            || std::ptr::read_volatile(&(*proc).fpLocalTransactionId) == 0
-            || advertised_lxid(proc) != 0
-        {
-            return false;
-        }
-        let own = relation_tag(process_number(proc) + 1);
-        match pg_sys::LockAcquire(&own, PASS, false, true) {
-            pg_sys::LockAcquireResult::LOCKACQUIRE_OK => {
-                pg_sys::LockRelease(&own, PASS, false);
-                false
+    let visible: Vec<(u32, pg_sys::LocalTransactionId)> = all
+        .iter()
+        .filter_map(|proc| {
+            let proc = proc as *const pg_sys::PGPROC;
+            let lxid = std::ptr::read_volatile(&(*proc).fpLocalTransactionId);
+            if proc == pg_sys::MyProc.cast_const()
+                || (*proc).databaseId != pg_sys::MyDatabaseId
+                || lxid == 0
+                || advertised_lxid(proc) != 0
+            {
+                return None;
             }
-            pg_sys::LockAcquireResult::LOCKACQUIRE_NOT_AVAIL => true,
-            _ => false,
-        }
-    })
+            let number = process_number(proc);
+            let own = relation_tag(number + 1);
+            match pg_sys::LockAcquire(&own, PASS, false, true) {
+                pg_sys::LockAcquireResult::LOCKACQUIRE_OK => {
+                    pg_sys::LockRelease(&own, PASS, false);
+                    None
+                }
+                pg_sys::LockAcquireResult::LOCKACQUIRE_NOT_AVAIL => Some((number, lxid)),
+                _ => None,
+            }
+        })
+        .collect();
+    let new = TAKEN_IN.with_borrow(|taken| visible.iter().any(|w| !taken.contains(w)));
+    TAKEN_IN.set(visible);
+    new
 }
 
 /// A writer this backend stopped waiting for while its commit was not
