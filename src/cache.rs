@@ -193,6 +193,7 @@ pub fn transaction_ended(committed: bool) {
     }
     INVALIDATED_IN_STATEMENT.store(false, Ordering::Relaxed);
     GATE_PENDING.set(false);
+    GATE_PASSED_IN_XACT.set(false);
     if INVALIDATED_IN_XACT.swap(false, Ordering::Relaxed) {
         GENERATION.fetch_add(1, Ordering::Relaxed);
         // Plans made from those loads go with them (src/plans.rs).
@@ -405,6 +406,9 @@ thread_local! {
     /// The running statement has not passed the commit gate: it does when
     /// it first reads the cache (`refresh_if_stale`).
     static GATE_PENDING: Cell<bool> = const { Cell::new(false) };
+    /// This REPEATABLE READ or SERIALIZABLE transaction passed the gate
+    /// after its snapshot was taken.
+    static GATE_PASSED_IN_XACT: Cell<bool> = const { Cell::new(false) };
 }
 
 static mut PREVIOUS_POST_PARSE_ANALYZE: pg_sys::post_parse_analyze_hook_type = None;
@@ -434,9 +438,11 @@ fn take_in_changes_for_client_statement() {
 
 fn take_in_changes(client_statement: bool) {
     unsafe {
-        if pg_sys::XactIsoLevel >= pg_sys::XACT_REPEATABLE_READ as i32
-            || !unguarded::in_transaction()
-        {
+        if !unguarded::in_transaction() {
+            return;
+        }
+        if pg_sys::XactIsoLevel >= pg_sys::XACT_REPEATABLE_READ as i32 {
+            pass_gate_at_transaction_snapshot();
             return;
         }
         let started = unguarded::statement_started();
@@ -479,7 +485,26 @@ unsafe extern "C-unwind" fn statement_parsed(
     }
 }
 
+/// In REPEATABLE READ and SERIALIZABLE, once the transaction's snapshot is
+/// taken: every statement reads through it, so the gate is passed once,
+/// after it, for the changes it shows (a transaction whose isolation is set
+/// before it begins, by `default_transaction_isolation` or `SET SESSION
+/// CHARACTERISTICS`, passed it nowhere before).
+fn pass_gate_at_transaction_snapshot() {
+    if GATE_PASSED_IN_XACT.get() || !unsafe { pg_sys::FirstSnapshotSet } {
+        return;
+    }
+    GATE_PASSED_IN_XACT.set(true);
+    if crate::gate::pass() {
+        take_in_unsent_change();
+    }
+    unsafe { pg_sys::AcceptInvalidationMessages() };
+}
+
 fn refresh_if_stale() {
+    if unsafe { pg_sys::XactIsoLevel } >= pg_sys::XACT_REPEATABLE_READ as i32 {
+        pass_gate_at_transaction_snapshot();
+    }
     if GATE_PENDING.replace(false) {
         if crate::gate::pass() {
             take_in_unsent_change();

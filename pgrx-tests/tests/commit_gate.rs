@@ -267,6 +267,53 @@ fn a_visible_commit_is_taken_in_before_its_messages_arrive() {
     assert_eq!(count(&mut reader, "SELECT count(*) FROM docs"), 0);
 }
 
+/// A session whose transactions are REPEATABLE READ or SERIALIZABLE from
+/// the start (`SET SESSION CHARACTERISTICS`, as JDBC sets the isolation)
+/// passes the gate once its transaction's snapshot is taken: a commit
+/// visible in it, whose messages are not sent, is taken in. (Such sessions
+/// passed the gate nowhere, and answered as before the revoke while reading
+/// the rows written with it.)
+#[test]
+fn a_repeatable_read_session_takes_in_a_visible_commit_at_its_snapshot() {
+    let db = fresh_database("gate_visible_rr");
+    seed(&db);
+    let mut readers: Vec<Client> = ["REPEATABLE READ", "SERIALIZABLE"]
+        .iter()
+        .map(|level| {
+            let mut reader = app_session(&db, "boss");
+            reader
+                .batch_execute(&format!(
+                    "SET statement_timeout = '30s';
+                     SET SESSION CHARACTERISTICS AS TRANSACTION ISOLATION LEVEL {level}"
+                ))
+                .unwrap();
+            assert_eq!(count(&mut reader, "SELECT count(*) FROM docs"), 33);
+            reader
+        })
+        .collect();
+    let (held, committing) = commit_held_at(
+        &db,
+        "SELECT fluent_revoke_role('boss', 'all_r'); INSERT INTO docs VALUES (99, 'ann')",
+        VISIBLE_UNSENT,
+    );
+    for (reader, level) in readers.iter_mut().zip(["REPEATABLE READ", "SERIALIZABLE"]) {
+        assert_eq!(
+            count(reader, "SELECT count(*) FROM docs"),
+            0,
+            "{level}: a transaction whose snapshot shows the revoke, before its messages"
+        );
+        assert!(
+            !reader
+                .query_one("SELECT fluent_can('docs', 'read')", &[])
+                .unwrap()
+                .get::<_, bool>(0),
+            "{level}"
+        );
+    }
+    held.release();
+    committing.join().unwrap();
+}
+
 /// The truncation of the writer's `ON COMMIT DELETE ROWS` tables waits for
 /// any lock on them, which any role can hold with `nextval()` on their OID:
 /// it runs before the gate closes, so the wait stops no other statement
