@@ -39,6 +39,16 @@ fn seed(database: &str) {
     .unwrap();
 }
 
+/// A session of the application acting for boss, whose statements fail
+/// after 30 s rather than wait for good.
+fn boss_session(db: &str) -> Client {
+    let mut session = app_session(db, "boss");
+    session
+        .batch_execute("SET statement_timeout = '30s'")
+        .unwrap();
+    session
+}
+
 fn count(client: &mut Client, sql: &str) -> i64 {
     client.query_one(sql, &[]).unwrap().get(0)
 }
@@ -175,10 +185,7 @@ fn a_commit_waiting_before_it_is_visible_stops_no_statement() {
     let db = fresh_database("gate_stalled");
     seed(&db);
     let mut dba = connect(&db, "postgres");
-    let mut reader = app_session(&db, "boss");
-    reader
-        .batch_execute("SET statement_timeout = '20s'")
-        .unwrap();
+    let mut reader = boss_session(&db);
     assert_eq!(count(&mut reader, "SELECT count(*) FROM docs"), 33);
     let (held, committing) = commit_held_at(&db, REVOKE, BEFORE_VISIBLE);
     assert_eq!(gate_closed(&mut dba), 1, "the revoke closed the gate");
@@ -193,10 +200,7 @@ fn a_commit_waiting_before_it_is_visible_stops_no_statement() {
         .query_one("SELECT fluent_can('docs', 'read')", &[])
         .unwrap()
         .get::<_, bool>(0));
-    let mut newcomer = app_session(&db, "boss");
-    newcomer
-        .batch_execute("SET statement_timeout = '20s'")
-        .unwrap();
+    let mut newcomer = boss_session(&db);
     assert_eq!(
         count(&mut newcomer, "SELECT count(*) FROM docs"),
         33,
@@ -225,10 +229,7 @@ fn a_visible_commit_is_taken_in_before_its_messages_arrive() {
     let db = fresh_database("gate_visible");
     seed(&db);
     let mut dba = connect(&db, "postgres");
-    let mut reader = app_session(&db, "boss");
-    reader
-        .batch_execute("SET statement_timeout = '30s'")
-        .unwrap();
+    let mut reader = boss_session(&db);
     assert_eq!(count(&mut reader, "SELECT count(*) FROM docs"), 33);
     let (held, committing) = commit_held_at(
         &db,
@@ -280,11 +281,10 @@ fn a_repeatable_read_session_takes_in_a_visible_commit_at_its_snapshot() {
     let mut readers: Vec<Client> = ["REPEATABLE READ", "SERIALIZABLE"]
         .iter()
         .map(|level| {
-            let mut reader = app_session(&db, "boss");
+            let mut reader = boss_session(&db);
             reader
                 .batch_execute(&format!(
-                    "SET statement_timeout = '30s';
-                     SET SESSION CHARACTERISTICS AS TRANSACTION ISOLATION LEVEL {level}"
+                    "SET SESSION CHARACTERISTICS AS TRANSACTION ISOLATION LEVEL {level}"
                 ))
                 .unwrap();
             assert_eq!(count(&mut reader, "SELECT count(*) FROM docs"), 33);
@@ -338,10 +338,7 @@ fn a_commit_waiting_for_a_lock_on_its_temporary_table_closes_no_gate() {
         ))
         .unwrap_err();
     holder.batch_execute("ROLLBACK TO a").unwrap();
-    let mut reader = app_session(&db, "boss");
-    reader
-        .batch_execute("SET statement_timeout = '20s'")
-        .unwrap();
+    let mut reader = boss_session(&db);
     let committing = std::thread::spawn(move || {
         writer
             .batch_execute(&format!("BEGIN; SELECT count(*) FROM t; {REVOKE}; COMMIT"))
@@ -413,10 +410,7 @@ fn run_across_a_stalled_revoke(
     let db = fresh_database(name);
     seed(&db);
     let mut dba = connect(&db, "postgres");
-    let mut reader = app_session(&db, "boss");
-    reader
-        .batch_execute("SET statement_timeout = '30s'")
-        .unwrap();
+    let mut reader = boss_session(&db);
     let reader_pid: i32 = reader
         .query_one("SELECT pg_backend_pid()", &[])
         .unwrap()
@@ -513,9 +507,9 @@ fn a_check_that_starts_after_a_stalled_change_became_visible_sees_it() {
 fn a_write_bound_before_a_stalled_change_and_executed_after_is_refused() {
     let db = fresh_database("gate_stalled_execute");
     seed(&db);
-    let mut reader = app_session(&db, "boss");
+    let mut reader = boss_session(&db);
     reader
-        .batch_execute("SET statement_timeout = '30s'; CREATE TEMP TABLE scratch (i int)")
+        .batch_execute("CREATE TEMP TABLE scratch (i int)")
         .unwrap();
     assert_eq!(count(&mut reader, "SELECT count(*) FROM docs"), 33);
     let mut transaction = reader.transaction().unwrap();
