@@ -227,7 +227,7 @@ unsafe fn wait_for_writers(tag: &pg_sys::LOCKTAG) -> bool {
                         waiting = true;
                     }
                 }
-                Writer::Clearing => waiting = started.elapsed() < PATIENCE,
+                Writer::Clearing => waiting |= started.elapsed() < PATIENCE,
             }
             next = next.add(1);
         }
