@@ -314,6 +314,63 @@ fn a_repeatable_read_session_takes_in_a_visible_commit_at_its_snapshot() {
     committing.join().unwrap();
 }
 
+/// A kept plan chosen while a commit is visible and its messages are not
+/// sent (a named statement bound again through the extended protocol, whose
+/// plan PostgreSQL reuses before fluent runs) answered from before the
+/// change while its snapshot showed it: it is refused as it starts, and run
+/// again it sees the change. An `EXECUTE` that begins a REPEATABLE READ
+/// transaction, whose snapshot is taken after its plan is chosen, takes the
+/// change in first and answers with it.
+#[test]
+fn a_kept_plan_reused_while_a_visible_commit_is_unsent_does_not_answer_from_before_it() {
+    let db = fresh_database("gate_visible_kept");
+    seed(&db);
+    let mut bound = boss_session(&db);
+    bound
+        .batch_execute("SET plan_cache_mode = force_generic_plan")
+        .unwrap();
+    let statement = bound.prepare("SELECT count(*) FROM docs").unwrap();
+    let mut executed = boss_session(&db);
+    executed
+        .batch_execute(
+            "SET plan_cache_mode = force_generic_plan;
+             PREPARE all_docs AS SELECT count(*) FROM docs",
+        )
+        .unwrap();
+    for _ in 0..3 {
+        assert_eq!(
+            bound.query_one(&statement, &[]).unwrap().get::<_, i64>(0),
+            33
+        );
+        assert_eq!(count(&mut executed, "EXECUTE all_docs"), 33);
+    }
+    executed
+        .batch_execute("SET SESSION CHARACTERISTICS AS TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+        .unwrap();
+    let (held, committing) = commit_held_at(
+        &db,
+        "SELECT fluent_revoke_role('boss', 'all_r'); INSERT INTO docs VALUES (99, 'ann')",
+        VISIBLE_UNSENT,
+    );
+    assert_eq!(
+        sqlstate(bound.query_one(&statement, &[])),
+        "40001",
+        "a kept plan bound again"
+    );
+    assert_eq!(
+        bound.query_one(&statement, &[]).unwrap().get::<_, i64>(0),
+        0,
+        "bound again after the refusal"
+    );
+    assert_eq!(
+        count(&mut executed, "EXECUTE all_docs"),
+        0,
+        "EXECUTE beginning a REPEATABLE READ transaction"
+    );
+    held.release();
+    committing.join().unwrap();
+}
+
 /// The truncation of the writer's `ON COMMIT DELETE ROWS` tables waits for
 /// any lock on them, which any role can hold with `nextval()` on their OID:
 /// it runs before the gate closes, so the wait stops no other statement
