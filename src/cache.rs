@@ -426,15 +426,6 @@ pub fn take_in_changes_once_per_statement() {
     take_in_changes(false);
 }
 
-/// `take_in_changes_once_per_statement` as a plan starts running (src/
-/// kept_plans.rs). Returns whether the gate was passed there and found a
-/// change visible whose messages had not arrived: a plan chosen before (a
-/// kept one, reused at Bind or `EXECUTE`) did not see it.
-#[must_use]
-pub fn take_in_changes_as_a_plan_starts() -> bool {
-    take_in_changes(false)
-}
-
 /// `take_in_changes_once_per_statement` for a client's statement being
 /// parsed. The statements of one simple-protocol message share its start
 /// time; each after the first takes in the messages that arrived while the
@@ -445,19 +436,16 @@ fn take_in_changes_for_client_statement() {
     take_in_changes(true);
 }
 
-/// Returns whether it passed the gate and took a change in whose messages
-/// had not arrived.
-fn take_in_changes(client_statement: bool) -> bool {
+fn take_in_changes(client_statement: bool) {
     unsafe {
         if !unguarded::in_transaction() {
-            return false;
+            return;
         }
         if pg_sys::XactIsoLevel >= pg_sys::XACT_REPEATABLE_READ as i32 {
             return pass_gate_at_transaction_snapshot();
         }
         let started = unguarded::statement_started();
         let new_message = STATEMENT_SEEN.replace(started) != started;
-        let mut unsent = false;
         if new_message || client_statement {
             // What the previous statement looked at after a message arrived
             // is looked at again (see relcache_callback).
@@ -469,12 +457,10 @@ fn take_in_changes(client_statement: bool) -> bool {
             // is taken in without them.
             if new_message && crate::gate::pass() {
                 take_in_unsent_change();
-                unsent = true;
             }
             GATE_PENDING.set(!new_message);
             pg_sys::AcceptInvalidationMessages();
         }
-        unsent
     }
 }
 
@@ -505,23 +491,21 @@ unsafe extern "C-unwind" fn statement_parsed(
 /// before it begins, by `default_transaction_isolation` or `SET SESSION
 /// CHARACTERISTICS`, passed it nowhere before; and one whose first
 /// statement is an `EXECUTE`, which takes its snapshot after the plan is
-/// chosen, must pass it before). Returns what `gate::pass` does.
-fn pass_gate_at_transaction_snapshot() -> bool {
+/// chosen, must pass it before).
+fn pass_gate_at_transaction_snapshot() {
     if GATE_PASSED_IN_XACT.get() {
-        return false;
+        return;
     }
     GATE_PASSED_IN_XACT.set(unsafe { pg_sys::FirstSnapshotSet });
-    let unsent = crate::gate::pass();
-    if unsent {
+    if crate::gate::pass() {
         take_in_unsent_change();
     }
     unsafe { pg_sys::AcceptInvalidationMessages() };
-    unsent
 }
 
 fn refresh_if_stale() {
     if unsafe { pg_sys::XactIsoLevel } >= pg_sys::XACT_REPEATABLE_READ as i32 {
-        let _ = pass_gate_at_transaction_snapshot();
+        pass_gate_at_transaction_snapshot();
     }
     if GATE_PENDING.replace(false) {
         if crate::gate::pass() {

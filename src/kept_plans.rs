@@ -60,7 +60,6 @@ use std::cell::Cell;
 use pgrx::pg_sys;
 
 use crate::cache;
-use crate::error::FluentError;
 use crate::gate;
 use crate::owner;
 
@@ -163,13 +162,8 @@ unsafe extern "C-unwind" fn executor_start(query: *mut pg_sys::QueryDesc, eflags
             cache::take_in_unsent_change();
         }
         // Once per client statement, whatever runs first: the statement
-        // bound (a portal's copy of its text), or one it runs inside. A
-        // change visible whose messages had not arrived when a kept plan was
-        // chosen (at Bind, or `EXECUTE` before a REPEATABLE READ snapshot)
-        // is taken in only now: that plan's answers are from before it.
-        if cache::take_in_changes_as_a_plan_starts() && folded {
-            FluentError::ChangedWhilePlanning.report();
-        }
+        // bound (a portal's copy of its text), or one it runs inside.
+        cache::take_in_changes_once_per_statement();
         if folded {
             take_messages_in_at_next_lock(relation);
         }
