@@ -372,6 +372,32 @@ fn a_kept_plan_chosen_while_a_visible_commit_is_unsent_answers_with_it_from_its_
     committing.join().unwrap();
 }
 
+/// A process that is not a catalog writer, held between its commit becoming
+/// visible and its messages (as its client can hold it, not reading a
+/// notice sent there), is not waited for while a catalog change commits:
+/// every process of the database in that stretch was, as long as its client
+/// wished.
+#[test]
+fn a_session_that_wrote_no_catalog_is_never_waited_for() {
+    let db = fresh_database("gate_other_tail");
+    seed(&db);
+    let mut reader = boss_session(&db);
+    assert_eq!(count(&mut reader, "SELECT count(*) FROM docs"), 33);
+    let (other, other_committing) =
+        commit_held_at(&db, "INSERT INTO scratch VALUES (1)", VISIBLE_UNSENT);
+    let (held, committing) = commit_held_at(&db, REVOKE, BEFORE_VISIBLE);
+    assert_eq!(
+        count(&mut reader, "SELECT count(*) FROM docs"),
+        33,
+        "a statement while the revoke waits and another session is held after its commit"
+    );
+    held.release();
+    committing.join().unwrap();
+    assert_eq!(count(&mut reader, "SELECT count(*) FROM docs"), 0);
+    other.release();
+    other_committing.join().unwrap();
+}
+
 /// The truncation of the writer's `ON COMMIT DELETE ROWS` tables waits for
 /// any lock on them, which any role can hold with `nextval()` on their OID:
 /// it runs before the gate closes, so the wait stops no other statement
