@@ -155,13 +155,16 @@ unsafe extern "C-unwind" fn relcache_callback(_arg: pg_sys::Datum, relid: pg_sys
     }
 }
 
-/// A change of the catalog may be visible whose messages have not arrived
-/// (src/gate.rs: its writer is visible and still holds the gate): taken in
-/// as if they had, and the plans that folded answers go, as the messages
-/// would make them go.
-pub fn take_in_unsent_change() {
-    message_arrived();
-    crate::folds::invalidate_identity_plans();
+/// Passes the commit gate (src/gate.rs) and takes in what it lets through:
+/// the messages that arrived, and a change visible whose messages have not
+/// (its writer still holds the gate), as if they had: the plans that folded
+/// answers go, as the messages would make them go.
+pub fn pass_gate_and_take_in() {
+    if crate::gate::pass() {
+        message_arrived();
+        crate::folds::invalidate_identity_plans();
+    }
+    unsafe { pg_sys::AcceptInvalidationMessages() };
 }
 
 /// What an invalidation message of the catalog does here (it only flips
@@ -455,11 +458,12 @@ fn take_in_changes(client_statement: bool) {
             }
             // A change visible to this statement has sent its messages, or
             // is taken in without them.
-            if new_message && crate::gate::pass() {
-                take_in_unsent_change();
+            if new_message {
+                pass_gate_and_take_in();
+            } else {
+                pg_sys::AcceptInvalidationMessages();
             }
             GATE_PENDING.set(!new_message);
-            pg_sys::AcceptInvalidationMessages();
         }
     }
 }
@@ -497,10 +501,7 @@ fn pass_gate_at_transaction_snapshot() {
         return;
     }
     GATE_PASSED_IN_XACT.set(unsafe { pg_sys::FirstSnapshotSet });
-    if crate::gate::pass() {
-        take_in_unsent_change();
-    }
-    unsafe { pg_sys::AcceptInvalidationMessages() };
+    pass_gate_and_take_in();
 }
 
 fn refresh_if_stale() {
@@ -508,10 +509,7 @@ fn refresh_if_stale() {
         pass_gate_at_transaction_snapshot();
     }
     if GATE_PENDING.replace(false) {
-        if crate::gate::pass() {
-            take_in_unsent_change();
-        }
-        unsafe { pg_sys::AcceptInvalidationMessages() };
+        pass_gate_and_take_in();
     }
     let current = GENERATION.load(Ordering::Relaxed);
     if CACHE.with_borrow(|c| c.generation == Some(current)) {

@@ -37,7 +37,7 @@
 //! - A writer whose commit is visible is not waited for: its messages can be
 //!   held up as long as its client does not read a notice PostgreSQL sends
 //!   it while it sends them, with interrupts held. Its change is taken in as
-//!   if they had arrived (src/cache.rs, `take_in_unsent_change`: a look at
+//!   if they had arrived (src/cache.rs, `pass_gate_and_take_in`: a look at
 //!   the change log finds it). PostgreSQL stops listing it among the gate's
 //!   holders as it becomes visible, so it also takes a lock of its own,
 //!   which says it is a writer.
@@ -65,10 +65,10 @@ thread_local! {
     /// still stand, or 0 if none: the transaction wrote the catalog.
     static CHANGED_AT: Cell<i32> = const { Cell::new(0) };
     /// The writers this backend stopped waiting for (see `pass`).
-    static STALLED: RefCell<Vec<Stalled>> = const { RefCell::new(Vec::new()) };
+    static STALLED: RefCell<Vec<pg_sys::TransactionId>> = const { RefCell::new(Vec::new()) };
     /// The writers whose visible change this backend took in before their
     /// messages arrived, by process number and local transaction number.
-    static TAKEN_IN: RefCell<Vec<(u32, pg_sys::LocalTransactionId)>> =
+    static TAKEN_IN: RefCell<Vec<(usize, pg_sys::LocalTransactionId)>> =
         const { RefCell::new(Vec::new()) };
 }
 
@@ -79,27 +79,40 @@ const CLOSE: pg_sys::LOCKMODE = pg_sys::ShareLock as pg_sys::LOCKMODE;
 /// the module comment: no other lock has it).
 fn tag() -> Option<pg_sys::LOCKTAG> {
     owner::catalog_namespace()?;
-    Some(relation_tag(0))
+    Some(relation_lock_tag(pg_sys::DatabaseRelationId, 0))
 }
 
-/// A relation lock tag on `pg_database` in this database: with `writer` 0,
-/// the gate; otherwise the lock by which the writer whose process is number
-/// `writer - 1` says it holds the gate closed (PostgreSQL's relation locks
-/// have 0 there: no other lock has these tags either).
-fn relation_tag(writer: u32) -> pg_sys::LOCKTAG {
+/// The lock by which the writer whose process is number `number` says it
+/// holds the gate closed: the gate's tag with `number + 1` where
+/// PostgreSQL's relation locks have 0 (no other lock has it either).
+fn own_tag(number: usize) -> pg_sys::LOCKTAG {
+    relation_lock_tag(pg_sys::DatabaseRelationId, number as u32 + 1)
+}
+
+/// A relation lock tag in this database (PostgreSQL's `SET_LOCKTAG_RELATION`,
+/// with `field3`, which it leaves 0).
+pub fn relation_lock_tag(relation: pg_sys::Oid, field3: u32) -> pg_sys::LOCKTAG {
     pg_sys::LOCKTAG {
         locktag_field1: unsafe { pg_sys::MyDatabaseId }.to_u32(),
-        locktag_field2: pg_sys::DatabaseRelationId.to_u32(),
-        locktag_field3: writer,
+        locktag_field2: relation.to_u32(),
+        locktag_field3: field3,
         locktag_field4: 0,
         locktag_type: pg_sys::LockTagType::LOCKTAG_RELATION as u8,
         locktag_lockmethodid: pg_sys::DEFAULT_LOCKMETHOD as u8,
     }
 }
 
-/// The number of process `proc` in PostgreSQL's array of processes.
-unsafe fn process_number(proc: *const pg_sys::PGPROC) -> u32 {
-    proc.offset_from((*pg_sys::ProcGlobal).allProcs) as u32
+/// Whether another session holds a lock on `tag` that conflicts with
+/// passing (takes the passing lock without waiting and lets it go).
+unsafe fn held_by_another(tag: &pg_sys::LOCKTAG) -> bool {
+    match pg_sys::LockAcquire(tag, PASS, false, true) {
+        pg_sys::LockAcquireResult::LOCKACQUIRE_NOT_AVAIL => true,
+        pg_sys::LockAcquireResult::LOCKACQUIRE_OK => {
+            pg_sys::LockRelease(tag, PASS, false);
+            false
+        }
+        _ => false,
+    }
 }
 
 /// The current (sub)transaction wrote the catalog (its statement triggers).
@@ -141,8 +154,8 @@ pub fn pre_commit() {
         unsafe {
             pg_sys::PreCommit_on_commit_actions();
             pg_sys::LockAcquire(&tag, CLOSE, false, false);
-            let own = relation_tag(process_number(pg_sys::MyProc) + 1);
-            pg_sys::LockAcquire(&own, CLOSE, false, false);
+            let number = pg_sys::MyProc.offset_from((*pg_sys::ProcGlobal).allProcs);
+            pg_sys::LockAcquire(&own_tag(number as usize), CLOSE, false, false);
         }
     }
 }
@@ -165,7 +178,7 @@ pub fn transaction_ended() {
 /// waiting for it (it is stalled), and its statements go on as before the
 /// change until it becomes visible. A plan that starts running with a
 /// snapshot in which such a writer became visible since catches up with it
-/// (`catch_up_with_stalled_commits`). A writer whose commit is visible is
+/// (`stalled_commit_visible`). A writer whose commit is visible is
 /// not waited for at all: its messages could be held up as long as its
 /// client does not read (a notice sent while they are sent, with interrupts
 /// held), and those of any process, writer or not, as long. Its change is
@@ -174,18 +187,14 @@ pub fn transaction_ended() {
 pub fn pass() -> bool {
     let Some(tag) = tag() else { return false };
     unsafe {
-        match pg_sys::LockAcquire(&tag, PASS, false, true) {
-            pg_sys::LockAcquireResult::LOCKACQUIRE_OK => {
-                pg_sys::LockRelease(&tag, PASS, false);
-                // No writer holds the gate: the ones remembered have ended.
-                STALLED.with_borrow_mut(Vec::clear);
-                TAKEN_IN.with_borrow_mut(Vec::clear);
-                false
-            }
-            pg_sys::LockAcquireResult::LOCKACQUIRE_NOT_AVAIL => wait_for_writers(&tag),
-            _ => false,
+        if held_by_another(&tag) {
+            return wait_for_writers(&tag);
         }
     }
+    // No writer holds the gate: the ones remembered have ended.
+    STALLED.with_borrow_mut(Vec::clear);
+    TAKEN_IN.with_borrow_mut(Vec::clear);
+    false
 }
 
 /// How long a statement waits at the gate for a writer whose commit is not
@@ -220,9 +229,9 @@ unsafe fn wait_for_writers(tag: &pg_sys::LOCKTAG) -> bool {
             match writer(proc_of(*next), (*next).localTransactionId) {
                 Writer::Done => {}
                 Writer::Committing(xid) => {
-                    let known = STALLED.with_borrow(|s| s.iter().any(|w| w.xid == xid));
+                    let known = STALLED.with_borrow(|s| s.contains(&xid));
                     if known || started.elapsed() >= PATIENCE {
-                        stalled.push(Stalled { xid });
+                        stalled.push(xid);
                     } else {
                         waiting = true;
                     }
@@ -252,28 +261,18 @@ unsafe fn wait_for_writers(tag: &pg_sys::LOCKTAG) -> bool {
 unsafe fn writer_visible_and_holding_the_gate() -> bool {
     let global = pg_sys::ProcGlobal;
     let all = std::slice::from_raw_parts((*global).allProcs, (*global).allProcCount as usize);
-    let visible: Vec<(u32, pg_sys::LocalTransactionId)> = all
+    let visible: Vec<(usize, pg_sys::LocalTransactionId)> = all
         .iter()
-        .filter_map(|proc| {
+        .enumerate()
+        .filter_map(|(number, proc)| {
             let proc = proc as *const pg_sys::PGPROC;
             let lxid = std::ptr::read_volatile(&(*proc).fpLocalTransactionId);
-            if proc == pg_sys::MyProc.cast_const()
-                || (*proc).databaseId != pg_sys::MyDatabaseId
-                || lxid == 0
-                || advertised_lxid(proc) != 0
-            {
-                return None;
-            }
-            let number = process_number(proc);
-            let own = relation_tag(number + 1);
-            match pg_sys::LockAcquire(&own, PASS, false, true) {
-                pg_sys::LockAcquireResult::LOCKACQUIRE_OK => {
-                    pg_sys::LockRelease(&own, PASS, false);
-                    None
-                }
-                pg_sys::LockAcquireResult::LOCKACQUIRE_NOT_AVAIL => Some((number, lxid)),
-                _ => None,
-            }
+            let visible_writer = proc != pg_sys::MyProc.cast_const()
+                && (*proc).databaseId == pg_sys::MyDatabaseId
+                && lxid != 0
+                && advertised_lxid(proc) == 0
+                && held_by_another(&own_tag(number));
+            visible_writer.then_some((number, lxid))
         })
         .collect();
     let new = TAKEN_IN.with_borrow(|taken| visible.iter().any(|w| !taken.contains(w)));
@@ -281,22 +280,15 @@ unsafe fn writer_visible_and_holding_the_gate() -> bool {
     new
 }
 
-/// A writer this backend stopped waiting for while its commit was not
-/// visible (see `pass`).
-struct Stalled {
-    xid: pg_sys::TransactionId,
-}
-
-/// As a plan starts running with `snapshot`: if a writer this backend
-/// stopped waiting for is visible in it, the statement's checks must see its
-/// change. A plan that `folded` answers from a cache that had not taken the
+/// As a plan starts running with `snapshot`: whether a writer this backend
+/// stopped waiting for (see `pass`) is visible in it, so that the
+/// statement's checks must take its change in (the caller passes the gate
+/// again). A plan that `folded` answers from a cache that had not taken the
 /// change in (`in_cache`: the cache's last look saw the writer's
 /// transaction) would answer from before it while reading rows after it:
-/// it is refused. Otherwise the gate is passed again and messages taken in,
-/// and the checks the plan makes as it runs look at the change through this
-/// snapshot. Returns what `pass` does.
+/// it is refused.
 #[must_use]
-pub fn catch_up_with_stalled_commits(
+pub fn stalled_commit_visible(
     snapshot: pg_sys::Snapshot,
     folded: bool,
     in_cache: impl Fn(pg_sys::TransactionId) -> bool,
@@ -310,21 +302,16 @@ pub fn catch_up_with_stalled_commits(
     let visible: Vec<pg_sys::TransactionId> = STALLED.with_borrow(|stalled| {
         stalled
             .iter()
-            .map(|w| w.xid)
+            .copied()
             .filter(|&xid| unsafe {
                 !pg_sys::XidInMVCCSnapshot(xid, snapshot) && pg_sys::TransactionIdDidCommit(xid)
             })
             .collect()
     });
-    if visible.is_empty() {
-        return false;
-    }
-    if folded && visible.into_iter().any(|xid| !in_cache(xid)) {
+    if folded && visible.iter().any(|&xid| !in_cache(xid)) {
         FluentError::ChangedWhilePlanning.report();
     }
-    let unsent = pass();
-    unsafe { pg_sys::AcceptInvalidationMessages() };
-    unsent
+    !visible.is_empty()
 }
 
 #[cfg(feature = "pg15")]

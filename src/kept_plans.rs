@@ -158,8 +158,8 @@ unsafe extern "C-unwind" fn executor_start(query: *mut pg_sys::QueryDesc, eflags
             && locked_when_bound((*(*query).plannedstmt).rtable, relation);
         // Before the gate is passed below, which forgets the commits it
         // stopped waiting for once they ended.
-        if gate::catch_up_with_stalled_commits((*query).snapshot, folded, cache::last_look_saw) {
-            cache::take_in_unsent_change();
+        if gate::stalled_commit_visible((*query).snapshot, folded, cache::last_look_saw) {
+            cache::pass_gate_and_take_in();
         }
         // Once per client statement, whatever runs first: the statement
         // bound (a portal's copy of its text), or one it runs inside.
@@ -178,14 +178,7 @@ unsafe extern "C-unwind" fn executor_start(query: *mut pg_sys::QueryDesc, eflags
 /// messages in: the next `LockRelationOid` on it takes them in (its count
 /// of holds is left as it was).
 unsafe fn take_messages_in_at_next_lock(relation: pg_sys::Oid) {
-    let tag = pg_sys::LOCKTAG {
-        locktag_field1: pg_sys::MyDatabaseId.to_u32(),
-        locktag_field2: relation.to_u32(),
-        locktag_field3: 0,
-        locktag_field4: 0,
-        locktag_type: pg_sys::LockTagType::LOCKTAG_RELATION as u8,
-        locktag_lockmethodid: pg_sys::DEFAULT_LOCKMETHOD as u8,
-    };
+    let tag = gate::relation_lock_tag(relation, 0);
     #[cfg(feature = "pg15")]
     let held = pg_sys::LockHeldByMe(&tag, BIND_LOCK);
     #[cfg(not(feature = "pg15"))]
