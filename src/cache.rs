@@ -167,6 +167,17 @@ pub fn pass_gate_and_take_in() {
     unsafe { pg_sys::AcceptInvalidationMessages() };
 }
 
+/// The generation the cache's answers were read at (`None`: nothing read).
+pub fn answers_generation() -> Option<u64> {
+    CACHE.with_borrow(|c| c.generation)
+}
+
+/// Whether a change arrived, or was taken in, since the cache's answers
+/// were read at `generation` (`answers_generation`).
+pub fn changed_since(generation: Option<u64>) -> bool {
+    generation != Some(GENERATION.load(Ordering::Relaxed))
+}
+
 /// What an invalidation message of the catalog does here (it only flips
 /// flags: no catalog access is allowed in the callback).
 fn message_arrived() {

@@ -62,6 +62,7 @@ use pgrx::pg_sys;
 use crate::cache;
 use crate::gate;
 use crate::owner;
+use crate::planning_snapshot;
 
 static mut PREVIOUS_EXECUTOR_START: pg_sys::ExecutorStart_hook_type = None;
 
@@ -156,6 +157,10 @@ unsafe extern "C-unwind" fn executor_start(query: *mut pg_sys::QueryDesc, eflags
         let (_, relation) = BIND_LOCK_RELATION.get();
         let folded = relation != pg_sys::InvalidOid
             && locked_when_bound((*(*query).plannedstmt).rtable, relation);
+        // The plan just made runs under the snapshot it was planned under
+        // if a change arrived since (which the check below then finds
+        // invisible).
+        planning_snapshot::start(query, folded);
         // Before the gate is passed below, which forgets the commits it
         // stopped waiting for once they ended.
         if gate::stalled_commit_visible((*query).snapshot, folded, cache::last_look_saw) {

@@ -27,6 +27,7 @@
 //!    - `gucs`: the settings that carry the acting user and workspace
 //!    - `gate`: the commit gate: no statement starts between a catalog change becoming visible and its invalidation messages being sent
 //!    - `cache`: the per-backend cache and its invalidation
+//!    - `planning_snapshot`: a client's statement whose answers were folded runs under its planning snapshot when a change arrived in between
 //!    - `kept_plans`: kept plans run again without a parse (a prepared statement bound again) take in the catalog's changes
 //! 4. Who acts:
 //!    - `identity`: `fluent_authenticate`, `fluent_set_user` and friends: tokens, trust and the seal
@@ -68,6 +69,7 @@ mod node_audit;
 mod owner;
 mod placed_rows;
 mod placements;
+mod planning_snapshot;
 mod plans;
 mod preload;
 mod probes;
@@ -278,10 +280,12 @@ unsafe extern "C-unwind" fn transaction_ended(
     let committed = match event {
         XACT_EVENT_PRE_COMMIT => {
             probes::transaction_ending();
+            planning_snapshot::release();
             return gate::pre_commit();
         }
         XACT_EVENT_PARALLEL_PRE_COMMIT | XACT_EVENT_PRE_PREPARE => {
-            return probes::transaction_ending()
+            planning_snapshot::release();
+            return probes::transaction_ending();
         }
         XACT_EVENT_COMMIT | XACT_EVENT_PARALLEL_COMMIT | XACT_EVENT_PREPARE => true,
         XACT_EVENT_ABORT | XACT_EVENT_PARALLEL_ABORT => false,
@@ -292,6 +296,7 @@ unsafe extern "C-unwind" fn transaction_ended(
         probes::transaction_ending();
     } else {
         probes::transaction_aborted();
+        planning_snapshot::forget();
     }
     // A prepared transaction's catalog writes may yet be rolled back, and
     // ROLLBACK PREPARED sends no message: what this backend read of them

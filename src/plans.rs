@@ -42,6 +42,7 @@ use crate::folds;
 use crate::kept_plans;
 use crate::owner;
 use crate::placements;
+use crate::planning_snapshot;
 
 thread_local! {
     /// (helper, its support function, the support function's hash).
@@ -106,6 +107,9 @@ unsafe extern "C-unwind" fn plan_with_one_identity(
     }
     if planned.folded && !plan.is_null() {
         keep_dependencies(plan);
+        if !inside {
+            planning_snapshot::keep();
+        }
     }
     plan
 }

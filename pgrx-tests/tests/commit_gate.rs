@@ -525,16 +525,18 @@ fn run_across_a_stalled_revoke(
 
 /// A statement planned while a stalled change was not visible, which
 /// starts running after it became visible, would read rows through a
-/// snapshot that shows the change with answers folded before it: it is
-/// refused with 40001, and run again it sees the change.
+/// snapshot that shows the change with answers folded before it: it runs
+/// under the snapshot it was planned under (src/planning_snapshot.rs), as
+/// before the change (it was refused with 40001 before), and run again it
+/// sees the change.
 #[test]
-fn a_plan_folded_before_a_stalled_change_became_visible_is_refused() {
+fn a_plan_folded_before_a_stalled_change_became_visible_runs_as_before_it() {
     let sql = "SELECT count(*)::text FROM docs WHERE slow_one() = 1";
     let (state, value, mut reader) =
         run_across_a_stalled_revoke("gate_stalled_plan", &["SELECT count(*) FROM docs"], sql);
     assert_eq!(
         (state.as_str(), value.as_str()),
-        ("40001", ""),
+        ("ok", "33"),
         "the statement planned before the revoke, run after it"
     );
     assert_eq!(
@@ -542,6 +544,182 @@ fn a_plan_folded_before_a_stalled_change_became_visible_is_refused() {
         "0",
         "run again"
     );
+}
+
+/// The first value `sql` returns, run through the simple query protocol
+/// (planned and started in one message, as `psql` runs it).
+fn simple_value(client: &mut Client, sql: &str) -> String {
+    client
+        .simple_query(sql)
+        .unwrap()
+        .into_iter()
+        .find_map(|message| match message {
+            postgres::SimpleQueryMessage::Row(row) => row.get(0).map(str::to_owned),
+            _ => None,
+        })
+        .expect("a row")
+}
+
+/// Revokes boss's role and writes a 34th row in one transaction, committed
+/// whole (messages sent) while the reader's statement is planned: the
+/// statement reads as of its planning, neither with the row written after
+/// the revoke nor with the revoke. On the code before, it read the new row
+/// with the access boss had before the revoke (34). Returns the reader.
+fn revoke_and_write_while_planned(db: &str, reader: Client, sql: &'static str) -> (String, Client) {
+    let mut dba = connect(db, "postgres");
+    let mut reader = reader;
+    let reader_pid: i32 = reader
+        .query_one("SELECT pg_backend_pid()", &[])
+        .unwrap()
+        .get(0);
+    let running = std::thread::spawn(move || {
+        let value = simple_value(&mut reader, sql);
+        (value, reader)
+    });
+    wait_until(
+        &mut dba,
+        &format!(
+            "SELECT count(*) FROM pg_stat_activity WHERE pid = {reader_pid} AND wait_event = 'PgSleep'"
+        ),
+        "the statement never slept while it was planned",
+    );
+    dba.batch_execute(&format!(
+        "BEGIN; {REVOKE}; INSERT INTO docs VALUES (34, 'ann'); COMMIT"
+    ))
+    .unwrap();
+    running.join().unwrap()
+}
+
+#[test]
+fn a_change_committed_while_a_statement_is_planned_shows_in_neither_its_rows_nor_its_answers() {
+    let db = fresh_database("gate_planned_across");
+    seed(&db);
+    let (mut reader, notices) =
+        fluent_pgrx_tests::connect_collecting_notices(&db, fluent_pgrx_tests::AUTHENTICATOR);
+    reader
+        .batch_execute(&format!("SELECT fluent_set_user('boss'); SET ROLE {APP}"))
+        .unwrap();
+    assert_eq!(count(&mut reader, "SELECT count(*) FROM docs"), 33);
+    let sql = "SELECT count(*)::text FROM docs WHERE slow_one() = 1";
+    let (value, mut reader) = revoke_and_write_while_planned(&db, reader, sql);
+    assert_eq!(value, "33", "planned before the change, started after it");
+    assert_eq!(
+        count(&mut reader, "SELECT count(*) FROM docs"),
+        0,
+        "the next statement"
+    );
+    // The snapshot it ran under was let go before the transaction's end.
+    assert_eq!(
+        notices.lock().unwrap().clone(),
+        Vec::<String>::new(),
+        "no leaked snapshot"
+    );
+}
+
+/// The same through the extended protocol: Bind plans the statement and
+/// starts it in one message (the plan cache runs its copy of the plan).
+#[test]
+fn a_change_committed_while_a_statement_is_bound_shows_in_neither_its_rows_nor_its_answers() {
+    let db = fresh_database("gate_bound_across");
+    seed(&db);
+    let mut reader = boss_session(&db);
+    assert_eq!(count(&mut reader, "SELECT count(*) FROM docs"), 33);
+    let mut dba = connect(&db, "postgres");
+    let reader_pid: i32 = reader
+        .query_one("SELECT pg_backend_pid()", &[])
+        .unwrap()
+        .get(0);
+    let running = std::thread::spawn(move || {
+        let value = reader
+            .query_one("SELECT count(*)::text FROM docs WHERE slow_one() = 1", &[])
+            .unwrap()
+            .get::<_, String>(0);
+        (value, reader)
+    });
+    wait_until(
+        &mut dba,
+        &format!(
+            "SELECT count(*) FROM pg_stat_activity WHERE pid = {reader_pid} AND wait_event = 'PgSleep'"
+        ),
+        "the statement never slept while it was planned",
+    );
+    dba.batch_execute(&format!(
+        "BEGIN; {REVOKE}; INSERT INTO docs VALUES (34, 'ann'); COMMIT"
+    ))
+    .unwrap();
+    let (value, mut reader) = running.join().unwrap();
+    assert_eq!(value, "33", "bound before the change, started after it");
+    assert_eq!(
+        count(&mut reader, "SELECT count(*) FROM docs"),
+        0,
+        "the next statement"
+    );
+}
+
+/// The same in a transaction block, for a write: an `UPDATE ... RETURNING`
+/// (a portal that stores its rows) planned before the change updates and
+/// returns the rows as before it; and the transaction commits with no
+/// snapshot left behind.
+#[test]
+fn a_write_planned_before_a_change_committed_meanwhile_runs_as_before_it() {
+    let db = fresh_database("gate_planned_write");
+    seed(&db);
+    let mut admin = connect(&db, "postgres");
+    admin
+        .batch_execute(&format!(
+            "GRANT UPDATE ON docs TO {APP};
+             SELECT fluent_set_permission('all_r', 'docs', 'write', 'all')"
+        ))
+        .unwrap();
+    let (mut reader, notices) =
+        fluent_pgrx_tests::connect_collecting_notices(&db, fluent_pgrx_tests::AUTHENTICATOR);
+    reader
+        .batch_execute(&format!(
+            "BEGIN; SELECT fluent_set_user('boss', true); SET LOCAL ROLE {APP}"
+        ))
+        .unwrap();
+    assert_eq!(count(&mut reader, "SELECT count(*) FROM docs"), 33);
+    let sql = "WITH u AS (UPDATE docs SET owner = owner WHERE slow_one() = 1 RETURNING id)
+               SELECT count(*)::text FROM u";
+    let (value, mut reader) = revoke_and_write_while_planned(&db, reader, sql);
+    assert_eq!(value, "33", "planned before the change, started after it");
+    assert_eq!(
+        count(&mut reader, "SELECT count(*) FROM docs"),
+        0,
+        "the next statement"
+    );
+    reader.batch_execute("COMMIT").unwrap();
+    assert_eq!(
+        notices.lock().unwrap().clone(),
+        Vec::<String>::new(),
+        "no leaked snapshot"
+    );
+}
+
+/// A statement whose plan folded answers keeps its planning snapshot only
+/// until its plan starts: a transaction left idle after it holds back no
+/// cleanup (`backend_xmin` is empty, as without fluent).
+#[test]
+fn a_folded_statement_keeps_no_snapshot_once_it_ran() {
+    let db = fresh_database("gate_planned_xmin");
+    seed(&db);
+    let mut dba = connect(&db, "postgres");
+    let mut reader = boss_session(&db);
+    let pid: i32 = reader
+        .query_one("SELECT pg_backend_pid()", &[])
+        .unwrap()
+        .get(0);
+    reader.batch_execute("BEGIN").unwrap();
+    assert_eq!(simple_value(&mut reader, "SELECT count(*) FROM docs"), "33");
+    assert_eq!(
+        count(
+            &mut dba,
+            &format!("SELECT count(backend_xmin) FROM pg_stat_activity WHERE pid = {pid}")
+        ),
+        0,
+        "an idle transaction after a folded statement"
+    );
+    reader.batch_execute("COMMIT").unwrap();
 }
 
 /// A statement that started while a change stalled, and plans a query from
