@@ -167,17 +167,6 @@ pub fn pass_gate_and_take_in() {
     unsafe { pg_sys::AcceptInvalidationMessages() };
 }
 
-/// The generation the cache's answers were read at (`None`: nothing read).
-pub fn answers_generation() -> Option<u64> {
-    CACHE.with_borrow(|c| c.generation)
-}
-
-/// Whether a change arrived, or was taken in, since the cache's answers
-/// were read at `generation` (`answers_generation`).
-pub fn changed_since(generation: Option<u64>) -> bool {
-    generation != Some(GENERATION.load(Ordering::Relaxed))
-}
-
 /// What an invalidation message of the catalog does here (it only flips
 /// flags: no catalog access is allowed in the callback).
 fn message_arrived() {
@@ -772,6 +761,41 @@ pub fn last_look_saw(xid: pg_sys::TransactionId) -> bool {
             .as_deref()
             .and_then(SeenText::parse)
             .is_some_and(|seen| xid < seen.xmax && !seen.running().any(|x| x == xid))
+    })
+}
+
+/// Whether the cache's answers hold every change whose message arrived:
+/// it is current, and its last look's snapshot missed none of them. Every
+/// change visible to a snapshot taken before the commit gate was last passed
+/// is then in them (src/planning_snapshot.rs).
+pub fn answers_hold_every_message() -> bool {
+    let current = GENERATION.load(Ordering::Relaxed);
+    CACHE.with_borrow(|c| {
+        c.generation == Some(current)
+            && c.seen
+                .as_deref()
+                .is_some_and(|seen| !misses_a_message(seen))
+    })
+}
+
+/// Whether the last look at the change log read through a snapshot that
+/// sees a transaction as completed that `snapshot` does not (a look made
+/// while a statement was planned, through a snapshot newer than the
+/// statement's: a function the planner ran took one).
+pub fn last_look_saw_more_than(snapshot: pg_sys::Snapshot) -> bool {
+    if snapshot.is_null() {
+        return true;
+    }
+    let next = unsafe { pg_sys::ReadNextFullTransactionId() }.value;
+    let snapshot = unsafe { &*snapshot };
+    CACHE.with_borrow(|c| {
+        c.seen
+            .as_deref()
+            .and_then(SeenText::parse)
+            .is_some_and(|seen| {
+                let running = running_in(snapshot).iter().map(|&xid| full_xid(next, xid));
+                sees_less(full_xid(next, snapshot.xmax), running, &seen)
+            })
     })
 }
 

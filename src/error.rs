@@ -138,9 +138,9 @@ pub enum FluentError {
     /// The acting user or workspace changed while a statement that folded
     /// the previous one's answers was being planned.
     IdentityChangedWhilePlanning,
-    /// A catalog change whose commit this backend stopped waiting for became
-    /// visible between the folding of a plan's answers and its run
-    /// (src/gate.rs).
+    /// A catalog change became visible between the folding of a plan's
+    /// answers and its run, and neither snapshot matches the answers
+    /// (src/gate.rs, src/planning_snapshot.rs).
     ChangedWhilePlanning,
 }
 
@@ -399,7 +399,7 @@ impl FluentError {
             CitusRowsLocked { .. } => "The nodes read the rows on connections of their own, which would wait for this transaction's lock (ALTER TABLE, LOCK TABLE): ask in another transaction.".into(),
             CitusItemRoles { .. } => "Citus writes a reference table's rows on every node, where the item roles' triggers would each check and record them: distribute the items, their assignments and their children by tenant, co-located.".into(),
             CitusColumnLimits { .. } => "Citus runs a view's shard queries as the querying role, not as the view's owner, so the masked view could not read the limited columns on the workers: keep such columns in a table that is not distributed.".into(),
-            ChangedWhilePlanning => "The change's commit had waited (for a lock or a synchronous standby) longer than a statement waits for one; run the statement again.".into(),
+            ChangedWhilePlanning => "A change of permissions committed between the statement's planning and its start (one whose commit waited for a synchronous standby, or while a function run by the planner read the catalog): run the statement again.".into(),
             IdentityChangedWhilePlanning => "A function run while planning (an IMMUTABLE one) called fluent_set_user, fluent_reset_user, fluent_authenticate or fluent_set_workspace: change the identity in a statement of its own.".into(),
             OtherVersionLoaded => "The extension was updated (ALTER EXTENSION fluent UPDATE) while this session used the previous version: reconnect.".into(),
             NotCatalogTable { .. } => "Drop the trigger; fluent installs its audit triggers itself.".into(),

@@ -49,9 +49,10 @@
 //!   to the snapshots taken until it is visible. A statement that passed the
 //!   gate before it was visible and starts running after, with a snapshot
 //!   that shows it, catches up with it as it starts (src/kept_plans.rs): its
-//!   checks take the change in, and a plan whose answers were folded from a
-//!   cache that had not taken it in is refused with `40001` (run again, it
-//!   sees the change).
+//!   checks take the change in; a plan whose answers were folded from a
+//!   cache that had not taken it in runs under the snapshot it was planned
+//!   under (src/planning_snapshot.rs) or, started by a later message than
+//!   its planning, is refused with `40001` (run again, it sees the change).
 
 use std::cell::{Cell, RefCell};
 

@@ -46,10 +46,10 @@
 //! first check reading that table.
 //!
 //! What remains:
-//! - a window as narrow as the one a parsed statement has between its parse
-//!   and its execution's snapshot (README): a change that commits while a
-//!   kept plan is bound may show in the rows the statement reads and not yet
-//!   in the plan's answers;
+//! - a change that commits while a kept plan is bound, after its lock was
+//!   taken, may show in the rows the statement reads and not yet in the
+//!   plan's answers (a plan made in the same message runs under its
+//!   planning snapshot instead: src/planning_snapshot.rs);
 //! - a kept plan of a statement that runs at Execute (a write, or one with a
 //!   write in a `WITH`), bound and closed without an Execute, leaves the lock
 //!   cleared: the next kept plan bound answers once as before the changes

@@ -15,11 +15,21 @@
 //! So the planner keeps the snapshot a client's statement was planned
 //! under when its plan folded answers (registered: what it sees stays
 //! readable), and as that plan starts running the statement passes the
-//! gate again. If a change was taken in since the answers were read, the
-//! plan runs under the kept snapshot: its rows and its answers are both as
-//! before the change (the statement then reads as of its planning, as a
-//! statement waiting for a lock during its planning would). The next
-//! statement sees the change.
+//! gate again. Then:
+//! - if the cache's answers hold every change whose message arrived, they
+//!   hold every change the running snapshot shows: the plan runs as made;
+//! - else, if the cache read the catalog through no snapshot newer than the
+//!   kept one, its answers are those of the kept snapshot (a change that
+//!   became visible after it was taken in later, and read through it, which
+//!   does not show it): the plan runs under the kept snapshot, its rows and
+//!   its answers both as before the change, as if it had started running as
+//!   it was planned. The next statement sees the change;
+//! - else (a function run while the statement was planned read the catalog
+//!   through a newer snapshot, and another change arrived) neither snapshot
+//!   matches the answers: the statement is refused with `40001`, and run
+//!   again it sees the changes. Rows read under the older snapshot with
+//!   the newer answers would show rows that a change removed as it granted
+//!   access.
 //!
 //! Only in READ COMMITTED (the other levels run every statement under the
 //! transaction's snapshot), and only for the plan just made, as it starts
@@ -33,6 +43,7 @@ use std::cell::Cell;
 use pgrx::pg_sys;
 
 use crate::cache;
+use crate::error::FluentError;
 use crate::unguarded;
 
 /// The snapshot kept for the plan just made.
@@ -42,16 +53,10 @@ struct Kept {
     statement: pg_sys::TimestampTz,
     /// Registered on the transaction's resource owner.
     snapshot: pg_sys::Snapshot,
-    /// The cache's generation its answers were read at.
-    generation: Option<u64>,
 }
 
 thread_local! {
     static KEPT: Cell<Option<Kept>> = const { Cell::new(None) };
-    /// A snapshot a plan started under, kept until the transaction ends or
-    /// the next plan is kept: the rows a plan returns may be read after it
-    /// ended (a `RETURNING` portal's store), and must stay readable.
-    static STARTED_UNDER: Cell<pg_sys::Snapshot> = const { Cell::new(std::ptr::null_mut()) };
 }
 
 fn read_committed() -> bool {
@@ -72,30 +77,34 @@ pub fn keep() {
         KEPT.set(Some(Kept {
             statement: unguarded::statement_started(),
             snapshot,
-            generation: cache::answers_generation(),
         }));
     }
 }
 
 /// As a plan that folded answers starts running (src/kept_plans.rs): if it
-/// is the plan just made, pass the gate, and if a change was taken in since
-/// its answers were read, run it under the snapshot it was planned under.
-/// The plan just made is the first to start after it in the same client
-/// statement (nothing runs between a statement's planning and its start:
-/// a simple query's portal, a Bind's, `EXPLAIN ANALYZE`, a cursor); the
-/// plan cache runs a copy of it, so the plan itself cannot be compared. A
-/// plan started later (a write bound, then executed by another message)
-/// does not match it, and lets the kept snapshot go.
+/// is the plan just made, pass the gate, and run it under the snapshot its
+/// answers are those of (see the module comment). The plan just made is
+/// the first to start after it in the same client statement (nothing runs
+/// between a statement's planning and its start: a simple query's portal,
+/// a Bind's, `EXPLAIN ANALYZE`, a cursor); the plan cache runs a copy of
+/// it, so the plan itself cannot be compared. A plan started later (a write
+/// bound, then executed by another message) does not match it, and lets the
+/// kept snapshot go.
 pub unsafe fn start(query: *mut pg_sys::QueryDesc, folded: bool) {
     let Some(kept) = KEPT.take() else { return };
-    if folded && kept.statement == unguarded::statement_started() && read_committed() {
+    let just_made = folded && kept.statement == unguarded::statement_started() && read_committed();
+    if just_made {
         cache::pass_gate_and_take_in();
-        if cache::changed_since(kept.generation) && substitute(query, kept.snapshot) {
-            STARTED_UNDER.set(kept.snapshot);
-            return;
-        }
+    }
+    let decided = !just_made || cache::answers_hold_every_message();
+    let stale = !decided && cache::last_look_saw_more_than(kept.snapshot);
+    if !decided && !stale {
+        substitute(query, kept.snapshot);
     }
     unregister(kept.snapshot);
+    if stale {
+        FluentError::ChangedWhilePlanning.report();
+    }
 }
 
 /// Runs `query` under a copy of `planned` (with the command id of the
@@ -103,15 +112,17 @@ pub unsafe fn start(query: *mut pg_sys::QueryDesc, folded: bool) {
 /// of that one, so that what the statement runs reads through it too. The
 /// query's snapshot is registered on the current resource owner (the
 /// portal's) as `CreateQueryDesc` registered the one it replaces, for
-/// `FreeQueryDesc` to unregister.
-unsafe fn substitute(query: *mut pg_sys::QueryDesc, planned: pg_sys::Snapshot) -> bool {
+/// `FreeQueryDesc` to unregister. A portal that stores the rows it returns
+/// (`RETURNING`, a write in `WITH`) holds a snapshot that keeps what they
+/// point to readable until they are sent: it holds `planned` instead.
+unsafe fn substitute(query: *mut pg_sys::QueryDesc, planned: pg_sys::Snapshot) {
     let running = (*query).snapshot;
     if running.is_null()
         || !pg_sys::ActiveSnapshotSet()
         || pg_sys::GetActiveSnapshot() != running
         || (*running).snapshot_type != pg_sys::SnapshotType::SNAPSHOT_MVCC
     {
-        return false;
+        return;
     }
     let command = (*running).curcid;
     pg_sys::PopActiveSnapshot();
@@ -120,25 +131,24 @@ unsafe fn substitute(query: *mut pg_sys::QueryDesc, planned: pg_sys::Snapshot) -
     let active = pg_sys::GetActiveSnapshot();
     (*active).curcid = command;
     (*query).snapshot = pg_sys::RegisterSnapshot(active);
-    true
+    let portal = pg_sys::ActivePortal;
+    if !portal.is_null() && !(*portal).holdSnapshot.is_null() {
+        pg_sys::UnregisterSnapshot((*portal).holdSnapshot);
+        (*portal).holdSnapshot = pg_sys::RegisterSnapshot(planned);
+    }
 }
 
-/// Lets every snapshot kept here go (a new plan is kept, or the transaction
-/// is about to commit or prepare: the resource owner must hold none).
+/// Lets the kept snapshot go (a new plan is kept, or the transaction is
+/// about to commit or prepare: the resource owner must hold none).
 pub fn release() {
     if let Some(kept) = KEPT.take() {
         unregister(kept.snapshot);
     }
-    let started = STARTED_UNDER.replace(std::ptr::null_mut());
-    if !started.is_null() {
-        unregister(started);
-    }
 }
 
-/// The transaction aborted: its resource owner releases the snapshots.
+/// The transaction aborted: its resource owner releases the snapshot.
 pub fn forget() {
     KEPT.set(None);
-    STARTED_UNDER.set(std::ptr::null_mut());
 }
 
 fn unregister(snapshot: pg_sys::Snapshot) {

@@ -656,6 +656,165 @@ fn a_change_committed_while_a_statement_is_bound_shows_in_neither_its_rows_nor_i
     );
 }
 
+/// `sql` of `reader` waits at a lock the test holds: polls until it does.
+fn wait_for_lock(dba: &mut Client, reader_pid: i32, what: &str) {
+    wait_until(
+        dba,
+        &format!(
+            "SELECT count(*) FROM pg_stat_activity WHERE pid = {reader_pid} AND wait_event_type = 'Lock'"
+        ),
+        what,
+    );
+}
+
+/// A change whose message is taken in while the statement is planned (at
+/// a lock its parse waits for) is read through the planning snapshot,
+/// which does not show it: the statement reads as of that snapshot. On the
+/// code before, it read the row written with the revoke (34).
+#[test]
+fn a_change_taken_in_at_a_lock_while_a_statement_is_parsed_shows_in_neither_its_rows_nor_its_answers(
+) {
+    let db = fresh_database("gate_planned_lock");
+    seed(&db);
+    let mut dba = connect(&db, "postgres");
+    dba.batch_execute(&format!(
+        "CREATE TABLE side (i int); INSERT INTO side VALUES (1); GRANT SELECT ON side TO {APP}"
+    ))
+    .unwrap();
+    let mut reader = boss_session(&db);
+    assert_eq!(simple_value(&mut reader, "SELECT count(*) FROM docs"), "33");
+    let reader_pid: i32 = reader
+        .query_one("SELECT pg_backend_pid()", &[])
+        .unwrap()
+        .get(0);
+    let mut locker = connect(&db, "postgres");
+    locker
+        .batch_execute("BEGIN; LOCK side IN ACCESS EXCLUSIVE MODE")
+        .unwrap();
+    let running = std::thread::spawn(move || {
+        let value = simple_value(
+            &mut reader,
+            "SELECT count(*)::text FROM docs WHERE EXISTS (SELECT FROM side)",
+        );
+        (value, reader)
+    });
+    wait_for_lock(&mut dba, reader_pid, "the statement never waited for side");
+    dba.batch_execute(&format!(
+        "BEGIN; {REVOKE}; INSERT INTO docs VALUES (34, 'ann'); COMMIT"
+    ))
+    .unwrap();
+    locker.batch_execute("COMMIT").unwrap();
+    let (value, mut reader) = running.join().unwrap();
+    assert_eq!(
+        value, "33",
+        "parsed before the change, its message taken in at a lock"
+    );
+    assert_eq!(
+        simple_value(&mut reader, "SELECT count(*) FROM docs"),
+        "0",
+        "the next statement"
+    );
+}
+
+/// A function run while the statement is planned reads the catalog
+/// through a snapshot of its own, after a change that deleted ann's row 200
+/// and gave boss access to every row; then another change arrives before
+/// the statement starts. The answers (every row) are newer than the
+/// planning snapshot (which holds row 200) and maybe older than the running
+/// one: the statement is refused with 40001, and run again it answers with
+/// both changes. Run under the planning snapshot it read row 200 (34 rows),
+/// which no committed state shows boss.
+#[test]
+fn answers_read_while_planning_through_a_newer_snapshot_refuse_the_statement_when_another_change_arrives(
+) {
+    let db = fresh_database("gate_planned_newer");
+    seed(&db);
+    let mut dba = connect(&db, "postgres");
+    dba.batch_execute(&format!(
+        "CREATE TABLE side (i int);
+         GRANT SELECT ON side TO {APP};
+         SELECT fluent_create_role('own_r'), fluent_set_permission('own_r', 'docs', 'read', 'own');
+         SELECT fluent_grant_role('boss', 'own_r'), fluent_revoke_role('boss', 'all_r');
+         INSERT INTO docs VALUES (200, 'ann');
+         -- A check through a snapshot of its own (VOLATILE), after a lock
+         -- that takes messages in.
+         CREATE FUNCTION check_now() RETURNS int LANGUAGE plpgsql VOLATILE
+             AS 'BEGIN PERFORM FROM side; PERFORM fluent_can(''docs'', ''read''); RETURN 1; END';
+         -- Run while its caller is planned: waits for the test at two
+         -- advisory locks, with that check in between.
+         CREATE FUNCTION planned_in_steps() RETURNS int LANGUAGE plpgsql IMMUTABLE
+             AS 'BEGIN PERFORM pg_advisory_lock(1); PERFORM pg_advisory_unlock(1);
+                       PERFORM check_now();
+                       PERFORM pg_advisory_lock(2); PERFORM pg_advisory_unlock(2); RETURN 1; END';
+         GRANT EXECUTE ON FUNCTION check_now(), planned_in_steps() TO {APP};"
+    ))
+    .unwrap();
+    let mut reader = boss_session(&db);
+    assert_eq!(
+        simple_value(&mut reader, "SELECT count(*) FROM docs"),
+        "0",
+        "own rows: none"
+    );
+    let reader_pid: i32 = reader
+        .query_one("SELECT pg_backend_pid()", &[])
+        .unwrap()
+        .get(0);
+    let mut steps = connect(&db, "postgres");
+    steps
+        .batch_execute("SELECT pg_advisory_lock(1), pg_advisory_lock(2)")
+        .unwrap();
+    let running = std::thread::spawn(move || {
+        let sql = "SELECT count(*)::text FROM docs WHERE planned_in_steps() = 1";
+        let result = reader.simple_query(sql);
+        let value = match &result {
+            Ok(messages) => messages
+                .iter()
+                .find_map(|m| match m {
+                    postgres::SimpleQueryMessage::Row(row) => row.get(0).map(str::to_owned),
+                    _ => None,
+                })
+                .unwrap_or_default(),
+            Err(_) => String::new(),
+        };
+        (sqlstate(result), value, reader)
+    });
+    wait_for_lock(
+        &mut dba,
+        reader_pid,
+        "the statement never reached its first step",
+    );
+    dba.batch_execute(
+        "BEGIN; DELETE FROM docs WHERE id = 200; SELECT fluent_grant_role('boss', 'all_r'); COMMIT",
+    )
+    .unwrap();
+    steps.batch_execute("SELECT pg_advisory_unlock(1)").unwrap();
+    wait_until(
+        &mut dba,
+        &format!(
+            "SELECT count(*) FROM pg_locks WHERE pid = {reader_pid} AND locktype = 'advisory'
+                AND objid = 2 AND NOT granted"
+        ),
+        "the statement never reached its second step",
+    );
+    dba.batch_execute("SELECT fluent_revoke_role('ann', 'own_r')")
+        .unwrap();
+    steps.batch_execute("SELECT pg_advisory_unlock(2)").unwrap();
+    let (state, value, mut reader) = running.join().unwrap();
+    assert_eq!(
+        (state.as_str(), value.as_str()),
+        ("40001", ""),
+        "answers read after the first change, the second arrived before the start"
+    );
+    assert_eq!(
+        simple_value(
+            &mut reader,
+            "SELECT count(*) FROM docs WHERE planned_in_steps() = 1"
+        ),
+        "33",
+        "run again"
+    );
+}
+
 /// The same in a transaction block, for a write: an `UPDATE ... RETURNING`
 /// (a portal that stores its rows) planned before the change updates and
 /// returns the rows as before it; and the transaction commits with no
