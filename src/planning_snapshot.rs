@@ -91,18 +91,21 @@ pub fn keep() {
 /// bound, then executed by another message) does not match it, and lets the
 /// kept snapshot go.
 pub unsafe fn start(query: *mut pg_sys::QueryDesc, folded: bool) {
-    let Some(kept) = KEPT.take() else { return };
+    let Some(kept) = KEPT.get() else { return };
     let just_made = folded && kept.statement == unguarded::statement_started() && read_committed();
     if just_made {
+        // Kept until it has passed: an error there (a cancel) leaves it to
+        // `release` at the transaction's end.
         cache::pass_gate_and_take_in();
     }
+    KEPT.set(None);
     let decided = !just_made || cache::answers_hold_every_message();
-    let stale = !decided && cache::last_look_saw_more_than(kept.snapshot);
-    if !decided && !stale {
-        substitute(query, kept.snapshot);
-    }
+    // Neither snapshot matches the answers, or the query does not run under
+    // the active one (nothing known does that): refused.
+    let refused = !decided
+        && (cache::last_look_saw_more_than(kept.snapshot) || !substitute(query, kept.snapshot));
     unregister(kept.snapshot);
-    if stale {
+    if refused {
         FluentError::ChangedWhilePlanning.report();
     }
 }
@@ -115,14 +118,14 @@ pub unsafe fn start(query: *mut pg_sys::QueryDesc, folded: bool) {
 /// `FreeQueryDesc` to unregister. A portal that stores the rows it returns
 /// (`RETURNING`, a write in `WITH`) holds a snapshot that keeps what they
 /// point to readable until they are sent: it holds `planned` instead.
-unsafe fn substitute(query: *mut pg_sys::QueryDesc, planned: pg_sys::Snapshot) {
+unsafe fn substitute(query: *mut pg_sys::QueryDesc, planned: pg_sys::Snapshot) -> bool {
     let running = (*query).snapshot;
     if running.is_null()
         || !pg_sys::ActiveSnapshotSet()
         || pg_sys::GetActiveSnapshot() != running
         || (*running).snapshot_type != pg_sys::SnapshotType::SNAPSHOT_MVCC
     {
-        return;
+        return false;
     }
     let command = (*running).curcid;
     pg_sys::PopActiveSnapshot();
@@ -136,6 +139,7 @@ unsafe fn substitute(query: *mut pg_sys::QueryDesc, planned: pg_sys::Snapshot) {
         pg_sys::UnregisterSnapshot((*portal).holdSnapshot);
         (*portal).holdSnapshot = pg_sys::RegisterSnapshot(planned);
     }
+    true
 }
 
 /// Lets the kept snapshot go (a new plan is kept, or the transaction is
