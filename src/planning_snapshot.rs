@@ -13,30 +13,33 @@
 //! IMMUTABLE function that sleeps while it is planned).
 //!
 //! So the planner keeps the snapshot a client's statement was planned
-//! under when its plan folded answers (registered: what it sees stays
-//! readable), and as that plan starts running the statement passes the
+//! under when its plans folded answers (registered: what it sees stays
+//! readable), and as each such plan starts running the statement passes the
 //! gate again. Then:
-//! - if the cache's answers hold every change whose message arrived, they
-//!   hold every change the running snapshot shows: the plan runs as made;
-//! - else, if the cache read the catalog through no snapshot newer than the
-//!   kept one, its answers are those of the kept snapshot (a change that
-//!   became visible after it was taken in later, and read through it, which
-//!   does not show it): the plan runs under the kept snapshot, its rows and
-//!   its answers both as before the change, as if it had started running as
-//!   it was planned. The next statement sees the change;
-//! - else (a function run while the statement was planned read the catalog
-//!   through a newer snapshot, and another change arrived) neither snapshot
-//!   matches the answers: the statement is refused with `40001`, and run
-//!   again it sees the changes. Rows read under the older snapshot with
-//!   the newer answers would show rows that a change removed as it granted
-//!   access.
+//! - if the cache read the catalog while the statement was planned through
+//!   a snapshot newer than the kept one (a function the planner ran took
+//!   one), answers folded before and after that look may differ, and no
+//!   snapshot is known to match them: the statement is refused with `40001`
+//!   (run again, it sees the changes);
+//! - else, if the cache's answers hold every change whose message arrived,
+//!   they hold every change the running snapshot shows: the plan runs as
+//!   started;
+//! - else its answers are those of the kept snapshot (a change that became
+//!   visible after it was taken was read through it, which does not show
+//!   it): the plan runs under the kept snapshot, its rows and its answers
+//!   both as before the change, as if it had started running as it was
+//!   planned. The next statement sees the change.
 //!
 //! Only in READ COMMITTED (the other levels run every statement under the
-//! transaction's snapshot), and only for the plan just made, as it starts
-//! in the same client message: a simple query's, or a Bind's that plans a
-//! query and starts it. A plan the plan cache keeps and runs again, and a
-//! write bound by one message and executed by another, start under their
-//! own snapshot (src/kept_plans.rs, and the README's open limits).
+//! transaction's snapshot), in a transaction without an id (one with an id
+//! reads the catalog through snapshots newer than the planning one), and
+//! only for the plans just made, as they start from the portal they were
+//! made for in the same client message: a simple query's, or a Bind's that
+//! plans a query and starts it. A plan the plan cache keeps and runs again,
+//! a write bound by one message and executed by another, and a query
+//! planned inside a utility statement (`EXPLAIN ANALYZE`, `CREATE TABLE
+//! AS`), start under their own snapshot (src/kept_plans.rs, and
+//! the README's open limits).
 
 use std::cell::Cell;
 
@@ -46,13 +49,18 @@ use crate::cache;
 use crate::error::FluentError;
 use crate::unguarded;
 
-/// The snapshot kept for the plan just made.
+/// The snapshot kept for the plans just made.
 #[derive(Clone, Copy)]
 struct Kept {
-    /// The start of the client's statement it was planned for.
+    /// The start of the client's statement they were planned for.
     statement: pg_sys::TimestampTz,
-    /// Registered on the transaction's resource owner.
+    /// The snapshot they were planned under, registered on the
+    /// transaction's resource owner.
     snapshot: pg_sys::Snapshot,
+    /// The cache read the catalog through a newer snapshot while they were
+    /// planned: answers folded before and after that look may differ, and
+    /// neither snapshot is known to match them all.
+    mixed: bool,
 }
 
 thread_local! {
@@ -63,48 +71,88 @@ fn read_committed() -> bool {
     unsafe { pg_sys::XactIsoLevel < pg_sys::XACT_REPEATABLE_READ as i32 }
 }
 
-/// A client's statement was planned, and its plan folded answers (src/plans.rs).
+/// A client's statement was planned, and its plan folded answers
+/// (src/plans.rs). The plans of one statement (a rule's actions) are made
+/// under one snapshot, kept once.
 pub fn keep() {
-    release();
     unsafe {
-        if !read_committed() || !pg_sys::ActiveSnapshotSet() {
+        let planned_under = if pg_sys::ActiveSnapshotSet() {
+            pg_sys::GetActiveSnapshot()
+        } else {
+            std::ptr::null_mut()
+        };
+        let statement = unguarded::statement_started();
+        if let Some(kept) = KEPT.get() {
+            if kept.statement == statement && kept.snapshot == planned_under {
+                KEPT.set(Some(Kept {
+                    mixed: kept.mixed || cache::last_look_saw_more_than(planned_under),
+                    ..kept
+                }));
+                return;
+            }
+        }
+        release();
+        // A transaction with an id reads the catalog through snapshots of
+        // its own (SPI is no longer read-only, src/owner.rs), newer than
+        // the planning snapshot: its answers are not that snapshot's.
+        if !read_committed()
+            || planned_under.is_null()
+            || pg_sys::GetTopTransactionIdIfAny() != pg_sys::InvalidTransactionId
+        {
             return;
         }
-        let snapshot = pg_sys::RegisterSnapshotOnOwner(
-            pg_sys::GetActiveSnapshot(),
-            pg_sys::TopTransactionResourceOwner,
-        );
+        let snapshot =
+            pg_sys::RegisterSnapshotOnOwner(planned_under, pg_sys::TopTransactionResourceOwner);
         KEPT.set(Some(Kept {
-            statement: unguarded::statement_started(),
+            statement,
             snapshot,
+            mixed: cache::last_look_saw_more_than(planned_under),
         }));
     }
 }
 
-/// As a plan that folded answers starts running (src/kept_plans.rs): if it
-/// is the plan just made, pass the gate, and run it under the snapshot its
-/// answers are those of (see the module comment). The plan just made is
-/// the first to start after it in the same client statement (nothing runs
-/// between a statement's planning and its start: a simple query's portal,
-/// a Bind's, `EXPLAIN ANALYZE`, a cursor); the plan cache runs a copy of
-/// it, so the plan itself cannot be compared. A plan started later (a write
-/// bound, then executed by another message) does not match it, and lets the
-/// kept snapshot go.
+/// As a plan starts running (src/kept_plans.rs). The plans just made start
+/// in the same client statement, from the portal they were made for
+/// (nothing runs between a statement's planning and its start: a simple
+/// query's portal, a Bind's; the plan cache runs a copy of them, so they
+/// are found in the portal, not compared with what the planner returned).
+/// Each that `folded` answers passes the gate and runs under the snapshot
+/// its answers are those of (see the module comment); the portal's last
+/// lets the kept snapshot go. A query run inside the statement (a
+/// function's) is not the portal's; a plan started by a later message (a
+/// write bound, then executed) lets it go too.
 pub unsafe fn start(query: *mut pg_sys::QueryDesc, folded: bool) {
     let Some(kept) = KEPT.get() else { return };
-    let just_made = folded && kept.statement == unguarded::statement_started() && read_committed();
-    if just_made {
+    if kept.statement != unguarded::statement_started() {
+        return release();
+    }
+    let portal = pg_sys::ActivePortal;
+    if portal.is_null() {
+        return;
+    }
+    let stmts = (*portal).stmts;
+    let plans: &[pg_sys::ListCell] = if stmts.is_null() {
+        &[]
+    } else {
+        std::slice::from_raw_parts((*stmts).elements, (*stmts).length as usize)
+    };
+    let plan = (*query).plannedstmt;
+    let Some(at) = plans.iter().position(|cell| cell.ptr_value == plan.cast()) else {
+        return;
+    };
+    let last = at + 1 == plans.len();
+    let refused = folded && read_committed() && {
         // Kept until it has passed: an error there (a cancel) leaves it to
         // `release` at the transaction's end.
         cache::pass_gate_and_take_in();
+        kept.mixed
+            || !cache::answers_hold_every_message()
+                && (cache::last_look_saw_more_than(kept.snapshot)
+                    || !substitute(query, kept.snapshot))
+    };
+    if last || refused {
+        release();
     }
-    KEPT.set(None);
-    let decided = !just_made || cache::answers_hold_every_message();
-    // Neither snapshot matches the answers, or the query does not run under
-    // the active one (nothing known does that): refused.
-    let refused = !decided
-        && (cache::last_look_saw_more_than(kept.snapshot) || !substitute(query, kept.snapshot));
-    unregister(kept.snapshot);
     if refused {
         FluentError::ChangedWhilePlanning.report();
     }
