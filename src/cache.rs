@@ -339,6 +339,10 @@ struct WorkspaceEntry {
     /// user_id -> the names of the teams they are a member of (assignments
     /// to a team give its members item roles), loaded on first use.
     member_of: FastMap<i64, Rc<Vec<String>>>,
+    /// The look after which the whole model was loaded (at first, or again
+    /// as modules, actions, requirements, administrative rights or item
+    /// roles changed).
+    remodeled_at: u64,
 }
 
 /// The users a user's scope `team` or `direct` reaches.
@@ -924,8 +928,81 @@ impl WorkspaceEntry {
                 set.changed_at = look;
             }
         }
+        if changed.is_none() {
+            self.remodeled_at = look;
+        }
         self.model = model;
     }
+
+    /// What the cache answers `user` (its entry, current or not), as far as
+    /// a plan can have folded it.
+    fn answers(&self, user: &UserEntry) -> Answers {
+        Answers {
+            remodeled_at: self.remodeled_at,
+            user_id: user.user_id,
+            barred: user.barred,
+            scopes: self.scopes(user).into(),
+            roles: self
+                .sets
+                .get(user.set as usize)
+                .map(|set| set.roles.clone())
+                .unwrap_or_default(),
+            teams: [false, true].map(|direct| {
+                self.teams
+                    .get(&(user.user_id, direct))
+                    .map(|set| set.keys.clone())
+            }),
+            member_of: self.member_of.get(&user.user_id).cloned(),
+        }
+    }
+}
+
+/// What the cache answers one user, as far as a plan can have folded it
+/// (src/plans.rs): the scopes, the roles held (item roles' conditions), the
+/// users their scopes `team` and `direct` reach and the teams they are a
+/// member of where those were loaded, and the model they were resolved in.
+/// Compared across a look (`answers_survive_a_look`).
+#[derive(PartialEq)]
+struct Answers {
+    remodeled_at: u64,
+    user_id: i64,
+    barred: Option<Barred>,
+    scopes: Box<[Scope]>,
+    roles: Box<[i32]>,
+    teams: [Option<Rc<Vec<String>>>; 2],
+    member_of: Option<Rc<Vec<String>>>,
+}
+
+fn cached_answers(workspace: &str, user: &str) -> Option<Answers> {
+    CACHE.with_borrow(|c| {
+        let ws = c.workspaces.get(workspace)?.as_ref()?;
+        Some(ws.answers(ws.users.get(user)?))
+    })
+}
+
+/// Looks at the change log again through the active snapshot, and tells
+/// whether what the cache answers `user` in `workspace` is what it held
+/// before: a plan folded from it holds for that snapshot
+/// (src/planning_snapshot.rs). What the user's answers were folded from and
+/// is no longer cached counts as changed.
+pub fn answers_survive_a_look(workspace: &str, user: &str) -> bool {
+    let before = cached_answers(workspace, user);
+    GENERATION.fetch_add(1, Ordering::Relaxed);
+    if with_user_entry(workspace, user, |_, _, _| ()).is_err() {
+        return before.is_none();
+    }
+    let Some(before) = before else {
+        return false;
+    };
+    for (loaded, scope) in before.teams.iter().zip([Scope::Team, Scope::Direct]) {
+        if loaded.is_some() {
+            reached_users(workspace, user, scope);
+        }
+    }
+    if before.member_of.is_some() {
+        member_teams(workspace, user);
+    }
+    cached_answers(workspace, user).is_some_and(|after| after == before)
 }
 
 /// The scopes a set of roles gives without overrides.
@@ -1062,6 +1139,7 @@ fn workspace_model(workspace: &str) -> Option<Rc<WorkspaceModel>> {
     load_through_snapshot();
     let loaded = loaders::load_workspace(workspace).map(Rc::new);
     CACHE.with_borrow_mut(|c| {
+        let looks = c.looks;
         c.workspaces.insert(
             workspace.to_owned(),
             loaded.clone().map(|model| WorkspaceEntry {
@@ -1072,6 +1150,7 @@ fn workspace_model(workspace: &str) -> Option<Rc<WorkspaceModel>> {
                 set_of: FastMap::default(),
                 teams: FastMap::default(),
                 member_of: FastMap::default(),
+                remodeled_at: looks,
             }),
         )
     });

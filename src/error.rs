@@ -142,6 +142,10 @@ pub enum FluentError {
     /// answers and its run, and neither snapshot matches the answers
     /// (src/gate.rs, src/planning_snapshot.rs).
     ChangedWhilePlanning,
+    /// A plan that folded the acting user's answers (a function's query, a
+    /// kept plan) starts under a snapshot that shows a change of them
+    /// (src/planning_snapshot.rs).
+    ChangedWhileRunning,
 }
 
 impl FluentError {
@@ -165,7 +169,9 @@ impl FluentError {
             | IdentityChangedWhilePlanning => {
                 PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE
             }
-            ChangedWhilePlanning => PgSqlErrorCode::ERRCODE_T_R_SERIALIZATION_FAILURE,
+            ChangedWhilePlanning | ChangedWhileRunning => {
+                PgSqlErrorCode::ERRCODE_T_R_SERIALIZATION_FAILURE
+            }
             TokenRefused { .. } => PgSqlErrorCode::ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION,
             OnStandby => PgSqlErrorCode::ERRCODE_READ_ONLY_SQL_TRANSACTION,
             OnCitusWorker
@@ -321,6 +327,9 @@ impl FluentError {
             ChangedWhilePlanning => {
                 "could not run the statement: a change of permissions became visible while it was planned".into()
             }
+            ChangedWhileRunning => {
+                "could not run the query: the acting user's permissions changed after it was planned".into()
+            }
             NotCatalogTable { table } => {
                 format!("fluent.audit_change() audits the fluent catalog only, not \"{table}\"")
             }
@@ -400,6 +409,7 @@ impl FluentError {
             CitusItemRoles { .. } => "Citus writes a reference table's rows on every node, where the item roles' triggers would each check and record them: distribute the items, their assignments and their children by tenant, co-located.".into(),
             CitusColumnLimits { .. } => "Citus runs a view's shard queries as the querying role, not as the view's owner, so the masked view could not read the limited columns on the workers: keep such columns in a table that is not distributed.".into(),
             ChangedWhilePlanning => "A change of permissions committed between the statement's planning and its start (one whose commit waited for a synchronous standby, or while a function run by the planner read the catalog): run the statement again.".into(),
+            ChangedWhileRunning => "A query whose plan was made before a change of the acting user's permissions (one a function, a DO block or a trigger runs, a prepared statement bound again, or a statement of a transaction that has written) started under a snapshot that shows the change: run the statement again, it sees the change.".into(),
             IdentityChangedWhilePlanning => "A function run while planning (an IMMUTABLE one) called fluent_set_user, fluent_reset_user, fluent_authenticate or fluent_set_workspace: change the identity in a statement of its own.".into(),
             OtherVersionLoaded => "The extension was updated (ALTER EXTENSION fluent UPDATE) while this session used the previous version: reconnect.".into(),
             NotCatalogTable { .. } => "Drop the trigger; fluent installs its audit triggers itself.".into(),

@@ -45,15 +45,11 @@
 //! `fluent.users` still waits for, and stops, Binds, as it stops every
 //! first check reading that table.
 //!
-//! What remains:
-//! - a change that commits while a kept plan is bound, after its lock was
-//!   taken, may show in the rows the statement reads and not yet in the
-//!   plan's answers (a plan made in the same message runs under its
-//!   planning snapshot instead: src/planning_snapshot.rs);
-//! - a kept plan of a statement that runs at Execute (a write, or one with a
-//!   write in a `WITH`), bound and closed without an Execute, leaves the lock
-//!   cleared: the next kept plan bound answers once as before the changes
-//!   that arrived since.
+//! A change that commits while a kept plan is bound, after its lock was
+//! taken, and a kept plan bound while the lock stayed cleared (a statement
+//! that runs at Execute, a write, bound and closed without an Execute, leaves
+//! it so), are found as the plan starts: src/planning_snapshot.rs refuses the
+//! run if the change concerns the acting user's answers.
 
 use std::cell::Cell;
 

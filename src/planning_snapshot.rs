@@ -35,11 +35,16 @@
 //! reads the catalog through snapshots newer than the planning one), and
 //! only for the plans just made, as they start from the portal they were
 //! made for in the same client message: a simple query's, or a Bind's that
-//! plans a query and starts it. A plan the plan cache keeps and runs again,
-//! a write bound by one message and executed by another, and a query
-//! planned inside a utility statement (`EXPLAIN ANALYZE`, `CREATE TABLE
-//! AS`), start under their own snapshot (src/kept_plans.rs, and
-//! the README's open limits).
+//! plans a query and starts it. A statement planned while a portal runs
+//! (EXPLAIN, COPY, CREATE TABLE AS, DECLARE, EXECUTE) starts under the
+//! snapshot it was planned under: nothing is kept for it.
+//!
+//! Every other plan that folded answers (a function's query, planned under
+//! its caller's snapshot and run under a newer one; a plan the plan cache
+//! kept; a write bound and executed by a later message; a statement of a
+//! transaction with an id) passes the gate as it starts, and is refused
+//! with `40001` if its snapshot shows a change of the acting user's answers
+//! that the cache had not taken in when it was planned (`start_inside`).
 
 use std::cell::Cell;
 
@@ -47,6 +52,7 @@ use pgrx::pg_sys;
 
 use crate::cache;
 use crate::error::FluentError;
+use crate::gucs;
 use crate::unguarded;
 
 /// The snapshot kept for the plans just made.
@@ -61,6 +67,10 @@ struct Kept {
     /// planned: answers folded before and after that look may differ, and
     /// neither snapshot is known to match them all.
     mixed: bool,
+    /// The portal they run in, once the first of them started (null
+    /// before): a portal a function opens later (a PL/pgSQL `FOR` loop's)
+    /// is not theirs.
+    portal: pg_sys::Portal,
 }
 
 thread_local! {
@@ -94,9 +104,13 @@ pub fn keep() {
         release();
         // A transaction with an id reads the catalog through snapshots of
         // its own (SPI is no longer read-only, src/owner.rs), newer than
-        // the planning snapshot: its answers are not that snapshot's.
+        // the planning snapshot: its answers are not that snapshot's. A
+        // statement planned while a portal runs (EXPLAIN, COPY, CREATE
+        // TABLE AS, DECLARE, EXECUTE) runs under the snapshot it was planned
+        // under, in a portal of its own.
         if !read_committed()
             || planned_under.is_null()
+            || !pg_sys::ActivePortal.is_null()
             || pg_sys::GetTopTransactionIdIfAny() != pg_sys::InvalidTransactionId
         {
             return;
@@ -107,6 +121,7 @@ pub fn keep() {
             statement,
             snapshot,
             mixed: cache::last_look_saw_more_than(planned_under),
+            portal: std::ptr::null_mut(),
         }));
     }
 }
@@ -118,29 +133,52 @@ pub fn keep() {
 /// are found in the portal, not compared with what the planner returned).
 /// Each that `folded` answers passes the gate and runs under the snapshot
 /// its answers are those of (see the module comment); the portal's last
-/// lets the kept snapshot go. A query run inside the statement (a
-/// function's) is not the portal's; a plan started by a later message (a
-/// write bound, then executed) lets it go too.
+/// lets the kept snapshot go, as does a plan started by a later message (a
+/// write bound, then executed). Every other folded plan (a query run inside
+/// the statement, a function's or a utility statement's; a plan the plan
+/// cache kept; a statement of a transaction with an id) is checked by
+/// `start_inside`.
 pub unsafe fn start(query: *mut pg_sys::QueryDesc, folded: bool) {
-    let Some(kept) = KEPT.get() else { return };
-    if kept.statement != unguarded::statement_started() {
-        return release();
+    let kept = KEPT.get();
+    if kept.is_some_and(|kept| kept.statement != unguarded::statement_started()) {
+        release();
     }
     let portal = pg_sys::ActivePortal;
-    if portal.is_null() {
-        return;
+    let planned = KEPT
+        .get()
+        .filter(|kept| kept.portal.is_null() || kept.portal == portal)
+        .and_then(|kept| Some((kept, portal_position(query)?)));
+    match planned {
+        Some((kept, last)) => {
+            KEPT.set(Some(Kept { portal, ..kept }));
+            start_planned(query, folded, kept, last);
+        }
+        None if folded && read_committed() => start_inside(query),
+        None => {}
+    }
+}
+
+/// Where the plan of `query` is in the active portal: `Some(last)`, with
+/// whether no plan that runs comes after it (a rule's `NOTIFY` does not), or
+/// `None` if it is not the portal's.
+unsafe fn portal_position(query: *mut pg_sys::QueryDesc) -> Option<bool> {
+    let portal = pg_sys::ActivePortal;
+    if portal.is_null() || (*portal).stmts.is_null() {
+        return None;
     }
     let stmts = (*portal).stmts;
-    let plans: &[pg_sys::ListCell] = if stmts.is_null() {
-        &[]
-    } else {
-        std::slice::from_raw_parts((*stmts).elements, (*stmts).length as usize)
-    };
+    let plans = std::slice::from_raw_parts((*stmts).elements, (*stmts).length as usize);
     let plan = (*query).plannedstmt;
-    let Some(at) = plans.iter().position(|cell| cell.ptr_value == plan.cast()) else {
-        return;
-    };
-    let last = at + 1 == plans.len();
+    let at = plans
+        .iter()
+        .position(|cell| cell.ptr_value == plan.cast())?;
+    Some(plans[at + 1..].iter().all(|cell| {
+        let stmt = cell.ptr_value.cast::<pg_sys::PlannedStmt>();
+        (*stmt).commandType == pg_sys::CmdType::CMD_UTILITY
+    }))
+}
+
+unsafe fn start_planned(query: *mut pg_sys::QueryDesc, folded: bool, kept: Kept, last: bool) {
     let refused = folded && read_committed() && {
         // Kept until it has passed: an error there (a cancel) leaves it to
         // `release` at the transaction's end.
@@ -155,6 +193,42 @@ pub unsafe fn start(query: *mut pg_sys::QueryDesc, folded: bool) {
     }
     if refused {
         FluentError::ChangedWhilePlanning.report();
+    }
+}
+
+/// A folded plan that does not run under a kept planning snapshot: a query
+/// run inside the client's statement (a volatile function's, a DO block's,
+/// a trigger's), a plan the plan cache kept, or any in a transaction with an
+/// id. PostgreSQL plans a function's query under the snapshot active then
+/// (the caller's) and, in READ COMMITTED, runs it under one taken after: a
+/// change committed in between, or since the client's statement looked at
+/// the change log, would show in its rows and not in its answers (a loop in
+/// a DO block would read, for as long as it ran, rows written after a
+/// revoke). So it passes the gate; if a change
+/// arrived that the answers do not hold, the cache looks at the change log
+/// through the query's snapshot, and the query runs only if the acting
+/// user's answers are what they were (others' changes do not stop it);
+/// else it is refused with `40001` (run again, the statement sees the
+/// change). Its own snapshot is used, not the one it was planned under: a
+/// volatile function's query must see what committed before it started.
+unsafe fn start_inside(query: *mut pg_sys::QueryDesc) {
+    cache::pass_gate_and_take_in();
+    if cache::answers_hold_every_message() {
+        return;
+    }
+    let snapshot = (*query).snapshot;
+    if snapshot.is_null() {
+        return;
+    }
+    let held = gucs::with_acting(|user, workspace| {
+        let Some(user) = user else { return true };
+        pg_sys::PushActiveSnapshot(snapshot);
+        let held = cache::answers_survive_a_look(workspace, user);
+        pg_sys::PopActiveSnapshot();
+        held
+    });
+    if !held {
+        FluentError::ChangedWhileRunning.report();
     }
 }
 

@@ -319,11 +319,11 @@ fn a_repeatable_read_session_takes_in_a_visible_commit_at_its_snapshot() {
 /// whose messages are not sent before the plan is chosen, and answers with
 /// it (it answered from before it). A named statement bound again through
 /// the extended protocol, whose plan PostgreSQL reuses before fluent runs,
-/// answers once as before the change (the README's open limit of kept
-/// plans: refusing it with `40001` also refused plans in normal operation,
-/// for changes that did not concern them), and planned again after that.
+/// is refused with `40001` as it starts under a snapshot that shows the
+/// change of its user's answers (it answered as before the change, with the
+/// row written with it: 34), and planned again after that.
 #[test]
-fn a_kept_plan_chosen_while_a_visible_commit_is_unsent_answers_with_it_from_its_next_run() {
+fn a_kept_plan_chosen_while_a_visible_commit_is_unsent_is_refused_then_planned_with_it() {
     let db = fresh_database("gate_visible_kept");
     seed(&db);
     let mut bound = boss_session(&db);
@@ -359,9 +359,9 @@ fn a_kept_plan_chosen_while_a_visible_commit_is_unsent_answers_with_it_from_its_
         "EXECUTE beginning a REPEATABLE READ transaction"
     );
     assert_eq!(
-        bound.query_one(&statement, &[]).unwrap().get::<_, i64>(0),
-        34,
-        "a kept plan bound again, the open limit: as before the revoke, with the row written with it"
+        sqlstate(bound.query_one(&statement, &[])),
+        "40001",
+        "a kept plan bound again, chosen before the revoke was taken in"
     );
     assert_eq!(
         bound.query_one(&statement, &[]).unwrap().get::<_, i64>(0),
@@ -982,6 +982,153 @@ fn a_folded_statement_keeps_no_snapshot_once_it_ran() {
         "an idle transaction after a folded statement"
     );
     reader.batch_execute("COMMIT").unwrap();
+}
+
+/// The same after a statement whose query is planned while a portal runs
+/// (`EXPLAIN`, `COPY`), and after a write whose rule's last action is a
+/// `NOTIFY`: on the code before, each kept its planning snapshot until the
+/// transaction ended.
+#[test]
+fn statements_planned_inside_utilities_or_ending_in_a_notify_keep_no_snapshot() {
+    let db = fresh_database("gate_planned_xmin_utility");
+    seed(&db);
+    let mut dba = connect(&db, "postgres");
+    dba.batch_execute(&format!(
+        "CREATE TABLE noted (id int, owner text);
+         SELECT fluent_protect('noted', 'docs', 'owner');
+         SELECT fluent_set_permission('all_r', 'docs', 'write', 'all');
+         CREATE RULE noted_notify AS ON INSERT TO noted DO ALSO NOTIFY noted_changed;
+         GRANT SELECT, INSERT ON noted TO {APP};"
+    ))
+    .unwrap();
+    let mut reader = boss_session(&db);
+    let pid: i32 = reader
+        .query_one("SELECT pg_backend_pid()", &[])
+        .unwrap()
+        .get(0);
+    let xmin_held = |dba: &mut Client| {
+        count(
+            dba,
+            &format!("SELECT count(backend_xmin) FROM pg_stat_activity WHERE pid = {pid}"),
+        )
+    };
+    reader.batch_execute("BEGIN").unwrap();
+    reader
+        .batch_execute("EXPLAIN SELECT count(*) FROM docs")
+        .unwrap();
+    assert_eq!(xmin_held(&mut dba), 0, "idle after EXPLAIN");
+    let mut copied = String::new();
+    std::io::Read::read_to_string(
+        &mut reader
+            .copy_out("COPY (SELECT id FROM docs) TO STDOUT")
+            .unwrap(),
+        &mut copied,
+    )
+    .unwrap();
+    assert_eq!(copied.lines().count(), 33, "the rows copied");
+    assert_eq!(xmin_held(&mut dba), 0, "idle after COPY");
+    reader
+        .batch_execute("INSERT INTO noted VALUES (1, 'boss')")
+        .unwrap();
+    assert_eq!(xmin_held(&mut dba), 0, "idle after the rule's NOTIFY");
+    reader.batch_execute("COMMIT").unwrap();
+}
+
+/// `sql` runs in `reader` while the test holds advisory lock 7: the query it
+/// runs after taking that lock (a function's) starts after `change`, which
+/// commits with a 34th row while it waits. Returns what `sql` gave.
+fn change_while_a_function_waits(
+    db: &str,
+    mut reader: Client,
+    sql: &'static str,
+    change: &str,
+) -> (Result<String, postgres::Error>, Client) {
+    let mut dba = connect(db, "postgres");
+    dba.batch_execute("SELECT pg_advisory_lock(7)").unwrap();
+    let reader_pid: i32 = reader
+        .query_one("SELECT pg_backend_pid()", &[])
+        .unwrap()
+        .get(0);
+    let running = std::thread::spawn(move || {
+        let value = reader
+            .query_one(sql, &[])
+            .map(|row| row.get::<_, String>(0));
+        (value, reader)
+    });
+    wait_for_lock(
+        &mut dba,
+        reader_pid,
+        "the function never waited for the lock",
+    );
+    connect(db, "postgres")
+        .batch_execute(&format!(
+            "BEGIN; {change}; INSERT INTO docs VALUES (34, 'ann'); COMMIT"
+        ))
+        .unwrap();
+    dba.batch_execute("SELECT pg_advisory_unlock(7)").unwrap();
+    running.join().unwrap()
+}
+
+/// A function that counts the docs, waits for advisory lock 7, and counts
+/// them again: the second query is planned under its caller's snapshot and
+/// runs under one taken after (a volatile function's, in READ COMMITTED).
+const COUNT_TWICE: &str = "CREATE FUNCTION count_twice() RETURNS text LANGUAGE plpgsql AS $$
+    DECLARE first bigint;
+    BEGIN
+        SELECT count(*) INTO first FROM docs;
+        PERFORM pg_advisory_lock_shared(7);
+        RETURN first || '/' || (SELECT count(*) FROM docs);
+    END $$";
+
+/// A revoke (and a row written with it) that commits while a function runs
+/// shows in neither the rows nor the answers of the function's next query:
+/// the query is refused (`40001`), and the statement run again sees the
+/// revoke. On the code before, the query read the row written after the
+/// revoke with the access boss had before it ("33/34").
+#[test]
+fn a_function_query_started_after_a_revoke_of_the_acting_user_is_refused() {
+    let db = fresh_database("gate_function_revoke");
+    seed(&db);
+    let mut dba = connect(&db, "postgres");
+    dba.batch_execute(&format!(
+        "{COUNT_TWICE}; GRANT EXECUTE ON FUNCTION count_twice() TO {APP}"
+    ))
+    .unwrap();
+    let reader = boss_session(&db);
+    let (value, mut reader) =
+        change_while_a_function_waits(&db, reader, "SELECT count_twice()", REVOKE);
+    assert_eq!(
+        sqlstate(value),
+        "40001",
+        "the function's query after the revoke"
+    );
+    assert_eq!(
+        count(&mut reader, "SELECT count(*) FROM docs"),
+        0,
+        "the statement run again"
+    );
+}
+
+/// Another user's change committing while the function runs does not stop
+/// it: its next query reads the row written with that change, with boss's
+/// unchanged answers.
+#[test]
+fn a_function_query_started_after_another_users_change_runs() {
+    let db = fresh_database("gate_function_other");
+    seed(&db);
+    let mut dba = connect(&db, "postgres");
+    dba.batch_execute(&format!(
+        "{COUNT_TWICE}; GRANT EXECUTE ON FUNCTION count_twice() TO {APP}"
+    ))
+    .unwrap();
+    let reader = boss_session(&db);
+    let (value, _) = change_while_a_function_waits(
+        &db,
+        reader,
+        "SELECT count_twice()",
+        "SELECT fluent_grant_role('ann', 'all_r')",
+    );
+    assert_eq!(value.unwrap(), "33/34", "both queries of the function");
 }
 
 /// A statement that started while a change stalled, and plans a query from
