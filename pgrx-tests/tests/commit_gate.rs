@@ -1034,6 +1034,51 @@ fn statements_planned_inside_utilities_or_ending_in_a_notify_keep_no_snapshot() 
     reader.batch_execute("COMMIT").unwrap();
 }
 
+/// A transaction with an id keeps no planning snapshot (it reads the
+/// catalog through snapshots of its own): a statement planned before a
+/// revoke and a row written with it, and started after, is refused. On the
+/// code before, it read the row with the access boss had before the revoke
+/// (34).
+#[test]
+fn a_statement_of_a_transaction_with_an_id_started_after_a_revoke_is_refused() {
+    let db = fresh_database("gate_planned_with_id");
+    seed(&db);
+    let mut reader = boss_session(&db);
+    reader
+        .batch_execute("BEGIN; SELECT pg_current_xact_id()")
+        .unwrap();
+    assert_eq!(count(&mut reader, "SELECT count(*) FROM docs"), 33);
+    let sql = "SELECT count(*)::text FROM docs WHERE slow_one() = 1";
+    let mut dba = connect(&db, "postgres");
+    let reader_pid: i32 = reader
+        .query_one("SELECT pg_backend_pid()", &[])
+        .unwrap()
+        .get(0);
+    let running = std::thread::spawn(move || {
+        let result = reader.simple_query(sql).map(|_| ());
+        (result, reader)
+    });
+    wait_until(
+        &mut dba,
+        &format!(
+            "SELECT count(*) FROM pg_stat_activity WHERE pid = {reader_pid} AND wait_event = 'PgSleep'"
+        ),
+        "the statement never slept while it was planned",
+    );
+    dba.batch_execute(&format!(
+        "BEGIN; {REVOKE}; INSERT INTO docs VALUES (34, 'ann'); COMMIT"
+    ))
+    .unwrap();
+    let (result, mut reader) = running.join().unwrap();
+    assert_eq!(sqlstate(result), "40001", "planned before, started after");
+    reader.batch_execute("ROLLBACK").unwrap();
+    assert_eq!(
+        count(&mut reader, "SELECT count(*) FROM docs"),
+        0,
+        "run again"
+    );
+}
+
 /// `sql` runs in `reader` while the test holds advisory lock 7: the query it
 /// runs after taking that lock (a function's) starts after `change`, which
 /// commits with a 34th row while it waits. Returns what `sql` gave.
