@@ -549,15 +549,19 @@ fn a_plan_folded_before_a_stalled_change_became_visible_runs_as_before_it() {
 /// The first value `sql` returns, run through the simple query protocol
 /// (planned and started in one message, as `psql` runs it).
 fn simple_value(client: &mut Client, sql: &str) -> String {
-    client
-        .simple_query(sql)
-        .unwrap()
+    try_simple_value(client, sql).unwrap()
+}
+
+/// The first value `sql` returns through the simple protocol, or its error.
+fn try_simple_value(client: &mut Client, sql: &str) -> Result<String, postgres::Error> {
+    Ok(client
+        .simple_query(sql)?
         .into_iter()
         .find_map(|message| match message {
             postgres::SimpleQueryMessage::Row(row) => row.get(0).map(str::to_owned),
             _ => None,
         })
-        .expect("a row")
+        .expect("a row"))
 }
 
 /// Revokes boss's role and writes a 34th row in one transaction, committed
@@ -566,6 +570,16 @@ fn simple_value(client: &mut Client, sql: &str) -> String {
 /// the revoke nor with the revoke. On the code before, it read the new row
 /// with the access boss had before the revoke (34). Returns the reader.
 fn revoke_and_write_while_planned(db: &str, reader: Client, sql: &'static str) -> (String, Client) {
+    let (value, reader) = try_revoke_and_write_while_planned(db, reader, sql);
+    (value.unwrap(), reader)
+}
+
+/// `revoke_and_write_while_planned`, returning what `sql` gave, an error too.
+fn try_revoke_and_write_while_planned(
+    db: &str,
+    reader: Client,
+    sql: &'static str,
+) -> (Result<String, postgres::Error>, Client) {
     let mut dba = connect(db, "postgres");
     let mut reader = reader;
     let reader_pid: i32 = reader
@@ -573,7 +587,7 @@ fn revoke_and_write_while_planned(db: &str, reader: Client, sql: &'static str) -
         .unwrap()
         .get(0);
     let running = std::thread::spawn(move || {
-        let value = simple_value(&mut reader, sql);
+        let value = try_simple_value(&mut reader, sql);
         (value, reader)
     });
     wait_until(
@@ -1049,27 +1063,7 @@ fn a_statement_of_a_transaction_with_an_id_started_after_a_revoke_is_refused() {
         .unwrap();
     assert_eq!(count(&mut reader, "SELECT count(*) FROM docs"), 33);
     let sql = "SELECT count(*)::text FROM docs WHERE slow_one() = 1";
-    let mut dba = connect(&db, "postgres");
-    let reader_pid: i32 = reader
-        .query_one("SELECT pg_backend_pid()", &[])
-        .unwrap()
-        .get(0);
-    let running = std::thread::spawn(move || {
-        let result = reader.simple_query(sql).map(|_| ());
-        (result, reader)
-    });
-    wait_until(
-        &mut dba,
-        &format!(
-            "SELECT count(*) FROM pg_stat_activity WHERE pid = {reader_pid} AND wait_event = 'PgSleep'"
-        ),
-        "the statement never slept while it was planned",
-    );
-    dba.batch_execute(&format!(
-        "BEGIN; {REVOKE}; INSERT INTO docs VALUES (34, 'ann'); COMMIT"
-    ))
-    .unwrap();
-    let (result, mut reader) = running.join().unwrap();
+    let (result, mut reader) = try_revoke_and_write_while_planned(&db, reader, sql);
     assert_eq!(sqlstate(result), "40001", "planned before, started after");
     reader.batch_execute("ROLLBACK").unwrap();
     assert_eq!(
