@@ -204,13 +204,13 @@ unsafe fn start_planned(query: *mut pg_sys::QueryDesc, folded: bool, kept: Kept,
 /// change committed in between, or since the client's statement looked at
 /// the change log, would show in its rows and not in its answers (a loop in
 /// a DO block would read, for as long as it ran, rows written after a
-/// revoke). So it passes the gate; if a change
-/// arrived that the answers do not hold, the cache looks at the change log
-/// through the query's snapshot, and the query runs only if the acting
-/// user's answers are what they were (others' changes do not stop it);
-/// else it is refused with `40001` (run again, the statement sees the
-/// change). Its own snapshot is used, not the one it was planned under: a
-/// volatile function's query must see what committed before it started.
+/// revoke). So it passes the gate; if a change arrived that the answers do
+/// not hold, the cache looks at the change log through the query's
+/// snapshot, and the query runs only if the acting user's answers are what
+/// they were (others' changes do not stop it); else it is refused with
+/// `40001` (run again, the statement sees the change). Its own snapshot is
+/// used, not the one it was planned under: a volatile function's query must
+/// see what committed before it started.
 unsafe fn start_inside(query: *mut pg_sys::QueryDesc) {
     cache::pass_gate_and_take_in();
     if cache::answers_hold_every_message() {
