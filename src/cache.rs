@@ -46,6 +46,7 @@
 
 use crate::hashing::FastMap;
 use std::cell::{Cell, RefCell};
+use std::hash::{Hash, Hasher};
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 
@@ -226,7 +227,7 @@ fn flush() {
 }
 
 /// Why a user is granted nothing in a workspace, whatever they hold.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 enum Barred {
     Unknown,
     Ghost,
@@ -338,7 +339,8 @@ struct WorkspaceEntry {
     teams: FastMap<(i64, bool), TeamSet>,
     /// user_id -> the names of the teams they are a member of (assignments
     /// to a team give its members item roles), loaded on first use.
-    member_of: FastMap<i64, Rc<Vec<String>>>,
+    /// (With the number of its load, `next_part_load`.)
+    member_of: FastMap<i64, (u64, Rc<Vec<String>>)>,
     /// The look after which the whole model was loaded (at first, or again
     /// as modules, actions, requirements, administrative rights or item
     /// roles changed).
@@ -352,6 +354,8 @@ struct TeamSet {
     /// The teams the user leads, whose members are among them: a change to
     /// one of these teams drops the set (`Cache::apply`).
     led: Vec<i64>,
+    /// Which load of a part of a user's answers it was (`next_part_load`).
+    load: u64,
 }
 
 impl WorkspaceEntry {
@@ -405,6 +409,14 @@ struct Cache {
 
 thread_local! {
     static CACHE: RefCell<Cache> = RefCell::new(Cache::default());
+    /// Loads of the parts of users' answers cached apart (team sets, member
+    /// teams), numbered: a part loaded again has another number.
+    static PART_LOADS: Cell<u64> = const { Cell::new(0) };
+}
+
+fn next_part_load() -> u64 {
+    PART_LOADS.set(PART_LOADS.get() + 1);
+    PART_LOADS.get()
 }
 
 thread_local! {
@@ -934,75 +946,135 @@ impl WorkspaceEntry {
         self.model = model;
     }
 
-    /// What the cache answers `user` (its entry, current or not), as far as
-    /// a plan can have folded it.
-    fn answers(&self, user: &UserEntry) -> Answers {
-        Answers {
-            remodeled_at: self.remodeled_at,
-            user_id: user.user_id,
-            barred: user.barred,
-            scopes: self.scopes(user).into(),
-            roles: self
-                .sets
-                .get(user.set as usize)
-                .map(|set| set.roles.clone())
-                .unwrap_or_default(),
-            teams: [false, true].map(|direct| {
-                self.teams
-                    .get(&(user.user_id, direct))
-                    .map(|set| set.keys.clone())
-            }),
-            member_of: self.member_of.get(&user.user_id).cloned(),
+    /// The stamp of what `user` (entry `entry`) is answered, with the parts
+    /// `parts` of `AnswersStamp` that are cached (the rest left out).
+    fn stamp(&self, identity: (&str, &str), entry: &UserEntry, parts: u8) -> AnswersStamp {
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        identity.hash(&mut hasher);
+        (self.model.workspace_id, self.remodeled_at).hash(&mut hasher);
+        (entry.user_id, entry.loaded, entry.set, entry.barred).hash(&mut hasher);
+        self.sets
+            .get(entry.set as usize)
+            .map(|set| set.changed_at)
+            .hash(&mut hasher);
+        let mut covered = 0;
+        let parts = parts & !AnswersStamp::IDENTITY;
+        for (bit, direct) in [(AnswersStamp::TEAM, false), (AnswersStamp::DIRECT, true)] {
+            if let Some(set) = self.teams.get(&(entry.user_id, direct)) {
+                if parts & bit != 0 {
+                    covered |= bit;
+                    (bit, set.load).hash(&mut hasher);
+                }
+            }
+        }
+        if let Some((load, _)) = self.member_of.get(&entry.user_id) {
+            if parts & AnswersStamp::MEMBER_OF != 0 {
+                covered |= AnswersStamp::MEMBER_OF;
+                (AnswersStamp::MEMBER_OF, load).hash(&mut hasher);
+            }
+        }
+        AnswersStamp {
+            hash: hasher.finish() & AnswersStamp::HASH_BITS,
+            parts: covered,
         }
     }
 }
 
-/// What the cache answers one user, as far as a plan can have folded it
-/// (src/plans.rs): the scopes, the roles held (item roles' conditions), the
-/// users their scopes `team` and `direct` reach and the teams they are a
-/// member of where those were loaded, and the model they were resolved in.
-/// Compared across a look (`answers_survive_a_look`).
-#[derive(PartialEq)]
-struct Answers {
-    remodeled_at: u64,
-    user_id: i64,
-    barred: Option<Barred>,
-    scopes: Box<[Scope]>,
-    roles: Box<[i32]>,
-    teams: [Option<Rc<Vec<String>>>; 2],
-    member_of: Option<Rc<Vec<String>>>,
+/// What a plan folded the acting user's answers from (src/plans.rs), kept
+/// with the plan and compared as it starts (src/planning_snapshot.rs): the
+/// identity, and the versions of what the cache answered it from (the
+/// user's entry and role set, the workspace model; the users the scopes
+/// `team` and `direct` reach and the teams the user is a member of, where
+/// `parts` says they were cached). A look that changes any of them for the
+/// user, or a reload, gives another stamp; other users' changes do not.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AnswersStamp {
+    /// A hash of those, in `HASH_BITS` (kept in a plan as a `double`).
+    pub hash: u64,
+    pub parts: u8,
 }
 
-fn cached_answers(workspace: &str, user: &str) -> Option<Answers> {
-    CACHE.with_borrow(|c| {
-        let ws = c.workspaces.get(workspace)?.as_ref()?;
-        Some(ws.answers(ws.users.get(user)?))
-    })
-}
-
-/// Looks at the change log again through the active snapshot, and tells
-/// whether what the cache answers `user` in `workspace` is what it held
-/// before: a plan folded from it holds for that snapshot
-/// (src/planning_snapshot.rs). What the user's answers were folded from and
-/// is no longer cached counts as changed.
-pub fn answers_survive_a_look(workspace: &str, user: &str) -> bool {
-    let before = cached_answers(workspace, user);
-    GENERATION.fetch_add(1, Ordering::Relaxed);
-    if with_user_entry(workspace, user, |_, _, _| ()).is_err() {
-        return before.is_none();
-    }
-    let Some(before) = before else {
-        return false;
+impl AnswersStamp {
+    pub const TEAM: u8 = 1;
+    pub const DIRECT: u8 = 2;
+    pub const MEMBER_OF: u8 = 4;
+    /// Of the identity alone (no entry was read).
+    pub const IDENTITY: u8 = 8;
+    pub const HASH_BITS: u64 = (1 << 52) - 1;
+    /// The stamp of no answers: matches none (answers folded from two
+    /// looks, or from a cache that held no entry).
+    pub const NONE: AnswersStamp = AnswersStamp {
+        hash: u64::MAX,
+        parts: 0,
     };
-    for (loaded, scope) in before.teams.iter().zip([Scope::Team, Scope::Direct]) {
-        if loaded.is_some() {
+}
+
+/// How many looks at the change log have applied changes: folds made
+/// between two equal counts read one state of the cache.
+pub fn looks() -> u64 {
+    CACHE.with_borrow(|c| c.looks)
+}
+
+/// The stamp of what the cache answers `user` in `workspace` now, with
+/// every optional part that is cached, loading none (and looking at
+/// nothing): right after answers were folded from it. If the user has no
+/// entry, the plan folded their key alone: its stamp is the identity's.
+pub fn answers_stamp_folded(workspace: &str, user: &str) -> AnswersStamp {
+    CACHE
+        .with_borrow(|c| {
+            let ws = c.workspaces.get(workspace)?.as_ref()?;
+            let entry = ws.users.get(user)?;
+            Some(ws.stamp((workspace, user), entry, u8::MAX))
+        })
+        .unwrap_or_else(|| identity_stamp(workspace, Some(user)))
+}
+
+/// The stamp of what the cache answers `user` in `workspace` after a look
+/// at the change log (taken if a change arrived that it does not hold),
+/// with the optional parts `parts` loaded again where a change dropped
+/// them.
+pub fn answers_stamp_now(workspace: &str, user: &str, parts: u8) -> AnswersStamp {
+    if parts & AnswersStamp::IDENTITY != 0 {
+        return identity_stamp(workspace, Some(user));
+    }
+    if with_user_entry(workspace, user, |_, _, _| ()).is_err() {
+        return AnswersStamp::NONE;
+    }
+    for (bit, scope) in [
+        (AnswersStamp::TEAM, Scope::Team),
+        (AnswersStamp::DIRECT, Scope::Direct),
+    ] {
+        if parts & bit != 0 {
             reached_users(workspace, user, scope);
         }
     }
-    if before.member_of.is_some() {
+    if parts & AnswersStamp::MEMBER_OF != 0 {
         member_teams(workspace, user);
     }
-    cached_answers(workspace, user).is_some_and(|after| after == before)
+    CACHE
+        .with_borrow(|c| {
+            let ws = c.workspaces.get(workspace)?.as_ref()?;
+            let entry = ws.users.get(user)?;
+            Some(ws.stamp((workspace, user), entry, parts))
+        })
+        .unwrap_or(AnswersStamp::NONE)
+}
+
+/// The stamp of answers folded from the identity alone: the user's key (or
+/// nobody, `None`) in `workspace`.
+pub fn identity_stamp(workspace: &str, user: Option<&str>) -> AnswersStamp {
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    (AnswersStamp::IDENTITY, workspace, user).hash(&mut hasher);
+    AnswersStamp {
+        hash: hasher.finish() & AnswersStamp::HASH_BITS,
+        parts: AnswersStamp::IDENTITY,
+    }
+}
+
+/// Looks at the change log again, through the active snapshot.
+pub fn look_again_now() {
+    GENERATION.fetch_add(1, Ordering::Relaxed);
+    refresh_if_stale();
 }
 
 /// The scopes a set of roles gives without overrides.
@@ -1429,6 +1501,7 @@ pub fn reached_users(workspace: &str, user: &str, scope: Scope) -> Rc<Vec<String
             let set = TeamSet {
                 keys: keys.clone(),
                 led,
+                load: next_part_load(),
             };
             ws.teams.insert((user_id, direct), set);
         }
@@ -1546,7 +1619,7 @@ pub fn member_teams(workspace: &str, user: &str) -> Rc<Vec<String>> {
             .as_ref()?
             .member_of
             .get(&user_id)
-            .cloned()
+            .map(|(_, teams)| teams.clone())
     });
     if let Some(teams) = cached {
         return teams;
@@ -1555,7 +1628,8 @@ pub fn member_teams(workspace: &str, user: &str) -> Rc<Vec<String>> {
     let teams = Rc::new(loaders::load_member_teams(workspace_id, user_id));
     CACHE.with_borrow_mut(|c| {
         if let Some(Some(ws)) = c.workspaces.get_mut(workspace) {
-            ws.member_of.insert(user_id, teams.clone());
+            ws.member_of
+                .insert(user_id, (next_part_load(), teams.clone()));
         }
     });
     teams

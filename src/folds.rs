@@ -25,14 +25,25 @@ thread_local! {
     /// whether one happened while it ran.
     static IDENTITY_CHANGES: Cell<u64> = const { Cell::new(0) };
     static FOLDS: Cell<u64> = const { Cell::new(0) };
+    /// The look at the change log (src/cache.rs counts them) the folds
+    /// since the outermost planning began read, and whether they read
+    /// more than one.
+    static FOLD_LOOK: Cell<Option<u64>> = const { Cell::new(None) };
+    static FOLD_LOOKS_DIFFER: Cell<bool> = const { Cell::new(false) };
     /// A plan made in the current transaction for a statement run inside
     /// another one (a function's) folded the acting user's answers.
     static FOLDED_INSIDE_IN_XACT: Cell<bool> = const { Cell::new(false) };
 }
 
-/// A plan folded the helper whose support function has syscache hash `hash`.
-pub fn record_fold(hash: u32) {
+/// A plan folded the helper whose support function has syscache hash
+/// `hash`, from the cache as look `look` left it.
+pub fn record_fold(hash: u32, look: u64) {
     FOLDS.set(FOLDS.get() + 1);
+    match FOLD_LOOK.get() {
+        None => FOLD_LOOK.set(Some(look)),
+        Some(seen) if seen != look => FOLD_LOOKS_DIFFER.set(true),
+        Some(_) => {}
+    }
     // Outside the planner hook: the library loaded in the middle of this
     // planner call (which looked the hook up before), or an expression
     // planned without the planner (PL/pgSQL's casts). Whose statement it
@@ -54,6 +65,8 @@ pub struct Planned {
     /// The identity changed while it ran after answers of the previous one
     /// were folded.
     pub mixed: bool,
+    /// The look its folds all read (`None` if they read several, or none).
+    pub look: Option<u64>,
 }
 
 /// Runs `plan` (the planner) for a statement, the client's own or, with
@@ -64,16 +77,35 @@ pub fn planning<R>(
     plan: impl FnOnce() -> R + std::panic::UnwindSafe,
 ) -> (R, Planned) {
     let (changes, folds) = (IDENTITY_CHANGES.get(), FOLDS.get());
+    let outer = (FOLD_LOOK.replace(None), FOLD_LOOKS_DIFFER.replace(false));
+    let this = std::cell::Cell::new((None, false));
     PLANNING.set(PLANNING.get() + 1);
     let result = pgrx::PgTryBuilder::new(plan)
-        .finally(|| PLANNING.set(PLANNING.get() - 1))
+        .finally(|| {
+            PLANNING.set(PLANNING.get() - 1);
+            // The planning this one runs inside folded what it folded.
+            let (look, differ) = (FOLD_LOOK.get(), FOLD_LOOKS_DIFFER.get());
+            this.set((look, differ));
+            let both = matches!((outer.0, look), (Some(a), Some(b)) if a != b);
+            FOLD_LOOK.set(outer.0.or(look));
+            FOLD_LOOKS_DIFFER.set(outer.1 || differ || both);
+        })
         .execute();
     let folded = FOLDS.get() != folds;
     if folded && inside {
         FOLDED_INSIDE_IN_XACT.set(true);
     }
     let mixed = IDENTITY_CHANGES.get() != changes && folded;
-    (result, Planned { folded, mixed })
+    let (look, differ) = this.get();
+    let look = look.filter(|_| !differ);
+    (
+        result,
+        Planned {
+            folded,
+            mixed,
+            look,
+        },
+    )
 }
 
 /// Whether a plan is being made (a function the planner runs is running).

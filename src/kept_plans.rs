@@ -82,16 +82,25 @@ pub fn init() {
 
 /// Adds the entry whose lock takes messages in to a folded plan's range
 /// table, so that a kept copy of the plan takes it when it is bound again.
-/// `sentinel` is the sentinel relation the plan depends on.
-pub unsafe fn lock_when_bound(plan: *mut pg_sys::PlannedStmt, sentinel: pg_sys::Oid) {
+/// `sentinel` is the sentinel relation the plan depends on. The entry also
+/// carries `stamp`, what the plan's answers were folded from
+/// (src/planning_snapshot.rs), in two fields that only other kinds of entry
+/// use (`enrtuples`, `ctelevelsup`): copies of the plan (the plan cache's)
+/// copy them, and nothing reads them in a relation's entry.
+pub unsafe fn lock_when_bound(
+    plan: *mut pg_sys::PlannedStmt,
+    sentinel: pg_sys::Oid,
+    stamp: cache::AnswersStamp,
+) {
     let Some(relation) = bind_lock_relation(sentinel) else {
         return;
     };
-    if locked_when_bound((*plan).rtable, relation) {
-        return;
+    if let Some(rte) = bind_lock_entry((*plan).rtable, relation) {
+        return carry_stamp(rte, stamp);
     }
     let rte = pg_sys::palloc0(std::mem::size_of::<pg_sys::RangeTblEntry>())
         .cast::<pg_sys::RangeTblEntry>();
+    carry_stamp(rte, stamp);
     (*rte).type_ = pg_sys::NodeTag::T_RangeTblEntry;
     (*rte).rtekind = pg_sys::RTEKind::RTE_RELATION;
     (*rte).relid = relation;
@@ -131,19 +140,38 @@ fn bind_lock_relation(sentinel: pg_sys::Oid) -> Option<pg_sys::Oid> {
     Some(toast)
 }
 
-/// Whether range table `rtable` holds the entry `lock_when_bound` adds.
-unsafe fn locked_when_bound(rtable: *mut pg_sys::List, relation: pg_sys::Oid) -> bool {
+/// The entry `lock_when_bound` adds, if range table `rtable` holds it.
+unsafe fn bind_lock_entry(
+    rtable: *mut pg_sys::List,
+    relation: pg_sys::Oid,
+) -> Option<*mut pg_sys::RangeTblEntry> {
     if rtable.is_null() {
-        return false;
+        return None;
     }
     let entries = std::slice::from_raw_parts((*rtable).elements, (*rtable).length as usize);
     // Appended last; searched from the end.
-    entries.iter().rev().any(|cell| {
-        let rte = cell.ptr_value.cast::<pg_sys::RangeTblEntry>();
-        (*rte).rtekind == pg_sys::RTEKind::RTE_RELATION
-            && (*rte).relid == relation
-            && (*rte).rellockmode == BIND_LOCK
-    })
+    entries
+        .iter()
+        .rev()
+        .map(|cell| cell.ptr_value.cast::<pg_sys::RangeTblEntry>())
+        .find(|&rte| {
+            (*rte).rtekind == pg_sys::RTEKind::RTE_RELATION
+                && (*rte).relid == relation
+                && (*rte).rellockmode == BIND_LOCK
+        })
+}
+
+unsafe fn carry_stamp(rte: *mut pg_sys::RangeTblEntry, stamp: cache::AnswersStamp) {
+    // Exact: the hash has 52 bits, a double's mantissa.
+    (*rte).enrtuples = stamp.hash as f64;
+    (*rte).ctelevelsup = stamp.parts.into();
+}
+
+unsafe fn carried_stamp(rte: *mut pg_sys::RangeTblEntry) -> cache::AnswersStamp {
+    cache::AnswersStamp {
+        hash: (*rte).enrtuples as u64,
+        parts: (*rte).ctelevelsup as u8,
+    }
 }
 
 #[pgrx::pg_guard]
@@ -151,12 +179,15 @@ unsafe extern "C-unwind" fn executor_start(query: *mut pg_sys::QueryDesc, eflags
     // A parallel worker runs its leader's plan, which did all this.
     if pg_sys::ParallelWorkerNumber < 0 {
         let (_, relation) = BIND_LOCK_RELATION.get();
-        let folded = relation != pg_sys::InvalidOid
-            && locked_when_bound((*(*query).plannedstmt).rtable, relation);
+        let stamp = (relation != pg_sys::InvalidOid)
+            .then(|| bind_lock_entry((*(*query).plannedstmt).rtable, relation))
+            .flatten()
+            .map(|rte| carried_stamp(rte));
+        let folded = stamp.is_some();
         // The plan just made runs under the snapshot it was planned under
         // if a change arrived since (which the check below then finds
-        // invisible).
-        planning_snapshot::start(query, folded);
+        // invisible); any other checks its answers against the cache.
+        planning_snapshot::start(query, stamp);
         // Before the gate is passed below, which forgets the commits it
         // stopped waiting for once they ended.
         if gate::stalled_commit_visible((*query).snapshot, folded, cache::last_look_saw) {

@@ -42,16 +42,19 @@
 //! Every other plan that folded answers (a function's query, planned under
 //! its caller's snapshot and run under a newer one; a plan the plan cache
 //! kept; a write bound and executed by a later message; a statement of a
-//! transaction with an id) passes the gate as it starts, and is refused
-//! with `40001` if its snapshot shows a change of the acting user's answers
-//! that the cache had not taken in when it was planned (`start_inside`).
+//! transaction with an id) carries a stamp of what it folded from (the
+//! identity, and the versions of the cached parts of its answers;
+//! src/cache.rs). As it starts it passes the gate, the cache takes in every
+//! change its snapshot shows, and it runs only if the acting user's answers
+//! still have its stamp: else it is refused with `40001` (`start_inside`).
 
 use std::cell::Cell;
 
 use pgrx::pg_sys;
 
-use crate::cache;
+use crate::cache::{self, AnswersStamp};
 use crate::error::FluentError;
+use crate::folds;
 use crate::gucs;
 use crate::unguarded;
 
@@ -138,7 +141,7 @@ pub fn keep() {
 /// the statement, a function's or a utility statement's; a plan the plan
 /// cache kept; a statement of a transaction with an id) is checked by
 /// `start_inside`.
-pub unsafe fn start(query: *mut pg_sys::QueryDesc, folded: bool) {
+pub unsafe fn start(query: *mut pg_sys::QueryDesc, stamp: Option<AnswersStamp>) {
     let kept = KEPT.get();
     if kept.is_some_and(|kept| kept.statement != unguarded::statement_started()) {
         release();
@@ -148,13 +151,13 @@ pub unsafe fn start(query: *mut pg_sys::QueryDesc, folded: bool) {
         .get()
         .filter(|kept| kept.portal.is_null() || kept.portal == portal)
         .and_then(|kept| Some((kept, portal_position(query)?)));
-    match planned {
-        Some((kept, last)) => {
+    match (planned, stamp) {
+        (Some((kept, last)), _) => {
             KEPT.set(Some(Kept { portal, ..kept }));
-            start_planned(query, folded, kept, last);
+            start_planned(query, stamp.is_some(), kept, last);
         }
-        None if folded && read_committed() => start_inside(query),
-        None => {}
+        (None, Some(stamp)) => start_inside(query, stamp),
+        (None, _) => {}
     }
 }
 
@@ -199,37 +202,59 @@ unsafe fn start_planned(query: *mut pg_sys::QueryDesc, folded: bool, kept: Kept,
 /// A folded plan that does not run under a kept planning snapshot: a query
 /// run inside the client's statement (a volatile function's, a DO block's,
 /// a trigger's), a plan the plan cache kept, or any in a transaction with an
-/// id. PostgreSQL plans a function's query under the snapshot active then
-/// (the caller's) and, in READ COMMITTED, runs it under one taken after: a
-/// change committed in between, or since the client's statement looked at
-/// the change log, would show in its rows and not in its answers (a loop in
-/// a DO block would read, for as long as it ran, rows written after a
-/// revoke). So it passes the gate; if a change arrived that the answers do
-/// not hold, the cache looks at the change log through the query's
-/// snapshot, and the query runs only if the acting user's answers are what
-/// they were (others' changes do not stop it); else it is refused with
-/// `40001` (run again, the statement sees the change). Its own snapshot is
+/// id. Its answers were folded from the cache as `folded` stamps it, maybe
+/// long before (a SQL function plans its statements at its first call, for
+/// every row of its caller), and the cache may have looked at the change
+/// log since (a `fluent_can` in between). And PostgreSQL plans a function's
+/// query under the snapshot active then (the caller's) and, in READ
+/// COMMITTED, runs it under one taken after: a change committed in between
+/// would show in its rows and not in its answers (a loop in a DO block read,
+/// for as long as it ran, rows written after a revoke). So, in READ
+/// COMMITTED, it passes the gate and, if a change arrived that the cache's
+/// answers do not hold, the cache looks at the change log through the
+/// query's snapshot; then the query runs only if the acting user's answers
+/// are still those it folded (others' changes do not stop it), else it is
+/// refused with `40001` (run again, the statement sees the change). An
+/// identity changed since it was planned (`fluent_reset_user` in a SQL
+/// function) refuses it too, at every isolation level. Its own snapshot is
 /// used, not the one it was planned under: a volatile function's query must
 /// see what committed before it started.
-unsafe fn start_inside(query: *mut pg_sys::QueryDesc) {
-    cache::pass_gate_and_take_in();
-    if cache::answers_hold_every_message() {
-        return;
-    }
+unsafe fn start_inside(query: *mut pg_sys::QueryDesc, folded: AnswersStamp) {
     let snapshot = (*query).snapshot;
-    if snapshot.is_null() {
-        return;
+    if read_committed() {
+        cache::pass_gate_and_take_in();
     }
-    let held = gucs::with_acting(|user, workspace| {
-        let Some(user) = user else { return true };
+    if read_committed() && !cache::answers_hold_every_message() && !snapshot.is_null() {
         pg_sys::PushActiveSnapshot(snapshot);
-        let held = cache::answers_survive_a_look(workspace, user);
+        cache::look_again_now();
         pg_sys::PopActiveSnapshot();
-        held
-    });
-    if !held {
+    }
+    if acting_stamp(Some(folded.parts)) != folded {
+        // Made again at its next use, not refused again.
+        folds::invalidate_identity_plans();
         FluentError::ChangedWhileRunning.report();
     }
+}
+
+/// What the plan just made folded the acting user's answers from
+/// (src/plans.rs), if every fold read the cache as it is now (`look`, see
+/// src/folds.rs); else a stamp no start matches.
+pub fn folded_stamp(look: Option<u64>) -> AnswersStamp {
+    if look != Some(cache::looks()) {
+        return AnswersStamp::NONE;
+    }
+    acting_stamp(None)
+}
+
+/// The stamp of the acting user's answers: as cached, looking at nothing
+/// (`None`), or with the optional `parts` loaded again where a change
+/// dropped them.
+fn acting_stamp(parts: Option<u8>) -> AnswersStamp {
+    gucs::with_acting(|user, workspace| match (user, parts) {
+        (None, _) => cache::identity_stamp(workspace, None),
+        (Some(user), None) => cache::answers_stamp_folded(workspace, user),
+        (Some(user), Some(parts)) => cache::answers_stamp_now(workspace, user, parts),
+    })
 }
 
 /// Runs `query` under a copy of `planned` (with the command id of the

@@ -106,7 +106,7 @@ unsafe extern "C-unwind" fn plan_with_one_identity(
         crate::error::FluentError::IdentityChangedWhilePlanning.report();
     }
     if planned.folded && !plan.is_null() {
-        keep_dependencies(plan);
+        keep_dependencies(plan, planning_snapshot::folded_stamp(planned.look));
         if !inside {
             planning_snapshot::keep();
         }
@@ -119,8 +119,9 @@ unsafe extern "C-unwind" fn plan_with_one_identity(
 /// (`depend_on_identity_and_catalog`), but a planner that runs before this
 /// one and builds a plan of its own from the one PostgreSQL made (Citus's,
 /// for a distributed query) may leave it out: such a plan would outlive the
-/// identity and the catalog it was folded for.
-unsafe fn keep_dependencies(plan: *mut pg_sys::PlannedStmt) {
+/// identity and the catalog it was folded for. `stamp` is what it folded
+/// from, compared as it starts (src/planning_snapshot.rs).
+unsafe fn keep_dependencies(plan: *mut pg_sys::PlannedStmt, stamp: cache::AnswersStamp) {
     folds::with_folded_functions(|folded| {
         for &hash in folded {
             if !names_function((*plan).invalItems, hash) {
@@ -135,7 +136,7 @@ unsafe fn keep_dependencies(plan: *mut pg_sys::PlannedStmt) {
     });
     if let Some(sentinel) = cache::sentinel_relid() {
         (*plan).relationOids = pg_sys::list_append_unique_oid((*plan).relationOids, sentinel);
-        kept_plans::lock_when_bound(plan, sentinel);
+        kept_plans::lock_when_bound(plan, sentinel, stamp);
     }
 }
 
@@ -601,7 +602,7 @@ unsafe fn depend_on_identity_and_catalog(root: *mut pg_sys::PlannerInfo, funcid:
     if let Some(sentinel) = cache::sentinel_relid() {
         (*glob).relationOids = pg_sys::list_append_unique_oid((*glob).relationOids, sentinel);
     }
-    folds::record_fold(hash);
+    folds::record_fold(hash, cache::looks());
 }
 
 /// Whether plan invalidation items `items` (a plan's, or one being made)

@@ -1170,6 +1170,119 @@ fn a_function_query_started_after_another_users_change_runs() {
     assert_eq!(value.unwrap(), "33/34", "both queries of the function");
 }
 
+/// A SQL function plans all its statements at its first call. A look at the
+/// change log between then and its last statement (a helper's `fluent_can`,
+/// after a lock that took the messages in) takes in a revoke that committed
+/// meanwhile, with a row: the last statement, folded before the revoke, is
+/// refused as it starts. On the code that compared the answers before and
+/// after its own look, that look had already been taken, and the statement
+/// read the row with the access boss had before the revoke ("34").
+#[test]
+fn a_sql_function_statement_folded_before_a_revoke_is_refused_after_a_look_in_between() {
+    let db = fresh_database("gate_sql_function_look");
+    seed(&db);
+    let mut dba = connect(&db, "postgres");
+    dba.batch_execute(&format!(
+        "CREATE TABLE side (i int);
+         GRANT SELECT ON side TO {APP};
+         CREATE FUNCTION may_read() RETURNS boolean LANGUAGE plpgsql
+             AS 'BEGIN PERFORM FROM side; RETURN fluent_can(''docs'', ''read''); END';
+         CREATE FUNCTION count_after_a_check() RETURNS text LANGUAGE sql AS $$
+             SELECT pg_advisory_lock_shared(7);
+             SELECT may_read();
+             SELECT count(*)::text FROM docs;
+         $$;
+         GRANT EXECUTE ON FUNCTION may_read(), count_after_a_check() TO {APP}"
+    ))
+    .unwrap();
+    let reader = boss_session(&db);
+    let (value, mut reader) =
+        change_while_a_function_waits(&db, reader, "SELECT count_after_a_check()", REVOKE);
+    assert_eq!(
+        sqlstate(value),
+        "40001",
+        "the statement folded before the revoke"
+    );
+    assert_eq!(
+        count(&mut reader, "SELECT count(*) FROM docs"),
+        0,
+        "the statement run again"
+    );
+}
+
+/// A write bound through the extended protocol before a revoke, and
+/// executed after another statement took the revoke in, is refused. On the
+/// code before, it updated the 34 rows, the one written with the revoke
+/// too, with the access boss had before it.
+#[test]
+fn a_write_bound_before_a_revoke_and_executed_after_another_statement_is_refused() {
+    let db = fresh_database("gate_bound_write_later");
+    seed(&db);
+    let mut dba = connect(&db, "postgres");
+    dba.batch_execute(&format!(
+        "GRANT UPDATE ON docs TO {APP};
+         SELECT fluent_set_permission('all_r', 'docs', 'write', 'all')"
+    ))
+    .unwrap();
+    let mut reader = connect(&db, fluent_pgrx_tests::AUTHENTICATOR);
+    let mut tx = reader.transaction().unwrap();
+    tx.batch_execute(&format!(
+        "SELECT fluent_set_user('boss', true); SET LOCAL ROLE {APP}"
+    ))
+    .unwrap();
+    let write = tx
+        .prepare("UPDATE docs SET owner = owner RETURNING id")
+        .unwrap();
+    let portal = tx.bind(&write, &[]).unwrap();
+    dba.batch_execute(&format!(
+        "BEGIN; {REVOKE}; INSERT INTO docs VALUES (34, 'ann'); COMMIT"
+    ))
+    .unwrap();
+    assert_eq!(
+        tx.query_one("SELECT count(*) FROM docs", &[])
+            .unwrap()
+            .get::<_, i64>(0),
+        0,
+        "the statement in between"
+    );
+    assert_eq!(
+        sqlstate(tx.query_portal(&portal, 0)),
+        "40001",
+        "the write bound before the revoke"
+    );
+}
+
+/// A SQL function that drops the identity (`fluent_reset_user`) and then
+/// reads: its statements were planned, at its first call, for the identity
+/// before; the read is refused rather than answered for it. On the code
+/// before, it read boss's 33 rows.
+#[test]
+fn a_sql_function_statement_folded_before_the_identity_changed_is_refused() {
+    let db = fresh_database("gate_sql_function_identity");
+    seed(&db);
+    let mut dba = connect(&db, "postgres");
+    dba.batch_execute(&format!(
+        "CREATE FUNCTION reset_and_count() RETURNS text LANGUAGE sql AS $$
+             SELECT fluent_reset_user();
+             SELECT count(*)::text FROM docs;
+         $$;
+         GRANT SELECT ON docs TO {TESTER};"
+    ))
+    .unwrap();
+    let mut reader = connect(&db, TESTER);
+    reader
+        .batch_execute("SELECT fluent_set_user('boss')")
+        .unwrap();
+    assert_eq!(count(&mut reader, "SELECT count(*) FROM docs"), 33);
+    assert_eq!(
+        sqlstate(reader.query_one("SELECT reset_and_count()", &[])),
+        "40001",
+        "planned for boss, run for nobody"
+    );
+    reader.batch_execute("SELECT fluent_reset_user()").unwrap();
+    assert_eq!(count(&mut reader, "SELECT count(*) FROM docs"), 0, "nobody");
+}
+
 /// A statement that started while a change stalled, and plans a query from
 /// a cache that took the change in once it was visible (a function's query,
 /// after a check through a snapshot of its own), runs it with the change:
