@@ -1015,10 +1015,18 @@ pub fn looks() -> u64 {
     CACHE.with_borrow(|c| c.looks)
 }
 
+/// `looks()` if the cache is current, as a fold that read it leaves it;
+/// `None` if it is not (a fold that read only the identity, before any
+/// read of the cache in its statement, when a change had arrived).
+pub fn current_look() -> Option<u64> {
+    let current = GENERATION.load(Ordering::Relaxed);
+    CACHE.with_borrow(|c| (c.generation == Some(current)).then_some(c.looks))
+}
+
 /// The stamp of what the cache answers `user` in `workspace` now, with
 /// every optional part that is cached, loading none (and looking at
-/// nothing): right after answers were folded from it. If the user has no
-/// entry, the plan folded their key alone: its stamp is the identity's.
+/// nothing): right after answers were folded from it. If the user's entry
+/// is no longer cached (evicted while the plan was made), none.
 pub fn answers_stamp_folded(workspace: &str, user: &str) -> AnswersStamp {
     CACHE
         .with_borrow(|c| {
@@ -1026,7 +1034,7 @@ pub fn answers_stamp_folded(workspace: &str, user: &str) -> AnswersStamp {
             let entry = ws.users.get(user)?;
             Some(ws.stamp((workspace, user), entry, u8::MAX))
         })
-        .unwrap_or_else(|| identity_stamp(workspace, Some(user)))
+        .unwrap_or(AnswersStamp::NONE)
 }
 
 /// The stamp of what the cache answers `user` in `workspace` after a look
@@ -1182,6 +1190,9 @@ impl Cache {
         if self.entries() < max {
             return;
         }
+        // Counted as a look: answers folded before and after it may come
+        // from two entries of one user (src/folds.rs).
+        self.looks += 1;
         for ws in self.workspaces.values_mut().flatten() {
             let (marks, sets) = (&ws.marks, &ws.sets);
             ws.users

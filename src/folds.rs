@@ -36,13 +36,15 @@ thread_local! {
 }
 
 /// A plan folded the helper whose support function has syscache hash
-/// `hash`, from the cache as look `look` left it.
-pub fn record_fold(hash: u32, look: u64) {
+/// `hash`, from the cache as look `look` left it (`None`: it read no cache,
+/// only the identity).
+pub fn record_fold(hash: u32, look: Option<u64>) {
     FOLDS.set(FOLDS.get() + 1);
-    match FOLD_LOOK.get() {
-        None => FOLD_LOOK.set(Some(look)),
-        Some(seen) if seen != look => FOLD_LOOKS_DIFFER.set(true),
-        Some(_) => {}
+    match (FOLD_LOOK.get(), look) {
+        (_, None) => {}
+        (None, look) => FOLD_LOOK.set(look),
+        (Some(seen), Some(look)) if seen != look => FOLD_LOOKS_DIFFER.set(true),
+        (Some(_), Some(_)) => {}
     }
     // Outside the planner hook: the library loaded in the middle of this
     // planner call (which looked the hook up before), or an expression
@@ -65,8 +67,18 @@ pub struct Planned {
     /// The identity changed while it ran after answers of the previous one
     /// were folded.
     pub mixed: bool,
-    /// The look its folds all read (`None` if they read several, or none).
-    pub look: Option<u64>,
+    /// What its folds read of the cache.
+    pub looks: FoldLooks,
+}
+
+/// The looks at the change log (src/cache.rs counts them) whose cache a
+/// plan's folds read.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum FoldLooks {
+    /// None: they folded the identity alone.
+    None,
+    One(u64),
+    Several,
 }
 
 /// Runs `plan` (the planner) for a statement, the client's own or, with
@@ -96,14 +108,17 @@ pub fn planning<R>(
         FOLDED_INSIDE_IN_XACT.set(true);
     }
     let mixed = IDENTITY_CHANGES.get() != changes && folded;
-    let (look, differ) = this.get();
-    let look = look.filter(|_| !differ);
+    let looks = match this.get() {
+        (_, true) => FoldLooks::Several,
+        (Some(look), false) => FoldLooks::One(look),
+        (None, false) => FoldLooks::None,
+    };
     (
         result,
         Planned {
             folded,
             mixed,
-            look,
+            looks,
         },
     )
 }

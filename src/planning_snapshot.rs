@@ -54,7 +54,7 @@ use pgrx::pg_sys;
 
 use crate::cache::{self, AnswersStamp};
 use crate::error::FluentError;
-use crate::folds;
+use crate::folds::{self, FoldLooks};
 use crate::gucs;
 use crate::unguarded;
 
@@ -237,13 +237,17 @@ unsafe fn start_inside(query: *mut pg_sys::QueryDesc, folded: AnswersStamp) {
 }
 
 /// What the plan just made folded the acting user's answers from
-/// (src/plans.rs), if every fold read the cache as it is now (`look`, see
-/// src/folds.rs); else a stamp no start matches.
-pub fn folded_stamp(look: Option<u64>) -> AnswersStamp {
-    if look != Some(cache::looks()) {
-        return AnswersStamp::NONE;
+/// (src/plans.rs): the identity's stamp if its folds read no cache, the
+/// stamp of the acting user's answers if they all read the cache as it is
+/// now (src/folds.rs), else a stamp no start matches.
+pub fn folded_stamp(looks: FoldLooks) -> AnswersStamp {
+    match looks {
+        FoldLooks::None => {
+            gucs::with_acting(|user, workspace| cache::identity_stamp(workspace, user))
+        }
+        FoldLooks::One(look) if look == cache::looks() => acting_stamp(None),
+        FoldLooks::One(_) | FoldLooks::Several => AnswersStamp::NONE,
     }
-    acting_stamp(None)
 }
 
 /// The stamp of the acting user's answers: as cached, looking at nothing

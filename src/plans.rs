@@ -106,7 +106,7 @@ unsafe extern "C-unwind" fn plan_with_one_identity(
         crate::error::FluentError::IdentityChangedWhilePlanning.report();
     }
     if planned.folded && !plan.is_null() {
-        keep_dependencies(plan, planning_snapshot::folded_stamp(planned.look));
+        keep_dependencies(plan, planning_snapshot::folded_stamp(planned.looks));
         if !inside {
             planning_snapshot::keep();
         }
@@ -589,7 +589,13 @@ unsafe fn support_of(funcid: pg_sys::Oid) -> (pg_sys::Oid, u32) {
 /// Records that the plan being made depends on the acting user and on the
 /// catalog (once per plan: a policy folds several helpers, a query may
 /// apply several policies).
-unsafe fn depend_on_identity_and_catalog(root: *mut pg_sys::PlannerInfo, funcid: pg_sys::Oid) {
+/// `look` is the look at the change log whose cache the fold read
+/// (src/folds.rs), `None` for a fold of the identity alone.
+unsafe fn depend_on_identity_and_catalog(
+    root: *mut pg_sys::PlannerInfo,
+    funcid: pg_sys::Oid,
+    look: Option<u64>,
+) {
     // The plan depends on the identity through the support function:
     // unlike the helper, it appears in no query tree, so invalidating it
     // reaches the plans that folded the helper and nothing else (the
@@ -602,7 +608,7 @@ unsafe fn depend_on_identity_and_catalog(root: *mut pg_sys::PlannerInfo, funcid:
     if let Some(sentinel) = cache::sentinel_relid() {
         (*glob).relationOids = pg_sys::list_append_unique_oid((*glob).relationOids, sentinel);
     }
-    folds::record_fold(hash, cache::looks());
+    folds::record_fold(hash, look);
 }
 
 /// Whether plan invalidation items `items` (a plan's, or one being made)
@@ -657,7 +663,20 @@ fn simplify(
 ) -> Internal {
     replace_call(request, |root, call| unsafe {
         let constant = fold(call)?;
-        depend_on_identity_and_catalog(root, (*call).funcid);
+        depend_on_identity_and_catalog(root, (*call).funcid, cache::current_look());
+        Some(constant)
+    })
+}
+
+/// `simplify` for a helper whose answer is the identity alone (the acting
+/// user's key): it reads no cache.
+fn simplify_identity(
+    request: Internal,
+    fold: impl FnOnce(*mut pg_sys::FuncExpr) -> Option<*mut pg_sys::Node>,
+) -> Internal {
+    replace_call(request, |root, call| unsafe {
+        let constant = fold(call)?;
+        depend_on_identity_and_catalog(root, (*call).funcid, None);
         Some(constant)
     })
 }
@@ -724,7 +743,7 @@ fn fold_reach(request: Internal, decide: fn(Reach) -> bool) -> Internal {
 /// constant of the call's type (NULL when there is none), so the plan is the
 /// one of `owner = 'ann'` written by hand, estimates included.
 fn fold_user_key(request: Internal) -> Internal {
-    simplify(request, |call| unsafe {
+    simplify_identity(request, |call| unsafe {
         acting_key_constant((*call).funcresulttype)
     })
 }
@@ -763,7 +782,7 @@ pub mod fluent {
     fn rls_reaches_support(request: Internal) -> Internal {
         replace_call(request, |root, call| unsafe {
             let test = owner_test(root, call)?;
-            depend_on_identity_and_catalog(root, (*call).funcid);
+            depend_on_identity_and_catalog(root, (*call).funcid, cache::current_look());
             Some(test)
         })
     }

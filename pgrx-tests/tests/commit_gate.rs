@@ -1283,6 +1283,51 @@ fn a_sql_function_statement_folded_before_the_identity_changed_is_refused() {
     assert_eq!(count(&mut reader, "SELECT count(*) FROM docs"), 0, "nobody");
 }
 
+/// A function's query whose folds read boss's entry, which the planner then
+/// evicts (a function it runs asks about 100 other users, with the cache
+/// kept to 100 users), and that starts after a revoke committed with a row:
+/// refused. (An adversary's pass had such a plan stamped with the identity
+/// alone, which every later answer matched, and read the row; this test
+/// passes on that code too, the adversary's script did not.)
+#[test]
+fn a_function_query_whose_users_entry_was_evicted_while_it_was_planned_is_refused() {
+    let db = fresh_database("gate_function_evicted");
+    seed(&db);
+    let mut dba = connect(&db, "postgres");
+    dba.batch_execute(&format!(
+        "GRANT SELECT ON docs TO {TESTER};
+         CREATE FUNCTION evict_and_sleep() RETURNS int LANGUAGE plpgsql IMMUTABLE AS $$
+         BEGIN
+             PERFORM fluent_scope('nobody' || i, 'docs', 'read') FROM generate_series(1, 100) i;
+             PERFORM pg_sleep(2);
+             RETURN 1;
+         END $$;
+         CREATE FUNCTION count_evicting() RETURNS text LANGUAGE plpgsql AS $$
+         BEGIN
+             RETURN (SELECT count(*)::text FROM docs, (SELECT evict_and_sleep() AS e OFFSET 0) s
+                      WHERE s.e = 1);
+         END $$;"
+    ))
+    .unwrap();
+    let mut reader = connect(&db, TESTER);
+    reader
+        .batch_execute("SET fluent.cache_users = 100; SELECT fluent_set_user('boss')")
+        .unwrap();
+    assert_eq!(count(&mut reader, "SELECT count(*) FROM docs"), 33);
+    let (result, mut reader) =
+        try_revoke_and_write_while_planned(&db, reader, "SELECT count_evicting()");
+    assert_eq!(
+        sqlstate(result),
+        "40001",
+        "evicted while planned, started after"
+    );
+    assert_eq!(
+        count(&mut reader, "SELECT count(*) FROM docs"),
+        0,
+        "the statement after it"
+    );
+}
+
 /// A statement that started while a change stalled, and plans a query from
 /// a cache that took the change in once it was visible (a function's query,
 /// after a check through a snapshot of its own), runs it with the change:
