@@ -661,22 +661,24 @@ fn simplify(
     request: Internal,
     fold: impl FnOnce(*mut pg_sys::FuncExpr) -> Option<*mut pg_sys::Node>,
 ) -> Internal {
-    replace_call(request, |root, call| unsafe {
-        let constant = fold(call)?;
-        depend_on_identity_and_catalog(root, (*call).funcid, cache::current_look());
-        Some(constant)
-    })
+    simplify_reading(request, true, fold)
 }
 
-/// `simplify` for a helper whose answer is the identity alone (the acting
-/// user's key): it reads no cache.
-fn simplify_identity(
+/// `simplify`, for a helper whose answer reads the cache (`reads_cache`) or
+/// the identity alone (the acting user's key).
+fn simplify_reading(
     request: Internal,
+    reads_cache: bool,
     fold: impl FnOnce(*mut pg_sys::FuncExpr) -> Option<*mut pg_sys::Node>,
 ) -> Internal {
     replace_call(request, |root, call| unsafe {
         let constant = fold(call)?;
-        depend_on_identity_and_catalog(root, (*call).funcid, None);
+        let look = if reads_cache {
+            cache::current_look()
+        } else {
+            None
+        };
+        depend_on_identity_and_catalog(root, (*call).funcid, look);
         Some(constant)
     })
 }
@@ -743,7 +745,7 @@ fn fold_reach(request: Internal, decide: fn(Reach) -> bool) -> Internal {
 /// constant of the call's type (NULL when there is none), so the plan is the
 /// one of `owner = 'ann'` written by hand, estimates included.
 fn fold_user_key(request: Internal) -> Internal {
-    simplify_identity(request, |call| unsafe {
+    simplify_reading(request, false, |call| unsafe {
         acting_key_constant((*call).funcresulttype)
     })
 }
