@@ -808,11 +808,14 @@ pub fn last_look_saw_more_than(snapshot: pg_sys::Snapshot) -> bool {
         c.seen
             .as_deref()
             .and_then(SeenText::parse)
-            .is_some_and(|seen| {
-                let running = running_in(snapshot).iter().map(|&xid| full_xid(next, xid));
-                sees_less(full_xid(next, snapshot.xmax), running, &seen)
-            })
+            .is_some_and(|seen| snapshot_sees_less(next, snapshot, &seen))
     })
+}
+
+/// `sees_less` for `snapshot`, with `next` the next full transaction id.
+fn snapshot_sees_less(next: u64, snapshot: &pg_sys::SnapshotData, seen: &SeenText) -> bool {
+    let running = running_in(snapshot).iter().map(|&xid| full_xid(next, xid));
+    sees_less(full_xid(next, snapshot.xmax), running, seen)
 }
 
 /// `pg_snapshot` text of a snapshot (`running` sorted).
@@ -880,14 +883,12 @@ fn load_through_snapshot() {
         &*pg_sys::GetActiveSnapshot()
     };
     let next = unsafe { pg_sys::ReadNextFullTransactionId() }.value;
-    let full = |xid| full_xid(next, xid);
-    let running = running_in(snapshot);
     let back = CACHE.with_borrow(|c| {
         let seen = SeenText::parse(c.seen.as_deref()?)?;
-        let less = sees_less(full(snapshot.xmax), running.iter().map(|&x| full(x)), &seen);
         // Sees everything below it and nothing from it on: no more than
         // either snapshot.
-        less.then(|| seen.xmin.min(full(snapshot.xmin)))
+        snapshot_sees_less(next, snapshot, &seen)
+            .then(|| seen.xmin.min(full_xid(next, snapshot.xmin)))
     });
     let Some(back) = back else {
         return;
@@ -958,7 +959,6 @@ impl WorkspaceEntry {
             .map(|set| set.changed_at)
             .hash(&mut hasher);
         let mut covered = 0;
-        let parts = parts & !AnswersStamp::IDENTITY;
         for (bit, direct) in [(AnswersStamp::TEAM, false), (AnswersStamp::DIRECT, true)] {
             if let Some(set) = self.teams.get(&(entry.user_id, direct)) {
                 if parts & bit != 0 {
@@ -1028,11 +1028,17 @@ pub fn current_look() -> Option<u64> {
 /// nothing): right after answers were folded from it. If the user's entry
 /// is no longer cached (evicted while the plan was made), none.
 pub fn answers_stamp_folded(workspace: &str, user: &str) -> AnswersStamp {
+    cached_stamp(workspace, user, u8::MAX)
+}
+
+/// The stamp of `user`'s cached entry in `workspace`, with the cached
+/// optional parts among `parts`; none without an entry.
+fn cached_stamp(workspace: &str, user: &str, parts: u8) -> AnswersStamp {
     CACHE
         .with_borrow(|c| {
             let ws = c.workspaces.get(workspace)?.as_ref()?;
             let entry = ws.users.get(user)?;
-            Some(ws.stamp((workspace, user), entry, u8::MAX))
+            Some(ws.stamp((workspace, user), entry, parts))
         })
         .unwrap_or(AnswersStamp::NONE)
 }
@@ -1042,9 +1048,6 @@ pub fn answers_stamp_folded(workspace: &str, user: &str) -> AnswersStamp {
 /// with the optional parts `parts` loaded again where a change dropped
 /// them.
 pub fn answers_stamp_now(workspace: &str, user: &str, parts: u8) -> AnswersStamp {
-    if parts & AnswersStamp::IDENTITY != 0 {
-        return identity_stamp(workspace, Some(user));
-    }
     if with_user_entry(workspace, user, |_, _, _| ()).is_err() {
         return AnswersStamp::NONE;
     }
@@ -1059,13 +1062,7 @@ pub fn answers_stamp_now(workspace: &str, user: &str, parts: u8) -> AnswersStamp
     if parts & AnswersStamp::MEMBER_OF != 0 {
         member_teams(workspace, user);
     }
-    CACHE
-        .with_borrow(|c| {
-            let ws = c.workspaces.get(workspace)?.as_ref()?;
-            let entry = ws.users.get(user)?;
-            Some(ws.stamp((workspace, user), entry, parts))
-        })
-        .unwrap_or(AnswersStamp::NONE)
+    cached_stamp(workspace, user, parts)
 }
 
 /// The stamp of answers folded from the identity alone: the user's key (or

@@ -25,11 +25,9 @@ thread_local! {
     /// whether one happened while it ran.
     static IDENTITY_CHANGES: Cell<u64> = const { Cell::new(0) };
     static FOLDS: Cell<u64> = const { Cell::new(0) };
-    /// The look at the change log (src/cache.rs counts them) the folds
-    /// since the outermost planning began read, and whether they read
-    /// more than one.
-    static FOLD_LOOK: Cell<Option<u64>> = const { Cell::new(None) };
-    static FOLD_LOOKS_DIFFER: Cell<bool> = const { Cell::new(false) };
+    /// The looks at the change log whose cache the folds of the plannings
+    /// running read.
+    static FOLD_LOOKS: Cell<FoldLooks> = const { Cell::new(FoldLooks::None) };
     /// A plan made in the current transaction for a statement run inside
     /// another one (a function's) folded the acting user's answers.
     static FOLDED_INSIDE_IN_XACT: Cell<bool> = const { Cell::new(false) };
@@ -40,11 +38,8 @@ thread_local! {
 /// only the identity).
 pub fn record_fold(hash: u32, look: Option<u64>) {
     FOLDS.set(FOLDS.get() + 1);
-    match (FOLD_LOOK.get(), look) {
-        (_, None) => {}
-        (None, look) => FOLD_LOOK.set(look),
-        (Some(seen), Some(look)) if seen != look => FOLD_LOOKS_DIFFER.set(true),
-        (Some(_), Some(_)) => {}
+    if let Some(look) = look {
+        FOLD_LOOKS.set(FOLD_LOOKS.get().and(FoldLooks::One(look)));
     }
     // Outside the planner hook: the library loaded in the middle of this
     // planner call (which looked the hook up before), or an expression
@@ -81,6 +76,17 @@ pub enum FoldLooks {
     Several,
 }
 
+impl FoldLooks {
+    /// What folds that read `self` and folds that read `other` read.
+    fn and(self, other: FoldLooks) -> FoldLooks {
+        match (self, other) {
+            (FoldLooks::None, looks) | (looks, FoldLooks::None) => looks,
+            (FoldLooks::One(a), FoldLooks::One(b)) if a == b => self,
+            _ => FoldLooks::Several,
+        }
+    }
+}
+
 /// Runs `plan` (the planner) for a statement, the client's own or, with
 /// `inside`, one run inside another (a function's); returns its result and
 /// what it folded.
@@ -89,18 +95,15 @@ pub fn planning<R>(
     plan: impl FnOnce() -> R + std::panic::UnwindSafe,
 ) -> (R, Planned) {
     let (changes, folds) = (IDENTITY_CHANGES.get(), FOLDS.get());
-    let outer = (FOLD_LOOK.replace(None), FOLD_LOOKS_DIFFER.replace(false));
-    let this = std::cell::Cell::new((None, false));
+    let outer = FOLD_LOOKS.replace(FoldLooks::None);
+    let this = Cell::new(FoldLooks::None);
     PLANNING.set(PLANNING.get() + 1);
     let result = pgrx::PgTryBuilder::new(plan)
         .finally(|| {
             PLANNING.set(PLANNING.get() - 1);
             // The planning this one runs inside folded what it folded.
-            let (look, differ) = (FOLD_LOOK.get(), FOLD_LOOKS_DIFFER.get());
-            this.set((look, differ));
-            let both = matches!((outer.0, look), (Some(a), Some(b)) if a != b);
-            FOLD_LOOK.set(outer.0.or(look));
-            FOLD_LOOKS_DIFFER.set(outer.1 || differ || both);
+            this.set(FOLD_LOOKS.get());
+            FOLD_LOOKS.set(outer.and(this.get()));
         })
         .execute();
     let folded = FOLDS.get() != folds;
@@ -108,17 +111,12 @@ pub fn planning<R>(
         FOLDED_INSIDE_IN_XACT.set(true);
     }
     let mixed = IDENTITY_CHANGES.get() != changes && folded;
-    let looks = match this.get() {
-        (_, true) => FoldLooks::Several,
-        (Some(look), false) => FoldLooks::One(look),
-        (None, false) => FoldLooks::None,
-    };
     (
         result,
         Planned {
             folded,
             mixed,
-            looks,
+            looks: this.get(),
         },
     )
 }

@@ -223,11 +223,11 @@ unsafe fn start_inside(query: *mut pg_sys::QueryDesc, folded: AnswersStamp) {
     let snapshot = (*query).snapshot;
     if read_committed() {
         cache::pass_gate_and_take_in();
-    }
-    if read_committed() && !cache::answers_hold_every_message() && !snapshot.is_null() {
-        pg_sys::PushActiveSnapshot(snapshot);
-        cache::look_again_now();
-        pg_sys::PopActiveSnapshot();
+        if !cache::answers_hold_every_message() && !snapshot.is_null() {
+            pg_sys::PushActiveSnapshot(snapshot);
+            cache::look_again_now();
+            pg_sys::PopActiveSnapshot();
+        }
     }
     if acting_stamp(Some(folded.parts)) != folded {
         // Made again at its next use, not refused again.
@@ -242,9 +242,7 @@ unsafe fn start_inside(query: *mut pg_sys::QueryDesc, folded: AnswersStamp) {
 /// now (src/folds.rs), else a stamp no start matches.
 pub fn folded_stamp(looks: FoldLooks) -> AnswersStamp {
     match looks {
-        FoldLooks::None => {
-            gucs::with_acting(|user, workspace| cache::identity_stamp(workspace, user))
-        }
+        FoldLooks::None => acting_stamp(Some(AnswersStamp::IDENTITY)),
         FoldLooks::One(look) if look == cache::looks() => acting_stamp(None),
         FoldLooks::One(_) | FoldLooks::Several => AnswersStamp::NONE,
     }
@@ -252,12 +250,14 @@ pub fn folded_stamp(looks: FoldLooks) -> AnswersStamp {
 
 /// The stamp of the acting user's answers: as cached, looking at nothing
 /// (`None`), or with the optional `parts` loaded again where a change
-/// dropped them.
+/// dropped them; the identity's for nobody, or where `parts` says so.
 fn acting_stamp(parts: Option<u8>) -> AnswersStamp {
     gucs::with_acting(|user, workspace| match (user, parts) {
-        (None, _) => cache::identity_stamp(workspace, None),
         (Some(user), None) => cache::answers_stamp_folded(workspace, user),
-        (Some(user), Some(parts)) => cache::answers_stamp_now(workspace, user, parts),
+        (Some(user), Some(parts)) if parts & AnswersStamp::IDENTITY == 0 => {
+            cache::answers_stamp_now(workspace, user, parts)
+        }
+        (user, _) => cache::identity_stamp(workspace, user),
     })
 }
 
