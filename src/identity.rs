@@ -222,8 +222,12 @@ fn sealed() -> bool {
 /// wanted to choose it chose before. If the move is session-level (not SET
 /// LOCAL, not a function's SET clause, as the setting's stack tells) and
 /// commits, the whole session is sealed from the next transaction on.
+/// `GUC_SET_LOCAL` is a SET LOCAL after a session-level SET in the same
+/// (sub)transaction: the value that commits is the SET's, judged when it was
+/// made (a `RESET ROLE` back to the authenticator, then `SET LOCAL ROLE app`,
+/// is a hand-over for the transaction only).
 fn role_changed(state: Option<pg_sys::GucStackState::Type>) {
-    use pg_sys::GucStackState::{GUC_SET, GUC_SET_LOCAL};
+    use pg_sys::GucStackState::GUC_SET;
     if !unsafe { pg_sys::IsTransactionState() } {
         return;
     }
@@ -240,7 +244,7 @@ fn role_changed(state: Option<pg_sys::GucStackState::Type>) {
             ..s.get()
         })
     });
-    if matches!(state, Some(GUC_SET | GUC_SET_LOCAL)) {
+    if state == Some(GUC_SET) {
         SESSION_MOVE_PENDING.with(|p| p.set(true));
     }
 }

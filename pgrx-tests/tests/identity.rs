@@ -893,3 +893,137 @@ fn a_hand_over_rolled_back_with_its_transaction_does_not_seal_the_session() {
         .unwrap();
     assert_eq!(choose(&mut session), "42501", "rolled back to a savepoint");
 }
+
+/// A session-level move back to a trusted role (`RESET ROLE`, or `SET ROLE`
+/// to the authenticator) followed by `SET LOCAL ROLE app` in the same
+/// transaction hands over for that transaction only: the next transaction
+/// chooses again. (An adversary's pass found both sealed the session for
+/// good, so that an application resetting its role defensively at the start
+/// of each transaction lost its pooled connection.) A session-level move to
+/// the application role still seals it, whatever follows.
+#[test]
+fn a_local_hand_over_after_a_session_move_back_to_a_trusted_role_seals_only_its_transaction() {
+    let database = fresh_database("identity_local_after_session_move");
+    connect(&database, "postgres")
+        .batch_execute("SELECT fluent_create_user('ann'), fluent_create_user('bob')")
+        .unwrap();
+    let choose = |session: &mut Client, user: &str| {
+        sqlstate(session.execute(&format!("SELECT fluent_set_user('{user}', true)"), &[]))
+    };
+    for move_back in ["RESET ROLE", &format!("SET ROLE {AUTHENTICATOR}")] {
+        let mut session = connect(&database, AUTHENTICATOR);
+        // fluent loaded before the move (see a_role_set_before_fluent_loads_counts_as_a_hand_over)
+        session
+            .batch_execute("SELECT fluent_current_user()")
+            .unwrap();
+        // Each statement in a message of its own, as an application sends them.
+        for statement in [
+            "BEGIN",
+            move_back,
+            "SELECT fluent_set_user('ann', true)",
+            &format!("SET LOCAL ROLE {APP}"),
+        ] {
+            session.batch_execute(statement).unwrap();
+        }
+        session.batch_execute("SAVEPOINT s").unwrap();
+        assert_eq!(
+            choose(&mut session, "bob"),
+            "42501",
+            "{move_back}: the same transaction"
+        );
+        session.batch_execute("ROLLBACK TO s; COMMIT").unwrap();
+        session.batch_execute("BEGIN").unwrap();
+        assert_eq!(
+            choose(&mut session, "bob"),
+            "ok",
+            "{move_back}: the next transaction"
+        );
+        session.batch_execute("COMMIT").unwrap();
+    }
+    let mut session = connect(&database, AUTHENTICATOR);
+    session
+        .batch_execute("SELECT fluent_current_user()")
+        .unwrap();
+    for statement in [
+        "BEGIN",
+        &format!("SET ROLE {APP}"),
+        &format!("SET LOCAL ROLE {AUTHENTICATOR}"),
+        "COMMIT",
+    ] {
+        session.batch_execute(statement).unwrap();
+    }
+    session.batch_execute("BEGIN").unwrap();
+    assert_eq!(
+        choose(&mut session, "bob"),
+        "42501",
+        "a session-level move to the application role"
+    );
+}
+
+/// A local choice seals its transaction without a hand-over: the
+/// authenticator's later calls there act for no one else. What its SQL
+/// leaves on the connection does reach the next transaction (README, "What
+/// fluent does not guarantee"): a temporary domain whose check chooses for
+/// the session when nobody is chosen runs in the next transaction, before
+/// any choice; `DISCARD ALL` between them drops it.
+#[test]
+fn a_local_choice_seals_its_transaction_but_not_what_it_leaves_on_the_connection() {
+    let database = fresh_database("identity_choice_without_hand_over");
+    connect(&database, "postgres")
+        .batch_execute("SELECT fluent_create_user(u) FROM unnest('{ann,bob,carol}'::text[]) u")
+        .unwrap();
+    let who = |session: &mut Client| -> Option<String> {
+        session
+            .query_one("SELECT fluent_current_user()", &[])
+            .unwrap()
+            .get(0)
+    };
+    let mut session = connect(&database, AUTHENTICATOR);
+    session
+        .batch_execute("BEGIN; SELECT fluent_set_user('ann', true)")
+        .unwrap();
+    for attempt in [
+        "SELECT fluent_set_user('bob', true)",
+        "SELECT fluent_set_user('bob')",
+        "SELECT fluent_reset_user(); SELECT fluent_set_user('bob', true)",
+    ] {
+        session.batch_execute("SAVEPOINT s").unwrap();
+        assert_eq!(
+            sqlstate(session.batch_execute(attempt)),
+            "42501",
+            "{attempt}"
+        );
+        session.batch_execute("ROLLBACK TO s").unwrap();
+    }
+    assert_eq!(who(&mut session).as_deref(), Some("ann"));
+    let plant = "CREATE FUNCTION pg_temp.spy(k text) RETURNS boolean LANGUAGE plpgsql AS $$
+                 BEGIN
+                     IF fluent_current_user() IS NULL THEN PERFORM fluent_set_user('carol'); END IF;
+                     RETURN true;
+                 END $$;
+                 CREATE DOMAIN pg_temp.text AS pg_catalog.text CHECK (pg_temp.spy(VALUE))";
+    session.batch_execute(plant).unwrap();
+    session.batch_execute("COMMIT").unwrap();
+    session.batch_execute("BEGIN; SELECT 'x'::text").unwrap();
+    assert_eq!(
+        who(&mut session).as_deref(),
+        Some("carol"),
+        "the planted domain chose in the next transaction"
+    );
+    session.batch_execute("COMMIT").unwrap();
+    let mut session = connect(&database, AUTHENTICATOR);
+    session
+        .batch_execute(&format!(
+            "BEGIN; SELECT fluent_set_user('ann', true); {plant}; COMMIT"
+        ))
+        .unwrap();
+    session.batch_execute("DISCARD ALL").unwrap();
+    session.batch_execute("BEGIN; SELECT 'x'::text").unwrap();
+    assert_eq!(who(&mut session), None, "after DISCARD ALL: nobody");
+    assert_eq!(
+        sqlstate(session.batch_execute("SELECT fluent_set_user('bob', true)")),
+        "ok",
+        "and the transaction chooses its own user"
+    );
+    assert_eq!(who(&mut session).as_deref(), Some("bob"));
+}
