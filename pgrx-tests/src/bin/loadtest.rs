@@ -3,7 +3,9 @@
 //! user and reading and writing a protected table, while another session
 //! changes grants, roles and teams; every answer is checked against the
 //! catalog as committed, and the throughput is compared with the same
-//! workload written by hand.
+//! workload written by hand. fluent runs it twice per round: choosing the
+//! user as the hand-written side does, and choosing then handing over to
+//! the application role.
 //!
 //! The database (made by `.ci/bench`): 10,000 users `u0`..`u9999`, each
 //! holding `clerk` (read and write `own`); the first 200 ("churn users")
@@ -300,17 +302,40 @@ fn expected(reach: &Reach, request: &Request) -> Answer {
     }
 }
 
+/// How a phase's transactions choose their user. `Fluent` is the
+/// workload of the hand-written side with fluent in its place: the login
+/// role chooses and queries. `HandingOver` also hands over to the
+/// application role (`SET LOCAL ROLE app`, README "The trust model"), which
+/// drops the authenticator's own privileges for the rest of the transaction.
 #[derive(Clone, Copy, PartialEq)]
 enum Side {
-    Fluent,
     ByHand,
+    Fluent,
+    HandingOver,
 }
 
 impl Side {
     fn name(self) -> &'static str {
         match self {
-            Side::Fluent => "fluent",
             Side::ByHand => "by hand",
+            Side::Fluent => "fluent",
+            Side::HandingOver => "+hand-over",
+        }
+    }
+
+    fn login(self) -> &'static str {
+        match self {
+            Side::ByHand => PLAIN_LOGIN,
+            Side::Fluent | Side::HandingOver => FLUENT_LOGIN,
+        }
+    }
+
+    /// The statements that choose the user (`{user}`) in a transaction.
+    fn choose(self) -> &'static str {
+        match self {
+            Side::ByHand => "SELECT set_config('app.user', 'u{user}', true)",
+            Side::Fluent => "SELECT fluent_set_user('u{user}', true)",
+            Side::HandingOver => "SELECT fluent_set_user('u{user}', true); SET LOCAL ROLE app",
         }
     }
 }
@@ -367,15 +392,9 @@ fn client_loop(
     counts: &Counts,
 ) {
     let mut rng = Rng(seed);
-    let (begin, table) = match side {
-        Side::Fluent => (
-            "SELECT fluent_set_user('u{user}', true); SET LOCAL ROLE app",
-            "items",
-        ),
-        Side::ByHand => (
-            "SELECT set_config('app.user', 'u{user}', true)",
-            "items_plain",
-        ),
+    let table = match side {
+        Side::ByHand => "items_plain",
+        Side::Fluent | Side::HandingOver => "items",
     };
     let mut attempt = 0u64;
     while Instant::now() < deadline {
@@ -386,7 +405,10 @@ fn client_loop(
         } else {
             rng.below(USERS)
         };
-        let begin = format!("BEGIN; {}", begin.replace("{user}", &user.to_string()));
+        let begin = format!(
+            "BEGIN; {}",
+            side.choose().replace("{user}", &user.to_string())
+        );
         if attempt.is_multiple_of(PROVOKE_EVERY) {
             let sql = format!(
                 "{begin}; INSERT INTO {table} VALUES ({}, 'nobody', 'refused')",
@@ -473,7 +495,7 @@ fn check(
 ) {
     let history = history.read().unwrap();
     let expected_at = |version: u64| match side {
-        Side::Fluent => history
+        Side::Fluent | Side::HandingOver => history
             .fluent_reach(request.user, version)
             .map(|reach| expected(&reach, request)),
         Side::ByHand => Some(expected(
@@ -618,25 +640,17 @@ struct Phase {
 /// user, as the backends of a pool that has served for a while have. The
 /// hand-written side does the same with its own identity setting.
 fn warm_up(side: Side, bouncer: &Bouncer, pool: u32) {
-    let login = match side {
-        Side::Fluent => FLUENT_LOGIN,
-        Side::ByHand => PLAIN_LOGIN,
-    };
-    let choose = match side {
-        Side::Fluent => "SELECT fluent_set_user('u{user}', true)",
-        Side::ByHand => "SELECT set_config('app.user', 'u{user}', true)",
-    };
     let sql: String = (0..USERS)
         .map(|user| {
             format!(
                 "BEGIN; {}; COMMIT;\n",
-                choose.replace("{user}", &user.to_string())
+                side.choose().replace("{user}", &user.to_string())
             )
         })
         .collect();
     std::thread::scope(|s| {
         for _ in 0..pool {
-            let mut client = bouncer.connect(login);
+            let mut client = bouncer.connect(side.login());
             let sql = &sql;
             s.spawn(move || run(&mut client, sql).unwrap_or_else(|e| panic!("warm-up: {e}")));
         }
@@ -650,11 +664,9 @@ fn run_phase(
     seconds: u64,
     history: &RwLock<History>,
 ) -> Phase {
-    let login = match side {
-        Side::Fluent => FLUENT_LOGIN,
-        Side::ByHand => PLAIN_LOGIN,
-    };
-    let connections: Vec<Client> = (0..clients).map(|_| bouncer.connect(login)).collect();
+    let connections: Vec<Client> = (0..clients)
+        .map(|_| bouncer.connect(side.login()))
+        .collect();
     let counts = Counts::default();
     let seed = SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -714,11 +726,11 @@ fn load_test() -> bool {
     let (phases, changes) = std::thread::scope(|s| {
         let admin = s.spawn(|| admin_loop(&database, &stop, &history, pause));
         let phases: Vec<Phase> = (0..rounds)
-            .flat_map(|_| [Side::ByHand, Side::Fluent])
+            .flat_map(|_| [Side::ByHand, Side::Fluent, Side::HandingOver])
             .map(|side| {
                 let bouncer = match side {
-                    Side::Fluent => &fluent_bouncer,
                     Side::ByHand => &plain_bouncer,
+                    Side::Fluent | Side::HandingOver => &fluent_bouncer,
                 };
                 run_phase(side, bouncer, clients, seconds, &history)
             })
@@ -762,26 +774,35 @@ fn load_test() -> bool {
     };
     let total =
         |f: fn(&Counts) -> &AtomicU64| phases.iter().map(|p| load(f(&p.counts))).sum::<u64>();
-    let (fluent, by_hand) = (mean(Side::Fluent), mean(Side::ByHand));
-    // Each round's fluent phase against the hand-written phase just before
-    // it: the machine's load drifts less within a round than across rounds.
-    let mut ratios: Vec<f64> = phases
-        .chunks(2)
-        .filter_map(|round| match round {
-            [hand, fluent] => Some(fluent.tps / hand.tps),
-            _ => None,
-        })
-        .collect();
-    ratios.sort_by(f64::total_cmp);
-    println!(
-        "fluent {fluent:.0} tps, by hand {by_hand:.0} tps (means over {rounds} rounds): {:.2}x \
-         (rounds {}); answers checked {}, stale {}, wrong {}; errors {} (and {} refused inserts, on purpose)",
-        fluent / by_hand,
+    let by_hand = mean(Side::ByHand);
+    // Each round's fluent phases against its hand-written phase: the
+    // machine's load drifts less within a round than across rounds.
+    let rounds_of = |side: Side| {
+        let mut ratios: Vec<f64> = phases
+            .chunks(3)
+            .filter_map(|round| {
+                let tps = |s: Side| round.iter().find(|p| p.side == s).map(|p| p.tps);
+                Some(tps(side)? / tps(Side::ByHand)?)
+            })
+            .collect();
+        ratios.sort_by(f64::total_cmp);
         ratios
             .iter()
             .map(|r| format!("{r:.2}x"))
             .collect::<Vec<_>>()
-            .join(", "),
+            .join(", ")
+    };
+    for side in [Side::Fluent, Side::HandingOver] {
+        let tps = mean(side);
+        println!(
+            "{} {tps:.0} tps, by hand {by_hand:.0} tps (means over {rounds} rounds): {:.2}x (rounds {})",
+            side.name(),
+            tps / by_hand,
+            rounds_of(side)
+        );
+    }
+    println!(
+        "answers checked {}, stale {}, wrong {}; errors {} (and {} refused inserts, on purpose)",
         total(|c| &c.checked),
         total(|c| &c.stale),
         total(|c| &c.wrong),
