@@ -910,21 +910,27 @@ fn a_local_hand_over_after_a_session_move_back_to_a_trusted_role_seals_only_its_
     let choose = |session: &mut Client, user: &str| {
         sqlstate(session.execute(&format!("SELECT fluent_set_user('{user}', true)"), &[]))
     };
-    for move_back in ["RESET ROLE", &format!("SET ROLE {AUTHENTICATOR}")] {
+    // A session of the authenticator with fluent loaded (see
+    // a_role_set_before_fluent_loads_counts_as_a_hand_over) that runs
+    // `statements`, each in a message of its own, as an application sends them.
+    let session_after = |statements: &[&str]| {
         let mut session = connect(&database, AUTHENTICATOR);
-        // fluent loaded before the move (see a_role_set_before_fluent_loads_counts_as_a_hand_over)
         session
             .batch_execute("SELECT fluent_current_user()")
             .unwrap();
-        // Each statement in a message of its own, as an application sends them.
-        for statement in [
+        for statement in statements {
+            session.batch_execute(statement).unwrap();
+        }
+        session
+    };
+    let hand_over = format!("SET LOCAL ROLE {APP}");
+    for move_back in ["RESET ROLE", &format!("SET ROLE {AUTHENTICATOR}")] {
+        let mut session = session_after(&[
             "BEGIN",
             move_back,
             "SELECT fluent_set_user('ann', true)",
-            &format!("SET LOCAL ROLE {APP}"),
-        ] {
-            session.batch_execute(statement).unwrap();
-        }
+            &hand_over,
+        ]);
         session.batch_execute("SAVEPOINT s").unwrap();
         assert_eq!(
             choose(&mut session, "bob"),
@@ -940,18 +946,12 @@ fn a_local_hand_over_after_a_session_move_back_to_a_trusted_role_seals_only_its_
         );
         session.batch_execute("COMMIT").unwrap();
     }
-    let mut session = connect(&database, AUTHENTICATOR);
-    session
-        .batch_execute("SELECT fluent_current_user()")
-        .unwrap();
-    for statement in [
+    let mut session = session_after(&[
         "BEGIN",
         &format!("SET ROLE {APP}"),
         &format!("SET LOCAL ROLE {AUTHENTICATOR}"),
         "COMMIT",
-    ] {
-        session.batch_execute(statement).unwrap();
-    }
+    ]);
     session.batch_execute("BEGIN").unwrap();
     assert_eq!(
         choose(&mut session, "bob"),
