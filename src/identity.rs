@@ -189,12 +189,66 @@ thread_local! {
     /// judged at the first question about the seal, in a transaction (the
     /// library may load outside one, where no catalog can be read).
     static START_ROLE: Cell<Option<pg_sys::Oid>> = const { Cell::new(None) };
+    /// Whether the library loaded in a transaction that had already changed
+    /// the role (`watch_role_changes`), and how far that transaction got.
+    static LOADED_AFTER_A_ROLE_CHANGE: Cell<LoadedAfter> = const { Cell::new(LoadedAfter::No) };
+}
+
+/// The library may load in a transaction that changed the role before:
+/// what that transaction leaves at the session level (a `SET ROLE app`
+/// hidden behind `SET LOCAL role TO DEFAULT` or a `RESET ROLE` that a
+/// rollback undoes) is known only once it has ended.
+#[derive(Clone, Copy, PartialEq)]
+enum LoadedAfter {
+    No,
+    /// In the running transaction.
+    InThisTransaction,
+    /// That transaction ended: judged at the next question about the seal or
+    /// change of the role (`judge_the_role_left_by_the_loading_transaction`).
+    Ended,
+}
+
+/// After the transaction the library loaded in has ended: a role set at the
+/// session level by SQL (the value before the running transaction, the
+/// bottom of the setting's stack, or the current one) seals the session, as
+/// it would have had the library been loaded (`watch_role_changes` judges
+/// the same at load; both fail closed for a trusted role so set).
+fn judge_the_role_left_by_the_loading_transaction() {
+    if LOADED_AFTER_A_ROLE_CHANGE.get() != LoadedAfter::Ended {
+        return;
+    }
+    LOADED_AFTER_A_ROLE_CHANGE.set(LoadedAfter::No);
+    let source = unsafe {
+        let setting = ROLE_SETTING;
+        if setting.is_null() {
+            return;
+        }
+        let mut entry = (*setting).stack;
+        if entry.is_null() {
+            (*setting).source
+        } else {
+            while !(*entry).prev.is_null() {
+                entry = (*entry).prev;
+            }
+            (*entry).source
+        }
+    };
+    if source == pg_sys::GucSource::PGC_S_SESSION {
+        SEAL.with(|s| {
+            s.set(Seal {
+                session: true,
+                ..s.get()
+            })
+        });
+    }
 }
 
 fn sealed() -> bool {
-    let judged = unsafe { pg_sys::IsTransactionState() }
-        .then(|| START_ROLE.take())
-        .flatten();
+    let in_transaction = unsafe { pg_sys::IsTransactionState() };
+    if in_transaction {
+        judge_the_role_left_by_the_loading_transaction();
+    }
+    let judged = in_transaction.then(|| START_ROLE.take()).flatten();
     if let Some(role) = judged {
         // A session started as a role not trusted to choose identities has
         // handed over before it ran anything: `SET ROLE NONE` must not give
@@ -231,6 +285,9 @@ fn role_changed(state: Option<pg_sys::GucStackState::Type>) {
     if !unsafe { pg_sys::IsTransactionState() } {
         return;
     }
+    // Before this change is judged: its stack entry keeps the value it
+    // replaces, the one an earlier transaction left.
+    judge_the_role_left_by_the_loading_transaction();
     let role = match unsafe { pg_sys::GetCurrentRoleId() } {
         pg_sys::InvalidOid => unsafe { pg_sys::GetSessionUserId() },
         role => role,
@@ -286,6 +343,7 @@ unsafe fn watch_role_changes() {
                 ..s.get()
             })
         });
+        LOADED_AFTER_A_ROLE_CHANGE.set(LoadedAfter::InThisTransaction);
     }
     if (*generic).source == pg_sys::GucSource::PGC_S_SESSION {
         SEAL.with(|s| {
@@ -352,6 +410,9 @@ pub fn init() {
 /// commits seals the session for good, one rolled back with the transaction
 /// does not (one rolled back to a savepoint still does: it fails closed).
 pub fn transaction_ended(committed: bool) {
+    if LOADED_AFTER_A_ROLE_CHANGE.get() == LoadedAfter::InThisTransaction {
+        LOADED_AFTER_A_ROLE_CHANGE.set(LoadedAfter::Ended);
+    }
     SEAL.with(|s| {
         let moved = SESSION_MOVE_PENDING.with(|p| p.replace(false));
         let seal = s.get();

@@ -1027,3 +1027,53 @@ fn a_local_choice_seals_its_transaction_but_not_what_it_leaves_on_the_connection
     );
     assert_eq!(who(&mut session).as_deref(), Some("bob"));
 }
+
+/// fluent loaded in a transaction that had moved the role at the session
+/// level behind a later change: what that transaction leaves is judged
+/// once it has ended. A `SET ROLE app` hidden behind `SET LOCAL role TO
+/// DEFAULT` as fluent loads, and committed, seals the session; so does one
+/// committed before fluent loaded in a transaction whose `RESET ROLE` is
+/// rolled back. (An adversary's pass chose identities after both, once back
+/// as the authenticator.) Each statement is a message of its own.
+#[test]
+fn a_session_move_that_commits_after_fluent_loaded_mid_transaction_seals_the_session() {
+    let database = fresh_database("identity_move_around_the_load");
+    connect(&database, "postgres")
+        .batch_execute("SELECT fluent_create_user('bob')")
+        .unwrap();
+    let hidden_move = [
+        "BEGIN".to_owned(),
+        format!("SET ROLE {APP}"),
+        "SET LOCAL role TO DEFAULT".to_owned(),
+        "SELECT fluent_current_user()".to_owned(),
+        "COMMIT".to_owned(),
+    ];
+    let undone_reset = [
+        format!("SET ROLE {APP}"),
+        "BEGIN".to_owned(),
+        "RESET ROLE".to_owned(),
+        "SELECT fluent_current_user()".to_owned(),
+        "ROLLBACK".to_owned(),
+    ];
+    for (what, statements) in [
+        ("a move hidden as fluent loads", &hidden_move[..]),
+        ("a reset rolled back after fluent loads", &undone_reset[..]),
+    ] {
+        let mut session = connect(&database, AUTHENTICATOR);
+        for statement in statements {
+            session.batch_execute(statement).unwrap();
+        }
+        let role: String = session
+            .query_one("SELECT current_user::text", &[])
+            .unwrap()
+            .get(0);
+        assert_eq!(role, APP, "{what}: the session is the application role's");
+        session.batch_execute("RESET ROLE").unwrap();
+        session.batch_execute("BEGIN").unwrap();
+        assert_eq!(
+            sqlstate(session.execute("SELECT fluent_set_user('bob', true)", &[])),
+            "42501",
+            "{what}: back as the authenticator"
+        );
+    }
+}
