@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use fluent_pgrx_tests::bouncer::running_as_root;
 use fluent_pgrx_tests::{
-    api_schema, connect, fresh_database, pg_bin, test_server, APP, AUTHENTICATOR,
+    api_schema, connect, fresh_database, pg_bin, test_server, wait_until, APP, AUTHENTICATOR,
 };
 use postgres::{Client, NoTls};
 
@@ -60,8 +60,13 @@ impl Replica {
                 "--checkpoint=fast",
             ],
         );
+        // Feedback: the primary keeps the row versions the replica's
+        // snapshots need (a session holding one across a reinstall below),
+        // so that replay never has to cancel it or wait for it (a CI run
+        // lost that session to a recovery conflict).
         let options = format!(
-            "-p {port} -k {} -c listen_addresses='' -c hot_standby=on",
+            "-p {port} -k {} -c listen_addresses='' -c hot_standby=on \
+             -c hot_standby_feedback=on -c wal_receiver_status_interval=1",
             dir.display()
         );
         run_as_postgres(
@@ -214,6 +219,13 @@ fn checks_and_protected_reads_work_on_a_replica_and_follow_the_primary() {
     // (before, the session kept answering from the empty catalog).
     app.batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ; SELECT 1")
         .unwrap();
+    // The primary holds back cleanup for that snapshot once the replica's
+    // feedback names it.
+    wait_until(
+        &mut primary,
+        "SELECT count(*) FROM pg_stat_replication WHERE backend_xmin IS NOT NULL",
+        "the replica never reported its snapshot",
+    );
     let create = match api_schema() {
         Some(schema) => format!("CREATE EXTENSION fluent SCHEMA {schema}"),
         None => "CREATE EXTENSION fluent".to_owned(),
