@@ -234,12 +234,7 @@ fn judge_the_role_left_by_the_loading_transaction() {
         }
     };
     if source == pg_sys::GucSource::PGC_S_SESSION {
-        SEAL.with(|s| {
-            s.set(Seal {
-                session: true,
-                ..s.get()
-            })
-        });
+        seal(false);
     }
 }
 
@@ -254,12 +249,7 @@ fn sealed() -> bool {
         // handed over before it ran anything: `SET ROLE NONE` must not give
         // its SQL the login role's trust.
         if !role_is_one_of(role, &TRUSTED_ROLES) {
-            SEAL.with(|s| {
-                s.set(Seal {
-                    session: true,
-                    ..s.get()
-                })
-            });
+            seal(false);
         }
     }
     let seal = SEAL.with(Cell::get);
@@ -295,12 +285,7 @@ fn role_changed(state: Option<pg_sys::GucStackState::Type>) {
     if role_is_one_of(role, &TRUSTED_ROLES) {
         return;
     }
-    SEAL.with(|s| {
-        s.set(Seal {
-            transaction: true,
-            ..s.get()
-        })
-    });
+    seal(true);
     if state == Some(GUC_SET) {
         SESSION_MOVE_PENDING.with(|p| p.set(true));
     }
@@ -337,21 +322,11 @@ unsafe fn watch_role_changes() {
     // call of a fluent function): a change in this transaction leaves the
     // setting's stack, a session-level SET ROLE its source.
     if !(*generic).stack.is_null() {
-        SEAL.with(|s| {
-            s.set(Seal {
-                transaction: true,
-                ..s.get()
-            })
-        });
+        seal(true);
         LOADED_AFTER_A_ROLE_CHANGE.set(LoadedAfter::InThisTransaction);
     }
     if (*generic).source == pg_sys::GucSource::PGC_S_SESSION {
-        SEAL.with(|s| {
-            s.set(Seal {
-                session: true,
-                ..s.get()
-            })
-        });
+        seal(false);
     } else if (*generic).source > pg_sys::GucSource::PGC_S_DEFAULT {
         // Set before any SQL ran, so no SQL chose it: the session's starting
         // role, judged when the seal is first asked about (`sealed`).
@@ -367,6 +342,8 @@ unsafe fn watch_role_changes() {
     (*role).assign_hook = Some(assign_role);
 }
 
+/// Seals the identity for the transaction (`local`) or for the session (and
+/// the transaction with it: `sealed` asks for either).
 fn seal(local: bool) {
     SEAL.with(|s| {
         let mut seal = s.get();
