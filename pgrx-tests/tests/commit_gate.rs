@@ -1129,16 +1129,37 @@ fn change_while_a_function_waits(
     running.join().unwrap()
 }
 
-/// A function that counts the docs, waits for advisory lock 7, and counts
-/// them again: the second query is planned under its caller's snapshot and
-/// runs under one taken after (a volatile function's, in READ COMMITTED).
-const COUNT_TWICE: &str = "CREATE FUNCTION count_twice() RETURNS text LANGUAGE plpgsql AS $$
+/// `CREATE FUNCTION name()`: counts the rows of `table`, waits for
+/// advisory lock 7, and counts them again: the second query is planned under
+/// its caller's snapshot and runs under one taken after (a volatile
+/// function's, in READ COMMITTED).
+fn count_twice_function(name: &str, table: &str) -> String {
+    format!(
+        "CREATE FUNCTION {name}() RETURNS text LANGUAGE plpgsql AS $$
     DECLARE first bigint;
     BEGIN
-        SELECT count(*) INTO first FROM docs;
+        SELECT count(*) INTO first FROM {table};
         PERFORM pg_advisory_lock_shared(7);
-        RETURN first || '/' || (SELECT count(*) FROM docs);
-    END $$";
+        RETURN first || '/' || (SELECT count(*) FROM {table});
+    END $$"
+    )
+}
+
+/// A database of `seed`'s with `count_twice()` over the docs, and
+/// `count_twice()` run for boss while `change` commits with a 34th row
+/// (`change_while_a_function_waits`). Returns what it gave and boss's
+/// session.
+fn count_twice_across(name: &str, change: &str) -> (Result<String, postgres::Error>, Client) {
+    let db = fresh_database(name);
+    seed(&db);
+    connect(&db, "postgres")
+        .batch_execute(&format!(
+            "{}; GRANT EXECUTE ON FUNCTION count_twice() TO {APP}",
+            count_twice_function("count_twice", "docs")
+        ))
+        .unwrap();
+    change_while_a_function_waits(&db, boss_session(&db), "SELECT count_twice()", change)
+}
 
 /// A revoke (and a row written with it) that commits while a function runs
 /// shows in neither the rows nor the answers of the function's next query:
@@ -1147,16 +1168,7 @@ const COUNT_TWICE: &str = "CREATE FUNCTION count_twice() RETURNS text LANGUAGE p
 /// revoke with the access boss had before it ("33/34").
 #[test]
 fn a_function_query_started_after_a_revoke_of_the_acting_user_is_refused() {
-    let db = fresh_database("gate_function_revoke");
-    seed(&db);
-    let mut dba = connect(&db, "postgres");
-    dba.batch_execute(&format!(
-        "{COUNT_TWICE}; GRANT EXECUTE ON FUNCTION count_twice() TO {APP}"
-    ))
-    .unwrap();
-    let reader = boss_session(&db);
-    let (value, mut reader) =
-        change_while_a_function_waits(&db, reader, "SELECT count_twice()", REVOKE);
+    let (value, mut reader) = count_twice_across("gate_function_revoke", REVOKE);
     assert_eq!(
         sqlstate(value),
         "40001",
@@ -1174,18 +1186,8 @@ fn a_function_query_started_after_a_revoke_of_the_acting_user_is_refused() {
 /// unchanged answers.
 #[test]
 fn a_function_query_started_after_another_users_change_runs() {
-    let db = fresh_database("gate_function_other");
-    seed(&db);
-    let mut dba = connect(&db, "postgres");
-    dba.batch_execute(&format!(
-        "{COUNT_TWICE}; GRANT EXECUTE ON FUNCTION count_twice() TO {APP}"
-    ))
-    .unwrap();
-    let reader = boss_session(&db);
-    let (value, _) = change_while_a_function_waits(
-        &db,
-        reader,
-        "SELECT count_twice()",
+    let (value, _) = count_twice_across(
+        "gate_function_other",
         "SELECT fluent_grant_role('ann', 'all_r')",
     );
     assert_eq!(value.unwrap(), "33/34", "both queries of the function");
@@ -1441,18 +1443,8 @@ fn a_write_bound_before_a_stalled_change_and_executed_after_is_refused() {
 /// written with the change.
 #[test]
 fn a_function_query_started_after_a_model_change_is_refused() {
-    let db = fresh_database("gate_function_model");
-    seed(&db);
-    let mut dba = connect(&db, "postgres");
-    dba.batch_execute(&format!(
-        "{COUNT_TWICE}; GRANT EXECUTE ON FUNCTION count_twice() TO {APP}"
-    ))
-    .unwrap();
-    let reader = boss_session(&db);
-    let (value, mut reader) = change_while_a_function_waits(
-        &db,
-        reader,
-        "SELECT count_twice()",
+    let (value, mut reader) = count_twice_across(
+        "gate_function_model",
         "SELECT fluent_create_module('notes')",
     );
     assert_eq!(sqlstate(value), "40001", "the query after the model change");
@@ -1489,15 +1481,11 @@ fn a_team_change_refuses_only_function_queries_that_folded_member_teams() {
              membership_row_column => 'project_id', membership_user_column => 'user_key',
              membership_role_column => 'role', membership_team_column => 'team');
          GRANT SELECT ON projects, project_roles TO {APP};
-         {COUNT_TWICE};
-         CREATE FUNCTION count_projects_twice() RETURNS text LANGUAGE plpgsql AS $$
-             DECLARE first bigint;
-             BEGIN
-                 SELECT count(*) INTO first FROM projects;
-                 PERFORM pg_advisory_lock_shared(7);
-                 RETURN first || '/' || (SELECT count(*) FROM projects);
-             END $$;
-         GRANT EXECUTE ON FUNCTION count_twice(), count_projects_twice() TO {APP}"
+         {};
+         {};
+         GRANT EXECUTE ON FUNCTION count_twice(), count_projects_twice() TO {APP}",
+        count_twice_function("count_twice", "docs"),
+        count_twice_function("count_projects_twice", "projects")
     ))
     .unwrap();
     let bob = app_session(&db, "bob");

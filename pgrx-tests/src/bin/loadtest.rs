@@ -323,10 +323,24 @@ impl Side {
         }
     }
 
+    fn is_fluent(self) -> bool {
+        self != Side::ByHand
+    }
+
     fn login(self) -> &'static str {
-        match self {
-            Side::ByHand => PLAIN_LOGIN,
-            Side::Fluent | Side::HandingOver => FLUENT_LOGIN,
+        if self.is_fluent() {
+            FLUENT_LOGIN
+        } else {
+            PLAIN_LOGIN
+        }
+    }
+
+    /// The table it reads and writes.
+    fn table(self) -> &'static str {
+        if self.is_fluent() {
+            "items"
+        } else {
+            "items_plain"
         }
     }
 
@@ -392,10 +406,7 @@ fn client_loop(
     counts: &Counts,
 ) {
     let mut rng = Rng(seed);
-    let table = match side {
-        Side::ByHand => "items_plain",
-        Side::Fluent | Side::HandingOver => "items",
-    };
+    let table = side.table();
     let mut attempt = 0u64;
     while Instant::now() < deadline {
         attempt += 1;
@@ -728,9 +739,10 @@ fn load_test() -> bool {
         let phases: Vec<Phase> = (0..rounds)
             .flat_map(|_| [Side::ByHand, Side::Fluent, Side::HandingOver])
             .map(|side| {
-                let bouncer = match side {
-                    Side::ByHand => &plain_bouncer,
-                    Side::Fluent | Side::HandingOver => &fluent_bouncer,
+                let bouncer = if side.is_fluent() {
+                    &fluent_bouncer
+                } else {
+                    &plain_bouncer
                 };
                 run_phase(side, bouncer, clients, seconds, &history)
             })
