@@ -36,10 +36,13 @@ fluent_install() {
     install -m 644 "$(dirname "${BASH_SOURCE[0]}")"/../tests/upgrade/fluent--*.sql "$($PG_CONFIG --sharedir)/extension/"
 }
 
-# fluent_start_cluster DIR PORT: a fresh cluster in DIR listening on a unix
-# socket in DIR only. Connect with: psql -h DIR -p PORT -U postgres
+# fluent_start_cluster DIR PORT [NAME=VALUE...]: a fresh cluster in DIR
+# listening on a unix socket in DIR only, with the server settings given.
+# Connect with: psql -h DIR -p PORT -U postgres
 fluent_start_cluster() {
-    local dir=$1 port=$2
+    local dir=$1 port=$2 setting settings=()
+    shift 2
+    for setting in "$@"; do settings+=(-c "$setting"); done
     rm -rf "$dir"
     mkdir -p "$dir"
     chown postgres:postgres "$dir"
@@ -53,7 +56,7 @@ fluent_start_cluster() {
     # The WAL is capped: the suites write a few GB through a cluster, and
     # PostgreSQL's default (1 GB kept) times four clusters is disk CI may lack.
     runuser -u postgres -- env -u RUST_BACKTRACE -u RUST_LIB_BACKTRACE "$PG_BIN/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w \
-        -o "-p $port -k $dir -c listen_addresses='' -c max_worker_processes=8 -c max_parallel_workers_per_gather=2 -c max_wal_size=96MB -c min_wal_size=32MB" \
+        -o "-p $port -k $dir -c listen_addresses='' -c max_worker_processes=8 -c max_parallel_workers_per_gather=2 -c max_wal_size=96MB -c min_wal_size=32MB ${settings[*]}" \
         start >/dev/null
 }
 
