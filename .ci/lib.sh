@@ -58,19 +58,6 @@ fluent_start_cluster() {
     runuser -u postgres -- env -u RUST_BACKTRACE -u RUST_LIB_BACKTRACE "$PG_BIN/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w \
         -o "-p $port -k $dir -c listen_addresses='' -c max_worker_processes=8 -c max_parallel_workers_per_gather=2 -c max_wal_size=96MB -c min_wal_size=32MB ${settings[*]}" \
         start >/dev/null
-    fluent_pass_nice "$dir/data/postmaster.pid"
-}
-
-# fluent_pass_nice PIDFILE: gives the server of PIDFILE the niceness of this
-# shell. pg_ctl starts a server in a session of its own, which Linux
-# schedules as a group of its own (autogroup) with the default weight,
-# whatever the niceness it inherited: a niced shell's servers would
-# otherwise take as much CPU as everything else on the machine together.
-fluent_pass_nice() {
-    local pid niceness
-    niceness=$(nice)
-    pid=$(head -n 1 "$1")
-    [[ $niceness == 0 || ! -e /proc/$pid/autogroup ]] || echo "$niceness" >"/proc/$pid/autogroup"
 }
 
 # fluent_install_preload_name PKGLIBDIR: the library that loads the version
@@ -133,7 +120,6 @@ full_page_writes = off
 CONF
         runuser -u postgres -- env -u RUST_BACKTRACE -u RUST_LIB_BACKTRACE "$bin/pg_ctl" -D "$node" \
             -l "$dir/node$i.log" -w start >/dev/null
-        fluent_pass_nice "$node/postmaster.pid"
     done
 }
 
