@@ -26,8 +26,27 @@ fluent_setup() {
     bash "$(dirname "${BASH_SOURCE[0]}")/setup"
 }
 
+# fluent_claim_library BUILD: readies target/release for the build of
+# fluent's library named BUILD (a PostgreSQL version's, or a released
+# version's). cargo names a cdylib without the hash that tells its builds
+# apart: each of them writes the same target/release/libfluent.so (and
+# deps/libfluent.so), and a build cargo finds fresh does not write it again,
+# so that it would hand over the library of whichever was built last (the
+# library for 18 installed into 15, or a released version's as the current
+# one). Unless BUILD wrote the library last, it is removed, and cargo builds
+# it again.
+fluent_claim_library() {
+    local release=${CARGO_TARGET_DIR:-$PWD/target}/release
+    if [[ $(cat "$release/libfluent.so.build" 2>/dev/null) != "$1" ]]; then
+        rm -f "$release/libfluent.so" "$release/deps/libfluent.so"
+    fi
+    mkdir -p "$release"
+    echo "$1" >"$release/libfluent.so.build"
+}
+
 # Builds fluent in release mode and installs it into the system PostgreSQL.
 fluent_install() {
+    fluent_claim_library "$PG_MAJOR"
     cargo pgrx install --release "${PGRX_FEATURES[@]}" --pg-config "$PG_CONFIG" >/dev/null
     fluent_install_preload_name "$($PG_CONFIG --pkglibdir)"
     # The install scripts of released versions, frozen next to the upgrade
