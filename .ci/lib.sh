@@ -26,28 +26,34 @@ fluent_setup() {
     bash "$(dirname "${BASH_SOURCE[0]}")/setup"
 }
 
-# fluent_claim_library BUILD: readies target/release for the build of
-# fluent's library named BUILD (a PostgreSQL version's, or a released
-# version's). cargo names a cdylib without the hash that tells its builds
-# apart: each of them writes the same target/release/libfluent.so (and
-# deps/libfluent.so), and a build cargo finds fresh does not write it again,
-# so that it would hand over the library of whichever was built last (the
-# library for 18 installed into 15, or a released version's as the current
-# one). Unless BUILD wrote the library last, it is removed, and cargo builds
-# it again.
-fluent_claim_library() {
-    local release=${CARGO_TARGET_DIR:-$PWD/target}/release
-    if [[ $(cat "$release/libfluent.so.build" 2>/dev/null) != "$1" ]]; then
-        rm -f "$release/libfluent.so" "$release/deps/libfluent.so"
+# fluent_build_library BUILD COMMAND...: runs COMMAND, which builds fluent's
+# library (BUILD names it: a PostgreSQL version's, or a released version's)
+# in this workspace's target directory. cargo names a cdylib without the
+# hash that tells its builds apart: each of them writes the same
+# target/release/libfluent.so (and deps/libfluent.so), and a build cargo
+# finds fresh does not write it again, so that it would hand over the
+# library of whichever was built last (the library for 18 installed into
+# 15, or a released version's as the current one). Unless this file is the
+# one BUILD wrote last (its name and the file's identity, recorded after
+# each build), it is removed first, and cargo builds it again.
+fluent_build_library() {
+    local build=$1 release
+    shift
+    release=$(cargo metadata --no-deps --format-version 1 |
+        python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')/release
+    if [[ $(cat "$release/libfluent.so.build" 2>/dev/null) != "$build $(fluent_library_identity "$release")" ]]; then
+        rm -f "$release/libfluent.so" "$release/deps/libfluent.so" "$release/libfluent.so.build"
     fi
-    mkdir -p "$release"
-    echo "$1" >"$release/libfluent.so.build"
+    "$@" || return 1
+    echo "$build $(fluent_library_identity "$release")" >"$release/libfluent.so.build"
+}
+fluent_library_identity() {
+    stat -c %i:%Y:%s "$1/deps/libfluent.so" 2>/dev/null || echo none
 }
 
 # Builds fluent in release mode and installs it into the system PostgreSQL.
 fluent_install() {
-    fluent_claim_library "$PG_MAJOR"
-    cargo pgrx install --release "${PGRX_FEATURES[@]}" --pg-config "$PG_CONFIG" >/dev/null
+    fluent_build_library "$PG_MAJOR" cargo pgrx install --release "${PGRX_FEATURES[@]}" --pg-config "$PG_CONFIG" >/dev/null
     fluent_install_preload_name "$($PG_CONFIG --pkglibdir)"
     # The install scripts of released versions, frozen next to the upgrade
     # tests (cargo pgrx installs the current version's and the update scripts
@@ -65,7 +71,7 @@ fluent_start_cluster() {
     rm -rf "$dir"
     mkdir -p "$dir"
     chown postgres:postgres "$dir"
-    runuser -u postgres -- "$PG_BIN/initdb" -D "$dir/data" -U postgres --auth=trust \
+    runuser -u postgres -- "$PG_BIN/initdb" -D "$dir/data" -U postgres --auth=trust --no-sync \
         --encoding=UTF8 --locale=C >"$dir/initdb.log" 2>&1
     # Prepared transactions: the suites test two-phase commit. In the
     # configuration file, which a replica's base backup copies (a hot
