@@ -39,13 +39,18 @@ fluent_setup() {
 fluent_build_library() {
     local build=$1 release
     shift
-    release=$(cargo metadata --no-deps --format-version 1 |
-        python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')/release
+    release=$(fluent_target_dir)/release
     if [[ $(cat "$release/libfluent.so.build" 2>/dev/null) != "$build $(fluent_library_identity "$release")" ]]; then
         rm -f "$release/libfluent.so" "$release/deps/libfluent.so" "$release/libfluent.so.build"
     fi
     "$@" || return 1
     echo "$build $(fluent_library_identity "$release")" >"$release/libfluent.so.build"
+}
+# The workspace's target directory, as cargo has it (CARGO_TARGET_DIR, a
+# configured target-dir, or target/).
+fluent_target_dir() {
+    cargo metadata --no-deps --format-version 1 |
+        python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])'
 }
 fluent_library_identity() {
     stat -c %i:%Y:%s "$1/deps/libfluent.so" 2>/dev/null || echo none
